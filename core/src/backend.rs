@@ -1,0 +1,244 @@
+//! The driver contract: [`Backend`], what it can do ([`Capabilities`]), how it claims a model
+//! ([`Selection`]), and the [`Registry`] an application composes from drivers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::estimate::{DeviceSlot, HostSlot, ResourceEstimate, ResourceEstimator};
+use crate::facts::{ModelFacts, ModelFormat};
+use crate::inventory::Vendor;
+use crate::launch::LaunchSpec;
+use crate::model::{Category, ModelSpec};
+use crate::Result;
+
+/// An operating system and CPU architecture pair, in GPUStack's label values.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Platform {
+    /// `linux`, `windows`, `darwin`.
+    pub os: String,
+    /// `amd64`, `arm64`.
+    pub arch: String,
+}
+
+impl Platform {
+    /// Builds a platform from its label values.
+    pub fn new(os: &str, arch: &str) -> Self {
+        Platform {
+            os: os.to_string(),
+            arch: arch.to_string(),
+        }
+    }
+}
+
+/// What a backend can do, checked by the planner before it asks the backend anything else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Model formats it loads.
+    pub formats: Vec<ModelFormat>,
+    /// Accelerator vendors it runs on.
+    pub vendors: Vec<Vendor>,
+    /// Platforms it runs on.
+    pub platforms: Vec<Platform>,
+    /// Categories of models it serves.
+    pub categories: Vec<Category>,
+    /// Runs with no accelerator at all.
+    pub cpu_only: bool,
+    /// Keeps part of a model in host memory while the rest is on accelerators.
+    pub cpu_offload: bool,
+    /// Splits one instance over several accelerators of one worker.
+    pub multi_device: bool,
+    /// Splits one instance over several workers.
+    pub multi_worker: bool,
+    /// Whether CPU offloading is on when the user says nothing (GPUStack: llama-box only).
+    pub default_cpu_offloading: bool,
+    /// Whether distribution across workers is on when the user says nothing.
+    pub default_distributed: bool,
+    /// Worker labels required when the user gives no selector (vLLM: `os=linux`).
+    pub default_worker_selector: BTreeMap<String, String>,
+    /// How devices on workers other than the main one are driven.
+    pub subordinates: SubordinateGrouping,
+}
+
+/// How a backend reaches devices that are not on the main worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubordinateGrouping {
+    /// It cannot: single-worker only.
+    None,
+    /// One subordinate process per remote device (llama.cpp RPC servers).
+    PerRemoteDevice,
+    /// One subordinate process per remote worker (Ray workers, MindIE nodes).
+    PerRemoteWorker,
+}
+
+/// How strongly a backend claims a model. Ordered: a stronger claim wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Claim {
+    /// The backend cannot serve this model.
+    Refuses,
+    /// The backend can serve it, but only when no other backend claims it more strongly.
+    Fallback,
+    /// The backend serves it (vLLM for HF models, MindIE for its supported architectures).
+    Supports,
+    /// The backend is the natural choice (GGUF for llama-box, speech models for vox-box).
+    Prefers,
+}
+
+/// A backend's answer to "do you want this model?".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// How strongly.
+    pub claim: Claim,
+    /// Why, in a sentence shown to the user.
+    pub reason: String,
+    /// Categories the backend detected from the files (used when the user gave none).
+    #[serde(default)]
+    pub categories: Vec<Category>,
+}
+
+impl Selection {
+    /// A selection with no detected categories.
+    pub fn new(claim: Claim, reason: impl Into<String>) -> Self {
+        Selection {
+            claim,
+            reason: reason.into(),
+            categories: Vec::new(),
+        }
+    }
+}
+
+/// How an instance is spread, in GPUStack's order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlacementMode {
+    /// One accelerator.
+    SingleDevice,
+    /// Several accelerators of one worker.
+    MultiDevice,
+    /// Accelerators of several workers.
+    MultiWorker,
+    /// Accelerators plus host memory for the layers that do not fit.
+    CpuOffload,
+    /// Host memory only.
+    CpuOnly,
+}
+
+/// A process the main one relies on, on another worker or for another device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subordinate {
+    /// Worker it runs on.
+    pub worker: String,
+    /// Address the main process reaches it at.
+    pub address: String,
+    /// Device indices on that worker it serves.
+    pub devices: Vec<u32>,
+    /// Port it listens on.
+    pub port: u16,
+}
+
+/// A chosen placement, ready to be translated into processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// How the instance is spread.
+    pub mode: PlacementMode,
+    /// Worker of the main process.
+    pub worker: String,
+    /// Address of that worker.
+    pub address: String,
+    /// Every accelerator used, in the backend's order (as given to the estimator).
+    pub devices: Vec<DeviceSlot>,
+    /// Host memory of the main worker.
+    pub host: HostSlot,
+    /// The estimate of this exact layout (its `launch_parameters` must be launched).
+    pub estimate: ResourceEstimate,
+    /// Port of the main process's endpoint.
+    pub port: u16,
+    /// Subordinate processes (llama.cpp RPC servers, Ray workers), one per entry.
+    pub subordinates: Vec<Subordinate>,
+}
+
+/// An inference backend driver. Pure and synchronous: no I/O beyond what it is handed.
+pub trait Backend: Send + Sync {
+    /// Stable id: `llama-box`, `vllm`, `vox-box`, `ascend-mindie`.
+    fn id(&self) -> &'static str;
+
+    /// What the backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Whether and how strongly the backend claims the model, and why.
+    fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection;
+
+    /// Checks the user's backend parameters against the backend's flag table. Returns
+    /// warnings for what is accepted but suspicious; errors for what the backend would refuse.
+    fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>>;
+
+    /// An estimator bound to this model and the parameters that will be launched.
+    fn estimator<'a>(
+        &'a self,
+        facts: &'a ModelFacts,
+        spec: &'a ModelSpec,
+    ) -> Result<Box<dyn ResourceEstimator + 'a>>;
+
+    /// The processes that run `assignment`: subordinates first, the main process last.
+    fn launch(
+        &self,
+        facts: &ModelFacts,
+        spec: &ModelSpec,
+        assignment: &Assignment,
+    ) -> Result<Vec<LaunchSpec>>;
+}
+
+/// The set of backends a planner chooses from. No global state: an application builds one
+/// (the `inferkit` facade's `default_registry()` registers every enabled driver).
+#[derive(Clone, Default)]
+pub struct Registry {
+    backends: Vec<Arc<dyn Backend>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.backends.iter().map(|b| b.id()))
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Adds a backend (builder style). A backend with the same id replaces the earlier one.
+    pub fn with(mut self, backend: impl Backend + 'static) -> Self {
+        self.register(Arc::new(backend));
+        self
+    }
+
+    /// Adds a backend. A backend with the same id replaces the earlier one.
+    pub fn register(&mut self, backend: Arc<dyn Backend>) {
+        self.backends.retain(|b| b.id() != backend.id());
+        self.backends.push(backend);
+    }
+
+    /// The backend with this id.
+    pub fn get(&self, id: &str) -> Option<&dyn Backend> {
+        self.backends
+            .iter()
+            .find(|b| b.id() == id)
+            .map(|b| b.as_ref())
+    }
+
+    /// Every backend, in registration order.
+    pub fn backends(&self) -> impl Iterator<Item = &dyn Backend> {
+        self.backends.iter().map(|b| b.as_ref())
+    }
+
+    /// Ids of every backend, in registration order.
+    pub fn ids(&self) -> Vec<&'static str> {
+        self.backends.iter().map(|b| b.id()).collect()
+    }
+}

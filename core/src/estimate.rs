@@ -1,0 +1,223 @@
+//! Memory estimates: the [`ResourceEstimator`] trait and what it answers.
+//!
+//! An estimator is bound to one model and one set of backend parameters (see
+//! [`Backend::estimator`](crate::Backend::estimator)), so that it can parse the parameters and
+//! precompute per-layer costs once, then answer many layout questions fast during placement.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{DeviceId, Vendor};
+use crate::{Error, Result};
+
+/// One accelerator taking part in an estimate, with the memory placement may claim on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSlot {
+    /// Which device.
+    pub id: DeviceId,
+    /// Its vendor.
+    pub vendor: Vendor,
+    /// Product name.
+    pub name: String,
+    /// Total device memory in bytes.
+    pub total: u64,
+    /// Bytes placement may claim: total − used − existing allocations − reserve.
+    pub allocatable: u64,
+    /// Reached from the main worker over the network (llama.cpp RPC device, Ray worker).
+    pub remote: bool,
+    /// Compute capability or the vendor's equivalent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_capability: Option<String>,
+}
+
+/// Host memory of the main worker taking part in an estimate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSlot {
+    /// Worker name.
+    pub worker: String,
+    /// Total RAM in bytes.
+    pub total: u64,
+    /// Bytes placement may claim.
+    pub allocatable: u64,
+}
+
+/// How a model is split over the devices of an estimate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Layout {
+    /// Everything in host memory.
+    CpuOnly,
+    /// The whole model on the single device of the request.
+    Single,
+    /// llama.cpp-style layer offload: `offload_layers` layers (llama.cpp's count: the output
+    /// layer first, then repeating layers from the last) go to the devices in contiguous blocks
+    /// in proportion to `tensor_split`; the rest stays in host memory.
+    Layers {
+        /// Layers offloaded, 0..=`total_layers`.
+        offload_layers: u32,
+        /// Repeating layers + 1 (the output layer).
+        total_layers: u32,
+        /// Share of each device (same order as the request's devices); empty = llama.cpp's
+        /// default split.
+        tensor_split: Vec<u64>,
+    },
+    /// Tensor × pipeline parallel over the request's devices (vLLM, MindIE).
+    Parallel {
+        /// Tensor-parallel size.
+        tensor_parallel: u32,
+        /// Pipeline-parallel size.
+        pipeline_parallel: u32,
+    },
+}
+
+/// An estimate question: this model, these devices, this layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimateRequest {
+    /// Accelerators in the backend's order (for llama.cpp: RPC devices first, then local).
+    pub devices: Vec<DeviceSlot>,
+    /// Host memory of the main worker.
+    pub host: HostSlot,
+    /// The split to estimate.
+    pub layout: Layout,
+}
+
+/// A placement question: find the best layout of this model over these devices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitRequest {
+    /// Accelerators available, in the backend's order. Empty means CPU only.
+    pub devices: Vec<DeviceSlot>,
+    /// Host memory of the main worker.
+    pub host: HostSlot,
+    /// Whether part of the model may stay in host memory (llama.cpp partial offload).
+    pub allow_cpu_offload: bool,
+}
+
+/// Bytes by component on one device (or in host memory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Components {
+    /// Model weights.
+    pub weights: u64,
+    /// KV cache (or recurrent state).
+    pub kv: u64,
+    /// Compute (activation) buffers.
+    pub compute: u64,
+    /// Output buffers (logits, embeddings).
+    pub output: u64,
+    /// Fixed overheads (runtime context, CUDA graphs, allocator slack).
+    pub overhead: u64,
+}
+
+impl Components {
+    /// Sum of all components.
+    pub fn total(&self) -> u64 {
+        self.weights
+            .saturating_add(self.kv)
+            .saturating_add(self.compute)
+            .saturating_add(self.output)
+            .saturating_add(self.overhead)
+    }
+}
+
+impl std::ops::AddAssign for Components {
+    fn add_assign(&mut self, rhs: Self) {
+        self.weights = self.weights.saturating_add(rhs.weights);
+        self.kv = self.kv.saturating_add(rhs.kv);
+        self.compute = self.compute.saturating_add(rhs.compute);
+        self.output = self.output.saturating_add(rhs.output);
+        self.overhead = self.overhead.saturating_add(rhs.overhead);
+    }
+}
+
+/// The estimate for one accelerator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceEstimate {
+    /// The device, as given in the request.
+    pub device: DeviceId,
+    /// Display name in the backend's terms (`gpu0`, `rpc1`).
+    pub name: String,
+    /// Bytes by component.
+    pub components: Components,
+    /// What placement must reserve on the device. At least `components.total()`; more where the
+    /// backend claims a fixed share of the device (vLLM's `--gpu-memory-utilization`).
+    pub claim: u64,
+    /// Model layers held (llama.cpp layouts), for display.
+    #[serde(default)]
+    pub layers: u32,
+}
+
+/// The answer of an estimator: bytes per device and per component, plus host RAM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceEstimate {
+    /// The layout this estimate is for (resolved: no defaults left implicit).
+    pub layout: Layout,
+    /// One entry per accelerator of the request, in request order.
+    pub devices: Vec<DeviceEstimate>,
+    /// Host RAM of the main worker, by component.
+    pub host: Components,
+    /// Backend parameters the launch must carry so that it matches this estimate (for example
+    /// a lowered `--gpu-memory-utilization` or a computed `--max-model-len`), as `--flag value`
+    /// token pairs in the backend's syntax.
+    #[serde(default)]
+    pub launch_parameters: Vec<String>,
+    /// Backend-specific facts worth showing (KV capacity in tokens, largest context that fits,
+    /// projector buffers...).
+    #[serde(default)]
+    pub details: BTreeMap<String, serde_json::Value>,
+    /// Sentences explaining choices the estimator made.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl ResourceEstimate {
+    /// `Ok` when every device's claim and the host RAM fit what is allocatable, else
+    /// [`Error::DoesNotFit`] naming the first over-claimed device.
+    pub fn check_fits(&self, request_devices: &[DeviceSlot], host: &HostSlot) -> Result<()> {
+        for (estimate, slot) in self.devices.iter().zip(request_devices) {
+            if estimate.claim > slot.allocatable {
+                return Err(Error::DoesNotFit {
+                    needed: estimate.claim,
+                    available: slot.allocatable,
+                    reason: format!("{} ({}) is too small", slot.id, slot.name),
+                });
+            }
+        }
+        let ram = self.host.total();
+        if ram > host.allocatable {
+            return Err(Error::DoesNotFit {
+                needed: ram,
+                available: host.allocatable,
+                reason: format!("host RAM of {} is too small", host.worker),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Sizes a model bound to one set of backend parameters.
+pub trait ResourceEstimator: Send + Sync {
+    /// Bytes per device and component for exactly this layout. Pure and fast: placement calls
+    /// it many times.
+    fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate>;
+
+    /// The best layout of the model over `request.devices`, or [`Error::DoesNotFit`] /
+    /// [`Error::Unsupported`] saying why none works. The default estimates the natural layout
+    /// (everything on the devices, no offload) and checks that it fits.
+    fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
+        let layout = match request.devices.len() {
+            0 => Layout::CpuOnly,
+            1 => Layout::Single,
+            n => Layout::Parallel {
+                tensor_parallel: u32::try_from(n).unwrap_or(u32::MAX),
+                pipeline_parallel: 1,
+            },
+        };
+        let estimate = self.estimate(&EstimateRequest {
+            devices: request.devices.clone(),
+            host: request.host.clone(),
+            layout,
+        })?;
+        estimate.check_fits(&request.devices, &request.host)?;
+        Ok(estimate)
+    }
+}

@@ -1,0 +1,280 @@
+//! What a cluster has: workers, their devices, and what is already running on them.
+//!
+//! These types are also the cluster JSON format that `plan --cluster` reads and that
+//! `probe --json` writes, so their field names are a public contract:
+//!
+//! ```json
+//! {"workers": [{"name": "w1", "os": "linux", "arch": "amd64", "labels": {},
+//!   "cpu_cores": 32, "ram": {"total": 137438953472, "used": 8589934592},
+//!   "devices": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA H100 80GB HBM3",
+//!                "memory": {"total": 85520809984, "used": 0}, "compute_capability": "9.0"}],
+//!   "allocations": [{"name": "qwen-0", "devices": {"0": 21474836480}, "ram": 0}]}]}
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// A whole cluster: every worker the planner may place a model on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// The workers, in any order (placement breaks ties by worker name).
+    pub workers: Vec<WorkerInventory>,
+}
+
+impl Cluster {
+    /// Reads a cluster from its JSON file.
+    pub fn from_json_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, &e))?;
+        Self::from_json_str(&text, path)
+    }
+
+    /// Parses cluster JSON; `origin` names the source in errors.
+    pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| json_error(text, origin, &e))
+    }
+
+    /// Looks a worker up by name.
+    pub fn worker(&self, name: &str) -> Option<&WorkerInventory> {
+        self.workers.iter().find(|w| w.name == name)
+    }
+}
+
+/// Turns a serde_json error into a parse error with the byte offset of the line and column.
+pub(crate) fn json_error(text: &str, origin: &Path, err: &serde_json::Error) -> Error {
+    let offset = text
+        .split_inclusive('\n')
+        .take(err.line().saturating_sub(1))
+        .map(|l| l.len() as u64)
+        .sum::<u64>()
+        + err.column().saturating_sub(1) as u64;
+    Error::parse(origin, offset, err.to_string())
+}
+
+/// One machine: its host resources, its accelerators and what already runs on them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInventory {
+    /// Unique worker name (placement's tie-breaker).
+    pub name: String,
+    /// Operating system as GPUStack labels it: `linux`, `windows`, `darwin`.
+    #[serde(default)]
+    pub os: String,
+    /// CPU architecture as GPUStack labels it: `amd64`, `arm64`.
+    #[serde(default)]
+    pub arch: String,
+    /// Free-form labels used by worker selectors (`os` and `arch` are implied by the fields).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Address other workers reach this one at (RPC servers, Ray); defaults to the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Logical CPU cores.
+    #[serde(default)]
+    pub cpu_cores: u32,
+    /// CPU brand string, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_brand: Option<String>,
+    /// Host memory.
+    #[serde(default)]
+    pub ram: Memory,
+    /// Accelerators, in the order the worker's runtime numbers them.
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// Claims of model instances already placed on this worker.
+    #[serde(default)]
+    pub allocations: Vec<Allocation>,
+}
+
+impl WorkerInventory {
+    /// The label value for `key`, where `os` and `arch` fall back to the fields of that name.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        match self.labels.get(key) {
+            Some(v) => Some(v.as_str()),
+            None if key == "os" && !self.os.is_empty() => Some(&self.os),
+            None if key == "arch" && !self.arch.is_empty() => Some(&self.arch),
+            None => None,
+        }
+    }
+
+    /// The device with runtime index `index`.
+    pub fn device(&self, index: u32) -> Option<&Device> {
+        self.devices.iter().find(|d| d.index == index)
+    }
+
+    /// Bytes existing allocations claim on device `index`.
+    pub fn allocated_on_device(&self, index: u32) -> u64 {
+        let key = index.to_string();
+        self.allocations
+            .iter()
+            .filter_map(|a| a.devices.get(&key))
+            .fold(0u64, |acc, b| acc.saturating_add(*b))
+    }
+
+    /// Bytes of host RAM existing allocations claim.
+    pub fn allocated_ram(&self) -> u64 {
+        self.allocations
+            .iter()
+            .fold(0u64, |acc, a| acc.saturating_add(a.ram))
+    }
+
+    /// The address other workers use to reach this one.
+    pub fn address(&self) -> &str {
+        self.address.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// Total and used bytes of a memory pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Capacity in bytes.
+    pub total: u64,
+    /// Bytes in use now (by anything, including processes the platform does not know about).
+    #[serde(default)]
+    pub used: u64,
+}
+
+impl Memory {
+    /// `total - used`, never negative.
+    pub fn free(&self) -> u64 {
+        self.total.saturating_sub(self.used)
+    }
+}
+
+/// Accelerator vendor.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    /// NVIDIA GPU (CUDA).
+    Nvidia,
+    /// AMD GPU (ROCm/HIP).
+    Amd,
+    /// Huawei Ascend NPU (CANN).
+    Ascend,
+    /// Apple silicon GPU (Metal).
+    Apple,
+    /// Any other vendor, by the name the inventory gave.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl Vendor {
+    /// The lowercase name used in cluster JSON.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Vendor::Nvidia => "nvidia",
+            Vendor::Amd => "amd",
+            Vendor::Ascend => "ascend",
+            Vendor::Apple => "apple",
+            Vendor::Other(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for Vendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One accelerator (GPU, NPU, or a MIG instance exposed as its own device).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// Index as the worker's runtime numbers it (`CUDA_VISIBLE_DEVICES`, `ASCEND_RT_VISIBLE_DEVICES`).
+    pub index: u32,
+    /// Vendor.
+    pub vendor: Vendor,
+    /// Product name (`NVIDIA GeForce RTX 4090`, `Ascend910B3`).
+    #[serde(default)]
+    pub name: String,
+    /// Device memory.
+    pub memory: Memory,
+    /// CUDA compute capability (`8.9`), or the vendor's equivalent (`gfx1100`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_capability: Option<String>,
+    /// Stable unique id (NVIDIA UUID, MIG UUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// PCI bus id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci_bus_id: Option<String>,
+    /// Driver version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_version: Option<String>,
+    /// Runtime version (CUDA, CANN, ROCm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_version: Option<String>,
+    /// Physical id where it differs from `index` (Ascend NPU id, the parent GPU of a MIG slice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_index: Option<u32>,
+    /// MIG or other partition information, when this device is a partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<Partition>,
+}
+
+/// A partition of a physical accelerator (NVIDIA MIG instance and similar).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    /// Profile name (`1g.10gb`).
+    pub profile: String,
+    /// Index of the parent physical device.
+    pub parent_index: u32,
+    /// GPU instance id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_instance_id: Option<u32>,
+    /// Compute instance id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_instance_id: Option<u32>,
+}
+
+/// Resources an existing model instance claims on a worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// Instance name.
+    pub name: String,
+    /// Bytes claimed per device, keyed by the device index as a string (JSON object keys).
+    #[serde(default)]
+    pub devices: BTreeMap<String, u64>,
+    /// Host RAM bytes claimed.
+    #[serde(default)]
+    pub ram: u64,
+}
+
+/// Identifies one device in a cluster: `worker:vendor:index` in GPUStack's gpu_selector form
+/// (the middle part is accepted for compatibility and otherwise ignored).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DeviceId {
+    /// Worker name.
+    pub worker: String,
+    /// Device index on that worker.
+    pub index: u32,
+}
+
+impl std::str::FromStr for DeviceId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid_parameter(
+                "gpu_selector",
+                format!("`{s}` is not of the form worker:device:index (e.g. `w1:cuda:0`)"),
+            )
+        };
+        let mut parts = s.rsplitn(3, ':');
+        let index = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+        let _device_kind = parts.next().ok_or_else(bad)?;
+        let worker = parts.next().filter(|w| !w.is_empty()).ok_or_else(bad)?;
+        Ok(DeviceId {
+            worker: worker.to_string(),
+            index,
+        })
+    }
+}
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.worker, self.index)
+    }
+}

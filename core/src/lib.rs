@@ -1,0 +1,31 @@
+//! # inferkit-core
+//!
+//! The shared half of inferkit: model readers (GGUF headers, Hugging Face directories), the
+//! cluster inventory, the driver traits ([`Backend`], [`ResourceEstimator`], [`DeviceProbe`]),
+//! placement, planning and launch specifications. Core never names a driver; the `inferkit`
+//! facade crate composes the drivers into a [`Registry`].
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod error;
+pub mod estimate;
+pub mod facts;
+pub mod inventory;
+pub mod launch;
+pub mod model;
+pub mod probe;
+
+pub use backend::{
+    Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Registry, Selection,
+    Subordinate, SubordinateGrouping,
+};
+pub use error::{Error, Result};
+pub use estimate::{
+    Components, DeviceEstimate, DeviceSlot, EstimateRequest, FitRequest, HostSlot, Layout,
+    ResourceEstimate, ResourceEstimator,
+};
+pub use facts::{DirectoryFacts, ModelFacts, ModelFormat};
+pub use inventory::{Allocation, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory};
+pub use launch::{HealthCheck, LaunchFile, LaunchSpec, ProcessRole};
+pub use model::{Category, ModelSource, ModelSpec};
+pub use probe::DeviceProbe;

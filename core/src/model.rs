@@ -1,0 +1,178 @@
+//! What the user asked for ([`ModelSpec`]) and what the model files say ([`ModelFacts`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::DeviceId;
+
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum ModelSource {
+    /// A file (`.gguf`, first shard of a split GGUF) or a model directory on the worker's disk.
+    LocalPath {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A Hugging Face repository, known only by its id (no files read).
+    Huggingface {
+        /// `org/name`.
+        repo_id: String,
+        /// A file inside the repository (GGUF models).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filename: Option<String>,
+    },
+    /// A ModelScope repository, known only by its id (no files read).
+    ModelScope {
+        /// `org/name`.
+        model_id: String,
+        /// A file inside the repository (GGUF models).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file_path: Option<String>,
+    },
+}
+
+impl ModelSource {
+    /// The local path, when the model is on disk.
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match self {
+            ModelSource::LocalPath { path } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The file or repository name, for display and default model names.
+    pub fn display_name(&self) -> String {
+        match self {
+            ModelSource::LocalPath { path } => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string()),
+            ModelSource::Huggingface { repo_id, .. } => repo_id.clone(),
+            ModelSource::ModelScope { model_id, .. } => model_id.clone(),
+        }
+    }
+}
+
+/// What kind of service a model provides (GPUStack's categories).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Text generation (chat, completion), including vision-language models.
+    Llm,
+    /// Text embeddings.
+    Embedding,
+    /// Reranking (cross-encoder scores).
+    Reranker,
+    /// Image generation (diffusion).
+    Image,
+    /// Speech recognition.
+    SpeechToText,
+    /// Speech synthesis.
+    TextToSpeech,
+}
+
+impl Category {
+    /// The snake_case name used in JSON and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Llm => "llm",
+            Category::Embedding => "embedding",
+            Category::Reranker => "reranker",
+            Category::Image => "image",
+            Category::SpeechToText => "speech_to_text",
+            Category::TextToSpeech => "text_to_speech",
+        }
+    }
+}
+
+/// Everything the user decided about one deployment. Unset options mean "let inferkit decide".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Deployment name: served model name and alias of the running backend.
+    pub name: String,
+    /// Where the model files are.
+    #[serde(flatten)]
+    pub source: ModelSource,
+    /// Backend id chosen by the user (`llama-box`, `vllm`, `vox-box`, `ascend-mindie`); it
+    /// always wins over automatic selection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Backend version chosen by the user (selects the flag table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_version: Option<String>,
+    /// Categories given by the user; detected from the files when empty.
+    #[serde(default)]
+    pub categories: Vec<Category>,
+    /// Backend command-line parameters given by the user, one token or `--flag=value` each.
+    #[serde(default)]
+    pub backend_parameters: Vec<String>,
+    /// Extra environment for the backend processes.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Worker labels a worker must carry to be considered.
+    #[serde(default)]
+    pub worker_selector: BTreeMap<String, String>,
+    /// Devices chosen by hand; placement then only checks and sizes them.
+    #[serde(default)]
+    pub device_selector: Vec<DeviceId>,
+    /// Allow placing part of the model in host memory (None: the backend's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_offloading: Option<bool>,
+    /// Allow spreading one instance over several workers (None: the backend's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed_inference_across_workers: Option<bool>,
+}
+
+impl ModelSpec {
+    /// A spec for a local file or directory with every option left to inferkit.
+    pub fn local(path: impl Into<PathBuf>) -> Self {
+        let source = ModelSource::LocalPath { path: path.into() };
+        ModelSpec {
+            name: default_model_name(&source),
+            source,
+            backend: None,
+            backend_version: None,
+            categories: Vec::new(),
+            backend_parameters: Vec::new(),
+            env: BTreeMap::new(),
+            worker_selector: BTreeMap::new(),
+            device_selector: Vec::new(),
+            cpu_offloading: None,
+            distributed_inference_across_workers: None,
+        }
+    }
+}
+
+/// A model name derived from its source: the file stem without the shard suffix and
+/// extension, lowercased (`Qwen2.5-0.5B-Instruct-Q4_K_M.gguf` → `qwen2.5-0.5b-instruct-q4_k_m`).
+fn default_model_name(source: &ModelSource) -> String {
+    let name = source.display_name();
+    let name = name.strip_suffix(".gguf").unwrap_or(&name);
+    let name = match name.rfind("-of-") {
+        Some(pos) if name[..pos].rfind('-').is_some() => {
+            let dash = name[..pos].rfind('-').unwrap_or(pos);
+            &name[..dash]
+        }
+        _ => name,
+    };
+    let name = name.rsplit('/').next().unwrap_or(name);
+    name.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_drop_extension_and_shard_suffix() {
+        let spec = ModelSpec::local("/m/DeepSeek-R1-Q8_0-00001-of-00015.gguf");
+        assert_eq!(spec.name, "deepseek-r1-q8_0");
+        let spec = ModelSpec::local("/m/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf");
+        assert_eq!(spec.name, "qwen2.5-0.5b-instruct-q4_k_m");
+        let spec = ModelSpec::local("/models/Llama-3.1-8B");
+        assert_eq!(spec.name, "llama-3.1-8b");
+    }
+}
