@@ -57,6 +57,17 @@ pub enum Error {
         /// A sentence explaining which term did not fit where.
         reason: String,
     },
+    /// No placement of the model fits the cluster: every option considered, and why each was
+    /// refused.
+    #[error("{reason}")]
+    NoPlacement {
+        /// One sentence naming the model, the backend and the last option refused.
+        reason: String,
+        /// What the planner did, in order.
+        explanation: Vec<String>,
+        /// Every option refused, with the numbers that refused it.
+        rejected: Vec<crate::placement::Rejection>,
+    },
     /// A device probe failed although its driver or tool is present.
     #[error("probe {probe} failed: {reason}")]
     Probe {

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::gguf::GgufModel;
+use crate::hf::HfModel;
 use crate::model::ModelSource;
 use crate::{Error, Result};
 
@@ -34,6 +36,10 @@ pub struct DirectoryFacts {
     pub files: Vec<String>,
     /// Content of the top-level `*.json`, `*.yaml` and `*.yml` files up to 1 MiB, by name.
     pub texts: BTreeMap<String, String>,
+    /// Sizes in bytes of the top-level files, by name (speech backends size a model by its
+    /// main weight file, as GPUStack's vox-box selector does).
+    #[serde(default)]
+    pub sizes: BTreeMap<String, u64>,
 }
 
 impl DirectoryFacts {
@@ -42,18 +48,20 @@ impl DirectoryFacts {
         let mut facts = DirectoryFacts::default();
         for entry in read_dir_sorted(dir)? {
             let name = entry_name(&entry);
-            let meta = entry.metadata().map_err(|e| Error::io(entry.path(), &e))?;
+            // Follow symlinks: Hugging Face cache snapshots are trees of links into blobs/.
+            let path = entry.path();
+            let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, &e))?;
             if meta.is_dir() {
-                for sub in read_dir_sorted(&entry.path())? {
+                for sub in read_dir_sorted(&path)? {
                     facts.files.push(format!("{name}/{}", entry_name(&sub)));
                 }
                 continue;
             }
             if is_config_text(&name) && meta.len() <= MAX_TEXT_FILE {
-                let path = entry.path();
                 let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
                 facts.texts.insert(name.clone(), text);
             }
+            facts.sizes.insert(name.clone(), meta.len());
             facts.files.push(name);
         }
         facts.files.sort();
@@ -62,7 +70,24 @@ impl DirectoryFacts {
 
     /// Whether the directory has a file of this relative name.
     pub fn has_file(&self, name: &str) -> bool {
-        self.files.binary_search_by(|f| f.as_str().cmp(name)).is_ok()
+        self.files
+            .binary_search_by(|f| f.as_str().cmp(name))
+            .is_ok()
+    }
+
+    /// The GGUF model file of a directory holding exactly one GGUF model (its first shard when
+    /// split), ignoring projector (`*mmproj*`) files. `None` when there is none or several.
+    pub fn single_gguf_model(&self) -> Option<&str> {
+        let mut models = self
+            .files
+            .iter()
+            .filter(|f| !f.contains('/') && f.ends_with(".gguf") && !f.contains("mmproj"))
+            .filter(|f| match crate::gguf::parse_split_name(Path::new(f)) {
+                Some(split) => split.number == 1,
+                None => true,
+            });
+        let first = models.next()?;
+        models.next().is_none().then_some(first.as_str())
     }
 
     /// Parses a kept JSON file.
@@ -71,8 +96,18 @@ impl DirectoryFacts {
     }
 }
 
+/// Whether the directory's `config.json` looks like a transformers config (it names
+/// `architectures` or a `model_type`), as opposed to another tool's config file.
+fn is_hf_config(directory: &DirectoryFacts) -> bool {
+    directory.json("config.json").is_some_and(|config| {
+        config.get("architectures").is_some() || config.get("model_type").is_some()
+    })
+}
+
 fn is_config_text(name: &str) -> bool {
-    [".json", ".yaml", ".yml"].iter().any(|ext| name.ends_with(ext))
+    [".json", ".yaml", ".yml"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
 }
 
 fn entry_name(entry: &std::fs::DirEntry) -> String {
@@ -101,4 +136,97 @@ pub struct ModelFacts {
     /// The directory listing (the model directory, or the directory holding a GGUF file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<DirectoryFacts>,
+    /// The parsed GGUF header (all shards), for GGUF models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gguf: Option<GgufModel>,
+    /// The parsed `config.json` and safetensors headers, for Hugging Face directories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf: Option<HfModel>,
+}
+
+impl ModelFacts {
+    /// Reads what the files of `source` say. Local GGUF files (or a directory holding one GGUF
+    /// model) are parsed header-only; directories are listed with their small config files.
+    /// Remote sources yield facts with no files.
+    pub fn read(source: &ModelSource) -> Result<ModelFacts> {
+        let Some(path) = source.local_path() else {
+            return Ok(ModelFacts {
+                source: source.clone(),
+                format: ModelFormat::Remote,
+                path: None,
+                directory: None,
+                gguf: None,
+                hf: None,
+            });
+        };
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
+        if meta.is_dir() {
+            Self::read_directory(source, path)
+        } else {
+            Self::read_gguf(source, path)
+        }
+    }
+
+    fn read_gguf(source: &ModelSource, file: &Path) -> Result<ModelFacts> {
+        let gguf = GgufModel::open(file)?;
+        let directory = match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => Some(DirectoryFacts::read(dir)?),
+            _ => Some(DirectoryFacts::read(Path::new("."))?),
+        };
+        Ok(ModelFacts {
+            source: source.clone(),
+            format: ModelFormat::Gguf,
+            path: Some(file.to_path_buf()),
+            directory,
+            gguf: Some(gguf),
+            hf: None,
+        })
+    }
+
+    fn read_directory(source: &ModelSource, dir: &Path) -> Result<ModelFacts> {
+        let directory = DirectoryFacts::read(dir)?;
+        if let Some(file) = directory.single_gguf_model() {
+            let mut facts = Self::read_gguf(source, &dir.join(file))?;
+            facts.directory = Some(directory);
+            return Ok(facts);
+        }
+        // A directory with a config.json is a Hugging Face model only when that config parses
+        // as one; speech models (CosyVoice, Dia) carry config files of other shapes.
+        let hf = match directory.has_file("config.json") && is_hf_config(&directory) {
+            true => Some(HfModel::open(dir)?),
+            false => None,
+        };
+        let format = match hf {
+            Some(_) => ModelFormat::Safetensors,
+            None => ModelFormat::Directory,
+        };
+        Ok(ModelFacts {
+            source: source.clone(),
+            format,
+            path: Some(dir.to_path_buf()),
+            directory: Some(directory),
+            gguf: None,
+            hf,
+        })
+    }
+
+    /// The Hugging Face model, or [`Error::Unsupported`] saying the model has no `config.json`.
+    pub fn require_hf(&self) -> Result<&HfModel> {
+        self.hf.as_ref().ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{} is not a Hugging Face model directory (no config.json)",
+                self.source.display_name()
+            ))
+        })
+    }
+
+    /// The GGUF header, or [`Error::Unsupported`] saying the model is not a GGUF file.
+    pub fn require_gguf(&self) -> Result<&GgufModel> {
+        self.gguf.as_ref().ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{} is not a GGUF model",
+                self.source.display_name()
+            ))
+        })
+    }
 }

@@ -43,8 +43,9 @@ impl Cluster {
     }
 }
 
-/// Turns a serde_json error into a parse error with the byte offset of the line and column.
-pub(crate) fn json_error(text: &str, origin: &Path, err: &serde_json::Error) -> Error {
+/// Turns a serde_json error on `text` (read from `origin`) into an [`Error::Parse`] with the
+/// byte offset of the line and column serde_json reports.
+pub fn json_error(text: &str, origin: &Path, err: &serde_json::Error) -> Error {
     let offset = text
         .split_inclusive('\n')
         .take(err.line().saturating_sub(1))
@@ -171,6 +172,26 @@ impl Vendor {
             Vendor::Other(name) => name,
         }
     }
+
+    /// The environment variable that pins a process to devices of this vendor, by GPUStack's
+    /// table (`worker/backends/base.py`): a case-insensitive substring match of the vendor
+    /// name, `CUDA_VISIBLE_DEVICES` when nothing matches.
+    pub fn visible_devices_env(&self) -> &'static str {
+        const TABLE: [(&str, &str); 7] = [
+            ("nvidia", "CUDA_VISIBLE_DEVICES"),
+            ("ascend", "ASCEND_RT_VISIBLE_DEVICES"),
+            ("huawei", "ASCEND_RT_VISIBLE_DEVICES"),
+            ("amd", "ROCR_VISIBLE_DEVICES"),
+            ("hygon", "HIP_VISIBLE_DEVICES"),
+            ("iluvatar", "CUDA_VISIBLE_DEVICES"),
+            ("cambricon", "MLU_VISIBLE_DEVICES"),
+        ];
+        let name = self.as_str().to_lowercase();
+        TABLE
+            .iter()
+            .find(|(vendor, _)| name.contains(vendor))
+            .map_or("CUDA_VISIBLE_DEVICES", |(_, variable)| variable)
+    }
 }
 
 impl std::fmt::Display for Vendor {
@@ -206,7 +227,9 @@ pub struct Device {
     /// Runtime version (CUDA, CANN, ROCm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_version: Option<String>,
-    /// Physical id where it differs from `index` (Ascend NPU id, the parent GPU of a MIG slice).
+    /// Physical id where it differs from `index`: for Ascend, the chip logic id that
+    /// `ASCEND_RT_VISIBLE_DEVICES` takes (equal to the NPU id on 910B, not on multi-chip 310P
+    /// cards); for a MIG slice, its parent GPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical_index: Option<u32>,
     /// MIG or other partition information, when this device is a partition.

@@ -28,6 +28,11 @@ pub struct LaunchFile {
     pub path: PathBuf,
     /// Full content.
     pub content: String,
+    /// When set, `path` is made a symbolic link to this existing path instead of a file with
+    /// `content` (which is then empty): overlay directories that replace a few files of a
+    /// model directory without writing into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_to: Option<PathBuf>,
 }
 
 /// How to tell that a process is ready to serve.
@@ -95,11 +100,19 @@ mod tests {
             worker: "w".into(),
             role: ProcessRole::Main,
             program: "llama-box".into(),
-            args: vec!["--alias".into(), "my model".into(), "--ctx-size".into(), "8192".into()],
+            args: vec![
+                "--alias".into(),
+                "my model".into(),
+                "--ctx-size".into(),
+                "8192".into(),
+            ],
             env: BTreeMap::new(),
             files: vec![],
             health: None,
         };
-        assert_eq!(spec.command_line(), "llama-box --alias 'my model' --ctx-size 8192");
+        assert_eq!(
+            spec.command_line(),
+            "llama-box --alias 'my model' --ctx-size 8192"
+        );
     }
 }

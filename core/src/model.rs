@@ -1,4 +1,4 @@
-//! What the user asked for ([`ModelSpec`]) and what the model files say ([`ModelFacts`]).
+//! What the user asked for ([`ModelSpec`]); what the files say is [`ModelFacts`](crate::facts::ModelFacts).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -127,9 +127,13 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
-    /// A spec for a local file or directory with every option left to inferkit.
+    /// A spec for a local file or directory with every option left to inferkit. A relative
+    /// path is made absolute against the current directory, because launched processes run in
+    /// their own run directory.
     pub fn local(path: impl Into<PathBuf>) -> Self {
-        let source = ModelSource::LocalPath { path: path.into() };
+        let path = path.into();
+        let path = std::path::absolute(&path).unwrap_or(path);
+        let source = ModelSource::LocalPath { path };
         ModelSpec {
             name: default_model_name(&source),
             source,

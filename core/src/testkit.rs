@@ -1,0 +1,214 @@
+//! The driver conformance suite (feature `testkit`): checks every driver must pass, called from
+//! each driver crate's tests with real models of that driver.
+//!
+//! ```ignore
+//! #[test]
+//! fn conformance() {
+//!     let facts = ModelFacts::read(&spec.source).unwrap();
+//!     inferkit_core::testkit::check_backend(&MyBackend::new(), &facts, &spec, &devices);
+//! }
+//! ```
+//!
+//! Each check panics with a message naming the broken invariant: this module is for tests.
+
+use std::collections::BTreeSet;
+
+use crate::backend::{Assignment, Backend, Claim, PlacementMode, Subordinate, SubordinateGrouping};
+use crate::estimate::{DeviceSlot, FitRequest, HostSlot};
+use crate::facts::ModelFacts;
+use crate::inventory::{DeviceId, Vendor};
+use crate::launch::ProcessRole;
+use crate::model::ModelSpec;
+
+/// A device slot of `gib` GiB on `worker`, index `index`, entirely allocatable.
+pub fn gpu(worker: &str, index: u32, gib: u64) -> DeviceSlot {
+    DeviceSlot {
+        id: DeviceId {
+            worker: worker.to_string(),
+            index,
+        },
+        vendor: Vendor::Nvidia,
+        name: format!("test GPU {gib} GiB"),
+        total: gib << 30,
+        allocatable: gib << 30,
+        remote: false,
+        compute_capability: Some("8.9".to_string()),
+    }
+}
+
+/// Host memory of `gib` GiB on `worker`, entirely allocatable.
+pub fn host(worker: &str, gib: u64) -> HostSlot {
+    HostSlot {
+        worker: worker.to_string(),
+        total: gib << 30,
+        allocatable: gib << 30,
+    }
+}
+
+/// Runs every conformance check of `backend` on one model placed on `devices` (all on the
+/// worker of `host`; empty means CPU only). The backend must claim the model and fit it.
+pub fn check_backend(
+    backend: &dyn Backend,
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    devices: &[DeviceSlot],
+    host: &HostSlot,
+) {
+    check_identity(backend);
+    let selection = backend.select(facts, spec);
+    assert!(
+        selection.claim > Claim::Refuses,
+        "{}: refuses the conformance model: {}",
+        backend.id(),
+        selection.reason
+    );
+    assert!(
+        !selection.reason.is_empty(),
+        "{}: empty selection reason",
+        backend.id()
+    );
+    if let Err(err) = backend.validate(spec) {
+        panic!("{}: rejects the spec's own parameters: {err}", backend.id());
+    }
+    let assignment = check_fit(backend, facts, spec, devices, host);
+    check_launch(backend, facts, spec, &assignment);
+}
+
+fn check_identity(backend: &dyn Backend) {
+    let id = backend.id();
+    assert!(
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+        "backend id `{id}` must be lowercase words joined by `-`"
+    );
+    let caps = backend.capabilities();
+    assert!(!caps.formats.is_empty(), "{id}: no model format");
+    assert!(!caps.platforms.is_empty(), "{id}: no platform");
+    assert!(!caps.categories.is_empty(), "{id}: no category");
+    if caps.multi_worker {
+        assert_ne!(
+            caps.subordinates,
+            SubordinateGrouping::None,
+            "{id}: multi-worker without a way to start subordinates"
+        );
+    }
+    if caps.default_cpu_offloading {
+        assert!(
+            caps.cpu_offload,
+            "{id}: offloads by default but cannot offload"
+        );
+    }
+}
+
+fn check_fit(
+    backend: &dyn Backend,
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    devices: &[DeviceSlot],
+    host: &HostSlot,
+) -> Assignment {
+    let id = backend.id();
+    let estimator = backend
+        .estimator(facts, spec)
+        .unwrap_or_else(|e| panic!("{id}: no estimator: {e}"));
+    let request = FitRequest {
+        devices: devices.to_vec(),
+        host: host.clone(),
+        allow_cpu_offload: false,
+    };
+    let estimate = estimator
+        .fit(&request)
+        .unwrap_or_else(|e| panic!("{id}: conformance model does not fit: {e}"));
+    let again = estimator.fit(&request).expect("second fit");
+    assert_eq!(estimate, again, "{id}: fit is not deterministic");
+    assert_eq!(
+        estimate.devices.len(),
+        devices.len(),
+        "{id}: one device estimate per requested device"
+    );
+    for (d, slot) in estimate.devices.iter().zip(devices) {
+        assert_eq!(
+            d.device, slot.id,
+            "{id}: device estimates out of request order"
+        );
+        assert!(
+            d.claim >= d.components.total(),
+            "{id}: {} claims {} bytes, less than its components ({})",
+            d.name,
+            d.claim,
+            d.components.total()
+        );
+        assert!(
+            d.claim <= slot.allocatable,
+            "{id}: {} over-claimed: {} > {}",
+            d.name,
+            d.claim,
+            slot.allocatable
+        );
+    }
+    let json = serde_json::to_string(&estimate).expect("estimate serialises");
+    let back: crate::ResourceEstimate = serde_json::from_str(&json).expect("estimate parses");
+    assert_eq!(
+        back, estimate,
+        "{id}: estimate does not round-trip through JSON"
+    );
+    Assignment {
+        mode: match devices.len() {
+            0 => PlacementMode::CpuOnly,
+            1 => PlacementMode::SingleDevice,
+            _ => PlacementMode::MultiDevice,
+        },
+        worker: host.worker.clone(),
+        address: host.worker.clone(),
+        devices: devices.to_vec(),
+        host: host.clone(),
+        estimate,
+        port: 40000,
+        subordinates: Vec::<Subordinate>::new(),
+    }
+}
+
+fn check_launch(backend: &dyn Backend, facts: &ModelFacts, spec: &ModelSpec, a: &Assignment) {
+    let id = backend.id();
+    let specs = backend
+        .launch(facts, spec, a)
+        .unwrap_or_else(|e| panic!("{id}: launch failed: {e}"));
+    let main: Vec<_> = specs
+        .iter()
+        .filter(|s| s.role == ProcessRole::Main)
+        .collect();
+    assert_eq!(main.len(), 1, "{id}: exactly one main process");
+    assert_eq!(
+        specs.last().map(|s| s.role),
+        Some(ProcessRole::Main),
+        "{id}: the main process starts last"
+    );
+    assert!(
+        main[0].health.is_some(),
+        "{id}: the main process has no health check"
+    );
+    let workers: BTreeSet<&str> = std::iter::once(a.worker.as_str())
+        .chain(a.subordinates.iter().map(|s| s.worker.as_str()))
+        .collect();
+    for process in &specs {
+        assert!(
+            workers.contains(process.worker.as_str()),
+            "{id}: process on unknown worker {}",
+            process.worker
+        );
+        assert!(!process.program.is_empty(), "{id}: empty program");
+        for arg in &process.args {
+            assert!(
+                !arg.is_empty() && arg.trim() == arg,
+                "{id}: argument `{arg}` is empty or has surrounding spaces"
+            );
+        }
+        for file in &process.files {
+            assert!(
+                file.path.is_relative(),
+                "{id}: launch file path must be relative"
+            );
+        }
+    }
+    let again = backend.launch(facts, spec, a).expect("second launch");
+    assert_eq!(specs, again, "{id}: launch is not deterministic");
+}
