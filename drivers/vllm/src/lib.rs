@@ -1,1 +1,160 @@
-//! placeholder
+//! # inferkit-vllm
+//!
+//! The vLLM driver of inferkit: flag tables of vLLM 0.10.1.1 and 0.33.0, parameter
+//! translation, a memory model of vLLM's start-up profiling, parallel-layout rules and launch
+//! specifications (single GPU, tensor/pipeline parallel, Ray across workers).
+//!
+//! ## Memory claims
+//!
+//! vLLM takes `total × --gpu-memory-utilization` of every GPU it uses and sizes its KV cache
+//! inside that; the CUDA context (and, in 0.10.1.1, the CUDA graphs) come on top. A device's
+//! [`DeviceEstimate::claim`](inferkit_core::DeviceEstimate) is that whole footprint, and the
+//! fraction is lowered (and passed as `--gpu-memory-utilization`) when a GPU's
+//! [`DeviceSlot::allocatable`](inferkit_core::DeviceSlot) is short of it. The fraction's headroom
+//! is vLLM's own reserve, so `allocatable` is best given without the generic per-device reserve
+//! (total − used − existing allocations).
+//!
+//! ## Estimate details
+//!
+//! [`ResourceEstimate::details`](inferkit_core::ResourceEstimate) carries `vllm_version`,
+//! `tensor_parallel`, `pipeline_parallel`, `gpu_memory_utilization`, `max_model_len` (the one
+//! launched), `largest_max_model_len` (the longest that fits), `kv_cache_blocks` (16-token
+//! blocks per GPU), `kv_cache_tokens` (vLLM's logged "GPU KV cache size"), `kv_block_bytes`,
+//! `max_num_batched_tokens`, `max_num_seqs`, `cuda_graphs` and `weights_from`
+//! (`safetensors`, or `config` when only the config could be read).
+//!
+//! ```no_run
+//! use inferkit_core::{Backend, ModelFacts, ModelSpec};
+//! use inferkit_vllm::Vllm;
+//!
+//! let spec = ModelSpec::local("/models/Llama-3.1-8B-Instruct");
+//! let facts = ModelFacts::read(&spec.source)?;
+//! let selection = Vllm::new().select(&facts, &spec);
+//! println!("{:?}: {}", selection.claim, selection.reason);
+//! # Ok::<(), inferkit_core::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod architectures;
+mod estimator;
+mod flags;
+mod flags_table_0_10_1_1;
+mod flags_table_0_33_0;
+mod launch;
+mod memory;
+mod model;
+mod parallel;
+mod params;
+mod settings;
+mod shape;
+mod weights;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use inferkit_core::{
+    Assignment, Backend, Capabilities, Category, Error, LaunchSpec, ModelFacts, ModelFormat,
+    ModelSpec, Platform, ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
+};
+
+pub use flags::VllmVersion;
+
+use params::Params;
+use settings::LaunchSettings;
+
+/// The vLLM backend driver.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Vllm {}
+
+impl Vllm {
+    /// The driver.
+    pub fn new() -> Self {
+        Vllm {}
+    }
+
+    /// The user's parameters checked against the target version (`backend_version`, default
+    /// [`VllmVersion::DEFAULT`]).
+    fn params(spec: &ModelSpec) -> Result<Params> {
+        let version = VllmVersion::from_spec(spec.backend_version.as_deref())?;
+        Params::parse(version, &spec.backend_parameters)
+    }
+
+    fn categories(facts: &ModelFacts, spec: &ModelSpec) -> Vec<Category> {
+        if !spec.categories.is_empty() {
+            return spec.categories.clone();
+        }
+        model::detect_category(facts, spec).into_iter().collect()
+    }
+}
+
+impl Backend for Vllm {
+    fn id(&self) -> &'static str {
+        "vllm"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            formats: vec![ModelFormat::Safetensors, ModelFormat::Gguf],
+            vendors: vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend],
+            platforms: vec![
+                Platform::new("linux", "amd64"),
+                Platform::new("linux", "arm64"),
+            ],
+            categories: vec![Category::Llm, Category::Embedding, Category::Reranker],
+            cpu_only: false,
+            cpu_offload: false,
+            multi_device: true,
+            multi_worker: true,
+            default_cpu_offloading: false,
+            default_distributed: false,
+            default_worker_selector: BTreeMap::from([("os".to_string(), "linux".to_string())]),
+            subordinates: SubordinateGrouping::PerRemoteWorker,
+        }
+    }
+
+    fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection {
+        model::select(facts, spec)
+    }
+
+    fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
+        if spec.cpu_offloading == Some(true) {
+            return Err(Error::invalid_parameter(
+                "cpu_offloading",
+                "CPU offloading is only supported for GGUF models",
+            ));
+        }
+        let params = Self::params(spec)?;
+        LaunchSettings::from_params(&params, &spec.categories)?;
+        Ok(params.notes)
+    }
+
+    fn estimator<'a>(
+        &'a self,
+        facts: &'a ModelFacts,
+        spec: &'a ModelSpec,
+    ) -> Result<Box<dyn ResourceEstimator + 'a>> {
+        let params = Self::params(spec)?;
+        let categories = Self::categories(facts, spec);
+        let launch = LaunchSettings::from_params(&params, &categories)?;
+        let input = model::input(facts, spec)?;
+        Ok(Box::new(estimator::VllmEstimator::new(input, launch)))
+    }
+
+    fn launch(
+        &self,
+        facts: &ModelFacts,
+        spec: &ModelSpec,
+        assignment: &Assignment,
+    ) -> Result<Vec<LaunchSpec>> {
+        let params = Self::params(spec)?;
+        let model = model::serve_target(facts, spec)?;
+        launch::launch_specs(&launch::LaunchInput {
+            spec,
+            assignment,
+            params: &params,
+            model,
+            ascend_310p: settings::is_ascend_310p(&assignment.devices),
+        })
+    }
+}

@@ -1,0 +1,685 @@
+//! The vLLM [`ResourceEstimator`]: per-GPU claim, KV capacity and the largest context that fits,
+//! for one model and one set of launch parameters.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use inferkit_core::{
+    Components, DeviceEstimate, DeviceSlot, Error, EstimateRequest, FitRequest, Layout,
+    ResourceEstimate, ResourceEstimator, Result,
+};
+
+use crate::flags::VllmVersion;
+use crate::memory::{self, EngineSettings, StageCost, gib};
+use crate::parallel;
+use crate::settings::LaunchSettings;
+use crate::shape::TextShape;
+use crate::weights::TensorTable;
+
+const GIB: u64 = 1 << 30;
+
+/// `max_model_len` chosen by inferkit is a multiple of this.
+const CONTEXT_STEP: u64 = 256;
+
+/// Below this context (or the model's own maximum, if smaller) a placement is refused rather
+/// than launched with a uselessly short `--max-model-len`.
+const MIN_CONTEXT: u64 = 2048;
+
+/// vLLM raises its batching defaults on GPUs of at least this much memory, A100 excepted
+/// (`EngineArgs.get_batch_defaults`, vllm PR #17885).
+const LARGE_GPU: u64 = 70 * GIB;
+
+/// A context needing more than this share of the KV blocks is at the boundary where vLLM's
+/// profiled peak decides whether it starts (hard case 23, vllm#10517); a context inferkit
+/// chooses stays below it, one the user sets is flagged.
+const NEAR_LIMIT_PERCENT: u64 = 98;
+
+/// gpu_memory_utilization is lowered in steps of 0.01 (two decimals on the command line).
+const GMU_STEP: f64 = 0.01;
+
+/// What the estimator knows about the model.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelInput {
+    pub shape: TextShape,
+    /// The checkpoint's tensors; `None` falls back to the config-derived parameter count.
+    pub tensors: Option<TensorTable>,
+}
+
+/// The vLLM estimator, bound to one model and one set of launch parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct VllmEstimator {
+    model: ModelInput,
+    launch: LaunchSettings,
+}
+
+/// One GPU of the layout with its stage cost.
+struct Rank<'d> {
+    slot: &'d DeviceSlot,
+    cost: StageCost,
+}
+
+impl VllmEstimator {
+    pub(crate) fn new(model: ModelInput, launch: LaunchSettings) -> Self {
+        VllmEstimator { model, launch }
+    }
+
+    fn version(&self) -> VllmVersion {
+        self.launch.version
+    }
+
+    /// TP × PP of a request's layout.
+    fn parallel_of(&self, request: &EstimateRequest) -> Result<(u64, u64)> {
+        let (tp, pp) = match request.layout {
+            Layout::Single => (1, 1),
+            Layout::Parallel {
+                tensor_parallel,
+                pipeline_parallel,
+            } => (u64::from(tensor_parallel), u64::from(pipeline_parallel)),
+            Layout::CpuOnly | Layout::Layers { .. } => {
+                return Err(Error::Unsupported(
+                    "vLLM runs on GPUs only, as tensor/pipeline parallel layouts".into(),
+                ));
+            }
+        };
+        if tp * pp != request.devices.len() as u64 || tp == 0 || pp == 0 {
+            return Err(Error::invalid_parameter(
+                "layout",
+                format!(
+                    "tensor parallel {tp} × pipeline parallel {pp} needs {} GPUs, {} given",
+                    tp * pp,
+                    request.devices.len()
+                ),
+            ));
+        }
+        parallel::check(&self.model.shape, tp, self.launch.encoder_data_parallel)?;
+        if pp > self.model.shape.layer_count() {
+            return Err(Error::Unsupported(format!(
+                "pipeline parallel {pp} exceeds the model's {} layers",
+                self.model.shape.layer_count()
+            )));
+        }
+        Ok((tp, pp))
+    }
+
+    /// Engine settings for this layout and context length.
+    fn engine(
+        &self,
+        devices: &[DeviceSlot],
+        tp: u64,
+        pp: u64,
+        max_model_len: u64,
+    ) -> EngineSettings {
+        let large = devices
+            .first()
+            .is_some_and(|d| d.total >= LARGE_GPU && !d.name.to_lowercase().contains("a100"));
+        let launch = &self.launch.on_devices(devices);
+        let max_num_seqs = launch
+            .max_num_seqs
+            .unwrap_or(if large { 1024 } else { 256 });
+        let default_tokens = if large { 8192 } else { 2048 };
+        // Pooling models run without chunked prefill, so one batch must hold a whole sequence.
+        let max_num_batched_tokens = launch.max_num_batched_tokens.unwrap_or(if launch.pooling {
+            default_tokens.max(max_model_len)
+        } else {
+            default_tokens
+        });
+        let (max_capture_size, capture_sizes) =
+            self.capture_sizes(max_num_seqs, max_num_batched_tokens);
+        let act_bytes = launch.dtype_bytes.unwrap_or(memory::MODEL_DTYPE_BYTES);
+        EngineSettings {
+            tensor_parallel: tp,
+            pipeline_parallel: pp,
+            kv_bytes: launch.kv_bytes.unwrap_or(act_bytes),
+            act_bytes,
+            max_num_batched_tokens,
+            max_num_seqs,
+            cuda_graphs: !launch.enforce_eager,
+            max_capture_size,
+            capture_sizes,
+            graphs_in_budget: self.version() >= VllmVersion::V0_33_0,
+            all_layers_full: launch.all_layers_full,
+        }
+    }
+
+    /// Largest captured batch and number of captured sizes: 0.10.1.1 captures 1, 2, 4 and every
+    /// multiple of 8 up to `cuda_graph_sizes` (512); 0.33.0 caps at 2 × max_num_seqs (≤ 512),
+    /// multiples of 8 below 256 and of 16 from 256.
+    fn capture_sizes(&self, max_num_seqs: u64, max_tokens: u64) -> (u64, u64) {
+        let largest = match self.version() {
+            VllmVersion::V0_10_1_1 => self.launch.max_capture_size.unwrap_or(512),
+            VllmVersion::V0_33_0 => self
+                .launch
+                .max_capture_size
+                .unwrap_or(max_num_seqs.saturating_mul(2).min(512)),
+        }
+        .min(max_tokens)
+        .max(1);
+        let small = [1, 2, 4].iter().filter(|s| **s <= largest).count() as u64;
+        let count = match self.version() {
+            VllmVersion::V0_10_1_1 => small + largest / 8,
+            VllmVersion::V0_33_0 => small + largest.min(255) / 8 + largest.saturating_sub(240) / 16,
+        };
+        (largest, count)
+    }
+
+    /// Weight bytes of one rank: from the tensor headers, else from the config; plus the
+    /// rotary cos/sin cache vLLM builds at load time.
+    fn weights(&self, tp: u64, pp: u64, stage: u64) -> u64 {
+        let shape = &self.model.shape;
+        let stored = match &self.model.tensors {
+            Some(table) => table.rank_bytes(tp, pp, stage),
+            None => memory::stored_bytes(shape, memory::rank_params(shape, tp, pp, stage)),
+        };
+        let act_bytes = self.launch.dtype_bytes.unwrap_or(memory::MODEL_DTYPE_BYTES);
+        // `--dtype float32` upcasts unquantized weights.
+        let loaded = match shape.quantization {
+            None => stored / memory::MODEL_DTYPE_BYTES * act_bytes,
+            Some(_) => stored,
+        };
+        loaded + memory::rope_cache_bytes(shape, act_bytes)
+    }
+
+    /// The fraction to launch with: the user's, else the version default lowered to what every
+    /// GPU has free (vLLM refuses to start when `total × fraction` is not free).
+    fn utilization(&self, ranks: &[Rank], graphs_in_budget: bool) -> Result<(f64, bool)> {
+        let default: f64 = self
+            .version()
+            .default_of("--gpu-memory-utilization")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.9);
+        let wanted = self.launch.gpu_memory_utilization.unwrap_or(default);
+        let affordable = ranks
+            .iter()
+            .map(|r| {
+                let free = r
+                    .slot
+                    .allocatable
+                    .saturating_sub(r.cost.outside_budget(graphs_in_budget));
+                free as f64 / r.slot.total.max(1) as f64
+            })
+            .fold(f64::INFINITY, f64::min);
+        if wanted <= affordable {
+            return Ok((wanted, false));
+        }
+        if self.launch.gpu_memory_utilization.is_some() {
+            let tight = tightest(ranks);
+            return Err(Error::DoesNotFit {
+                needed: (tight.slot.total as f64 * wanted) as u64
+                    + tight.cost.outside_budget(graphs_in_budget),
+                available: tight.slot.allocatable,
+                reason: format!(
+                    "--gpu-memory-utilization {wanted} asks for {wanted} × {} of {} but only {} is free there",
+                    gib(tight.slot.total),
+                    tight.slot.id,
+                    gib(tight.slot.allocatable)
+                ),
+            });
+        }
+        Ok(((affordable / GMU_STEP).floor() * GMU_STEP, true))
+    }
+
+    /// Evaluates the layout at one context length.
+    fn evaluate<'d>(
+        &self,
+        devices: &'d [DeviceSlot],
+        layout: (u64, u64),
+        weights: &[u64],
+        len: u64,
+    ) -> Result<Evaluation<'d>> {
+        let (tp, pp) = layout;
+        let engine = self.engine(devices, tp, pp, len);
+        let ranks: Vec<Rank<'d>> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                let stage = i as u64 / tp;
+                let cost =
+                    memory::stage_cost(&self.model.shape, &engine, stage, weights[stage as usize]);
+                Rank { slot, cost }
+            })
+            .collect();
+        let (gmu, lowered) = self.utilization(&ranks, engine.graphs_in_budget)?;
+        let blocks = ranks
+            .iter()
+            .map(|r| kv_budget(r, gmu, engine.graphs_in_budget) / r.cost.kv.block_bytes().max(1))
+            .min()
+            .unwrap_or(0);
+        let needed = ranks
+            .iter()
+            .map(|r| r.cost.kv.blocks_for(len))
+            .max()
+            .unwrap_or(0);
+        let fits = needed <= blocks;
+        let comfortable = needed.saturating_mul(100) <= blocks.saturating_mul(NEAR_LIMIT_PERCENT);
+        Ok(Evaluation {
+            engine,
+            ranks,
+            gmu,
+            lowered,
+            blocks,
+            fits,
+            comfortable,
+            len,
+        })
+    }
+
+    /// Weight bytes per stage (one rank's share).
+    fn stage_weights(&self, tp: u64, pp: u64) -> Vec<u64> {
+        (0..pp).map(|stage| self.weights(tp, pp, stage)).collect()
+    }
+
+    /// The largest multiple of 256 up to `cap` that fits, or `None`.
+    fn largest_fit<'d>(
+        &self,
+        devices: &'d [DeviceSlot],
+        layout: (u64, u64),
+        weights: &[u64],
+        cap: u64,
+    ) -> Result<Option<Evaluation<'d>>> {
+        let at_cap = self.evaluate(devices, layout, weights, cap)?;
+        if at_cap.comfortable {
+            return Ok(Some(at_cap));
+        }
+        let (mut low, mut high) = (0u64, cap / CONTEXT_STEP);
+        let mut best = None;
+        while low < high {
+            let mid = (low + high).div_ceil(2);
+            let eval = self.evaluate(devices, layout, weights, mid * CONTEXT_STEP)?;
+            if eval.comfortable {
+                low = mid;
+                best = Some(eval);
+            } else {
+                high = mid - 1;
+            }
+        }
+        if best.as_ref().is_none_or(|b| b.len != low * CONTEXT_STEP) && low > 0 {
+            best = Some(self.evaluate(devices, layout, weights, low * CONTEXT_STEP)?);
+        }
+        Ok(best)
+    }
+
+    /// The estimate of one layout.
+    fn plan(&self, devices: &[DeviceSlot], layout: (u64, u64)) -> Result<ResourceEstimate> {
+        let shape = &self.model.shape;
+        let weights = self.stage_weights(layout.0, layout.1);
+        let model_max = shape.max_position;
+        let cap = self.launch.max_model_len.unwrap_or(model_max);
+        let floor = MIN_CONTEXT.min(cap);
+        let mut notes = Vec::new();
+        let chosen = match self.launch.max_model_len {
+            Some(len) => {
+                if len > model_max {
+                    notes.push(format!(
+                        "--max-model-len {len} exceeds the model's {model_max}; vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 is set"
+                    ));
+                }
+                let eval = self.evaluate(devices, layout, &weights, len)?;
+                if !eval.fits {
+                    let largest = self
+                        .largest_fit(devices, layout, &weights, len)?
+                        .map_or(0, |e| e.len);
+                    return Err(self.too_small(&eval, &format!(
+                        "--max-model-len {len} needs {} KV blocks per GPU but {} fit; the largest context that fits is {largest}",
+                        eval.ranks.iter().map(|r| r.cost.kv.blocks_for(len)).max().unwrap_or(0),
+                        eval.blocks
+                    )));
+                }
+                eval
+            }
+            None => match self.largest_fit(devices, layout, &weights, cap)? {
+                Some(eval) if eval.len >= floor => {
+                    if eval.len < model_max {
+                        notes.push(format!(
+                            "--max-model-len set to {}: the largest context (a multiple of {CONTEXT_STEP}) whose KV cache fits these GPUs with a {}% margin; the model allows {model_max}",
+                            eval.len,
+                            100 - NEAR_LIMIT_PERCENT
+                        ));
+                    }
+                    eval
+                }
+                _ => {
+                    // Nothing fits with the margin: the shortest acceptable context, if it fits
+                    // at all (the report flags it as near the limit).
+                    let eval = self.evaluate(devices, layout, &weights, floor)?;
+                    if !eval.fits {
+                        return Err(self.too_small(
+                            &eval,
+                            &format!(
+                                "not even a {floor}-token context fits: {} KV blocks per GPU",
+                                eval.blocks
+                            ),
+                        ));
+                    }
+                    eval
+                }
+            },
+        };
+        Ok(self.report(chosen, layout, model_max, notes))
+    }
+
+    fn too_small(&self, eval: &Evaluation, what: &str) -> Error {
+        let graphs_in = eval.engine.graphs_in_budget;
+        let tight = eval
+            .ranks
+            .iter()
+            .min_by_key(|r| kv_budget(r, eval.gmu, graphs_in) / r.cost.kv.block_bytes().max(1))
+            .unwrap_or(&eval.ranks[0]);
+        let granted = (tight.slot.total as f64 * eval.gmu) as u64;
+        let needed = tight.cost.in_budget(graphs_in)
+            + tight
+                .cost
+                .kv
+                .blocks_for(eval.len)
+                .saturating_mul(tight.cost.kv.block_bytes());
+        // The fraction that would hold this context (hard case 8: say what would work).
+        let wanted = needed as f64 / tight.slot.total.max(1) as f64;
+        let advice = if wanted < 1.0 {
+            format!(
+                "; it needs --gpu-memory-utilization {:.2} with that much free, or more GPUs",
+                (wanted / GMU_STEP).ceil() * GMU_STEP
+            )
+        } else {
+            "; it needs more GPUs or a shorter context".to_string()
+        };
+        Error::DoesNotFit {
+            needed,
+            available: granted,
+            reason: format!(
+                "{what}. On {} ({}) gpu_memory_utilization {:.2} grants {} of which weights take {}, activations {}, non-torch memory {}{}{advice}",
+                tight.slot.id,
+                tight.slot.name,
+                eval.gmu,
+                gib(granted),
+                gib(tight.cost.weights),
+                gib(tight.cost.activation),
+                gib(tight.cost.non_torch),
+                if graphs_in {
+                    format!(", CUDA graphs {}", gib(tight.cost.graphs))
+                } else {
+                    String::new()
+                },
+            ),
+        }
+    }
+
+    fn report(
+        &self,
+        eval: Evaluation,
+        layout: (u64, u64),
+        model_max: u64,
+        mut notes: Vec<String>,
+    ) -> ResourceEstimate {
+        let graphs_in = eval.engine.graphs_in_budget;
+        let devices = eval
+            .ranks
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let requested = (r.slot.total as f64 * eval.gmu) as u64;
+                let kv = eval.blocks.saturating_mul(r.cost.kv.block_bytes());
+                let in_budget = r.cost.in_budget(graphs_in);
+                let slack = requested.saturating_sub(in_budget + kv);
+                DeviceEstimate {
+                    device: r.slot.id.clone(),
+                    name: format!("gpu{i}"),
+                    components: Components {
+                        weights: r.cost.weights,
+                        kv,
+                        compute: r.cost.activation,
+                        output: 0,
+                        // Graphs and the CUDA context are counted once, wherever vLLM budgets them.
+                        overhead: r.cost.non_torch + r.cost.graphs + memory::CUDA_CONTEXT + slack,
+                    },
+                    claim: requested + r.cost.outside_budget(graphs_in),
+                    layers: 0,
+                }
+            })
+            .collect();
+        let mut launch_parameters = Vec::new();
+        if self.launch.max_model_len.is_none() && eval.len < model_max {
+            launch_parameters.extend(["--max-model-len".to_string(), eval.len.to_string()]);
+        }
+        if eval.lowered {
+            launch_parameters.extend([
+                "--gpu-memory-utilization".to_string(),
+                format!("{:.2}", eval.gmu),
+            ]);
+            notes.push(format!(
+                "--gpu-memory-utilization lowered to {:.2}: vLLM refuses to start unless that fraction of each GPU's total memory is free",
+                eval.gmu
+            ));
+        }
+        let first = &eval.ranks[0].cost.kv;
+        let kv_tokens = eval
+            .ranks
+            .iter()
+            .map(|r| r.cost.kv.logged_tokens(eval.blocks))
+            .min()
+            .unwrap_or(0);
+        let largest = eval
+            .ranks
+            .iter()
+            .map(|r| r.cost.kv.tokens_for(eval.blocks))
+            .min()
+            .unwrap_or(0);
+        let largest_len = (largest.min(model_max) / CONTEXT_STEP) * CONTEXT_STEP;
+        let details: BTreeMap<String, serde_json::Value> = [
+            ("vllm_version", json!(self.version().as_str())),
+            ("tensor_parallel", json!(layout.0)),
+            ("pipeline_parallel", json!(layout.1)),
+            (
+                "gpu_memory_utilization",
+                json!((eval.gmu * 100.0).round() / 100.0),
+            ),
+            ("max_model_len", json!(eval.len)),
+            ("largest_max_model_len", json!(largest_len.max(eval.len))),
+            ("kv_cache_blocks", json!(eval.blocks)),
+            ("kv_cache_tokens", json!(kv_tokens)),
+            ("kv_block_bytes", json!(first.block_bytes())),
+            (
+                "max_num_batched_tokens",
+                json!(eval.engine.max_num_batched_tokens),
+            ),
+            ("max_num_seqs", json!(eval.engine.max_num_seqs)),
+            ("cuda_graphs", json!(eval.engine.cuda_graphs)),
+            (
+                "weights_from",
+                json!(if self.model.tensors.is_some() {
+                    "safetensors"
+                } else {
+                    "config"
+                }),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let needed = eval
+            .ranks
+            .iter()
+            .map(|r| r.cost.kv.blocks_for(eval.len))
+            .max()
+            .unwrap_or(0);
+        if needed.saturating_mul(100) > eval.blocks.saturating_mul(NEAR_LIMIT_PERCENT) {
+            notes.push(format!(
+                "max-model-len {} uses {needed} of {} KV blocks: within {}% of the limit, where vLLM's profiled activation peak decides whether it starts (vllm#10517)",
+                eval.len,
+                eval.blocks,
+                100 - NEAR_LIMIT_PERCENT
+            ));
+        }
+        notes.push(format!(
+            "KV cache: {} blocks of {} tokens per GPU, {} tokens in vLLM's count",
+            eval.blocks,
+            memory::BLOCK_SIZE,
+            kv_tokens
+        ));
+        ResourceEstimate {
+            layout: Layout::Parallel {
+                tensor_parallel: layout.0 as u32,
+                pipeline_parallel: layout.1 as u32,
+            },
+            devices,
+            host: Components::default(),
+            launch_parameters,
+            details,
+            notes,
+        }
+    }
+}
+
+/// One context length evaluated on one layout.
+struct Evaluation<'d> {
+    engine: EngineSettings,
+    ranks: Vec<Rank<'d>>,
+    gmu: f64,
+    lowered: bool,
+    blocks: u64,
+    fits: bool,
+    /// Fits with the margin of [`NEAR_LIMIT_PERCENT`].
+    comfortable: bool,
+    len: u64,
+}
+
+/// Bytes left for the KV cache on one rank: the requested fraction minus everything else in it.
+fn kv_budget(rank: &Rank, gmu: f64, graphs_in_budget: bool) -> u64 {
+    let requested = (rank.slot.total as f64 * gmu) as u64;
+    requested.saturating_sub(rank.cost.in_budget(graphs_in_budget))
+}
+
+fn tightest<'a, 'd>(ranks: &'a [Rank<'d>]) -> &'a Rank<'d> {
+    ranks
+        .iter()
+        .min_by_key(|r| r.slot.allocatable)
+        .unwrap_or(&ranks[0])
+}
+
+impl ResourceEstimator for VllmEstimator {
+    fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
+        if request.devices.is_empty() {
+            return Err(Error::Unsupported("vLLM needs at least one GPU".into()));
+        }
+        let layout = self.parallel_of(request)?;
+        self.plan(&request.devices, layout)
+    }
+
+    fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
+        if request.devices.is_empty() {
+            return Err(Error::Unsupported("vLLM needs at least one GPU".into()));
+        }
+        let layout = match (self.launch.tensor_parallel, self.launch.pipeline_parallel) {
+            (None, None) => parallel::auto_layout(
+                &self.model.shape,
+                &request.devices,
+                self.launch.encoder_data_parallel,
+            )?,
+            (tp, pp) => (tp.unwrap_or(1), pp.unwrap_or(1)),
+        };
+        let estimate = self.estimate(&EstimateRequest {
+            devices: request.devices.clone(),
+            host: request.host.clone(),
+            layout: Layout::Parallel {
+                tensor_parallel: u32::try_from(layout.0).unwrap_or(u32::MAX),
+                pipeline_parallel: u32::try_from(layout.1).unwrap_or(u32::MAX),
+            },
+        })?;
+        estimate.check_fits(&request.devices, &request.host)?;
+        Ok(estimate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use inferkit_core::hf::HfModel;
+    use inferkit_core::{DeviceId, HostSlot, Vendor};
+
+    use super::*;
+    use crate::params::Params;
+
+    fn fixture(name: &str) -> ModelInput {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/hf")
+            .join(name);
+        crate::model::hf_input(&HfModel::open(&dir).unwrap()).unwrap()
+    }
+
+    fn gpu(index: u32, total: u64, name: &str) -> DeviceSlot {
+        DeviceSlot {
+            id: DeviceId {
+                worker: "w1".into(),
+                index,
+            },
+            vendor: Vendor::Nvidia,
+            name: name.into(),
+            total,
+            allocatable: total,
+            remote: false,
+            compute_capability: Some("8.6".into()),
+        }
+    }
+
+    fn estimator(model: ModelInput, version: VllmVersion, raw: &[&str]) -> VllmEstimator {
+        let raw: Vec<String> = raw.iter().map(|s| s.to_string()).collect();
+        let params = Params::parse(version, &raw).unwrap();
+        VllmEstimator::new(model, LaunchSettings::from_params(&params, &[]).unwrap())
+    }
+
+    fn run(e: &VllmEstimator, devices: Vec<DeviceSlot>, tp: u32) -> Result<ResourceEstimate> {
+        e.estimate(&EstimateRequest {
+            devices,
+            host: HostSlot::default(),
+            layout: Layout::Parallel {
+                tensor_parallel: tp,
+                pipeline_parallel: 1,
+            },
+        })
+    }
+
+    /// RTX 3090 as vLLM logged it in vllm#10517: 23.58 GiB total.
+    fn rtx3090() -> DeviceSlot {
+        gpu(0, (23.58 * GIB as f64) as u64, "NVIDIA GeForce RTX 3090")
+    }
+
+    fn blocks(e: &ResourceEstimate) -> u64 {
+        e.details["kv_cache_blocks"].as_u64().unwrap()
+    }
+
+    /// vllm-memory-observations.md rows 1 and 2 (vllm#10517): the log predates V1, whose
+    /// `max_num_batched_tokens` was `max(max_model_len, 2048)`, so the test passes it explicitly.
+    #[test]
+    fn llama_3_1_8b_on_rtx_3090_reproduces_the_logged_kv_blocks() {
+        let row = |len: &str| {
+            let e = estimator(
+                fixture("Llama-3.1-8B-Instruct"),
+                VllmVersion::V0_10_1_1,
+                &["--max-model-len", len, "--max-num-batched-tokens", len],
+            );
+            run(&e, vec![rtx3090()], 1)
+        };
+        let ok = row("20000").unwrap();
+        let got = blocks(&ok) as f64;
+        assert!(
+            (got - 1952.0).abs() / 1952.0 <= 0.02,
+            "row 1: {got} blocks, logged 1952"
+        );
+        let weights = ok.devices[0].components.weights as f64 / GIB as f64;
+        assert!(
+            (weights - 14.9888).abs() < 0.01,
+            "weights {weights} GiB, logged 14.9888"
+        );
+        // Row 2: 29000 tokens raise the profiling peak; 1478 blocks are left, short of one
+        // 29000-token sequence, and vLLM refuses to start.
+        let Err(Error::DoesNotFit { reason, .. }) = row("29000") else {
+            panic!("row 2 must not fit");
+        };
+        assert!(
+            reason.contains("--max-model-len 29000 needs 1813 KV blocks"),
+            "{reason}"
+        );
+        eprintln!("{reason} / row1 {got}");
+        assert!(reason.contains("but 14"), "{reason}");
+    }
+}

@@ -1,0 +1,248 @@
+//! Launch specifications: `vllm serve` for the main process and, across workers, the Ray head
+//! and Ray workers it runs on.
+
+use std::collections::BTreeMap;
+
+use inferkit_core::{
+    Assignment, DeviceSlot, HealthCheck, LaunchSpec, Layout, ModelSpec, ProcessRole, Result,
+    Subordinate, Vendor,
+};
+
+use crate::params::{PARALLEL_FLAGS, Params};
+
+/// Program name of vLLM's CLI.
+const PROGRAM: &str = "vllm";
+
+/// Port of the Ray head's GCS server (Ray's default).
+pub(crate) const RAY_HEAD_PORT: u16 = 6379;
+
+/// Readiness endpoint of vLLM's OpenAI server.
+const HEALTH_PATH: &str = "/health";
+
+/// Everything the launch needs.
+pub(crate) struct LaunchInput<'a> {
+    pub spec: &'a ModelSpec,
+    pub assignment: &'a Assignment,
+    pub params: &'a Params,
+    /// What follows `serve`: the model directory or GGUF file.
+    pub model: String,
+    /// The Ascend 310P rules apply.
+    pub ascend_310p: bool,
+}
+
+/// The processes of one deployment: Ray head and workers first (across workers), `vllm serve`
+/// last.
+pub(crate) fn launch_specs(input: &LaunchInput) -> Result<Vec<LaunchSpec>> {
+    let assignment = input.assignment;
+    let main_devices: Vec<&DeviceSlot> = assignment
+        .devices
+        .iter()
+        .filter(|d| d.id.worker == assignment.worker)
+        .collect();
+    let vendor = main_devices
+        .first()
+        .map(|d| d.vendor.clone())
+        .unwrap_or(Vendor::Nvidia);
+    let main_indexes: Vec<u32> = main_devices.iter().map(|d| d.id.index).collect();
+    let mut specs = Vec::new();
+    let mut env = visible_devices(&vendor, &main_indexes);
+    env.extend(rdna3_override(&main_devices));
+    if !assignment.subordinates.is_empty() {
+        specs.push(ray_node(
+            input,
+            &assignment.worker,
+            &assignment.address,
+            &main_indexes,
+            &vendor,
+            None,
+        ));
+        for sub in &assignment.subordinates {
+            specs.push(ray_node(
+                input,
+                &sub.worker,
+                &sub.address,
+                &sub.devices,
+                &vendor,
+                Some(assignment),
+            ));
+        }
+        env.extend(ray_placement_env(assignment, &main_indexes, &vendor));
+    }
+    env.extend(input.spec.env.clone());
+    specs.push(LaunchSpec {
+        worker: assignment.worker.clone(),
+        role: ProcessRole::Main,
+        program: PROGRAM.to_string(),
+        args: serve_args(input)?,
+        env,
+        files: Vec::new(),
+        health: Some(HealthCheck {
+            port: assignment.port,
+            path: Some(HEALTH_PATH.to_string()),
+        }),
+    });
+    Ok(specs)
+}
+
+/// `serve MODEL`, the automatic flags, the estimate's flags, the user's flags, then the
+/// platform's (last, so that nothing overrides them).
+fn serve_args(input: &LaunchInput) -> Result<Vec<String>> {
+    let params = input.params;
+    let assignment = input.assignment;
+    let mut args = vec!["serve".to_string(), input.model.clone()];
+    let user_parallel = PARALLEL_FLAGS.iter().any(|f| params.has(f));
+    if let Layout::Parallel {
+        tensor_parallel,
+        pipeline_parallel,
+    } = assignment.estimate.layout
+        && !user_parallel
+    {
+        if tensor_parallel > 1 {
+            args.extend([
+                "--tensor-parallel-size".to_string(),
+                tensor_parallel.to_string(),
+            ]);
+        }
+        if pipeline_parallel > 1 {
+            args.extend([
+                "--pipeline-parallel-size".to_string(),
+                pipeline_parallel.to_string(),
+            ]);
+        }
+    }
+    if !assignment.subordinates.is_empty() && !params.has("--distributed-executor-backend") {
+        args.extend([
+            "--distributed-executor-backend".to_string(),
+            "ray".to_string(),
+        ]);
+    }
+    if input.ascend_310p {
+        // GPUStack's 310P rules: no graph capture, and the chip has no bfloat16.
+        if params.switch("--enforce-eager").is_none() {
+            args.push("--enforce-eager".to_string());
+        }
+        if !params.has("--dtype") {
+            args.extend(["--dtype".to_string(), "float16".to_string()]);
+        }
+    }
+    let estimated = Params::parse(params.version, &assignment.estimate.launch_parameters)?;
+    args.extend(estimated.tokens());
+    args.extend(params.tokens());
+    args.extend([
+        "--host".to_string(),
+        "0.0.0.0".to_string(),
+        "--port".to_string(),
+        assignment.port.to_string(),
+        "--served-model-name".to_string(),
+        input.spec.name.clone(),
+    ]);
+    Ok(args)
+}
+
+/// `VENDOR_VISIBLE_DEVICES=<sorted indexes>` (sorted, as Ascend requires: GPUStack issue 2527).
+fn visible_devices(vendor: &Vendor, indexes: &[u32]) -> BTreeMap<String, String> {
+    let mut sorted = indexes.to_vec();
+    sorted.sort_unstable();
+    let value = sorted
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    BTreeMap::from([(vendor.visible_devices_env().to_string(), value)])
+}
+
+/// ROCm has no kernels for RDNA3's gfx1101/gfx1102, which run gfx1100's when told to
+/// (GPUStack sets this for vLLM on such AMD GPUs).
+fn rdna3_override(devices: &[&DeviceSlot]) -> Option<(String, String)> {
+    devices
+        .iter()
+        .any(|d| {
+            d.vendor == Vendor::Amd
+                && matches!(d.compute_capability.as_deref(), Some("gfx1101" | "gfx1102"))
+        })
+        .then(|| ("HSA_OVERRIDE_GFX_VERSION".to_string(), "11.0.0".to_string()))
+}
+
+/// Ray's resource name for the accelerators.
+fn ray_resource(vendor: &Vendor) -> &'static str {
+    match vendor {
+        Vendor::Ascend => "NPU",
+        _ => "GPU",
+    }
+}
+
+/// A Ray node offering exactly the selected devices of its worker: the head on the main worker
+/// (`head` is `None`), a worker joining it elsewhere.
+fn ray_node(
+    input: &LaunchInput,
+    worker: &str,
+    address: &str,
+    indexes: &[u32],
+    vendor: &Vendor,
+    head: Option<&Assignment>,
+) -> LaunchSpec {
+    let mut args = vec!["start".to_string(), "--block".to_string()];
+    match head {
+        None => args.extend([
+            "--head".to_string(),
+            "--port".to_string(),
+            RAY_HEAD_PORT.to_string(),
+        ]),
+        Some(main) => args.extend([
+            "--address".to_string(),
+            format!("{}:{RAY_HEAD_PORT}", main.address),
+        ]),
+    }
+    args.extend(["--node-ip-address".to_string(), address.to_string()]);
+    let count = indexes.len();
+    match vendor {
+        Vendor::Ascend => args.extend(["--resources".to_string(), format!("{{\"NPU\": {count}}}")]),
+        _ => args.extend(["--num-gpus".to_string(), count.to_string()]),
+    }
+    let mut env = visible_devices(vendor, indexes);
+    env.extend(input.spec.env.clone());
+    LaunchSpec {
+        worker: worker.to_string(),
+        role: if head.is_none() {
+            ProcessRole::RayHead
+        } else {
+            ProcessRole::RayWorker
+        },
+        program: "ray".to_string(),
+        args,
+        env,
+        files: Vec::new(),
+        health: None,
+    }
+}
+
+/// The placement group GPUStack's vLLM reads: one bundle per *selected* device pinned to its
+/// node, main worker first, and the bundle indices in the same order. (GPUStack 0.7.1 made a
+/// bundle for every GPU of the main worker and offset the indices by that count, so a partial
+/// selection pointed vLLM at GPUs it was not given; with Ray nodes that offer only the selected
+/// devices the indices are simply 0..world.)
+fn ray_placement_env(
+    assignment: &Assignment,
+    main: &[u32],
+    vendor: &Vendor,
+) -> BTreeMap<String, String> {
+    let resource = ray_resource(vendor);
+    let bundle = |address: &str| format!("{{\"{resource}\": 1, \"node:{address}\": 0.001}}");
+    let nodes = std::iter::once((assignment.address.as_str(), main.len())).chain(
+        assignment
+            .subordinates
+            .iter()
+            .map(|s: &Subordinate| (s.address.as_str(), s.devices.len())),
+    );
+    let bundles: Vec<String> = nodes
+        .flat_map(|(address, count)| std::iter::repeat_n(bundle(address), count))
+        .collect();
+    let indices: Vec<String> = (0..bundles.len()).map(|i| i.to_string()).collect();
+    BTreeMap::from([
+        (
+            "GPUSTACK_RAY_PLACEMENT_GROUP_BUNDLES".to_string(),
+            format!("[{}]", bundles.join(", ")),
+        ),
+        ("VLLM_RAY_BUNDLE_INDICES".to_string(), indices.join(", ")),
+    ])
+}

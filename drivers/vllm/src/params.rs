@@ -1,0 +1,699 @@
+//! User backend parameters: tokenised, resolved against the target version's flag table,
+//! translated from the other supported version where a flag was renamed, and type-checked.
+
+use inferkit_core::{Error, Result};
+
+use crate::flags::{self, Arity, FlagSpec, Resolved, VllmVersion};
+
+/// Flags the platform sets itself (always last on the command line); user values are refused.
+pub(crate) const PLATFORM_FLAGS: [&str; 4] = ["--host", "--port", "--served-model-name", "--model"];
+
+/// Flags that decide the parallel layout; when the user gives any, automatic parallelism is off.
+pub(crate) const PARALLEL_FLAGS: [&str; 2] = ["--tensor-parallel-size", "--pipeline-parallel-size"];
+
+/// One user flag after normalisation.
+#[derive(Debug, Clone)]
+pub(crate) struct Arg {
+    /// The flag in the target version's table.
+    pub spec: &'static FlagSpec,
+    /// The option string to emit: canonical name, or the negative form, plus `.key` for a JSON
+    /// sub-key.
+    pub option: String,
+    /// Given in its negative form.
+    pub negated: bool,
+    /// Given as `--flag.key value`.
+    pub sub_key: bool,
+    /// Values, in order.
+    pub values: Vec<String>,
+}
+
+/// The user's parameters for one target version.
+#[derive(Debug, Clone)]
+pub(crate) struct Params {
+    /// The version they were checked against.
+    pub version: VllmVersion,
+    /// The flags, in the user's order.
+    pub args: Vec<Arg>,
+    /// What was translated or dropped, for the user.
+    pub notes: Vec<String>,
+}
+
+/// How a flag the target version lacks is carried over.
+enum Rule {
+    /// Same meaning under another name (`name` or `name.key`).
+    Rename(&'static str),
+    /// No longer exists and has no effect on the engine the target version runs.
+    Drop(&'static str),
+    /// Refused, with advice.
+    Refuse(&'static str),
+    /// `--task X` → `--runner`/`--convert`.
+    Task,
+    /// `--cuda-graph-sizes` → `--max-cudagraph-capture-size` / `--cudagraph-capture-sizes`.
+    CudaGraphSizes,
+    /// `--disable-mm-preprocessor-cache` → `--mm-processor-cache-gb 0`.
+    MmCacheOff,
+}
+
+/// Cross-version translations, from backend-flags/README.md (0.10.1.1 → 0.33.0 removals and
+/// their replacements) and the reverse direction for flags 0.33.0 added.
+const RULES: &[(VllmVersion, &str, Rule)] = &[
+    (VllmVersion::V0_33_0, "--task", Rule::Task),
+    (
+        VllmVersion::V0_33_0,
+        "--cuda-graph-sizes",
+        Rule::CudaGraphSizes,
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--override-pooler-config",
+        Rule::Rename("--pooler-config"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--disable-mm-preprocessor-cache",
+        Rule::MmCacheOff,
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--guided-decoding-backend",
+        Rule::Rename("--structured-outputs-config.backend"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--swap-space",
+        Rule::Drop("the V1 engine does not swap KV blocks to host memory"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--preemption-mode",
+        Rule::Drop("the V1 engine always recomputes preempted requests"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--num-lookahead-slots",
+        Rule::Drop("it was removed with the V0 engine"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--enable-prompt-adapter",
+        Rule::Drop("prompt adapters were removed"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--disable-async-output-proc",
+        Rule::Drop("it was removed with the V0 engine"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--max-seq-len-to-capture",
+        Rule::Drop("CUDA graphs are sized by --max-cudagraph-capture-size"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--rope-scaling",
+        Rule::Refuse("removed in vLLM 0.33.0; pass it as --hf-overrides '{\"rope_scaling\": ...}'"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--rope-theta",
+        Rule::Refuse("removed in vLLM 0.33.0; pass it as --hf-overrides '{\"rope_theta\": ...}'"),
+    ),
+    (
+        VllmVersion::V0_10_1_1,
+        "--pooler-config",
+        Rule::Rename("--override-pooler-config"),
+    ),
+    (
+        VllmVersion::V0_10_1_1,
+        "--max-cudagraph-capture-size",
+        Rule::Rename("--cuda-graph-sizes"),
+    ),
+    (
+        VllmVersion::V0_10_1_1,
+        "--cudagraph-capture-sizes",
+        Rule::Rename("--cuda-graph-sizes"),
+    ),
+    // Not in either table: GPUStack injected it for Qwen3 and vLLM 0.10 rejects it (hard case 13).
+    (
+        VllmVersion::V0_10_1_1,
+        "--enable-reasoning",
+        Rule::Drop("reasoning is enabled by --reasoning-parser alone"),
+    ),
+    (
+        VllmVersion::V0_33_0,
+        "--enable-reasoning",
+        Rule::Drop("reasoning is enabled by --reasoning-parser alone"),
+    ),
+];
+
+/// A token of the user's list: an option (with a value attached by `=` or a space) or a value.
+enum Token {
+    Option(String, Option<String>),
+    Value(String),
+}
+
+fn tokenise(raw: &[String]) -> Vec<Token> {
+    raw.iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            if !is_option(t) {
+                return Token::Value(t.to_string());
+            }
+            let split = t
+                .split_once('=')
+                .or_else(|| t.split_once(char::is_whitespace));
+            match split {
+                Some((option, value)) => {
+                    Token::Option(option.trim().to_string(), Some(value.trim().to_string()))
+                }
+                None => Token::Option(t.to_string(), None),
+            }
+        })
+        .collect()
+}
+
+/// Whether a token is an option (`-x`, `--x`) rather than a value (`-1`, `-0.5`, `x`).
+fn is_option(token: &str) -> bool {
+    token.starts_with('-') && token.len() > 1 && token.parse::<f64>().is_err()
+}
+
+impl Params {
+    /// Parses, translates and checks `raw` for `version`.
+    pub(crate) fn parse(version: VllmVersion, raw: &[String]) -> Result<Self> {
+        let mut params = Params {
+            version,
+            args: Vec::new(),
+            notes: Vec::new(),
+        };
+        let mut tokens = tokenise(raw).into_iter().peekable();
+        while let Some(token) = tokens.next() {
+            let (written, attached) = match token {
+                Token::Option(option, attached) => (option, attached),
+                Token::Value(value) => {
+                    return Err(Error::invalid_parameter(
+                        value,
+                        "unexpected positional argument: the model path is set by the platform",
+                    ));
+                }
+            };
+            let (written, attached) = split_short_value(version, written, attached);
+            let mut values: Vec<String> = attached.into_iter().collect();
+            let (found, sub_key) = params.lookup(&written)?;
+            let arity = if sub_key.is_some() {
+                Arity::One
+            } else {
+                found.resolved.spec.arity
+            };
+            while wants_more(arity, values.len()) {
+                match tokens.peek() {
+                    Some(Token::Value(_)) => {
+                        if let Some(Token::Value(v)) = tokens.next() {
+                            values.push(v);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            let arg = build_arg(found.version, &written, found.resolved, sub_key, values)?;
+            match found.rule {
+                None => params.push(arg)?,
+                Some(rule) => params.translate(&written, arg, rule)?,
+            }
+        }
+        params.refuse_platform_flags()?;
+        Ok(params)
+    }
+
+    /// Resolves what the user wrote to a flag of the target version, or of the other version
+    /// with the translation rule to apply.
+    fn lookup(&self, written: &str) -> Result<(Found, Option<String>)> {
+        let normalised = flags::normalise_option(written);
+        let (option, sub_key) = split_sub_key(&normalised);
+        let version = self.version;
+        if let Some(found) = flags::resolve(version, option)? {
+            return Ok((Found::direct(version, found), sub_key));
+        }
+        for other in VllmVersion::ALL.into_iter().filter(|v| *v != version) {
+            let Some(resolved) = flags::resolve_exact(other, option) else {
+                continue;
+            };
+            if let Some(spec) = version.flag(resolved.spec.name) {
+                let negative = spec.negatives.first().filter(|_| resolved.negated);
+                let same = flags::Resolved {
+                    spec,
+                    option: negative.copied().unwrap_or(spec.name),
+                    negated: negative.is_some(),
+                };
+                return Ok((Found::direct(version, same), sub_key));
+            }
+            let rule = rule_for(version, resolved.spec.name).ok_or_else(|| {
+                Error::invalid_parameter(
+                    written,
+                    format!(
+                        "removed in vLLM {version} (it exists in {other}); nearest valid flag: {}",
+                        flags::nearest(version, option)
+                    ),
+                )
+            })?;
+            return Ok((
+                Found {
+                    version: other,
+                    resolved,
+                    rule: Some(rule),
+                },
+                sub_key,
+            ));
+        }
+        Err(match rule_for(version, option) {
+            Some(Rule::Drop(why)) => {
+                Error::invalid_parameter(written, format!("not a vLLM {version} flag: {why}"))
+            }
+            _ => Error::invalid_parameter(
+                written,
+                format!(
+                    "unknown vLLM {version} flag; did you mean {}?",
+                    flags::nearest(version, option)
+                ),
+            ),
+        })
+    }
+
+    fn push(&mut self, arg: Arg) -> Result<()> {
+        if let Some(previous) = self
+            .args
+            .iter()
+            .find(|a| std::ptr::eq(a.spec, arg.spec) && !a.sub_key)
+            && !arg.spec.repeatable
+            && !arg.sub_key
+        {
+            self.notes.push(format!(
+                "{} is given more than once; vLLM keeps the last value",
+                previous.spec.name
+            ));
+        }
+        if arg.spec.deprecated {
+            self.notes.push(format!(
+                "{} is deprecated in vLLM {}",
+                arg.spec.name, self.version
+            ));
+        }
+        self.args.push(arg);
+        Ok(())
+    }
+
+    /// Applies a cross-version rule to a flag parsed with the other version's table.
+    fn translate(&mut self, written: &str, arg: Arg, rule: &Rule) -> Result<()> {
+        let version = self.version;
+        let value = arg.values.first().cloned().unwrap_or_default();
+        let replacement: Vec<(String, Vec<String>)> = match rule {
+            Rule::Rename(target) => vec![(target.to_string(), arg.values.clone())],
+            Rule::Drop(why) => {
+                self.notes
+                    .push(format!("dropped {written}: {why} (vLLM {version})"));
+                return Ok(());
+            }
+            Rule::Refuse(why) => return Err(Error::invalid_parameter(written, *why)),
+            Rule::Task => task_to_runner(&value),
+            Rule::CudaGraphSizes if arg.values.len() == 1 => {
+                vec![("--max-cudagraph-capture-size".into(), arg.values.clone())]
+            }
+            Rule::CudaGraphSizes => vec![("--cudagraph-capture-sizes".into(), arg.values.clone())],
+            Rule::MmCacheOff => vec![("--mm-processor-cache-gb".into(), vec!["0".into()])],
+        };
+        let shown: Vec<String> = replacement
+            .iter()
+            .map(|(name, values)| {
+                format!("{name} {}", values.join(" "))
+                    .trim_end()
+                    .to_string()
+            })
+            .collect();
+        self.notes.push(if shown.is_empty() {
+            format!("dropped {written} {value}: it is vLLM's default in {version}")
+        } else {
+            format!(
+                "translated {written} {value} to {} for vLLM {version}",
+                shown.join(" ")
+            )
+        });
+        for (name, values) in replacement {
+            let (option, sub_key) = split_sub_key(&name);
+            let resolved = flags::resolve(version, option)?.ok_or_else(|| {
+                Error::invalid_parameter(written, format!("no vLLM {version} equivalent"))
+            })?;
+            let arg = build_arg(version, written, resolved, sub_key, values)?;
+            self.push(arg)?;
+        }
+        Ok(())
+    }
+
+    fn refuse_platform_flags(&self) -> Result<()> {
+        match self
+            .args
+            .iter()
+            .find(|a| PLATFORM_FLAGS.contains(&a.spec.name))
+        {
+            Some(arg) => Err(Error::invalid_parameter(
+                arg.spec.name,
+                "set by the platform (it comes last on the command line and cannot be overridden)",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The normalised command-line tokens, in the user's order.
+    pub(crate) fn tokens(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .flat_map(|a| std::iter::once(a.option.clone()).chain(a.values.iter().cloned()))
+            .collect()
+    }
+
+    /// Whether the user gave the flag (in any form).
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.args.iter().any(|a| a.spec.name == name)
+    }
+
+    /// The last value given to a flag that takes one (vLLM keeps the last).
+    pub(crate) fn value(&self, name: &str) -> Option<&str> {
+        self.args
+            .iter()
+            .rev()
+            .find(|a| a.spec.name == name && !a.sub_key)
+            .and_then(|a| a.values.first())
+            .map(String::as_str)
+    }
+
+    /// The last setting of a switch: `Some(true)` for `--x`, `Some(false)` for its negative.
+    pub(crate) fn switch(&self, name: &str) -> Option<bool> {
+        self.args
+            .iter()
+            .rev()
+            .find(|a| a.spec.name == name)
+            .map(|a| !a.negated)
+    }
+
+    /// A flag's value parsed as `T`, with a typed error naming the flag.
+    pub(crate) fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>> {
+        self.value(name)
+            .map(|v| {
+                v.parse::<T>().map_err(|_| {
+                    Error::invalid_parameter(name, format!("`{v}` is out of the supported range"))
+                })
+            })
+            .transpose()
+    }
+
+    /// A whole-number flag in vLLM's human-readable form (`32k`).
+    pub(crate) fn human_int(&self, name: &str) -> Result<Option<u64>> {
+        match self.value(name) {
+            None | Some("auto") => Ok(None),
+            Some(v) => match flags::parse_human_int(v) {
+                Some(n) if n < 0 => Ok(None),
+                Some(n) => Ok(Some(n as u64)),
+                None => Err(Error::invalid_parameter(
+                    name,
+                    format!("`{v}` is not an integer"),
+                )),
+            },
+        }
+    }
+}
+
+/// A resolved flag and, when it came from the other version's table, the rule to apply.
+struct Found {
+    version: VllmVersion,
+    resolved: Resolved,
+    rule: Option<&'static Rule>,
+}
+
+impl Found {
+    fn direct(version: VllmVersion, resolved: Resolved) -> Self {
+        Found {
+            version,
+            resolved,
+            rule: None,
+        }
+    }
+}
+
+fn rule_for(target: VllmVersion, name: &str) -> Option<&'static Rule> {
+    RULES
+        .iter()
+        .find(|(v, n, _)| *v == target && *n == name)
+        .map(|(.., rule)| rule)
+}
+
+/// `--compilation-config.level` → (`--compilation-config`, `Some("level")`).
+fn split_sub_key(option: &str) -> (&str, Option<String>) {
+    match option.split_once('.') {
+        Some((base, key)) if base.starts_with("--") && !key.is_empty() => {
+            (base, Some(key.to_string()))
+        }
+        _ => (option, None),
+    }
+}
+
+/// argparse's attached value of a one-letter short alias: `-O3` is `-O 3`.
+fn split_short_value(
+    version: VllmVersion,
+    written: String,
+    attached: Option<String>,
+) -> (String, Option<String>) {
+    let unknown = || matches!(flags::resolve(version, &written), Ok(None));
+    if attached.is_some() || written.starts_with("--") || written.len() <= 2 || !unknown() {
+        return (written, attached);
+    }
+    let (short, rest) = written.split_at(2);
+    match flags::resolve_exact(version, short) {
+        Some(r) if r.spec.arity != Arity::Switch => (short.to_string(), Some(rest.to_string())),
+        // Versions without a `-O` alias read `-O3` as the optimisation level.
+        None if short == "-O" && version.flag(OPTIMIZATION_LEVEL).is_some() => {
+            (OPTIMIZATION_LEVEL.to_string(), Some(rest.to_string()))
+        }
+        _ => (written, attached),
+    }
+}
+
+/// The flag `-O<n>` means where `-O` is not an alias of `--compilation-config`.
+const OPTIMIZATION_LEVEL: &str = "--optimization-level";
+
+fn wants_more(arity: Arity, have: usize) -> bool {
+    match arity {
+        Arity::Switch => false,
+        Arity::One | Arity::Optional => have == 0,
+        Arity::Many => true,
+    }
+}
+
+/// Checks the values of one flag and builds its [`Arg`].
+fn build_arg(
+    version: VllmVersion,
+    written: &str,
+    resolved: Resolved,
+    sub_key: Option<String>,
+    values: Vec<String>,
+) -> Result<Arg> {
+    let spec = resolved.spec;
+    if let Some(key) = sub_key {
+        if spec.kind != flags::ValueKind::Json {
+            return Err(Error::invalid_parameter(
+                written,
+                format!(
+                    "{} is not a JSON flag, so `.{key}` cannot address a key of it",
+                    spec.name
+                ),
+            ));
+        }
+        if values.len() != 1 {
+            return Err(Error::invalid_parameter(written, "expects one value"));
+        }
+        return Ok(Arg {
+            spec,
+            option: format!("{}.{key}", spec.name),
+            negated: false,
+            sub_key: true,
+            values,
+        });
+    }
+    match (spec.arity, values.len()) {
+        (Arity::Switch, 0) | (Arity::Optional, _) => {}
+        (Arity::Switch, _) => {
+            return Err(Error::invalid_parameter(
+                written,
+                "is a switch and takes no value",
+            ));
+        }
+        (Arity::One | Arity::Many, 0) => {
+            return Err(Error::invalid_parameter(written, "expects a value"));
+        }
+        _ => {}
+    }
+    for value in &values {
+        flags::check_value(version, spec, written, value)?;
+    }
+    let option = if resolved.negated {
+        resolved.option
+    } else {
+        spec.name
+    };
+    Ok(Arg {
+        spec,
+        option: option.to_string(),
+        negated: resolved.negated,
+        sub_key: false,
+        values,
+    })
+}
+
+/// vLLM 0.10's `--task` expressed with 0.33's `--runner` and `--convert`.
+fn task_to_runner(task: &str) -> Vec<(String, Vec<String>)> {
+    let pair = |runner: &str, convert: Option<&str>| {
+        let mut out = vec![("--runner".to_string(), vec![runner.to_string()])];
+        if let Some(convert) = convert {
+            out.push(("--convert".to_string(), vec![convert.to_string()]));
+        }
+        out
+    };
+    match task {
+        "embed" | "embedding" => pair("pooling", Some("embed")),
+        "classify" | "score" => pair("pooling", Some("classify")),
+        "reward" => pair("pooling", None),
+        "draft" => pair("draft", None),
+        "generate" | "transcription" => pair("generate", None),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(version: VllmVersion, raw: &[&str]) -> Result<Params> {
+        let raw: Vec<String> = raw.iter().map(|s| s.to_string()).collect();
+        Params::parse(version, &raw)
+    }
+
+    #[test]
+    fn both_value_forms_underscores_and_abbreviations_normalise() {
+        let p = parse(
+            VllmVersion::V0_33_0,
+            &[
+                " --max_model_len=8192 ",
+                "--gpu-memory-util",
+                "0.8",
+                "--enforce-eager",
+                "--kv-cache-dtype fp8",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            p.tokens(),
+            [
+                "--max-model-len",
+                "8192",
+                "--gpu-memory-utilization",
+                "0.8",
+                "--enforce-eager",
+                "--kv-cache-dtype",
+                "fp8"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_flag_suggests_the_nearest() {
+        let err = parse(VllmVersion::V0_33_0, &["--max-model-length", "4096"]).unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean --max-model-len"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_bad_choice_are_refused() {
+        let err = parse(VllmVersion::V0_33_0, &["--tensor-parallel-size", "two"]).unwrap_err();
+        assert!(err.to_string().contains("not an integer"), "{err}");
+        let err = parse(VllmVersion::V0_10_1_1, &["--kv-cache-dtype", "int4"]).unwrap_err();
+        assert!(err.to_string().contains("choices"), "{err}");
+        // 0.33.0 turned the list into an unenforced suggestion.
+        assert!(parse(VllmVersion::V0_33_0, &["--kv-cache-dtype", "int4"]).is_ok());
+    }
+
+    #[test]
+    fn task_becomes_runner_and_convert_on_0_33() {
+        let p = parse(VllmVersion::V0_33_0, &["--task=embed"]).unwrap();
+        assert_eq!(p.tokens(), ["--runner", "pooling", "--convert", "embed"]);
+        assert!(p.notes[0].contains("translated --task"), "{:?}", p.notes);
+        let p = parse(VllmVersion::V0_10_1_1, &["--task=embed"]).unwrap();
+        assert_eq!(p.tokens(), ["--task", "embed"]);
+    }
+
+    #[test]
+    fn disable_log_requests_is_the_negative_form_on_0_33() {
+        let p = parse(VllmVersion::V0_33_0, &["--disable-log-requests"]).unwrap();
+        assert_eq!(p.tokens(), ["--disable-log-requests"]);
+        assert_eq!(p.switch("--enable-log-requests"), Some(false));
+    }
+
+    #[test]
+    fn renamed_flags_cross_both_ways() {
+        let p = parse(VllmVersion::V0_33_0, &["--cuda-graph-sizes", "256"]).unwrap();
+        assert_eq!(p.tokens(), ["--max-cudagraph-capture-size", "256"]);
+        let p = parse(
+            VllmVersion::V0_10_1_1,
+            &["--max-cudagraph-capture-size", "256"],
+        )
+        .unwrap();
+        assert_eq!(p.tokens(), ["--cuda-graph-sizes", "256"]);
+        let p = parse(
+            VllmVersion::V0_10_1_1,
+            &["--device-memory-utilization", "0.5"],
+        )
+        .unwrap();
+        assert_eq!(p.tokens(), ["--gpu-memory-utilization", "0.5"]);
+        let p = parse(VllmVersion::V0_33_0, &["--swap-space", "4"]).unwrap();
+        assert!(p.tokens().is_empty());
+        assert!(
+            p.notes[0].starts_with("dropped --swap-space"),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn platform_flags_and_positionals_are_refused() {
+        assert!(parse(VllmVersion::V0_33_0, &["--port", "9000"]).is_err());
+        assert!(parse(VllmVersion::V0_33_0, &["--served-model-name", "x"]).is_err());
+        assert!(parse(VllmVersion::V0_33_0, &["/models/other"]).is_err());
+    }
+
+    #[test]
+    fn json_sub_keys_and_json_values_are_checked() {
+        let p = parse(
+            VllmVersion::V0_33_0,
+            &["--compilation-config.cudagraph_mode", "NONE"],
+        )
+        .unwrap();
+        assert_eq!(p.tokens(), ["--compilation-config.cudagraph_mode", "NONE"]);
+        assert!(parse(VllmVersion::V0_33_0, &["--hf-overrides", "{\"a\": "]).is_err());
+        assert!(parse(VllmVersion::V0_33_0, &["--max-model-len.x", "1"]).is_err());
+    }
+
+    #[test]
+    fn one_letter_aliases_take_attached_values() {
+        let p = parse(VllmVersion::V0_10_1_1, &["-O3"]).unwrap();
+        assert_eq!(p.tokens(), ["--compilation-config", "3"]);
+        let p = parse(VllmVersion::V0_33_0, &["-O3"]).unwrap();
+        assert_eq!(p.tokens(), ["--optimization-level", "3"]);
+        let p = parse(VllmVersion::V0_33_0, &["-tp", "2"]).unwrap();
+        assert_eq!(p.tokens(), ["--tensor-parallel-size", "2"]);
+    }
+
+    #[test]
+    fn switches_refuse_values_and_values_are_required() {
+        assert!(parse(VllmVersion::V0_33_0, &["--enforce-eager=yes"]).is_err());
+        assert!(parse(VllmVersion::V0_33_0, &["--max-model-len"]).is_err());
+    }
+}
