@@ -1,1 +1,230 @@
-//! placeholder
+//! # inferkit-mindie
+//!
+//! The Ascend MindIE driver of inferkit. MindIE takes no command-line flags: this driver
+//! accepts GPUStack 0.7.1's MindIE parameters (`--max-seq-len`, `--npu-memory-fraction`, ...),
+//! checks them, and translates them into MindIE's service `config.json`, an overlay of the
+//! model's own config files (for `--dtype`, rope and generation overrides) and the daemon's
+//! environment. It sizes a model on Ascend NPUs (weights, KV cache and workspace within
+//! `--npu-memory-fraction` of each NPU) and claims the architectures MindIE lists as supported.
+//!
+//! What it does not do:
+//!
+//! * GPUStack's speculative-decoding, split-fuse, buffered-response and explicit
+//!   parallel-size parameters are refused with a clear error, not translated.
+//! * GPUStack sources the `set_env.sh` scripts of the MindIE packages before starting the
+//!   daemon; a launch spec carries no shell, so the CANN/MindIE library environment
+//!   (`LD_LIBRARY_PATH`, `PYTHONPATH`, ...) must already be in the launcher's environment, as
+//!   it is in Huawei's MindIE container images.
+//! * Multi-node instances need the RoCE address of every NPU for the HCCL rank table; device
+//!   probes do not report them, so they are configured with [`MindIe::with_device_ip`], and
+//!   without them the driver declares no multi-worker capability.
+//!
+//! ```no_run
+//! use inferkit_core::{Backend, ModelFacts, ModelSpec};
+//! use inferkit_mindie::MindIe;
+//!
+//! let spec = ModelSpec::local("/models/Qwen2.5-72B-Instruct");
+//! let facts = ModelFacts::read(&spec.source)?;
+//! let selection = MindIe::new().select(&facts, &spec);
+//! println!("{:?}: {}", selection.claim, selection.reason);
+//! # Ok::<(), inferkit_core::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod architectures;
+mod env;
+mod estimate;
+mod flags;
+mod flags_table;
+mod launch;
+mod model;
+mod overlay;
+mod params;
+mod service_config;
+
+use std::collections::BTreeMap;
+
+use inferkit_core::{
+    Assignment, Backend, Capabilities, Category, Claim, DeviceId, Error, LaunchSpec, ModelFacts,
+    ModelFormat, ModelSpec, Platform, ResourceEstimator, Result, Selection, SubordinateGrouping,
+    Vendor,
+};
+use serde::{Deserialize, Serialize};
+
+pub use estimate::{HOST_BASE_RAM, MindieEstimator, NPU_WORKSPACE};
+pub use model::{Chip, Shape};
+pub use params::{MAX_DERIVED_SEQ_LEN, Params, RunDtype};
+
+/// The backend id.
+const ID: &str = "ascend-mindie";
+
+/// Huawei's default Ascend install root (CANN and MindIE `.run` packages install under it).
+pub const DEFAULT_ASCEND_ROOT: &str = "/usr/local/Ascend";
+
+/// The Ascend MindIE backend driver.
+///
+/// A plain value: the Ascend root MindIE is installed under and, for multi-node instances, the
+/// RoCE address of each NPU (the HCCL rank table needs them and device probes do not report
+/// them). Without addresses the driver serves one worker only and says so in its
+/// capabilities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MindIe {
+    /// The Ascend root holding `mindie/<version>/mindie-service`.
+    pub ascend_root: String,
+    /// RoCE address of each NPU (`hccn_tool -i <id> -ip -g`), by worker and device index.
+    pub device_ips: BTreeMap<DeviceId, String>,
+}
+
+impl Default for MindIe {
+    fn default() -> Self {
+        MindIe {
+            ascend_root: DEFAULT_ASCEND_ROOT.to_string(),
+            device_ips: BTreeMap::new(),
+        }
+    }
+}
+
+impl MindIe {
+    /// The driver for MindIE under [`DEFAULT_ASCEND_ROOT`], single worker.
+    pub fn new() -> Self {
+        MindIe::default()
+    }
+
+    /// The same driver for MindIE installed under another Ascend root.
+    pub fn with_ascend_root(mut self, root: impl Into<String>) -> Self {
+        self.ascend_root = root.into();
+        self
+    }
+
+    /// The same driver knowing the RoCE address of one NPU (needed on every NPU of a
+    /// multi-node instance).
+    pub fn with_device_ip(mut self, device: DeviceId, ip: impl Into<String>) -> Self {
+        self.device_ips.insert(device, ip.into());
+        self
+    }
+
+    /// The user's parameters, parsed and checked.
+    pub fn params(spec: &ModelSpec) -> Result<Params> {
+        Params::parse(&spec.backend_parameters)
+    }
+}
+
+impl Backend for MindIe {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let multi_worker = !self.device_ips.is_empty();
+        Capabilities {
+            formats: vec![ModelFormat::Safetensors],
+            vendors: vec![Vendor::Ascend],
+            platforms: vec![
+                Platform::new("linux", "amd64"),
+                Platform::new("linux", "arm64"),
+            ],
+            // gpustack-inference-backends.md: LLMs and VLMs; embedding models not yet.
+            categories: vec![Category::Llm],
+            cpu_only: false,
+            cpu_offload: false,
+            multi_device: true,
+            multi_worker,
+            default_cpu_offloading: false,
+            default_distributed: false,
+            default_worker_selector: BTreeMap::from([("os".to_string(), "linux".to_string())]),
+            subordinates: match multi_worker {
+                true => SubordinateGrouping::PerRemoteWorker,
+                false => SubordinateGrouping::None,
+            },
+        }
+    }
+
+    fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection {
+        select(facts, spec)
+    }
+
+    fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
+        if spec.cpu_offloading == Some(true) {
+            return Err(Error::invalid_parameter(
+                "cpu_offloading",
+                "MindIE keeps the whole model on NPUs",
+            ));
+        }
+        let params = Self::params(spec)?;
+        env::check_user(&params, &spec.env)?;
+        let mut notes = Vec::new();
+        if params.rope_scaling.is_some() && params.max_seq_len.is_none() {
+            notes.push(format!(
+                "--rope-scaling without --max-seq-len: the context stays capped at {MAX_DERIVED_SEQ_LEN} tokens"
+            ));
+        }
+        Ok(notes)
+    }
+
+    fn estimator<'a>(
+        &'a self,
+        facts: &'a ModelFacts,
+        spec: &'a ModelSpec,
+    ) -> Result<Box<dyn ResourceEstimator + 'a>> {
+        let model = model::hf(facts)?;
+        let params = Self::params(spec)?;
+        Ok(Box::new(MindieEstimator::new(model, params, &spec.env)?))
+    }
+
+    fn launch(
+        &self,
+        facts: &ModelFacts,
+        spec: &ModelSpec,
+        assignment: &Assignment,
+    ) -> Result<Vec<LaunchSpec>> {
+        let install = launch::Install {
+            root: &self.ascend_root,
+            device_ips: &self.device_ips,
+        };
+        launch::launch_specs(&install, facts, spec, assignment)
+    }
+}
+
+/// Claims a Hugging Face model whose architecture MindIE lists; refuses the rest with the
+/// reason (the planner then falls back to vLLM-Ascend), unless the user chose MindIE.
+fn select(facts: &ModelFacts, spec: &ModelSpec) -> Selection {
+    let Some(hf) = facts.hf.as_ref() else {
+        return Selection::new(
+            Claim::Refuses,
+            "MindIE loads Hugging Face safetensors directories only",
+        );
+    };
+    if spec.categories.iter().any(|c| *c != Category::Llm) {
+        return Selection::new(
+            Claim::Refuses,
+            "MindIE serves LLMs and vision-language models only (no embedding, reranker or \
+             generation models)",
+        );
+    }
+    let architectures = &hf.config.architectures;
+    match architectures::find(architectures) {
+        Some(arch) => Selection {
+            claim: Claim::Supports,
+            reason: format!(
+                "MindIE supports {} ({}{})",
+                arch.class,
+                arch.families,
+                if arch.vision { ", multimodal" } else { "" }
+            ),
+            categories: vec![Category::Llm],
+        },
+        None => {
+            let missing = format!(
+                "MindIE's model list does not include {}",
+                architectures
+                    .first()
+                    .map_or("a model without `architectures`", String::as_str)
+            );
+            // A user who names MindIE may run a newer MindIE than the list; let them try.
+            match spec.backend.as_deref() == Some(ID) {
+                true => Selection::new(Claim::Fallback, format!("{missing}; chosen by the user")),
+                false => Selection::new(Claim::Refuses, missing),
+            }
+        }
+    }
+}

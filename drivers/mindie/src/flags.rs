@@ -1,0 +1,430 @@
+//! GPUStack's MindIE parameter table and the tokenizer over it.
+//!
+//! MindIE takes no command-line flags: its service reads one `config.json`. GPUStack 0.7.1
+//! exposes a set of argparse-style parameters and translates them into that file and the
+//! environment; inferkit accepts the same parameters (table generated from
+//! `data/mindie-gpustack-0.7.1.json` into `flags_table.rs`). Unlike GPUStack, which parses with
+//! `parse_known_args` and silently drops what it does not know, an unknown parameter is an
+//! error here.
+
+use std::collections::BTreeMap;
+
+use inferkit_core::suggest::nearest;
+use inferkit_core::{Error, Result};
+
+pub(crate) use crate::flags_table::{FLAGS, VERSION};
+
+/// Value type of a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A decimal integer.
+    Int,
+    /// A decimal number.
+    Float,
+    /// A string (possibly restricted to `choices`).
+    Str,
+    /// A switch (`--flag`, or `--flag` / `--no-flag`).
+    Bool,
+    /// A JSON object.
+    Json,
+}
+
+/// One end of an accepted range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Limit {
+    /// The bound.
+    pub value: f64,
+    /// Whether the bound itself is accepted.
+    pub inclusive: bool,
+}
+
+/// Whether a value must be a power of two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PowerOfTwo {
+    /// No such rule.
+    No,
+    /// Must be a power of two.
+    Required,
+    /// Must be a power of two, or -1 for "derive it".
+    OrMinusOne,
+}
+
+/// The static checks of one parameter (cross-parameter rules live in `params`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Range {
+    /// Lower bound.
+    pub min: Option<Limit>,
+    /// Upper bound.
+    pub max: Option<Limit>,
+    /// Power-of-two rule.
+    pub power_of_two: PowerOfTwo,
+}
+
+/// One parameter of the table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FlagSpec {
+    /// Canonical spelling (`--max-batch-size`).
+    pub name: &'static str,
+    /// The `--no-…` form of boolean-optional switches.
+    pub negative: Option<&'static str>,
+    /// Whether a value follows.
+    pub takes_value: bool,
+    /// Value type.
+    pub kind: Kind,
+    /// Default as text (`None`: unset).
+    pub default: Option<&'static str>,
+    /// Accepted values, when restricted.
+    pub choices: &'static [&'static str],
+    /// Accepted range.
+    pub range: Range,
+    /// GPUStack's help text.
+    pub help: &'static str,
+}
+
+/// The table entry of a canonical name.
+pub(crate) fn spec(name: &str) -> Option<&'static FlagSpec> {
+    FLAGS.iter().find(|f| f.name == name)
+}
+
+/// The entry a written spelling refers to, and the switch value it sets for negatives.
+fn lookup(spelled: &str) -> Option<(&'static FlagSpec, Option<bool>)> {
+    FLAGS.iter().find_map(|f| {
+        if f.name == spelled {
+            Some((f, (f.kind == Kind::Bool).then_some(true)))
+        } else if f.negative == Some(spelled) {
+            Some((f, Some(false)))
+        } else {
+            None
+        }
+    })
+}
+
+/// Every spelling the table accepts.
+fn spellings() -> impl Iterator<Item = &'static str> {
+    FLAGS
+        .iter()
+        .flat_map(|f| std::iter::once(f.name).chain(f.negative))
+}
+
+/// The user's parameters as written values by canonical name (a repeated parameter keeps its
+/// last value, as argparse does). Switches are stored as `true`/`false`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Written {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl Written {
+    /// Splits `--flag value`, `--flag=value` and switches, refusing unknown parameters (with
+    /// the nearest known one), missing values and values given to switches.
+    pub fn parse(tokens: &[String]) -> Result<Self> {
+        let mut values = BTreeMap::new();
+        let mut rest = tokens.iter().map(|t| t.trim());
+        while let Some(token) = rest.next() {
+            if token.is_empty() {
+                // An empty entry (a blank line in a form) says nothing.
+                continue;
+            }
+            if !token.starts_with('-') {
+                return Err(Error::invalid_parameter(
+                    token,
+                    "is a value with no parameter before it",
+                ));
+            }
+            let (spelled, inline) = split_inline(token);
+            let (flag, switch) = lookup(spelled).ok_or_else(|| unknown(spelled))?;
+            let value = match (switch, inline) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::invalid_parameter(
+                        spelled,
+                        "is a switch and takes no value",
+                    ));
+                }
+                (Some(on), None) => on.to_string(),
+                (None, Some(v)) => v.to_string(),
+                (None, None) => rest
+                    .next()
+                    .filter(|v| !v.starts_with("--"))
+                    .ok_or_else(|| Error::invalid_parameter(spelled, "expects a value"))?
+                    .to_string(),
+            };
+            values.insert(flag.name, value);
+        }
+        Ok(Written { values })
+    }
+
+    /// Whether the user wrote the parameter (in either form, for switches).
+    pub fn has(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    /// Canonical names the user wrote.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.values.keys().copied()
+    }
+
+    /// The written value, else the table default.
+    fn raw(&self, flag: &'static FlagSpec) -> Option<&str> {
+        self.values
+            .get(flag.name)
+            .map(String::as_str)
+            .or(flag.default)
+    }
+
+    /// An integer parameter, checked against its range. `None` when unset with no default.
+    pub fn int(&self, name: &str) -> Result<Option<i64>> {
+        let flag = table_entry(name, Kind::Int);
+        let Some(text) = self.raw(flag) else {
+            return Ok(None);
+        };
+        let value: i64 = text
+            .parse()
+            .map_err(|_| Error::invalid_parameter(name, format!("`{text}` is not an integer")))?;
+        check_choices(flag, text)?;
+        check_range(flag, value as f64)?;
+        check_power_of_two(flag, value)?;
+        Ok(Some(value))
+    }
+
+    /// A number parameter, checked against its range.
+    pub fn float(&self, name: &str) -> Result<Option<f64>> {
+        let flag = table_entry(name, Kind::Float);
+        let Some(text) = self.raw(flag) else {
+            return Ok(None);
+        };
+        let value: f64 = text
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| Error::invalid_parameter(name, format!("`{text}` is not a number")))?;
+        check_range(flag, value)?;
+        Ok(Some(value))
+    }
+
+    /// A string parameter, checked against its choices.
+    pub fn string(&self, name: &str) -> Result<Option<String>> {
+        let flag = table_entry(name, Kind::Str);
+        let Some(text) = self.raw(flag) else {
+            return Ok(None);
+        };
+        check_choices(flag, text)?;
+        Ok(Some(text.to_string()))
+    }
+
+    /// A switch.
+    pub fn switch(&self, name: &str) -> bool {
+        let flag = table_entry(name, Kind::Bool);
+        self.raw(flag) == Some("true")
+    }
+
+    /// A JSON-object parameter.
+    pub fn json_object(
+        &self,
+        name: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let flag = table_entry(name, Kind::Json);
+        let Some(text) = self.raw(flag) else {
+            return Ok(None);
+        };
+        match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(map)) => Ok(Some(map)),
+            Ok(_) => Err(Error::invalid_parameter(name, "must be a JSON object")),
+            Err(e) => Err(Error::invalid_parameter(
+                name,
+                format!("must be a valid JSON string: {e}"),
+            )),
+        }
+    }
+}
+
+/// `--flag=value` and `--flag value` written as one entry (a form field) are both a flag
+/// with its value; anything else is the flag alone.
+fn split_inline(token: &str) -> (&str, Option<&str>) {
+    match token.find(|c: char| c == '=' || c.is_whitespace()) {
+        Some(at) => (&token[..at], Some(token[at + 1..].trim_start())),
+        None => (token, None),
+    }
+}
+
+/// The entry of a name the driver itself asks for. A name missing from the generated table, or
+/// asked for with the wrong type, is a bug in this crate caught by its tests, hence the panic.
+fn table_entry(name: &str, kind: Kind) -> &'static FlagSpec {
+    match spec(name) {
+        Some(flag) if flag.kind == kind => flag,
+        _ => panic!("{name} is not a {kind:?} parameter of the MindIE table"),
+    }
+}
+
+fn unknown(spelled: &str) -> Error {
+    let hint = match nearest(spelled, spellings()) {
+        Some(near) => format!("; did you mean `{near}`?"),
+        None => String::new(),
+    };
+    Error::invalid_parameter(
+        spelled,
+        format!("is not a MindIE parameter (GPUStack {VERSION} table){hint}"),
+    )
+}
+
+fn check_choices(flag: &FlagSpec, text: &str) -> Result<()> {
+    if flag.choices.is_empty() || flag.choices.contains(&text) {
+        return Ok(());
+    }
+    Err(Error::invalid_parameter(
+        flag.name,
+        format!("`{text}` is not one of {}", flag.choices.join(", ")),
+    ))
+}
+
+fn check_range(flag: &FlagSpec, value: f64) -> Result<()> {
+    let Range { min, max, .. } = flag.range;
+    let below = min.is_some_and(|l| value < l.value || (!l.inclusive && value == l.value));
+    let above = max.is_some_and(|l| value > l.value || (!l.inclusive && value == l.value));
+    if !below && !above {
+        return Ok(());
+    }
+    Err(Error::invalid_parameter(
+        flag.name,
+        format!("must be in the range {}, got {value}", describe(flag.range)),
+    ))
+}
+
+fn check_power_of_two(flag: &FlagSpec, value: i64) -> Result<()> {
+    let power = value > 0 && value & (value - 1) == 0;
+    let ok = match flag.range.power_of_two {
+        PowerOfTwo::No => true,
+        PowerOfTwo::Required => power,
+        PowerOfTwo::OrMinusOne => power || value == -1,
+    };
+    if ok {
+        return Ok(());
+    }
+    let also = match flag.range.power_of_two {
+        PowerOfTwo::OrMinusOne => " or -1",
+        _ => "",
+    };
+    Err(Error::invalid_parameter(
+        flag.name,
+        format!("must be a power of 2{also}, got {value}"),
+    ))
+}
+
+/// `[1, 1000]`, `(0, 1]`, `[0, ∞)`.
+fn describe(range: Range) -> String {
+    let low = match range.min {
+        Some(l) => format!("{}{}", if l.inclusive { '[' } else { '(' }, l.value),
+        None => "(-∞".to_string(),
+    };
+    let high = match range.max {
+        Some(l) => format!("{}{}", l.value, if l.inclusive { ']' } else { ')' }),
+        None => "∞)".to_string(),
+    };
+    format!("{low}, {high}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(tokens: &[&str]) -> Result<Written> {
+        Written::parse(&tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>())
+    }
+
+    /// The checked-in table is what `data/gen_flags.py` makes of the JSON.
+    #[test]
+    fn generated_table_matches_the_json() {
+        let json: serde_json::Value =
+            serde_json::from_str(include_str!("../data/mindie-gpustack-0.7.1.json")).unwrap();
+        let flags = json["flags"].as_array().unwrap();
+        assert_eq!(flags.len(), FLAGS.len());
+        for (source, flag) in flags.iter().zip(FLAGS) {
+            assert_eq!(source["name"], flag.name);
+            assert_eq!(source["takes_value"], flag.takes_value, "{}", flag.name);
+            let default = match &source["default"] {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            };
+            assert_eq!(default.as_deref(), flag.default, "{}", flag.name);
+            let negative = source["negative_forms"][0].as_str();
+            assert_eq!(negative, flag.negative, "{}", flag.name);
+            let choices: Vec<String> = source["choices"]
+                .as_array()
+                .map(|c| c.iter().map(|v| v.to_string().replace('"', "")).collect())
+                .unwrap_or_default();
+            assert_eq!(choices, flag.choices, "{}", flag.name);
+            let range = &source["range"];
+            let low = range["min"].as_f64().or(range["min_exclusive"].as_f64());
+            assert_eq!(low, flag.range.min.map(|l| l.value), "{}", flag.name);
+            assert_eq!(
+                range["max"].as_f64(),
+                flag.range.max.map(|l| l.value),
+                "{}",
+                flag.name
+            );
+        }
+    }
+
+    #[test]
+    fn both_value_syntaxes_and_negative_switches_are_read() {
+        let w = written(&[
+            "--max-batch-size",
+            "64",
+            "--cache-block-size=64",
+            "--no-truncation",
+        ])
+        .unwrap();
+        assert_eq!(w.int("--max-batch-size").unwrap(), Some(64));
+        assert_eq!(w.int("--cache-block-size").unwrap(), Some(64));
+        assert!(w.has("--truncation"));
+        assert!(!w.switch("--truncation"));
+    }
+
+    #[test]
+    fn a_flag_and_its_value_may_share_one_entry() {
+        let w = written(&["--rope-scaling {\"type\": \"yarn\", \"factor\": 4.0}"]).unwrap();
+        let scaling = w.json_object("--rope-scaling").unwrap().unwrap();
+        assert_eq!(scaling["factor"], 4.0);
+    }
+
+    #[test]
+    fn defaults_come_from_the_table() {
+        let w = written(&[]).unwrap();
+        assert_eq!(w.int("--max-link-num").unwrap(), Some(1000));
+        assert_eq!(w.float("--npu-memory-fraction").unwrap(), Some(0.9));
+        assert_eq!(w.string("--log-level").unwrap().as_deref(), Some("Info"));
+        assert_eq!(w.float("--rope-theta").unwrap(), None);
+    }
+
+    #[test]
+    fn unknown_parameters_are_refused_with_the_nearest() {
+        let err = written(&["--max-batch-sise", "8"]).unwrap_err();
+        assert_eq!(
+            err,
+            Error::invalid_parameter(
+                "--max-batch-sise",
+                "is not a MindIE parameter (GPUStack gpustack-0.7.1 table); did you mean `--max-batch-size`?"
+            )
+        );
+    }
+
+    #[test]
+    fn a_value_cannot_be_another_flag_and_switches_take_none() {
+        let err = written(&["--max-seq-len", "--metrics"]).unwrap_err();
+        assert!(matches!(err, Error::InvalidParameter { ref name, .. } if name == "--max-seq-len"));
+        let err = written(&["--metrics=true"]).unwrap_err();
+        assert!(matches!(err, Error::InvalidParameter { ref name, .. } if name == "--metrics"));
+    }
+
+    #[test]
+    fn exclusive_bounds_are_exclusive() {
+        let err = written(&["--npu-memory-fraction", "0"])
+            .unwrap()
+            .float("--npu-memory-fraction");
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "invalid parameter --npu-memory-fraction: must be in the range (0, 1], got 0"
+        );
+        let ok = written(&["--npu-memory-fraction=1"]).unwrap();
+        assert_eq!(ok.float("--npu-memory-fraction").unwrap(), Some(1.0));
+    }
+}
