@@ -1,1 +1,292 @@
-//! placeholder
+//! # inferkit-llama-box
+//!
+//! The inferkit driver for [llama-box](https://github.com/gpustack/llama-box) v0.0.171, the
+//! llama.cpp and stable-diffusion.cpp server GPUStack 0.7 runs GGUF models with.
+//!
+//! - [`flags`]: llama-box's flag table and the checker of user parameters.
+//! - [`settings`]: the llama.cpp settings that decide memory use.
+//! - [`memory`]: the llama.cpp memory model behind [`LlamaBox::estimator`].
+//! - [`select`]: what a GGUF file is, and which projector goes with it.
+//! - [`launch`]: the llama-box processes of a placement.
+//!
+//! ```
+//! use inferkit_core::Backend;
+//! use inferkit_llama_box::LlamaBox;
+//!
+//! let backend = LlamaBox::new();
+//! assert_eq!(backend.id(), "llama-box");
+//! assert!(backend.capabilities().multi_worker);
+//! ```
+#![warn(missing_docs)]
+
+pub mod flags;
+#[rustfmt::skip]
+mod flags_table;
+pub mod launch;
+pub mod memory;
+pub mod select;
+pub mod settings;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use inferkit_core::gguf::GgufModel;
+use inferkit_core::{
+    Assignment, Backend, Capabilities, Category, Claim, Error, EstimateRequest, FitRequest,
+    LaunchSpec, Layout, ModelFacts, ModelFormat, ModelSpec, Platform, ResourceEstimate,
+    ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
+};
+
+use crate::flags::{Args, Syntax, UNMODELLED_MEMORY_FLAGS};
+use crate::memory::LlamaCppModel;
+use crate::settings::{FlashAttn, LlamaSettings};
+
+/// The llama-box backend (id `llama-box`), for llama-box v0.0.171.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LlamaBox {}
+
+impl LlamaBox {
+    /// The backend, for registration in a [`inferkit_core::Registry`].
+    pub fn new() -> Self {
+        LlamaBox {}
+    }
+}
+
+/// Everything about one deployment that does not depend on where it is placed: the categories,
+/// the projector, the model-level flags and the settings the memory model reads from them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Invocation {
+    /// The model's categories: the user's, else detected from the GGUF.
+    pub categories: Vec<Category>,
+    /// The projector to load (`--mmproj`), resolved.
+    pub mmproj: Option<PathBuf>,
+    /// The flags of every launch of this deployment, before the placement's.
+    pub args: Args,
+    /// The memory-relevant settings those flags give.
+    pub settings: LlamaSettings,
+}
+
+impl Invocation {
+    /// Checks the user's parameters and derives the flags and settings of `spec` for the GGUF
+    /// model of `facts`.
+    pub fn new(facts: &ModelFacts, spec: &ModelSpec) -> Result<Invocation> {
+        let gguf = facts.require_gguf()?;
+        let user = user_args(spec)?;
+        // Detection also refuses what llama-box cannot serve, whatever the user's categories.
+        let detected = select::detect_categories(gguf, &user)?;
+        let categories = match spec.categories.is_empty() {
+            true => detected,
+            false => spec.categories.clone(),
+        };
+        let mmproj = select::choose_mmproj(facts, &user, &categories);
+        let args = launch::model_args(&categories, mmproj.as_deref(), &user);
+        let settings = llama_box_settings(&args)?;
+        Ok(Invocation {
+            categories,
+            mmproj,
+            args,
+            settings,
+        })
+    }
+}
+
+/// llama-box raises a context smaller than this when a projector is loaded
+/// (`httpserver.hpp`, "n_ctx is too small for multimodal projection").
+const MIN_CTX_WITH_PROJECTOR: u32 = 2048;
+
+/// llama-box v0.0.171's defaults where they differ from llama-server's: flash attention is a
+/// plain switch, off unless given (`common_params::flash_attn` is a bool at the llama.cpp
+/// commit it vendors), and VAE tiling is off unless `--image-vae-tiling` (flag table default).
+pub fn llama_box_defaults() -> LlamaSettings {
+    let mut settings = LlamaSettings {
+        flash_attn: FlashAttn::Off,
+        ..LlamaSettings::default()
+    };
+    settings.image.vae_tiling = false;
+    settings
+}
+
+/// The settings llama-box runs with for the argument list `args`: its defaults, the flags in
+/// order, then its own adjustments (a projector raises a smaller context to 2048).
+pub fn llama_box_settings(args: &Args) -> Result<LlamaSettings> {
+    let mut settings = llama_box_defaults();
+    args.apply_to(&mut settings)?;
+    if settings.mmproj.is_some() && (1..MIN_CTX_WITH_PROJECTOR).contains(&settings.ctx_size) {
+        settings.ctx_size = MIN_CTX_WITH_PROJECTOR;
+    }
+    Ok(settings)
+}
+
+/// The user's backend parameters, checked against the flag table and the platform's flags.
+fn user_args(spec: &ModelSpec) -> Result<Args> {
+    let args = Args::parse(&spec.backend_parameters, Syntax::Parameters)?;
+    launch::check_user_args(spec, &args)?;
+    Ok(args)
+}
+
+impl Backend for LlamaBox {
+    fn id(&self) -> &'static str {
+        "llama-box"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let platforms = ["linux", "windows", "darwin"]
+            .into_iter()
+            .flat_map(|os| ["amd64", "arm64"].map(|arch| Platform::new(os, arch)))
+            .collect();
+        Capabilities {
+            formats: vec![ModelFormat::Gguf],
+            vendors: vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend, Vendor::Apple],
+            platforms,
+            categories: vec![
+                Category::Llm,
+                Category::Embedding,
+                Category::Reranker,
+                Category::Image,
+            ],
+            cpu_only: true,
+            cpu_offload: true,
+            multi_device: true,
+            multi_worker: true,
+            default_cpu_offloading: true,
+            default_distributed: true,
+            default_worker_selector: Default::default(),
+            subordinates: SubordinateGrouping::PerRemoteDevice,
+        }
+    }
+
+    fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection {
+        let Some(gguf) = facts.gguf.as_ref() else {
+            return Selection::new(Claim::Refuses, "llama-box serves GGUF models only");
+        };
+        let user = Args::parse(&spec.backend_parameters, Syntax::Parameters).unwrap_or_default();
+        match select::detect_categories(gguf, &user) {
+            Ok(categories) => {
+                let kind: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
+                let architecture = gguf.architecture().unwrap_or("diffusion");
+                Selection {
+                    claim: Claim::Prefers,
+                    reason: format!(
+                        "GGUF {} model ({architecture}): llama-box serves GGUF files natively",
+                        kind.join(", ")
+                    ),
+                    categories,
+                }
+            }
+            Err(e) => Selection::new(Claim::Refuses, unsupported_reason(e)),
+        }
+    }
+
+    fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
+        let args = user_args(spec)?;
+        let mut warnings = args.warnings.clone();
+        if let Some(version) = spec
+            .backend_version
+            .as_deref()
+            .filter(|v| v.trim_start_matches('v') != flags::VERSION.trim_start_matches('v'))
+        {
+            warnings.push(format!(
+                "backend version {version}: parameters are checked against the flags of \
+                 llama-box {}, the only table this driver has",
+                flags::VERSION
+            ));
+        }
+        warnings.extend(
+            args.args
+                .iter()
+                .filter(|a| UNMODELLED_MEMORY_FLAGS.contains(&a.flag.as_str()))
+                .map(|a| {
+                    format!(
+                        "{} changes memory use in ways the estimate does not count",
+                        a.spelled
+                    )
+                }),
+        );
+        Ok(warnings)
+    }
+
+    fn estimator<'a>(
+        &'a self,
+        facts: &'a ModelFacts,
+        spec: &'a ModelSpec,
+    ) -> Result<Box<dyn ResourceEstimator + 'a>> {
+        let invocation = Invocation::new(facts, spec)?;
+        let gguf = facts.require_gguf()?;
+        Ok(Box::new(LlamaBoxEstimator {
+            model: LlamaCppModel::new(gguf, &invocation.settings)?,
+            fixed_offload: invocation.settings.gpu_layers,
+        }))
+    }
+
+    fn launch(
+        &self,
+        facts: &ModelFacts,
+        spec: &ModelSpec,
+        assignment: &Assignment,
+    ) -> Result<Vec<LaunchSpec>> {
+        let invocation = Invocation::new(facts, spec)?;
+        launch::launch(facts, spec, assignment, &invocation.args)
+    }
+}
+
+/// The llama.cpp memory model of one model and its launch settings, as a
+/// [`ResourceEstimator`].
+#[derive(Debug, Clone)]
+pub struct LlamaBoxEstimator {
+    model: LlamaCppModel,
+    /// The user's `--gpu-layers`: placement may not choose another offload.
+    fixed_offload: Option<u32>,
+}
+
+impl LlamaBoxEstimator {
+    /// An estimator for `gguf` run with `settings` (for example [`Invocation::settings`]).
+    pub fn new(gguf: &GgufModel, settings: &LlamaSettings) -> Result<LlamaBoxEstimator> {
+        Ok(LlamaBoxEstimator {
+            model: LlamaCppModel::new(gguf, settings)?,
+            fixed_offload: settings.gpu_layers,
+        })
+    }
+
+    /// Repeating layers + the output layer: the `--gpu-layers` of a full offload.
+    pub fn total_layers(&self) -> u32 {
+        self.model.total_layers()
+    }
+}
+
+impl ResourceEstimator for LlamaBoxEstimator {
+    fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
+        self.model
+            .estimate(&request.devices, &request.host, &request.layout)
+    }
+
+    /// The memory model's best fit, or exactly the user's `--gpu-layers` when given.
+    fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
+        let Some(offload) = self.fixed_offload else {
+            return self.model.fit(request);
+        };
+        let layout = match (request.devices.is_empty(), offload) {
+            (true, _) | (false, 0) => Layout::CpuOnly,
+            (false, n) => Layout::Layers {
+                offload_layers: n.min(self.model.total_layers()),
+                total_layers: self.model.total_layers(),
+                tensor_split: Vec::new(),
+            },
+        };
+        let devices = match layout {
+            Layout::CpuOnly => Vec::new(),
+            _ => request.devices.clone(),
+        };
+        let estimate = self.model.estimate(&devices, &request.host, &layout)?;
+        estimate.check_fits(&devices, &request.host)?;
+        Ok(estimate)
+    }
+}
+
+/// The sentence of an error, without its kind prefix.
+fn unsupported_reason(error: Error) -> String {
+    match error {
+        Error::Unsupported(reason) => reason,
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,362 @@
+//! A replay of ggml's graph allocator (`ggml/src/ggml-alloc.c`, `ggml_gallocr`): the compute
+//! buffer llama.cpp reserves is the high-water mark of this allocator over the worst-case
+//! graph, so replaying its rules (best-fit free blocks, in-place reuse of a parent's memory,
+//! freeing a tensor after its last consumer) gives the buffer size, fragmentation included.
+
+/// Index of a tensor in a [`Graph`].
+pub(crate) type TensorId = usize;
+
+/// One tensor of a compute graph. Weights and KV-cache tensors live in other buffers and are
+/// not part of the graph at all (the allocator skips them as "external").
+#[derive(Debug, Clone)]
+struct Tensor {
+    bytes: u64,
+    /// The non-view tensor whose memory this one views.
+    view_src: Option<TensorId>,
+    /// Views at offset 0 may hand their memory to an in-place consumer.
+    view_offset_zero: bool,
+    srcs: Vec<TensorId>,
+    /// Parents whose memory this op may take over (`ggml_op_can_inplace` and same layout).
+    inplace_parents: Vec<TensorId>,
+    input: bool,
+    output: bool,
+    /// Result lives in a buffer outside the graph (a `set_rows` into the KV cache).
+    external: bool,
+    buffer: usize,
+}
+
+/// A compute graph in execution order, as `ggml_build_forward_expand` would order it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Graph {
+    tensors: Vec<Tensor>,
+    /// Leafs (inputs) in discovery order, allocated before any node.
+    leafs: Vec<TensorId>,
+    /// Nodes in execution order.
+    nodes: Vec<TensorId>,
+}
+
+impl Graph {
+    /// A graph input (a leaf with `GGML_TENSOR_FLAG_INPUT`) in `buffer`.
+    pub fn input(&mut self, bytes: u64, buffer: usize) -> TensorId {
+        let id = self.push(bytes, None, Vec::new(), Vec::new(), buffer);
+        self.tensors[id].input = true;
+        self.leafs.push(id);
+        id
+    }
+
+    /// An input that stays allocated for the whole graph (pipeline-parallel copies are flagged
+    /// input and output so that the allocator never reuses them).
+    pub fn pinned_input(&mut self, bytes: u64, buffer: usize) -> TensorId {
+        let id = self.input(bytes, buffer);
+        self.tensors[id].output = true;
+        id
+    }
+
+    /// An op producing a new tensor of `bytes`.
+    pub fn op(&mut self, bytes: u64, srcs: &[TensorId], buffer: usize) -> TensorId {
+        self.node(bytes, srcs, Vec::new(), buffer)
+    }
+
+    /// An in-place-capable op (`ggml_op_can_inplace`) whose output has the layout of its first
+    /// `same_layout` sources.
+    pub fn inplace(&mut self, srcs: &[TensorId], same_layout: usize, buffer: usize) -> TensorId {
+        let bytes = self.tensors[srcs[0]].bytes;
+        let parents = srcs[..same_layout.min(srcs.len())].to_vec();
+        self.node(bytes, srcs, parents, buffer)
+    }
+
+    /// A view (reshape, permute, transpose, view) of `of`.
+    pub fn view(&mut self, of: TensorId, offset_zero: bool) -> TensorId {
+        let root = self.tensors[of].view_src.unwrap_or(of);
+        let buffer = self.tensors[of].buffer;
+        let bytes = self.tensors[of].bytes;
+        let id = self.push(bytes, Some(root), vec![of], Vec::new(), buffer);
+        self.tensors[id].view_offset_zero = offset_zero && self.tensors[of].view_offset_zero;
+        self.nodes.push(id);
+        id
+    }
+
+    /// An op writing into memory outside the graph (`set_rows` into the KV cache): it keeps
+    /// its sources alive until it runs but takes no compute memory.
+    pub fn store(&mut self, srcs: &[TensorId], buffer: usize) -> TensorId {
+        let id = self.node(0, srcs, Vec::new(), buffer);
+        self.tensors[id].external = true;
+        id
+    }
+
+    /// A node that is a graph output (never freed, never reused).
+    pub fn mark_output(&mut self, id: TensorId) {
+        self.tensors[id].output = true;
+    }
+
+    /// Bytes of a tensor.
+    pub fn bytes(&self, id: TensorId) -> u64 {
+        self.tensors[id].bytes
+    }
+
+    /// Buffer of a tensor.
+    pub fn buffer(&self, id: TensorId) -> usize {
+        self.tensors[id].buffer
+    }
+
+    fn node(
+        &mut self,
+        bytes: u64,
+        srcs: &[TensorId],
+        inplace_parents: Vec<TensorId>,
+        buffer: usize,
+    ) -> TensorId {
+        let id = self.push(bytes, None, srcs.to_vec(), inplace_parents, buffer);
+        self.nodes.push(id);
+        id
+    }
+
+    fn push(
+        &mut self,
+        bytes: u64,
+        view_src: Option<TensorId>,
+        srcs: Vec<TensorId>,
+        inplace_parents: Vec<TensorId>,
+        buffer: usize,
+    ) -> TensorId {
+        self.tensors.push(Tensor {
+            bytes,
+            view_src,
+            view_offset_zero: true,
+            srcs,
+            inplace_parents,
+            input: false,
+            output: false,
+            external: false,
+            buffer,
+        });
+        self.tensors.len() - 1
+    }
+
+    /// The high-water mark of each of `buffers` buffers after allocating the graph with
+    /// `alignment`.
+    pub fn peak(&self, buffers: usize, alignment: u64) -> Vec<u64> {
+        let mut run = Run::new(self, buffers, alignment);
+        run.allocate();
+        run.allocators.iter().map(|a| a.max_size).collect()
+    }
+}
+
+/// ggml's `ggml_dyn_tallocr` for one buffer: free blocks sorted by offset, the last one
+/// unbounded.
+#[derive(Debug, Clone)]
+struct DynAllocator {
+    alignment: u64,
+    free: Vec<(u64, u64)>,
+    max_size: u64,
+}
+
+impl DynAllocator {
+    fn new(alignment: u64) -> Self {
+        DynAllocator {
+            alignment,
+            free: vec![(0, u64::MAX / 2)],
+            max_size: 0,
+        }
+    }
+
+    fn align(&self, size: u64) -> u64 {
+        size.div_ceil(self.alignment) * self.alignment
+    }
+
+    /// Best fit among all blocks but the last; else the last block.
+    fn alloc(&mut self, size: u64) -> u64 {
+        let size = self.align(size);
+        let last = self.free.len() - 1;
+        let mut best: Option<usize> = None;
+        for (i, &(_, block)) in self.free[..last].iter().enumerate() {
+            if block >= size && best.is_none_or(|b| block <= self.free[b].1) {
+                best = Some(i);
+            }
+        }
+        let index = best.unwrap_or(last);
+        let (offset, block) = self.free[index];
+        if block == size {
+            self.free.remove(index);
+        } else {
+            self.free[index] = (offset + size, block - size);
+        }
+        self.max_size = self.max_size.max(offset + size);
+        offset
+    }
+
+    fn free_bytes(&mut self, offset: u64, size: u64) {
+        let size = self.align(size);
+        for i in 0..self.free.len() {
+            let (block_offset, block_size) = self.free[i];
+            if block_offset + block_size == offset {
+                self.free[i].1 += size;
+                if i + 1 < self.free.len() && self.free[i].0 + self.free[i].1 == self.free[i + 1].0
+                {
+                    self.free[i].1 += self.free[i + 1].1;
+                    self.free.remove(i + 1);
+                }
+                return;
+            }
+            if offset + size == block_offset {
+                self.free[i] = (offset, block_size + size);
+                if i > 0 && self.free[i - 1].0 + self.free[i - 1].1 == offset {
+                    self.free[i - 1].1 += self.free[i].1;
+                    self.free.remove(i);
+                }
+                return;
+            }
+        }
+        let at = self.free.partition_point(|&(o, _)| o < offset);
+        self.free.insert(at, (offset, size));
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct State {
+    children: u32,
+    views: u32,
+    allocated: bool,
+    offset: u64,
+    buffer: usize,
+}
+
+struct Run<'g> {
+    graph: &'g Graph,
+    state: Vec<State>,
+    allocators: Vec<DynAllocator>,
+}
+
+impl<'g> Run<'g> {
+    fn new(graph: &'g Graph, buffers: usize, alignment: u64) -> Self {
+        Run {
+            graph,
+            state: vec![State::default(); graph.tensors.len()],
+            allocators: vec![DynAllocator::new(alignment); buffers.max(1)],
+        }
+    }
+
+    fn is_view(&self, id: TensorId) -> bool {
+        self.graph.tensors[id].view_src.is_some()
+    }
+
+    /// `ggml_gallocr_alloc_graph_impl`.
+    fn allocate(&mut self) {
+        let graph = self.graph;
+        for &leaf in &graph.leafs {
+            self.allocate_tensor(leaf);
+        }
+        for &node in &graph.nodes {
+            if let Some(src) = graph.tensors[node].view_src {
+                self.state[src].views += 1;
+            }
+            for &src in &graph.tensors[node].srcs {
+                self.state[src].children += 1;
+                if graph.tensors[src].input {
+                    self.allocate_tensor(src);
+                }
+            }
+        }
+        for &node in &graph.nodes {
+            self.allocate_tensor(node);
+            for &parent in &graph.tensors[node].srcs {
+                self.release_parent(parent);
+            }
+        }
+    }
+
+    fn release_parent(&mut self, parent: TensorId) {
+        let state = &mut self.state[parent];
+        state.children = state.children.saturating_sub(1);
+        if state.children > 0 || state.views > 0 {
+            return;
+        }
+        match self.graph.tensors[parent].view_src {
+            Some(src) => {
+                let src_state = &mut self.state[src];
+                src_state.views = src_state.views.saturating_sub(1);
+                if src_state.views == 0 && src_state.children == 0 && src_state.allocated {
+                    self.free_tensor(src);
+                }
+            }
+            None if self.state[parent].allocated => self.free_tensor(parent),
+            None => {}
+        }
+    }
+
+    /// `ggml_gallocr_allocate_node`.
+    fn allocate_tensor(&mut self, id: TensorId) {
+        if self.state[id].allocated || self.is_view(id) || self.graph.tensors[id].external {
+            return;
+        }
+        self.state[id].allocated = true;
+        let tensor = &self.graph.tensors[id];
+        for &parent in &tensor.inplace_parents {
+            if let Some(root) = self.reusable_parent(parent) {
+                let (offset, buffer) = (self.state[root].offset, self.state[root].buffer);
+                self.state[parent].allocated = false;
+                self.state[root].allocated = false;
+                self.state[id].offset = offset;
+                self.state[id].buffer = buffer;
+                let extra = self.graph.tensors[root].bytes;
+                let allocator = &mut self.allocators[buffer];
+                let (old, new) = (allocator.align(extra), allocator.align(tensor.bytes));
+                if old > new {
+                    allocator.free_bytes(offset + new, old - new);
+                }
+                return;
+            }
+        }
+        let buffer = tensor.buffer;
+        self.state[id].buffer = buffer;
+        self.state[id].offset = self.allocators[buffer].alloc(tensor.bytes);
+    }
+
+    /// The tensor whose memory `parent` can hand over, if the in-place rules allow it.
+    fn reusable_parent(&self, parent: TensorId) -> Option<TensorId> {
+        let tensors = &self.graph.tensors;
+        let p = &tensors[parent];
+        let root = p.view_src.unwrap_or(parent);
+        if tensors[root].output || tensors[root].input {
+            return None;
+        }
+        let p_state = &self.state[parent];
+        if p_state.children != 1 || p_state.views != 0 {
+            return None;
+        }
+        match p.view_src {
+            Some(src) => {
+                let s = &self.state[src];
+                (s.allocated && s.views == 1 && s.children == 0 && p.view_offset_zero)
+                    .then_some(src)
+            }
+            None => p_state.allocated.then_some(parent),
+        }
+    }
+
+    fn free_tensor(&mut self, id: TensorId) {
+        if self.graph.tensors[id].output {
+            return;
+        }
+        let state = self.state[id];
+        self.allocators[state.buffer].free_bytes(state.offset, self.graph.tensors[id].bytes);
+        self.state[id].allocated = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_place_ops_reuse_memory_and_freed_holes_are_refilled() {
+        let mut g = Graph::default();
+        let x = g.input(1024, 0);
+        let a = g.op(4096, &[x], 0); // 4 KiB
+        let b = g.inplace(&[a], 1, 0); // reuses a
+        let c = g.op(4096, &[b], 0); // a/b freed after this
+        let d = g.op(2048, &[c], 0); // fits in b's hole
+        g.mark_output(d);
+        assert_eq!(g.peak(1, 32), vec![1024 + 4096 + 4096]);
+    }
+}

@@ -1,0 +1,122 @@
+//! The context llama.cpp actually creates (`llama_context` constructor) and the KV cache /
+//! recurrent state per layer (`llama_kv_cache`, `llama_kv_cache_iswa`,
+//! `llama_memory_recurrent`).
+
+use inferkit_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use super::shape::ModelShape;
+use crate::settings::LlamaSettings;
+
+/// llama.cpp pads the context and each sequence's share to 256 cells
+/// (`llama-context.cpp`, ref. PR 17046), and the sliding-window cache likewise.
+const CTX_PAD: u64 = 256;
+
+/// The context sizes llama.cpp resolves from the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextSize {
+    /// Total context after padding and rounding.
+    pub n_ctx: u64,
+    /// Cells per sequence.
+    pub n_ctx_seq: u64,
+    /// Parallel sequences.
+    pub n_seq_max: u64,
+    /// KV streams: 1 when unified, else one per sequence.
+    pub n_stream: u64,
+    /// Logical batch.
+    pub n_batch: u64,
+    /// Physical batch.
+    pub n_ubatch: u64,
+    /// Cells per stream of the full-attention cache.
+    pub kv_size: u64,
+    /// Cells per stream of the sliding-window cache.
+    pub kv_size_swa: u64,
+}
+
+impl ContextSize {
+    pub(crate) fn resolve(shape: &ModelShape, settings: &LlamaSettings) -> Result<ContextSize> {
+        let requested = match settings.ctx_size {
+            0 => shape.n_ctx_train,
+            n => u64::from(n),
+        };
+        let n_seq_max = u64::from(settings.n_parallel.max(1));
+        if n_seq_max > 256 {
+            // LLAMA_MAX_SEQ
+            return Err(Error::invalid_parameter(
+                "--parallel",
+                "n_seq_max must be <= 256 (LLAMA_MAX_SEQ)",
+            ));
+        }
+        let mut n_ctx = requested.div_ceil(CTX_PAD) * CTX_PAD;
+        let n_ctx_seq = if settings.kv_unified {
+            n_ctx
+        } else {
+            let per_seq = (n_ctx / n_seq_max).div_ceil(CTX_PAD) * CTX_PAD;
+            n_ctx = per_seq * n_seq_max;
+            per_seq
+        };
+        if n_ctx == 0 {
+            return Err(Error::invalid_parameter("--ctx-size", "n_ctx_seq == 0"));
+        }
+        // Decoders never batch more than the context; encoders take the batch as given.
+        let n_batch = if shape.causal {
+            n_ctx.min(u64::from(settings.n_batch))
+        } else {
+            u64::from(settings.n_batch)
+        };
+        let n_ubatch = n_batch.min(u64::from(settings.n_ubatch)).max(1);
+        let n_stream = if settings.kv_unified { 1 } else { n_seq_max };
+        let kv_size = n_ctx_seq;
+        let swa_streams = if settings.kv_unified { n_seq_max } else { 1 };
+        let kv_size_swa = if settings.swa_full {
+            kv_size
+        } else {
+            let wanted = shape.n_swa * swa_streams + n_ubatch;
+            kv_size.min(wanted.div_ceil(CTX_PAD) * CTX_PAD)
+        };
+        Ok(ContextSize {
+            n_ctx,
+            n_ctx_seq,
+            n_seq_max,
+            n_stream,
+            n_batch,
+            n_ubatch,
+            kv_size,
+            kv_size_swa,
+        })
+    }
+
+    /// Tokens of the worst-case ubatch llama.cpp reserves for (`graph_reserve`).
+    pub fn n_ubatch_reserve(&self) -> u64 {
+        self.n_ctx.min(self.n_ubatch)
+    }
+}
+
+/// KV (or recurrent state) bytes of each repeating layer, all streams together.
+pub(crate) fn layer_bytes(
+    shape: &ModelShape,
+    ctx: &ContextSize,
+    settings: &LlamaSettings,
+) -> Vec<u64> {
+    shape
+        .layers
+        .iter()
+        .map(|layer| {
+            if layer.recurrent {
+                // Recurrent state: one slot per sequence, r and s rows in f32.
+                return (shape.recurrent.r + shape.recurrent.s) * 4 * ctx.n_seq_max;
+            }
+            if !shape.causal || layer.n_head_kv == 0 {
+                return 0;
+            }
+            let cells = if layer.swa {
+                ctx.kv_size_swa
+            } else {
+                ctx.kv_size
+            } * ctx.n_stream;
+            let k = settings.type_k.row_bytes(layer.n_head_kv * shape.head_k);
+            let v = settings.type_v.row_bytes(layer.n_head_kv * shape.head_v);
+            (k + v) * cells
+        })
+        .collect()
+}

@@ -1,0 +1,960 @@
+//! llama.cpp's memory use, per device and per component, from a GGUF header and the launch
+//! settings.
+//!
+//! [`LlamaCppModel::new`] reads the model and settings once: it resolves the context the way
+//! `llama_context` does, sizes every layer's weights and KV cache, and replays ggml's graph
+//! allocator over the worst-case graph for each role a device can play.
+//! [`LlamaCppModel::estimate`] then only places layers and adds numbers, so placement can call
+//! it thousands of times.
+
+mod alloc;
+mod diffusion;
+mod graph;
+mod kv;
+mod placement;
+mod projector;
+mod shape;
+mod weights;
+
+use std::collections::BTreeMap;
+
+use inferkit_core::gguf::GgufModel;
+use inferkit_core::{
+    Components, DeviceEstimate, DeviceSlot, Error, FitRequest, HostSlot, Layout, ResourceEstimate,
+    Result, Vendor,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::settings::{FlashAttn, LlamaSettings};
+pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
+use graph::{Placement, Reserve};
+pub use kv::ContextSize;
+use placement::LayerMap;
+use projector::Projector;
+use shape::ModelShape;
+use weights::WeightTable;
+
+/// Compute buffers for each role a buffer can play, from allocator replays at construction.
+/// Arrays indexed `[pipeline]` hold the plain value and the one with pipeline parallelism.
+#[derive(Debug, Clone, Default)]
+struct ComputeRoles {
+    /// Everything in host memory.
+    cpu_only: u64,
+    /// Host holding only the input layer, one device holding all layers and the output.
+    host_embd_single: u64,
+    device_all: u64,
+    /// Host holding only the input layer with several devices.
+    host_embd_multi: [u64; 2],
+    /// Device holding layers but not the output layer.
+    device_middle: [u64; 2],
+    /// Device holding layers and the output layer, after another device.
+    device_last: [u64; 2],
+    /// Device holding only the output layer, layers on other devices.
+    device_output_only_multi: [u64; 2],
+    /// Host holding one repeating layer / some / all of them (partial offload).
+    host_one_layer: u64,
+    host_some_layers: u64,
+    host_all_layers: u64,
+    /// Device with repeating layers and the output, host holding some layers.
+    device_last_partial: u64,
+    /// Device holding only the output layer, all repeating layers on the host.
+    device_output_only: u64,
+    /// Device holding layers between the host's and another device's.
+    device_middle_partial: u64,
+}
+
+/// A GGUF model bound to llama.cpp settings, ready to estimate layouts: a text model
+/// (llama.cpp) or an image model (stable-diffusion.cpp), as llama-box runs either.
+#[derive(Debug, Clone)]
+pub struct LlamaCppModel {
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Text(Box<TextModel>),
+    Image(Box<ImageModel>),
+}
+
+/// An image model with its settings.
+#[derive(Debug, Clone)]
+struct ImageModel {
+    estimate: DiffusionEstimate,
+    settings: LlamaSettings,
+}
+
+impl LlamaCppModel {
+    /// Reads the model and resolves the settings as llama.cpp (or stable-diffusion.cpp for
+    /// image models) would, refusing what they refuse. A projector named by
+    /// `settings.mmproj` is read too.
+    pub fn new(model: &GgufModel, settings: &LlamaSettings) -> Result<LlamaCppModel> {
+        let kind = if model.is_diffusion() {
+            let flash = !matches!(settings.flash_attn, FlashAttn::Off);
+            Kind::Image(Box::new(ImageModel {
+                estimate: DiffusionEstimate::new(model, &settings.image, flash)?,
+                settings: settings.clone(),
+            }))
+        } else {
+            Kind::Text(Box::new(TextModel::new(model, settings)?))
+        };
+        Ok(LlamaCppModel { kind })
+    }
+
+    /// Adds the multimodal projector read from `mmproj` (the file `--mmproj` names): its
+    /// weights and warm-up compute go to the first local GPU (llama-box offloads the projector
+    /// unless `--no-mmproj-offload`), else to the host.
+    pub fn with_projector(self, mmproj: &GgufModel) -> Result<LlamaCppModel> {
+        match self.kind {
+            Kind::Text(text) => Ok(LlamaCppModel {
+                kind: Kind::Text(Box::new(text.with_projector(mmproj)?)),
+            }),
+            Kind::Image(_) => Err(Error::Unsupported(
+                "a multimodal projector belongs to a text model, not an image model".into(),
+            )),
+        }
+    }
+
+    /// The resolved context (cells, streams, batch sizes) of a text model.
+    pub fn context(&self) -> Option<&ContextSize> {
+        match &self.kind {
+            Kind::Text(text) => Some(&text.context),
+            Kind::Image(_) => None,
+        }
+    }
+
+    /// Repeating layers + 1 (the output layer): llama.cpp's full `--gpu-layers`. Image models
+    /// count as one layer.
+    pub fn total_layers(&self) -> u32 {
+        match &self.kind {
+            Kind::Text(text) => text.total_layers(),
+            Kind::Image(_) => 1,
+        }
+    }
+
+    /// Bytes per device and component for `layout` over `devices` (llama.cpp's device order:
+    /// RPC devices first). Pure and fast: the model was sized in [`LlamaCppModel::new`].
+    pub fn estimate(
+        &self,
+        devices: &[DeviceSlot],
+        host: &HostSlot,
+        layout: &Layout,
+    ) -> Result<ResourceEstimate> {
+        match &self.kind {
+            Kind::Text(text) => text.estimate(devices, host, layout),
+            Kind::Image(image) => image.estimate(devices, layout),
+        }
+    }
+
+    /// The largest offload that fits `request` (text models: layers split in proportion to
+    /// each device's allocatable memory; image models: everything on the first device, else
+    /// the host when partial offload is allowed).
+    pub fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
+        match &self.kind {
+            Kind::Text(text) => text.fit(request),
+            Kind::Image(image) => image.fit(request),
+        }
+    }
+}
+
+impl ImageModel {
+    /// All components on the first device (llama-box's single-GPU image placement), minus
+    /// those the settings keep on the host; compute buffers stay allocated between stages
+    /// unless `--image-free-compute-memory-immediately`.
+    fn estimate(&self, devices: &[DeviceSlot], layout: &Layout) -> Result<ResourceEstimate> {
+        let e = &self.estimate;
+        let image = &self.settings.image;
+        let on_device = !devices.is_empty() && !matches!(layout, Layout::CpuOnly);
+        let mut host = Components::default();
+        let mut per_device = vec![Components::default(); devices.len()];
+        let stages = [
+            (e.diffusion, on_device),
+            (e.vae, on_device && !image.vae_on_cpu),
+            (e.text_encoders, on_device && !image.text_encoder_on_cpu),
+        ];
+        for (stage, offloaded) in stages {
+            let target = if offloaded {
+                &mut per_device[0]
+            } else {
+                &mut host
+            };
+            target.weights += stage.weights;
+            target.compute = if image.free_compute_immediately {
+                target.compute.max(stage.compute)
+            } else {
+                target.compute + stage.compute
+            };
+        }
+        add_runtime_overhead(devices, &mut per_device);
+        let names = device_names(devices);
+        let estimates = devices
+            .iter()
+            .zip(per_device)
+            .zip(names)
+            .map(|((slot, components), name)| DeviceEstimate {
+                device: slot.id.clone(),
+                name,
+                claim: components.total(),
+                components,
+                layers: u32::from(components.total() > 0),
+            })
+            .collect();
+        let mut details = BTreeMap::new();
+        details.insert(
+            "diffusion".into(),
+            serde_json::to_value(e).unwrap_or_default(),
+        );
+        Ok(ResourceEstimate {
+            layout: if on_device {
+                Layout::Single
+            } else {
+                Layout::CpuOnly
+            },
+            devices: estimates,
+            host,
+            launch_parameters: Vec::new(),
+            details,
+            notes: Vec::new(),
+        })
+    }
+
+    fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
+        let full = self.estimate(&request.devices, &Layout::Single)?;
+        let fits = full.check_fits(&request.devices, &request.host);
+        if fits.is_ok() || request.devices.is_empty() || !request.allow_cpu_offload {
+            return fits.map(|()| full);
+        }
+        let cpu = self.estimate(&request.devices, &Layout::CpuOnly)?;
+        cpu.check_fits(&request.devices, &request.host)?;
+        Ok(cpu)
+    }
+}
+
+/// A llama.cpp text model bound to its settings.
+#[derive(Debug, Clone)]
+struct TextModel {
+    shape: ModelShape,
+    settings: LlamaSettings,
+    context: ContextSize,
+    weights: WeightTable,
+    /// KV bytes per repeating layer, all streams.
+    layer_kv: Vec<u64>,
+    output_buffer: u64,
+    compute: ComputeRoles,
+    flash_attn: bool,
+    projector: Option<Projector>,
+}
+
+/// Projector (mmproj) memory, reported in [`ResourceEstimate::details`] as `projector`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectorEstimate {
+    /// Where it runs: `cpu` or a device name.
+    pub device: String,
+    /// Weight bytes.
+    pub weights: u64,
+    /// Compute buffer bytes.
+    pub compute: u64,
+}
+
+impl TextModel {
+    /// Reads the model and resolves the settings as llama.cpp would, refusing what llama.cpp
+    /// refuses.
+    fn new(model: &GgufModel, settings: &LlamaSettings) -> Result<TextModel> {
+        let shape = ModelShape::from_gguf(model)?;
+        if shape.n_layer() == 0 {
+            return Err(Error::Unsupported(format!(
+                "{}: no repeating layers to estimate",
+                model.path().display()
+            )));
+        }
+        let flash_attn = resolve_flash_attn(settings)?;
+        let context = ContextSize::resolve(&shape, settings)?;
+        let layer_kv = kv::layer_bytes(&shape, &context, settings);
+        let weights = WeightTable::new(&shape, settings)?;
+        let output_buffer = output_buffer_bytes(&shape, settings, &context);
+        let mut model = TextModel {
+            shape,
+            settings: settings.clone(),
+            context,
+            weights,
+            layer_kv,
+            output_buffer,
+            compute: ComputeRoles::default(),
+            flash_attn,
+            projector: None,
+        };
+        model.compute = model.compute_roles();
+        match &settings.mmproj {
+            Some(path) => model.with_projector(&GgufModel::open(path)?),
+            None => Ok(model),
+        }
+    }
+
+    /// Adds the multimodal projector read from `mmproj` (the file `--mmproj` names): its
+    /// weights and warm-up compute go to the first local GPU (llama-box offloads the projector
+    /// unless `--no-mmproj-offload`), else to the host.
+    fn with_projector(mut self, mmproj: &GgufModel) -> Result<TextModel> {
+        self.projector = Some(Projector::new(mmproj)?);
+        Ok(self)
+    }
+
+    /// Repeating layers + 1 (the output layer): llama.cpp's full `--gpu-layers`.
+    pub fn total_layers(&self) -> u32 {
+        u32::try_from(self.shape.n_layer() + 1).unwrap_or(u32::MAX)
+    }
+
+    fn reserve(&self, n_copies: u64) -> Reserve {
+        let c = &self.context;
+        Reserve {
+            n_tokens: c.n_ubatch_reserve(),
+            n_stream: c.n_stream,
+            n_kv: c.kv_size,
+            n_kv_swa: c.kv_size_swa,
+            flash_attn: self.flash_attn,
+            v_trans: !self.flash_attn,
+            n_copies,
+            pooled: self.settings.embeddings || self.settings.reranking || !self.shape.causal,
+        }
+    }
+
+    /// Replays the allocator for each role over a reduced stack of layers (the first
+    /// [`SIMULATED_LAYERS`], which covers every repeating pattern llama.cpp uses).
+    fn compute_roles(&self) -> ComputeRoles {
+        let n = self.shape.n_layer().min(SIMULATED_LAYERS);
+        let half = n.div_ceil(2);
+        // Buffer of simulated layer `l`: `first` below `cut`, `rest` from it.
+        let run = |cut: usize, first: usize, rest: usize, output: usize, copies: u64| {
+            let placement = Placement {
+                layers: (0..n)
+                    .map(|l| (l, if l < cut { first } else { rest }))
+                    .collect(),
+                output,
+                buffers: 3,
+            };
+            graph::compute_peaks(&self.shape, &self.reserve(copies), &placement)
+        };
+        let cpu = run(n, 0, 0, 0, 1);
+        let single = run(n, 1, 1, 1, 1);
+        let split = [run(half, 1, 2, 2, 1), run(half, 1, 2, 2, PIPELINE_COPIES)];
+        let output_only = [run(n, 1, 1, 2, 1), run(n, 1, 1, 2, PIPELINE_COPIES)];
+        let one = run(1.min(n - 1), 0, 1, 1, 1);
+        let some = run(half, 0, 1, 1, 1);
+        let all = run(n, 0, 0, 1, 1);
+        // Host, then a middle device, then the last device with the output.
+        let chain = graph::compute_peaks(
+            &self.shape,
+            &self.reserve(1),
+            &Placement {
+                layers: (0..n).map(|l| (l, (l * 3 / n.max(1)).min(2))).collect(),
+                output: 2,
+                buffers: 3,
+            },
+        );
+        ComputeRoles {
+            cpu_only: cpu[0],
+            host_embd_single: single[0],
+            device_all: single[1],
+            host_embd_multi: split.each_ref().map(|r| r[0]),
+            device_middle: split.each_ref().map(|r| r[1]),
+            device_last: split.each_ref().map(|r| r[2]),
+            device_output_only_multi: output_only.each_ref().map(|r| r[2]),
+            host_one_layer: one[0],
+            host_some_layers: some[0],
+            host_all_layers: all[0],
+            device_last_partial: some[1],
+            device_output_only: all[1],
+            device_middle_partial: chain[1],
+        }
+    }
+
+    /// Bytes per device and component for `layout` over `devices` (llama.cpp's device order:
+    /// RPC devices first).
+    pub fn estimate(
+        &self,
+        devices: &[DeviceSlot],
+        _host: &HostSlot,
+        layout: &Layout,
+    ) -> Result<ResourceEstimate> {
+        let (offload, split) = self.resolve_layout(devices, layout)?;
+        let map = LayerMap::new(self.shape.n_layer(), offload, &split);
+        let mut host = Components::default();
+        let mut per_device = vec![Components::default(); devices.len()];
+        self.add_weights(&map, &mut host, &mut per_device);
+        self.add_kv(&map, &mut host, &mut per_device);
+        host.output = self.output_buffer;
+        self.add_compute(&map, devices.len(), &mut host, &mut per_device);
+        let projector = self.add_projector(devices, &mut host, &mut per_device);
+        add_runtime_overhead(devices, &mut per_device);
+        let names = device_names(devices);
+        let estimates = devices
+            .iter()
+            .zip(per_device)
+            .zip(names)
+            .enumerate()
+            .map(|(i, ((slot, components), name))| DeviceEstimate {
+                device: slot.id.clone(),
+                name,
+                claim: components.total(),
+                components,
+                layers: map.layers_on(i),
+            })
+            .collect();
+        let resolved = Layout::Layers {
+            offload_layers: offload,
+            total_layers: self.total_layers(),
+            tensor_split: split.iter().map(|&s| s as u64).collect(),
+        };
+        let mut details = self.details();
+        if let Some(projector) = projector {
+            details.insert(
+                "projector".into(),
+                serde_json::to_value(projector).unwrap_or_default(),
+            );
+        }
+        Ok(ResourceEstimate {
+            layout: resolved,
+            devices: estimates,
+            host,
+            launch_parameters: Vec::new(),
+            details,
+            notes: Vec::new(),
+        })
+    }
+
+    /// Places the projector: the first local GPU when offloaded, else the host.
+    fn add_projector(
+        &self,
+        devices: &[DeviceSlot],
+        host: &mut Components,
+        per_device: &mut [Components],
+    ) -> Option<ProjectorEstimate> {
+        let projector = self.projector.as_ref()?;
+        let (weights, compute) = (projector.weights, projector.compute(self.flash_attn));
+        let local = devices.iter().position(|d| !d.remote);
+        let (target, device) = match local.filter(|_| self.settings.mmproj_offload) {
+            Some(i) => (&mut per_device[i], device_names(devices).swap_remove(i)),
+            None => (host, "cpu".to_owned()),
+        };
+        target.weights += weights;
+        target.compute += compute;
+        Some(ProjectorEstimate {
+            device,
+            weights,
+            compute,
+        })
+    }
+
+    fn details(&self) -> BTreeMap<String, serde_json::Value> {
+        let c = &self.context;
+        let mut details = BTreeMap::new();
+        details.insert("architecture".into(), self.shape.arch.clone().into());
+        details.insert("n_ctx".into(), c.n_ctx.into());
+        details.insert("n_ctx_seq".into(), c.n_ctx_seq.into());
+        details.insert("kv_cells".into(), c.kv_size.into());
+        details.insert("kv_streams".into(), c.n_stream.into());
+        details.insert("n_batch".into(), c.n_batch.into());
+        details.insert("n_ubatch".into(), c.n_ubatch.into());
+        details.insert("flash_attn".into(), self.flash_attn.into());
+        details
+    }
+
+    /// Offloaded layers and split shares for a layout.
+    fn resolve_layout(&self, devices: &[DeviceSlot], layout: &Layout) -> Result<(u32, Vec<f64>)> {
+        let full = self.total_layers();
+        let (offload, split) = match layout {
+            Layout::CpuOnly => (0, Vec::new()),
+            Layout::Single => (full, Vec::new()),
+            Layout::Layers {
+                offload_layers,
+                tensor_split,
+                ..
+            } => (
+                (*offload_layers).min(full),
+                tensor_split.iter().map(|&s| s as f64).collect(),
+            ),
+            Layout::Parallel { .. } => {
+                return Err(Error::Unsupported(
+                    "llama.cpp splits models by layers, not tensor/pipeline parallel".into(),
+                ));
+            }
+        };
+        if devices.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let split = if !split.is_empty() {
+            split
+        } else if !self.settings.tensor_split.is_empty() {
+            self.settings.tensor_split.clone()
+        } else {
+            default_split(devices)
+        };
+        if split.len() != devices.len() || split.iter().all(|&s| s <= 0.0) {
+            return Err(Error::invalid_parameter(
+                "--tensor-split",
+                format!(
+                    "needs one positive share per device ({} devices)",
+                    devices.len()
+                ),
+            ));
+        }
+        Ok((offload, split))
+    }
+
+    fn add_weights(&self, map: &LayerMap, host: &mut Components, devices: &mut [Components]) {
+        let host_layers = map.host_layers();
+        host.weights = self
+            .weights
+            .host_bytes(host_layers.clone(), map.output_device().is_none());
+        for (device, bytes) in devices
+            .iter_mut()
+            .enumerate()
+            .map(|(i, d)| (d, map.range_on(i)))
+        {
+            device.weights = self.weights.device_bytes(bytes);
+        }
+        if let Some(out) = map.output_device() {
+            devices[out].weights += self.weights.output_device_bytes();
+        }
+    }
+
+    fn add_kv(&self, map: &LayerMap, host: &mut Components, devices: &mut [Components]) {
+        let sum = |r: std::ops::Range<usize>| self.layer_kv[r].iter().sum::<u64>();
+        if self.settings.no_kv_offload {
+            host.kv = self.layer_kv.iter().sum();
+            return;
+        }
+        host.kv = sum(map.host_layers());
+        for (i, device) in devices.iter_mut().enumerate() {
+            device.kv = sum(map.range_on(i));
+        }
+    }
+
+    fn add_compute(
+        &self,
+        map: &LayerMap,
+        n_devices: usize,
+        host: &mut Components,
+        devices: &mut [Components],
+    ) {
+        let c = &self.compute;
+        let Some(out) = map.output_device() else {
+            host.compute = c.cpu_only;
+            return;
+        };
+        let holding: Vec<usize> = (0..devices.len())
+            .filter(|&i| !map.range_on(i).is_empty())
+            .collect();
+        let host_layers = map.host_layers().len();
+        if host_layers > 0 {
+            host.compute = match host_layers {
+                1 => c.host_one_layer,
+                n if n == self.shape.n_layer() => c.host_all_layers,
+                _ => c.host_some_layers,
+            };
+            for &i in &holding {
+                devices[i].compute = if i == out {
+                    c.device_last_partial
+                } else {
+                    c.device_middle_partial
+                };
+            }
+            if !holding.contains(&out) {
+                devices[out].compute = c.device_output_only;
+            }
+            return;
+        }
+        if holding.len() <= 1 && n_devices == 1 {
+            host.compute = c.host_embd_single;
+            devices[out].compute = c.device_all;
+            return;
+        }
+        // llama.cpp turns pipeline parallelism on with several devices at full offload
+        // (`llama_context`: n_devices > 1, n_gpu_layers > n_layer, KV offloaded, no overrides).
+        let pipelined = usize::from(
+            n_devices > 1
+                && !self.settings.no_kv_offload
+                && self.settings.override_tensors.is_empty(),
+        );
+        host.compute = c.host_embd_multi[pipelined];
+        for &i in &holding {
+            devices[i].compute = if i == out {
+                c.device_last[pipelined]
+            } else {
+                c.device_middle[pipelined]
+            };
+        }
+        if !holding.contains(&out) {
+            devices[out].compute = c.device_output_only_multi[pipelined];
+        }
+    }
+
+    /// The largest offload that fits `request`, with layers split in proportion to each
+    /// device's allocatable memory (llama.cpp's default split by free memory).
+    pub fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
+        let devices = &request.devices;
+        let full = self.total_layers();
+        let layout_for = |offload: u32| {
+            if devices.is_empty() {
+                Layout::CpuOnly
+            } else {
+                Layout::Layers {
+                    offload_layers: offload,
+                    total_layers: full,
+                    tensor_split: Vec::new(),
+                }
+            }
+        };
+        let fits = |offload: u32| -> Result<Option<ResourceEstimate>> {
+            let estimate = self.estimate(devices, &request.host, &layout_for(offload))?;
+            Ok(estimate
+                .check_fits(devices, &request.host)
+                .is_ok()
+                .then_some(estimate))
+        };
+        if devices.is_empty() {
+            let estimate = self.estimate(devices, &request.host, &Layout::CpuOnly)?;
+            estimate.check_fits(devices, &request.host)?;
+            return Ok(estimate);
+        }
+        if let Some(estimate) = fits(full)? {
+            return Ok(estimate);
+        }
+        if !request.allow_cpu_offload {
+            let estimate = self.estimate(devices, &request.host, &layout_for(full))?;
+            estimate.check_fits(devices, &request.host)?;
+            return Ok(estimate);
+        }
+        // Device memory grows with the offload count: binary search the largest that fits.
+        let (mut low, mut high) = (0u32, full);
+        let mut best = None;
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            match fits(mid)? {
+                Some(estimate) => {
+                    best = Some(estimate);
+                    low = mid;
+                }
+                None => high = mid - 1,
+            }
+        }
+        match best {
+            Some(estimate) => Ok(estimate),
+            None => {
+                let estimate = self.estimate(devices, &request.host, &layout_for(0))?;
+                estimate.check_fits(devices, &request.host)?;
+                Ok(estimate)
+            }
+        }
+    }
+}
+
+/// Layers simulated per allocator replay: enough to cover llama.cpp's longest sliding-window
+/// period (6, Gemma-3) plus the last-layer output selection.
+const SIMULATED_LAYERS: usize = 8;
+
+/// `GGML_SCHED_MAX_COPIES` default: scheduler copies with pipeline parallelism.
+const PIPELINE_COPIES: u64 = 4;
+
+/// Flash attention as llama.cpp resolves it: a quantized V cache needs it (refused when
+/// off); `auto` turns it on (every backend llama-box ships supports it).
+fn resolve_flash_attn(settings: &LlamaSettings) -> Result<bool> {
+    match settings.flash_attn {
+        FlashAttn::On | FlashAttn::Auto => Ok(true),
+        FlashAttn::Off if settings.type_v.is_quantized() => Err(Error::invalid_parameter(
+            "--cache-type-v",
+            "quantized V cache requires flash_attn to be enabled (llama_init_from_model)",
+        )),
+        FlashAttn::Off => Ok(false),
+    }
+}
+
+/// `llama_context::output_reserve`: logits for `n_seq_max` outputs, plus embeddings when
+/// requested, as f32, in host memory.
+fn output_buffer_bytes(shape: &ModelShape, settings: &LlamaSettings, context: &ContextSize) -> u64 {
+    let embd = if settings.embeddings || settings.reranking {
+        shape.n_embd
+    } else {
+        0
+    };
+    context.n_seq_max * (shape.n_vocab + embd) * 4
+}
+
+/// llama.cpp's default split: each device's free memory; RPC devices, whose memory an
+/// estimate cannot know, get equal shares.
+fn default_split(devices: &[DeviceSlot]) -> Vec<f64> {
+    if devices.iter().any(|d| d.remote) || devices.iter().any(|d| d.allocatable == 0) {
+        return vec![1.0; devices.len()];
+    }
+    devices.iter().map(|d| d.allocatable as f64).collect()
+}
+
+/// Device memory a CUDA or HIP process holds outside llama.cpp's buffers, which the CPU-backed
+/// measurements cannot show. Assumptions, from llama.cpp's CUDA backend and the CUDA runtime:
+/// - the CUDA context with lazily loaded kernels (`CUDA_MODULE_LOADING=LAZY`, the default since
+///   CUDA 11.7) and cuBLAS/cuBLASLt handles and workspaces: about 250 MiB on current drivers
+///   (gguf-parser-go budgets the same 250 MiB "platform" footprint);
+/// - not counted: the `ggml_cuda_pool` scratch of the cuBLAS path (dequantized weights for
+///   non-MMQ matmuls at batch > 32), row padding of quantized weights (512 elements per tensor
+///   in `ggml_backend_cuda_buffer_type_get_alloc_size`, at most a few KiB per tensor), and host
+///   buffers being pinned (`CUDA_Host`: same bytes, locked in RAM).
+///
+/// Applied to every NVIDIA or AMD device that holds something, remote ones included (an RPC
+/// server on a GPU worker runs its own context).
+const RUNTIME_CONTEXT: u64 = 250 << 20;
+
+fn add_runtime_overhead(devices: &[DeviceSlot], per_device: &mut [Components]) {
+    for (slot, components) in devices.iter().zip(per_device) {
+        let gpu_runtime = matches!(slot.vendor, Vendor::Nvidia | Vendor::Amd);
+        if gpu_runtime && components.total() > 0 {
+            components.overhead += RUNTIME_CONTEXT;
+        }
+    }
+}
+
+/// `rpc0`, `rpc1`... for remote devices and `gpu0`, `gpu1`... for local ones, in order.
+fn device_names(devices: &[DeviceSlot]) -> Vec<String> {
+    let (mut rpc, mut gpu) = (0, 0);
+    devices
+        .iter()
+        .map(|d| {
+            let (prefix, counter) = if d.remote {
+                ("rpc", &mut rpc)
+            } else {
+                ("gpu", &mut gpu)
+            };
+            let name = format!("{prefix}{counter}");
+            *counter += 1;
+            name
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use inferkit_core::{DeviceId, Vendor};
+
+    use super::*;
+    use crate::settings::{CacheType, TensorOverride};
+
+    fn fixture(name: &str) -> GgufModel {
+        let path = format!(
+            "{}/../../tests/fixtures/gguf/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        GgufModel::open(path).expect("fixture")
+    }
+
+    fn device(index: u32, remote: bool, allocatable: u64) -> DeviceSlot {
+        DeviceSlot {
+            id: DeviceId {
+                worker: "w".into(),
+                index,
+            },
+            vendor: Vendor::Nvidia,
+            name: "test".into(),
+            total: allocatable,
+            allocatable,
+            remote,
+            compute_capability: None,
+        }
+    }
+
+    fn host() -> HostSlot {
+        HostSlot {
+            worker: "w".into(),
+            total: 64 << 30,
+            allocatable: 64 << 30,
+        }
+    }
+
+    fn llama(settings: &LlamaSettings) -> LlamaCppModel {
+        LlamaCppModel::new(&fixture("llama-3.2-1b-Q4_K_M.header.gguf"), settings).expect("model")
+    }
+
+    #[test]
+    fn quantized_v_cache_without_flash_attention_is_refused() {
+        let settings = LlamaSettings {
+            flash_attn: FlashAttn::Off,
+            type_v: CacheType::Q8_0,
+            ..LlamaSettings::default()
+        };
+        let error = LlamaCppModel::new(&fixture("llama-3.2-1b-Q4_K_M.header.gguf"), &settings)
+            .expect_err("llama.cpp refuses it");
+        assert!(error.to_string().contains("requires flash_attn"), "{error}");
+        // auto turns flash attention on, so the same cache is accepted.
+        let settings = LlamaSettings {
+            flash_attn: FlashAttn::Auto,
+            ..settings
+        };
+        let estimate = llama(&settings)
+            .estimate(&[], &host(), &Layout::CpuOnly)
+            .expect("estimate");
+        assert_eq!(estimate.details["flash_attn"], true);
+    }
+
+    #[test]
+    fn devices_are_named_rpc_first_and_the_output_layer_counts() {
+        let model = llama(&LlamaSettings::default());
+        let devices = [device(0, true, 8 << 30), device(0, false, 8 << 30)];
+        let layout = Layout::Layers {
+            offload_layers: 17,
+            total_layers: 17,
+            tensor_split: vec![1, 1],
+        };
+        let estimate = model
+            .estimate(&devices, &host(), &layout)
+            .expect("estimate");
+        let names: Vec<&str> = estimate.devices.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["rpc0", "gpu0"]);
+        let layers: Vec<u32> = estimate.devices.iter().map(|d| d.layers).collect();
+        // 17 slots at 1:1: slots 0-8 (x < 0.5) on the first device, the rest and the output
+        // on the second.
+        assert_eq!(layers, [9, 8]);
+        // Only the token embeddings stay on the host; the logits buffer is there too.
+        assert_eq!(estimate.host.kv, 0);
+        assert_eq!(estimate.host.output, 128_256 * 4);
+        assert!(estimate.devices.iter().all(|d| d.components.kv > 0));
+    }
+
+    #[test]
+    fn no_kv_offload_keeps_the_cache_on_the_host() {
+        let settings = LlamaSettings {
+            no_kv_offload: true,
+            ..LlamaSettings::default()
+        };
+        let estimate = llama(&settings)
+            .estimate(&[device(0, false, 8 << 30)], &host(), &Layout::Single)
+            .expect("estimate");
+        // 16 layers × 4096 cells × 512 K+V values × 2 bytes × 2.
+        assert_eq!(estimate.host.kv, 16 * 4096 * 512 * 2 * 2);
+        assert_eq!(estimate.devices[0].components.kv, 0);
+    }
+
+    #[test]
+    fn fit_offloads_as_many_layers_as_fit() {
+        let model = llama(&LlamaSettings::default());
+        let full = model
+            .estimate(&[device(0, false, 8 << 30)], &host(), &Layout::Single)
+            .expect("estimate");
+        let needed = full.devices[0].claim;
+        // A device 150 MiB short of the full offload gets a partial one.
+        let small = device(0, false, needed - (150 << 20));
+        let request = FitRequest {
+            devices: vec![small.clone()],
+            host: host(),
+            allow_cpu_offload: true,
+        };
+        let fitted = model.fit(&request).expect("a partial offload fits");
+        let Layout::Layers { offload_layers, .. } = fitted.layout else {
+            panic!("layered layout expected");
+        };
+        assert!((1..17).contains(&offload_layers), "{offload_layers}");
+        assert!(fitted.devices[0].claim <= small.allocatable);
+        // One more layer would not fit.
+        let more = Layout::Layers {
+            offload_layers: offload_layers + 1,
+            total_layers: 17,
+            tensor_split: Vec::new(),
+        };
+        let bigger = model
+            .estimate(std::slice::from_ref(&small), &host(), &more)
+            .expect("estimate");
+        assert!(bigger.devices[0].claim > small.allocatable);
+        // Without partial offload the same device is refused.
+        let strict = FitRequest {
+            allow_cpu_offload: false,
+            ..request
+        };
+        assert!(matches!(model.fit(&strict), Err(Error::DoesNotFit { .. })));
+    }
+
+    #[test]
+    fn expert_override_keeps_experts_on_the_host() {
+        let gguf = fixture("qwen1.5-moe-a2.7b-4layer-Q4_K_M.header.gguf");
+        let plain = LlamaCppModel::new(&gguf, &LlamaSettings::default()).expect("model");
+        let settings = LlamaSettings {
+            override_tensors: vec![TensorOverride {
+                pattern: "exps".into(),
+                buffer_type: "CPU".into(),
+            }],
+            ..LlamaSettings::default()
+        };
+        let overridden = LlamaCppModel::new(&gguf, &settings).expect("model");
+        let devices = [device(0, false, 16 << 30)];
+        let a = plain
+            .estimate(&devices, &host(), &Layout::Single)
+            .expect("estimate");
+        let b = overridden
+            .estimate(&devices, &host(), &Layout::Single)
+            .expect("estimate");
+        let experts: u64 = gguf
+            .tensors()
+            .iter()
+            .filter(|t| t.name.contains("exps"))
+            .map(|t| t.bytes.div_ceil(32) * 32)
+            .sum();
+        assert!(experts > 0);
+        assert_eq!(
+            a.devices[0].components.weights - b.devices[0].components.weights,
+            experts
+        );
+        assert!(b.host.weights > a.host.weights);
+    }
+
+    #[test]
+    fn projector_goes_to_the_first_local_gpu() {
+        let model = LlamaCppModel::new(
+            &fixture("llama-2-7b-text-stub-F16.header.gguf"),
+            &LlamaSettings::default(),
+        )
+        .and_then(|m| m.with_projector(&fixture("mmproj-llava-1.5-7b-f16.gguf")))
+        .expect("model");
+        let devices = [device(0, true, 32 << 30), device(0, false, 32 << 30)];
+        let estimate = model
+            .estimate(&devices, &host(), &Layout::Single.clone())
+            .expect("estimate");
+        let projector = &estimate.details["projector"];
+        assert_eq!(projector["device"], "gpu0");
+        assert_eq!(projector["weights"], 624_412_672u64);
+    }
+}
+
+#[cfg(test)]
+mod swa_tests {
+    use super::*;
+
+    #[test]
+    fn gemma2_sliding_layers_hold_window_plus_ubatch_cells() {
+        let path = format!(
+            "{}/../../tests/fixtures/gguf/gemma-2-2b-F16.header.gguf",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let gguf = GgufModel::open(path).expect("fixture");
+        let settings = LlamaSettings {
+            ctx_size: 8192,
+            ..LlamaSettings::default()
+        };
+        let model = LlamaCppModel::new(&gguf, &settings).expect("model");
+        // 26 layers, every other one sliding (window 4096): the sliding cache holds
+        // pad(4096 + 512, 256) = 4608 cells, the others the full 8192.
+        assert_eq!(model.context().map(|c| c.kv_size_swa), Some(4608));
+        let per_cell = 2 * 4 * 256 * 2; // K and V, 4 KV heads of 256, f16
+        let expected = 13 * 8192 * per_cell + 13 * 4608 * per_cell;
+        let estimate = model
+            .estimate(&[], &HostSlot::default(), &Layout::CpuOnly)
+            .expect("estimate");
+        assert_eq!(estimate.host.kv, expected);
+        // --swa-full gives every layer the full context.
+        let full = LlamaCppModel::new(
+            &gguf,
+            &LlamaSettings {
+                swa_full: true,
+                ..settings
+            },
+        )
+        .expect("model");
+        let estimate = full
+            .estimate(&[], &HostSlot::default(), &Layout::CpuOnly)
+            .expect("estimate");
+        assert_eq!(estimate.host.kv, 26 * 8192 * per_cell);
+    }
+}

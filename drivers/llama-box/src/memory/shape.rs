@@ -1,0 +1,295 @@
+//! What the memory model needs from a GGUF header, read once: per-layer attention shapes,
+//! which layers slide, which are recurrent, and every tensor with its layer and byte size.
+
+use inferkit_core::gguf::{GgmlType, GgufModel};
+use inferkit_core::{Error, Result};
+
+/// Where a tensor belongs in llama.cpp's layer model (`llm_tensor_info` layer kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TensorLayer {
+    /// Token/position embeddings and other input tensors: always in host memory.
+    Input,
+    /// Repeating layer `i` (`blk.i.*`).
+    Repeating(usize),
+    /// Output norm, LM head, classifier head: the "output layer".
+    Output,
+}
+
+/// One weight tensor, as the placement needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct Weight {
+    pub name: String,
+    pub layer: TensorLayer,
+    pub ggml_type: GgmlType,
+    pub bytes: u64,
+    /// Offset in its shard's data section (for the mmap range).
+    pub offset: u64,
+    pub shard: u32,
+    /// `ne[0]` (the input width of a matmul weight).
+    pub cols: u64,
+    /// `ne[1]` (rows: a matmul's output width; the CPU repack rule).
+    pub rows: u64,
+}
+
+/// Attention and state shape of one repeating layer.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LayerShape {
+    /// Query heads.
+    pub n_head: u64,
+    /// KV heads; 0 for layers without attention (recurrent layers of hybrids).
+    pub n_head_kv: u64,
+    /// Uses the sliding window.
+    pub swa: bool,
+    /// Holds recurrent state instead of (or besides) attention KV.
+    pub recurrent: bool,
+    /// Feed-forward width (dense), 0 when the layer is MoE-only.
+    pub n_ff: u64,
+}
+
+/// Mixture-of-experts shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Experts {
+    pub count: u64,
+    pub used: u64,
+    pub ff: u64,
+    pub shared_ff: u64,
+}
+
+/// Recurrent state widths per sequence (llama.cpp's `n_embd_r()` / `n_embd_s()`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Recurrent {
+    pub r: u64,
+    pub s: u64,
+}
+
+/// The model as the memory model sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelShape {
+    pub arch: String,
+    pub n_embd: u64,
+    pub n_vocab: u64,
+    pub n_ctx_train: u64,
+    pub head_k: u64,
+    pub head_v: u64,
+    pub layers: Vec<LayerShape>,
+    pub n_swa: u64,
+    pub causal: bool,
+    pub experts: Experts,
+    pub recurrent: Recurrent,
+    /// No `output.weight`: the LM head reads the token embedding (duplicated on the output
+    /// device).
+    pub tied_output: bool,
+    /// Bytes of `token_embd.weight` (the tied LM head's copy) and its type.
+    pub token_embd: Option<(u64, GgmlType, u64)>,
+    pub weights: Vec<Weight>,
+}
+
+/// Architectures whose sliding-window layout llama.cpp hard-codes in `llm_load_hparams`
+/// (`hparams.set_swa_pattern(n)`: layer `i` slides iff `i % n < n - 1`), used when the GGUF
+/// has no `sliding_window_pattern` key. From `src/llama-model.cpp` at 0c1e57098.
+const SWA_PERIODS: [(&str, u64); 9] = [
+    ("gemma2", 2),
+    ("gemma3", 6),
+    ("gemma3n", 5),
+    ("cohere2", 4),
+    ("gpt-oss", 2),
+    ("exaone4", 4),
+    ("llama4", 4),
+    ("olmo3", 4),
+    ("smallthinker", 4),
+];
+
+/// Encoder-only architectures: no KV cache, no LM head.
+const ENCODERS: [&str; 6] = [
+    "bert",
+    "nomic-bert",
+    "nomic-bert-moe",
+    "jina-bert-v2",
+    "jina-bert-v3",
+    "modern-bert",
+];
+
+impl ModelShape {
+    /// Reads the shape from a parsed GGUF.
+    pub fn from_gguf(model: &GgufModel) -> Result<ModelShape> {
+        let arch = model.architecture()?.to_owned();
+        let n_layer = usize::try_from(model.block_count()?)
+            .map_err(|_| invalid(model, "block_count does not fit in memory"))?;
+        if n_layer > 100_000 {
+            return Err(invalid(model, "block_count above 100000"));
+        }
+        let n_embd = model.embedding_length()?;
+        let heads = model.head_count_per_layer()?;
+        let heads_kv = model.head_count_kv_per_layer()?;
+        let ff = model.feed_forward_length_per_layer()?.unwrap_or_default();
+        let swa_layers = swa_layers(model, &arch, n_layer)?;
+        let recurrent = recurrent_widths(model, n_embd)?;
+        let is_recurrent_arch = recurrent.s > 0;
+        let layers = (0..n_layer)
+            .map(|i| {
+                let n_head_kv = heads_kv.get(i).copied().unwrap_or(0);
+                LayerShape {
+                    n_head: heads.get(i).copied().unwrap_or(0),
+                    n_head_kv,
+                    swa: swa_layers.get(i).copied().unwrap_or(false),
+                    // Recurrent models (and the recurrent layers of hybrids) have no KV heads.
+                    recurrent: is_recurrent_arch && n_head_kv == 0,
+                    n_ff: ff.get(i).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        let weights = classify_weights(model, n_layer)?;
+        let token_embd = model
+            .tensor("token_embd.weight")
+            .map(|t| (t.bytes, t.ggml_type, t.dims.get(1).copied().unwrap_or(1)));
+        let causal = model.causal_attention()? && !ENCODERS.contains(&arch.as_str());
+        let n_vocab = model
+            .vocab_size()?
+            .or_else(|| token_embd.map(|t| t.2))
+            .unwrap_or(0);
+        Ok(ModelShape {
+            n_embd,
+            n_vocab,
+            n_ctx_train: model.context_length()?.unwrap_or(4096),
+            head_k: model.key_length()?,
+            head_v: model.value_length()?,
+            layers,
+            n_swa: model.sliding_window()?.unwrap_or(0),
+            causal,
+            experts: Experts {
+                count: model.expert_count()?.unwrap_or(0),
+                used: model.expert_used_count()?.unwrap_or(0),
+                ff: model.expert_feed_forward_length()?.unwrap_or(0),
+                shared_ff: model.expert_shared_feed_forward_length()?.unwrap_or(0),
+            },
+            recurrent,
+            tied_output: causal && model.tensor("output.weight").is_none(),
+            token_embd,
+            weights,
+            arch,
+        })
+    }
+
+    /// Repeating layers.
+    pub fn n_layer(&self) -> usize {
+        self.layers.len()
+    }
+}
+
+fn invalid(model: &GgufModel, what: &str) -> Error {
+    Error::parse(model.path(), 0, what)
+}
+
+/// Which layers slide: the GGUF's pattern, else llama.cpp's per-architecture period, else
+/// none. Without a window there is nothing to slide.
+fn swa_layers(model: &GgufModel, arch: &str, n_layer: usize) -> Result<Vec<bool>> {
+    if model.sliding_window()?.unwrap_or(0) == 0 {
+        return Ok(vec![false; n_layer]);
+    }
+    if let Some(layers) = model.sliding_window_layers()? {
+        return Ok(layers);
+    }
+    let period = SWA_PERIODS
+        .iter()
+        .find(|(name, _)| *name == arch)
+        .map(|&(_, p)| p);
+    Ok(match period {
+        Some(p) => (0..n_layer as u64).map(|i| i % p < p - 1).collect(),
+        // A window without a known pattern (Mistral v0.1, Phi-3): llama.cpp ignores it.
+        None => vec![false; n_layer],
+    })
+}
+
+/// `n_embd_r` / `n_embd_s` of llama.cpp's `llama_hparams` for Mamba and RWKV families.
+fn recurrent_widths(model: &GgufModel, n_embd: u64) -> Result<Recurrent> {
+    if let Some(head) = model.wkv_head_size()? {
+        // RWKV: token shift (2 rows, or 1 for RWKV7-style "token_shift_count") and wkv state.
+        let shift = model
+            .metadata()
+            .get_u64(&format!("{}.token_shift_count", model.architecture()?))?
+            .unwrap_or(2);
+        return Ok(Recurrent {
+            r: shift * n_embd,
+            s: head * n_embd,
+        });
+    }
+    let (Some(kernel), Some(inner), Some(state)) = (
+        model.ssm_conv_kernel()?,
+        model.ssm_inner_size()?,
+        model.ssm_state_size()?,
+    ) else {
+        return Ok(Recurrent::default());
+    };
+    let groups = model.ssm_group_count()?.unwrap_or(0);
+    // n_embd_s = d_state * d_inner for Mamba-1 and Mamba-2 alike.
+    let s = state * inner;
+    Ok(Recurrent {
+        r: kernel.saturating_sub(1) * (inner + 2 * groups * state),
+        s,
+    })
+}
+
+fn classify_weights(model: &GgufModel, n_layer: usize) -> Result<Vec<Weight>> {
+    model
+        .tensors()
+        .iter()
+        .map(|t| {
+            let layer = tensor_layer(&t.name, n_layer).ok_or_else(|| {
+                invalid(
+                    model,
+                    &format!("tensor {} names a layer past block_count", t.name),
+                )
+            })?;
+            Ok(Weight {
+                name: t.name.clone(),
+                layer,
+                ggml_type: t.ggml_type,
+                bytes: t.bytes,
+                offset: t.offset,
+                shard: t.shard,
+                cols: t.dims.first().copied().unwrap_or(1),
+                rows: t.dims.get(1).copied().unwrap_or(1),
+            })
+        })
+        .collect()
+}
+
+/// llama.cpp's layer of a tensor name; `None` for a `blk.N` past the last layer.
+fn tensor_layer(name: &str, n_layer: usize) -> Option<TensorLayer> {
+    if let Some(rest) = name.strip_prefix("blk.") {
+        let index: usize = rest.split('.').next()?.parse().ok()?;
+        return (index < n_layer).then_some(TensorLayer::Repeating(index));
+    }
+    let output = name.starts_with("output") || name.starts_with("cls");
+    Some(if output {
+        TensorLayer::Output
+    } else {
+        TensorLayer::Input
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensor_names_map_to_llama_cpp_layers() {
+        assert_eq!(
+            tensor_layer("blk.3.attn_q.weight", 4),
+            Some(TensorLayer::Repeating(3))
+        );
+        assert_eq!(tensor_layer("blk.4.attn_q.weight", 4), None);
+        assert_eq!(
+            tensor_layer("output_norm.weight", 4),
+            Some(TensorLayer::Output)
+        );
+        assert_eq!(
+            tensor_layer("cls.output.weight", 4),
+            Some(TensorLayer::Output)
+        );
+        assert_eq!(
+            tensor_layer("token_embd.weight", 4),
+            Some(TensorLayer::Input)
+        );
+    }
+}
