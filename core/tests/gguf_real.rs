@@ -308,7 +308,7 @@ fn embedding_and_moe_accessors() {
 fn mmproj_projectors() {
     let cases = [
         (
-            "mmproj-llava-1.5-7b-f16.gguf",
+            "vlm/llava-1.5-7b/mmproj-llava-1.5-7b-f16.gguf",
             "mlp",
             336,
             14,
@@ -318,7 +318,7 @@ fn mmproj_projectors() {
             624_412_672,
         ),
         (
-            "mmproj-qwen2-vl-2b-f16.gguf",
+            "vlm/qwen2-vl-2b/mmproj-qwen2-vl-2b-f16.gguf",
             "qwen2vl_merger",
             560,
             14,
@@ -328,7 +328,7 @@ fn mmproj_projectors() {
             1_331_625_984,
         ),
         (
-            "mmproj-smolvlm-instruct-f16.gguf",
+            "vlm/smolvlm-instruct/mmproj-smolvlm-instruct-f16.gguf",
             "idefics3",
             384,
             14,
@@ -368,7 +368,7 @@ fn mmproj_projectors() {
 /// or gives `Error::Parse` at an offset inside the prefix; never a panic.
 #[test]
 fn every_truncation_is_a_parse_error_or_the_full_header() {
-    let path = fixture("llama-2-7b-text-stub-F16.header.gguf");
+    let path = fixture("vlm/llava-1.5-7b/llama-2-7b-text-stub-F16.header.gguf");
     let bytes = std::fs::read(&path).unwrap();
     let options = ReadOptions::default();
     let full = GgufHeader::from_slice(&bytes, &path, &options).unwrap();

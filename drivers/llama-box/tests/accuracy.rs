@@ -290,8 +290,16 @@ fn projector_measurements_match() {
             },
             ..LlamaSettings::default()
         };
-        let text = open(row["text_model_header"].as_str().expect("text header"));
-        let mmproj = open(row["mmproj_header"].as_str().expect("mmproj header"));
+        // Each vision model's text stub and projector sit together in fixtures/gguf/vlm/<name>/.
+        let dir = format!("vlm/{}", row["projector"].as_str().expect("projector"));
+        let text = open(&format!(
+            "{dir}/{}",
+            row["text_model_header"].as_str().expect("text")
+        ));
+        let mmproj = open(&format!(
+            "{dir}/{}",
+            row["mmproj_header"].as_str().expect("mmproj")
+        ));
         let model = LlamaCppModel::new(&text, &settings)
             .and_then(|m| m.with_projector(&mmproj))
             .expect("model with projector");

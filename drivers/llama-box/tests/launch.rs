@@ -306,7 +306,7 @@ fn reranker() -> Case {
 
 fn vlm_with_mmproj() -> Case {
     let facts = facts(
-        "qwen2-1.5b-text-stub-F16.header.gguf",
+        "vlm/qwen2-vl-2b/qwen2-1.5b-text-stub-F16.header.gguf",
         "/models/qwen2-vl-2b/Qwen2-VL-2B-Instruct-F16.gguf",
         &[
             "mmproj-Qwen2-VL-2B-Instruct-f16.gguf",
@@ -650,7 +650,7 @@ fn selection_detects_categories_and_refuses_projectors() {
             Some(Category::Embedding),
         ),
         ("sd15.q4_0.header.gguf", Some(Category::Image)),
-        ("mmproj-qwen2-vl-2b-f16.gguf", None),
+        ("vlm/qwen2-vl-2b/mmproj-qwen2-vl-2b-f16.gguf", None),
     ];
     for (name, category) in expected {
         let facts = facts(name, &format!("/models/{name}"), &[]);
@@ -681,7 +681,7 @@ fn selection_detects_categories_and_refuses_projectors() {
 fn a_projector_is_refused_even_with_user_categories() {
     let mut case = single_gpu();
     case.facts = facts(
-        "mmproj-llava-1.5-7b-f16.gguf",
+        "vlm/llava-1.5-7b/mmproj-llava-1.5-7b-f16.gguf",
         "/models/mmproj-f16.gguf",
         &[],
     );

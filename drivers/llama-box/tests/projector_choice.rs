@@ -1,6 +1,6 @@
-//! Projector auto-detection on a real directory (the shared fixture directory holds three
-//! projectors and the text models they belong to): each model gets its own projector, and a
-//! model none of them fits gets none.
+//! Projector auto-detection on real directories: each vision model's directory
+//! (`fixtures/gguf/vlm/<name>/`) holds its text model and projector, and a model whose directory
+//! has no projector gets none.
 
 use std::path::{Path, PathBuf};
 
@@ -24,24 +24,26 @@ fn chosen(model: &str) -> Option<String> {
 #[test]
 fn each_text_model_gets_the_projector_of_its_width() {
     assert_eq!(
-        chosen("llama-2-7b-text-stub-F16.header.gguf").as_deref(),
+        chosen("vlm/llava-1.5-7b/llama-2-7b-text-stub-F16.header.gguf").as_deref(),
         Some("mmproj-llava-1.5-7b-f16.gguf")
     );
     assert_eq!(
-        chosen("qwen2-1.5b-text-stub-F16.header.gguf").as_deref(),
+        chosen("vlm/qwen2-vl-2b/qwen2-1.5b-text-stub-F16.header.gguf").as_deref(),
         Some("mmproj-qwen2-vl-2b-f16.gguf")
     );
     assert_eq!(
-        chosen("smollm-1.7b-text-stub-F16.header.gguf").as_deref(),
+        chosen("vlm/smolvlm-instruct/smollm-1.7b-text-stub-F16.header.gguf").as_deref(),
         Some("mmproj-smolvlm-instruct-f16.gguf")
     );
     assert_eq!(chosen("qwen2.5-0.5b-instruct-Q4_K_M.header.gguf"), None);
+    assert_eq!(chosen("llama-3.2-1b-Q4_K_M.header.gguf"), None);
 }
 
 #[test]
 fn the_chosen_projector_is_launched_and_estimated() {
     use inferkit_core::testkit::{check_backend, gpu, host};
-    let spec = ModelSpec::local(fixtures().join("qwen2-1.5b-text-stub-F16.header.gguf"));
+    let spec =
+        ModelSpec::local(fixtures().join("vlm/qwen2-vl-2b/qwen2-1.5b-text-stub-F16.header.gguf"));
     let facts = ModelFacts::read(&spec.source).unwrap();
     let backend = inferkit_llama_box::LlamaBox::new();
     check_backend(
