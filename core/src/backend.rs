@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::estimate::{DeviceSlot, HostSlot, ResourceEstimate, ResourceEstimator};
 use crate::facts::{ModelFacts, ModelFormat};
-use crate::inventory::Vendor;
+use crate::inventory::{Device, Vendor, WorkerInventory};
 use crate::launch::LaunchSpec;
 use crate::model::{Category, ModelSpec};
-use crate::Result;
 
 /// An operating system and CPU architecture pair, in GPUStack's label values.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -189,6 +189,30 @@ pub trait Backend: Send + Sync {
         spec: &ModelSpec,
         assignment: &Assignment,
     ) -> Result<Vec<LaunchSpec>>;
+
+    /// Whether the backend, at the version `spec` targets, runs on `device` of `worker`; `Err`
+    /// says why not (a build without kernels for the device's compute capability, a runtime
+    /// too old). Vendors and platforms are already checked against [`Capabilities`]; the
+    /// default accepts every device.
+    fn check_device(
+        &self,
+        _spec: &ModelSpec,
+        _worker: &WorkerInventory,
+        _device: &Device,
+    ) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether this model, with this backend, may run on `worker` at all; `Err` says why not
+    /// (a model family the backend runs only on some platforms). Checked before any of the
+    /// worker's devices, and for CPU-only placements; the default accepts every worker.
+    fn check_worker(
+        &self,
+        _spec: &ModelSpec,
+        _worker: &WorkerInventory,
+    ) -> std::result::Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The set of backends a planner chooses from. No global state: an application builds one

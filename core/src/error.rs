@@ -61,7 +61,7 @@ pub enum Error {
     /// refused.
     #[error("{reason}")]
     NoPlacement {
-        /// One sentence naming the model, the backend and the last option refused.
+        /// One sentence naming the model, the backend and the largest option refused.
         reason: String,
         /// What the planner did, in order.
         explanation: Vec<String>,

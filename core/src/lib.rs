@@ -6,14 +6,24 @@
 //! facade crate composes the drivers into a [`Registry`].
 #![warn(missing_docs)]
 
+pub mod argparse;
 pub mod backend;
 pub mod error;
 pub mod estimate;
 pub mod facts;
+pub mod gguf;
+pub mod hf;
 pub mod inventory;
 pub mod launch;
 pub mod model;
+pub mod placement;
+pub mod plan;
 pub mod probe;
+#[cfg(all(feature = "process", unix))]
+pub mod process;
+pub mod suggest;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use backend::{
     Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Registry, Selection,
@@ -28,4 +38,9 @@ pub use facts::{DirectoryFacts, ModelFacts, ModelFormat};
 pub use inventory::{Allocation, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory};
 pub use launch::{HealthCheck, LaunchFile, LaunchSpec, ProcessRole};
 pub use model::{Category, ModelSource, ModelSpec};
+pub use placement::{Placement, PlacementRequest, PlacementStrategy, Rejection, place};
+pub use plan::{
+    BackendChoice, DeploymentPlan, DeviceClaim, PlacementSummary, PlanOptions, WorkerClaim, plan,
+    plan_with_facts, select_backend,
+};
 pub use probe::DeviceProbe;

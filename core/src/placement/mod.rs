@@ -1,0 +1,115 @@
+//! Placement: where on a cluster one instance of a model goes.
+//!
+//! The search tries GPUStack's modes in its order of preference and stops at the first mode
+//! that yields a placement: one device; several devices of one worker (the k largest free
+//! devices, k = 2, 3, ...); several workers (a main worker plus remote devices or workers,
+//! greedily by free memory); part of the model in host memory; host memory only. The backend's
+//! estimator sizes every device group it is shown ([`ResourceEstimator::fit`]); placement never
+//! guesses a claim itself.
+//!
+//! Before any estimate, workers are filtered by the worker selector, the backend's platforms
+//! and [`Backend::check_worker`], devices by the backend's vendors and
+//! [`Backend::check_device`] (hard case 19); every refusal is listed with its reason.
+//!
+//! At fleet scale the search does not ask the estimator about every device: devices of one
+//! class (vendor, product, memory, compute capability) differ only in free memory, so it
+//! binary-searches the free memory at which the class stops fitting (about 2 + log2(n) fits),
+//! scores every device above it, and then re-fits the best ones exactly. This assumes that a
+//! group which fits still fits with more free memory; when an estimator breaks that, the search
+//! may miss a fitting group but never accepts an unfitting one. Several devices of one worker
+//! are its k largest free devices, k = 2, 3, ... (the first k with a fit wins, as in GPUStack);
+//! several workers grow greedily from the worker with the most free memory, one remote device
+//! (llama.cpp RPC, at most [`PlanOptions::max_remote_devices`]) or one whole worker (Ray,
+//! MindIE, at most [`PlanOptions::max_workers`]) at a time. Every accepted candidate passes
+//! [`verify_claims`], which recomputes every claim against the cluster from scratch (hard
+//! case 1).
+//!
+//! Candidates of a mode are ranked by more layers on devices (partial offload), fewer devices,
+//! the strategy's score (GPUStack's spread or binpack), more free memory, then worker name and
+//! device index, so that a plan is reproducible.
+//!
+//! Allocatable memory is `total − max(used, allocated) − reserve`; see [`resources`].
+
+pub mod resources;
+mod score;
+mod search;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::backend::{Assignment, Backend};
+use crate::estimate::ResourceEstimator;
+use crate::inventory::Cluster;
+use crate::model::ModelSpec;
+use crate::plan::PlanOptions;
+
+pub use resources::{device_allocatable, host_allocatable, verify_claims};
+pub use score::PlacementStrategy;
+
+/// An option placement considered and refused, with the numbers that refused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The option (`w1:0 (NVIDIA GeForce RTX 4090, 21.50 GiB allocatable)`).
+    pub candidate: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl Rejection {
+    /// Builds a rejection.
+    pub fn new(candidate: impl Into<String>, reason: impl Into<String>) -> Self {
+        Rejection {
+            candidate: candidate.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What placement is asked: one model, already bound to its backend, on one cluster.
+#[derive(Clone, Copy)]
+pub struct PlacementRequest<'a> {
+    /// The chosen backend.
+    pub backend: &'a dyn Backend,
+    /// Its estimator, bound to the model and the parameters that will be launched.
+    pub estimator: &'a dyn ResourceEstimator,
+    /// The resolved spec: `cpu_offloading`, `distributed_inference_across_workers` and the
+    /// worker selector already carry the backend's defaults.
+    pub spec: &'a ModelSpec,
+    /// Where to place it.
+    pub cluster: &'a Cluster,
+    /// Reserves, strategy, ports and search bounds.
+    pub options: &'a PlanOptions,
+}
+
+impl std::fmt::Debug for PlacementRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlacementRequest")
+            .field("backend", &self.backend.id())
+            .field("model", &self.spec.name)
+            .field("workers", &self.cluster.workers.len())
+            .field("options", self.options)
+            .finish()
+    }
+}
+
+/// The chosen placement and the reasoning behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The assignment to launch.
+    pub assignment: Assignment,
+    /// What the search did, in order, for the user.
+    pub explanation: Vec<String>,
+    /// Options refused on the way, with reasons.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Finds the best placement of one instance, or [`Error::NoPlacement`](crate::Error::NoPlacement)
+/// listing every option refused and why.
+pub fn place(request: &PlacementRequest<'_>) -> Result<Placement> {
+    search::Search::new(request)?.run()
+}
+
+/// Bytes as GiB with two decimals, for messages.
+pub(crate) fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}

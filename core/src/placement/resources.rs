@@ -1,0 +1,415 @@
+//! What placement may claim: allocatable memory per device and per host, and the final check.
+//!
+//! # The allocatable rule
+//!
+//! `allocatable = total − max(used, allocated) − reserve`, per device and for host RAM, where
+//! `used` is what the probe measured and `allocated` is the sum of the existing allocations'
+//! claims on that device.
+//!
+//! Subtracting `used + allocated` would count every running instance twice: on a probed worker
+//! `used` already contains the memory of the instances that `allocated` describes. Subtracting
+//! `allocated` alone misses processes the platform does not know about (hard case 3: a 4 GB
+//! instance outside the platform made a 42.9 GiB split overflow a 4090). `max(used, allocated)`
+//! equals "claims plus unclaimed measured usage" (`allocated + max(used − allocated, 0)`): it
+//! keeps the full claim of an instance that has not grown to its claim yet (a llama.cpp KV
+//! cache is allocated lazily) and the measured usage of everything else. The reserve (1 GiB
+//! per device by default, as GPUStack and llama.cpp's `--fit` margin) covers driver contexts
+//! and estimate error (hard case 2).
+//!
+//! Unified memory (Apple silicon): the device memory is host memory, so a device's allocatable
+//! is capped by the host's, and the final check counts device claims against host RAM too.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::estimate::{DeviceSlot, HostSlot, ResourceEstimate};
+use crate::inventory::{Cluster, Device, DeviceId, Vendor, WorkerInventory};
+use crate::placement::gib;
+use crate::{Error, Result};
+
+/// Bytes placement may claim on `device`: total − max(used, existing allocations) − reserve.
+/// See the [module documentation](self) for why.
+pub fn device_allocatable(worker: &WorkerInventory, device: &Device, reserve: u64) -> u64 {
+    let allocated = worker.allocated_on_device(device.index);
+    let allocatable = uncommitted(device.memory.total, device.memory.used, allocated, reserve);
+    if is_unified(worker) {
+        allocatable.min(host_allocatable(worker, reserve))
+    } else {
+        allocatable
+    }
+}
+
+/// Bytes of host RAM placement may claim: total − max(used, existing allocations) − reserve.
+pub fn host_allocatable(worker: &WorkerInventory, reserve: u64) -> u64 {
+    uncommitted(
+        worker.ram.total,
+        worker.ram.used,
+        worker.allocated_ram(),
+        reserve,
+    )
+}
+
+/// The allocatable rule itself: `total − max(used, allocated) − reserve`, never negative.
+fn uncommitted(total: u64, used: u64, allocated: u64, reserve: u64) -> u64 {
+    total
+        .saturating_sub(used.max(allocated))
+        .saturating_sub(reserve)
+}
+
+/// Whether the worker's accelerators share host memory (Apple silicon).
+pub(crate) fn is_unified(worker: &WorkerInventory) -> bool {
+    worker.devices.iter().any(|d| d.vendor == Vendor::Apple)
+}
+
+/// Memory reserves applied to every device and host.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reserves {
+    pub device: u64,
+    pub ram: u64,
+}
+
+/// One eligible device of a worker, reduced to what the search needs.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceView {
+    /// Position in `WorkerInventory::devices`.
+    pub position: usize,
+    pub index: u32,
+    pub allocatable: u64,
+    /// Device class (vendor, product, total memory, compute capability), for pruning.
+    pub class: u32,
+    /// Existing instances of this model on the device.
+    pub current: u32,
+    /// Existing instances of other models on the device.
+    pub others: u32,
+}
+
+/// One eligible worker with its eligible devices, largest allocatable first.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerView<'c> {
+    pub worker: &'c WorkerInventory,
+    pub ram_total: u64,
+    pub ram_allocatable: u64,
+    pub unified: bool,
+    /// Eligible devices, by allocatable descending, then index.
+    pub devices: Vec<DeviceView>,
+    /// Number of devices the worker has in all (spread's per-device weight).
+    pub device_count: usize,
+    pub current: u32,
+    pub others: u32,
+}
+
+impl<'c> WorkerView<'c> {
+    /// Builds the view of `worker`, keeping only the devices `eligible` accepts.
+    pub fn new(
+        worker: &'c WorkerInventory,
+        mut eligible: impl FnMut(&Device) -> bool,
+        reserves: Reserves,
+        model_name: &str,
+        classes: &mut DeviceClasses,
+    ) -> Result<Self> {
+        let counts = InstanceCounts::of(worker, model_name)?;
+        let unified = is_unified(worker);
+        let ram_allocatable = host_allocatable(worker, reserves.ram);
+        let mut devices: Vec<DeviceView> = worker
+            .devices
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| eligible(d))
+            .map(|(position, d)| {
+                let (current, others) = counts.on_device(d.index);
+                let allocated = counts.allocated(d.index);
+                let mut allocatable =
+                    uncommitted(d.memory.total, d.memory.used, allocated, reserves.device);
+                if unified {
+                    allocatable = allocatable.min(ram_allocatable);
+                }
+                DeviceView {
+                    position,
+                    index: d.index,
+                    allocatable,
+                    class: classes.id(d),
+                    current,
+                    others,
+                }
+            })
+            .collect();
+        devices.sort_by(|a, b| {
+            b.allocatable
+                .cmp(&a.allocatable)
+                .then(a.index.cmp(&b.index))
+        });
+        Ok(WorkerView {
+            worker,
+            ram_total: worker.ram.total,
+            ram_allocatable,
+            unified,
+            devices,
+            device_count: worker.devices.len(),
+            current: counts.current,
+            others: counts.others,
+        })
+    }
+
+    /// The device slot handed to an estimator.
+    pub fn slot(&self, device: &DeviceView, remote: bool) -> DeviceSlot {
+        let d = &self.worker.devices[device.position];
+        DeviceSlot {
+            id: DeviceId {
+                worker: self.worker.name.clone(),
+                index: d.index,
+            },
+            vendor: d.vendor.clone(),
+            name: d.name.clone(),
+            total: d.memory.total,
+            allocatable: device.allocatable,
+            remote,
+            compute_capability: d.compute_capability.clone(),
+        }
+    }
+
+    /// The host slot handed to an estimator.
+    pub fn host(&self) -> HostSlot {
+        HostSlot {
+            worker: self.worker.name.clone(),
+            total: self.ram_total,
+            allocatable: self.ram_allocatable,
+        }
+    }
+
+    /// Product name of an eligible device.
+    pub fn device_name(&self, device: &DeviceView) -> &str {
+        &self.worker.devices[device.position].name
+    }
+}
+
+/// Interns device classes: devices of one class behave alike for an estimator, which lets the
+/// search probe a few of them instead of all.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceClasses {
+    /// By total memory: (vendor, product name, compute capability) and the class id. Ids are
+    /// handed out in order of first appearance, so they do not depend on hashing.
+    by_total: HashMap<u64, Vec<ClassEntry>>,
+    count: u32,
+}
+
+/// Vendor, product name, compute capability, and the class id.
+type ClassEntry = (Vendor, String, Option<String>, u32);
+
+impl DeviceClasses {
+    /// The class id of `device`; allocates only for a new class.
+    fn id(&mut self, device: &Device) -> u32 {
+        let alike = self.by_total.entry(device.memory.total).or_default();
+        let found = alike.iter().find(|(vendor, name, cc, _)| {
+            *vendor == device.vendor && *name == device.name && *cc == device.compute_capability
+        });
+        if let Some(&(_, _, _, id)) = found {
+            return id;
+        }
+        let id = self.count;
+        self.count = self.count.saturating_add(1);
+        alike.push((
+            device.vendor.clone(),
+            device.name.clone(),
+            device.compute_capability.clone(),
+            id,
+        ));
+        id
+    }
+}
+
+/// Existing allocations of one worker, parsed once.
+struct InstanceCounts {
+    /// (device index, bytes, is this model).
+    claims: Vec<(u32, u64, bool)>,
+    current: u32,
+    others: u32,
+}
+
+impl InstanceCounts {
+    fn of(worker: &WorkerInventory, model_name: &str) -> Result<Self> {
+        let mut counts = InstanceCounts {
+            claims: Vec::new(),
+            current: 0,
+            others: 0,
+        };
+        for allocation in &worker.allocations {
+            let is_current = is_instance_of(&allocation.name, model_name);
+            if is_current {
+                counts.current += 1;
+            } else {
+                counts.others += 1;
+            }
+            for (key, bytes) in &allocation.devices {
+                let index = key.parse::<u32>().map_err(|_| {
+                    Error::invalid_parameter(
+                        "allocations",
+                        format!(
+                            "worker {}: allocation `{}` names device `{key}`, which is not a \
+                             device index",
+                            worker.name, allocation.name
+                        ),
+                    )
+                })?;
+                counts.claims.push((index, *bytes, is_current));
+            }
+        }
+        Ok(counts)
+    }
+
+    fn allocated(&self, index: u32) -> u64 {
+        self.claims
+            .iter()
+            .filter(|(i, _, _)| *i == index)
+            .fold(0u64, |acc, (_, b, _)| acc.saturating_add(*b))
+    }
+
+    fn on_device(&self, index: u32) -> (u32, u32) {
+        self.claims
+            .iter()
+            .filter(|(i, bytes, _)| *i == index && *bytes > 0)
+            .fold(
+                (0, 0),
+                |(c, o), (_, _, current)| {
+                    if *current { (c + 1, o) } else { (c, o + 1) }
+                },
+            )
+    }
+}
+
+/// Whether an allocation named `instance` is an instance of the model `model` (`qwen` owns
+/// `qwen` and `qwen-0`, not `qwen2-0`).
+fn is_instance_of(instance: &str, model: &str) -> bool {
+    instance == model
+        || instance
+            .strip_prefix(model)
+            .is_some_and(|rest| rest.starts_with('-'))
+}
+
+/// The invariant check on a chosen estimate, recomputed from the cluster alone (hard case 1):
+/// no device is claimed beyond its allocatable memory, claims on one device are summed, and the
+/// main worker's RAM holds the host claim (plus device claims on unified memory).
+pub fn verify_claims(
+    cluster: &Cluster,
+    estimate: &ResourceEstimate,
+    main_worker: &str,
+    device_reserve: u64,
+    ram_reserve: u64,
+) -> Result<()> {
+    let mut per_device: BTreeMap<&DeviceId, u64> = BTreeMap::new();
+    for d in &estimate.devices {
+        let sum = per_device.entry(&d.device).or_default();
+        *sum = sum.saturating_add(d.claim);
+    }
+    let mut unified_claims = 0u64;
+    for (id, claim) in per_device {
+        let worker = cluster.worker(&id.worker).ok_or_else(|| {
+            Error::invalid_parameter(
+                "device",
+                format!("worker {} is not in the cluster", id.worker),
+            )
+        })?;
+        let device = worker.device(id.index).ok_or_else(|| {
+            Error::invalid_parameter("device", format!("{id} is not a device of the cluster"))
+        })?;
+        let allocatable = device_allocatable(worker, device, device_reserve);
+        if claim > allocatable {
+            return Err(Error::DoesNotFit {
+                needed: claim,
+                available: allocatable,
+                reason: format!(
+                    "final check: {id} ({}) would be claimed {} but only {} is allocatable",
+                    device.name,
+                    gib(claim),
+                    gib(allocatable)
+                ),
+            });
+        }
+        if id.worker == main_worker && is_unified(worker) {
+            unified_claims = unified_claims.saturating_add(claim);
+        }
+    }
+    let worker = cluster.worker(main_worker).ok_or_else(|| {
+        Error::invalid_parameter(
+            "worker",
+            format!("worker {main_worker} is not in the cluster"),
+        )
+    })?;
+    let ram = estimate.host.total().saturating_add(unified_claims);
+    let allocatable = host_allocatable(worker, ram_reserve);
+    if ram > allocatable {
+        return Err(Error::DoesNotFit {
+            needed: ram,
+            available: allocatable,
+            reason: format!(
+                "final check: host RAM of {main_worker} would be claimed {} but only {} is \
+                 allocatable",
+                gib(ram),
+                gib(allocatable)
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Allocation, Memory};
+
+    const GIB: u64 = 1 << 30;
+
+    fn worker_with(used: u64, allocated: u64) -> WorkerInventory {
+        WorkerInventory {
+            name: "w".into(),
+            ram: Memory {
+                total: 64 * GIB,
+                used: 8 * GIB,
+            },
+            devices: vec![Device {
+                index: 0,
+                vendor: Vendor::Nvidia,
+                name: "NVIDIA GeForce RTX 4090".into(),
+                memory: Memory {
+                    total: 24 * GIB,
+                    used,
+                },
+                compute_capability: Some("8.9".into()),
+                uuid: None,
+                pci_bus_id: None,
+                driver_version: None,
+                runtime_version: None,
+                physical_index: None,
+                partition: None,
+            }],
+            allocations: vec![Allocation {
+                name: "other-0".into(),
+                devices: [("0".to_string(), allocated)].into(),
+                ram: 0,
+            }],
+            ..WorkerInventory::default()
+        }
+    }
+
+    #[test]
+    fn running_instance_is_not_counted_twice() {
+        // A probed worker: the 4 GiB instance is both allocated and measured as used.
+        let w = worker_with(4 * GIB, 4 * GIB);
+        assert_eq!(device_allocatable(&w, &w.devices[0], GIB), 19 * GIB);
+    }
+
+    #[test]
+    fn unclaimed_usage_and_unstarted_claims_both_count() {
+        // Hard case 3: 4 GiB used by a process the platform does not know about.
+        let w = worker_with(4 * GIB, 0);
+        assert_eq!(device_allocatable(&w, &w.devices[0], GIB), 19 * GIB);
+        // An instance claimed 10 GiB but has only touched 2 GiB so far.
+        let w = worker_with(2 * GIB, 10 * GIB);
+        assert_eq!(device_allocatable(&w, &w.devices[0], GIB), 13 * GIB);
+    }
+
+    #[test]
+    fn instance_names_match_by_prefix_and_dash() {
+        assert!(is_instance_of("qwen-0", "qwen"));
+        assert!(is_instance_of("qwen", "qwen"));
+        assert!(!is_instance_of("qwen2-0", "qwen"));
+    }
+}

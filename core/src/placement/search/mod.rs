@@ -1,0 +1,684 @@
+//! The candidate search behind [`place`](super::place).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::backend::{Capabilities, Platform, SubordinateGrouping};
+use crate::estimate::{DeviceSlot, FitRequest, HostSlot, ResourceEstimate};
+use crate::inventory::{Cluster, Device, WorkerInventory};
+use crate::placement::resources::{DeviceClasses, DeviceView, Reserves, WorkerView};
+use crate::placement::score::{self, PlacementStrategy};
+use crate::placement::{Placement, PlacementRequest, Rejection, gib, verify_claims};
+use crate::{Error, Result};
+
+mod modes;
+mod report;
+
+/// How many of the best-scored candidates of a mode are re-fitted exactly before the mode is
+/// given up. Class probing makes a failure here rare; the bound keeps a pathological estimator
+/// from costing a fit per device.
+const MAX_EXACT_FITS: usize = 8;
+
+/// Names listed in a grouped rejection before "and N more".
+const MAX_LISTED: usize = 5;
+
+/// A set of devices (possibly none) with the worker of the main process.
+#[derive(Debug, Clone)]
+struct Group {
+    /// View index of the main worker.
+    main: usize,
+    /// (view index, position in that view's devices), in the backend's device order.
+    members: Vec<(usize, usize)>,
+}
+
+/// A group known to fit, with its score.
+struct Candidate {
+    group: Group,
+    score: f64,
+    /// Layers on devices for partial offload (0 for other modes, where all are).
+    layers: u32,
+}
+
+/// The chosen group and its exact estimate.
+struct Chosen {
+    group: Group,
+    estimate: ResourceEstimate,
+    score: f64,
+    /// Candidates of the winning mode that fit.
+    fitting: usize,
+}
+
+/// Outcome of probing a best-first list: how many lead items fit.
+struct Prefix {
+    count: usize,
+    /// Estimate of the last item that fits.
+    last_fit: Option<ResourceEstimate>,
+    /// Error of the first item that does not fit.
+    first_miss: Option<Error>,
+}
+
+/// One placement search.
+pub(crate) struct Search<'a> {
+    req: &'a PlacementRequest<'a>,
+    caps: Capabilities,
+    views: Vec<WorkerView<'a>>,
+    reserves: Reserves,
+    offload: bool,
+    distributed: bool,
+    /// Largest host RAM (total, allocatable) of any eligible worker, for class probes.
+    probe_ram: (u64, u64),
+    /// Rank of each view's worker name, for cheap deterministic tie breaks.
+    name_rank: Vec<u32>,
+    explanation: Vec<String>,
+    rejected: Vec<Rejection>,
+    /// The refused group with the most devices and free memory: ((devices, bytes), why).
+    largest: Option<((usize, u64), Rejection)>,
+}
+
+impl<'a> Search<'a> {
+    pub fn new(req: &'a PlacementRequest<'a>) -> Result<Self> {
+        let caps = req.backend.capabilities();
+        let spec = req.spec;
+        let offload =
+            caps.cpu_offload && spec.cpu_offloading.unwrap_or(caps.default_cpu_offloading);
+        let distributed = caps.multi_worker
+            && caps.subordinates != SubordinateGrouping::None
+            && spec
+                .distributed_inference_across_workers
+                .unwrap_or(caps.default_distributed);
+        let reserves = Reserves {
+            device: req.options.device_reserve,
+            ram: req.options.ram_reserve,
+        };
+        let mut search = Search {
+            req,
+            caps,
+            views: Vec::new(),
+            reserves,
+            offload,
+            distributed,
+            probe_ram: (0, 0),
+            name_rank: Vec::new(),
+            explanation: vec![format!(
+                "allocatable = total − max(used, allocated) − reserve ({} per device, {} host RAM)",
+                gib(reserves.device),
+                gib(reserves.ram)
+            )],
+            rejected: Vec::new(),
+            largest: None,
+        };
+        search.views = search.eligible_workers()?;
+        search.name_rank = name_ranks(&search.views);
+        search.probe_ram = search.views.iter().fold((0, 0), |(t, a), v| {
+            (t.max(v.ram_total), a.max(v.ram_allocatable))
+        });
+        Ok(search)
+    }
+
+    pub fn run(mut self) -> Result<Placement> {
+        if !self.req.spec.device_selector.is_empty() {
+            return self.manual();
+        }
+        let modes: [fn(&mut Self) -> Option<Chosen>; 5] = [
+            Self::single_device,
+            Self::multi_device,
+            Self::multi_worker,
+            Self::cpu_offload,
+            Self::cpu_only,
+        ];
+        for mode in modes {
+            if let Some(chosen) = mode(&mut self) {
+                return self.finish(chosen);
+            }
+        }
+        Err(self.nothing_fits())
+    }
+
+    // ---- filters ---------------------------------------------------------------------------
+
+    fn eligible_workers(&mut self) -> Result<Vec<WorkerView<'a>>> {
+        let cluster = self.req.cluster;
+        check_unique_ids(cluster)?;
+        let mut classes = DeviceClasses::default();
+        let mut refused: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut views = Vec::new();
+        for worker in &cluster.workers {
+            if let Some(reason) = self.worker_refusal(worker) {
+                refused.entry(reason).or_default().push(worker.name.clone());
+                continue;
+            }
+            let view = WorkerView::new(
+                worker,
+                |device| match self.device_refusal(worker, device) {
+                    None => true,
+                    Some(reason) => {
+                        let id = format!("{}:{}", worker.name, device.index);
+                        refused.entry(reason).or_default().push(id);
+                        false
+                    }
+                },
+                self.reserves,
+                &self.req.spec.name,
+                &mut classes,
+            )?;
+            views.push(view);
+        }
+        let devices: usize = views.iter().map(|v| v.devices.len()).sum();
+        self.explanation.push(format!(
+            "{}/{} workers and {devices} devices are eligible for {}",
+            views.len(),
+            cluster.workers.len(),
+            self.req.backend.id()
+        ));
+        for (reason, names) in refused {
+            self.rejected
+                .push(Rejection::new(list_names(&names), reason));
+        }
+        Ok(views)
+    }
+
+    fn worker_refusal(&self, worker: &WorkerInventory) -> Option<String> {
+        let selector = &self.req.spec.worker_selector;
+        if selector
+            .iter()
+            .any(|(k, v)| worker.label(k) != Some(v.as_str()))
+        {
+            let wanted: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            return Some(format!(
+                "labels do not match the worker selector {}",
+                wanted.join(",")
+            ));
+        }
+        let known = !worker.os.is_empty() && !worker.arch.is_empty();
+        let platform = Platform::new(&worker.os, &worker.arch);
+        if known && !self.caps.platforms.is_empty() && !self.caps.platforms.contains(&platform) {
+            return Some(format!(
+                "{} does not run on {}/{}",
+                self.req.backend.id(),
+                worker.os,
+                worker.arch
+            ));
+        }
+        self.req.backend.check_worker(self.req.spec, worker).err()
+    }
+
+    fn device_refusal(&self, worker: &WorkerInventory, device: &Device) -> Option<String> {
+        if !self.caps.vendors.contains(&device.vendor) {
+            return Some(format!(
+                "{} does not run on {} devices",
+                self.req.backend.id(),
+                device.vendor
+            ));
+        }
+        self.req
+            .backend
+            .check_device(self.req.spec, worker, device)
+            .err()
+    }
+
+    // ---- search helpers --------------------------------------------------------------------
+
+    /// Probes each bucket (groups of one device class, best first) and scores every group that
+    /// fits. With `probe_host`, probes use the largest host RAM of the cluster so that the
+    /// answer depends on the devices only; each group's own RAM is checked afterwards.
+    fn search_buckets(&mut self, buckets: &[Vec<Group>], probe_host: bool) -> Vec<Candidate> {
+        let mut candidates = Vec::new();
+        for bucket in buckets.iter().filter(|b| !b.is_empty()) {
+            let prefix = fitting_prefix(bucket, |g| {
+                let host = if probe_host {
+                    self.probe_host(g)
+                } else {
+                    self.views[g.main].host()
+                };
+                self.fit(g, host, false)
+            });
+            self.reject_misses(bucket, &prefix);
+            let Some(estimate) = prefix.last_fit else {
+                continue;
+            };
+            let claims: Vec<u64> = estimate.devices.iter().map(|d| d.claim).collect();
+            let ram = estimate.host.total();
+            let mut short_of_ram = Vec::new();
+            for group in &bucket[..prefix.count] {
+                if self.host_need(group, &claims, ram) > self.views[group.main].ram_allocatable {
+                    short_of_ram.push(self.views[group.main].worker.name.clone());
+                    continue;
+                }
+                let score = self.score(group, &claims, ram);
+                candidates.push(Candidate {
+                    group: group.clone(),
+                    score,
+                    layers: 0,
+                });
+            }
+            if !short_of_ram.is_empty() {
+                short_of_ram.dedup();
+                let reason = format!(
+                    "host RAM: needs {}, the worker has less allocatable",
+                    gib(ram)
+                );
+                self.reject(list_names(&short_of_ram), reason);
+            }
+        }
+        candidates
+    }
+
+    fn reject_misses(&mut self, bucket: &[Group], prefix: &Prefix) {
+        let Some(error) = &prefix.first_miss else {
+            return;
+        };
+        let first = &bucket[prefix.count];
+        let alike = bucket.len() - prefix.count - 1;
+        let candidate = if alike == 0 {
+            self.describe(first)
+        } else {
+            format!(
+                "{} and {alike} alike with less free memory",
+                self.describe(first)
+            )
+        };
+        self.reject_group(first, Some(candidate), reason(error));
+    }
+
+    /// Sorts candidates best first, fits them exactly in that order, and returns the first
+    /// that passes the final check.
+    fn pick(&mut self, mut candidates: Vec<Candidate>, allow_offload: bool) -> Option<Chosen> {
+        let fitting = candidates.len();
+        // Only the best few are tried: select them in linear time, then order them.
+        if candidates.len() > MAX_EXACT_FITS {
+            candidates.select_nth_unstable_by(MAX_EXACT_FITS - 1, |a, b| self.by_preference(a, b));
+            candidates.truncate(MAX_EXACT_FITS);
+        }
+        candidates.sort_by(|a, b| self.by_preference(a, b));
+        for candidate in candidates.into_iter().take(MAX_EXACT_FITS) {
+            let host = self.views[candidate.group.main].host();
+            let exact = self
+                .fit(&candidate.group, host, allow_offload)
+                .and_then(|estimate| self.verify(&candidate.group, estimate));
+            match exact {
+                Ok(estimate) => {
+                    return Some(Chosen {
+                        group: candidate.group,
+                        estimate,
+                        score: candidate.score,
+                        fitting,
+                    });
+                }
+                Err(e) => self.reject_group(&candidate.group, None, reason(&e)),
+            }
+        }
+        None
+    }
+
+    /// Fits each group in turn and returns the first that fits; rejects the last otherwise.
+    fn first_fitting(&mut self, attempts: Vec<Group>) -> Option<Group> {
+        let mut last_error = None;
+        for group in &attempts {
+            match self.fit(group, self.views[group.main].host(), false) {
+                Ok(_) => return Some(group.clone()),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if let (Some(group), Some(error)) = (attempts.last(), last_error) {
+            self.reject_group(group, None, reason(&error));
+        }
+        None
+    }
+
+    fn fit(&self, group: &Group, host: HostSlot, allow_offload: bool) -> Result<ResourceEstimate> {
+        let request = FitRequest {
+            devices: self.slots(group),
+            host,
+            allow_cpu_offload: allow_offload,
+        };
+        let estimate = self.req.estimator.fit(&request)?;
+        if estimate.devices.len() != request.devices.len() {
+            return Err(Error::Unsupported(format!(
+                "the {} estimator answered for {} devices when asked about {}",
+                self.req.backend.id(),
+                estimate.devices.len(),
+                request.devices.len()
+            )));
+        }
+        estimate.check_fits(&request.devices, &request.host)?;
+        Ok(estimate)
+    }
+
+    fn verify(&self, group: &Group, estimate: ResourceEstimate) -> Result<ResourceEstimate> {
+        let main = &self.views[group.main].worker.name;
+        let options = self.req.options;
+        verify_claims(
+            self.req.cluster,
+            &estimate,
+            main,
+            options.device_reserve,
+            options.ram_reserve,
+        )?;
+        Ok(estimate)
+    }
+
+    fn slots(&self, group: &Group) -> Vec<DeviceSlot> {
+        group
+            .members
+            .iter()
+            .map(|&(v, d)| self.views[v].slot(&self.views[v].devices[d], v != group.main))
+            .collect()
+    }
+
+    fn probe_host(&self, group: &Group) -> HostSlot {
+        HostSlot {
+            worker: self.views[group.main].worker.name.clone(),
+            total: self.probe_ram.0,
+            allocatable: self.probe_ram.1,
+        }
+    }
+
+    /// Host RAM a group needs on its main worker: the host claim, plus the device claims on
+    /// unified memory.
+    fn host_need(&self, group: &Group, claims: &[u64], ram: u64) -> u64 {
+        if !self.views[group.main].unified {
+            return ram;
+        }
+        group
+            .members
+            .iter()
+            .zip(claims)
+            .filter(|((v, _), _)| *v == group.main)
+            .fold(ram, |acc, (_, c)| acc.saturating_add(*c))
+    }
+
+    // ---- ordering and scoring --------------------------------------------------------------
+
+    /// Sorts groups of one class best first: larger weakest device, then more free memory,
+    /// then worker name and device index. Keys are computed once per group.
+    fn sort_by_weakest_device(&self, groups: &mut [Group]) {
+        groups.sort_by_cached_key(|g| {
+            let weakest = g
+                .members
+                .iter()
+                .map(|&m| self.device(m).allocatable)
+                .min()
+                .unwrap_or(0);
+            (
+                std::cmp::Reverse(weakest),
+                std::cmp::Reverse(self.free_in(g)),
+                self.tie_key(g),
+            )
+        });
+    }
+
+    /// Candidates, best first: more layers on devices, fewer devices, higher score, more free
+    /// device memory (GPUStack keeps the first of equal scores in a list sorted by free memory),
+    /// then worker name and device index.
+    fn by_preference(&self, a: &Candidate, b: &Candidate) -> Ordering {
+        b.layers
+            .cmp(&a.layers)
+            .then(a.group.members.len().cmp(&b.group.members.len()))
+            .then(b.score.total_cmp(&a.score))
+            .then_with(|| self.free_in(&b.group).cmp(&self.free_in(&a.group)))
+            .then_with(|| self.tie_break(&a.group, &b.group))
+    }
+
+    fn tie_break(&self, a: &Group, b: &Group) -> Ordering {
+        self.tie_key(a).cmp(&self.tie_key(b))
+    }
+
+    /// The worker name's rank, then the first device index: the deterministic last resort.
+    fn tie_key(&self, group: &Group) -> (u32, Option<u32>) {
+        let first = group.members.first().map(|&m| self.device(m).index);
+        (self.name_rank[group.main], first)
+    }
+
+    /// The placement strategy's score of a group, with `claims` per member (empty: unknown,
+    /// scored as zero) and `ram` on the main worker.
+    fn score(&self, group: &Group, claims: &[u64], ram: u64) -> f64 {
+        let main = &self.views[group.main];
+        match self.req.options.strategy {
+            PlacementStrategy::Spread => {
+                let devices: Vec<&DeviceView> = group
+                    .members
+                    .iter()
+                    .filter(|m| m.0 == group.main)
+                    .map(|&m| self.device(m))
+                    .collect();
+                score::spread(main, &devices)
+            }
+            PlacementStrategy::Binpack => {
+                let mut per_worker: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
+                for (i, &m) in group.members.iter().enumerate() {
+                    let claim = claims.get(i).copied().unwrap_or(0);
+                    per_worker
+                        .entry(m.0)
+                        .or_default()
+                        .push((claim, self.device(m).allocatable));
+                }
+                let main_devices = per_worker.remove(&group.main).unwrap_or_default();
+                let main_score = score::binpack_worker(ram, main.ram_allocatable, &main_devices);
+                let subordinates: Vec<f64> = per_worker
+                    .into_iter()
+                    .map(|(v, devices)| {
+                        score::binpack_worker(0, self.views[v].ram_allocatable, &devices)
+                    })
+                    .collect();
+                score::binpack_combined(main_score, &subordinates)
+            }
+        }
+    }
+
+    // ---- small accessors -------------------------------------------------------------------
+
+    fn device(&self, (v, d): (usize, usize)) -> &DeviceView {
+        &self.views[v].devices[d]
+    }
+
+    /// The `k` devices of worker `v` with the most free memory, in device index order (the
+    /// order a user expects in `CUDA_VISIBLE_DEVICES` and tensor splits).
+    fn largest_by_index(&self, v: usize, k: usize) -> Vec<(usize, usize)> {
+        let mut members: Vec<(usize, usize)> = (0..k).map(|d| (v, d)).collect();
+        members.sort_by_key(|&m| self.device(m).index);
+        members
+    }
+
+    /// Free device memory of a group (host RAM for CPU-only groups).
+    fn free_in(&self, group: &Group) -> u64 {
+        if group.members.is_empty() {
+            return self.views[group.main].ram_allocatable;
+        }
+        saturating_sum(group.members.iter().map(|&m| self.device(m).allocatable))
+    }
+
+    fn free_of(&self, v: usize) -> u64 {
+        saturating_sum(self.views[v].devices.iter().map(|d| d.allocatable))
+    }
+
+    fn workers_of(&self, group: &Group) -> usize {
+        let mut workers: Vec<usize> = group.members.iter().map(|m| m.0).collect();
+        workers.sort_unstable();
+        workers.dedup();
+        workers.len()
+    }
+
+    /// Records a refused group (described by `candidate`, or by [`Self::describe`]) and keeps
+    /// the largest one for the summary of [`Self::nothing_fits`].
+    fn reject_group(&mut self, group: &Group, candidate: Option<String>, reason: String) {
+        let rejection = Rejection::new(candidate.unwrap_or_else(|| self.describe(group)), reason);
+        let size = (group.members.len(), self.free_in(group));
+        if self
+            .largest
+            .as_ref()
+            .is_none_or(|(largest, _)| size > *largest)
+        {
+            self.largest = Some((size, rejection.clone()));
+        }
+        self.rejected.push(rejection);
+    }
+
+    fn reject(&mut self, candidate: impl Into<String>, reason: impl Into<String>) {
+        self.rejected.push(Rejection::new(candidate, reason));
+    }
+}
+
+/// Fits items of a best-first list, assuming an item fits whenever a worse one does: the first,
+/// the last, then a binary search for the boundary. About 2 + log2(n) fits.
+fn fitting_prefix<T>(items: &[T], mut fit: impl FnMut(&T) -> Result<ResourceEstimate>) -> Prefix {
+    let n = items.len();
+    let mut last_fit = match fit(&items[0]) {
+        Ok(estimate) => estimate,
+        Err(e) => {
+            return Prefix {
+                count: 0,
+                last_fit: None,
+                first_miss: Some(e),
+            };
+        }
+    };
+    if n == 1 {
+        return Prefix {
+            count: 1,
+            last_fit: Some(last_fit),
+            first_miss: None,
+        };
+    }
+    let mut first_miss = match fit(&items[n - 1]) {
+        Ok(estimate) => {
+            return Prefix {
+                count: n,
+                last_fit: Some(estimate),
+                first_miss: None,
+            };
+        }
+        Err(e) => e,
+    };
+    let (mut fits, mut misses) = (0, n - 1);
+    while misses - fits > 1 {
+        let mid = fits + (misses - fits) / 2;
+        match fit(&items[mid]) {
+            Ok(estimate) => (fits, last_fit) = (mid, estimate),
+            Err(e) => (misses, first_miss) = (mid, e),
+        }
+    }
+    Prefix {
+        count: fits + 1,
+        last_fit: Some(last_fit),
+        first_miss: Some(first_miss),
+    }
+}
+
+/// A sum of byte counts that stops at `u64::MAX` (inventories are input: never overflow).
+fn saturating_sum(bytes: impl Iterator<Item = u64>) -> u64 {
+    bytes.fold(0, u64::saturating_add)
+}
+
+/// The rank of each view's worker name in name order.
+fn name_ranks(views: &[WorkerView<'_>]) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..views.len()).collect();
+    order.sort_by(|&a, &b| views[a].worker.name.cmp(&views[b].worker.name));
+    let mut ranks = vec![0; views.len()];
+    for (rank, v) in order.into_iter().enumerate() {
+        ranks[v] = u32::try_from(rank).unwrap_or(u32::MAX);
+    }
+    ranks
+}
+
+/// Worker names and device indices identify what a plan claims: duplicates would let two
+/// claims land on one device unseen.
+fn check_unique_ids(cluster: &Cluster) -> Result<()> {
+    let mut names = BTreeSet::new();
+    for worker in &cluster.workers {
+        if !names.insert(worker.name.as_str()) {
+            return Err(Error::invalid_parameter(
+                "workers",
+                format!("two workers are named `{}`", worker.name),
+            ));
+        }
+        let mut indices = BTreeSet::new();
+        if let Some(device) = worker.devices.iter().find(|d| !indices.insert(d.index)) {
+            return Err(Error::invalid_parameter(
+                "devices",
+                format!(
+                    "worker {} has two devices with index {}",
+                    worker.name, device.index
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An estimator error as a rejection reason, with its numbers.
+fn reason(error: &Error) -> String {
+    match error {
+        Error::DoesNotFit {
+            needed,
+            available,
+            reason,
+        } => format!(
+            "{reason}: needs {}, {} available",
+            gib(*needed),
+            gib(*available)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// `a, b, c and 12 more`.
+fn list_names(names: &[String]) -> String {
+    let shown = names
+        .iter()
+        .take(MAX_LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    match names.len().saturating_sub(MAX_LISTED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimate::Layout;
+
+    fn fits_below(limit: u32) -> impl FnMut(&u32) -> Result<ResourceEstimate> {
+        move |&item| {
+            if item < limit {
+                Ok(ResourceEstimate {
+                    layout: Layout::Single,
+                    devices: vec![],
+                    host: Default::default(),
+                    launch_parameters: vec![],
+                    details: Default::default(),
+                    notes: vec![format!("{item}")],
+                })
+            } else {
+                Err(Error::Unsupported(format!("{item}")))
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_finds_the_boundary_in_few_fits() {
+        let items: Vec<u32> = (0..1000).collect();
+        let mut calls = 0;
+        let mut fit = fits_below(377);
+        let prefix = fitting_prefix(&items, |i| {
+            calls += 1;
+            fit(i)
+        });
+        assert_eq!(prefix.count, 377);
+        assert_eq!(prefix.last_fit.unwrap().notes, vec!["376"]);
+        assert_eq!(prefix.first_miss, Some(Error::Unsupported("377".into())));
+        assert!(calls <= 12, "{calls} fits");
+        assert_eq!(fitting_prefix(&items, fits_below(0)).count, 0);
+        assert_eq!(fitting_prefix(&items, fits_below(5000)).count, 1000);
+        assert_eq!(fitting_prefix(&[7u32], fits_below(8)).count, 1);
+    }
+
+    #[test]
+    fn long_name_lists_are_cut() {
+        let names: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
+        assert_eq!(list_names(&names), "w0, w1, w2, w3, w4 and 3 more");
+        assert_eq!(list_names(&names[..2]), "w0, w1");
+    }
+}

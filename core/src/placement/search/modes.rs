@@ -1,0 +1,377 @@
+//! The placement modes, in GPUStack's order of preference, and manual selection.
+
+use std::collections::BTreeMap;
+
+use super::{Candidate, Chosen, Group, Search, reason};
+use crate::backend::SubordinateGrouping;
+use crate::estimate::Layout;
+use crate::placement::Placement;
+use crate::{Error, Result};
+
+/// Workers tried for partial CPU offload, by free device memory (GPUStack tries every
+/// combination on every worker; the layers offloaded only grow with free memory, so the
+/// workers with the most free memory decide).
+const MAX_OFFLOAD_WORKERS: usize = 16;
+
+impl Search<'_> {
+    pub(super) fn single_device(&mut self) -> Option<Chosen> {
+        let mut buckets: BTreeMap<u32, Vec<Group>> = BTreeMap::new();
+        for (v, view) in self.views.iter().enumerate() {
+            for (d, device) in view.devices.iter().enumerate() {
+                let group = Group {
+                    main: v,
+                    members: vec![(v, d)],
+                };
+                buckets.entry(device.class).or_default().push(group);
+            }
+        }
+        if buckets.is_empty() {
+            self.reject("single device", "no eligible device");
+            return None;
+        }
+        self.search_classes(buckets, true)
+    }
+
+    pub(super) fn multi_device(&mut self) -> Option<Chosen> {
+        let most = self
+            .views
+            .iter()
+            .map(|v| v.devices.len())
+            .max()
+            .unwrap_or(0);
+        if most < 2 {
+            return None;
+        }
+        if !self.caps.multi_device {
+            let reason = format!(
+                "{} does not split a model over devices",
+                self.req.backend.id()
+            );
+            self.reject("several devices of one worker", reason);
+            return None;
+        }
+        for k in 2..=most {
+            let mut buckets: BTreeMap<Vec<u32>, Vec<Group>> = BTreeMap::new();
+            for (v, view) in self.views.iter().enumerate() {
+                if view.devices.len() < k {
+                    continue;
+                }
+                let mut key: Vec<u32> = view.devices[..k].iter().map(|d| d.class).collect();
+                key.sort_unstable();
+                let members = self.largest_by_index(v, k);
+                buckets
+                    .entry(key)
+                    .or_default()
+                    .push(Group { main: v, members });
+            }
+            if let Some(chosen) = self.search_classes(buckets, true) {
+                return Some(chosen);
+            }
+        }
+        None
+    }
+
+    pub(super) fn multi_worker(&mut self) -> Option<Chosen> {
+        let with_devices = self.views.iter().filter(|v| !v.devices.is_empty()).count();
+        if with_devices < 2 {
+            return None;
+        }
+        if !self.distributed {
+            let reason = if self.caps.multi_worker {
+                "distributed inference across workers is off".to_string()
+            } else {
+                format!("{} does not run across workers", self.req.backend.id())
+            };
+            self.reject("several workers", reason);
+            return None;
+        }
+        let group = match self.caps.subordinates {
+            SubordinateGrouping::PerRemoteDevice => self.grow_remote_devices(),
+            SubordinateGrouping::PerRemoteWorker => self.grow_remote_workers(),
+            SubordinateGrouping::None => None,
+        }?;
+        let score = self.score(&group, &[], 0);
+        self.pick(
+            vec![Candidate {
+                group,
+                score,
+                layers: 0,
+            }],
+            false,
+        )
+    }
+
+    /// The worker with the most free device memory, plus the largest free devices of other
+    /// workers, one at a time, until the model fits (llama.cpp RPC servers, listed first).
+    fn grow_remote_devices(&mut self) -> Option<Group> {
+        let main = (0..self.views.len())
+            .filter(|&v| !self.views[v].devices.is_empty())
+            .min_by(|&a, &b| {
+                self.free_of(b)
+                    .cmp(&self.free_of(a))
+                    .then(self.name_rank[a].cmp(&self.name_rank[b]))
+            })?;
+        let mut remote: Vec<(usize, usize)> = (0..self.views.len())
+            .filter(|&v| v != main)
+            .flat_map(|v| (0..self.views[v].devices.len()).map(move |d| (v, d)))
+            .collect();
+        let order = |&(v, d): &(usize, usize)| {
+            let device = &self.views[v].devices[d];
+            (
+                std::cmp::Reverse(device.allocatable),
+                self.name_rank[v],
+                device.index,
+            )
+        };
+        let keep = (self.req.options.max_remote_devices as usize).min(remote.len());
+        let capped = keep < remote.len();
+        if capped {
+            remote.select_nth_unstable_by_key(keep, order);
+            remote.truncate(keep);
+        }
+        remote.sort_by_key(order);
+        let local = self.largest_by_index(main, self.views[main].devices.len());
+        let attempts = (1..=remote.len()).map(|n| Group {
+            main,
+            members: remote[..n].iter().chain(&local).copied().collect(),
+        });
+        let found = self.first_fitting(attempts.collect());
+        if found.is_none() && capped {
+            self.explanation.push(format!(
+                "several workers: stopped at {keep} remote devices (max_remote_devices)"
+            ));
+        }
+        found
+    }
+
+    /// Whole workers with as many devices each, best first, until the model fits (Ray
+    /// workers, MindIE nodes: every device of a worker takes part).
+    fn grow_remote_workers(&mut self) -> Option<Group> {
+        let mut by_count: BTreeMap<std::cmp::Reverse<usize>, Vec<usize>> = BTreeMap::new();
+        for (v, view) in self.views.iter().enumerate() {
+            if !view.devices.is_empty() {
+                by_count
+                    .entry(std::cmp::Reverse(view.devices.len()))
+                    .or_default()
+                    .push(v);
+            }
+        }
+        let max_workers = self.req.options.max_workers as usize;
+        for (_, mut workers) in by_count {
+            if workers.len() < 2 {
+                continue;
+            }
+            workers.sort_by(|&a, &b| {
+                let weakest = |v: usize| self.views[v].devices.last().map_or(0, |d| d.allocatable);
+                weakest(b)
+                    .cmp(&weakest(a))
+                    .then_with(|| self.free_of(b).cmp(&self.free_of(a)))
+                    .then(self.name_rank[a].cmp(&self.name_rank[b]))
+            });
+            workers.truncate(max_workers);
+            let attempts = (2..=workers.len()).map(|n| Group {
+                main: workers[0],
+                members: workers[..n]
+                    .iter()
+                    .flat_map(|&v| self.largest_by_index(v, self.views[v].devices.len()))
+                    .collect(),
+            });
+            if let Some(group) = self.first_fitting(attempts.collect()) {
+                return Some(group);
+            }
+        }
+        None
+    }
+
+    pub(super) fn cpu_offload(&mut self) -> Option<Chosen> {
+        if !self.offload {
+            if self.caps.cpu_offload {
+                self.reject("partial CPU offload", "CPU offloading is off");
+            }
+            return None;
+        }
+        let mut workers: Vec<usize> = (0..self.views.len())
+            .filter(|&v| !self.views[v].devices.is_empty())
+            .collect();
+        workers.sort_by(|&a, &b| {
+            self.free_of(b)
+                .cmp(&self.free_of(a))
+                .then(self.name_rank[a].cmp(&self.name_rank[b]))
+        });
+        workers.truncate(MAX_OFFLOAD_WORKERS);
+        let mut candidates = Vec::new();
+        for v in workers {
+            if let Some(candidate) = self.offload_on(v) {
+                candidates.push(candidate);
+            }
+        }
+        self.pick(candidates, true)
+    }
+
+    /// The most layers worker `v` takes with its k largest devices, growing k while it helps.
+    fn offload_on(&mut self, v: usize) -> Option<Candidate> {
+        let mut best: Option<Candidate> = None;
+        for k in 1..=self.views[v].devices.len() {
+            let group = Group {
+                main: v,
+                members: self.largest_by_index(v, k),
+            };
+            let estimate = match self.fit(&group, self.views[v].host(), true) {
+                Ok(estimate) => estimate,
+                Err(e) => {
+                    self.reject_group(&group, None, reason(&e));
+                    continue;
+                }
+            };
+            let layers = match estimate.layout {
+                Layout::Layers { offload_layers, .. } => offload_layers,
+                _ => 0,
+            };
+            if layers == 0 {
+                self.reject_group(&group, None, "not one layer fits on the devices".into());
+                continue;
+            }
+            if best.as_ref().is_some_and(|b| b.layers >= layers) {
+                break;
+            }
+            let claims: Vec<u64> = estimate.devices.iter().map(|d| d.claim).collect();
+            let score = self.score(&group, &claims, estimate.host.total());
+            best = Some(Candidate {
+                group,
+                score,
+                layers,
+            });
+        }
+        best
+    }
+
+    pub(super) fn cpu_only(&mut self) -> Option<Chosen> {
+        if !self.caps.cpu_only {
+            let reason = format!("{} needs an accelerator", self.req.backend.id());
+            self.reject("CPU only", reason);
+            return None;
+        }
+        if self.caps.cpu_offload && !self.offload {
+            self.reject("CPU only", "CPU offloading is off");
+            return None;
+        }
+        let hosts: Vec<Group> = (0..self.views.len())
+            .map(|v| Group {
+                main: v,
+                members: Vec::new(),
+            })
+            .collect();
+        if hosts.is_empty() {
+            return None;
+        }
+        self.search_classes(BTreeMap::from([((), hosts)]), false)
+    }
+
+    /// Sorts each class of groups best first, probes it, and fits the best candidates exactly.
+    fn search_classes<K>(
+        &mut self,
+        classes: BTreeMap<K, Vec<Group>>,
+        probe_host: bool,
+    ) -> Option<Chosen> {
+        let mut buckets: Vec<Vec<Group>> = classes.into_values().collect();
+        for bucket in &mut buckets {
+            self.sort_by_weakest_device(bucket);
+        }
+        let candidates = self.search_buckets(&buckets, probe_host);
+        self.pick(candidates, false)
+    }
+
+    /// Devices chosen by hand: check them and size exactly that group.
+    pub(super) fn manual(mut self) -> Result<Placement> {
+        let group = self.selected_group()?;
+        let workers = self.workers_of(&group);
+        if workers > 1 && !self.distributed {
+            return Err(Error::invalid_parameter(
+                "device_selector",
+                format!(
+                    "the selected devices are on {workers} workers, but {} does not run across \
+                     workers here (distributed inference is off or unsupported)",
+                    self.req.backend.id()
+                ),
+            ));
+        }
+        if workers == 1 && group.members.len() > 1 && !self.caps.multi_device {
+            return Err(Error::invalid_parameter(
+                "device_selector",
+                format!("{} runs on one device only", self.req.backend.id()),
+            ));
+        }
+        let mut candidates = vec![Candidate {
+            score: self.score(&group, &[], 0),
+            group: group.clone(),
+            layers: 0,
+        }];
+        if let Some(chosen) = self.pick(std::mem::take(&mut candidates), false) {
+            return self.finish(chosen);
+        }
+        if self.offload {
+            let candidate = Candidate {
+                score: 0.0,
+                group,
+                layers: 0,
+            };
+            if let Some(chosen) = self.pick(vec![candidate], true) {
+                return self.finish(chosen);
+            }
+        }
+        Err(self.nothing_fits())
+    }
+
+    fn selected_group(&self) -> Result<Group> {
+        let mut members: Vec<(usize, usize)> = Vec::new();
+        for id in &self.req.spec.device_selector {
+            let worker = self.req.cluster.worker(&id.worker).ok_or_else(|| {
+                Error::invalid_parameter(
+                    "device_selector",
+                    format!("worker {} not found", id.worker),
+                )
+            })?;
+            let device = worker.device(id.index).ok_or_else(|| {
+                Error::invalid_parameter("device_selector", format!("{id}: no such device"))
+            })?;
+            let refusal = self
+                .worker_refusal(worker)
+                .or_else(|| self.device_refusal(worker, device));
+            if let Some(reason) = refusal {
+                return Err(Error::invalid_parameter(
+                    "device_selector",
+                    format!("{id}: {reason}"),
+                ));
+            }
+            let v = self
+                .views
+                .iter()
+                .position(|view| view.worker.name == id.worker)
+                .ok_or_else(|| Error::invalid_parameter("device_selector", id.to_string()))?;
+            let d = self.views[v]
+                .devices
+                .iter()
+                .position(|dv| dv.index == id.index)
+                .ok_or_else(|| Error::invalid_parameter("device_selector", id.to_string()))?;
+            if !members.contains(&(v, d)) {
+                members.push((v, d));
+            }
+        }
+        // The worker holding most selected devices runs the main process.
+        let main = members
+            .iter()
+            .map(|&(v, _)| v)
+            .max_by_key(|&v| {
+                let count = members.iter().filter(|m| m.0 == v).count();
+                let first = members.iter().position(|m| m.0 == v).unwrap_or(0);
+                (count, std::cmp::Reverse(first))
+            })
+            .unwrap_or(0);
+        let (local, remote): (Vec<_>, Vec<_>) = members.into_iter().partition(|m| m.0 == main);
+        let members = match self.caps.subordinates {
+            SubordinateGrouping::PerRemoteDevice => remote.into_iter().chain(local).collect(),
+            _ => local.into_iter().chain(remote).collect(),
+        };
+        Ok(Group { main, members })
+    }
+}

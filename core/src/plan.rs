@@ -1,0 +1,482 @@
+//! The main job: from a model and a cluster to a [`DeploymentPlan`].
+//!
+//! [`plan`] reads the model files, selects a backend ([`select_backend`]), binds its estimator
+//! to the resolved spec, places one instance ([`place`]), and translates the placement into the
+//! processes to start. Everything after reading the files is a pure function of its inputs
+//! ([`plan_with_facts`]): the same inputs give the same plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, Claim, PlacementMode, Registry, Selection};
+use crate::estimate::{Layout, ResourceEstimate};
+use crate::facts::ModelFacts;
+use crate::inventory::{Cluster, Vendor};
+use crate::launch::LaunchSpec;
+use crate::model::{Category, ModelSpec};
+use crate::placement::{Placement, PlacementRequest, PlacementStrategy, Rejection, place};
+use crate::{Error, Result};
+
+const GIB: u64 = 1 << 30;
+
+/// Knobs of a plan that are not about the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlanOptions {
+    /// How to choose among placements that fit (default: spread).
+    pub strategy: PlacementStrategy,
+    /// Bytes kept free on every device (default 1 GiB: GPUStack's `system_reserved.vram` and
+    /// llama.cpp `--fit`'s margin).
+    pub device_reserve: u64,
+    /// Bytes of host RAM kept free on every worker (default 2 GiB: GPUStack's
+    /// `system_reserved.ram`).
+    pub ram_reserve: u64,
+    /// Port of the main process; subordinate processes take the next ports.
+    pub port: u16,
+    /// Most remote devices one instance may use (llama.cpp RPC servers; default 8, GPUStack's
+    /// `DEFAULT_MAX_RPC_SERVER_COUNT`).
+    pub max_remote_devices: u32,
+    /// Most workers one instance may span when a backend takes whole workers (Ray, MindIE).
+    pub max_workers: u32,
+    /// The version of each backend installed on the fleet, by backend id; applied when the
+    /// spec names no `backend_version` (it selects the flag table and the launch rules).
+    pub backend_versions: BTreeMap<String, String>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            strategy: PlacementStrategy::Spread,
+            device_reserve: GIB,
+            ram_reserve: 2 * GIB,
+            port: 40000,
+            max_remote_devices: 8,
+            max_workers: 16,
+            backend_versions: BTreeMap::new(),
+        }
+    }
+}
+
+/// Bytes claimed on one device by a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceClaim {
+    /// Device index on its worker.
+    pub index: u32,
+    /// Product name.
+    pub name: String,
+    /// Bytes the plan claims.
+    pub vram: u64,
+    /// Device memory in all.
+    pub total: u64,
+    /// Bytes that were allocatable before this plan.
+    pub allocatable: u64,
+}
+
+/// What a plan claims on one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerClaim {
+    /// Worker name.
+    pub name: String,
+    /// Devices used on it (empty for CPU only).
+    pub devices: Vec<DeviceClaim>,
+    /// Host RAM claimed on it.
+    pub ram: u64,
+}
+
+/// Where a plan puts the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementSummary {
+    /// How the instance is spread.
+    pub mode: PlacementMode,
+    /// Layers on devices, for layer-offloading backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_layers: Option<u32>,
+    /// Layers in all, for layer-offloading backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_layers: Option<u32>,
+    /// Workers used, the main one first.
+    pub workers: Vec<WorkerClaim>,
+}
+
+/// A complete, reproducible answer: which backend, where, and exactly how it is started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentPlan {
+    /// Backend id (`llama-box`, `vllm`, `vox-box`, `ascend-mindie`).
+    pub backend: String,
+    /// Deployment name.
+    pub model: String,
+    /// Categories the model serves (given or detected).
+    pub categories: Vec<Category>,
+    /// Where it goes.
+    pub placement: PlacementSummary,
+    /// Processes to start: subordinates first, the main process last.
+    pub processes: Vec<LaunchSpec>,
+    /// The estimate of the chosen layout, per device and component.
+    pub estimate: ResourceEstimate,
+    /// How the plan was reached, in order.
+    pub explanation: Vec<String>,
+    /// Options refused on the way, with reasons.
+    pub rejected: Vec<Rejection>,
+}
+
+/// The backend chosen for a model, and the spec resolved against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendChoice {
+    /// Backend id.
+    pub backend: String,
+    /// The backend's answer for this model.
+    pub selection: Selection,
+    /// The spec with the backend, categories, CPU offloading, distribution and worker selector
+    /// filled in: what estimate, placement and launch all follow.
+    pub spec: ModelSpec,
+    /// Why, in order.
+    pub explanation: Vec<String>,
+}
+
+/// Reads the model files of `spec` and plans one instance on `cluster`.
+pub fn plan(
+    registry: &Registry,
+    spec: &ModelSpec,
+    cluster: &Cluster,
+    options: &PlanOptions,
+) -> Result<DeploymentPlan> {
+    let facts = ModelFacts::read(&spec.source)?;
+    plan_with_facts(registry, &facts, spec, cluster, options)
+}
+
+/// Plans one instance from facts already read: selection, estimate, placement, launch specs.
+pub fn plan_with_facts(
+    registry: &Registry,
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    cluster: &Cluster,
+    options: &PlanOptions,
+) -> Result<DeploymentPlan> {
+    let mut choice = select_backend(registry, facts, spec, cluster)?;
+    let backend = registered(registry, &choice.backend)?;
+    let mut explanation = std::mem::take(&mut choice.explanation);
+    apply_fleet_version(&mut choice, options, &mut explanation);
+    let warnings = backend.validate(&choice.spec)?;
+    explanation.extend(warnings.into_iter().map(|w| format!("warning: {w}")));
+    let estimator = backend.estimator(facts, &choice.spec)?;
+    let request = PlacementRequest {
+        backend,
+        estimator: estimator.as_ref(),
+        spec: &choice.spec,
+        cluster,
+        options,
+    };
+    let placement = place(&request).map_err(|e| prepend_explanation(e, &explanation))?;
+    let processes = backend.launch(facts, &choice.spec, &placement.assignment)?;
+    Ok(assemble(&choice.spec, explanation, placement, processes))
+}
+
+/// The fleet's version of the chosen backend, when the spec names none.
+fn apply_fleet_version(
+    choice: &mut BackendChoice,
+    options: &PlanOptions,
+    explanation: &mut Vec<String>,
+) {
+    if choice.spec.backend_version.is_some() {
+        return;
+    }
+    if let Some(version) = options.backend_versions.get(&choice.backend) {
+        choice.spec.backend_version = Some(version.clone());
+        explanation.push(format!(
+            "{} version {version} (plan options)",
+            choice.backend
+        ));
+    }
+}
+
+/// Puts the selection's explanation in front of a placement failure's own.
+fn prepend_explanation(error: Error, selection: &[String]) -> Error {
+    match error {
+        Error::NoPlacement {
+            reason,
+            explanation,
+            rejected,
+        } => Error::NoPlacement {
+            reason,
+            explanation: selection.iter().cloned().chain(explanation).collect(),
+            rejected,
+        },
+        other => other,
+    }
+}
+
+fn assemble(
+    spec: &ModelSpec,
+    mut explanation: Vec<String>,
+    placement: Placement,
+    processes: Vec<LaunchSpec>,
+) -> DeploymentPlan {
+    let Placement {
+        assignment,
+        explanation: searched,
+        rejected,
+    } = placement;
+    explanation.extend(searched);
+    explanation.extend(assignment.estimate.notes.iter().cloned());
+    let (offload_layers, total_layers) = match assignment.estimate.layout {
+        Layout::Layers {
+            offload_layers,
+            total_layers,
+            ..
+        } => (Some(offload_layers), Some(total_layers)),
+        _ => (None, None),
+    };
+    let mut workers = vec![WorkerClaim {
+        name: assignment.worker.clone(),
+        devices: Vec::new(),
+        ram: assignment.estimate.host.total(),
+    }];
+    for (slot, estimate) in assignment.devices.iter().zip(&assignment.estimate.devices) {
+        let claim = DeviceClaim {
+            index: slot.id.index,
+            name: slot.name.clone(),
+            vram: estimate.claim,
+            total: slot.total,
+            allocatable: slot.allocatable,
+        };
+        match workers.iter_mut().find(|w| w.name == slot.id.worker) {
+            Some(worker) => worker.devices.push(claim),
+            None => workers.push(WorkerClaim {
+                name: slot.id.worker.clone(),
+                devices: vec![claim],
+                ram: 0,
+            }),
+        }
+    }
+    DeploymentPlan {
+        backend: spec.backend.clone().unwrap_or_default(),
+        model: spec.name.clone(),
+        categories: spec.categories.clone(),
+        placement: PlacementSummary {
+            mode: assignment.mode,
+            offload_layers,
+            total_layers,
+            workers,
+        },
+        processes,
+        estimate: assignment.estimate,
+        explanation,
+        rejected,
+    }
+}
+
+fn registered<'r>(registry: &'r Registry, id: &str) -> Result<&'r dyn Backend> {
+    registry.get(id).ok_or_else(|| {
+        Error::invalid_parameter(
+            "backend",
+            format!(
+                "`{id}` is not a registered backend; registered: {}",
+                registry.ids().join(", ")
+            ),
+        )
+    })
+}
+
+/// Chooses the backend for a model and resolves the spec against it.
+///
+/// An explicit `spec.backend` always wins, and must claim the model. Otherwise the strongest
+/// claim wins among backends that run on the eligible hardware (the devices of workers the
+/// user's selector admits): GGUF → llama-box and speech → vox-box by their `Prefers` claims;
+/// ties go to the backend covering more of the eligible vendors, then to the narrower one, so
+/// that an Ascend-only cluster gets MindIE when MindIE supports the model and vLLM otherwise.
+pub fn select_backend(
+    registry: &Registry,
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    cluster: &Cluster,
+) -> Result<BackendChoice> {
+    let (backend, selection, mut explanation) = match &spec.backend {
+        Some(id) => explicit_backend(registry, facts, spec, id)?,
+        None => automatic_backend(registry, facts, spec, cluster)?,
+    };
+    let resolved = resolve_spec(backend, &selection, spec, &mut explanation)?;
+    Ok(BackendChoice {
+        backend: backend.id().to_string(),
+        selection,
+        spec: resolved,
+        explanation,
+    })
+}
+
+type Chosen<'r> = (&'r dyn Backend, Selection, Vec<String>);
+
+fn explicit_backend<'r>(
+    registry: &'r Registry,
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    id: &str,
+) -> Result<Chosen<'r>> {
+    let backend = registered(registry, id)?;
+    let selection = backend.select(facts, spec);
+    if selection.claim == Claim::Refuses {
+        return Err(Error::Unsupported(format!(
+            "{id} cannot serve {}: {}",
+            spec.name, selection.reason
+        )));
+    }
+    let line = format!("backend {id}: chosen by the user ({})", selection.reason);
+    Ok((backend, selection, vec![line]))
+}
+
+fn automatic_backend<'r>(
+    registry: &'r Registry,
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    cluster: &Cluster,
+) -> Result<Chosen<'r>> {
+    let vendors = eligible_vendors(spec, cluster);
+    let answers: Vec<(usize, &dyn Backend, Selection)> = registry
+        .backends()
+        .enumerate()
+        .map(|(i, b)| (i, b, b.select(facts, spec)))
+        .collect();
+    let best = answers
+        .iter()
+        .filter(|(_, _, s)| s.claim > Claim::Refuses)
+        .max_by_key(|(i, b, s)| {
+            let caps = b.capabilities();
+            let coverage = vendors.iter().filter(|v| caps.vendors.contains(v)).count();
+            let runs = coverage > 0 || caps.cpu_only;
+            let narrow = std::cmp::Reverse(caps.vendors.len());
+            (runs, s.claim, coverage, narrow, std::cmp::Reverse(*i))
+        });
+    let Some((chosen, backend, selection)) = best else {
+        let reasons: Vec<String> = answers
+            .iter()
+            .map(|(_, b, s)| format!("{}: {}", b.id(), s.reason))
+            .collect();
+        return Err(Error::Unsupported(format!(
+            "no registered backend serves {} ({})",
+            spec.name,
+            if reasons.is_empty() {
+                "no backend registered".to_string()
+            } else {
+                reasons.join("; ")
+            }
+        )));
+    };
+    let mut explanation = vec![format!("backend {}: {}", backend.id(), selection.reason)];
+    for (i, other, s) in &answers {
+        if i != chosen {
+            explanation.push(format!("not {} ({:?}): {}", other.id(), s.claim, s.reason));
+        }
+    }
+    Ok((*backend, selection.clone(), explanation))
+}
+
+/// Vendors of the devices the user's selectors admit.
+fn eligible_vendors(spec: &ModelSpec, cluster: &Cluster) -> BTreeSet<Vendor> {
+    let selected = |worker: &str, index: u32| {
+        spec.device_selector.is_empty()
+            || spec
+                .device_selector
+                .iter()
+                .any(|id| id.worker == worker && id.index == index)
+    };
+    cluster
+        .workers
+        .iter()
+        .filter(|w| {
+            spec.worker_selector
+                .iter()
+                .all(|(k, v)| w.label(k) == Some(v.as_str()))
+        })
+        .flat_map(|w| {
+            w.devices
+                .iter()
+                .filter(move |d| selected(&w.name, d.index))
+                .map(|d| d.vendor.clone())
+        })
+        .collect()
+}
+
+/// Fills in what the user left to the backend and refuses what the backend cannot do
+/// (GPUStack's per-backend validation, behaviour spec §1.3-1.5).
+fn resolve_spec(
+    backend: &dyn Backend,
+    selection: &Selection,
+    spec: &ModelSpec,
+    explanation: &mut Vec<String>,
+) -> Result<ModelSpec> {
+    let caps = backend.capabilities();
+    let id = backend.id();
+    if spec.cpu_offloading == Some(true) && !caps.cpu_offload {
+        return Err(Error::invalid_parameter(
+            "cpu_offloading",
+            format!("CPU offloading is only supported for GGUF models; {id} cannot offload"),
+        ));
+    }
+    if spec.distributed_inference_across_workers == Some(true) && !caps.multi_worker {
+        return Err(Error::invalid_parameter(
+            "distributed_inference_across_workers",
+            format!("Distributed inference across workers is not supported for the {id} backend"),
+        ));
+    }
+    if let Some(category) = spec
+        .categories
+        .iter()
+        .find(|c| !caps.categories.contains(c))
+    {
+        return Err(Error::invalid_parameter(
+            "categories",
+            format!("{id} does not serve {} models", category.as_str()),
+        ));
+    }
+    let mut resolved = spec.clone();
+    resolved.backend = Some(id.to_string());
+    if resolved.categories.is_empty() {
+        resolved.categories = selection.categories.clone();
+        explanation.push(format!(
+            "categories: {} (detected)",
+            category_names(&resolved.categories)
+        ));
+    }
+    let offload = *resolved
+        .cpu_offloading
+        .get_or_insert(caps.default_cpu_offloading && caps.cpu_offload);
+    let distributed = *resolved
+        .distributed_inference_across_workers
+        .get_or_insert(caps.default_distributed && caps.multi_worker);
+    explanation.push(format!(
+        "CPU offloading {}, distributed inference across workers {}",
+        on_off(offload),
+        on_off(distributed)
+    ));
+    if resolved.worker_selector.is_empty()
+        && resolved.device_selector.is_empty()
+        && !caps.default_worker_selector.is_empty()
+    {
+        resolved.worker_selector = caps.default_worker_selector.clone();
+        let labels: Vec<String> = resolved
+            .worker_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        explanation.push(format!(
+            "worker selector {} ({id} default)",
+            labels.join(",")
+        ));
+    }
+    Ok(resolved)
+}
+
+fn category_names(categories: &[Category]) -> String {
+    if categories.is_empty() {
+        return "none".to_string();
+    }
+    categories
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}

@@ -1,0 +1,179 @@
+//! End to end through the real vLLM driver: Hugging Face config fixtures and cluster JSON in,
+//! deployment plan out (hard cases 8-11, the default worker selector, Ray across workers).
+#![cfg(feature = "vllm")]
+
+mod plan_support;
+
+use inferkit::{Error, Layout, PlacementMode, PlanOptions, ProcessRole};
+use plan_support::*;
+use serde_json::json;
+
+fn nvidia_worker(name: &str, gpus: u32, gib: u64) -> serde_json::Value {
+    let devices: Vec<_> = (0..gpus)
+        .map(|i| {
+            json!({"index": i, "vendor": "nvidia", "name": format!("NVIDIA {gib} GB"),
+                        "memory": {"total": gib * GIB, "used": 300u64 << 20},
+                        "compute_capability": "8.9"})
+        })
+        .collect();
+    json!({"name": name, "os": "linux", "arch": "amd64", "cpu_cores": 64,
+           "ram": {"total": 512 * GIB, "used": 16 * GIB}, "devices": devices})
+}
+
+/// (tensor parallel, pipeline parallel) of a plan's layout.
+fn parallelism(plan: &inferkit::DeploymentPlan) -> (u32, u32) {
+    match plan.estimate.layout {
+        Layout::Parallel {
+            tensor_parallel,
+            pipeline_parallel,
+        } => (tensor_parallel, pipeline_parallel),
+        Layout::Single => (1, 1),
+        ref other => panic!("unexpected layout {other:?}"),
+    }
+}
+
+fn device_count(plan: &inferkit::DeploymentPlan) -> u32 {
+    plan.placement
+        .workers
+        .iter()
+        .map(|w| w.devices.len() as u32)
+        .sum()
+}
+
+#[test]
+fn hard_case_8_claims_stay_within_free_memory_and_name_the_utilisation() {
+    let cluster = example_cluster("h100x8");
+    let options = PlanOptions::default();
+    let plan = plan_model(
+        "tests/fixtures/hf/Llama-3.1-8B-Instruct",
+        &cluster,
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(plan.backend, "vllm");
+    assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
+    assert_within_allocatable(&plan, &cluster, &options);
+    // 16.06 GB of BF16 weights (the safetensors headers) must be inside the claim.
+    assert!(plan.placement.workers[0].devices[0].vram > 16_060_522_496);
+    // GPUs 0-1 hold another instance's 90%: never chosen.
+    assert!(!planned_indices(&plan, "dgx-01").iter().any(|i| *i < 2));
+}
+
+#[test]
+fn hard_case_9_11_qwen2_7b_never_gets_a_tensor_parallel_size_that_does_not_divide_28() {
+    // 8 GiB GPUs: Qwen2-7B's 14 GiB of weights need three of them.
+    let cluster = cluster_json(json!({"workers": [nvidia_worker("small8", 8, 8)]}));
+    let options = PlanOptions::default();
+    let plan = plan_model(
+        "tests/fixtures/hf/Qwen2-7B-Instruct",
+        &cluster,
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_within_allocatable(&plan, &cluster, &options);
+    let (tp, pp) = parallelism(&plan);
+    assert_eq!(28 % tp, 0, "tp {tp} divides 28 heads");
+    assert_eq!(tp * pp, device_count(&plan));
+    let args = &main_process(&plan).args;
+    if let Some(size) = flag(args, "--tensor-parallel-size") {
+        assert_eq!(28 % size.parse::<u32>().unwrap(), 0);
+    }
+}
+
+#[test]
+fn hard_case_10_internvl3_78b_is_split_by_its_text_heads() {
+    // GPUStack took the GCD of text and vision heads (1) and refused every TP > 1.
+    let cluster = cluster_json(json!({"workers": [nvidia_worker("dgx", 8, 80)]}));
+    let options = PlanOptions::default();
+    let plan = plan_model(
+        "tests/fixtures/hf/InternVL3-78B",
+        &cluster,
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert!(device_count(&plan) > 1);
+    let (tp, pp) = parallelism(&plan);
+    assert_eq!(64 % tp, 0);
+    assert_eq!(tp * pp, device_count(&plan));
+    assert_within_allocatable(&plan, &cluster, &options);
+}
+
+#[test]
+fn the_default_worker_selector_keeps_windows_workers_out() {
+    let cluster = example_cluster("mixed-4090-3090");
+    let plan = plan_model(
+        "tests/fixtures/hf/Qwen2-7B-Instruct",
+        &cluster,
+        &PlanOptions::default(),
+        |_| {},
+    )
+    .unwrap();
+    assert!(plan.placement.workers.iter().all(|w| w.name != "ws-3090-b"));
+    let refused = plan
+        .rejected
+        .iter()
+        .find(|r| r.candidate == "ws-3090-b")
+        .unwrap();
+    assert_eq!(
+        refused.reason,
+        "labels do not match the worker selector os=linux"
+    );
+}
+
+#[test]
+fn deepseek_v3_needs_two_servers_and_says_so_until_distribution_is_on() {
+    let two = json!({"workers": [nvidia_worker("a", 8, 80), nvidia_worker("b", 8, 80)]});
+    let cluster = cluster_json(two);
+    let options = PlanOptions::default();
+    let model = "tests/fixtures/hf/DeepSeek-V3";
+    let err = plan_model(model, &cluster, &options, |_| {}).unwrap_err();
+    let Error::NoPlacement { rejected, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert!(rejected.iter().any(|r| r.candidate == "several workers"
+        && r.reason == "distributed inference across workers is off"));
+
+    let plan = plan_model(model, &cluster, &options, |s| {
+        s.distributed_inference_across_workers = Some(true)
+    })
+    .unwrap();
+    assert_eq!(plan.placement.mode, PlacementMode::MultiWorker);
+    assert_eq!(device_count(&plan), 16);
+    assert_within_allocatable(&plan, &cluster, &options);
+    // The other worker joins through one Ray worker process; the main process runs last on
+    // the main worker.
+    let main_worker = &plan.placement.workers[0].name;
+    let remote: Vec<_> = plan
+        .processes
+        .iter()
+        .filter(|p| &p.worker != main_worker)
+        .collect();
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].role, ProcessRole::RayWorker);
+    assert_eq!(&main_process(&plan).worker, main_worker);
+}
+
+#[test]
+fn vllm_chosen_on_ascend_npus_pins_them_with_the_ascend_variable() {
+    let cluster = example_cluster("ascend-910b");
+    let options = PlanOptions::default();
+    let plan = plan_model(
+        "tests/fixtures/hf/Qwen2.5-72B-Instruct",
+        &cluster,
+        &options,
+        |s| s.backend = Some("vllm".into()),
+    )
+    .unwrap();
+    assert_eq!(plan.backend, "vllm");
+    assert_within_allocatable(&plan, &cluster, &options);
+    let main = main_process(&plan);
+    let planned: Vec<String> = planned_indices(&plan, &plan.placement.workers[0].name)
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    assert_eq!(main.env["ASCEND_RT_VISIBLE_DEVICES"], planned.join(","));
+    assert!(!main.env.contains_key("CUDA_VISIBLE_DEVICES"));
+}
