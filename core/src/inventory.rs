@@ -192,6 +192,23 @@ impl Vendor {
             .find(|(vendor, _)| name.contains(vendor))
             .map_or("CUDA_VISIBLE_DEVICES", |(_, variable)| variable)
     }
+
+    /// The environment entry that pins a process to the devices `indexes` of this vendor:
+    /// [`Vendor::visible_devices_env`] set to the indexes, sorted (Ascend requires the list in
+    /// ascending order: GPUStack issue 2527) and comma-separated.
+    ///
+    /// ```
+    /// use inferkit_core::Vendor;
+    ///
+    /// let (variable, value) = Vendor::Ascend.visible_devices(&[3, 1]);
+    /// assert_eq!((variable, value.as_str()), ("ASCEND_RT_VISIBLE_DEVICES", "1,3"));
+    /// ```
+    pub fn visible_devices(&self, indexes: &[u32]) -> (&'static str, String) {
+        let mut sorted = indexes.to_vec();
+        sorted.sort_unstable();
+        let list: Vec<String> = sorted.iter().map(u32::to_string).collect();
+        (self.visible_devices_env(), list.join(","))
+    }
 }
 
 impl std::fmt::Display for Vendor {

@@ -15,13 +15,42 @@ pub fn nearest<'a>(
     written: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    best_match(written, candidates, |distance, bare| {
+        distance <= (bare.len() / 3).max(2)
+    })
+}
+
+/// The candidate closest to `written` by edit distance, ignoring leading dashes, however far
+/// it is; `None` only when there are no candidates. Ties go to the earlier candidate. For
+/// messages that always name the nearest valid spelling, as argparse-style tools do.
+///
+/// ```
+/// use inferkit_core::suggest::closest;
+///
+/// let flags = ["--model", "--data-dir"];
+/// assert_eq!(closest("--model-dir", flags), Some("--model"));
+/// assert_eq!(closest("--x", []), None);
+/// ```
+pub fn closest<'a>(
+    written: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    best_match(written, candidates, |_, _| true)
+}
+
+/// The candidate at the smallest edit distance among those `accept` (given the distance and the
+/// candidate without leading dashes) lets through; ties go to the earlier candidate.
+fn best_match<'a>(
+    written: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    accept: impl Fn(usize, &str) -> bool,
+) -> Option<&'a str> {
     let wanted = written.trim_start_matches('-');
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
         let bare = candidate.trim_start_matches('-');
         let distance = edit_distance(wanted, bare);
-        let close = distance <= (bare.len() / 3).max(2);
-        if close && best.is_none_or(|(d, _)| distance < d) {
+        if accept(distance, bare) && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
     }
@@ -53,6 +82,21 @@ mod tests {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn closest_names_a_far_candidate_and_prefers_the_earlier_on_ties() {
+        assert_eq!(
+            closest("--dtype", ["--max-link-num"]),
+            Some("--max-link-num")
+        );
+        // "model-dir" is 4 edits from "model" and 5 from "data-dir".
+        assert_eq!(
+            closest("--model-dir", ["--data-dir", "--model"]),
+            Some("--model")
+        );
+        assert_eq!(closest("--cat", ["--bat", "--hat"]), Some("--bat"));
+        assert_eq!(closest("--cat", ["--hat", "--bat"]), Some("--hat"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use inferkit_core::{Error, Result};
+use inferkit_core::{Error, Result, Vendor};
 
 use crate::model::Chip;
 use crate::params::Params;
@@ -189,14 +189,7 @@ pub(crate) fn check_user(params: &Params, user: &BTreeMap<String, String>) -> Re
 
 fn owned(node: &NodeEnv) -> BTreeMap<String, String> {
     let params = node.params;
-    let mut sorted = node.devices.to_vec();
-    // Ascend requires the visible list sorted (GPUStack issue 2527).
-    sorted.sort_unstable();
-    let visible = sorted
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let (visible_variable, visible) = Vendor::Ascend.visible_devices(node.devices);
     let eager = params.enforce_eager;
     // Asynchronous scheduling is off for small batches (GPUStack: max batch ≤ 50) and in
     // eager mode.
@@ -204,7 +197,7 @@ fn owned(node: &NodeEnv) -> BTreeMap<String, String> {
     let mut env = BTreeMap::from([
         ("MIES_CONFIG_JSON_PATH".into(), node.config_path.into()),
         ("MIES_INSTALL_PATH".into(), node.install_path.into()),
-        ("ASCEND_RT_VISIBLE_DEVICES".into(), visible),
+        (visible_variable.into(), visible),
         (
             "NPU_MEMORY_FRACTION".into(),
             params.npu_memory_fraction.to_string(),

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use inferkit_core::argparse::abbreviations;
+use inferkit_core::suggest::closest;
 use inferkit_core::{Error, Result};
 
 use crate::flags_table_0_10_1_1::FLAGS_0_10_1_1;
@@ -195,23 +197,19 @@ pub(crate) fn resolve(version: VllmVersion, option: &str) -> Result<Option<Resol
     if let Some(exact) = resolve_exact(version, option) {
         return Ok(Some(exact));
     }
-    if !option.starts_with("--") || option.len() < 3 {
-        return Ok(None);
-    }
-    let mut matches: Vec<Resolved> = option_strings(version.table())
-        .filter(|(o, ..)| o.starts_with(option))
-        .map(|(option, spec, negated)| Resolved {
+    let spellings = option_strings(version.table()).map(|(o, spec, negated)| (o, (spec, negated)));
+    let matches = abbreviations(option, spellings, |(a, a_negated), (b, b_negated)| {
+        std::ptr::eq(*a, *b) && a_negated == b_negated
+    });
+    match matches.as_slice() {
+        [] => Ok(None),
+        [(spelling, (spec, negated))] => Ok(Some(Resolved {
             spec,
-            option,
-            negated,
-        })
-        .collect();
-    matches.dedup_by(|a, b| std::ptr::eq(a.spec, b.spec) && a.negated == b.negated);
-    match matches.len() {
-        0 => Ok(None),
-        1 => Ok(Some(matches[0])),
+            option: spelling,
+            negated: *negated,
+        })),
         _ => {
-            let names: Vec<&str> = matches.iter().map(|m| m.option).collect();
+            let names: Vec<&str> = matches.iter().map(|(o, _)| *o).collect();
             Err(Error::invalid_parameter(
                 option,
                 format!(
@@ -223,30 +221,12 @@ pub(crate) fn resolve(version: VllmVersion, option: &str) -> Result<Option<Resol
     }
 }
 
-/// The valid option closest to `option` by edit distance, for "did you mean" messages.
+/// The valid long option closest to `option` by edit distance, for "did you mean" messages.
 pub(crate) fn nearest(version: VllmVersion, option: &str) -> &'static str {
-    let wanted = option.trim_start_matches('-');
-    option_strings(version.table())
-        .filter(|(o, ..)| o.starts_with("--"))
-        .min_by_key(|(o, ..)| edit_distance(wanted, o.trim_start_matches('-')))
+    let long_options = option_strings(version.table())
         .map(|(o, ..)| o)
-        .unwrap_or("--help")
-}
-
-/// Levenshtein distance over bytes (flag names are ASCII).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b = b.as_bytes();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.bytes().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
+        .filter(|o| o.starts_with("--"));
+    closest(option, long_options).unwrap_or("--help")
 }
 
 /// Checks one value against the flag's type and choices.

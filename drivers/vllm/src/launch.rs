@@ -139,16 +139,10 @@ fn serve_args(input: &LaunchInput) -> Result<Vec<String>> {
     Ok(args)
 }
 
-/// `VENDOR_VISIBLE_DEVICES=<sorted indexes>` (sorted, as Ascend requires: GPUStack issue 2527).
+/// `VENDOR_VISIBLE_DEVICES=<sorted indexes>`, the start of a process's environment.
 fn visible_devices(vendor: &Vendor, indexes: &[u32]) -> BTreeMap<String, String> {
-    let mut sorted = indexes.to_vec();
-    sorted.sort_unstable();
-    let value = sorted
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    BTreeMap::from([(vendor.visible_devices_env().to_string(), value)])
+    let (variable, value) = vendor.visible_devices(indexes);
+    BTreeMap::from([(variable.to_string(), value)])
 }
 
 /// ROCm has no kernels for RDNA3's gfx1101/gfx1102, which run gfx1100's when told to

@@ -1,6 +1,7 @@
 //! User backend parameters: tokenised, resolved against the target version's flag table,
 //! translated from the other supported version where a flag was renamed, and type-checked.
 
+use inferkit_core::argparse::is_option;
 use inferkit_core::{Error, Result};
 
 use crate::flags::{self, Arity, FlagSpec, Resolved, VllmVersion};
@@ -171,11 +172,6 @@ fn tokenise(raw: &[String]) -> Vec<Token> {
             }
         })
         .collect()
-}
-
-/// Whether a token is an option (`-x`, `--x`) rather than a value (`-1`, `-0.5`, `x`).
-fn is_option(token: &str) -> bool {
-    token.starts_with('-') && token.len() > 1 && token.parse::<f64>().is_err()
 }
 
 impl Params {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use inferkit_core::{
-    Components, DeviceEstimate, Error, EstimateRequest, FitRequest, Layout, ResourceEstimate,
+    Components, DeviceEstimate, Error, EstimateRequest, Layout, ResourceEstimate,
     ResourceEstimator, Result,
 };
 use serde::{Deserialize, Serialize};
@@ -276,6 +276,8 @@ fn refuse_split(devices: usize) -> Error {
     ))
 }
 
+// `fit` is the trait's default: the natural layout of two or more devices is a split, which
+// `estimate` refuses.
 impl ResourceEstimator for VoxBoxEstimator {
     fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
         match &request.layout {
@@ -288,21 +290,6 @@ impl ResourceEstimator for VoxBoxEstimator {
                 Err(refuse_split(request.devices.len()))
             }
         }
-    }
-
-    fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
-        let layout = match request.devices.len() {
-            0 => Layout::CpuOnly,
-            1 => Layout::Single,
-            n => return Err(refuse_split(n)),
-        };
-        let estimate = self.estimate(&EstimateRequest {
-            devices: request.devices.clone(),
-            host: request.host.clone(),
-            layout,
-        })?;
-        estimate.check_fits(&request.devices, &request.host)?;
-        Ok(estimate)
     }
 }
 

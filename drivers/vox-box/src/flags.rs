@@ -6,6 +6,8 @@
 //! `--flag=value` both work, and an unambiguous prefix of a long flag is accepted
 //! (`allow_abbrev` is on by default).
 
+use inferkit_core::argparse::{abbreviations, is_option};
+use inferkit_core::suggest::closest;
 use inferkit_core::{Error, Result};
 
 /// The value a flag takes, as argparse converts it.
@@ -57,7 +59,7 @@ pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
     let mut parsed = Vec::new();
     let mut rest = params.iter();
     while let Some(token) = rest.next() {
-        if !looks_like_option(token) {
+        if !is_option(token) {
             return Err(Error::invalid_parameter(
                 token.as_str(),
                 "vox-box takes no positional arguments (argparse: unrecognized arguments)",
@@ -79,7 +81,7 @@ pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
                 Some(value) => value,
                 None => rest
                     .next()
-                    .filter(|next| !looks_like_option(next))
+                    .filter(|next| !is_option(next))
                     .ok_or_else(|| Error::invalid_parameter(written, "expected one argument"))?
                     .clone(),
             };
@@ -98,12 +100,6 @@ pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
     Ok(parsed)
 }
 
-/// Whether argparse treats `token` as an option rather than a value: it starts with `-` and is
-/// not a negative number (the parser has no option that looks like one).
-fn looks_like_option(token: &str) -> bool {
-    token.starts_with('-') && token.len() > 1 && token.parse::<f64>().is_err()
-}
-
 /// Finds the flag `written` names: exactly, or as the unique prefix of a long flag.
 fn resolve(written: &str) -> Result<&'static FlagSpec> {
     let table = crate::flags_table::FLAGS;
@@ -113,16 +109,10 @@ fn resolve(written: &str) -> Result<&'static FlagSpec> {
     {
         return Ok(flag);
     }
-    let candidates: Vec<&FlagSpec> = if written.starts_with("--") && written.len() > 2 {
-        table
-            .iter()
-            .filter(|f| f.name.starts_with(written))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let long_names = table.iter().map(|f| (f.name, f));
+    let candidates = abbreviations(written, long_names, |a, b| std::ptr::eq(*a, *b));
     match candidates.as_slice() {
-        [one] => Ok(one),
+        [(_, one)] => Ok(one),
         [] => Err(Error::invalid_parameter(
             written,
             format!(
@@ -135,7 +125,10 @@ fn resolve(written: &str) -> Result<&'static FlagSpec> {
             written,
             format!(
                 "ambiguous abbreviation, could match {}",
-                many.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }
@@ -159,27 +152,11 @@ fn check_type(flag: &FlagSpec, written: &str, value: &str) -> Result<()> {
 
 /// The flag of the table closest to `written` by edit distance, with its help text.
 fn nearest(written: &str) -> String {
-    crate::flags_table::FLAGS
-        .iter()
-        .min_by_key(|f| edit_distance(written, f.name))
+    let table = crate::flags_table::FLAGS;
+    closest(written, table.iter().map(|f| f.name))
+        .and_then(|name| table.iter().find(|f| f.name == name))
         .map(|f| format!("{} ({})", f.name, f.help))
         .unwrap_or_default()
-}
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -290,12 +267,5 @@ mod tests {
             err.to_string(),
             "invalid parameter --port: invalid int value: `80a`"
         );
-    }
-
-    #[test]
-    fn edit_distance_counts_single_edits() {
-        assert_eq!(edit_distance("--debg", "--debug"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

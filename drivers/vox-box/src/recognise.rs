@@ -6,8 +6,9 @@
 //! table's ids and from vox-box's owner rules for faster-whisper (`Systran/*` on Hugging Face,
 //! `gpustack/*whisper*` on ModelScope).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use inferkit_core::inventory::json_error;
 use inferkit_core::{Category, DirectoryFacts, Error, ModelFacts, ModelFormat, ModelSource};
 use serde::{Deserialize, Serialize};
 
@@ -295,12 +296,10 @@ impl<'a> Files<'a> {
         match serde_json::from_str(text) {
             Ok(value) => Some(value),
             Err(err) => {
-                let origin = self.path.map_or_else(|| file.into(), |p| p.join(file));
-                let error = Error::parse(
-                    origin,
-                    byte_offset(text, err.line(), err.column()),
-                    err.to_string(),
-                );
+                let origin = self
+                    .path
+                    .map_or_else(|| PathBuf::from(file), |p| p.join(file));
+                let error = json_error(text, &origin, &err);
                 // Several rules read config.json; report a broken file once.
                 if !self.errors.contains(&error) {
                     self.errors.push(error);
@@ -505,16 +504,6 @@ fn yaml_top_level(yaml: &str, key: &str) -> Option<String> {
     })
 }
 
-/// Byte offset of a 1-based line and column in `text`.
-fn byte_offset(text: &str, line: usize, column: usize) -> u64 {
-    let before: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
-    (before + column.saturating_sub(1)) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,12 +516,6 @@ mod tests {
             Some("SenseVoiceSmall")
         );
         assert_eq!(yaml_top_level("model_conf:\n  x: 1\n", "model"), None);
-    }
-
-    #[test]
-    fn offsets_count_whole_lines_then_columns() {
-        assert_eq!(byte_offset("ab\ncd\n", 2, 2), 4);
-        assert_eq!(byte_offset("x", 1, 1), 0);
     }
 
     #[test]
