@@ -177,3 +177,27 @@ fn vllm_chosen_on_ascend_npus_pins_them_with_the_ascend_variable() {
     assert_eq!(main.env["ASCEND_RT_VISIBLE_DEVICES"], planned.join(","));
     assert!(!main.env.contains_key("CUDA_VISIBLE_DEVICES"));
 }
+
+#[test]
+fn hard_case_8_a_large_generic_reserve_does_not_stack_on_vllms_own_headroom() {
+    // GPUStack with `--system-reserved vram=10` refused Llama-3.1-8B on a 24 GiB GPU although
+    // vLLM's gpu-memory-utilization already keeps headroom. The generic reserve is not applied
+    // to vLLM, so the model is placed, and its claim stays within the GPU's free memory.
+    let cluster = cluster_json(json!({"workers": [nvidia_worker("g24", 1, 24)]}));
+    let options = PlanOptions {
+        device_reserve: 10 * GIB,
+        ..PlanOptions::default()
+    };
+    let plan = plan_model(
+        "tests/fixtures/hf/Llama-3.1-8B-Instruct",
+        &cluster,
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(plan.backend, "vllm");
+    assert_within_allocatable(&plan, &cluster, &options);
+    let claim = plan.placement.workers[0].devices[0].vram;
+    assert!(claim > 16_060_522_496, "weights are inside the claim");
+    assert!(claim <= 24 * GIB - (300 << 20), "claim {claim} exceeds the free memory");
+}

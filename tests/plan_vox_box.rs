@@ -66,3 +66,33 @@ fn vox_box_refuses_distribution_across_workers() {
          workers is not supported for the vox-box backend"
     );
 }
+
+#[test]
+fn cosyvoice_skips_linux_arm64_workers_and_says_why() {
+    // CosyVoice runs on Linux amd64 and macOS only: the arm64 worker, though it has the larger
+    // GPU, is refused with the reason, and the model lands on the amd64 worker.
+    let gpu = |gib: u64| {
+        json!([{"index": 0, "vendor": "nvidia", "name": "NVIDIA GPU",
+                "memory": {"total": gib * GIB, "used": 0}, "compute_capability": "8.9"}])
+    };
+    let cluster = cluster_json(json!({"workers": [
+        {"name": "arm", "os": "linux", "arch": "arm64", "cpu_cores": 64,
+         "ram": {"total": 128 * GIB, "used": 0}, "devices": gpu(80)},
+        {"name": "x86", "os": "linux", "arch": "amd64", "cpu_cores": 16,
+         "ram": {"total": 64 * GIB, "used": 0}, "devices": gpu(24)}]}));
+    let plan = plan_model(
+        "tests/fixtures/vox-box/CosyVoice-300M-SFT",
+        &cluster,
+        &PlanOptions::default(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(plan.backend, "vox-box");
+    assert_eq!(plan.placement.workers[0].name, "x86");
+    let refused = plan
+        .rejected
+        .iter()
+        .find(|r| r.candidate.contains("arm"))
+        .expect("the arm64 worker is listed as refused");
+    assert!(refused.reason.contains("linux/arm64"), "{}", refused.reason);
+}

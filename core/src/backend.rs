@@ -59,6 +59,11 @@ pub struct Capabilities {
     pub default_worker_selector: BTreeMap<String, String>,
     /// How devices on workers other than the main one are driven.
     pub subordinates: SubordinateGrouping,
+    /// The backend claims a fixed fraction of each device and keeps its own headroom inside it
+    /// (vLLM's `--gpu-memory-utilization`, MindIE's `--npu-memory-fraction`). Placement then
+    /// does not subtract the per-device reserve as well: the two margins would stack and
+    /// refuse models that fit (hard case 8).
+    pub own_device_headroom: bool,
 }
 
 /// How a backend reaches devices that are not on the main worker.
@@ -196,6 +201,7 @@ pub trait Backend: Send + Sync {
     /// default accepts every device.
     fn check_device(
         &self,
+        _facts: &ModelFacts,
         _spec: &ModelSpec,
         _worker: &WorkerInventory,
         _device: &Device,
@@ -208,6 +214,7 @@ pub trait Backend: Send + Sync {
     /// worker's devices, and for CPU-only placements; the default accepts every worker.
     fn check_worker(
         &self,
+        _facts: &ModelFacts,
         _spec: &ModelSpec,
         _worker: &WorkerInventory,
     ) -> std::result::Result<(), String> {

@@ -162,6 +162,7 @@ pub fn plan_with_facts(
     let estimator = backend.estimator(facts, &choice.spec)?;
     let request = PlacementRequest {
         backend,
+        facts,
         estimator: estimator.as_ref(),
         spec: &choice.spec,
         cluster,

@@ -40,13 +40,20 @@ pub fn plan_model(
 /// Every device claim is within the allocatable memory recomputed from the cluster (hard
 /// case 1), and the plan's record of allocatable memory is that number.
 pub fn assert_within_allocatable(plan: &DeploymentPlan, cluster: &Cluster, options: &PlanOptions) {
+    let registry = inferkit::default_registry();
+    let backend = registry.get(&plan.backend).expect("planned backend is registered");
+    // Backends that keep their own headroom (vLLM, MindIE) get no per-device reserve.
+    let reserve = match backend.capabilities().own_device_headroom {
+        true => 0,
+        false => options.device_reserve,
+    };
     for worker in &plan.placement.workers {
         let inventory = cluster.worker(&worker.name).expect("planned worker exists");
         for claim in &worker.devices {
             let device = inventory
                 .device(claim.index)
                 .expect("planned device exists");
-            let allocatable = device_allocatable(inventory, device, options.device_reserve);
+            let allocatable = device_allocatable(inventory, device, reserve);
             assert!(
                 claim.vram <= allocatable,
                 "{}:{} claims {} > {allocatable} allocatable",

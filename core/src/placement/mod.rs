@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 use crate::backend::{Assignment, Backend};
 use crate::estimate::ResourceEstimator;
+use crate::facts::ModelFacts;
 use crate::inventory::Cluster;
 use crate::model::ModelSpec;
 use crate::plan::PlanOptions;
@@ -70,6 +71,8 @@ impl Rejection {
 pub struct PlacementRequest<'a> {
     /// The chosen backend.
     pub backend: &'a dyn Backend,
+    /// What the model files say.
+    pub facts: &'a ModelFacts,
     /// Its estimator, bound to the model and the parameters that will be launched.
     pub estimator: &'a dyn ResourceEstimator,
     /// The resolved spec: `cpu_offloading`, `distributed_inference_across_workers` and the

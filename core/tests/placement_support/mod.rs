@@ -97,6 +97,7 @@ impl MockBackend {
                 default_distributed: true,
                 default_worker_selector: BTreeMap::new(),
                 subordinates: SubordinateGrouping::PerRemoteDevice,
+                own_device_headroom: false,
             },
             model,
             claim: Claim::Prefers,
@@ -234,6 +235,7 @@ impl Backend for MockBackend {
 
     fn check_device(
         &self,
+        _facts: &ModelFacts,
         _spec: &ModelSpec,
         _worker: &WorkerInventory,
         device: &Device,
@@ -249,6 +251,7 @@ impl Backend for MockBackend {
 
     fn check_worker(
         &self,
+        _facts: &ModelFacts,
         _spec: &ModelSpec,
         worker: &WorkerInventory,
     ) -> std::result::Result<(), String> {

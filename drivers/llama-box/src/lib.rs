@@ -153,6 +153,7 @@ impl Backend for LlamaBox {
             default_distributed: true,
             default_worker_selector: Default::default(),
             subordinates: SubordinateGrouping::PerRemoteDevice,
+            own_device_headroom: false,
         }
     }
 

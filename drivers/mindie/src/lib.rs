@@ -136,6 +136,8 @@ impl Backend for MindIe {
                 true => SubordinateGrouping::PerRemoteWorker,
                 false => SubordinateGrouping::None,
             },
+            // --npu-memory-fraction is MindIE's own headroom.
+            own_device_headroom: true,
         }
     }
 

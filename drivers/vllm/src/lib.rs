@@ -110,6 +110,8 @@ impl Backend for Vllm {
             default_distributed: false,
             default_worker_selector: BTreeMap::from([("os".to_string(), "linux".to_string())]),
             subordinates: SubordinateGrouping::PerRemoteWorker,
+            // --gpu-memory-utilization is vLLM's own headroom.
+            own_device_headroom: true,
         }
     }
 

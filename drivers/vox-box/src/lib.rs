@@ -146,6 +146,7 @@ impl Backend for VoxBox {
             default_distributed: false,
             default_worker_selector: BTreeMap::new(),
             subordinates: SubordinateGrouping::None,
+            own_device_headroom: false,
         }
     }
 
@@ -219,12 +220,29 @@ impl Backend for VoxBox {
 
     fn check_device(
         &self,
+        _facts: &ModelFacts,
         _spec: &ModelSpec,
         _worker: &WorkerInventory,
         device: &Device,
     ) -> std::result::Result<(), String> {
         platform::check_device(device)
             .map(|_notes| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// CosyVoice and Dia run on Linux amd64 and macOS only; other families everywhere.
+    fn check_worker(
+        &self,
+        facts: &ModelFacts,
+        _spec: &ModelSpec,
+        worker: &WorkerInventory,
+    ) -> std::result::Result<(), String> {
+        let Ok(recognition) = recognise(facts) else {
+            // An unrecognised model is refused by `select` and `estimator` with the reason.
+            return Ok(());
+        };
+        let platform = inferkit_core::Platform::new(&worker.os, &worker.arch);
+        check_platform(recognition.family, &platform)
             .map_err(|e| e.to_string())
     }
 

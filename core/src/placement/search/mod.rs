@@ -86,8 +86,12 @@ impl<'a> Search<'a> {
             && spec
                 .distributed_inference_across_workers
                 .unwrap_or(caps.default_distributed);
+        let own_headroom = caps.own_device_headroom;
         let reserves = Reserves {
-            device: req.options.device_reserve,
+            device: match own_headroom {
+                true => 0,
+                false => req.options.device_reserve,
+            },
             ram: req.options.ram_reserve,
         };
         let mut search = Search {
@@ -99,11 +103,19 @@ impl<'a> Search<'a> {
             distributed,
             probe_ram: (0, 0),
             name_rank: Vec::new(),
-            explanation: vec![format!(
-                "allocatable = total − max(used, allocated) − reserve ({} per device, {} host RAM)",
-                gib(reserves.device),
-                gib(reserves.ram)
-            )],
+            explanation: vec![match own_headroom {
+                false => format!(
+                    "allocatable = total − max(used, allocated) − reserve ({} per device, {} host RAM)",
+                    gib(reserves.device),
+                    gib(reserves.ram)
+                ),
+                true => format!(
+                    "allocatable = total − max(used, allocated), less {} host RAM reserve; no device \
+                     reserve: {} keeps its own headroom inside the fraction of each device it takes",
+                    gib(reserves.ram),
+                    req.backend.id()
+                ),
+            }],
             rejected: Vec::new(),
             largest: None,
         };
@@ -199,7 +211,10 @@ impl<'a> Search<'a> {
                 worker.arch
             ));
         }
-        self.req.backend.check_worker(self.req.spec, worker).err()
+        self.req
+            .backend
+            .check_worker(self.req.facts, self.req.spec, worker)
+            .err()
     }
 
     fn device_refusal(&self, worker: &WorkerInventory, device: &Device) -> Option<String> {
@@ -212,7 +227,7 @@ impl<'a> Search<'a> {
         }
         self.req
             .backend
-            .check_device(self.req.spec, worker, device)
+            .check_device(self.req.facts, self.req.spec, worker, device)
             .err()
     }
 
@@ -346,13 +361,12 @@ impl<'a> Search<'a> {
 
     fn verify(&self, group: &Group, estimate: ResourceEstimate) -> Result<ResourceEstimate> {
         let main = &self.views[group.main].worker.name;
-        let options = self.req.options;
         verify_claims(
             self.req.cluster,
             &estimate,
             main,
-            options.device_reserve,
-            options.ram_reserve,
+            self.reserves.device,
+            self.reserves.ram,
         )?;
         Ok(estimate)
     }
