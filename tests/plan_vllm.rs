@@ -199,5 +199,8 @@ fn hard_case_8_a_large_generic_reserve_does_not_stack_on_vllms_own_headroom() {
     assert_within_allocatable(&plan, &cluster, &options);
     let claim = plan.placement.workers[0].devices[0].vram;
     assert!(claim > 16_060_522_496, "weights are inside the claim");
-    assert!(claim <= 24 * GIB - (300 << 20), "claim {claim} exceeds the free memory");
+    assert!(
+        claim <= 24 * GIB - (300 << 20),
+        "claim {claim} exceeds the free memory"
+    );
 }

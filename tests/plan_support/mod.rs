@@ -41,7 +41,9 @@ pub fn plan_model(
 /// case 1), and the plan's record of allocatable memory is that number.
 pub fn assert_within_allocatable(plan: &DeploymentPlan, cluster: &Cluster, options: &PlanOptions) {
     let registry = inferkit::default_registry();
-    let backend = registry.get(&plan.backend).expect("planned backend is registered");
+    let backend = registry
+        .get(&plan.backend)
+        .expect("planned backend is registered");
     // Backends that keep their own headroom (vLLM, MindIE) get no per-device reserve.
     let reserve = match backend.capabilities().own_device_headroom {
         true => 0,

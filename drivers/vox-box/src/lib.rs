@@ -242,8 +242,7 @@ impl Backend for VoxBox {
             return Ok(());
         };
         let platform = inferkit_core::Platform::new(&worker.os, &worker.arch);
-        check_platform(recognition.family, &platform)
-            .map_err(|e| e.to_string())
+        check_platform(recognition.family, &platform).map_err(|e| e.to_string())
     }
 
     fn launch(
