@@ -903,10 +903,10 @@ mod tests {
     #[test]
     fn projector_goes_to_the_first_local_gpu() {
         let model = LlamaCppModel::new(
-            &fixture("llama-2-7b-text-stub-F16.header.gguf"),
+            &fixture("vlm/llava-1.5-7b/llama-2-7b-text-stub-F16.header.gguf"),
             &LlamaSettings::default(),
         )
-        .and_then(|m| m.with_projector(&fixture("mmproj-llava-1.5-7b-f16.gguf")))
+        .and_then(|m| m.with_projector(&fixture("vlm/llava-1.5-7b/mmproj-llava-1.5-7b-f16.gguf")))
         .expect("model");
         let devices = [device(0, true, 32 << 30), device(0, false, 32 << 30)];
         let estimate = model
