@@ -184,11 +184,11 @@ fn print_human(plan: &DeploymentPlan) {
         _ => String::new(),
     };
     println!(
-        "{} on {} ({}): {:?}{layers}",
+        "{} on {} ({}): {}{layers}",
         plan.model,
         plan.backend,
         categories.join(", "),
-        plan.placement.mode
+        plan.placement.mode.as_str()
     );
     println!();
     for worker in &plan.placement.workers {
@@ -196,7 +196,7 @@ fn print_human(plan: &DeploymentPlan) {
         for device in &worker.devices {
             let before = device.total.saturating_sub(device.allocatable);
             println!(
-                "  [{}] {:<28} {} {} of {} free, {} total",
+                "  [{}] {:<28} {} claims {} of {} allocatable ({} total)",
                 device.index,
                 device.name,
                 bar(before, device.vram, device.total),
@@ -208,7 +208,7 @@ fn print_human(plan: &DeploymentPlan) {
     }
     println!();
     for process in &plan.processes {
-        println!("# {} ({:?})", process.worker, process.role);
+        println!("# {} ({})", process.worker, process.role.as_str());
         for (key, value) in &process.env {
             println!("{key}={value} \\");
         }

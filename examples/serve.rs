@@ -169,7 +169,7 @@ fn print_dry_run(worker: &str, run_dir: &Path, specs: Vec<LaunchSpec>) {
     println!("# worker {worker}, run directory {}", run_dir.display());
     for (name, spec) in start_order(specs) {
         println!();
-        println!("# {name} ({:?})", spec.role);
+        println!("# {name} ({})", spec.role.as_str());
         for file in &spec.files {
             match &file.link_to {
                 Some(target) => println!("link {} -> {}", file.path.display(), target.display()),

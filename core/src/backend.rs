@@ -131,6 +131,19 @@ pub enum PlacementMode {
     CpuOnly,
 }
 
+impl PlacementMode {
+    /// The snake_case name used in JSON (`single_device`, `cpu_offload`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlacementMode::SingleDevice => "single_device",
+            PlacementMode::MultiDevice => "multi_device",
+            PlacementMode::MultiWorker => "multi_worker",
+            PlacementMode::CpuOffload => "cpu_offload",
+            PlacementMode::CpuOnly => "cpu_only",
+        }
+    }
+}
+
 /// A process the main one relies on, on another worker or for another device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subordinate {

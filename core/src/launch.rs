@@ -21,6 +21,19 @@ pub enum ProcessRole {
     Subordinate,
 }
 
+impl ProcessRole {
+    /// The snake_case name used in JSON (`main`, `rpc_server`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessRole::Main => "main",
+            ProcessRole::RpcServer => "rpc_server",
+            ProcessRole::RayHead => "ray_head",
+            ProcessRole::RayWorker => "ray_worker",
+            ProcessRole::Subordinate => "subordinate",
+        }
+    }
+}
+
 /// A file the launcher writes before starting a process (backend configuration, overlays).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchFile {

@@ -279,21 +279,11 @@ pub fn start_order(specs: Vec<LaunchSpec>) -> Vec<(String, LaunchSpec)> {
         let rank = ordered.iter().filter(|(_, s)| s.role == spec.role).count();
         let name = match spec.role {
             ProcessRole::Main if rank == 0 => "main".to_string(),
-            role => format!("{}-{rank}", role_name(role)),
+            role => format!("{}-{rank}", role.as_str()),
         };
         ordered.push((name, spec));
     }
     ordered
-}
-
-fn role_name(role: ProcessRole) -> &'static str {
-    match role {
-        ProcessRole::Main => "main",
-        ProcessRole::RpcServer => "rpc_server",
-        ProcessRole::RayHead => "ray_head",
-        ProcessRole::RayWorker => "ray_worker",
-        ProcessRole::Subordinate => "subordinate",
-    }
 }
 
 /// A live view of one supervised process.
