@@ -123,28 +123,20 @@ fn the_default_worker_selector_keeps_windows_workers_out() {
     );
 }
 
+/// GPUStack 0.7.1 defaults `distributed_inference_across_workers` to on for vLLM (its
+/// `set_defaults`); inferkit keeps that, with the Ray processes in the plan.
 #[test]
-fn deepseek_v3_needs_two_servers_and_says_so_until_distribution_is_on() {
+fn deepseek_v3_spans_two_servers_by_default_and_says_why_not_when_distribution_is_off() {
     let two = json!({"workers": [nvidia_worker("a", 8, 80), nvidia_worker("b", 8, 80)]});
     let cluster = cluster_json(two);
     let options = PlanOptions::default();
     let model = "tests/fixtures/hf/DeepSeek-V3";
-    let err = plan_model(model, &cluster, &options, |_| {}).unwrap_err();
-    let Error::NoPlacement { rejected, .. } = err else {
-        panic!("{err:?}")
-    };
-    assert!(rejected.iter().any(|r| r.candidate == "several workers"
-        && r.reason == "distributed inference across workers is off"));
-
-    let plan = plan_model(model, &cluster, &options, |s| {
-        s.distributed_inference_across_workers = Some(true)
-    })
-    .unwrap();
+    let plan = plan_model(model, &cluster, &options, |_| {}).unwrap();
     assert_eq!(plan.placement.mode, PlacementMode::MultiWorker);
     assert_eq!(device_count(&plan), 16);
     assert_within_allocatable(&plan, &cluster, &options);
-    // The other worker joins through one Ray worker process; the main process runs last on
-    // the main worker.
+    // The other worker joins through one Ray worker process; the Ray head and the main process
+    // run on the main worker, the head on the port after the main process's.
     let main_worker = &plan.placement.workers[0].name;
     let remote: Vec<_> = plan
         .processes
@@ -153,7 +145,31 @@ fn deepseek_v3_needs_two_servers_and_says_so_until_distribution_is_on() {
         .collect();
     assert_eq!(remote.len(), 1);
     assert_eq!(remote[0].role, ProcessRole::RayWorker);
+    let head = plan
+        .processes
+        .iter()
+        .find(|p| p.role == ProcessRole::RayHead)
+        .unwrap();
+    assert_eq!(&head.worker, main_worker);
+    let head_port = (options.port + 1).to_string();
+    assert_eq!(flag(&head.args, "--port").unwrap(), head_port);
+    assert_eq!(head.health.as_ref().map(|h| h.port), Some(options.port + 1));
+    assert!(
+        flag(&remote[0].args, "--address")
+            .unwrap()
+            .ends_with(&format!(":{head_port}"))
+    );
     assert_eq!(&main_process(&plan).worker, main_worker);
+
+    let err = plan_model(model, &cluster, &options, |s| {
+        s.distributed_inference_across_workers = Some(false)
+    })
+    .unwrap_err();
+    let Error::NoPlacement { rejected, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert!(rejected.iter().any(|r| r.candidate == "several workers"
+        && r.reason == "distributed inference across workers is off"));
 }
 
 #[test]

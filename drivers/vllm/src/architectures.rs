@@ -36,6 +36,34 @@ const RERANKER: &[&str] = &[
     "XLMRobertaForSequenceClassification",
 ];
 
+/// Architectures whose attention layers vLLM builds as `AttentionType.ENCODER_ONLY`
+/// (`model_executor/models/bert.py`, `roberta.py`, `modernbert.py`, `bert_with_rope.py`). The
+/// v1 engine gives such layers no KV cache spec (`GPUModelRunner.get_kv_cache_spec`: "encoder-only
+/// attention does not need KV cache"), and with no spec at all it skips memory profiling and
+/// allocates no KV cache (`EngineCore._initialize_kv_caches`), in 0.10.1.1 and 0.33.0 alike.
+const ENCODER_ONLY: &[&str] = &[
+    "BertForSequenceClassification",
+    "BertModel",
+    "GteModel",
+    "GteNewForSequenceClassification",
+    "GteNewModel",
+    "ModernBertForSequenceClassification",
+    "ModernBertModel",
+    "NomicBertModel",
+    "RobertaForMaskedLM",
+    "RobertaForSequenceClassification",
+    "RobertaModel",
+    "XLMRobertaForSequenceClassification",
+    "XLMRobertaModel",
+];
+
+/// Whether vLLM runs the model with encoder-only attention, hence without a KV cache.
+pub(crate) fn is_encoder_only(architectures: &[String]) -> bool {
+    architectures
+        .iter()
+        .any(|a| ENCODER_ONLY.contains(&a.as_str()))
+}
+
 /// Generative architectures without one of the usual class-name suffixes.
 const LLM_NAMES: &[&str] = &[
     "ChatGLMModel",
@@ -104,5 +132,15 @@ mod tests {
         );
         assert_eq!(of(&["InternVLChatModel"]), Some(Category::Llm));
         assert_eq!(of(&["WhisperEncoder"]), None);
+    }
+
+    #[test]
+    fn bert_family_is_encoder_only_and_decoder_embeddings_are_not() {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(is_encoder_only(&names(&["XLMRobertaModel"])));
+        assert!(is_encoder_only(&names(&["BertForSequenceClassification"])));
+        // Qwen3-Embedding and e5-mistral pool a causal decoder, which keeps a KV cache.
+        assert!(!is_encoder_only(&names(&["Qwen3Model"])));
+        assert!(!is_encoder_only(&names(&["MistralModel"])));
     }
 }

@@ -242,7 +242,7 @@ impl VllmEstimator {
         let (gmu, lowered) = self.utilization(&ranks, engine.graphs_in_budget)?;
         let blocks = ranks
             .iter()
-            .map(|r| kv_budget(r, gmu, engine.graphs_in_budget) / r.cost.kv.block_bytes().max(1))
+            .map(|r| kv_blocks(r, gmu, engine.graphs_in_budget))
             .min()
             .unwrap_or(0);
         let needed = ranks
@@ -250,8 +250,14 @@ impl VllmEstimator {
             .map(|r| r.cost.kv.blocks_for(len))
             .max()
             .unwrap_or(0);
-        let fits = needed <= blocks;
-        let comfortable = needed.saturating_mul(100) <= blocks.saturating_mul(NEAR_LIMIT_PERCENT);
+        // Weights and activations must fit in the fraction also when there is no KV cache to
+        // run short of (encoder-only models).
+        let within = ranks
+            .iter()
+            .all(|r| r.cost.in_budget(engine.graphs_in_budget) <= requested_bytes(r.slot, gmu));
+        let fits = within && needed <= blocks;
+        let comfortable =
+            within && needed.saturating_mul(100) <= blocks.saturating_mul(NEAR_LIMIT_PERCENT);
         Ok(Evaluation {
             engine,
             ranks,
@@ -343,13 +349,15 @@ impl VllmEstimator {
                     // at all (the report flags it as near the limit).
                     let eval = self.evaluate(devices, layout, &weights, floor)?;
                     if !eval.fits {
-                        return Err(self.too_small(
-                            &eval,
-                            &format!(
+                        let what = if shape.encoder_only() {
+                            "weights and activations exceed the requested fraction".to_string()
+                        } else {
+                            format!(
                                 "not even a {floor}-token context fits: {} KV blocks per GPU",
                                 eval.blocks
-                            ),
-                        ));
+                            )
+                        };
+                        return Err(self.too_small(&eval, &what));
                     }
                     eval
                 }
@@ -363,15 +371,16 @@ impl VllmEstimator {
         let tight = eval
             .ranks
             .iter()
-            .min_by_key(|r| kv_budget(r, eval.gmu, graphs_in) / r.cost.kv.block_bytes().max(1))
+            .min_by_key(|r| kv_blocks(r, eval.gmu, graphs_in))
             .unwrap_or(&eval.ranks[0]);
-        let granted = (tight.slot.total as f64 * eval.gmu) as u64;
-        let needed = tight.cost.in_budget(graphs_in)
-            + tight
+        let granted = requested_bytes(tight.slot, eval.gmu);
+        let needed = tight.cost.in_budget(graphs_in).saturating_add(
+            tight
                 .cost
                 .kv
                 .blocks_for(eval.len)
-                .saturating_mul(tight.cost.kv.block_bytes());
+                .saturating_mul(tight.cost.kv.block_bytes()),
+        );
         // The fraction that would hold this context (hard case 8: say what would work).
         let wanted = needed as f64 / tight.slot.total.max(1) as f64;
         let advice = if wanted < 1.0 {
@@ -416,7 +425,7 @@ impl VllmEstimator {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let requested = (r.slot.total as f64 * eval.gmu) as u64;
+                let requested = requested_bytes(r.slot, eval.gmu);
                 let kv = eval.blocks.saturating_mul(r.cost.kv.block_bytes());
                 let in_budget = r.cost.in_budget(graphs_in);
                 let slack = requested.saturating_sub(in_budget + kv);
@@ -509,12 +518,19 @@ impl VllmEstimator {
                 100 - NEAR_LIMIT_PERCENT
             ));
         }
-        notes.push(format!(
-            "KV cache: {} blocks of {} tokens per GPU, {} tokens in vLLM's count",
-            eval.blocks,
-            memory::BLOCK_SIZE,
-            kv_tokens
-        ));
+        notes.push(if self.model.shape.encoder_only() {
+            format!(
+                "no KV cache: vLLM gives the encoder-only attention of {} none, so only the model's {model_max} positions bound the context",
+                self.model.shape.architectures.join(", ")
+            )
+        } else {
+            format!(
+                "KV cache: {} blocks of {} tokens per GPU, {} tokens in vLLM's count",
+                eval.blocks,
+                memory::BLOCK_SIZE,
+                kv_tokens
+            )
+        });
         ResourceEstimate {
             layout: Layout::Parallel {
                 tensor_parallel: layout.0 as u32,
@@ -542,10 +558,21 @@ struct Evaluation<'d> {
     len: u64,
 }
 
+/// Bytes vLLM requests on a GPU: `total × gpu_memory_utilization`.
+fn requested_bytes(slot: &DeviceSlot, gmu: f64) -> u64 {
+    (slot.total as f64 * gmu) as u64
+}
+
 /// Bytes left for the KV cache on one rank: the requested fraction minus everything else in it.
 fn kv_budget(rank: &Rank, gmu: f64, graphs_in_budget: bool) -> u64 {
-    let requested = (rank.slot.total as f64 * gmu) as u64;
-    requested.saturating_sub(rank.cost.in_budget(graphs_in_budget))
+    requested_bytes(rank.slot, gmu).saturating_sub(rank.cost.in_budget(graphs_in_budget))
+}
+
+/// KV blocks that budget holds on one rank; none where the model has no KV cache.
+fn kv_blocks(rank: &Rank, gmu: f64, graphs_in_budget: bool) -> u64 {
+    kv_budget(rank, gmu, graphs_in_budget)
+        .checked_div(rank.cost.kv.block_bytes())
+        .unwrap_or(0)
 }
 
 fn tightest<'a, 'd>(ranks: &'a [Rank<'d>]) -> &'a Rank<'d> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use inferkit_core::{
-    Assignment, DeviceSlot, HealthCheck, LaunchSpec, Layout, ModelSpec, ProcessRole, Result,
+    Assignment, DeviceSlot, Error, HealthCheck, LaunchSpec, Layout, ModelSpec, ProcessRole, Result,
     Subordinate, Vendor,
 };
 
@@ -12,9 +12,6 @@ use crate::params::{PARALLEL_FLAGS, Params};
 
 /// Program name of vLLM's CLI.
 const PROGRAM: &str = "vllm";
-
-/// Port of the Ray head's GCS server (Ray's default).
-pub(crate) const RAY_HEAD_PORT: u16 = 6379;
 
 /// Readiness endpoint of vLLM's OpenAI server.
 const HEALTH_PATH: &str = "/health";
@@ -47,24 +44,22 @@ pub(crate) fn launch_specs(input: &LaunchInput) -> Result<Vec<LaunchSpec>> {
     let mut specs = Vec::new();
     let mut env = visible_devices(&vendor, &main_indexes);
     env.extend(rdna3_override(&main_devices));
-    if !assignment.subordinates.is_empty() {
-        specs.push(ray_node(
-            input,
-            &assignment.worker,
-            &assignment.address,
-            &main_indexes,
-            &vendor,
-            None,
-        ));
+    if let Some(head_port) = ray_head_port(assignment)? {
+        let head = RayNode {
+            worker: &assignment.worker,
+            address: &assignment.address,
+            devices: &main_indexes,
+            port: head_port,
+        };
+        specs.push(ray_node(input, &head, &vendor, None));
         for sub in &assignment.subordinates {
-            specs.push(ray_node(
-                input,
-                &sub.worker,
-                &sub.address,
-                &sub.devices,
-                &vendor,
-                Some(assignment),
-            ));
+            let node = RayNode {
+                worker: &sub.worker,
+                address: &sub.address,
+                devices: &sub.devices,
+                port: sub.port,
+            };
+            specs.push(ray_node(input, &node, &vendor, Some(&head)));
         }
         env.extend(ray_placement_env(assignment, &main_indexes, &vendor));
     }
@@ -165,29 +160,66 @@ fn ray_resource(vendor: &Vendor) -> &'static str {
     }
 }
 
+/// The port of the Ray head's GCS server, when the deployment spans workers: the first
+/// subordinate's port.
+///
+/// The plan gives an instance the ports `port..=port + subordinates` (the main process takes
+/// `port`, subordinate `i` takes `port + i`, each on its own worker). On the main worker only
+/// `port` is otherwise in use, so the head takes the first subordinate's number there and every
+/// process of the instance stays inside its block; Ray's default, 6379, would collide with a
+/// second instance's head on the same worker.
+fn ray_head_port(assignment: &Assignment) -> Result<Option<u16>> {
+    let Some(first) = assignment.subordinates.first() else {
+        return Ok(None);
+    };
+    if first.port == assignment.port {
+        return Err(Error::invalid_parameter(
+            "port",
+            format!(
+                "the Ray head on {} needs a port other than the API's {}",
+                assignment.worker, assignment.port
+            ),
+        ));
+    }
+    Ok(Some(first.port))
+}
+
+/// Where one Ray node runs and the port it is told to listen on: the GCS port for the head,
+/// the node manager's for a worker.
+struct RayNode<'a> {
+    worker: &'a str,
+    address: &'a str,
+    devices: &'a [u32],
+    port: u16,
+}
+
 /// A Ray node offering exactly the selected devices of its worker: the head on the main worker
-/// (`head` is `None`), a worker joining it elsewhere.
+/// (`head` is `None`), a worker joining it elsewhere. The launcher waits until its port accepts
+/// connections before starting the next process.
 fn ray_node(
     input: &LaunchInput,
-    worker: &str,
-    address: &str,
-    indexes: &[u32],
+    node: &RayNode,
     vendor: &Vendor,
-    head: Option<&Assignment>,
+    head: Option<&RayNode>,
 ) -> LaunchSpec {
     let mut args = vec!["start".to_string(), "--block".to_string()];
     match head {
+        // No dashboard: it is not needed to serve and would hold one more fixed port (8265).
         None => args.extend([
             "--head".to_string(),
             "--port".to_string(),
-            RAY_HEAD_PORT.to_string(),
+            node.port.to_string(),
+            "--include-dashboard=false".to_string(),
         ]),
-        Some(main) => args.extend([
+        Some(head) => args.extend([
             "--address".to_string(),
-            format!("{}:{RAY_HEAD_PORT}", main.address),
+            format!("{}:{}", head.address, head.port),
+            "--node-manager-port".to_string(),
+            node.port.to_string(),
         ]),
     }
-    args.extend(["--node-ip-address".to_string(), address.to_string()]);
+    args.extend(["--node-ip-address".to_string(), node.address.to_string()]);
+    let indexes = node.devices;
     let count = indexes.len();
     match vendor {
         Vendor::Ascend => args.extend(["--resources".to_string(), format!("{{\"NPU\": {count}}}")]),
@@ -196,7 +228,7 @@ fn ray_node(
     let mut env = visible_devices(vendor, indexes);
     env.extend(input.spec.env.clone());
     LaunchSpec {
-        worker: worker.to_string(),
+        worker: node.worker.to_string(),
         role: if head.is_none() {
             ProcessRole::RayHead
         } else {
@@ -206,7 +238,10 @@ fn ray_node(
         args,
         env,
         files: Vec::new(),
-        health: None,
+        health: Some(HealthCheck {
+            port: node.port,
+            path: None,
+        }),
     }
 }
 

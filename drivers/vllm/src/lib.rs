@@ -14,6 +14,23 @@
 //! is vLLM's own reserve, so `allocatable` is best given without the generic per-device reserve
 //! (total − used − existing allocations).
 //!
+//! ## Across workers
+//!
+//! Distributed inference across workers is on by default, as GPUStack 0.7.1 sets it for vLLM.
+//! GPUStack also needed its server-wide `enable_ray` switch; here the launch carries Ray itself,
+//! so the per-model `distributed_inference_across_workers` alone decides. A multi-worker
+//! deployment starts a Ray head on the main worker, one Ray worker on every other worker (each
+//! offering only its selected GPUs), then `vllm serve --distributed-executor-backend ray` with
+//! GPUStack's placement-group environment.
+//!
+//! Ports: the plan gives an instance `port` and, for subordinate `i`, `port + i`. The Ray
+//! head's GCS server listens on the first subordinate's port (on the main worker, where that
+//! number is otherwise unused) and each Ray worker's node manager on its own subordinate's port,
+//! so no process leaves the instance's block; Ray nodes are health-checked by TCP on those
+//! ports. The head runs without its dashboard. Ray's remaining ports (client server, dashboard
+//! agent, object manager, worker processes) keep Ray's defaults; two Ray heads on one worker
+//! may still meet there.
+//!
 //! ## Estimate details
 //!
 //! [`ResourceEstimate::details`](inferkit_core::ResourceEstimate) carries `vllm_version`,
@@ -21,7 +38,9 @@
 //! launched), `largest_max_model_len` (the longest that fits), `kv_cache_blocks` (16-token
 //! blocks per GPU), `kv_cache_tokens` (vLLM's logged "GPU KV cache size"), `kv_block_bytes`,
 //! `max_num_batched_tokens`, `max_num_seqs`, `cuda_graphs` and `weights_from`
-//! (`safetensors`, or `config` when only the config could be read).
+//! (`safetensors`, or `config` when only the config could be read). Encoder-only models (BERT,
+//! XLM-RoBERTa embeddings and rerankers) get no KV cache from vLLM: their `kv_cache_*` details
+//! are 0 and only the model's own limit bounds `max_model_len`.
 //!
 //! ```no_run
 //! use inferkit_core::{Backend, ModelFacts, ModelSpec};
@@ -107,7 +126,11 @@ impl Backend for Vllm {
             multi_device: true,
             multi_worker: true,
             default_cpu_offloading: false,
-            default_distributed: false,
+            // GPUStack 0.7.1 defaults distributed inference to on for vLLM (`set_defaults`).
+            // It also required its `enable_ray` server switch before spanning workers; there
+            // is no such switch here because the launch brings its own Ray head and workers
+            // (see the crate docs), so only the per-model setting decides.
+            default_distributed: true,
             default_worker_selector: BTreeMap::from([("os".to_string(), "linux".to_string())]),
             subordinates: SubordinateGrouping::PerRemoteWorker,
             // --gpu-memory-utilization is vLLM's own headroom.

@@ -182,8 +182,9 @@ pub(crate) fn rank_params(shape: &TextShape, tp: u64, pp: u64, stage: u64) -> Pa
     }
     if stage + 1 == pp.max(1) {
         count.other += h;
-        // A tied LM head shares the embedding unless the two live on different stages.
-        if !shape.tie_embeddings || pp > 1 {
+        // A tied LM head shares the embedding unless the two live on different stages; encoder
+        // models (BERT, XLM-RoBERTa) pool hidden states and have no LM head.
+        if !shape.encoder_only() && (!shape.tie_embeddings || pp > 1) {
             count.other += embedding;
         }
     }
@@ -278,8 +279,12 @@ pub(crate) fn stored_bytes(shape: &TextShape, params: ParamCount) -> u64 {
     linear.saturating_add(other)
 }
 
-/// The KV layout of one rank of stage `stage`.
+/// The KV layout of one rank of stage `stage`; empty (no groups, zero-byte blocks) for an
+/// encoder-only model, which vLLM gives no KV cache.
 pub(crate) fn kv_layout(shape: &TextShape, settings: &EngineSettings, stage: u64) -> KvLayout {
+    if shape.encoder_only() {
+        return KvLayout::default();
+    }
     let layers = stage_layers(shape.layer_count(), settings.pipeline_parallel, stage);
     let mut full = 0u64;
     let mut sliding = 0u64;
@@ -331,16 +336,22 @@ pub(crate) fn per_token_layer_bytes(shape: &TextShape, settings: &EngineSettings
 }
 
 /// Peak activation of the profiling pass on one rank: `max_num_batched_tokens` through the
-/// widest MLP, or the sampler's logits for `max_num_seqs` sequences, whichever is larger.
+/// widest MLP, or the sampler's logits for `max_num_seqs` sequences, whichever is larger
+/// (encoder models have no sampler).
 pub(crate) fn activation_bytes(shape: &TextShape, settings: &EngineSettings) -> u64 {
     let tokens = settings.max_num_batched_tokens;
     let per_token = activation_per_token(shape, settings.tensor_parallel.max(1));
     let forward = tokens
         .saturating_mul(per_token)
         .saturating_mul(settings.act_bytes);
+    let logits = if shape.encoder_only() {
+        0
+    } else {
+        shape.vocab_size
+    };
     let sampler = settings
         .max_num_seqs
-        .saturating_mul(shape.vocab_size)
+        .saturating_mul(logits)
         .saturating_mul(SAMPLER_BYTES_PER_LOGIT);
     forward.max(sampler)
 }

@@ -134,7 +134,8 @@ const RULES: &[(VllmVersion, &str, Rule)] = &[
         "--cudagraph-capture-sizes",
         Rule::Rename("--cuda-graph-sizes"),
     ),
-    // Not in either table: GPUStack injected it for Qwen3 and vLLM 0.10 rejects it (hard case 13).
+    // In neither table (removed in vLLM 0.10.0): GPUStack injected it for Qwen3 and vLLM 0.10
+    // rejects it (hard case 13), so it is dropped with a note.
     (
         VllmVersion::V0_10_1_1,
         "--enable-reasoning",
@@ -194,6 +195,13 @@ impl Params {
                 }
             };
             let (written, attached) = split_short_value(version, written, attached);
+            if let Some(why) = removed_before_both(version, &written) {
+                // GPUStack injected such flags by default; a switch, so nothing follows it.
+                params
+                    .notes
+                    .push(format!("dropped {written}: {why} (vLLM {version})"));
+                continue;
+            }
             let mut values: Vec<String> = attached.into_iter().collect();
             let (found, sub_key) = params.lookup(&written)?;
             let arity = if sub_key.is_some() {
@@ -261,18 +269,13 @@ impl Params {
                 sub_key,
             ));
         }
-        Err(match rule_for(version, option) {
-            Some(Rule::Drop(why)) => {
-                Error::invalid_parameter(written, format!("not a vLLM {version} flag: {why}"))
-            }
-            _ => Error::invalid_parameter(
-                written,
-                format!(
-                    "unknown vLLM {version} flag; did you mean {}?",
-                    flags::nearest(version, option)
-                ),
+        Err(Error::invalid_parameter(
+            written,
+            format!(
+                "unknown vLLM {version} flag; did you mean {}?",
+                flags::nearest(version, option)
             ),
-        })
+        ))
     }
 
     fn push(&mut self, arg: Arg) -> Result<()> {
@@ -439,6 +442,19 @@ fn rule_for(target: VllmVersion, name: &str) -> Option<&'static Rule> {
         .iter()
         .find(|(v, n, _)| *v == target && *n == name)
         .map(|(.., rule)| rule)
+}
+
+/// Why a switch removed before both supported versions is dropped, when `written` is one: it
+/// has a [`Rule::Drop`] and is in neither table, not even as an abbreviation of the target's.
+fn removed_before_both(version: VllmVersion, written: &str) -> Option<&'static str> {
+    let normalised = flags::normalise_option(written);
+    let Some(Rule::Drop(why)) = rule_for(version, &normalised) else {
+        return None;
+    };
+    let known = VllmVersion::ALL
+        .into_iter()
+        .any(|v| !matches!(flags::resolve(v, &normalised), Ok(None)));
+    (!known).then_some(*why)
 }
 
 /// `--compilation-config.level` → (`--compilation-config`, `Some("level")`).

@@ -193,6 +193,11 @@ impl TextShape {
     pub(crate) fn layer_count(&self) -> u64 {
         self.layers.len() as u64
     }
+
+    /// vLLM runs the model with encoder-only attention and allocates it no KV cache.
+    pub(crate) fn encoder_only(&self) -> bool {
+        crate::architectures::is_encoder_only(&self.architectures)
+    }
 }
 
 /// Per-layer attention; a layer the config calls sliding but without a window keeps the whole

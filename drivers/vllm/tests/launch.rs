@@ -129,3 +129,75 @@ fn rdna3_gpus_get_rocm_visible_devices_and_the_gfx_override() {
     assert_eq!(env["ROCR_VISIBLE_DEVICES"], "1");
     assert_eq!(env["HSA_OVERRIDE_GFX_VERSION"], "11.0.0");
 }
+
+/// The Ray head listens on the first subordinate's port and each Ray worker's node manager on
+/// its own, so two instances whose port blocks differ never share a port on any worker; every
+/// Ray node is health-checked by TCP so that the launcher waits for it.
+#[test]
+fn ray_ports_come_from_the_assignment_and_are_health_checked() {
+    use inferkit_core::{Backend, HealthCheck, ProcessRole};
+    let spec = spec("hf", "Qwen2.5-72B-Instruct", &[]);
+    let devices = [h100("w1", 0), h100("w1", 1), h100("w2", 0), h100("w2", 1)];
+    let first = assignment(&spec, &devices).unwrap();
+    let mut second = first.clone();
+    second.port = first.port + 10;
+    for sub in &mut second.subordinates {
+        sub.port += 10;
+    }
+    let mut ports_on_w1 = Vec::new();
+    for assignment in [&first, &second] {
+        let specs = inferkit_vllm::Vllm::new()
+            .launch(&facts(&spec), &spec, assignment)
+            .unwrap();
+        let head = specs
+            .iter()
+            .find(|s| s.role == ProcessRole::RayHead)
+            .unwrap();
+        let worker = specs
+            .iter()
+            .find(|s| s.role == ProcessRole::RayWorker)
+            .unwrap();
+        let head_port = assignment.subordinates[0].port;
+        assert_eq!(flag(&head.args, "--port"), Some(head_port.to_string()));
+        assert_eq!(
+            head.health,
+            Some(HealthCheck {
+                port: head_port,
+                path: None
+            })
+        );
+        assert_eq!(
+            flag(&worker.args, "--address"),
+            Some(format!("10.0.0.1:{head_port}"))
+        );
+        assert_eq!(
+            flag(&worker.args, "--node-manager-port"),
+            Some(assignment.subordinates[0].port.to_string())
+        );
+        assert_eq!(worker.health.as_ref().map(|h| h.path.clone()), Some(None));
+        ports_on_w1.extend([head_port, assignment.port]);
+    }
+    let mut unique = ports_on_w1.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ports_on_w1.len(), "{ports_on_w1:?}");
+}
+
+#[test]
+fn a_ray_head_port_equal_to_the_api_port_is_refused() {
+    use inferkit_core::Backend;
+    let spec = spec("hf", "Qwen2.5-72B-Instruct", &[]);
+    let devices = [h100("w1", 0), h100("w1", 1), h100("w2", 0), h100("w2", 1)];
+    let mut assignment = assignment(&spec, &devices).unwrap();
+    assignment.subordinates[0].port = assignment.port;
+    let err = inferkit_vllm::Vllm::new()
+        .launch(&facts(&spec), &spec, &assignment)
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter { .. }), "{err}");
+}
+
+/// The value following `name` in an argv.
+fn flag(args: &[String], name: &str) -> Option<String> {
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
+}

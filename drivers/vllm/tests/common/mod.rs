@@ -76,9 +76,18 @@ pub fn fit(spec: &ModelSpec, devices: &[DeviceSlot]) -> Result<ResourceEstimate>
     })
 }
 
+/// Port of the main process in [`launch`]; subordinate `i` (from 1) gets `API_PORT + i`, as the
+/// planner allots them.
+pub const API_PORT: u16 = 40001;
+
 /// Fits and launches: the main worker is the first device's; other workers become Ray
 /// subordinates.
 pub fn launch(spec: &ModelSpec, devices: &[DeviceSlot]) -> Result<Vec<LaunchSpec>> {
+    Vllm::new().launch(&facts(spec), spec, &assignment(spec, devices)?)
+}
+
+/// The assignment [`launch`] launches.
+pub fn assignment(spec: &ModelSpec, devices: &[DeviceSlot]) -> Result<Assignment> {
     let estimate = fit(spec, devices)?;
     let main = devices[0].id.worker.clone();
     let mut subordinates: Vec<Subordinate> = Vec::new();
@@ -89,7 +98,7 @@ pub fn launch(spec: &ModelSpec, devices: &[DeviceSlot]) -> Result<Vec<LaunchSpec
                 worker: d.id.worker.clone(),
                 address: format!("10.0.0.{}", subordinates.len() + 2),
                 devices: vec![d.id.index],
-                port: 6379,
+                port: API_PORT + subordinates.len() as u16 + 1,
             }),
         }
     }
@@ -98,17 +107,16 @@ pub fn launch(spec: &ModelSpec, devices: &[DeviceSlot]) -> Result<Vec<LaunchSpec
         (_, true) => PlacementMode::MultiDevice,
         _ => PlacementMode::MultiWorker,
     };
-    let assignment = Assignment {
+    Ok(Assignment {
         mode,
         worker: main.clone(),
         address: "10.0.0.1".to_string(),
         devices: devices.to_vec(),
         host: host(&main),
         estimate,
-        port: 40001,
+        port: API_PORT,
         subordinates,
-    };
-    Vllm::new().launch(&facts(spec), spec, &assignment)
+    })
 }
 
 /// The launch as text for snapshots: one block per process, with the model path shortened.
