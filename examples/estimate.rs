@@ -2,7 +2,7 @@
 //! machine, per device and per component.
 //!
 //! ```text
-//! cargo run --release --example estimate -- MODEL.gguf [llama-server flags...] [--json]
+//! cargo run --release --example estimate -- MODEL.gguf [llama-server flags...] [--json] [--llama-box]
 //! ```
 //!
 //! The flags mean what they mean to llama-server: `--ctx-size -c` (total context shared by the
@@ -20,6 +20,11 @@
 //! are shared in proportion to free memory (equal shares when an RPC device takes part, whose
 //! memory cannot be known).
 //!
+//! With `--llama-box` the flags mean what they mean to llama-box v0.0.171 instead, with its
+//! defaults and adjustments (flash attention off unless `--flash-attn`, and for non-causal
+//! embedding and reranker models a micro-batch of the whole context, capped at the training
+//! context unless the RoPE flags differ from the model's).
+//!
 //! With `--json` it prints one object: `layers` (repeating layers + output), `offload_layers`,
 //! `devices` (`cpu` first, then each device) with `weights`, `kv`, `compute`, `output` and
 //! `total` in bytes, and the estimator's `details` and `notes`. Settings llama.cpp refuses exit
@@ -35,21 +40,31 @@ use inferkit_core::{
 };
 use inferkit_llama_box::flags::{Args, Syntax};
 use inferkit_llama_box::settings::LlamaSettings;
-use inferkit_llama_box::{LlamaBoxEstimator, select};
+use inferkit_llama_box::{LlamaBoxEstimator, llama_box_settings, select};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: estimate MODEL.gguf [llama-server flags...] [--json]";
+const USAGE: &str = "usage: estimate MODEL.gguf [llama-server flags...] [--json] [--llama-box]";
 
 struct Command {
     model: PathBuf,
     flags: Vec<String>,
     json: bool,
+    /// Read the flags as llama-box v0.0.171 does.
+    llama_box: bool,
 }
 
 fn parse_command() -> std::result::Result<Command, String> {
-    let mut words: Vec<String> = std::env::args().skip(1).collect();
+    // A word that is not UTF-8 is refused (`std::env::args` would panic on it).
+    let mut words = std::env::args_os()
+        .skip(1)
+        .map(|word| {
+            word.into_string()
+                .map_err(|bad| format!("argument `{}` is not UTF-8\n{USAGE}", bad.display()))
+        })
+        .collect::<std::result::Result<Vec<String>, String>>()?;
     let json = words.iter().any(|w| w == "--json");
-    words.retain(|w| w != "--json");
+    let llama_box = words.iter().any(|w| w == "--llama-box");
+    words.retain(|w| w != "--json" && w != "--llama-box");
     if words.is_empty() || words[0].starts_with('-') {
         return Err(USAGE.to_string());
     }
@@ -58,6 +73,7 @@ fn parse_command() -> std::result::Result<Command, String> {
         model,
         flags: words,
         json,
+        llama_box,
     })
 }
 
@@ -127,11 +143,21 @@ fn rpc_devices(settings: &LlamaSettings) -> Vec<DeviceSlot> {
 
 fn run(command: &Command) -> Result<Value> {
     let gguf = GgufModel::open(&command.model)?;
-    let args = Args::parse(&command.flags, Syntax::LlamaServer)?;
+    let syntax = match command.llama_box {
+        true => Syntax::Parameters,
+        false => Syntax::LlamaServer,
+    };
+    let args = Args::parse(&command.flags, syntax)?;
     // Projector and adapter files are refused here, with GPUStack's message.
     select::detect_categories(&gguf, &args)?;
-    let mut settings = LlamaSettings::default();
-    args.apply_to(&mut settings)?;
+    let settings = match command.llama_box {
+        true => llama_box_settings(&args)?,
+        false => {
+            let mut settings = LlamaSettings::default();
+            args.apply_to(&mut settings)?;
+            settings
+        }
+    };
     let estimator = LlamaBoxEstimator::new(&gguf, &settings)?;
 
     let (host, local) = local_machine()?;

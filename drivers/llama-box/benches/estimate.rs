@@ -105,6 +105,25 @@ fn fit_100_layers_one_gpu(bencher: Bencher) {
     bencher.bench_local(|| model.fit(&request).expect("fit"));
 }
 
+/// Hard case 12: a partial fit over 16 small GPUs (per-layer costs are cached at
+/// construction; each step of the search is a sum over them).
+#[divan::bench]
+fn fit_100_layers_sixteen_gpus(bencher: Bencher) {
+    let model =
+        LlamaCppModel::new(&hundred_layer_model(), &LlamaSettings::default()).expect("model");
+    let request = FitRequest {
+        devices: (0..16)
+            .map(|i| DeviceSlot {
+                allocatable: 400 << 20,
+                ..gpu(i)
+            })
+            .collect(),
+        host: host(),
+        allow_cpu_offload: true,
+    };
+    bencher.bench_local(|| model.fit(&request).expect("fit"));
+}
+
 #[divan::bench(sample_count = 10)]
 fn construct_100_layers(bencher: Bencher) {
     let gguf = hundred_layer_model();

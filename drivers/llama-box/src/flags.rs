@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::flags_table::{FLAGS, SPELLINGS};
-use crate::settings::{CacheType, FlashAttn, LlamaSettings, Pooling, TensorOverride};
+use crate::settings::{CacheType, FlashAttn, LlamaSettings, Pooling, RopeScaling, TensorOverride};
 use inferkit_core::{Error, Result};
 
 pub use crate::flags_table::VERSION;
@@ -567,6 +567,12 @@ fn apply_arg(arg: &Arg, s: &mut LlamaSettings) -> Result<()> {
         "--no-warmup" => s.no_warmup = true,
         "--warmup" => s.no_warmup = false,
         "--rpc" => s.rpc_servers = split_list(v),
+        "--rope-scaling" => s.rope.scaling = RopeScaling::from_name(v),
+        // llama.cpp: 0 keeps the model's value.
+        "--rope-freq-base" => s.rope.freq_base = positive(arg, v)?,
+        "--rope-freq-scale" => s.rope.freq_scale = positive(arg, v)?,
+        "--rope-scale" => s.rope.freq_scale = positive(arg, v)?.map(|scale| 1.0 / scale),
+        "--yarn-orig-ctx" => s.rope.yarn_orig_ctx = to_u32(arg, v, 0)?,
         "--image-max-width" => s.image.width = to_u32(arg, v, 1)?,
         "--image-max-height" => s.image.height = to_u32(arg, v, 1)?,
         "--image-max-batch" => s.image.batch = to_u32(arg, v, 1)?,
@@ -595,6 +601,13 @@ pub const UNMODELLED_MEMORY_FLAGS: &[&str] = &[
 fn to_i64(arg: &Arg, v: &str) -> Result<i64> {
     v.parse::<i64>()
         .map_err(|_| Error::invalid_parameter(&arg.spelled, format!("`{v}` is not an integer")))
+}
+
+/// A float flag value, `None` when 0 (llama.cpp's "from the model").
+fn positive(arg: &Arg, v: &str) -> Result<Option<f64>> {
+    let value = parse_float(v)
+        .ok_or_else(|| Error::invalid_parameter(&arg.spelled, format!("`{v}` is not a number")))?;
+    Ok((value != 0.0).then_some(value))
 }
 
 fn to_u32(arg: &Arg, v: &str, min: u32) -> Result<u32> {
@@ -663,6 +676,30 @@ mod tests {
 
     fn parse(tokens: &[&str]) -> Result<Args> {
         Args::parse(tokens, Syntax::Parameters)
+    }
+
+    #[test]
+    fn rope_flags_fill_the_rope_settings_as_llama_cpp_reads_them() {
+        let mut settings = LlamaSettings::default();
+        parse(&[
+            "--rope-scaling",
+            "yarn",
+            "--rope-scale",
+            "4",
+            "--yarn-orig-ctx",
+            "2048",
+        ])
+        .and_then(|args| args.apply_to(&mut settings))
+        .expect("valid flags");
+        assert_eq!(settings.rope.scaling, Some(RopeScaling::Yarn));
+        // --rope-scale N is a frequency scale of 1/N.
+        assert_eq!(settings.rope.freq_scale, Some(0.25));
+        assert_eq!(settings.rope.yarn_orig_ctx, 2048);
+        // 0 means "the model's value".
+        parse(&["--rope-freq-base", "0"])
+            .and_then(|args| args.apply_to(&mut settings))
+            .expect("valid flags");
+        assert_eq!(settings.rope.freq_base, None);
     }
 
     fn refused(tokens: &[&str]) -> (String, String) {

@@ -416,9 +416,20 @@ fn check_ascend_order(local: &[&DeviceSlot]) -> Result<()> {
     if ascend.is_sorted() {
         return Ok(());
     }
+    let mut sorted = ascend.clone();
+    sorted.sort_unstable();
+    let (listed, used) = ascend
+        .iter()
+        .zip(&sorted)
+        .find(|(listed, used)| listed != used)
+        .unwrap_or((&ascend[0], &sorted[0]));
     Err(Error::Unsupported(format!(
-        "Ascend devices {ascend:?} must be assigned in ascending index order \
-         (ASCEND_RT_VISIBLE_DEVICES is read sorted)"
+        "Ascend devices {ascend:?} must be assigned in ascending index order: CANN numbers the \
+         devices of ASCEND_RT_VISIBLE_DEVICES in ascending order whatever the list's order \
+         (GPUStack issue 2527), so llama.cpp would put the layers of device {} on device {}; \
+         list the group as {sorted:?} (for example by sorting the placement's devices by index \
+         before estimating) and estimate again",
+        listed, used
     )))
 }
 

@@ -97,10 +97,13 @@ const MIN_CTX_WITH_PROJECTOR: u32 = 2048;
 
 /// llama-box v0.0.171's defaults where they differ from llama-server's: flash attention is a
 /// plain switch, off unless given (`common_params::flash_attn` is a bool at the llama.cpp
-/// commit it vendors), and VAE tiling is off unless `--image-vae-tiling` (flag table default).
+/// commit it vendors), VAE tiling is off unless `--image-vae-tiling` (flag table default), and
+/// its patch for non-causal models applies
+/// ([`LlamaSettings::non_causal_whole_context`]).
 pub fn llama_box_defaults() -> LlamaSettings {
     let mut settings = LlamaSettings {
         flash_attn: FlashAttn::Off,
+        non_causal_whole_context: true,
         ..LlamaSettings::default()
     };
     settings.image.vae_tiling = false;

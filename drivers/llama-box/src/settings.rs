@@ -135,6 +135,47 @@ pub enum Pooling {
     Rank,
 }
 
+/// RoPE frequency scaling method (`--rope-scaling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RopeScaling {
+    /// No scaling.
+    None,
+    /// Linear position interpolation.
+    Linear,
+    /// YaRN.
+    Yarn,
+}
+
+impl RopeScaling {
+    /// Parses the name llama.cpp uses in flags and GGUF metadata (`none`, `linear`, `yarn`);
+    /// other GGUF methods (`longrope`) are `None` here.
+    pub fn from_name(name: &str) -> Option<RopeScaling> {
+        match name {
+            "none" => Some(RopeScaling::None),
+            "linear" => Some(RopeScaling::Linear),
+            "yarn" => Some(RopeScaling::Yarn),
+            _ => None,
+        }
+    }
+}
+
+/// The user's RoPE overrides. Each `None` (or 0) keeps the model's own value. They change memory
+/// only through llama-box's rule for non-causal models (see
+/// [`LlamaSettings::non_causal_whole_context`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RopeSettings {
+    /// `--rope-scaling {none,linear,yarn}`.
+    pub scaling: Option<RopeScaling>,
+    /// `--rope-freq-base N`.
+    pub freq_base: Option<f64>,
+    /// `--rope-freq-scale N`, or `1/N` from `--rope-scale N`.
+    pub freq_scale: Option<f64>,
+    /// `--yarn-orig-ctx N` (0 = the model's).
+    pub yarn_orig_ctx: u32,
+}
+
 /// How the diffusion model's VAE decodes (stable-diffusion.cpp settings, llama-box image
 /// models).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,8 +273,9 @@ pub struct LlamaSettings {
     pub pooling: Pooling,
     /// Multimodal projector file (`--mmproj`), already resolved to a path.
     pub mmproj: Option<String>,
-    /// Offload the projector to the GPU (llama-box default on; `--no-mmproj-offload` turns it
-    /// off).
+    /// Offload the projector to the GPU when any layer is offloaded (default on). llama-box
+    /// v0.0.171 has no flag to turn it off (llama-server's later `--no-mmproj-offload` does):
+    /// its projector follows `--gpu-layers` (on the GPU unless it is 0).
     pub mmproj_offload: bool,
     /// Skip the warm-up run (`--no-warmup`). Memory is still needed by the first request.
     pub no_warmup: bool,
@@ -241,6 +283,14 @@ pub struct LlamaSettings {
     pub rpc_servers: Vec<String>,
     /// Image generation settings (stable-diffusion.cpp models only).
     pub image: ImageSettings,
+    /// RoPE overrides.
+    pub rope: RopeSettings,
+    /// llama-box's rule for non-causal (embedding, reranker) models, from its
+    /// `patches/llama.cpp/embedding.patch` (v0.0.171): the context is capped at the training
+    /// context unless the RoPE settings differ from the model's, the batch and micro-batch are
+    /// the whole context, and no logits buffer is allocated. Off for llama-server (default);
+    /// [`crate::llama_box_defaults`] turns it on.
+    pub non_causal_whole_context: bool,
 }
 
 impl Default for LlamaSettings {
@@ -270,6 +320,8 @@ impl Default for LlamaSettings {
             no_warmup: false,
             rpc_servers: Vec::new(),
             image: ImageSettings::default(),
+            rope: RopeSettings::default(),
+            non_causal_whole_context: false,
         }
     }
 }

@@ -6,7 +6,7 @@ use inferkit_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use super::shape::ModelShape;
-use crate::settings::LlamaSettings;
+use crate::settings::{LlamaSettings, RopeScaling};
 
 /// llama.cpp pads the context and each sequence's share to 256 cells
 /// (`llama-context.cpp`, ref. PR 17046), and the sliding-window cache likewise.
@@ -35,10 +35,14 @@ pub struct ContextSize {
 
 impl ContextSize {
     pub(crate) fn resolve(shape: &ModelShape, settings: &LlamaSettings) -> Result<ContextSize> {
-        let requested = match settings.ctx_size {
+        let mut requested = match settings.ctx_size {
             0 => shape.n_ctx_train,
             n => u64::from(n),
         };
+        let whole_context = settings.non_causal_whole_context && !shape.causal;
+        if whole_context && !rope_customised(shape, settings) {
+            requested = requested.min(shape.n_ctx_train);
+        }
         let n_seq_max = u64::from(settings.n_parallel.max(1));
         if n_seq_max > 256 {
             // LLAMA_MAX_SEQ
@@ -65,6 +69,11 @@ impl ContextSize {
             u64::from(settings.n_batch)
         };
         let n_ubatch = n_batch.min(u64::from(settings.n_ubatch)).max(1);
+        // llama-box's patch: a non-causal model decodes its whole context in one micro-batch.
+        let (n_batch, n_ubatch) = match whole_context {
+            true => (n_ctx, n_ctx),
+            false => (n_batch, n_ubatch),
+        };
         let n_stream = if settings.kv_unified { 1 } else { n_seq_max };
         let kv_size = n_ctx_seq;
         let swa_streams = if settings.kv_unified { n_seq_max } else { 1 };
@@ -90,6 +99,28 @@ impl ContextSize {
     pub fn n_ubatch_reserve(&self) -> u64 {
         self.n_ctx.min(self.n_ubatch)
     }
+}
+
+/// Whether the RoPE settings differ from the model's (llama-box's `is_rope_customized` in
+/// `patches/llama.cpp/embedding.patch`, v0.0.171): then a non-causal model keeps a context
+/// longer than its training context. As in `llama_context`, an unset value is the model's, and
+/// scaling type `none` forces a frequency scale of 1. Compared in `f32`, as llama.cpp does.
+fn rope_customised(shape: &ModelShape, settings: &LlamaSettings) -> bool {
+    let train = &shape.rope;
+    let user = &settings.rope;
+    let scaling = user.scaling.or(train.scaling);
+    let freq_base = user.freq_base.unwrap_or(train.freq_base);
+    let freq_scale = match scaling {
+        Some(RopeScaling::None) => 1.0,
+        _ => user.freq_scale.unwrap_or(train.freq_scale),
+    };
+    let differs = |a: f64, b: f64| a as f32 != b as f32;
+    scaling != train.scaling
+        || differs(freq_base, train.freq_base)
+        || differs(freq_scale, train.freq_scale)
+        || (scaling == Some(RopeScaling::Yarn)
+            && user.yarn_orig_ctx != 0
+            && u64::from(user.yarn_orig_ctx) != train.n_ctx_orig_yarn)
 }
 
 /// KV (or recurrent state) bytes of each repeating layer, all streams together.

@@ -382,7 +382,7 @@ impl TextModel {
         self.add_kv(&map, &mut host, &mut per_device);
         host.output = self.output_buffer;
         self.add_compute(&map, devices.len(), &mut host, &mut per_device);
-        let projector = self.add_projector(devices, &mut host, &mut per_device);
+        let projector = self.add_projector(devices, offload > 0, &mut host, &mut per_device);
         add_runtime_overhead(devices, &mut per_device);
         let names = device_names(devices);
         let estimates = devices
@@ -420,17 +420,22 @@ impl TextModel {
         })
     }
 
-    /// Places the projector: the first local GPU when offloaded, else the host.
+    /// Places the projector: the first local GPU when offloaded, else the host. llama-box
+    /// v0.0.171 offloads it whenever any layer is offloaded (`httpserver.hpp`:
+    /// `clip_context_params::use_gpu = n_gpu_layers != 0`), so a CPU-only layout keeps it on
+    /// the host.
     fn add_projector(
         &self,
         devices: &[DeviceSlot],
+        layers_offloaded: bool,
         host: &mut Components,
         per_device: &mut [Components],
     ) -> Option<ProjectorEstimate> {
         let projector = self.projector.as_ref()?;
         let (weights, compute) = (projector.weights, projector.compute(self.flash_attn));
+        let offloaded = layers_offloaded && self.settings.mmproj_offload;
         let local = devices.iter().position(|d| !d.remote);
-        let (target, device) = match local.filter(|_| self.settings.mmproj_offload) {
+        let (target, device) = match local.filter(|_| offloaded) {
             Some(i) => (&mut per_device[i], device_names(devices).swap_remove(i)),
             None => (host, "cpu".to_owned()),
         };
@@ -623,6 +628,8 @@ impl TextModel {
             estimate.check_fits(devices, &request.host)?;
             return Ok(estimate);
         }
+        let blocked = self.estimate(devices, &request.host, &layout_for(full))?;
+        let note = blocking_note(&blocked, devices);
         // Device memory grows with the offload count: binary search the largest that fits.
         let (mut low, mut high) = (0u32, full);
         let mut best = None;
@@ -636,15 +643,61 @@ impl TextModel {
                 None => high = mid - 1,
             }
         }
-        match best {
-            Some(estimate) => Ok(estimate),
+        let mut estimate = match best {
+            Some(estimate) => estimate,
             None => {
                 let estimate = self.estimate(devices, &request.host, &layout_for(0))?;
                 estimate.check_fits(devices, &request.host)?;
-                Ok(estimate)
+                estimate
             }
-        }
+        };
+        estimate.notes.extend(note);
+        Ok(estimate)
     }
+}
+
+/// Why a full offload does not fit: the first device over its allocatable memory, with its
+/// components largest first (hard case 21: say which term blocked the offload).
+fn blocking_note(full: &ResourceEstimate, devices: &[DeviceSlot]) -> Option<String> {
+    let (device, slot) = full
+        .devices
+        .iter()
+        .zip(devices)
+        .find(|(d, slot)| d.claim > slot.allocatable)?;
+    let c = &device.components;
+    let mut terms = [
+        ("weights", c.weights),
+        ("KV cache", c.kv),
+        ("compute", c.compute),
+        ("output", c.output),
+        ("runtime overhead", c.overhead),
+    ];
+    terms.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+    let listed: Vec<String> = terms
+        .iter()
+        .filter(|(_, bytes)| *bytes > 0)
+        .map(|(name, bytes)| format!("{name} {} MiB", bytes >> 20))
+        .collect();
+    let projector = full
+        .details
+        .get("projector")
+        .filter(|p| p["device"] == device.name.as_str())
+        .map(|p| {
+            let bytes = p["weights"].as_u64().unwrap_or(0) + p["compute"].as_u64().unwrap_or(0);
+            format!(
+                " (the projector's weights and compute are {} MiB of it)",
+                bytes >> 20
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "full offload needs {} MiB on {} but {} MiB is allocatable: {}{projector}; \
+         offloading fewer layers",
+        device.claim >> 20,
+        device.name,
+        slot.allocatable >> 20,
+        listed.join(", ")
+    ))
 }
 
 /// Layers simulated per allocator replay: enough to cover llama.cpp's longest sliding-window
@@ -668,14 +721,20 @@ fn resolve_flash_attn(settings: &LlamaSettings) -> Result<bool> {
 }
 
 /// `llama_context::output_reserve`: logits for `n_seq_max` outputs, plus embeddings when
-/// requested, as f32, in host memory.
+/// requested, as f32, in host memory. llama-box's patch drops the logits of non-causal models
+/// (`has_logits = cparams.causal_attn`).
 fn output_buffer_bytes(shape: &ModelShape, settings: &LlamaSettings, context: &ContextSize) -> u64 {
     let embd = if settings.embeddings || settings.reranking {
         shape.n_embd
     } else {
         0
     };
-    context.n_seq_max * (shape.n_vocab + embd) * 4
+    let logits = if settings.non_causal_whole_context && !shape.causal {
+        0
+    } else {
+        shape.n_vocab
+    };
+    context.n_seq_max * (logits + embd) * 4
 }
 
 /// llama.cpp's default split: each device's free memory; RPC devices, whose memory an

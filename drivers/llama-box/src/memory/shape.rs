@@ -4,6 +4,8 @@
 use inferkit_core::gguf::{GgmlType, GgufModel};
 use inferkit_core::{Error, Result};
 
+use crate::settings::RopeScaling;
+
 /// Where a tensor belongs in llama.cpp's layer model (`llm_tensor_info` layer kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TensorLayer {
@@ -62,6 +64,40 @@ pub(crate) struct Recurrent {
     pub s: u64,
 }
 
+/// The RoPE parameters the model was trained with (`llama_hparams::*_train`), which llama-box
+/// compares with the user's to decide whether a non-causal model's context may exceed the
+/// training context.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RopeTrain {
+    /// `<arch>.rope.scaling.type`; llama.cpp's default is linear.
+    pub scaling: Option<RopeScaling>,
+    /// `<arch>.rope.freq_base`, default 10000.
+    pub freq_base: f64,
+    /// `1 / <arch>.rope.scaling.factor`, default 1.
+    pub freq_scale: f64,
+    /// `<arch>.rope.scaling.original_context_length`, default the training context.
+    pub n_ctx_orig_yarn: u64,
+}
+
+impl RopeTrain {
+    fn from_gguf(model: &GgufModel, n_ctx_train: u64) -> Result<RopeTrain> {
+        let scaling = match model.rope_scaling_type()? {
+            None => Some(RopeScaling::Linear),
+            Some(name) => RopeScaling::from_name(name),
+        };
+        let factor = model.rope_scaling_factor()?.filter(|f| *f != 0.0);
+        Ok(RopeTrain {
+            scaling,
+            freq_base: model.rope_freq_base()?.unwrap_or(10_000.0),
+            freq_scale: factor.map_or(1.0, |f| 1.0 / f),
+            n_ctx_orig_yarn: model
+                .rope_scaling_original_context_length()?
+                .filter(|n| *n != 0)
+                .unwrap_or(n_ctx_train),
+        })
+    }
+}
+
 /// The model as the memory model sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct ModelShape {
@@ -69,6 +105,7 @@ pub(crate) struct ModelShape {
     pub n_embd: u64,
     pub n_vocab: u64,
     pub n_ctx_train: u64,
+    pub rope: RopeTrain,
     pub head_k: u64,
     pub head_v: u64,
     pub layers: Vec<LayerShape>,
@@ -147,10 +184,12 @@ impl ModelShape {
             .vocab_size()?
             .or_else(|| token_embd.map(|t| t.2))
             .unwrap_or(0);
+        let n_ctx_train = model.context_length()?.unwrap_or(4096);
         Ok(ModelShape {
             n_embd,
             n_vocab,
-            n_ctx_train: model.context_length()?.unwrap_or(4096),
+            n_ctx_train,
+            rope: RopeTrain::from_gguf(model, n_ctx_train)?,
             head_k: model.key_length()?,
             head_v: model.value_length()?,
             layers,
