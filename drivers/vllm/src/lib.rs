@@ -131,6 +131,9 @@ impl Backend for Vllm {
             // is no such switch here because the launch brings its own Ray head and workers
             // (see the crate docs), so only the per-model setting decides.
             default_distributed: true,
+            // GPUStack 0.7.1's code adds only `os=linux` (behaviour spec §1.5), although its
+            // docs mention `arch=amd64` too: an arch selector would keep vllm-ascend off the
+            // arm64 (Kunpeng) hosts Ascend NPUs sit in (hard case 20's fallback) and off GH200.
             default_worker_selector: BTreeMap::from([("os".to_string(), "linux".to_string())]),
             subordinates: SubordinateGrouping::PerRemoteWorker,
             // --gpu-memory-utilization is vLLM's own headroom.
