@@ -103,6 +103,7 @@ fn opt<T: Into<Value>>(value: Result<T>) -> Value {
 
 fn gguf_summary(model: &GgufModel) -> Result<Value> {
     let file_type = model.file_type()?;
+    // A GgufModel always has its first shard (`GgufModel::from_headers` refuses none).
     let first = &model.shards()[0];
     Ok(json!({
         "format": "gguf",

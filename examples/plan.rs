@@ -41,6 +41,17 @@ struct Args {
     backend_parameters: Vec<String>,
 }
 
+/// The command-line words; a word that is not UTF-8 is refused (`std::env::args` would panic).
+fn utf8_args() -> Result<Vec<String>, String> {
+    std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|bad| format!("argument `{}` is not UTF-8\n{USAGE}", bad.display()))
+        })
+        .collect()
+}
+
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut parsed = Args::default();
     let mut model = None;
@@ -72,7 +83,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match utf8_args().and_then(|words| parse_args(words.into_iter())) {
         Ok(Some(args)) => args,
         Ok(None) => {
             println!("{USAGE}");

@@ -21,6 +21,17 @@ enum Output {
 const USAGE: &str =
     "usage: probe [--json]\n  --json  print the inventory as one worker of the cluster JSON format";
 
+/// The command-line words; a word that is not UTF-8 is refused (`std::env::args` would panic).
+fn utf8_args() -> Result<Vec<String>, String> {
+    std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|bad| format!("argument `{}` is not UTF-8\n{USAGE}", bad.display()))
+        })
+        .collect()
+}
+
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Output>, String> {
     let mut output = Output::Human;
     for arg in args {
@@ -38,7 +49,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Output>, Stri
 async fn main() -> ExitCode {
     use inferkit_core::probe::{CompositeProbe, DeviceProbe};
 
-    let output = match parse_args(std::env::args().skip(1)) {
+    let output = match utf8_args().and_then(|words| parse_args(words.into_iter())) {
         Ok(Some(output)) => output,
         Ok(None) => {
             println!("{USAGE}");
@@ -71,7 +82,7 @@ async fn main() -> ExitCode {
 
 #[cfg(not(feature = "host-probe"))]
 fn main() -> ExitCode {
-    if let Err(message) = parse_args(std::env::args().skip(1)) {
+    if let Err(message) = utf8_args().and_then(|words| parse_args(words.into_iter())) {
         eprintln!("{message}");
     }
     eprintln!("this example needs the `host-probe` feature (on by default)");

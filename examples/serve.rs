@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use inferkit::inventory::{MAX_CLUSTER_FILE, json_error, read_text_file};
 use inferkit::process::{Launcher, ProcessHandle, ProcessState, Supervisor, start_order};
 use inferkit::{DeploymentPlan, Error, LaunchSpec, Result};
 
@@ -27,6 +28,17 @@ struct Args {
     worker: Option<String>,
     run_dir: Option<PathBuf>,
     dry_run: bool,
+}
+
+/// The command-line words; a word that is not UTF-8 is refused (`std::env::args` would panic).
+fn utf8_args() -> Result<Vec<String>, String> {
+    std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|bad| format!("argument `{}` is not UTF-8\n{USAGE}", bad.display()))
+        })
+        .collect()
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -51,7 +63,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match utf8_args().and_then(|words| parse_args(words.into_iter())) {
         Ok(Some(args)) => args,
         Ok(None) => {
             println!("{USAGE}");
@@ -100,25 +112,15 @@ fn run(args: &Args) -> Result<ExitCode> {
 }
 
 fn read_plan(path: &Path) -> Result<DeploymentPlan> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, &e))?;
-    serde_json::from_str(&text).map_err(|e| {
-        let offset = byte_offset(&text, e.line(), e.column());
-        Error::parse(
-            path,
+    let text = read_text_file(path, MAX_CLUSTER_FILE)?;
+    serde_json::from_str(&text).map_err(|e| match json_error(&text, path, &e) {
+        Error::Parse { file, offset, what } => Error::parse(
+            file,
             offset,
-            format!("not a DeploymentPlan (`plan --json`): {e}"),
-        )
+            format!("not a DeploymentPlan (`plan --json`): {what}"),
+        ),
+        other => other,
     })
-}
-
-/// The byte offset of serde_json's 1-based line and column.
-fn byte_offset(text: &str, line: usize, column: usize) -> u64 {
-    let before: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
-    (before + column.saturating_sub(1)) as u64
 }
 
 /// `--worker`, else the plan's only worker, else this machine's host name if the plan has it.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gguf::GgufModel;
 use crate::hf::HfModel;
+use crate::inventory::read_text_file;
 use crate::model::ModelSource;
 use crate::{Error, Result};
 
@@ -57,8 +58,8 @@ impl DirectoryFacts {
                 }
                 continue;
             }
-            if is_config_text(&name) && meta.len() <= MAX_TEXT_FILE {
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+            if is_config_text(&name) && meta.is_file() && meta.len() <= MAX_TEXT_FILE {
+                let text = read_text_file(&path, MAX_TEXT_FILE)?;
                 facts.texts.insert(name.clone(), text);
             }
             facts.sizes.insert(name.clone(), meta.len());

@@ -28,7 +28,7 @@ pub struct Cluster {
 impl Cluster {
     /// Reads a cluster from its JSON file.
     pub fn from_json_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, &e))?;
+        let text = read_text_file(path, MAX_CLUSTER_FILE)?;
         Self::from_json_str(&text, path)
     }
 
@@ -41,6 +41,39 @@ impl Cluster {
     pub fn worker(&self, name: &str) -> Option<&WorkerInventory> {
         self.workers.iter().find(|w| w.name == name)
     }
+}
+
+/// Largest cluster JSON read: a thousand 8-GPU workers take 1.5 MB
+/// (`examples/clusters/fleet-1000x8.json`).
+pub const MAX_CLUSTER_FILE: u64 = 256 << 20;
+
+/// Reads the UTF-8 text of the regular file at `path`, refusing more than `max` bytes. The limit
+/// applies to what is read, not to the length the file reports: that is 0 for `/proc` files
+/// and device files such as `/dev/zero`, which never end. Pipes and devices are refused before
+/// they are opened (opening a FIFO blocks until it has a writer).
+pub fn read_text_file(path: &Path, max: u64) -> Result<String> {
+    use std::io::Read;
+
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
+    if !meta.is_file() {
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            message: "not a regular file".into(),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, &e))?;
+    let mut text = String::new();
+    file.take(max.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io(path, &e))?;
+    if text.len() as u64 > max {
+        return Err(Error::parse(
+            path,
+            max,
+            format!("longer than the {max} bytes read from such a file"),
+        ));
+    }
+    Ok(text)
 }
 
 /// Turns a serde_json error on `text` (read from `origin`) into an [`Error::Parse`] with the

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::reader::first_duplicate;
+use super::reader::{TensorTotals, first_duplicate, totals_overflow};
 use super::split::parse_split_name;
 use super::{ByteOrder, GgufHeader, Metadata, ReadOptions, TensorInfo};
 use crate::error::{Error, Result};
@@ -101,8 +101,17 @@ impl GgufModel {
         let mut infos = Vec::with_capacity(shards.len());
         let mut tensors = Vec::new();
         let mut metadata = None;
+        let mut totals = TensorTotals::default();
         for (index, (path, header)) in shards.into_iter().enumerate() {
             check_shard_number(&path, &header, index, expected)?;
+            // Headers built by hand skip the reader's check, and shards can add up past it.
+            if let Some(t) = header.tensors.iter().find(|t| totals.add(t).is_none()) {
+                return Err(Error::parse(
+                    &path,
+                    header.header_end,
+                    totals_overflow(&t.name),
+                ));
+            }
             let info = shard_info(path, &header);
             tensors.extend(header.tensors.into_iter().map(|mut t| {
                 t.shard = index as u32;
@@ -143,6 +152,7 @@ impl GgufModel {
 
     /// The path of the first shard.
     pub fn path(&self) -> &Path {
+        // `shards[0]` exists: `from_headers`, the only constructor, refuses an empty list.
         &self.shards[0].path
     }
 
@@ -158,6 +168,7 @@ impl GgufModel {
 
     /// Sum of all tensors' data bytes over all shards (llama.cpp's model size).
     pub fn tensor_bytes(&self) -> u64 {
+        // Cannot overflow: `from_headers` refuses models whose totals do not fit `u64`.
         self.tensors.iter().map(|t| t.bytes).sum()
     }
 
@@ -229,6 +240,7 @@ fn shard_info(path: PathBuf, header: &GgufHeader) -> ShardInfo {
         data_offset: header.data_offset,
         metadata_count: header.metadata.len() as u64,
         tensor_count: header.tensors.len() as u64,
+        // Cannot overflow: the caller checked the totals of this and earlier shards.
         tensor_bytes: header.tensors.iter().map(|t| t.bytes).sum(),
     }
 }

@@ -497,9 +497,14 @@ impl<'a, I: Input> Parser<'a, I> {
         self.check_count(counts_at, count, min_size, "tensor")?;
         let mut tensors = Vec::with_capacity(self.reserve_for(count, min_size));
         let mut offsets = Vec::with_capacity(tensors.capacity());
+        let mut totals = TensorTotals::default();
         for _ in 0..count {
             let at = self.input.position();
-            tensors.push(self.tensor_info(alignment)?);
+            let tensor = self.tensor_info(alignment)?;
+            if totals.add(&tensor).is_none() {
+                return Err(self.error(at, totals_overflow(&tensor.name)));
+            }
+            tensors.push(tensor);
             offsets.push(at);
         }
         let names = tensors
@@ -563,6 +568,29 @@ impl<'a, I: Input> Parser<'a, I> {
             shard: 0,
         })
     }
+}
+
+/// Running element and byte totals of a tensor list. Each tensor alone is checked by
+/// [`tensor_size`]; the totals are checked too so that the model's sums (and any subset a
+/// driver adds up) cannot overflow.
+#[derive(Default)]
+pub(crate) struct TensorTotals {
+    elements: u64,
+    bytes: u64,
+}
+
+impl TensorTotals {
+    /// Adds `tensor`; `None` when either total would overflow `u64`.
+    pub(crate) fn add(&mut self, tensor: &TensorInfo) -> Option<()> {
+        self.elements = self.elements.checked_add(tensor.elements)?;
+        self.bytes = self.bytes.checked_add(tensor.bytes)?;
+        Some(())
+    }
+}
+
+/// The error text for [`TensorTotals::add`] failing at tensor `name`.
+pub(crate) fn totals_overflow(name: &str) -> String {
+    format!("tensor {name}: total tensor elements or bytes overflow 64 bits")
 }
 
 /// Elements and data bytes of a contiguous tensor (`ggml_nelements`, `ggml_nbytes`).

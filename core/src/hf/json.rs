@@ -14,7 +14,7 @@ use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visito
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::inventory::json_error;
+use crate::inventory::{json_error, read_text_file};
 use crate::{Error, Result};
 
 /// Largest JSON file read. The largest files are shard indexes: DeepSeek-V3's maps about
@@ -31,17 +31,7 @@ pub(crate) struct JsonDoc {
 impl JsonDoc {
     /// Reads and parses `path`, refusing files larger than [`MAX_JSON_FILE`].
     pub(crate) fn read(path: &Path) -> Result<Self> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, &e))?
-            .len();
-        if len > MAX_JSON_FILE {
-            return Err(Error::parse(
-                path,
-                0,
-                format!("{len} bytes, more than the {MAX_JSON_FILE} read from a JSON file"),
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, &e))?;
+        let text = read_text_file(path, MAX_JSON_FILE)?;
         Self::parse(text, path)
     }
 

@@ -75,13 +75,25 @@ pub struct WeightSummary {
 }
 
 impl WeightSummary {
+    /// Adds one tensor. Saturating: each file's header is checked on its own, but the
+    /// header-only shards of one model can together declare more than `u64::MAX` bytes; a
+    /// saturated size fits nowhere, which is the right answer for such a model.
     fn add(&mut self, t: &TensorInfo) {
-        self.tensor_count += 1;
-        self.parameters += t.elements;
-        self.total_bytes += t.bytes;
-        *self.bytes_by_dtype.entry(t.dtype).or_default() += t.bytes;
-        *self.parameters_by_dtype.entry(t.dtype).or_default() += t.elements;
-        *self.bytes_by_file.entry(t.file.clone()).or_default() += t.bytes;
+        fn grow(total: &mut u64, by: u64) {
+            *total = total.saturating_add(by);
+        }
+        grow(&mut self.tensor_count, 1);
+        grow(&mut self.parameters, t.elements);
+        grow(&mut self.total_bytes, t.bytes);
+        grow(self.bytes_by_dtype.entry(t.dtype).or_default(), t.bytes);
+        grow(
+            self.parameters_by_dtype.entry(t.dtype).or_default(),
+            t.elements,
+        );
+        grow(
+            self.bytes_by_file.entry(t.file.clone()).or_default(),
+            t.bytes,
+        );
     }
 }
 

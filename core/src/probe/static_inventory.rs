@@ -8,14 +8,14 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use crate::inventory::{Cluster, WorkerInventory, json_error};
+use crate::inventory::{Cluster, MAX_CLUSTER_FILE, WorkerInventory, json_error, read_text_file};
 use crate::{Error, Result};
 
 use super::DeviceProbe;
 
 /// Reads a cluster from a JSON file holding either `{"workers": [...]}` or one worker object.
 pub fn load_cluster(path: &Path) -> Result<Cluster> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, &e))?;
+    let text = read_text_file(path, MAX_CLUSTER_FILE)?;
     parse_cluster(&text, path)
 }
 

@@ -122,7 +122,7 @@ impl ResourceEstimator for MindieEstimator<'_> {
             .iter()
             .map(|slot| {
                 self.budget(slot)
-                    .saturating_sub(components.weights + components.overhead)
+                    .saturating_sub(components.weights.saturating_add(components.overhead))
             })
             .min()
             .unwrap_or(0);

@@ -239,8 +239,15 @@ impl Written {
 /// `--flag=value` and `--flag value` written as one entry (a form field) are both a flag
 /// with its value; anything else is the flag alone.
 fn split_inline(token: &str) -> (&str, Option<&str>) {
-    match token.find(|c: char| c == '=' || c.is_whitespace()) {
-        Some(at) => (&token[..at], Some(token[at + 1..].trim_start())),
+    // The separator may be a multi-byte blank (U+3000, NBSP): split around its whole width.
+    match token
+        .char_indices()
+        .find(|&(_, c)| c == '=' || c.is_whitespace())
+    {
+        Some((at, separator)) => (
+            &token[..at],
+            Some(token[at + separator.len_utf8()..].trim_start()),
+        ),
         None => (token, None),
     }
 }

@@ -106,7 +106,7 @@ impl Shape {
             mla_latent: text
                 .mla
                 .as_ref()
-                .map(|m| m.kv_lora_rank + m.qk_rope_head_dim),
+                .map(|m| m.kv_lora_rank.saturating_add(m.qk_rope_head_dim)),
             max_position_embeddings: text.max_position_embeddings,
             config_dtype: model
                 .config
@@ -122,9 +122,14 @@ impl Shape {
     /// latent is replicated on every device.
     pub fn kv_bytes_per_token(&self, dtype: RunDtype, world: u64) -> u64 {
         let element = if self.kv_int8 { 1 } else { dtype.bytes() };
+        // Saturating throughout: every factor comes from config.json.
         let per_layer = match self.mla_latent {
             Some(latent) => latent,
-            None => 2 * self.kv_heads.div_ceil(world.max(1)) * self.head_dim,
+            None => self
+                .kv_heads
+                .div_ceil(world.max(1))
+                .saturating_mul(self.head_dim)
+                .saturating_mul(2),
         };
         self.layers
             .saturating_mul(per_layer)
@@ -181,7 +186,8 @@ fn converted(stored: Dtype, bytes: u64, dtype: RunDtype) -> u64 {
         Dtype::F32 => 4,
         _ => return bytes,
     };
-    bytes / stored_bytes * dtype.bytes()
+    // Saturating: a hostile header can declare tensors near `u64::MAX` bytes.
+    (bytes / stored_bytes).saturating_mul(dtype.bytes())
 }
 
 /// The Hugging Face part of the facts, or why MindIE cannot read the model.

@@ -38,9 +38,16 @@ struct Tier {
     cpu_ram: u64,
 }
 
-/// Multiplies `bytes` by `num / den`, rounding up (sizes stay integral and never shrink to 0).
+/// Multiplies `bytes` by `num / den`, rounding up (sizes stay integral and never shrink to 0),
+/// saturating at `u64::MAX`: `num` can be a measured file size, and a truncated product would
+/// wrap to a claim smaller than the model. `den` is a non-zero constant of the tables.
 const fn scale(bytes: u64, num: u64, den: u64) -> u64 {
-    ((bytes as u128 * num as u128).div_ceil(den as u128)) as u64
+    let scaled = (bytes as u128 * num as u128).div_ceil(den as u128);
+    if scaled > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        scaled as u64
+    }
 }
 
 /// FasterWhisper by `model.bin` size; GPUStack's comments name tiny, base, small, medium,
@@ -338,8 +345,13 @@ mod tests {
         assert_eq!(double.cpu_ram, 30 * GIB);
         let one_more = requirement(&whisper(Some(last + 1))).unwrap();
         assert!(one_more.cuda_vram > 10 * GIB, "{one_more:?}");
+        // Past what `u64` holds the product saturates; truncating it used to wrap the claim
+        // to a fraction of the model.
         let huge = requirement(&whisper(Some(u64::MAX / 2))).unwrap();
-        assert!(huge.cuda_vram > 0 && huge.cpu_ram > 0);
+        assert_eq!((huge.cuda_vram, huge.cpu_ram), (u64::MAX, u64::MAX));
+        let mut funasr = whisper(Some(u64::MAX - 1));
+        funasr.family = Family::FunAsr;
+        assert_eq!(requirement(&funasr).unwrap().cpu_ram, u64::MAX);
     }
 
     #[test]

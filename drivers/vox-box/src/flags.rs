@@ -59,6 +59,14 @@ pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
     let mut parsed = Vec::new();
     let mut rest = params.iter();
     while let Some(token) = rest.next() {
+        if token.is_empty() {
+            // An empty word has no spelling to name; it would still reach argv.
+            return Err(Error::invalid_parameter(
+                "backend_parameters",
+                "an empty entry is a positional argument to vox-box, which takes none \
+                 (argparse: unrecognized arguments)",
+            ));
+        }
         if !is_option(token) {
             return Err(Error::invalid_parameter(
                 token.as_str(),
@@ -251,6 +259,9 @@ mod tests {
         assert!(reason.contains("takes no value"), "{reason}");
         let (name, _) = refused(&["cuda:0"]);
         assert_eq!(name, "cuda:0");
+        let (name, reason) = refused(&["--debug", ""]);
+        assert_eq!(name, "backend_parameters");
+        assert!(reason.contains("empty entry"), "{reason}");
     }
 
     #[test]

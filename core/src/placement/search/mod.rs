@@ -533,7 +533,8 @@ impl<'a> Search<'a> {
 }
 
 /// Fits items of a best-first list, assuming an item fits whenever a worse one does: the first,
-/// the last, then a binary search for the boundary. About 2 + log2(n) fits.
+/// the last, then a binary search for the boundary. About 2 + log2(n) fits. `items` is never
+/// empty: the only caller skips empty buckets.
 fn fitting_prefix<T>(items: &[T], mut fit: impl FnMut(&T) -> Result<ResourceEstimate>) -> Prefix {
     let n = items.len();
     let mut last_fit = match fit(&items[0]) {

@@ -1,0 +1,185 @@
+//! Hostile cluster JSON through `plan()` with the default registry and real model fixtures:
+//! memory sizes of 0 and near `u64::MAX`, used above total, allocations larger than the device,
+//! duplicate worker names and device indices, workers with no devices, unknown vendors, and
+//! huge reserves. A plan never panics and never claims more than is allocatable; a refusal is a
+//! typed error.
+#![cfg(all(feature = "llama-box", feature = "vllm", feature = "mindie"))]
+
+mod plan_support;
+
+use inferkit::placement::{device_allocatable, host_allocatable};
+use inferkit::{
+    Cluster, DeploymentPlan, Error, PlacementStrategy, PlanOptions, Vendor, default_registry,
+};
+use plan_support::*;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+/// A byte count from the edges a hostile or broken inventory produces, and realistic sizes.
+fn bytes() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0),
+        Just(1),
+        Just(u64::MAX),
+        Just(u64::MAX - 1),
+        Just(1 << 63),
+        (0u64..=96).prop_map(|gib| gib * GIB),
+        any::<u64>(),
+    ]
+}
+
+fn vendor() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["nvidia", "amd", "ascend", "apple", "cambricon"])
+}
+
+fn device() -> impl Strategy<Value = Value> {
+    (
+        0u32..4,
+        vendor(),
+        bytes(),
+        bytes(),
+        prop::option::of("[0-9a-z.]{0,5}"),
+    )
+        .prop_map(|(index, vendor, total, used, cc)| {
+            let name = match vendor {
+                "ascend" => "Ascend910B3",
+                _ => "Some Accelerator",
+            };
+            json!({"index": index, "vendor": vendor, "name": name,
+                   "memory": {"total": total, "used": used}, "compute_capability": cc})
+        })
+}
+
+fn worker() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(vec!["w0", "w1", "w2"]),
+        bytes(),
+        bytes(),
+        prop::collection::vec(device(), 0..4),
+        prop::collection::vec((0u32..4, bytes(), bytes()), 0..3),
+    )
+        .prop_map(|(name, ram, ram_used, devices, allocations)| {
+            let allocations: Vec<Value> = allocations
+                .into_iter()
+                .enumerate()
+                .map(|(i, (index, device_bytes, ram))| {
+                    json!({"name": format!("other-{i}"),
+                           "devices": {index.to_string(): device_bytes}, "ram": ram})
+                })
+                .collect();
+            json!({"name": name, "os": "linux", "arch": "amd64", "cpu_cores": 16,
+                   "ram": {"total": ram, "used": ram_used},
+                   "devices": devices, "allocations": allocations})
+        })
+}
+
+/// GGUF (llama-box), a Hugging Face directory (vLLM or MindIE by vendor), and speech (vox-box).
+const MODELS: [&str; 3] = [
+    "tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf",
+    "tests/fixtures/hf/Llama-3.1-8B-Instruct",
+    "tests/fixtures/vox-box/faster-whisper-tiny.en",
+];
+
+/// Every device claim fits the device's allocatable memory, and the main worker's RAM holds
+/// the host claim plus, on unified memory (Apple), the device claims. (The shared
+/// `assert_within_allocatable` also expects the plan's recorded allocatable to equal
+/// `device_allocatable`, which does not hold on unified memory: placement caps those devices by
+/// the host allocatable with the RAM reserve, `device_allocatable` with the device reserve.)
+fn assert_never_overclaims(
+    plan: &DeploymentPlan,
+    cluster: &Cluster,
+    options: &PlanOptions,
+) -> Result<(), TestCaseError> {
+    let backend = default_registry()
+        .get(&plan.backend)
+        .map(|b| b.capabilities());
+    let own_headroom = backend.is_some_and(|c| c.own_device_headroom);
+    let reserve = if own_headroom {
+        0
+    } else {
+        options.device_reserve
+    };
+    let main = &plan.placement.workers[0];
+    let mut unified_claims = 0u64;
+    for worker in &plan.placement.workers {
+        let inventory = cluster.worker(&worker.name).expect("planned worker exists");
+        let unified = inventory.devices.iter().any(|d| d.vendor == Vendor::Apple);
+        for claim in &worker.devices {
+            let device = inventory
+                .device(claim.index)
+                .expect("planned device exists");
+            prop_assert!(claim.vram <= claim.allocatable);
+            prop_assert!(claim.vram <= device_allocatable(inventory, device, reserve));
+            if unified && worker.name == main.name {
+                unified_claims = unified_claims.saturating_add(claim.vram);
+            }
+        }
+    }
+    let inventory = cluster.worker(&main.name).expect("planned worker exists");
+    prop_assert!(
+        main.ram.saturating_add(unified_claims) <= host_allocatable(inventory, options.ram_reserve)
+    );
+    Ok(())
+}
+
+fn check(
+    model: &str,
+    cluster: &Cluster,
+    options: &PlanOptions,
+    distributed: bool,
+) -> Result<(), TestCaseError> {
+    let result = plan_model(model, cluster, options, |spec| {
+        spec.distributed_inference_across_workers = Some(distributed);
+    });
+    match result {
+        Ok(plan) => assert_never_overclaims(&plan, cluster, options)?,
+        Err(Error::NoPlacement { rejected, .. }) => prop_assert!(!rejected.is_empty()),
+        Err(Error::InvalidParameter { name, reason }) => {
+            prop_assert!(!name.is_empty() && !reason.is_empty());
+        }
+        Err(Error::Unsupported(reason)) => prop_assert!(!reason.is_empty()),
+        Err(Error::DoesNotFit { reason, .. }) => prop_assert!(!reason.is_empty()),
+        Err(other) => prop_assert!(false, "{model}: unexpected error {other:?}"),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_clusters_plan_or_refuse_without_panicking(
+        workers in prop::collection::vec(worker(), 0..4),
+        model in 0..MODELS.len(),
+        device_reserve in bytes(),
+        ram_reserve in bytes(),
+        binpack in any::<bool>(),
+        distributed in any::<bool>(),
+    ) {
+        let cluster: Cluster = serde_json::from_value(json!({ "workers": workers })).unwrap();
+        let options = PlanOptions {
+            strategy: if binpack { PlacementStrategy::Binpack } else { PlacementStrategy::Spread },
+            device_reserve,
+            ram_reserve,
+            ..PlanOptions::default()
+        };
+        check(MODELS[model], &cluster, &options, distributed)?;
+    }
+}
+
+/// A device that reports used above total, an allocation larger than the device and a
+/// reserve near `u64::MAX` leave nothing allocatable: the plan is refused, not wrapped round.
+#[test]
+fn saturated_inventory_numbers_refuse_rather_than_wrap() {
+    let cluster: Cluster = serde_json::from_value(json!({"workers": [{
+        "name": "w0", "os": "linux", "arch": "amd64", "cpu_cores": 16,
+        "ram": {"total": u64::MAX, "used": 0},
+        "devices": [
+            {"index": 0, "vendor": "nvidia", "name": "A", "memory": {"total": 80 * GIB, "used": u64::MAX}},
+            {"index": 1, "vendor": "nvidia", "name": "A", "memory": {"total": 80 * GIB, "used": 0}}],
+        "allocations": [{"name": "x", "devices": {"1": u64::MAX}, "ram": u64::MAX}]}]}))
+    .unwrap();
+    let options = PlanOptions::default();
+    let err = plan_model(MODELS[0], &cluster, &options, |_| {}).unwrap_err();
+    assert!(matches!(err, Error::NoPlacement { .. }), "{err:?}");
+}
