@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::flags_table::{FLAGS, SPELLINGS};
 use crate::settings::{CacheType, FlashAttn, LlamaSettings, Pooling, RopeScaling, TensorOverride};
+use inferkit_core::suggest::nearest;
 use inferkit_core::{Error, Result};
 
 pub use crate::flags_table::VERSION;
@@ -169,31 +170,10 @@ pub fn lookup(spelling: &str) -> Option<&'static FlagSpec> {
     FLAGS.get(usize::from(SPELLINGS[index].1))
 }
 
-/// The known spelling closest to an unknown one, when one is close enough to be a typo.
+/// The known spelling closest to an unknown one, when one is close enough to be a typo (ties go
+/// to the alphabetically first spelling).
 pub fn suggest(unknown: &str) -> Option<&'static str> {
-    let wanted = unknown.trim_start_matches('-');
-    SPELLINGS
-        .iter()
-        .map(|(s, _)| (edit_distance(wanted, s.trim_start_matches('-')), *s))
-        .filter(|(d, s)| *d <= (s.len() / 3).max(2))
-        .min()
-        .map(|(_, s)| s)
-}
-
-/// Levenshtein distance, for suggestions (spellings are short).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
+    nearest(unknown, SPELLINGS.iter().map(|(spelling, _)| *spelling))
 }
 
 /// How the tokens handed to [`Args::parse`] are written.

@@ -14,8 +14,9 @@
 //!   listing the RPC devices, so that llama.cpp puts nothing on a GPU it was not given.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use inferkit_core::gguf::parse_split_name;
 use inferkit_core::{
     Assignment, Category, DeviceSlot, Error, HealthCheck, LaunchSpec, Layout, ModelFacts,
     ModelSpec, ProcessRole, Result, Subordinate, Vendor,
@@ -220,9 +221,21 @@ fn platform_args(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) 
     let mut args = Args::default();
     args.push("--host", &["0.0.0.0"]);
     args.push("--port", &[&assignment.port.to_string()]);
+    let model = first_shard(facts, model);
     args.push("--model", &[&model.display().to_string()]);
     args.push("--alias", &[&spec.name]);
     Ok(args)
+}
+
+/// The file llama-box is given: for a split model, its first shard whichever shard named the
+/// model, since llama.cpp refuses any other ("illegal split file idx ..., model must be loaded
+/// with the first split", `llama-model-loader.cpp`) and finds the rest by name.
+fn first_shard(facts: &ModelFacts, model: &Path) -> PathBuf {
+    let split = facts.gguf.as_ref().is_some_and(|g| g.shards().len() > 1);
+    match parse_split_name(model).filter(|_| split) {
+        Some(name) => name.shard_path(1),
+        None => model.to_path_buf(),
+    }
 }
 
 /// `--gpu-layers`, `--rpc`, `--tensor-split` and `--device` from the placement.
@@ -389,7 +402,9 @@ fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> LaunchSpec {
 
 /// The vendor's device-visibility variable, listing the devices in the order given: CUDA and
 /// ROCm number visible devices in list order, so device `k` of llama.cpp is the `k`-th device
-/// of the assignment, the order the estimate split layers in.
+/// of the assignment, the order the estimate split layers in. (Hence not
+/// [`Vendor::visible_devices`], which sorts the list; Ascend, which needs it sorted, is checked by
+/// [`check_ascend_order`].)
 fn visibility_env(devices: &[&DeviceSlot]) -> BTreeMap<String, String> {
     let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for device in devices {
@@ -433,23 +448,10 @@ fn check_ascend_order(local: &[&DeviceSlot]) -> Result<()> {
     )))
 }
 
-/// GPUStack's table (§2.0), by case-insensitive vendor substring; Apple has none (Metal sees
-/// the one GPU). Unknown vendors default to CUDA's variable, as GPUStack does.
+/// The vendor's visibility variable by GPUStack's table (§2.0, [`Vendor::visible_devices_env`]),
+/// except for Apple: Metal sees the Mac's one GPU and has no such variable. The vendor name is
+/// matched case-insensitively, as the table matches it.
 fn visibility_variable(vendor: &Vendor) -> Option<&'static str> {
-    let name = vendor.as_str().to_ascii_lowercase();
-    let table = [
-        ("nvidia", "CUDA_VISIBLE_DEVICES"),
-        ("ascend", "ASCEND_RT_VISIBLE_DEVICES"),
-        ("huawei", "ASCEND_RT_VISIBLE_DEVICES"),
-        ("amd", "ROCR_VISIBLE_DEVICES"),
-        ("hygon", "HIP_VISIBLE_DEVICES"),
-        ("iluvatar", "CUDA_VISIBLE_DEVICES"),
-        ("cambricon", "MLU_VISIBLE_DEVICES"),
-        ("apple", ""),
-    ];
-    match table.iter().find(|(key, _)| name.contains(key)) {
-        Some((_, "")) => None,
-        Some((_, variable)) => Some(variable),
-        None => Some("CUDA_VISIBLE_DEVICES"),
-    }
+    let apple = vendor.as_str().to_ascii_lowercase().contains("apple");
+    (!apple).then(|| vendor.visible_devices_env())
 }

@@ -27,11 +27,16 @@ fn gguf(name: &str) -> GgufModel {
 }
 
 fn facts(name: &str) -> ModelFacts {
-    let path = fixtures().join("gguf").join(name);
+    facts_at(&format!("gguf/{name}"))
+}
+
+/// Facts of a model header at `path` under the shared fixtures.
+fn facts_at(path: &str) -> ModelFacts {
+    let path = fixtures().join(path);
     ModelFacts {
         source: ModelSource::LocalPath { path: path.clone() },
         format: ModelFormat::Gguf,
-        gguf: Some(gguf(name)),
+        gguf: Some(GgufModel::open(&path).expect("fixture parses")),
         hf: None,
         path: Some(path),
         directory: Some(DirectoryFacts::default()),
@@ -278,7 +283,8 @@ fn hard_case_6_output_placement_and_moe_compute_follow_llama_cpp() {
 /// Hard case 12 (gpustack#1312): auto-placement over many small GPUs took half an hour. The
 /// model sizes each layer once, when the estimator is built; a fit is a binary search over the
 /// offload count, each step a sum over cached per-layer costs, and its layout spreads over
-/// every device. (Its speed is measured by `benches/estimate.rs`, `fit_sixteen_gpus`.)
+/// every device. (Its speed is measured by `benches/estimate.rs`,
+/// `fit_100_layers_sixteen_gpus`.)
 #[test]
 fn hard_case_12_fit_over_many_devices_uses_every_device() {
     let facts = facts("qwen2.5-0.5b-instruct-Q4_K_M.header.gguf");
@@ -467,4 +473,150 @@ fn hard_case_22_explicit_gpu_layers_are_honoured() {
         estimator.fit(&small),
         Err(Error::DoesNotFit { .. })
     ));
+}
+
+/// Whether `value` is within `percent` % of `measured`.
+fn within(value: u64, measured: u64, percent: u64) -> bool {
+    value.abs_diff(measured) * 100 <= measured * percent
+}
+
+/// Hard case 7 (gpustack#1601): an image model needed ~13 GB at 1024×1024, far above an
+/// estimate that ignored the image size. The estimate of an image model is sized by the image
+/// flags of the launch (`--image-max-width`, `--image-max-height`, VAE tiling), checked here
+/// against stable-diffusion.cpp's measured compute buffers for SD 1.5 Q4_0
+/// (`sdcpp/measurements.jsonl`, runs `skip_sd15.q4_0_gguf_{512,1024}_b{1,2}_tile{0,1}_fa0`);
+/// the fixtures hold no FLUX header. Images of a batch are generated one after another, so
+/// `--image-max-batch` changes no buffer (the b2 runs measured the same as b1).
+#[test]
+fn hard_case_7_image_size_and_vae_tiling_flags_size_an_image_model() {
+    let facts = facts_at("llamacpp-memory/sdcpp/sd15.q4_0.gguf.header");
+    let compute = |params: &[&str]| {
+        let estimate = fit(&facts, params, vec![device("w1", 0, false, 40 * GIB)]);
+        let stages = &estimate.details["diffusion"];
+        let bytes = |stage: &str| stages[stage]["compute"].as_u64().expect("compute bytes");
+        (bytes("diffusion"), bytes("vae"))
+    };
+    let size = |side: &'static str| ["--image-max-width", side, "--image-max-height", side];
+    let untiled = "--image-no-vae-tiling";
+
+    let (unet_512, vae_512) = compute(&[&size("512")[..], &[untiled]].concat());
+    assert!(within(unet_512, 587_098_720, 10), "{unet_512}");
+    assert!(within(vae_512, 1_744_896_064, 10), "{vae_512}");
+    let (unet_1024, vae_1024) = compute(&[&size("1024")[..], &[untiled]].concat());
+    assert!(within(unet_1024, 8_767_072_864, 10), "{unet_1024}");
+    assert!(within(vae_1024, 6_979_584_064, 10), "{vae_1024}");
+    // GPUStack's launch turns VAE tiling on: the decode is then one 256×256 tile at any size.
+    let (_, vae_tiled) = compute(&size("1024"));
+    assert!(within(vae_tiled, 436_224_064, 10), "{vae_tiled}");
+    let batch = compute(&[&size("1024")[..], &[untiled, "--image-max-batch", "2"]].concat());
+    assert_eq!(batch, (unet_1024, vae_1024));
+}
+
+/// Hard case 15 (gpustack#3742, #3741): a custom llama.cpp backend refused `--ctx-size=16384`
+/// and the GPUStack-private `--enable-hf-xet` and `--huggingface-token`. User parameters are
+/// trimmed and split at `=` into llama-box's `--flag value` form, the estimate and the launch
+/// read the same normalised argv, and a flag llama-box does not know is refused before launch.
+#[test]
+fn hard_case_15_parameters_are_normalised_and_private_flags_refused() {
+    let facts = facts("llama-3.2-1b-Q8_0.header.gguf");
+    let backend = LlamaBox::new();
+    let params = ["--ctx-size=16384", " --ubatch-size 256 "];
+    let user = spec(&facts, &params);
+    assert!(backend.validate(&user).expect("valid").is_empty());
+    let invocation = Invocation::new(&facts, &user).expect("invocation");
+    assert_eq!(
+        (invocation.settings.ctx_size, invocation.settings.n_ubatch),
+        (16384, 256)
+    );
+    let devices = vec![device("w1", 0, false, 20 * GIB)];
+    let estimate = fit(&facts, &params, devices.clone());
+    let specs = backend
+        .launch(&facts, &user, &assignment(devices, estimate))
+        .expect("launch");
+    let argv = &specs.last().expect("main process").args;
+    assert!(
+        argv.windows(2).any(|w| w == ["--ctx-size", "16384"]),
+        "{argv:?}"
+    );
+    assert!(
+        argv.windows(2).any(|w| w == ["--ubatch-size", "256"]),
+        "{argv:?}"
+    );
+    assert!(
+        argv.iter().all(|a| a.trim() == a && !a.contains('=')),
+        "{argv:?}"
+    );
+    for private in ["--enable-hf-xet", "--huggingface-token"] {
+        match backend.validate(&spec(&facts, &[private])) {
+            Err(Error::InvalidParameter { name, reason }) => {
+                assert_eq!(name, private);
+                assert!(reason.contains("unknown to llama-box"), "{reason}");
+            }
+            other => panic!("{private}: {other:?}"),
+        }
+    }
+}
+
+/// gpustack#2593 (listed with the hard cases): RPC servers also downloaded the model and the
+/// instance hung in "Downloading". An RPC server receives the tensors from the main process, so
+/// its launch names no model file and writes none; only the main process opens the model.
+#[test]
+fn rpc_servers_are_given_no_model_file() {
+    let facts = facts("llama-3.2-1b-Q8_0.header.gguf");
+    let devices = vec![
+        device("w2", 0, true, 8 * GIB),
+        device("w1", 0, false, 8 * GIB),
+    ];
+    let estimate = fit(&facts, &[], devices.clone());
+    let specs = LlamaBox::new()
+        .launch(&facts, &spec(&facts, &[]), &assignment(devices, estimate))
+        .expect("launch");
+    let model = facts.path.as_ref().expect("path").display().to_string();
+    let (servers, main): (Vec<_>, Vec<_>) =
+        specs.iter().partition(|s| s.role == ProcessRole::RpcServer);
+    assert_eq!((servers.len(), main.len()), (1, 1));
+    let server = servers[0];
+    assert_eq!(server.worker, "w2");
+    assert!(server.files.is_empty());
+    assert!(
+        !server
+            .args
+            .iter()
+            .any(|a| a == "--model" || a == "-m" || *a == model),
+        "{:?}",
+        server.args
+    );
+    assert!(
+        main[0]
+            .args
+            .windows(2)
+            .any(|w| w == ["--model", model.as_str()])
+    );
+}
+
+/// AlexsJones/llmfit#622 (listed with the hard cases): a split GGUF was read from its first
+/// shard only, so a 671B model showed as 29.6B. A model named by any of its shards is sized
+/// from all of them (the same estimate as the single-file model), and llama-box is launched
+/// with the first shard, the only one llama.cpp loads a split model from.
+#[test]
+fn split_gguf_is_sized_from_every_shard_and_launched_from_the_first() {
+    let single = facts("qwen2.5-0.5b-instruct-Q8_0.header.gguf");
+    let split = facts("qwen2.5-0.5b-instruct-Q8_0-00002-of-00003.gguf");
+    assert_eq!(split.gguf.as_ref().expect("gguf").shards().len(), 3);
+    let devices = || vec![device("w1", 0, false, 8 * GIB)];
+    let whole = fit(&single, &[], devices());
+    let sharded = fit(&split, &[], devices());
+    assert_eq!(sharded.devices[0].components, whole.devices[0].components);
+    let weights = sharded.devices[0].components.weights;
+    assert!(weights >= 525_120_000, "{weights}");
+    let specs = LlamaBox::new()
+        .launch(&split, &spec(&split, &[]), &assignment(devices(), sharded))
+        .expect("launch");
+    let first = fixtures().join("gguf/qwen2.5-0.5b-instruct-Q8_0-00001-of-00003.gguf");
+    let argv = &specs.last().expect("main process").args;
+    assert!(
+        argv.windows(2)
+            .any(|w| w[0] == "--model" && Path::new(&w[1]) == first),
+        "{argv:?}"
+    );
 }
