@@ -18,7 +18,7 @@
 //! Before the timings, the peak heap memory of one parse of each kind is printed (a counting
 //! global allocator around the system one).
 //!
-//! Run: `cargo bench --bench gguf_parse`
+//! Run: `cargo bench --bench gguf_parse --features bench-gguf-rs` (the feature brings in gguf-rs).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
