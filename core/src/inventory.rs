@@ -285,6 +285,28 @@ pub struct Device {
     /// MIG or other partition information, when this device is a partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<Partition>,
+    /// What the probe reported about the device's health; absent when it is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<DeviceHealth>,
+}
+
+impl Device {
+    /// Why placement must not use this device, when its probe reported it unavailable.
+    pub fn unavailable_reason(&self) -> Option<&str> {
+        self.health
+            .as_ref()
+            .filter(|health| !health.available)
+            .map(|health| health.status.as_str())
+    }
+}
+
+/// A device's health as its probe reported it (`npu-smi` Health column, a failing NVML query).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceHealth {
+    /// Whether placement may use the device (a warning keeps it usable).
+    pub available: bool,
+    /// What was reported, naming the source (`npu-smi health Critical`).
+    pub status: String,
 }
 
 /// A partition of a physical accelerator (NVIDIA MIG instance and similar).

@@ -100,8 +100,8 @@ fn cut_off_json_is_a_probe_error() {
 
 #[test]
 fn a_memory_value_that_is_not_a_number_names_card_and_field() {
-    let reason =
-        probe_reason(parse_rocm_smi_json(&capture("rocm-smi-bad-value.json")).unwrap_err());
+    let text = r#"{"card0": {"VRAM Total Memory (B)": "48GB", "VRAM Total Used Memory (B)": "0"}}"#;
+    let reason = probe_reason(parse_rocm_smi_json(text).unwrap_err());
     assert!(
         reason.contains("card0") && reason.contains("VRAM Total Memory (B)"),
         "{reason}"
@@ -109,11 +109,27 @@ fn a_memory_value_that_is_not_a_number_names_card_and_field() {
 }
 
 #[test]
-fn a_card_without_memory_fields_is_rejected() {
-    let reason =
-        probe_reason(parse_rocm_smi_json(r#"{"card0": {"Card Series": "X"}}"#).unwrap_err());
-    assert!(
-        reason.contains("card0: no `VRAM Total Memory (B)`"),
-        "{reason}"
+fn a_card_whose_vram_is_not_available_is_listed_unavailable() {
+    let gpus = parse_rocm_smi_json(&capture("rocm-smi-bad-value.json")).unwrap();
+    assert_eq!(gpus.len(), 1);
+    assert_eq!(gpus[0].name, "AMD Radeon PRO W7900");
+    assert_eq!(gpus[0].memory.total, 0);
+    assert_eq!(
+        gpus[0].unavailable_reason(),
+        Some("rocm-smi does not report the total and used VRAM of card0")
     );
+}
+
+#[test]
+fn a_card_without_memory_fields_is_unavailable_and_the_others_are_kept() {
+    let text = r#"{"card0": {"Card Series": "AMD Instinct MI300X"},
+                   "card1": {"Card Series": "AMD Instinct MI300X",
+                             "VRAM Total Memory (B)": "205822885888",
+                             "VRAM Total Used Memory (B)": "295272448"}}"#;
+    let gpus = parse_rocm_smi_json(text).unwrap();
+    assert_eq!(gpus.len(), 2);
+    assert!(gpus[0].unavailable_reason().unwrap().contains("card0"));
+    assert_eq!(gpus[1].unavailable_reason(), None);
+    assert_eq!(gpus[1].health, None);
+    assert_eq!(gpus[1].memory.total, 205_822_885_888);
 }

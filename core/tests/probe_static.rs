@@ -35,6 +35,7 @@ fn device(index: u32, vendor: Vendor, name: &str) -> Device {
         runtime_version: None,
         physical_index: None,
         partition: None,
+        health: None,
     }
 }
 

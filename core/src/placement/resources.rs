@@ -379,6 +379,7 @@ mod tests {
                 runtime_version: None,
                 physical_index: None,
                 partition: None,
+                health: None,
             }],
             allocations: vec![Allocation {
                 name: "other-0".into(),

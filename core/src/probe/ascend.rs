@@ -6,6 +6,11 @@
 //!   the CANN runtime and `ASCEND_RT_VISIBLE_DEVICES` use. MCU rows have logic id `-`.
 //! * `npu-smi info`: the status table, one block per NPU (card) with one row per chip: PCI bus
 //!   id, and `HBM-Usage(MB)` (910 series) or `Memory-Usage(MB)` (310P, DDR) as `used / total`.
+//!   The NPU row's `Health` column is one of `OK`, `Warning`, `Alarm`, `Critical` or `UNKNOWN`
+//!   (Huawei's `npu-smi info` reference, e.g. the Atlas 300I Pro and Atlas 200I A2 manuals:
+//!   normal, minor alarm, major alarm, urgent alarm, absent or not started). [`devices`] keeps a
+//!   `Warning` chip usable with the status recorded and marks every state worse than that
+//!   unavailable, which placement then refuses (the "device unavailable" NPU of a VM).
 //!
 //! `ASCEND_RT_VISIBLE_DEVICES` renumbers devices for the process it is set in: with `4,5` the
 //! runtime sees logic ids 4 and 5 as devices 0 and 1, and `device=4` is then invalid (the
@@ -14,7 +19,7 @@
 //! keeps the chip logic id, the value that goes into `ASCEND_RT_VISIBLE_DEVICES`.
 
 use crate::Result;
-use crate::inventory::{Device, Memory, Vendor};
+use crate::inventory::{Device, DeviceHealth, Memory, Vendor};
 
 use super::{mib_to_bytes, probe_error};
 
@@ -50,6 +55,8 @@ pub struct ChipStatus {
     pub pci_bus_id: Option<String>,
     /// HBM (910 series) or DDR (310P) memory of the chip.
     pub memory: Memory,
+    /// The `Health` column of the chip's NPU row as printed (`OK`, `Critical`), when present.
+    pub health: Option<String>,
 }
 
 /// The whole `npu-smi info` status table.
@@ -104,7 +111,7 @@ pub fn parse_chip_mapping(text: &str) -> Result<Vec<ChipMapping>> {
 pub fn parse_status_table(text: &str) -> Result<StatusTable> {
     let mut table = StatusTable::default();
     let mut memory_column = None;
-    let mut current_npu: Option<(u32, String)> = None;
+    let mut current_npu: Option<NpuRow> = None;
     let mut after_rule = false;
     for (number, line) in text.lines().enumerate() {
         let line_number = number + 1;
@@ -120,13 +127,13 @@ pub fn parse_status_table(text: &str) -> Result<StatusTable> {
                 after_rule = false;
             }
             Row::Data(cells) => {
-                let (npu_id, name) = current_npu
-                    .clone()
+                let npu = current_npu
+                    .as_ref()
                     .ok_or_else(|| garbled("info", line_number, "chip row before any NPU row"))?;
                 let column = memory_column.ok_or_else(|| {
                     garbled("info", line_number, "chip row before the `Chip` header")
                 })?;
-                let chip = parse_chip_row(&cells, npu_id, name, column, line_number)?;
+                let chip = parse_chip_row(&cells, npu, column, line_number)?;
                 table.chips.push(chip);
             }
         }
@@ -208,8 +215,15 @@ impl MemoryColumn {
     }
 }
 
-/// `| 0     910B3     | OK     | 96.7   36   0 / 0 |`: NPU id and name.
-fn parse_npu_row(cells: &[&str], line: usize) -> Result<(u32, String)> {
+/// What an NPU row says about the chips listed under it.
+struct NpuRow {
+    id: u32,
+    name: String,
+    health: Option<String>,
+}
+
+/// `| 0     910B3     | OK     | 96.7   36   0 / 0 |`: NPU id, name and health.
+fn parse_npu_row(cells: &[&str], line: usize) -> Result<NpuRow> {
     let mut words = cells
         .first()
         .copied()
@@ -223,14 +237,17 @@ fn parse_npu_row(cells: &[&str], line: usize) -> Result<(u32, String)> {
     if name.is_empty() {
         return Err(garbled("info", line, "NPU row without a name"));
     }
-    Ok((id, name))
+    let health = cells
+        .get(1)
+        .map(|cell| cell.trim().to_string())
+        .filter(|cell| !cell.is_empty());
+    Ok(NpuRow { id, name, health })
 }
 
 /// `| 0 [device] | 0000:C1:00.0 | aicore  mem_used / mem_total  [hbm_used / hbm_total] |`.
 fn parse_chip_row(
     cells: &[&str],
-    npu_id: u32,
-    name: String,
+    npu: &NpuRow,
     column: MemoryColumn,
     line: usize,
 ) -> Result<ChipStatus> {
@@ -262,9 +279,10 @@ fn parse_chip_row(
         ));
     }
     Ok(ChipStatus {
-        npu_id,
+        npu_id: npu.id,
         chip_id,
-        name,
+        name: npu.name.clone(),
+        health: npu.health.clone(),
         pci_bus_id: Some(bus.to_string()).filter(|b| b.contains(':')),
         memory: Memory {
             total: mib_to_bytes(TOOL, total)?,
@@ -369,6 +387,20 @@ fn device(chip: &ChipMapping, table: &StatusTable, index: usize) -> Result<Devic
         runtime_version: None,
         physical_index: Some(chip.logic_id),
         partition: None,
+        health: status.health.as_deref().and_then(device_health),
+    })
+}
+
+/// The device health for a `Health` column value: `OK` is healthy and needs no entry, a
+/// `Warning` (minor alarm) leaves the chip usable, and `Alarm`, `Critical`, `UNKNOWN` or any
+/// value this parser does not know make it unavailable.
+pub fn device_health(reported: &str) -> Option<DeviceHealth> {
+    if reported.eq_ignore_ascii_case("OK") {
+        return None;
+    }
+    Some(DeviceHealth {
+        available: reported.eq_ignore_ascii_case("Warning"),
+        status: format!("{TOOL} health {reported}"),
     })
 }
 

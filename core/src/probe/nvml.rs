@@ -2,7 +2,9 @@
 //!
 //! A machine without the NVIDIA driver has no NVIDIA devices: the probe returns none and notes
 //! it at debug level. A driver that is there but fails (no permission, `Unknown Error` inside a
-//! container without the device nodes) is an [`crate::Error::Probe`].
+//! container without the device nodes) is an [`crate::Error::Probe`]. A GPU whose own queries
+//! fail (`GPU is lost`, a PCI info error) does not fail the probe: it is listed unavailable with
+//! the error in [`Device::health`], so placement skips it with that reason and uses the others.
 //!
 //! Indices: devices are numbered in NVML's order (PCI bus order), so launchers must set
 //! `CUDA_DEVICE_ORDER=PCI_BUS_ID` for `CUDA_VISIBLE_DEVICES` to mean the same GPUs. A GPU in MIG
@@ -17,7 +19,7 @@ use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 
 use crate::Result;
-use crate::inventory::{Device, Memory, Partition, Vendor, WorkerInventory};
+use crate::inventory::{Device, DeviceHealth, Memory, Partition, Vendor, WorkerInventory};
 
 use super::{DeviceProbe, probe_error};
 
@@ -137,20 +139,51 @@ fn list_devices(nvml: &Nvml) -> Result<Vec<Device>> {
         .map_err(|e| failure("device count", &e))?;
     let mut devices = Vec::new();
     for physical in 0..count {
-        let handle = nvml
-            .device_by_index(physical)
-            .map_err(|e| failure(&format!("GPU {physical}"), &e))?;
-        let gpu = describe(&handle, physical, &versions)
-            .map_err(|e| failure(&format!("GPU {physical}"), &e))?;
-        let migs = mig_instances(nvml, &handle, &gpu, physical)
-            .map_err(|e| failure(&format!("MIG instances of GPU {physical}"), &e))?;
-        match migs {
-            Some(instances) => devices.extend(instances),
-            None => devices.push(gpu.device),
+        match read_gpu(nvml, physical, &versions) {
+            Ok(entries) => devices.extend(entries),
+            Err(error) => {
+                tracing::warn!(gpu = physical, %error, "NVML query failed; GPU listed as unavailable");
+                devices.push(unavailable_gpu(physical, &error, &versions));
+            }
         }
     }
     renumber(&mut devices)?;
     Ok(devices)
+}
+
+/// The inventory entries of GPU `physical`: the GPU itself, or its MIG instances.
+fn read_gpu(
+    nvml: &Nvml,
+    physical: u32,
+    versions: &SystemVersions,
+) -> Result<Vec<Device>, NvmlError> {
+    let handle = nvml.device_by_index(physical)?;
+    let gpu = describe(&handle, physical, versions)?;
+    Ok(match mig_instances(nvml, &handle, &gpu, physical)? {
+        Some(instances) => instances,
+        None => vec![gpu.device],
+    })
+}
+
+/// The entry of a GPU whose queries failed: no memory, unavailable, with NVML's error.
+fn unavailable_gpu(physical: u32, error: &NvmlError, versions: &SystemVersions) -> Device {
+    Device {
+        index: physical,
+        vendor: Vendor::Nvidia,
+        name: String::new(),
+        memory: Memory::default(),
+        compute_capability: None,
+        uuid: None,
+        pci_bus_id: None,
+        driver_version: versions.driver.clone(),
+        runtime_version: versions.cuda.clone(),
+        physical_index: Some(physical),
+        partition: None,
+        health: Some(DeviceHealth {
+            available: false,
+            status: format!("{PROBE}: GPU {physical}: {error}"),
+        }),
+    }
 }
 
 /// A physical GPU: its inventory entry and whether MIG is on.
@@ -182,6 +215,7 @@ fn describe(
         runtime_version: versions.cuda.clone(),
         physical_index: Some(physical),
         partition: None,
+        health: None,
     };
     Ok(Described {
         device,
@@ -344,7 +378,25 @@ mod tests {
             runtime_version: None,
             physical_index: Some(physical),
             partition,
+            health: None,
         }
+    }
+
+    #[test]
+    fn a_lost_gpu_is_listed_unavailable_with_the_nvml_error() {
+        let versions = SystemVersions {
+            driver: Some("550.54.15".into()),
+            cuda: Some("12.4".into()),
+        };
+        let lost = unavailable_gpu(2, &NvmlError::GpuLost, &versions);
+        let reason = lost
+            .unavailable_reason()
+            .expect("a lost GPU is unavailable");
+        assert!(reason.starts_with("nvml: GPU 2: "), "{reason}");
+        assert!(reason.contains(&NvmlError::GpuLost.to_string()), "{reason}");
+        assert_eq!(lost.memory, Memory::default());
+        assert_eq!(lost.driver_version.as_deref(), Some("550.54.15"));
+        assert_eq!((lost.index, lost.vendor), (2, Vendor::Nvidia));
     }
 
     #[test]

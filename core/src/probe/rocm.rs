@@ -5,11 +5,14 @@
 //! is the index (GPUStack reads it the same way), with string values; `system` holds the
 //! driver version. Key spelling changed between ROCm releases (`Card series` in 5.x,
 //! `Card Series` in 6.x), so keys are matched without regard to case.
+//!
+//! A card whose VRAM rocm-smi does not report (the field left out, or `N/A`) is listed as
+//! unavailable rather than failing the whole probe: the other cards are still usable.
 
 use serde_json::{Map, Value};
 
 use crate::Result;
-use crate::inventory::{Device, Memory, Vendor};
+use crate::inventory::{Device, DeviceHealth, Memory, Vendor};
 
 use super::probe_error;
 
@@ -65,17 +68,7 @@ fn card(index: u32, key: &str, value: &Value, driver_version: Option<&str>) -> R
     let fields = value
         .as_object()
         .ok_or_else(|| probe_error(TOOL, format!("`{key}` is not an object")))?;
-    let memory = Memory {
-        total: byte_field(fields, key, "VRAM Total Memory (B)")?,
-        used: byte_field(fields, key, "VRAM Total Used Memory (B)")?,
-    };
-    if memory.used > memory.total {
-        let reason = format!(
-            "{key}: VRAM used {} exceeds total {}",
-            memory.used, memory.total
-        );
-        return Err(probe_error(TOOL, reason));
-    }
+    let (memory, health) = vram(fields, key)?;
     let name = field(fields, "Card Series")
         .or_else(|| field(fields, "Device Name"))
         .unwrap_or_default();
@@ -91,7 +84,30 @@ fn card(index: u32, key: &str, value: &Value, driver_version: Option<&str>) -> R
         runtime_version: None,
         physical_index: None,
         partition: None,
+        health,
     })
+}
+
+/// Total and used VRAM of a card; a card for which either is not reported has no memory and
+/// is unavailable, since its free memory is unknown.
+fn vram(fields: &Map<String, Value>, card: &str) -> Result<(Memory, Option<DeviceHealth>)> {
+    const TOTAL: &str = "VRAM Total Memory (B)";
+    const USED: &str = "VRAM Total Used Memory (B)";
+    let (Some(total), Some(used)) = (
+        byte_field(fields, card, TOTAL)?,
+        byte_field(fields, card, USED)?,
+    ) else {
+        let health = DeviceHealth {
+            available: false,
+            status: format!("{TOOL} does not report the total and used VRAM of {card}"),
+        };
+        return Ok((Memory::default(), Some(health)));
+    };
+    if used > total {
+        let reason = format!("{card}: VRAM used {used} exceeds total {total}");
+        return Err(probe_error(TOOL, reason));
+    }
+    Ok((Memory { total, used }, None))
 }
 
 /// A string field, matched without regard to case; `N/A` and empty values count as absent.
@@ -104,19 +120,24 @@ fn field<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("N/A"))
 }
 
-/// A required byte count (rocm-smi prints `(B)` fields as decimal strings).
-fn byte_field(fields: &Map<String, Value>, card: &str, name: &str) -> Result<u64> {
-    let raw = fields
+/// A byte count (rocm-smi prints `(B)` fields as decimal strings): `None` when the field is
+/// missing or `N/A`, an error when it holds something else that is not a number.
+fn byte_field(fields: &Map<String, Value>, card: &str, name: &str) -> Result<Option<u64>> {
+    let Some((_, raw)) = fields
         .iter()
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value)
-        .ok_or_else(|| probe_error(TOOL, format!("{card}: no `{name}`")))?;
+    else {
+        return Ok(None);
+    };
     let number = match raw {
+        Value::String(s) if s.trim().eq_ignore_ascii_case("N/A") => return Ok(None),
         Value::String(s) => s.trim().parse().ok(),
         Value::Number(n) => n.as_u64(),
         _ => None,
     };
-    number.ok_or_else(|| probe_error(TOOL, format!("{card}: `{name}` is {raw}, not a byte count")))
+    number
+        .map(Some)
+        .ok_or_else(|| probe_error(TOOL, format!("{card}: `{name}` is {raw}, not a byte count")))
 }
 
 /// The start of an unexpected output, for the error message.

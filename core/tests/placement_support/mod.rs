@@ -471,6 +471,7 @@ pub fn gpu(index: u32, vendor: Vendor, name: &str, total_gib: u64, used_gib: u64
         runtime_version: None,
         physical_index: None,
         partition: None,
+        health: None,
     }
 }
 

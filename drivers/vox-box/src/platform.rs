@@ -201,6 +201,7 @@ mod tests {
             runtime_version: Some("12.4".into()),
             physical_index: None,
             partition: None,
+            health: None,
         };
         assert_eq!(check_device(&device).unwrap(), Vec::<String>::new());
         device.runtime_version = Some("13.0".into());

@@ -218,6 +218,12 @@ impl<'a> Search<'a> {
     }
 
     fn device_refusal(&self, worker: &WorkerInventory, device: &Device) -> Option<String> {
+        if let Some(status) = device.unavailable_reason() {
+            return Some(format!(
+                "{} {} is unavailable: {status}",
+                device.vendor, device.index
+            ));
+        }
         if !self.caps.vendors.contains(&device.vendor) {
             return Some(format!(
                 "{} does not run on {} devices",
