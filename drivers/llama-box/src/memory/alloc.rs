@@ -84,6 +84,14 @@ impl Graph {
         id
     }
 
+    /// The dependency `ggml_backend_sched` puts before each split-input copy
+    /// (`ggml_view_tensor` of the source, left at `GGML_OP_NONE`): it keeps `src` alive until
+    /// the copy and allocates nothing. ggml-alloc does not count `GGML_OP_NONE` nodes as views,
+    /// so the source is freed right after the copy when nothing else reads it.
+    pub fn dependency(&mut self, src: TensorId, buffer: usize) -> TensorId {
+        self.store(&[src], buffer)
+    }
+
     /// A node that is a graph output (never freed, never reused).
     pub fn mark_output(&mut self, id: TensorId) {
         self.tensors[id].output = true;

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 use super::alloc::{Graph, TensorId};
 use super::shape::ModelShape;
+use crate::settings::CacheType;
 
 const F32: u64 = 4;
 const F16: u64 = 2;
@@ -44,6 +45,10 @@ pub(crate) struct Reserve {
     pub n_copies: u64,
     /// Pooled embeddings requested (encoders).
     pub pooled: bool,
+    /// The KV cache stays in host memory (`--no-kv-offload`, `offload_kqv = false`).
+    pub kv_on_host: bool,
+    /// K and V cache element types.
+    pub cache_types: (CacheType, CacheType),
 }
 
 /// Which buffer runs what: `layers[k] = (model layer, buffer)`, in order; the input layer is
@@ -57,6 +62,9 @@ pub(crate) struct Placement {
 
 /// Alignment of the CPU and RPC(CPU) buffer types (`TENSOR_ALIGNMENT`).
 pub(crate) const CPU_ALIGNMENT: u64 = 32;
+
+/// The host's buffer: graph inputs, the CPU backend's ops and, without KV offload, the cache.
+const HOST: usize = 0;
 
 /// Compute-buffer peak per buffer for this reserve and placement.
 pub(crate) fn compute_peaks(
@@ -88,6 +96,17 @@ struct Inputs {
     out_ids: Option<TensorId>,
     /// Per cache kind (full, swa).
     attn: [Option<AttnInputs>; 2],
+}
+
+/// Where attention reads K and V from.
+#[derive(Clone, Copy)]
+enum KvSource {
+    /// The KV cache, in a buffer outside the graph that the current backend reads directly.
+    Cache,
+    /// Copies of the cache views in the current buffer (the cache is in another backend's).
+    CacheCopies(TensorId, TensorId),
+    /// An encoder's K and V activations (no cache).
+    Uncached(TensorId, TensorId),
 }
 
 #[derive(Clone, Copy)]
@@ -205,11 +224,17 @@ impl Builder<'_> {
             return;
         }
         needed.extend(self.inputs.pos);
+        // With the cache on the host only the host reads the row indices (the stores run
+        // there), and a device reads the mask only from the split its flash attention starts,
+        // so the copy is made there (`cached_attention`).
+        let cache_here = !self.r.kv_on_host || buffer == HOST;
         for a in self.inputs.attn.iter().flatten() {
-            if let Some((k_idxs, v_idxs)) = a.idxs {
+            if let Some((k_idxs, v_idxs)) = a.idxs.filter(|_| cache_here) {
                 needed.extend([k_idxs, v_idxs]);
             }
-            needed.push(a.mask);
+            if cache_here || a.idxs.is_none() {
+                needed.push(a.mask);
+            }
         }
         for src in needed {
             self.copy_to(src, buffer);
@@ -231,8 +256,8 @@ impl Builder<'_> {
             }
             last
         } else {
-            // The source is kept alive by a dependency view until the copy is made.
-            self.g.view(src, true);
+            // The source is kept alive by a dependency until the copy is made.
+            self.g.dependency(src, buffer);
             self.g.op(bytes, &[], buffer)
         };
         self.copies.insert((src, buffer), copy);
@@ -462,17 +487,36 @@ impl Builder<'_> {
     }
 
     /// `build_attn` with a KV cache: store K/V, attend over the cache.
+    ///
+    /// With the cache in host memory (`--no-kv-offload`) and the layer on a device,
+    /// `ggml_backend_sched_split_graph` (0c1e57098) splits the layer: the stores are views of
+    /// a host buffer, so they run on the CPU (pass 1, `1.dst`) in a split of their own, whose
+    /// inputs (the new K and V rows) are copied into the host buffer first. Flash attention is
+    /// then assigned upwards from the output projection (pass 2, "expand gpu up"), so it stays
+    /// on the device, which copies the cache views it reads into its own buffer. Without flash
+    /// attention `build_attn_mha` pins the attention output to the CPU, so KQ, softmax and KQV
+    /// join the host split (pass 2, "expand rest down"), Q is copied there too, and the
+    /// device copies the result back for the output projection.
     fn cached_attention(&mut self, il: usize, q: TensorId, k: TensorId, v: TensorId) -> TensorId {
         let layer = self.shape.layers[il];
         let inputs = self.attn_inputs(layer.swa);
-        let buffer = self.buffer;
+        let device = self.buffer;
+        let cache_on_host = self.r.kv_on_host && device != HOST;
+        let (mut k, mut v, mut q) = (self.g.view(k, true), self.g.view(v, true), q);
+        if cache_on_host {
+            // The host split's inputs are all copied at its start, in the order nodes use them.
+            self.buffer = HOST;
+            k = self.local(k);
+            v = self.local(v);
+            if !self.r.flash_attn {
+                q = self.local(q);
+            }
+        }
         if let Some((k_idxs, v_idxs)) = inputs.idxs {
             let k_idxs = self.local(k_idxs);
             let v_idxs = self.local(v_idxs);
-            let kv = self.g.view(k, true);
-            self.g.store(&[kv, k_idxs], buffer);
-            let vv = self.g.view(v, true);
-            self.g.store(&[vv, v_idxs], buffer);
+            self.g.store(&[k, k_idxs], self.buffer);
+            self.g.store(&[v, v_idxs], self.buffer);
         }
         let n_kv = if layer.swa {
             self.r.n_kv_swa
@@ -481,15 +525,35 @@ impl Builder<'_> {
         };
         let mask = self.mask_for(usize::from(layer.swa));
         let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
-        self.attention(q, None, mask, n_kv, heads)
+        let source = if cache_on_host && self.r.flash_attn {
+            self.buffer = device;
+            self.cache_copies(n_kv, heads.1)
+        } else {
+            KvSource::Cache
+        };
+        let out = self.attention(q, source, mask, n_kv, heads);
+        self.buffer = device;
+        out
     }
 
-    /// `build_attn_mha`: flash attention, or KQ + softmax + KQV. `kv` is the uncached K and
-    /// V of an encoder.
+    /// Copies, in the current buffer, of one layer's K and V cache views (`get_k`/`get_v`:
+    /// `n_kv` cells of every stream) held in another backend's buffer.
+    fn cache_copies(&mut self, n_kv: u64, n_head_kv: u64) -> KvSource {
+        let (type_k, type_v) = self.r.cache_types;
+        let cells = n_kv * self.r.n_stream.max(1);
+        let k_bytes = type_k.row_bytes(n_head_kv * self.shape.head_k) * cells;
+        let v_bytes = type_v.row_bytes(n_head_kv * self.shape.head_v) * cells;
+        let k = self.g.op(k_bytes, &[], self.buffer);
+        let v = self.g.op(v_bytes, &[], self.buffer);
+        KvSource::CacheCopies(k, v)
+    }
+
+    /// `build_attn_mha`: flash attention, or KQ + softmax + KQV, reading K and V from
+    /// `source`.
     fn attention(
         &mut self,
         q: TensorId,
-        kv: Option<(TensorId, TensorId)>,
+        source: KvSource,
         mask: TensorId,
         n_kv: u64,
         (n_head, n_head_kv): (u64, u64),
@@ -499,26 +563,38 @@ impl Builder<'_> {
         let q = self.g.view(q, true);
         if self.r.flash_attn {
             let mut srcs = vec![q, mask];
-            if let Some((k, v)) = kv {
-                // K and V of an encoder are f32: cast to f16 for the kernel.
-                let kc = self.op(n_head_kv * hk * t * F16, &[k]);
-                let vc = self.op(n_head_kv * hv * t * F16, &[v]);
-                srcs.extend([kc, vc]);
+            match source {
+                KvSource::Cache => {}
+                KvSource::CacheCopies(k, v) => srcs.extend([k, v]),
+                KvSource::Uncached(k, v) => {
+                    // K and V of an encoder are f32: cast to f16 for the kernel.
+                    let kc = self.op(n_head_kv * hk * t * F16, &[k]);
+                    let vc = self.op(n_head_kv * hv * t * F16, &[v]);
+                    srcs.extend([kc, vc]);
+                }
             }
             let out = self.op(hv * n_head * t * F32, &srcs);
             return self.g.view(out, true);
         }
         let mut kq_srcs = vec![q];
-        kq_srcs.extend(kv.map(|(k, _)| k));
+        let mut kqv_srcs = Vec::new();
+        match source {
+            KvSource::Cache => {}
+            KvSource::CacheCopies(k, v) => {
+                kq_srcs.push(k);
+                kqv_srcs.push(v);
+            }
+            KvSource::Uncached(k, _) => kq_srcs.push(k),
+        }
         let kq = self.op(n_kv * t * n_head * F32, &kq_srcs);
         let kq = self.inplace(&[kq, mask], 1);
-        let mut kqv_srcs = vec![kq];
-        if let Some((_, v)) = kv {
+        if let KvSource::Uncached(_, v) = source {
             // Uncached V is made contiguous after the transpose.
             let vt = self.g.view(v, false);
             let vc = self.op(n_head_kv * hv * t * F32, &[vt]);
-            kqv_srcs.insert(0, vc);
+            kqv_srcs.push(vc);
         }
+        kqv_srcs.push(kq);
         let kqv = self.op(hv * t * n_head * F32, &kqv_srcs);
         let permuted = self.g.view(kqv, false);
         self.op(hv * n_head * t * F32, &[permuted])
@@ -655,7 +731,7 @@ impl Builder<'_> {
         let v = self.g.view(v, true);
         let k = self.g.view(k, false);
         let mask = self.mask_for(0);
-        let attn = self.attention(q, Some((k, v)), mask, t, heads);
+        let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
         let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         let (cur, residual) = self.select_outputs(cur, inp, last);
         let cur = self.inplace(&[cur, residual], 2);

@@ -313,6 +313,8 @@ impl TextModel {
             v_trans: !self.flash_attn,
             n_copies,
             pooled: self.settings.embeddings || self.settings.reranking || !self.shape.causal,
+            kv_on_host: self.settings.no_kv_offload,
+            cache_types: (self.settings.type_k, self.settings.type_v),
         }
     }
 
@@ -886,6 +888,37 @@ mod tests {
         // 16 layers × 4096 cells × 512 K+V values × 2 bytes × 2.
         assert_eq!(estimate.host.kv, 16 * 4096 * 512 * 2 * 2);
         assert_eq!(estimate.devices[0].components.kv, 0);
+    }
+
+    #[test]
+    fn no_kv_offload_without_flash_attention_attends_on_the_host() {
+        // build_attn_mha pins the attention output to the CPU when offload_kqv is false, so
+        // KQ, softmax and KQV run on the host next to the cache: the host's compute buffer
+        // holds the KQ matrix (4096 cells × 512 tokens × 32 heads, f32), the device's no longer.
+        let kq = 4096 * 512 * 32 * 4;
+        let compute = |no_kv_offload: bool| {
+            let settings = LlamaSettings {
+                ctx_size: 4096,
+                flash_attn: FlashAttn::Off,
+                no_kv_offload,
+                ..LlamaSettings::default()
+            };
+            let estimate = llama(&settings)
+                .estimate(&[device(0, false, 8 << 30)], &host(), &Layout::Single)
+                .expect("estimate");
+            (
+                estimate.host.compute,
+                estimate.devices[0].components.compute,
+            )
+        };
+        let (host_offloaded, device_offloaded) = compute(false);
+        let (host_kept, device_kept) = compute(true);
+        assert!(host_offloaded < kq, "{host_offloaded}");
+        assert!(host_kept > kq, "{host_kept}");
+        assert!(
+            device_kept < device_offloaded,
+            "{device_kept} vs {device_offloaded}"
+        );
     }
 
     #[test]
