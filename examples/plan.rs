@@ -15,6 +15,8 @@
 //! `DeploymentPlan`. When nothing fits, the exit status is 1 and the output says why (with
 //! `--json`: `{"error": ..., "explanation": [...], "rejected": [...]}`).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,17 +41,6 @@ struct Args {
     distributed: bool,
     json: bool,
     backend_parameters: Vec<String>,
-}
-
-/// The command-line words; a word that is not UTF-8 is refused (`std::env::args` would panic).
-fn utf8_args() -> Result<Vec<String>, String> {
-    std::env::args_os()
-        .skip(1)
-        .map(|arg| {
-            arg.into_string()
-                .map_err(|bad| format!("argument `{}` is not UTF-8\n{USAGE}", bad.display()))
-        })
-        .collect()
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -83,16 +74,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 }
 
 fn main() -> ExitCode {
-    let args = match utf8_args().and_then(|words| parse_args(words.into_iter())) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+    let args = match common::parse_command_line(USAGE, parse_args) {
+        Ok(parsed) => parsed,
+        Err(exit) => return exit,
     };
     let cluster = match &args.cluster {
         Some(path) => Cluster::from_json_file(path),

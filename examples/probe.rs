@@ -9,6 +9,8 @@
 //! allocations`). `inferkit_core::probe::static_inventory::load_cluster` reads it as a
 //! one-worker cluster; to combine several machines, put the objects in `{"workers": [...]}`.
 
+mod common;
+
 use std::process::ExitCode;
 
 /// What the command line asked for.
@@ -20,17 +22,6 @@ enum Output {
 
 const USAGE: &str =
     "usage: probe [--json]\n  --json  print the inventory as one worker of the cluster JSON format";
-
-/// The command-line words; a word that is not UTF-8 is refused (`std::env::args` would panic).
-fn utf8_args() -> Result<Vec<String>, String> {
-    std::env::args_os()
-        .skip(1)
-        .map(|arg| {
-            arg.into_string()
-                .map_err(|bad| format!("argument `{}` is not UTF-8\n{USAGE}", bad.display()))
-        })
-        .collect()
-}
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Output>, String> {
     let mut output = Output::Human;
@@ -49,16 +40,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Output>, Stri
 async fn main() -> ExitCode {
     use inferkit_core::probe::{CompositeProbe, DeviceProbe};
 
-    let output = match utf8_args().and_then(|words| parse_args(words.into_iter())) {
-        Ok(Some(output)) => output,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+    let output = match common::parse_command_line(USAGE, parse_args) {
+        Ok(parsed) => parsed,
+        Err(exit) => return exit,
     };
     let worker = match CompositeProbe::local().probe().await {
         Ok(worker) => worker,
@@ -82,8 +66,8 @@ async fn main() -> ExitCode {
 
 #[cfg(not(feature = "host-probe"))]
 fn main() -> ExitCode {
-    if let Err(message) = utf8_args().and_then(|words| parse_args(words.into_iter())) {
-        eprintln!("{message}");
+    if let Err(exit) = common::parse_command_line(USAGE, parse_args) {
+        return exit;
     }
     eprintln!("this example needs the `host-probe` feature (on by default)");
     ExitCode::from(2)

@@ -12,6 +12,8 @@
 //! each output line is printed as `[process] line`, each state change as `[process] state: ...`;
 //! the exit status is 1 when a process fails, 0 after Ctrl-C.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -28,17 +30,6 @@ struct Args {
     worker: Option<String>,
     run_dir: Option<PathBuf>,
     dry_run: bool,
-}
-
-/// The command-line words; a word that is not UTF-8 is refused (`std::env::args` would panic).
-fn utf8_args() -> Result<Vec<String>, String> {
-    std::env::args_os()
-        .skip(1)
-        .map(|arg| {
-            arg.into_string()
-                .map_err(|bad| format!("argument `{}` is not UTF-8\n{USAGE}", bad.display()))
-        })
-        .collect()
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -63,16 +54,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 }
 
 fn main() -> ExitCode {
-    let args = match utf8_args().and_then(|words| parse_args(words.into_iter())) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+    let args = match common::parse_command_line(USAGE, parse_args) {
+        Ok(parsed) => parsed,
+        Err(exit) => return exit,
     };
     match run(&args) {
         Ok(code) => code,
