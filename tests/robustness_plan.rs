@@ -1,8 +1,9 @@
 //! Hostile cluster JSON through `plan()` with the default registry and real model fixtures:
 //! memory sizes of 0 and near `u64::MAX`, used above total, allocations larger than the device,
 //! duplicate worker names and device indices, workers with no devices, unknown vendors, and
-//! huge reserves. A plan never panics and never claims more than is allocatable; a refusal is a
-//! typed error.
+//! huge reserves; and, among the models, a Hugging Face directory whose header-only shards
+//! together declare more than `u64::MAX` bytes. A plan never panics and never claims more than
+//! is allocatable; a refusal is a typed error.
 #![cfg(all(feature = "llama-box", feature = "vllm", feature = "mindie"))]
 
 mod plan_support;
@@ -14,6 +15,7 @@ use inferkit::{
 use plan_support::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use std::sync::LazyLock;
 
 /// A byte count from the edges a hostile or broken inventory produces, and realistic sizes.
 fn bytes() -> impl Strategy<Value = u64> {
@@ -79,6 +81,45 @@ const MODELS: [&str; 3] = [
     "tests/fixtures/hf/Llama-3.1-8B-Instruct",
     "tests/fixtures/vox-box/faster-whisper-tiny.en",
 ];
+
+/// Llama-3.1-8B's config over sixteen header-only shards of 2^60 bytes each: 2^64 bytes in
+/// all, one more than `u64` holds. Each shard is valid on its own; the totals saturate.
+static HUGE_SHARDS: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo("tests/fixtures/hf/Llama-3.1-8B-Instruct/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    let elements: u64 = 1 << 59;
+    let mut weight_map = serde_json::Map::new();
+    for i in 0..16 {
+        let file = format!("model-{:05}-of-00016.safetensors", i + 1);
+        let tensor = format!("model.layers.{i}.mlp.down_proj.weight");
+        let header = json!({ &tensor: {
+            "dtype": "BF16", "shape": [elements], "data_offsets": [0u64, elements * 2]} })
+        .to_string();
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header.as_bytes());
+        std::fs::write(dir.path().join(&file), bytes).unwrap();
+        weight_map.insert(tensor, file.into());
+    }
+    let index = json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    dir
+});
+
+/// The model `index` of [`MODELS`], or past them the directory of [`HUGE_SHARDS`].
+fn model_path(index: usize) -> String {
+    match MODELS.get(index) {
+        Some(model) => model.to_string(),
+        None => HUGE_SHARDS.path().display().to_string(),
+    }
+}
 
 /// Every device claim fits the device's allocatable memory, and the main worker's RAM holds
 /// the host claim plus, on unified memory (Apple), the device claims. (The shared
@@ -150,7 +191,7 @@ proptest! {
     #[test]
     fn hostile_clusters_plan_or_refuse_without_panicking(
         workers in prop::collection::vec(worker(), 0..4),
-        model in 0..MODELS.len(),
+        model in 0..=MODELS.len(),
         device_reserve in bytes(),
         ram_reserve in bytes(),
         binpack in any::<bool>(),
@@ -163,7 +204,7 @@ proptest! {
             ram_reserve,
             ..PlanOptions::default()
         };
-        check(MODELS[model], &cluster, &options, distributed)?;
+        check(&model_path(model), &cluster, &options, distributed)?;
     }
 }
 
@@ -182,4 +223,32 @@ fn saturated_inventory_numbers_refuse_rather_than_wrap() {
     let options = PlanOptions::default();
     let err = plan_model(MODELS[0], &cluster, &options, |_| {}).unwrap_err();
     assert!(matches!(err, Error::NoPlacement { .. }), "{err:?}");
+}
+
+/// The huge shards on GPUs with room for any real model: vLLM (NVIDIA) and MindIE (Ascend)
+/// refuse, naming the weights, instead of overflowing while they add them up.
+#[test]
+fn shards_past_u64_are_refused_by_every_hf_backend() {
+    for (vendor, name) in [
+        ("nvidia", "NVIDIA H100 80GB HBM3"),
+        ("ascend", "Ascend910B3"),
+    ] {
+        let cluster: Cluster = serde_json::from_value(json!({"workers": [{
+            "name": "w0", "os": "linux", "arch": "amd64", "cpu_cores": 16,
+            "ram": {"total": 512 * GIB, "used": 0},
+            "devices": (0..8).map(|i| json!({"index": i, "vendor": vendor, "name": name,
+                "memory": {"total": 80 * GIB, "used": 0}})).collect::<Vec<_>>()}]}))
+        .unwrap();
+        let err = plan_model(
+            &model_path(MODELS.len()),
+            &cluster,
+            &PlanOptions::default(),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::NoPlacement { .. }),
+            "{vendor}: {err:?}"
+        );
+    }
 }

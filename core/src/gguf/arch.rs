@@ -34,6 +34,14 @@ const EMBEDDING_ARCHITECTURES: [&str; 6] = [
     "modern-bert",
 ];
 
+/// Widest hidden state or head accepted (`embedding_length`, `key_length`,
+/// `value_length`): 16 Mi, far above any published model (Llama-3.1-405B has 16,384), and low
+/// enough that a width times a head count ([`MAX_HEADS`]) stays below 2^40.
+pub const MAX_WIDTH: u64 = 1 << 24;
+
+/// Most attention heads per layer accepted (the largest published models have 128).
+pub const MAX_HEADS: u64 = 1 << 16;
+
 /// llama.cpp's `LLAMA_POOLING_TYPE_RANK`: the pooling of rerankers.
 const POOLING_RANK: u64 = 4;
 
@@ -90,16 +98,46 @@ impl GgufModel {
 
     // ----- transformer shape -----
 
-    /// `<arch>.block_count`: number of repeating layers; required, at most [`MAX_LAYERS`].
+    /// `<arch>.block_count`: number of repeating layers; required, at most [`MAX_LAYERS`], and
+    /// when the file has layer tensors, exactly the layers `blk.0` to `blk.<block_count - 1>`
+    /// they hold (see [`GgufModel::tensor_layers`]): llama.cpp refuses any other file at load
+    /// with a missing or unused tensor.
     pub fn block_count(&self) -> Result<u64> {
         let key = self.arch_key("block_count")?;
         let blocks = self.metadata().require_u64(&key)?;
         if blocks > MAX_LAYERS {
-            let offset = self.metadata().entry(&key).map_or(0, |e| e.offset);
             let what = format!("{key} is {blocks} (at most {MAX_LAYERS} layers are accepted)");
-            return Err(Error::parse(self.metadata().file(), offset, what));
+            return Err(self.invalid_key(&key, what));
+        }
+        let layers = self.tensor_layers();
+        let (Some(&first), Some(&last)) = (layers.first(), layers.last()) else {
+            return Ok(blocks);
+        };
+        if first != 0 || last.checked_add(1) != Some(blocks) || layers.len() as u64 != blocks {
+            let what = format!(
+                "{key} is {blocks} but the tensors hold {} repeating layers, blk.{first} to blk.{last}",
+                layers.len()
+            );
+            return Err(self.invalid_key(&key, what));
         }
         Ok(blocks)
+    }
+
+    /// An [`Error::Parse`] at the offset of the metadata key `key`.
+    fn invalid_key(&self, key: &str, what: String) -> Error {
+        let offset = self.metadata().entry(key).map_or(0, |e| e.offset);
+        Error::parse(self.metadata().file(), offset, what)
+    }
+
+    /// The integer `<arch>.<suffix>`, when present, at most `max`.
+    fn bounded_u64(&self, suffix: &str, max: u64) -> Result<Option<u64>> {
+        let key = self.arch_key(suffix)?;
+        match self.metadata().get_u64(&key)? {
+            Some(v) if v > max => {
+                Err(self.invalid_key(&key, format!("{key} is {v} (at most {max} is accepted)")))
+            }
+            other => Ok(other),
+        }
     }
 
     /// `<arch>.context_length`: the training context length.
@@ -107,10 +145,13 @@ impl GgufModel {
         self.arch_u64("context_length")
     }
 
-    /// `<arch>.embedding_length` (n_embd); required.
+    /// `<arch>.embedding_length` (n_embd); required, at most [`MAX_WIDTH`].
     pub fn embedding_length(&self) -> Result<u64> {
-        self.metadata()
-            .require_u64(&self.arch_key("embedding_length")?)
+        self.bounded_u64("embedding_length", MAX_WIDTH)?
+            .ok_or_else(|| {
+                let key = format!("{}.embedding_length", self.architecture().unwrap_or(""));
+                self.metadata().missing(&key)
+            })
     }
 
     /// `<arch>.feed_forward_length` per layer (a scalar is repeated; an array must have
@@ -132,12 +173,39 @@ impl GgufModel {
             .get_per_layer(&self.arch_key(suffix)?, layers)
     }
 
-    /// `<arch>.attention.head_count` per layer; required. Layers without attention (in
-    /// hybrid models) have 0.
+    /// `<arch>.attention.head_count` per layer; required, each at most [`MAX_HEADS`]. Layers
+    /// without attention (in hybrid models) have 0; a model whose every layer has 0 is refused
+    /// unless it is recurrent (Mamba, RWKV), as no attention model has zero heads.
     pub fn head_count_per_layer(&self) -> Result<Vec<u64>> {
         let key = self.arch_key("attention.head_count")?;
-        self.per_layer("attention.head_count")?
-            .ok_or_else(|| self.metadata().missing(&key))
+        let heads = self
+            .per_layer("attention.head_count")?
+            .ok_or_else(|| self.metadata().missing(&key))?;
+        self.check_heads(&key, &heads)?;
+        if heads.iter().all(|&h| h == 0) && !self.is_recurrent()? {
+            return Err(self.invalid_key(
+                &key,
+                format!("{key} is 0: an attention model needs at least one head"),
+            ));
+        }
+        Ok(heads)
+    }
+
+    /// Refuses a per-layer head count above [`MAX_HEADS`].
+    fn check_heads(&self, key: &str, heads: &[u64]) -> Result<()> {
+        match heads.iter().find(|&&h| h > MAX_HEADS) {
+            Some(h) => Err(self.invalid_key(
+                key,
+                format!("{key} is {h} (at most {MAX_HEADS} heads are accepted)"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the model has recurrent layers (a Mamba state or an RWKV wkv head), which
+    /// attend without heads.
+    fn is_recurrent(&self) -> Result<bool> {
+        Ok(self.ssm_state_size()?.is_some() || self.wkv_head_size()?.is_some())
     }
 
     /// Query heads of layer 0 (llama.cpp's `n_head()`).
@@ -148,7 +216,10 @@ impl GgufModel {
     /// `<arch>.attention.head_count_kv` per layer; defaults to the query head count.
     pub fn head_count_kv_per_layer(&self) -> Result<Vec<u64>> {
         match self.per_layer("attention.head_count_kv")? {
-            Some(kv) => Ok(kv),
+            Some(kv) => {
+                self.check_heads(&self.arch_key("attention.head_count_kv")?, &kv)?;
+                Ok(kv)
+            }
             None => self.head_count_per_layer(),
         }
     }
@@ -169,7 +240,7 @@ impl GgufModel {
     }
 
     fn head_size(&self, suffix: &str) -> Result<u64> {
-        match self.arch_u64(suffix)? {
+        match self.bounded_u64(suffix, MAX_WIDTH)? {
             Some(v) => Ok(v),
             None => Ok(self
                 .embedding_length()?
@@ -500,4 +571,112 @@ pub fn file_type_name(file_type: u64) -> Option<&'static str> {
         .iter()
         .find(|(id, _)| *id == file_type)
         .map(|(_, name)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::gguf::{GgufHeader, Metadata, MetadataEntry, ReadOptions, Value};
+
+    /// Llama-3.2-1B's header (16 layers, 32 heads, 8 KV heads, n_embd 2048) with `edit`
+    /// applied to its metadata entries.
+    fn llama_with(edit: impl Fn(&mut MetadataEntry)) -> GgufModel {
+        let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/gguf/llama-3.2-1b-F16.header.gguf");
+        let file = std::fs::File::open(&path).unwrap();
+        let mut header = GgufHeader::read(file, None, &path, &ReadOptions::default()).unwrap();
+        let entries = header
+            .metadata
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                edit(&mut e);
+                e
+            })
+            .collect();
+        header.metadata = Metadata::new(path.clone(), entries);
+        GgufModel::from_headers(vec![(path, header)]).unwrap()
+    }
+
+    fn set(key: &'static str, value: Value) -> impl Fn(&mut MetadataEntry) {
+        move |e| {
+            if e.key == key {
+                e.value = value.clone();
+            }
+        }
+    }
+
+    /// The error must name the key and point at its entry.
+    fn assert_names(err: Error, key: &str) {
+        match err {
+            Error::Parse { offset, what, .. } => {
+                assert!(what.contains(key) && offset > 0, "{what} at {offset}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_real_header_passes() {
+        let model = llama_with(|_| {});
+        assert_eq!(model.block_count().unwrap(), 16);
+        assert_eq!(model.tensor_layers().len(), 16);
+        assert_eq!(model.head_count().unwrap(), 32);
+        assert_eq!(model.key_length().unwrap(), 64);
+    }
+
+    #[test]
+    fn zero_heads_are_refused() {
+        let model = llama_with(set("llama.attention.head_count", Value::U32(0)));
+        assert_names(
+            model.head_count().unwrap_err(),
+            "llama.attention.head_count",
+        );
+        // The KV head count defaults to the query heads.
+        let no_kv = llama_with(|e| {
+            set("llama.attention.head_count", Value::U32(0))(e);
+            if e.key == "llama.attention.head_count_kv" {
+                e.key = "unused".into();
+            }
+        });
+        assert_names(
+            no_kv.head_count_kv().unwrap_err(),
+            "llama.attention.head_count",
+        );
+    }
+
+    /// llama.cpp loads `blk.0` to `blk.<block_count - 1>` and fails on a missing tensor.
+    #[test]
+    fn block_count_must_match_the_layer_tensors() {
+        for blocks in [4096, 17, 15] {
+            let model = llama_with(set("llama.block_count", Value::U32(blocks)));
+            let err = model.block_count().unwrap_err();
+            assert_names(err.clone(), "llama.block_count");
+            assert!(err.to_string().contains("16 repeating layers"), "{err}");
+            assert!(model.head_count_per_layer().is_err());
+        }
+    }
+
+    /// Widths near 2^62 once overflowed `heads × head size × element size` downstream.
+    #[test]
+    fn implausible_widths_are_refused() {
+        let huge = Value::U64(1 << 62);
+        let wide = llama_with(set("llama.embedding_length", huge.clone()));
+        assert_names(
+            wide.embedding_length().unwrap_err(),
+            "llama.embedding_length",
+        );
+        let long_keys = llama_with(set("llama.attention.key_length", huge.clone()));
+        assert_names(
+            long_keys.key_length().unwrap_err(),
+            "llama.attention.key_length",
+        );
+        let many_heads = llama_with(set("llama.attention.head_count_kv", huge));
+        assert_names(
+            many_heads.head_count_kv().unwrap_err(),
+            "llama.attention.head_count_kv",
+        );
+    }
 }

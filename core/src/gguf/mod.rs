@@ -89,7 +89,7 @@ mod value;
 
 use serde::{Deserialize, Serialize};
 
-pub use arch::{ClipEncoder, file_type_name};
+pub use arch::{ClipEncoder, MAX_HEADS, MAX_WIDTH, file_type_name};
 pub use ggml_type::GgmlType;
 pub use metadata::{MAX_LAYERS, Metadata, MetadataEntry};
 pub use model::{GgufModel, ShardInfo};

@@ -135,6 +135,17 @@ impl GgufModel {
         &self.metadata
     }
 
+    /// The repeating layers the tensors hold: the distinct `N` of `blk.N.*` tensor names, in
+    /// ascending order (llama.cpp names every tensor of repeating layer `N` so). Empty for
+    /// files without layer tensors (vocabulary-only files, projectors, diffusion models).
+    pub fn tensor_layers(&self) -> std::collections::BTreeSet<u64> {
+        self.tensors
+            .iter()
+            .filter_map(|t| t.name.strip_prefix("blk."))
+            .filter_map(|rest| rest.split('.').next()?.parse().ok())
+            .collect()
+    }
+
     /// All tensors of all shards, in shard and file order.
     pub fn tensors(&self) -> &[TensorInfo] {
         &self.tensors

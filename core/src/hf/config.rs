@@ -31,7 +31,15 @@ const VISION_CONFIG_PATHS: [&[&str]; 2] =
 
 /// Most layers accepted before per-layer tables are built (the largest published models have
 /// a few hundred); a larger count in a config is refused rather than allocated.
-const MAX_LAYERS: u64 = 1 << 16;
+pub const MAX_LAYERS: u64 = 1 << 16;
+
+/// Aliases of the dimension keys, canonical name first.
+const HIDDEN_SIZE: &[&str] = &["hidden_size", "n_embd", "d_model"];
+const LAYERS: &[&str] = &["num_hidden_layers", "n_layer", "num_layers", "n_layers"];
+const HEADS: &[&str] = &["num_attention_heads", "n_head", "num_heads"];
+const KV_HEADS: &[&str] = &["num_key_value_heads", "num_kv_heads", "n_head_kv"];
+const HEAD_DIM: &[&str] = &["head_dim"];
+const VOCAB_SIZE: &[&str] = &["vocab_size"];
 
 /// transformers' config-class defaults for keys that published `config.json` files omit
 /// because the class supplies them (transformers `models/gemma3/configuration_gemma3.py`
@@ -119,6 +127,103 @@ impl HfConfig {
     /// [`TextConfig::estimated_parameters`].
     pub fn estimated_parameters(&self) -> Option<u64> {
         self.text.estimated_parameters()
+    }
+}
+
+/// The dimensions every transformer memory estimate needs, present and plausible; see
+/// [`HfConfig::dimensions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextDimensions {
+    /// Decoder layers: 1 to [`MAX_LAYERS`].
+    pub layers: u64,
+    /// Width of the hidden state.
+    pub hidden_size: u64,
+    /// Attention heads.
+    pub heads: u64,
+    /// Key/value heads: at least one, at most `heads`.
+    pub kv_heads: u64,
+    /// Per-head dimension (`head_dim`, else hidden size / attention heads).
+    pub head_dim: u64,
+    /// Vocabulary size.
+    pub vocab_size: u64,
+}
+
+impl HfConfig {
+    /// The text model's dimensions, each present and plausible: 1 to [`MAX_LAYERS`] layers,
+    /// at least one attention head, between one and that many key/value heads, and a head
+    /// dimension, hidden size and vocabulary of at least one. The shared check of the drivers
+    /// that size a model from its config, so that none of them plans a model of zero layers
+    /// or divides by zero heads.
+    ///
+    /// `file` is the config's path. A failure is an [`Error::Parse`] naming the file and the
+    /// key; its offset is that of the value when the file can be read again (the check runs
+    /// on the typed config, which keeps no positions), else 0.
+    pub fn dimensions(&self, file: &Path) -> Result<TextDimensions> {
+        let text = &self.text;
+        let check = DimensionCheck { text, file };
+        let heads = check.within(HEADS, text.num_attention_heads, 1..=u64::MAX)?;
+        Ok(TextDimensions {
+            layers: check.within(LAYERS, text.num_hidden_layers, 1..=MAX_LAYERS)?,
+            hidden_size: check.within(HIDDEN_SIZE, text.hidden_size, 1..=u64::MAX)?,
+            heads,
+            kv_heads: check.within(KV_HEADS, text.num_key_value_heads, 1..=heads)?,
+            head_dim: check.within(HEAD_DIM, text.head_dim, 1..=u64::MAX)?,
+            vocab_size: check.within(VOCAB_SIZE, text.vocab_size, 1..=u64::MAX)?,
+        })
+    }
+}
+
+/// [`HfConfig::dimensions`]' checks of one text config.
+struct DimensionCheck<'a> {
+    text: &'a TextConfig,
+    file: &'a Path,
+}
+
+impl DimensionCheck<'_> {
+    /// The value of the key `aliases[0]` (read through `aliases`), when present and in `range`.
+    fn within(
+        &self,
+        aliases: &[&str],
+        value: Option<u64>,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64> {
+        let value = value.ok_or_else(|| self.error(aliases, "is missing".to_string()))?;
+        if range.contains(&value) {
+            return Ok(value);
+        }
+        let bound = match *range.end() {
+            u64::MAX => format!("at least {}", range.start()),
+            end => format!("between {} and {end}", range.start()),
+        };
+        Err(self.error(aliases, format!("is {value}; it must be {bound}")))
+    }
+
+    /// An [`Error::Parse`] about the key, at its offset when the file reads again.
+    fn error<'k>(&'k self, aliases: &[&'k str], what: String) -> Error {
+        let section: Vec<&'k str> = self
+            .text
+            .location
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .collect();
+        let qualified = |alias: &'k str| [section.as_slice(), &[alias]].concat();
+        let Ok(doc) = JsonDoc::read(self.file) else {
+            return Error::parse(
+                self.file,
+                0,
+                format!("`{}`: {what}", qualified(aliases[0]).join(".")),
+            );
+        };
+        // Nested configs inherit some keys from the top level.
+        let candidates = aliases
+            .iter()
+            .map(|a| qualified(a))
+            .chain(aliases.iter().map(|a| vec![*a]));
+        let path = candidates
+            .into_iter()
+            .find(|path| doc.at(path).is_some())
+            .unwrap_or_else(|| qualified(aliases[0]));
+        doc.invalid(&path, what)
     }
 }
 
@@ -322,19 +427,17 @@ pub struct TextConfig {
 
 impl TextConfig {
     fn read(s: &Section) -> Result<Self> {
-        let hidden_size = s.get(&["hidden_size", "n_embd", "d_model"])?;
-        let num_hidden_layers =
-            s.get::<u64>(&["num_hidden_layers", "n_layer", "num_layers", "n_layers"])?;
+        let hidden_size = s.get(HIDDEN_SIZE)?;
+        let num_hidden_layers = s.get::<u64>(LAYERS)?;
         if num_hidden_layers.is_some_and(|n| n > MAX_LAYERS) {
             return Err(s.invalid("num_hidden_layers", "more layers than any known model"));
         }
-        let num_attention_heads: Option<u64> =
-            s.get(&["num_attention_heads", "n_head", "num_heads"])?;
+        let num_attention_heads: Option<u64> = s.get(HEADS)?;
         if num_attention_heads == Some(0) {
             return Err(s.invalid("num_attention_heads", "is zero"));
         }
-        let explicit_kv = s.get(&["num_key_value_heads", "num_kv_heads", "n_head_kv"])?;
-        let head_dim = match s.get(&["head_dim"])? {
+        let explicit_kv = s.get(KV_HEADS)?;
+        let head_dim = match s.get(HEAD_DIM)? {
             Some(d) => Some(d),
             None => hidden_size.zip(num_attention_heads).map(|(h, n)| h / n),
         };
@@ -348,7 +451,7 @@ impl TextConfig {
             num_key_value_heads: explicit_kv.or(num_attention_heads),
             head_dim,
             intermediate_size: s.get(&["intermediate_size", "ffn_hidden_size", "n_inner"])?,
-            vocab_size: s.get_inherited(&["vocab_size"])?,
+            vocab_size: s.get_inherited(VOCAB_SIZE)?,
             max_position_embeddings: s.get(&[
                 "max_position_embeddings",
                 "n_positions",
@@ -666,5 +769,63 @@ impl GenerationConfig {
             max_length: doc.get(&["max_length"])?,
             eos_token_id,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dimensions(json: &str) -> Result<TextDimensions> {
+        let origin = Path::new("in-memory/config.json");
+        HfConfig::parse(json, origin)?.dimensions(origin)
+    }
+
+    #[test]
+    fn plausible_dimensions_are_read_with_their_defaults() {
+        let dims = dimensions(
+            r#"{"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 32,
+                "num_key_value_heads": 8, "vocab_size": 128256}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            dims,
+            TextDimensions {
+                layers: 32,
+                hidden_size: 4096,
+                heads: 32,
+                kv_heads: 8,
+                head_dim: 128,
+                vocab_size: 128256,
+            }
+        );
+    }
+
+    #[test]
+    fn implausible_or_missing_dimensions_name_the_key() {
+        let cases = [
+            (
+                r#"{"hidden_size": 64, "num_attention_heads": 8, "num_hidden_layers": 0, "vocab_size": 10}"#,
+                "`num_hidden_layers`: is 0; it must be between 1 and 65536",
+            ),
+            (
+                r#"{"hidden_size": 64, "num_attention_heads": 8, "num_key_value_heads": 9, "num_hidden_layers": 2, "vocab_size": 10}"#,
+                "`num_key_value_heads`: is 9; it must be between 1 and 8",
+            ),
+            (
+                r#"{"hidden_size": 4, "num_attention_heads": 8, "num_hidden_layers": 2, "vocab_size": 10}"#,
+                "`head_dim`: is 0; it must be at least 1",
+            ),
+            (
+                r#"{"text_config": {"hidden_size": 64, "num_attention_heads": 8, "num_hidden_layers": 2}}"#,
+                "`text_config.vocab_size`: is missing",
+            ),
+        ];
+        for (json, expected) in cases {
+            match dimensions(json) {
+                Err(Error::Parse { what, .. }) => assert_eq!(what, expected, "{json}"),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
     }
 }

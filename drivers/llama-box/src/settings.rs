@@ -96,9 +96,16 @@ impl CacheType {
     }
 
     /// Bytes of a row of `elements` values (`ggml_row_size`); `elements` is a multiple of the
-    /// block size for every shape llama.cpp accepts.
+    /// block size for every shape llama.cpp accepts. `None` when the size overflows `u64`
+    /// (a width read from a hostile header).
+    pub fn checked_row_bytes(self, elements: u64) -> Option<u64> {
+        (elements / self.block_size()).checked_mul(self.type_size())
+    }
+
+    /// [`CacheType::checked_row_bytes`], saturating at `u64::MAX`: a row that large fits
+    /// nowhere, which is the right answer for it.
     pub fn row_bytes(self, elements: u64) -> u64 {
-        elements / self.block_size() * self.type_size()
+        self.checked_row_bytes(elements).unwrap_or(u64::MAX)
     }
 }
 
@@ -340,6 +347,14 @@ mod tests {
         assert_eq!(CacheType::F16.row_bytes(128), 256);
         assert_eq!(CacheType::Q8_0.row_bytes(128), 136);
         assert_eq!(CacheType::Q4_0.row_bytes(128), 72);
+        // 2^62 F32 elements (an `embedding_length` of 2^62 in a hostile header) once
+        // overflowed the multiplication.
+        assert_eq!(CacheType::F32.checked_row_bytes(1 << 62), None);
+        assert_eq!(CacheType::F32.row_bytes(1 << 62), u64::MAX);
+        assert_eq!(
+            CacheType::Q8_0.checked_row_bytes(1 << 62),
+            Some((1 << 57) * 34)
+        );
         assert!(CacheType::Q5_1.is_quantized() && !CacheType::Bf16.is_quantized());
     }
 

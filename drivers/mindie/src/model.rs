@@ -76,19 +76,11 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Reads the dimensions of `model`, or says which key is missing.
+    /// Reads the dimensions of `model`, or says which key is missing or implausible (the
+    /// shared check of [`HfConfig::dimensions`](inferkit_core::hf::HfConfig::dimensions)).
     pub fn of(model: &HfModel) -> Result<Shape> {
         let text = &model.config.text;
-        let missing = |key: &str| {
-            Error::parse(
-                model.dir.join("config.json"),
-                0,
-                format!("`{key}` is missing; MindIE's memory cannot be estimated without it"),
-            )
-        };
-        let heads = text
-            .num_attention_heads
-            .ok_or_else(|| missing("num_attention_heads"))?;
+        let dims = model.config.dimensions(&model.dir.join("config.json"))?;
         let kv_quant = model
             .config
             .quantization
@@ -97,12 +89,10 @@ impl Shape {
             .and_then(|v| v.as_str())
             .is_some_and(|t| t.eq_ignore_ascii_case("c8"));
         Ok(Shape {
-            layers: text
-                .num_hidden_layers
-                .ok_or_else(|| missing("num_hidden_layers"))?,
-            heads,
-            kv_heads: text.num_key_value_heads.unwrap_or(heads).max(1),
-            head_dim: text.head_dim.ok_or_else(|| missing("head_dim"))?,
+            layers: dims.layers,
+            heads: dims.heads,
+            kv_heads: dims.kv_heads,
+            head_dim: dims.head_dim,
             mla_latent: text
                 .mla
                 .as_ref()

@@ -224,3 +224,39 @@ proptest! {
         }
     }
 }
+
+/// Dimensions no model has (zero layers once planned a model of no KV cache) are refused by
+/// the shared check, naming `config.json`, the key and its offset.
+#[test]
+fn implausible_dimensions_name_the_key() {
+    let cases: [(&str, serde_json::Value); 5] = [
+        ("num_hidden_layers", 0.into()),
+        ("num_key_value_heads", 64.into()),
+        ("num_key_value_heads", 0.into()),
+        ("vocab_size", 0.into()),
+        ("head_dim", 0.into()),
+    ];
+    for (key, value) in cases {
+        let dir = hostile_model(|c| c[key] = value.clone(), 1, 4096);
+        let mut spec = common::spec("unused", &[]);
+        spec.source = inferkit_core::ModelSource::LocalPath {
+            path: dir.path().to_path_buf(),
+        };
+        let facts = common::facts(&spec);
+        let err = MindIe::new()
+            .estimator(&facts, &spec)
+            .and_then(|e| {
+                e.fit(&FitRequest {
+                    devices: common::a2("a2-1", 0..1),
+                    host: common::host("a2-1"),
+                    allow_cpu_offload: false,
+                })
+            })
+            .unwrap_err();
+        let Error::Parse { file, offset, what } = &err else {
+            panic!("{key} = {value}: {err:?}");
+        };
+        assert!(file.ends_with("config.json"), "{err}");
+        assert!(what.contains(key) && *offset > 0, "{key} = {value}: {err}");
+    }
+}

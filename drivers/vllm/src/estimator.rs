@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use inferkit_core::{
-    Components, DeviceEstimate, DeviceSlot, Error, EstimateRequest, FitRequest, Layout,
+    Components, DeviceEstimate, DeviceSlot, Error, EstimateRequest, FitRequest, HostSlot, Layout,
     ResourceEstimate, ResourceEstimator, Result,
 };
 
@@ -34,6 +34,10 @@ const LARGE_GPU: u64 = 70 * GIB;
 /// profiled peak decides whether it starts (hard case 23, vllm#10517); a context inferkit
 /// chooses stays below it, one the user sets is flagged.
 const NEAR_LIMIT_PERCENT: u64 = 98;
+
+/// Share of the host's memory a tensor-parallel group's swap space may take before vLLM
+/// refuses to start (`CacheConfig.verify_with_parallel_config`).
+const SWAP_SPACE_HOST_SHARE: f64 = 0.7;
 
 /// gpu_memory_utilization is lowered in steps of 0.01 (two decimals on the command line).
 const GMU_STEP: f64 = 0.01;
@@ -163,21 +167,39 @@ impl VllmEstimator {
         (largest, count)
     }
 
-    /// Weight bytes of one rank: from the tensor headers, else from the config; plus the
-    /// rotary cos/sin cache vLLM builds at load time.
+    /// Weight bytes of one rank on its GPU: what it loads less what `--cpu-offload-gb` moves
+    /// to the host, plus the rotary cos/sin cache vLLM builds at load time.
     fn weights(&self, tp: u64, pp: u64, stage: u64) -> u64 {
+        let act_bytes = self.launch.dtype_bytes.unwrap_or(memory::MODEL_DTYPE_BYTES);
+        self.loaded(tp, pp, stage)
+            .saturating_sub(self.offloaded(tp, pp, stage))
+            .saturating_add(memory::rope_cache_bytes(&self.model.shape, act_bytes))
+    }
+
+    /// Weight bytes one rank loads: from the tensor headers, else from the config.
+    fn loaded(&self, tp: u64, pp: u64, stage: u64) -> u64 {
         let shape = &self.model.shape;
         let stored = match &self.model.tensors {
             Some(table) => table.rank_bytes(tp, pp, stage),
             None => memory::stored_bytes(shape, memory::rank_params(shape, tp, pp, stage)),
         };
         let act_bytes = self.launch.dtype_bytes.unwrap_or(memory::MODEL_DTYPE_BYTES);
-        // `--dtype float32` upcasts unquantized weights.
-        let loaded = match shape.quantization {
-            None => stored / memory::MODEL_DTYPE_BYTES * act_bytes,
+        // `--dtype float32` upcasts unquantized weights. Saturating: the shards of a hostile
+        // checkpoint can declare close to `u64::MAX` bytes, which then fit nowhere.
+        match shape.quantization {
+            None => (stored / memory::MODEL_DTYPE_BYTES).saturating_mul(act_bytes),
             Some(_) => stored,
-        };
-        loaded + memory::rope_cache_bytes(shape, act_bytes)
+        }
+    }
+
+    /// Host bytes one rank's `--cpu-offload-gb` moves off its GPU: that budget, at most the
+    /// rank's weights (vLLM moves parameters to pinned host memory until the budget is spent,
+    /// `maybe_offload_to_cpu` in `vllm/model_executor/models/utils.py`).
+    fn offloaded(&self, tp: u64, pp: u64, stage: u64) -> u64 {
+        match self.launch.cpu_offload_bytes {
+            0 => 0,
+            budget => self.loaded(tp, pp, stage).min(budget),
+        }
     }
 
     /// The fraction to launch with: the user's, else the version default lowered to what every
@@ -366,6 +388,41 @@ impl VllmEstimator {
         Ok(self.report(chosen, layout, model_max, notes))
     }
 
+    /// Pinned host memory of the ranks on this worker's GPUs (`--cpu-offload-gb`); ranks on
+    /// other workers claim their own hosts' memory.
+    fn host_weights(&self, ranks: &[Rank], layout: (u64, u64)) -> u64 {
+        let (tp, pp) = layout;
+        ranks
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.slot.remote)
+            .map(|(i, _)| self.offloaded(tp, pp, i as u64 / tp))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// vLLM 0.10.1.1 refuses to start when the swap space of a tensor-parallel group exceeds
+    /// 70% of the host's memory (`CacheConfig.verify_with_parallel_config`, "Too large swap
+    /// space"); the V1 engine it runs never allocates that space, so it is not claimed. An
+    /// unknown host (total 0) is not checked.
+    fn check_swap_space(&self, host: &HostSlot, tp: u64) -> Result<()> {
+        let swap = self.launch.swap_space_bytes.saturating_mul(tp);
+        let limit = (host.total as f64 * SWAP_SPACE_HOST_SHARE) as u64;
+        if host.total == 0 || swap <= limit {
+            return Ok(());
+        }
+        Err(Error::DoesNotFit {
+            needed: swap,
+            available: limit,
+            reason: format!(
+                "--swap-space of {} per GPU × {tp} GPUs exceeds 70% of the {} of RAM on {}: vLLM {} refuses to start (\"Too large swap space\")",
+                gib(self.launch.swap_space_bytes),
+                gib(host.total),
+                host.worker,
+                self.version()
+            ),
+        })
+    }
+
     fn too_small(&self, eval: &Evaluation, what: &str) -> Error {
         let graphs_in = eval.engine.graphs_in_budget;
         let tight = eval
@@ -428,7 +485,7 @@ impl VllmEstimator {
                 let requested = requested_bytes(r.slot, eval.gmu);
                 let kv = eval.blocks.saturating_mul(r.cost.kv.block_bytes());
                 let in_budget = r.cost.in_budget(graphs_in);
-                let slack = requested.saturating_sub(in_budget + kv);
+                let slack = requested.saturating_sub(in_budget.saturating_add(kv));
                 DeviceEstimate {
                     device: r.slot.id.clone(),
                     name: format!("gpu{i}"),
@@ -438,9 +495,11 @@ impl VllmEstimator {
                         compute: r.cost.activation,
                         output: 0,
                         // Graphs and the CUDA context are counted once, wherever vLLM budgets them.
-                        overhead: r.cost.non_torch + r.cost.graphs + memory::CUDA_CONTEXT + slack,
+                        overhead: [r.cost.non_torch, r.cost.graphs, memory::CUDA_CONTEXT, slack]
+                            .into_iter()
+                            .fold(0, u64::saturating_add),
                     },
-                    claim: requested + r.cost.outside_budget(graphs_in),
+                    claim: requested.saturating_add(r.cost.outside_budget(graphs_in)),
                     layers: 0,
                 }
             })
@@ -531,13 +590,17 @@ impl VllmEstimator {
                 kv_tokens
             )
         });
+        let host = Components {
+            weights: self.host_weights(&eval.ranks, layout),
+            ..Components::default()
+        };
         ResourceEstimate {
             layout: Layout::Parallel {
                 tensor_parallel: layout.0 as u32,
                 pipeline_parallel: layout.1 as u32,
             },
             devices,
-            host: Components::default(),
+            host,
             launch_parameters,
             details,
             notes,
@@ -588,6 +651,7 @@ impl ResourceEstimator for VllmEstimator {
             return Err(Error::Unsupported("vLLM needs at least one GPU".into()));
         }
         let layout = self.parallel_of(request)?;
+        self.check_swap_space(&request.host, layout.0)?;
         self.plan(&request.devices, layout)
     }
 
@@ -630,7 +694,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/hf")
             .join(name);
-        crate::model::hf_input(&HfModel::open(&dir).unwrap()).unwrap()
+        crate::model::hf_input(&HfModel::open(&dir).unwrap(), None).unwrap()
     }
 
     fn gpu(index: u32, total: u64, name: &str) -> DeviceSlot {
@@ -708,5 +772,193 @@ mod tests {
         );
         eprintln!("{reason} / row1 {got}");
         assert!(reason.contains("but 14"), "{reason}");
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use inferkit_core::{DeviceId, HostSlot, Vendor};
+
+    use super::*;
+    use crate::params::Params;
+
+    fn llama() -> ModelInput {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/hf/Llama-3.1-8B-Instruct");
+        crate::model::hf_input(&inferkit_core::hf::HfModel::open(&dir).unwrap(), None).unwrap()
+    }
+
+    fn launch(version: VllmVersion, raw: &[&str]) -> Result<LaunchSettings> {
+        let raw: Vec<String> = raw.iter().map(|s| s.to_string()).collect();
+        LaunchSettings::from_params(&Params::parse(version, &raw)?, &[])
+    }
+
+    fn a100(remote: bool) -> DeviceSlot {
+        DeviceSlot {
+            id: DeviceId {
+                worker: "w1".into(),
+                index: 0,
+            },
+            vendor: Vendor::Nvidia,
+            name: "NVIDIA A100-SXM4-80GB".into(),
+            total: 80 * GIB,
+            allocatable: 80 * GIB,
+            remote,
+            compute_capability: Some("8.0".into()),
+        }
+    }
+
+    fn single(e: &VllmEstimator, host: HostSlot) -> Result<ResourceEstimate> {
+        e.estimate(&EstimateRequest {
+            devices: vec![a100(false)],
+            host,
+            layout: Layout::Single,
+        })
+    }
+
+    fn host(total: u64) -> HostSlot {
+        HostSlot {
+            worker: "w1".into(),
+            total,
+            allocatable: total,
+        }
+    }
+
+    /// Sixteen tensors of 2^60 bytes: the table saturates at `u64::MAX`, and loading it (the
+    /// dtype conversion, the rotary cache on top) overflowed before.
+    #[test]
+    fn weights_near_u64_max_do_not_fit_rather_than_overflow() {
+        let mut model = llama();
+        let names: Vec<String> = (0..16)
+            .map(|i| format!("model.layers.{i}.mlp.up_proj.weight"))
+            .collect();
+        let dims = [1u64 << 29, 1 << 30];
+        model.tensors = Some(TensorTable::new(
+            &model.shape,
+            names
+                .iter()
+                .map(|n| (n.as_str(), dims.as_slice(), 1u64 << 60)),
+        ));
+        for dtype in [&[][..], &["--dtype", "float32"]] {
+            let e = VllmEstimator::new(
+                model.clone(),
+                launch(VllmVersion::V0_10_1_1, dtype).unwrap(),
+            );
+            let err = single(&e, host(0)).unwrap_err();
+            assert!(matches!(err, Error::DoesNotFit { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn absurd_sizes_and_block_sizes_name_the_flag() {
+        let cases: [(VllmVersion, &[&str], &str); 7] = [
+            (
+                VllmVersion::V0_10_1_1,
+                &["--cpu-offload-gb", "1e30"],
+                "--cpu-offload-gb",
+            ),
+            (
+                VllmVersion::V0_33_0,
+                &["--cpu-offload-gb", "-1"],
+                "--cpu-offload-gb",
+            ),
+            (
+                VllmVersion::V0_33_0,
+                &["--cpu-offload-gb", "inf"],
+                "--cpu-offload-gb",
+            ),
+            (
+                VllmVersion::V0_10_1_1,
+                &["--swap-space", "1e308"],
+                "--swap-space",
+            ),
+            (
+                VllmVersion::V0_10_1_1,
+                &["--swap-space", "NaN"],
+                "--swap-space",
+            ),
+            (
+                VllmVersion::V0_10_1_1,
+                &["--block-size", "0"],
+                "--block-size",
+            ),
+            (VllmVersion::V0_33_0, &["--block-size", "0"], "--block-size"),
+        ];
+        for (version, raw, flag) in cases {
+            match launch(version, raw) {
+                Err(Error::InvalidParameter { name, .. }) => assert_eq!(name, flag, "{raw:?}"),
+                other => panic!("{version} {raw:?}: {other:?}"),
+            }
+        }
+        assert!(launch(VllmVersion::V0_33_0, &["--block-size", "256"]).is_ok());
+        assert!(launch(VllmVersion::V0_33_0, &["--block-size", "24"]).is_err());
+    }
+
+    /// `--cpu-offload-gb 4` moves 4 GiB of each GPU's weights into pinned host memory.
+    #[test]
+    fn cpu_offload_moves_weights_to_the_host() {
+        let plain = VllmEstimator::new(llama(), launch(VllmVersion::V0_33_0, &[]).unwrap());
+        let offload = VllmEstimator::new(
+            llama(),
+            launch(VllmVersion::V0_33_0, &["--cpu-offload-gb", "4"]).unwrap(),
+        );
+        let before = single(&plain, host(0)).unwrap();
+        let after = single(&offload, host(0)).unwrap();
+        assert_eq!(before.host.weights, 0);
+        assert_eq!(after.host.weights, 4 * GIB);
+        assert_eq!(
+            before.devices[0].components.weights - after.devices[0].components.weights,
+            4 * GIB
+        );
+    }
+
+    /// vLLM 0.10.1.1 refuses a swap space above 70% of the host's RAM, and its default of
+    /// 4 GiB per GPU counts too.
+    #[test]
+    fn swap_space_beyond_the_host_is_refused_on_0_10_1_1() {
+        let e = |raw: &[&str]| {
+            VllmEstimator::new(llama(), launch(VllmVersion::V0_10_1_1, raw).unwrap())
+        };
+        let err = single(&e(&["--swap-space", "12"]), host(16 * GIB)).unwrap_err();
+        assert!(
+            matches!(err, Error::DoesNotFit { needed, .. } if needed == 12 * GIB),
+            "{err:?}"
+        );
+        assert!(single(&e(&["--swap-space", "8"]), host(16 * GIB)).is_ok());
+        assert!(single(&e(&[]), host(5 * GIB)).is_err());
+        assert!(single(&e(&[]), host(6 * GIB)).is_ok());
+    }
+
+    /// `--hf-overrides` reshape the model vLLM builds; implausible dimensions name the flag.
+    #[test]
+    fn hf_overrides_apply_and_are_checked() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/hf/Llama-3.1-8B-Instruct");
+        let model = inferkit_core::hf::HfModel::open(&dir).unwrap();
+        let input = |raw: &[&str]| {
+            let raw: Vec<String> = raw.iter().map(|s| s.to_string()).collect();
+            let params = Params::parse(VllmVersion::V0_33_0, &raw)?;
+            let overrides = params.json_object("--hf-overrides")?;
+            crate::model::hf_input(&model, overrides.as_ref())
+        };
+        let sixteen = input(&["--hf-overrides", r#"{"num_hidden_layers": 16}"#]).unwrap();
+        assert_eq!(sixteen.shape.layer_count(), 16);
+        let sub_key = input(&["--hf-overrides.num_hidden_layers", "8"]).unwrap();
+        assert_eq!(sub_key.shape.layer_count(), 8);
+        let bad: [&[&str]; 5] = [
+            &["--hf-overrides", r#"{"num_hidden_layers": 99999999}"#],
+            &["--hf-overrides", r#"{"num_hidden_layers": 0}"#],
+            &["--hf-overrides.num_hidden_layers", "0"],
+            &["--hf-overrides", r#"{"num_key_value_heads": 64}"#],
+            &["--hf-overrides", "[1]"],
+        ];
+        for bad in bad {
+            match input(bad) {
+                Err(Error::InvalidParameter { name, reason }) => {
+                    assert_eq!(name, "--hf-overrides", "{bad:?}: {reason}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -14,6 +14,13 @@
 //! is vLLM's own reserve, so `allocatable` is best given without the generic per-device reserve
 //! (total − used − existing allocations).
 //!
+//! Host memory: `--cpu-offload-gb` moves up to that many GiB of each GPU's weights into pinned
+//! host memory, which the estimate's `host` weights count for the GPUs on the main worker.
+//! `--swap-space` (0.10.1.1) is never allocated by the V1 engine, but vLLM refuses to start
+//! when it exceeds 70% of the host's memory per tensor-parallel group, and so does the
+//! estimate. `--hf-overrides` are merged into `config.json` before the model is sized, and the
+//! result must pass the same plausibility check as the file itself.
+//!
 //! ## Across workers
 //!
 //! Distributed inference across workers is on by default, as GPUStack 0.7.1 sets it for vLLM.
@@ -165,7 +172,8 @@ impl Backend for Vllm {
         let params = Self::params(spec)?;
         let categories = Self::categories(facts, spec);
         let launch = LaunchSettings::from_params(&params, &categories)?;
-        let input = model::input(facts, spec)?;
+        let overrides = params.json_object("--hf-overrides")?;
+        let input = model::input(facts, spec, overrides.as_ref())?;
         Ok(Box::new(estimator::VllmEstimator::new(input, launch)))
     }
 

@@ -1,6 +1,10 @@
 //! What the driver reads from [`ModelFacts`]: the config and weights of a Hugging Face
 //! directory, or the header of a single-file GGUF model when vLLM is chosen explicitly.
 
+use std::path::Path;
+
+use serde_json::Value;
+
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::hf::{Dtype, HfConfig, HfModel, TensorInfo};
 use inferkit_core::{
@@ -11,11 +15,13 @@ use crate::architectures::{self, GGUF_ARCHITECTURES};
 use crate::estimator::ModelInput;
 use crate::flags::VllmVersion;
 use crate::memory;
-use crate::params::Params;
+use crate::params::{Params, merge_json};
 use crate::shape::{LayerAttention, Mla, Moe, TextShape};
 use crate::weights::TensorTable;
 
 const CONFIG_FILE: &str = "config.json";
+
+const HF_OVERRIDES: &str = "--hf-overrides";
 
 fn explicitly_chosen(spec: &ModelSpec) -> bool {
     spec.backend.as_deref() == Some("vllm")
@@ -77,7 +83,7 @@ fn architectures(config: &HfConfig, spec: &ModelSpec) -> Vec<String> {
         .and_then(|v| Params::parse(v, &spec.backend_parameters))
         .ok()
         .and_then(|p| {
-            let json: serde_json::Value = serde_json::from_str(p.value("--hf-overrides")?).ok()?;
+            let json = p.json_object(HF_OVERRIDES).ok()??;
             let list = json.get("architectures")?.as_array()?;
             Some(
                 list.iter()
@@ -128,9 +134,17 @@ pub(crate) fn detect_category(facts: &ModelFacts, spec: &ModelSpec) -> Option<Ca
     select(facts, spec).categories.first().copied()
 }
 
-/// The estimator's view of a read Hugging Face directory: its shape and its tensors.
-pub(crate) fn hf_input(model: &HfModel) -> Result<ModelInput> {
-    let shape = TextShape::from_config(&model.config, &model.dir.join(CONFIG_FILE))?;
+/// The estimator's view of a read Hugging Face directory: its shape and its tensors, with the
+/// user's `--hf-overrides` (a JSON object) applied to the config as vLLM applies them.
+pub(crate) fn hf_input(model: &HfModel, overrides: Option<&Value>) -> Result<ModelInput> {
+    let file = model.dir.join(CONFIG_FILE);
+    let shape = match overrides {
+        None => TextShape::from_config(&model.config, &file)?,
+        Some(patch) => {
+            let config = overridden(&model.config, patch)?;
+            TextShape::from_config(&config, &file).map_err(overrides_error)?
+        }
+    };
     // vLLM's `auto` dtype downcasts float32 checkpoints to 16 bits when it loads them.
     let loaded = |t: &TensorInfo| match t.dtype {
         Dtype::F32 | Dtype::F64 => t.elements.saturating_mul(memory::MODEL_DTYPE_BYTES),
@@ -146,10 +160,40 @@ pub(crate) fn hf_input(model: &HfModel) -> Result<ModelInput> {
     Ok(ModelInput { shape, tensors })
 }
 
+/// The config with `--hf-overrides` merged in: a nested object (a sub-config such as
+/// `text_config`) key by key, any other value replaced.
+fn overridden(config: &HfConfig, patch: &Value) -> Result<HfConfig> {
+    if !patch.is_object() {
+        return Err(Error::invalid_parameter(
+            HF_OVERRIDES,
+            "must be a JSON object of config keys",
+        ));
+    }
+    let mut raw = config.raw.clone();
+    merge_json(&mut raw, patch.clone());
+    HfConfig::parse(&raw.to_string(), Path::new(HF_OVERRIDES)).map_err(overrides_error)
+}
+
+/// A config made invalid by the overrides is the parameter's fault.
+fn overrides_error(e: Error) -> Error {
+    let what = match e {
+        Error::Parse { what, .. } => what,
+        other => other.to_string(),
+    };
+    Error::invalid_parameter(
+        HF_OVERRIDES,
+        format!("{what} once the overrides are applied to config.json"),
+    )
+}
+
 /// The estimator's view of the model.
-pub(crate) fn input(facts: &ModelFacts, spec: &ModelSpec) -> Result<ModelInput> {
+pub(crate) fn input(
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    overrides: Option<&Value>,
+) -> Result<ModelInput> {
     match facts.format {
-        ModelFormat::Safetensors => hf_input(facts.require_hf()?),
+        ModelFormat::Safetensors => hf_input(facts.require_hf()?, overrides),
         ModelFormat::Gguf if explicitly_chosen(spec) => {
             gguf_architecture(facts)?;
             gguf_input(facts.require_gguf()?)

@@ -1,6 +1,8 @@
 //! User backend parameters: tokenised, resolved against the target version's flag table,
 //! translated from the other supported version where a flag was renamed, and type-checked.
 
+use serde_json::Value;
+
 use inferkit_core::argparse::is_option;
 use inferkit_core::{Error, Result};
 
@@ -404,6 +406,35 @@ impl Params {
             .transpose()
     }
 
+    /// A JSON flag's object as vLLM assembles it: the last whole value given to `name`, then
+    /// every later `name.key value` merged in (dotted keys nest; the value is JSON where it
+    /// parses, else a string). `None` when the flag is not given.
+    pub(crate) fn json_object(&self, name: &str) -> Result<Option<Value>> {
+        let mut assembled: Option<Value> = None;
+        for arg in self.args.iter().filter(|a| a.spec.name == name) {
+            let Some(value) = arg.values.first() else {
+                continue;
+            };
+            if !arg.sub_key {
+                let whole: Value = serde_json::from_str(value).map_err(|e| {
+                    Error::invalid_parameter(name, format!("`{value}` is not JSON: {e}"))
+                })?;
+                assembled = Some(whole);
+                continue;
+            }
+            let key = arg.option.get(name.len() + 1..).unwrap_or_default();
+            let leaf = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()));
+            let patch = key.rsplit('.').fold(leaf, |inner, k| {
+                Value::Object([(k.to_string(), inner)].into_iter().collect())
+            });
+            merge_json(
+                assembled.get_or_insert_with(|| Value::Object(Default::default())),
+                patch,
+            );
+        }
+        Ok(assembled)
+    }
+
     /// A whole-number flag in vLLM's human-readable form (`32k`).
     pub(crate) fn human_int(&self, name: &str) -> Result<Option<u64>> {
         match self.value(name) {
@@ -417,6 +448,18 @@ impl Params {
                 )),
             },
         }
+    }
+}
+
+/// Merges `patch` into `target`: objects key by key, any other value replaced.
+pub(crate) fn merge_json(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge_json(target.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (target, patch) => *target = patch,
     }
 }
 

@@ -30,7 +30,17 @@ pub(crate) struct LaunchSettings {
     pub encoder_data_parallel: bool,
     /// A pooling model (embedding, reranker): no chunked prefill.
     pub pooling: bool,
+    /// `--cpu-offload-gb` in bytes: weights per GPU moved to pinned host memory.
+    pub cpu_offload_bytes: u64,
+    /// `--swap-space` in bytes per GPU (0.10.1.1; 0.33.0 has no such flag).
+    pub swap_space_bytes: u64,
 }
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// KV block sizes vLLM 0.33.0 accepts: its `BlockSize` literal (`vllm/config/cache.py`); its
+/// flag table lists no choices (0.10.1.1's lists 1 to 128, checked with the table).
+const BLOCK_SIZES: [u64; 7] = [1, 8, 16, 32, 64, 128, 256];
 
 impl LaunchSettings {
     /// Reads the settings from checked parameters; `categories` are the deployment's.
@@ -57,6 +67,7 @@ impl LaunchSettings {
                 .and_then(|v| v.parse().ok()),
         };
         let dtype_bytes = params.value("--dtype").and_then(dtype_bytes);
+        check_block_size(params)?;
         Ok(LaunchSettings {
             version: params.version,
             tensor_parallel: positive("--tensor-parallel-size")?,
@@ -73,6 +84,8 @@ impl LaunchSettings {
                 || params.switch("--disable-hybrid-kv-cache-manager") == Some(true),
             encoder_data_parallel: params.value("--mm-encoder-tp-mode") == Some("data"),
             pooling: is_pooling(params, categories),
+            cpu_offload_bytes: gib_flag(params, "--cpu-offload-gb")?,
+            swap_space_bytes: gib_flag(params, "--swap-space")?,
         })
     }
 
@@ -85,6 +98,50 @@ impl LaunchSettings {
             settings.dtype_bytes = settings.dtype_bytes.or(Some(2));
         }
         settings
+    }
+}
+
+/// A size flag in GiB (`--cpu-offload-gb`, `--swap-space`) in bytes: the user's value, else
+/// the version's default, else 0 (a flag the version lacks). vLLM refuses negative sizes;
+/// infinite, NaN and sizes past `u64` bytes are refused here too.
+fn gib_flag(params: &Params, name: &str) -> Result<u64> {
+    let default = || {
+        params
+            .version
+            .default_of(name)
+            .and_then(|d| d.parse::<f64>().ok())
+    };
+    let Some(gib) = params.parsed::<f64>(name)?.or_else(default) else {
+        return Ok(0);
+    };
+    let bytes = gib * GIB;
+    if !(bytes >= 0.0 && bytes < u64::MAX as f64) {
+        return Err(Error::invalid_parameter(
+            name,
+            format!(
+                "{gib} is not a size in GiB between 0 and {}",
+                u64::MAX as f64 / GIB
+            ),
+        ));
+    }
+    Ok(bytes as u64)
+}
+
+/// `--block-size` where the flag table lists no choices: one of vLLM's block sizes.
+fn check_block_size(params: &Params) -> Result<()> {
+    let Some(size) = params.value("--block-size") else {
+        return Ok(());
+    };
+    match size.parse::<u64>() {
+        Ok(n) if BLOCK_SIZES.contains(&n) => Ok(()),
+        _ => Err(Error::invalid_parameter(
+            "--block-size",
+            format!(
+                "`{size}` is not a KV block size of vLLM {}: {}",
+                params.version,
+                BLOCK_SIZES.map(|n| n.to_string()).join(", ")
+            ),
+        )),
     }
 }
 

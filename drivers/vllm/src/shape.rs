@@ -87,21 +87,11 @@ const MAX_LAYERS: u64 = 1 << 12;
 const MAX_CONTEXT: u64 = 1 << 32;
 
 impl TextShape {
-    /// The shape of a typed `config.json`; `file` names it in errors (a needed size missing).
+    /// The shape of a typed `config.json`; `file` names it in errors (a needed size missing
+    /// or implausible, see [`HfConfig::dimensions`]).
     pub(crate) fn from_config(config: &HfConfig, file: &Path) -> Result<Self> {
         let text = &config.text;
-        let missing =
-            |key: &str| Error::parse(file, 0, format!("`{key}` is missing from the text config"));
-        let hidden_size = text.hidden_size.ok_or_else(|| missing("hidden_size"))?;
-        let heads = text
-            .num_attention_heads
-            .ok_or_else(|| missing("num_attention_heads"))?;
-        let layer_count = text
-            .num_hidden_layers
-            .ok_or_else(|| missing("num_hidden_layers"))?;
-        if layer_count == 0 {
-            return Err(Error::parse(file, 0, "`num_hidden_layers` is zero"));
-        }
+        let dims = config.dimensions(file)?;
         let mla = text.mla.as_ref().map(|m| Mla {
             kv_lora_rank: m.kv_lora_rank,
             q_lora_rank: m.q_lora_rank,
@@ -111,16 +101,16 @@ impl TextShape {
         });
         TextShape {
             architectures: config.architectures.clone(),
-            hidden_size,
-            heads,
-            kv_heads: text.num_key_value_heads.unwrap_or(heads).max(1),
-            head_dim: text.head_dim.unwrap_or(hidden_size / heads).max(1),
+            hidden_size: dims.hidden_size,
+            heads: dims.heads,
+            kv_heads: dims.kv_heads,
+            head_dim: dims.head_dim,
             intermediate_size: text
                 .intermediate_size
-                .unwrap_or(hidden_size.saturating_mul(4)),
-            vocab_size: text.vocab_size.ok_or_else(|| missing("vocab_size"))?,
+                .unwrap_or(dims.hidden_size.saturating_mul(4)),
+            vocab_size: dims.vocab_size,
             tie_embeddings: text.tie_word_embeddings.unwrap_or(false),
-            layers: layers(text, layer_count),
+            layers: layers(text, dims.layers),
             mla,
             moe: text
                 .moe
