@@ -133,21 +133,30 @@ pub(crate) fn layer_bytes(
         .layers
         .iter()
         .map(|layer| {
+            // Saturating throughout: the header's dimensions are bounded by the GGUF reader,
+            // but a huge user context could still overflow, and a saturated size simply fits
+            // nowhere.
             if layer.recurrent {
                 // Recurrent state: one slot per sequence, r and s rows in f32.
-                return (shape.recurrent.r + shape.recurrent.s) * 4 * ctx.n_seq_max;
+                return (shape.recurrent.r.saturating_add(shape.recurrent.s))
+                    .saturating_mul(4)
+                    .saturating_mul(ctx.n_seq_max);
             }
             if !shape.causal || layer.n_head_kv == 0 {
                 return 0;
             }
-            let cells = if layer.swa {
-                ctx.kv_size_swa
-            } else {
-                ctx.kv_size
-            } * ctx.n_stream;
-            let k = settings.type_k.row_bytes(layer.n_head_kv * shape.head_k);
-            let v = settings.type_v.row_bytes(layer.n_head_kv * shape.head_v);
-            (k + v) * cells
+            let cells = match layer.swa {
+                true => ctx.kv_size_swa,
+                false => ctx.kv_size,
+            }
+            .saturating_mul(ctx.n_stream);
+            let k = settings
+                .type_k
+                .row_bytes(layer.n_head_kv.saturating_mul(shape.head_k));
+            let v = settings
+                .type_v
+                .row_bytes(layer.n_head_kv.saturating_mul(shape.head_v));
+            k.saturating_add(v).saturating_mul(cells)
         })
         .collect()
 }

@@ -524,9 +524,9 @@ impl TextModel {
     }
 
     fn add_kv(&self, map: &LayerMap, host: &mut Components, devices: &mut [Components]) {
-        let sum = |r: std::ops::Range<usize>| self.layer_kv[r].iter().sum::<u64>();
+        let sum = |r: std::ops::Range<usize>| saturating_sum(&self.layer_kv[r]);
         if self.settings.no_kv_offload {
-            host.kv = self.layer_kv.iter().sum();
+            host.kv = saturating_sum(&self.layer_kv);
             return;
         }
         host.kv = sum(map.host_layers());
@@ -787,6 +787,11 @@ fn device_names(devices: &[DeviceSlot]) -> Vec<String> {
             name
         })
         .collect()
+}
+
+/// Sum of byte counts that saturates instead of overflowing (a saturated size fits nowhere).
+pub(crate) fn saturating_sum(values: &[u64]) -> u64 {
+    values.iter().fold(0u64, |acc, v| acc.saturating_add(*v))
 }
 
 #[cfg(test)]

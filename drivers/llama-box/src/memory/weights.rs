@@ -156,7 +156,7 @@ impl WeightTable {
 
     /// Device weight bytes of `layers`.
     pub fn device_bytes(&self, layers: Range<usize>) -> u64 {
-        self.device[layers].iter().sum()
+        super::saturating_sum(&self.device[layers])
     }
 
     /// The output layer on a device (tied embeddings included).
