@@ -35,23 +35,14 @@ pub use inferkit_vox_box as vox_box;
 /// defaults (single worker, under `/usr/local/Ascend`); register a configured
 /// [`mindie::MindIe`] instead to span workers.
 pub fn default_registry() -> Registry {
-    #[allow(unused_mut)]
-    let mut registry = Registry::new();
+    let registry = Registry::new();
     #[cfg(feature = "llama-box")]
-    {
-        registry = registry.with(inferkit_llama_box::LlamaBox::new());
-    }
+    let registry = registry.with(inferkit_llama_box::LlamaBox::new());
     #[cfg(feature = "vllm")]
-    {
-        registry = registry.with(inferkit_vllm::Vllm::new());
-    }
+    let registry = registry.with(inferkit_vllm::Vllm::new());
     #[cfg(feature = "vox-box")]
-    {
-        registry = registry.with(inferkit_vox_box::VoxBox::new());
-    }
+    let registry = registry.with(inferkit_vox_box::VoxBox::new());
     #[cfg(feature = "mindie")]
-    {
-        registry = registry.with(inferkit_mindie::MindIe::new());
-    }
+    let registry = registry.with(inferkit_mindie::MindIe::new());
     registry
 }

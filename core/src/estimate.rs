@@ -22,7 +22,9 @@ pub struct DeviceSlot {
     pub name: String,
     /// Total device memory in bytes.
     pub total: u64,
-    /// Bytes placement may claim: total − used − existing allocations − reserve.
+    /// Bytes placement may claim: total − max(used, existing allocations) − the device reserve
+    /// (none for a backend that keeps its own headroom), and on unified memory no more than the
+    /// host's allocatable RAM. See [`placement::resources`](crate::placement::resources).
     pub allocatable: u64,
     /// Reached from the main worker over the network (llama.cpp RPC device, Ray worker).
     pub remote: bool,

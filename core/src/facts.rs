@@ -78,7 +78,7 @@ impl DirectoryFacts {
 
     /// The GGUF model file of a directory holding exactly one GGUF model (its first shard when
     /// split), ignoring projector (`*mmproj*`) files. `None` when there is none or several.
-    pub fn single_gguf_model(&self) -> Option<&str> {
+    fn single_gguf_model(&self) -> Option<&str> {
         let mut models = self
             .files
             .iter()
@@ -97,8 +97,9 @@ impl DirectoryFacts {
     }
 }
 
-/// Whether the directory's `config.json` looks like a transformers config (it names
-/// `architectures` or a `model_type`), as opposed to another tool's config file.
+/// Whether the directory has a `config.json` (kept in [`DirectoryFacts::texts`]) that looks like
+/// a transformers config (it names `architectures` or a `model_type`), as opposed to another
+/// tool's config file.
 fn is_hf_config(directory: &DirectoryFacts) -> bool {
     directory.json("config.json").is_some_and(|config| {
         config.get("architectures").is_some() || config.get("model_type").is_some()
@@ -170,32 +171,31 @@ impl ModelFacts {
 
     fn read_gguf(source: &ModelSource, file: &Path) -> Result<ModelFacts> {
         let gguf = GgufModel::open(file)?;
-        let directory = match file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => Some(DirectoryFacts::read(dir)?),
-            _ => Some(DirectoryFacts::read(Path::new("."))?),
-        };
-        Ok(ModelFacts {
-            source: source.clone(),
-            format: ModelFormat::Gguf,
-            path: Some(file.to_path_buf()),
-            directory,
-            gguf: Some(gguf),
-            hf: None,
-        })
+        let dir = file
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Ok(Self::gguf_facts(
+            source,
+            file,
+            gguf,
+            DirectoryFacts::read(dir)?,
+        ))
     }
 
     fn read_directory(source: &ModelSource, dir: &Path) -> Result<ModelFacts> {
         let directory = DirectoryFacts::read(dir)?;
         if let Some(file) = directory.single_gguf_model() {
-            let mut facts = Self::read_gguf(source, &dir.join(file))?;
-            facts.directory = Some(directory);
-            return Ok(facts);
+            let file = dir.join(file);
+            let gguf = GgufModel::open(&file)?;
+            return Ok(Self::gguf_facts(source, &file, gguf, directory));
         }
         // A directory with a config.json is a Hugging Face model only when that config parses
         // as one; speech models (CosyVoice, Dia) carry config files of other shapes.
-        let hf = match directory.has_file("config.json") && is_hf_config(&directory) {
-            true => Some(HfModel::open(dir)?),
-            false => None,
+        let hf = if is_hf_config(&directory) {
+            Some(HfModel::open(dir)?)
+        } else {
+            None
         };
         let format = match hf {
             Some(_) => ModelFormat::Safetensors,
@@ -209,6 +209,22 @@ impl ModelFacts {
             gguf: None,
             hf,
         })
+    }
+
+    fn gguf_facts(
+        source: &ModelSource,
+        file: &Path,
+        gguf: GgufModel,
+        directory: DirectoryFacts,
+    ) -> ModelFacts {
+        ModelFacts {
+            source: source.clone(),
+            format: ModelFormat::Gguf,
+            path: Some(file.to_path_buf()),
+            directory: Some(directory),
+            gguf: Some(gguf),
+            hf: None,
+        }
     }
 
     /// The Hugging Face model, or [`Error::Unsupported`] saying the model has no `config.json`.

@@ -9,13 +9,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, Claim, PlacementMode, Registry, Selection};
+use crate::backend::{
+    Assignment, Backend, Capabilities, Claim, PlacementMode, Registry, Selection,
+};
 use crate::estimate::{Layout, ResourceEstimate};
 use crate::facts::ModelFacts;
 use crate::inventory::{Cluster, Vendor};
 use crate::launch::LaunchSpec;
 use crate::model::{Category, ModelSpec};
-use crate::placement::{Placement, PlacementRequest, PlacementStrategy, Rejection, place};
+use crate::placement::{
+    Placement, PlacementRequest, PlacementStrategy, Rejection, place, selector_admits,
+    selector_text,
+};
 use crate::{Error, Result};
 
 const GIB: u64 = 1 << 30;
@@ -42,6 +47,20 @@ pub struct PlanOptions {
     /// The version of each backend installed on the fleet, by backend id; applied when the
     /// spec names no `backend_version` (it selects the flag table and the launch rules).
     pub backend_versions: BTreeMap<String, String>,
+}
+
+impl PlanOptions {
+    /// The per-device reserve placement applies for a backend with these capabilities: none
+    /// when the backend keeps its own headroom inside the share of each device it takes (the
+    /// two margins would stack and refuse models that fit, hard case 8), else
+    /// [`device_reserve`](Self::device_reserve).
+    pub fn device_reserve_for(&self, caps: &Capabilities) -> u64 {
+        if caps.own_device_headroom {
+            0
+        } else {
+            self.device_reserve
+        }
+    }
 }
 
 impl Default for PlanOptions {
@@ -207,6 +226,8 @@ fn prepend_explanation(error: Error, selection: &[String]) -> Error {
     }
 }
 
+/// The plan of a finished placement: its explanation after selection's, the estimate's notes
+/// last, and what it claims per worker.
 fn assemble(
     spec: &ModelSpec,
     mut explanation: Vec<String>,
@@ -228,6 +249,27 @@ fn assemble(
         } => (Some(offload_layers), Some(total_layers)),
         _ => (None, None),
     };
+    let workers = worker_claims(&assignment);
+    DeploymentPlan {
+        backend: spec.backend.clone().unwrap_or_default(),
+        model: spec.name.clone(),
+        categories: spec.categories.clone(),
+        placement: PlacementSummary {
+            mode: assignment.mode,
+            offload_layers,
+            total_layers,
+            workers,
+        },
+        processes,
+        estimate: assignment.estimate,
+        explanation,
+        rejected,
+    }
+}
+
+/// What `assignment` claims per worker: the main worker first with the host RAM, then the
+/// other workers in the order their devices appear.
+fn worker_claims(assignment: &Assignment) -> Vec<WorkerClaim> {
     let mut workers = vec![WorkerClaim {
         name: assignment.worker.clone(),
         devices: Vec::new(),
@@ -250,21 +292,7 @@ fn assemble(
             }),
         }
     }
-    DeploymentPlan {
-        backend: spec.backend.clone().unwrap_or_default(),
-        model: spec.name.clone(),
-        categories: spec.categories.clone(),
-        placement: PlacementSummary {
-            mode: assignment.mode,
-            offload_layers,
-            total_layers,
-            workers,
-        },
-        processes,
-        estimate: assignment.estimate,
-        explanation,
-        rejected,
-    }
+    workers
 }
 
 fn registered<'r>(registry: &'r Registry, id: &str) -> Result<&'r dyn Backend> {
@@ -305,6 +333,7 @@ pub fn select_backend(
     })
 }
 
+/// A selected backend, its answer, and the explanation of the choice.
 type Chosen<'r> = (&'r dyn Backend, Selection, Vec<String>);
 
 fn explicit_backend<'r>(
@@ -383,11 +412,7 @@ fn eligible_vendors(spec: &ModelSpec, cluster: &Cluster) -> BTreeSet<Vendor> {
     cluster
         .workers
         .iter()
-        .filter(|w| {
-            spec.worker_selector
-                .iter()
-                .all(|(k, v)| w.label(k) == Some(v.as_str()))
-        })
+        .filter(|w| selector_admits(&spec.worker_selector, w))
         .flat_map(|w| {
             w.devices
                 .iter()
@@ -407,28 +432,7 @@ fn resolve_spec(
 ) -> Result<ModelSpec> {
     let caps = backend.capabilities();
     let id = backend.id();
-    if spec.cpu_offloading == Some(true) && !caps.cpu_offload {
-        return Err(Error::invalid_parameter(
-            "cpu_offloading",
-            format!("CPU offloading is only supported for GGUF models; {id} cannot offload"),
-        ));
-    }
-    if spec.distributed_inference_across_workers == Some(true) && !caps.multi_worker {
-        return Err(Error::invalid_parameter(
-            "distributed_inference_across_workers",
-            format!("Distributed inference across workers is not supported for the {id} backend"),
-        ));
-    }
-    if let Some(category) = spec
-        .categories
-        .iter()
-        .find(|c| !caps.categories.contains(c))
-    {
-        return Err(Error::invalid_parameter(
-            "categories",
-            format!("{id} does not serve {} models", category.as_str()),
-        ));
-    }
+    refuse_unsupported(&caps, id, spec)?;
     let mut resolved = spec.clone();
     resolved.backend = Some(id.to_string());
     if resolved.categories.is_empty() {
@@ -454,17 +458,39 @@ fn resolve_spec(
         && !caps.default_worker_selector.is_empty()
     {
         resolved.worker_selector = caps.default_worker_selector.clone();
-        let labels: Vec<String> = resolved
-            .worker_selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
         explanation.push(format!(
             "worker selector {} ({id} default)",
-            labels.join(",")
+            selector_text(&resolved.worker_selector)
         ));
     }
     Ok(resolved)
+}
+
+/// Refuses a spec that asks backend `id` for what its capabilities rule out.
+fn refuse_unsupported(caps: &Capabilities, id: &str, spec: &ModelSpec) -> Result<()> {
+    if spec.cpu_offloading == Some(true) && !caps.cpu_offload {
+        return Err(Error::invalid_parameter(
+            "cpu_offloading",
+            format!("CPU offloading is only supported for GGUF models; {id} cannot offload"),
+        ));
+    }
+    if spec.distributed_inference_across_workers == Some(true) && !caps.multi_worker {
+        return Err(Error::invalid_parameter(
+            "distributed_inference_across_workers",
+            format!("Distributed inference across workers is not supported for the {id} backend"),
+        ));
+    }
+    if let Some(category) = spec
+        .categories
+        .iter()
+        .find(|c| !caps.categories.contains(c))
+    {
+        return Err(Error::invalid_parameter(
+            "categories",
+            format!("{id} does not serve {} models", category.as_str()),
+        ));
+    }
+    Ok(())
 }
 
 fn category_names(categories: &[Category]) -> String {

@@ -13,8 +13,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::backend::{Assignment, Backend, Claim, PlacementMode, Subordinate, SubordinateGrouping};
-use crate::estimate::{DeviceSlot, FitRequest, HostSlot};
+use crate::backend::{Assignment, Backend, Claim, PlacementMode, SubordinateGrouping};
+use crate::estimate::{DeviceSlot, FitRequest, HostSlot, ResourceEstimate};
 use crate::facts::ModelFacts;
 use crate::inventory::{DeviceId, Vendor};
 use crate::launch::ProcessRole;
@@ -120,6 +120,32 @@ fn check_fit(
         .unwrap_or_else(|e| panic!("{id}: conformance model does not fit: {e}"));
     let again = estimator.fit(&request).expect("second fit");
     assert_eq!(estimate, again, "{id}: fit is not deterministic");
+    check_device_estimates(id, &estimate, devices);
+    let json = serde_json::to_string(&estimate).expect("estimate serialises");
+    let back: ResourceEstimate = serde_json::from_str(&json).expect("estimate parses");
+    assert_eq!(
+        back, estimate,
+        "{id}: estimate does not round-trip through JSON"
+    );
+    Assignment {
+        mode: match devices.len() {
+            0 => PlacementMode::CpuOnly,
+            1 => PlacementMode::SingleDevice,
+            _ => PlacementMode::MultiDevice,
+        },
+        worker: host.worker.clone(),
+        address: host.worker.clone(),
+        devices: devices.to_vec(),
+        host: host.clone(),
+        estimate,
+        port: 40000,
+        subordinates: Vec::new(),
+    }
+}
+
+/// One estimate per requested device, in request order, claiming at least its components and
+/// no more than is allocatable.
+fn check_device_estimates(id: &str, estimate: &ResourceEstimate, devices: &[DeviceSlot]) {
     assert_eq!(
         estimate.devices.len(),
         devices.len(),
@@ -144,26 +170,6 @@ fn check_fit(
             d.claim,
             slot.allocatable
         );
-    }
-    let json = serde_json::to_string(&estimate).expect("estimate serialises");
-    let back: crate::ResourceEstimate = serde_json::from_str(&json).expect("estimate parses");
-    assert_eq!(
-        back, estimate,
-        "{id}: estimate does not round-trip through JSON"
-    );
-    Assignment {
-        mode: match devices.len() {
-            0 => PlacementMode::CpuOnly,
-            1 => PlacementMode::SingleDevice,
-            _ => PlacementMode::MultiDevice,
-        },
-        worker: host.worker.clone(),
-        address: host.worker.clone(),
-        devices: devices.to_vec(),
-        host: host.clone(),
-        estimate,
-        port: 40000,
-        subordinates: Vec::<Subordinate>::new(),
     }
 }
 

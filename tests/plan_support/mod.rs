@@ -44,11 +44,7 @@ pub fn assert_within_allocatable(plan: &DeploymentPlan, cluster: &Cluster, optio
     let backend = registry
         .get(&plan.backend)
         .expect("planned backend is registered");
-    // Backends that keep their own headroom (vLLM, MindIE) get no per-device reserve.
-    let reserve = match backend.capabilities().own_device_headroom {
-        true => 0,
-        false => options.device_reserve,
-    };
+    let reserve = options.device_reserve_for(&backend.capabilities());
     for worker in &plan.placement.workers {
         let inventory = cluster.worker(&worker.name).expect("planned worker exists");
         for claim in &worker.devices {

@@ -34,13 +34,15 @@ pub mod resources;
 mod score;
 mod search;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::backend::{Assignment, Backend};
 use crate::estimate::ResourceEstimator;
 use crate::facts::ModelFacts;
-use crate::inventory::Cluster;
+use crate::inventory::{Cluster, WorkerInventory};
 use crate::model::ModelSpec;
 use crate::plan::PlanOptions;
 
@@ -110,6 +112,22 @@ pub struct Placement {
 /// listing every option refused and why.
 pub fn place(request: &PlacementRequest<'_>) -> Result<Placement> {
     search::Search::new(request)?.run()
+}
+
+/// Whether `worker` carries every label of a worker selector.
+pub(crate) fn selector_admits(
+    selector: &BTreeMap<String, String>,
+    worker: &WorkerInventory,
+) -> bool {
+    selector
+        .iter()
+        .all(|(key, value)| worker.label(key) == Some(value.as_str()))
+}
+
+/// A worker selector as `key=value,key=value`, for messages.
+pub(crate) fn selector_text(selector: &BTreeMap<String, String>) -> String {
+    let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.join(",")
 }
 
 /// Bytes as GiB with two decimals, for messages.

@@ -29,13 +29,18 @@ use crate::{Error, Result};
 /// Bytes placement may claim on `device`: total − max(used, existing allocations) − reserve.
 /// See the [module documentation](self) for why.
 pub fn device_allocatable(worker: &WorkerInventory, device: &Device, reserve: u64) -> u64 {
-    let allocated = worker.allocated_on_device(device.index);
-    let allocatable = uncommitted(device.memory.total, device.memory.used, allocated, reserve);
+    let allocatable = device_uncommitted(worker, device, reserve);
     if is_unified(worker) {
         allocatable.min(host_allocatable(worker, reserve))
     } else {
         allocatable
     }
+}
+
+/// The allocatable rule on the device's own memory, before any unified-memory cap.
+fn device_uncommitted(worker: &WorkerInventory, device: &Device, reserve: u64) -> u64 {
+    let allocated = worker.allocated_on_device(device.index);
+    uncommitted(device.memory.total, device.memory.used, allocated, reserve)
 }
 
 /// Bytes of host RAM placement may claim: total − max(used, existing allocations) − reserve.
@@ -56,7 +61,7 @@ fn uncommitted(total: u64, used: u64, allocated: u64, reserve: u64) -> u64 {
 }
 
 /// Whether the worker's accelerators share host memory (Apple silicon).
-pub(crate) fn is_unified(worker: &WorkerInventory) -> bool {
+fn is_unified(worker: &WorkerInventory) -> bool {
     worker.devices.iter().any(|d| d.vendor == Vendor::Apple)
 }
 
@@ -86,14 +91,14 @@ pub(crate) struct DeviceView {
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerView<'c> {
     pub worker: &'c WorkerInventory,
-    pub ram_total: u64,
     pub ram_allocatable: u64,
+    /// Device memory is host memory (Apple silicon): device claims count against RAM too.
     pub unified: bool,
     /// Eligible devices, by allocatable descending, then index.
     pub devices: Vec<DeviceView>,
-    /// Number of devices the worker has in all (spread's per-device weight).
-    pub device_count: usize,
+    /// Existing instances of this model on the worker.
     pub current: u32,
+    /// Existing instances of other models on the worker.
     pub others: u32,
 }
 
@@ -116,9 +121,8 @@ impl<'c> WorkerView<'c> {
             .filter(|(_, d)| eligible(d))
             .map(|(position, d)| {
                 let (current, others) = counts.on_device(d.index);
-                let allocated = counts.allocated(d.index);
-                let mut allocatable =
-                    uncommitted(d.memory.total, d.memory.used, allocated, reserves.device);
+                let mut allocatable = device_uncommitted(worker, d, reserves.device);
+                // Unlike `device_allocatable`, the cap keeps the RAM reserve: it is host RAM.
                 if unified {
                     allocatable = allocatable.min(ram_allocatable);
                 }
@@ -139,11 +143,9 @@ impl<'c> WorkerView<'c> {
         });
         Ok(WorkerView {
             worker,
-            ram_total: worker.ram.total,
             ram_allocatable,
             unified,
             devices,
-            device_count: worker.devices.len(),
             current: counts.current,
             others: counts.others,
         })
@@ -170,7 +172,7 @@ impl<'c> WorkerView<'c> {
     pub fn host(&self) -> HostSlot {
         HostSlot {
             worker: self.worker.name.clone(),
-            total: self.ram_total,
+            total: self.worker.ram.total,
             allocatable: self.ram_allocatable,
         }
     }
@@ -216,9 +218,9 @@ impl DeviceClasses {
     }
 }
 
-/// Existing allocations of one worker, parsed once.
+/// Instances already on one worker, counted once for the spread score.
 struct InstanceCounts {
-    /// (device index, bytes, is this model).
+    /// (device index, bytes, is this model), one entry per device an allocation names.
     claims: Vec<(u32, u64, bool)>,
     current: u32,
     others: u32,
@@ -239,7 +241,10 @@ impl InstanceCounts {
                 counts.others += 1;
             }
             for (key, bytes) in &allocation.devices {
-                let index = key.parse::<u32>().map_err(|_| {
+                // Only the canonical spelling: the allocatable rule finds claims by
+                // `index.to_string()` (`WorkerInventory::allocated_on_device`), so a key such as
+                // `01` would count as an instance here yet never be subtracted.
+                let index = parse_device_key(key).ok_or_else(|| {
                     Error::invalid_parameter(
                         "allocations",
                         format!(
@@ -255,13 +260,6 @@ impl InstanceCounts {
         Ok(counts)
     }
 
-    fn allocated(&self, index: u32) -> u64 {
-        self.claims
-            .iter()
-            .filter(|(i, _, _)| *i == index)
-            .fold(0u64, |acc, (_, b, _)| acc.saturating_add(*b))
-    }
-
     fn on_device(&self, index: u32) -> (u32, u32) {
         self.claims
             .iter()
@@ -273,6 +271,13 @@ impl InstanceCounts {
                 },
             )
     }
+}
+
+/// A device index spelled as `u32::to_string` spells it.
+fn parse_device_key(key: &str) -> Option<u32> {
+    key.parse::<u32>()
+        .ok()
+        .filter(|index| index.to_string() == key)
 }
 
 /// Whether an allocation named `instance` is an instance of the model `model` (`qwen` owns
@@ -294,13 +299,8 @@ pub fn verify_claims(
     device_reserve: u64,
     ram_reserve: u64,
 ) -> Result<()> {
-    let mut per_device: BTreeMap<&DeviceId, u64> = BTreeMap::new();
-    for d in &estimate.devices {
-        let sum = per_device.entry(&d.device).or_default();
-        *sum = sum.saturating_add(d.claim);
-    }
     let mut unified_claims = 0u64;
-    for (id, claim) in per_device {
+    for (id, claim) in claims_per_device(estimate) {
         let worker = cluster.worker(&id.worker).ok_or_else(|| {
             Error::invalid_parameter(
                 "device",
@@ -327,13 +327,33 @@ pub fn verify_claims(
             unified_claims = unified_claims.saturating_add(claim);
         }
     }
+    let ram = estimate.host.total().saturating_add(unified_claims);
+    verify_host_claim(cluster, main_worker, ram, ram_reserve)
+}
+
+/// The claims of an estimate summed per device: two entries for one device are one claim.
+fn claims_per_device(estimate: &ResourceEstimate) -> BTreeMap<&DeviceId, u64> {
+    let mut per_device: BTreeMap<&DeviceId, u64> = BTreeMap::new();
+    for d in &estimate.devices {
+        let sum = per_device.entry(&d.device).or_default();
+        *sum = sum.saturating_add(d.claim);
+    }
+    per_device
+}
+
+/// The final check of the main worker's host RAM against `ram` bytes claimed on it.
+fn verify_host_claim(
+    cluster: &Cluster,
+    main_worker: &str,
+    ram: u64,
+    ram_reserve: u64,
+) -> Result<()> {
     let worker = cluster.worker(main_worker).ok_or_else(|| {
         Error::invalid_parameter(
             "worker",
             format!("worker {main_worker} is not in the cluster"),
         )
     })?;
-    let ram = estimate.host.total().saturating_add(unified_claims);
     let allocatable = host_allocatable(worker, ram_reserve);
     if ram > allocatable {
         return Err(Error::DoesNotFit {
@@ -405,6 +425,20 @@ mod tests {
         // An instance claimed 10 GiB but has only touched 2 GiB so far.
         let w = worker_with(2 * GIB, 10 * GIB);
         assert_eq!(device_allocatable(&w, &w.devices[0], GIB), 13 * GIB);
+    }
+
+    #[test]
+    fn allocation_keys_must_be_device_indices_as_the_allocatable_rule_spells_them() {
+        let mut w = worker_with(4 * GIB, 4 * GIB);
+        assert_eq!(InstanceCounts::of(&w, "qwen").unwrap().on_device(0), (0, 1));
+        for key in ["01", "+0", "gpu0"] {
+            w.allocations[0].devices = [(key.to_string(), 4 * GIB)].into();
+            let err = InstanceCounts::of(&w, "qwen").err().expect(key);
+            assert!(
+                err.to_string().contains(&format!("device `{key}`")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

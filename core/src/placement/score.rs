@@ -39,7 +39,7 @@ pub(crate) fn spread(worker: &WorkerView<'_>, devices: &[&DeviceView]) -> f64 {
         return base + instance_share(10.0, worker.current, worker.others);
     }
     // Each device weighs 10 / (devices + 1), so a worker with instances never reaches 100.
-    let per_device = 10.0 / (worker.device_count as f64 + 1.0);
+    let per_device = 10.0 / (worker.worker.devices.len() as f64 + 1.0);
     base + devices
         .iter()
         .map(|d| instance_share(per_device, d.current, d.others))

@@ -21,13 +21,10 @@
 use crate::Result;
 use crate::inventory::{Device, DeviceHealth, Memory, Vendor};
 
-use super::{mib_to_bytes, probe_error};
+use super::probe_error;
 
 /// Name of the tool, used in errors.
 const TOOL: &str = "npu-smi";
-
-/// Environment variable with which CANN restricts and renumbers the visible devices.
-pub const VISIBLE_DEVICES_ENV: &str = "ASCEND_RT_VISIBLE_DEVICES";
 
 /// One chip row of `npu-smi info -m`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -285,8 +282,8 @@ fn parse_chip_row(
         health: npu.health.clone(),
         pci_bus_id: Some(bus.to_string()).filter(|b| b.contains(':')),
         memory: Memory {
-            total: mib_to_bytes(TOOL, total)?,
-            used: mib_to_bytes(TOOL, used)?,
+            total: mib_to_bytes(total)?,
+            used: mib_to_bytes(used)?,
         },
     })
 }
@@ -336,7 +333,8 @@ pub fn devices(
 
 /// The chips `ASCEND_RT_VISIBLE_DEVICES` names, in the order it names them.
 fn select_visible<'a>(chips: &[&'a ChipMapping], list: &str) -> Result<Vec<&'a ChipMapping>> {
-    let refuse = |why: String| probe_error(TOOL, format!("{VISIBLE_DEVICES_ENV}=`{list}`: {why}"));
+    let variable = Vendor::Ascend.visible_devices_env();
+    let refuse = |why: String| probe_error(TOOL, format!("{variable}=`{list}`: {why}"));
     let mut selected: Vec<&ChipMapping> = Vec::new();
     for id in list.split(',').map(str::trim).filter(|id| !id.is_empty()) {
         let logic_id: u32 = id
@@ -415,6 +413,15 @@ fn chip_name(chip: &ChipMapping, status: &ChipStatus) -> String {
     }
 }
 
+/// Bytes in one MiB: `npu-smi` prints memory in MiB (`MB` in its headers means MiB).
+const MIB: u64 = 1 << 20;
+
+/// `mib` MiB in bytes, or a probe error when the product overflows `u64` (garbage input).
+fn mib_to_bytes(mib: u64) -> Result<u64> {
+    mib.checked_mul(MIB)
+        .ok_or_else(|| probe_error(TOOL, format!("{mib} MiB does not fit in 64 bits of bytes")))
+}
+
 fn number_field<T: std::str::FromStr>(
     command: &str,
     line: usize,
@@ -479,7 +486,7 @@ impl AscendProbe {
         let Some(table) = self.tool.run(&["info"], &[]).await? else {
             return Ok(None);
         };
-        let visible = std::env::var(VISIBLE_DEVICES_ENV).ok();
+        let visible = std::env::var(Vendor::Ascend.visible_devices_env()).ok();
         devices(
             &parse_chip_mapping(&mapping)?,
             &parse_status_table(&table)?,

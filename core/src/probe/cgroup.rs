@@ -23,10 +23,10 @@ use crate::inventory::Memory;
 use crate::{Error, Result};
 
 /// Where cgroup hierarchies are mounted on Linux.
-pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The file listing this process's cgroups.
-pub const PROC_SELF_CGROUP: &str = "/proc/self/cgroup";
+const PROC_SELF_CGROUP: &str = "/proc/self/cgroup";
 
 /// cgroup v1 reports "no limit" as `PAGE_COUNTER_MAX` pages, `0x7FFFFFFFFFFFF000` bytes with
 /// 4 KiB pages (kernel `mm/page_counter.c`); any limit this large is no limit.
@@ -127,7 +127,7 @@ pub fn parse_limit(text: &str, file: &Path) -> Result<Option<u64>> {
 }
 
 /// Parses a file holding one byte count (`memory.current`, `memory.usage_in_bytes`).
-pub fn parse_bytes(text: &str, file: &Path) -> Result<u64> {
+fn parse_bytes(text: &str, file: &Path) -> Result<u64> {
     let value = text.trim();
     value
         .parse()
@@ -165,8 +165,8 @@ pub fn read_limit(cgroup_root: &Path, cgroup: &MemoryCgroup) -> Result<Option<Cg
     Ok(Some(CgroupMemory { limit, working_set }))
 }
 
-/// Reads [`read_limit`] for this process from [`PROC_SELF_CGROUP`] and [`CGROUP_ROOT`];
-/// `None` off Linux or outside any memory cgroup.
+/// Reads [`read_limit`] for this process from `/proc/self/cgroup` and the hierarchies mounted
+/// under `/sys/fs/cgroup`; `None` off Linux or outside any memory cgroup.
 pub fn read_own_limit() -> Result<Option<CgroupMemory>> {
     let Some(membership) = read_optional(Path::new(PROC_SELF_CGROUP))? else {
         return Ok(None);

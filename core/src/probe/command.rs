@@ -10,7 +10,7 @@ use crate::Result;
 
 /// How long a vendor tool may run. `npu-smi` and `rocm-smi` answer in well under a second on a
 /// healthy machine; a wedged driver makes them hang, which must not hang the caller.
-pub(crate) const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A vendor tool to run: the name errors use, its program (a path, or a name looked up in
 /// `PATH`) and its time limit.

@@ -53,12 +53,3 @@ pub(crate) fn probe_error(probe: &str, reason: impl Into<String>) -> Error {
         reason: reason.into(),
     }
 }
-
-/// Bytes in one MiB: vendor tools print memory in MiB (`MB` in npu-smi's headers means MiB).
-pub(crate) const MIB: u64 = 1 << 20;
-
-/// `mib` MiB in bytes, or a probe error when the product overflows `u64` (garbage input).
-pub(crate) fn mib_to_bytes(probe: &str, mib: u64) -> Result<u64> {
-    mib.checked_mul(MIB)
-        .ok_or_else(|| probe_error(probe, format!("{mib} MiB does not fit in 64 bits of bytes")))
-}

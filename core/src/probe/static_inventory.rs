@@ -31,7 +31,7 @@ pub fn parse_cluster(text: &str, origin: &Path) -> Result<Cluster> {
 }
 
 /// Parses one worker object.
-pub fn parse_worker(text: &str, origin: &Path) -> Result<WorkerInventory> {
+fn parse_worker(text: &str, origin: &Path) -> Result<WorkerInventory> {
     serde_json::from_str(text).map_err(|e| json_error(text, origin, &e))
 }
 

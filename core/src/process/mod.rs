@@ -333,10 +333,7 @@ impl ProcessHandle {
     /// Waits until the process is ready, or fails with its last lines when it fails or stops.
     pub async fn wait_ready(&self) -> Result<()> {
         let mut state = self.state.clone();
-        let reached = state
-            .wait_for(|s| matches!(s, ProcessState::Ready { .. }) || s.is_final())
-            .await
-            .map(|s| s.clone());
+        let reached = state.wait_for(ready_or_final).await.map(|s| s.clone());
         match reached {
             Ok(ProcessState::Ready { .. }) => Ok(()),
             Ok(ProcessState::Failed {
@@ -352,6 +349,11 @@ impl ProcessHandle {
             reason,
         }
     }
+}
+
+/// Whether waiting for readiness is over: the process is ready, or never will be.
+fn ready_or_final(state: &ProcessState) -> bool {
+    matches!(state, ProcessState::Ready { .. }) || state.is_final()
 }
 
 fn format_failure(reason: &str, last_lines: &[String]) -> String {

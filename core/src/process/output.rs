@@ -55,6 +55,8 @@ pub(super) struct LogTail {
 
 impl LogTail {
     pub(super) fn new(capacity: usize) -> Self {
+        // `capacity` is the caller's `log_lines`, possibly huge: reserve at most 1024 lines up
+        // front and let a larger tail grow as lines come.
         LogTail {
             lines: Arc::new(Mutex::new(VecDeque::with_capacity(capacity.min(1024)))),
             capacity,

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 
 use super::output::{self, BROADCAST_CAPACITY, LogTail, OutputStream, Sink};
-use super::{LaunchOptions, ProcessHandle, ProcessState, health, signal};
+use super::{LaunchOptions, ProcessHandle, ProcessState, health, ready_or_final, signal};
 use crate::launch::LaunchSpec;
 
 /// How long to wait for the output readers to drain once a process is gone. The group was
@@ -160,7 +160,7 @@ impl Supervised {
     async fn wait_for(&mut self, previous: Previous) -> Option<ProcessState> {
         let (name, mut previous) = previous;
         tokio::select! {
-            reached = previous.wait_for(|s| matches!(s, ProcessState::Ready { .. }) || s.is_final()) => {
+            reached = previous.wait_for(ready_or_final) => {
                 match reached.map(|s| s.clone()) {
                     Ok(ProcessState::Ready { .. }) => None,
                     _ => Some(ProcessState::Failed {
@@ -300,8 +300,9 @@ impl Supervised {
 
 /// Resolves once a stop is requested (or the supervisor is gone).
 async fn requested(stop: &mut watch::Receiver<bool>) {
-    // The `Ref` returned holds the channel's lock: drop it at once.
-    let _ = stop.wait_for(|stop| *stop).await.is_ok();
+    // The `Ref` returned holds the channel's lock: `let _` drops it at once. An error means the
+    // supervisor is gone, which is a stop request too.
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 fn exited(status: std::io::Result<ExitStatus>, when: &str, phase: Phase) -> Ended {

@@ -8,7 +8,9 @@ use crate::estimate::{DeviceSlot, FitRequest, HostSlot, ResourceEstimate};
 use crate::inventory::{Cluster, Device, WorkerInventory};
 use crate::placement::resources::{DeviceClasses, DeviceView, Reserves, WorkerView};
 use crate::placement::score::{self, PlacementStrategy};
-use crate::placement::{Placement, PlacementRequest, Rejection, gib, verify_claims};
+use crate::placement::{
+    Placement, PlacementRequest, Rejection, gib, selector_admits, selector_text, verify_claims,
+};
 use crate::{Error, Result};
 
 mod modes;
@@ -65,8 +67,9 @@ pub(crate) struct Search<'a> {
     reserves: Reserves,
     offload: bool,
     distributed: bool,
-    /// Largest host RAM (total, allocatable) of any eligible worker, for class probes.
-    probe_ram: (u64, u64),
+    /// Largest host RAM (total, allocatable) of any eligible worker, for class probes
+    /// ([`Self::largest_host`]).
+    largest_ram: (u64, u64),
     /// Rank of each view's worker name, for cheap deterministic tie breaks.
     name_rank: Vec<u32>,
     explanation: Vec<String>,
@@ -76,6 +79,8 @@ pub(crate) struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
+    /// Resolves the backend's switches and reserves and filters the cluster down to eligible
+    /// workers and devices; refused ones are recorded with their reasons.
     pub fn new(req: &'a PlacementRequest<'a>) -> Result<Self> {
         let caps = req.backend.capabilities();
         let spec = req.spec;
@@ -86,14 +91,11 @@ impl<'a> Search<'a> {
             && spec
                 .distributed_inference_across_workers
                 .unwrap_or(caps.default_distributed);
-        let own_headroom = caps.own_device_headroom;
         let reserves = Reserves {
-            device: match own_headroom {
-                true => 0,
-                false => req.options.device_reserve,
-            },
+            device: req.options.device_reserve_for(&caps),
             ram: req.options.ram_reserve,
         };
+        let rule = allocatable_rule(reserves, caps.own_device_headroom, req.backend.id());
         let mut search = Search {
             req,
             caps,
@@ -101,32 +103,21 @@ impl<'a> Search<'a> {
             reserves,
             offload,
             distributed,
-            probe_ram: (0, 0),
+            largest_ram: (0, 0),
             name_rank: Vec::new(),
-            explanation: vec![match own_headroom {
-                false => format!(
-                    "allocatable = total − max(used, allocated) − reserve ({} per device, {} host RAM)",
-                    gib(reserves.device),
-                    gib(reserves.ram)
-                ),
-                true => format!(
-                    "allocatable = total − max(used, allocated), less {} host RAM reserve; no device \
-                     reserve: {} keeps its own headroom inside the fraction of each device it takes",
-                    gib(reserves.ram),
-                    req.backend.id()
-                ),
-            }],
+            explanation: vec![rule],
             rejected: Vec::new(),
             largest: None,
         };
         search.views = search.eligible_workers()?;
         search.name_rank = name_ranks(&search.views);
-        search.probe_ram = search.views.iter().fold((0, 0), |(t, a), v| {
-            (t.max(v.ram_total), a.max(v.ram_allocatable))
+        search.largest_ram = search.views.iter().fold((0, 0), |(t, a), v| {
+            (t.max(v.worker.ram.total), a.max(v.ram_allocatable))
         });
         Ok(search)
     }
 
+    /// Honours a device selector, or tries the modes in GPUStack's order of preference.
     pub fn run(mut self) -> Result<Placement> {
         if !self.req.spec.device_selector.is_empty() {
             return self.manual();
@@ -191,14 +182,10 @@ impl<'a> Search<'a> {
 
     fn worker_refusal(&self, worker: &WorkerInventory) -> Option<String> {
         let selector = &self.req.spec.worker_selector;
-        if selector
-            .iter()
-            .any(|(k, v)| worker.label(k) != Some(v.as_str()))
-        {
-            let wanted: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !selector_admits(selector, worker) {
             return Some(format!(
                 "labels do not match the worker selector {}",
-                wanted.join(",")
+                selector_text(selector)
             ));
         }
         let known = !worker.os.is_empty() && !worker.arch.is_empty();
@@ -240,14 +227,18 @@ impl<'a> Search<'a> {
     // ---- search helpers --------------------------------------------------------------------
 
     /// Probes each bucket (groups of one device class, best first) and scores every group that
-    /// fits. With `probe_host`, probes use the largest host RAM of the cluster so that the
+    /// fits. With `with_largest_host`, probes use the largest host RAM of the cluster so that the
     /// answer depends on the devices only; each group's own RAM is checked afterwards.
-    fn search_buckets(&mut self, buckets: &[Vec<Group>], probe_host: bool) -> Vec<Candidate> {
+    fn search_buckets(
+        &mut self,
+        buckets: &[Vec<Group>],
+        with_largest_host: bool,
+    ) -> Vec<Candidate> {
         let mut candidates = Vec::new();
         for bucket in buckets.iter().filter(|b| !b.is_empty()) {
             let prefix = fitting_prefix(bucket, |g| {
-                let host = if probe_host {
-                    self.probe_host(g)
+                let host = if with_largest_host {
+                    self.largest_host(g)
                 } else {
                     self.views[g.main].host()
                 };
@@ -311,7 +302,7 @@ impl<'a> Search<'a> {
             candidates.truncate(MAX_EXACT_FITS);
         }
         candidates.sort_by(|a, b| self.by_preference(a, b));
-        for candidate in candidates.into_iter().take(MAX_EXACT_FITS) {
+        for candidate in candidates {
             let host = self.views[candidate.group.main].host();
             let exact = self
                 .fit(&candidate.group, host, allow_offload)
@@ -385,11 +376,13 @@ impl<'a> Search<'a> {
             .collect()
     }
 
-    fn probe_host(&self, group: &Group) -> HostSlot {
+    /// The main worker's host slot with the cluster's largest RAM, for class probes whose
+    /// answer must not depend on one worker's RAM.
+    fn largest_host(&self, group: &Group) -> HostSlot {
         HostSlot {
             worker: self.views[group.main].worker.name.clone(),
-            total: self.probe_ram.0,
-            allocatable: self.probe_ram.1,
+            total: self.largest_ram.0,
+            allocatable: self.largest_ram.1,
         }
     }
 
@@ -507,8 +500,16 @@ impl<'a> Search<'a> {
         saturating_sum(group.members.iter().map(|&m| self.device(m).allocatable))
     }
 
+    /// Free memory of worker `v`'s eligible devices.
     fn free_of(&self, v: usize) -> u64 {
         saturating_sum(self.views[v].devices.iter().map(|d| d.allocatable))
+    }
+
+    /// Orders workers by free device memory, most first, then by name.
+    fn most_free_first(&self, a: usize, b: usize) -> Ordering {
+        self.free_of(b)
+            .cmp(&self.free_of(a))
+            .then(self.name_rank[a].cmp(&self.name_rank[b]))
     }
 
     fn workers_of(&self, group: &Group) -> usize {
@@ -539,11 +540,17 @@ impl<'a> Search<'a> {
 }
 
 /// Fits items of a best-first list, assuming an item fits whenever a worse one does: the first,
-/// the last, then a binary search for the boundary. About 2 + log2(n) fits. `items` is never
-/// empty: the only caller skips empty buckets.
+/// the last, then a binary search for the boundary. About 2 + log2(n) fits.
 fn fitting_prefix<T>(items: &[T], mut fit: impl FnMut(&T) -> Result<ResourceEstimate>) -> Prefix {
     let n = items.len();
-    let mut last_fit = match fit(&items[0]) {
+    let Some(first) = items.first() else {
+        return Prefix {
+            count: 0,
+            last_fit: None,
+            first_miss: None,
+        };
+    };
+    let mut last_fit = match fit(first) {
         Ok(estimate) => estimate,
         Err(e) => {
             return Prefix {
@@ -582,6 +589,23 @@ fn fitting_prefix<T>(items: &[T], mut fit: impl FnMut(&T) -> Result<ResourceEsti
         count: fits + 1,
         last_fit: Some(last_fit),
         first_miss: Some(first_miss),
+    }
+}
+
+/// The first explanation line: how allocatable memory is computed for this backend.
+fn allocatable_rule(reserves: Reserves, own_headroom: bool, backend: &str) -> String {
+    if own_headroom {
+        format!(
+            "allocatable = total − max(used, allocated), less {} host RAM reserve; no device \
+             reserve: {backend} keeps its own headroom inside the fraction of each device it takes",
+            gib(reserves.ram)
+        )
+    } else {
+        format!(
+            "allocatable = total − max(used, allocated) − reserve ({} per device, {} host RAM)",
+            gib(reserves.device),
+            gib(reserves.ram)
+        )
     }
 }
 
@@ -694,6 +718,11 @@ mod tests {
         assert_eq!(fitting_prefix(&items, fits_below(0)).count, 0);
         assert_eq!(fitting_prefix(&items, fits_below(5000)).count, 1000);
         assert_eq!(fitting_prefix(&[7u32], fits_below(8)).count, 1);
+        let none = fitting_prefix(&[] as &[u32], fits_below(8));
+        assert_eq!(
+            (none.count, none.last_fit, none.first_miss),
+            (0, None, None)
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use super::report::mode_name;
 use super::{Candidate, Chosen, Group, Search, reason};
+use crate::backend::PlacementMode::{CpuOffload, CpuOnly, MultiDevice, MultiWorker, SingleDevice};
 use crate::backend::SubordinateGrouping;
 use crate::estimate::Layout;
 use crate::placement::Placement;
@@ -26,7 +28,7 @@ impl Search<'_> {
             }
         }
         if buckets.is_empty() {
-            self.reject("single device", "no eligible device");
+            self.reject(mode_name(SingleDevice), "no eligible device");
             return None;
         }
         self.search_classes(buckets, true)
@@ -47,7 +49,7 @@ impl Search<'_> {
                 "{} does not split a model over devices",
                 self.req.backend.id()
             );
-            self.reject("several devices of one worker", reason);
+            self.reject(mode_name(MultiDevice), reason);
             return None;
         }
         for k in 2..=most {
@@ -82,7 +84,7 @@ impl Search<'_> {
             } else {
                 format!("{} does not run across workers", self.req.backend.id())
             };
-            self.reject("several workers", reason);
+            self.reject(mode_name(MultiWorker), reason);
             return None;
         }
         let group = match self.caps.subordinates {
@@ -106,11 +108,7 @@ impl Search<'_> {
     fn grow_remote_devices(&mut self) -> Option<Group> {
         let main = (0..self.views.len())
             .filter(|&v| !self.views[v].devices.is_empty())
-            .min_by(|&a, &b| {
-                self.free_of(b)
-                    .cmp(&self.free_of(a))
-                    .then(self.name_rank[a].cmp(&self.name_rank[b]))
-            })?;
+            .min_by(|&a, &b| self.most_free_first(a, b))?;
         let mut remote: Vec<(usize, usize)> = (0..self.views.len())
             .filter(|&v| v != main)
             .flat_map(|v| (0..self.views[v].devices.len()).map(move |d| (v, d)))
@@ -138,7 +136,8 @@ impl Search<'_> {
         let found = self.first_fitting(attempts.collect());
         if found.is_none() && capped {
             self.explanation.push(format!(
-                "several workers: stopped at {keep} remote devices (max_remote_devices)"
+                "{}: stopped at {keep} remote devices (max_remote_devices)",
+                mode_name(MultiWorker)
             ));
         }
         found
@@ -186,18 +185,14 @@ impl Search<'_> {
     pub(super) fn cpu_offload(&mut self) -> Option<Chosen> {
         if !self.offload {
             if self.caps.cpu_offload {
-                self.reject("partial CPU offload", "CPU offloading is off");
+                self.reject(mode_name(CpuOffload), "CPU offloading is off");
             }
             return None;
         }
         let mut workers: Vec<usize> = (0..self.views.len())
             .filter(|&v| !self.views[v].devices.is_empty())
             .collect();
-        workers.sort_by(|&a, &b| {
-            self.free_of(b)
-                .cmp(&self.free_of(a))
-                .then(self.name_rank[a].cmp(&self.name_rank[b]))
-        });
+        workers.sort_by(|&a, &b| self.most_free_first(a, b));
         workers.truncate(MAX_OFFLOAD_WORKERS);
         let mut candidates = Vec::new();
         for v in workers {
@@ -248,11 +243,11 @@ impl Search<'_> {
     pub(super) fn cpu_only(&mut self) -> Option<Chosen> {
         if !self.caps.cpu_only {
             let reason = format!("{} needs an accelerator", self.req.backend.id());
-            self.reject("CPU only", reason);
+            self.reject(mode_name(CpuOnly), reason);
             return None;
         }
         if self.caps.cpu_offload && !self.offload {
-            self.reject("CPU only", "CPU offloading is off");
+            self.reject(mode_name(CpuOnly), "CPU offloading is off");
             return None;
         }
         let hosts: Vec<Group> = (0..self.views.len())
@@ -271,13 +266,13 @@ impl Search<'_> {
     fn search_classes<K>(
         &mut self,
         classes: BTreeMap<K, Vec<Group>>,
-        probe_host: bool,
+        with_largest_host: bool,
     ) -> Option<Chosen> {
         let mut buckets: Vec<Vec<Group>> = classes.into_values().collect();
         for bucket in &mut buckets {
             self.sort_by_weakest_device(bucket);
         }
-        let candidates = self.search_buckets(&buckets, probe_host);
+        let candidates = self.search_buckets(&buckets, with_largest_host);
         self.pick(candidates, false)
     }
 
@@ -301,14 +296,15 @@ impl Search<'_> {
                 format!("{} runs on one device only", self.req.backend.id()),
             ));
         }
-        let mut candidates = vec![Candidate {
+        let candidate = Candidate {
             score: self.score(&group, &[], 0),
             group: group.clone(),
             layers: 0,
-        }];
-        if let Some(chosen) = self.pick(std::mem::take(&mut candidates), false) {
+        };
+        if let Some(chosen) = self.pick(vec![candidate], false) {
             return self.finish(chosen);
         }
+        // What does not fit whole may still fit with part of the model in host memory.
         if self.offload {
             let candidate = Candidate {
                 score: 0.0,
@@ -357,16 +353,7 @@ impl Search<'_> {
                 members.push((v, d));
             }
         }
-        // The worker holding most selected devices runs the main process.
-        let main = members
-            .iter()
-            .map(|&(v, _)| v)
-            .max_by_key(|&v| {
-                let count = members.iter().filter(|m| m.0 == v).count();
-                let first = members.iter().position(|m| m.0 == v).unwrap_or(0);
-                (count, std::cmp::Reverse(first))
-            })
-            .unwrap_or(0);
+        let main = main_of(&members);
         let (local, remote): (Vec<_>, Vec<_>) = members.into_iter().partition(|m| m.0 == main);
         let members = match self.caps.subordinates {
             SubordinateGrouping::PerRemoteDevice => remote.into_iter().chain(local).collect(),
@@ -374,4 +361,19 @@ impl Search<'_> {
         };
         Ok(Group { main, members })
     }
+}
+
+/// The view index of the worker that runs the main process of a hand-picked group: the one
+/// holding most selected devices, so that the fewest are reached over the network; ties go to
+/// the worker listed first.
+fn main_of(members: &[(usize, usize)]) -> usize {
+    members
+        .iter()
+        .map(|&(v, _)| v)
+        .max_by_key(|&v| {
+            let count = members.iter().filter(|m| m.0 == v).count();
+            let first = members.iter().position(|m| m.0 == v).unwrap_or(0);
+            (count, std::cmp::Reverse(first))
+        })
+        .unwrap_or(0)
 }

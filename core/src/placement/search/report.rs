@@ -168,7 +168,8 @@ impl Search<'_> {
     }
 }
 
-fn mode_name(mode: PlacementMode) -> &'static str {
+/// The mode as explanations and rejections name it.
+pub(super) fn mode_name(mode: PlacementMode) -> &'static str {
     match mode {
         PlacementMode::SingleDevice => "single device",
         PlacementMode::MultiDevice => "several devices of one worker",
