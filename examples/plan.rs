@@ -20,6 +20,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use inferkit::units::gib;
 use inferkit::{
     Cluster, DeploymentPlan, Error, ModelSpec, PlacementStrategy, PlanOptions, default_registry,
     plan,
@@ -235,8 +236,4 @@ fn bar(before: u64, claim: u64, total: u64) -> String {
         "=".repeat(claimed),
         ".".repeat(BAR - used - claimed)
     )
-}
-
-fn gib(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }

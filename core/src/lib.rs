@@ -24,6 +24,7 @@ pub mod process;
 pub mod suggest;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod units;
 
 pub use backend::{
     Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Registry, Selection,

@@ -45,6 +45,7 @@ use crate::facts::ModelFacts;
 use crate::inventory::{Cluster, WorkerInventory};
 use crate::model::ModelSpec;
 use crate::plan::PlanOptions;
+pub(crate) use crate::units::gib;
 
 pub use resources::{device_allocatable, host_allocatable, verify_claims};
 pub use score::PlacementStrategy;
@@ -128,9 +129,4 @@ pub(crate) fn selector_admits(
 pub(crate) fn selector_text(selector: &BTreeMap<String, String>) -> String {
     let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
     labels.join(",")
-}
-
-/// Bytes as GiB with two decimals, for messages.
-pub(crate) fn gib(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }

@@ -17,7 +17,7 @@ use crate::settings::LaunchSettings;
 use crate::shape::TextShape;
 use crate::weights::TensorTable;
 
-const GIB: u64 = 1 << 30;
+use inferkit_core::units::GIB;
 
 /// `max_model_len` chosen by inferkit is a multiple of this.
 const CONTEXT_STEP: u64 = 256;

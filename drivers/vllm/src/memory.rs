@@ -10,8 +10,7 @@
 
 use crate::shape::{LayerAttention, TextShape};
 
-const GIB: u64 = 1 << 30;
-const MIB: u64 = 1 << 20;
+use inferkit_core::units::MIB;
 
 /// Bytes per element vLLM runs a model in with `--dtype auto`: float16 or bfloat16, also for
 /// float32 checkpoints, which it downcasts (`_get_and_verify_dtype`).
@@ -418,10 +417,7 @@ impl StageCost {
     }
 }
 
-/// Display helper for notes: bytes as GiB with two decimals.
-pub(crate) fn gib(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / GIB as f64)
-}
+pub(crate) use inferkit_core::units::gib;
 
 #[cfg(test)]
 mod tests {
