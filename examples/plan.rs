@@ -80,7 +80,8 @@ fn main() -> ExitCode {
         Err(exit) => return exit,
     };
     let cluster = match &args.cluster {
-        Some(path) => Cluster::from_json_file(path),
+        // A cluster file, or one worker as `probe --json` prints it.
+        Some(path) => inferkit::probe::static_inventory::load_cluster(path),
         None => probe_local(),
     };
     let result = cluster.and_then(|cluster| {
