@@ -143,6 +143,7 @@ impl VllmEstimator {
             capture_sizes,
             graphs_in_budget: self.version() >= VllmVersion::V0_33_0,
             all_layers_full: launch.all_layers_full,
+            block_size: launch.block_size.unwrap_or(memory::DEFAULT_BLOCK_SIZE),
         }
     }
 
@@ -586,7 +587,7 @@ impl VllmEstimator {
             format!(
                 "KV cache: {} blocks of {} tokens per GPU, {} tokens in vLLM's count",
                 eval.blocks,
-                memory::BLOCK_SIZE,
+                eval.ranks[0].cost.kv.block_tokens,
                 kv_tokens
             )
         });
@@ -770,8 +771,30 @@ mod tests {
             reason.contains("--max-model-len 29000 needs 1813 KV blocks"),
             "{reason}"
         );
-        eprintln!("{reason} / row1 {got}");
         assert!(reason.contains("but 14"), "{reason}");
+    }
+
+    /// The estimate follows the launched `--block-size`: twice the tokens per block gives half
+    /// the blocks in the same memory, and the same capacity in tokens.
+    #[test]
+    fn block_size_comes_from_the_launch_parameters() {
+        let with = |extra: &[&str]| {
+            let mut raw = vec!["--max-model-len", "8192"];
+            raw.extend_from_slice(extra);
+            let e = estimator(fixture("Llama-3.1-8B-Instruct"), VllmVersion::V0_33_0, &raw);
+            run(&e, vec![rtx3090()], 1).unwrap()
+        };
+        let default = with(&[]);
+        let doubled = with(&["--block-size", "32"]);
+        assert_eq!(blocks(&doubled), blocks(&default) / 2);
+        assert!(
+            doubled
+                .notes
+                .iter()
+                .any(|n| n.contains("blocks of 32 tokens")),
+            "{:?}",
+            doubled.notes
+        );
     }
 }
 

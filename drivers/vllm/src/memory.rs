@@ -5,8 +5,8 @@
 //! weights, runs one profiling forward pass of `max_num_batched_tokens` tokens and gives the KV
 //! cache `requested − weights − peak activation − non-torch memory` (0.33.0 also subtracts its
 //! CUDA-graph estimate, on by default since 0.21; 0.10.1.1 captures graphs after sizing the cache,
-//! in the headroom left by the fraction). The KV cache is then cut into blocks of 16 tokens
-//! (`vllm/v1/core/kv_cache_utils.py`).
+//! in the headroom left by the fraction). The KV cache is then cut into blocks of `--block-size` tokens
+//! (16 by default; `vllm/v1/core/kv_cache_utils.py`).
 
 use crate::shape::{LayerAttention, TextShape};
 
@@ -16,8 +16,9 @@ use inferkit_core::units::MIB;
 /// float32 checkpoints, which it downcasts (`_get_and_verify_dtype`).
 pub(crate) const MODEL_DTYPE_BYTES: u64 = 2;
 
-/// vLLM's default KV block size in tokens (`CacheConfig.block_size` on CUDA).
-pub(crate) const BLOCK_SIZE: u64 = 16;
+/// vLLM's default KV block size in tokens (`CacheConfig.block_size` on CUDA); `--block-size`
+/// overrides it.
+pub(crate) const DEFAULT_BLOCK_SIZE: u64 = 16;
 
 /// Memory allocated outside torch during profiling (NCCL, cuBLAS workspaces): 0.35 GiB in the
 /// Llama-3.1-8B start-up log of vllm#10517 (vllm-memory-observations.md row 1).
@@ -67,6 +68,8 @@ pub(crate) struct EngineSettings {
     /// vLLM's hybrid KV manager is off (`--disable-hybrid-kv-cache-manager`) or the sliding
     /// window is disabled: every layer keeps the whole context.
     pub all_layers_full: bool,
+    /// Tokens per KV block (`--block-size`).
+    pub block_size: u64,
 }
 
 /// Bytes per GPU of one pipeline stage, before the KV cache is sized.
@@ -77,7 +80,7 @@ pub(crate) struct StageCost {
     pub non_torch: u64,
     /// CUDA-graph pool estimate.
     pub graphs: u64,
-    /// Bytes of one KV block (16 tokens) across this rank's share of the stage's layers, per
+    /// Bytes of one KV block across this rank's share of the stage's layers, per
     /// KV cache group member (see [`KvLayout`]).
     pub kv: KvLayout,
 }
@@ -87,7 +90,9 @@ pub(crate) struct StageCost {
 /// one pool block costs `page_bytes × group_size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct KvLayout {
-    /// Bytes of one layer's 16-token page on this rank.
+    /// Tokens per block (`--block-size`).
+    pub block_tokens: u64,
+    /// Bytes of one layer's page (one block of tokens) on this rank.
     pub page_bytes: u64,
     /// Layers per group.
     pub group_size: u64,
@@ -99,6 +104,11 @@ pub(crate) struct KvLayout {
 }
 
 impl KvLayout {
+    /// Tokens per block; at least 1, so that an empty layout (encoder-only model) divides safely.
+    fn block(&self) -> u64 {
+        self.block_tokens.max(1)
+    }
+
     /// Bytes of one pool block.
     pub(crate) fn block_bytes(&self) -> u64 {
         self.page_bytes.saturating_mul(self.group_size)
@@ -106,8 +116,8 @@ impl KvLayout {
 
     /// Pool blocks one sequence of `tokens` needs (sliding groups only keep their window).
     pub(crate) fn blocks_for(&self, tokens: u64) -> u64 {
-        let full = tokens.div_ceil(BLOCK_SIZE);
-        let sliding = full.min(self.window.div_ceil(BLOCK_SIZE) + 1);
+        let full = tokens.div_ceil(self.block());
+        let sliding = full.min(self.window.div_ceil(self.block()) + 1);
         self.full_groups
             .saturating_mul(full)
             .saturating_add(self.sliding_groups.saturating_mul(sliding))
@@ -117,20 +127,20 @@ impl KvLayout {
     /// sequences, within the window), or the sliding groups are capped at their window.
     pub(crate) fn tokens_for(&self, blocks: u64) -> u64 {
         let groups = (self.full_groups + self.sliding_groups).max(1);
-        let short = blocks / groups * BLOCK_SIZE;
-        let capped = self.sliding_groups * (self.window.div_ceil(BLOCK_SIZE) + 1);
+        let short = blocks / groups * self.block();
+        let capped = self.sliding_groups * (self.window.div_ceil(self.block()) + 1);
         if self.full_groups == 0 {
             // Every layer is windowed: past the window a sequence needs no more blocks.
             return if blocks >= capped { u64::MAX } else { short };
         }
-        let long = blocks.saturating_sub(capped) / self.full_groups * BLOCK_SIZE;
+        let long = blocks.saturating_sub(capped) / self.full_groups * self.block();
         short.max(long)
     }
 
     /// vLLM's logged "GPU KV cache size" in tokens: blocks per group × block size.
     pub(crate) fn logged_tokens(&self, blocks: u64) -> u64 {
         let groups = (self.full_groups + self.sliding_groups).max(1);
-        blocks / groups * BLOCK_SIZE
+        blocks / groups * self.block()
     }
 }
 
@@ -297,9 +307,11 @@ pub(crate) fn kv_layout(shape: &TextShape, settings: &EngineSettings, stage: u64
             _ => full += 1,
         }
     }
-    let page_bytes = BLOCK_SIZE * per_token_layer_bytes(shape, settings);
+    let block_tokens = settings.block_size;
+    let page_bytes = block_tokens.saturating_mul(per_token_layer_bytes(shape, settings));
     if sliding == 0 || full == 0 {
         return KvLayout {
+            block_tokens,
             page_bytes,
             group_size: full + sliding,
             full_groups: u64::from(full > 0),
@@ -313,6 +325,7 @@ pub(crate) fn kv_layout(shape: &TextShape, settings: &EngineSettings, stage: u64
     let (fewer, more) = (full.min(sliding), full.max(sliding));
     let group_size = if more * 4 < fewer * 5 { more } else { fewer };
     KvLayout {
+        block_tokens,
         page_bytes,
         group_size,
         full_groups: full.div_ceil(group_size),
@@ -426,6 +439,7 @@ mod tests {
     #[test]
     fn kv_blocks_and_tokens_are_inverse() {
         let full = KvLayout {
+            block_tokens: 16,
             page_bytes: 1,
             group_size: 32,
             full_groups: 1,
@@ -436,6 +450,7 @@ mod tests {
         assert_eq!(full.tokens_for(1952), 31_232);
         // Gemma-3: one full group and six sliding groups of a 1024-token window.
         let hybrid = KvLayout {
+            block_tokens: 16,
             page_bytes: 1,
             group_size: 10,
             full_groups: 1,

@@ -34,6 +34,8 @@ pub(crate) struct LaunchSettings {
     pub cpu_offload_bytes: u64,
     /// `--swap-space` in bytes per GPU (0.10.1.1; 0.33.0 has no such flag).
     pub swap_space_bytes: u64,
+    /// `--block-size`: tokens per KV block.
+    pub block_size: Option<u64>,
 }
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -67,7 +69,7 @@ impl LaunchSettings {
                 .and_then(|v| v.parse().ok()),
         };
         let dtype_bytes = params.value("--dtype").and_then(dtype_bytes);
-        check_block_size(params)?;
+        let block_size = block_size(params)?;
         Ok(LaunchSettings {
             version: params.version,
             tensor_parallel: positive("--tensor-parallel-size")?,
@@ -86,6 +88,7 @@ impl LaunchSettings {
             pooling: is_pooling(params, categories),
             cpu_offload_bytes: gib_flag(params, "--cpu-offload-gb")?,
             swap_space_bytes: gib_flag(params, "--swap-space")?,
+            block_size,
         })
     }
 
@@ -127,13 +130,13 @@ fn gib_flag(params: &Params, name: &str) -> Result<u64> {
     Ok(bytes as u64)
 }
 
-/// `--block-size` where the flag table lists no choices: one of vLLM's block sizes.
-fn check_block_size(params: &Params) -> Result<()> {
+/// `--block-size`, checked against vLLM's block sizes (0.10.1.1's table also lists them).
+fn block_size(params: &Params) -> Result<Option<u64>> {
     let Some(size) = params.value("--block-size") else {
-        return Ok(());
+        return Ok(None);
     };
     match size.parse::<u64>() {
-        Ok(n) if BLOCK_SIZES.contains(&n) => Ok(()),
+        Ok(n) if BLOCK_SIZES.contains(&n) => Ok(Some(n)),
         _ => Err(Error::invalid_parameter(
             "--block-size",
             format!(
