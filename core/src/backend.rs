@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Result;
 use crate::estimate::{DeviceSlot, HostSlot, ResourceEstimate, ResourceEstimator};
 use crate::facts::{ModelFacts, ModelFormat};
 use crate::inventory::{Device, Vendor, WorkerInventory};
 use crate::launch::LaunchSpec;
 use crate::model::{Category, ModelSpec};
+use crate::{Error, Result};
 
 /// An operating system and CPU architecture pair, in GPUStack's label values.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -64,6 +64,40 @@ pub struct Capabilities {
     /// does not subtract the per-device reserve as well: the two margins would stack and
     /// refuse models that fit (hard case 8).
     pub own_device_headroom: bool,
+}
+
+impl Capabilities {
+    /// Refuses what the user switched on but the backend cannot do, with GPUStack's messages
+    /// (behaviour spec §1.4): CPU offloading, distribution across workers, a category it does
+    /// not serve. The planner calls it before anything else; drivers rely on it rather than
+    /// repeating the checks in [`Backend::validate`].
+    pub fn check_spec(&self, id: &str, spec: &ModelSpec) -> Result<()> {
+        if spec.cpu_offloading == Some(true) && !self.cpu_offload {
+            return Err(Error::invalid_parameter(
+                "cpu_offloading",
+                format!("CPU offloading is only supported for GGUF models; {id} cannot offload"),
+            ));
+        }
+        if spec.distributed_inference_across_workers == Some(true) && !self.multi_worker {
+            return Err(Error::invalid_parameter(
+                "distributed_inference_across_workers",
+                format!(
+                    "Distributed inference across workers is not supported for the {id} backend"
+                ),
+            ));
+        }
+        if let Some(category) = spec
+            .categories
+            .iter()
+            .find(|c| !self.categories.contains(c))
+        {
+            return Err(Error::invalid_parameter(
+                "categories",
+                format!("{id} does not serve {} models", category.as_str()),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How a backend reaches devices that are not on the main worker.

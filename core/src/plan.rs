@@ -432,7 +432,7 @@ fn resolve_spec(
 ) -> Result<ModelSpec> {
     let caps = backend.capabilities();
     let id = backend.id();
-    refuse_unsupported(&caps, id, spec)?;
+    caps.check_spec(id, spec)?;
     let mut resolved = spec.clone();
     resolved.backend = Some(id.to_string());
     if resolved.categories.is_empty() {
@@ -464,33 +464,6 @@ fn resolve_spec(
         ));
     }
     Ok(resolved)
-}
-
-/// Refuses a spec that asks backend `id` for what its capabilities rule out.
-fn refuse_unsupported(caps: &Capabilities, id: &str, spec: &ModelSpec) -> Result<()> {
-    if spec.cpu_offloading == Some(true) && !caps.cpu_offload {
-        return Err(Error::invalid_parameter(
-            "cpu_offloading",
-            format!("CPU offloading is only supported for GGUF models; {id} cannot offload"),
-        ));
-    }
-    if spec.distributed_inference_across_workers == Some(true) && !caps.multi_worker {
-        return Err(Error::invalid_parameter(
-            "distributed_inference_across_workers",
-            format!("Distributed inference across workers is not supported for the {id} backend"),
-        ));
-    }
-    if let Some(category) = spec
-        .categories
-        .iter()
-        .find(|c| !caps.categories.contains(c))
-    {
-        return Err(Error::invalid_parameter(
-            "categories",
-            format!("{id} does not serve {} models", category.as_str()),
-        ));
-    }
-    Ok(())
 }
 
 fn category_names(categories: &[Category]) -> String {

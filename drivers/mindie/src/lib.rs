@@ -45,7 +45,7 @@ mod service_config;
 use std::collections::BTreeMap;
 
 use inferkit_core::{
-    Assignment, Backend, Capabilities, Category, Claim, DeviceId, Error, LaunchSpec, ModelFacts,
+    Assignment, Backend, Capabilities, Category, Claim, DeviceId, LaunchSpec, ModelFacts,
     ModelFormat, ModelSpec, Platform, ResourceEstimator, Result, Selection, SubordinateGrouping,
     Vendor,
 };
@@ -146,12 +146,6 @@ impl Backend for MindIe {
     }
 
     fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
-        if spec.cpu_offloading == Some(true) {
-            return Err(Error::invalid_parameter(
-                "cpu_offloading",
-                "MindIE keeps the whole model on NPUs",
-            ));
-        }
         let params = Self::params(spec)?;
         env::check_user(&params, &spec.env)?;
         let mut notes = Vec::new();

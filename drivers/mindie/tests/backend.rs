@@ -368,5 +368,10 @@ fn input_length_is_checked_against_the_derived_sequence_length_at_estimate_time(
 fn cpu_offloading_is_refused() {
     let mut spec = spec("Llama-3.1-8B-Instruct", &[]);
     spec.cpu_offloading = Some(true);
-    assert!(MindIe::new().validate(&spec).is_err());
+    let mindie = MindIe::new();
+    let err = mindie
+        .capabilities()
+        .check_spec(mindie.id(), &spec)
+        .unwrap_err();
+    assert!(err.to_string().contains("CPU offloading"), "{err}");
 }

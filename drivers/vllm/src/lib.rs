@@ -80,8 +80,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use inferkit_core::{
-    Assignment, Backend, Capabilities, Category, Error, LaunchSpec, ModelFacts, ModelFormat,
-    ModelSpec, Platform, ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
+    Assignment, Backend, Capabilities, Category, LaunchSpec, ModelFacts, ModelFormat, ModelSpec,
+    Platform, ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
 };
 
 pub use flags::VllmVersion;
@@ -153,12 +153,6 @@ impl Backend for Vllm {
     }
 
     fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
-        if spec.cpu_offloading == Some(true) {
-            return Err(Error::invalid_parameter(
-                "cpu_offloading",
-                "CPU offloading is only supported for GGUF models",
-            ));
-        }
         let params = Self::params(spec)?;
         LaunchSettings::from_params(&params, &spec.categories)?;
         Ok(params.notes)

@@ -255,7 +255,11 @@ fn too_small_gpus_say_why_with_numbers() {
 fn cpu_offloading_is_refused() {
     let mut spec = spec("hf", "Llama-3.1-8B-Instruct", &[]);
     spec.cpu_offloading = Some(true);
-    let err = Vllm::new().validate(&spec).unwrap_err();
+    let vllm = Vllm::new();
+    let err = vllm
+        .capabilities()
+        .check_spec(vllm.id(), &spec)
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains("CPU offloading is only supported for GGUF models")

@@ -175,13 +175,6 @@ impl Backend for VoxBox {
     }
 
     fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
-        if spec.distributed_inference_across_workers == Some(true) {
-            // GPUStack 0.7.1's validation message (behaviour spec §1.4).
-            return Err(Error::invalid_parameter(
-                "distributed_inference_across_workers",
-                "Distributed inference across workers is not supported for the vox-box backend",
-            ));
-        }
         if spec.device_selector.len() > 1 {
             return Err(Error::invalid_parameter(
                 "gpu_selector",

@@ -157,7 +157,7 @@ fn distributed_and_multi_gpu_requests_are_refused() {
     let (facts, mut spec) = local("faster-whisper-tiny.en");
     spec.distributed_inference_across_workers = Some(true);
     assert!(matches!(
-        vox.validate(&spec),
+        vox.capabilities().check_spec(vox.id(), &spec),
         Err(Error::InvalidParameter { .. })
     ));
     spec.distributed_inference_across_workers = None;
