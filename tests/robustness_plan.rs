@@ -131,15 +131,11 @@ fn assert_never_overclaims(
     cluster: &Cluster,
     options: &PlanOptions,
 ) -> Result<(), TestCaseError> {
-    let backend = default_registry()
+    let registry = default_registry();
+    let backend = registry
         .get(&plan.backend)
-        .map(|b| b.capabilities());
-    let own_headroom = backend.is_some_and(|c| c.own_device_headroom);
-    let reserve = if own_headroom {
-        0
-    } else {
-        options.device_reserve
-    };
+        .expect("planned backend is registered");
+    let reserve = options.device_reserve_for(&backend.capabilities());
     let main = &plan.placement.workers[0];
     let mut unified_claims = 0u64;
     for worker in &plan.placement.workers {
