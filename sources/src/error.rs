@@ -83,15 +83,15 @@ impl fmt::Display for SourceError {
     }
 }
 
-impl From<SourceError> for inferkit_core::Error {
+impl From<SourceError> for inferkit_formats::Error {
     /// Into inferkit's error: a malformed header keeps its parse error; everything else is an
     /// unsupported model source with the one-line message.
     fn from(err: SourceError) -> Self {
         match err.kind {
             SourceErrorKind::BadReference => {
-                inferkit_core::Error::invalid_parameter("model", err.to_string())
+                inferkit_formats::Error::invalid_parameter("model", err.to_string())
             }
-            _ => inferkit_core::Error::Unsupported(err.to_string()),
+            _ => inferkit_formats::Error::Unsupported(err.to_string()),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! A model reference ([`ModelRef`]) is a local path or one of
 //! `hf://ORG/NAME[@REVISION][:QUANT]`, `hf://ORG/NAME[@REVISION]/PATH/IN/REPO`, `ms://...`
 //! (the same forms on ModelScope), `ollama://NAME[:TAG]` and `http(s)://...`. Resolving it
-//! yields the same [`ModelFacts`](inferkit_core::ModelFacts) the files would give on a local
+//! yields the same [`ModelFacts`](inferkit_formats::ModelFacts) the files would give on a local
 //! disk, reading, in this order:
 //!
 //! 1. the local path;

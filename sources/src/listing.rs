@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use inferkit_core::gguf::parse_split_name;
+use inferkit_formats::gguf::parse_split_name;
 use serde::{Deserialize, Serialize};
 
 use crate::reference::{DEFAULT_QUANT, FileChoice};
@@ -46,7 +46,7 @@ impl RepoListing {
     }
 
     /// The files directly in `dir` (`""` for the top level) and one level below it: what
-    /// [`DirectoryFacts`](inferkit_core::DirectoryFacts) lists for a local directory.
+    /// [`DirectoryFacts`](inferkit_formats::DirectoryFacts) lists for a local directory.
     pub fn under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a RepoFile> + 'a {
         self.files
             .iter()

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use inferkit_core::{DirectoryFacts, ModelFacts, ModelSource};
+use inferkit_formats::{DirectoryFacts, ModelFacts, ModelSource};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{SourceError, SourceErrorKind};

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use inferkit_core::{ModelFacts, ModelSource};
+use inferkit_formats::{ModelFacts, ModelSource};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{SourceError, SourceErrorKind};
@@ -329,7 +329,7 @@ fn complete(root: &Path, listing: &RepoListing, selection: &Selection) -> bool {
     if !folder.join("config.json").is_file() {
         return !listing.files.is_empty();
     }
-    let index = folder.join(inferkit_core::hf::INDEX_FILE);
+    let index = folder.join(inferkit_formats::hf::INDEX_FILE);
     let Ok(text) = std::fs::read_to_string(index) else {
         return true;
     };

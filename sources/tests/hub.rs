@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use inferkit_core::{DirectoryFacts, ModelFacts, ModelSource};
+use inferkit_formats::{DirectoryFacts, ModelFacts, ModelSource};
 use inferkit_sources::{
     HttpOptions, HubEndpoint, ModelRef, Origin, Resolver, Secret, SourceErrorKind, SourceOptions,
 };
@@ -345,7 +345,10 @@ async fn unknown_tags_revisions_and_repositories_say_what_exists() {
     let resolved = resolve(opts(), "hf://someone/notes")
         .await
         .expect("a folder");
-    assert_eq!(resolved.facts.format, inferkit_core::ModelFormat::Directory);
+    assert_eq!(
+        resolved.facts.format,
+        inferkit_formats::ModelFormat::Directory
+    );
 }
 
 #[tokio::test]

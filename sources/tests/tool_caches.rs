@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use inferkit_core::ModelSource;
+use inferkit_formats::ModelSource;
 use inferkit_sources::local_cache::CacheDirs;
 use inferkit_sources::{HubEndpoint, ModelRef, Origin, SourceOptions, resolve_cached};
 use support::hub::fixture;

@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::io::Read;
 use std::path::Path;
 
-use inferkit_core::gguf::{GgufHeader, ReadOptions};
+use inferkit_formats::gguf::{GgufHeader, ReadOptions};
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, HeaderMap};
 use tokio::sync::mpsc;
@@ -82,7 +82,7 @@ pub(crate) async fn safetensors(
     let end = u64::from_le_bytes(*prefix).saturating_add(8);
     // A length beyond the file or the reader's cap is malformed: keep what we have and let
     // the reader say so, rather than fetching it.
-    let plausible = end <= file.size && end - 8 <= inferkit_core::hf::MAX_HEADER_LEN;
+    let plausible = end <= file.size && end - 8 <= inferkit_formats::hf::MAX_HEADER_LEN;
     let have = bytes.len() as u64;
     if plausible && end > have {
         let rest = Request::get(&file.url, file.token.as_deref()).range(have, Some(end));
@@ -142,7 +142,11 @@ fn parse_prefix(bytes: &[u8], size: u64, target: &Target) -> Result<Option<usize
     }
 }
 
-fn read_header(reader: impl Read, size: u64, target: &Target) -> inferkit_core::Result<GgufHeader> {
+fn read_header(
+    reader: impl Read,
+    size: u64,
+    target: &Target,
+) -> inferkit_formats::Result<GgufHeader> {
     let origin = target.file.as_deref().unwrap_or(&target.reference);
     GgufHeader::read(
         reader,
@@ -158,7 +162,7 @@ fn keep_len(header: &GgufHeader, have: usize) -> usize {
     usize::try_from(header.data_offset).map_or(have, |end| end.min(have))
 }
 
-fn not_gguf(target: &Target, err: inferkit_core::Error) -> SourceError {
+fn not_gguf(target: &Target, err: inferkit_formats::Error) -> SourceError {
     target.error(
         SourceErrorKind::NotAModel,
         format!("not a readable GGUF header: {err}"),
