@@ -6,11 +6,11 @@
 //! facade crate composes the drivers into a [`Registry`].
 #![warn(missing_docs)]
 
-pub mod argparse;
 pub mod backend;
 pub mod error;
 pub mod estimate;
 pub mod facts;
+pub mod flags;
 pub mod gguf;
 pub mod hf;
 pub mod inventory;
@@ -21,7 +21,6 @@ pub mod plan;
 pub mod probe;
 #[cfg(all(feature = "process", unix))]
 pub mod process;
-pub mod suggest;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod units;
