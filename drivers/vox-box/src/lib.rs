@@ -34,11 +34,11 @@
 #![warn(missing_docs)]
 
 mod catalog;
-mod estimate;
 mod flags;
 mod launch;
+mod memory;
 mod platform;
-mod recognise;
+mod select;
 
 use std::collections::BTreeMap;
 
@@ -49,11 +49,11 @@ use inferkit_core::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use estimate::{Requirement, VoxBoxEstimator, requirement};
+pub use memory::{Requirement, VoxBoxEstimator, requirement};
 pub use platform::{
     backend_platforms, check_device, check_gpu, check_platform, supported_platforms,
 };
-pub use recognise::{Family, Recognition, Task, Unrecognised, recognise};
+pub use select::{Family, Recognition, Task, Unrecognised, recognise};
 
 use launch::{Launcher, OWNED_ENV};
 
