@@ -14,7 +14,12 @@
 use inferkit_core::DeviceSlot;
 use inferkit_core::units::{GIB, MIB};
 
-use crate::shape::{LayerAttention, TextShape};
+pub(crate) mod estimator;
+pub(crate) mod parallel;
+pub(crate) mod shape;
+pub(crate) mod weights;
+
+use self::shape::{LayerAttention, TextShape};
 
 /// Bytes per element vLLM runs a model in with `--dtype auto`: float16 or bfloat16, also for
 /// float32 checkpoints, which it downcasts (`_get_and_verify_dtype`).
