@@ -17,7 +17,7 @@ use super::{ModelInput, VllmEstimator};
 use crate::flags::VllmVersion;
 use crate::memory::Release;
 use crate::params::Params;
-use crate::settings::LaunchSettings;
+use crate::params::settings::LaunchSettings;
 
 /// Largest error in predicted tokens where the log's KV pool is at least 1 GiB.
 const TOLERANCE: f64 = 0.03;
@@ -102,7 +102,7 @@ impl Row {
 
     fn estimate(&self) -> Result<ResourceEstimate> {
         let dir = fixtures().join("models").join(self.text("fixture"));
-        let model: ModelInput = crate::model::hf_input(&HfModel::open(&dir)?, None)?;
+        let model: ModelInput = crate::select::hf_input(&HfModel::open(&dir)?, None)?;
         let release = self.release();
         let table = if release < Release::new(0, 11, 0) {
             VllmVersion::V0_10_1_1
