@@ -214,7 +214,7 @@ fn hard_case_23_llama_3_1_8b_on_rtx_3090_fits_20k_not_29k() {
     let edge = llama_on_3090("26500").unwrap();
     let blocks = edge.details["kv_cache_blocks"].as_u64().unwrap();
     assert!(
-        26500 / 16 <= blocks && 26500 * 105 / 100 / 16 > blocks,
+        (26500 / 16..26500 * 105 / 100 / 16).contains(&blocks),
         "{blocks}"
     );
     assert!(near_limit(&edge), "{:?}", edge.notes);
