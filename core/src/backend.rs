@@ -279,23 +279,31 @@ pub trait Prepared: Send + Sync {
 
 /// Why a backend does not run a model on a worker or device ([`Prepared::check_worker`],
 /// [`Prepared::check_device`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Unfit {
     /// The worker's operating system or architecture is not one the model runs on.
-    #[error("{reason}")]
     Platform {
         /// The platforms it runs on, in a sentence.
         reason: String,
     },
     /// The device lacks what the backend needs (kernels for its compute capability, a
     /// runtime or driver new enough).
-    #[error("{reason}")]
     Device {
         /// What is missing, in a sentence.
         reason: String,
     },
 }
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfit::Platform { reason } | Unfit::Device { reason } => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for Unfit {}
 
 /// The set of backends a planner chooses from. No global state: an application builds one
 /// (the `inferkit` facade's `default_registry()` registers every enabled driver).
