@@ -35,7 +35,6 @@
 
 mod catalog;
 mod flags;
-mod flags_table;
 mod launch;
 mod memory;
 mod platform;
@@ -209,7 +208,7 @@ fn warnings(spec: &ModelSpec) -> Vec<String> {
         if !["0.0.19", "0.0.20", "0.0.21"].contains(&version) {
             warnings.push(format!(
                 "parameters were checked against vox-box {}'s flags, not {version}'s",
-                flags_table::VERSION
+                flags::TABLE.version
             ));
         }
     }
