@@ -10,7 +10,7 @@ use inferkit_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::platform::check_gpu;
-use crate::recognise::{Family, Recognition};
+use crate::select::{Family, Recognition};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -303,7 +303,7 @@ impl ResourceEstimator for VoxBoxEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recognise::Task;
+    use crate::select::Task;
 
     fn whisper(weight_bytes: Option<u64>) -> Recognition {
         Recognition {
