@@ -5,7 +5,7 @@ use std::io::Write;
 
 use inferkit::gguf::GgufModel;
 use inferkit::llama_box::flags::{Args as Flags, Syntax};
-use inferkit::llama_box::settings::LlamaSettings;
+use inferkit::llama_box::params::LlamaSettings;
 use inferkit::llama_box::{LlamaBoxEstimator, llama_box_settings, select};
 use inferkit::units::MIB;
 use inferkit::{

@@ -213,8 +213,8 @@ fn print_worker(
     }
     writeln!(
         out,
-        "  {:<4} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}  {}",
-        "dev", "name", "weights", "KV", "compute", "other", "claim", "allocatable", "usage"
+        "  dev  {:<24}  weights       KV  compute    other    claim allocatable  usage",
+        "name"
     )?;
     for device in &worker.devices {
         let estimate = device_estimate(plan, &worker.name, device.index);
@@ -226,7 +226,7 @@ fn print_worker(
         let before = device.total.saturating_sub(device.allocatable);
         writeln!(
             out,
-            "  {:<4} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}  {}",
+            "  {:<4} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11}  {}",
             device.index,
             truncate(&device.name, 24),
             gib_short(weights),
