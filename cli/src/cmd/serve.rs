@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use inferkit::inventory::{MAX_CLUSTER_FILE, json_error, read_text_file};
+use inferkit::files::{json_error, read_text_file};
+use inferkit::inventory::MAX_CLUSTER_FILE;
 use inferkit::launch::shell_quote;
 use inferkit::process::{Launcher, ProcessHandle, ProcessState, Supervisor, start_order};
 use inferkit::{DeploymentPlan, Error, LaunchSpec, Result};
