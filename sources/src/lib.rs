@@ -27,6 +27,8 @@
 //! # Ok::<(), inferkit_sources::SourceError>(())
 //! ```
 
+#[cfg(feature = "http")]
+pub mod download;
 mod error;
 pub mod header_cache;
 #[cfg(feature = "http")]

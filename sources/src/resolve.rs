@@ -3,16 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
-use inferkit_formats::{ModelFacts, ModelSource};
+use inferkit_formats::{DirectoryFacts, ModelFacts, ModelSource};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{SourceError, SourceErrorKind};
 use crate::header_cache::{HeaderCache, RepoCache};
 use crate::listing::{RepoFile, RepoListing, Selection, select};
-use crate::local_cache::{LocalSnapshot, hf_snapshot, is_commit_hash, modelscope_snapshot};
+use crate::local_cache::{
+    LocalSnapshot, OllamaLayer, OllamaModel, hf_snapshot, is_commit_hash, modelscope_snapshot,
+    ollama_local,
+};
 use crate::model_files::{Needed, facts_from_files, needed_files};
 use crate::options::SourceOptions;
-use crate::reference::{FileChoice, ModelRef, RepoRef};
+use crate::reference::{FileChoice, ModelRef, OllamaRef, RepoRef};
 
 /// A model found, with its facts and where they came from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,11 +103,8 @@ pub fn resolve_cached(
         ModelRef::Local { path } => resolve_local(path, reference).map(Some),
         ModelRef::HuggingFace(repo) => repo_cached(HubKind::HuggingFace, repo, reference, options),
         ModelRef::ModelScope(repo) => repo_cached(HubKind::ModelScope, repo, reference, options),
-        ModelRef::Ollama(_) | ModelRef::Url { .. } => Err(SourceError::new(
-            SourceErrorKind::BadReference,
-            reference.to_string(),
-            "Ollama and URL references are not read by this build",
-        )),
+        ModelRef::Ollama(model) => ollama_cached(model, reference, options),
+        ModelRef::Url { url } => url_cached(url, options),
     }
 }
 
@@ -162,52 +162,217 @@ fn repo_cached(
     if let Some(resolved) = tool_cache(hub, repo, options, &label)? {
         return Ok(Some(resolved));
     }
-    let cache = repo_cache(hub, repo, options);
     let revision = repo.revision.as_deref().unwrap_or(hub.default_revision());
-    let commit = cache.as_ref().and_then(|cache| {
-        if is_commit_hash(revision) {
-            return Some(revision.to_string());
-        }
-        let cached = cache.read_ref(revision)?;
-        (options.offline || cached.is_fresh(options.ref_max_age)).then_some(cached.commit)
-    });
-    let listing = match (&cache, &commit) {
-        (Some(cache), Some(commit)) => cache.listing(commit),
-        _ => None,
+    let Some(cache) = repo_cache(hub, repo, options) else {
+        return offline_miss(options, &label, None, "no header cache is configured");
     };
-    let (Some(cache), Some(listing)) = (cache, listing) else {
-        return offline_miss(
-            options,
-            &label,
-            None,
-            "the repository listing is in no cache",
-        );
+    let pinned = is_commit_hash(revision);
+    let Some((listing, selection)) =
+        from_header_cache(&cache, revision, pinned, &repo.file, options, &label)?
+    else {
+        return Ok(None);
     };
-    let selection = select_in(&listing, &repo.file, &label)?;
+    let source = hub_source(hub, &repo.repo, &selection);
+    let mut resolved = cached_resolution(&cache, &listing, &selection, source, &label)?;
+    resolved.remote = Some(remote_model(hub, repo, options, &listing, &selection));
+    Ok(Some(resolved))
+}
+
+/// The listing and selection of a model whose every needed file is in the header cache:
+/// `revision` resolved through the cache's refs (a `pinned` revision is its own commit).
+/// `Ok(None)` when something is missing (offline: an error naming it).
+pub(crate) fn from_header_cache(
+    cache: &RepoCache,
+    revision: &str,
+    pinned: bool,
+    choice: &FileChoice,
+    options: &SourceOptions,
+    label: &str,
+) -> Result<Option<(RepoListing, Selection)>, SourceError> {
+    let commit = match pinned {
+        true => Some(revision.to_string()),
+        false => cache
+            .read_ref(revision)
+            .filter(|r| options.offline || r.is_fresh(options.ref_max_age))
+            .map(|r| r.commit),
+    };
+    let Some(listing) = commit.and_then(|commit| cache.listing(&commit)) else {
+        return offline_miss(options, label, None, "the listing is in no cache").map(|_| None);
+    };
+    let selection = select_in(&listing, choice, label)?;
     let needed = needed_files(&listing, &selection);
     if let Some(missing) = needed
         .iter()
-        .find(|n| !is_cached(&cache, &listing.commit, n))
+        .find(|n| !is_cached(cache, &listing.commit, n))
     {
         return offline_miss(
             options,
-            &label,
+            label,
             Some(&missing.file.path),
             "not in the header cache",
-        );
+        )
+        .map(|_| None);
     }
+    Ok(Some((listing, selection)))
+}
+
+/// The facts of a model whose files are in the header cache.
+pub(crate) fn cached_resolution(
+    cache: &RepoCache,
+    listing: &RepoListing,
+    selection: &Selection,
+    source: ModelSource,
+    label: &str,
+) -> Result<Resolved, SourceError> {
     let facts = facts_from_files(
         &cache.files_dir(&listing.commit),
-        &listing,
-        &selection,
-        hub_source(hub, &repo.repo, &selection),
-        &label,
+        listing,
+        selection,
+        source,
+        label,
     )?;
-    Ok(Some(Resolved {
+    Ok(Resolved {
         facts,
         origin: Origin::HeaderCache,
-        remote: Some(remote_model(hub, repo, options, &listing, &selection)),
-    }))
+        remote: None,
+    })
+}
+
+/// An Ollama model from Ollama's own store, else from the header cache.
+fn ollama_cached(
+    model: &OllamaRef,
+    reference: &ModelRef,
+    options: &SourceOptions,
+) -> Result<Option<Resolved>, SourceError> {
+    let label = reference.to_string();
+    let host = model.host.as_deref().unwrap_or(options.ollama.host());
+    if let Some((layers, blob)) = options
+        .caches
+        .ollama
+        .as_deref()
+        .and_then(|store| ollama_local(store, model, host))
+    {
+        let mut facts = ModelFacts::read(&ModelSource::LocalPath { path: blob.clone() })
+            .map_err(|e| SourceError::new(SourceErrorKind::NotAModel, &label, e.to_string()))?;
+        let (listing, _) = ollama_listing(&layers, "");
+        facts.directory = Some(directory_from_listing_names(&listing));
+        facts.source = ollama_source(model);
+        return Ok(Some(Resolved {
+            facts,
+            origin: Origin::ToolCache { path: blob },
+            remote: None,
+        }));
+    }
+    let Some(cache) = ollama_cache(model, options) else {
+        return offline_miss(options, &label, None, "no header cache is configured");
+    };
+    let Some((listing, selection)) = from_header_cache(
+        &cache,
+        &model.tag,
+        false,
+        &FileChoice::Auto,
+        options,
+        &label,
+    )?
+    else {
+        return Ok(None);
+    };
+    cached_resolution(&cache, &listing, &selection, ollama_source(model), &label).map(Some)
+}
+
+/// A URL's model from the header cache.
+fn url_cached(url: &str, options: &SourceOptions) -> Result<Option<Resolved>, SourceError> {
+    let Some(cache) = url_cache(url, options) else {
+        return offline_miss(options, url, None, "no header cache is configured");
+    };
+    let Some((listing, selection)) =
+        from_header_cache(&cache, URL_REVISION, false, &FileChoice::Auto, options, url)?
+    else {
+        return Ok(None);
+    };
+    cached_resolution(&cache, &listing, &selection, url_source(url), url).map(Some)
+}
+
+/// The ref under which a URL's version (from its ETags and sizes) is kept.
+pub(crate) const URL_REVISION: &str = "url";
+
+pub(crate) fn ollama_cache(model: &OllamaRef, options: &SourceOptions) -> Option<RepoCache> {
+    let root = options.header_cache.as_ref()?;
+    let host = model.host.as_deref().unwrap_or(options.ollama.host());
+    Some(HeaderCache::new(root).repo("ollama", host, &model.name))
+}
+
+pub(crate) fn url_cache(url: &str, options: &SourceOptions) -> Option<RepoCache> {
+    let root = options.header_cache.as_ref()?;
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    Some(HeaderCache::new(root).repo("url", host, &url_key(url)))
+}
+
+/// The cache key of a URL: its file name and a hash of the whole address.
+pub(crate) fn url_key(url: &str) -> String {
+    use sha2::Digest;
+    let name = url
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .unwrap_or("file");
+    let digest = sha2::Sha256::digest(url.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{name}-{hex}")
+}
+
+pub(crate) fn ollama_source(model: &OllamaRef) -> ModelSource {
+    ModelSource::Ollama {
+        model: model.to_string(),
+    }
+}
+
+pub(crate) fn url_source(url: &str) -> ModelSource {
+    ModelSource::Url { url: url.into() }
+}
+
+/// The listing and selection an Ollama model is read through: its blobs named as GGUF files
+/// (`sha256-HEX.gguf`, projectors `mmproj-sha256-HEX.gguf`), so that [`select`] picks them
+/// as for a repository.
+pub(crate) fn ollama_listing(model: &OllamaModel, digest: &str) -> (RepoListing, Selection) {
+    let file = |layer: &OllamaLayer, prefix: &str| RepoFile {
+        path: format!("{prefix}{}.gguf", layer.blob_name()),
+        size: layer.size,
+        sha256: layer.sha256().map(Into::into),
+    };
+    let mut listing = RepoListing {
+        commit: digest.into(),
+        files: std::iter::once(file(&model.model, ""))
+            .chain(model.projectors.iter().map(|p| file(p, "mmproj-")))
+            .collect(),
+    };
+    listing.sort();
+    let selection = Selection::Gguf {
+        shards: vec![file(&model.model, "").path],
+        projectors: model
+            .projectors
+            .iter()
+            .map(|p| file(p, "mmproj-").path)
+            .collect(),
+    };
+    (listing, selection)
+}
+
+fn directory_from_listing_names(listing: &RepoListing) -> DirectoryFacts {
+    DirectoryFacts {
+        files: listing.files.iter().map(|f| f.path.clone()).collect(),
+        texts: Default::default(),
+        sizes: listing
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.size))
+            .collect(),
+    }
 }
 
 pub(crate) fn is_cached(cache: &RepoCache, commit: &str, needed: &Needed) -> bool {

@@ -85,6 +85,35 @@ impl Target {
     }
 }
 
+/// A response body with its headers and the address that answered (after redirects).
+#[derive(Debug)]
+pub(crate) struct Body {
+    pub bytes: Vec<u8>,
+    pub headers: HeaderMap,
+    pub url: String,
+}
+
+impl Body {
+    /// The address and token for more requests of the same file: the address that answered,
+    /// which saves the hub's redirect, and the token only if that is still the hub's host.
+    pub(crate) fn follow_up(
+        &self,
+        requested: &str,
+        token: Option<&str>,
+    ) -> (String, Option<String>) {
+        let same_host = host(requested) == host(&self.url);
+        (
+            self.url.clone(),
+            token.filter(|_| same_host).map(Into::into),
+        )
+    }
+}
+
+fn host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
 /// The shared client.
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
@@ -220,18 +249,19 @@ impl Http {
         builder.send().await
     }
 
-    /// The whole body of a successful request, counted; retried as a whole when the
-    /// connection drops midway.
+    /// The whole body of a successful request (at most `limit` bytes), counted; retried as a
+    /// whole when the connection drops midway.
     pub(crate) async fn body(
         &self,
         request: &Request<'_>,
         target: &Target,
         limit: u64,
-    ) -> Result<(Vec<u8>, HeaderMap), SourceError> {
+    ) -> Result<Body, SourceError> {
         let mut attempt = 0;
         loop {
             let mut response = self.send(request, target).await?;
             let headers = response.headers().clone();
+            let url = response.url().to_string();
             if let (Some((start, _)), StatusCode::OK) = (request.range, response.status())
                 && start > 0
             {
@@ -255,7 +285,13 @@ impl Http {
                 Ok::<_, reqwest::Error>(())
             };
             match read.await {
-                Ok(()) => return Ok((body, headers)),
+                Ok(()) => {
+                    return Ok(Body {
+                        bytes: body,
+                        headers,
+                        url,
+                    });
+                }
                 Err(err) if attempt < self.options.retries && is_transient(&err) => {
                     tokio::time::sleep(self.backoff(attempt)).await;
                     attempt += 1;

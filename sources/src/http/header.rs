@@ -56,10 +56,10 @@ pub(crate) async fn whole(
     target: &Target,
 ) -> Result<Fetched, SourceError> {
     let request = Request::get(&file.url, file.token.as_deref());
-    let (bytes, headers) = http.body(&request, target, file.size).await?;
+    let body = http.body(&request, target, file.size).await?;
     Ok(Fetched {
-        etag: etag(&headers),
-        bytes,
+        etag: etag(&body.headers),
+        bytes: body.bytes,
     })
 }
 
@@ -71,7 +71,9 @@ pub(crate) async fn safetensors(
 ) -> Result<Fetched, SourceError> {
     let first = FIRST_READ.min(file.size);
     let request = Request::get(&file.url, file.token.as_deref()).range(0, Some(first));
-    let (mut bytes, headers) = http.body(&request, target, first).await?;
+    let body = http.body(&request, target, first).await?;
+    let (url, token) = body.follow_up(&file.url, file.token.as_deref());
+    let (mut bytes, headers) = (body.bytes, body.headers);
     let Some(prefix) = bytes.first_chunk::<8>() else {
         // Too short to hold a length: the reader reports it from what we have.
         return Ok(Fetched {
@@ -85,9 +87,9 @@ pub(crate) async fn safetensors(
     let plausible = end <= file.size && end - 8 <= inferkit_formats::hf::MAX_HEADER_LEN;
     let have = bytes.len() as u64;
     if plausible && end > have {
-        let rest = Request::get(&file.url, file.token.as_deref()).range(have, Some(end));
-        let (tail, _) = http.body(&rest, target, end - have).await?;
-        bytes.extend_from_slice(&tail);
+        let rest = Request::get(&url, token.as_deref()).range(have, Some(end));
+        let tail = http.body(&rest, target, end - have).await?;
+        bytes.extend_from_slice(&tail.bytes);
     } else if plausible {
         bytes.truncate(end as usize);
     }
@@ -106,24 +108,39 @@ pub(crate) async fn gguf(
     target: &Target,
     long: bool,
 ) -> Result<Fetched, SourceError> {
-    let mut prefix = Vec::new();
-    let mut tag = None;
-    if !long {
-        let first = FIRST_READ.min(file.size);
-        let request = Request::get(&file.url, file.token.as_deref()).range(0, Some(first));
-        let (bytes, headers) = http.body(&request, target, first).await?;
-        tag = etag(&headers);
-        prefix = bytes;
-        if let Some(keep) = parse_prefix(&prefix, file.size, target)? {
-            prefix.truncate(keep);
-            return Ok(Fetched {
-                bytes: prefix,
-                etag: tag,
-            });
-        }
+    if long {
+        let bytes = stream_parse(http, file, target, Vec::new()).await?;
+        return Ok(Fetched { bytes, etag: None });
     }
-    let bytes = stream_parse(http, file, target, prefix).await?;
-    Ok(Fetched { bytes, etag: tag })
+    let first = FIRST_READ.min(file.size);
+    let request = Request::get(&file.url, file.token.as_deref()).range(0, Some(first));
+    let body = http.body(&request, target, first).await?;
+    let (url, token) = body.follow_up(&file.url, file.token.as_deref());
+    let rest = RemoteFile {
+        url,
+        token,
+        size: file.size,
+    };
+    let bytes = gguf_from(http, &rest, target, body.bytes).await?;
+    Ok(Fetched {
+        bytes,
+        etag: etag(&body.headers),
+    })
+}
+
+/// The header of a GGUF file whose first bytes are `prefix`: those bytes when they hold it,
+/// else the rest streamed.
+pub(crate) async fn gguf_from(
+    http: &Http,
+    file: &RemoteFile,
+    target: &Target,
+    mut prefix: Vec<u8>,
+) -> Result<Vec<u8>, SourceError> {
+    if let Some(keep) = parse_prefix(&prefix, file.size, target)? {
+        prefix.truncate(keep);
+        return Ok(prefix);
+    }
+    stream_parse(http, file, target, prefix).await
 }
 
 /// Parses a GGUF header from `bytes`, the start of a file of `size` bytes: `Some(length to

@@ -95,10 +95,11 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     token: Option<&str>,
     target: &Target,
 ) -> Result<(T, reqwest::header::HeaderMap), SourceError> {
-    let (body, headers) = http
+    let body = http
         .body(&Request::get(url, token), target, MAX_METADATA)
         .await?;
-    let value = serde_json::from_slice(&body).map_err(|e| {
+    let headers = body.headers;
+    let value = serde_json::from_slice(&body.bytes).map_err(|e| {
         target.error(
             SourceErrorKind::Network,
             format!("unexpected answer from {}: {e}", strip_query(url)),

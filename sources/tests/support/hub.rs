@@ -164,6 +164,9 @@ fn hub_route(state: &HubState, req: &Req) -> Reply {
     if let Some(rest) = path.strip_prefix("/api/models/") {
         return api_route(state, req, rest);
     }
+    if let Some(rest) = path.strip_prefix("/v2/") {
+        return registry_route(state, rest);
+    }
     let Some((repo_id, rest)) = split_repo(path.trim_start_matches('/')) else {
         return Reply::status(404);
     };
@@ -296,6 +299,58 @@ fn api_route(state: &HubState, req: &Req, rest: &str) -> Reply {
         );
     }
     reply
+}
+
+/// An Ollama model: its GGUF and projector blobs and a manifest naming them under `tag`.
+pub fn ollama_model(tag: &str, model: Vec<u8>, projector: Option<Vec<u8>>) -> Repo {
+    let mut layers = vec![layer("application/vnd.ollama.image.model", &model)];
+    let mut repo = Repo::new("ollama").file(&format!("sha256-{}", sha256_hex(&model)), model);
+    if let Some(projector) = projector {
+        layers.push(layer("application/vnd.ollama.image.projector", &projector));
+        repo = repo.file(&format!("sha256-{}", sha256_hex(&projector)), projector);
+    }
+    layers.push(layer(
+        "application/vnd.ollama.image.template",
+        b"{{ .Prompt }}",
+    ));
+    let manifest = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"layers\":[{}]}}",
+        layers.join(",")
+    );
+    repo.file(&format!("manifests/{tag}"), manifest.into_bytes())
+}
+
+fn layer(media_type: &str, bytes: &[u8]) -> String {
+    format!(
+        "{{\"mediaType\":\"{media_type}\",\"digest\":\"sha256:{}\",\"size\":{}}}",
+        sha256_hex(bytes),
+        bytes.len()
+    )
+}
+
+/// `/v2/NAMESPACE/NAME/manifests/TAG` and `/v2/NAMESPACE/NAME/blobs/DIGEST` (redirected to
+/// the CDN, as the Ollama registry does).
+fn registry_route(state: &HubState, rest: &str) -> Reply {
+    let Some((repo_id, rest)) = split_repo(rest) else {
+        return Reply::status(404);
+    };
+    let repos = state.repos.lock().unwrap();
+    let Some(repo) = repos.get(&repo_id) else {
+        return Reply::status(404);
+    };
+    if let Some(tag) = rest.strip_prefix("manifests/") {
+        return match repo.files.get(&format!("manifests/{tag}")) {
+            Some(manifest) => Reply::json(String::from_utf8_lossy(manifest).into_owned()),
+            None => Reply::status(404),
+        };
+    }
+    match rest.strip_prefix("blobs/sha256:") {
+        Some(hex) if repo.files.contains_key(&format!("sha256-{hex}")) => {
+            let cdn = state.cdn.get().expect("cdn");
+            Reply::status(307).header("Location", format!("{cdn}/blob/{repo_id}/sha256-{hex}"))
+        }
+        _ => Reply::status(404),
+    }
 }
 
 fn modelscope_route(state: &HubState, req: &Req, rest: &str) -> Reply {
