@@ -23,8 +23,12 @@ use crate::output::{Failure, Output};
 
 /// Plan, size and launch AI model inference on GPU fleets.
 ///
-/// MODEL arguments are a GGUF file (any shard of a split model, or a header-only GGUF) or a
-/// Hugging Face model directory (`config.json` + safetensors headers).
+/// MODEL arguments are a GGUF file (any shard of a split model, or a header-only GGUF), a
+/// Hugging Face model directory (`config.json` + safetensors headers), or a model by name,
+/// planned without downloading it: `hf://ORG/NAME[@REVISION][:QUANT]`,
+/// `hf://ORG/NAME[@REVISION]/PATH/IN/REPO`, `ms://ORG/NAME[@REVISION][:QUANT]`,
+/// `ollama://NAME[:TAG]`, or an `http(s)://` URL of a GGUF file. HF_ENDPOINT and HF_TOKEN are
+/// honoured; `--offline` reads caches only.
 #[derive(Debug, Parser)]
 #[command(
     name = "inferkit",

@@ -1,30 +1,77 @@
-//! The MODEL argument, in one place: every subcommand turns it into a [`ModelSpec`] here, and
-//! reads files only through [`local_path`].
+//! The MODEL argument, in one place: every subcommand turns it into a [`Model`] here.
 //!
-//! Today the argument is a path on this machine: a GGUF file (any shard of a split model, or
-//! a header-only GGUF) or a model directory. A relative path is made absolute, because the
-//! launched processes run in their own run directory.
+//! The argument is a path on this machine (a GGUF file, any shard of a split model, a
+//! header-only GGUF, or a model directory) or a reference read without downloading the model:
+//! `hf://ORG/NAME[@REVISION][:QUANT]`, `hf://ORG/NAME[@REVISION]/PATH/IN/REPO`, `ms://...`,
+//! `ollama://NAME[:TAG]` or an `http(s)://` URL of a GGUF file (see `inferkit-sources`). A
+//! relative path is made absolute, because the launched processes run in their own run
+//! directory.
 
-use std::path::Path;
+use std::path::PathBuf;
 
-use inferkit::{Error, ModelSpec, Result};
+use inferkit::{Error, ModelFacts, ModelSpec, Result};
+use inferkit_sources::{ModelRef, Resolver, SourceOptions, resolve_cached};
 
-/// Turns the MODEL argument into the spec the subcommands start from (every option left to
-/// inferkit). The path must exist, so that a typo is reported as such rather than as a
-/// format error.
-pub fn resolve(argument: &str) -> Result<ModelSpec> {
-    let spec = ModelSpec::local(argument);
-    let path = local_path(&spec)?;
-    std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
-    Ok(spec)
+/// The model a subcommand works on.
+#[derive(Debug)]
+pub struct Model {
+    /// The spec the subcommands start from (every option left to inferkit).
+    pub spec: ModelSpec,
+    /// What its files say.
+    pub facts: ModelFacts,
+    /// A local file or folder holding the model or its headers: the path given, a download
+    /// tool's cache, or inferkit's cache of fetched headers.
+    pub files: PathBuf,
 }
 
-/// The files of the model on this machine.
-pub fn local_path(spec: &ModelSpec) -> Result<&Path> {
-    spec.source.local_path().ok_or_else(|| {
-        Error::Unsupported(format!(
-            "model `{}` is not on this machine",
-            spec.source.display_name()
-        ))
+/// Reads the model the MODEL argument names; `offline` reads caches only. A path must exist,
+/// so that a typo is reported as such rather than as a format error.
+pub fn read(argument: &str, offline: bool) -> Result<Model> {
+    let reference = ModelRef::parse(argument)?;
+    if let ModelRef::Local { path } = &reference {
+        let spec = ModelSpec::local(path);
+        let path = spec.source.local_path().unwrap_or(path).to_path_buf();
+        std::fs::metadata(&path).map_err(|e| Error::io(&path, &e))?;
+        let facts = ModelFacts::read(&spec.source)?;
+        return Ok(Model {
+            spec,
+            facts,
+            files: path,
+        });
+    }
+    let options = SourceOptions {
+        offline,
+        ..SourceOptions::from_env()
+    };
+    let resolved = match resolve_cached(&reference, &options)? {
+        Some(resolved) => resolved,
+        None => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Unsupported(format!("cannot start the HTTP client: {e}")))?;
+            let resolver = Resolver::new(options)?;
+            runtime.block_on(resolver.resolve(&reference))?
+        }
+    };
+    let facts = resolved.facts;
+    let files = header_files(&facts).ok_or_else(|| {
+        Error::Unsupported(format!("{argument}: no file of the model could be read"))
+    })?;
+    Ok(Model {
+        spec: ModelSpec::from_source(facts.source.clone()),
+        facts,
+        files,
     })
+}
+
+/// Where the readers find the model's files (or their headers) on this machine.
+fn header_files(facts: &ModelFacts) -> Option<PathBuf> {
+    if let Some(path) = &facts.path {
+        return Some(path.clone());
+    }
+    if let Some(gguf) = &facts.gguf {
+        return gguf.shards().first().map(|s| s.path.clone());
+    }
+    facts.hf.as_ref().map(|hf| hf.dir.clone())
 }

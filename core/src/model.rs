@@ -85,7 +85,12 @@ impl ModelSpec {
     pub fn local(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
         let path = std::path::absolute(&path).unwrap_or(path);
-        let source = ModelSource::LocalPath { path };
+        Self::from_source(ModelSource::LocalPath { path })
+    }
+
+    /// A spec for a model from `source` (a hub repository, an Ollama model, a URL, as
+    /// `inferkit-sources` resolves them) with every option left to inferkit.
+    pub fn from_source(source: ModelSource) -> Self {
         ModelSpec {
             name: default_model_name(&source),
             source,

@@ -49,7 +49,13 @@ pub struct Args {
     #[command(flatten)]
     machine: ClusterArgs,
 
-    /// The model: a GGUF file (any shard of a split model).
+    /// Read caches only (the Hugging Face, ModelScope and Ollama caches and inferkit's cache
+    /// of fetched headers): no network request; a missing file is an error naming it.
+    #[arg(long)]
+    offline: bool,
+
+    /// The model: a GGUF file (any shard of a split model), or `hf://ORG/NAME[:QUANT]`,
+    /// `ms://...`, `ollama://NAME[:TAG]`, an http(s) URL of a GGUF file.
     model: String,
 
     /// llama-server (or, with --llama-box, llama-box) flags.
@@ -152,8 +158,8 @@ fn rpc_devices(settings: &LlamaSettings) -> Vec<DeviceSlot> {
 }
 
 fn estimate(args: &Args) -> Result<Value> {
-    let spec = model_arg::resolve(&args.model)?;
-    let gguf = GgufModel::open(model_arg::local_path(&spec)?)?;
+    let model = model_arg::read(&args.model, args.offline)?;
+    let gguf = GgufModel::open(&model.files)?;
     let llama_box = args.llama_box();
     let syntax = match llama_box {
         true => Syntax::Parameters,

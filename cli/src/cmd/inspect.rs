@@ -16,8 +16,13 @@ use crate::output::{Failure, Output};
 /// --full); a Hugging Face directory gives its config.json and safetensors headers.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The model: a GGUF file or a Hugging Face model directory.
+    /// The model: a GGUF file, a Hugging Face model directory, or `hf://ORG/NAME[:QUANT]`,
+    /// `ms://...`, `ollama://NAME[:TAG]`, an http(s) URL.
     pub model: String,
+    /// Read caches only (the Hugging Face, ModelScope and Ollama caches and inferkit's cache
+    /// of fetched headers): no network request; a missing file is an error naming it.
+    #[arg(long)]
+    pub offline: bool,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -31,8 +36,8 @@ pub struct Args {
 
 /// Runs `inspect`.
 pub fn run(args: &Args, out: &mut Output) -> std::result::Result<(), Failure> {
-    let spec = model_arg::resolve(&args.model)?;
-    let path = model_arg::local_path(&spec)?;
+    let model = model_arg::read(&args.model, args.offline)?;
+    let path = model.files.as_path();
     if path.is_dir() {
         let summary = hf_summary(&HfModel::open(path)?);
         return print(out, &summary, args.json);

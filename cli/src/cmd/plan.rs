@@ -7,7 +7,7 @@ use inferkit::launch::shell_quote;
 use inferkit::units::GIB;
 use inferkit::{
     Cluster, DeploymentPlan, DeviceEstimate, LaunchSpec, ModelSpec, PlacementStrategy, PlanOptions,
-    Result, WorkerClaim, default_registry, plan,
+    Result, WorkerClaim, default_registry, plan_with_facts,
 };
 use serde_json::Value;
 
@@ -28,7 +28,8 @@ const BAR: usize = 24;
 /// printed on stdout.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The model: a GGUF file (first shard of a split model) or a model directory.
+    /// The model: a GGUF file (first shard of a split model), a model directory, or
+    /// `hf://ORG/NAME[:QUANT]`, `ms://...`, `ollama://NAME[:TAG]`, an http(s) URL.
     pub model: String,
 
     #[command(flatten)]
@@ -53,6 +54,11 @@ pub struct Args {
     /// through Ray).
     #[arg(long)]
     pub distributed: bool,
+
+    /// Read caches only (the Hugging Face, ModelScope and Ollama caches and inferkit's cache
+    /// of fetched headers): no network request; a missing file is an error naming it.
+    #[arg(long)]
+    pub offline: bool,
 
     /// Print the DeploymentPlan as JSON (the input of `inferkit serve`).
     #[arg(long)]
@@ -84,7 +90,8 @@ pub fn run(args: &Args, verbose: bool, out: &mut Output) -> std::result::Result<
 }
 
 fn make_plan(args: &Args) -> Result<DeploymentPlan> {
-    let mut spec: ModelSpec = model_arg::resolve(&args.model)?;
+    let model = model_arg::read(&args.model, args.offline)?;
+    let mut spec: ModelSpec = model.spec;
     spec.backend = args.backend.clone();
     spec.backend_version = args.backend_version.clone();
     spec.backend_parameters = args.backend_parameters.clone();
@@ -100,7 +107,7 @@ fn make_plan(args: &Args) -> Result<DeploymentPlan> {
         ..PlanOptions::default()
     };
     let _waiting = Waiting::start("planning");
-    plan(&default_registry(), &spec, &cluster, &options)
+    plan_with_facts(&default_registry(), &model.facts, &spec, &cluster, &options)
 }
 
 fn print_human(

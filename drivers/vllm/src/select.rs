@@ -8,7 +8,7 @@ use serde_json::Value;
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::hf::{Dtype, HfConfig, HfModel, TensorInfo};
 use inferkit_core::{
-    Category, Claim, Error, ModelFacts, ModelFormat, ModelSpec, Result, Selection,
+    Category, Claim, Error, ModelFacts, ModelFormat, ModelSource, ModelSpec, Result, Selection,
 };
 
 use crate::architectures::{self, GGUF_ARCHITECTURES};
@@ -282,12 +282,21 @@ fn gguf_input(model: &GgufModel) -> Result<ModelInput> {
     })
 }
 
-/// What follows `vllm serve`: the model directory, or the GGUF file.
+/// What follows `vllm serve`: the model directory, the GGUF file, or the id of a Hugging Face
+/// repository read without downloading it (vLLM downloads it into the Hugging Face cache,
+/// with the `HF_ENDPOINT` and `HF_TOKEN` of the environment it is started in).
 pub(crate) fn serve_target(facts: &ModelFacts, spec: &ModelSpec) -> Result<String> {
-    let path = facts
-        .path
-        .as_deref()
-        .or_else(|| spec.source.local_path())
-        .ok_or_else(|| Error::Unsupported("vLLM is launched on a local model path".into()))?;
-    Ok(path.display().to_string())
+    if let Some(path) = facts.path.as_deref().or_else(|| spec.source.local_path()) {
+        return Ok(path.display().to_string());
+    }
+    match &facts.source {
+        ModelSource::Huggingface {
+            repo_id,
+            filename: None,
+        } => Ok(repo_id.clone()),
+        source => Err(Error::Unsupported(format!(
+            "vLLM is launched on a local model path or a whole Hugging Face repository, not {}",
+            source.display_name()
+        ))),
+    }
 }

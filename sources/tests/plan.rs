@@ -1,0 +1,65 @@
+//! A plan from `hf://` equals the plan from the same files on disk, byte for byte, apart from
+//! the model source: `vllm serve` gets the repository id where the local plan has the path.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use inferkit::{Cluster, ModelSpec, PlanOptions, default_registry, plan, plan_with_facts};
+use inferkit_sources::{HttpOptions, HubEndpoint, ModelRef, Resolver, SourceOptions};
+use support::hub::{FakeHub, Repo, fixture};
+
+#[tokio::test]
+async fn a_hub_model_plans_exactly_like_its_files_on_disk() {
+    let dir = fixture("hf/Llama-3.1-8B-Instruct");
+    let hub = FakeHub::start(Duration::ZERO).await;
+    hub.add(
+        "meta-llama/Llama-3.1-8B-Instruct",
+        Repo::new("0123456789abcdef0123456789abcdef01234567").folder(&dir, ""),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let options = SourceOptions {
+        offline: false,
+        caches: Default::default(),
+        header_cache: Some(cache.path().into()),
+        ref_max_age: Duration::from_secs(60),
+        huggingface: HubEndpoint::new(hub.hub.url()),
+        modelscope: HubEndpoint::new(hub.hub.url()),
+        ollama: HubEndpoint::new(hub.hub.url()),
+        http: HttpOptions {
+            env_proxy: false,
+            ..HttpOptions::default()
+        },
+    };
+    let resolver = Resolver::new(options).unwrap();
+    let reference = ModelRef::parse("hf://meta-llama/Llama-3.1-8B-Instruct").unwrap();
+    let resolved = resolver.resolve(&reference).await.unwrap();
+
+    let cluster = Cluster::from_json_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clusters/h100x8.json"),
+    )
+    .unwrap();
+    let plan_options = PlanOptions::default();
+    let registry = default_registry();
+    let remote_spec = ModelSpec::from_source(resolved.facts.source.clone());
+    let remote = plan_with_facts(
+        &registry,
+        &resolved.facts,
+        &remote_spec,
+        &cluster,
+        &plan_options,
+    )
+    .expect("a plan from hf://");
+    let mut local_spec = ModelSpec::local(&dir);
+    local_spec.name = remote_spec.name.clone();
+    let local = plan(&registry, &local_spec, &cluster, &plan_options).expect("a plan from disk");
+
+    let remote_json = serde_json::to_string_pretty(&remote).unwrap();
+    let local_json = serde_json::to_string_pretty(&local).unwrap().replace(
+        &dir.display().to_string(),
+        "meta-llama/Llama-3.1-8B-Instruct",
+    );
+    assert_eq!(remote_json, local_json);
+    assert!(remote_json.contains("\"meta-llama/Llama-3.1-8B-Instruct\""));
+}
