@@ -1,4 +1,5 @@
-//! The MODEL argument, in one place: every subcommand turns it into a [`Model`] here.
+//! The MODEL argument, in one place: every subcommand turns it into a [`Model`] (spec, facts
+//! and the local files the readers open) here.
 //!
 //! The argument is a path on this machine (a GGUF file, any shard of a split model, a
 //! header-only GGUF, or a model directory) or a reference read without downloading the model:
