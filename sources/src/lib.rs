@@ -27,11 +27,16 @@
 //! # Ok::<(), inferkit_sources::SourceError>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod download;
 mod error;
 pub mod header_cache;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 pub mod listing;
 pub mod local_cache;

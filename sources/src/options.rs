@@ -55,6 +55,7 @@ impl HubEndpoint {
         rest.split('/').next().unwrap_or(rest)
     }
 
+    #[cfg(feature = "http")]
     pub(crate) fn token(&self) -> Option<&str> {
         self.token.as_ref().map(|t| t.0.as_str())
     }
