@@ -90,7 +90,6 @@ impl Release {
 
     /// The first `MAJOR.MINOR[.PATCH…]` in `text` (`v0.17.1`, `0.10.1.1`, `>=0.11`); `None`
     /// when there is none.
-    #[cfg(test)]
     pub(crate) fn parse(text: &str) -> Option<Self> {
         let start = text.find(|c: char| c.is_ascii_digit())?;
         let mut parts = text[start..]
