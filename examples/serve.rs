@@ -10,7 +10,8 @@
 //! the launch files and is every process's working directory. `--dry-run` prints what would be
 //! run: files, environment, argv and readiness check of each process, in start order. Otherwise
 //! each output line is printed as `[process] line`, each state change as `[process] state: ...`;
-//! the exit status is 1 when a process fails, 0 after Ctrl-C.
+//! the exit status is 1 when a process fails, 0 after Ctrl-C, SIGTERM or SIGHUP (which stop the
+//! processes gracefully).
 
 mod common;
 
@@ -19,7 +20,9 @@ use std::process::ExitCode;
 
 use inferkit::files::{json_error, read_text_file};
 use inferkit::inventory::MAX_CLUSTER_FILE;
-use inferkit::process::{Launcher, ProcessHandle, ProcessState, Supervisor, start_order};
+use inferkit::process::{
+    Launcher, ProcessHandle, ProcessState, ShutdownSignals, Supervisor, start_order,
+};
 use inferkit::{DeploymentPlan, Error, LaunchSpec, Result};
 
 const USAGE: &str = "usage: serve PLAN.json [--worker NAME] [--run-dir DIR] [--dry-run]";
@@ -190,6 +193,11 @@ fn print_dry_run(worker: &str, run_dir: &Path, specs: Vec<LaunchSpec>) {
 }
 
 async fn serve(specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<ExitCode> {
+    // Handlers before anything starts: from here on SIGTERM and SIGHUP stop gracefully.
+    let mut shutdown = ShutdownSignals::install().map_err(|e| Error::Process {
+        name: "serve".into(),
+        reason: format!("cannot install the signal handlers: {e}"),
+    })?;
     let supervisor = Launcher::default().start(specs, run_dir).await?;
     for process in supervisor.processes() {
         tokio::spawn(print_output(process.clone()));
@@ -197,7 +205,7 @@ async fn serve(specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<ExitCode> {
     }
     let failed = tokio::select! {
         failure = watch_for_failure(&supervisor) => Some(failure),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = shutdown.recv() => None,
     };
     println!("stopping");
     supervisor.stop().await;
@@ -215,7 +223,7 @@ async fn watch_for_failure(supervisor: &Supervisor) -> Error {
     if let Err(error) = supervisor.wait_ready().await {
         return error;
     }
-    println!("all processes ready; Ctrl-C stops them");
+    println!("all processes ready; Ctrl-C (or SIGTERM, SIGHUP) stops them");
     let mut watchers = tokio::task::JoinSet::new();
     for process in supervisor.processes() {
         let process = process.clone();
