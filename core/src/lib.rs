@@ -17,6 +17,7 @@ pub mod model;
 pub mod placement;
 pub mod plan;
 pub mod probe;
+pub mod secret;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod units;
