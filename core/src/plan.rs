@@ -79,6 +79,7 @@ impl Default for PlanOptions {
 
 /// Bytes claimed on one device by a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceClaim {
     /// Device index on its worker.
     pub index: u32,
@@ -94,6 +95,7 @@ pub struct DeviceClaim {
 
 /// What a plan claims on one worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WorkerClaim {
     /// Worker name.
     pub name: String,
@@ -105,6 +107,7 @@ pub struct WorkerClaim {
 
 /// Where a plan puts the model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PlacementSummary {
     /// How the instance is spread.
     pub mode: PlacementMode,
@@ -120,6 +123,7 @@ pub struct PlacementSummary {
 
 /// A complete, reproducible answer: which backend, where, and exactly how it is started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeploymentPlan {
     /// Backend id (`llama-box`, `vllm`, `vox-box`, `ascend-mindie`).
     pub backend: String,
