@@ -169,6 +169,14 @@ pub fn plan(
 }
 
 /// Plans one instance from facts already read: selection, estimate, placement, launch specs.
+///
+/// Traced as the `plan` span (info level) around the `select` and `place` spans.
+#[tracing::instrument(
+    name = "plan",
+    level = "info",
+    skip_all,
+    fields(model = %spec.name, workers = cluster.workers.len(), backend = tracing::field::Empty)
+)]
 pub fn plan_with_facts(
     registry: &Registry,
     facts: &ModelFacts,
@@ -177,10 +185,12 @@ pub fn plan_with_facts(
     options: &PlanOptions,
 ) -> Result<DeploymentPlan> {
     let mut choice = select_backend(registry, facts, spec, cluster)?;
+    tracing::Span::current().record("backend", choice.backend.as_str());
     let backend = registered(registry, &choice.backend)?;
     let mut explanation = std::mem::take(&mut choice.explanation);
     apply_fleet_version(&mut choice, options, &mut explanation);
-    let prepared = backend.prepare(facts, &choice.spec)?;
+    let prepared = tracing::debug_span!("prepare", backend = backend.id())
+        .in_scope(|| backend.prepare(facts, &choice.spec))?;
     explanation.extend(prepared.warnings().iter().map(|w| format!("warning: {w}")));
     let request = PlacementRequest {
         backend,
@@ -316,6 +326,12 @@ fn registered<'r>(registry: &'r Registry, id: &str) -> Result<&'r dyn Backend> {
 /// user's selector admits): GGUF → llama-box and speech → vox-box by their `Prefers` claims;
 /// ties go to the backend covering more of the eligible vendors, then to the narrower one, so
 /// that an Ascend-only cluster gets MindIE when MindIE supports the model and vLLM otherwise.
+#[tracing::instrument(
+    name = "select",
+    level = "debug",
+    skip_all,
+    fields(explicit = spec.backend.as_deref(), candidates = registry.backends().count())
+)]
 pub fn select_backend(
     registry: &Registry,
     facts: &ModelFacts,
