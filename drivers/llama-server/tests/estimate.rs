@@ -67,7 +67,7 @@ fn a_128k_default_context_is_explained_and_the_largest_fitting_one_offered() {
         "the default keeps layers on the CPU"
     );
     let offered = offered_context(&default).expect("a context is offered");
-    assert!(offered % 256 == 0 && offered < 131072, "{offered}");
+    assert!(offered.is_multiple_of(256) && offered < 131072, "{offered}");
     // The offer fits with every layer on the GPU, and 256 tokens more do not.
     let at = |ctx: u32| {
         let estimate = fit(&LlamaServer::new(), MODEL, &["-c", &ctx.to_string()], &six).unwrap();
