@@ -39,6 +39,7 @@ pub use inferkit_probe as probe;
 #[cfg_attr(docsrs, doc(cfg(feature = "llama-box")))]
 pub use inferkit_llama_box as llama_box;
 #[cfg(feature = "llama-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llama-server")))]
 pub use inferkit_llama_server as llama_server;
 #[cfg(feature = "mindie")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mindie")))]
