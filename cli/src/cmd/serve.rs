@@ -6,17 +6,22 @@ use std::path::{Path, PathBuf};
 use inferkit::files::{json_error, read_text_file};
 use inferkit::inventory::MAX_CLUSTER_FILE;
 use inferkit::launch::shell_quote;
-use inferkit::process::{Launcher, ProcessHandle, ProcessState, Supervisor, start_order};
+use inferkit::process::{
+    Launcher, ProcessHandle, ProcessState, ShutdownSignals, Supervisor, run_dir, start_order,
+};
+use inferkit::secret;
 use inferkit::{DeploymentPlan, Error, LaunchSpec, Result};
 
 use crate::output::{Failure, Output};
 
 /// Runs the processes of a plan (`inferkit plan MODEL --json > plan.json`) that belong to
-/// this worker, and supervises them until Ctrl-C.
+/// this worker, and supervises them until Ctrl-C, SIGTERM or SIGHUP.
 ///
 /// The run directory receives the launch files and is every process's working directory.
 /// Each output line is printed as `[process] line`, each state change as
-/// `[process] state: ...`; the exit status is 1 when a process fails, 0 after Ctrl-C.
+/// `[process] state: ...`; the exit status is 1 when a process fails, 0 after Ctrl-C, SIGTERM
+/// or SIGHUP, which stop the processes gracefully. Whatever way `serve` ends, even killed,
+/// every process it started ends too (see `inferkit::process`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The plan, as `inferkit plan --json` prints it.
@@ -28,12 +33,16 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     worker: Option<String>,
 
-    /// Run directory (default: inferkit-MODEL in the temporary directory).
+    /// Run directory: a directory of this user's that others cannot write into, created
+    /// (0700) when missing (default: a new private directory under $XDG_RUNTIME_DIR/inferkit,
+    /// else $XDG_STATE_HOME/inferkit/run, else ~/.local/state/inferkit/run, removed when
+    /// `serve` ends).
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
 
     /// Print what would be run (files, environment, argv and readiness check of each
-    /// process, in start order) instead of running it.
+    /// process, in start order) instead of running it, after every check of the real run.
+    /// Secrets show as placeholders.
     #[arg(long)]
     dry_run: bool,
 }
@@ -56,13 +65,26 @@ fn serve_plan(args: &Args, out: &mut Output) -> std::result::Result<Option<Error
         .filter(|p| p.worker == worker)
         .cloned()
         .collect();
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("inferkit-{}", file_name(&plan.model)))
-    });
+    let launcher = Launcher::default();
     if args.dry_run {
-        print_dry_run(out, &worker, &run_dir, specs)?;
+        let run_dir = match &args.run_dir {
+            Some(dir) => dir.clone(),
+            // The new directory does not exist yet: check where it will be made.
+            None => run_dir::default_base()?,
+        };
+        launcher.check(&specs, &run_dir)?;
+        let shown = match &args.run_dir {
+            Some(dir) => dir.display().to_string(),
+            None => format!("a new private directory in {}", run_dir.display()),
+        };
+        print_dry_run(out, &worker, &shown, specs)?;
         return Ok(None);
     }
+    let fresh = match &args.run_dir {
+        Some(_) => None,
+        None => Some(run_dir::fresh(&run_dir::default_base()?, &plan.model)?),
+    };
+    let run_dir = args.run_dir.clone().or(fresh.clone()).unwrap_or_default();
     // One thread: the output subscriptions below are taken before any process task runs, so
     // no line is missed.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -72,7 +94,12 @@ fn serve_plan(args: &Args, out: &mut Output) -> std::result::Result<Option<Error
             name: "serve".into(),
             reason: format!("cannot start the async runtime: {e}"),
         })?;
-    Ok(runtime.block_on(serve(specs, &run_dir))?)
+    let served = runtime.block_on(serve(launcher, specs, &run_dir));
+    if let Some(dir) = fresh {
+        // Ours alone (0700, made for this run): nothing of it is kept.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(served?)
 }
 
 fn read_plan(path: &Path) -> Result<DeploymentPlan> {
@@ -118,31 +145,15 @@ fn host_name() -> Option<String> {
         .filter(|name| !name.is_empty())
 }
 
-/// `name` with everything but letters, digits, `-`, `_` and `.` replaced by `_`.
-fn file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn print_dry_run(
     out: &mut Output,
     worker: &str,
-    run_dir: &Path,
+    run_dir: &str,
     specs: Vec<LaunchSpec>,
 ) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "# worker {worker}, run directory {}",
-        run_dir.display()
-    )?;
+    writeln!(out, "# worker {worker}, run directory {run_dir}")?;
     for (name, spec) in start_order(specs) {
+        let spec = secret::shown(&spec);
         writeln!(out)?;
         writeln!(out, "# {name} ({})", spec.role.as_str())?;
         for file in &spec.files {
@@ -189,16 +200,25 @@ fn say(line: std::fmt::Arguments<'_>) -> bool {
 }
 
 /// Starts the processes and supervises them: the error of the first that fails, none after
-/// Ctrl-C.
-async fn serve(specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<Option<Error>> {
-    let supervisor = Launcher::default().start(specs, run_dir).await?;
+/// Ctrl-C, SIGTERM or SIGHUP.
+async fn serve(
+    launcher: Launcher,
+    specs: Vec<LaunchSpec>,
+    run_dir: &Path,
+) -> Result<Option<Error>> {
+    // Handlers before anything starts: from here on SIGTERM and SIGHUP stop gracefully.
+    let mut shutdown = ShutdownSignals::install().map_err(|e| Error::Process {
+        name: "serve".into(),
+        reason: format!("cannot install the signal handlers: {e}"),
+    })?;
+    let supervisor = launcher.start(specs, run_dir).await?;
     for process in supervisor.processes() {
         tokio::spawn(print_output(process.clone()));
         tokio::spawn(print_states(process.clone()));
     }
     let failed = tokio::select! {
         failure = watch_for_failure(&supervisor) => Some(failure),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = shutdown.recv() => None,
     };
     say(format_args!("stopping"));
     supervisor.stop().await;
@@ -210,7 +230,9 @@ async fn watch_for_failure(supervisor: &Supervisor) -> Error {
     if let Err(error) = supervisor.wait_ready().await {
         return error;
     }
-    say(format_args!("all processes ready; Ctrl-C stops them"));
+    say(format_args!(
+        "all processes ready; Ctrl-C (or SIGTERM, SIGHUP) stops them"
+    ));
     let mut watchers = tokio::task::JoinSet::new();
     for process in supervisor.processes() {
         let process = process.clone();
