@@ -171,6 +171,16 @@ fn the_api_key_goes_to_the_environment_not_argv() {
     let specs = plan(&facts, &spec, vec![gpu("w1", 0, 24)], vec![]).unwrap();
     assert!(!specs[0].args.iter().any(|a| a.contains("sk-secret")));
     assert_eq!(specs[0].env["LLAMA_API_KEY"], "sk-secret");
+    // The plan keeps a placeholder the launcher fills from its own environment (core's rule).
+    let mut main = specs[0].clone();
+    let notes = inferkit_core::secret::redact(&mut main, |f| {
+        inferkit_core::secret::is_secret_flag(f, None)
+    });
+    assert_eq!(main.env["LLAMA_API_KEY"], "${LLAMA_API_KEY}");
+    assert!(
+        notes.iter().any(|n| n.contains("LLAMA_API_KEY")),
+        "{notes:?}"
+    );
 }
 
 #[test]
