@@ -30,7 +30,7 @@ pub use estimate::{
     Components, DeviceEstimate, DeviceSlot, EstimateRequest, FitRequest, HostSlot, Layout,
     ResourceEstimate, ResourceEstimator,
 };
-pub use inferkit_error::{Error, Result};
+pub use inferkit_error::{Error, ErrorKind, Result};
 pub use inferkit_formats::{DirectoryFacts, ModelFacts, ModelFormat};
 pub use inferkit_formats::{facts, files, gguf, hf};
 pub use inventory::{Allocation, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory};

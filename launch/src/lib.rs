@@ -249,7 +249,7 @@ impl Launcher {
     /// Fails before starting anything when a file path is absolute or leaves the run directory,
     /// a file cannot be written, or a health-check path is not a plain HTTP path.
     pub async fn start(&self, specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<Supervisor> {
-        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, &e))?;
+        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         for spec in &specs {
             health::validate(spec.health.as_ref())?;
         }
