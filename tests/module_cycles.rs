@@ -26,6 +26,7 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ("drivers/vox-box", "flags", "flags_table"),
     // Selection and memory model share the parsed model shape (issue 12, point 9).
     ("drivers/vllm", "memory", "select"),
+    ("drivers/vllm", "memory", "params"),
     ("drivers/vox-box", "catalog", "select"),
 ];
 
