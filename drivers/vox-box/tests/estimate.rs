@@ -128,7 +128,7 @@ fn funasr_is_sized_by_its_weights() {
     assert_eq!(r.cpu_ram, (936 * MIB + GIB) * 3 / 2);
     // With placeholder weights there is nothing to size it by.
     let (facts, spec) = local("SenseVoiceSmall");
-    let err = VoxBox::new().estimator(&facts, &spec).err().unwrap();
+    let err = VoxBox::new().prepare(&facts, &spec).err().unwrap();
     assert!(matches!(err, Error::Unsupported(_)), "{err}");
 }
 
@@ -136,7 +136,8 @@ fn funasr_is_sized_by_its_weights() {
 fn single_gpu_claims_vram_and_host_ram() {
     let (facts, spec) = local("Dia-1.6B");
     let vox = VoxBox::new();
-    let estimator = vox.estimator(&facts, &spec).unwrap();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let request = EstimateRequest {
         devices: vec![gpu(3, Vendor::Nvidia, 20 * GIB)],
         host: host(32 * GIB),
@@ -154,7 +155,8 @@ fn single_gpu_claims_vram_and_host_ram() {
 fn cpu_only_claims_cpu_ram() {
     let (facts, spec) = local("CosyVoice2-0.5B");
     let vox = VoxBox::new();
-    let estimator = vox.estimator(&facts, &spec).unwrap();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let fit = estimator
         .fit(&FitRequest {
             devices: vec![],
@@ -171,7 +173,8 @@ fn cpu_only_claims_cpu_ram() {
 fn fit_reports_a_gpu_too_small_and_cpu_ram_too_small() {
     let (facts, spec) = remote(huggingface("Systran/faster-whisper-large-v3"));
     let vox = VoxBox::new();
-    let estimator = vox.estimator(&facts, &spec).unwrap();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let small = FitRequest {
         devices: vec![gpu(0, Vendor::Nvidia, 8 * GIB)],
         host: host(32 * GIB),
@@ -197,7 +200,8 @@ fn fit_reports_a_gpu_too_small_and_cpu_ram_too_small() {
 fn split_layouts_and_other_vendors_are_refused_with_a_reason() {
     let (facts, spec) = local("faster-whisper-large-v3");
     let vox = VoxBox::new();
-    let estimator = vox.estimator(&facts, &spec).unwrap();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let two = vec![
         gpu(0, Vendor::Nvidia, 20 * GIB),
         gpu(1, Vendor::Nvidia, 20 * GIB),
