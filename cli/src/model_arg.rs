@@ -15,7 +15,7 @@ use inferkit::{Error, ModelSpec, Result};
 pub fn resolve(argument: &str) -> Result<ModelSpec> {
     let spec = ModelSpec::local(argument);
     let path = local_path(&spec)?;
-    std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
+    std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     Ok(spec)
 }
 
