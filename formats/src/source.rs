@@ -30,6 +30,16 @@ pub enum ModelSource {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file_path: Option<String>,
     },
+    /// A model of an Ollama registry (`qwen2.5:7b`, `hf.co/org/repo:Q4_K_M`).
+    Ollama {
+        /// `[host/]name:tag`, `library/` left out.
+        model: String,
+    },
+    /// A GGUF file at an `http(s)` address.
+    Url {
+        /// The address.
+        url: String,
+    },
 }
 
 impl ModelSource {
@@ -50,6 +60,11 @@ impl ModelSource {
                 .unwrap_or_else(|| path.display().to_string()),
             ModelSource::Huggingface { repo_id, .. } => repo_id.clone(),
             ModelSource::ModelScope { model_id, .. } => model_id.clone(),
+            ModelSource::Ollama { model } => model.clone(),
+            ModelSource::Url { url } => {
+                let path = url.split(['?', '#']).next().unwrap_or(url);
+                path.rsplit('/').next().unwrap_or(path).to_string()
+            }
         }
     }
 }

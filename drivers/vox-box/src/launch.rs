@@ -125,6 +125,12 @@ fn model_source(facts: &ModelFacts, spec: &ModelSpec) -> Result<[String; 2]> {
         (None, ModelSource::ModelScope { model_id, .. }) => {
             return Ok(["--model-scope-model-id".into(), model_id.clone()]);
         }
+        (None, source @ (ModelSource::Ollama { .. } | ModelSource::Url { .. })) => {
+            return Err(Error::Unsupported(format!(
+                "vox-box downloads from Hugging Face and ModelScope only, not {}",
+                source.display_name()
+            )));
+        }
     };
     let path = path.to_str().ok_or_else(|| {
         Error::invalid_parameter(

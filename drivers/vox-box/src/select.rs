@@ -146,6 +146,10 @@ pub fn recognise(facts: &ModelFacts) -> Result<Recognition, Unrecognised> {
             reasons: vec![format!("the directory {} was not read", path.display())],
             errors: Vec::new(),
         }),
+        (None, ModelSource::Ollama { .. } | ModelSource::Url { .. }) => Err(Unrecognised {
+            reasons: vec!["Ollama models and URLs are GGUF files, served by llama-box".into()],
+            errors: Vec::new(),
+        }),
     }
 }
 
@@ -220,7 +224,9 @@ impl<'a> Files<'a> {
         let remote = match source {
             ModelSource::Huggingface { repo_id, .. } => Some((Hub::Huggingface, repo_id.as_str())),
             ModelSource::ModelScope { model_id, .. } => Some((Hub::ModelScope, model_id.as_str())),
-            ModelSource::LocalPath { .. } => None,
+            ModelSource::LocalPath { .. }
+            | ModelSource::Ollama { .. }
+            | ModelSource::Url { .. } => None,
         };
         Files {
             dir,

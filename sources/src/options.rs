@@ -1,0 +1,128 @@
+//! Where to look and how: hub endpoints and tokens, caches, offline mode.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::local_cache::CacheDirs;
+
+/// A hub's address and the token sent to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubEndpoint {
+    /// Base URL (`https://huggingface.co`, a mirror such as `https://hf-mirror.com`).
+    pub url: String,
+    /// The environment variable the token was read from, for plans and messages (the value
+    /// itself is never serialised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_var: Option<String>,
+    /// The token.
+    #[serde(skip)]
+    pub token: Option<Secret>,
+}
+
+impl HubEndpoint {
+    /// An endpoint without a token.
+    pub fn new(url: impl Into<String>) -> Self {
+        HubEndpoint {
+            url: url.into(),
+            token_var: None,
+            token: None,
+        }
+    }
+
+    /// The endpoint from `url_var` (else `default`) with the token of the first of
+    /// `token_vars` that is set.
+    pub fn from_env(url_var: &str, default: &str, token_vars: &[&str]) -> Self {
+        let url = env(url_var).unwrap_or_else(|| default.to_string());
+        let found = token_vars
+            .iter()
+            .find_map(|name| env(name).map(|value| (name.to_string(), Secret(value))));
+        HubEndpoint {
+            url,
+            token_var: found.as_ref().map(|(name, _)| name.clone()),
+            token: found.map(|(_, token)| token),
+        }
+    }
+
+    /// The host part of the URL (names the endpoint in the header cache).
+    pub fn host(&self) -> &str {
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest)
+    }
+
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_ref().map(|t| t.0.as_str())
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.trim().to_string())
+}
+
+/// A token: printed as `***`, never serialised.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Everything that decides where models are read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceOptions {
+    /// Use caches only: no network request is made, and a missing file is an error naming it.
+    pub offline: bool,
+    /// The other tools' caches, searched first.
+    pub caches: CacheDirs,
+    /// The fetched-header cache; `None` keeps nothing between runs.
+    pub header_cache: Option<PathBuf>,
+    /// How long a branch or tag resolved before is trusted without asking the hub again (a
+    /// commit hash is trusted forever; offline mode trusts any age).
+    pub ref_max_age: Duration,
+    /// Hugging Face: `HF_ENDPOINT`, `HF_TOKEN` or `HUGGING_FACE_HUB_TOKEN`.
+    pub huggingface: HubEndpoint,
+    /// ModelScope: `MODELSCOPE_ENDPOINT`, `MODELSCOPE_API_TOKEN`.
+    pub modelscope: HubEndpoint,
+    /// The Ollama registry for names without a host (`https://registry.ollama.ai`).
+    pub ollama: HubEndpoint,
+    /// Network settings.
+    #[cfg(feature = "http")]
+    pub http: crate::http::HttpOptions,
+}
+
+impl SourceOptions {
+    /// The settings of this environment: endpoints and tokens from the usual variables, the
+    /// tools' caches where they keep them, the header cache under `~/.cache/inferkit`, online,
+    /// refs trusted for ten minutes.
+    pub fn from_env() -> Self {
+        SourceOptions {
+            offline: false,
+            caches: CacheDirs::from_env(),
+            header_cache: crate::header_cache::default_root(),
+            ref_max_age: Duration::from_secs(600),
+            huggingface: HubEndpoint::from_env(
+                "HF_ENDPOINT",
+                "https://huggingface.co",
+                &["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"],
+            ),
+            modelscope: HubEndpoint::from_env(
+                "MODELSCOPE_ENDPOINT",
+                "https://www.modelscope.cn",
+                &["MODELSCOPE_API_TOKEN"],
+            ),
+            ollama: HubEndpoint::from_env("OLLAMA_REGISTRY", "https://registry.ollama.ai", &[]),
+            #[cfg(feature = "http")]
+            http: crate::http::HttpOptions::default(),
+        }
+    }
+}
