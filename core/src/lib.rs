@@ -32,8 +32,8 @@ pub use backend::{
 };
 pub use error::{Error, Result};
 pub use estimate::{
-    Components, DeviceEstimate, DeviceSlot, EstimateRequest, FitRequest, HostSlot, Layout,
-    ResourceEstimate, ResourceEstimator,
+    Components, DeviceEstimate, DeviceSlot, ErrorBand, EstimateRequest, FigureBasis, FitRequest,
+    HostSlot, Layout, ResourceEstimate, ResourceEstimator,
 };
 pub use facts::{DirectoryFacts, ModelFacts, ModelFormat};
 pub use inventory::{Allocation, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory};

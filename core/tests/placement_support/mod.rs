@@ -293,6 +293,7 @@ impl MockEstimator {
             components,
             claim,
             layers,
+            error_band: None,
         }
     }
 
