@@ -337,7 +337,8 @@ fn dia(parameters: Option<u64>) -> Requirement {
             (20, FigureBasis::ScaledCatalogFigure)
         },
         format!(
-            "{parameters} parameters in float16 plus the rest of Dia's README figure (~10 GB on an RTX 4090)"
+            "{parameters} parameters in float16 plus the rest of Dia's README figure (~10 GB \
+             on an RTX 4090)"
         ),
     );
     let cpu = figure(
