@@ -39,7 +39,7 @@ use inferkit_core::{
     ResourceEstimator, Result, Vendor,
 };
 use inferkit_llama_box::flags::{Args, Syntax};
-use inferkit_llama_box::settings::LlamaSettings;
+use inferkit_llama_box::params::LlamaSettings;
 use inferkit_llama_box::{LlamaBoxEstimator, llama_box_settings, select};
 use serde_json::{Value, json};
 

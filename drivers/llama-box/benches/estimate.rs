@@ -10,7 +10,7 @@ use divan::Bencher;
 use inferkit_core::gguf::{GgufHeader, GgufModel, Metadata, MetadataEntry, ReadOptions, Value};
 use inferkit_core::{DeviceId, DeviceSlot, FitRequest, HostSlot, Layout, Vendor};
 use inferkit_llama_box::memory::LlamaCppModel;
-use inferkit_llama_box::settings::LlamaSettings;
+use inferkit_llama_box::params::LlamaSettings;
 
 const LAYERS: u32 = 100;
 

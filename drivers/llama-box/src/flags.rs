@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::flags_table::{FLAGS, SPELLINGS};
-use crate::settings::{CacheType, FlashAttn, LlamaSettings, Pooling, RopeScaling, TensorOverride};
+use crate::params::{CacheType, FlashAttn, LlamaSettings, Pooling, RopeScaling, TensorOverride};
 use inferkit_core::suggest::nearest;
 use inferkit_core::{Error, Result};
 

@@ -4,7 +4,7 @@
 //! llama.cpp and stable-diffusion.cpp server GPUStack 0.7 runs GGUF models with.
 //!
 //! - [`flags`]: llama-box's flag table and the checker of user parameters.
-//! - [`settings`]: the llama.cpp settings that decide memory use.
+//! - [`params`]: the llama.cpp settings that decide memory use.
 //! - [`memory`]: the llama.cpp memory model behind [`LlamaBox::estimator`].
 //! - [`select`]: what a GGUF file is, and which projector goes with it.
 //! - [`launch`]: the llama-box processes of a placement.
@@ -24,8 +24,8 @@ pub mod flags;
 mod flags_table;
 pub mod launch;
 pub mod memory;
+pub mod params;
 pub mod select;
-pub mod settings;
 
 use std::path::PathBuf;
 
@@ -40,7 +40,7 @@ use inferkit_core::{
 
 use crate::flags::{Args, Syntax, UNMODELLED_MEMORY_FLAGS};
 use crate::memory::LlamaCppModel;
-use crate::settings::{FlashAttn, LlamaSettings};
+use crate::params::{FlashAttn, LlamaSettings};
 
 /// The llama-box backend (id `llama-box`), for llama-box v0.0.171.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

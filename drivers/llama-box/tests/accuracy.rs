@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{Components, DeviceId, DeviceSlot, HostSlot, Layout, Vendor};
 use inferkit_llama_box::memory::LlamaCppModel;
-use inferkit_llama_box::settings::{CacheType, FlashAttn, LlamaSettings};
+use inferkit_llama_box::params::{CacheType, FlashAttn, LlamaSettings};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -349,7 +349,7 @@ fn diffusion_measurements_match() {
             } else {
                 FlashAttn::Off
             },
-            image: inferkit_llama_box::settings::ImageSettings {
+            image: inferkit_llama_box::params::ImageSettings {
                 width: row["width"].as_u64().expect("width") as u32,
                 height: row["height"].as_u64().expect("height") as u32,
                 vae_tiling: row["vae_tiling"] == true,

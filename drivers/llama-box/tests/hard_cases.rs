@@ -11,7 +11,7 @@ use inferkit_core::{
     ProcessRole, ResourceEstimate, ResourceEstimator, Subordinate, Vendor,
 };
 use inferkit_llama_box::flags::lookup;
-use inferkit_llama_box::settings::LlamaSettings;
+use inferkit_llama_box::params::LlamaSettings;
 use inferkit_llama_box::{Invocation, LlamaBox, LlamaBoxEstimator};
 use serde_json::Value;
 

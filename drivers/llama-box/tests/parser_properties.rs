@@ -37,7 +37,7 @@ proptest! {
     #[test]
     fn settings_never_panic(tokens in proptest::collection::vec(token(), 0..12)) {
         if let Ok(args) = Args::parse(&tokens, Syntax::LlamaServer) {
-            let mut settings = inferkit_llama_box::settings::LlamaSettings::default();
+            let mut settings = inferkit_llama_box::params::LlamaSettings::default();
             let _ = args.apply_to(&mut settings);
         }
     }

@@ -32,15 +32,11 @@
 #![warn(missing_docs)]
 
 mod architectures;
-mod env;
-mod estimate;
 mod flags;
 mod flags_table;
 mod launch;
-mod model;
-mod overlay;
+mod memory;
 mod params;
-mod service_config;
 
 use std::collections::BTreeMap;
 
@@ -51,8 +47,8 @@ use inferkit_core::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use estimate::{HOST_BASE_RAM, MindieEstimator, NPU_WORKSPACE};
-pub use model::{Chip, Shape};
+pub use memory::shape::{Chip, Shape};
+pub use memory::{HOST_BASE_RAM, MindieEstimator, NPU_WORKSPACE};
 pub use params::{MAX_DERIVED_SEQ_LEN, Params, RunDtype};
 
 /// The backend id.
@@ -147,7 +143,7 @@ impl Backend for MindIe {
 
     fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
         let params = Self::params(spec)?;
-        env::check_user(&params, &spec.env)?;
+        launch::env::check_user(&params, &spec.env)?;
         let mut notes = Vec::new();
         if params.rope_scaling.is_some() && params.max_seq_len.is_none() {
             notes.push(format!(
@@ -162,7 +158,7 @@ impl Backend for MindIe {
         facts: &'a ModelFacts,
         spec: &'a ModelSpec,
     ) -> Result<Box<dyn ResourceEstimator + 'a>> {
-        let model = model::hf(facts)?;
+        let model = memory::shape::hf(facts)?;
         let params = Self::params(spec)?;
         Ok(Box::new(MindieEstimator::new(model, params, &spec.env)?))
     }

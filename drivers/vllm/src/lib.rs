@@ -62,18 +62,13 @@
 #![warn(missing_docs)]
 
 mod architectures;
-mod estimator;
 mod flags;
 mod flags_table_0_10_1_1;
 mod flags_table_0_33_0;
 mod launch;
 mod memory;
-mod model;
-mod parallel;
 mod params;
-mod settings;
-mod shape;
-mod weights;
+mod select;
 
 use std::collections::BTreeMap;
 
@@ -87,7 +82,7 @@ use inferkit_core::{
 pub use flags::VllmVersion;
 
 use params::Params;
-use settings::LaunchSettings;
+use params::settings::LaunchSettings;
 
 /// The vLLM backend driver.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -110,7 +105,7 @@ impl Vllm {
         if !spec.categories.is_empty() {
             return spec.categories.clone();
         }
-        model::detect_category(facts, spec).into_iter().collect()
+        select::detect_category(facts, spec).into_iter().collect()
     }
 }
 
@@ -149,7 +144,7 @@ impl Backend for Vllm {
     }
 
     fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection {
-        model::select(facts, spec)
+        select::select(facts, spec)
     }
 
     fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
@@ -167,8 +162,10 @@ impl Backend for Vllm {
         let categories = Self::categories(facts, spec);
         let launch = LaunchSettings::from_params(&params, &categories)?;
         let overrides = params.json_object("--hf-overrides")?;
-        let input = model::input(facts, spec, overrides.as_ref())?;
-        Ok(Box::new(estimator::VllmEstimator::new(input, launch)))
+        let input = select::input(facts, spec, overrides.as_ref())?;
+        Ok(Box::new(memory::estimator::VllmEstimator::new(
+            input, launch,
+        )))
     }
 
     fn launch(
@@ -178,13 +175,13 @@ impl Backend for Vllm {
         assignment: &Assignment,
     ) -> Result<Vec<LaunchSpec>> {
         let params = Self::params(spec)?;
-        let model = model::serve_target(facts, spec)?;
+        let model = select::serve_target(facts, spec)?;
         launch::launch_specs(&launch::LaunchInput {
             spec,
             assignment,
             params: &params,
             model,
-            ascend_310p: settings::is_ascend_310p(&assignment.devices),
+            ascend_310p: params::settings::is_ascend_310p(&assignment.devices),
         })
     }
 }

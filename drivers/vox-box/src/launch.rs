@@ -25,7 +25,7 @@ use inferkit_core::{
 };
 
 use crate::flags::parse_parameters;
-use crate::recognise::{Family, Recognition};
+use crate::select::{Family, Recognition};
 
 /// vox-box's readiness endpoint (`server/routers.py`: `GET /health` answers
 /// `{"status": "ok"}`). vox-box loads the model before it binds the port, so the endpoint only

@@ -36,12 +36,12 @@
 #![warn(missing_docs)]
 
 mod catalog;
-mod estimate;
 mod flags;
 mod flags_table;
 mod launch;
+mod memory;
 mod platform;
-mod recognise;
+mod select;
 
 use std::collections::BTreeMap;
 
@@ -52,11 +52,11 @@ use inferkit_core::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use estimate::{Requirement, VoxBoxEstimator, requirement};
+pub use memory::{Requirement, VoxBoxEstimator, requirement};
 pub use platform::{
     backend_platforms, check_device, check_gpu, check_platform, supported_platforms,
 };
-pub use recognise::{Family, Recognition, Task, Unrecognised, recognise};
+pub use select::{Family, Recognition, Task, Unrecognised, recognise};
 
 use launch::{Launcher, OWNED_ENV};
 

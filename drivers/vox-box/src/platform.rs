@@ -2,7 +2,7 @@
 
 use inferkit_core::{Device, DeviceSlot, Error, Platform, Result, Vendor};
 
-use crate::recognise::Family;
+use crate::select::Family;
 
 /// Platforms of every family. vox-box itself installs on Linux, macOS and Windows
 /// (GPUStack's inference-backends page).

@@ -11,7 +11,7 @@ use inferkit_core::gguf::{GgufModel, TensorInfo};
 use inferkit_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::settings::ImageSettings;
+use crate::params::ImageSettings;
 
 /// Bytes per output pixel of an untiled VAE decode per base channel of the decoder: the
 /// decoder's top-resolution activations (3 f32 values per channel pixel) plus one more f32

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use super::alloc::{Graph, TensorId};
 use super::shape::ModelShape;
-use crate::settings::CacheType;
+use crate::params::CacheType;
 
 const F32: u64 = 4;
 const F16: u64 = 2;

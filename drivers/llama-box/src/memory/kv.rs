@@ -6,7 +6,7 @@ use inferkit_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use super::shape::ModelShape;
-use crate::settings::{LlamaSettings, RopeScaling};
+use crate::params::{LlamaSettings, RopeScaling};
 
 /// llama.cpp pads the context and each sequence's share to 256 cells
 /// (`llama-context.cpp`, ref. PR 17046), and the sliding-window cache likewise.

@@ -25,7 +25,7 @@ use inferkit_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{FlashAttn, LlamaSettings};
+use crate::params::{FlashAttn, LlamaSettings};
 pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
 use graph::{Placement, Reserve};
 pub use kv::ContextSize;
@@ -801,7 +801,7 @@ mod tests {
     use inferkit_core::{DeviceId, Vendor};
 
     use super::*;
-    use crate::settings::{CacheType, TensorOverride};
+    use crate::params::{CacheType, TensorOverride};
 
     fn fixture(name: &str) -> GgufModel {
         let path = format!(

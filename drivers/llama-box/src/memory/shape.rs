@@ -4,7 +4,7 @@
 use inferkit_core::gguf::{GgmlType, GgufModel};
 use inferkit_core::{Error, Result};
 
-use crate::settings::RopeScaling;
+use crate::params::RopeScaling;
 
 /// Where a tensor belongs in llama.cpp's layer model (`llm_tensor_info` layer kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

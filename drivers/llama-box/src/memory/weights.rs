@@ -7,7 +7,7 @@ use inferkit_core::gguf::GgmlType;
 use inferkit_core::{Error, Result};
 
 use super::shape::{ModelShape, TensorLayer, Weight};
-use crate::settings::LlamaSettings;
+use crate::params::LlamaSettings;
 
 /// Alignment of weight buffers (CPU and RPC-on-CPU `TENSOR_ALIGNMENT`; CUDA uses 128, a
 /// difference of at most 96 bytes per tensor, left out).

@@ -2,7 +2,7 @@
 
 use inferkit_core::{DeviceSlot, Error, Result};
 
-use crate::shape::TextShape;
+use crate::memory::shape::TextShape;
 
 /// Architectures whose vision tower pads its attention heads to any TP size (vLLM's InternViT
 /// adds dummy heads), so the tower never restricts TP.

@@ -1,7 +1,7 @@
 //! Weight bytes per GPU from safetensors headers, sharded the way vLLM loads them.
 
+use crate::memory::shape::TextShape;
 use crate::memory::stage_layers;
-use crate::shape::TextShape;
 
 /// How a tensor is spread over the tensor-parallel ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +213,7 @@ mod tests {
             .join("../../tests/fixtures/hf")
             .join(name);
         let model = HfModel::open(&dir).unwrap();
-        let input = crate::model::hf_input(&model, None).unwrap();
+        let input = crate::select::hf_input(&model, None).unwrap();
         let weights = model.safetensors().unwrap();
         let replicated: u64 = weights
             .tensors()

@@ -15,6 +15,8 @@
 //! blocks are shared and allocated on demand, so such an estimate (200 GiB of KV for
 //! Llama-3.1-8B at the defaults) refuses placements MindIE serves.
 
+pub(crate) mod shape;
+
 use std::collections::BTreeMap;
 
 use inferkit_core::hf::HfModel;
@@ -24,7 +26,7 @@ use inferkit_core::{
 };
 use serde_json::json;
 
-use crate::model::{self, Chip, Shape};
+use self::shape::{Chip, Shape};
 use crate::params::{Params, RunDtype};
 
 /// Runtime workspace per NPU when the user's env does not set `RESERVED_MEMORY_GB` (MindIE's
@@ -65,7 +67,7 @@ impl<'a> MindieEstimator<'a> {
     }
 
     fn components(&self, dtype: RunDtype, world: u64, seq: u64) -> Result<(Components, u64)> {
-        let weights = model::weight_bytes(self.model, dtype)?.div_ceil(world);
+        let weights = shape::weight_bytes(self.model, dtype)?.div_ceil(world);
         let per_token = self.shape.kv_bytes_per_token(dtype, world);
         let tokens = seq.saturating_add(
             self.params
@@ -100,7 +102,7 @@ impl ResourceEstimator for MindieEstimator<'_> {
         let chip = Chip::of_all(&request.devices)?;
         let world = world_size(&request.layout, &request.devices)?;
         check_world_size(self.shape.heads, &request.devices)?;
-        let dtype = model::run_dtype(&self.params, &self.shape, chip)?;
+        let dtype = shape::run_dtype(&self.params, &self.shape, chip)?;
         let seq = self
             .params
             .resolved_seq_len(self.shape.max_position_embeddings)?;

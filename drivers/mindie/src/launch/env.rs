@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use inferkit_core::{Error, Result, Vendor};
 
-use crate::model::Chip;
+use crate::memory::shape::Chip;
 use crate::params::Params;
 
 /// Variables that select devices or topology, or carry a parameter: set only by the driver.

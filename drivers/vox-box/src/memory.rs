@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog;
 use crate::platform::check_gpu;
-use crate::recognise::{Family, Recognition};
+use crate::select::{Family, Recognition};
 
 const MB: u64 = 1_000_000;
 const M: u64 = 1_000_000;

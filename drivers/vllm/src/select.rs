@@ -12,12 +12,12 @@ use inferkit_core::{
 };
 
 use crate::architectures::{self, GGUF_ARCHITECTURES};
-use crate::estimator::ModelInput;
 use crate::flags::VllmVersion;
 use crate::memory;
+use crate::memory::estimator::ModelInput;
+use crate::memory::shape::{LayerAttention, Mla, Moe, TextShape};
+use crate::memory::weights::TensorTable;
 use crate::params::{Params, merge_json};
-use crate::shape::{LayerAttention, Mla, Moe, TextShape};
-use crate::weights::TensorTable;
 
 const CONFIG_FILE: &str = "config.json";
 

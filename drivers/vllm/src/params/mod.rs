@@ -1,6 +1,8 @@
 //! User backend parameters: tokenised, resolved against the target version's flag table,
 //! translated from the other supported version where a flag was renamed, and type-checked.
 
+pub(crate) mod settings;
+
 use serde_json::Value;
 
 use inferkit_core::argparse::is_option;

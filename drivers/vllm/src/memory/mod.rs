@@ -8,7 +8,12 @@
 //! in the headroom left by the fraction). The KV cache is then cut into blocks of `--block-size` tokens
 //! (16 by default; `vllm/v1/core/kv_cache_utils.py`).
 
-use crate::shape::{LayerAttention, TextShape};
+pub(crate) mod estimator;
+pub(crate) mod parallel;
+pub(crate) mod shape;
+pub(crate) mod weights;
+
+use self::shape::{LayerAttention, TextShape};
 
 use inferkit_core::units::MIB;
 

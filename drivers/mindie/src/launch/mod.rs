@@ -2,8 +2,12 @@
 //!
 //! The daemon takes no arguments; each process gets its service config, the rank table
 //! (multi-node) and the model overlay (overrides) as launch files, and the environment of
-//! [`crate::env`]. Relative paths in the config and the environment are relative to the run
+//! [`env`]. Relative paths in the config and the environment are relative to the run
 //! directory, where the launcher writes the files and starts the process.
+
+pub(crate) mod env;
+mod overlay;
+mod service_config;
 
 use std::collections::BTreeMap;
 
@@ -13,11 +17,11 @@ use inferkit_core::{
 };
 use serde_json::{Value, json};
 
-use crate::env::{self, MultiNode, NodeEnv};
-use crate::model::{self, Chip, Shape};
-use crate::overlay::{self, OVERLAY_DIR, pretty};
+use self::env::{MultiNode, NodeEnv};
+use self::overlay::{OVERLAY_DIR, pretty};
+use self::service_config::NodeConfig;
+use crate::memory::shape::{self, Chip, Shape};
 use crate::params::Params;
-use crate::service_config::{self, NodeConfig};
 
 /// The service config, relative to the run directory.
 pub(crate) const CONFIG_FILE: &str = "mindie-config.json";
@@ -83,14 +87,14 @@ impl<'a> Instance<'a> {
         assignment: &Assignment,
         nodes: &[Node],
     ) -> Result<Self> {
-        let hf = model::hf(facts)?;
+        let hf = shape::hf(facts)?;
         let chip = Chip::of_all(&assignment.devices)?;
         // The estimate's parameters first, so that the user's own values (if any) win.
         let mut tokens = assignment.estimate.launch_parameters.clone();
         tokens.extend(spec.backend_parameters.iter().cloned());
         let params = Params::parse(&tokens)?;
         let shape = Shape::of(hf)?;
-        model::run_dtype(&params, &shape, chip)?;
+        shape::run_dtype(&params, &shape, chip)?;
         let overlay = overlay::build(&params, params.dtype, hf, facts.directory.as_ref())?;
         let weight_path = match overlay {
             Some(_) => OVERLAY_DIR.to_string(),

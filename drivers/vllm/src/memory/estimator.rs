@@ -11,11 +11,11 @@ use inferkit_core::{
 };
 
 use crate::flags::VllmVersion;
+use crate::memory::parallel;
+use crate::memory::shape::TextShape;
+use crate::memory::weights::TensorTable;
 use crate::memory::{self, EngineSettings, StageCost, gib};
-use crate::parallel;
-use crate::settings::LaunchSettings;
-use crate::shape::TextShape;
-use crate::weights::TensorTable;
+use crate::params::settings::LaunchSettings;
 
 use inferkit_core::units::GIB;
 
@@ -696,7 +696,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/hf")
             .join(name);
-        crate::model::hf_input(&HfModel::open(&dir).unwrap(), None).unwrap()
+        crate::select::hf_input(&HfModel::open(&dir).unwrap(), None).unwrap()
     }
 
     fn gpu(index: u32, total: u64, name: &str) -> DeviceSlot {
@@ -809,7 +809,7 @@ mod hostile_tests {
     fn llama() -> ModelInput {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/hf/Llama-3.1-8B-Instruct");
-        crate::model::hf_input(&inferkit_core::hf::HfModel::open(&dir).unwrap(), None).unwrap()
+        crate::select::hf_input(&inferkit_core::hf::HfModel::open(&dir).unwrap(), None).unwrap()
     }
 
     fn launch(version: VllmVersion, raw: &[&str]) -> Result<LaunchSettings> {
@@ -963,7 +963,7 @@ mod hostile_tests {
             let raw: Vec<String> = raw.iter().map(|s| s.to_string()).collect();
             let params = Params::parse(VllmVersion::V0_33_0, &raw)?;
             let overrides = params.json_object("--hf-overrides")?;
-            crate::model::hf_input(&model, overrides.as_ref())
+            crate::select::hf_input(&model, overrides.as_ref())
         };
         let sixteen = input(&["--hf-overrides", r#"{"num_hidden_layers": 16}"#]).unwrap();
         assert_eq!(sixteen.shape.layer_count(), 16);
