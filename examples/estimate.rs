@@ -80,8 +80,8 @@ fn parse_command() -> std::result::Result<Command, String> {
 /// The local machine: its free host memory and GPUs, from the probes compiled in.
 #[cfg(feature = "host-probe")]
 fn local_machine() -> Result<(HostSlot, Vec<DeviceSlot>)> {
+    use inferkit::probe::CompositeProbe;
     use inferkit_core::DeviceProbe;
-    use inferkit_core::probe::CompositeProbe;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

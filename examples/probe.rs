@@ -6,7 +6,7 @@
 //! ```
 //!
 //! The JSON is one worker object (`name, os, arch, labels, cpu_cores, ram, devices,
-//! allocations`). `inferkit_core::probe::static_inventory::load_cluster` reads it as a
+//! allocations`). `inferkit::probe::static_inventory::load_cluster` reads it as a
 //! one-worker cluster; to combine several machines, put the objects in `{"workers": [...]}`.
 
 mod common;
@@ -38,7 +38,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Output>, Stri
 #[cfg(feature = "host-probe")]
 #[tokio::main]
 async fn main() -> ExitCode {
-    use inferkit_core::probe::{CompositeProbe, DeviceProbe};
+    use inferkit::probe::{CompositeProbe, DeviceProbe};
 
     let output = match common::parse_command_line(USAGE, parse_args) {
         Ok(parsed) => parsed,

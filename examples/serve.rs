@@ -17,7 +17,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use inferkit::inventory::{MAX_CLUSTER_FILE, json_error, read_text_file};
+use inferkit::files::{json_error, read_text_file};
+use inferkit::inventory::MAX_CLUSTER_FILE;
 use inferkit::process::{Launcher, ProcessHandle, ProcessState, Supervisor, start_order};
 use inferkit::{DeploymentPlan, Error, LaunchSpec, Result};
 

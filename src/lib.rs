@@ -21,6 +21,11 @@
 
 pub use inferkit_core::*;
 
+#[cfg(all(feature = "process", unix))]
+pub use inferkit_launch as process;
+#[cfg(feature = "probe")]
+pub use inferkit_probe as probe;
+
 #[cfg(feature = "llama-box")]
 pub use inferkit_llama_box as llama_box;
 #[cfg(feature = "mindie")]

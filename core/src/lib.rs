@@ -1,26 +1,22 @@
 //! # inferkit-core
 //!
-//! The shared half of inferkit: model readers (GGUF headers, Hugging Face directories), the
-//! cluster inventory, the driver traits ([`Backend`], [`ResourceEstimator`], [`DeviceProbe`]),
-//! placement, planning and launch specifications. Core never names a driver; the `inferkit`
-//! facade crate composes the drivers into a [`Registry`].
+//! The shared half of inferkit: the cluster inventory, the driver traits ([`Backend`],
+//! [`ResourceEstimator`], [`DeviceProbe`]), placement, planning and launch specifications. Core
+//! never names a driver; the `inferkit` facade crate composes the drivers into a [`Registry`].
+//! The model readers live in `inferkit-formats` and are re-exported here ([`gguf`], [`hf`],
+//! [`facts`], [`files`]); probes and the launcher are crates of their own (`inferkit-probe`,
+//! `inferkit-launch`), so that planning compiles no async runtime.
 #![warn(missing_docs)]
 
 pub mod argparse;
 pub mod backend;
-pub mod error;
 pub mod estimate;
-pub mod facts;
-pub mod gguf;
-pub mod hf;
 pub mod inventory;
 pub mod launch;
 pub mod model;
 pub mod placement;
 pub mod plan;
 pub mod probe;
-#[cfg(all(feature = "process", unix))]
-pub mod process;
 pub mod suggest;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -30,12 +26,13 @@ pub use backend::{
     Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Registry, Selection,
     Subordinate, SubordinateGrouping,
 };
-pub use error::{Error, Result};
 pub use estimate::{
     Components, DeviceEstimate, DeviceSlot, ErrorBand, EstimateRequest, FigureBasis, FitRequest,
     HostSlot, Layout, ResourceEstimate, ResourceEstimator,
 };
-pub use facts::{DirectoryFacts, ModelFacts, ModelFormat};
+pub use inferkit_error::{Error, Result};
+pub use inferkit_formats::{DirectoryFacts, ModelFacts, ModelFormat};
+pub use inferkit_formats::{facts, files, gguf, hf};
 pub use inventory::{Allocation, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory};
 pub use launch::{HealthCheck, LaunchFile, LaunchSpec, ProcessRole};
 pub use model::{Category, ModelSource, ModelSpec};

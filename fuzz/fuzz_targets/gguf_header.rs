@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use inferkit_core::gguf::{GgufHeader, GgufModel, ReadOptions};
+use inferkit_formats::gguf::{GgufHeader, GgufModel, ReadOptions};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -47,27 +47,9 @@ use crate::model::ModelSpec;
 use crate::plan::PlanOptions;
 pub(crate) use crate::units::gib;
 
+pub use inferkit_error::Rejection;
 pub use resources::{device_allocatable, host_allocatable, verify_claims};
 pub use score::PlacementStrategy;
-
-/// An option placement considered and refused, with the numbers that refused it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rejection {
-    /// The option (`w1:0 (NVIDIA GeForce RTX 4090, 21.50 GiB allocatable)`).
-    pub candidate: String,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-impl Rejection {
-    /// Builds a rejection.
-    pub fn new(candidate: impl Into<String>, reason: impl Into<String>) -> Self {
-        Rejection {
-            candidate: candidate.into(),
-            reason: reason.into(),
-        }
-    }
-}
 
 /// What placement is asked: one model, already bound to its backend, on one cluster.
 #[derive(Clone, Copy)]

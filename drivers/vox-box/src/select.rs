@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use inferkit_core::inventory::json_error;
+use inferkit_core::files::json_error;
 use inferkit_core::{Category, DirectoryFacts, Error, ModelFacts, ModelFormat, ModelSource};
 use serde::{Deserialize, Serialize};
 

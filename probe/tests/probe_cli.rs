@@ -1,0 +1,149 @@
+//! `npu-smi` and `rocm-smi` probes end to end: fake tools (shell scripts printing captures)
+//! stand in for the vendor tools, so the process runner, the absent-tool and failure paths and
+//! the parsers are exercised together.
+#![cfg(all(feature = "cli-probes", unix))]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use inferkit_core::Error;
+use inferkit_probe::DeviceProbe;
+use inferkit_probe::ascend::AscendProbe;
+use inferkit_probe::rocm::RocmProbe;
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/probe/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes an executable shell script `name` into `dir`.
+fn fake_tool(dir: &Path, name: &str, script: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn probe_error(error: Error) -> (String, String) {
+    match error {
+        Error::Probe { probe, reason } => (probe, reason),
+        other => panic!("expected a probe error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn npu_smi_on_an_atlas_800t_a2() {
+    if std::env::var_os("ASCEND_RT_VISIBLE_DEVICES").is_some() {
+        eprintln!("skipped: ASCEND_RT_VISIBLE_DEVICES is set in this environment");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"if [ "$2" = "-m" ]; then cat "{}"; else cat "{}"; fi"#,
+        fixture("npu-smi-info-m-910b-8npu.txt"),
+        fixture("npu-smi-info-910b-8npu.txt")
+    );
+    let tool = fake_tool(dir.path(), "npu-smi", &script);
+    let worker = AscendProbe::new()
+        .with_program(tool.to_str().unwrap())
+        .probe()
+        .await
+        .unwrap();
+    assert_eq!(worker.devices.len(), 8);
+    assert_eq!(worker.devices[3].memory.used, 61833 << 20);
+}
+
+#[tokio::test]
+async fn a_missing_tool_means_no_devices() {
+    let missing = "/nonexistent/inferkit-test/npu-smi";
+    let worker = AscendProbe::new()
+        .with_program(missing)
+        .probe()
+        .await
+        .unwrap();
+    assert!(worker.devices.is_empty());
+    let worker = RocmProbe::new()
+        .with_program("/nonexistent/rocm-smi")
+        .probe()
+        .await
+        .unwrap();
+    assert!(worker.devices.is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_tool_is_an_error_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let tool = fake_tool(
+        dir.path(),
+        "npu-smi",
+        &format!(
+            r#"cat "{}" >&2; exit 255"#,
+            fixture("npu-smi-info-error.txt")
+        ),
+    );
+    let err = AscendProbe::new()
+        .with_program(tool.to_str().unwrap())
+        .probe()
+        .await
+        .unwrap_err();
+    let (probe, reason) = probe_error(err);
+    assert_eq!(probe, "npu-smi");
+    assert!(reason.contains("exited with exit status: 255"), "{reason}");
+    assert!(reason.contains("dcmi model initialized failed"), "{reason}");
+}
+
+#[tokio::test]
+async fn rocm_smi_without_the_amdgpu_driver_means_no_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(r#"cat "{}"; exit 1"#, fixture("rocm-smi-no-driver.txt"));
+    let tool = fake_tool(dir.path(), "rocm-smi", &script);
+    let worker = RocmProbe::new()
+        .with_program(tool.to_str().unwrap())
+        .probe()
+        .await
+        .unwrap();
+    assert!(worker.devices.is_empty());
+}
+
+#[tokio::test]
+async fn rocm_smi_is_called_with_the_documented_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    // Prints the capture only when called exactly as documented.
+    let script = format!(
+        r#"[ "$*" = "{}" ] || {{ echo "unexpected arguments: $*" >&2; exit 2; }}; cat "{}""#,
+        inferkit_probe::rocm::ARGS.join(" "),
+        fixture("rocm-smi-mi300x-8gpu.json")
+    );
+    let tool = fake_tool(dir.path(), "rocm-smi", &script);
+    let worker = RocmProbe::new()
+        .with_program(tool.to_str().unwrap())
+        .probe()
+        .await
+        .unwrap();
+    assert_eq!(worker.devices.len(), 8);
+}
+
+#[tokio::test]
+async fn garbled_output_names_the_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(r#"cat "{}""#, fixture("rocm-smi-garbled.json"));
+    let tool = fake_tool(dir.path(), "rocm-smi", &script);
+    let err = RocmProbe::new()
+        .with_program(tool.to_str().unwrap())
+        .probe()
+        .await
+        .unwrap_err();
+    assert_eq!(probe_error(err).0, "rocm-smi");
+}
+
+#[tokio::test]
+async fn a_hanging_tool_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let tool = fake_tool(dir.path(), "npu-smi", "exec sleep 30");
+    let probe = AscendProbe::new()
+        .with_program(tool.to_str().unwrap())
+        .with_timeout(Duration::from_millis(200));
+    let (probe, reason) = probe_error(probe.probe().await.unwrap_err());
+    assert_eq!(probe, "npu-smi");
+    assert!(reason.contains("did not finish within 200ms"), "{reason}");
+}

@@ -1,0 +1,188 @@
+//! Static inventories (cluster or single-worker JSON) and the composite probe's merging.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use inferkit_core::{Device, Error, Memory, Vendor, WorkerInventory};
+use inferkit_probe::static_inventory::{load_cluster, parse_cluster};
+use inferkit_probe::{CompositeProbe, DeviceProbe, StaticProbe};
+
+const CLUSTER: &str = r#"{"workers": [
+  {"name": "w1", "os": "linux", "arch": "amd64", "labels": {"zone": "a"}, "cpu_cores": 32,
+   "ram": {"total": 137438953472, "used": 8589934592},
+   "devices": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA H100 80GB HBM3",
+                "memory": {"total": 85520809984, "used": 0}, "compute_capability": "9.0"}],
+   "allocations": [{"name": "qwen-0", "devices": {"0": 21474836480}, "ram": 0}]},
+  {"name": "w2", "os": "linux", "arch": "arm64", "cpu_cores": 192,
+   "ram": {"total": 1649267441664, "used": 0},
+   "devices": [{"index": 0, "vendor": "ascend", "name": "Ascend910B3",
+                "memory": {"total": 68719476736, "used": 3556769792}, "physical_index": 4}]}
+]}"#;
+
+fn device(index: u32, vendor: Vendor, name: &str) -> Device {
+    Device {
+        index,
+        vendor,
+        name: name.into(),
+        memory: Memory {
+            total: 1 << 34,
+            used: 0,
+        },
+        compute_capability: None,
+        uuid: None,
+        pci_bus_id: None,
+        driver_version: None,
+        runtime_version: None,
+        physical_index: None,
+        partition: None,
+        health: None,
+    }
+}
+
+#[test]
+fn a_cluster_file_loads_every_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.json");
+    std::fs::write(&path, CLUSTER).unwrap();
+    let cluster = load_cluster(&path).unwrap();
+    assert_eq!(cluster.workers.len(), 2);
+    let w2 = cluster.worker("w2").unwrap();
+    assert_eq!(w2.devices[0].physical_index, Some(4));
+    assert_eq!(
+        cluster.worker("w1").unwrap().allocated_on_device(0),
+        20 << 30
+    );
+}
+
+#[test]
+fn a_single_worker_as_probe_json_prints_it_is_a_one_worker_cluster() {
+    let worker = WorkerInventory {
+        name: "gpu-7".into(),
+        os: "linux".into(),
+        arch: "amd64".into(),
+        cpu_cores: 64,
+        ram: Memory {
+            total: 256 << 30,
+            used: 10 << 30,
+        },
+        devices: vec![device(0, Vendor::Nvidia, "NVIDIA L40S")],
+        ..Default::default()
+    };
+    let text = serde_json::to_string_pretty(&worker).unwrap();
+    let cluster = parse_cluster(&text, Path::new("probe.json")).unwrap();
+    assert_eq!(cluster.workers, [worker]);
+}
+
+#[test]
+fn malformed_json_reports_file_and_offset() {
+    let text = "{\"workers\": [{\"name\": \"w1\", \"cpu_cores\": \"many\"}]}";
+    match parse_cluster(text, Path::new("c.json")).unwrap_err() {
+        Error::Parse { file, offset, what } => {
+            assert_eq!(file, Path::new("c.json"));
+            assert!(offset > 0 && offset <= text.len() as u64, "{offset}");
+            assert!(what.contains("invalid type"), "{what}");
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    let single = "{\"name\": \"w1\", \"ram\": {\"total\": -1}}";
+    assert!(matches!(
+        parse_cluster(single, Path::new("w.json")),
+        Err(Error::Parse { .. })
+    ));
+}
+
+#[tokio::test]
+async fn static_probe_needs_exactly_one_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.json");
+    std::fs::write(&path, CLUSTER).unwrap();
+    let err = StaticProbe::from_json_file(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("expected one worker, found 2"),
+        "{err}"
+    );
+
+    let one = dir.path().join("w1.json");
+    let w1 = load_cluster(&path).unwrap().workers.remove(0);
+    std::fs::write(&one, serde_json::to_string(&w1).unwrap()).unwrap();
+    let probe = StaticProbe::from_json_file(&one).unwrap();
+    assert_eq!(probe.probe().await.unwrap(), w1);
+}
+
+/// A vendor tool that is installed but broken.
+struct Broken;
+
+#[async_trait]
+impl DeviceProbe for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+
+    async fn probe(&self) -> inferkit_core::Result<WorkerInventory> {
+        Err(Error::Probe {
+            probe: "broken".into(),
+            reason: "driver/library version mismatch".into(),
+        })
+    }
+}
+
+fn vendor_only(devices: Vec<Device>) -> StaticProbe {
+    StaticProbe::new(WorkerInventory {
+        name: "ignored".into(),
+        devices,
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn composite_takes_the_host_from_the_host_probe_and_devices_from_vendors() {
+    let host = WorkerInventory {
+        name: "box".into(),
+        os: "linux".into(),
+        arch: "amd64".into(),
+        cpu_cores: 16,
+        cpu_brand: Some("AMD EPYC 9654".into()),
+        ram: Memory {
+            total: 64 << 30,
+            used: 1 << 30,
+        },
+        ..Default::default()
+    };
+    let probe = CompositeProbe::new(StaticProbe::new(host.clone()))
+        .with_vendor(vendor_only(vec![
+            device(0, Vendor::Nvidia, "NVIDIA RTX A6000"),
+            device(1, Vendor::Nvidia, "NVIDIA RTX A6000"),
+        ]))
+        .with_vendor(vendor_only(vec![]))
+        .with_vendor(vendor_only(vec![device(
+            0,
+            Vendor::Amd,
+            "AMD Radeon PRO W7900",
+        )]));
+    let worker = probe.probe().await.unwrap();
+    assert_eq!(worker.name, "box");
+    assert_eq!(worker.cpu_brand, host.cpu_brand);
+    assert_eq!(worker.ram, host.ram);
+    let devices: Vec<(u32, &str)> = worker
+        .devices
+        .iter()
+        .map(|d| (d.index, d.vendor.as_str()))
+        .collect();
+    // Each vendor keeps its runtime's numbering.
+    assert_eq!(devices, [(0, "nvidia"), (1, "nvidia"), (0, "amd")]);
+}
+
+#[tokio::test]
+async fn a_failing_vendor_probe_fails_the_composite_and_is_named() {
+    let probe = CompositeProbe::new(StaticProbe::new(WorkerInventory::default()))
+        .with_vendor(vendor_only(vec![]))
+        .with_vendor(Broken);
+    assert_eq!(probe.vendor_names(), ["static", "broken"]);
+    match probe.probe().await.unwrap_err() {
+        Error::Probe { probe, reason } => {
+            assert_eq!(probe, "broken");
+            assert!(reason.contains("mismatch"));
+        }
+        other => panic!("expected a probe error, got {other:?}"),
+    }
+}
