@@ -140,13 +140,42 @@ fn max_model_len_is_the_largest_fitting_multiple_of_256() {
             .iter()
             .any(|n| n.contains("--max-model-len set to"))
     );
-    // It keeps 2% of the KV blocks free (the boundary region of hard case 23), and one
-    // 256-token step more would not.
-    let blocks = estimate.details["kv_cache_blocks"].as_u64().unwrap();
-    assert!(len / 16 * 100 <= blocks * 98, "{blocks} blocks for {len}");
+    // Issue 17: the estimated KV capacity holds the chosen length plus the 5% error band, and
+    // one 256-token step more would not.
+    let tokens = estimate.details["kv_cache_tokens"].as_u64().unwrap();
+    assert!(len * 105 <= tokens * 100, "{tokens} tokens for {len}");
     assert!(
-        (len + 256) / 16 * 100 > blocks * 98,
-        "{blocks} blocks for {len}"
+        (len + 256) * 105 > tokens * 100,
+        "{tokens} tokens for {len}"
+    );
+    let concurrency = estimate.details["concurrency_at_max_model_len"]
+        .as_f64()
+        .unwrap();
+    assert!((1.05..1.1).contains(&concurrency), "{concurrency}");
+    let kv_note = format!("KV cache: {tokens} tokens (");
+    let full_length = format!("for --max-model-len {len}: {concurrency:.2} sequences");
+    assert!(
+        estimate
+            .notes
+            .iter()
+            .any(|n| n.contains(&kv_note) && n.contains(&full_length)),
+        "{:?}",
+        estimate.notes
+    );
+    // What would give more: each alternative is a longer context than the one chosen.
+    let longer = &estimate.details["longer_context"];
+    for key in ["gpu_memory_utilization", "kv_cache_dtype_fp8", "more_gpus"] {
+        let alternative = longer[key]["max_model_len"].as_u64().unwrap_or(0);
+        assert!(alternative > len, "{key}: {longer}");
+    }
+    assert_eq!(longer["more_gpus"]["tensor_parallel"], 2);
+    assert!(
+        estimate
+            .notes
+            .iter()
+            .any(|n| n.starts_with("--kv-cache-dtype fp8 would allow --max-model-len")),
+        "{:?}",
+        estimate.notes
     );
 }
 
@@ -229,7 +258,9 @@ fn short_free_memory_lowers_gpu_memory_utilization() {
     let Err(Error::DoesNotFit { reason, .. }) = fit(&spec, &[gpu]) else {
         panic!("0.9 of an H100 is not free");
     };
-    assert!(reason.contains("only 40.00 GiB is free"), "{reason}");
+    // CUDA's view: the H100's 80 GiB inventory total less the driver's 0.47 GiB reserve.
+    assert!(reason.contains("0.9 × 79.18 GiB"), "{reason}");
+    assert!(reason.contains("only 39.53 GiB is free"), "{reason}");
 }
 
 fn spec_with(params: &[&str]) -> ModelSpec {

@@ -1,12 +1,18 @@
 //! vLLM's memory use per GPU for a tensor × pipeline parallel layout.
 //!
-//! vLLM (v1 engine, `vllm/v1/worker/gpu_worker.py`) asks for `requested = total ×
-//! gpu_memory_utilization` on every GPU, refuses to start when less than that is free, loads the
-//! weights, runs one profiling forward pass of `max_num_batched_tokens` tokens and gives the KV
-//! cache `requested − weights − peak activation − non-torch memory` (0.33.0 also subtracts its
-//! CUDA-graph estimate, on by default since 0.21; 0.10.1.1 captures graphs after sizing the cache,
-//! in the headroom left by the fraction). The KV cache is then cut into blocks of `--block-size` tokens
-//! (16 by default; `vllm/v1/core/kv_cache_utils.py`).
+//! vLLM (v1 engine, `vllm/v1/worker/gpu_worker.py` `determine_available_memory`) asks for
+//! `requested = total × gpu_memory_utilization` on every GPU, where `total` is what CUDA reports
+//! (`torch.cuda.mem_get_info`, smaller than the NVML total of inventories, see
+//! [`cuda_total`]), refuses to start when less than that is free, loads the weights, runs one
+//! profiling pass (`gpu_model_runner.py` `profile_run`: the forward pass over
+//! `max_num_batched_tokens`, then the sampler's dummy run over `max_num_seqs` sequences) and gives
+//! the KV cache `requested − weights − torch peak increase − non-torch increase`
+//! (`MemoryProfilingResult.non_kv_cache_memory` in `vllm/utils`), less the CUDA-graph estimate
+//! from 0.21 on. The KV cache is then cut into blocks of `--block-size` tokens (16 by default;
+//! `vllm/v1/core/kv_cache_utils.py`). What differs between releases is in [`MemoryRules`].
+
+use inferkit_core::DeviceSlot;
+use inferkit_core::units::{GIB, MIB};
 
 pub(crate) mod estimator;
 pub(crate) mod parallel;
@@ -14,8 +20,6 @@ pub(crate) mod shape;
 pub(crate) mod weights;
 
 use self::shape::{LayerAttention, TextShape};
-
-use inferkit_core::units::MIB;
 
 /// Bytes per element vLLM runs a model in with `--dtype auto`: float16 or bfloat16, also for
 /// float32 checkpoints, which it downcasts (`_get_and_verify_dtype`).
@@ -25,9 +29,27 @@ pub(crate) const MODEL_DTYPE_BYTES: u64 = 2;
 /// overrides it.
 pub(crate) const DEFAULT_BLOCK_SIZE: u64 = 16;
 
-/// Memory allocated outside torch during profiling (NCCL, cuBLAS workspaces): 0.35 GiB in the
-/// Llama-3.1-8B start-up log of vllm#10517 (vllm-memory-observations.md row 1).
-const NON_TORCH: u64 = 360 * MIB;
+/// Memory allocated outside torch during profiling on one GPU without tensor parallelism
+/// (cuBLAS workspaces, the attention backend's buffers): "non-torch forward increase memory"
+/// 0.13-0.14 GiB on four models in the H100 logs of llm-d-benchmark
+/// (`config_explorer/empirical-vllm-memory-results.md`, vLLM 0.11.0).
+const NON_TORCH: u64 = 136 * MIB;
+
+/// NCCL's communicator buffers on a rank of a parallel group inside one worker: the KV cache
+/// of Qwen2-7B on A100 80 GB (vLLM 0.10.1.1, no P2P, dennislee22/vLLM-benchmarking) is 0.12 GiB
+/// per GPU smaller at TP 2 than the TP 1 run leaves for the same profile.
+const NCCL_BUFFERS: u64 = 128 * MIB;
+
+/// PyTorch symmetric-memory all-reduce buffers, on by default from 0.11 on Hopper and Blackwell
+/// (vllm PR #24111, September 2025; SM 9.0 and 10.x): the llm-d H100 logs show 0.54-0.55 GiB
+/// of non-torch memory per GPU at TP 2 (vLLM 0.11.0), 0.29 GiB more than NCCL alone explains.
+const SYMMETRIC_MEMORY_BUFFERS: u64 = 296 * MIB;
+
+/// NCCL's network transport when the tensor-parallel group spans workers (Ray across nodes):
+/// its per-peer send/receive buffers replace the intra-node P2P path. One published log
+/// (dennislee22/vLLM-benchmarking, Qwen2-7B TP 2 over two A100 40 GB nodes, vLLM 0.10.1.1)
+/// leaves 11.03 GiB of KV cache where the same TP 2 inside one node leaves 0.8 GiB more.
+const NON_TORCH_ACROSS_WORKERS: u64 = 768 * MIB;
 
 /// The CUDA context, created before vLLM's first free-memory snapshot, so it lies outside the
 /// requested fraction. 0.3–0.45 GiB with CUDA 12's lazy module loading; below 0.48 GiB on an
@@ -45,11 +67,150 @@ const GRAPH_BYTES_PER_SIZE_AND_LAYER: u64 = 256 * 1024;
 const ACTIVATION_HIDDEN_BUFFERS: u64 = 3;
 const ACTIVATION_MLP_BUFFERS: u64 = 3;
 
-/// Sampler profiling: float32 logits plus float32 probabilities for every sequence slot.
-const SAMPLER_BYTES_PER_LOGIT: u64 = 8;
-
 /// Scale and zero-point overhead of group-quantized weights (one fp16 pair per 128 weights).
 const GROUP_OVERHEAD_DIVISOR: u64 = 32;
+
+/// A vLLM release, as `backend_version` names it (`0.17.1`, `v0.10.1.1`): the memory rules
+/// follow it even where the flag table is that of the nearest supported version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Release {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl Release {
+    pub(crate) const fn new(major: u64, minor: u64, patch: u64) -> Self {
+        Release {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// The first `MAJOR.MINOR[.PATCH…]` in `text` (`v0.17.1`, `0.10.1.1`, `>=0.11`); `None`
+    /// when there is none.
+    #[cfg(test)]
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let start = text.find(|c: char| c.is_ascii_digit())?;
+        let mut parts = text[start..]
+            .split(|c: char| !c.is_ascii_digit())
+            .take_while(|p| !p.is_empty())
+            .map(|p| p.parse::<u64>().ok());
+        let major = parts.next()??;
+        let minor = parts.next()??;
+        let patch = parts.next().flatten().unwrap_or(0);
+        Some(Release::new(major, minor, patch))
+    }
+
+    /// The memory rules of this release's band.
+    pub(crate) fn rules(self) -> MemoryRules {
+        MemoryRules {
+            sampler: SamplerPath::of(self),
+            symmetric_memory: self >= Release::new(0, 11, 0),
+            // "CUDA graph memory profiling is enabled (default since v0.21.0)", the start-up
+            // line of `gpu_worker.py` (quoted in noonghunna/club-3090#127); the estimate came
+            // with vllm PR #30515 behind `VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`, off by
+            // default until then, so graphs were captured after sizing the KV cache, in the
+            // headroom the fraction leaves.
+            graphs_in_budget: self >= Release::new(0, 21, 0),
+        }
+    }
+}
+
+impl std::fmt::Display for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// How the sampler's dummy run (`_dummy_sampler_run`: top-k = vocabulary − 1, top-p = 0.9,
+/// temperature 0.5 for `min(max_num_seqs, max_num_batched_tokens)` sequences) applies top-k and
+/// top-p, which decides its memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SamplerPath {
+    /// FlashInfer's fused top-k/top-p kernel, on by default through 0.10 where FlashInfer is
+    /// installed, as in vLLM's images (`VLLM_USE_FLASHINFER_SAMPLER` unset counts as on, vllm
+    /// PR #11394) until vllm PR #26859 (October 2025) turned it off.
+    FlashInfer,
+    /// PyTorch's sort-based `apply_top_k_top_p`: a full sort of the float32 logits (values and
+    /// int64 indices, plus the sort's own buffers), masks, softmax and a scatter back.
+    TorchSort,
+    /// The Triton top-k/top-p kernels of vllm PR #33538 (February 2026), which work in place
+    /// on the float32 logits with small per-program buffers.
+    Triton,
+}
+
+impl SamplerPath {
+    fn of(release: Release) -> Self {
+        if release < Release::new(0, 11, 0) {
+            SamplerPath::FlashInfer
+        } else if release < Release::new(0, 17, 0) {
+            SamplerPath::TorchSort
+        } else {
+            SamplerPath::Triton
+        }
+    }
+
+    /// Bytes per logit (sequence × vocabulary entry) at the sampler's peak, the logits of the
+    /// LM head in the model dtype included.
+    fn bytes_per_logit(self) -> u64 {
+        match self {
+            // Model-dtype logits (2), their float32 copy (4), FlashInfer's masked logits and
+            // probabilities (4 + 4).
+            SamplerPath::FlashInfer => 14,
+            // The torch peak increase of the llm-d H100 logs (vLLM 0.11.0, 1024 sequences):
+            // 4.76 GiB for Llama-3.1-8B (vocabulary 128,256), 5.56 and 5.64 GiB for Qwen3-0.6B
+            // and Qwen3-32B (151,936), i.e. 38.3-38.4 bytes per logit once the batch's hidden
+            // states are taken off; vllm PR #32558 measured 1.25 GB for 256 × 131,072 logits.
+            SamplerPath::TorchSort => 38,
+            // Model-dtype logits (2) and the kernel's 384 MB for 256 × 131,072 float32 logits
+            // in vllm PR #32558's benchmark (11.5 bytes per logit).
+            SamplerPath::Triton => 14,
+        }
+    }
+}
+
+/// The parts of vLLM's start-up accounting that changed between releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemoryRules {
+    pub sampler: SamplerPath,
+    /// Symmetric-memory all-reduce is on by default (on GPUs that support it).
+    pub symmetric_memory: bool,
+    /// The CUDA-graph estimate is inside the requested fraction (0.21 on) or the graphs are
+    /// captured in the headroom outside it (before).
+    pub graphs_in_budget: bool,
+}
+
+/// Device memory CUDA does not show: NVML's total (what inventories carry) less
+/// `cudaMemGetInfo`'s total, which `--gpu-memory-utilization` applies to. Recent drivers report
+/// it as NVML's `reserved` memory; per GPU family where a log shows both totals.
+pub(crate) fn driver_reserved(slot: &DeviceSlot) -> u64 {
+    let name = slot.name.to_lowercase();
+    let gib_hundredths = if name.contains("h100") || name.contains("h200") || name.contains("h800")
+    {
+        // H100 80GB HBM3: 79.65 GiB (nvidia-smi) vs 79.18 GiB (vLLM's "total memory", llm-d).
+        47
+    } else if name.contains("a100") {
+        // A100-SXM4-80GB: 80.00 vs 79.25 GiB, the total two gpu_memory_utilization values of
+        // one configuration imply (dennislee22/vLLM-benchmarking, 0.25 and 0.5).
+        75
+    } else if name.contains("3090") || name.contains("a5000") || name.contains("4090") {
+        // GeForce RTX 3090: 24.00 vs 23.54 GiB ("GPU 0 has a total capacity of 23.54 GiB",
+        // TheBuccaneer/vllm-offload-profiles).
+        46
+    } else {
+        // Unknown family: the largest figure seen, so that the fraction is never applied to
+        // memory CUDA cannot reach.
+        75
+    };
+    (gib_hundredths * GIB / 100).min(slot.total / 4)
+}
+
+/// The total `--gpu-memory-utilization` applies to on this GPU.
+pub(crate) fn cuda_total(slot: &DeviceSlot) -> u64 {
+    slot.total.saturating_sub(driver_reserved(slot))
+}
 
 /// Engine settings the memory model depends on, resolved from the launch parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,8 +229,16 @@ pub(crate) struct EngineSettings {
     pub max_capture_size: u64,
     /// Number of captured batch sizes.
     pub capture_sizes: u64,
-    /// The graph estimate is inside the requested fraction (0.33.0) or outside it (0.10.1.1).
+    /// The graph estimate is inside the requested fraction (0.21 on) or outside it.
     pub graphs_in_budget: bool,
+    /// How the sampler's dummy run applies top-k/top-p.
+    pub sampler: SamplerPath,
+    /// A pooling model: the profiling pass runs the pooler, not the sampler.
+    pub pooling: bool,
+    /// The parallel group spans workers (NCCL over the network).
+    pub across_workers: bool,
+    /// Tensor-parallel all-reduce through PyTorch symmetric memory.
+    pub symmetric_memory: bool,
     /// vLLM's hybrid KV manager is off (`--disable-hybrid-kv-cache-manager`) or the sliding
     /// window is disabled: every layer keeps the whole context.
     pub all_layers_full: bool,
@@ -352,25 +521,72 @@ pub(crate) fn per_token_layer_bytes(shape: &TextShape, settings: &EngineSettings
     }
 }
 
-/// Peak activation of the profiling pass on one rank: `max_num_batched_tokens` through the
-/// widest MLP, or the sampler's logits for `max_num_seqs` sequences, whichever is larger
-/// (encoder models have no sampler).
+/// Torch's peak increase during the profiling pass on one rank (`profile_run`): the largest
+/// of the forward pass over `max_num_batched_tokens` and the sampler's dummy run over
+/// `min(max_num_seqs, max_num_batched_tokens)` sequences (`_dummy_run` makes one request per
+/// token up to `max_num_seqs`), during which the forward pass's hidden states stay alive;
+/// pooling models run the pooler on those hidden states instead, encoder-only models have no
+/// sampler. A multimodal model first runs its vision encoder over the same token budget and
+/// keeps the embeddings in the encoder cache until the pass ends.
 pub(crate) fn activation_bytes(shape: &TextShape, settings: &EngineSettings) -> u64 {
     let tokens = settings.max_num_batched_tokens;
-    let per_token = activation_per_token(shape, settings.tensor_parallel.max(1));
+    let tp = settings.tensor_parallel.max(1);
+    let act = settings.act_bytes;
     let forward = tokens
-        .saturating_mul(per_token)
-        .saturating_mul(settings.act_bytes);
-    let logits = if shape.encoder_only() {
-        0
-    } else {
-        shape.vocab_size
+        .saturating_mul(activation_per_token(shape, tp))
+        .saturating_mul(act);
+    let hidden_states = tokens.saturating_mul(shape.hidden_size).saturating_mul(act);
+    let sampler = sampler_bytes(shape, settings).saturating_add(hidden_states);
+    let (encoder_peak, encoder_cache) = match shape.vision {
+        Some(v) => (
+            tokens.saturating_mul(
+                (ACTIVATION_MLP_BUFFERS * v.intermediate_size / tp
+                    + ACTIVATION_HIDDEN_BUFFERS * v.hidden_size)
+                    .saturating_mul(act),
+            ),
+            hidden_states,
+        ),
+        None => (0, 0),
     };
-    let sampler = settings
+    forward
+        .max(sampler)
+        .saturating_add(encoder_cache)
+        .max(encoder_peak)
+}
+
+/// The sampler's dummy run on one rank: every rank computes the full-vocabulary logits (the LM
+/// head's output is all-gathered in V1) and samples from them.
+fn sampler_bytes(shape: &TextShape, settings: &EngineSettings) -> u64 {
+    if shape.encoder_only() || settings.pooling {
+        return 0;
+    }
+    settings
         .max_num_seqs
-        .saturating_mul(logits)
-        .saturating_mul(SAMPLER_BYTES_PER_LOGIT);
-    forward.max(sampler)
+        .min(settings.max_num_batched_tokens)
+        .saturating_mul(shape.vocab_size)
+        .saturating_mul(settings.sampler.bytes_per_logit())
+}
+
+/// Memory outside torch after the profiling pass: NCCL communicators and all-reduce buffers
+/// when the model spans GPUs, over the network when it spans workers.
+fn non_torch_bytes(settings: &EngineSettings) -> u64 {
+    let world = settings
+        .tensor_parallel
+        .saturating_mul(settings.pipeline_parallel);
+    if world <= 1 {
+        return NON_TORCH;
+    }
+    let symmetric = if settings.symmetric_memory && settings.tensor_parallel > 1 {
+        SYMMETRIC_MEMORY_BUFFERS
+    } else {
+        0
+    };
+    let network = if settings.across_workers {
+        NON_TORCH_ACROSS_WORKERS
+    } else {
+        0
+    };
+    NON_TORCH + NCCL_BUFFERS + symmetric + network
 }
 
 /// Activation elements per token on one rank.
@@ -413,7 +629,7 @@ pub(crate) fn stage_cost(
     StageCost {
         weights,
         activation: activation_bytes(shape, settings),
-        non_torch: NON_TORCH,
+        non_torch: non_torch_bytes(settings),
         graphs: graph_bytes(shape, settings, layers.end - layers.start),
         kv: kv_layout(shape, settings, stage),
     }

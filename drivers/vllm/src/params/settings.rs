@@ -4,12 +4,16 @@
 use inferkit_core::{Category, DeviceSlot, Error, Result, Vendor};
 
 use crate::flags::VllmVersion;
+use crate::memory::Release;
 use crate::params::Params;
 
 /// Memory-relevant settings of one launch.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LaunchSettings {
     pub version: VllmVersion,
+    /// The release whose memory rules apply: the flag table's own version unless
+    /// [`LaunchSettings::with_release`] names another one.
+    pub release: Release,
     pub tensor_parallel: Option<u64>,
     pub pipeline_parallel: Option<u64>,
     pub gpu_memory_utilization: Option<f64>,
@@ -72,6 +76,7 @@ impl LaunchSettings {
         let block_size = block_size(params)?;
         Ok(LaunchSettings {
             version: params.version,
+            release: release_of(params.version),
             tensor_parallel: positive("--tensor-parallel-size")?,
             pipeline_parallel: positive("--pipeline-parallel-size")?,
             gpu_memory_utilization: gmu,
@@ -92,6 +97,14 @@ impl LaunchSettings {
         })
     }
 
+    /// The same launch on another vLLM release of the same flag table (`backend_version`
+    /// `0.17.1` is launched with the flags of the nearest table but sized by 0.17's rules).
+    #[cfg(test)]
+    pub(crate) fn with_release(mut self, release: Release) -> Self {
+        self.release = release;
+        self
+    }
+
     /// The settings on these devices: GPUStack's Ascend 310P rules force eager mode and
     /// float16 unless the user set `--dtype`.
     pub(crate) fn on_devices(&self, devices: &[DeviceSlot]) -> LaunchSettings {
@@ -101,6 +114,14 @@ impl LaunchSettings {
             settings.dtype_bytes = settings.dtype_bytes.or(Some(2));
         }
         settings
+    }
+}
+
+/// The release a flag table describes.
+fn release_of(version: VllmVersion) -> Release {
+    match version {
+        VllmVersion::V0_10_1_1 => Release::new(0, 10, 1),
+        VllmVersion::V0_33_0 => Release::new(0, 33, 0),
     }
 }
 
