@@ -8,16 +8,15 @@
 //! `inferkit-launch`), so that planning compiles no async runtime.
 #![warn(missing_docs)]
 
-pub mod argparse;
 pub mod backend;
 pub mod estimate;
+pub mod flags;
 pub mod inventory;
 pub mod launch;
 pub mod model;
 pub mod placement;
 pub mod plan;
 pub mod probe;
-pub mod suggest;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod units;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::flags_table::{FLAGS, SPELLINGS};
 use crate::params::{CacheType, FlashAttn, LlamaSettings, Pooling, RopeScaling, TensorOverride};
-use inferkit_core::suggest::nearest;
+use inferkit_core::flags::suggest::nearest;
 use inferkit_core::{Error, Result};
 
 pub use crate::flags_table::VERSION;

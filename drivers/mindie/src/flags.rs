@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use inferkit_core::suggest::nearest;
+use inferkit_core::flags::suggest::nearest;
 use inferkit_core::{Error, Result};
 
 pub(crate) use crate::flags_table::{FLAGS, VERSION};

@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use inferkit_core::argparse::abbreviations;
-use inferkit_core::suggest::closest;
+use inferkit_core::flags::suggest::closest;
+use inferkit_core::flags::syntax::abbreviations;
 use inferkit_core::{Error, Result};
 
 use crate::flags_table_0_10_1_1::FLAGS_0_10_1_1;

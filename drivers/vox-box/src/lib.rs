@@ -37,7 +37,6 @@
 
 mod catalog;
 mod flags;
-mod flags_table;
 mod launch;
 mod memory;
 mod platform;
@@ -196,7 +195,7 @@ impl Backend for VoxBox {
             if !["0.0.19", "0.0.20", "0.0.21"].contains(&version) {
                 warnings.push(format!(
                     "parameters were checked against vox-box {}'s flags, not {version}'s",
-                    flags_table::VERSION
+                    flags::TABLE.version
                 ));
             }
         }

@@ -5,7 +5,7 @@ pub(crate) mod settings;
 
 use serde_json::Value;
 
-use inferkit_core::argparse::is_option;
+use inferkit_core::flags::is_option;
 use inferkit_core::{Error, Result};
 
 use crate::flags::{self, Arity, FlagSpec, Resolved, VllmVersion};

@@ -5,7 +5,7 @@
 /// edits away). Ties go to the earlier candidate.
 ///
 /// ```
-/// use inferkit_core::suggest::nearest;
+/// use inferkit_core::flags::suggest::nearest;
 ///
 /// let flags = ["--max-seq-len", "--max-batch-size"];
 /// assert_eq!(nearest("--max-seq-length", flags), Some("--max-seq-len"));
@@ -25,7 +25,7 @@ pub fn nearest<'a>(
 /// messages that always name the nearest valid spelling, as argparse-style tools do.
 ///
 /// ```
-/// use inferkit_core::suggest::closest;
+/// use inferkit_core::flags::suggest::closest;
 ///
 /// let flags = ["--model", "--data-dir"];
 /// assert_eq!(closest("--model-dir", flags), Some("--model"));

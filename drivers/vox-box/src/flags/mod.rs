@@ -6,52 +6,14 @@
 //! `--flag=value` both work, and an unambiguous prefix of a long flag is accepted
 //! (`allow_abbrev` is on by default).
 
-use inferkit_core::argparse::{abbreviations, is_option};
-use inferkit_core::suggest::closest;
+use inferkit_core::flags::suggest::closest;
+use inferkit_core::flags::{FlagSpec, Resolution, Syntax, ValueError, is_option};
 use inferkit_core::{Error, Result};
 
-/// The value a flag takes, as argparse converts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ValueType {
-    /// Any string.
-    Str,
-    /// A Python `int`.
-    Int,
-    /// A switch without a value.
-    Bool,
-}
+#[rustfmt::skip]
+mod table;
 
-/// One option of `vox-box start`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FlagSpec {
-    /// Long name, with dashes.
-    pub name: &'static str,
-    /// Other spellings (short forms).
-    pub aliases: &'static [&'static str],
-    /// Whether a value follows.
-    pub takes_value: bool,
-    /// Type of that value.
-    pub value_type: ValueType,
-    /// Help text of the flag (shown when suggesting it).
-    pub help: &'static str,
-}
-
-/// Flags the launch sets itself, with the reason a user may not set them.
-const PLATFORM_OWNED: &[(&str, &str)] = &[
-    ("--model", "the model path comes from the deployment"),
-    (
-        "--huggingface-repo-id",
-        "the model source comes from the deployment",
-    ),
-    (
-        "--model-scope-model-id",
-        "the model source comes from the deployment",
-    ),
-    ("--data-dir", "the data directory is the platform's"),
-    ("--device", "the device comes from placement"),
-    ("--host", "the platform binds the server"),
-    ("--port", "the port is assigned by the platform"),
-];
+pub(crate) use table::TABLE;
 
 /// Checks `params` the way vox-box's argparse would, and refuses platform-owned flags.
 /// Returns the long name of each flag given, abbreviations resolved.
@@ -78,13 +40,13 @@ pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
             _ => (token.as_str(), None),
         };
         let flag = resolve(written)?;
-        if let Some((_, why)) = PLATFORM_OWNED.iter().find(|(name, _)| *name == flag.name) {
+        if let Some(why) = flag.platform_owned {
             return Err(Error::invalid_parameter(
                 written,
                 format!("{} is set by the platform: {why}", flag.name),
             ));
         }
-        if flag.takes_value {
+        if !flag.is_switch() {
             let value = match inline {
                 Some(value) => value,
                 None => rest
@@ -93,7 +55,7 @@ pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
                     .ok_or_else(|| Error::invalid_parameter(written, "expected one argument"))?
                     .clone(),
             };
-            check_type(flag, written, &value)?;
+            check_value(flag, written, &value)?;
         } else if inline.is_some() {
             return Err(Error::invalid_parameter(
                 written,
@@ -110,59 +72,42 @@ pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
 
 /// Finds the flag `written` names: exactly, or as the unique prefix of a long flag.
 fn resolve(written: &str) -> Result<&'static FlagSpec> {
-    let table = crate::flags_table::FLAGS;
-    if let Some(flag) = table
-        .iter()
-        .find(|f| f.name == written || f.aliases.contains(&written))
-    {
-        return Ok(flag);
-    }
-    let long_names = table.iter().map(|f| (f.name, f));
-    let candidates = abbreviations(written, long_names, |a, b| std::ptr::eq(*a, *b));
-    match candidates.as_slice() {
-        [(_, one)] => Ok(one),
-        [] => Err(Error::invalid_parameter(
+    match TABLE.resolve(written, Syntax::ARGPARSE) {
+        Resolution::Flag(found) => Ok(found.spec),
+        Resolution::Unknown => Err(Error::invalid_parameter(
             written,
             format!(
                 "vox-box {} has no such flag; did you mean {}?",
-                crate::flags_table::VERSION,
+                TABLE.version,
                 nearest(written)
             ),
         )),
-        many => Err(Error::invalid_parameter(
+        Resolution::Ambiguous(matches) => Err(Error::invalid_parameter(
             written,
-            format!(
-                "ambiguous abbreviation, could match {}",
-                many.iter()
-                    .map(|(name, _)| *name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("ambiguous abbreviation, could match {}", matches.join(", ")),
         )),
     }
 }
 
-fn check_type(flag: &FlagSpec, written: &str, value: &str) -> Result<()> {
-    // Python's int() accepts surrounding blanks and `_` between digits.
-    let ok = match flag.value_type {
-        ValueType::Int => value.trim().replace('_', "").parse::<i64>().is_ok(),
-        ValueType::Str | ValueType::Bool => true,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_parameter(
+/// Checks a value as argparse converts it (Python's `int()` for integers), in argparse's words.
+fn check_value(flag: &FlagSpec, written: &str, value: &str) -> Result<()> {
+    match flag.check(0, value) {
+        Err(ValueError::Kind(_)) => Err(Error::invalid_parameter(
             written,
             format!("invalid int value: `{value}`"),
-        ))
+        )),
+        Err(other) => Err(Error::invalid_parameter(
+            written,
+            format!("`{value}` {other}"),
+        )),
+        Ok(()) => Ok(()),
     }
 }
 
 /// The flag of the table closest to `written` by edit distance, with its help text.
 fn nearest(written: &str) -> String {
-    let table = crate::flags_table::FLAGS;
-    closest(written, table.iter().map(|f| f.name))
-        .and_then(|name| table.iter().find(|f| f.name == name))
+    closest(written, TABLE.flags.iter().map(|f| f.name))
+        .and_then(|name| TABLE.flag(name))
         .map(|f| format!("{} ({})", f.name, f.help))
         .unwrap_or_default()
 }
@@ -184,28 +129,16 @@ mod tests {
 
     #[test]
     fn generated_table_matches_the_reference_json() {
-        let json: serde_json::Value =
-            serde_json::from_str(include_str!("../data/vox-box-0.0.21.json")).unwrap();
-        assert_eq!(json["version"], crate::flags_table::VERSION);
-        let flags = json["flags"].as_array().unwrap();
-        assert_eq!(flags.len(), crate::flags_table::FLAGS.len());
-        for (spec, flag) in crate::flags_table::FLAGS.iter().zip(flags) {
-            assert_eq!(flag["name"], spec.name);
-            assert_eq!(flag["takes_value"], spec.takes_value);
-            let aliases: Vec<&str> = flag["aliases"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|a| a.as_str())
-                .collect();
-            assert_eq!(aliases, spec.aliases);
-            let expected = match flag["type"].as_str().unwrap() {
-                "int" => ValueType::Int,
-                "bool" => ValueType::Bool,
-                _ => ValueType::Str,
-            };
-            assert_eq!(expected, spec.value_type, "{}", spec.name);
-        }
+        let json = |file: &str| -> serde_json::Value {
+            let path = format!("{}/data/{file}", env!("CARGO_MANIFEST_DIR"));
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        let diffs = inferkit_core::flags::source::compare(
+            &TABLE,
+            &json("vox-box-0.0.21.json"),
+            &json("flags.json"),
+        );
+        assert!(diffs.is_empty(), "{diffs:#?}");
     }
 
     #[test]
@@ -268,12 +201,9 @@ mod tests {
     fn int_values_follow_python_int() {
         // No user-settable flag of 0.0.21 takes a value (--port is the platform's), so the
         // type check is exercised on the table's --port entry directly.
-        let port = crate::flags_table::FLAGS
-            .iter()
-            .find(|f| f.name == "--port")
-            .unwrap();
-        assert!(check_type(port, "--port", " 8_080 ").is_ok());
-        let err = check_type(port, "--port", "80a").unwrap_err();
+        let port = TABLE.flag("--port").unwrap();
+        assert!(check_value(port, "--port", " 8_080 ").is_ok());
+        let err = check_value(port, "--port", "80a").unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid parameter --port: invalid int value: `80a`"
