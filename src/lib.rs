@@ -19,6 +19,11 @@
 //! ```
 #![warn(missing_docs)]
 
+// The README's Rust code blocks run as doc tests, so its library snippet keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use inferkit_core::*;
 
 #[cfg(all(feature = "process", unix))]

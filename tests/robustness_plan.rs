@@ -135,7 +135,7 @@ fn assert_never_overclaims(
     let backend = registry
         .get(&plan.backend)
         .expect("planned backend is registered");
-    let reserve = options.device_reserve_for(&backend.capabilities());
+    let reserve = options.device_reserve_for(backend.capabilities());
     let main = &plan.placement.workers[0];
     let mut unified_claims = 0u64;
     for worker in &plan.placement.workers {

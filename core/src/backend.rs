@@ -33,7 +33,11 @@ impl Platform {
 }
 
 /// What a backend can do, checked by the planner before it asks the backend anything else.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The default can do nothing: a driver starts from it and switches on what it supports, so
+/// that it keeps compiling as capabilities are added.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Model formats it loads.
     pub formats: Vec<ModelFormat>,
@@ -70,7 +74,7 @@ impl Capabilities {
     /// Refuses what the user switched on but the backend cannot do, with GPUStack's messages
     /// (behaviour spec §1.4): CPU offloading, distribution across workers, a category it does
     /// not serve. The planner calls it before anything else; drivers rely on it rather than
-    /// repeating the checks in [`Backend::validate`].
+    /// repeating the checks in [`Backend::prepare`].
     pub fn check_spec(&self, id: &str, spec: &ModelSpec) -> Result<()> {
         if spec.cpu_offloading == Some(true) && !self.cpu_offload {
             return Err(Error::invalid_parameter(
@@ -101,10 +105,12 @@ impl Capabilities {
 }
 
 /// How a backend reaches devices that are not on the main worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SubordinateGrouping {
     /// It cannot: single-worker only.
+    #[default]
     None,
     /// One subordinate process per remote device (llama.cpp RPC servers).
     PerRemoteDevice,
@@ -213,61 +219,91 @@ pub struct Assignment {
 }
 
 /// An inference backend driver. Pure and synchronous: no I/O beyond what it is handed.
+///
+/// A driver answers two questions about a model before it is deployed: whether it claims it
+/// ([`select`](Self::select)), and, once chosen, what the deployment is
+/// ([`prepare`](Self::prepare)): the user's parameters parsed and checked once, into a
+/// [`Prepared`] value that sizes the model and writes its processes.
 pub trait Backend: Send + Sync {
     /// Stable id: `llama-box`, `vllm`, `vox-box`, `ascend-mindie`.
     fn id(&self) -> &'static str;
 
-    /// What the backend can do.
-    fn capabilities(&self) -> Capabilities;
+    /// What the backend can do; computed once and kept by the driver.
+    fn capabilities(&self) -> &Capabilities;
 
     /// Whether and how strongly the backend claims the model, and why.
     fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection;
 
-    /// Checks the user's backend parameters against the backend's flag table. Returns
-    /// warnings for what is accepted but suspicious; errors for what the backend would refuse.
-    fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>>;
-
-    /// An estimator bound to this model and the parameters that will be launched.
-    fn estimator<'a>(
+    /// Parses and checks the user's parameters of `spec` against the backend's flag table and
+    /// binds them to the model of `facts`: errors for what the backend would refuse, and on
+    /// success the one value that answers everything after selection.
+    fn prepare<'a>(
         &'a self,
         facts: &'a ModelFacts,
         spec: &'a ModelSpec,
-    ) -> Result<Box<dyn ResourceEstimator + 'a>>;
+    ) -> Result<Box<dyn Prepared + 'a>>;
+}
+
+/// One deployment of one model with one backend, its parameters parsed and checked
+/// ([`Backend::prepare`]): it holds the typed settings, so nothing is parsed again for the
+/// estimate, placement or launch.
+pub trait Prepared: Send + Sync {
+    /// What is accepted but suspicious, in sentences for the user.
+    fn warnings(&self) -> &[String];
+
+    /// The memory model of this model with these settings.
+    fn estimator(&self) -> &dyn ResourceEstimator;
 
     /// The processes that run `assignment`: subordinates first, the main process last.
-    fn launch(
-        &self,
-        facts: &ModelFacts,
-        spec: &ModelSpec,
-        assignment: &Assignment,
-    ) -> Result<Vec<LaunchSpec>>;
+    fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>>;
 
-    /// Whether the backend, at the version `spec` targets, runs on `device` of `worker`; `Err`
-    /// says why not (a build without kernels for the device's compute capability, a runtime
-    /// too old). Vendors and platforms are already checked against [`Capabilities`]; the
-    /// default accepts every device.
-    fn check_device(
-        &self,
-        _facts: &ModelFacts,
-        _spec: &ModelSpec,
-        _worker: &WorkerInventory,
-        _device: &Device,
-    ) -> std::result::Result<(), String> {
+    /// Whether this model, with this backend, may run on `worker` at all (a model family the
+    /// backend runs only on some platforms). Checked before any of the worker's devices, and
+    /// for CPU-only placements; the default accepts every worker.
+    fn check_worker(&self, _worker: &WorkerInventory) -> std::result::Result<(), Unfit> {
         Ok(())
     }
 
-    /// Whether this model, with this backend, may run on `worker` at all; `Err` says why not
-    /// (a model family the backend runs only on some platforms). Checked before any of the
-    /// worker's devices, and for CPU-only placements; the default accepts every worker.
-    fn check_worker(
+    /// Whether the backend, at the version the spec targets, runs on `device` of `worker` (a
+    /// build without kernels for the device's compute capability, a runtime too old). Vendors
+    /// and platforms are already checked against [`Capabilities`]; the default accepts every
+    /// device.
+    fn check_device(
         &self,
-        _facts: &ModelFacts,
-        _spec: &ModelSpec,
         _worker: &WorkerInventory,
-    ) -> std::result::Result<(), String> {
+        _device: &Device,
+    ) -> std::result::Result<(), Unfit> {
         Ok(())
     }
 }
+
+/// Why a backend does not run a model on a worker or device ([`Prepared::check_worker`],
+/// [`Prepared::check_device`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Unfit {
+    /// The worker's operating system or architecture is not one the model runs on.
+    Platform {
+        /// The platforms it runs on, in a sentence.
+        reason: String,
+    },
+    /// The device lacks what the backend needs (kernels for its compute capability, a
+    /// runtime or driver new enough).
+    Device {
+        /// What is missing, in a sentence.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfit::Platform { reason } | Unfit::Device { reason } => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for Unfit {}
 
 /// The set of backends a planner chooses from. No global state: an application builds one
 /// (the `inferkit` facade's `default_registry()` registers every enabled driver).

@@ -1,7 +1,7 @@
 //! Memory estimates: the [`ResourceEstimator`] trait and what it answers.
 //!
 //! An estimator is bound to one model and one set of backend parameters (see
-//! [`Backend::estimator`](crate::Backend::estimator)), so that it can parse the parameters and
+//! [`Prepared::estimator`](crate::Prepared::estimator)), so that it can parse the parameters and
 //! precompute per-layer costs once, then answer many layout questions fast during placement.
 
 use std::collections::BTreeMap;

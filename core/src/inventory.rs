@@ -10,6 +10,10 @@
 //!                "memory": {"total": 85520809984, "used": 0}, "compute_capability": "9.0"}],
 //!   "allocations": [{"name": "qwen-0", "devices": {"0": 21474836480}, "ram": 0}]}]}
 //! ```
+//!
+//! Sizes in bytes may also be written as strings with a unit (`"80GiB"`, `"24576 MiB"`,
+//! `"80 GB"`: see [`parse_size`](crate::units::parse_size)); they are always written back as
+//! bytes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -123,10 +127,11 @@ impl WorkerInventory {
 /// Total and used bytes of a memory pool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memory {
-    /// Capacity in bytes.
+    /// Capacity in bytes (in a file: bytes or a size such as `"80GiB"`).
+    #[serde(deserialize_with = "crate::units::serde_bytes::deserialize")]
     pub total: u64,
     /// Bytes in use now (by anything, including processes the platform does not know about).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::units::serde_bytes::deserialize")]
     pub used: u64,
 }
 
@@ -290,10 +295,13 @@ pub struct Allocation {
     /// Instance name.
     pub name: String,
     /// Bytes claimed per device, keyed by the device index as a string (JSON object keys).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crate::units::serde_bytes::deserialize_map"
+    )]
     pub devices: BTreeMap<String, u64>,
     /// Host RAM bytes claimed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::units::serde_bytes::deserialize")]
     pub ram: u64,
 }
 

@@ -90,8 +90,9 @@ impl LaunchSpec {
     }
 }
 
-/// Quotes a word for a POSIX shell when it needs it.
-fn shell_quote(word: &str) -> String {
+/// Quotes a word for a POSIX shell when it needs it (`my model` → `'my model'`), so that a
+/// printed command or environment line can be pasted into a shell.
+pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()

@@ -22,8 +22,8 @@ pub mod testkit;
 pub mod units;
 
 pub use backend::{
-    Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Registry, Selection,
-    Subordinate, SubordinateGrouping,
+    Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Prepared, Registry,
+    Selection, Subordinate, SubordinateGrouping, Unfit,
 };
 pub use estimate::{
     Components, DeviceEstimate, DeviceSlot, ErrorBand, EstimateRequest, FigureBasis, FitRequest,

@@ -176,19 +176,17 @@ pub fn plan_with_facts(
     let backend = registered(registry, &choice.backend)?;
     let mut explanation = std::mem::take(&mut choice.explanation);
     apply_fleet_version(&mut choice, options, &mut explanation);
-    let warnings = backend.validate(&choice.spec)?;
-    explanation.extend(warnings.into_iter().map(|w| format!("warning: {w}")));
-    let estimator = backend.estimator(facts, &choice.spec)?;
+    let prepared = backend.prepare(facts, &choice.spec)?;
+    explanation.extend(prepared.warnings().iter().map(|w| format!("warning: {w}")));
     let request = PlacementRequest {
         backend,
-        facts,
-        estimator: estimator.as_ref(),
+        prepared: prepared.as_ref(),
         spec: &choice.spec,
         cluster,
         options,
     };
     let placement = place(&request).map_err(|e| prepend_explanation(e, &explanation))?;
-    let processes = backend.launch(facts, &choice.spec, &placement.assignment)?;
+    let processes = prepared.launch(&placement.assignment)?;
     Ok(assemble(&choice.spec, explanation, placement, processes))
 }
 

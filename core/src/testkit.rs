@@ -1,19 +1,108 @@
 //! The driver conformance suite (feature `testkit`): checks every driver must pass, called from
 //! each driver crate's tests with real models of that driver.
 //!
-//! ```ignore
-//! #[test]
-//! fn conformance() {
-//!     let facts = ModelFacts::read(&spec.source).unwrap();
-//!     inferkit_core::testkit::check_backend(&MyBackend::new(), &facts, &spec, &devices);
+//! A driver written outside this repository runs the same suite. This one serves any model in
+//! 4 GiB on one GPU:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//!
+//! use inferkit_core::testkit::{check_backend, gpu, host};
+//! use inferkit_core::{
+//!     Assignment, Backend, Capabilities, Category, Claim, Components, DeviceEstimate,
+//!     EstimateRequest, HealthCheck, LaunchSpec, ModelFacts, ModelFormat, ModelSource, ModelSpec,
+//!     Platform, Prepared, ProcessRole, ResourceEstimate, ResourceEstimator, Result, Selection,
+//!     Vendor,
+//! };
+//!
+//! struct Tiny(Capabilities);
+//!
+//! impl Tiny {
+//!     fn new() -> Self {
+//!         let mut caps = Capabilities::default();
+//!         caps.formats = vec![ModelFormat::Remote];
+//!         caps.vendors = vec![Vendor::Nvidia];
+//!         caps.platforms = vec![Platform::new("linux", "amd64")];
+//!         caps.categories = vec![Category::Llm];
+//!         Tiny(caps)
+//!     }
 //! }
+//!
+//! impl Backend for Tiny {
+//!     fn id(&self) -> &'static str {
+//!         "tiny"
+//!     }
+//!     fn capabilities(&self) -> &Capabilities {
+//!         &self.0
+//!     }
+//!     fn select(&self, _facts: &ModelFacts, _spec: &ModelSpec) -> Selection {
+//!         Selection::new(Claim::Supports, "tiny serves every model")
+//!     }
+//!     fn prepare<'a>(
+//!         &'a self,
+//!         _facts: &'a ModelFacts,
+//!         spec: &'a ModelSpec,
+//!     ) -> Result<Box<dyn Prepared + 'a>> {
+//!         Ok(Box::new(TinyModel(spec)))
+//!     }
+//! }
+//!
+//! struct TinyModel<'a>(&'a ModelSpec);
+//!
+//! impl Prepared for TinyModel<'_> {
+//!     fn warnings(&self) -> &[String] {
+//!         &[]
+//!     }
+//!     fn estimator(&self) -> &dyn ResourceEstimator {
+//!         self
+//!     }
+//!     fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>> {
+//!         let port = assignment.port;
+//!         Ok(vec![LaunchSpec {
+//!             worker: assignment.worker.clone(),
+//!             role: ProcessRole::Main,
+//!             program: "tiny-server".into(),
+//!             args: vec!["--model".into(), self.0.name.clone(), "--port".into(), port.to_string()],
+//!             env: BTreeMap::new(),
+//!             files: Vec::new(),
+//!             health: Some(HealthCheck { port, path: Some("/health".into()) }),
+//!         }])
+//!     }
+//! }
+//!
+//! impl ResourceEstimator for TinyModel<'_> {
+//!     fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
+//!         let weights = Components { weights: 4 << 30, ..Components::default() };
+//!         let devices = request.devices.iter().map(|slot| DeviceEstimate {
+//!             device: slot.id.clone(),
+//!             name: "gpu0".into(),
+//!             components: weights,
+//!             claim: weights.total(),
+//!             layers: 0,
+//!         });
+//!         Ok(ResourceEstimate {
+//!             layout: request.layout.clone(),
+//!             devices: devices.collect(),
+//!             host: Components::default(),
+//!             launch_parameters: Vec::new(),
+//!             details: BTreeMap::new(),
+//!             notes: Vec::new(),
+//!         })
+//!     }
+//! }
+//!
+//! let mut spec = ModelSpec::local("tiny");
+//! spec.source = ModelSource::Huggingface { repo_id: "example/tiny".into(), filename: None };
+//! let facts = ModelFacts::read(&spec.source)?; // remote: nothing is read
+//! check_backend(&Tiny::new(), &facts, &spec, &[gpu("w1", 0, 24)], &host("w1", 64));
+//! # Ok::<(), inferkit_core::Error>(())
 //! ```
 //!
 //! Each check panics with a message naming the broken invariant: this module is for tests.
 
 use std::collections::BTreeSet;
 
-use crate::backend::{Assignment, Backend, Claim, PlacementMode, SubordinateGrouping};
+use crate::backend::{Assignment, Backend, Claim, PlacementMode, Prepared, SubordinateGrouping};
 use crate::estimate::{DeviceSlot, FitRequest, HostSlot, ResourceEstimate};
 use crate::facts::ModelFacts;
 use crate::inventory::{DeviceId, Vendor};
@@ -67,11 +156,11 @@ pub fn check_backend(
         "{}: empty selection reason",
         backend.id()
     );
-    if let Err(err) = backend.validate(spec) {
-        panic!("{}: rejects the spec's own parameters: {err}", backend.id());
-    }
-    let assignment = check_fit(backend, facts, spec, devices, host);
-    check_launch(backend, facts, spec, &assignment);
+    let prepared = backend
+        .prepare(facts, spec)
+        .unwrap_or_else(|err| panic!("{}: rejects the spec's own parameters: {err}", backend.id()));
+    let assignment = check_fit(backend.id(), prepared.as_ref(), devices, host);
+    check_launch(backend.id(), prepared.as_ref(), &assignment);
 }
 
 fn check_identity(backend: &dyn Backend) {
@@ -100,16 +189,12 @@ fn check_identity(backend: &dyn Backend) {
 }
 
 fn check_fit(
-    backend: &dyn Backend,
-    facts: &ModelFacts,
-    spec: &ModelSpec,
+    id: &str,
+    prepared: &dyn Prepared,
     devices: &[DeviceSlot],
     host: &HostSlot,
 ) -> Assignment {
-    let id = backend.id();
-    let estimator = backend
-        .estimator(facts, spec)
-        .unwrap_or_else(|e| panic!("{id}: no estimator: {e}"));
+    let estimator = prepared.estimator();
     let request = FitRequest {
         devices: devices.to_vec(),
         host: host.clone(),
@@ -173,10 +258,9 @@ fn check_device_estimates(id: &str, estimate: &ResourceEstimate, devices: &[Devi
     }
 }
 
-fn check_launch(backend: &dyn Backend, facts: &ModelFacts, spec: &ModelSpec, a: &Assignment) {
-    let id = backend.id();
-    let specs = backend
-        .launch(facts, spec, a)
+fn check_launch(id: &str, prepared: &dyn Prepared, a: &Assignment) {
+    let specs = prepared
+        .launch(a)
         .unwrap_or_else(|e| panic!("{id}: launch failed: {e}"));
     let main: Vec<_> = specs
         .iter()
@@ -215,6 +299,6 @@ fn check_launch(backend: &dyn Backend, facts: &ModelFacts, spec: &ModelSpec, a: 
             );
         }
     }
-    let again = backend.launch(facts, spec, a).expect("second launch");
+    let again = prepared.launch(a).expect("second launch");
     assert_eq!(specs, again, "{id}: launch is not deterministic");
 }

@@ -8,8 +8,8 @@ use inferkit_core::placement::{device_allocatable, verify_claims};
 use inferkit_core::{
     Allocation, Assignment, Backend, Capabilities, Cluster, Components, DeploymentPlan,
     DeviceEstimate, Error, EstimateRequest, FitRequest, LaunchSpec, Layout, ModelFacts, ModelSpec,
-    PlacementMode, PlacementStrategy, PlanOptions, ProcessRole, Registry, ResourceEstimate,
-    ResourceEstimator, Selection, Vendor, plan_with_facts,
+    PlacementMode, PlacementStrategy, PlanOptions, Prepared, ProcessRole, Registry,
+    ResourceEstimate, ResourceEstimator, Selection, Vendor, plan_with_facts,
 };
 use placement_support::*;
 
@@ -559,29 +559,33 @@ impl Backend for Overclaiming {
     fn id(&self) -> &'static str {
         "vllm"
     }
-    fn capabilities(&self) -> Capabilities {
+    fn capabilities(&self) -> &Capabilities {
         self.0.capabilities()
     }
     fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection {
         self.0.select(facts, spec)
     }
-    fn validate(&self, spec: &ModelSpec) -> inferkit_core::Result<Vec<String>> {
-        self.0.validate(spec)
-    }
-    fn estimator<'a>(
+    fn prepare<'a>(
         &'a self,
-        _facts: &'a ModelFacts,
-        _spec: &'a ModelSpec,
-    ) -> inferkit_core::Result<Box<dyn ResourceEstimator + 'a>> {
-        Ok(Box::new(OverclaimingEstimator))
+        facts: &'a ModelFacts,
+        spec: &'a ModelSpec,
+    ) -> inferkit_core::Result<Box<dyn Prepared + 'a>> {
+        Ok(Box::new(OverclaimingPrepared(self.0.prepare(facts, spec)?)))
     }
-    fn launch(
-        &self,
-        facts: &ModelFacts,
-        spec: &ModelSpec,
-        assignment: &Assignment,
-    ) -> inferkit_core::Result<Vec<LaunchSpec>> {
-        self.0.launch(facts, spec, assignment)
+}
+
+/// The mock's deployment with the over-claiming estimator in place of its own.
+struct OverclaimingPrepared<'a>(Box<dyn Prepared + 'a>);
+
+impl Prepared for OverclaimingPrepared<'_> {
+    fn warnings(&self) -> &[String] {
+        self.0.warnings()
+    }
+    fn estimator(&self) -> &dyn ResourceEstimator {
+        &OverclaimingEstimator
+    }
+    fn launch(&self, assignment: &Assignment) -> inferkit_core::Result<Vec<LaunchSpec>> {
+        self.0.launch(assignment)
     }
 }
 

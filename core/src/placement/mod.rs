@@ -4,12 +4,13 @@
 //! that yields a placement: one device; several devices of one worker (the k largest free
 //! devices, k = 2, 3, ...); several workers (a main worker plus remote devices or workers,
 //! greedily by free memory); part of the model in host memory; host memory only. The backend's
-//! estimator sizes every device group it is shown ([`ResourceEstimator::fit`]); placement never
+//! estimator sizes every device group it is shown
+//! ([`ResourceEstimator::fit`](crate::ResourceEstimator::fit)); placement never
 //! guesses a claim itself.
 //!
 //! Before any estimate, workers are filtered by the worker selector, the backend's platforms
-//! and [`Backend::check_worker`], devices by the backend's vendors and
-//! [`Backend::check_device`] (hard case 19); every refusal is listed with its reason.
+//! and [`Prepared::check_worker`], devices by the backend's vendors and
+//! [`Prepared::check_device`] (hard case 19); every refusal is listed with its reason.
 //!
 //! At fleet scale the search does not ask the estimator about every device: devices of one
 //! class (vendor, product, memory, compute capability) differ only in free memory, so it
@@ -39,9 +40,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::backend::{Assignment, Backend};
-use crate::estimate::ResourceEstimator;
-use crate::facts::ModelFacts;
+use crate::backend::{Assignment, Backend, Prepared};
 use crate::inventory::{Cluster, WorkerInventory};
 use crate::model::ModelSpec;
 use crate::plan::PlanOptions;
@@ -56,10 +55,9 @@ pub use score::PlacementStrategy;
 pub struct PlacementRequest<'a> {
     /// The chosen backend.
     pub backend: &'a dyn Backend,
-    /// What the model files say.
-    pub facts: &'a ModelFacts,
-    /// Its estimator, bound to the model and the parameters that will be launched.
-    pub estimator: &'a dyn ResourceEstimator,
+    /// The model prepared for it: its estimator, bound to the parameters that will be
+    /// launched, and its worker and device checks.
+    pub prepared: &'a dyn Prepared,
     /// The resolved spec: `cpu_offloading`, `distributed_inference_across_workers` and the
     /// worker selector already carry the backend's defaults.
     pub spec: &'a ModelSpec,

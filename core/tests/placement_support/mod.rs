@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use inferkit_core::{
     Assignment, Backend, Capabilities, Category, Claim, Cluster, Components, Device,
     DeviceEstimate, DeviceId, Error, EstimateRequest, FitRequest, LaunchSpec, Layout, Memory,
-    ModelFacts, ModelFormat, ModelSource, ModelSpec, Platform, ProcessRole, ResourceEstimate,
-    ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor, WorkerInventory,
+    ModelFacts, ModelFormat, ModelSource, ModelSpec, Platform, Prepared, ProcessRole,
+    ResourceEstimate, ResourceEstimator, Result, Selection, SubordinateGrouping, Unfit, Vendor,
+    WorkerInventory,
 };
 
 pub const GIB: u64 = 1 << 30;
@@ -79,26 +80,28 @@ pub struct MockBackend {
     pub fits: Arc<AtomicUsize>,
 }
 
+/// What the llama-box-like backend can do.
+fn llama_capabilities() -> Capabilities {
+    let mut caps = Capabilities::default();
+    caps.formats = vec![ModelFormat::Gguf];
+    caps.vendors = vec![Vendor::Nvidia, Vendor::Amd, Vendor::Apple, Vendor::Ascend];
+    caps.categories = vec![Category::Llm, Category::Embedding, Category::Reranker];
+    caps.cpu_only = true;
+    caps.cpu_offload = true;
+    caps.multi_device = true;
+    caps.multi_worker = true;
+    caps.default_cpu_offloading = true;
+    caps.default_distributed = true;
+    caps.subordinates = SubordinateGrouping::PerRemoteDevice;
+    caps
+}
+
 impl MockBackend {
     /// A llama-box-like backend: GGUF, offload, RPC per remote device, CPU capable.
     pub fn llama(model: MockModel) -> Self {
         MockBackend {
             id: "llama-box",
-            caps: Capabilities {
-                formats: vec![ModelFormat::Gguf],
-                vendors: vec![Vendor::Nvidia, Vendor::Amd, Vendor::Apple, Vendor::Ascend],
-                platforms: vec![],
-                categories: vec![Category::Llm, Category::Embedding, Category::Reranker],
-                cpu_only: true,
-                cpu_offload: true,
-                multi_device: true,
-                multi_worker: true,
-                default_cpu_offloading: true,
-                default_distributed: true,
-                default_worker_selector: BTreeMap::new(),
-                subordinates: SubordinateGrouping::PerRemoteDevice,
-                own_device_headroom: false,
-            },
+            caps: llama_capabilities(),
             model,
             claim: Claim::Prefers,
             categories: vec![Category::Llm],
@@ -147,8 +150,8 @@ impl Backend for MockBackend {
         self.id
     }
 
-    fn capabilities(&self) -> Capabilities {
-        self.caps.clone()
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
     }
 
     fn select(&self, facts: &ModelFacts, _spec: &ModelSpec) -> Selection {
@@ -169,27 +172,40 @@ impl Backend for MockBackend {
         }
     }
 
-    fn validate(&self, _spec: &ModelSpec) -> Result<Vec<String>> {
-        Ok(vec![])
-    }
-
-    fn estimator<'a>(
+    fn prepare<'a>(
         &'a self,
         _facts: &'a ModelFacts,
-        _spec: &'a ModelSpec,
-    ) -> Result<Box<dyn ResourceEstimator + 'a>> {
-        Ok(Box::new(MockEstimator {
-            model: self.model.clone(),
-            fits: self.fits.clone(),
+        spec: &'a ModelSpec,
+    ) -> Result<Box<dyn Prepared + 'a>> {
+        Ok(Box::new(MockPrepared {
+            backend: self,
+            spec,
+            estimator: MockEstimator {
+                model: self.model.clone(),
+                fits: self.fits.clone(),
+            },
         }))
     }
+}
 
-    fn launch(
-        &self,
-        _facts: &ModelFacts,
-        spec: &ModelSpec,
-        assignment: &Assignment,
-    ) -> Result<Vec<LaunchSpec>> {
+/// The mock backend bound to one spec.
+pub struct MockPrepared<'a> {
+    backend: &'a MockBackend,
+    spec: &'a ModelSpec,
+    estimator: MockEstimator,
+}
+
+impl Prepared for MockPrepared<'_> {
+    fn warnings(&self) -> &[String] {
+        &[]
+    }
+
+    fn estimator(&self) -> &dyn ResourceEstimator {
+        &self.estimator
+    }
+
+    fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>> {
+        let spec = self.spec;
         let mut specs: Vec<LaunchSpec> = assignment
             .subordinates
             .iter()
@@ -212,7 +228,7 @@ impl Backend for MockBackend {
         specs.push(LaunchSpec {
             worker: assignment.worker.clone(),
             role: ProcessRole::Main,
-            program: self.id.into(),
+            program: self.backend.id.into(),
             args: vec![
                 "--alias".into(),
                 spec.name.clone(),
@@ -235,33 +251,28 @@ impl Backend for MockBackend {
 
     fn check_device(
         &self,
-        _facts: &ModelFacts,
-        _spec: &ModelSpec,
         _worker: &WorkerInventory,
         device: &Device,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), Unfit> {
         match &device.compute_capability {
-            Some(cc) if self.unsupported_cc.contains(cc) => Err(format!(
-                "this {} build has no kernels for compute capability {cc}",
-                self.id
-            )),
+            Some(cc) if self.backend.unsupported_cc.contains(cc) => Err(Unfit::Device {
+                reason: format!(
+                    "this {} build has no kernels for compute capability {cc}",
+                    self.backend.id
+                ),
+            }),
             _ => Ok(()),
         }
     }
 
-    fn check_worker(
-        &self,
-        _facts: &ModelFacts,
-        _spec: &ModelSpec,
-        worker: &WorkerInventory,
-    ) -> std::result::Result<(), String> {
-        if self.model_arches.is_empty() || self.model_arches.contains(&worker.arch) {
+    fn check_worker(&self, worker: &WorkerInventory) -> std::result::Result<(), Unfit> {
+        let arches = &self.backend.model_arches;
+        if arches.is_empty() || arches.contains(&worker.arch) {
             Ok(())
         } else {
-            Err(format!(
-                "this model runs on {} only",
-                self.model_arches.join(", ")
-            ))
+            Err(Unfit::Platform {
+                reason: format!("this model runs on {} only", arches.join(", ")),
+            })
         }
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! - [`flags`]: llama-box's flag table and the checker of user parameters.
 //! - [`params`]: the llama.cpp settings that decide memory use.
-//! - [`memory`]: the llama.cpp memory model behind [`LlamaBox::estimator`].
+//! - [`memory`]: the llama.cpp memory model behind [`LlamaBoxEstimator`].
 //! - [`select`]: what a GGUF file is, and which projector goes with it.
 //! - [`launch`]: the llama-box processes of a placement.
 //!
@@ -28,13 +28,14 @@ pub mod params;
 pub mod select;
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
     Assignment, Backend, Capabilities, Category, Claim, Error, EstimateRequest, FitRequest,
-    LaunchSpec, Layout, ModelFacts, ModelFormat, ModelSpec, Platform, ResourceEstimate,
+    LaunchSpec, Layout, ModelFacts, ModelFormat, ModelSpec, Platform, Prepared, ResourceEstimate,
     ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
 };
 
@@ -61,6 +62,8 @@ pub struct Invocation {
     pub categories: Vec<Category>,
     /// The projector to load (`--mmproj`), resolved.
     pub mmproj: Option<PathBuf>,
+    /// The user's parameters, checked.
+    pub user: Args,
     /// The flags of every launch of this deployment, before the placement's.
     pub args: Args,
     /// The memory-relevant settings those flags give.
@@ -85,9 +88,21 @@ impl Invocation {
         Ok(Invocation {
             categories,
             mmproj,
+            user,
             args,
             settings,
         })
+    }
+
+    /// The processes that run `assignment`: one RPC server per remote device, then the main
+    /// process with these flags, the placement's and the estimate's.
+    pub fn launch(
+        &self,
+        facts: &ModelFacts,
+        spec: &ModelSpec,
+        assignment: &Assignment,
+    ) -> Result<Vec<LaunchSpec>> {
+        launch::launch(facts, spec, assignment, &self.args)
     }
 }
 
@@ -133,31 +148,31 @@ impl Backend for LlamaBox {
         "llama-box"
     }
 
-    fn capabilities(&self) -> Capabilities {
-        let platforms = ["linux", "windows", "darwin"]
-            .into_iter()
-            .flat_map(|os| ["amd64", "arm64"].map(|arch| Platform::new(os, arch)))
-            .collect();
-        Capabilities {
-            formats: vec![ModelFormat::Gguf],
-            vendors: vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend, Vendor::Apple],
-            platforms,
-            categories: vec![
+    fn capabilities(&self) -> &Capabilities {
+        static CAPABILITIES: LazyLock<Capabilities> = LazyLock::new(|| {
+            let mut caps = Capabilities::default();
+            caps.formats = vec![ModelFormat::Gguf];
+            caps.vendors = vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend, Vendor::Apple];
+            caps.platforms = ["linux", "windows", "darwin"]
+                .into_iter()
+                .flat_map(|os| ["amd64", "arm64"].map(|arch| Platform::new(os, arch)))
+                .collect();
+            caps.categories = vec![
                 Category::Llm,
                 Category::Embedding,
                 Category::Reranker,
                 Category::Image,
-            ],
-            cpu_only: true,
-            cpu_offload: true,
-            multi_device: true,
-            multi_worker: true,
-            default_cpu_offloading: true,
-            default_distributed: true,
-            default_worker_selector: Default::default(),
-            subordinates: SubordinateGrouping::PerRemoteDevice,
-            own_device_headroom: false,
-        }
+            ];
+            caps.cpu_only = true;
+            caps.cpu_offload = true;
+            caps.multi_device = true;
+            caps.multi_worker = true;
+            caps.default_cpu_offloading = true;
+            caps.default_distributed = true;
+            caps.subordinates = SubordinateGrouping::PerRemoteDevice;
+            caps
+        });
+        &CAPABILITIES
     }
 
     fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection {
@@ -182,55 +197,73 @@ impl Backend for LlamaBox {
         }
     }
 
-    fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
-        let args = user_args(spec)?;
-        let mut warnings = args.warnings.clone();
-        if let Some(version) = spec
-            .backend_version
-            .as_deref()
-            .filter(|v| v.trim_start_matches('v') != flags::VERSION.trim_start_matches('v'))
-        {
-            warnings.push(format!(
-                "backend version {version}: parameters are checked against the flags of \
-                 llama-box {}, the only table this driver has",
-                flags::VERSION
-            ));
-        }
-        warnings.extend(
-            args.args
-                .iter()
-                .filter(|a| UNMODELLED_MEMORY_FLAGS.contains(&a.flag.as_str()))
-                .map(|a| {
-                    format!(
-                        "{} changes memory use in ways the estimate does not count",
-                        a.spelled
-                    )
-                }),
-        );
-        Ok(warnings)
-    }
-
-    fn estimator<'a>(
+    fn prepare<'a>(
         &'a self,
         facts: &'a ModelFacts,
         spec: &'a ModelSpec,
-    ) -> Result<Box<dyn ResourceEstimator + 'a>> {
+    ) -> Result<Box<dyn Prepared + 'a>> {
         let invocation = Invocation::new(facts, spec)?;
-        let gguf = facts.require_gguf()?;
-        Ok(Box::new(LlamaBoxEstimator {
-            model: LlamaCppModel::new(gguf, &invocation.settings)?,
-            fixed_offload: invocation.settings.gpu_layers,
+        let warnings = warnings(spec, &invocation.user);
+        let estimator = LlamaBoxEstimator::new(facts.require_gguf()?, &invocation.settings)?;
+        Ok(Box::new(PreparedLlamaBox {
+            facts,
+            spec,
+            invocation,
+            warnings,
+            estimator,
         }))
     }
+}
 
-    fn launch(
-        &self,
-        facts: &ModelFacts,
-        spec: &ModelSpec,
-        assignment: &Assignment,
-    ) -> Result<Vec<LaunchSpec>> {
-        let invocation = Invocation::new(facts, spec)?;
-        launch::launch(facts, spec, assignment, &invocation.args)
+/// What is accepted but suspicious in the user's parameters: the warnings of the flag table,
+/// a version this driver has no table for, and flags whose memory use is not modelled.
+fn warnings(spec: &ModelSpec, user: &Args) -> Vec<String> {
+    let mut warnings = user.warnings.clone();
+    if let Some(version) = spec
+        .backend_version
+        .as_deref()
+        .filter(|v| v.trim_start_matches('v') != flags::VERSION.trim_start_matches('v'))
+    {
+        warnings.push(format!(
+            "backend version {version}: parameters are checked against the flags of \
+             llama-box {}, the only table this driver has",
+            flags::VERSION
+        ));
+    }
+    warnings.extend(
+        user.args
+            .iter()
+            .filter(|a| UNMODELLED_MEMORY_FLAGS.contains(&a.flag.as_str()))
+            .map(|a| {
+                format!(
+                    "{} changes memory use in ways the estimate does not count",
+                    a.spelled
+                )
+            }),
+    );
+    warnings
+}
+
+/// A llama-box deployment of one GGUF model: its invocation and memory model.
+struct PreparedLlamaBox<'a> {
+    facts: &'a ModelFacts,
+    spec: &'a ModelSpec,
+    invocation: Invocation,
+    warnings: Vec<String>,
+    estimator: LlamaBoxEstimator,
+}
+
+impl Prepared for PreparedLlamaBox<'_> {
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn estimator(&self) -> &dyn ResourceEstimator {
+        &self.estimator
+    }
+
+    fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>> {
+        self.invocation.launch(self.facts, self.spec, assignment)
     }
 }
 

@@ -50,7 +50,8 @@ fn gpu(allocatable: u64) -> DeviceSlot {
 fn fit(facts: &ModelFacts, params: &[&str], allocatable: u64) -> ResourceEstimate {
     let backend = LlamaBox::new();
     let spec = spec(facts, params);
-    let estimator = backend.estimator(facts, &spec).expect("estimator");
+    let prepared = backend.prepare(facts, &spec).expect("prepared");
+    let estimator = prepared.estimator();
     estimator
         .fit(&FitRequest {
             devices: vec![gpu(allocatable)],
@@ -90,7 +91,7 @@ fn a_quantized_v_cache_needs_flash_attention_on_llama_box() {
     let facts = facts("qwen2.5-0.5b-instruct-Q4_K_M.header.gguf");
     let backend = LlamaBox::new();
     let refused = backend
-        .estimator(&facts, &spec(&facts, &["-ctv", "q8_0"]))
+        .prepare(&facts, &spec(&facts, &["-ctv", "q8_0"]))
         .err()
         .expect("refused");
     assert!(
@@ -98,7 +99,7 @@ fn a_quantized_v_cache_needs_flash_attention_on_llama_box() {
     );
     assert!(
         backend
-            .estimator(&facts, &spec(&facts, &["-ctv", "q8_0", "--flash-attn"]))
+            .prepare(&facts, &spec(&facts, &["-ctv", "q8_0", "--flash-attn"]))
             .is_ok()
     );
 }
@@ -163,8 +164,9 @@ fn the_launched_argv_reproduces_the_estimate() {
     // A partial offload over both GPUs (10 of 17 layers, shares 3:2): the case where the split
     // matters.
     let estimate = backend
-        .estimator(&facts, &spec)
+        .prepare(&facts, &spec)
         .unwrap()
+        .estimator()
         .estimate(&EstimateRequest {
             devices: devices.clone(),
             host: host.clone(),
@@ -187,7 +189,10 @@ fn the_launched_argv_reproduces_the_estimate() {
     };
     let on_devices: Vec<u32> = estimate.devices.iter().map(|d| d.layers).collect();
     assert_eq!(on_devices, [6, 4]);
-    let specs = backend.launch(&facts, &spec, &assignment).unwrap();
+    let specs = backend
+        .prepare(&facts, &spec)
+        .and_then(|p| p.launch(&assignment))
+        .unwrap();
     let main = specs.iter().find(|s| s.role == ProcessRole::Main).unwrap();
     let args = Args::parse(&main.args, Syntax::Argv).unwrap();
     let settings = llama_box_settings(&args).unwrap();

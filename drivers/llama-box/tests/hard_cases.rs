@@ -76,7 +76,8 @@ fn host() -> HostSlot {
 fn fit(facts: &ModelFacts, params: &[&str], devices: Vec<DeviceSlot>) -> ResourceEstimate {
     let backend = LlamaBox::new();
     let spec = spec(facts, params);
-    let estimator = backend.estimator(facts, &spec).expect("estimator");
+    let prepared = backend.prepare(facts, &spec).expect("prepared");
+    let estimator = prepared.estimator();
     estimator
         .fit(&FitRequest {
             devices,
@@ -339,7 +340,8 @@ fn hard_case_17_rpc_servers_get_only_flags_their_binary_knows() {
     ];
     let estimate = fit(&facts, &[], devices.clone());
     let specs = LlamaBox::new()
-        .launch(&facts, &spec(&facts, &[]), &assignment(devices, estimate))
+        .prepare(&facts, &spec(&facts, &[]))
+        .and_then(|p| p.launch(&assignment(devices, estimate)))
         .expect("launch");
     let servers: Vec<_> = specs
         .iter()
@@ -382,11 +384,8 @@ fn hard_case_18_kv_cache_placement_on_rpc_devices() {
     let total_kv: u64 = with_layers.devices.iter().map(|d| d.components.kv).sum();
     assert_eq!(on_host.host.kv, total_kv);
     let specs = LlamaBox::new()
-        .launch(
-            &facts,
-            &spec(&facts, &["--no-kv-offload"]),
-            &assignment(devices(), on_host),
-        )
+        .prepare(&facts, &spec(&facts, &["--no-kv-offload"]))
+        .and_then(|p| p.launch(&assignment(devices(), on_host)))
         .expect("launch");
     let main = specs.last().expect("main process");
     assert!(main.args.iter().any(|a| a == "--no-kv-offload"));
@@ -463,7 +462,8 @@ fn hard_case_22_explicit_gpu_layers_are_honoured() {
     assert_eq!(ten.devices[0].layers, 10);
     let backend = LlamaBox::new();
     let spec = spec(&facts, &["--gpu-layers", "10"]);
-    let estimator = backend.estimator(&facts, &spec).expect("estimator");
+    let prepared = backend.prepare(&facts, &spec).expect("prepared");
+    let estimator = prepared.estimator();
     let small = FitRequest {
         devices: vec![device("w1", 0, false, 300 * MIB)],
         host: host(),
@@ -522,7 +522,13 @@ fn hard_case_15_parameters_are_normalised_and_private_flags_refused() {
     let backend = LlamaBox::new();
     let params = ["--ctx-size=16384", " --ubatch-size 256 "];
     let user = spec(&facts, &params);
-    assert!(backend.validate(&user).expect("valid").is_empty());
+    assert!(
+        backend
+            .prepare(&facts, &user)
+            .map(|p| p.warnings().to_vec())
+            .expect("valid")
+            .is_empty()
+    );
     let invocation = Invocation::new(&facts, &user).expect("invocation");
     assert_eq!(
         (invocation.settings.ctx_size, invocation.settings.n_ubatch),
@@ -531,7 +537,8 @@ fn hard_case_15_parameters_are_normalised_and_private_flags_refused() {
     let devices = vec![device("w1", 0, false, 20 * GIB)];
     let estimate = fit(&facts, &params, devices.clone());
     let specs = backend
-        .launch(&facts, &user, &assignment(devices, estimate))
+        .prepare(&facts, &user)
+        .and_then(|p| p.launch(&assignment(devices, estimate)))
         .expect("launch");
     let argv = &specs.last().expect("main process").args;
     assert!(
@@ -547,7 +554,10 @@ fn hard_case_15_parameters_are_normalised_and_private_flags_refused() {
         "{argv:?}"
     );
     for private in ["--enable-hf-xet", "--huggingface-token"] {
-        match backend.validate(&spec(&facts, &[private])) {
+        match backend
+            .prepare(&facts, &spec(&facts, &[private]))
+            .map(|_| ())
+        {
             Err(Error::InvalidParameter { name, reason }) => {
                 assert_eq!(name, private);
                 assert!(reason.contains("unknown to llama-box"), "{reason}");
@@ -569,7 +579,8 @@ fn rpc_servers_are_given_no_model_file() {
     ];
     let estimate = fit(&facts, &[], devices.clone());
     let specs = LlamaBox::new()
-        .launch(&facts, &spec(&facts, &[]), &assignment(devices, estimate))
+        .prepare(&facts, &spec(&facts, &[]))
+        .and_then(|p| p.launch(&assignment(devices, estimate)))
         .expect("launch");
     let model = facts.path.as_ref().expect("path").display().to_string();
     let (servers, main): (Vec<_>, Vec<_>) =
@@ -610,7 +621,8 @@ fn split_gguf_is_sized_from_every_shard_and_launched_from_the_first() {
     let weights = sharded.devices[0].components.weights;
     assert!(weights >= 525_120_000, "{weights}");
     let specs = LlamaBox::new()
-        .launch(&split, &spec(&split, &[]), &assignment(devices(), sharded))
+        .prepare(&split, &spec(&split, &[]))
+        .and_then(|p| p.launch(&assignment(devices(), sharded)))
         .expect("launch");
     let first = fixtures().join("gguf/qwen2.5-0.5b-instruct-Q8_0-00001-of-00003.gguf");
     let argv = &specs.last().expect("main process").args;

@@ -126,8 +126,9 @@ fn assignment(
 }
 
 fn launch(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) -> Vec<LaunchSpec> {
-    LlamaBox::new()
-        .launch(facts, spec, assignment)
+    // The launch alone: the projector files of these cases are not on disk for the estimator.
+    Invocation::new(facts, spec)
+        .and_then(|invocation| invocation.launch(facts, spec, assignment))
         .expect("launch translation succeeds")
 }
 
@@ -560,7 +561,8 @@ fn cpu_only_with_selected_gpus_is_refused() {
 
 fn refusal(case: &Case) -> Error {
     LlamaBox::new()
-        .launch(&case.facts, &case.spec, &case.assignment)
+        .prepare(&case.facts, &case.spec)
+        .and_then(|p| p.launch(&case.assignment))
         .expect_err("refused")
 }
 
@@ -601,7 +603,8 @@ fn user_gpu_layers_must_match_the_placement() {
     case.spec.backend_parameters = vec!["-ngl".into(), "10".into()];
     assert!(
         LlamaBox::new()
-            .launch(&case.facts, &case.spec, &case.assignment)
+            .prepare(&case.facts, &case.spec)
+            .and_then(|p| p.launch(&case.assignment))
             .is_ok()
     );
 }
@@ -698,15 +701,33 @@ fn validation_reports_warnings_and_errors() {
     let backend = LlamaBox::new();
     let facts = single_gpu().facts;
     let spec = spec_for(&facts, &["-c", "1024", "-c", "2048", "--lora", "a.gguf"]);
-    let warnings = backend.validate(&spec).unwrap();
+    let warnings = backend
+        .prepare(&facts, &spec)
+        .map(|p| p.warnings().to_vec())
+        .unwrap();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     let mut spec = spec_for(&facts, &["-c", "4096"]);
     spec.backend_version = Some("v0.0.171".into());
-    assert!(backend.validate(&spec).unwrap().is_empty());
+    assert!(
+        backend
+            .prepare(&facts, &spec)
+            .map(|p| p.warnings().to_vec())
+            .unwrap()
+            .is_empty()
+    );
     spec.backend_version = Some("v0.0.140".into());
-    assert!(backend.validate(&spec).unwrap()[0].contains("v0.0.171"));
+    assert!(
+        backend
+            .prepare(&facts, &spec)
+            .map(|p| p.warnings().to_vec())
+            .unwrap()[0]
+            .contains("v0.0.171")
+    );
     let spec = spec_for(&facts, &["--n-gpu-layer", "3"]);
-    match backend.validate(&spec) {
+    match backend
+        .prepare(&facts, &spec)
+        .map(|p| p.warnings().to_vec())
+    {
         Err(Error::InvalidParameter { name, reason }) => {
             assert_eq!(name, "--n-gpu-layer");
             assert!(reason.contains("--n-gpu-layers"), "{reason}");

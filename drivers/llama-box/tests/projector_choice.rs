@@ -53,7 +53,8 @@ fn the_chosen_projector_is_launched_and_estimated() {
         &[gpu("w1", 0, 24)],
         &host("w1", 64),
     );
-    let estimator = inferkit_core::Backend::estimator(&backend, &facts, &spec).unwrap();
+    let prepared = inferkit_core::Backend::prepare(&backend, &facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let estimate = estimator
         .fit(&inferkit_core::FitRequest {
             devices: vec![gpu("w1", 0, 24)],

@@ -39,11 +39,12 @@ mod memory;
 mod params;
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use inferkit_core::{
     Assignment, Backend, Capabilities, Category, Claim, DeviceId, LaunchSpec, ModelFacts,
-    ModelFormat, ModelSpec, Platform, ResourceEstimator, Result, Selection, SubordinateGrouping,
-    Vendor,
+    ModelFormat, ModelSpec, Platform, Prepared, ResourceEstimator, Result, Selection,
+    SubordinateGrouping, Vendor,
 };
 use serde::{Deserialize, Serialize};
 
@@ -110,30 +111,12 @@ impl Backend for MindIe {
         ID
     }
 
-    fn capabilities(&self) -> Capabilities {
-        let multi_worker = !self.device_ips.is_empty();
-        Capabilities {
-            formats: vec![ModelFormat::Safetensors],
-            vendors: vec![Vendor::Ascend],
-            platforms: vec![
-                Platform::new("linux", "amd64"),
-                Platform::new("linux", "arm64"),
-            ],
-            // gpustack-inference-backends.md: LLMs and VLMs; embedding models not yet.
-            categories: vec![Category::Llm],
-            cpu_only: false,
-            cpu_offload: false,
-            multi_device: true,
-            multi_worker,
-            default_cpu_offloading: false,
-            default_distributed: false,
-            default_worker_selector: BTreeMap::from([("os".to_string(), "linux".to_string())]),
-            subordinates: match multi_worker {
-                true => SubordinateGrouping::PerRemoteWorker,
-                false => SubordinateGrouping::None,
-            },
-            // --npu-memory-fraction is MindIE's own headroom.
-            own_device_headroom: true,
+    fn capabilities(&self) -> &Capabilities {
+        static SINGLE_WORKER: LazyLock<Capabilities> = LazyLock::new(|| capabilities(false));
+        static MULTI_WORKER: LazyLock<Capabilities> = LazyLock::new(|| capabilities(true));
+        match self.device_ips.is_empty() {
+            true => &SINGLE_WORKER,
+            false => &MULTI_WORKER,
         }
     }
 
@@ -141,39 +124,76 @@ impl Backend for MindIe {
         select(facts, spec)
     }
 
-    fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
-        let params = Self::params(spec)?;
-        launch::env::check_user(&params, &spec.env)?;
-        let mut notes = Vec::new();
-        if params.rope_scaling.is_some() && params.max_seq_len.is_none() {
-            notes.push(format!(
-                "--rope-scaling without --max-seq-len: the context stays capped at {MAX_DERIVED_SEQ_LEN} tokens"
-            ));
-        }
-        Ok(notes)
-    }
-
-    fn estimator<'a>(
+    fn prepare<'a>(
         &'a self,
         facts: &'a ModelFacts,
         spec: &'a ModelSpec,
-    ) -> Result<Box<dyn ResourceEstimator + 'a>> {
-        let model = memory::shape::hf(facts)?;
+    ) -> Result<Box<dyn Prepared + 'a>> {
         let params = Self::params(spec)?;
-        Ok(Box::new(MindieEstimator::new(model, params, &spec.env)?))
+        launch::env::check_user(&params, &spec.env)?;
+        let mut warnings = Vec::new();
+        if params.rope_scaling.is_some() && params.max_seq_len.is_none() {
+            warnings.push(format!(
+                "--rope-scaling without --max-seq-len: the context stays capped at {MAX_DERIVED_SEQ_LEN} tokens"
+            ));
+        }
+        let model = memory::shape::hf(facts)?;
+        Ok(Box::new(PreparedMindIe {
+            backend: self,
+            facts,
+            spec,
+            warnings,
+            estimator: MindieEstimator::new(model, params, &spec.env)?,
+        }))
+    }
+}
+
+/// What MindIE can do: multi-node only when the driver knows the NPUs' RoCE addresses.
+fn capabilities(multi_worker: bool) -> Capabilities {
+    let mut caps = Capabilities::default();
+    caps.formats = vec![ModelFormat::Safetensors];
+    caps.vendors = vec![Vendor::Ascend];
+    caps.platforms = vec![
+        Platform::new("linux", "amd64"),
+        Platform::new("linux", "arm64"),
+    ];
+    // gpustack-inference-backends.md: LLMs and VLMs; embedding models not yet.
+    caps.categories = vec![Category::Llm];
+    caps.multi_device = true;
+    caps.multi_worker = multi_worker;
+    caps.default_worker_selector = BTreeMap::from([("os".to_string(), "linux".to_string())]);
+    if multi_worker {
+        caps.subordinates = SubordinateGrouping::PerRemoteWorker;
+    }
+    // --npu-memory-fraction is MindIE's own headroom.
+    caps.own_device_headroom = true;
+    caps
+}
+
+/// A MindIE deployment of one model: its checked parameters inside the memory model.
+struct PreparedMindIe<'a> {
+    backend: &'a MindIe,
+    facts: &'a ModelFacts,
+    spec: &'a ModelSpec,
+    warnings: Vec<String>,
+    estimator: MindieEstimator<'a>,
+}
+
+impl Prepared for PreparedMindIe<'_> {
+    fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
-    fn launch(
-        &self,
-        facts: &ModelFacts,
-        spec: &ModelSpec,
-        assignment: &Assignment,
-    ) -> Result<Vec<LaunchSpec>> {
+    fn estimator(&self) -> &dyn ResourceEstimator {
+        &self.estimator
+    }
+
+    fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>> {
         let install = launch::Install {
-            root: &self.ascend_root,
-            device_ips: &self.device_ips,
+            root: &self.backend.ascend_root,
+            device_ips: &self.backend.device_ips,
         };
-        launch::launch_specs(&install, facts, spec, assignment)
+        launch::launch_specs(&install, self.facts, self.spec, assignment)
     }
 }
 

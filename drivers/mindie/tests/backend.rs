@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{a2, facts, host, npu, spec};
+use common::{a2, facts, host, npu, spec, warnings};
 use inferkit_core::testkit::check_backend;
 use inferkit_core::{
     Backend, Claim, Components, Error, EstimateRequest, FitRequest, Layout, ModelSpec,
@@ -73,7 +73,7 @@ fn rope_scaling_without_a_sequence_length_is_noted() {
         "Llama-3.1-8B-Instruct",
         &["--rope-scaling", r#"{"type":"yarn","factor":4.0}"#],
     );
-    let notes = MindIe::new().validate(&spec).unwrap();
+    let notes = warnings(&MindIe::new(), &spec).unwrap();
     assert_eq!(
         notes,
         ["--rope-scaling without --max-seq-len: the context stays capped at 8192 tokens"]
@@ -96,7 +96,8 @@ fn fit(
 ) -> inferkit_core::Result<inferkit_core::ResourceEstimate> {
     let facts = facts(spec);
     let backend = MindIe::new();
-    let estimator = backend.estimator(&facts, spec)?;
+    let prepared = backend.prepare(&facts, spec)?;
+    let estimator = prepared.estimator();
     estimator.fit(&FitRequest {
         devices: devices.to_vec(),
         host: host("a2-1"),
@@ -245,8 +246,9 @@ fn float32_doubles_bf16_weights() {
     let facts = facts(&spec32);
     let backend = MindIe::new();
     let fp32 = backend
-        .estimator(&facts, &spec32)
+        .prepare(&facts, &spec32)
         .unwrap()
+        .estimator()
         .estimate(&EstimateRequest {
             devices,
             host: host("a2-1"),
@@ -269,8 +271,9 @@ fn mla_caches_one_latent_per_layer_on_every_npu() {
     let facts = facts(&spec);
     let backend = MindIe::new();
     let estimate = backend
-        .estimator(&facts, &spec)
+        .prepare(&facts, &spec)
         .unwrap()
+        .estimator()
         .estimate(&EstimateRequest {
             devices: a2("a2-1", 0..8)
                 .into_iter()
@@ -337,9 +340,7 @@ fn validation_errors() {
     let report: Vec<String> = cases
         .iter()
         .map(|params| {
-            let err = backend
-                .validate(&spec("Llama-3.1-8B-Instruct", params))
-                .unwrap_err();
+            let err = warnings(&backend, &spec("Llama-3.1-8B-Instruct", params)).unwrap_err();
             assert!(matches!(err, Error::InvalidParameter { .. }), "{err:?}");
             format!("{}\n  -> {err}", params.join(" "))
         })

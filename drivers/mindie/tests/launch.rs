@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{a2, assign, facts, npu, render, spec};
+use common::{a2, assign, facts, npu, render, spec, warnings};
 use inferkit_core::{Backend, DeviceId, Error, ProcessRole};
 use inferkit_mindie::MindIe;
 
@@ -15,7 +15,12 @@ fn launch_text(
     let spec = spec(model, params);
     let facts = facts(&spec);
     let assignment = assign(backend, &spec, &facts, devices);
-    render(&backend.launch(&facts, &spec, &assignment).unwrap())
+    render(
+        &backend
+            .prepare(&facts, &spec)
+            .and_then(|p| p.launch(&assignment))
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -139,7 +144,8 @@ fn visible_devices_are_physical_and_config_ids_logical() {
     let backend = MindIe::new();
     let assignment = assign(&backend, &spec, &facts, &a2("a2-1", [7, 6]));
     let main = backend
-        .launch(&facts, &spec, &assignment)
+        .prepare(&facts, &spec)
+        .and_then(|p| p.launch(&assignment))
         .unwrap()
         .pop()
         .unwrap();
@@ -165,7 +171,8 @@ fn the_timeouts_gpustack_dropped_are_written() {
     let backend = MindIe::new();
     let assignment = assign(&backend, &spec, &facts, &a2("a2-1", [0]));
     let main = backend
-        .launch(&facts, &spec, &assignment)
+        .prepare(&facts, &spec)
+        .and_then(|p| p.launch(&assignment))
         .unwrap()
         .pop()
         .unwrap();
@@ -181,7 +188,8 @@ fn overrides_never_point_at_the_users_files() {
     let backend = MindIe::new();
     let assignment = assign(&backend, &spec, &facts, &a2("a2-1", [0]));
     let main = backend
-        .launch(&facts, &spec, &assignment)
+        .prepare(&facts, &spec)
+        .and_then(|p| p.launch(&assignment))
         .unwrap()
         .pop()
         .unwrap();
@@ -227,7 +235,7 @@ fn platform_owned_env_is_refused() {
     ] {
         let mut spec = spec("Llama-3.1-8B-Instruct", &[]);
         spec.env.insert(name.into(), value.into());
-        let err = backend.validate(&spec).unwrap_err();
+        let err = warnings(&backend, &spec).unwrap_err();
         assert!(
             matches!(err, Error::InvalidParameter { name: ref n, .. } if *n == format!("env {name}")),
             "{err}"
@@ -236,17 +244,23 @@ fn platform_owned_env_is_refused() {
         let mut clean = spec.clone();
         clean.env.clear();
         let assignment = assign(&backend, &clean, &facts, &a2("a2-1", [0]));
-        assert!(backend.launch(&facts, &spec, &assignment).is_err());
+        assert!(
+            backend
+                .prepare(&facts, &spec)
+                .and_then(|p| p.launch(&assignment))
+                .is_err()
+        );
     }
     let mut eager = spec("Llama-3.1-8B-Instruct", &["--enforce-eager"]);
     eager.env.insert("TASK_QUEUE_ENABLE".into(), "2".into());
-    assert!(backend.validate(&eager).is_err());
+    assert!(warnings(&backend, &eager).is_err());
     let mut spec = spec("Llama-3.1-8B-Instruct", &[]);
     spec.env.insert("OMP_NUM_THREADS".into(), "4".into());
     let facts = facts(&spec);
     let assignment = assign(&backend, &spec, &facts, &a2("a2-1", [0]));
     let main = backend
-        .launch(&facts, &spec, &assignment)
+        .prepare(&facts, &spec)
+        .and_then(|p| p.launch(&assignment))
         .unwrap()
         .pop()
         .unwrap();
@@ -272,7 +286,10 @@ fn multi_node_needs_every_npu_address() {
     let spec = spec("Qwen2.5-72B-Instruct", &[]);
     let facts = facts(&spec);
     let assignment = assign(&backend, &spec, &facts, &devices);
-    let err = backend.launch(&facts, &spec, &assignment).unwrap_err();
+    let err = backend
+        .prepare(&facts, &spec)
+        .and_then(|p| p.launch(&assignment))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "unsupported: MindIE across workers needs the RoCE address of NPU a2-1:1 for its rank table; configure it with MindIe::with_device_ip"
@@ -293,7 +310,10 @@ fn subordinates_start_first_without_health_checks() {
     let spec = spec("Llama-3.1-8B-Instruct", &[]);
     let facts = facts(&spec);
     let assignment = assign(&backend, &spec, &facts, &devices);
-    let specs = backend.launch(&facts, &spec, &assignment).unwrap();
+    let specs = backend
+        .prepare(&facts, &spec)
+        .and_then(|p| p.launch(&assignment))
+        .unwrap();
     let roles: Vec<_> = specs
         .iter()
         .map(|s| (s.worker.as_str(), s.role, s.health.is_some()))

@@ -43,8 +43,8 @@ proptest! {
                 let mut spec = common::spec("Llama-3.1-8B-Instruct", &[]);
                 spec.backend_parameters = tokens.clone();
                 let backend = MindIe::new();
-                let fitted = backend.estimator(&LLAMA, &spec).and_then(|e| {
-                    e.fit(&FitRequest {
+                let fitted = backend.prepare(&LLAMA, &spec).and_then(|e| {
+                    e.estimator().fit(&FitRequest {
                         devices: common::a2("a2-1", 0..2),
                         host: common::host("a2-1"),
                         allow_cpu_offload: false,
@@ -53,7 +53,7 @@ proptest! {
                 if fitted.is_ok() {
                     // Parameters that fit also launch (or refuse with a typed error).
                     let assignment = common::assign(&backend, &spec, &LLAMA, &common::a2("a2-1", 0..2));
-                    let _ = backend.launch(&LLAMA, &spec, &assignment);
+                    let _ = backend.prepare(&LLAMA, &spec).and_then(|p| p.launch(&assignment));
                 }
                 prop_assert!(params.max_prefill_batch_size <= params.max_batch_size);
                 prop_assert!(params.max_preempt_count <= params.max_batch_size);
@@ -134,8 +134,9 @@ fn overflowing_sizes_refuse_instead_of_panicking() {
         };
         let facts = common::facts(&spec);
         let fitted = MindIe::new()
-            .estimator(&facts, &spec)
+            .prepare(&facts, &spec)
             .unwrap()
+            .estimator()
             .fit(&FitRequest {
                 devices: common::a2("a2-1", 0..1),
                 host: common::host("a2-1"),
@@ -210,8 +211,8 @@ proptest! {
             return Ok(());
         };
         let backend = MindIe::new();
-        let fitted = backend.estimator(&facts, &spec).and_then(|e| {
-            e.fit(&FitRequest {
+        let fitted = backend.prepare(&facts, &spec).and_then(|e| {
+            e.estimator().fit(&FitRequest {
                 devices: common::a2("a2-1", 0..devices),
                 host: common::host("a2-1"),
                 allow_cpu_offload: false,
@@ -244,9 +245,9 @@ fn implausible_dimensions_name_the_key() {
         };
         let facts = common::facts(&spec);
         let err = MindIe::new()
-            .estimator(&facts, &spec)
+            .prepare(&facts, &spec)
             .and_then(|e| {
-                e.fit(&FitRequest {
+                e.estimator().fit(&FitRequest {
                     devices: common::a2("a2-1", 0..1),
                     host: common::host("a2-1"),
                     allow_cpu_offload: false,

@@ -71,16 +71,18 @@ mod params;
 mod select;
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
 use inferkit_core::{
     Assignment, Backend, Capabilities, Category, LaunchSpec, ModelFacts, ModelFormat, ModelSpec,
-    Platform, ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
+    Platform, Prepared, ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
 };
 
 pub use flags::VllmVersion;
 
+use memory::estimator::VllmEstimator;
 use params::Params;
 use params::settings::LaunchSettings;
 
@@ -114,72 +116,81 @@ impl Backend for Vllm {
         "vllm"
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            formats: vec![ModelFormat::Safetensors, ModelFormat::Gguf],
-            vendors: vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend],
-            platforms: vec![
+    fn capabilities(&self) -> &Capabilities {
+        static CAPABILITIES: LazyLock<Capabilities> = LazyLock::new(|| {
+            let mut caps = Capabilities::default();
+            caps.formats = vec![ModelFormat::Safetensors, ModelFormat::Gguf];
+            caps.vendors = vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend];
+            caps.platforms = vec![
                 Platform::new("linux", "amd64"),
                 Platform::new("linux", "arm64"),
-            ],
-            categories: vec![Category::Llm, Category::Embedding, Category::Reranker],
-            cpu_only: false,
-            cpu_offload: false,
-            multi_device: true,
-            multi_worker: true,
-            default_cpu_offloading: false,
+            ];
+            caps.categories = vec![Category::Llm, Category::Embedding, Category::Reranker];
+            caps.multi_device = true;
+            caps.multi_worker = true;
             // GPUStack 0.7.1 defaults distributed inference to on for vLLM (`set_defaults`).
             // It also required its `enable_ray` server switch before spanning workers; there
             // is no such switch here because the launch brings its own Ray head and workers
             // (see the crate docs), so only the per-model setting decides.
-            default_distributed: true,
+            caps.default_distributed = true;
             // GPUStack 0.7.1's code adds only `os=linux` (behaviour spec §1.5), although its
             // docs mention `arch=amd64` too: an arch selector would keep vllm-ascend off the
             // arm64 (Kunpeng) hosts Ascend NPUs sit in (hard case 20's fallback) and off GH200.
-            default_worker_selector: BTreeMap::from([("os".to_string(), "linux".to_string())]),
-            subordinates: SubordinateGrouping::PerRemoteWorker,
+            caps.default_worker_selector =
+                BTreeMap::from([("os".to_string(), "linux".to_string())]);
+            caps.subordinates = SubordinateGrouping::PerRemoteWorker;
             // --gpu-memory-utilization is vLLM's own headroom.
-            own_device_headroom: true,
-        }
+            caps.own_device_headroom = true;
+            caps
+        });
+        &CAPABILITIES
     }
 
     fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection {
         select::select(facts, spec)
     }
 
-    fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
-        let params = Self::params(spec)?;
-        LaunchSettings::from_params(&params, &spec.categories)?;
-        Ok(params.notes)
-    }
-
-    fn estimator<'a>(
+    fn prepare<'a>(
         &'a self,
         facts: &'a ModelFacts,
         spec: &'a ModelSpec,
-    ) -> Result<Box<dyn ResourceEstimator + 'a>> {
+    ) -> Result<Box<dyn Prepared + 'a>> {
         let params = Self::params(spec)?;
-        let categories = Self::categories(facts, spec);
-        let launch = LaunchSettings::from_params(&params, &categories)?;
+        let launch = LaunchSettings::from_params(&params, &Self::categories(facts, spec))?;
         let overrides = params.json_object("--hf-overrides")?;
         let input = select::input(facts, spec, overrides.as_ref())?;
-        Ok(Box::new(memory::estimator::VllmEstimator::new(
-            input, launch,
-        )))
+        Ok(Box::new(PreparedVllm {
+            facts,
+            spec,
+            estimator: VllmEstimator::new(input, launch),
+            params,
+        }))
+    }
+}
+
+/// A vLLM deployment of one model: the checked parameters and the memory model they give.
+struct PreparedVllm<'a> {
+    facts: &'a ModelFacts,
+    spec: &'a ModelSpec,
+    params: Params,
+    estimator: VllmEstimator,
+}
+
+impl Prepared for PreparedVllm<'_> {
+    fn warnings(&self) -> &[String] {
+        &self.params.notes
     }
 
-    fn launch(
-        &self,
-        facts: &ModelFacts,
-        spec: &ModelSpec,
-        assignment: &Assignment,
-    ) -> Result<Vec<LaunchSpec>> {
-        let params = Self::params(spec)?;
-        let model = select::serve_target(facts, spec)?;
+    fn estimator(&self) -> &dyn ResourceEstimator {
+        &self.estimator
+    }
+
+    fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>> {
+        let model = select::serve_target(self.facts, self.spec)?;
         launch::launch_specs(&launch::LaunchInput {
-            spec,
+            spec: self.spec,
             assignment,
-            params: &params,
+            params: &self.params,
             model,
             ascend_310p: params::settings::is_ascend_310p(&assignment.devices),
         })

@@ -300,7 +300,7 @@ fn cpu_offloading_is_refused() {
 #[test]
 fn validate_reports_translations() {
     let spec = spec("hf", "bge-m3", &["--task=embed", "--swap-space", "4"]);
-    let notes = Vllm::new().validate(&spec).unwrap();
+    let notes = warnings(&spec).unwrap();
     assert_eq!(notes.len(), 2, "{notes:?}");
 }
 

@@ -5,8 +5,7 @@
 mod common;
 
 use common::*;
-use inferkit_core::{Backend, DeviceSlot, Error, ModelSpec, ResourceEstimate};
-use inferkit_vllm::Vllm;
+use inferkit_core::{DeviceSlot, Error, ModelSpec, ResourceEstimate};
 
 /// A spec for `version` with these parameters.
 fn versioned(model: &str, version: &str, params: &[&str]) -> ModelSpec {
@@ -47,7 +46,7 @@ fn hard_case_13_removed_flags_are_dropped_or_translated_per_version() {
             has_flag(&args, "--reasoning-parser", &["deepseek_r1"]),
             "{args:?}"
         );
-        let notes = Vllm::new().validate(&spec).unwrap();
+        let notes = warnings(&spec).unwrap();
         assert_eq!(
             notes,
             [format!(
@@ -147,7 +146,7 @@ fn hard_case_15_tokens_are_normalised_and_no_private_flags_are_added() {
     );
     let mut check = spec.clone();
     check.backend_parameters = args[2..n - 6].to_vec();
-    Vllm::new().validate(&check).unwrap();
+    warnings(&check).unwrap();
     // llama.cpp's spelling and GPUStack's private flags are not vLLM's: refused, by name.
     for private in [
         "--ctx-size=16384",
@@ -156,7 +155,7 @@ fn hard_case_15_tokens_are_normalised_and_no_private_flags_are_added() {
     ] {
         let spec = versioned("Qwen2.5-7B-Instruct-AWQ", "0.33.0", &[private]);
         let flag = private.split('=').next().unwrap();
-        match Vllm::new().validate(&spec) {
+        match warnings(&spec) {
             Err(Error::InvalidParameter { name, reason }) => {
                 assert_eq!(name, flag);
                 assert!(reason.starts_with("unknown vLLM 0.33.0 flag"), "{reason}");

@@ -90,7 +90,6 @@ fn ascend_310p_runs_eager_in_float16() {
 /// platform's flags come last.
 #[test]
 fn generated_flags_exist_in_the_target_table() {
-    use inferkit_core::Backend;
     let cases: [(&str, &[&str], Option<&str>); 4] = [
         ("Qwen2.5-72B-Instruct", &[], Some("0.10.1.1")),
         ("Qwen2.5-72B-Instruct", &[], None),
@@ -112,9 +111,7 @@ fn generated_flags_exist_in_the_target_table() {
         assert_eq!(main.args[n - 6..n - 4], ["--host", "0.0.0.0"]);
         let mut check = spec.clone();
         check.backend_parameters = main.args[2..n - 6].to_vec();
-        inferkit_vllm::Vllm::new()
-            .validate(&check)
-            .unwrap_or_else(|e| panic!("{model} {version:?}: {e}"));
+        warnings(&check).unwrap_or_else(|e| panic!("{model} {version:?}: {e}"));
     }
 }
 
@@ -135,7 +132,7 @@ fn rdna3_gpus_get_rocm_visible_devices_and_the_gfx_override() {
 /// Ray node is health-checked by TCP so that the launcher waits for it.
 #[test]
 fn ray_ports_come_from_the_assignment_and_are_health_checked() {
-    use inferkit_core::{Backend, HealthCheck, ProcessRole};
+    use inferkit_core::{HealthCheck, ProcessRole};
     let spec = spec("hf", "Qwen2.5-72B-Instruct", &[]);
     let devices = [h100("w1", 0), h100("w1", 1), h100("w2", 0), h100("w2", 1)];
     let first = assignment(&spec, &devices).unwrap();
@@ -146,9 +143,7 @@ fn ray_ports_come_from_the_assignment_and_are_health_checked() {
     }
     let mut ports_on_w1 = Vec::new();
     for assignment in [&first, &second] {
-        let specs = inferkit_vllm::Vllm::new()
-            .launch(&facts(&spec), &spec, assignment)
-            .unwrap();
+        let specs = launch_assignment(&spec, assignment).unwrap();
         let head = specs
             .iter()
             .find(|s| s.role == ProcessRole::RayHead)
@@ -185,14 +180,11 @@ fn ray_ports_come_from_the_assignment_and_are_health_checked() {
 
 #[test]
 fn a_ray_head_port_equal_to_the_api_port_is_refused() {
-    use inferkit_core::Backend;
     let spec = spec("hf", "Qwen2.5-72B-Instruct", &[]);
     let devices = [h100("w1", 0), h100("w1", 1), h100("w2", 0), h100("w2", 1)];
     let mut assignment = assignment(&spec, &devices).unwrap();
     assignment.subordinates[0].port = assignment.port;
-    let err = inferkit_vllm::Vllm::new()
-        .launch(&facts(&spec), &spec, &assignment)
-        .unwrap_err();
+    let err = launch_assignment(&spec, &assignment).unwrap_err();
     assert!(matches!(err, Error::InvalidParameter { .. }), "{err}");
 }
 

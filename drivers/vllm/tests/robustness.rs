@@ -31,7 +31,7 @@ proptest! {
         let mut spec = spec("hf", "Llama-3.1-8B-Instruct", &[]);
         spec.backend_parameters = tokens;
         spec.backend_version = old.then(|| "0.10.1.1".to_string());
-        let _ = Vllm::new().validate(&spec);
+        let _ = warnings(&spec);
         if let Ok(estimate) = fit(&spec, &[rtx4090("w1", 0)]) {
             prop_assert!(estimate.devices[0].claim <= rtx4090("w1", 0).allocatable);
         }
@@ -62,7 +62,8 @@ proptest! {
         };
         let backend = Vllm::new();
         let _ = backend.select(&facts, &spec);
-        if let Ok(estimator) = backend.estimator(&facts, &spec) {
+        if let Ok(prepared) = backend.prepare(&facts, &spec) {
+            let estimator = prepared.estimator();
             let _ = estimator.fit(&inferkit_core::FitRequest {
                 devices: vec![h100("w1", 0), h100("w1", 1)],
                 host: host("w1"),

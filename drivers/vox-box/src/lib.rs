@@ -14,8 +14,8 @@
 //!   with an error band the claim holds as headroom.
 //! * Placement rules ([`VoxBox::capabilities`], [`check_platform`], [`check_gpu`],
 //!   [`check_device`]): one NVIDIA GPU with CUDA 12, or CPU; never split.
-//! * Launch ([`VoxBox`]'s [`Backend::launch`]): `vox-box start` with user parameters checked
-//!   against the 0.0.21 flag table.
+//! * Launch ([`Prepared::launch`](inferkit_core::Prepared::launch) of a [`VoxBox`]
+//!   deployment): `vox-box start` with user parameters checked against the 0.0.21 flag table.
 //!
 //! ```
 //! use inferkit_core::{Backend, Category, Claim, ModelFacts, ModelSource, ModelSpec};
@@ -42,12 +42,12 @@ mod memory;
 mod platform;
 mod select;
 
-use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use inferkit_core::{
     Assignment, Backend, Capabilities, Category, Claim, Device, Error, LaunchSpec, ModelFacts,
-    ModelFormat, ModelSpec, ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
-    WorkerInventory,
+    ModelFormat, ModelSpec, Platform, Prepared, ResourceEstimator, Result, Selection, Unfit,
+    Vendor, WorkerInventory,
 };
 use serde::{Deserialize, Serialize};
 
@@ -129,26 +129,21 @@ impl Backend for VoxBox {
         "vox-box"
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            formats: vec![
+    fn capabilities(&self) -> &Capabilities {
+        static CAPABILITIES: LazyLock<Capabilities> = LazyLock::new(|| {
+            let mut caps = Capabilities::default();
+            caps.formats = vec![
                 ModelFormat::Directory,
                 ModelFormat::Safetensors,
                 ModelFormat::Remote,
-            ],
-            vendors: vec![Vendor::Nvidia],
-            platforms: backend_platforms(),
-            categories: vec![Category::SpeechToText, Category::TextToSpeech],
-            cpu_only: true,
-            cpu_offload: false,
-            multi_device: false,
-            multi_worker: false,
-            default_cpu_offloading: false,
-            default_distributed: false,
-            default_worker_selector: BTreeMap::new(),
-            subordinates: SubordinateGrouping::None,
-            own_device_headroom: false,
-        }
+            ];
+            caps.vendors = vec![Vendor::Nvidia];
+            caps.platforms = backend_platforms();
+            caps.categories = vec![Category::SpeechToText, Category::TextToSpeech];
+            caps.cpu_only = true;
+            caps
+        });
+        &CAPABILITIES
     }
 
     fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection {
@@ -175,7 +170,11 @@ impl Backend for VoxBox {
         selection
     }
 
-    fn validate(&self, spec: &ModelSpec) -> Result<Vec<String>> {
+    fn prepare<'a>(
+        &'a self,
+        facts: &'a ModelFacts,
+        spec: &'a ModelSpec,
+    ) -> Result<Box<dyn Prepared + 'a>> {
         if spec.device_selector.len() > 1 {
             return Err(Error::invalid_parameter(
                 "gpu_selector",
@@ -183,72 +182,87 @@ impl Backend for VoxBox {
             ));
         }
         flags::parse_parameters(&spec.backend_parameters)?;
-        let mut warnings: Vec<String> = OWNED_ENV
-            .iter()
-            .filter(|key| spec.env.contains_key(**key))
-            .map(|key| {
-                format!("env {key} is set by the launch on a GPU; the given value is ignored there")
-            })
-            .collect();
-        if let Some(version) = spec.backend_version.as_deref() {
-            let version = version.trim_start_matches('v');
-            if !["0.0.19", "0.0.20", "0.0.21"].contains(&version) {
-                warnings.push(format!(
-                    "parameters were checked against vox-box {}'s flags, not {version}'s",
-                    flags::TABLE.version
-                ));
-            }
+        let warnings = warnings(spec);
+        let recognition = recognise(facts).map_err(Unrecognised::into_error)?;
+        Ok(Box::new(PreparedVoxBox {
+            backend: self,
+            facts,
+            spec,
+            warnings,
+            estimator: VoxBoxEstimator::new(recognition.clone())?,
+            recognition,
+        }))
+    }
+}
+
+/// What is accepted but ignored or unchecked: environment variables the launch owns, and a
+/// version whose flag table this driver does not have.
+fn warnings(spec: &ModelSpec) -> Vec<String> {
+    let mut warnings: Vec<String> = OWNED_ENV
+        .iter()
+        .filter(|key| spec.env.contains_key(**key))
+        .map(|key| {
+            format!("env {key} is set by the launch on a GPU; the given value is ignored there")
+        })
+        .collect();
+    if let Some(version) = spec.backend_version.as_deref() {
+        let version = version.trim_start_matches('v');
+        if !["0.0.19", "0.0.20", "0.0.21"].contains(&version) {
+            warnings.push(format!(
+                "parameters were checked against vox-box {}'s flags, not {version}'s",
+                flags::TABLE.version
+            ));
         }
-        Ok(warnings)
+    }
+    warnings
+}
+
+/// A vox-box deployment of one recognised speech model.
+struct PreparedVoxBox<'a> {
+    backend: &'a VoxBox,
+    facts: &'a ModelFacts,
+    spec: &'a ModelSpec,
+    warnings: Vec<String>,
+    recognition: Recognition,
+    estimator: VoxBoxEstimator,
+}
+
+impl Prepared for PreparedVoxBox<'_> {
+    fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
-    fn estimator<'a>(
-        &'a self,
-        facts: &'a ModelFacts,
-        spec: &'a ModelSpec,
-    ) -> Result<Box<dyn ResourceEstimator + 'a>> {
-        flags::parse_parameters(&spec.backend_parameters)?;
-        let recognition = recognise(facts).map_err(Unrecognised::into_error)?;
-        Ok(Box::new(VoxBoxEstimator::new(recognition)?))
+    fn estimator(&self) -> &dyn ResourceEstimator {
+        &self.estimator
+    }
+
+    fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>> {
+        let main = self.backend.launcher().main_process(
+            self.facts,
+            self.spec,
+            &self.recognition,
+            assignment,
+        )?;
+        Ok(vec![main])
+    }
+
+    /// CosyVoice and Dia run on Linux amd64 and macOS only; other families everywhere.
+    fn check_worker(&self, worker: &WorkerInventory) -> std::result::Result<(), Unfit> {
+        let platform = Platform::new(&worker.os, &worker.arch);
+        check_platform(self.recognition.family, &platform).map_err(|e| Unfit::Platform {
+            reason: e.to_string(),
+        })
     }
 
     fn check_device(
         &self,
-        _facts: &ModelFacts,
-        _spec: &ModelSpec,
         _worker: &WorkerInventory,
         device: &Device,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), Unfit> {
         platform::check_device(device)
             .map(|_notes| ())
-            .map_err(|e| e.to_string())
-    }
-
-    /// CosyVoice and Dia run on Linux amd64 and macOS only; other families everywhere.
-    fn check_worker(
-        &self,
-        facts: &ModelFacts,
-        _spec: &ModelSpec,
-        worker: &WorkerInventory,
-    ) -> std::result::Result<(), String> {
-        let Ok(recognition) = recognise(facts) else {
-            // An unrecognised model is refused by `select` and `estimator` with the reason.
-            return Ok(());
-        };
-        let platform = inferkit_core::Platform::new(&worker.os, &worker.arch);
-        check_platform(recognition.family, &platform).map_err(|e| e.to_string())
-    }
-
-    fn launch(
-        &self,
-        facts: &ModelFacts,
-        spec: &ModelSpec,
-        assignment: &Assignment,
-    ) -> Result<Vec<LaunchSpec>> {
-        let recognition = recognise(facts).map_err(Unrecognised::into_error)?;
-        let main = self
-            .launcher()
-            .main_process(facts, spec, &recognition, assignment)?;
-        Ok(vec![main])
+            .map_err(|e| Unfit::Device {
+                reason: e.to_string(),
+            })
     }
 }

@@ -154,7 +154,8 @@ fn funasr_is_sized_by_its_weights_and_guessed_without_them() {
     // With placeholder weights there is nothing to scale by: a finite guess, said to be one.
     let (facts, spec) = local("SenseVoiceSmall");
     let vox = VoxBox::new();
-    let estimator = vox.estimator(&facts, &spec).unwrap();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let estimate = estimator
         .estimate(&EstimateRequest {
             devices: vec![gpu(0, Vendor::Nvidia, 20 * GIB)],
@@ -177,7 +178,8 @@ fn funasr_is_sized_by_its_weights_and_guessed_without_them() {
 fn single_gpu_claims_the_figure_plus_its_band() {
     let (facts, spec) = local("Dia-1.6B");
     let vox = VoxBox::new();
-    let estimator = vox.estimator(&facts, &spec).unwrap();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let request = EstimateRequest {
         devices: vec![gpu(3, Vendor::Nvidia, 20 * GIB)],
         host: host(32 * GIB),
@@ -203,7 +205,8 @@ fn single_gpu_claims_the_figure_plus_its_band() {
 fn cpu_only_claims_the_cpu_figure_plus_its_band() {
     let (facts, spec) = local("CosyVoice2-0.5B");
     let vox = VoxBox::new();
-    let estimator = vox.estimator(&facts, &spec).unwrap();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let fit = estimator
         .fit(&FitRequest {
             devices: vec![],
@@ -229,7 +232,8 @@ fn gpu_of(total: u64) -> inferkit_core::DeviceSlot {
 fn large_v3_fits_8_gib_and_refuses_4_gib_with_numbers() {
     let (facts, spec) = remote(huggingface("Systran/faster-whisper-large-v3"));
     let vox = VoxBox::new();
-    let estimator = vox.estimator(&facts, &spec).unwrap();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let on = |total: u64| {
         estimator.fit(&FitRequest {
             devices: vec![gpu_of(total)],
@@ -267,14 +271,12 @@ fn an_int8_conversion_fits_a_gpu_the_float16_one_does_not() {
         allow_cpu_offload: false,
     };
     let (float16, spec) = local("faster-whisper-large-v3");
-    let err = vox
-        .estimator(&float16, &spec)
-        .unwrap()
-        .fit(&six_gib)
-        .unwrap_err();
+    let prepared = vox.prepare(&float16, &spec).unwrap();
+    let err = prepared.estimator().fit(&six_gib).unwrap_err();
     assert!(matches!(err, Error::DoesNotFit { .. }), "{err}");
     let (_dir, int8) = with_weight_file("faster-whisper-large-v3", "model.bin", 1_550_000_000);
-    let fit = vox.estimator(&int8, &spec).unwrap().fit(&six_gib).unwrap();
+    let prepared = vox.prepare(&int8, &spec).unwrap();
+    let fit = prepared.estimator().fit(&six_gib).unwrap();
     assert_eq!(fit.details["compute_type"], "int8");
     assert!(fit.devices[0].claim < 4 * GIB, "{:?}", fit.devices[0]);
 }
@@ -283,7 +285,8 @@ fn an_int8_conversion_fits_a_gpu_the_float16_one_does_not() {
 fn split_layouts_and_other_vendors_are_refused_with_a_reason() {
     let (facts, spec) = local("faster-whisper-large-v3");
     let vox = VoxBox::new();
-    let estimator = vox.estimator(&facts, &spec).unwrap();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
     let two = vec![
         gpu(0, Vendor::Nvidia, 20 * GIB),
         gpu(1, Vendor::Nvidia, 20 * GIB),

@@ -17,8 +17,9 @@ fn assign(
     devices: Vec<DeviceSlot>,
 ) -> Assignment {
     let estimate = vox
-        .estimator(facts, spec)
+        .prepare(facts, spec)
         .unwrap()
+        .estimator()
         .fit(&FitRequest {
             devices: devices.clone(),
             host: host(32 * GIB),
@@ -60,7 +61,11 @@ fn render(specs: &[LaunchSpec]) -> String {
 
 fn launch(vox: &VoxBox, facts: &ModelFacts, spec: &ModelSpec, devices: Vec<DeviceSlot>) -> String {
     let assignment = assign(vox, facts, spec, devices);
-    render(&vox.launch(facts, spec, &assignment).unwrap())
+    render(
+        &vox.prepare(facts, spec)
+            .and_then(|p| p.launch(&assignment))
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -81,7 +86,7 @@ fn dia_on_gpu_1_ignores_a_user_cuda_visible_devices() {
     let (facts, mut spec) = local("Dia-1.6B");
     spec.env.insert("CUDA_VISIBLE_DEVICES".into(), "3".into());
     spec.env.insert("HF_HUB_OFFLINE".into(), "1".into());
-    let warnings = vox.validate(&spec).unwrap();
+    let warnings = vox.prepare(&facts, &spec).unwrap().warnings().to_vec();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     insta::assert_snapshot!(launch(
         &vox,
@@ -136,17 +141,12 @@ fn unknown_and_platform_owned_flags_are_refused() {
         ),
     ] {
         spec.backend_parameters = params.iter().map(|p| p.to_string()).collect();
-        for result in [
-            vox.validate(&spec).map(|_| ()),
-            vox.estimator(&facts, &spec).map(|_| ()),
-        ] {
-            match result {
-                Err(Error::InvalidParameter { name: n, reason: r }) => {
-                    assert_eq!(n, name);
-                    assert!(r.contains(reason), "{r}");
-                }
-                other => panic!("{params:?}: {other:?}"),
+        match vox.prepare(&facts, &spec).map(|_| ()) {
+            Err(Error::InvalidParameter { name: n, reason: r }) => {
+                assert_eq!(n, name);
+                assert!(r.contains(reason), "{r}");
             }
+            other => panic!("{params:?}: {other:?}"),
         }
     }
 }
@@ -162,7 +162,7 @@ fn distributed_and_multi_gpu_requests_are_refused() {
     ));
     spec.distributed_inference_across_workers = None;
     spec.device_selector = vec!["w:cuda:0".parse().unwrap(), "w:cuda:1".parse().unwrap()];
-    let err = vox.validate(&spec).unwrap_err();
+    let err = vox.prepare(&facts, &spec).err().unwrap();
     assert!(err.to_string().contains("single NVIDIA GPU"), "{err}");
 
     spec.device_selector.clear();
@@ -174,14 +174,16 @@ fn distributed_and_multi_gpu_requests_are_refused() {
         port: 40124,
     });
     assert!(matches!(
-        vox.launch(&facts, &spec, &assignment),
+        vox.prepare(&facts, &spec)
+            .and_then(|p| p.launch(&assignment)),
         Err(Error::Unsupported(_))
     ));
     assignment.subordinates.clear();
     assignment.mode = PlacementMode::MultiDevice;
     assignment.devices.push(gpu(1, Vendor::Nvidia, 20 * GIB));
     assert!(matches!(
-        vox.launch(&facts, &spec, &assignment),
+        vox.prepare(&facts, &spec)
+            .and_then(|p| p.launch(&assignment)),
         Err(Error::Unsupported(_))
     ));
 }
@@ -190,7 +192,7 @@ fn distributed_and_multi_gpu_requests_are_refused() {
 fn an_unrecognised_model_cannot_be_launched() {
     let vox = VoxBox::new();
     let (facts, spec) = local("Qwen2.5-0.5B-Instruct");
-    let err = vox.estimator(&facts, &spec).err().unwrap();
+    let err = vox.prepare(&facts, &spec).err().unwrap();
     assert!(
         err.to_string()
             .starts_with("unsupported: not a vox-box speech model"),

@@ -1,4 +1,4 @@
-//! Arbitrary `backend_parameters` never panic `validate`, `estimator` or `launch`: each either
+//! Arbitrary `backend_parameters` never panic `prepare`, the estimator or `launch`: each either
 //! accepts them or refuses with a typed error naming the parameter.
 
 mod support;
@@ -54,16 +54,13 @@ proptest! {
         let (facts, base) = &*WHISPER;
         let mut spec = base.clone();
         spec.backend_parameters = tokens;
-        let validated = vox.validate(&spec);
-        let estimated = vox.estimator(facts, &spec).and_then(|e| {
-            e.fit(&FitRequest {
+        let estimated = vox.prepare(facts, &spec).and_then(|e| {
+            e.estimator().fit(&FitRequest {
                 devices: vec![gpu(0, Vendor::Nvidia, 20 * GIB)],
                 host: host(32 * GIB),
                 allow_cpu_offload: false,
             })
         });
-        // The three entry points agree on what they accept.
-        prop_assert_eq!(validated.is_ok(), estimated.is_ok(), "{:?} vs {:?}", validated, estimated);
         match estimated {
             Ok(estimate) => {
                 let assignment = Assignment {
@@ -76,7 +73,7 @@ proptest! {
                     port: 40123,
                     subordinates: Vec::new(),
                 };
-                let launched = vox.launch(facts, &spec, &assignment);
+                let launched = vox.prepare(facts, &spec).and_then(|p| p.launch(&assignment));
                 prop_assert!(launched.is_ok(), "{:?}", launched);
             }
             Err(err) => prop_assert!(refusal_names_a_parameter(&err), "{err:?}"),

@@ -62,7 +62,7 @@ struct Prefix {
 /// One placement search.
 pub(crate) struct Search<'a> {
     req: &'a PlacementRequest<'a>,
-    caps: Capabilities,
+    caps: &'a Capabilities,
     views: Vec<WorkerView<'a>>,
     reserves: Reserves,
     offload: bool,
@@ -92,7 +92,7 @@ impl<'a> Search<'a> {
                 .distributed_inference_across_workers
                 .unwrap_or(caps.default_distributed);
         let reserves = Reserves {
-            device: req.options.device_reserve_for(&caps),
+            device: req.options.device_reserve_for(caps),
             ram: req.options.ram_reserve,
         };
         let rule = allocatable_rule(reserves, caps.own_device_headroom, req.backend.id());
@@ -199,9 +199,10 @@ impl<'a> Search<'a> {
             ));
         }
         self.req
-            .backend
-            .check_worker(self.req.facts, self.req.spec, worker)
+            .prepared
+            .check_worker(worker)
             .err()
+            .map(|unfit| unfit.to_string())
     }
 
     fn device_refusal(&self, worker: &WorkerInventory, device: &Device) -> Option<String> {
@@ -219,9 +220,10 @@ impl<'a> Search<'a> {
             ));
         }
         self.req
-            .backend
-            .check_device(self.req.facts, self.req.spec, worker, device)
+            .prepared
+            .check_device(worker, device)
             .err()
+            .map(|unfit| unfit.to_string())
     }
 
     // ---- search helpers --------------------------------------------------------------------
@@ -343,7 +345,7 @@ impl<'a> Search<'a> {
             host,
             allow_cpu_offload: allow_offload,
         };
-        let estimate = self.req.estimator.fit(&request)?;
+        let estimate = self.req.prepared.estimator().fit(&request)?;
         if estimate.devices.len() != request.devices.len() {
             return Err(Error::Unsupported(format!(
                 "the {} estimator answered for {} devices when asked about {}",

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use inferkit_core::{
     Assignment, Backend, DeviceId, DeviceSlot, FitRequest, HostSlot, LaunchSpec, ModelFacts,
-    ModelSpec, PlacementMode, Subordinate, Vendor,
+    ModelSpec, PlacementMode, Result, Subordinate, Vendor,
 };
 use inferkit_mindie::MindIe;
 
@@ -60,6 +60,13 @@ pub fn host(worker: &str) -> HostSlot {
     }
 }
 
+/// The driver's warnings about `spec`, or why it refuses it.
+pub fn warnings(backend: &MindIe, spec: &ModelSpec) -> Result<Vec<String>> {
+    let facts = facts(spec);
+    let prepared = backend.prepare(&facts, spec)?;
+    Ok(prepared.warnings().to_vec())
+}
+
 /// Fits the model on `devices` (the main worker is the first device's) and builds the
 /// assignment the planner would, subordinates on port + 1, + 2, ...
 pub fn assign(
@@ -70,8 +77,9 @@ pub fn assign(
 ) -> Assignment {
     let main = devices[0].id.worker.clone();
     let estimate = backend
-        .estimator(facts, spec)
+        .prepare(facts, spec)
         .unwrap()
+        .estimator()
         .fit(&FitRequest {
             devices: devices.to_vec(),
             host: host(&main),

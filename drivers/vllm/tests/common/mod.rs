@@ -68,8 +68,8 @@ pub fn host(worker: &str) -> HostSlot {
 pub fn fit(spec: &ModelSpec, devices: &[DeviceSlot]) -> Result<ResourceEstimate> {
     let facts = facts(spec);
     let backend = Vllm::new();
-    let estimator = backend.estimator(&facts, spec)?;
-    estimator.fit(&FitRequest {
+    let prepared = backend.prepare(&facts, spec)?;
+    prepared.estimator().fit(&FitRequest {
         devices: devices.to_vec(),
         host: host(&devices[0].id.worker),
         allow_cpu_offload: false,
@@ -83,7 +83,22 @@ pub const API_PORT: u16 = 40001;
 /// Fits and launches: the main worker is the first device's; other workers become Ray
 /// subordinates.
 pub fn launch(spec: &ModelSpec, devices: &[DeviceSlot]) -> Result<Vec<LaunchSpec>> {
-    Vllm::new().launch(&facts(spec), spec, &assignment(spec, devices)?)
+    launch_assignment(spec, &assignment(spec, devices)?)
+}
+
+/// The processes of `assignment` for `spec`.
+pub fn launch_assignment(spec: &ModelSpec, assignment: &Assignment) -> Result<Vec<LaunchSpec>> {
+    let facts = facts(spec);
+    let backend = Vllm::new();
+    backend.prepare(&facts, spec)?.launch(assignment)
+}
+
+/// The driver's warnings about the parameters of `spec`, or why it refuses them.
+pub fn warnings(spec: &ModelSpec) -> Result<Vec<String>> {
+    let facts = facts(spec);
+    let backend = Vllm::new();
+    let prepared = backend.prepare(&facts, spec)?;
+    Ok(prepared.warnings().to_vec())
 }
 
 /// The assignment [`launch`] launches.

@@ -1,96 +1,61 @@
-//! Prints what inferkit reads from a model file: a human summary, or one JSON object.
-//!
-//! ```text
-//! cargo run --release --example inspect -- FILE_OR_DIR [--json] [--full] [--tensors]
-//! ```
-//!
-//! - `FILE_OR_DIR`: a GGUF file (any shard of a split model, or a header-only GGUF), or a
-//!   Hugging Face model directory (`config.json` + safetensors headers).
-//! - `--json`: one JSON object instead of the summary.
-//! - `--full`: keep the large tokenizer arrays too (a full parse).
-//! - `--tensors`: list every tensor (name, type, dims, bytes) in the summary.
+//! `inferkit inspect`: what inferkit reads from a model's files.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::io::Write;
 
-use inferkit_core::Result;
-use inferkit_core::gguf::{GgufModel, ReadOptions, file_type_name};
-use inferkit_core::hf::HfModel;
+use inferkit::Result;
+use inferkit::gguf::{GgufModel, ReadOptions, file_type_name};
+use inferkit::hf::HfModel;
 use serde_json::{Value, json};
 
-struct Args {
-    path: PathBuf,
-    json: bool,
-    full: bool,
-    tensors: bool,
+use crate::model_arg;
+use crate::output::{Failure, Output};
+
+/// Prints what inferkit reads from a model: format, architecture, sizes, context, heads.
+///
+/// A GGUF file gives its metadata (large arrays such as the tokenizer's are skipped unless
+/// --full); a Hugging Face directory gives its config.json and safetensors headers.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model: a GGUF file or a Hugging Face model directory.
+    pub model: String,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the large metadata arrays too (a full parse of the GGUF header).
+    #[arg(long)]
+    pub full: bool,
+    /// List every tensor (name, type, dimensions, bytes) in the summary.
+    #[arg(long)]
+    pub tensors: bool,
 }
 
-const USAGE: &str = "usage: inspect FILE_OR_DIR [--json] [--full] [--tensors]";
-
-fn parse_args() -> std::result::Result<Args, String> {
-    let mut path = None;
-    let mut args = Args {
-        path: PathBuf::new(),
-        json: false,
-        full: false,
-        tensors: false,
-    };
-    for arg in std::env::args_os().skip(1) {
-        match arg.to_str() {
-            Some("--json") => args.json = true,
-            Some("--full") => args.full = true,
-            Some("--tensors") => args.tensors = true,
-            Some("-h" | "--help") => return Err(USAGE.to_owned()),
-            Some(flag) if flag.starts_with("--") => {
-                return Err(format!("unknown option {flag}\n{USAGE}"));
-            }
-            _ if path.is_none() => path = Some(PathBuf::from(arg)),
-            _ => return Err(format!("more than one path given\n{USAGE}")),
-        }
-    }
-    args.path = path.ok_or_else(|| USAGE.to_owned())?;
-    Ok(args)
-}
-
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("inspect: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(args: &Args) -> Result<()> {
-    if args.path.is_dir() {
-        let summary = hf_summary(&HfModel::open(&args.path)?);
-        if args.json {
-            println!("{summary}");
-        } else {
-            print_fields(&summary);
-        }
-        return Ok(());
+/// Runs `inspect`.
+pub fn run(args: &Args, out: &mut Output) -> std::result::Result<(), Failure> {
+    let spec = model_arg::resolve(&args.model)?;
+    let path = model_arg::local_path(&spec)?;
+    if path.is_dir() {
+        let summary = hf_summary(&HfModel::open(path)?);
+        return print(out, &summary, args.json);
     }
     let options = if args.full {
         ReadOptions::full()
     } else {
         ReadOptions::default()
     };
-    let model = GgufModel::open_with(&args.path, &options)?;
+    let model = GgufModel::open_with(path, &options)?;
     let summary = gguf_summary(&model)?;
-    if args.json {
-        println!("{summary}");
+    print(out, &summary, args.json)?;
+    if !args.json {
+        print_gguf_details(out, &model, args.tensors)?;
+    }
+    Ok(())
+}
+
+fn print(out: &mut Output, summary: &Value, json: bool) -> std::result::Result<(), Failure> {
+    if json {
+        writeln!(out, "{summary}")?;
     } else {
-        print_fields(&summary);
-        print_gguf_details(&model, args.tensors);
+        print_fields(out, summary)?;
     }
     Ok(())
 }
@@ -142,31 +107,44 @@ fn gguf_summary(model: &GgufModel) -> Result<Value> {
     }))
 }
 
-fn print_fields(summary: &Value) {
+fn print_fields(out: &mut Output, summary: &Value) -> std::io::Result<()> {
     let Value::Object(fields) = summary else {
-        return;
+        return Ok(());
     };
     for (key, value) in fields {
         if !value.is_null() {
-            println!("{key:>20}: {value}");
+            writeln!(out, "{key:>20}: {value}")?;
         }
     }
+    Ok(())
 }
 
-fn print_gguf_details(model: &GgufModel, list_tensors: bool) {
-    println!("{:>20}:", "metadata");
+fn print_gguf_details(
+    out: &mut Output,
+    model: &GgufModel,
+    list_tensors: bool,
+) -> std::io::Result<()> {
+    writeln!(out, "{:>20}:", "metadata")?;
     for entry in model.metadata().iter() {
-        println!("{:>22}{} = {}", "", entry.key, short_value(&entry.value));
+        writeln!(
+            out,
+            "{:>22}{} = {}",
+            "",
+            entry.key,
+            short_value(&entry.value)
+        )?;
     }
     if list_tensors {
-        println!("{:>20}:", "tensors");
+        writeln!(out, "{:>20}:", "tensors")?;
         for t in model.tensors() {
-            println!(
+            writeln!(
+                out,
                 "{:>22}{} {} {:?} {} bytes",
                 "", t.name, t.ggml_type, t.dims, t.bytes
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 /// The same fields for a Hugging Face directory (`config.json` + safetensors headers).
@@ -203,8 +181,8 @@ fn hf_summary(model: &HfModel) -> Value {
     })
 }
 
-fn short_value(value: &inferkit_core::gguf::Value) -> String {
-    use inferkit_core::gguf::Value as V;
+fn short_value(value: &inferkit::gguf::Value) -> String {
+    use inferkit::gguf::Value as V;
     match value {
         V::Array(a) if a.is_skipped() => {
             format!("[{}; {}] (skipped)", a.element_type.name(), a.len)

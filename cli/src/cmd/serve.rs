@@ -1,74 +1,53 @@
-//! Runs the processes of a plan on this worker and supervises them until Ctrl-C.
-//!
-//! ```text
-//! cargo run --example plan -- MODEL_PATH --json > plan.json
-//! cargo run --example serve -- plan.json [--worker NAME] [--run-dir DIR] [--dry-run]
-//! ```
-//!
-//! The worker is `--worker`, else the only worker of the plan's processes, else this machine's
-//! host name. The run directory (default: `inferkit-MODEL` in the temporary directory) receives
-//! the launch files and is every process's working directory. `--dry-run` prints what would be
-//! run: files, environment, argv and readiness check of each process, in start order. Otherwise
-//! each output line is printed as `[process] line`, each state change as `[process] state: ...`;
-//! the exit status is 1 when a process fails, 0 after Ctrl-C.
+//! `inferkit serve`: runs the processes of a plan on this worker and supervises them.
 
-mod common;
-
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use inferkit::files::{json_error, read_text_file};
 use inferkit::inventory::MAX_CLUSTER_FILE;
+use inferkit::launch::shell_quote;
 use inferkit::process::{Launcher, ProcessHandle, ProcessState, Supervisor, start_order};
 use inferkit::{DeploymentPlan, Error, LaunchSpec, Result};
 
-const USAGE: &str = "usage: serve PLAN.json [--worker NAME] [--run-dir DIR] [--dry-run]";
+use crate::output::{Failure, Output};
 
-/// What the command line asked for.
-#[derive(Debug, Default)]
-struct Args {
+/// Runs the processes of a plan (`inferkit plan MODEL --json > plan.json`) that belong to
+/// this worker, and supervises them until Ctrl-C.
+///
+/// The run directory receives the launch files and is every process's working directory.
+/// Each output line is printed as `[process] line`, each state change as
+/// `[process] state: ...`; the exit status is 1 when a process fails, 0 after Ctrl-C.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The plan, as `inferkit plan --json` prints it.
+    #[arg(value_name = "PLAN.json")]
     plan: PathBuf,
+
+    /// The worker whose processes to run (default: the plan's only worker, else this
+    /// machine's host name).
+    #[arg(long, value_name = "NAME")]
     worker: Option<String>,
+
+    /// Run directory (default: inferkit-MODEL in the temporary directory).
+    #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
+
+    /// Print what would be run (files, environment, argv and readiness check of each
+    /// process, in start order) instead of running it.
+    #[arg(long)]
     dry_run: bool,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut parsed = Args::default();
-    let mut plan = None;
-    while let Some(arg) = args.next() {
-        let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value\n{USAGE}"));
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--dry-run" => parsed.dry_run = true,
-            "--worker" => parsed.worker = Some(value("--worker")?),
-            "--run-dir" => parsed.run_dir = Some(PathBuf::from(value("--run-dir")?)),
-            flag if flag.starts_with('-') => {
-                return Err(format!("unknown option `{flag}`\n{USAGE}"));
-            }
-            path if plan.is_none() => plan = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument `{extra}`\n{USAGE}")),
-        }
-    }
-    parsed.plan = plan.ok_or(format!("missing PLAN.json\n{USAGE}"))?;
-    Ok(Some(parsed))
-}
-
-fn main() -> ExitCode {
-    let args = match common::parse_command_line(USAGE, parse_args) {
-        Ok(parsed) => parsed,
-        Err(exit) => return exit,
-    };
-    match run(&args) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
+/// Runs `serve`.
+pub fn run(args: &Args, out: &mut Output) -> std::result::Result<(), Failure> {
+    match serve_plan(args, out)? {
+        None => Ok(()),
+        Some(error) => Err(Failure::Library(error)),
     }
 }
 
-fn run(args: &Args) -> Result<ExitCode> {
+/// Runs or prints the plan; the error of a process that failed while supervised.
+fn serve_plan(args: &Args, out: &mut Output) -> std::result::Result<Option<Error>, Failure> {
     let plan = read_plan(&args.plan)?;
     let worker = local_worker(&plan, args.worker.as_deref())?;
     let specs: Vec<LaunchSpec> = plan
@@ -81,8 +60,8 @@ fn run(args: &Args) -> Result<ExitCode> {
         std::env::temp_dir().join(format!("inferkit-{}", file_name(&plan.model)))
     });
     if args.dry_run {
-        print_dry_run(&worker, &run_dir, specs);
-        return Ok(ExitCode::SUCCESS);
+        print_dry_run(out, &worker, &run_dir, specs)?;
+        return Ok(None);
     }
     // One thread: the output subscriptions below are taken before any process task runs, so
     // no line is missed.
@@ -93,7 +72,7 @@ fn run(args: &Args) -> Result<ExitCode> {
             name: "serve".into(),
             reason: format!("cannot start the async runtime: {e}"),
         })?;
-    runtime.block_on(serve(specs, &run_dir))
+    Ok(runtime.block_on(serve(specs, &run_dir))?)
 }
 
 fn read_plan(path: &Path) -> Result<DeploymentPlan> {
@@ -152,44 +131,66 @@ fn file_name(name: &str) -> String {
         .collect()
 }
 
-fn print_dry_run(worker: &str, run_dir: &Path, specs: Vec<LaunchSpec>) {
-    println!("# worker {worker}, run directory {}", run_dir.display());
+fn print_dry_run(
+    out: &mut Output,
+    worker: &str,
+    run_dir: &Path,
+    specs: Vec<LaunchSpec>,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "# worker {worker}, run directory {}",
+        run_dir.display()
+    )?;
     for (name, spec) in start_order(specs) {
-        println!();
-        println!("# {name} ({})", spec.role.as_str());
+        writeln!(out)?;
+        writeln!(out, "# {name} ({})", spec.role.as_str())?;
         for file in &spec.files {
             match &file.link_to {
-                Some(target) => println!("link {} -> {}", file.path.display(), target.display()),
+                Some(target) => {
+                    writeln!(out, "link {} -> {}", file.path.display(), target.display())?
+                }
                 None => {
-                    println!(
-                        "write {} ({} bytes):",
-                        file.path.display(),
-                        file.content.len()
-                    );
+                    let (path, bytes) = (file.path.display(), file.content.len());
+                    writeln!(out, "write {path} ({bytes} bytes):")?;
                     for line in file.content.lines() {
-                        println!("    {line}");
+                        writeln!(out, "    {line}")?;
                     }
                 }
             }
         }
         for (key, value) in &spec.env {
-            println!("env {key}={value}");
+            writeln!(out, "env {key}={}", shell_quote(value))?;
         }
-        println!("run {}", spec.command_line());
+        writeln!(out, "run {}", spec.command_line())?;
         match &spec.health {
             Some(check) => match &check.path {
-                Some(path) => println!(
+                Some(path) => writeln!(
+                    out,
                     "ready when GET http://127.0.0.1:{}{path} answers 200",
                     check.port
-                ),
-                None => println!("ready when TCP port {} accepts connections", check.port),
+                )?,
+                None => writeln!(
+                    out,
+                    "ready when TCP port {} accepts connections",
+                    check.port
+                )?,
             },
-            None => println!("ready once started"),
+            None => writeln!(out, "ready once started")?,
         }
     }
+    Ok(())
 }
 
-async fn serve(specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<ExitCode> {
+/// Prints one line of the supervision log on stdout; false once stdout is gone (the
+/// processes keep running until Ctrl-C or a failure).
+fn say(line: std::fmt::Arguments<'_>) -> bool {
+    writeln!(std::io::stdout().lock(), "{line}").is_ok()
+}
+
+/// Starts the processes and supervises them: the error of the first that fails, none after
+/// Ctrl-C.
+async fn serve(specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<Option<Error>> {
     let supervisor = Launcher::default().start(specs, run_dir).await?;
     for process in supervisor.processes() {
         tokio::spawn(print_output(process.clone()));
@@ -199,15 +200,9 @@ async fn serve(specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<ExitCode> {
         failure = watch_for_failure(&supervisor) => Some(failure),
         _ = tokio::signal::ctrl_c() => None,
     };
-    println!("stopping");
+    say(format_args!("stopping"));
     supervisor.stop().await;
-    match failed {
-        Some(error) => {
-            eprintln!("error: {error}");
-            Ok(ExitCode::FAILURE)
-        }
-        None => Ok(ExitCode::SUCCESS),
-    }
+    Ok(failed)
 }
 
 /// Resolves with the first process to fail for good (or to stop: nothing else stops them).
@@ -215,7 +210,7 @@ async fn watch_for_failure(supervisor: &Supervisor) -> Error {
     if let Err(error) = supervisor.wait_ready().await {
         return error;
     }
-    println!("all processes ready; Ctrl-C stops them");
+    say(format_args!("all processes ready; Ctrl-C stops them"));
     let mut watchers = tokio::task::JoinSet::new();
     for process in supervisor.processes() {
         let process = process.clone();
@@ -235,14 +230,20 @@ async fn watch_for_failure(supervisor: &Supervisor) -> Error {
 }
 
 async fn print_output(process: ProcessHandle) {
+    use tokio::sync::broadcast::error::RecvError;
+
     let mut lines = process.output();
     loop {
-        match lines.recv().await {
-            Ok(line) => println!("[{}] {}", process.name(), line.line),
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                println!("[{}] ... {missed} lines not shown", process.name());
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        let printed = match lines.recv().await {
+            Ok(line) => say(format_args!("[{}] {}", process.name(), line.line)),
+            Err(RecvError::Lagged(missed)) => say(format_args!(
+                "[{}] ... {missed} lines not shown",
+                process.name()
+            )),
+            Err(RecvError::Closed) => false,
+        };
+        if !printed {
+            return;
         }
     }
 }
@@ -251,8 +252,12 @@ async fn print_states(process: ProcessHandle) {
     let mut state = process.state();
     loop {
         let current = state.borrow_and_update().clone();
-        println!("[{}] state: {}", process.name(), describe(&current));
-        if current.is_final() || state.changed().await.is_err() {
+        let printed = say(format_args!(
+            "[{}] state: {}",
+            process.name(),
+            describe(&current)
+        ));
+        if !printed || current.is_final() || state.changed().await.is_err() {
             return;
         }
     }

@@ -1,31 +1,19 @@
-//! The example binaries' flags and JSON fields are public contracts that other tools read
-//! (`inspect`, `estimate`, `plan`, `probe`). These tests run the binaries `cargo test` builds
-//! next to this test and check the documented names on shipped fixtures.
-#![cfg(all(feature = "llama-box", feature = "host-probe"))]
+//! The subcommands' flags and JSON fields are public contracts that other tools read
+//! (`inspect`, `estimate`, `plan`, `probe`, the error object). These tests run the `inferkit`
+//! binary on the model fixtures shipped in the repository and check the documented names.
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
 
-/// `target/<profile>/examples/<name>`: `cargo test` builds the examples beside `deps/`, where
-/// this test binary lives.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    profile_dir.join("examples").join(name)
-}
-
-fn run(name: &str, args: &[&str]) -> Output {
-    let program = example(name);
-    std::process::Command::new(&program)
+/// Runs `inferkit SUBCOMMAND ARGS...` in the repository root, where the fixture paths start.
+fn run(subcommand: &str, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_inferkit"))
+        .arg(subcommand)
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
-        .unwrap_or_else(|e| panic!("{} (built by cargo test): {e}", program.display()))
+        .expect("run inferkit")
 }
 
 fn json_of(output: &Output) -> Value {

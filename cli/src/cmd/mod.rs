@@ -1,0 +1,7 @@
+//! One module per subcommand: its arguments (clap) and its `run`.
+
+pub mod estimate;
+pub mod inspect;
+pub mod plan;
+pub mod probe;
+pub mod serve;

@@ -1,0 +1,360 @@
+//! `inferkit plan`: which backend serves a model, where it goes on a cluster, and the exact
+//! commands that start it.
+
+use std::io::Write;
+
+use inferkit::launch::shell_quote;
+use inferkit::units::GIB;
+use inferkit::{
+    Cluster, DeploymentPlan, DeviceEstimate, LaunchSpec, ModelSpec, PlacementStrategy, PlanOptions,
+    Result, WorkerClaim, default_registry, plan,
+};
+use serde_json::Value;
+
+use crate::cluster_arg::ClusterArgs;
+use crate::model_arg;
+use crate::output::{Failure, Output};
+use crate::progress::Waiting;
+
+/// Width of a device bar in characters.
+const BAR: usize = 24;
+
+/// Plans one instance of a model: the backend, the devices, and the processes to start.
+///
+/// The human output shows each device the plan uses (memory by component, and a bar of how
+/// full it will be), the processes with their environment and command line (copy-pasteable
+/// into a shell), and how the plan was reached. When nothing fits, the exit status is 1 and
+/// the output says why; with --json the error object {"error", "explanation", "rejected"} is
+/// printed on stdout.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model: a GGUF file (first shard of a split model) or a model directory.
+    pub model: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The backend to use (llama-box, vllm, vox-box, ascend-mindie); it always wins over
+    /// automatic selection.
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
+
+    /// The backend version installed on the workers (selects its flag table and launch
+    /// rules).
+    #[arg(long, value_name = "VERSION")]
+    pub backend_version: Option<String>,
+
+    /// How to choose among placements that fit: spread (fewer instances per worker and
+    /// device) or binpack (fill devices, keep others free).
+    #[arg(long, value_enum, default_value_t = Strategy::Spread)]
+    pub strategy: Strategy,
+
+    /// Allow one instance to span several workers where the backend's default does not (vLLM
+    /// through Ray).
+    #[arg(long)]
+    pub distributed: bool,
+
+    /// Print the DeploymentPlan as JSON (the input of `inferkit serve`).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Parameters passed to the backend, after `--` (e.g. `-- --ctx-size 8192`).
+    #[arg(last = true, value_name = "BACKEND_PARAMS")]
+    pub backend_parameters: Vec<String>,
+}
+
+/// `--strategy` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Strategy {
+    /// Prefer workers and devices with fewer instances (GPUStack's default).
+    Spread,
+    /// Prefer filling devices, keeping large devices free.
+    Binpack,
+}
+
+/// Runs `plan`; `verbose` prints every reason in full.
+pub fn run(args: &Args, verbose: bool, out: &mut Output) -> std::result::Result<(), Failure> {
+    let plan = make_plan(args)?;
+    if args.json {
+        out.json(&plan)
+    } else {
+        print_human(out, &plan, args, verbose)?;
+        Ok(())
+    }
+}
+
+fn make_plan(args: &Args) -> Result<DeploymentPlan> {
+    let mut spec: ModelSpec = model_arg::resolve(&args.model)?;
+    spec.backend = args.backend.clone();
+    spec.backend_version = args.backend_version.clone();
+    spec.backend_parameters = args.backend_parameters.clone();
+    if args.distributed {
+        spec.distributed_inference_across_workers = Some(true);
+    }
+    let cluster: Cluster = args.cluster.cluster()?;
+    let options = PlanOptions {
+        strategy: match args.strategy {
+            Strategy::Spread => PlacementStrategy::Spread,
+            Strategy::Binpack => PlacementStrategy::Binpack,
+        },
+        ..PlanOptions::default()
+    };
+    let _waiting = Waiting::start("planning");
+    plan(&default_registry(), &spec, &cluster, &options)
+}
+
+fn print_human(
+    out: &mut Output,
+    plan: &DeploymentPlan,
+    args: &Args,
+    verbose: bool,
+) -> std::io::Result<()> {
+    print_headline(out, plan)?;
+    writeln!(out)?;
+    for worker in &plan.placement.workers {
+        print_worker(out, plan, worker)?;
+    }
+    writeln!(
+        out,
+        "  bar: # in use before this plan (and reserved)  = claimed by this plan  . free after"
+    )?;
+    writeln!(out, "  {}", score_meaning(args.strategy))?;
+    writeln!(out)?;
+    for process in &plan.processes {
+        print_process(out, process)?;
+    }
+    writeln!(out)?;
+    for line in &plan.explanation {
+        // "not vllm (Refuses): ..." lines: why each other backend was not chosen.
+        let line = match line.starts_with("not ") {
+            true => shorten(line, verbose),
+            false => line.clone(),
+        };
+        writeln!(out, "- {line}")?;
+    }
+    if !plan.rejected.is_empty() {
+        writeln!(out, "refused on the way:")?;
+        for rejection in &plan.rejected {
+            let reason = shorten(&rejection.reason, verbose);
+            writeln!(out, "  - {}: {reason}", rejection.candidate)?;
+        }
+    }
+    Ok(())
+}
+
+/// Model, backend, mode, and the figures that decide how many requests it serves.
+fn print_headline(out: &mut Output, plan: &DeploymentPlan) -> std::io::Result<()> {
+    let categories: Vec<&str> = plan.categories.iter().map(|c| c.as_str()).collect();
+    let layers = match (plan.placement.offload_layers, plan.placement.total_layers) {
+        (Some(on), Some(total)) => format!(", {on}/{total} layers on devices"),
+        _ => String::new(),
+    };
+    writeln!(
+        out,
+        "{} on {} ({}): {}{layers}",
+        plan.model,
+        plan.backend,
+        categories.join(", "),
+        plan.placement.mode.as_str()
+    )?;
+    if let Some(capacity) = capacity(plan) {
+        writeln!(out, "{capacity}")?;
+    }
+    Ok(())
+}
+
+/// The serving capacity in the backend's terms: llama-box's context and parallel slots,
+/// vLLM's KV cache in tokens and how many requests of the full length it holds at once.
+fn capacity(plan: &DeploymentPlan) -> Option<String> {
+    let details = &plan.estimate.details;
+    let number = |key: &str| details.get(key).and_then(Value::as_u64);
+    if let (Some(tokens), Some(max_len)) = (number("kv_cache_tokens"), number("max_model_len")) {
+        let concurrency = tokens as f64 / max_len.max(1) as f64;
+        return Some(format!(
+            "KV cache {tokens} tokens: {concurrency:.1} requests at the full {max_len}-token length at once"
+        ));
+    }
+    let ctx = number("n_ctx")?;
+    let per_sequence = number("n_ctx_seq").unwrap_or(ctx);
+    let parallel = main_process_flag(plan, &["--parallel", "-np"])
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| ctx / per_sequence.max(1));
+    Some(format!(
+        "context {ctx} tokens, {parallel} parallel slot{} of {per_sequence} tokens each",
+        if parallel == 1 { "" } else { "s" }
+    ))
+}
+
+/// The value of the first of `flags` in the main process's arguments.
+fn main_process_flag(plan: &DeploymentPlan, flags: &[&str]) -> Option<String> {
+    let main = plan.processes.last()?;
+    main.args.iter().enumerate().find_map(|(i, arg)| {
+        flags.iter().find_map(|flag| match arg.strip_prefix(flag) {
+            Some("") => main.args.get(i + 1).cloned(),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        })
+    })
+}
+
+fn print_worker(
+    out: &mut Output,
+    plan: &DeploymentPlan,
+    worker: &WorkerClaim,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "worker {}: claims {} of host RAM",
+        worker.name,
+        gib(worker.ram)
+    )?;
+    if worker.devices.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  dev  {:<24}  weights       KV  compute    other    claim allocatable  usage",
+        "name"
+    )?;
+    for device in &worker.devices {
+        let estimate = device_estimate(plan, &worker.name, device.index);
+        let (weights, kv, compute) = estimate.map_or((0, 0, 0), |e| {
+            let c = &e.components;
+            (c.weights, c.kv, c.compute)
+        });
+        let other = device.vram.saturating_sub(weights + kv + compute);
+        let before = device.total.saturating_sub(device.allocatable);
+        writeln!(
+            out,
+            "  {:<4} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11}  {}",
+            device.index,
+            truncate(&device.name, 24),
+            gib_short(weights),
+            gib_short(kv),
+            gib_short(compute),
+            gib_short(other),
+            gib_short(device.vram),
+            gib_short(device.allocatable),
+            bar(before, device.vram, device.total),
+        )?;
+    }
+    writeln!(
+        out,
+        "  (sizes in GiB; other = output buffers, runtime overhead and headroom the backend claims)"
+    )
+}
+
+fn device_estimate<'a>(
+    plan: &'a DeploymentPlan,
+    worker: &str,
+    index: u32,
+) -> Option<&'a DeviceEstimate> {
+    plan.estimate
+        .devices
+        .iter()
+        .find(|d| d.device.worker == worker && d.device.index == index)
+}
+
+/// What the placement score means for the strategy used.
+fn score_meaning(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Spread => {
+            "score (spread, 0-100, higher wins): 100 on a worker without instances; each \
+             instance already on the worker or its devices lowers it"
+        }
+        Strategy::Binpack => {
+            "score (binpack, 0-100, higher wins): how full the chosen devices and host RAM \
+             would be; filling devices keeps others free"
+        }
+    }
+}
+
+fn print_process(out: &mut Output, process: &LaunchSpec) -> std::io::Result<()> {
+    writeln!(out, "# {} ({})", process.worker, process.role.as_str())?;
+    for (key, value) in &process.env {
+        writeln!(out, "{key}={} \\", shell_quote(value))?;
+    }
+    writeln!(out, "{}", process.command_line())?;
+    for file in &process.files {
+        writeln!(out, "# writes {}", file.path.display())?;
+    }
+    Ok(())
+}
+
+/// A reason as one line: its first clause or sentence only, unless `verbose`. Backends and
+/// placement explain at length (every alternative, every number); the first clause says why.
+fn shorten(line: &str, verbose: bool) -> String {
+    let first_line = line.lines().next().unwrap_or_default();
+    let end = ["; ", ". "]
+        .iter()
+        .filter_map(|separator| first_line.find(separator))
+        .min();
+    match end {
+        _ if verbose => line.to_string(),
+        Some(end) => format!("{} ...", &first_line[..end]),
+        None if first_line.len() < line.len() => format!("{first_line} ..."),
+        None => line.to_string(),
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(width.saturating_sub(1)).collect();
+    format!("{kept}~")
+}
+
+/// `1.50 GiB`.
+fn gib(bytes: u64) -> String {
+    inferkit::units::gib(bytes)
+}
+
+/// `1.50`: GiB with two decimals, the table's unit.
+fn gib_short(bytes: u64) -> String {
+    format!("{:.2}", bytes as f64 / GIB as f64)
+}
+
+/// `[####====........]`: in use before (and reserved), claimed by the plan, free after.
+fn bar(before: u64, claim: u64, total: u64) -> String {
+    let cells = |bytes: u64| {
+        if total == 0 {
+            0
+        } else {
+            ((u128::from(bytes) * BAR as u128).div_ceil(u128::from(total)) as usize).min(BAR)
+        }
+    };
+    let used = cells(before);
+    let claimed = cells(claim).min(BAR - used);
+    format!(
+        "[{}{}{}]",
+        "#".repeat(used),
+        "=".repeat(claimed),
+        ".".repeat(BAR - used - claimed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_round_partial_cells_up_and_never_overflow() {
+        assert_eq!(bar(0, 0, 0), format!("[{}]", ".".repeat(BAR)));
+        assert_eq!(bar(1, 1, 100), format!("[#={}]", ".".repeat(BAR - 2)));
+        assert_eq!(
+            bar(90, 90, 100),
+            format!("[{}{}]", "#".repeat(22), "=".repeat(2))
+        );
+    }
+
+    #[test]
+    fn reasons_keep_their_first_clause() {
+        let line = "not vllm (Unsupported): GGUF needs llama-box; and more; and more";
+        assert_eq!(
+            shorten(line, false),
+            "not vllm (Unsupported): GGUF needs llama-box ..."
+        );
+        assert_eq!(shorten(line, true), line);
+    }
+}

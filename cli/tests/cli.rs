@@ -1,0 +1,274 @@
+//! The command line as people and scripts use it: help and usage errors, completions, what-if
+//! hardware, human sizes, the plan's human output, and what happens when stdout goes away.
+
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const QWEN: &str = "tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf";
+
+fn inferkit() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inferkit"));
+    command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    inferkit().args(args).output().expect("run inferkit")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    })
+}
+
+const SUBCOMMANDS: [&str; 6] = [
+    "inspect",
+    "estimate",
+    "plan",
+    "probe",
+    "serve",
+    "completions",
+];
+
+#[test]
+fn help_goes_to_stdout_with_status_0_everywhere() {
+    let top = run(&["--help"]);
+    assert_eq!(top.status.code(), Some(0));
+    for subcommand in SUBCOMMANDS {
+        assert!(text(&top.stdout).contains(subcommand), "{subcommand}");
+        let help = run(&[subcommand, "--help"]);
+        assert_eq!(help.status.code(), Some(0), "{subcommand}");
+        assert!(
+            text(&help.stdout).contains("Usage: inferkit"),
+            "{subcommand}"
+        );
+        assert!(help.stderr.is_empty(), "{subcommand}");
+    }
+}
+
+#[test]
+fn every_flag_is_documented_in_help() {
+    let help = text(&run(&["plan", "--help"]).stdout);
+    for flag in [
+        "--cluster",
+        "--gpu ",
+        "--gpus",
+        "--workers",
+        "--ram",
+        "--backend ",
+        "--backend-version",
+        "--strategy",
+        "--distributed",
+        "--json",
+        "--verbose",
+        "BACKEND_PARAMS",
+    ] {
+        assert!(help.contains(flag), "plan --help lacks {flag}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    for args in [
+        &["plan"][..],
+        &["plan", QWEN, "--no-such-flag"],
+        &["plan", QWEN, "--gpus", "8"],
+        &["plan", QWEN, "--strategy", "random"],
+        &["plan", QWEN, "--cluster", "a.json", "--gpu", "H100"],
+        &["completions", "tcsh"],
+        &["frobnicate"],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn version_and_completions() {
+    let version = run(&["--version"]);
+    assert_eq!(
+        text(&version.stdout).trim(),
+        format!("inferkit {}", env!("CARGO_PKG_VERSION"))
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let script = run(&["completions", shell]);
+        assert!(script.status.success(), "{shell}");
+        let script = text(&script.stdout);
+        assert!(
+            script.contains("inferkit") && script.contains("--cluster"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = inferkit()
+        .args([
+            "plan",
+            QWEN,
+            "--cluster",
+            "examples/clusters/h100x8.json",
+            "--json",
+        ])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn other_write_errors_are_one_line_and_status_1() {
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = inferkit()
+        .args(["inspect", QWEN])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot write to stdout"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn what_if_hardware_comes_from_the_catalog() {
+    let out = run(&[
+        "plan",
+        "tests/fixtures/hf/Qwen2.5-72B-Instruct",
+        "--gpu",
+        "H100 80GB",
+        "--gpus",
+        "8",
+        "--workers",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = json_of(&out);
+    assert_eq!(plan["backend"], "vllm");
+    let worker = &plan["placement"]["workers"][0];
+    assert!(worker["name"].as_str().unwrap().starts_with("node-"));
+    assert_eq!(worker["devices"][0]["name"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(worker["devices"][0]["total"], 85_520_809_984u64);
+
+    let unknown = run(&["plan", QWEN, "--gpu", "H300", "--json"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let error = json_of(&unknown);
+    assert!(
+        error["error"].as_str().unwrap().contains("MI300X"),
+        "{error}"
+    );
+}
+
+#[test]
+fn cluster_files_take_human_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.json");
+    std::fs::write(
+        &file,
+        r#"{"workers": [{"name": "w1", "ram": {"total": "64GiB", "used": "8 GB"},
+            "devices": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA GeForce RTX 4090",
+                         "memory": {"total": "24564MiB", "used": 0}}],
+            "allocations": [{"name": "x", "devices": {"0": "2GiB"}, "ram": "1GiB"}]}]}"#,
+    )
+    .unwrap();
+    let out = run(&["plan", QWEN, "--cluster", file.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let device = &json_of(&out)["placement"]["workers"][0]["devices"][0];
+    assert_eq!(device["total"], 24564u64 << 20);
+    // total − allocated − the 1 GiB reserve
+    assert_eq!(device["allocatable"], (24564u64 << 20) - (3 << 30));
+
+    std::fs::write(&file, r#"{"name": "w1", "ram": {"total": "64 parsecs"}}"#).unwrap();
+    let bad = run(&["plan", QWEN, "--cluster", file.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("64 parsecs"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
+fn estimate_says_why_nothing_went_on_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cpu.json");
+    std::fs::write(&file, r#"{"name": "cpu-box", "ram": {"total": "32GiB"}}"#).unwrap();
+    let out = run(&[
+        "estimate",
+        "--cluster",
+        file.to_str().unwrap(),
+        QWEN,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = json_of(&out);
+    assert_eq!(report["devices"].as_array().unwrap().len(), 1);
+    assert!(
+        report["host_only"]
+            .as_str()
+            .unwrap()
+            .contains("lists no GPU")
+    );
+
+    let on_gpu = run(&["estimate", "--gpu", "4090", QWEN, "--json"]);
+    let report = json_of(&on_gpu);
+    assert_eq!(report["devices"][1]["name"], "gpu0");
+    assert!(report["devices"][1]["weights"].as_u64().unwrap() > 0);
+    assert!(report.get("host_only").is_none());
+}
+
+#[test]
+fn plan_human_output_explains_devices_capacity_and_choices() {
+    let out = run(&["plan", QWEN, "--cluster", "examples/clusters/h100x8.json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let human = text(&out.stdout);
+    for expected in [
+        "on llama-box (llm)",
+        "context 8192 tokens, 4 parallel slots of 2048 tokens each",
+        "weights       KV  compute    other    claim",
+        "NVIDIA H100 80GB HBM3",
+        "bar: # in use before this plan",
+        "score (spread, 0-100, higher wins)",
+        "CUDA_VISIBLE_DEVICES=",
+        "llama-box --host 0.0.0.0",
+        "- not vllm (",
+    ] {
+        assert!(human.contains(expected), "lacks {expected:?}:\n{human}");
+    }
+
+    let vllm = run(&[
+        "plan",
+        "tests/fixtures/hf/Qwen2.5-72B-Instruct",
+        "--cluster",
+        "examples/clusters/h100x8.json",
+    ]);
+    let human = text(&vllm.stdout);
+    assert!(human.contains("requests at the full"), "{human}");
+    assert!(human.contains("KV cache "), "{human}");
+}
