@@ -26,8 +26,8 @@ pub use backend::{
     Selection, Subordinate, SubordinateGrouping, Unfit,
 };
 pub use estimate::{
-    Components, DeviceEstimate, DeviceSlot, EstimateRequest, FitRequest, HostSlot, Layout,
-    ResourceEstimate, ResourceEstimator,
+    Components, DeviceEstimate, DeviceSlot, ErrorBand, EstimateRequest, FigureBasis, FitRequest,
+    HostSlot, Layout, ResourceEstimate, ResourceEstimator,
 };
 pub use inferkit_error::{Error, ErrorKind, Result};
 pub use inferkit_formats::{DirectoryFacts, ModelFacts, ModelFormat};
