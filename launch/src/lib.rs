@@ -44,13 +44,20 @@
 //! - each process leads its own process group, and every exit (stop, crash, failed start) is
 //!   followed by SIGKILL to the whole group, so helpers a backend forked (vLLM's engine
 //!   processes, a shell wrapper's child) go with it;
+//! - on Linux, a guardian process stands between the supervisor and each program: a child
+//!   subreaper that, when the program exits or the supervisor dies (even by SIGKILL), kills
+//!   the group and every descendant handed to it, daemons that left the group included (see
+//!   `guard.rs`); the program gets SIGKILL when its guardian dies. The pid in
+//!   [`ProcessState`] is the guardian's, which is also the process group of the program;
 //! - dropping the [`Supervisor`] sends SIGKILL to every group still running and aborts the
 //!   tasks; the children are also spawned with tokio's `kill_on_drop`, and tokio reaps children
 //!   whose handle was dropped;
-//! - on Linux the child asks for SIGKILL when its parent dies (`PR_SET_PDEATHSIG`), which covers
-//!   a supervisor killed outright. The kernel sends it when the *thread* that spawned the child
-//!   exits; children are spawned from the runtime's worker threads, which live as long as the
-//!   runtime. Grandchildren are not covered by this one; other Unix systems lack it.
+//! - a program that supervises installs [`ShutdownSignals`] and stops the supervisor when one
+//!   arrives, so that SIGTERM and SIGHUP stop the processes as gracefully as Ctrl-C.
+//!
+//! The guardian asks for its parent-death signal when it is forked by one of the runtime's
+//! worker threads, which live as long as the runtime; it also checks its parent twice a
+//! second. Other Unix systems get the process groups only.
 //!
 //! The module exists on Unix only: it needs process groups and signals.
 
@@ -58,6 +65,8 @@
 #![warn(missing_docs)]
 
 mod files;
+#[cfg(target_os = "linux")]
+mod guard;
 mod health;
 mod output;
 mod signal;
@@ -76,6 +85,7 @@ use inferkit_core::launch::{LaunchSpec, ProcessRole};
 use inferkit_core::{Error, Result};
 
 pub use output::{OutputLine, OutputStream};
+pub use signal::{Shutdown, ShutdownSignals};
 
 use output::LogTail;
 

@@ -226,7 +226,10 @@ impl Supervised {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        signal::isolate(&mut command);
+        signal::isolate(
+            &mut command,
+            Duration::from_millis(self.options.stop_grace_ms),
+        );
         command.spawn()
     }
 

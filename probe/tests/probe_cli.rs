@@ -147,3 +147,58 @@ async fn a_hanging_tool_times_out() {
     assert_eq!(probe, "npu-smi");
     assert!(reason.contains("did not finish within 200ms"), "{reason}");
 }
+
+#[tokio::test]
+async fn a_flooding_tool_is_stopped_at_the_output_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    // Endless output, as a wedged tool in a loop would print.
+    let tool = fake_tool(dir.path(), "rocm-smi", "exec yes 'card0 flood'");
+    let probe = RocmProbe::new()
+        .with_program(tool.to_str().unwrap())
+        .with_timeout(Duration::from_secs(20));
+    let (probe, reason) = probe_error(probe.probe().await.unwrap_err());
+    assert_eq!(probe, "rocm-smi");
+    assert!(
+        reason.contains("printed more than 4 MiB on stdout"),
+        "{reason}"
+    );
+}
+
+/// Whether `pid` is gone or a zombie waiting for init (not ours to reap).
+#[cfg(target_os = "linux")]
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_timed_out_tool_is_killed_with_what_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("helper.pid");
+    // The tool starts a helper and waits for it, as a tool blocked on its driver daemon would.
+    let script = format!("sleep 300 & echo $! > '{}'; wait", pidfile.display());
+    let tool = fake_tool(dir.path(), "npu-smi", &script);
+    let probe = AscendProbe::new()
+        .with_program(tool.to_str().unwrap())
+        .with_timeout(Duration::from_millis(500));
+    let (_, reason) = probe_error(probe.probe().await.unwrap_err());
+    assert!(reason.contains("did not finish within 500ms"), "{reason}");
+    let helper: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !dead(helper) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        dead(helper),
+        "the tool's helper {helper} outlived the timeout"
+    );
+}

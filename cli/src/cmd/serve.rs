@@ -6,17 +6,21 @@ use std::path::{Path, PathBuf};
 use inferkit::files::{json_error, read_text_file};
 use inferkit::inventory::MAX_CLUSTER_FILE;
 use inferkit::launch::shell_quote;
-use inferkit::process::{Launcher, ProcessHandle, ProcessState, Supervisor, start_order};
+use inferkit::process::{
+    Launcher, ProcessHandle, ProcessState, ShutdownSignals, Supervisor, start_order,
+};
 use inferkit::{DeploymentPlan, Error, LaunchSpec, Result};
 
 use crate::output::{Failure, Output};
 
 /// Runs the processes of a plan (`inferkit plan MODEL --json > plan.json`) that belong to
-/// this worker, and supervises them until Ctrl-C.
+/// this worker, and supervises them until Ctrl-C, SIGTERM or SIGHUP.
 ///
 /// The run directory receives the launch files and is every process's working directory.
 /// Each output line is printed as `[process] line`, each state change as
-/// `[process] state: ...`; the exit status is 1 when a process fails, 0 after Ctrl-C.
+/// `[process] state: ...`; the exit status is 1 when a process fails, 0 after Ctrl-C, SIGTERM
+/// or SIGHUP, which stop the processes gracefully. Whatever way `serve` ends, even killed,
+/// every process it started ends too (see `inferkit::process`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The plan, as `inferkit plan --json` prints it.
@@ -189,8 +193,13 @@ fn say(line: std::fmt::Arguments<'_>) -> bool {
 }
 
 /// Starts the processes and supervises them: the error of the first that fails, none after
-/// Ctrl-C.
+/// Ctrl-C, SIGTERM or SIGHUP.
 async fn serve(specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<Option<Error>> {
+    // Handlers before anything starts: from here on SIGTERM and SIGHUP stop gracefully.
+    let mut shutdown = ShutdownSignals::install().map_err(|e| Error::Process {
+        name: "serve".into(),
+        reason: format!("cannot install the signal handlers: {e}"),
+    })?;
     let supervisor = Launcher::default().start(specs, run_dir).await?;
     for process in supervisor.processes() {
         tokio::spawn(print_output(process.clone()));
@@ -198,7 +207,7 @@ async fn serve(specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<Option<Error>> 
     }
     let failed = tokio::select! {
         failure = watch_for_failure(&supervisor) => Some(failure),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = shutdown.recv() => None,
     };
     say(format_args!("stopping"));
     supervisor.stop().await;
@@ -210,7 +219,9 @@ async fn watch_for_failure(supervisor: &Supervisor) -> Error {
     if let Err(error) = supervisor.wait_ready().await {
         return error;
     }
-    say(format_args!("all processes ready; Ctrl-C stops them"));
+    say(format_args!(
+        "all processes ready; Ctrl-C (or SIGTERM, SIGHUP) stops them"
+    ));
     let mut watchers = tokio::task::JoinSet::new();
     for process in supervisor.processes() {
         let process = process.clone();

@@ -5,7 +5,8 @@
 //! ```text
 //! inferkit-standin --port PORT [--health PATH] [--ready-after-ms N] [--never-ready]
 //!     [--crash CODE] [--exit-after-ms N] [--exit-code CODE] [--ignore-term]
-//!     [--require-file PATH] [--report FILE] [--spawn-grandchild PIDFILE] [-- BACKEND_ARGS...]
+//!     [--require-file PATH] [--report FILE] [--pidfile FILE] [--spawn-grandchild PIDFILE]
+//!     [--spawn-daemon PIDFILE] [-- BACKEND_ARGS...]
 //! ```
 //!
 //! With `--health`, it answers `GET PATH` with 503 and llama.cpp's loading body until
@@ -14,7 +15,9 @@
 //! `--exit-after-ms` exits later, `--ignore-term` ignores SIGTERM, `--require-file` exits 2 when a
 //! launch file is missing, `--report` writes the working directory, argv and `STANDIN_*`
 //! environment to a file, and `--spawn-grandchild` starts a copy of itself that ignores SIGTERM
-//! (as vLLM's engine processes outlive a careless stop) and writes its pid to a file.
+//! (as vLLM's engine processes outlive a careless stop) and writes its pid to a file;
+//! `--spawn-daemon` does the same in a session of its own (as a daemon that left the process
+//! group would), and `--pidfile` writes the stand-in's own pid.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -39,6 +42,8 @@ struct Options {
     require_file: Option<String>,
     report: Option<String>,
     grandchild_pidfile: Option<String>,
+    daemon_pidfile: Option<String>,
+    pidfile: Option<String>,
 }
 
 fn main() {
@@ -63,7 +68,13 @@ fn main() {
         println!("standin: ignoring SIGTERM");
     }
     if let Some(pidfile) = &options.grandchild_pidfile {
-        spawn_grandchild(pidfile);
+        spawn_grandchild(pidfile, false);
+    }
+    if let Some(pidfile) = &options.daemon_pidfile {
+        spawn_grandchild(pidfile, true);
+    }
+    if let Some(pidfile) = &options.pidfile {
+        write_pid(pidfile, std::process::id());
     }
     if let Some(after) = options.exit_after {
         let code = options.exit_code;
@@ -97,6 +108,8 @@ fn parse(args: &[String]) -> Options {
             "--require-file" => options.require_file = Some(value()),
             "--report" => options.report = Some(value()),
             "--spawn-grandchild" => options.grandchild_pidfile = Some(value()),
+            "--spawn-daemon" => options.daemon_pidfile = Some(value()),
+            "--pidfile" => options.pidfile = Some(value()),
             // What follows stands for the backend's own flags: reported, not interpreted.
             "--" => break,
             other => fail(64, &format!("unknown argument {other}")),
@@ -130,17 +143,38 @@ fn write_report(path: &str, argv: &[String]) {
     }
 }
 
-fn spawn_grandchild(pidfile: &str) {
+/// Starts a copy of this program that ignores SIGTERM, in a session of its own when `daemon`.
+fn spawn_grandchild(pidfile: &str, daemon: bool) {
+    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().unwrap_or_else(|e| fail(4, &format!("no exe: {e}")));
-    let mut child = Command::new(exe)
-        .args(["--port", "0", "--ignore-term"])
+    let mut command = Command::new(exe);
+    command.args(["--port", "0", "--ignore-term"]);
+    if daemon {
+        // SAFETY: `setsid` is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+    }
+    let mut child = command
         .spawn()
         .unwrap_or_else(|e| fail(4, &format!("cannot spawn: {e}")));
-    if let Err(e) = std::fs::write(pidfile, child.id().to_string()) {
-        fail(4, &format!("cannot write {pidfile}: {e}"));
-    }
+    write_pid(pidfile, child.id());
     println!("standin: grandchild {}", child.id());
     std::thread::spawn(move || child.wait());
+}
+
+/// Writes `pid` to `path` whole: to a temporary name first, then renamed, so that a reader
+/// never sees an empty file.
+fn write_pid(path: &str, pid: u32) {
+    let temporary = format!("{path}.tmp");
+    let written = std::fs::write(&temporary, pid.to_string())
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(e) = written {
+        fail(4, &format!("cannot write {path}: {e}"));
+    }
 }
 
 fn serve(options: &Options) -> ! {
