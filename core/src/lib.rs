@@ -20,6 +20,7 @@ pub mod probe;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod units;
+pub mod user_json;
 
 pub use backend::{
     Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Prepared, Registry,
