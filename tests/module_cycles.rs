@@ -28,6 +28,8 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ("drivers/vllm", "memory", "select"),
     ("drivers/vllm", "memory", "params"),
     ("drivers/vox-box", "catalog", "select"),
+    // Options carry the HTTP client settings and the client reads them (engineer sources).
+    ("sources", "http", "options"),
 ];
 
 #[test]

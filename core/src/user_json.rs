@@ -60,45 +60,6 @@ mod tests {
         );
     }
 
-    fn refusal<T: DeserializeOwned + std::fmt::Debug>(text: &str) -> String {
-        match from_str::<T>(text, Path::new("user.json")) {
-            Err(Error::Parse { what, .. }) => what,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn misspelt_keys_of_a_spec_a_cluster_and_options_are_refused() {
-        let spec = r#"{"name": "m", "source": "local_path", "path": "/m", "cpu_offload": true}"#;
-        assert!(
-            refusal::<crate::ModelSpec>(spec)
-                .starts_with("unknown key `cpu_offload` (did you mean `cpu_offloading`?)")
-        );
-        let spec = r#"{"name": "m", "source": "local_path", "path": "/m", "repo_id": "a/b"}"#;
-        assert!(refusal::<crate::ModelSpec>(spec).contains("`repo_id` does not belong"));
-        let options = r#"{"backend_version": {"vllm": "0.10.1.1"}}"#;
-        assert!(
-            refusal::<crate::PlanOptions>(options)
-                .starts_with("unknown key `backend_version` (did you mean `backend_versions`?)")
-        );
-        let cluster = r#"{"workers": [{"name": "w1", "devices": [{"index": 0,
-            "vendor": "nvidia", "name": "H100", "memory": {"total": 1}, "computecapability": "9.0"}]}]}"#;
-        assert!(
-            refusal::<crate::Cluster>(cluster).starts_with(
-                "unknown key `computecapability` (did you mean `compute_capability`?)"
-            )
-        );
-    }
-
-    #[test]
-    fn a_spec_reads_back_what_it_writes() {
-        let mut spec = crate::ModelSpec::local("/models/qwen.gguf");
-        spec.cpu_offloading = Some(false);
-        let json = serde_json::to_string(&spec).unwrap();
-        let back: crate::ModelSpec = from_str(&json, Path::new("spec.json")).unwrap();
-        assert_eq!(back, spec);
-    }
-
     #[test]
     fn other_errors_keep_their_text() {
         let what = "missing field `name` at line 1 column 2".to_string();
