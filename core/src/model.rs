@@ -10,6 +10,7 @@ pub use inferkit_formats::ModelSource;
 
 /// What kind of service a model provides (GPUStack's categories).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// Text generation (chat, completion), including vision-language models.
@@ -42,6 +43,7 @@ impl Category {
 
 /// Everything the user decided about one deployment. Unset options mean "let inferkit decide".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ModelSpec {
     /// Deployment name: served model name and alias of the running backend.
     pub name: String,
