@@ -12,6 +12,7 @@ mod logging;
 mod model_arg;
 mod output;
 mod progress;
+mod warnings;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,7 @@ enum Command {
     Plan(cmd::plan::Args),
     Probe(cmd::probe::Args),
     Serve(cmd::serve::Args),
+    Schema(cmd::schema::Args),
     /// Prints a shell completion script: `inferkit completions bash > ~/.local/share/bash-completion/completions/inferkit`.
     Completions {
         /// The shell to complete for.
@@ -64,7 +66,7 @@ impl Command {
             Command::Estimate(args) => args.json(),
             Command::Plan(args) => args.json,
             Command::Probe(args) => args.json,
-            Command::Serve(_) | Command::Completions { .. } => false,
+            Command::Serve(_) | Command::Schema(_) | Command::Completions { .. } => false,
         }
     }
 }
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(&args, cli.verbose > 0, &mut out),
         Command::Probe(args) => cmd::probe::run(&args, &mut out),
         Command::Serve(args) => cmd::serve::run(&args, &mut out),
+        Command::Schema(args) => cmd::schema::run(&args, &mut out),
         Command::Completions { shell } => completions(shell, &mut out),
     };
     let result = result.and_then(|()| out.finish());

@@ -1,5 +1,5 @@
 //! The MODEL argument, in one place: every subcommand turns it into a [`ModelSpec`] here, and
-//! reads files only through [`local_path`].
+//! reads files only through [`local_path`] and [`facts`].
 //!
 //! Today the argument is a path on this machine: a GGUF file (any shard of a split model, or
 //! a header-only GGUF) or a model directory. A relative path is made absolute, because the
@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use inferkit::{Error, ModelSpec, Result};
+use inferkit::{Error, ModelFacts, ModelSpec, Result};
 
 /// Turns the MODEL argument into the spec the subcommands start from (every option left to
 /// inferkit). The path must exist, so that a typo is reported as such rather than as a
@@ -27,4 +27,9 @@ pub fn local_path(spec: &ModelSpec) -> Result<&Path> {
             spec.source.display_name()
         ))
     })
+}
+
+/// What the model's files say (headers only), for the subcommands that plan.
+pub fn facts(spec: &ModelSpec) -> Result<ModelFacts> {
+    ModelFacts::read(&spec.source)
 }

@@ -272,3 +272,78 @@ fn plan_human_output_explains_devices_capacity_and_choices() {
     assert!(human.contains("requests at the full"), "{human}");
     assert!(human.contains("KV cache "), "{human}");
 }
+
+#[test]
+fn warnings_a_person_needs() {
+    // A context beyond the model's 32768-token training context.
+    let long = run(&[
+        "plan",
+        QWEN,
+        "--gpu",
+        "4090",
+        "--",
+        "--ctx-size",
+        "65536",
+        "-np",
+        "1",
+    ]);
+    assert!(long.status.success(), "{}", text(&long.stderr));
+    let stderr = text(&long.stderr);
+    assert!(
+        stderr.contains("beyond the model's training context of 32768 tokens"),
+        "{stderr}"
+    );
+    let usual = run(&["plan", QWEN, "--gpu", "4090"]);
+    assert!(
+        !text(&usual.stderr).contains("warning"),
+        "{}",
+        text(&usual.stderr)
+    );
+
+    // A tensor split that leaves the second GPU without a layer.
+    let split = run(&[
+        "estimate", "--gpu", "4090", "--gpus", "2", QWEN, "-ts", "1,0", "--json",
+    ]);
+    let report = json_of(&split);
+    let warnings: Vec<&str> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("device gpu1 (node-1:1) receives no layer")),
+        "{warnings:?}"
+    );
+
+    // A relative path among the backend parameters is made absolute for the run directory.
+    let template = run(&[
+        "plan",
+        QWEN,
+        "--gpu",
+        "4090",
+        "--json",
+        "--",
+        "--jinja",
+        "--chat-template-file",
+        "README.md",
+    ]);
+    assert!(template.status.success(), "{}", text(&template.stderr));
+    let plan = json_of(&template);
+    let args: Vec<&str> = plan["processes"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| *a == "--chat-template-file")
+        .unwrap();
+    assert!(
+        std::path::Path::new(args[at + 1]).is_absolute() && args[at + 1].ends_with("/README.md"),
+        "{args:?}"
+    );
+}

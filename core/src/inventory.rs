@@ -26,6 +26,7 @@ use inferkit_formats::files::read_text_file;
 /// A whole cluster: every worker the planner may place a model on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Cluster {
     /// The workers, in any order (placement breaks ties by worker name).
     pub workers: Vec<WorkerInventory>,
@@ -56,6 +57,7 @@ pub const MAX_CLUSTER_FILE: u64 = 256 << 20;
 /// One machine: its host resources, its accelerators and what already runs on them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WorkerInventory {
     /// Unique worker name (placement's tie-breaker).
     pub name: String,
@@ -129,11 +131,14 @@ impl WorkerInventory {
 /// Total and used bytes of a memory pool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Memory {
     /// Capacity in bytes (in a file: bytes or a size such as `"80GiB"`).
+    #[cfg_attr(feature = "schema", schemars(with = "crate::units::Size"))]
     #[serde(deserialize_with = "crate::units::serde_bytes::deserialize")]
     pub total: u64,
     /// Bytes in use now (by anything, including processes the platform does not know about).
+    #[cfg_attr(feature = "schema", schemars(with = "crate::units::Size"))]
     #[serde(default, deserialize_with = "crate::units::serde_bytes::deserialize")]
     pub used: u64,
 }
@@ -147,6 +152,7 @@ impl Memory {
 
 /// Accelerator vendor.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Vendor {
     /// NVIDIA GPU (CUDA).
@@ -221,6 +227,7 @@ impl std::fmt::Display for Vendor {
 /// One accelerator (GPU, NPU, or a MIG instance exposed as its own device).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Device {
     /// Index as the worker's runtime numbers it (`CUDA_VISIBLE_DEVICES`, `ASCEND_RT_VISIBLE_DEVICES`).
     pub index: u32,
@@ -272,6 +279,7 @@ impl Device {
 /// A device's health as its probe reported it (`npu-smi` Health column, a failing NVML query).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceHealth {
     /// Whether placement may use the device (a warning keeps it usable).
     pub available: bool,
@@ -282,6 +290,7 @@ pub struct DeviceHealth {
 /// A partition of a physical accelerator (NVIDIA MIG instance and similar).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Partition {
     /// Profile name (`1g.10gb`).
     pub profile: String,
@@ -298,16 +307,22 @@ pub struct Partition {
 /// Resources an existing model instance claims on a worker.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Allocation {
     /// Instance name.
     pub name: String,
     /// Bytes claimed per device, keyed by the device index as a string (JSON object keys).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "BTreeMap<String, crate::units::Size>")
+    )]
     #[serde(
         default,
         deserialize_with = "crate::units::serde_bytes::deserialize_map"
     )]
     pub devices: BTreeMap<String, u64>,
     /// Host RAM bytes claimed.
+    #[cfg_attr(feature = "schema", schemars(with = "crate::units::Size"))]
     #[serde(default, deserialize_with = "crate::units::serde_bytes::deserialize")]
     pub ram: u64,
 }
@@ -315,6 +330,7 @@ pub struct Allocation {
 /// Identifies one device in a cluster: `worker:vendor:index` in GPUStack's gpu_selector form
 /// (the middle part is accepted for compatibility and otherwise ignored).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceId {
     /// Worker name.
     pub worker: String,

@@ -10,6 +10,7 @@ pub use inferkit_formats::ModelSource;
 
 /// What kind of service a model provides (GPUStack's categories).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// Text generation (chat, completion), including vision-language models.
@@ -46,6 +47,7 @@ impl Category {
 /// a key the spec does not know is refused (see [`user_json`](crate::user_json)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "SpecKeys")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ModelSpec {
     /// Deployment name: served model name and alias of the running backend.
     pub name: String,
@@ -85,6 +87,7 @@ pub struct ModelSpec {
 /// The keys of a spec as written: [`ModelSpec`] with its source's keys spelt out, so that an
 /// unknown key can be refused (serde cannot refuse them beside a flattened enum).
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct SpecKeys {
     name: String,
@@ -121,6 +124,7 @@ struct SpecKeys {
 
 /// The `source` tag of [`ModelSource`].
 #[derive(Clone, Copy, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 enum SourceKind {
     LocalPath,

@@ -62,6 +62,32 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     u64::try_from(bytes).map_err(|_| too_large())
 }
 
+/// The JSON Schema of a size in a file people write: a number of bytes, or a string that
+/// [`parse_size`] reads. Only for schemas (`schemars(with = ...)`); sizes are `u64` bytes.
+#[cfg(feature = "schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+pub struct Size;
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Size {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Size".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Bytes, or a size with a unit: \"24GiB\", \"80 GB\", \"24576MiB\", \"1.5 TiB\"",
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {
+                    "type": "string",
+                    "pattern": "^\\s*([0-9]+\\.?[0-9]*|\\.[0-9]+)\\s*([kKmMgGtTpP][iI]?)?[bB]?\\s*$"
+                }
+            ]
+        })
+    }
+}
+
 /// Bytes per unit, for [`parse_size`].
 fn unit_multiplier(unit: &str) -> Option<u64> {
     if unit == "k" || unit == "K" {

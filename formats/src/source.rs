@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a model comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum ModelSource {
     /// A file (`.gguf`, first shard of a split GGUF) or a model directory on the worker's disk.

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::cluster_arg::ClusterArgs;
 use crate::model_arg;
 use crate::output::{Failure, Output};
+use crate::warnings;
 
 /// Estimates the memory llama.cpp needs to run a GGUF model on this machine (or on described
 /// hardware: --gpu), per device and component.
@@ -198,6 +199,13 @@ fn estimate(args: &Args) -> Result<Value> {
         layout,
     })?;
     let mut report = report(&estimate, &flags);
+    let trained = gguf.context_length().ok().flatten();
+    let found = warnings::context_beyond_training(trained, &estimate)
+        .into_iter()
+        .chain(warnings::empty_devices(&estimate));
+    if let Some(list) = report["warnings"].as_array_mut() {
+        list.extend(found.map(Value::from));
+    }
     if let Some(why) = why_host_only(cpu_only, no_gpu, &args.machine) {
         report["host_only"] = why.into();
     }

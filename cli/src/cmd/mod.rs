@@ -4,4 +4,5 @@ pub mod estimate;
 pub mod inspect;
 pub mod plan;
 pub mod probe;
+pub mod schema;
 pub mod serve;

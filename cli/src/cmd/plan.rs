@@ -7,7 +7,7 @@ use inferkit::launch::shell_quote;
 use inferkit::units::GIB;
 use inferkit::{
     Cluster, DeploymentPlan, DeviceEstimate, LaunchSpec, ModelSpec, PlacementStrategy, PlanOptions,
-    Result, WorkerClaim, default_registry, plan,
+    Result, WorkerClaim, default_registry, plan_with_facts,
 };
 use serde_json::Value;
 
@@ -15,6 +15,7 @@ use crate::cluster_arg::ClusterArgs;
 use crate::model_arg;
 use crate::output::{Failure, Output};
 use crate::progress::Waiting;
+use crate::warnings;
 
 /// Width of a device bar in characters.
 const BAR: usize = 24;
@@ -74,7 +75,10 @@ pub enum Strategy {
 
 /// Runs `plan`; `verbose` prints every reason in full.
 pub fn run(args: &Args, verbose: bool, out: &mut Output) -> std::result::Result<(), Failure> {
-    let plan = make_plan(args)?;
+    let (plan, messages) = make_plan(args)?;
+    for message in &messages {
+        eprintln!("{message}");
+    }
     if args.json {
         out.json(&plan)
     } else {
@@ -83,14 +87,17 @@ pub fn run(args: &Args, verbose: bool, out: &mut Output) -> std::result::Result<
     }
 }
 
-fn make_plan(args: &Args) -> Result<DeploymentPlan> {
+/// The plan, and the warnings to print with it.
+fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
     let mut spec: ModelSpec = model_arg::resolve(&args.model)?;
     spec.backend = args.backend.clone();
     spec.backend_version = args.backend_version.clone();
     spec.backend_parameters = args.backend_parameters.clone();
+    let mut messages = warnings::absolute_paths(&mut spec.backend_parameters);
     if args.distributed {
         spec.distributed_inference_across_workers = Some(true);
     }
+    let facts = model_arg::facts(&spec)?;
     let cluster: Cluster = args.cluster.cluster()?;
     let options = PlanOptions {
         strategy: match args.strategy {
@@ -99,8 +106,16 @@ fn make_plan(args: &Args) -> Result<DeploymentPlan> {
         },
         ..PlanOptions::default()
     };
-    let _waiting = Waiting::start("planning");
-    plan(&default_registry(), &spec, &cluster, &options)
+    let plan = {
+        let _waiting = Waiting::start("planning");
+        plan_with_facts(&default_registry(), &facts, &spec, &cluster, &options)?
+    };
+    let trained = warnings::training_context(&facts);
+    let found = warnings::context_beyond_training(trained, &plan.estimate)
+        .into_iter()
+        .chain(warnings::empty_devices(&plan.estimate));
+    messages.extend(found.map(|w| format!("warning: {w}")));
+    Ok((plan, messages))
 }
 
 fn print_human(
