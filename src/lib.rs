@@ -18,6 +18,7 @@
 //! # Ok::<(), inferkit::Error>(())
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The README's Rust code blocks run as doc tests, so its library snippet keeps compiling.
 #[cfg(doctest)]
@@ -27,17 +28,23 @@ struct ReadmeDoctests;
 pub use inferkit_core::*;
 
 #[cfg(all(feature = "process", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use inferkit_launch as process;
 #[cfg(feature = "probe")]
+#[cfg_attr(docsrs, doc(cfg(feature = "probe")))]
 pub use inferkit_probe as probe;
 
 #[cfg(feature = "llama-box")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llama-box")))]
 pub use inferkit_llama_box as llama_box;
 #[cfg(feature = "mindie")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mindie")))]
 pub use inferkit_mindie as mindie;
 #[cfg(feature = "vllm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vllm")))]
 pub use inferkit_vllm as vllm;
 #[cfg(feature = "vox-box")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vox-box")))]
 pub use inferkit_vox_box as vox_box;
 
 /// A registry of every driver enabled by features, in the order llama-box, vLLM, vox-box,

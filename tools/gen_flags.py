@@ -139,7 +139,10 @@ def spec_fields(flag, config):
     ]
     out = []
     for key, value in fields:
-        if value in (None, False, "", "&[]", "Arity::Switch"):
+        # Fields equal to FlagSpec::BLANK's are left to it.
+        if value is None or value is False or value in ("&[]", "Arity::Switch"):
+            continue
+        if key in ("section", "help") and value == "":
             continue
         if key in ("default", "env", "requires_before", "platform_owned"):
             value = f"Some({rust_str(value)})"

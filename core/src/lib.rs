@@ -7,6 +7,7 @@
 //! [`facts`], [`files`]); probes and the launcher are crates of their own (`inferkit-probe`,
 //! `inferkit-launch`), so that planning compiles no async runtime.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 pub mod estimate;
@@ -18,6 +19,7 @@ pub mod placement;
 pub mod plan;
 pub mod probe;
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 pub mod units;
 pub mod user_json;

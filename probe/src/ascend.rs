@@ -445,6 +445,7 @@ fn garbled(command: &str, line: usize, what: impl std::fmt::Display) -> inferkit
 /// machine without `npu-smi` has no Ascend devices. `ASCEND_RT_VISIBLE_DEVICES`, when set in
 /// this process, is applied (see the module documentation).
 #[cfg(feature = "cli-probes")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli-probes")))]
 #[derive(Debug, Clone)]
 pub struct AscendProbe {
     tool: super::command::Tool,

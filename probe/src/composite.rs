@@ -49,6 +49,7 @@ impl CompositeProbe {
     /// The local machine: [`super::host::HostProbe`] plus every vendor probe compiled in
     /// (features `nvml` and `cli-probes`).
     #[cfg(feature = "host-probe")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "host-probe")))]
     pub fn local() -> Self {
         let probe = Self::new(super::host::HostProbe::new());
         #[cfg(feature = "nvml")]

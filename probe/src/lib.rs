@@ -15,6 +15,7 @@
 //! The parsers of vendor tool output ([`ascend`], [`rocm`], [`cgroup`]) are pure functions that
 //! are compiled without any feature, so they can be tested and reused on captured text.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use inferkit_core::Error;
 
@@ -24,8 +25,10 @@ pub mod cgroup;
 mod command;
 pub mod composite;
 #[cfg(feature = "host-probe")]
+#[cfg_attr(docsrs, doc(cfg(feature = "host-probe")))]
 pub mod host;
 #[cfg(feature = "nvml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nvml")))]
 pub mod nvml;
 pub mod rocm;
 pub mod static_inventory;

@@ -151,6 +151,7 @@ fn excerpt(text: &str) -> String {
 /// machine without `rocm-smi`, or where it reports that the amdgpu driver is not loaded, has no
 /// AMD devices.
 #[cfg(feature = "cli-probes")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli-probes")))]
 #[derive(Debug, Clone)]
 pub struct RocmProbe {
     tool: super::command::Tool,

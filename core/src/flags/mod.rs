@@ -3,7 +3,8 @@
 //!
 //! A driver's flag table is generated (by `tools/gen_flags.py` at the repository root) from the
 //! JSON its backend's own argument parser was dumped to, into `drivers/<driver>/src/flags/
-//! table.rs`; each driver tests that table against that JSON with [`source::compare`]. The
+//! table.rs`; each driver tests that table against that JSON with
+//! [`source::compare_data_dir`]. The
 //! model describes what differs between backends as data:
 //!
 //! * [`FlagSpec`]: spellings (aliases, negative forms), [`Arity`] and [`ValueKind`] of the values,
@@ -26,7 +27,9 @@ mod value;
 
 pub use syntax::{Syntax, Unknown, is_option};
 pub use translate::{Removed, Replacements, Translation};
-pub use value::{ValueError, Violation, parse_float_list, parse_human_int, parse_python_int};
+pub use value::{
+    ValueError, Violation, parse_float, parse_float_list, parse_human_int, parse_python_int,
+};
 
 /// The type of one flag value, as the backend converts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -6,6 +6,8 @@
 //! differently (`types`), the order, and the marks (`platform_owned`, `secret`), exactly as
 //! `tools/gen_flags.py` reads them.
 
+use std::path::Path;
+
 use serde_json::{Map, Value};
 
 use super::{Arity, FlagSpec, FlagTable, PowerOfTwo, Range, ValueKind};
@@ -43,6 +45,37 @@ pub fn compare(table: &FlagTable, dump: &Value, config: &Value) -> Vec<String> {
     }
     diffs.extend(compare_index(table));
     diffs
+}
+
+/// [`compare`] for a driver's `data` directory: reads its `flags.json` and the dump it names
+/// for `table.version`. A missing or unreadable file is a difference too.
+pub fn compare_data_dir(table: &FlagTable, data: &Path) -> Vec<String> {
+    let read = |file: &str| -> Result<Value, String> {
+        let path = data.join(file);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let config = match read("flags.json") {
+        Ok(config) => config,
+        Err(why) => return vec![why],
+    };
+    let dumps = config["tables"].as_array().cloned().unwrap_or_default();
+    for entry in dumps {
+        match read(text(&entry["source"])) {
+            Ok(dump) if dump["version"].as_str() == Some(table.version) => {
+                return compare(table, &dump, &config);
+            }
+            Ok(_) => {}
+            Err(why) => return vec![why],
+        }
+    }
+    vec![format!(
+        "no dump of {} {} in {}",
+        table.backend,
+        table.version,
+        data.display()
+    )]
 }
 
 /// The dump's entry with the driver's overrides applied.

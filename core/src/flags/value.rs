@@ -169,7 +169,8 @@ pub(super) fn check(spec: &FlagSpec, position: usize, value: &str) -> Result<(),
     }
 }
 
-fn parse_float(value: &str) -> Option<f64> {
+/// A finite floating-point number (`std::stof`, Python `float()` without `inf` and `nan`).
+pub fn parse_float(value: &str) -> Option<f64> {
     value.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 

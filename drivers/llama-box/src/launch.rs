@@ -42,27 +42,14 @@ const ALL_LAYERS: u32 = 999;
 
 const MIB: u64 = 1 << 20;
 
-/// Flags the platform sets and a user may not: they would point the process at another
-/// address, model or device set than the plan's.
-const PLATFORM_FLAGS: &[&str] = &[
-    "--host",
-    "--port",
-    "--model",
-    "--alias",
-    "--rpc",
-    "--device",
-    "--rpc-server-host",
-    "--rpc-server-port",
-    "--rpc-server-main-gpu",
-];
-
-/// Checks that the user's parameters leave the platform's flags alone (GPUStack's messages where
-/// it had one).
+/// Checks that the user's parameters leave the platform's flags alone (those the flag table
+/// marks platform-owned: they would point the process at another address, model or device set
+/// than the plan's), with GPUStack's messages where it had one.
 pub fn check_user_args(spec: &ModelSpec, user: &Args) -> Result<()> {
     if let Some(arg) = user
         .args
         .iter()
-        .find(|a| PLATFORM_FLAGS.contains(&a.flag.as_str()))
+        .find(|a| crate::flags::lookup(&a.flag).is_some_and(|f| f.platform_owned.is_some()))
     {
         return Err(Error::invalid_parameter(
             &arg.spelled,

@@ -21,7 +21,6 @@
 
 pub mod flags;
 #[rustfmt::skip]
-mod flags_table;
 pub mod launch;
 pub mod memory;
 pub mod params;
@@ -222,12 +221,12 @@ fn warnings(spec: &ModelSpec, user: &Args) -> Vec<String> {
     if let Some(version) = spec
         .backend_version
         .as_deref()
-        .filter(|v| v.trim_start_matches('v') != flags::VERSION.trim_start_matches('v'))
+        .filter(|v| v.trim_start_matches('v') != flags::version().trim_start_matches('v'))
     {
         warnings.push(format!(
             "backend version {version}: parameters are checked against the flags of \
              llama-box {}, the only table this driver has",
-            flags::VERSION
+            flags::version()
         ));
     }
     warnings.extend(

@@ -33,7 +33,6 @@
 
 mod architectures;
 mod flags;
-mod flags_table;
 mod launch;
 mod memory;
 mod params;

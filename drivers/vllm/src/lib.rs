@@ -63,8 +63,6 @@
 
 mod architectures;
 mod flags;
-mod flags_table_0_10_1_1;
-mod flags_table_0_33_0;
 mod launch;
 mod memory;
 mod params;

@@ -5,13 +5,12 @@ pub(crate) mod settings;
 
 use serde_json::Value;
 
-use inferkit_core::flags::is_option;
+use inferkit_core::flags::{
+    Arity, FlagSpec, Found as Resolved, Removed, Replacements, Translation, ValueKind, is_option,
+};
 use inferkit_core::{Error, Result};
 
-use crate::flags::{self, Arity, FlagSpec, Resolved, VllmVersion};
-
-/// Flags the platform sets itself (always last on the command line); user values are refused.
-pub(crate) const PLATFORM_FLAGS: [&str; 4] = ["--host", "--port", "--served-model-name", "--model"];
+use crate::flags::{self, VllmVersion};
 
 /// Flags that decide the parallel layout; when the user gives any, automatic parallelism is off.
 pub(crate) const PARALLEL_FLAGS: [&str; 2] = ["--tensor-parallel-size", "--pipeline-parallel-size"];
@@ -43,112 +42,104 @@ pub(crate) struct Params {
     pub notes: Vec<String>,
 }
 
-/// How a flag the target version lacks is carried over.
-enum Rule {
-    /// Same meaning under another name (`name` or `name.key`).
-    Rename(&'static str),
-    /// No longer exists and has no effect on the engine the target version runs.
-    Drop(&'static str),
-    /// Refused, with advice.
-    Refuse(&'static str),
-    /// `--task X` → `--runner`/`--convert`.
-    Task,
-    /// `--cuda-graph-sizes` → `--max-cudagraph-capture-size` / `--cudagraph-capture-sizes`.
-    CudaGraphSizes,
-    /// `--disable-mm-preprocessor-cache` → `--mm-processor-cache-gb 0`.
-    MmCacheOff,
-}
-
 /// Cross-version translations, from backend-flags/README.md (0.10.1.1 → 0.33.0 removals and
 /// their replacements) and the reverse direction for flags 0.33.0 added.
-const RULES: &[(VllmVersion, &str, Rule)] = &[
-    (VllmVersion::V0_33_0, "--task", Rule::Task),
+const RULES: &[(VllmVersion, &str, Translation)] = &[
+    (
+        VllmVersion::V0_33_0,
+        "--task",
+        Translation::Hook(task_to_runner),
+    ),
     (
         VllmVersion::V0_33_0,
         "--cuda-graph-sizes",
-        Rule::CudaGraphSizes,
+        Translation::Hook(cuda_graph_sizes),
     ),
     (
         VllmVersion::V0_33_0,
         "--override-pooler-config",
-        Rule::Rename("--pooler-config"),
+        Translation::Rename("--pooler-config"),
     ),
     (
         VllmVersion::V0_33_0,
         "--disable-mm-preprocessor-cache",
-        Rule::MmCacheOff,
+        Translation::Hook(mm_cache_off),
     ),
     (
         VllmVersion::V0_33_0,
         "--guided-decoding-backend",
-        Rule::Rename("--structured-outputs-config.backend"),
+        Translation::Rename("--structured-outputs-config.backend"),
     ),
     (
         VllmVersion::V0_33_0,
         "--swap-space",
-        Rule::Drop("the V1 engine does not swap KV blocks to host memory"),
+        Translation::Drop("the V1 engine does not swap KV blocks to host memory"),
     ),
     (
         VllmVersion::V0_33_0,
         "--preemption-mode",
-        Rule::Drop("the V1 engine always recomputes preempted requests"),
+        Translation::Drop("the V1 engine always recomputes preempted requests"),
     ),
     (
         VllmVersion::V0_33_0,
         "--num-lookahead-slots",
-        Rule::Drop("it was removed with the V0 engine"),
+        Translation::Drop("it was removed with the V0 engine"),
     ),
     (
         VllmVersion::V0_33_0,
         "--enable-prompt-adapter",
-        Rule::Drop("prompt adapters were removed"),
+        Translation::Drop("prompt adapters were removed"),
     ),
     (
         VllmVersion::V0_33_0,
         "--disable-async-output-proc",
-        Rule::Drop("it was removed with the V0 engine"),
+        Translation::Drop("it was removed with the V0 engine"),
     ),
     (
         VllmVersion::V0_33_0,
         "--max-seq-len-to-capture",
-        Rule::Drop("CUDA graphs are sized by --max-cudagraph-capture-size"),
+        Translation::Drop("CUDA graphs are sized by --max-cudagraph-capture-size"),
     ),
     (
         VllmVersion::V0_33_0,
         "--rope-scaling",
-        Rule::Refuse("removed in vLLM 0.33.0; pass it as --hf-overrides '{\"rope_scaling\": ...}'"),
+        Translation::Refuse(
+            "removed in vLLM 0.33.0; pass it as --hf-overrides '{\"rope_scaling\": ...}'",
+        ),
     ),
     (
         VllmVersion::V0_33_0,
         "--rope-theta",
-        Rule::Refuse("removed in vLLM 0.33.0; pass it as --hf-overrides '{\"rope_theta\": ...}'"),
+        Translation::Refuse(
+            "removed in vLLM 0.33.0; pass it as --hf-overrides '{\"rope_theta\": ...}'",
+        ),
     ),
     (
         VllmVersion::V0_10_1_1,
         "--pooler-config",
-        Rule::Rename("--override-pooler-config"),
+        Translation::Rename("--override-pooler-config"),
     ),
     (
         VllmVersion::V0_10_1_1,
         "--max-cudagraph-capture-size",
-        Rule::Rename("--cuda-graph-sizes"),
+        Translation::Rename("--cuda-graph-sizes"),
     ),
     (
         VllmVersion::V0_10_1_1,
         "--cudagraph-capture-sizes",
-        Rule::Rename("--cuda-graph-sizes"),
+        Translation::Rename("--cuda-graph-sizes"),
     ),
     // In neither table (removed in vLLM 0.10.0): GPUStack injected it for Qwen3 and vLLM 0.10
     // rejects it (hard case 13), so it is dropped with a note.
     (
         VllmVersion::V0_10_1_1,
         "--enable-reasoning",
-        Rule::Drop("reasoning is enabled by --reasoning-parser alone"),
+        Translation::Drop("reasoning is enabled by --reasoning-parser alone"),
     ),
     (
         VllmVersion::V0_33_0,
         "--enable-reasoning",
-        Rule::Drop("reasoning is enabled by --reasoning-parser alone"),
+        Translation::Drop("reasoning is enabled by --reasoning-parser alone"),
     ),
 ];
 
@@ -209,11 +200,11 @@ impl Params {
             let mut values: Vec<String> = attached.into_iter().collect();
             let (found, sub_key) = params.lookup(&written)?;
             let arity = if sub_key.is_some() {
-                Arity::One
+                Arity::One(ValueKind::Text)
             } else {
                 found.resolved.spec.arity
             };
-            while wants_more(arity, values.len()) {
+            while arity.wants_more(values.len()) {
                 match tokens.peek() {
                     Some(Token::Value(_)) => {
                         if let Some(Token::Value(v)) = tokens.next() {
@@ -248,9 +239,9 @@ impl Params {
             };
             if let Some(spec) = version.flag(resolved.spec.name) {
                 let negative = spec.negatives.first().filter(|_| resolved.negated);
-                let same = flags::Resolved {
+                let same = Resolved {
                     spec,
-                    option: negative.copied().unwrap_or(spec.name),
+                    spelling: negative.copied().unwrap_or(spec.name),
                     negated: negative.is_some(),
                 };
                 return Ok((Found::direct(version, same), sub_key));
@@ -305,24 +296,18 @@ impl Params {
         Ok(())
     }
 
-    /// Applies a cross-version rule to a flag parsed with the other version's table.
-    fn translate(&mut self, written: &str, arg: Arg, rule: &Rule) -> Result<()> {
+    /// Applies a cross-version translation to a flag parsed with the other version's table.
+    fn translate(&mut self, written: &str, arg: Arg, rule: &Translation) -> Result<()> {
         let version = self.version;
         let value = arg.values.first().cloned().unwrap_or_default();
-        let replacement: Vec<(String, Vec<String>)> = match rule {
-            Rule::Rename(target) => vec![(target.to_string(), arg.values.clone())],
-            Rule::Drop(why) => {
+        let replacement = match rule.apply(&arg.values) {
+            Ok(replacement) => replacement,
+            Err(Removed::Dropped(why)) => {
                 self.notes
                     .push(format!("dropped {written}: {why} (vLLM {version})"));
                 return Ok(());
             }
-            Rule::Refuse(why) => return Err(Error::invalid_parameter(written, *why)),
-            Rule::Task => task_to_runner(&value),
-            Rule::CudaGraphSizes if arg.values.len() == 1 => {
-                vec![("--max-cudagraph-capture-size".into(), arg.values.clone())]
-            }
-            Rule::CudaGraphSizes => vec![("--cudagraph-capture-sizes".into(), arg.values.clone())],
-            Rule::MmCacheOff => vec![("--mm-processor-cache-gb".into(), vec!["0".into()])],
+            Err(Removed::Refused(why)) => return Err(Error::invalid_parameter(written, why)),
         };
         let shown: Vec<String> = replacement
             .iter()
@@ -352,11 +337,7 @@ impl Params {
     }
 
     fn refuse_platform_flags(&self) -> Result<()> {
-        match self
-            .args
-            .iter()
-            .find(|a| PLATFORM_FLAGS.contains(&a.spec.name))
-        {
+        match self.args.iter().find(|a| a.spec.platform_owned.is_some()) {
             Some(arg) => Err(Error::invalid_parameter(
                 arg.spec.name,
                 "set by the platform (it comes last on the command line and cannot be overridden)",
@@ -441,7 +422,7 @@ impl Params {
     pub(crate) fn human_int(&self, name: &str) -> Result<Option<u64>> {
         match self.value(name) {
             None | Some("auto") => Ok(None),
-            Some(v) => match flags::parse_human_int(v) {
+            Some(v) => match inferkit_core::flags::parse_human_int(v) {
                 Some(n) if n < 0 => Ok(None),
                 Some(n) => Ok(Some(n as u64)),
                 None => Err(Error::invalid_parameter(
@@ -469,7 +450,7 @@ pub(crate) fn merge_json(target: &mut Value, patch: Value) {
 struct Found {
     version: VllmVersion,
     resolved: Resolved,
-    rule: Option<&'static Rule>,
+    rule: Option<&'static Translation>,
 }
 
 impl Found {
@@ -482,7 +463,7 @@ impl Found {
     }
 }
 
-fn rule_for(target: VllmVersion, name: &str) -> Option<&'static Rule> {
+fn rule_for(target: VllmVersion, name: &str) -> Option<&'static Translation> {
     RULES
         .iter()
         .find(|(v, n, _)| *v == target && *n == name)
@@ -490,10 +471,10 @@ fn rule_for(target: VllmVersion, name: &str) -> Option<&'static Rule> {
 }
 
 /// Why a switch removed before both supported versions is dropped, when `written` is one: it
-/// has a [`Rule::Drop`] and is in neither table, not even as an abbreviation of the target's.
+/// has a [`Translation::Drop`] and is in neither table, not even as an abbreviation of the target's.
 fn removed_before_both(version: VllmVersion, written: &str) -> Option<&'static str> {
     let normalised = flags::normalise_option(written);
-    let Some(Rule::Drop(why)) = rule_for(version, &normalised) else {
+    let Some(Translation::Drop(why)) = rule_for(version, &normalised) else {
         return None;
     };
     let known = VllmVersion::ALL
@@ -536,14 +517,6 @@ fn split_short_value(
 /// The flag `-O<n>` means where `-O` is not an alias of `--compilation-config`.
 const OPTIMIZATION_LEVEL: &str = "--optimization-level";
 
-fn wants_more(arity: Arity, have: usize) -> bool {
-    match arity {
-        Arity::Switch => false,
-        Arity::One | Arity::Optional => have == 0,
-        Arity::Many => true,
-    }
-}
-
 /// Checks the values of one flag and builds its [`Arg`].
 fn build_arg(
     version: VllmVersion,
@@ -554,7 +527,7 @@ fn build_arg(
 ) -> Result<Arg> {
     let spec = resolved.spec;
     if let Some(key) = sub_key {
-        if spec.kind != flags::ValueKind::Json {
+        if spec.arity.kind(0) != Some(ValueKind::Json) {
             return Err(Error::invalid_parameter(
                 written,
                 format!(
@@ -575,14 +548,14 @@ fn build_arg(
         });
     }
     match (spec.arity, values.len()) {
-        (Arity::Switch, 0) | (Arity::Optional, _) => {}
+        (Arity::Switch, 0) | (Arity::Optional(_), _) => {}
         (Arity::Switch, _) => {
             return Err(Error::invalid_parameter(
                 written,
                 "is a switch and takes no value",
             ));
         }
-        (Arity::One | Arity::Many, 0) => {
+        (Arity::One(_) | Arity::Many(_), 0) => {
             return Err(Error::invalid_parameter(written, "expects a value"));
         }
         _ => {}
@@ -591,7 +564,7 @@ fn build_arg(
         flags::check_value(version, spec, written, value)?;
     }
     let option = if resolved.negated {
-        resolved.option
+        resolved.spelling
     } else {
         spec.name
     };
@@ -604,8 +577,25 @@ fn build_arg(
     })
 }
 
+/// `--cuda-graph-sizes N` → `--max-cudagraph-capture-size N`; several sizes →
+/// `--cudagraph-capture-sizes`.
+fn cuda_graph_sizes(values: &[String]) -> Replacements {
+    let target = if values.len() == 1 {
+        "--max-cudagraph-capture-size"
+    } else {
+        "--cudagraph-capture-sizes"
+    };
+    vec![(target.to_string(), values.to_vec())]
+}
+
+/// `--disable-mm-preprocessor-cache` → `--mm-processor-cache-gb 0`.
+fn mm_cache_off(_: &[String]) -> Replacements {
+    vec![("--mm-processor-cache-gb".to_string(), vec!["0".to_string()])]
+}
+
 /// vLLM 0.10's `--task` expressed with 0.33's `--runner` and `--convert`.
-fn task_to_runner(task: &str) -> Vec<(String, Vec<String>)> {
+fn task_to_runner(values: &[String]) -> Replacements {
+    let task = values.first().map(String::as_str).unwrap_or_default();
     let pair = |runner: &str, convert: Option<&str>| {
         let mut out = vec![("--runner".to_string(), vec![runner.to_string()])];
         if let Some(convert) = convert {

@@ -129,15 +129,8 @@ mod tests {
 
     #[test]
     fn generated_table_matches_the_reference_json() {
-        let json = |file: &str| -> serde_json::Value {
-            let path = format!("{}/data/{file}", env!("CARGO_MANIFEST_DIR"));
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-        };
-        let diffs = inferkit_core::flags::source::compare(
-            &TABLE,
-            &json("vox-box-0.0.21.json"),
-            &json("flags.json"),
-        );
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+        let diffs = inferkit_core::flags::source::compare_data_dir(&TABLE, data.as_ref());
         assert!(diffs.is_empty(), "{diffs:#?}");
     }
 

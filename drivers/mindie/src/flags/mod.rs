@@ -3,107 +3,26 @@
 //! MindIE takes no command-line flags: its service reads one `config.json`. GPUStack 0.7.1
 //! exposes a set of argparse-style parameters and translates them into that file and the
 //! environment; inferkit accepts the same parameters (table generated from
-//! `data/mindie-gpustack-0.7.1.json` into `flags_table.rs`). Unlike GPUStack, which parses with
-//! `parse_known_args` and silently drops what it does not know, an unknown parameter is an
-//! error here.
+//! `data/mindie-gpustack-0.7.1.json` into `flags/table.rs` by `tools/gen_flags.py`). Unlike
+//! GPUStack, which parses with `parse_known_args` and silently drops what it does not know, an
+//! unknown parameter is an error here.
 
 use std::collections::BTreeMap;
 
 use inferkit_core::flags::suggest::nearest;
+use inferkit_core::flags::{Arity, FlagSpec, ValueKind};
 use inferkit_core::{Error, Result};
 
-pub(crate) use crate::flags_table::{FLAGS, VERSION};
+#[rustfmt::skip]
+mod table;
 
-/// Value type of a parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// A decimal integer.
-    Int,
-    /// A decimal number.
-    Float,
-    /// A string (possibly restricted to `choices`).
-    Str,
-    /// A switch (`--flag`, or `--flag` / `--no-flag`).
-    Bool,
-    /// A JSON object.
-    Json,
-}
+pub(crate) use table::TABLE;
 
-/// One end of an accepted range.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Limit {
-    /// The bound.
-    pub value: f64,
-    /// Whether the bound itself is accepted.
-    pub inclusive: bool,
-}
-
-/// Whether a value must be a power of two.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PowerOfTwo {
-    /// No such rule.
-    No,
-    /// Must be a power of two.
-    Required,
-    /// Must be a power of two, or -1 for "derive it".
-    OrMinusOne,
-}
-
-/// The static checks of one parameter (cross-parameter rules live in `params`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Range {
-    /// Lower bound.
-    pub min: Option<Limit>,
-    /// Upper bound.
-    pub max: Option<Limit>,
-    /// Power-of-two rule.
-    pub power_of_two: PowerOfTwo,
-}
-
-/// One parameter of the table.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct FlagSpec {
-    /// Canonical spelling (`--max-batch-size`).
-    pub name: &'static str,
-    /// The `--no-…` form of boolean-optional switches.
-    pub negative: Option<&'static str>,
-    /// Whether a value follows.
-    pub takes_value: bool,
-    /// Value type.
-    pub kind: Kind,
-    /// Default as text (`None`: unset).
-    pub default: Option<&'static str>,
-    /// Accepted values, when restricted.
-    pub choices: &'static [&'static str],
-    /// Accepted range.
-    pub range: Range,
-    /// GPUStack's help text.
-    pub help: &'static str,
-}
-
-/// The table entry of a canonical name.
-pub(crate) fn spec(name: &str) -> Option<&'static FlagSpec> {
-    FLAGS.iter().find(|f| f.name == name)
-}
-
-/// The entry a written spelling refers to, and the switch value it sets for negatives.
+/// The entry a written spelling refers to, and the switch value it sets (`false` for a
+/// negative form).
 fn lookup(spelled: &str) -> Option<(&'static FlagSpec, Option<bool>)> {
-    FLAGS.iter().find_map(|f| {
-        if f.name == spelled {
-            Some((f, (f.kind == Kind::Bool).then_some(true)))
-        } else if f.negative == Some(spelled) {
-            Some((f, Some(false)))
-        } else {
-            None
-        }
-    })
-}
-
-/// Every spelling the table accepts.
-fn spellings() -> impl Iterator<Item = &'static str> {
-    FLAGS
-        .iter()
-        .flat_map(|f| std::iter::once(f.name).chain(f.negative))
+    let found = TABLE.lookup(spelled)?;
+    Some((found.spec, found.spec.is_switch().then_some(!found.negated)))
 }
 
 /// The user's parameters as written values by canonical name (a repeated parameter keeps its
@@ -172,7 +91,7 @@ impl Written {
 
     /// An integer parameter, checked against its range. `None` when unset with no default.
     pub fn int(&self, name: &str) -> Result<Option<i64>> {
-        let flag = table_entry(name, Kind::Int);
+        let flag = table_entry(name, ValueKind::Int);
         let Some(text) = self.raw(flag) else {
             return Ok(None);
         };
@@ -187,7 +106,7 @@ impl Written {
 
     /// A number parameter, checked against its range.
     pub fn float(&self, name: &str) -> Result<Option<f64>> {
-        let flag = table_entry(name, Kind::Float);
+        let flag = table_entry(name, ValueKind::Float);
         let Some(text) = self.raw(flag) else {
             return Ok(None);
         };
@@ -202,7 +121,7 @@ impl Written {
 
     /// A string parameter, checked against its choices.
     pub fn string(&self, name: &str) -> Result<Option<String>> {
-        let flag = table_entry(name, Kind::Str);
+        let flag = table_entry(name, ValueKind::Text);
         let Some(text) = self.raw(flag) else {
             return Ok(None);
         };
@@ -212,7 +131,7 @@ impl Written {
 
     /// A switch.
     pub fn switch(&self, name: &str) -> bool {
-        let flag = table_entry(name, Kind::Bool);
+        let flag = switch_entry(name);
         self.raw(flag) == Some("true")
     }
 
@@ -221,7 +140,7 @@ impl Written {
         &self,
         name: &str,
     ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
-        let flag = table_entry(name, Kind::Json);
+        let flag = table_entry(name, ValueKind::Json);
         let Some(text) = self.raw(flag) else {
             return Ok(None);
         };
@@ -252,23 +171,36 @@ fn split_inline(token: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// The entry of a name the driver itself asks for. A name missing from the generated table, or
-/// asked for with the wrong type, is a bug in this crate caught by its tests, hence the panic.
-fn table_entry(name: &str, kind: Kind) -> &'static FlagSpec {
-    match spec(name) {
-        Some(flag) if flag.kind == kind => flag,
+/// The entry of a name the driver itself asks for, taking one value of `kind`. A name missing
+/// from the generated table, or asked for with the wrong type, is a bug in this crate caught by
+/// its tests, hence the panic.
+fn table_entry(name: &str, kind: ValueKind) -> &'static FlagSpec {
+    match TABLE.flag(name) {
+        Some(flag) if flag.arity == Arity::One(kind) => flag,
         _ => panic!("{name} is not a {kind:?} parameter of the MindIE table"),
     }
 }
 
+/// The entry of a switch the driver itself asks for (see [`table_entry`]).
+fn switch_entry(name: &str) -> &'static FlagSpec {
+    match TABLE.flag(name) {
+        Some(flag) if flag.is_switch() => flag,
+        _ => panic!("{name} is not a switch of the MindIE table"),
+    }
+}
+
 fn unknown(spelled: &str) -> Error {
-    let hint = match nearest(spelled, spellings()) {
+    let spellings = TABLE.spellings_in_order().map(|(text, ..)| text);
+    let hint = match nearest(spelled, spellings) {
         Some(near) => format!("; did you mean `{near}`?"),
         None => String::new(),
     };
     Error::invalid_parameter(
         spelled,
-        format!("is not a MindIE parameter (GPUStack {VERSION} table){hint}"),
+        format!(
+            "is not a MindIE parameter (GPUStack {} table){hint}",
+            TABLE.version
+        ),
     )
 }
 
@@ -283,49 +215,27 @@ fn check_choices(flag: &FlagSpec, text: &str) -> Result<()> {
 }
 
 fn check_range(flag: &FlagSpec, value: f64) -> Result<()> {
-    let Range { min, max, .. } = flag.range;
-    let below = min.is_some_and(|l| value < l.value || (!l.inclusive && value == l.value));
-    let above = max.is_some_and(|l| value > l.value || (!l.inclusive && value == l.value));
-    if !below && !above {
+    if flag.range.within_bounds(value) {
         return Ok(());
     }
     Err(Error::invalid_parameter(
         flag.name,
-        format!("must be in the range {}, got {value}", describe(flag.range)),
+        format!(
+            "must be in the range {}, got {value}",
+            flag.range.interval()
+        ),
     ))
 }
 
+/// The power-of-two rule, the one check of the range left once the bounds hold.
 fn check_power_of_two(flag: &FlagSpec, value: i64) -> Result<()> {
-    let power = value > 0 && value & (value - 1) == 0;
-    let ok = match flag.range.power_of_two {
-        PowerOfTwo::No => true,
-        PowerOfTwo::Required => power,
-        PowerOfTwo::OrMinusOne => power || value == -1,
-    };
-    if ok {
-        return Ok(());
+    match flag.range.violation(value as f64) {
+        Some(violation) => Err(Error::invalid_parameter(
+            flag.name,
+            format!("{violation}, got {value}"),
+        )),
+        None => Ok(()),
     }
-    let also = match flag.range.power_of_two {
-        PowerOfTwo::OrMinusOne => " or -1",
-        _ => "",
-    };
-    Err(Error::invalid_parameter(
-        flag.name,
-        format!("must be a power of 2{also}, got {value}"),
-    ))
-}
-
-/// `[1, 1000]`, `(0, 1]`, `[0, ∞)`.
-fn describe(range: Range) -> String {
-    let low = match range.min {
-        Some(l) => format!("{}{}", if l.inclusive { '[' } else { '(' }, l.value),
-        None => "(-∞".to_string(),
-    };
-    let high = match range.max {
-        Some(l) => format!("{}{}", l.value, if l.inclusive { ']' } else { ')' }),
-        None => "∞)".to_string(),
-    };
-    format!("{low}, {high}")
 }
 
 #[cfg(test)]
@@ -336,39 +246,12 @@ mod tests {
         Written::parse(&tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>())
     }
 
-    /// The checked-in table is what `data/gen_flags.py` makes of the JSON.
+    /// The checked-in table is what `tools/gen_flags.py` makes of the JSON.
     #[test]
     fn generated_table_matches_the_json() {
-        let json: serde_json::Value =
-            serde_json::from_str(include_str!("../data/mindie-gpustack-0.7.1.json")).unwrap();
-        let flags = json["flags"].as_array().unwrap();
-        assert_eq!(flags.len(), FLAGS.len());
-        for (source, flag) in flags.iter().zip(FLAGS) {
-            assert_eq!(source["name"], flag.name);
-            assert_eq!(source["takes_value"], flag.takes_value, "{}", flag.name);
-            let default = match &source["default"] {
-                serde_json::Value::Null => None,
-                serde_json::Value::String(s) => Some(s.clone()),
-                other => Some(other.to_string()),
-            };
-            assert_eq!(default.as_deref(), flag.default, "{}", flag.name);
-            let negative = source["negative_forms"][0].as_str();
-            assert_eq!(negative, flag.negative, "{}", flag.name);
-            let choices: Vec<String> = source["choices"]
-                .as_array()
-                .map(|c| c.iter().map(|v| v.to_string().replace('"', "")).collect())
-                .unwrap_or_default();
-            assert_eq!(choices, flag.choices, "{}", flag.name);
-            let range = &source["range"];
-            let low = range["min"].as_f64().or(range["min_exclusive"].as_f64());
-            assert_eq!(low, flag.range.min.map(|l| l.value), "{}", flag.name);
-            assert_eq!(
-                range["max"].as_f64(),
-                flag.range.max.map(|l| l.value),
-                "{}",
-                flag.name
-            );
-        }
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+        let diffs = inferkit_core::flags::source::compare_data_dir(&TABLE, data.as_ref());
+        assert!(diffs.is_empty(), "{diffs:#?}");
     }
 
     #[test]
