@@ -18,6 +18,7 @@ pub mod model;
 pub mod placement;
 pub mod plan;
 pub mod probe;
+pub mod secret;
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;

@@ -21,6 +21,7 @@ use crate::placement::{
     Placement, PlacementRequest, PlacementStrategy, Rejection, place, selector_admits,
     selector_text,
 };
+use crate::secret;
 use crate::{Error, Result};
 
 const GIB: u64 = 1 << 30;
@@ -188,7 +189,12 @@ pub fn plan_with_facts(
         options,
     };
     let placement = place(&request).map_err(|e| prepend_explanation(e, &explanation))?;
-    let processes = prepared.launch(&placement.assignment)?;
+    let mut processes = prepared.launch(&placement.assignment)?;
+    for process in &mut processes {
+        explanation.extend(secret::redact(process, |flag| {
+            secret::is_secret_flag(flag, None)
+        }));
+    }
     Ok(assemble(&choice.spec, explanation, placement, processes))
 }
 

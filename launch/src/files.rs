@@ -1,8 +1,10 @@
 //! Writing launch files into the run directory, atomically and without leaving it: regular
-//! files with their content, or symbolic links (`link_to`, overlay directories).
+//! files with their content (0600: a backend configuration may hold credentials), or symbolic
+//! links (`link_to`, overlay directories). Directories created on the way are 0700.
 
-use std::fs::File;
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use inferkit_core::launch::LaunchFile;
@@ -14,12 +16,24 @@ pub(super) fn write_all<'f>(
     files: impl IntoIterator<Item = &'f LaunchFile>,
 ) -> Result<()> {
     let files: Vec<&LaunchFile> = files.into_iter().collect();
-    let targets = files
-        .iter()
-        .map(|file| target(run_dir, &file.path))
-        .collect::<Result<Vec<_>>>()?;
-    for (file, path) in files.into_iter().zip(&targets) {
-        write_atomically(run_dir, path, file)?;
+    check_all(run_dir, files.iter().copied())?;
+    for file in files {
+        write_atomically(run_dir, &run_dir.join(&file.path), file)?;
+    }
+    Ok(())
+}
+
+/// Checks every file's path, writing nothing: relative, without `..`, naming a file, and not
+/// through a link that leads out of `run_dir` (when `run_dir` exists already).
+pub(super) fn check_all<'f>(
+    run_dir: &Path,
+    files: impl IntoIterator<Item = &'f LaunchFile>,
+) -> Result<()> {
+    for file in files {
+        let path = target(run_dir, &file.path)?;
+        if run_dir.exists() {
+            ensure_inside(run_dir, path.parent().unwrap_or(run_dir), &path)?;
+        }
     }
     Ok(())
 }
@@ -54,13 +68,18 @@ fn target(run_dir: &Path, relative: &Path) -> Result<PathBuf> {
 fn write_atomically(run_dir: &Path, path: &Path, file: &LaunchFile) -> Result<()> {
     let parent = path.parent().unwrap_or(run_dir);
     ensure_inside(run_dir, parent, path)?;
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(|e| Error::io(parent, e))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let temporary = parent.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&temporary);
     let written = match &file.link_to {
         Some(target) => std::os::unix::fs::symlink(target, &temporary),
-        None => File::create(&temporary).and_then(|mut out| {
+        // `create_new`: a link planted at the temporary name is not followed.
+        None => private_file(&temporary).and_then(|mut out| {
             out.write_all(file.content.as_bytes())?;
             out.sync_all()
         }),
@@ -73,6 +92,15 @@ fn write_atomically(run_dir: &Path, path: &Path, file: &LaunchFile) -> Result<()
     File::open(parent)
         .and_then(|dir| dir.sync_all())
         .map_err(|e| Error::io(parent, e))
+}
+
+/// A new file, readable and writable by its owner only.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Refuses a directory that resolves outside the run directory through a symbolic link: its

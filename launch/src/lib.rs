@@ -15,6 +15,13 @@
 //! - restarts the process when it fails, as the [`RestartPolicy`] allows, with back-off;
 //! - stops it gracefully: SIGTERM to its process group, SIGKILL after a grace period.
 //!
+//! Before anything is written or started, [`Launcher::check`] (which a dry run calls alone)
+//! refuses a run directory that is a symbolic link, another user's, or writable by others (see
+//! [`run_dir`]), launch files leaving it, and secret placeholders (`${HF_TOKEN}`, see
+//! `inferkit_core::secret`) whose variable this process's environment lacks. The launcher
+//! creates directories 0700 and files 0600, and shows a secret's placeholder wherever a
+//! process prints its value.
+//!
 //! The state of each process ([`ProcessState`]) is published on a `tokio::sync::watch` channel
 //! ([`ProcessHandle::state`]), and its output on a broadcast channel ([`ProcessHandle::output`]).
 //!
@@ -69,6 +76,7 @@ mod files;
 mod guard;
 mod health;
 mod output;
+pub mod run_dir;
 mod signal;
 mod supervise;
 
@@ -82,6 +90,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use inferkit_core::launch::{LaunchSpec, ProcessRole};
+use inferkit_core::secret;
 use inferkit_core::{Error, Result};
 
 pub use output::{OutputLine, OutputStream};
@@ -251,19 +260,25 @@ impl Launcher {
         Launcher { options }
     }
 
-    /// Writes the launch files of `specs` into `run_dir` (created if missing) and starts the
-    /// processes in the background, subordinates first (in the given order) and the main
-    /// process last, each once the previous one is ready. Returns at once; observe the
-    /// processes through [`Supervisor::processes`] or wait with [`Supervisor::wait_ready`].
+    /// Writes the launch files of `specs` into `run_dir` and starts the processes in the
+    /// background, subordinates first (in the given order) and the main process last, each
+    /// once the previous one is ready. Returns at once; observe the processes through
+    /// [`Supervisor::processes`] or wait with [`Supervisor::wait_ready`].
     ///
-    /// Fails before starting anything when a file path is absolute or leaves the run directory,
-    /// a file cannot be written, or a health-check path is not a plain HTTP path.
+    /// Fails before starting anything when a check of [`Launcher::check`] fails. `run_dir` is
+    /// created (0700) when missing; files are written 0600. Secret placeholders
+    /// (`${HF_TOKEN}`, see [`inferkit_core::secret`]) are filled in from this process's
+    /// environment; output lines show the placeholder wherever a backend prints the value.
     pub async fn start(&self, specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<Supervisor> {
-        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-        for spec in &specs {
-            health::validate(spec.health.as_ref())?;
-        }
+        self.check(&specs, run_dir)?;
+        run_dir::prepare(run_dir)?;
         files::write_all(run_dir, specs.iter().flat_map(|spec| &spec.files))?;
+        let mut ordered = Vec::new();
+        for (name, spec) in start_order(specs) {
+            let mut launched = spec.clone();
+            let secrets = secret::resolve(&mut launched, environment)?;
+            ordered.push((name, spec, launched, secrets));
+        }
         let options = Arc::new(self.options.clone());
         let mut supervisor = Supervisor {
             run_dir: run_dir.to_path_buf(),
@@ -271,8 +286,13 @@ impl Launcher {
             tasks: Vec::new(),
         };
         let mut previous = None;
-        for (name, spec) in start_order(specs) {
-            let (handle, supervised, stop) = supervise::prepare(name, spec, run_dir, &options);
+        for (name, spec, launched, secrets) in ordered {
+            let launch = supervise::Launch {
+                spec: launched,
+                secrets: Arc::new(secrets),
+            };
+            let (handle, supervised, stop) =
+                supervise::prepare(name, spec, launch, run_dir, &options);
             let this = (handle.name.clone(), handle.state());
             let task = tokio::spawn(supervised.run(previous.replace(this)));
             supervisor.tasks.push(Task { stop, task });
@@ -280,6 +300,25 @@ impl Launcher {
         }
         Ok(supervisor)
     }
+
+    /// Every check [`Launcher::start`] makes before it writes or starts anything, without
+    /// writing or starting anything (what a dry run applies): the run directory, when it
+    /// exists, is a directory of this user's, not a link, that others cannot write into; every
+    /// launch file stays inside it; every health-check path is a plain HTTP path; every secret
+    /// placeholder names a variable set in this process's environment.
+    pub fn check(&self, specs: &[LaunchSpec], run_dir: &Path) -> Result<()> {
+        run_dir::check(run_dir)?;
+        for spec in specs {
+            health::validate(spec.health.as_ref())?;
+            secret::resolve(&mut spec.clone(), environment)?;
+        }
+        files::check_all(run_dir, specs.iter().flat_map(|spec| &spec.files))
+    }
+}
+
+/// A variable of this process's environment (where secret placeholders are filled in from).
+fn environment(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// The order and names [`Launcher::start`] gives `specs`: subordinates in their given order,

@@ -1,7 +1,7 @@
 //! A process's output: read line by line, logged through `tracing`, kept in a bounded tail and
 //! broadcast to observers.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -88,10 +88,18 @@ pub(super) struct Sink {
     pub(super) role: ProcessRole,
     pub(super) tail: LogTail,
     pub(super) output: broadcast::Sender<OutputLine>,
+    /// The secrets the process was started with (variable → value): shown as placeholders
+    /// when the process prints them.
+    pub(super) secrets: Arc<BTreeMap<String, String>>,
 }
 
 impl Sink {
     fn emit(&self, stream: OutputStream, line: String) {
+        let line = if self.secrets.is_empty() {
+            line
+        } else {
+            inferkit_core::secret::scrub(&line, &self.secrets)
+        };
         tracing::info!(
             target: "inferkit::process",
             process = %self.name,

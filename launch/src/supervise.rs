@@ -1,5 +1,6 @@
 //! The task that watches one process: start, readiness, failure, restart, stop.
 
+use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -21,6 +22,13 @@ use inferkit_core::launch::LaunchSpec;
 /// subscriber.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
+/// What is started: the spec with its secrets filled in, and those secrets (variable → value),
+/// kept out of the output lines.
+pub(super) struct Launch {
+    pub(super) spec: LaunchSpec,
+    pub(super) secrets: Arc<BTreeMap<String, String>>,
+}
+
 /// Everything the task of one process owns.
 pub(super) struct Supervised {
     spec: LaunchSpec,
@@ -32,10 +40,12 @@ pub(super) struct Supervised {
     stop: watch::Receiver<bool>,
 }
 
-/// Builds the handle, the task state and the stop switch of one process.
+/// Builds the handle, the task state and the stop switch of one process: the handle shows
+/// `spec` (secrets as placeholders), the task starts `launch`.
 pub(super) fn prepare(
     name: String,
     spec: LaunchSpec,
+    launch: Launch,
     run_dir: &Path,
     options: &Arc<LaunchOptions>,
 ) -> (ProcessHandle, Supervised, watch::Sender<bool>) {
@@ -49,17 +59,18 @@ pub(super) fn prepare(
         role: spec.role,
         tail: tail.clone(),
         output: output.clone(),
+        secrets: launch.secrets,
     };
     let handle = ProcessHandle {
         name,
-        spec: spec.clone(),
+        spec,
         state: state_rx,
         output,
         tail,
         group: group.clone(),
     };
     let supervised = Supervised {
-        spec,
+        spec: launch.spec,
         run_dir: run_dir.to_path_buf(),
         options: options.clone(),
         state: state_tx,

@@ -7,8 +7,9 @@ use inferkit::files::{json_error, read_text_file};
 use inferkit::inventory::MAX_CLUSTER_FILE;
 use inferkit::launch::shell_quote;
 use inferkit::process::{
-    Launcher, ProcessHandle, ProcessState, ShutdownSignals, Supervisor, start_order,
+    Launcher, ProcessHandle, ProcessState, ShutdownSignals, Supervisor, run_dir, start_order,
 };
+use inferkit::secret;
 use inferkit::{DeploymentPlan, Error, LaunchSpec, Result};
 
 use crate::output::{Failure, Output};
@@ -32,12 +33,16 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     worker: Option<String>,
 
-    /// Run directory (default: inferkit-MODEL in the temporary directory).
+    /// Run directory: a directory of this user's that others cannot write into, created
+    /// (0700) when missing (default: a new private directory under $XDG_RUNTIME_DIR/inferkit,
+    /// else $XDG_STATE_HOME/inferkit/run, else ~/.local/state/inferkit/run, removed when
+    /// `serve` ends).
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
 
     /// Print what would be run (files, environment, argv and readiness check of each
-    /// process, in start order) instead of running it.
+    /// process, in start order) instead of running it, after every check of the real run.
+    /// Secrets show as placeholders.
     #[arg(long)]
     dry_run: bool,
 }
@@ -60,13 +65,26 @@ fn serve_plan(args: &Args, out: &mut Output) -> std::result::Result<Option<Error
         .filter(|p| p.worker == worker)
         .cloned()
         .collect();
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("inferkit-{}", file_name(&plan.model)))
-    });
+    let launcher = Launcher::default();
     if args.dry_run {
-        print_dry_run(out, &worker, &run_dir, specs)?;
+        let run_dir = match &args.run_dir {
+            Some(dir) => dir.clone(),
+            // The new directory does not exist yet: check where it will be made.
+            None => run_dir::default_base()?,
+        };
+        launcher.check(&specs, &run_dir)?;
+        let shown = match &args.run_dir {
+            Some(dir) => dir.display().to_string(),
+            None => format!("a new private directory in {}", run_dir.display()),
+        };
+        print_dry_run(out, &worker, &shown, specs)?;
         return Ok(None);
     }
+    let fresh = match &args.run_dir {
+        Some(_) => None,
+        None => Some(run_dir::fresh(&run_dir::default_base()?, &plan.model)?),
+    };
+    let run_dir = args.run_dir.clone().or(fresh.clone()).unwrap_or_default();
     // One thread: the output subscriptions below are taken before any process task runs, so
     // no line is missed.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -76,7 +94,12 @@ fn serve_plan(args: &Args, out: &mut Output) -> std::result::Result<Option<Error
             name: "serve".into(),
             reason: format!("cannot start the async runtime: {e}"),
         })?;
-    Ok(runtime.block_on(serve(specs, &run_dir))?)
+    let served = runtime.block_on(serve(launcher, specs, &run_dir));
+    if let Some(dir) = fresh {
+        // Ours alone (0700, made for this run): nothing of it is kept.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(served?)
 }
 
 fn read_plan(path: &Path) -> Result<DeploymentPlan> {
@@ -122,31 +145,15 @@ fn host_name() -> Option<String> {
         .filter(|name| !name.is_empty())
 }
 
-/// `name` with everything but letters, digits, `-`, `_` and `.` replaced by `_`.
-fn file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn print_dry_run(
     out: &mut Output,
     worker: &str,
-    run_dir: &Path,
+    run_dir: &str,
     specs: Vec<LaunchSpec>,
 ) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "# worker {worker}, run directory {}",
-        run_dir.display()
-    )?;
+    writeln!(out, "# worker {worker}, run directory {run_dir}")?;
     for (name, spec) in start_order(specs) {
+        let spec = secret::shown(&spec);
         writeln!(out)?;
         writeln!(out, "# {name} ({})", spec.role.as_str())?;
         for file in &spec.files {
@@ -194,13 +201,17 @@ fn say(line: std::fmt::Arguments<'_>) -> bool {
 
 /// Starts the processes and supervises them: the error of the first that fails, none after
 /// Ctrl-C, SIGTERM or SIGHUP.
-async fn serve(specs: Vec<LaunchSpec>, run_dir: &Path) -> Result<Option<Error>> {
+async fn serve(
+    launcher: Launcher,
+    specs: Vec<LaunchSpec>,
+    run_dir: &Path,
+) -> Result<Option<Error>> {
     // Handlers before anything starts: from here on SIGTERM and SIGHUP stop gracefully.
     let mut shutdown = ShutdownSignals::install().map_err(|e| Error::Process {
         name: "serve".into(),
         reason: format!("cannot install the signal handlers: {e}"),
     })?;
-    let supervisor = Launcher::default().start(specs, run_dir).await?;
+    let supervisor = launcher.start(specs, run_dir).await?;
     for process in supervisor.processes() {
         tokio::spawn(print_output(process.clone()));
         tokio::spawn(print_states(process.clone()));

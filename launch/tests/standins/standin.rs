@@ -6,7 +6,7 @@
 //! inferkit-standin --port PORT [--health PATH] [--ready-after-ms N] [--never-ready]
 //!     [--crash CODE] [--exit-after-ms N] [--exit-code CODE] [--ignore-term]
 //!     [--require-file PATH] [--report FILE] [--pidfile FILE] [--spawn-grandchild PIDFILE]
-//!     [--spawn-daemon PIDFILE] [-- BACKEND_ARGS...]
+//!     [--spawn-daemon PIDFILE] [--echo-args] [-- BACKEND_ARGS...]
 //! ```
 //!
 //! With `--health`, it answers `GET PATH` with 503 and llama.cpp's loading body until
@@ -17,7 +17,8 @@
 //! environment to a file, and `--spawn-grandchild` starts a copy of itself that ignores SIGTERM
 //! (as vLLM's engine processes outlive a careless stop) and writes its pid to a file;
 //! `--spawn-daemon` does the same in a session of its own (as a daemon that left the process
-//! group would), and `--pidfile` writes the stand-in's own pid.
+//! group would), `--pidfile` writes the stand-in's own pid, and `--echo-args` prints its
+//! arguments (as a backend logging its configuration would).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -44,12 +45,16 @@ struct Options {
     grandchild_pidfile: Option<String>,
     daemon_pidfile: Option<String>,
     pidfile: Option<String>,
+    echo_args: bool,
 }
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let options = parse(&argv[1..]);
     println!("standin: starting, pid {}", std::process::id());
+    if options.echo_args {
+        println!("standin: args {}", argv[1..].join(" "));
+    }
     if let Some(path) = &options.report {
         write_report(path, &argv);
     }
@@ -110,6 +115,7 @@ fn parse(args: &[String]) -> Options {
             "--spawn-grandchild" => options.grandchild_pidfile = Some(value()),
             "--spawn-daemon" => options.daemon_pidfile = Some(value()),
             "--pidfile" => options.pidfile = Some(value()),
+            "--echo-args" => options.echo_args = true,
             // What follows stands for the backend's own flags: reported, not interpreted.
             "--" => break,
             other => fail(64, &format!("unknown argument {other}")),
