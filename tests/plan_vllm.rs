@@ -220,3 +220,95 @@ fn hard_case_8_a_large_generic_reserve_does_not_stack_on_vllms_own_headroom() {
         "claim {claim} exceeds the free memory"
     );
 }
+
+/// The RTX 3090 inventory of the published V1 logs (`drivers/vllm/tests/fixtures/vllm-v1`).
+fn rtx3090_cluster() -> inferkit::Cluster {
+    inferkit::Cluster::from_json_file(&repo(
+        "drivers/vllm/tests/fixtures/vllm-v1/clusters/rtx3090-x1.json",
+    ))
+    .unwrap()
+}
+
+/// Issue 17: Llama-3.1-8B on one RTX 3090 gets the longest multiple of 256 whose estimated KV
+/// capacity holds it with the 5% error band (not 98% of the capacity), and the plan says how
+/// many tokens the KV cache holds, the concurrency at full length and what would give more.
+#[test]
+fn issue_17_max_model_len_keeps_the_error_band_and_says_what_would_give_more() {
+    let cluster = rtx3090_cluster();
+    let options = PlanOptions::default();
+    let plan = plan_model(
+        "tests/fixtures/hf/Llama-3.1-8B-Instruct",
+        &cluster,
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_within_allocatable(&plan, &cluster, &options);
+    let json = serde_json::to_value(&plan).unwrap();
+    let details = &json["estimate"]["details"];
+    let tokens = details["kv_cache_tokens"].as_u64().unwrap();
+    let len: u64 = flag(&main_process(&plan).args, "--max-model-len")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(details["max_model_len"], len);
+    assert!(len.is_multiple_of(256), "{len}");
+    assert!(len * 105 <= tokens * 100, "{len} of {tokens} tokens");
+    assert!((len + 256) * 105 > tokens * 100, "{len} of {tokens} tokens");
+    let concurrency = details["concurrency_at_max_model_len"].as_f64().unwrap();
+    assert!(concurrency >= 1.05, "{concurrency}");
+    assert!(
+        plan.explanation
+            .iter()
+            .any(|l| l.contains(&format!("KV cache: {tokens} tokens"))),
+        "{:#?}",
+        plan.explanation
+    );
+    // Cut from the model's 131072: a larger fraction, fp8 KV and a second GPU each say what
+    // they would give.
+    let longer = &details["longer_context"];
+    assert!(
+        longer["kv_cache_dtype_fp8"]["max_model_len"]
+            .as_u64()
+            .unwrap()
+            > len
+    );
+    assert_eq!(longer["more_gpus"]["tensor_parallel"], 2);
+    assert!(
+        longer["gpu_memory_utilization"]["gpu_memory_utilization"]
+            .as_f64()
+            .unwrap()
+            > 0.9
+    );
+    for what in [
+        "--gpu-memory-utilization",
+        "--kv-cache-dtype fp8",
+        "tensor parallel 2",
+    ] {
+        assert!(
+            plan.explanation
+                .iter()
+                .any(|l| l.starts_with(what) && l.contains("would allow --max-model-len")),
+            "{what}: {:#?}",
+            plan.explanation
+        );
+    }
+}
+
+/// The vLLM version a plan targets changes the estimate: 0.10.1.1 and 0.33.0 size the same
+/// model on the same H100 differently (sampler, all-reduce buffers, graphs in the fraction).
+#[test]
+fn the_backend_version_picks_the_memory_rules() {
+    let cluster = example_cluster("h100x8");
+    let tokens = |version: &str| {
+        let plan = plan_model(
+            "tests/fixtures/hf/Llama-3.1-8B-Instruct",
+            &cluster,
+            &PlanOptions::default(),
+            |spec| spec.backend_version = Some(version.to_string()),
+        )
+        .unwrap();
+        plan.estimate.details["kv_cache_tokens"].as_u64().unwrap()
+    };
+    assert_ne!(tokens("0.10.1.1"), tokens("0.33.0"));
+}

@@ -347,3 +347,29 @@ fn warnings_a_person_needs() {
         "{args:?}"
     );
 }
+
+/// Issue 17: a flag the target vLLM version dropped is said in the first lines (on stderr,
+/// before the plan), not only among the explanation lines at the end.
+#[test]
+fn dropped_vllm_flags_are_warned_about_first() {
+    let out = run(&[
+        "plan",
+        "tests/fixtures/hf/Llama-3.1-8B-Instruct",
+        "--cluster",
+        "examples/clusters/h100x8.json",
+        "--backend-version",
+        "0.33.0",
+        "--",
+        "--swap-space",
+        "4",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("warning: dropped --swap-space")),
+        "{stderr}"
+    );
+}

@@ -110,6 +110,14 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
         let _waiting = Waiting::start("planning");
         plan_with_facts(&default_registry(), &facts, &spec, &cluster, &options)?
     };
+    // The backend's own warnings (flags dropped or translated for the target version) come
+    // first, not only among the explanation lines (issue 17).
+    messages.extend(
+        plan.explanation
+            .iter()
+            .filter(|line| line.starts_with("warning: "))
+            .cloned(),
+    );
     let trained = warnings::training_context(&facts);
     let found = warnings::context_beyond_training(trained, &plan.estimate)
         .into_iter()

@@ -44,10 +44,14 @@
 //! `tensor_parallel`, `pipeline_parallel`, `gpu_memory_utilization`, `max_model_len` (the one
 //! launched), `largest_max_model_len` (the longest that fits), `kv_cache_blocks` (blocks of the
 //! launched `--block-size` tokens, per GPU), `kv_cache_tokens` (vLLM's logged "GPU KV cache
-//! size"), `kv_block_bytes`, `max_num_batched_tokens`, `max_num_seqs`, `cuda_graphs` and
-//! `weights_from` (`safetensors`, or `config` when only the config could be read). Encoder-only
-//! models (BERT, XLM-RoBERTa embeddings and rerankers) get no KV cache from vLLM: their
-//! `kv_cache_*` details are 0 and only the model's own limit bounds `max_model_len`.
+//! size"), `kv_block_bytes`, `concurrency_at_max_model_len` (vLLM's "Maximum concurrency"),
+//! `kv_error_band_percent`, `model_max_model_len`, `longer_context` (when the context was cut:
+//! the `max_model_len` a larger `gpu_memory_utilization`, `kv_cache_dtype_fp8` or `more_gpus`
+//! would allow), `memory_rules` (the vLLM release whose memory rules sized it),
+//! `max_num_batched_tokens`, `max_num_seqs`, `cuda_graphs` and `weights_from` (`safetensors`, or
+//! `config` when only the config could be read). Encoder-only models (BERT, XLM-RoBERTa
+//! embeddings and rerankers) get no KV cache from vLLM: their `kv_cache_*` details are 0 and
+//! only the model's own limit bounds `max_model_len`.
 //!
 //! ```no_run
 //! use inferkit_core::{Backend, ModelFacts, ModelSpec};
@@ -97,8 +101,14 @@ impl Vllm {
     /// The user's parameters checked against the target version (`backend_version`, default
     /// [`VllmVersion::DEFAULT`]).
     fn params(spec: &ModelSpec) -> Result<Params> {
-        let version = VllmVersion::from_spec(spec.backend_version.as_deref())?;
-        Params::parse(version, &spec.backend_parameters)
+        let (table, release) = params::settings::target(spec.backend_version.as_deref())?;
+        let mut params = Params::parse(table, &spec.backend_parameters)?;
+        if release != params::settings::release_of(table) {
+            params.notes.push(format!(
+                "vLLM {release}: flags checked against {table}'s table, memory sized by {release}'s rules"
+            ));
+        }
+        Ok(params)
     }
 
     fn categories(facts: &ModelFacts, spec: &ModelSpec) -> Vec<Category> {
@@ -154,7 +164,9 @@ impl Backend for Vllm {
         spec: &'a ModelSpec,
     ) -> Result<Box<dyn Prepared + 'a>> {
         let params = Self::params(spec)?;
-        let launch = LaunchSettings::from_params(&params, &Self::categories(facts, spec))?;
+        let (_, release) = params::settings::target(spec.backend_version.as_deref())?;
+        let launch = LaunchSettings::from_params(&params, &Self::categories(facts, spec))?
+            .with_release(release);
         let overrides = params.json_object("--hf-overrides")?;
         let input = select::input(facts, spec, overrides.as_ref())?;
         Ok(Box::new(PreparedVllm {

@@ -356,3 +356,43 @@ fn vision_towers_narrow_the_tensor_parallel_sizes() {
     let err = fit(&spec, &devices).unwrap_err();
     assert!(err.to_string().ends_with("valid sizes: 1, 2, 4"), "{err}");
 }
+
+/// `--backend-version 0.17.1` has no flag table of its own: its flags are checked against
+/// 0.33.0's and its memory sized by 0.17's rules (the Triton sampler, no graphs in the
+/// fraction), which the estimate and its warnings say; a version outside 0.8-0.33 is refused.
+#[test]
+fn a_release_between_the_tables_is_sized_by_its_own_rules() {
+    let versioned = |version: &str| {
+        let mut spec = spec_with(&["--max-model-len", "8192"]);
+        spec.backend_version = Some(version.to_string());
+        spec
+    };
+    let at = |version: &str| fit(&versioned(version), &[h100("w1", 0)]).unwrap();
+    let (v17, v33, v11) = (at("0.17.1"), at("0.33.0"), at("0.11.0"));
+    assert_eq!(v17.details["vllm_version"], "0.33.0");
+    assert_eq!(v17.details["memory_rules"], "0.17.1");
+    assert_eq!(v33.details["memory_rules"], "0.33.0");
+    // 0.33 counts CUDA graphs inside the fraction; 0.11's sort-based sampler over 1024
+    // sequences costs about 2.9 GiB more than 0.17's Triton kernels.
+    let tokens =
+        |e: &inferkit_core::ResourceEstimate| e.details["kv_cache_tokens"].as_u64().unwrap();
+    assert!(
+        tokens(&v17) > tokens(&v33),
+        "{} {}",
+        tokens(&v17),
+        tokens(&v33)
+    );
+    assert!(tokens(&v17) > tokens(&v11) + 2 * (1 << 30) / (128 * 1024));
+    let spec = versioned("0.17.1");
+    let facts = facts(&spec);
+    let backend = Vllm::new();
+    let warnings = backend.prepare(&facts, &spec).unwrap().warnings().to_vec();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("flags checked against 0.33.0's table")),
+        "{warnings:?}"
+    );
+    assert!(fit(&versioned("0.7.3"), &[h100("w1", 0)]).is_err());
+    assert!(fit(&versioned("0.40.0"), &[h100("w1", 0)]).is_err());
+}

@@ -671,6 +671,7 @@ impl VllmEstimator {
         };
         let details: BTreeMap<String, serde_json::Value> = [
             ("vllm_version", json!(self.version().as_str())),
+            ("memory_rules", json!(self.launch.release.to_string())),
             ("tensor_parallel", json!(layout.0)),
             ("pipeline_parallel", json!(layout.1)),
             (

@@ -90,7 +90,6 @@ impl Release {
 
     /// The first `MAJOR.MINOR[.PATCH…]` in `text` (`v0.17.1`, `0.10.1.1`, `>=0.11`); `None`
     /// when there is none.
-    #[cfg(test)]
     pub(crate) fn parse(text: &str) -> Option<Self> {
         let start = text.find(|c: char| c.is_ascii_digit())?;
         let mut parts = text[start..]
@@ -182,29 +181,34 @@ pub(crate) struct MemoryRules {
     pub graphs_in_budget: bool,
 }
 
-/// Device memory CUDA does not show: NVML's total (what inventories carry) less
-/// `cudaMemGetInfo`'s total, which `--gpu-memory-utilization` applies to. Recent drivers report
-/// it as NVML's `reserved` memory; per GPU family where a log shows both totals.
+/// Device memory CUDA does not show, in hundredths of a GiB, per GPU family (a substring of the
+/// lowercase product name) where a log shows both NVML's total (what inventories carry) and
+/// `cudaMemGetInfo`'s, which `--gpu-memory-utilization` applies to.
+const DRIVER_RESERVED: &[(&str, u64)] = &[
+    // H100 80GB HBM3: 79.65 GiB (nvidia-smi) vs 79.18 GiB (vLLM's "total memory", llm-d).
+    ("h100", 47),
+    // A100-SXM4-80GB: 80.00 vs 79.25 GiB, the total that two gpu_memory_utilization values of
+    // one configuration imply (dennislee22/vLLM-benchmarking, 0.25 and 0.5).
+    ("a100", 75),
+    // GeForce RTX 3090: 24.00 vs 23.54 GiB ("GPU 0 has a total capacity of 23.54 GiB",
+    // TheBuccaneer/vllm-offload-profiles); the RTX A5000 is the same GA102 board.
+    ("3090", 46),
+    ("a5000", 46),
+];
+
+/// NVML's total less the total CUDA reports (recent drivers report the difference as NVML's
+/// `reserved` memory): the family's figure, else the larger of the smallest figure seen and 1%
+/// of the GPU, so that the fraction is not applied to memory CUDA cannot reach.
 pub(crate) fn driver_reserved(slot: &DeviceSlot) -> u64 {
     let name = slot.name.to_lowercase();
-    let gib_hundredths = if name.contains("h100") || name.contains("h200") || name.contains("h800")
-    {
-        // H100 80GB HBM3: 79.65 GiB (nvidia-smi) vs 79.18 GiB (vLLM's "total memory", llm-d).
-        47
-    } else if name.contains("a100") {
-        // A100-SXM4-80GB: 80.00 vs 79.25 GiB, the total two gpu_memory_utilization values of
-        // one configuration imply (dennislee22/vLLM-benchmarking, 0.25 and 0.5).
-        75
-    } else if name.contains("3090") || name.contains("a5000") || name.contains("4090") {
-        // GeForce RTX 3090: 24.00 vs 23.54 GiB ("GPU 0 has a total capacity of 23.54 GiB",
-        // TheBuccaneer/vllm-offload-profiles).
-        46
-    } else {
-        // Unknown family: the largest figure seen, so that the fraction is never applied to
-        // memory CUDA cannot reach.
-        75
-    };
-    (gib_hundredths * GIB / 100).min(slot.total / 4)
+    let reserved = DRIVER_RESERVED
+        .iter()
+        .find(|(family, _)| name.contains(family))
+        .map_or_else(
+            || (46 * GIB / 100).max(slot.total / 100),
+            |(_, hundredths)| hundredths * GIB / 100,
+        );
+    reserved.min(slot.total / 4)
 }
 
 /// The total `--gpu-memory-utilization` applies to on this GPU.

@@ -99,7 +99,6 @@ impl LaunchSettings {
 
     /// The same launch on another vLLM release of the same flag table (`backend_version`
     /// `0.17.1` is launched with the flags of the nearest table but sized by 0.17's rules).
-    #[cfg(test)]
     pub(crate) fn with_release(mut self, release: Release) -> Self {
         self.release = release;
         self
@@ -117,8 +116,29 @@ impl LaunchSettings {
     }
 }
 
+/// The flag table and the release whose memory rules a `backend_version` targets: a version
+/// with a flag table is itself; another release from 0.8 to 0.33 is checked against the nearest
+/// table (0.10.1.1 before 0.11, 0.33.0 from 0.11 on) and sized by its own release band.
+pub(crate) fn target(backend_version: Option<&str>) -> Result<(VllmVersion, Release)> {
+    match VllmVersion::from_spec(backend_version) {
+        Ok(table) => Ok((table, release_of(table))),
+        Err(unknown) => {
+            let release = backend_version
+                .and_then(Release::parse)
+                .filter(|r| (Release::new(0, 8, 0)..Release::new(0, 34, 0)).contains(r))
+                .ok_or(unknown)?;
+            let table = if release < Release::new(0, 11, 0) {
+                VllmVersion::V0_10_1_1
+            } else {
+                VllmVersion::V0_33_0
+            };
+            Ok((table, release))
+        }
+    }
+}
+
 /// The release a flag table describes.
-fn release_of(version: VllmVersion) -> Release {
+pub(crate) fn release_of(version: VllmVersion) -> Release {
     match version {
         VllmVersion::V0_10_1_1 => Release::new(0, 10, 1),
         VllmVersion::V0_33_0 => Release::new(0, 33, 0),
