@@ -348,6 +348,33 @@ fn warnings_a_person_needs() {
     );
 }
 
+#[test]
+fn logs_and_spans_follow_verbose_and_rust_log() {
+    let args = [
+        "plan",
+        QWEN,
+        "--cluster",
+        "examples/clusters/mixed-4090-3090.json",
+    ];
+    let quiet = run(&args);
+    assert!(quiet.stderr.is_empty(), "{}", text(&quiet.stderr));
+
+    let debug = inferkit().arg("-vv").args(args).output().unwrap();
+    let stderr = text(&debug.stderr);
+    for span in ["select{", "prepare{", "place{", "estimates=", "time.busy="] {
+        assert!(stderr.contains(span), "-vv lacks {span}:\n{stderr}");
+    }
+
+    let info = inferkit()
+        .env("RUST_LOG", "inferkit_core=info")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = text(&info.stderr);
+    assert!(stderr.contains("INFO plan{"), "{stderr}");
+    assert!(!stderr.contains("place{"), "{stderr}");
+}
+
 /// Issue 17: a flag the target vLLM version dropped is said in the first lines (on stderr,
 /// before the plan), not only among the explanation lines at the end.
 #[test]

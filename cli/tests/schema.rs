@@ -106,3 +106,65 @@ fn specs_match_the_spec_schema() {
     validator.check("a hub spec", &serde_json::to_value(&spec).unwrap());
     assert!(!validator.accepts(&json!({"name": "x", "source": "ftp", "path": "/m"})));
 }
+
+/// Every model the repository ships, as `plan` takes them: GGUF files (first shards),
+/// Hugging Face and speech model directories.
+fn shipped_models(fixtures: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut models = Vec::new();
+    for entry in std::fs::read_dir(fixtures.join("gguf")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let later_shard = name.contains("-of-") && !name.contains("-00001-of-");
+        if name.ends_with(".gguf") && !later_shard {
+            models.push(path);
+        }
+    }
+    for dir in ["hf", "vox-box"] {
+        for entry in std::fs::read_dir(fixtures.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() && path.file_name().is_some_and(|n| n != "tools") {
+                models.push(path);
+            }
+        }
+    }
+    models.sort();
+    models
+}
+
+#[test]
+fn every_plan_of_every_shipped_model_on_every_example_cluster_matches_the_plan_schema() {
+    use inferkit::{Cluster, ModelSpec, PlanOptions, default_registry, plan};
+
+    let validator = Validator::new("plan");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let registry = default_registry();
+    let clusters = ["h100x8", "mixed-4090-3090", "ascend-910b", "laptop"];
+    let mut plans = 0;
+    for model in shipped_models(&root.join("tests/fixtures")) {
+        for cluster in clusters {
+            let file = root.join(format!("examples/clusters/{cluster}.json"));
+            let cluster = Cluster::from_json_file(&file).unwrap();
+            let spec = ModelSpec::local(&model);
+            if let Ok(plan) = plan(&registry, &spec, &cluster, &PlanOptions::default()) {
+                let what = format!("the plan of {} on {}", model.display(), file.display());
+                validator.check(&what, &serde_json::to_value(&plan).unwrap());
+                plans += 1;
+            }
+        }
+    }
+    // Not every model fits every cluster, but most do somewhere.
+    assert!(plans >= 40, "only {plans} plans");
+    let mut plan: Value = serde_json::from_slice(&inferkit(&[
+        "plan",
+        "tests/fixtures/hf/Qwen2.5-72B-Instruct",
+        "--gpu",
+        "H100",
+        "--gpus",
+        "8",
+        "--json",
+    ]))
+    .unwrap();
+    validator.check("a what-if plan", &plan);
+    plan["processes"][0]["role"] = json!("conductor");
+    assert!(!validator.accepts(&plan));
+}

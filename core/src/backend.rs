@@ -157,6 +157,7 @@ impl Selection {
 
 /// How an instance is spread, in GPUStack's order of preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PlacementMode {
     /// One accelerator.

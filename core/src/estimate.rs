@@ -46,6 +46,7 @@ pub struct HostSlot {
 
 /// How a model is split over the devices of an estimate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Layout {
     /// Everything in host memory.
@@ -97,6 +98,7 @@ pub struct FitRequest {
 
 /// Bytes by component on one device (or in host memory).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Components {
     /// Model weights.
     pub weights: u64,
@@ -133,6 +135,7 @@ impl std::ops::AddAssign for Components {
 
 /// The estimate for one accelerator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceEstimate {
     /// The device, as given in the request.
     pub device: DeviceId,
@@ -185,6 +188,7 @@ pub enum FigureBasis {
 
 /// The answer of an estimator: bytes per device and per component, plus host RAM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResourceEstimate {
     /// The layout this estimate is for (resolved: no defaults left implicit).
     pub layout: Layout,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a process does in a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessRole {
     /// The serving process (the one with the HTTP endpoint).
@@ -36,6 +37,7 @@ impl ProcessRole {
 
 /// A file the launcher writes before starting a process (backend configuration, overlays).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LaunchFile {
     /// Path relative to the run directory (absolute paths are refused by the launcher).
     pub path: PathBuf,
@@ -50,6 +52,7 @@ pub struct LaunchFile {
 
 /// How to tell that a process is ready to serve.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HealthCheck {
     /// TCP port of the endpoint on the process's worker.
     pub port: u16,
@@ -60,6 +63,7 @@ pub struct HealthCheck {
 
 /// One process to start: program, exact argv, environment and files. No shell is involved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LaunchSpec {
     /// Worker the process runs on.
     pub worker: String,

@@ -82,6 +82,7 @@ impl Default for PlanOptions {
 
 /// Bytes claimed on one device by a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceClaim {
     /// Device index on its worker.
     pub index: u32,
@@ -97,6 +98,7 @@ pub struct DeviceClaim {
 
 /// What a plan claims on one worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WorkerClaim {
     /// Worker name.
     pub name: String,
@@ -108,6 +110,7 @@ pub struct WorkerClaim {
 
 /// Where a plan puts the model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PlacementSummary {
     /// How the instance is spread.
     pub mode: PlacementMode,
@@ -123,6 +126,7 @@ pub struct PlacementSummary {
 
 /// A complete, reproducible answer: which backend, where, and exactly how it is started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeploymentPlan {
     /// Backend id (`llama-box`, `vllm`, `vox-box`, `ascend-mindie`).
     pub backend: String,
@@ -168,6 +172,14 @@ pub fn plan(
 }
 
 /// Plans one instance from facts already read: selection, estimate, placement, launch specs.
+///
+/// Traced as the `plan` span (info level) around the `select` and `place` spans.
+#[tracing::instrument(
+    name = "plan",
+    level = "info",
+    skip_all,
+    fields(model = %spec.name, workers = cluster.workers.len(), backend = tracing::field::Empty)
+)]
 pub fn plan_with_facts(
     registry: &Registry,
     facts: &ModelFacts,
@@ -176,10 +188,12 @@ pub fn plan_with_facts(
     options: &PlanOptions,
 ) -> Result<DeploymentPlan> {
     let mut choice = select_backend(registry, facts, spec, cluster)?;
+    tracing::Span::current().record("backend", choice.backend.as_str());
     let backend = registered(registry, &choice.backend)?;
     let mut explanation = std::mem::take(&mut choice.explanation);
     apply_fleet_version(&mut choice, options, &mut explanation);
-    let prepared = backend.prepare(facts, &choice.spec)?;
+    let prepared = tracing::debug_span!("prepare", backend = backend.id())
+        .in_scope(|| backend.prepare(facts, &choice.spec))?;
     explanation.extend(prepared.warnings().iter().map(|w| format!("warning: {w}")));
     let request = PlacementRequest {
         backend,
@@ -320,6 +334,12 @@ fn registered<'r>(registry: &'r Registry, id: &str) -> Result<&'r dyn Backend> {
 /// user's selector admits): GGUF → llama-box and speech → vox-box by their `Prefers` claims;
 /// ties go to the backend covering more of the eligible vendors, then to the narrower one, so
 /// that an Ascend-only cluster gets MindIE when MindIE supports the model and vLLM otherwise.
+#[tracing::instrument(
+    name = "select",
+    level = "debug",
+    skip_all,
+    fields(explicit = spec.backend.as_deref(), candidates = registry.backends().count())
+)]
 pub fn select_backend(
     registry: &Registry,
     facts: &ModelFacts,

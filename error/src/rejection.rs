@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// An option placement considered and refused, with the numbers that refused it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Rejection {
     /// The option (`w1:0 (NVIDIA GeForce RTX 4090, 21.50 GiB allocatable)`).
     pub candidate: String,

@@ -1,12 +1,13 @@
 //! `inferkit schema`: JSON Schemas of the files inferkit reads and writes.
 
-use inferkit::{Cluster, ModelSpec, WorkerInventory};
+use inferkit::{Cluster, DeploymentPlan, ModelSpec, WorkerInventory};
 use schemars::{JsonSchema, Schema, schema_for};
 
 use crate::output::{Failure, Output};
 
 /// Prints the JSON Schema (draft 2020-12) of a file format: a cluster (`--cluster`, also one
-/// worker as `probe --json` prints it) or a model spec (ModelSpec, as applications send it).
+/// worker as `probe --json` prints it), a plan (`plan --json`, the input of `serve`) or a
+/// model spec (ModelSpec, as applications send it).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Which format.
@@ -19,6 +20,8 @@ pub struct Args {
 pub enum Format {
     /// The cluster file of `plan --cluster`: {"workers": [...]} or one worker.
     Cluster,
+    /// The DeploymentPlan that `plan --json` prints and `serve` reads.
+    Plan,
     /// A model spec: source, backend, parameters, selectors.
     Spec,
 }
@@ -36,6 +39,7 @@ enum ClusterFile {
 pub fn schema(format: Format) -> Schema {
     match format {
         Format::Cluster => schema_for!(ClusterFile),
+        Format::Plan => schema_for!(DeploymentPlan),
         Format::Spec => schema_for!(ModelSpec),
     }
 }

@@ -91,8 +91,27 @@ pub struct Placement {
 
 /// Finds the best placement of one instance, or [`Error::NoPlacement`](crate::Error::NoPlacement)
 /// listing every option refused and why.
+///
+/// Traced as the `place` span (debug level): backend, workers, the estimator fits it took
+/// (`estimates`), and the mode chosen.
 pub fn place(request: &PlacementRequest<'_>) -> Result<Placement> {
-    search::Search::new(request)?.run()
+    let span = tracing::debug_span!(
+        "place",
+        backend = request.backend.id(),
+        workers = request.cluster.workers.len(),
+        estimates = tracing::field::Empty,
+        mode = tracing::field::Empty,
+        rejected = tracing::field::Empty,
+    );
+    let _entered = span.enter();
+    let fits = std::cell::Cell::new(0);
+    let placement = search::Search::new(request, &fits).and_then(search::Search::run);
+    span.record("estimates", fits.get());
+    if let Ok(placement) = &placement {
+        span.record("mode", placement.assignment.mode.as_str());
+        span.record("rejected", placement.rejected.len());
+    }
+    placement
 }
 
 /// Whether `worker` carries every label of a worker selector.

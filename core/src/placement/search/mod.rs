@@ -1,5 +1,6 @@
 //! The candidate search behind [`place`](super::place).
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -76,12 +77,15 @@ pub(crate) struct Search<'a> {
     rejected: Vec<Rejection>,
     /// The refused group with the most devices and free memory: ((devices, bytes), why).
     largest: Option<((usize, u64), Rejection)>,
+    /// Estimator fits asked so far, counted for the `place` span.
+    fits: &'a Cell<u32>,
 }
 
 impl<'a> Search<'a> {
     /// Resolves the backend's switches and reserves and filters the cluster down to eligible
     /// workers and devices; refused ones are recorded with their reasons.
-    pub fn new(req: &'a PlacementRequest<'a>) -> Result<Self> {
+    /// A search for `req`, counting the estimator fits it asks in `fits`.
+    pub fn new(req: &'a PlacementRequest<'a>, fits: &'a Cell<u32>) -> Result<Self> {
         let caps = req.backend.capabilities();
         let spec = req.spec;
         let offload =
@@ -108,6 +112,7 @@ impl<'a> Search<'a> {
             explanation: vec![rule],
             rejected: Vec::new(),
             largest: None,
+            fits,
         };
         search.views = search.eligible_workers()?;
         search.name_rank = name_ranks(&search.views);
@@ -345,6 +350,8 @@ impl<'a> Search<'a> {
             host,
             allow_cpu_offload: allow_offload,
         };
+        self.fits.set(self.fits.get().saturating_add(1));
+        let _span = tracing::trace_span!("estimate", devices = request.devices.len()).entered();
         let estimate = self.req.prepared.estimator().fit(&request)?;
         if estimate.devices.len() != request.devices.len() {
             return Err(Error::Unsupported(format!(
