@@ -157,6 +157,7 @@ pub struct DeviceEstimate {
 
 /// The declared uncertainty of a memory figure: how far off it may be, and what it rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorBand {
     /// Largest expected error, in percent of the figure.
     pub percent: u32,
@@ -174,6 +175,7 @@ impl ErrorBand {
 
 /// What a memory figure rests on, from the firmest to the weakest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FigureBasis {
     /// A published measurement of this model at this compute type (a catalog figure).
