@@ -4,7 +4,8 @@
 //! much memory it takes on each device, where it goes, and exactly how it is started.
 //!
 //! This facade re-exports [`inferkit_core`] and composes the drivers enabled by features
-//! (`llama-box`, `vllm`, `vox-box`, `mindie`, all on by default) into [`default_registry`].
+//! (`llama-box`, `llama-server`, `vllm`, `vox-box`, `mindie`, all on by default) into
+//! [`default_registry`].
 //!
 //! ```no_run
 //! use inferkit::{default_registry, plan, Cluster, ModelSpec, PlanOptions};
@@ -37,6 +38,9 @@ pub use inferkit_probe as probe;
 #[cfg(feature = "llama-box")]
 #[cfg_attr(docsrs, doc(cfg(feature = "llama-box")))]
 pub use inferkit_llama_box as llama_box;
+#[cfg(feature = "llama-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llama-server")))]
+pub use inferkit_llama_server as llama_server;
 #[cfg(feature = "mindie")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mindie")))]
 pub use inferkit_mindie as mindie;
@@ -47,14 +51,17 @@ pub use inferkit_vllm as vllm;
 #[cfg_attr(docsrs, doc(cfg(feature = "vox-box")))]
 pub use inferkit_vox_box as vox_box;
 
-/// A registry of every driver enabled by features, in the order llama-box, vLLM, vox-box,
-/// MindIE (an earlier driver wins a tie in automatic selection). MindIE is registered with its
-/// defaults (single worker, under `/usr/local/Ascend`); register a configured
-/// [`mindie::MindIe`] instead to span workers.
+/// A registry of every driver enabled by features, in the order llama-box, llama-server, vLLM,
+/// vox-box, MindIE (an earlier driver wins a tie in automatic selection; llama-server only
+/// supports GGUF models where llama-box prefers them, so it runs them when asked for). MindIE
+/// is registered with its defaults (single worker, under `/usr/local/Ascend`); register a
+/// configured [`mindie::MindIe`] instead to span workers.
 pub fn default_registry() -> Registry {
     let registry = Registry::new();
     #[cfg(feature = "llama-box")]
     let registry = registry.with(inferkit_llama_box::LlamaBox::new());
+    #[cfg(feature = "llama-server")]
+    let registry = registry.with(inferkit_llama_server::LlamaServer::new());
     #[cfg(feature = "vllm")]
     let registry = registry.with(inferkit_vllm::Vllm::new());
     #[cfg(feature = "vox-box")]

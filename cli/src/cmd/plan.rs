@@ -35,8 +35,8 @@ pub struct Args {
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
-    /// The backend to use (llama-box, vllm, vox-box, ascend-mindie); it always wins over
-    /// automatic selection.
+    /// The backend to use (llama-box, llama-server, vllm, vox-box, ascend-mindie); it always
+    /// wins over automatic selection.
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
 

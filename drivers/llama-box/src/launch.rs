@@ -217,7 +217,7 @@ fn platform_args(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) 
 /// The file llama-box is given: for a split model, its first shard whichever shard named the
 /// model, since llama.cpp refuses any other ("illegal split file idx ..., model must be loaded
 /// with the first split", `llama-model-loader.cpp`) and finds the rest by name.
-fn first_shard(facts: &ModelFacts, model: &Path) -> PathBuf {
+pub fn first_shard(facts: &ModelFacts, model: &Path) -> PathBuf {
     let split = facts.gguf.as_ref().is_some_and(|g| g.shards().len() > 1);
     match parse_split_name(model).filter(|_| split) {
         Some(name) => name.shard_path(1),
@@ -311,7 +311,7 @@ fn all_layers(facts: &ModelFacts) -> u32 {
 /// proportional split reproduces exactly (layer `i` goes to the first device whose cumulative
 /// share exceeds `i / n`); for image models: every device may take a component (llama-box's
 /// meaning of `--tensor-split` in image mode).
-fn tensor_split(assignment: &Assignment, offload: u32, image: bool) -> Option<String> {
+pub fn tensor_split(assignment: &Assignment, offload: u32, image: bool) -> Option<String> {
     let devices = &assignment.estimate.devices;
     if image {
         return (!devices.is_empty()).then(|| vec!["1"; devices.len()].join(","));
@@ -337,7 +337,7 @@ fn tensor_split(assignment: &Assignment, offload: u32, image: bool) -> Option<St
 
 /// The remote devices of the assignment, each matched with its subordinate (same order, same
 /// worker and index). llama.cpp puts RPC devices before local ones.
-fn remote_devices(assignment: &Assignment) -> Result<Vec<&DeviceSlot>> {
+pub fn remote_devices(assignment: &Assignment) -> Result<Vec<&DeviceSlot>> {
     let first_local = assignment.devices.iter().position(|d| !d.remote);
     let remote: Vec<&DeviceSlot> = assignment.devices.iter().filter(|d| d.remote).collect();
     if first_local.is_some_and(|i| i < remote.len()) {
@@ -392,7 +392,7 @@ fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> LaunchSpec {
 /// of the assignment, the order the estimate split layers in. (Hence not
 /// [`Vendor::visible_devices`], which sorts the list; Ascend, which needs it sorted, is checked by
 /// [`check_ascend_order`].)
-fn visibility_env(devices: &[&DeviceSlot]) -> BTreeMap<String, String> {
+pub fn visibility_env(devices: &[&DeviceSlot]) -> BTreeMap<String, String> {
     let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for device in devices {
         if let Some(variable) = visibility_variable(&device.vendor) {
@@ -409,7 +409,7 @@ fn visibility_env(devices: &[&DeviceSlot]) -> BTreeMap<String, String> {
 /// `ASCEND_RT_VISIBLE_DEVICES` must list devices in ascending order (GPUStack issue 2527), so
 /// llama.cpp numbers Ascend devices by index; an assignment in another order would put layers
 /// (and the output layer) on other devices than its estimate did.
-fn check_ascend_order(local: &[&DeviceSlot]) -> Result<()> {
+pub fn check_ascend_order(local: &[&DeviceSlot]) -> Result<()> {
     let ascend: Vec<u32> = local
         .iter()
         .filter(|d| visibility_variable(&d.vendor) == Some("ASCEND_RT_VISIBLE_DEVICES"))

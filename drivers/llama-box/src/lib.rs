@@ -288,6 +288,11 @@ impl LlamaBoxEstimator {
     pub fn total_layers(&self) -> u32 {
         self.model.total_layers()
     }
+
+    /// The context llama.cpp resolves from the settings (text models).
+    pub fn context(&self) -> Option<&memory::ContextSize> {
+        self.model.context()
+    }
 }
 
 impl ResourceEstimator for LlamaBoxEstimator {

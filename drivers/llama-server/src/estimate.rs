@@ -1,0 +1,168 @@
+//! llama-server's memory: the llama.cpp memory model of the llama-box driver, with the context
+//! llama-server defaults to (the model's training context) explained, and the largest context
+//! that keeps every layer on the accelerators offered when that default does not.
+
+use inferkit_core::gguf::GgufModel;
+use inferkit_core::{
+    Error, EstimateRequest, FitRequest, Layout, ResourceEstimate, ResourceEstimator, Result,
+};
+use inferkit_llama_box::LlamaBoxEstimator;
+use inferkit_llama_box::params::LlamaSettings;
+
+/// Contexts offered are multiples of this (llama.cpp pads `n_ctx` to 256 cells).
+const CONTEXT_STEP: u32 = 256;
+
+/// The llama.cpp memory model of one model with llama-server's settings.
+#[derive(Debug, Clone)]
+pub struct LlamaServerEstimator<'a> {
+    model: LlamaBoxEstimator,
+    gguf: &'a GgufModel,
+    settings: LlamaSettings,
+    /// The context is the model's training context (no `--ctx-size`).
+    context_from_model: bool,
+}
+
+impl<'a> LlamaServerEstimator<'a> {
+    /// The estimator of `gguf` run with `settings` (a `ctx_size` of 0 is llama-server's
+    /// default: the model's training context).
+    pub fn new(gguf: &'a GgufModel, settings: &LlamaSettings) -> Result<Self> {
+        Ok(LlamaServerEstimator {
+            model: LlamaBoxEstimator::new(gguf, settings)?,
+            gguf,
+            settings: settings.clone(),
+            context_from_model: settings.ctx_size == 0,
+        })
+    }
+
+    /// The total context llama.cpp resolves (`n_ctx`), which the launch passes as `-c`.
+    pub fn context_size(&self) -> Option<u64> {
+        self.model.context().map(|c| c.n_ctx)
+    }
+
+    /// Every layer on `request.devices`.
+    fn full_offload(&self) -> Layout {
+        let total = self.model.total_layers();
+        Layout::Layers {
+            offload_layers: total,
+            total_layers: total,
+            tensor_split: Vec::new(),
+        }
+    }
+
+    /// Whether `estimate` keeps every layer on the accelerators.
+    fn fully_offloaded(&self, estimate: &ResourceEstimate) -> bool {
+        match &estimate.layout {
+            Layout::Single => true,
+            Layout::Layers {
+                offload_layers,
+                total_layers,
+                ..
+            } => offload_layers >= total_layers,
+            _ => false,
+        }
+    }
+
+    /// Whether the model with a context of `ctx` fits `request` with every layer offloaded.
+    fn fits_with_context(&self, ctx: u32, request: &FitRequest) -> Result<bool> {
+        let settings = LlamaSettings {
+            ctx_size: ctx,
+            ..self.settings.clone()
+        };
+        let model = LlamaBoxEstimator::new(self.gguf, &settings)?;
+        let estimate = model.estimate(&EstimateRequest {
+            devices: request.devices.clone(),
+            host: request.host.clone(),
+            layout: self.full_offload(),
+        })?;
+        Ok(estimate.check_fits(&request.devices, &request.host).is_ok())
+    }
+
+    /// The largest context, a multiple of [`CONTEXT_STEP`] below the training context, with
+    /// which every layer fits on the accelerators (memory grows with the context: binary
+    /// search).
+    fn largest_fitting_context(&self, request: &FitRequest) -> Result<Option<u32>> {
+        let trained = self.context_size().unwrap_or(0);
+        let (mut low, mut high) = (
+            0u32,
+            u32::try_from(trained / u64::from(CONTEXT_STEP)).unwrap_or(u32::MAX),
+        );
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            match self.fits_with_context(mid * CONTEXT_STEP, request)? {
+                true => low = mid,
+                false => high = mid - 1,
+            }
+        }
+        Ok((low > 0).then_some(low * CONTEXT_STEP))
+    }
+
+    /// What the default context costs, and the context to ask for when it keeps layers off the
+    /// accelerators.
+    fn context_note(
+        &self,
+        estimate: Option<&ResourceEstimate>,
+        request: &FitRequest,
+    ) -> Result<String> {
+        let trained = self.context_size().unwrap_or(0);
+        let layout = match request.devices.is_empty() {
+            true => Layout::CpuOnly,
+            false => self.full_offload(),
+        };
+        let whole = self.model.estimate(&EstimateRequest {
+            devices: request.devices.clone(),
+            host: request.host.clone(),
+            layout,
+        })?;
+        let kv = whole.host.kv + whole.devices.iter().map(|d| d.components.kv).sum::<u64>();
+        let mut note = format!(
+            "context: llama-server's default (-c 0) is the model's training context, \
+             {trained} tokens, whose KV cache takes {} MiB",
+            kv >> 20
+        );
+        let offloaded = estimate.is_some_and(|e| self.fully_offloaded(e));
+        if request.devices.is_empty() || offloaded {
+            return Ok(note);
+        }
+        match self.largest_fitting_context(request)? {
+            Some(ctx) => note.push_str(&format!(
+                "; it keeps layers off the accelerators: the largest context with every layer \
+                 on them is {ctx} tokens (pass `-c {ctx}`)"
+            )),
+            None => note.push_str("; no context keeps every layer on the accelerators"),
+        }
+        Ok(note)
+    }
+}
+
+impl ResourceEstimator for LlamaServerEstimator<'_> {
+    fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
+        self.model.estimate(request)
+    }
+
+    fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
+        let fitted = self.model.fit(request);
+        if !self.context_from_model {
+            return fitted;
+        }
+        match fitted {
+            Ok(mut estimate) => {
+                let note = self.context_note(Some(&estimate), request)?;
+                estimate.notes.push(note);
+                Ok(estimate)
+            }
+            Err(Error::DoesNotFit {
+                needed,
+                available,
+                reason,
+            }) => {
+                let note = self.context_note(None, request)?;
+                Err(Error::DoesNotFit {
+                    needed,
+                    available,
+                    reason: format!("{reason}; {note}"),
+                })
+            }
+            Err(other) => Err(other),
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! From a placement ([`Assignment`]) to the processes that run it: `ggml-rpc-server` per
+//! remote device, then `llama-server`.
+//!
+//! The plan decides memory, so the command line always says it: `--gpu-layers`, `--ctx-size`,
+//! `--device` (RPC devices first, as llama.cpp orders them), `--tensor-split` over those
+//! devices, and `--fit off` so that llama-server does not second-guess them. Devices are
+//! pinned twice: by the vendor's visibility variable and by name. A secret parameter the server
+//! can read from its environment (`--api-key`, `LLAMA_API_KEY`) goes there instead of argv.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use inferkit_core::{
+    Assignment, Category, DeviceSlot, Error, HealthCheck, LaunchSpec, Layout, ModelFacts,
+    ModelSpec, ProcessRole, Result, Subordinate, Vendor,
+};
+use inferkit_llama_box::flags::Args;
+use inferkit_llama_box::launch as shared;
+
+use crate::flags::{self, GpuLayers, Input};
+
+/// Program name of the server (looked up in `PATH` by the launcher).
+pub const PROGRAM: &str = "llama-server";
+
+/// Program name of llama.cpp's RPC server.
+pub const RPC_PROGRAM: &str = "ggml-rpc-server";
+
+/// Refuses user parameters that set what the platform owns (marked in the flag table), and the
+/// combinations with a device selector GPUStack refuses for llama.cpp.
+pub fn check_user_args(spec: &ModelSpec, user: &Args) -> Result<()> {
+    for arg in &user.args {
+        let owner = flags::table()
+            .lookup(&arg.flag)
+            .and_then(|found| found.spec.platform_owned);
+        if let Some(why) = owner {
+            return Err(Error::invalid_parameter(
+                &arg.spelled,
+                format!("is set by the platform ({why}) and cannot be overridden"),
+            ));
+        }
+    }
+    shared::check_user_args(spec, user)
+}
+
+/// The flags that do not depend on the placement: the endpoint of the model's category, the
+/// projector, then the user's parameters (replacing what they override).
+pub fn model_args(categories: &[Category], mmproj: Option<&Path>, user: &Args) -> Args {
+    let mut defaults = Args::default();
+    if categories.contains(&Category::Embedding) {
+        defaults.push("--embedding", &[]);
+    }
+    if categories.contains(&Category::Reranker) {
+        defaults.push("--rerank", &[]);
+    }
+    let mut user = user.clone();
+    if let Some(path) = mmproj {
+        let path = path.display().to_string();
+        defaults.push("--mmproj", &[&path]);
+        for arg in user.args.iter_mut().filter(|a| a.flag == "--mmproj") {
+            arg.values = vec![path.clone()];
+        }
+    }
+    layer(&[defaults, user])
+}
+
+/// Concatenates argument lists, a later list replacing the earlier occurrences of each flag
+/// it sets (both polarities of a switch are one flag; repeatable flags accumulate).
+pub fn layer(lists: &[Args]) -> Args {
+    let spec = |flag: &str| flags::table().lookup(flag).map(|found| found.spec);
+    let mut out = Args::default();
+    for list in lists {
+        for arg in &list.args {
+            let this = spec(&arg.flag);
+            if !this.is_some_and(|s| s.repeatable) {
+                out.args.retain(|a| match (spec(&a.flag), this) {
+                    (Some(a), Some(b)) => !std::ptr::eq(a, b),
+                    _ => a.flag != arg.flag,
+                });
+            }
+        }
+        out.args.extend(list.args.iter().cloned());
+        out.warnings.extend(list.warnings.iter().cloned());
+    }
+    out
+}
+
+/// The processes of `assignment`: one RPC server per remote device, then llama-server with the
+/// model's flags, the placement's, and a context of `context` tokens (`n_ctx` as the estimate
+/// resolved it).
+pub fn launch(
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    assignment: &Assignment,
+    model_args: &Args,
+    context: Option<u64>,
+) -> Result<Vec<LaunchSpec>> {
+    let remote = shared::remote_devices(assignment)?;
+    let local: Vec<&DeviceSlot> = assignment.devices.iter().filter(|d| !d.remote).collect();
+    shared::check_ascend_order(&local)?;
+    let mut specs = assignment
+        .subordinates
+        .iter()
+        .zip(&remote)
+        .map(|(sub, device)| rpc_server(sub, device))
+        .collect::<Result<Vec<_>>>()?;
+
+    let (model_args, secrets) = secrets_to_env(model_args);
+    let estimated = flags::parse(
+        flags::table(),
+        &assignment.estimate.launch_parameters,
+        Input::Argv,
+    )?;
+    let placement = placement_args(facts, assignment, &model_args, context, &local)?;
+    let args = layer(&[
+        platform_args(facts, spec, assignment)?,
+        model_args,
+        placement,
+        estimated,
+    ]);
+    let argv = args.to_argv();
+    // Every generated command line is one llama-server reads.
+    flags::parse(flags::table(), &argv, Input::Argv)?;
+    let mut env = shared::visibility_env(&local);
+    env.extend(secrets);
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    specs.push(LaunchSpec {
+        worker: assignment.worker.clone(),
+        role: ProcessRole::Main,
+        program: PROGRAM.to_string(),
+        args: argv,
+        env,
+        files: Vec::new(),
+        health: Some(HealthCheck {
+            port: assignment.port,
+            path: Some("/health".to_string()),
+        }),
+    });
+    Ok(specs)
+}
+
+/// Moves the values of secret flags that llama-server also reads from the environment out of
+/// the argument list (where every local user sees them) into those variables.
+fn secrets_to_env(args: &Args) -> (Args, BTreeMap<String, String>) {
+    let mut kept = args.clone();
+    let mut env = BTreeMap::new();
+    kept.args.retain(|arg| {
+        let variable = flags::table()
+            .lookup(&arg.flag)
+            .filter(|found| found.spec.secret)
+            .and_then(|found| found.spec.env);
+        match (variable, arg.value()) {
+            (Some(variable), Some(value)) => {
+                env.insert(variable.to_string(), value.to_string());
+                false
+            }
+            _ => true,
+        }
+    });
+    (kept, env)
+}
+
+/// `--host --port --model --alias`.
+fn platform_args(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) -> Result<Args> {
+    let model = facts.path.as_deref().ok_or_else(|| {
+        Error::Unsupported(format!(
+            "llama-server needs the model file on the worker's disk; {} has no local path",
+            spec.source.display_name()
+        ))
+    })?;
+    let mut args = Args::default();
+    args.push("--host", &["0.0.0.0"]);
+    args.push("--port", &[&assignment.port.to_string()]);
+    let model = shared::first_shard(facts, model);
+    args.push("--model", &[&model.display().to_string()]);
+    args.push("--alias", &[&spec.name]);
+    Ok(args)
+}
+
+/// `--fit off --gpu-layers --ctx-size --rpc --device --tensor-split` from the placement.
+fn placement_args(
+    facts: &ModelFacts,
+    assignment: &Assignment,
+    model_args: &Args,
+    context: Option<u64>,
+    local: &[&DeviceSlot],
+) -> Result<Args> {
+    let total = facts
+        .gguf
+        .as_ref()
+        .and_then(|g| g.block_count().ok())
+        .map_or(0, |n| u32::try_from(n + 1).unwrap_or(u32::MAX));
+    let offload = match &assignment.estimate.layout {
+        Layout::CpuOnly => 0,
+        Layout::Single => total,
+        Layout::Layers { offload_layers, .. } => *offload_layers,
+        Layout::Parallel { .. } => {
+            return Err(Error::Unsupported(
+                "llama-server splits models by layers; it has no tensor or pipeline parallelism"
+                    .into(),
+            ));
+        }
+    };
+    check_user_gpu_layers(model_args, offload, total)?;
+    let mut args = Args::default();
+    args.push("--fit", &["off"]);
+    args.push("--gpu-layers", &[&offload.to_string()]);
+    if let Some(context) = context {
+        args.push("--ctx-size", &[&context.to_string()]);
+    }
+    let servers: Vec<String> = assignment
+        .subordinates
+        .iter()
+        .map(|s| format!("{}:{}", s.address, s.port))
+        .collect();
+    if !servers.is_empty() {
+        // Before --device: llama.cpp registers the RPC devices while parsing --rpc.
+        args.push("--rpc", &[&servers.join(",")]);
+    }
+    let devices = device_names(servers.len(), local)?;
+    let devices = match (offload, devices.is_empty()) {
+        (0, _) | (_, true) => "none".to_string(),
+        _ => devices.join(","),
+    };
+    args.push("--device", &[&devices]);
+    if let Some(split) = shared::tensor_split(assignment, offload, false) {
+        args.push("--tensor-split", &[&split]);
+    }
+    Ok(args)
+}
+
+/// A user's `--gpu-layers` must be what the placement offloads.
+fn check_user_gpu_layers(model_args: &Args, offload: u32, total: u32) -> Result<()> {
+    let Some(arg) = model_args.last("--gpu-layers") else {
+        return Ok(());
+    };
+    let asked = match arg.value().and_then(flags::gpu_layers) {
+        Some(GpuLayers::Count(n)) => n.min(total),
+        Some(GpuLayers::All) => total,
+        Some(GpuLayers::Auto) | None => return Ok(()),
+    };
+    if asked == offload.min(total) {
+        return Ok(());
+    }
+    Err(Error::invalid_parameter(
+        &arg.spelled,
+        format!("asks for {asked} offloaded layers, but the placement offloads {offload}"),
+    ))
+}
+
+/// The names llama.cpp gives the devices of the main process: `RPC0`.. for the RPC servers'
+/// devices (numbered across servers in `--rpc` order, `ggml-rpc.cpp`), then each local
+/// device by its backend's name and its position among the visible devices of that vendor
+/// (`CUDA0`, `ROCm0`, `CANN0`, `MTL0`).
+fn device_names(rpc_devices: usize, local: &[&DeviceSlot]) -> Result<Vec<String>> {
+    let mut names: Vec<String> = (0..rpc_devices).map(|i| format!("RPC{i}")).collect();
+    let mut seen: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for device in local {
+        let prefix = backend_name(&device.vendor)?;
+        let index = seen.entry(prefix).or_default();
+        names.push(format!("{prefix}{index}"));
+        *index += 1;
+    }
+    Ok(names)
+}
+
+/// The ggml backend that drives the vendor's devices, by its device-name prefix.
+fn backend_name(vendor: &Vendor) -> Result<&'static str> {
+    match vendor {
+        Vendor::Nvidia => Ok("CUDA"),
+        Vendor::Amd => Ok("ROCm"),
+        Vendor::Ascend => Ok("CANN"),
+        Vendor::Apple => Ok("MTL"),
+        Vendor::Other(name) => Err(Error::Unsupported(format!(
+            "llama-server device names are known for NVIDIA, AMD, Ascend and Apple devices, \
+             not {name}"
+        ))),
+    }
+}
+
+/// `ggml-rpc-server -H 0.0.0.0 -p PORT -d DEVICE`: one device, pinned by the visibility
+/// variable, so it is the vendor's device 0 inside the process.
+fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> Result<LaunchSpec> {
+    let name = format!("{}0", backend_name(&device.vendor)?);
+    let mut args = Args::default();
+    args.push("-H", &["0.0.0.0"]);
+    args.push("-p", &[&sub.port.to_string()]);
+    args.push("-d", &[&name]);
+    let argv = args.to_argv();
+    flags::parse(flags::rpc_table(), &argv, Input::Argv)?;
+    Ok(LaunchSpec {
+        worker: sub.worker.clone(),
+        role: ProcessRole::RpcServer,
+        program: RPC_PROGRAM.to_string(),
+        args: argv,
+        env: shared::visibility_env(&[device]),
+        files: Vec::new(),
+        // The RPC protocol is raw TCP: ready once the port accepts.
+        health: Some(HealthCheck {
+            port: sub.port,
+            path: None,
+        }),
+    })
+}

@@ -1,0 +1,122 @@
+//! llama-server's memory on real GGUF headers: the default context explained and, when it
+//! keeps layers off the GPUs, the largest one that does not; and agreement with llama-box,
+//! whose llama.cpp memory model this driver shares, where the two servers run the same
+//! settings.
+
+use std::path::Path;
+
+use inferkit_core::testkit::{gpu, host};
+use inferkit_core::{
+    Backend, DeviceSlot, FitRequest, Layout, ModelFacts, ModelSpec, ResourceEstimate,
+};
+use inferkit_llama_box::LlamaBox;
+use inferkit_llama_server::LlamaServer;
+
+fn model(name: &str, params: &[&str]) -> (ModelFacts, ModelSpec) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/gguf")
+        .join(name);
+    let mut spec = ModelSpec::local(path);
+    spec.backend_parameters = params.iter().map(|p| p.to_string()).collect();
+    let facts = ModelFacts::read(&spec.source).expect("fixture reads");
+    (facts, spec)
+}
+
+fn fit(
+    backend: &dyn Backend,
+    name: &str,
+    params: &[&str],
+    devices: &[DeviceSlot],
+) -> inferkit_core::Result<ResourceEstimate> {
+    let (facts, spec) = model(name, params);
+    let prepared = backend.prepare(&facts, &spec)?;
+    prepared.estimator().fit(&FitRequest {
+        devices: devices.to_vec(),
+        host: host("w1", 64),
+        allow_cpu_offload: true,
+    })
+}
+
+fn offloaded(estimate: &ResourceEstimate) -> u32 {
+    match estimate.layout {
+        Layout::Layers { offload_layers, .. } => offload_layers,
+        Layout::Single => u32::MAX,
+        _ => 0,
+    }
+}
+
+/// The number after "pass `-c " in the notes.
+fn offered_context(estimate: &ResourceEstimate) -> Option<u32> {
+    let note = estimate.notes.iter().find(|n| n.contains("pass `-c "))?;
+    let rest = note.split("pass `-c ").nth(1)?;
+    rest.split('`').next()?.parse().ok()
+}
+
+#[test]
+fn a_128k_default_context_is_explained_and_the_largest_fitting_one_offered() {
+    // Llama 3.2 1B: a 131072-token training context, whose f16 KV cache is 4 GiB.
+    const MODEL: &str = "llama-3.2-1b-F16.header.gguf";
+    let six = [gpu("w1", 0, 6)];
+    let default = fit(&LlamaServer::new(), MODEL, &[], &six).unwrap();
+    let note = default.notes.join("\n");
+    assert!(note.contains("training context, 131072 tokens"), "{note}");
+    assert!(note.contains("KV cache takes 4096 MiB"), "{note}");
+    let total = 17;
+    assert!(
+        offloaded(&default) < total,
+        "the default keeps layers on the CPU"
+    );
+    let offered = offered_context(&default).expect("a context is offered");
+    assert!(offered.is_multiple_of(256) && offered < 131072, "{offered}");
+    // The offer fits with every layer on the GPU, and 256 tokens more do not.
+    let at = |ctx: u32| {
+        let estimate = fit(&LlamaServer::new(), MODEL, &["-c", &ctx.to_string()], &six).unwrap();
+        offloaded(&estimate) >= total
+    };
+    assert!(at(offered), "{offered} does not fit");
+    assert!(!at(offered + 256), "{} fits too", offered + 256);
+    // A model that fits with its default context gets the explanation and no offer.
+    let fits = fit(&LlamaServer::new(), MODEL, &[], &[gpu("w1", 0, 24)]).unwrap();
+    assert!(offered_context(&fits).is_none() && !fits.notes.is_empty());
+}
+
+#[test]
+fn an_explicit_context_gets_no_offer() {
+    let estimate = fit(
+        &LlamaServer::new(),
+        "llama-3.2-1b-F16.header.gguf",
+        &["-c", "200000"],
+        &[gpu("w1", 0, 6)],
+    )
+    .unwrap();
+    assert!(offered_context(&estimate).is_none(), "{:?}", estimate.notes);
+}
+
+#[test]
+fn placements_agree_with_llama_box_for_the_same_settings() {
+    // Both servers with the same llama.cpp settings: llama-box's defaults as GPUStack runs it
+    // (no memory map, flash attention off, four slots with a stream each, embeddings output)
+    // written as llama-server flags.
+    let server = ["-lm", "none", "-fa", "off", "-np", "4", "--embedding"];
+    for (name, devices) in [
+        (
+            "qwen2.5-0.5b-instruct-Q4_K_M.header.gguf",
+            vec![gpu("w1", 0, 24)],
+        ),
+        (
+            "llama-3.2-1b-F16.header.gguf",
+            vec![gpu("w1", 0, 24), gpu("w1", 1, 16)],
+        ),
+        ("llama-3.2-1b-F16.header.gguf", vec![gpu("w1", 0, 2)]),
+        ("qwen1.5-moe-a2.7b-4layer-Q4_K_M.header.gguf", vec![]),
+    ] {
+        for ctx in ["2048", "8192"] {
+            let box_ = fit(&LlamaBox::new(), name, &["-c", ctx], &devices).unwrap();
+            let params: Vec<&str> = server.iter().copied().chain(["-c", ctx]).collect();
+            let srv = fit(&LlamaServer::new(), name, &params, &devices).unwrap();
+            assert_eq!(box_.layout, srv.layout, "{name} -c {ctx}");
+            assert_eq!(box_.devices, srv.devices, "{name} -c {ctx}");
+            assert_eq!(box_.host, srv.host, "{name} -c {ctx}");
+        }
+    }
+}
