@@ -127,6 +127,7 @@ impl ResourceEstimator for TgiModel<'_> {
                 components: on_device,
                 claim: on_device.total(),
                 layers: 0,
+                error_band: None,
             });
         Ok(ResourceEstimate {
             layout: request.layout.clone(),

@@ -4,7 +4,7 @@
 
 mod plan_support;
 
-use inferkit::{Category, PlacementMode, PlanOptions};
+use inferkit::{Category, FigureBasis, PlacementMode, PlanOptions};
 use plan_support::*;
 use serde_json::json;
 
@@ -95,4 +95,63 @@ fn cosyvoice_skips_linux_arm64_workers_and_says_why() {
         .find(|r| r.candidate.contains("arm"))
         .expect("the arm64 worker is listed as refused");
     assert!(refused.reason.contains("linux/arm64"), "{}", refused.reason);
+}
+
+/// One Linux laptop with 32 GiB of RAM and one NVIDIA GPU of `gib` GiB.
+fn laptop(gpu: &str, gib: u64) -> inferkit::Cluster {
+    cluster_json(
+        json!({"workers": [{"name": "laptop", "os": "linux", "arch": "amd64",
+        "cpu_cores": 16, "ram": {"total": 32 * GIB, "used": 4 * GIB},
+        "devices": [{"index": 0, "vendor": "nvidia", "name": gpu,
+            "memory": {"total": gib * GIB, "used": 0}, "compute_capability": "8.9"}]}]}),
+    )
+}
+
+#[test]
+fn whisper_large_v3_runs_on_a_laptop_rtx_4060_in_float16() {
+    // faster-whisper's own benchmark puts large-v2 (same parameter count) at 4,755 MB of GPU
+    // memory in float16; GPUStack's inherited table claimed 10 GiB and chose the CPU.
+    let cluster = laptop("NVIDIA GeForce RTX 4060 Laptop GPU", 8);
+    let options = PlanOptions::default();
+    let plan = plan_model(
+        "tests/fixtures/vox-box/faster-whisper-large-v3",
+        &cluster,
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
+    assert_within_allocatable(&plan, &cluster, &options);
+    let device = &plan.estimate.devices[0];
+    assert_eq!(device.components.total(), 4_755 << 20);
+    let band = device.error_band.expect("vox-box declares its band");
+    assert_eq!(band.basis, FigureBasis::CatalogFigure);
+    assert_eq!(plan.estimate.details["compute_type"], "float16");
+    assert_eq!(flag(&main_process(&plan).args, "--device"), Some("cuda:0"));
+}
+
+#[test]
+fn a_4_gib_gpu_refuses_whisper_large_v3_with_numbers_and_the_cpu_takes_it() {
+    let cluster = laptop("NVIDIA GeForce GTX 1650", 4);
+    let plan = plan_model(
+        "tests/fixtures/vox-box/faster-whisper-large-v3",
+        &cluster,
+        &PlanOptions::default(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(plan.placement.mode, PlacementMode::CpuOnly);
+    assert_eq!(plan.estimate.details["compute_type"], "float32");
+    let refused = plan
+        .rejected
+        .iter()
+        .find(|r| r.reason.contains("GTX 1650"))
+        .expect("the GPU is listed as refused");
+    assert!(
+        refused
+            .reason
+            .ends_with("needs 5.11 GiB, 3.00 GiB available"),
+        "{}",
+        refused.reason
+    );
 }

@@ -32,7 +32,7 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
     if let ModelRef::Local { path } = &reference {
         let spec = ModelSpec::local(path);
         let path = spec.source.local_path().unwrap_or(path).to_path_buf();
-        std::fs::metadata(&path).map_err(|e| Error::io(&path, &e))?;
+        std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
         let facts = ModelFacts::read(&spec.source)?;
         return Ok(Model {
             spec,

@@ -149,6 +149,43 @@ pub struct DeviceEstimate {
     /// Model layers held (llama.cpp layouts), for display.
     #[serde(default)]
     pub layers: u32,
+    /// How far the figure (`components.total()`) may be from what the backend really uses, where
+    /// the estimator declares it; `claim` then holds that much headroom above the figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_band: Option<ErrorBand>,
+}
+
+/// The declared uncertainty of a memory figure: how far off it may be, and what it rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ErrorBand {
+    /// Largest expected error, in percent of the figure.
+    pub percent: u32,
+    /// What the figure rests on.
+    pub basis: FigureBasis,
+}
+
+impl ErrorBand {
+    /// `figure` plus the band's headroom (rounded up, saturating): what placement should claim.
+    pub fn headroom_over(&self, figure: u64) -> u64 {
+        let headroom = (u128::from(figure) * u128::from(self.percent)).div_ceil(100);
+        u64::try_from(u128::from(figure) + headroom).unwrap_or(u64::MAX)
+    }
+}
+
+/// What a memory figure rests on, from the firmest to the weakest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FigureBasis {
+    /// A published measurement of this model at this compute type (a catalog figure).
+    CatalogFigure,
+    /// A published measurement of another size of the same family, scaled by parameter count.
+    ScaledCatalogFigure,
+    /// Parameter count × bytes per parameter of the compute type, plus a cited runtime overhead.
+    Derived,
+    /// Nothing published fits: a stated guess.
+    Guess,
 }
 
 /// The answer of an estimator: bytes per device and per component, plus host RAM.
@@ -225,5 +262,27 @@ pub trait ResourceEstimator: Send + Sync {
         })?;
         estimate.check_fits(&request.devices, &request.host)?;
         Ok(estimate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headroom_rounds_up_and_saturates() {
+        let band = ErrorBand {
+            percent: 10,
+            basis: FigureBasis::CatalogFigure,
+        };
+        assert_eq!(band.headroom_over(1_000), 1_100);
+        assert_eq!(band.headroom_over(1_001), 1_102);
+        assert_eq!(band.headroom_over(0), 0);
+        assert_eq!(band.headroom_over(u64::MAX - 1), u64::MAX);
+        let json = serde_json::to_value(band).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"percent": 10, "basis": "catalog_figure"})
+        );
     }
 }

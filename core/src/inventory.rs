@@ -21,11 +21,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
-use inferkit_formats::files::{json_error, read_text_file};
+use inferkit_formats::files::read_text_file;
 
 /// A whole cluster: every worker the planner may place a model on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// The workers, in any order (placement breaks ties by worker name).
     pub workers: Vec<WorkerInventory>,
@@ -40,7 +41,7 @@ impl Cluster {
 
     /// Parses cluster JSON; `origin` names the source in errors.
     pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| json_error(text, origin, &e))
+        crate::user_json::from_str(text, origin)
     }
 
     /// Looks a worker up by name.
@@ -56,6 +57,7 @@ pub const MAX_CLUSTER_FILE: u64 = 256 << 20;
 /// One machine: its host resources, its accelerators and what already runs on them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct WorkerInventory {
     /// Unique worker name (placement's tie-breaker).
     pub name: String,
@@ -129,6 +131,7 @@ impl WorkerInventory {
 /// Total and used bytes of a memory pool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Memory {
     /// Capacity in bytes (in a file: bytes or a size such as `"80GiB"`).
     #[cfg_attr(feature = "schema", schemars(with = "crate::units::Size"))]
@@ -224,6 +227,7 @@ impl std::fmt::Display for Vendor {
 /// One accelerator (GPU, NPU, or a MIG instance exposed as its own device).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Device {
     /// Index as the worker's runtime numbers it (`CUDA_VISIBLE_DEVICES`, `ASCEND_RT_VISIBLE_DEVICES`).
     pub index: u32,
@@ -275,6 +279,7 @@ impl Device {
 /// A device's health as its probe reported it (`npu-smi` Health column, a failing NVML query).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct DeviceHealth {
     /// Whether placement may use the device (a warning keeps it usable).
     pub available: bool,
@@ -285,6 +290,7 @@ pub struct DeviceHealth {
 /// A partition of a physical accelerator (NVIDIA MIG instance and similar).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Partition {
     /// Profile name (`1g.10gb`).
     pub profile: String,
@@ -301,6 +307,7 @@ pub struct Partition {
 /// Resources an existing model instance claims on a worker.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Allocation {
     /// Instance name.
     pub name: String,

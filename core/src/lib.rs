@@ -23,16 +23,17 @@ pub mod secret;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 pub mod units;
+pub mod user_json;
 
 pub use backend::{
     Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Prepared, Registry,
     Selection, Subordinate, SubordinateGrouping, Unfit,
 };
 pub use estimate::{
-    Components, DeviceEstimate, DeviceSlot, EstimateRequest, FitRequest, HostSlot, Layout,
-    ResourceEstimate, ResourceEstimator,
+    Components, DeviceEstimate, DeviceSlot, ErrorBand, EstimateRequest, FigureBasis, FitRequest,
+    HostSlot, Layout, ResourceEstimate, ResourceEstimator,
 };
-pub use inferkit_error::{Error, Result};
+pub use inferkit_error::{Error, ErrorKind, Result};
 pub use inferkit_formats::{DirectoryFacts, ModelFacts, ModelFormat};
 pub use inferkit_formats::{facts, files, gguf, hf};
 pub use inventory::{Allocation, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory};

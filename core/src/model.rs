@@ -42,8 +42,12 @@ impl Category {
 }
 
 /// Everything the user decided about one deployment. Unset options mean "let inferkit decide".
+///
+/// In JSON the source's keys sit beside the others (`"source": "local_path", "path": ...`);
+/// a key the spec does not know is refused (see [`user_json`](crate::user_json)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(try_from = "SpecKeys")]
 pub struct ModelSpec {
     /// Deployment name: served model name and alias of the running backend.
     pub name: String,
@@ -78,6 +82,125 @@ pub struct ModelSpec {
     /// Allow spreading one instance over several workers (None: the backend's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed_inference_across_workers: Option<bool>,
+}
+
+/// The keys of a spec as written: [`ModelSpec`] with its source's keys spelt out, so that an
+/// unknown key can be refused (serde cannot refuse them beside a flattened enum).
+#[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+struct SpecKeys {
+    name: String,
+    source: SourceKind,
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default)]
+    repo_id: Option<String>,
+    #[serde(default)]
+    filename: Option<String>,
+    #[serde(default)]
+    model_id: Option<String>,
+    #[serde(default)]
+    file_path: Option<String>,
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    backend_version: Option<String>,
+    #[serde(default)]
+    categories: Vec<Category>,
+    #[serde(default)]
+    backend_parameters: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    worker_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    device_selector: Vec<DeviceId>,
+    #[serde(default)]
+    cpu_offloading: Option<bool>,
+    #[serde(default)]
+    distributed_inference_across_workers: Option<bool>,
+}
+
+/// The `source` tag of [`ModelSource`].
+#[derive(Clone, Copy, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+enum SourceKind {
+    LocalPath,
+    Huggingface,
+    ModelScope,
+}
+
+impl SourceKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::LocalPath => "local_path",
+            SourceKind::Huggingface => "huggingface",
+            SourceKind::ModelScope => "model_scope",
+        }
+    }
+}
+
+impl TryFrom<SpecKeys> for ModelSpec {
+    type Error = String;
+
+    fn try_from(keys: SpecKeys) -> std::result::Result<Self, String> {
+        let foreign = match keys.source {
+            SourceKind::LocalPath => [
+                ("repo_id", keys.repo_id.is_some()),
+                ("filename", keys.filename.is_some()),
+                ("model_id", keys.model_id.is_some()),
+                ("file_path", keys.file_path.is_some()),
+            ],
+            SourceKind::Huggingface => [
+                ("path", keys.path.is_some()),
+                ("model_id", keys.model_id.is_some()),
+                ("file_path", keys.file_path.is_some()),
+                ("", false),
+            ],
+            SourceKind::ModelScope => [
+                ("path", keys.path.is_some()),
+                ("repo_id", keys.repo_id.is_some()),
+                ("filename", keys.filename.is_some()),
+                ("", false),
+            ],
+        };
+        if let Some((key, _)) = foreign.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "`{key}` does not belong to a `{}` source",
+                keys.source.as_str()
+            ));
+        }
+        let source = match keys.source {
+            SourceKind::LocalPath => ModelSource::LocalPath {
+                path: keys.path.ok_or("a local_path source needs `path`")?,
+            },
+            SourceKind::Huggingface => ModelSource::Huggingface {
+                repo_id: keys.repo_id.ok_or("a huggingface source needs `repo_id`")?,
+                filename: keys.filename,
+            },
+            SourceKind::ModelScope => ModelSource::ModelScope {
+                model_id: keys
+                    .model_id
+                    .ok_or("a model_scope source needs `model_id`")?,
+                file_path: keys.file_path,
+            },
+        };
+        Ok(ModelSpec {
+            name: keys.name,
+            source,
+            backend: keys.backend,
+            backend_version: keys.backend_version,
+            categories: keys.categories,
+            backend_parameters: keys.backend_parameters,
+            env: keys.env,
+            worker_selector: keys.worker_selector,
+            device_selector: keys.device_selector,
+            cpu_offloading: keys.cpu_offloading,
+            distributed_inference_across_workers: keys.distributed_inference_across_workers,
+        })
+    }
 }
 
 impl ModelSpec {

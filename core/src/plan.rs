@@ -28,7 +28,7 @@ const GIB: u64 = 1 << 30;
 
 /// Knobs of a plan that are not about the model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PlanOptions {
     /// How to choose among placements that fit (default: spread).
     pub strategy: PlacementStrategy,
@@ -40,8 +40,10 @@ pub struct PlanOptions {
     pub ram_reserve: u64,
     /// Port of the main process; subordinate processes take the next ports.
     pub port: u16,
-    /// Most remote devices one instance may use (llama.cpp RPC servers; default 8, GPUStack's
-    /// `DEFAULT_MAX_RPC_SERVER_COUNT`).
+    /// Most devices on other workers one instance may use, for a backend that drives each
+    /// remote device by a subordinate process of its own
+    /// ([`SubordinateGrouping::PerRemoteDevice`](crate::SubordinateGrouping::PerRemoteDevice);
+    /// default 8, GPUStack's `DEFAULT_MAX_RPC_SERVER_COUNT` for llama-box's RPC servers).
     pub max_remote_devices: u32,
     /// Most workers one instance may span when a backend takes whole workers (Ray, MindIE).
     pub max_workers: u32,
@@ -459,7 +461,7 @@ fn resolve_spec(
     caps.check_spec(id, spec)?;
     let mut resolved = spec.clone();
     resolved.backend = Some(id.to_string());
-    if resolved.categories.is_empty() {
+    if resolved.categories.is_empty() && !selection.categories.is_empty() {
         resolved.categories = selection.categories.clone();
         explanation.push(format!(
             "categories: {} (detected)",
@@ -491,9 +493,6 @@ fn resolve_spec(
 }
 
 fn category_names(categories: &[Category]) -> String {
-    if categories.is_empty() {
-        return "none".to_string();
-    }
     categories
         .iter()
         .map(|c| c.as_str())

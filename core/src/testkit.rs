@@ -79,6 +79,7 @@
 //!             components: weights,
 //!             claim: weights.total(),
 //!             layers: 0,
+//!             error_band: None,
 //!         });
 //!         Ok(ResourceEstimate {
 //!             layout: request.layout.clone(),

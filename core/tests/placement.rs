@@ -119,6 +119,7 @@ fn hard_case_1_final_check_sums_claims_per_device_from_scratch() {
         components: Components::default(),
         claim,
         layers: 0,
+        error_band: None,
     };
     let estimate = |devices| ResourceEstimate {
         layout: Layout::Single,
@@ -532,6 +533,7 @@ impl ResourceEstimator for OverclaimingEstimator {
                 components: Components::default(),
                 claim: slot.allocatable + 1,
                 layers: 0,
+                error_band: None,
             })
             .collect();
         Ok(ResourceEstimate {

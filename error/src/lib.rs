@@ -6,18 +6,24 @@
 //! them to its clients unchanged.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod kind;
 mod rejection;
 
+pub use kind::ErrorKind;
 pub use rejection::Rejection;
 
 /// Result alias used throughout inferkit.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in inferkit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+///
+/// Serialised, an error is an object whose `kind` is [`Error::kind`] and whose other fields are
+/// the variant's; the operating system's error of [`Error::Io`] travels as its `message`.
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Error {
@@ -33,12 +39,14 @@ pub enum Error {
         what: String,
     },
     /// Reading or writing a file failed at the operating-system level.
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file or directory involved.
         path: PathBuf,
-        /// The operating system's message.
-        message: String,
+        /// The operating system's error (shared, so that the error stays cheap to clone).
+        #[source]
+        #[serde(rename = "message", with = "io_message")]
+        source: Arc<std::io::Error>,
     },
     /// The model, setting or hardware is valid but not supported by the chosen backend.
     #[error("unsupported: {0}")]
@@ -100,11 +108,35 @@ impl Error {
         }
     }
 
-    /// Builds an [`Error::Io`] from an [`std::io::Error`].
-    pub fn io(path: impl Into<PathBuf>, err: &std::io::Error) -> Self {
+    /// Builds an [`Error::Io`] from an [`std::io::Error`], which it keeps as its source.
+    pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            message: err.to_string(),
+            source: Arc::new(err),
+        }
+    }
+
+    /// Builds an [`Error::Io`] that inferkit raises itself (a missing shard, a device file it
+    /// refuses to read), with an [`std::io::Error`] of this kind and message as its source.
+    pub fn io_with(
+        path: impl Into<PathBuf>,
+        kind: std::io::ErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::io(path, std::io::Error::new(kind, message.into()))
+    }
+
+    /// The stable, machine-readable kind of this error (the `kind` field of its JSON form).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Parse { .. } => ErrorKind::Parse,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Unsupported(..) => ErrorKind::Unsupported,
+            Error::InvalidParameter { .. } => ErrorKind::InvalidParameter,
+            Error::DoesNotFit { .. } => ErrorKind::DoesNotFit,
+            Error::NoPlacement { .. } => ErrorKind::NoPlacement,
+            Error::Probe { .. } => ErrorKind::Probe,
+            Error::Process { .. } => ErrorKind::Process,
         }
     }
 
@@ -114,5 +146,81 @@ impl Error {
             name: name.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// Two errors are equal when they are of the same variant with equal fields; the sources of
+/// [`Error::Io`] compare by their message, the part of them that survives JSON.
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        use Error::*;
+        match (self, other) {
+            (
+                Parse { file, offset, what },
+                Parse {
+                    file: f,
+                    offset: o,
+                    what: w,
+                },
+            ) => (file, offset, what) == (f, o, w),
+            (Io { path, source }, Io { path: p, source: s }) => {
+                path == p && source.to_string() == s.to_string()
+            }
+            (Unsupported(reason), Unsupported(r)) => reason == r,
+            (InvalidParameter { name, reason }, InvalidParameter { name: n, reason: r }) => {
+                (name, reason) == (n, r)
+            }
+            (
+                DoesNotFit {
+                    needed,
+                    available,
+                    reason,
+                },
+                DoesNotFit {
+                    needed: n,
+                    available: a,
+                    reason: r,
+                },
+            ) => (needed, available, reason) == (n, a, r),
+            (
+                NoPlacement {
+                    reason,
+                    explanation,
+                    rejected,
+                },
+                NoPlacement {
+                    reason: r,
+                    explanation: e,
+                    rejected: j,
+                },
+            ) => (reason, explanation, rejected) == (r, e, j),
+            (
+                Probe { probe, reason },
+                Probe {
+                    probe: p,
+                    reason: r,
+                },
+            ) => (probe, reason) == (p, r),
+            (Process { name, reason }, Process { name: n, reason: r }) => (name, reason) == (n, r),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Error {}
+
+/// [`Error::Io`]'s source as the text of its message, in both directions.
+mod io_message {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(source: &Arc<std::io::Error>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(source)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<std::io::Error>, D::Error> {
+        let message = String::deserialize(d)?;
+        Ok(Arc::new(std::io::Error::other(message)))
     }
 }

@@ -51,7 +51,7 @@ impl DirectoryFacts {
             let name = entry_name(&entry);
             // Follow symlinks: Hugging Face cache snapshots are trees of links into blobs/.
             let path = entry.path();
-            let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, &e))?;
+            let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
             if meta.is_dir() {
                 for sub in read_dir_sorted(&path)? {
                     facts.files.push(format!("{name}/{}", entry_name(&sub)));
@@ -118,9 +118,9 @@ fn entry_name(entry: &std::fs::DirEntry) -> String {
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
     let mut entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, &e))?
+        .map_err(|e| Error::io(dir, e))?
         .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| Error::io(dir, &e))?;
+        .map_err(|e| Error::io(dir, e))?;
     entries.sort_by_key(|e| e.file_name());
     Ok(entries)
 }
@@ -161,7 +161,7 @@ impl ModelFacts {
                 hf: None,
             });
         };
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
             Self::read_directory(source, path)
         } else {

@@ -12,18 +12,19 @@ use crate::{Error, Result};
 pub fn read_text_file(path: &Path, max: u64) -> Result<String> {
     use std::io::Read;
 
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
-        return Err(Error::Io {
-            path: path.to_path_buf(),
-            message: "not a regular file".into(),
-        });
+        return Err(Error::io_with(
+            path,
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
     }
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, &e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut text = String::new();
     file.take(max.saturating_add(1))
         .read_to_string(&mut text)
-        .map_err(|e| Error::io(path, &e))?;
+        .map_err(|e| Error::io(path, e))?;
     if text.len() as u64 > max {
         return Err(Error::parse(
             path,

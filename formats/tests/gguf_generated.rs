@@ -109,9 +109,13 @@ fn missing_shard_names_its_path() {
         dir.path()
             .join("qwen2.5-0.5b-instruct-Q8_0-00003-of-00003.gguf"),
     ) {
-        Err(Error::Io { path, message }) => {
+        Err(Error::Io { path, source }) => {
             assert_eq!(path, missing);
-            assert!(message.contains("shard 2 of 3 is missing"), "{message}");
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            assert!(
+                source.to_string().contains("shard 2 of 3 is missing"),
+                "{source}"
+            );
         }
         other => panic!("{other:?}"),
     }

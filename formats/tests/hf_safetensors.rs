@@ -292,12 +292,12 @@ fn missing_shard_names_the_file() {
         ),
     ]);
     match HfModel::open(dir.path()) {
-        Err(Error::Io { path, message }) => {
+        Err(Error::Io { path, source }) => {
             assert!(
                 path.ends_with("model-00002-of-00002.safetensors"),
                 "{path:?}"
             );
-            assert!(message.contains("missing"), "{message}");
+            assert!(source.to_string().contains("missing"), "{source}");
         }
         other => panic!("expected an io error, got {other:?}"),
     }

@@ -72,7 +72,7 @@ fn write_atomically(run_dir: &Path, path: &Path, file: &LaunchFile) -> Result<()
         .recursive(true)
         .mode(0o700)
         .create(parent)
-        .map_err(|e| Error::io(parent, &e))?;
+        .map_err(|e| Error::io(parent, e))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let temporary = parent.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&temporary);
@@ -87,11 +87,11 @@ fn write_atomically(run_dir: &Path, path: &Path, file: &LaunchFile) -> Result<()
     .and_then(|()| std::fs::rename(&temporary, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&temporary);
-        return Err(Error::io(path, &e));
+        return Err(Error::io(path, e));
     }
     File::open(parent)
         .and_then(|dir| dir.sync_all())
-        .map_err(|e| Error::io(parent, &e))
+        .map_err(|e| Error::io(parent, e))
 }
 
 /// A new file, readable and writable by its owner only.
@@ -106,7 +106,7 @@ fn private_file(path: &Path) -> std::io::Result<File> {
 /// Refuses a directory that resolves outside the run directory through a symbolic link: its
 /// nearest existing ancestor must resolve inside (directories created later are no links).
 fn ensure_inside(run_dir: &Path, parent: &Path, path: &Path) -> Result<()> {
-    let resolve = |dir: &Path| dir.canonicalize().map_err(|e| Error::io(dir, &e));
+    let resolve = |dir: &Path| dir.canonicalize().map_err(|e| Error::io(dir, e));
     let existing = parent
         .ancestors()
         .find(|dir| dir.exists())

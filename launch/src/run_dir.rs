@@ -23,7 +23,7 @@ pub fn check(dir: &Path) -> Result<()> {
     let metadata = match std::fs::symlink_metadata(dir) {
         Ok(metadata) => metadata,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(dir, &e)),
+        Err(e) => return Err(Error::io(dir, e)),
     };
     let refuse = |why: String| {
         Err(Error::invalid_parameter(
@@ -64,7 +64,7 @@ pub fn prepare(dir: &Path) -> Result<()> {
         .recursive(true)
         .mode(PRIVATE_DIR)
         .create(dir)
-        .map_err(|e| Error::io(dir, &e))?;
+        .map_err(|e| Error::io(dir, e))?;
     // Checked again: the path may have been planted between the check and the creation.
     check(dir)
 }
@@ -116,7 +116,7 @@ pub fn fresh(base: &Path, name: &str) -> Result<PathBuf> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
                 attempt += 1;
             }
-            Err(e) => return Err(Error::io(&dir, &e)),
+            Err(e) => return Err(Error::io(&dir, e)),
         }
     }
 }

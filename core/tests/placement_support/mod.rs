@@ -304,6 +304,7 @@ impl MockEstimator {
             components,
             claim,
             layers,
+            error_band: None,
         }
     }
 

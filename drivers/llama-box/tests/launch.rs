@@ -90,6 +90,7 @@ fn estimate(layout: Layout, devices: &[DeviceSlot], per_device: &[(u32, u64)]) -
             },
             claim: *claim,
             layers: *layers,
+            error_band: None,
         })
         .collect();
     ResourceEstimate {

@@ -42,16 +42,16 @@
 //!
 //! [`ResourceEstimate::details`](inferkit_core::ResourceEstimate) carries `vllm_version`,
 //! `tensor_parallel`, `pipeline_parallel`, `gpu_memory_utilization`, `max_model_len` (the one
-//! launched), `largest_max_model_len` (the longest that fits), `kv_cache_blocks` (16-token
-//! blocks per GPU), `kv_cache_tokens` (vLLM's logged "GPU KV cache size"), `kv_block_bytes`,
-//! `concurrency_at_max_model_len` (vLLM's "Maximum concurrency"), `kv_error_band_percent`,
-//! `model_max_model_len`, `longer_context` (when the context was cut: the `max_model_len` a
-//! larger `gpu_memory_utilization`, `kv_cache_dtype_fp8` or `more_gpus` would allow),
-//! `memory_rules` (the vLLM release whose memory rules sized it), `max_num_batched_tokens`,
-//! `max_num_seqs`, `cuda_graphs` and `weights_from` (`safetensors`, or `config` when only the
-//! config could be read). Encoder-only models (BERT,
-//! XLM-RoBERTa embeddings and rerankers) get no KV cache from vLLM: their `kv_cache_*` details
-//! are 0 and only the model's own limit bounds `max_model_len`.
+//! launched), `largest_max_model_len` (the longest that fits), `kv_cache_blocks` (blocks of the
+//! launched `--block-size` tokens, per GPU), `kv_cache_tokens` (vLLM's logged "GPU KV cache
+//! size"), `kv_block_bytes`, `concurrency_at_max_model_len` (vLLM's "Maximum concurrency"),
+//! `kv_error_band_percent`, `model_max_model_len`, `longer_context` (when the context was cut:
+//! the `max_model_len` a larger `gpu_memory_utilization`, `kv_cache_dtype_fp8` or `more_gpus`
+//! would allow), `memory_rules` (the vLLM release whose memory rules sized it),
+//! `max_num_batched_tokens`, `max_num_seqs`, `cuda_graphs` and `weights_from` (`safetensors`, or
+//! `config` when only the config could be read). Encoder-only models (BERT, XLM-RoBERTa
+//! embeddings and rerankers) get no KV cache from vLLM: their `kv_cache_*` details are 0 and
+//! only the model's own limit bounds `max_model_len`.
 //!
 //! ```no_run
 //! use inferkit_core::{Backend, ModelFacts, ModelSpec};

@@ -17,19 +17,23 @@ pub(crate) struct KnownModel {
     /// Published size of the main weight file (`model.bin`, `pytorch_model.bin`), where the
     /// estimate depends on it.
     pub weight_bytes: Option<u64>,
+    /// Published parameter count, where the estimate scales by it.
+    pub parameters: Option<u64>,
 }
 
 const MB: u64 = 1_000_000;
+const M: u64 = 1_000_000;
 
 /// Builds a faster-whisper entry: Systran on Hugging Face, gpustack on ModelScope.
 macro_rules! whisper {
-    ($name:literal, $hf:literal, $ms:literal, $bytes:expr) => {
+    ($name:literal, $hf:literal, $ms:literal, $bytes:expr, $parameters:expr) => {
         KnownModel {
             name: $name,
             family: Family::FasterWhisper,
             huggingface: &[$hf],
             model_scope: &[$ms],
             weight_bytes: Some($bytes),
+            parameters: Some($parameters),
         }
     };
 }
@@ -37,96 +41,118 @@ macro_rules! whisper {
 /// Sizes of `model.bin` are the ones GPUStack's vox-box selector documents from
 /// huggingface.co/Systran (decimal units, as the hub displays them); Bark's
 /// `pytorch_model.bin` sizes come from the same place (huggingface.co/suno).
+///
+/// Parameter counts: Whisper's from openai/whisper's README ("Available models": tiny 39 M,
+/// base 74 M, small 244 M, medium 769 M, large 1550 M); distil-whisper's from
+/// huggingface/distil-whisper's README (distil-large-v2/v3 756 M, distil-medium.en 394 M,
+/// distil-small.en 166 M); CosyVoice, CosyVoice2 and Dia as their names and model cards give
+/// them (300 M, 0.5 B, 1.6 B). Every Systran `model.bin` holds about 2 bytes per parameter:
+/// the conversions are float16.
 pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
     whisper!(
         "faster-whisper-large-v3",
         "Systran/faster-whisper-large-v3",
         "gpustack/faster-whisper-large-v3",
-        3_090 * MB
+        3_090 * MB,
+        1_550 * M
     ),
     whisper!(
         "faster-whisper-large-v2",
         "Systran/faster-whisper-large-v2",
         "gpustack/faster-whisper-large-v2",
-        3_090 * MB
+        3_090 * MB,
+        1_550 * M
     ),
     whisper!(
         "faster-whisper-large-v1",
         "Systran/faster-whisper-large-v1",
         "gpustack/faster-whisper-large-v1",
-        3_090 * MB
+        3_090 * MB,
+        1_550 * M
     ),
     whisper!(
         "faster-whisper-medium",
         "Systran/faster-whisper-medium",
         "gpustack/faster-whisper-medium",
-        1_520 * MB
+        1_520 * MB,
+        769 * M
     ),
     whisper!(
         "faster-whisper-medium.en",
         "Systran/faster-whisper-medium.en",
         "gpustack/faster-whisper-medium.en",
-        1_530 * MB
+        1_530 * MB,
+        769 * M
     ),
     whisper!(
         "faster-whisper-small",
         "Systran/faster-whisper-small",
         "gpustack/faster-whisper-small",
-        484 * MB
+        484 * MB,
+        244 * M
     ),
     whisper!(
         "faster-whisper-small.en",
         "Systran/faster-whisper-small.en",
         "gpustack/faster-whisper-small.en",
-        484 * MB
+        484 * MB,
+        244 * M
     ),
     whisper!(
         "faster-whisper-base",
         "Systran/faster-whisper-base",
         "gpustack/faster-whisper-base",
-        145 * MB
+        145 * MB,
+        74 * M
     ),
     whisper!(
         "faster-whisper-base.en",
         "Systran/faster-whisper-base.en",
         "gpustack/faster-whisper-base.en",
-        145 * MB
+        145 * MB,
+        74 * M
     ),
     whisper!(
         "faster-whisper-tiny",
         "Systran/faster-whisper-tiny",
         "gpustack/faster-whisper-tiny",
-        75 * MB
+        75 * MB,
+        39 * M
     ),
     whisper!(
         "faster-whisper-tiny.en",
         "Systran/faster-whisper-tiny.en",
         "gpustack/faster-whisper-tiny.en",
-        75 * MB
+        75 * MB,
+        39 * M
     ),
     whisper!(
         "faster-distil-whisper-large-v3",
         "Systran/faster-distil-whisper-large-v3",
         "gpustack/faster-distil-whisper-large-v3",
-        1_510 * MB
+        1_510 * MB,
+        756 * M
     ),
     whisper!(
         "faster-distil-whisper-large-v2",
         "Systran/faster-distil-whisper-large-v2",
         "gpustack/faster-distil-whisper-large-v2",
-        1_510 * MB
+        1_510 * MB,
+        756 * M
     ),
     whisper!(
         "faster-distil-whisper-medium.en",
         "Systran/faster-distil-whisper-medium.en",
         "gpustack/faster-distil-whisper-medium.en",
-        789 * MB
+        789 * MB,
+        394 * M
     ),
     whisper!(
         "faster-distil-whisper-small.en",
         "Systran/faster-distil-whisper-small.en",
         "gpustack/faster-distil-whisper-small.en",
-        332 * MB
+        332 * MB,
+        166 * M
     ),
     KnownModel {
         name: "cosyvoice-300m",
@@ -134,6 +160,7 @@ pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
         huggingface: &["FunAudioLLM/CosyVoice-300M"],
         model_scope: &["gpustack/CosyVoice-300M", "iic/CosyVoice-300M"],
         weight_bytes: None,
+        parameters: Some(300 * M),
     },
     KnownModel {
         name: "cosyvoice-300m-sft",
@@ -141,6 +168,7 @@ pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
         huggingface: &["FunAudioLLM/CosyVoice-300M-SFT"],
         model_scope: &["iic/CosyVoice-300M-SFT", "gpustack/CosyVoice-300M-SFT"],
         weight_bytes: None,
+        parameters: Some(300 * M),
     },
     KnownModel {
         name: "cosyvoice-300m-instruct",
@@ -151,6 +179,7 @@ pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
             "iic/CosyVoice-300M-Instruct",
         ],
         weight_bytes: None,
+        parameters: Some(300 * M),
     },
     KnownModel {
         name: "cosyvoice-300m-25hz",
@@ -158,6 +187,7 @@ pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
         huggingface: &[],
         model_scope: &["iic/CosyVoice-300M-25Hz"],
         weight_bytes: None,
+        parameters: Some(300 * M),
     },
     KnownModel {
         name: "cosyvoice2-0.5b",
@@ -165,6 +195,7 @@ pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
         huggingface: &["FunAudioLLM/CosyVoice2-0.5B"],
         model_scope: &["iic/CosyVoice2-0.5B"],
         weight_bytes: None,
+        parameters: Some(500 * M),
     },
     KnownModel {
         name: "dia-1.6b",
@@ -172,6 +203,7 @@ pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
         huggingface: &["nari-labs/Dia-1.6B"],
         model_scope: &["nari-labs/Dia-1.6B"],
         weight_bytes: None,
+        parameters: Some(1_600 * M),
     },
     KnownModel {
         name: "bark",
@@ -179,6 +211,7 @@ pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
         huggingface: &["suno/bark"],
         model_scope: &[],
         weight_bytes: Some(4_490 * MB),
+        parameters: None,
     },
     KnownModel {
         name: "bark-small",
@@ -186,6 +219,7 @@ pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
         huggingface: &["suno/bark-small"],
         model_scope: &[],
         weight_bytes: Some(1_680 * MB),
+        parameters: None,
     },
 ];
 
@@ -205,6 +239,11 @@ pub(crate) fn by_id(hub: Hub, id: &str) -> Option<&'static KnownModel> {
         };
         ids.iter().any(|known| known.eq_ignore_ascii_case(id))
     })
+}
+
+/// The known model named `name` (a [`KnownModel::name`]).
+pub(crate) fn by_name(name: &str) -> Option<&'static KnownModel> {
+    KNOWN_MODELS.iter().find(|model| model.name == name)
 }
 
 /// The known model of `family` whose name is a component of `path` (a directory named after

@@ -8,8 +8,10 @@
 //!   order; from a repository id alone through the supported-model table. A faster-whisper
 //!   model is claimed even when the user named no backend or category (GPUStack 0.7.1 sent
 //!   such a model to vLLM).
-//! * Memory ([`requirement`], [`VoxBoxEstimator`]): GPUStack 0.7.1's per-family table keyed
-//!   on the weight file's size, extrapolated above its last tier.
+//! * Memory ([`requirement`], [`VoxBoxEstimator`]): per-family figures from published
+//!   benchmarks (faster-whisper, Dia, Bark, FunASR) at the precision vox-box runs on each
+//!   device, scaled by size within a family, derived from parameter counts for CosyVoice; each
+//!   with an error band the claim holds as headroom.
 //! * Placement rules ([`VoxBox::capabilities`], [`check_platform`], [`check_gpu`],
 //!   [`check_device`]): one NVIDIA GPU with CUDA 12, or CPU; never split.
 //! * Launch ([`Prepared::launch`](inferkit_core::Prepared::launch) of a [`VoxBox`]

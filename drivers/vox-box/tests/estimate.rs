@@ -3,137 +3,179 @@
 mod support;
 
 use inferkit_core::{
-    Backend, Error, EstimateRequest, FitRequest, Layout, ModelFacts, ModelSource, Vendor,
+    Backend, Error, EstimateRequest, FigureBasis, FitRequest, Layout, ModelFacts, ModelSource,
+    Vendor,
 };
-use inferkit_vox_box::{VoxBox, recognise, requirement};
+use inferkit_vox_box::{Requirement, VoxBox, recognise, requirement};
 use support::*;
 
 const MIB: u64 = 1 << 20;
 
-/// (cuda vram, cuda ram, cpu ram) of a model known by its repository id.
-fn figures(source: ModelSource) -> (u64, u64, u64) {
+/// The figures of a model known by its repository id.
+fn figures(source: ModelSource) -> Requirement {
     let (facts, _) = remote(source);
-    let r = requirement(&recognise(&facts).unwrap()).unwrap();
-    (r.cuda_vram, r.cuda_ram, r.cpu_ram)
+    requirement(&recognise(&facts).unwrap()).unwrap()
 }
+
+/// faster-whisper's README: large-v2, float16, beam 5 on a V100S: 4,755 MB (read as MiB) of
+/// GPU memory; the model.bin of that run is Systran's 3,090 MB.
+const LARGE_V2_GPU_FP16: u64 = 4_755 * MIB;
+const WHISPER_GPU_OVERHEAD: u64 = LARGE_V2_GPU_FP16 - 3_090_000_000;
 
 #[test]
-fn every_supported_model_has_its_table_figures() {
-    let gib = |g: f64| (g * GIB as f64) as u64;
-    let table = [
-        // model.bin sizes: large 2.88 GiB, medium 1.42 GiB, distil-large 1.41 GiB,
-        // distil-medium.en 753 MiB, small 462 MiB, tiny 72 MiB.
-        ("Systran/faster-whisper-large-v3", (gib(10.0), 0, gib(15.0))),
-        ("Systran/faster-whisper-large-v2", (gib(10.0), 0, gib(15.0))),
-        ("Systran/faster-whisper-large-v1", (gib(10.0), 0, gib(15.0))),
-        ("Systran/faster-whisper-medium", (gib(5.0), 0, gib(7.5))),
-        ("Systran/faster-whisper-medium.en", (gib(5.0), 0, gib(7.5))),
-        ("Systran/faster-whisper-small", (gib(2.0), 0, gib(3.0))),
-        ("Systran/faster-whisper-small.en", (gib(2.0), 0, gib(3.0))),
-        ("Systran/faster-whisper-tiny", (gib(1.0), 0, gib(1.5))),
-        ("Systran/faster-whisper-tiny.en", (gib(1.0), 0, gib(1.5))),
-        (
-            "Systran/faster-distil-whisper-large-v3",
-            (gib(5.0), 0, gib(7.5)),
-        ),
-        (
-            "Systran/faster-distil-whisper-large-v2",
-            (gib(5.0), 0, gib(7.5)),
-        ),
-        (
-            "Systran/faster-distil-whisper-medium.en",
-            (gib(5.0), 0, gib(7.5)),
-        ),
-        ("FunAudioLLM/CosyVoice-300M", (gib(3.0), gib(7.0), gib(6.0))),
-        (
-            "FunAudioLLM/CosyVoice-300M-SFT",
-            (gib(3.0), gib(7.0), gib(6.0)),
-        ),
-        (
-            "FunAudioLLM/CosyVoice-300M-Instruct",
-            (gib(3.0), gib(7.0), gib(6.0)),
-        ),
-        (
-            "FunAudioLLM/CosyVoice2-0.5B",
-            (gib(3.0), gib(7.0), gib(6.0)),
-        ),
-        ("nari-labs/Dia-1.6B", (gib(10.0), gib(1.0), gib(10.0))),
-        ("suno/bark-small", (gib(2.0), 0, gib(3.0))),
-        ("suno/bark", (gib(12.0), 0, gib(18.0))),
-    ];
-    for (id, expected) in table {
-        assert_eq!(figures(huggingface(id)), expected, "{id}");
+fn every_supported_model_gets_its_family_figure_scaled_by_size() {
+    // faster-whisper on a GPU: model.bin (float16, kept so by CTranslate2) plus the runtime of
+    // the large-v2 benchmark, for every size.
+    for (id, model_bin) in [
+        ("Systran/faster-whisper-large-v3", 3_090_000_000),
+        ("Systran/faster-whisper-large-v2", 3_090_000_000),
+        ("Systran/faster-whisper-large-v1", 3_090_000_000),
+        ("Systran/faster-whisper-medium", 1_520_000_000),
+        ("Systran/faster-whisper-medium.en", 1_530_000_000),
+        ("Systran/faster-whisper-small", 484_000_000),
+        ("Systran/faster-whisper-small.en", 484_000_000),
+        ("Systran/faster-whisper-base", 145_000_000),
+        ("Systran/faster-whisper-tiny", 75_000_000),
+        ("Systran/faster-whisper-tiny.en", 75_000_000),
+        ("Systran/faster-distil-whisper-large-v3", 1_510_000_000),
+        ("Systran/faster-distil-whisper-large-v2", 1_510_000_000),
+        ("Systran/faster-distil-whisper-medium.en", 789_000_000),
+    ] {
+        let r = figures(huggingface(id));
+        assert_eq!(r.gpu.bytes, model_bin + WHISPER_GPU_OVERHEAD, "{id}");
+        assert_eq!(r.gpu.compute_type, "float16", "{id}");
+        // On a CPU float16 runs as float32: twice the file, plus the CPU runtime.
+        assert_eq!(r.cpu.compute_type, "float32", "{id}");
+        assert!(r.cpu.weights > model_bin * 19 / 10, "{id}: {:?}", r.cpu);
     }
+    // The sizes the benchmark measured carry the catalog band; the others a wider one.
+    let large = figures(huggingface("Systran/faster-whisper-large-v3"));
+    assert_eq!(large.gpu.band.basis, FigureBasis::CatalogFigure);
+    assert_eq!(large.gpu.band.percent, 10);
+    let medium = figures(huggingface("Systran/faster-whisper-medium"));
+    assert_eq!(medium.gpu.band.basis, FigureBasis::ScaledCatalogFigure);
+    let small = figures(huggingface("Systran/faster-whisper-small"));
+    assert_eq!(small.cpu.bytes, 1_675 * MIB);
+    assert_eq!(small.cpu.band.basis, FigureBasis::CatalogFigure);
+
+    // CosyVoice: nothing published; 300 M or 0.5 B float32 parameters plus a PyTorch runtime.
+    let v1 = figures(huggingface("FunAudioLLM/CosyVoice-300M"));
+    for id in [
+        "FunAudioLLM/CosyVoice-300M-SFT",
+        "FunAudioLLM/CosyVoice-300M-Instruct",
+    ] {
+        assert_eq!(figures(huggingface(id)), v1, "{id}");
+    }
+    assert_eq!(figures(model_scope("iic/CosyVoice-300M-25Hz")), v1);
+    let v2 = figures(huggingface("FunAudioLLM/CosyVoice2-0.5B"));
+    assert_eq!(v2.gpu.bytes - v1.gpu.bytes, 200_000_000 * 4);
+    assert_eq!(v1.gpu.band.basis, FigureBasis::Derived);
+    assert!(v1.gpu.source.starts_with("no published figure"));
+
+    // Dia's README: ~10 GB in float16; Bark's: 8 GB (small) and 12 GB (full) of VRAM.
+    let dia = figures(huggingface("nari-labs/Dia-1.6B"));
     assert_eq!(
-        figures(model_scope("iic/CosyVoice-300M-25Hz")),
-        (gib(3.0), gib(7.0), gib(6.0))
+        (dia.gpu.bytes, dia.gpu.compute_type.as_str()),
+        (10 * GIB, "float16")
     );
+    assert_eq!(dia.cpu.compute_type, "float32");
+    assert_eq!(figures(huggingface("suno/bark-small")).gpu.bytes, 8 * GIB);
+    assert_eq!(figures(huggingface("suno/bark")).gpu.bytes, 12 * GIB);
 }
 
-/// A fixture whose weight file is replaced by a sparse file of `bytes` (no disk used).
+/// A fixture whose weight file is replaced by a sparse file of `bytes` (no disk used), in a
+/// directory named like the fixture (so that the model is known by name).
 fn with_weight_file(fixture: &str, file: &str, bytes: u64) -> (tempfile::TempDir, ModelFacts) {
-    let dir = tempfile::tempdir().unwrap();
+    copy_with_weight_file(fixture, fixture, file, bytes)
+}
+
+/// [`with_weight_file`] in a directory called `dir_name`.
+fn copy_with_weight_file(
+    fixture: &str,
+    dir_name: &str,
+    file: &str,
+    bytes: u64,
+) -> (tempfile::TempDir, ModelFacts) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join(dir_name);
+    std::fs::create_dir(&dir).unwrap();
     for entry in std::fs::read_dir(fixture_dir(fixture)).unwrap() {
         let entry = entry.unwrap();
         if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
         }
     }
-    std::fs::File::create(dir.path().join(file))
+    std::fs::File::create(dir.join(file))
         .unwrap()
         .set_len(bytes)
         .unwrap();
-    let facts = ModelFacts::read(&ModelSource::LocalPath {
-        path: dir.path().to_path_buf(),
-    })
-    .unwrap();
-    (dir, facts)
+    let facts = ModelFacts::read(&ModelSource::LocalPath { path: dir }).unwrap();
+    (temp, facts)
 }
 
 #[test]
-fn measured_model_bin_picks_the_tier() {
-    // The turbo tier (1.6 GiB) exists only through file size: large-v3-turbo's 1.62 GB model.bin.
-    for (bytes, vram) in [
-        (75_538_270, GIB),
-        (1_620_000_000, 6 * GIB),
-        (3_087_284_237, 10 * GIB),
+fn a_measured_model_bin_sets_the_precision_and_the_size() {
+    // Whisper large is 1,550 M parameters: 1 byte each is an int8 conversion, 2 float16, 4
+    // float32. CTranslate2 keeps each on the GPU; on a CPU float16 becomes float32.
+    for (bytes, gpu_type, cpu_type) in [
+        (1_550_000_000, "int8", "int8"),
+        (3_087_284_237, "float16", "float32"),
+        (6_200_000_000, "float32", "float32"),
     ] {
-        let (_dir, facts) = with_weight_file("faster-whisper-tiny.en", "model.bin", bytes);
-        let r = recognise(&facts).unwrap();
-        assert_eq!(r.weight_bytes, Some(bytes));
-        assert_eq!(requirement(&r).unwrap().cuda_vram, vram, "{bytes}");
+        let (_dir, facts) = with_weight_file("faster-whisper-large-v3", "model.bin", bytes);
+        let recognition = recognise(&facts).unwrap();
+        assert_eq!(recognition.weight_bytes, Some(bytes));
+        let r = requirement(&recognition).unwrap();
+        assert_eq!(r.gpu.weights, bytes, "{bytes}");
+        assert_eq!(r.gpu.compute_type, gpu_type, "{bytes}");
+        assert_eq!(r.cpu.compute_type, cpu_type, "{bytes}");
     }
+    // Unnamed, the precision is taken to be float16 (Systran's and GPUStack's conversions).
+    let (_dir, facts) = copy_with_weight_file(
+        "faster-whisper-tiny.en",
+        "my-whisper",
+        "model.bin",
+        1_620_000_000,
+    );
+    assert_eq!(recognise(&facts).unwrap().model, None);
+    let r = requirement(&recognise(&facts).unwrap()).unwrap();
+    assert_eq!(r.gpu.bytes, 1_620_000_000 + WHISPER_GPU_OVERHEAD);
+    assert_eq!(r.cpu.weights, 2 * 1_620_000_000);
 }
 
 #[test]
-fn a_model_bin_above_the_last_tier_is_extrapolated() {
-    let (_dir, facts) = with_weight_file("faster-whisper-large-v3", "model.bin", 6_200_000_000);
+fn funasr_is_sized_by_its_weights_and_guessed_without_them() {
+    // FunASR issue #728: paraformer-large (220 M float32 parameters) used 3,488 MiB.
+    let overhead = 3_488 * MIB - 220_000_000 * 4;
+    let (_dir, facts) = with_weight_file("SenseVoiceSmall", "model.pt", 936 * MIB);
     let r = requirement(&recognise(&facts).unwrap()).unwrap();
-    // 6.2 GB over the 3.1 GiB bound (3328599654 bytes) scales 10 GiB and 15 GiB to 2e10 and
-    // 3e10 bytes, rounded up.
-    assert_eq!(r.cuda_vram, 20_000_000_003);
-    assert_eq!(r.cpu_ram, 30_000_000_004);
+    assert_eq!(r.gpu.bytes, 936 * MIB + overhead);
+    assert_eq!(r.gpu.band.basis, FigureBasis::ScaledCatalogFigure);
+    // With placeholder weights there is nothing to scale by: a finite guess, said to be one.
+    let (facts, spec) = local("SenseVoiceSmall");
+    let vox = VoxBox::new();
+    let prepared = vox.prepare(&facts, &spec).unwrap();
+    let estimator = prepared.estimator();
+    let estimate = estimator
+        .estimate(&EstimateRequest {
+            devices: vec![gpu(0, Vendor::Nvidia, 20 * GIB)],
+            host: host(32 * GIB),
+            layout: Layout::Single,
+        })
+        .unwrap();
+    let device = &estimate.devices[0];
+    assert_eq!(device.components.total(), 3_488 * MIB);
+    assert_eq!(device.error_band.unwrap().basis, FigureBasis::Guess);
+    assert_eq!(device.claim, 3_488 * MIB * 3 / 2);
     assert!(
-        r.basis.contains("above GPUStack 0.7.1's last tier"),
-        "{}",
-        r.basis
+        estimate.notes.iter().any(|n| n.contains("a guess")),
+        "{:?}",
+        estimate.notes
     );
 }
 
 #[test]
-fn funasr_is_sized_by_its_weights() {
-    let (_dir, facts) = with_weight_file("SenseVoiceSmall", "model.pt", 936 * MIB);
-    let r = requirement(&recognise(&facts).unwrap()).unwrap();
-    assert_eq!(r.cuda_vram, 936 * MIB + GIB);
-    assert_eq!(r.cpu_ram, (936 * MIB + GIB) * 3 / 2);
-    // With placeholder weights there is nothing to size it by.
-    let (facts, spec) = local("SenseVoiceSmall");
-    let err = VoxBox::new().prepare(&facts, &spec).err().unwrap();
-    assert!(matches!(err, Error::Unsupported(_)), "{err}");
-}
-
-#[test]
-fn single_gpu_claims_vram_and_host_ram() {
+fn single_gpu_claims_the_figure_plus_its_band() {
     let (facts, spec) = local("Dia-1.6B");
     let vox = VoxBox::new();
     let prepared = vox.prepare(&facts, &spec).unwrap();
@@ -145,14 +187,22 @@ fn single_gpu_claims_vram_and_host_ram() {
     };
     let estimate = estimator.estimate(&request).unwrap();
     assert_eq!(estimate.devices.len(), 1);
-    assert_eq!(estimate.devices[0].name, "cuda:3");
-    assert_eq!(estimate.devices[0].claim, 10 * GIB);
-    assert_eq!(estimate.host.total(), GIB);
+    let device = &estimate.devices[0];
+    assert_eq!(device.name, "cuda:3");
+    // Dia's README: ~10 GB in float16 (vox-box's type on a GPU); 15 % band as headroom.
+    assert_eq!(device.components.total(), 10 * GIB);
+    assert_eq!(device.components.weights, 3_200_000_000);
+    assert_eq!(device.claim, 10 * GIB + (10 * GIB * 15).div_ceil(100));
+    let band = device.error_band.unwrap();
+    assert_eq!((band.percent, band.basis), (15, FigureBasis::CatalogFigure));
+    assert_eq!(estimate.details["compute_type"], "float16");
     assert!(estimate.notes.iter().any(|n| n.contains("cuDNN 9")));
+    assert!(estimate.notes.iter().any(|n| n.contains("catalog figure")));
+    assert!(estimate.host.total() > 6_400_000_000);
 }
 
 #[test]
-fn cpu_only_claims_cpu_ram() {
+fn cpu_only_claims_the_cpu_figure_plus_its_band() {
     let (facts, spec) = local("CosyVoice2-0.5B");
     let vox = VoxBox::new();
     let prepared = vox.prepare(&facts, &spec).unwrap();
@@ -166,34 +216,69 @@ fn cpu_only_claims_cpu_ram() {
         .unwrap();
     assert_eq!(fit.layout, Layout::CpuOnly);
     assert!(fit.devices.is_empty());
-    assert_eq!(fit.host.total(), 6 * GIB);
+    // 0.5 B float32 parameters plus FunASR's measured PyTorch runtime, 30 % band (derived).
+    let figure = 2_000_000_000 + 3_488 * MIB - 880_000_000;
+    assert_eq!(fit.host.total(), figure + (figure * 30).div_ceil(100));
+}
+
+/// A GPU slot of `total` bytes with GPUStack's 1 GiB reserve taken off.
+fn gpu_of(total: u64) -> inferkit_core::DeviceSlot {
+    let mut slot = gpu(0, Vendor::Nvidia, total - GIB);
+    slot.total = total;
+    slot
 }
 
 #[test]
-fn fit_reports_a_gpu_too_small_and_cpu_ram_too_small() {
+fn large_v3_fits_8_gib_and_refuses_4_gib_with_numbers() {
     let (facts, spec) = remote(huggingface("Systran/faster-whisper-large-v3"));
     let vox = VoxBox::new();
     let prepared = vox.prepare(&facts, &spec).unwrap();
     let estimator = prepared.estimator();
-    let small = FitRequest {
-        devices: vec![gpu(0, Vendor::Nvidia, 8 * GIB)],
+    let on = |total: u64| {
+        estimator.fit(&FitRequest {
+            devices: vec![gpu_of(total)],
+            host: host(32 * GIB),
+            allow_cpu_offload: false,
+        })
+    };
+    // 4,755 MiB plus 10 %: 5.11 GiB, inside the 7 GiB an 8 GiB GPU leaves.
+    let claim = 4_755 * MIB + (4_755 * MIB).div_ceil(10);
+    assert_eq!(on(8 * GIB).unwrap().devices[0].claim, claim);
+    match on(4 * GIB) {
+        Err(Error::DoesNotFit {
+            needed, available, ..
+        }) => assert_eq!((needed, available), (claim, 3 * GIB)),
+        other => panic!("{other:?}"),
+    }
+    // On CPU: 1,550 M float32 parameters plus the runtime, 20 % band; 8 GiB of RAM is short.
+    let cpu = estimator.fit(&FitRequest {
+        devices: vec![],
+        host: host(8 * GIB),
+        allow_cpu_offload: false,
+    });
+    assert!(
+        matches!(cpu, Err(Error::DoesNotFit { needed, .. }) if needed > 8 * GIB && needed < 10 * GIB),
+        "{cpu:?}"
+    );
+}
+
+#[test]
+fn an_int8_conversion_fits_a_gpu_the_float16_one_does_not() {
+    let vox = VoxBox::new();
+    let six_gib = FitRequest {
+        devices: vec![gpu_of(6 * GIB)],
         host: host(32 * GIB),
         allow_cpu_offload: false,
     };
-    match estimator.fit(&small) {
-        Err(Error::DoesNotFit {
-            needed, available, ..
-        }) => assert_eq!((needed, available), (10 * GIB, 8 * GIB)),
-        other => panic!("{other:?}"),
-    }
-    let cpu = FitRequest {
-        devices: vec![],
-        host: host(12 * GIB),
-        allow_cpu_offload: false,
-    };
-    assert!(
-        matches!(estimator.fit(&cpu), Err(Error::DoesNotFit { needed, .. }) if needed == 15 * GIB)
-    );
+    let (float16, spec) = local("faster-whisper-large-v3");
+    let prepared = vox.prepare(&float16, &spec).unwrap();
+    let err = prepared.estimator().fit(&six_gib).unwrap_err();
+    assert!(matches!(err, Error::DoesNotFit { .. }), "{err}");
+    let (_dir, int8) = with_weight_file("faster-whisper-large-v3", "model.bin", 1_550_000_000);
+    let prepared = vox.prepare(&int8, &spec).unwrap();
+    let fit = prepared.estimator().fit(&six_gib).unwrap();
+    assert_eq!(fit.details["compute_type"], "int8");
+    assert!(fit.devices[0].claim < 4 * GIB, "{:?}", fit.devices[0]);
 }
 
 #[test]

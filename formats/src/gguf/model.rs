@@ -258,8 +258,8 @@ fn shard_info(path: PathBuf, header: &GgufHeader) -> ShardInfo {
 
 /// Reads one file's header through a buffered, forward-only reader.
 fn read_file(path: &Path, options: &ReadOptions) -> Result<GgufHeader> {
-    let file = File::open(path).map_err(|e| Error::io(path, &e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, &e))?.len();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     GgufHeader::read(file, Some(len), path, options)
 }
 
@@ -271,13 +271,14 @@ fn read_shard(
     options: &ReadOptions,
 ) -> Result<GgufHeader> {
     if !path.exists() {
-        return Err(Error::Io {
-            path: path.to_path_buf(),
-            message: format!(
+        return Err(Error::io_with(
+            path,
+            std::io::ErrorKind::NotFound,
+            format!(
                 "shard {number} of {count} is missing (the model was opened from {})",
                 opened_from.display()
             ),
-        });
+        ));
     }
     read_file(path, options)
 }

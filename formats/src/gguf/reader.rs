@@ -134,7 +134,7 @@ impl<'a, I: Input> Parser<'a, I> {
     fn input_error(&self, offset: u64, err: InputError, what: &str) -> Error {
         match err {
             InputError::Eof => self.error(offset, format!("file ends inside {what}")),
-            InputError::Io(e) => Error::io(self.file, &e),
+            InputError::Io(e) => Error::io(self.file, e),
         }
     }
 

@@ -78,10 +78,11 @@ impl HfModel {
         let names = top_level_files(dir)?;
         let has = |name: &str| names.iter().any(|n| n == name);
         if !has("config.json") {
-            return Err(Error::Io {
-                path: dir.join("config.json"),
-                message: "not found: a Hugging Face model directory needs config.json".into(),
-            });
+            return Err(Error::io_with(
+                dir.join("config.json"),
+                std::io::ErrorKind::NotFound,
+                "not found: a Hugging Face model directory needs config.json",
+            ));
         }
         let config = HfConfig::read(&dir.join("config.json"))?;
         let generation = has("generation_config.json")
@@ -126,8 +127,8 @@ impl HfModel {
 /// Names of the regular files directly in `dir`, sorted.
 fn top_level_files(dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, &e))? {
-        let entry = entry.map_err(|e| Error::io(dir, &e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
         let path = entry.path();
         if path.is_file() {
             names.push(entry.file_name().to_string_lossy().into_owned());

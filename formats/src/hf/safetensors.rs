@@ -205,8 +205,8 @@ pub struct SafetensorsFile {
 impl SafetensorsFile {
     /// Reads the header of the file at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, &e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, &e))?.len();
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         Self::read(std::io::BufReader::new(file), len, path)
     }
 
@@ -217,7 +217,7 @@ impl SafetensorsFile {
         let mut header = vec![0; header_len as usize];
         reader
             .read_exact(&mut header)
-            .map_err(|e| Error::io(origin, &e))?;
+            .map_err(|e| Error::io(origin, e))?;
         let name = file_name(origin);
         let text = std::str::from_utf8(&header).map_err(|e| {
             Error::parse(
@@ -260,7 +260,7 @@ fn read_header_len(reader: &mut impl Read, file_len: u64, origin: &Path) -> Resu
     let mut prefix = [0; LENGTH_PREFIX as usize];
     reader
         .read_exact(&mut prefix)
-        .map_err(|e| Error::io(origin, &e))?;
+        .map_err(|e| Error::io(origin, e))?;
     let len = u64::from_le_bytes(prefix);
     if len > MAX_HEADER_LEN {
         return Err(Error::parse(

@@ -208,10 +208,11 @@ fn check_shard_name(doc: &JsonDoc, index: &ShardIndex, name: &str) -> Result<()>
 fn open_shard(dir: &Path, name: &str) -> Result<SafetensorsFile> {
     let path = dir.join(name);
     if !path.is_file() {
-        return Err(Error::Io {
+        return Err(Error::io_with(
             path,
-            message: format!("shard `{name}` listed in {INDEX_FILE} is missing"),
-        });
+            std::io::ErrorKind::NotFound,
+            format!("shard `{name}` listed in {INDEX_FILE} is missing"),
+        ));
     }
     SafetensorsFile::open(&path)
 }

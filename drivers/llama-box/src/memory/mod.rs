@@ -196,6 +196,7 @@ impl ImageModel {
                 claim: components.total(),
                 components,
                 layers: u32::from(components.total() > 0),
+                error_band: None,
             })
             .collect();
         let mut details = BTreeMap::new();
@@ -398,6 +399,7 @@ impl TextModel {
                 claim: components.total(),
                 components,
                 layers: map.layers_on(i),
+                error_band: None,
             })
             .collect();
         let resolved = Layout::Layers {

@@ -126,5 +126,5 @@ fn top_level_entries(directory: &DirectoryFacts) -> Vec<&str> {
 /// The model directory as an absolute path: links and the service config must not depend on
 /// the launcher's working directory (the run directory).
 pub(crate) fn absolute(dir: &Path) -> Result<PathBuf> {
-    std::path::absolute(dir).map_err(|e| Error::io(dir, &e))
+    std::path::absolute(dir).map_err(|e| Error::io(dir, e))
 }

@@ -117,6 +117,7 @@ impl ResourceEstimator for MindieEstimator<'_> {
                 components,
                 claim: self.budget(slot).max(components.total()),
                 layers: 0,
+                error_band: None,
             })
             .collect();
         let spare = request

@@ -624,6 +624,7 @@ impl VllmEstimator {
                     },
                     claim: requested.saturating_add(r.cost.outside_budget(graphs_in)),
                     layers: 0,
+                    error_band: None,
                 }
             })
             .collect();
