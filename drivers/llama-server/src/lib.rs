@@ -185,17 +185,7 @@ fn warnings(spec: &ModelSpec, user: &Args) -> Vec<String> {
              {version}, the only table this driver has"
         ));
     }
-    warnings.extend(
-        user.args
-            .iter()
-            .filter(|a| UNMODELLED_MEMORY_FLAGS.contains(&a.flag.as_str()))
-            .map(|a| {
-                format!(
-                    "{} changes memory use in ways the estimate does not count",
-                    a.spelled
-                )
-            }),
-    );
+    warnings.extend(user.unmodelled_memory_warnings(UNMODELLED_MEMORY_FLAGS));
     warnings
 }
 

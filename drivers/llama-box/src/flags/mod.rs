@@ -111,6 +111,23 @@ pub struct Args {
 }
 
 impl Args {
+    /// One warning per given flag of `unmodelled` (flags that change memory use in ways the
+    /// estimate does not count), spelt as the user wrote it.
+    pub fn unmodelled_memory_warnings<'a>(
+        &'a self,
+        unmodelled: &'a [&'a str],
+    ) -> impl Iterator<Item = String> + 'a {
+        self.args
+            .iter()
+            .filter(|a| unmodelled.contains(&a.flag.as_str()))
+            .map(|a| {
+                format!(
+                    "{} changes memory use in ways the estimate does not count",
+                    a.spelled
+                )
+            })
+    }
+
     /// Parses and checks `tokens` against the flag table. Errors are
     /// [`Error::InvalidParameter`] naming the flag as written.
     ///
