@@ -203,6 +203,32 @@ pub struct ImageSettings {
     /// Free compute buffers after each stage instead of keeping them
     /// (`--image-free-compute-memory-immediately`).
     pub free_compute_immediately: bool,
+    /// Component files given beside the diffusion model (FLUX and SD3 ship their text
+    /// encoders and VAE separately), as named on the command line.
+    pub components: ImageComponents,
+}
+
+/// Separate component files of an image model (`--image-clip-l-model`,
+/// `--image-clip-g-model`, `--image-t5xxl-model`, `--image-vae-model`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageComponents {
+    /// CLIP ViT-L text encoder.
+    pub clip_l: Option<String>,
+    /// OpenCLIP ViT-bigG text encoder.
+    pub clip_g: Option<String>,
+    /// T5-XXL text encoder.
+    pub t5xxl: Option<String>,
+    /// VAE.
+    pub vae: Option<String>,
+}
+
+impl ImageComponents {
+    /// The text-encoder files given, in a fixed order.
+    pub fn text_encoders(&self) -> impl Iterator<Item = &str> {
+        [&self.clip_l, &self.clip_g, &self.t5xxl]
+            .into_iter()
+            .filter_map(|p| p.as_deref())
+    }
 }
 
 impl Default for ImageSettings {
@@ -215,6 +241,7 @@ impl Default for ImageSettings {
             vae_on_cpu: false,
             text_encoder_on_cpu: false,
             free_compute_immediately: false,
+            components: ImageComponents::default(),
         }
     }
 }

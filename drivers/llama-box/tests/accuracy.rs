@@ -304,6 +304,11 @@ fn projector_measurements_match() {
         let name = format!("{projector} {}", row["settings"]);
         let weights = got["weights"].as_u64().expect("weights");
         let compute = got["compute"].as_u64().expect("compute");
+        // The estimate names the warm-up image clip.cpp sized its buffer for.
+        assert_eq!(
+            got["warmup_image"]["side"], row["warmup_image_size"][0],
+            "{name}: warm-up image"
+        );
         table.check(
             "weights",
             &name,

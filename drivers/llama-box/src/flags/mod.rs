@@ -437,6 +437,10 @@ fn apply_arg(arg: &Arg, s: &mut LlamaSettings) -> Result<()> {
         "--image-no-vae-model-offload" => s.image.vae_on_cpu = true,
         "--image-no-text-encoder-model-offload" => s.image.text_encoder_on_cpu = true,
         "--image-free-compute-memory-immediately" => s.image.free_compute_immediately = true,
+        "--image-clip-l-model" => s.image.components.clip_l = Some(v.to_string()),
+        "--image-clip-g-model" => s.image.components.clip_g = Some(v.to_string()),
+        "--image-t5xxl-model" => s.image.components.t5xxl = Some(v.to_string()),
+        "--image-vae-model" => s.image.components.vae = Some(v.to_string()),
         _ => {}
     }
     Ok(())

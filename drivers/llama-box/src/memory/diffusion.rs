@@ -61,16 +61,29 @@ pub struct DiffusionEstimate {
 
 impl DiffusionEstimate {
     /// Reads the components of `model` and sizes their compute for `image`, with flash
-    /// attention in the diffusion model when `flash_attn`.
-    pub fn new(model: &GgufModel, image: &ImageSettings, flash_attn: bool) -> Result<Self> {
+    /// attention in the diffusion model when `flash_attn`. `separate` are the component files
+    /// given beside it (text encoders, VAE): their tensors count with the stage their names
+    /// belong to, bare encoder files as text encoders.
+    pub fn new(
+        model: &GgufModel,
+        separate: &[&GgufModel],
+        image: &ImageSettings,
+        flash_attn: bool,
+    ) -> Result<Self> {
         let family = detect(model)?;
         let bytes = |select: fn(&str) -> bool| {
-            model
-                .tensors()
-                .iter()
-                .filter(|t| select(&t.name))
-                .map(|t| t.bytes)
-                .sum::<u64>()
+            let own = model.tensors().iter().filter(|t| select(&t.name));
+            let given = separate.iter().flat_map(|m| {
+                let vae = is_vae_file(m);
+                m.tensors().iter().filter(move |t| {
+                    if vae {
+                        select(&t.name)
+                    } else {
+                        select("text_encoders.")
+                    }
+                })
+            });
+            own.chain(given).map(|t| t.bytes).sum::<u64>()
         };
         let pixels = u64::from(image.width) * u64::from(image.height);
         Ok(DiffusionEstimate {
@@ -89,6 +102,14 @@ impl DiffusionEstimate {
             },
         })
     }
+}
+
+/// Whether a separate component file is a VAE (it has a decoder); any other is a text encoder.
+fn is_vae_file(model: &GgufModel) -> bool {
+    model
+        .tensors()
+        .iter()
+        .any(|t| is_vae_decoder_tensor(&t.name))
 }
 
 fn is_diffusion_tensor(name: &str) -> bool {

@@ -31,6 +31,7 @@ use graph::{Placement, Reserve};
 pub use kv::ContextSize;
 use placement::LayerMap;
 use projector::Projector;
+pub use projector::WarmupImage;
 use shape::ModelShape;
 use weights::WeightTable;
 
@@ -90,8 +91,10 @@ impl LlamaCppModel {
     pub fn new(model: &GgufModel, settings: &LlamaSettings) -> Result<LlamaCppModel> {
         let kind = if model.is_diffusion() {
             let flash = !matches!(settings.flash_attn, FlashAttn::Off);
+            let separate = open_components(model, &settings.image.components)?;
+            let separate: Vec<&GgufModel> = separate.iter().collect();
             Kind::Image(Box::new(ImageModel {
-                estimate: DiffusionEstimate::new(model, &settings.image, flash)?,
+                estimate: DiffusionEstimate::new(model, &separate, &settings.image, flash)?,
                 settings: settings.clone(),
             }))
         } else {
@@ -154,6 +157,20 @@ impl LlamaCppModel {
             Kind::Image(image) => image.fit(request),
         }
     }
+}
+
+/// Opens the separate component files of an image model; a relative path is taken from the
+/// model's directory, as llama-box's working directory is not known here.
+fn open_components(
+    model: &GgufModel,
+    components: &crate::params::ImageComponents,
+) -> Result<Vec<GgufModel>> {
+    let dir = model.path().parent().unwrap_or(std::path::Path::new("."));
+    components
+        .text_encoders()
+        .chain(components.vae.as_deref())
+        .map(|file| GgufModel::open(dir.join(file)))
+        .collect()
 }
 
 impl ImageModel {
@@ -254,6 +271,10 @@ pub struct ProjectorEstimate {
     pub weights: u64,
     /// Compute buffer bytes.
     pub compute: u64,
+    /// The warm-up image the compute buffer is sized for.
+    pub warmup_image: projector::WarmupImage,
+    /// How far the compute figure may be off, and what it rests on.
+    pub error_band: inferkit_core::ErrorBand,
 }
 
 impl TextModel {
@@ -449,6 +470,8 @@ impl TextModel {
             device,
             weights,
             compute,
+            warmup_image: projector.warmup.clone(),
+            error_band: projector.error_band,
         })
     }
 
