@@ -313,7 +313,8 @@ def minicpmv26():
               u={"general.file_type": 1, "clip.vision.projection_dim": 0, "clip.vision.image_size": S,
                  "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
                  "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 16, "clip.minicpmv_version": 3},
+                 "clip.vision.attention.head_count": 16},
+              i={"clip.minicpmv_version": 3},
               f={"clip.vision.attention.layer_norm_epsilon": 1e-6},
               a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
     ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.patch_embd.bias", (E,), F32),
@@ -328,6 +329,54 @@ def minicpmv26():
     for n in ("q", "kv", "post"):
         ts += [(f"resampler.ln_{n}.weight", (OUT,), F32), (f"resampler.ln_{n}.bias", (OUT,), F32)]
     return kv, ts, dict(name="qwen2-7b-text-stub", n_embd=OUT, n_head=28)
+
+
+@spec("llama-4-scout")
+def llama4_scout():
+    # meta-llama/Llama-4-Scout-17B-16E-Instruct vision_config: hidden 1408, intermediate 5632,
+    # 34 layers, 16 heads, patch 14, image 336, pixel_shuffle_ratio 0.5, projector 4096 -> 5120
+    E, F, L, P, S, MID, OUT = 1408, 5632, 34, 14, 336, 4096, 5120
+    kv = dict(s={"clip.projector_type": "llama4", "general.name": "Llama-4-Scout-17B-16E-Instruct"},
+              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
+              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": S,
+                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
+                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
+                 "clip.vision.attention.head_count": 16, "clip.vision.projector.scale_factor": 2},
+              f={"clip.vision.attention.layer_norm_epsilon": 1e-5},
+              a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
+    ts = [("v.patch_embd.weight", (P * P * 3, E), F16), ("v.class_embd", (E,), F32),
+          ("v.position_embd.weight", (E, (S // P) ** 2 + 1), F32),
+          ("v.pre_ln.weight", (E,), F32), ("v.pre_ln.bias", (E,), F32)]
+    for i in range(L):
+        ts += vit_block(i, E, F)
+    ts += [("v.post_ln.weight", (E,), F32), ("v.post_ln.bias", (E,), F32),
+           ("mm.model.mlp.1.weight", (E * 4, MID), F16), ("mm.model.mlp.2.weight", (MID, MID), F16),
+           ("mm.model.fc.weight", (MID, OUT), F16)]
+    return kv, ts, dict(name="llama-4-scout-text-stub", n_embd=OUT, n_head=40)
+
+
+@spec("kimi-vl-a3b")
+def kimivl_a3b():
+    # moonshotai/Kimi-VL-A3B-Instruct MoonViT: hidden 1152, intermediate 4304, 27 layers, patch 14,
+    # 64x64 learned positions, 2x2 merge; projector LayerNorm + 4608 -> 4608 -> 2048
+    E, F, L, P, OUT, M = 1152, 4304, 27, 14, 2048, 2
+    kv = dict(s={"clip.projector_type": "kimivl", "general.name": "Kimi-VL-A3B-Instruct"},
+              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
+              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": 896,
+                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
+                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
+                 "clip.vision.attention.head_count": 16, "clip.vision.projector.scale_factor": M},
+              f={"clip.vision.attention.layer_norm_epsilon": 1e-5},
+              a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
+    ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.patch_embd.bias", (E,), F32),
+          ("v.position_embd.weight", (E, 64 * 64), F32)]
+    for i in range(L):
+        ts += vit_block(i, E, F)
+    ts += [("v.post_ln.weight", (E,), F32), ("v.post_ln.bias", (E,), F32),
+           ("mm.input_norm.weight", (E,), F32), ("mm.input_norm.bias", (E,), F32),
+           ("mm.1.weight", (E * M * M, E * M * M), F16), ("mm.1.bias", (E * M * M,), F32),
+           ("mm.2.weight", (E * M * M, OUT), F16), ("mm.2.bias", (OUT,), F32)]
+    return kv, ts, dict(name="moonlight-text-stub", n_embd=OUT, n_head=16)
 
 
 def write_sparse(path, w, tensors):
@@ -353,6 +402,7 @@ def write_mmproj(name):
     for k, v in kv["s"].items(): w.add_string(k, v)
     for k, v in kv["b"].items(): w.add_bool(k, v)
     for k, v in kv["u"].items(): w.add_uint32(k, v)
+    for k, v in kv.get("i", {}).items(): w.add_int32(k, v)
     for k, v in kv["f"].items(): w.add_float32(k, v)
     for k, v in kv["a"].items(): w.add_array(k, v)
     data_off = write_sparse(path, w, ts)

@@ -15,12 +15,12 @@ def parse(log):
     for line in log.splitlines():
         m = re.search(r"EXACT model weights buffer: buft=(\S+) bytes=(\d+) n_tensors=(\d+)", line)
         if m:
-            r["buffers"][f"clip_weights:{m[1]}"] = int(m[2]); r["n_tensors_loaded"] = int(m[3])
+            r["buffers"][f"clip_weights:{m[1].lower()}"] = int(m[2]); r["n_tensors_loaded"] = int(m[3])
             r["buffers_all"].append({"kind": "clip_weights", "buft": m[1], "bytes": int(m[2])})
         m = re.search(r"EXACT compute buffer: buft=(\S+) bytes=(\d+)", line)
         if m:
             # last reserve wins (auto-FA may reserve twice)
-            r["buffers"][f"clip_compute_reserve:{m[1]}"] = int(m[2])
+            r["buffers"][f"clip_compute_reserve:{m[1].lower()}"] = int(m[2])
             r["buffers_all"].append({"kind": "clip_compute_reserve", "buft": m[1], "bytes": int(m[2])})
         m = re.search(r"EXACT encode compute buffer: buft=(\S+) bytes=(\d+) \(image (\d+) x (\d+), n_batch (\d+)\)", line)
         if m:

@@ -22,6 +22,7 @@ pub(super) fn compute(tower: &Tower, flash_attn: bool) -> u64 {
         flash_attn,
         side,
         patches: side * side,
+        window_f16: None,
     };
     let out = match tower.kind {
         ProjectorKind::Qwen2Vl | ProjectorKind::Qwen25Vl | ProjectorKind::Qwen3Vl => b.qwen(),
@@ -61,8 +62,7 @@ struct Attention {
 #[derive(Clone, Copy)]
 enum Mask {
     None,
-    /// Qwen2.5-VL's window mask (already cast to F16 under flash attention), used by the
-    /// layers that do not attend fully.
+    /// Qwen2.5-VL's window mask (an F32 input), used by the layers that do not attend fully.
     Window(TensorId),
 }
 
@@ -73,6 +73,8 @@ struct Builder<'a> {
     /// Patches per side of the warm-up image.
     side: u64,
     patches: u64,
+    /// The F16 copy of the window mask, once made.
+    window_f16: Option<TensorId>,
 }
 
 impl Builder<'_> {
@@ -214,24 +216,29 @@ impl Builder<'_> {
     fn block(&mut self, inp_l: TensorId, n_pos: u64, rope: Rope, mask: Mask) -> TensorId {
         let e = self.t.n_embd;
         let cur = self.layer_norm(inp_l, "ln1");
+        // `build_attn` orders Q, K and V (each with its RoPE) before the attention.
         let (q, k, v) = if self.t.block_has("attn_qkv.weight") {
             let bias = self.t.block_has("attn_qkv.bias");
             let qkv = self.linear(cur, 3 * e, n_pos, bias);
             let q = self.g.view(qkv, true);
+            let q = self.rope(q, rope, e * n_pos * F32);
             let k = self.g.view(qkv, false);
-            let v = self.g.view(qkv, false);
-            (q, k, v)
+            let k = self.rope(k, rope, e * n_pos * F32);
+            (q, k, self.g.view(qkv, false))
         } else {
             let mut qkv = [0; 3];
-            for (slot, name) in qkv.iter_mut().zip(["attn_q", "attn_k", "attn_v"]) {
+            for (i, name) in ["attn_q", "attn_k", "attn_v"].into_iter().enumerate() {
                 let bias = self.t.block_has(&format!("{name}.bias"));
                 let y = self.linear(cur, e, n_pos, bias);
-                *slot = self.view(y);
+                let y = self.view(y);
+                qkv[i] = if i < 2 {
+                    self.rope(y, rope, e * n_pos * F32)
+                } else {
+                    y
+                };
             }
             (qkv[0], qkv[1], qkv[2])
         };
-        let q = self.rope(q, rope);
-        let k = self.rope(k, rope);
         let attn = self.attention(q, k, v, n_pos, mask);
         let out_bias = self.t.block_has("attn_out.bias");
         let mut cur = self.linear(attn, e, n_pos, out_bias);
@@ -251,8 +258,8 @@ impl Builder<'_> {
     /// RoPE on the reshaped Q or K. ggml may run RoPE in place, but on these views the
     /// measured reservations show a new tensor (replayed in place, Qwen2-VL comes out one
     /// activation short); the second rotation of `build_rope_2d` takes its input in place.
-    fn rope(&mut self, x: TensorId, rope: Rope) -> TensorId {
-        let bytes = self.g.bytes(x);
+    /// `bytes` is the rotated tensor's size (a third of a fused QKV view's).
+    fn rope(&mut self, x: TensorId, rope: Rope, bytes: u64) -> TensorId {
         match rope {
             Rope::None => x,
             Rope::Multi(positions) => self.op(bytes, &[x, positions]),
@@ -294,7 +301,17 @@ impl Builder<'_> {
             let out = match mask {
                 Mask::None => self.op(e * tq * F32, &[q, kc, vc]),
                 Mask::Window(m) => {
-                    let m16 = self.op(tq * tk * F16, &[m]);
+                    // The builder's F16 copy of the mask is made where the first windowed
+                    // layer needs it; `build_attn` copies it again for each layer.
+                    let shared = match self.window_f16 {
+                        Some(shared) => shared,
+                        None => {
+                            let shared = self.op(tq * tk * F16, &[m]);
+                            self.window_f16 = Some(shared);
+                            shared
+                        }
+                    };
+                    let m16 = self.op(tq * tk * F16, &[shared]);
                     self.op(e * tq * F32, &[q, kc, vc, m16])
                 }
             };
@@ -316,12 +333,15 @@ impl Builder<'_> {
     fn ffn(&mut self, x: TensorId, t: u64) -> TensorId {
         let (e, f) = (self.t.n_embd, self.t.n_ff);
         let up_bias = self.t.block_has("ffn_up.bias");
-        let up = self.linear(x, f, t, up_bias);
+        // The graph runs in the order the output reaches its sources: the GLU's first source
+        // (the gate) before the up projection.
         let act = if self.t.block_has("ffn_gate.weight") {
             let gate_bias = self.t.block_has("ffn_gate.bias");
             let gate = self.linear(x, f, t, gate_bias);
+            let up = self.linear(x, f, t, up_bias);
             self.op(f * t * F32, &[gate, up])
         } else {
+            let up = self.linear(x, f, t, up_bias);
             self.inplace(up)
         };
         let down_bias = self.t.block_has("ffn_down.bias");
@@ -440,11 +460,7 @@ impl Builder<'_> {
         if window {
             let inv_index = self.input(n / 4 * I32);
             let m = self.input(n * n * F32);
-            mask = Mask::Window(if self.flash_attn {
-                self.op(n * n * F16, &[m])
-            } else {
-                m
-            });
+            mask = Mask::Window(m);
             let v = self.view(cur);
             let rows = self.op(e * n * F32, &[v, inv_index]);
             cur = self.view(rows);
@@ -452,27 +468,16 @@ impl Builder<'_> {
         let merge = self.t.n_merge * self.t.n_merge;
         let merged = n / merge;
         let out = self.t.dim("mm.2.weight", 1).unwrap_or(0);
-        let mut deepstack: Option<(TensorId, u64)> = None;
+        // Layer outputs feeding the deepstack mergers: the graph reaches those branches
+        // only after the main path (the final concat's second source), so the outputs stay
+        // allocated until then.
+        let mut taps = Vec::new();
         for il in 0..self.t.n_layer {
             let full = !window || (il + 1) % self.t.window_pattern == 0;
             let layer_mask = if full { Mask::None } else { mask };
             cur = self.block(cur, n, Rope::Multi(positions), layer_mask);
             if self.t.deepstack.contains(&il) {
-                let feat = self.view(cur);
-                let feat = self.norm(feat, Norm::Layer, true);
-                let feat = self.mlp(
-                    feat,
-                    merged,
-                    &format!("v.deepstack.{il}.fc1"),
-                    &format!("v.deepstack.{il}.fc2"),
-                );
-                deepstack = Some(match deepstack {
-                    None => (feat, out),
-                    Some((acc, width)) => {
-                        let width = width + out;
-                        (self.op(width * merged * F32, &[acc, feat]), width)
-                    }
-                });
+                taps.push((il, cur));
             }
         }
         if self.t.has("v.post_ln.weight") {
@@ -486,6 +491,20 @@ impl Builder<'_> {
             let v = self.view(emb);
             let rows = self.op(out * merged * F32, &[v, index]);
             emb = self.view(rows);
+        }
+        let mut deepstack: Option<(TensorId, u64)> = None;
+        for (il, tap) in taps {
+            let feat = self.view(tap);
+            let feat = self.norm(feat, Norm::Layer, true);
+            let fc1 = format!("v.deepstack.{il}.fc1");
+            let feat = self.mlp(feat, merged, &fc1, &format!("v.deepstack.{il}.fc2"));
+            deepstack = Some(match deepstack {
+                None => (feat, out),
+                Some((acc, width)) => (
+                    self.op((width + out) * merged * F32, &[acc, feat]),
+                    width + out,
+                ),
+            });
         }
         if let Some((features, width)) = deepstack {
             emb = self.op((out + width) * merged * F32, &[emb, features]);
@@ -546,7 +565,8 @@ impl Builder<'_> {
             let out = self.t.dim("mm.2.weight", 1).unwrap_or(0);
             let rows = self.side / m;
             let grid = self.view(cur);
-            let breaks = self.op(out * rows * F32, &[]);
+            // A fresh tensor (a leaf, allocated before any node), cleared and set to the token.
+            let breaks = self.input(out * rows * F32);
             let breaks = self.inplace(breaks);
             let breaks = self.inplace(breaks);
             let joined = self.op(out * (tokens + rows) * F32, &[grid, breaks]);

@@ -64,7 +64,16 @@ impl ProjectorKind {
     pub fn is_measured(self) -> bool {
         matches!(
             self,
-            ProjectorKind::Mlp | ProjectorKind::Qwen2Vl | ProjectorKind::Idefics3
+            ProjectorKind::Mlp
+                | ProjectorKind::Qwen2Vl
+                | ProjectorKind::Qwen25Vl
+                | ProjectorKind::Qwen3Vl
+                | ProjectorKind::Gemma3
+                | ProjectorKind::Idefics3
+                | ProjectorKind::Pixtral
+                | ProjectorKind::InternVl
+                | ProjectorKind::MiniCpmV
+                | ProjectorKind::Llama4
         )
     }
 
