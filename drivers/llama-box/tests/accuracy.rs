@@ -340,14 +340,21 @@ fn diffusion_measurements_match() {
     for line in text.lines() {
         let row: Value = serde_json::from_str(line).expect("json row");
         let args = row["sdcpp_args"].as_str().expect("args");
-        // The single-file safetensors rows have no GGUF header to read.
-        let Some(file) = ["sd15.f16", "sd15.q8_0", "sd15.q4_0"]
-            .into_iter()
-            .find(|f| args.contains(&format!("{f}.gguf")))
-        else {
-            continue;
+        // The header the run's files were converted to: named in the row, or the SD 1.5 GGUF
+        // the arguments name (the single-file safetensors rows have no GGUF header to read).
+        let headers = &row["headers"];
+        let main = match headers["model"].as_str() {
+            Some(h) => h.to_owned(),
+            None => match ["sd15.f16", "sd15.q8_0", "sd15.q4_0"]
+                .into_iter()
+                .find(|f| args.contains(&format!("{f}.gguf")))
+            {
+                Some(f) => format!("{f}.gguf.header"),
+                None => continue,
+            },
         };
-        let gguf = GgufModel::open(dir.join(format!("{file}.gguf.header"))).expect("header");
+        let separate = |key: &str| headers[key].as_str().map(str::to_owned);
+        let gguf = GgufModel::open(dir.join(&main)).expect("header");
         let settings = LlamaSettings {
             flash_attn: if row["diffusion_fa"] == true {
                 FlashAttn::On
@@ -358,6 +365,12 @@ fn diffusion_measurements_match() {
                 width: row["width"].as_u64().expect("width") as u32,
                 height: row["height"].as_u64().expect("height") as u32,
                 vae_tiling: row["vae_tiling"] == true,
+                components: inferkit_llama_box::params::ImageComponents {
+                    clip_l: separate("clip_l"),
+                    clip_g: separate("clip_g"),
+                    t5xxl: separate("t5xxl"),
+                    vae: separate("vae"),
+                },
                 ..Default::default()
             },
             ..LlamaSettings::default()
@@ -367,29 +380,39 @@ fn diffusion_measurements_match() {
             .estimate(&[], &HostSlot::default(), &Layout::CpuOnly)
             .expect("estimate");
         let got = &estimate.details["diffusion"];
-        let name = args.to_owned();
-        for (stage, desc) in [
-            ("diffusion", "unet"),
-            ("vae", "vae"),
-            ("text_encoders", "clip"),
+        let family = got["family"].as_str().expect("family");
+        let name = format!("{family} {args}");
+        // Measured families declare a band between the weights' 1 % and the compute's 10 %.
+        let band = got["error_band"]["percent"].as_u64().expect("error band");
+        assert!((1..=10).contains(&band), "{name}: band {band}%");
+        // sd.cpp's buffer names per stage; text encoders' weights add up, their compute
+        // buffers are the largest one.
+        for (stage, descs) in [
+            ("diffusion", &["unet", "flux", "mmdit"][..]),
+            ("vae", &["vae"][..]),
+            ("text_encoders", &["clip", "t5"][..]),
         ] {
-            let weights = row["params_buffers"]
+            let weights: u64 = row["params_buffers"]
                 .as_array()
-                .and_then(|b| b.iter().find(|p| p["desc"] == desc))
-                .and_then(|p| p["bytes"].as_u64())
-                .expect("params buffer");
-            let compute = row["compute_buffer_max_by_component"][desc]
-                .as_u64()
+                .expect("params buffers")
+                .iter()
+                .filter(|p| descs.iter().any(|d| p["desc"] == *d))
+                .map(|p| p["bytes"].as_u64().expect("bytes"))
+                .sum();
+            let compute = descs
+                .iter()
+                .filter_map(|d| row["compute_buffer_max_by_component"][*d].as_u64())
+                .max()
                 .expect("compute");
             table.check(
-                &format!("{stage} weights"),
+                &format!("{family} {stage} weights"),
                 &name,
                 got[stage]["weights"].as_u64().unwrap_or(0),
                 weights,
                 0.01,
             );
             table.check(
-                &format!("{stage} compute"),
+                &format!("{family} {stage} compute"),
                 &name,
                 got[stage]["compute"].as_u64().unwrap_or(0),
                 compute,
@@ -397,7 +420,7 @@ fn diffusion_measurements_match() {
             );
         }
     }
-    table.print("stable-diffusion.cpp, SD 1.5 GGUF (sdcpp/measurements.jsonl)");
+    table.print("stable-diffusion.cpp (sdcpp/measurements.jsonl)");
     assert!(
         table.failures.is_empty(),
         "{} checks over tolerance",

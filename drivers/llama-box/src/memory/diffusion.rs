@@ -3,21 +3,16 @@
 //!
 //! Components are found by tensor-name prefix (sd.cpp GGUFs carry no metadata): the diffusion
 //! model (`model.diffusion_model.*`, or FLUX/SD3 blocks), the VAE (`first_stage_model.*`, of
-//! which text-to-image loads the decoder) and the text encoders (`cond_stage_model.*`,
-//! `text_encoders.*`). Images of a batch are generated one after another, so the batch does
+//! which text-to-image loads the decoder) and the text encoders (`cond_stage_model.*`, SDXL's
+//! `conditioner.*`, `text_encoders.*`), plus the component files given separately. Images of a batch are generated one after another, so the batch does
 //! not change any buffer.
 
 use inferkit_core::gguf::{GgufModel, TensorInfo};
-use inferkit_core::{Error, Result};
+use inferkit_core::{Error, ErrorBand, FigureBasis, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::params::ImageSettings;
 
-/// Bytes per output pixel of an untiled VAE decode per base channel of the decoder: the
-/// decoder's top-resolution activations (3 f32 values per channel pixel) plus one more f32
-/// (`(3·4 + 1)·channels`, the figure gguf-parser-go uses; measured exactly for SD 1.5's
-/// 512-channel decoder: 6656 B per pixel).
-const VAE_BYTES_PER_PIXEL_CHANNEL: u64 = 13;
 /// sd.cpp's VAE tile: 32×32 latents, 256×256 pixels.
 const VAE_TILE_PIXELS: u64 = 256 * 256;
 
@@ -57,6 +52,10 @@ pub struct DiffusionEstimate {
     pub vae: StageBytes,
     /// Text encoders (CLIP, T5).
     pub text_encoders: StageBytes,
+    /// How far the total may be off: weights within 1 %, compute within the family's band
+    /// (10 % for the families measured against stable-diffusion.cpp, 25 % for SD3), weighted
+    /// by their shares.
+    pub error_band: ErrorBand,
 }
 
 impl DiffusionEstimate {
@@ -86,7 +85,7 @@ impl DiffusionEstimate {
             own.chain(given).map(|t| t.bytes).sum::<u64>()
         };
         let pixels = u64::from(image.width) * u64::from(image.height);
-        Ok(DiffusionEstimate {
+        let mut estimate = DiffusionEstimate {
             family,
             diffusion: StageBytes {
                 weights: bytes(is_diffusion_tensor),
@@ -94,13 +93,37 @@ impl DiffusionEstimate {
             },
             vae: StageBytes {
                 weights: bytes(is_vae_decoder_tensor),
-                compute: vae_compute(model, pixels, image.vae_tiling),
+                compute: vae_compute(family, pixels, image.vae_tiling),
             },
             text_encoders: StageBytes {
                 weights: bytes(is_text_encoder_tensor),
                 compute: text_encoder_compute(family),
             },
-        })
+            error_band: ErrorBand {
+                percent: 0,
+                basis: FigureBasis::Derived,
+            },
+        };
+        estimate.error_band = estimate.band();
+        Ok(estimate)
+    }
+
+    /// The band of the whole estimate: 1 % on weights and the family's compute band, as a
+    /// share of the total (rounded up, at least 1 %).
+    fn band(&self) -> ErrorBand {
+        let (compute_percent, basis) = match self.family {
+            DiffusionFamily::Sd3 => (25, FigureBasis::Guess),
+            _ => (10, FigureBasis::Derived),
+        };
+        let stages = [self.diffusion, self.vae, self.text_encoders];
+        let weights: u64 = stages.iter().map(|s| s.weights).sum();
+        let compute: u64 = stages.iter().map(|s| s.compute).sum();
+        let total = u128::from(weights + compute).max(1);
+        let off = u128::from(weights) + u128::from(compute) * compute_percent;
+        ErrorBand {
+            percent: u32::try_from(off.div_ceil(total)).unwrap_or(100).max(1),
+            basis,
+        }
     }
 }
 
@@ -126,7 +149,9 @@ fn is_vae_decoder_tensor(name: &str) -> bool {
 }
 
 fn is_text_encoder_tensor(name: &str) -> bool {
-    name.starts_with("cond_stage_model.") || name.starts_with("text_encoders.")
+    name.starts_with("cond_stage_model.")
+        || name.starts_with("conditioner.")
+        || name.starts_with("text_encoders.")
 }
 
 fn tensor<'a>(model: &'a GgufModel, name: &str) -> Option<&'a TensorInfo> {
@@ -166,82 +191,126 @@ fn unet_channels(model: &GgufModel) -> u64 {
         .unwrap_or(320)
 }
 
-/// Compute of the diffusion model for an image of `pixels`.
+/// Tokens FLUX's T5 prompt is padded to in stable-diffusion.cpp (the measured T5 and DiT
+/// buffers are sized for 512 text tokens).
+const FLUX_TEXT_TOKENS: u64 = 512;
+
+/// Compute of the diffusion model for an image of `pixels`, from the graph's largest live
+/// tensors, checked against stable-diffusion.cpp's measured buffers
+/// (`tests/fixtures/llamacpp-memory/sdcpp/measurements.jsonl`, 512² to 1536²).
 ///
-/// UNets (SD 1.x/2.x/XL): without flash attention the peak is the softmax matrix of the
-/// highest-resolution self-attention (`heads × tokens² × 4` bytes; tokens = latent pixels at
-/// that level) plus about eight f32 activations of the top level (`channels × pixels/64 × 4`);
-/// with flash attention about 24.6 such activations (f16 Q/K/V copies, attention output and
-/// the ResBlock working set). Checked on SD 1.5 (within 2 %); the per-pixel slope with flash
-/// attention agrees with gguf-parser-go's fits for SD 2.x and SDXL (513 and 500 B/px).
+/// UNets (SD 1.x/2.x/XL). With flash attention the peak is in the top level's ResBlocks:
+/// 24.7 f32 activations of `channels × pixels/64` (measured 24.61-24.69 for all three). Without
+/// it, the softmax matrix of the first attention level (`heads × tokens² × 4`; tokens = latent
+/// pixels at that level: the top level for SD 1.x/2.x, one level down for SDXL) plus what
+/// lives beside it, which the measurements show linear in pixels: 161.375 B per pixel and
+/// 7.69 MB plus the cross-attention context (SD 1.x/2.x, exact at 512², 768², 1024²); SDXL
+/// 132.4 B per pixel and 60.1 MB (within 1.3 %).
 ///
-/// DiTs (SD3, FLUX): gguf-parser-go's regressions in x = pixels, which do not depend on flash
-/// attention (`gguf-parser-go` §9, from measured runs).
+/// FLUX: tokens = pixels/256 image patches + 512 text tokens. Without flash attention, the
+/// single-stream block's score matrix (24 heads × tokens² × 4) beside its fused
+/// QKV-and-MLP projection (`(3·3072 + 12288) × tokens × 4`), within 1.7 %; with it, linear in
+/// the image tokens: 732.5 B per pixel and 51.1 MB (fitted at 512², 768², 1024², within 0.6 %).
+///
+/// SD3 (not measured here): gguf-parser-go's regression in pixels (§9 of its notes).
 fn diffusion_compute(model: &GgufModel, family: DiffusionFamily, pixels: u64, fa: bool) -> u64 {
     let x = pixels as f64;
-    let polynomial = |c0: f64, c1: f64, c2: f64| (c0 + c1 * x + c2 * x * x).max(0.0) as u64;
-    let (heads, downscale) = match family {
-        // SD 1.x: 8 heads at the top level (latent = pixels / 8²).
-        DiffusionFamily::Sd1 => (8, 8),
-        // SD 2.x: 64-wide heads, 320 channels at the top level.
-        DiffusionFamily::Sd2 => (5, 8),
-        // SDXL: the first attention is one level down (640 channels, 64-wide heads).
-        DiffusionFamily::Sdxl => (10, 16),
-        DiffusionFamily::Sd3 => {
-            return polynomial(17_441_103.472_6, 281.695_681_980_6, 0.001_465_123_3);
-        }
-        DiffusionFamily::Flux => {
-            return polynomial(46_511_668.674_2, 997.775_880_779_2, 0.001_457_339_3);
-        }
-    };
-    // One top-level f32 activation: channels × latent pixels × 4 bytes.
     let activation = unet_channels(model) * (pixels / 64) * 4;
-    if fa {
-        return activation * 246 / 10;
+    let unet = |heads: u64, downscale: u64, per_pixel: f64, constant: f64| {
+        let with_fa = activation * 247 / 10;
+        if fa {
+            return with_fa;
+        }
+        let tokens = pixels / (downscale * downscale);
+        let beside = (per_pixel * x + constant) as u64;
+        (heads * tokens * tokens * 4 + beside).max(with_fa)
+    };
+    match family {
+        // 8 heads at the top level, 768-wide context.
+        DiffusionFamily::Sd1 => unet(8, 8, 161.375, 7_687_776.0 + 77.0 * 768.0 * 4.0),
+        // 64-wide heads (5 at 320 channels), 1024-wide context.
+        DiffusionFamily::Sd2 => unet(5, 8, 161.375, 7_687_776.0 + 77.0 * 1024.0 * 4.0),
+        // The first attention is one level down: 640 channels, 10 heads.
+        DiffusionFamily::Sdxl => unet(10, 16, 132.4, 60_122_471.0),
+        DiffusionFamily::Flux => {
+            if fa {
+                return (732.5 * x + 51_097_198.0) as u64;
+            }
+            let tokens = pixels / 256 + FLUX_TEXT_TOKENS;
+            24 * tokens * tokens * 4 + (3 * 3072 + 12288) * tokens * 4
+        }
+        DiffusionFamily::Sd3 => {
+            (17_441_103.472_6 + 281.695_681_980_6 * x + 0.001_465_123_3 * x * x).max(0.0) as u64
+        }
     }
-    let tokens = pixels / (downscale * downscale);
-    heads * tokens * tokens * 4 + 8 * activation
 }
 
-/// VAE decode: linear in pixels untiled, one tile's worth when tiled.
-fn vae_compute(model: &GgufModel, pixels: u64, tiling: bool) -> u64 {
-    let channels = [
-        "first_stage_model.decoder.conv_in.weight",
-        "decoder.conv_in.weight",
-    ]
-    .iter()
-    .find_map(|n| tensor(model, n))
-    .and_then(|t| t.dims.get(3).copied())
-    .unwrap_or(512);
+/// VAE decode: linear in pixels untiled (6656 B per pixel for the SD and FLUX decoders,
+/// 7680 for SDXL's, measured exactly at 512² to 1536²), one 256×256 tile's worth when tiled.
+fn vae_compute(family: DiffusionFamily, pixels: u64, tiling: bool) -> u64 {
+    let per_pixel = match family {
+        DiffusionFamily::Sdxl => 7680,
+        _ => 6656,
+    };
     let pixels = if tiling {
         pixels.min(VAE_TILE_PIXELS)
     } else {
         pixels
     };
-    pixels * VAE_BYTES_PER_PIXEL_CHANNEL * channels
+    pixels * per_pixel
 }
 
-/// Text encoders run on 77 (CLIP) or 256/77 (T5) tokens: small, constant buffers. Per
-/// encoder: the FFN intermediate and the residual stream next to the attention matrix, in
-/// f32 (SD 1.5's CLIP: within 2 % of the measured buffer).
+/// The text encoders stable-diffusion.cpp runs for a family.
+#[derive(Clone, Copy)]
+enum TextEncoder {
+    /// CLIP ViT-L/14 (separate Q/K/V).
+    ClipL,
+    /// OpenCLIP ViT-H/14 (fused in-projection), SD 2.x.
+    OpenClipH,
+    /// OpenCLIP ViT-bigG/14 (fused in-projection), SDXL and SD3.
+    OpenClipG,
+    /// T5-XXL encoder over `tokens` tokens.
+    T5Xxl { tokens: u64 },
+}
+
+impl TextEncoder {
+    /// The encoder's compute buffer, from its largest live tensors over 77 tokens (CLIP): the
+    /// FFN intermediate next to the residual stream and either the score matrix (CLIP-L) or
+    /// the fused QKV projection (OpenCLIP), plus one row per token. Measured: CLIP-L 1,491,456,
+    /// OpenCLIP-H 2,547,264, OpenCLIP-G 3,178,048 bytes (all within 0.01 %); T5-XXL over 512
+    /// tokens 71,566,400 (64 heads × tokens² score matrix plus 4.46 MB).
+    fn compute(self) -> u64 {
+        const CLIP_TOKENS: u64 = 77;
+        let per_token = match self {
+            // FFN intermediate, residual, 12 heads of scores.
+            TextEncoder::ClipL => 3072 + 768 + 12 * CLIP_TOKENS,
+            // FFN intermediate, fused QKV, residual.
+            TextEncoder::OpenClipH => 4096 + 4 * 1024,
+            TextEncoder::OpenClipG => 5120 + 4 * 1280,
+            TextEncoder::T5Xxl { tokens } => return 64 * tokens * tokens * 4 + 4_457_536,
+        };
+        (per_token + CLIP_TOKENS + 1) * CLIP_TOKENS * 4
+    }
+}
+
+/// The encoders each family runs; their buffers are kept side by side only when
+/// stable-diffusion.cpp keeps them, so the stage reserves the largest.
 fn text_encoder_compute(family: DiffusionFamily) -> u64 {
-    // (hidden, ffn, heads, tokens) of each encoder the family loads.
-    let encoders: &[(u64, u64, u64, u64)] = match family {
-        DiffusionFamily::Sd1 => &[(768, 3072, 12, 77)],
-        DiffusionFamily::Sd2 => &[(1024, 4096, 16, 77)],
-        DiffusionFamily::Sdxl => &[(768, 3072, 12, 77), (1280, 5120, 20, 77)],
+    let encoders: &[TextEncoder] = match family {
+        DiffusionFamily::Sd1 => &[TextEncoder::ClipL],
+        DiffusionFamily::Sd2 => &[TextEncoder::OpenClipH],
+        DiffusionFamily::Sdxl => &[TextEncoder::ClipL, TextEncoder::OpenClipG],
         DiffusionFamily::Sd3 => &[
-            (768, 3072, 12, 77),
-            (1280, 5120, 20, 77),
-            (4096, 10240, 64, 77),
+            TextEncoder::ClipL,
+            TextEncoder::OpenClipG,
+            TextEncoder::T5Xxl { tokens: 77 },
         ],
-        DiffusionFamily::Flux => &[(768, 3072, 12, 77), (4096, 10240, 64, 256)],
+        DiffusionFamily::Flux => &[
+            TextEncoder::ClipL,
+            TextEncoder::T5Xxl {
+                tokens: FLUX_TEXT_TOKENS,
+            },
+        ],
     };
-    encoders
-        .iter()
-        .map(|&(hidden, ffn, heads, tokens)| {
-            (ffn + hidden) * tokens * 4 + heads * tokens * tokens * 4
-        })
-        .max()
-        .unwrap_or(0)
+    encoders.iter().map(|e| e.compute()).max().unwrap_or(0)
 }

@@ -207,13 +207,17 @@ impl ImageModel {
             .iter()
             .zip(per_device)
             .zip(names)
-            .map(|((slot, components), name)| DeviceEstimate {
-                device: slot.id.clone(),
-                name,
-                claim: components.total(),
-                components,
-                layers: u32::from(components.total() > 0),
-                error_band: None,
+            .map(|((slot, components), name)| {
+                // A device holding any stage claims the estimate's band on top.
+                let band = (components.total() > 0).then_some(e.error_band);
+                DeviceEstimate {
+                    device: slot.id.clone(),
+                    name,
+                    claim: band.map_or(components.total(), |b| b.headroom_over(components.total())),
+                    components,
+                    layers: u32::from(components.total() > 0),
+                    error_band: band,
+                }
             })
             .collect();
         let mut details = BTreeMap::new();
