@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use inferkit_core::gguf::GgufModel;
+use inferkit_core::testkit::render_processes;
 use inferkit_core::{
     Assignment, Backend, Category, Claim, Components, DeviceEstimate, DeviceId, DeviceSlot,
     DirectoryFacts, Error, HostSlot, LaunchArgument, LaunchSpec, Layout, ModelFacts, ModelFormat,
@@ -130,27 +131,6 @@ fn launch(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) -> Vec<
     Invocation::new(facts, spec)
         .and_then(|invocation| invocation.launch(facts, spec, assignment))
         .expect("launch translation succeeds")
-}
-
-/// Every process as it would be started: worker, role, environment, command line, readiness.
-fn render(specs: &[LaunchSpec]) -> String {
-    specs
-        .iter()
-        .map(|s| {
-            let env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let health = s.health.as_ref().map_or("none".to_string(), |h| {
-                format!("{}{}", h.port, h.path.as_deref().unwrap_or(" (tcp)"))
-            });
-            format!(
-                "[{} {:?}] env: {}\n{}\nhealth: {health}\n",
-                s.worker,
-                s.role,
-                env.join(" "),
-                s.command_line()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// A scenario: facts, spec and assignment, named for its snapshot.
@@ -393,7 +373,7 @@ fn all_cases() -> Vec<Case> {
 fn launch_snapshots() {
     for case in all_cases() {
         let specs = launch(&case.facts, &case.spec, &case.assignment);
-        insta::assert_snapshot!(case.name, render(&specs));
+        insta::assert_snapshot!(case.name, render_processes(&specs));
     }
 }
 

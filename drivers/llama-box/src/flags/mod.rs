@@ -111,21 +111,29 @@ pub struct Args {
 }
 
 impl Args {
-    /// One warning per given flag of `unmodelled` (flags that change memory use in ways the
-    /// estimate does not count), spelt as the user wrote it.
-    pub fn unmodelled_memory_warnings<'a>(
-        &'a self,
-        unmodelled: &'a [&'a str],
-    ) -> impl Iterator<Item = String> + 'a {
-        self.args
-            .iter()
-            .filter(|a| unmodelled.contains(&a.flag.as_str()))
-            .map(|a| {
-                format!(
-                    "{} changes memory use in ways the estimate does not count",
-                    a.spelled
-                )
-            })
+    /// What a deployment of these (user) arguments is told: the parser's warnings, a backend
+    /// version other than `table`'s, and one line per given flag of `unmodelled` (flags that
+    /// change memory use in ways the estimate does not count), spelt as the user wrote it.
+    pub fn prepare_warnings(
+        &self,
+        table: &FlagTable,
+        backend_version: Option<&str>,
+        unmodelled: &[&str],
+    ) -> Vec<String> {
+        let mut warnings = self.warnings.clone();
+        warnings.extend(table.other_version_warning(backend_version));
+        warnings.extend(
+            self.args
+                .iter()
+                .filter(|a| unmodelled.contains(&a.flag.as_str()))
+                .map(|a| {
+                    format!(
+                        "{} changes memory use in ways the estimate does not count",
+                        a.spelled
+                    )
+                }),
+        );
+        warnings
     }
 
     /// Parses and checks `tokens` against the flag table. Errors are
