@@ -186,6 +186,14 @@ pub enum FigureBasis {
     Derived,
     /// Nothing published fits: a stated guess.
     Guess,
+    /// Built from the backend's own compute graph for this architecture, and checked against
+    /// measured buffers of this architecture.
+    MeasuredArchitecture,
+    /// Built from the backend's own compute graph for this architecture, not measured.
+    GraphDerived,
+    /// The backend runs an architecture the estimator has no graph of its own for: sized with a
+    /// generic template.
+    UnmodelledArchitecture,
 }
 
 /// The answer of an estimator: bytes per device and per component, plus host RAM.

@@ -8,6 +8,7 @@
 //! it thousands of times.
 
 mod alloc;
+mod architecture;
 mod diffusion;
 mod graph;
 mod kv;
@@ -26,6 +27,7 @@ use inferkit_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::params::{FlashAttn, LlamaSettings};
+use architecture::Coverage;
 pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
 use graph::{Placement, Reserve};
 pub use kv::ContextSize;
@@ -243,6 +245,8 @@ struct TextModel {
     compute: ComputeRoles,
     flash_attn: bool,
     projector: Option<Projector>,
+    /// How the architecture's compute graph is covered (sets every device's error band).
+    coverage: Coverage,
 }
 
 /// Projector (mmproj) memory, reported in [`ResourceEstimate::details`] as `projector`.
@@ -261,6 +265,7 @@ impl TextModel {
     /// refuses.
     fn new(model: &GgufModel, settings: &LlamaSettings) -> Result<TextModel> {
         let shape = ModelShape::from_gguf(model)?;
+        let coverage = Coverage::of(&shape.arch);
         if shape.n_layer() == 0 {
             return Err(Error::Unsupported(format!(
                 "{}: no repeating layers to estimate",
@@ -282,6 +287,7 @@ impl TextModel {
             compute: ComputeRoles::default(),
             flash_attn,
             projector: None,
+            coverage,
         };
         model.compute = model.compute_roles();
         match &settings.mmproj {
@@ -399,7 +405,7 @@ impl TextModel {
                 claim: components.total(),
                 components,
                 layers: map.layers_on(i),
-                error_band: None,
+                error_band: Some(self.coverage.band()),
             })
             .collect();
         let resolved = Layout::Layers {
@@ -420,7 +426,7 @@ impl TextModel {
             host,
             launch_parameters: Vec::new(),
             details,
-            notes: Vec::new(),
+            notes: self.coverage.note(&self.shape.arch).into_iter().collect(),
         })
     }
 
