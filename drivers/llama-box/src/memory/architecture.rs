@@ -16,9 +16,9 @@ use inferkit_core::{ErrorBand, FigureBasis};
 const MEASURED_PERCENT: u32 = 5;
 
 /// Band of an architecture whose graph the builder follows from llama.cpp's source without
-/// a measurement: unmeasured architectures' compute came out 10-20% off before their
-/// builders were modelled (issue 16), the modelled ones within a few percent.
-const DERIVED_PERCENT: u32 = 10;
+/// a measurement of its own (or measured with compute beyond 5%): the largest compute error
+/// measured on any architecture is 13.7% (deepseek2) while device totals stayed within 2%.
+const DERIVED_PERCENT: u32 = 15;
 
 /// Band of an architecture sized with the generic decoder template: recurrent, MLA and
 /// parallel blocks change the compute working set by up to a few tens of percent; weights
@@ -27,12 +27,53 @@ const UNMODELLED_PERCENT: u32 = 25;
 
 /// Architectures whose every measured row (compute within 5%, device totals within 2%) is a
 /// test in `accuracy.rs`.
-const MEASURED: &[&str] = &["llama", "qwen2", "qwen2moe", "bert"];
+const MEASURED: &[&str] = &[
+    "llama",
+    "qwen2",
+    "qwen2moe",
+    "qwen3",
+    "qwen3moe",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "granite",
+    "granitemoe",
+    "smollm3",
+    "olmo2",
+    "olmoe",
+    "exaone",
+    "internlm2",
+    "ernie4_5",
+    "glm4",
+    "cohere2",
+    "gptneox",
+    "stablelm",
+    "starcoder2",
+    "mamba",
+    "phi2",
+    "bert",
+];
 
 /// Architectures whose llama.cpp builder (`src/models/<arch>.cpp` at 0c1e57098) is the
 /// pre-norm decoder the builder replays (optional biases, Q/K norms, post-norms, fused QKV or
 /// gate-up split by views, gated or sequential FFN, routed and shared experts), not measured.
-const DERIVED: &[&str] = &["qwen3", "qwen3moe", "mistral3"];
+const DERIVED: &[&str] = &[
+    // Measured, but compute is off by more than 5% on some rows (deepseek2: +13.7% with MLA's
+    // absorbed attention; gpt-oss: -6.9% without flash attention): the graph is not yet
+    // llama.cpp's, the band covers the measured error.
+    "deepseek2",
+    "gpt-oss",
+    // Measured with split Q/K/V (the virtual loader's layout): compute +7%, totals +4.8%.
+    "nomic-bert",
+    "mistral3",
+    "arcee",
+    "seed_oss",
+    "exaone4",
+    "olmo",
+    "ernie4_5-moe",
+    "glm4moe",
+    "command-r",
+];
 
 /// How an architecture's compute graph is covered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

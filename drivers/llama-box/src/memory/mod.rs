@@ -36,6 +36,13 @@ use projector::Projector;
 use shape::ModelShape;
 use weights::WeightTable;
 
+/// The error band a text model of architecture `arch` (`general.architecture`) carries on
+/// every device: how its compute graph is covered (measured, derived from llama.cpp's builder,
+/// or sized with the generic template).
+pub fn architecture_band(arch: &str) -> inferkit_core::ErrorBand {
+    Coverage::of(arch).band()
+}
+
 /// Compute buffers for each role a buffer can play, from allocator replays at construction.
 /// Arrays indexed `[pipeline]` hold the plain value and the one with pipeline parallelism.
 #[derive(Debug, Clone, Default)]
@@ -273,6 +280,7 @@ impl TextModel {
             )));
         }
         let flash_attn = resolve_flash_attn(settings)?;
+        check_cache_blocks(&shape, settings)?;
         let context = ContextSize::resolve(&shape, settings)?;
         let layer_kv = kv::layer_bytes(&shape, &context, settings);
         let weights = WeightTable::new(&shape, settings)?;
@@ -728,6 +736,32 @@ fn resolve_flash_attn(settings: &LlamaSettings) -> Result<bool> {
         )),
         FlashAttn::Off => Ok(false),
     }
+}
+
+/// `llama_init_from_model` (0c1e57098) refuses a quantized cache type whose block does not
+/// divide the head size (Exaone-3.5's 80-wide heads with a q8_0 cache, for example) when flash
+/// attention may be on.
+fn check_cache_blocks(shape: &ModelShape, settings: &LlamaSettings) -> Result<()> {
+    if matches!(settings.flash_attn, FlashAttn::Off) {
+        return Ok(());
+    }
+    let checks = [
+        ("--cache-type-k", "K", settings.type_k, shape.head_k),
+        ("--cache-type-v", "V", settings.type_v, shape.head_v),
+    ];
+    for (flag, which, cache, head) in checks {
+        let block = cache.block_size();
+        if cache.is_quantized() && head % block != 0 {
+            return Err(Error::invalid_parameter(
+                flag,
+                format!(
+                    "{which} cache type {} with block size {block} does not divide the head size {head} (llama_init_from_model)",
+                    cache.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `llama_context::output_reserve`: logits for `n_seq_max` outputs, plus embeddings when
