@@ -196,6 +196,21 @@ pub enum FigureBasis {
     UnmodelledArchitecture,
 }
 
+impl FigureBasis {
+    /// A few words for human output ("catalog figure", "measured architecture").
+    pub fn phrase(self) -> &'static str {
+        match self {
+            FigureBasis::CatalogFigure => "catalog figure",
+            FigureBasis::ScaledCatalogFigure => "catalog figure scaled by size",
+            FigureBasis::Derived => "derived, nothing published",
+            FigureBasis::Guess => "a guess",
+            FigureBasis::MeasuredArchitecture => "measured architecture",
+            FigureBasis::GraphDerived => "graph derived, not measured",
+            FigureBasis::UnmodelledArchitecture => "architecture not modelled, generic graph",
+        }
+    }
+}
+
 /// The answer of an estimator: bytes per device and per component, plus host RAM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
