@@ -101,7 +101,7 @@ impl DiffusionEstimate {
             },
             error_band: ErrorBand {
                 percent: 0,
-                basis: FigureBasis::Derived,
+                basis: FigureBasis::MeasuredArchitecture,
             },
         };
         estimate.error_band = estimate.band();
@@ -112,8 +112,9 @@ impl DiffusionEstimate {
     /// share of the total (rounded up, at least 1 %).
     fn band(&self) -> ErrorBand {
         let (compute_percent, basis) = match self.family {
-            DiffusionFamily::Sd3 => (25, FigureBasis::Guess),
-            _ => (10, FigureBasis::Derived),
+            // A regression in pixels, not this backend's graph.
+            DiffusionFamily::Sd3 => (25, FigureBasis::UnmodelledArchitecture),
+            _ => (10, FigureBasis::MeasuredArchitecture),
         };
         let stages = [self.diffusion, self.vae, self.text_encoders];
         let weights: u64 = stages.iter().map(|s| s.weights).sum();

@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
-    Components, DeviceEstimate, DeviceSlot, Error, FitRequest, HostSlot, Layout, ResourceEstimate,
-    Result, Vendor,
+    Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, FitRequest, HostSlot, Layout,
+    ResourceEstimate, Result, Vendor,
 };
 use serde::{Deserialize, Serialize};
 
@@ -165,6 +165,24 @@ impl LlamaCppModel {
             Kind::Text(text) => text.fit(request),
             Kind::Image(image) => image.fit(request),
         }
+    }
+}
+
+/// The band of a device that also holds the projector: the text model's band on its share and
+/// the projector's on its compute (its weights are exact), rounded up; the weaker basis when
+/// the projector's band is the wider.
+fn with_projector(band: ErrorBand, total: u64, projector: &ProjectorEstimate) -> ErrorBand {
+    let own = u128::from(total.saturating_sub(projector.weights + projector.compute));
+    let off = own * u128::from(band.percent)
+        + u128::from(projector.compute) * u128::from(projector.error_band.percent);
+    let percent = u32::try_from(off.div_ceil(u128::from(total.max(1)))).unwrap_or(100);
+    ErrorBand {
+        percent,
+        basis: if projector.error_band.percent > band.percent {
+            projector.error_band.basis
+        } else {
+            band.basis
+        },
     }
 }
 
@@ -432,13 +450,19 @@ impl TextModel {
             .zip(per_device)
             .zip(names)
             .enumerate()
-            .map(|(i, ((slot, components), name))| DeviceEstimate {
-                device: slot.id.clone(),
-                name,
-                claim: components.total(),
-                components,
-                layers: map.layers_on(i),
-                error_band: Some(self.coverage.band()),
+            .map(|(i, ((slot, components), name))| {
+                let mut band = self.coverage.band();
+                if let Some(p) = projector.as_ref().filter(|p| p.device == name) {
+                    band = with_projector(band, components.total(), p);
+                }
+                DeviceEstimate {
+                    device: slot.id.clone(),
+                    name,
+                    claim: components.total(),
+                    components,
+                    layers: map.layers_on(i),
+                    error_band: Some(band),
+                }
             })
             .collect();
         let resolved = Layout::Layers {
@@ -1081,6 +1105,18 @@ mod tests {
         let projector = &estimate.details["projector"];
         assert_eq!(projector["device"], "gpu0");
         assert_eq!(projector["weights"], 624_412_672u64);
+        assert_eq!(projector["warmup_image"]["side"], 336);
+        // The device holding it carries the text model's band on its own share and the
+        // projector's 10 % on the projector's compute (its weights are exact).
+        let text = u64::from(architecture_band("llama").percent);
+        let gpu0 = &estimate.devices[1];
+        let total = gpu0.components.total();
+        let (weights, compute) = (
+            624_412_672u64,
+            projector["compute"].as_u64().expect("compute"),
+        );
+        let expected = ((total - weights - compute) * text + compute * 10).div_ceil(total);
+        assert_eq!(u64::from(gpu0.error_band.expect("band").percent), expected);
     }
 }
 

@@ -75,11 +75,11 @@ impl Projector {
 /// plain ViT get 50 %.
 fn error_band(kind: ProjectorKind) -> ErrorBand {
     let (percent, basis) = if kind.is_measured() {
-        (10, FigureBasis::Derived)
+        (10, FigureBasis::MeasuredArchitecture)
     } else if kind.is_modelled() {
-        (25, FigureBasis::Derived)
+        (25, FigureBasis::GraphDerived)
     } else {
-        (50, FigureBasis::Guess)
+        (50, FigureBasis::UnmodelledArchitecture)
     };
     ErrorBand { percent, basis }
 }
