@@ -10,7 +10,7 @@ run() { # id model-args size tiling fa
   [ "$fa" = 1 ] && extra="$extra --diffusion-fa"
   ./run_one.sh "$id" -- $margs -W $sz -H $sz -b 1 $extra
 }
-F="--diffusion-model models/flux_reduced.safetensors --clip_l models/clip_l.safetensors --t5xxl models/t5xxl_reduced.safetensors --vae models/flux_ae.safetensors --cfg-scale 1"
+F="--diffusion-model models/flux_reduced.safetensors --clip_l models/clip_l.safetensors --t5xxl models/t5xxl_q4_0.gguf --vae models/flux_ae.safetensors --cfg-scale 1"
 for sz in 512 768 1024; do for fa in 0 1; do for tl in 0 1; do
   [ "$sz" = 768 ] && [ "$tl" = 1 ] && continue
   run "skip_sd21_${sz}_tile${tl}_fa${fa}" "-m models/sd21.safetensors" $sz $tl $fa
