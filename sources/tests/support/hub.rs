@@ -25,6 +25,8 @@ pub struct Repo {
     pub private: bool,
     /// Listing is public, files need the token.
     pub gated: bool,
+    /// Revisions other than `main` that name the commit (`refs/pr/1`).
+    pub revisions: Vec<String>,
 }
 
 impl Repo {
@@ -33,6 +35,17 @@ impl Repo {
             commit: commit.into(),
             ..Repo::default()
         }
+    }
+
+    pub fn revision(mut self, name: &str) -> Repo {
+        self.revisions.push(name.into());
+        self
+    }
+
+    fn knows(&self, revision: &str) -> bool {
+        revision == "main"
+            || revision == self.commit
+            || self.revisions.iter().any(|r| r == revision)
     }
 
     pub fn file(mut self, path: &str, bytes: Vec<u8>) -> Repo {
@@ -242,7 +255,7 @@ fn api_route(state: &HubState, req: &Req, rest: &str) -> Reply {
         return Reply::status(401);
     }
     if let Some(revision) = rest.strip_prefix("revision/") {
-        if revision != "main" && revision != repo.commit {
+        if !repo.knows(revision) {
             return Reply::status(404);
         }
         return Reply::json(format!(
@@ -253,7 +266,7 @@ fn api_route(state: &HubState, req: &Req, rest: &str) -> Reply {
     let Some(revision) = rest.strip_prefix("tree/") else {
         return Reply::status(404);
     };
-    if revision != "main" && revision != repo.commit {
+    if !repo.knows(revision) {
         return Reply::status(404);
     }
     let page_size = *state.page_size.lock().unwrap();
