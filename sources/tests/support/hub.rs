@@ -27,6 +27,9 @@ pub struct Repo {
     pub gated: bool,
     /// Revisions other than `main` that name the commit (`refs/pr/1`).
     pub revisions: Vec<String>,
+    /// Each file's SHA-256, computed once when it is added (hashing on every request would
+    /// weigh on the timings the benchmark measures).
+    pub sha256: BTreeMap<String, String>,
 }
 
 impl Repo {
@@ -49,6 +52,7 @@ impl Repo {
     }
 
     pub fn file(mut self, path: &str, bytes: Vec<u8>) -> Repo {
+        self.sha256.insert(path.into(), sha256_hex(&bytes));
         self.files.insert(path.into(), bytes);
         self
     }
@@ -59,8 +63,8 @@ impl Repo {
             let entry = entry.expect("entry");
             if entry.path().is_file() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                self.files.insert(
-                    format!("{prefix}{name}"),
+                self = self.file(
+                    &format!("{prefix}{name}"),
                     std::fs::read(entry.path()).expect("read"),
                 );
             }
@@ -221,7 +225,7 @@ fn serve_file(state: &HubState, req: &Req, repo: &Repo, file: &str) -> Reply {
         return Reply::status(503);
     }
     let bytes = &repo.files[file];
-    let mut reply = Reply::file(bytes, req, &sha256_hex(bytes)[..16]);
+    let mut reply = Reply::file(bytes, req, &repo.sha256[file][..16]);
     if let Some(after) = faults.drop_after.remove(file) {
         reply.drop_after = Some(after);
     }
@@ -285,7 +289,7 @@ fn api_route(state: &HubState, req: &Req, rest: &str) -> Reply {
                 let sha = if wrong.contains(path) {
                     "0".repeat(64)
                 } else {
-                    sha256_hex(bytes)
+                    repo.sha256[path].clone()
                 };
                 format!(
                     ",\"lfs\":{{\"oid\":\"{sha}\",\"size\":{},\"pointerSize\":134}}",
@@ -384,7 +388,7 @@ fn modelscope_route(state: &HubState, req: &Req, rest: &str) -> Reply {
                     format!(
                         "{{\"Name\":\"{name}\",\"Path\":\"{path}\",\"Type\":\"blob\",\"Size\":{},\"Sha256\":\"{}\",\"Revision\":\"{}\"}}",
                         bytes.len(),
-                        sha256_hex(bytes),
+                        repo.sha256[path],
                         repo.commit
                     )
                 })
