@@ -183,34 +183,9 @@ impl<'a> PodBuilder<'a> {
         };
         let resource = accelerator_resource(claim)?;
         let mut container = self.container(&processes, role)?;
+        container.resources = resources(role, claim, devices, resource);
         let mut volumes = Vec::new();
         let mut mounts = Vec::new();
-        if let Some(resource) = resource.filter(|_| devices > 0) {
-            let count = Quantity(devices.to_string());
-            let mut limits = BTreeMap::from([(resource.to_string(), count)]);
-            let mut requests = BTreeMap::new();
-            let ram = if role == PodRole::Leader {
-                claim.ram
-            } else {
-                0
-            };
-            if ram > 0 {
-                requests.insert("memory".to_string(), Quantity(mebibytes(ram)));
-            }
-            container.resources = Some(ResourceRequirements {
-                requests: (!requests.is_empty()).then_some(requests),
-                limits: Some(std::mem::take(&mut limits)),
-                ..ResourceRequirements::default()
-            });
-        } else if role == PodRole::Leader && claim.ram > 0 {
-            container.resources = Some(ResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "memory".to_string(),
-                    Quantity(mebibytes(claim.ram)),
-                )])),
-                ..ResourceRequirements::default()
-            });
-        }
         let uses_ray = processes
             .iter()
             .any(|p| matches!(p.role, ProcessRole::RayHead | ProcessRole::RayWorker));
@@ -759,6 +734,30 @@ impl<'a> PodBuilder<'a> {
         }
         notes
     }
+}
+
+/// Accelerators by count, and on the leader the host memory the plan claims as a request
+/// (not a limit: the estimate is not a ceiling worth an OOM kill).
+fn resources(
+    role: PodRole,
+    claim: &WorkerClaim,
+    devices: usize,
+    resource: Option<&str>,
+) -> Option<ResourceRequirements> {
+    let limits: BTreeMap<String, Quantity> = resource
+        .filter(|_| devices > 0)
+        .map(|resource| (resource.to_string(), Quantity(devices.to_string())))
+        .into_iter()
+        .collect();
+    let requests: BTreeMap<String, Quantity> = (role == PodRole::Leader && claim.ram > 0)
+        .then(|| ("memory".to_string(), Quantity(mebibytes(claim.ram))))
+        .into_iter()
+        .collect();
+    (!limits.is_empty() || !requests.is_empty()).then(|| ResourceRequirements {
+        limits: (!limits.is_empty()).then_some(limits),
+        requests: (!requests.is_empty()).then_some(requests),
+        ..ResourceRequirements::default()
+    })
 }
 
 fn health_port(process: &LaunchSpec) -> Option<u16> {
