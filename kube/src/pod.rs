@@ -214,6 +214,7 @@ impl<'a> PodBuilder<'a> {
             &mut volumes,
             &mut mounts,
         )?;
+        self.check_no_node_address(&container, config_map.as_ref())?;
         container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
         let waits = self.peer_waits(&processes);
         let init_containers = (!waits.is_empty()).then(|| vec![self.wait_container(&waits)]);
@@ -248,6 +249,52 @@ impl<'a> PodBuilder<'a> {
             },
             config_map,
         })
+    }
+
+    /// Refuses a pod that would still name a node's IP address (a rank table listing the
+    /// nodes, a placement group naming them): in a pod the process has the pod's address, so
+    /// such a manifest would start and then fail to find its peers.
+    fn check_no_node_address(
+        &self,
+        container: &Container,
+        config_map: Option<&ConfigMap>,
+    ) -> Result<()> {
+        let values = container
+            .command
+            .iter()
+            .chain(&container.args)
+            .flatten()
+            .chain(
+                container
+                    .env
+                    .iter()
+                    .flatten()
+                    .filter_map(|e| e.value.as_ref()),
+            )
+            .chain(
+                config_map
+                    .and_then(|c| c.data.as_ref())
+                    .into_iter()
+                    .flat_map(|d| d.values()),
+            );
+        let addresses: Vec<&str> = self
+            .plan
+            .placement
+            .workers
+            .iter()
+            .filter_map(|w| w.address.as_deref())
+            .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+            .collect();
+        for value in values {
+            if let Some(address) = addresses.iter().find(|a| value.contains(**a)) {
+                return Err(Error::Unsupported(format!(
+                    "the plan's processes name the node address {address} where a pod cannot \
+                     stand in for it (`{}`): this plan is not exported to Kubernetes",
+                    shorten(value)
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The first subordinate, once every other one is shown to run the same process in a pod
@@ -758,6 +805,14 @@ fn resources(
         requests: (!requests.is_empty()).then_some(requests),
         ..ResourceRequirements::default()
     })
+}
+
+/// At most 80 characters of `text`, for an error message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
 }
 
 fn health_port(process: &LaunchSpec) -> Option<u16> {
