@@ -299,7 +299,7 @@ fn worker_claims(assignment: &Assignment) -> Vec<WorkerClaim> {
         let claim = DeviceClaim {
             index: slot.id.index,
             name: slot.name.clone(),
-            vram: estimate.claim,
+            vram: estimate.held(),
             total: slot.total,
             allocatable: slot.allocatable,
         };

@@ -123,6 +123,7 @@ pub fn gpu(worker: &str, index: u32, gib: u64) -> DeviceSlot {
         allocatable: gib << 30,
         remote: false,
         compute_capability: Some("8.9".to_string()),
+        reserved: None,
     }
 }
 
@@ -273,10 +274,10 @@ fn check_device_estimates(id: &str, estimate: &ResourceEstimate, devices: &[Devi
             d.components.total()
         );
         assert!(
-            d.claim <= slot.allocatable,
-            "{id}: {} over-claimed: {} > {}",
+            d.held() <= slot.allocatable,
+            "{id}: {} over-claimed: {} (with its error band) > {}",
             d.name,
-            d.claim,
+            d.held(),
             slot.allocatable
         );
     }

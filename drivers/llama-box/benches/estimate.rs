@@ -65,6 +65,7 @@ fn gpu(index: u32) -> DeviceSlot {
         allocatable: 22 << 30,
         remote: false,
         compute_capability: None,
+        reserved: None,
     }
 }
 

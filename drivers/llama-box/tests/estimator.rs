@@ -44,6 +44,7 @@ fn gpu(allocatable: u64) -> DeviceSlot {
         allocatable,
         remote: false,
         compute_capability: None,
+        reserved: None,
     }
 }
 

@@ -69,6 +69,7 @@ fn device(worker: &str, index: u32, remote: bool) -> DeviceSlot {
         allocatable: 22 * GIB,
         remote,
         compute_capability: Some("8.9".into()),
+        reserved: None,
     }
 }
 

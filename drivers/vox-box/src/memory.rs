@@ -114,7 +114,8 @@ pub struct Figure {
 }
 
 impl Figure {
-    /// What placement claims: the figure plus its band.
+    /// The figure plus its band (what a device estimate's claim becomes, and the host RAM
+    /// placement holds).
     pub fn claim(&self) -> u64 {
         self.band.headroom_over(self.bytes)
     }
@@ -155,7 +156,7 @@ fn figure(
         bytes: weights.saturating_add(overhead),
         weights,
         compute_type: compute_type.into(),
-        band: ErrorBand { percent, basis },
+        band: ErrorBand::new(percent, basis),
         source,
     }
 }
@@ -300,14 +301,14 @@ fn bark(file: Option<u64>) -> Requirement {
         format!("{what}, along Bark's README figures (bark-small 8 GB, bark 12 GB of VRAM)"),
     );
     let cpu = Figure {
-        band: ErrorBand {
-            percent: 20,
-            basis: if guessed {
+        band: ErrorBand::new(
+            20,
+            if guessed {
                 FigureBasis::Guess
             } else {
                 FigureBasis::Derived
             },
-        },
+        ),
         source: format!(
             "{}, held in host RAM (the same float32 weights)",
             gpu.source
@@ -519,14 +520,17 @@ impl VoxBoxEstimator {
         notes.push(explain("host RAM beside the GPU", &req.gpu_host));
         Ok(ResourceEstimate {
             layout: Layout::Single,
-            devices: vec![DeviceEstimate {
-                device: slot.id.clone(),
-                name: format!("cuda:{}", slot.id.index),
-                components: req.gpu.components(),
-                claim: req.gpu.claim(),
-                layers: 0,
-                error_band: Some(req.gpu.band),
-            }],
+            devices: vec![
+                DeviceEstimate {
+                    device: slot.id.clone(),
+                    name: format!("cuda:{}", slot.id.index),
+                    components: req.gpu.components(),
+                    claim: req.gpu.bytes,
+                    layers: 0,
+                    error_band: None,
+                }
+                .with_error_band(req.gpu.band),
+            ],
             host: with_headroom(&req.gpu_host),
             launch_parameters: Vec::new(),
             details: self.details(&req.gpu),
@@ -548,10 +552,10 @@ fn with_headroom(figure: &Figure) -> Components {
 /// One sentence on a figure: its bytes, band, basis and source.
 fn explain(what: &str, figure: &Figure) -> String {
     let basis = match figure.band.basis {
-        FigureBasis::CatalogFigure => "catalog figure",
-        FigureBasis::ScaledCatalogFigure => "catalog figure scaled by size",
-        FigureBasis::Derived => "derived, nothing published",
-        FigureBasis::Guess => "a guess",
+        FigureBasis::ScaledCatalogFigure => "catalog figure scaled by size".to_string(),
+        FigureBasis::Derived => "derived, nothing published".to_string(),
+        FigureBasis::Guess => "a guess".to_string(),
+        other => other.to_string(),
     };
     format!(
         "{what}: {} ± {} % ({basis}; {} weights): {}",

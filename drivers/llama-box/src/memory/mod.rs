@@ -823,6 +823,7 @@ mod tests {
             allocatable,
             remote,
             compute_capability: None,
+            reserved: None,
         }
     }
 

@@ -40,6 +40,7 @@ pub fn npu(worker: &str, index: u32, name: &str, gib: u64) -> DeviceSlot {
         allocatable: gib << 30,
         remote: false,
         compute_capability: None,
+        reserved: None,
     }
 }
 

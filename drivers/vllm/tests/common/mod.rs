@@ -53,6 +53,7 @@ pub fn gpu(worker: &str, index: u32, total: u64, name: &str) -> DeviceSlot {
         allocatable: total,
         remote: false,
         compute_capability: Some("9.0".to_string()),
+        reserved: None,
     }
 }
 
