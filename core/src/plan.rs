@@ -205,9 +205,8 @@ pub fn plan_with_facts(
     let placement = place(&request).map_err(|e| prepend_explanation(e, &explanation))?;
     let mut processes = prepared.launch(&placement.assignment)?;
     for process in &mut processes {
-        explanation.extend(secret::redact(process, |flag| {
-            secret::is_secret_flag(flag, None)
-        }));
+        let table = prepared.flag_table(&process.program);
+        explanation.extend(secret::redact(process, table));
     }
     Ok(assemble(&choice.spec, explanation, placement, processes))
 }

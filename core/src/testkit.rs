@@ -136,6 +136,19 @@ pub fn host(worker: &str, gib: u64) -> HostSlot {
     }
 }
 
+/// Whether process `pid` is gone, or a zombie that is not the caller's to reap (an orphan
+/// waiting for init): for tests that check a supervisor killed what it started. Reads
+/// `/proc/PID/stat`, whose state letter follows the last `)`.
+#[cfg(target_os = "linux")]
+pub fn process_is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
 /// Every process as it would be started, for snapshot tests: `[worker Role] env: K=V ...`, the
 /// command line, and `health: PORT/PATH` (`PORT (tcp)` for a port check, `none`), a blank line
 /// between processes.
