@@ -46,6 +46,10 @@ pub struct HostSlot {
     pub total: u64,
     /// Bytes placement may claim.
     pub allocatable: u64,
+    /// The worker's operating system as inventories name it (`linux`, `darwin`, `windows`),
+    /// where known: a backend may run differently on it (vox-box's int8 on macOS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
 }
 
 /// How a model is split over the devices of an estimate.

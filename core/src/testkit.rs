@@ -133,6 +133,7 @@ pub fn host(worker: &str, gib: u64) -> HostSlot {
         worker: worker.to_string(),
         total: gib << 30,
         allocatable: gib << 30,
+        os: None,
     }
 }
 

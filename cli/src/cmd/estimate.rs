@@ -118,6 +118,7 @@ fn slots(worker: &WorkerInventory) -> (HostSlot, Vec<DeviceSlot>) {
         worker: worker.name.clone(),
         total: worker.ram.total,
         allocatable: worker.ram.free(),
+        os: Some(worker.os.clone()),
     };
     let devices = worker
         .devices

@@ -175,6 +175,7 @@ impl<'c> WorkerView<'c> {
             worker: self.worker.name.clone(),
             total: self.worker.ram.total,
             allocatable: self.ram_allocatable,
+            os: Some(self.worker.os.clone()),
         }
     }
 

@@ -74,6 +74,7 @@ fn host() -> HostSlot {
         worker: "bench".into(),
         total: 64 << 30,
         allocatable: 60 << 30,
+        os: None,
     }
 }
 

@@ -70,6 +70,7 @@ fn host() -> HostSlot {
         worker: "w1".into(),
         total: 64 * GIB,
         allocatable: 60 * GIB,
+        os: None,
     }
 }
 

@@ -120,6 +120,7 @@ fn assignment(
             worker: "w1".into(),
             total: 64 * GIB,
             allocatable: 60 * GIB,
+            os: None,
         },
         estimate,
         port: 40001,

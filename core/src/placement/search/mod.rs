@@ -392,6 +392,7 @@ impl<'a> Search<'a> {
             worker: self.views[group.main].worker.name.clone(),
             total: self.largest_ram.0,
             allocatable: self.largest_ram.1,
+            os: Some(self.views[group.main].worker.os.clone()),
         }
     }
 

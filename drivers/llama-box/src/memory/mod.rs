@@ -832,6 +832,7 @@ mod tests {
             worker: "w".into(),
             total: 64 << 30,
             allocatable: 64 << 30,
+            os: None,
         }
     }
 

@@ -58,6 +58,7 @@ pub fn host(worker: &str) -> HostSlot {
         worker: worker.into(),
         total: 1024 << 30,
         allocatable: 1024 << 30,
+        os: None,
     }
 }
 

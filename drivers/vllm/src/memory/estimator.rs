@@ -1061,6 +1061,7 @@ mod hostile_tests {
             worker: "w1".into(),
             total,
             allocatable: total,
+            os: None,
         }
     }
 

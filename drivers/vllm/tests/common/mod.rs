@@ -62,6 +62,7 @@ pub fn host(worker: &str) -> HostSlot {
         worker: worker.to_string(),
         total: 512 * GIB,
         allocatable: 512 * GIB,
+        os: None,
     }
 }
 

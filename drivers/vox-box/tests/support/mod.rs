@@ -76,5 +76,6 @@ pub fn host(allocatable: u64) -> HostSlot {
         worker: "gpu-worker".into(),
         total: 64 * GIB,
         allocatable,
+        os: None,
     }
 }
