@@ -1,7 +1,7 @@
 //! The command line as people and scripts use it: help and usage errors, completions, what-if
 //! hardware, human sizes, the plan's human output, and what happens when stdout goes away.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 

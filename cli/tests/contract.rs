@@ -2,10 +2,6 @@
 //! (`inspect`, `estimate`, `plan`, `probe`, the error object). These tests run the `inferkit`
 //! binary on the model fixtures shipped in the repository and check the documented names.
 
-use std::process::Output;
-
-use serde_json::Value;
-
 mod support;
 
 use support::{QWEN, json_of, run};

@@ -2,7 +2,7 @@
 //! the real run refuses, and stdout write errors in every subcommand.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 mod support;
 

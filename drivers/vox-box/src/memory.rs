@@ -699,12 +699,10 @@ mod tests {
                 .total()
         };
         assert_eq!(on("darwin"), macos.claim());
-        assert!(
-            on("darwin") < on("linux") / 2,
-            "{} {}",
-            on("darwin"),
-            on("linux")
-        );
+        assert_eq!(on("linux"), estimator.requirement.cpu.claim());
+        // 244 M weights of one byte instead of four: 0.73 GB less.
+        let saved = on("linux") - on("darwin");
+        assert!(saved > 700 * MB, "{saved}");
         // Already int8: the same on every system.
         let int8 = whisper("faster-whisper-small", Some(WHISPER_SMALL_PARAMETERS));
         assert_eq!(int8.cpu_macos, None);
