@@ -22,7 +22,7 @@ use inferkit_core::{
     ModelSpec, ProcessRole, Result, Subordinate, Vendor,
 };
 
-use crate::flags::{Args, Syntax};
+use crate::flags::Args;
 
 /// Program name of llama-box (looked up in `PATH` by the launcher).
 pub const PROGRAM: &str = "llama-box";
@@ -173,7 +173,7 @@ pub fn launch(
         .map(|(sub, device)| rpc_server(sub, device))
         .collect();
 
-    let launch_parameters = Args::parse(&assignment.estimate.launch_parameters, Syntax::Argv)?;
+    let launch_parameters = Args::from_launch(&assignment.estimate.launch_parameters);
     let args = layer(&[
         platform_args(facts, spec, assignment)?,
         model_args.clone(),

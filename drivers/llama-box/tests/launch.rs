@@ -8,8 +8,8 @@ use inferkit_core::gguf::GgufModel;
 use inferkit_core::testkit::render_processes;
 use inferkit_core::{
     Assignment, Backend, Category, Claim, Components, DeviceEstimate, DeviceId, DeviceSlot,
-    DirectoryFacts, Error, HostSlot, LaunchSpec, Layout, ModelFacts, ModelFormat, ModelSource,
-    ModelSpec, PlacementMode, ProcessRole, ResourceEstimate, Subordinate, Vendor,
+    DirectoryFacts, Error, HostSlot, LaunchArgument, LaunchSpec, Layout, ModelFacts, ModelFormat,
+    ModelSource, ModelSpec, PlacementMode, ProcessRole, ResourceEstimate, Subordinate, Vendor,
 };
 use inferkit_llama_box::flags::{Args, Syntax};
 use inferkit_llama_box::{Invocation, LlamaBox, llama_box_settings};
@@ -347,7 +347,7 @@ fn user_overrides() -> Case {
     spec.env.insert("GGML_CUDA_NO_PINNED".into(), "1".into());
     let devices = vec![device("w1", 0, false)];
     let mut est = estimate(Layout::Single, &devices, &[(25, 1100 * MIB)]);
-    est.launch_parameters = vec!["--ubatch-size".into(), "256".into()];
+    est.launch_parameters = vec![LaunchArgument::new("--ubatch-size", ["256"])];
     Case {
         name: "user_parameters_override_defaults",
         spec,

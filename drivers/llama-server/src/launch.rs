@@ -105,11 +105,7 @@ pub fn launch(
         .collect::<Result<Vec<_>>>()?;
 
     let (model_args, secrets) = secrets_to_env(model_args);
-    let estimated = flags::parse(
-        flags::table(),
-        &assignment.estimate.launch_parameters,
-        Input::Argv,
-    )?;
+    let estimated = Args::from_launch(&assignment.estimate.launch_parameters);
     let placement = placement_args(facts, assignment, &model_args, context, &local)?;
     let args = layer(&[
         shared::platform_args(facts, spec, assignment)?,

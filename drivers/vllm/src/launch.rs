@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use inferkit_core::{
-    Assignment, DeviceSlot, Error, HealthCheck, LaunchSpec, Layout, ModelSpec, ProcessRole, Result,
-    Subordinate, Vendor,
+    Assignment, DeviceSlot, Error, HealthCheck, LaunchArgument, LaunchSpec, Layout, ModelSpec,
+    ProcessRole, Result, Subordinate, Vendor,
 };
 
 use crate::params::{PARALLEL_FLAGS, Params};
@@ -120,8 +120,7 @@ fn serve_args(input: &LaunchInput) -> Result<Vec<String>> {
             args.extend(["--dtype".to_string(), "float16".to_string()]);
         }
     }
-    let estimated = Params::parse(params.version, &assignment.estimate.launch_parameters)?;
-    args.extend(estimated.tokens());
+    args.extend(LaunchArgument::argv(&assignment.estimate.launch_parameters));
     args.extend(params.tokens());
     args.extend([
         "--host".to_string(),

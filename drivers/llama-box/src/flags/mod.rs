@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::params::{CacheType, FlashAttn, LlamaSettings, Pooling, RopeScaling, TensorOverride};
 use inferkit_core::flags::suggest::nearest;
 use inferkit_core::flags::{FlagTable, ValueKind, parse_float, parse_float_list};
-use inferkit_core::{Error, Result};
+use inferkit_core::{Error, LaunchArgument, Result};
 
 pub use inferkit_core::flags::{Arity, FlagSpec, Range};
 
@@ -175,6 +175,22 @@ impl Args {
     /// The last occurrence of `flag` (llama-box: the last one wins).
     pub fn last(&self, flag: &str) -> Option<&Arg> {
         self.args.iter().rev().find(|a| a.flag == flag)
+    }
+
+    /// The arguments an estimate requires of the launch, as they are: the estimator wrote them
+    /// with canonical flags and checked values.
+    pub fn from_launch(arguments: &[LaunchArgument]) -> Args {
+        Args {
+            args: arguments
+                .iter()
+                .map(|a| Arg {
+                    flag: a.flag.clone(),
+                    spelled: a.flag.clone(),
+                    values: a.values.clone(),
+                })
+                .collect(),
+            ..Args::default()
+        }
     }
 
     /// Appends a flag (canonical name) with its values.
