@@ -233,39 +233,50 @@ impl std::fmt::Display for ErrorBand {
     }
 }
 
-/// What a memory figure rests on, from the firmest to the weakest.
+/// What a memory figure rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FigureBasis {
-    /// The model's architecture family was measured on real runs of the backend, and the
-    /// figure is within the largest error seen there.
-    MeasuredArchitecture,
-    /// Checked against published start-up logs of the backend (vLLM's logged KV capacity).
-    PublishedLogs,
     /// A published measurement of this model at this compute type (a catalog figure).
     CatalogFigure,
     /// A published measurement of another size of the same family, scaled by parameter count.
     ScaledCatalogFigure,
-    /// Computed from the backend's compute graph or allocation rules, not measured.
-    GraphDerived,
     /// Parameter count × bytes per parameter of the compute type, plus a cited runtime overhead.
     Derived,
     /// Nothing published fits: a stated guess.
     Guess,
+    /// Built from the backend's own compute graph for this architecture, and checked against
+    /// measured buffers of this architecture.
+    MeasuredArchitecture,
+    /// Built from the backend's own compute graph for this architecture, not measured.
+    GraphDerived,
+    /// The backend runs an architecture the estimator has no graph of its own for: sized with a
+    /// generic template.
+    UnmodelledArchitecture,
+    /// Checked against published start-up logs of the backend (vLLM's logged KV capacity).
+    PublishedLogs,
+}
+
+impl FigureBasis {
+    /// A few words for human output ("catalog figure", "measured architecture").
+    pub fn phrase(self) -> &'static str {
+        match self {
+            FigureBasis::CatalogFigure => "catalog figure",
+            FigureBasis::ScaledCatalogFigure => "catalog figure scaled by size",
+            FigureBasis::Derived => "derived, nothing published",
+            FigureBasis::Guess => "a guess",
+            FigureBasis::MeasuredArchitecture => "measured architecture",
+            FigureBasis::GraphDerived => "graph derived, not measured",
+            FigureBasis::UnmodelledArchitecture => "architecture not modelled, generic graph",
+            FigureBasis::PublishedLogs => "checked against published logs",
+        }
+    }
 }
 
 impl std::fmt::Display for FigureBasis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            FigureBasis::MeasuredArchitecture => "measured architecture",
-            FigureBasis::PublishedLogs => "checked against published logs",
-            FigureBasis::CatalogFigure => "catalog figure",
-            FigureBasis::ScaledCatalogFigure => "scaled catalog figure",
-            FigureBasis::GraphDerived => "graph derived, not measured",
-            FigureBasis::Derived => "derived from the parameter count",
-            FigureBasis::Guess => "guess",
-        })
+        f.write_str(self.phrase())
     }
 }
 

@@ -578,12 +578,7 @@ fn with_headroom(figure: &Figure) -> Components {
 
 /// One sentence on a figure: its bytes, band, basis and source.
 fn explain(what: &str, figure: &Figure) -> String {
-    let basis = match figure.band.basis {
-        FigureBasis::ScaledCatalogFigure => "catalog figure scaled by size".to_string(),
-        FigureBasis::Derived => "derived, nothing published".to_string(),
-        FigureBasis::Guess => "a guess".to_string(),
-        other => other.to_string(),
-    };
+    let basis = figure.band.basis.phrase();
     format!(
         "{what}: {} ± {} % ({basis}; {} weights): {}",
         gib(figure.bytes),
