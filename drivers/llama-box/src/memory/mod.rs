@@ -8,6 +8,7 @@
 //! it thousands of times.
 
 mod alloc;
+mod architecture;
 mod diffusion;
 mod graph;
 mod kv;
@@ -26,6 +27,7 @@ use inferkit_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::params::{FlashAttn, LlamaSettings};
+use architecture::Coverage;
 pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
 use graph::{Placement, Reserve};
 pub use kv::ContextSize;
@@ -33,6 +35,13 @@ use placement::LayerMap;
 use projector::Projector;
 use shape::ModelShape;
 use weights::WeightTable;
+
+/// The error band a text model of architecture `arch` (`general.architecture`) carries on
+/// every device: how its compute graph is covered (measured, derived from llama.cpp's builder,
+/// or sized with the generic template).
+pub fn architecture_band(arch: &str) -> inferkit_core::ErrorBand {
+    Coverage::of(arch).band()
+}
 
 /// Compute buffers for each role a buffer can play, from allocator replays at construction.
 /// Arrays indexed `[pipeline]` hold the plain value and the one with pipeline parallelism.
@@ -243,6 +252,8 @@ struct TextModel {
     compute: ComputeRoles,
     flash_attn: bool,
     projector: Option<Projector>,
+    /// How the architecture's compute graph is covered (sets every device's error band).
+    coverage: Coverage,
 }
 
 /// Projector (mmproj) memory, reported in [`ResourceEstimate::details`] as `projector`.
@@ -261,6 +272,7 @@ impl TextModel {
     /// refuses.
     fn new(model: &GgufModel, settings: &LlamaSettings) -> Result<TextModel> {
         let shape = ModelShape::from_gguf(model)?;
+        let coverage = Coverage::of(&shape.arch);
         if shape.n_layer() == 0 {
             return Err(Error::Unsupported(format!(
                 "{}: no repeating layers to estimate",
@@ -268,6 +280,7 @@ impl TextModel {
             )));
         }
         let flash_attn = resolve_flash_attn(settings)?;
+        check_cache_blocks(&shape, settings)?;
         let context = ContextSize::resolve(&shape, settings)?;
         let layer_kv = kv::layer_bytes(&shape, &context, settings);
         let weights = WeightTable::new(&shape, settings)?;
@@ -282,6 +295,7 @@ impl TextModel {
             compute: ComputeRoles::default(),
             flash_attn,
             projector: None,
+            coverage,
         };
         model.compute = model.compute_roles();
         match &settings.mmproj {
@@ -399,7 +413,7 @@ impl TextModel {
                 claim: components.total(),
                 components,
                 layers: map.layers_on(i),
-                error_band: None,
+                error_band: Some(self.coverage.band()),
             })
             .collect();
         let resolved = Layout::Layers {
@@ -420,7 +434,7 @@ impl TextModel {
             host,
             launch_parameters: Vec::new(),
             details,
-            notes: Vec::new(),
+            notes: self.coverage.note(&self.shape.arch).into_iter().collect(),
         })
     }
 
@@ -667,7 +681,7 @@ fn blocking_note(full: &ResourceEstimate, devices: &[DeviceSlot]) -> Option<Stri
         .devices
         .iter()
         .zip(devices)
-        .find(|(d, slot)| d.claim > slot.allocatable)?;
+        .find(|(d, slot)| d.held() > slot.allocatable)?;
     let c = &device.components;
     let mut terms = [
         ("weights", c.weights),
@@ -697,7 +711,7 @@ fn blocking_note(full: &ResourceEstimate, devices: &[DeviceSlot]) -> Option<Stri
     Some(format!(
         "full offload needs {} MiB on {} but {} MiB is allocatable: {}{projector}; \
          offloading fewer layers",
-        device.claim >> 20,
+        device.held() >> 20,
         device.name,
         slot.allocatable >> 20,
         listed.join(", ")
@@ -722,6 +736,32 @@ fn resolve_flash_attn(settings: &LlamaSettings) -> Result<bool> {
         )),
         FlashAttn::Off => Ok(false),
     }
+}
+
+/// `llama_init_from_model` (0c1e57098) refuses a quantized cache type whose block does not
+/// divide the head size (Exaone-3.5's 80-wide heads with a q8_0 cache, for example) when flash
+/// attention may be on.
+fn check_cache_blocks(shape: &ModelShape, settings: &LlamaSettings) -> Result<()> {
+    if matches!(settings.flash_attn, FlashAttn::Off) {
+        return Ok(());
+    }
+    let checks = [
+        ("--cache-type-k", "K", settings.type_k, shape.head_k),
+        ("--cache-type-v", "V", settings.type_v, shape.head_v),
+    ];
+    for (flag, which, cache, head) in checks {
+        let block = cache.block_size();
+        if cache.is_quantized() && head % block != 0 {
+            return Err(Error::invalid_parameter(
+                flag,
+                format!(
+                    "{which} cache type {} with block size {block} does not divide the head size {head} (llama_init_from_model)",
+                    cache.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `llama_context::output_reserve`: logits for `n_seq_max` outputs, plus embeddings when
@@ -936,7 +976,8 @@ mod tests {
         let full = model
             .estimate(&[device(0, false, 8 << 30)], &host(), &Layout::Single)
             .expect("estimate");
-        let needed = full.devices[0].claim;
+        // What placement holds: the figure and its error band.
+        let needed = full.devices[0].held();
         // A device 150 MiB short of the full offload gets a partial one.
         let small = device(0, false, needed - (150 << 20));
         let request = FitRequest {
@@ -949,7 +990,7 @@ mod tests {
             panic!("layered layout expected");
         };
         assert!((1..17).contains(&offload_layers), "{offload_layers}");
-        assert!(fitted.devices[0].claim <= small.allocatable);
+        assert!(fitted.devices[0].held() <= small.allocatable);
         // One more layer would not fit.
         let more = Layout::Layers {
             offload_layers: offload_layers + 1,
@@ -959,7 +1000,7 @@ mod tests {
         let bigger = model
             .estimate(std::slice::from_ref(&small), &host(), &more)
             .expect("estimate");
-        assert!(bigger.devices[0].claim > small.allocatable);
+        assert!(bigger.devices[0].held() > small.allocatable);
         // Without partial offload the same device is refused.
         let strict = FitRequest {
             allow_cpu_offload: false,
