@@ -99,10 +99,7 @@ impl DiffusionEstimate {
                 weights: bytes(is_text_encoder_tensor),
                 compute: text_encoder_compute(family),
             },
-            error_band: ErrorBand {
-                percent: 0,
-                basis: FigureBasis::MeasuredArchitecture,
-            },
+            error_band: ErrorBand::new(0, FigureBasis::MeasuredArchitecture),
         };
         estimate.error_band = estimate.band();
         Ok(estimate)
@@ -121,10 +118,8 @@ impl DiffusionEstimate {
         let compute: u64 = stages.iter().map(|s| s.compute).sum();
         let total = u128::from(weights + compute).max(1);
         let off = u128::from(weights) + u128::from(compute) * compute_percent;
-        ErrorBand {
-            percent: u32::try_from(off.div_ceil(total)).unwrap_or(100).max(1),
-            basis,
-        }
+        let percent = u32::try_from(off.div_ceil(total)).unwrap_or(100).max(1);
+        ErrorBand::new(percent, basis)
     }
 }
 

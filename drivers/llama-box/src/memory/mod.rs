@@ -176,14 +176,12 @@ fn with_projector(band: ErrorBand, total: u64, projector: &ProjectorEstimate) ->
     let off = own * u128::from(band.percent)
         + u128::from(projector.compute) * u128::from(projector.error_band.percent);
     let percent = u32::try_from(off.div_ceil(u128::from(total.max(1)))).unwrap_or(100);
-    ErrorBand {
-        percent,
-        basis: if projector.error_band.percent > band.percent {
-            projector.error_band.basis
-        } else {
-            band.basis
-        },
-    }
+    let basis = if projector.error_band.percent > band.percent {
+        projector.error_band.basis
+    } else {
+        band.basis
+    };
+    ErrorBand::new(percent, basis)
 }
 
 /// Opens the separate component files of an image model; a relative path is taken from the

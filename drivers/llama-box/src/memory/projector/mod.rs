@@ -81,5 +81,5 @@ fn error_band(kind: ProjectorKind) -> ErrorBand {
     } else {
         (50, FigureBasis::UnmodelledArchitecture)
     };
-    ErrorBand { percent, basis }
+    ErrorBand::new(percent, basis)
 }
