@@ -91,7 +91,7 @@ impl From<SourceError> for inferkit_formats::Error {
             SourceErrorKind::BadReference => {
                 inferkit_formats::Error::invalid_parameter("model", err.to_string())
             }
-            _ => inferkit_formats::Error::Unsupported(err.to_string()),
+            _ => inferkit_formats::Error::unsupported(err.to_string()),
         }
     }
 }
