@@ -8,6 +8,7 @@
 //! it thousands of times.
 
 mod alloc;
+mod architecture;
 mod diffusion;
 mod graph;
 mod kv;
@@ -24,6 +25,7 @@ use inferkit_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::params::{FlashAttn, LlamaSettings};
+use architecture::Coverage;
 pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
 use graph::{Placement, Reserve};
 pub use kv::ContextSize;
@@ -31,6 +33,13 @@ use placement::LayerMap;
 use projector::Projector;
 use shape::ModelShape;
 use weights::WeightTable;
+
+/// The error band a text model of architecture `arch` (`general.architecture`) carries on
+/// every device: how its compute graph is covered (measured, derived from llama.cpp's builder,
+/// or sized with the generic template).
+pub fn architecture_band(arch: &str) -> inferkit_core::ErrorBand {
+    Coverage::of(arch).band()
+}
 
 /// Compute buffers for each role a buffer can play, from allocator replays at construction.
 /// Arrays indexed `[pipeline]` hold the plain value and the one with pipeline parallelism.
@@ -239,6 +248,8 @@ struct TextModel {
     compute: ComputeRoles,
     flash_attn: bool,
     projector: Option<Projector>,
+    /// How the architecture's compute graph is covered (sets every device's error band).
+    coverage: Coverage,
 }
 
 /// What the estimate of a text model reports beside the bytes, each under its JSON key in
@@ -292,6 +303,7 @@ impl TextModel {
     /// refuses.
     fn new(model: &GgufModel, settings: &LlamaSettings) -> Result<TextModel> {
         let shape = ModelShape::from_gguf(model)?;
+        let coverage = Coverage::of(&shape.arch);
         if shape.n_layer() == 0 {
             return Err(Error::unsupported(format!(
                 "{}: no repeating layers to estimate",
@@ -299,6 +311,7 @@ impl TextModel {
             )));
         }
         let flash_attn = resolve_flash_attn(settings)?;
+        check_cache_blocks(&shape, settings)?;
         let context = ContextSize::resolve(&shape, settings)?;
         let layer_kv = kv::layer_bytes(&shape, &context, settings);
         let weights = WeightTable::new(&shape, settings)?;
@@ -313,6 +326,7 @@ impl TextModel {
             compute: ComputeRoles::default(),
             flash_attn,
             projector: None,
+            coverage,
         };
         model.compute = model.compute_roles();
         match &settings.mmproj {
@@ -430,7 +444,7 @@ impl TextModel {
                 claim: components.total(),
                 components,
                 layers: map.layers_on(i),
-                error_band: None,
+                error_band: Some(self.coverage.band()),
             })
             .collect();
         let resolved = Layout::Layers {
@@ -444,7 +458,7 @@ impl TextModel {
             host,
             launch_parameters: Vec::new(),
             details: details_map(&self.details(projector)),
-            notes: Vec::new(),
+            notes: self.coverage.note(&self.shape.arch).into_iter().collect(),
         })
     }
 
@@ -747,6 +761,32 @@ fn resolve_flash_attn(settings: &LlamaSettings) -> Result<bool> {
         )),
         FlashAttn::Off => Ok(false),
     }
+}
+
+/// `llama_init_from_model` (0c1e57098) refuses a quantized cache type whose block does not
+/// divide the head size (Exaone-3.5's 80-wide heads with a q8_0 cache, for example) when flash
+/// attention may be on.
+fn check_cache_blocks(shape: &ModelShape, settings: &LlamaSettings) -> Result<()> {
+    if matches!(settings.flash_attn, FlashAttn::Off) {
+        return Ok(());
+    }
+    let checks = [
+        ("--cache-type-k", "K", settings.type_k, shape.head_k),
+        ("--cache-type-v", "V", settings.type_v, shape.head_v),
+    ];
+    for (flag, which, cache, head) in checks {
+        let block = cache.block_size();
+        if cache.is_quantized() && head % block != 0 {
+            return Err(Error::invalid_parameter(
+                flag,
+                format!(
+                    "{which} cache type {} with block size {block} does not divide the head size {head} (llama_init_from_model)",
+                    cache.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `llama_context::output_reserve`: logits for `n_seq_max` outputs, plus embeddings when

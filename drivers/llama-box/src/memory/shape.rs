@@ -113,6 +113,10 @@ pub(crate) struct ModelShape {
     pub causal: bool,
     pub experts: Experts,
     pub recurrent: Recurrent,
+    /// Multi-head latent attention (DeepSeek-V2/V3, Kimi, ...): llama.cpp caches only K
+    /// (the compressed latent and the RoPE part) and reads V as a view of it
+    /// (`llama_hparams::is_mla`: both MLA head sizes set).
+    pub mla: bool,
     /// No `output.weight`: the LM head reads the token embedding (duplicated on the output
     /// device).
     pub tied_output: bool,
@@ -202,6 +206,8 @@ impl ModelShape {
                 shared_ff: model.expert_shared_feed_forward_length()?.unwrap_or(0),
             },
             recurrent,
+            mla: model.key_length_mla()?.unwrap_or(0) > 0
+                && model.value_length_mla()?.unwrap_or(0) > 0,
             tied_output: causal && model.tensor("output.weight").is_none(),
             token_embd,
             weights,
