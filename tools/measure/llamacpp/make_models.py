@@ -200,6 +200,55 @@ SPECS = [
            "rope.freq_base": 1000.0}),
       tok="bert", drop=[r"(attn_(q|k|v|output)|ffn_(up|down|gate))\.bias$", r"exps|gate_inp"],
       source="nomic-ai/nomic-embed-text-v1.5", fuse_qkv=True),
+    M("afm-4.5b", "arcee", 4, 128004, dict(
+        context_length=65536, embedding_length=2560, feed_forward_length=18432,
+        **{"attention.head_count": 20, "attention.head_count_kv": 4, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.freq_base": 10000.0, "attention.layer_norm_rms_epsilon": 1e-5}),
+      tied=False, drop=[NO_BIAS], source="arcee-ai/AFM-4.5B"),
+    M("seed-oss-36b-2layer", "seed_oss", 2, 155136, dict(
+        context_length=524288, embedding_length=5120, feed_forward_length=27648,
+        **{"attention.head_count": 80, "attention.head_count_kv": 8, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.freq_base": 1e7, "attention.layer_norm_rms_epsilon": 1e-6}),
+      tied=False, drop=[r"attn_output\.bias", r"ffn_.*\.bias"], source="ByteDance-Seed/Seed-OSS-36B-Instruct"),
+    M("exaone-4.0-1.2b", "exaone4", 4, 102400, dict(
+        context_length=65536, embedding_length=2048, feed_forward_length=4096,
+        **{"attention.head_count": 32, "attention.head_count_kv": 8, "attention.key_length": 64,
+           "attention.value_length": 64, "rope.freq_base": 1e6, "attention.layer_norm_rms_epsilon": 1e-5}),
+      drop=[NO_BIAS], source="LGAI-EXAONE/EXAONE-4.0-1.2B"),
+    M("olmo-1b-0724", "olmo", 4, 50304, dict(
+        context_length=4096, embedding_length=2048, feed_forward_length=8192,
+        **{"attention.head_count": 16, "attention.head_count_kv": 16, "rope.freq_base": 10000.0,
+           "attention.layer_norm_epsilon": 1e-5, "attention.clamp_kqv": 8.0}),
+      drop=[NO_BIAS], source="allenai/OLMo-1B-0724-hf"),
+    M("ernie-4.5-21b-a3b-3layer", "ernie4_5-moe", 3, 103424, dict(
+        context_length=131072, embedding_length=2560, feed_forward_length=12288, expert_feed_forward_length=1536,
+        expert_count=64, expert_used_count=6, expert_shared_count=2, leading_dense_block_count=1,
+        interleave_moe_layer_step=1,
+        **{"attention.head_count": 20, "attention.head_count_kv": 4, "rope.freq_base": 500000.0,
+           "attention.layer_norm_rms_epsilon": 1e-5}),
+      drop=[NO_BIAS], source="baidu/ERNIE-4.5-21B-A3B-PT"),
+    M("glm-4.5-air-2layer", "glm4moe", 2, 151552, dict(
+        context_length=131072, embedding_length=4096, feed_forward_length=10944, expert_feed_forward_length=1408,
+        expert_count=128, expert_used_count=8, expert_shared_count=1, leading_dense_block_count=1,
+        expert_weights_scale=1.0, expert_weights_norm=True, expert_gating_func=2, nextn_predict_layers=0,
+        **{"attention.head_count": 96, "attention.head_count_kv": 8, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.dimension_count": 64, "rope.freq_base": 1e6,
+           "attention.layer_norm_rms_epsilon": 1e-5}),
+      tied=False, drop=[r"attn_output\.bias", r"ffn_.*\.bias", r"attn_(q|k)_norm", r"nextn"],
+      source="zai-org/GLM-4.5-Air"),
+    M("mamba2-130m", "mamba2", 4, 50288, dict(
+        context_length=1048576, embedding_length=768, feed_forward_length=0,
+        **{"attention.head_count": 0, "ssm.conv_kernel": 4, "ssm.inner_size": 1536, "ssm.state_size": 128,
+           "ssm.time_step_rank": 24, "ssm.group_count": 1, "attention.layer_norm_rms_epsilon": 1e-5}),
+      drop=[r"ssm_(in|out|x)\.bias"], source="state-spaces/mamba2-130m"),
+    M("jina-embeddings-v2-base-en", "jina-bert-v2", 4, 30528, dict(
+        context_length=8192, embedding_length=768, feed_forward_length=3072, pooling_type=1,
+        **{"attention.head_count": 12, "attention.layer_norm_epsilon": 1e-12, "attention.causal": False}),
+      tok="bert", drop=[r"^cls", r"attn_(q|k)_norm", r"ffn_(gate|up)\.bias"], source="jinaai/jina-embeddings-v2-base-en"),
+    M("starcoderbase-1b", "starcoder", 4, 49152, dict(
+        context_length=8192, embedding_length=2048, feed_forward_length=8192,
+        **{"attention.head_count": 16, "attention.head_count_kv": 1, "attention.layer_norm_epsilon": 1e-5}),
+      source="bigcode/starcoderbase-1b", fuse_qkv=True),
 ]
 SPECS = {s["name"]: s for s in SPECS}
 

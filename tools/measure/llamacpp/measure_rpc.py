@@ -319,7 +319,8 @@ def main():
         for m in args.models:
             path = os.path.join(MODELS, m + ".gguf")
             name, quant = m.rsplit("-", 1)
-            n_layer = N_LAYER.get(name) or block_count(path)
+            # The architecture set's files have fewer layers than the published models.
+            n_layer = block_count(path) if args.subset else N_LAYER[name]
             for ld in (loads(n_layer) if not args.subset else subset(n_layer)):
                 if args.deadline and time.time() > args.deadline:
                     print("deadline reached, stopping", flush=True)

@@ -31,13 +31,12 @@ CPU_KEYS = ["n_ctx", "n_seq_max", "type_k", "type_v", "flash_attn", "n_batch", "
 RPC_KEYS = CPU_KEYS[:-1] + ["offload_kqv"]
 
 
-def device_of(name):
-    """GT_BYTES buffer names -> the fixture's device names (cpu, cpu_repack, rpc0, rpc1)."""
-    m = re.match(r"RPC(\d+)", name)
+def device_of(name, servers):
+    """GT_BYTES buffer names -> the fixture's device names (cpu, cpu_repack, rpc0, rpc1): an RPC
+    buffer is named after its endpoint (`RPC0[127.0.0.1:50053]`), devices count in --rpc order."""
+    m = re.match(r"RPC\d*\[(.+)\]", name)
     if m:
-        return f"rpc{m.group(1)}"
-    if name.startswith("RPC["):
-        return name
+        return f"rpc{servers.index(m.group(1))}"
     return name.lower()
 
 
@@ -83,7 +82,7 @@ def rpc_row(rec, prefix):
     buffers = {}
     for key, n in rec["buffers"].items():
         kind, name = key.split(":", 1)
-        k = f"{kind}:{device_of(name)}"
+        k = f"{kind}:{device_of(name, load['rpc_servers'])}"
         buffers[k] = buffers.get(k, 0) + n
     row["buffers"] = buffers
     row["pipeline_copies"] = rec.get("sched_copies", 1)

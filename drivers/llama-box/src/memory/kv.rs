@@ -155,8 +155,8 @@ pub(crate) fn layer_bytes(
                 .row_bytes(layer.n_head_kv.saturating_mul(shape.head_k));
             // MLA's V is a view of the K cache: no V tensor (`has_v = !is_mla`).
             let v = match shape.mla {
-                true => 0,
-                false => settings
+                Some(_) => 0,
+                None => settings
                     .type_v
                     .row_bytes(layer.n_head_kv.saturating_mul(shape.head_v)),
             };
