@@ -287,7 +287,7 @@ impl<'a> PodBuilder<'a> {
             .collect();
         for value in values {
             if let Some(address) = addresses.iter().find(|a| value.contains(**a)) {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "the plan's processes name the node address {address} where a pod cannot \
                      stand in for it (`{}`): this plan is not exported to Kubernetes",
                     shorten(value)
