@@ -229,7 +229,7 @@ impl Search<'_> {
             if best.as_ref().is_some_and(|b| b.layers >= layers) {
                 break;
             }
-            let claims: Vec<u64> = estimate.devices.iter().map(|d| d.claim).collect();
+            let claims: Vec<u64> = estimate.devices.iter().map(|d| d.held()).collect();
             let score = self.score(&group, &claims, estimate.host.total());
             best = Some(Candidate {
                 group,
