@@ -128,7 +128,7 @@ pub(super) struct Tower {
 impl Tower {
     pub fn read(model: &GgufModel) -> Result<Tower> {
         let unsupported = |what: &str| {
-            Error::Unsupported(format!(
+            Error::unsupported(format!(
                 "{}: projector without {what}",
                 model.path().display()
             ))
