@@ -81,3 +81,65 @@ fn a_fifo_projector_next_to_a_model_does_not_hang_the_plan() {
     let args = &main_process(&plan).args;
     assert!(flag(args, "--mmproj").is_none(), "{args:?}");
 }
+
+/// Plans Qwen2.5-0.5B with `backend` and user parameters `params` on one GPU.
+fn plan_with_params(backend: &str, params: &[&str]) -> Result<DeploymentPlan> {
+    plan_model(
+        "tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf",
+        &one_gpu(),
+        &PlanOptions::default(),
+        |spec| {
+            spec.backend = Some(backend.into());
+            spec.backend_parameters = params.iter().map(|p| p.to_string()).collect();
+        },
+    )
+}
+
+fn refusal(backend: &str, params: &[&str]) -> String {
+    match plan_with_params(backend, params) {
+        Err(Error::InvalidParameter { name, reason }) => format!("{name}: {reason}"),
+        other => panic!("{backend} {params:?}: expected a refusal, got {other:?}"),
+    }
+}
+
+/// llama.cpp reads integer parameters with `std::stoi`: beyond a C `int` it throws and the
+/// server does not start. The refusal names the bound (not "must be an integer ≥ 0").
+#[test]
+fn integers_beyond_a_c_int_are_refused_with_the_bound() {
+    for backend in ["llama-box", "llama-server"] {
+        for value in ["2147483648", "99999999999999"] {
+            let why = refusal(backend, &["--ctx-size", value]);
+            assert_eq!(
+                why,
+                format!("--ctx-size: `{value}` must be at most 2147483647"),
+                "{backend}"
+            );
+        }
+        assert_eq!(
+            refusal(backend, &["--ctx-size", "-5"]),
+            "--ctx-size: `-5` must be at least 0"
+        );
+        assert!(
+            plan_with_params(backend, &["--ctx-size", "2147483647"])
+                .is_err_and(|e| { !matches!(e, Error::InvalidParameter { .. }) })
+        );
+    }
+}
+
+/// Upstream llama.cpp takes fewer tensor-split values than its 16 devices; llama-box's build
+/// raises that to 128.
+#[test]
+fn a_tensor_split_longer_than_the_build_takes_is_refused() {
+    let nineteen = ["1"; 19].join(",");
+    let why = refusal("llama-server", &["--tensor-split", &nineteen]);
+    assert!(
+        why.ends_with("has 19 values; llama-server takes fewer than 16"),
+        "{why}"
+    );
+    let many = ["1"; 128].join(",");
+    let why = refusal("llama-box", &["--tensor-split", &many]);
+    assert!(
+        why.ends_with("has 128 values; llama-box takes fewer than 128"),
+        "{why}"
+    );
+}

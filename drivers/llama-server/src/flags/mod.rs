@@ -8,7 +8,7 @@
 //! [`settings`] turns the arguments into [`LlamaSettings`] with llama-server's defaults.
 
 use inferkit_core::flags::suggest::nearest;
-use inferkit_core::flags::{FlagSpec, FlagTable, Found, Syntax, Unknown};
+use inferkit_core::flags::{FlagSpec, FlagTable, Found, Syntax, Unknown, parse_tensor_split};
 use inferkit_core::{Error, Result};
 use inferkit_llama_box::flags::{Arg, Args};
 use inferkit_llama_box::params::{FlashAttn, LlamaSettings};
@@ -24,6 +24,9 @@ pub const SYNTAX: Syntax = Syntax {
     abbreviations: false,
     unknown: Unknown::Fatal,
 };
+
+/// `LLAMA_MAX_DEVICES` of upstream llama.cpp (`llama.h`); `--tensor-split` takes fewer values.
+const MAX_DEVICES: usize = 16;
 
 /// The slots llama-server runs with when `--parallel` is -1, its default ("auto"); it then
 /// also turns on the unified KV cache (`server-context.cpp`, "n_parallel is set to auto").
@@ -165,10 +168,13 @@ fn same_flag(table: &FlagTable, flag: &str, spec: &FlagSpec) -> bool {
 fn check_values(spec: &FlagSpec, spelled: &str, values: &[String]) -> Result<()> {
     for (position, value) in values.iter().enumerate() {
         let bad = |why: String| Error::invalid_parameter(spelled, format!("`{value}` {why}"));
-        spec.check(position, value)
+        spec.check_cpp(position, value)
             .map_err(|e| bad(e.to_string()))?;
         if spec.name == "--gpu-layers" && gpu_layers(value).is_none() {
             return Err(bad("is not a number, `auto` or `all`".into()));
+        }
+        if spec.name == "--tensor-split" {
+            parse_tensor_split(value, MAX_DEVICES, "llama-server").map_err(bad)?;
         }
     }
     Ok(())
