@@ -127,10 +127,20 @@ fn the_default_worker_selector_keeps_windows_workers_out() {
 /// `set_defaults`); inferkit keeps that, with the Ray processes in the plan.
 #[test]
 fn deepseek_v3_spans_two_servers_by_default_and_says_why_not_when_distribution_is_off() {
-    let two = json!({"workers": [nvidia_worker("a", 8, 80), nvidia_worker("b", 8, 80)]});
-    let cluster = cluster_json(two);
+    let mut two = json!({"workers": [nvidia_worker("a", 8, 80), nvidia_worker("b", 8, 80)]});
     let options = PlanOptions::default();
     let model = "tests/fixtures/hf/DeepSeek-V3";
+    // Ray names nodes by IP: without the workers' addresses the plan is refused, naming the
+    // field (issue 14), rather than starting Ray nodes at the workers' names.
+    let err = plan_model(model, &cluster_json(two.clone()), &options, |_| {}).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidParameter { name, reason }
+            if name == "address" && reason.contains("set `address` of worker a")),
+        "{err:?}"
+    );
+    two["workers"][0]["address"] = json!("10.0.0.1");
+    two["workers"][1]["address"] = json!("10.0.0.2");
+    let cluster = cluster_json(two);
     let plan = plan_model(model, &cluster, &options, |_| {}).unwrap();
     assert_eq!(plan.placement.mode, PlacementMode::MultiWorker);
     assert_eq!(device_count(&plan), 16);

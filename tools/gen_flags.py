@@ -13,7 +13,8 @@ tests compare that table with the same JSON (`inferkit_core::flags::source::comp
 `flags.json` holds:
   tables          [{"source": "<dump>.json", "static": "<Rust name>"}], one per version
   order           "source" (the dump's order) or "name" (sorted by canonical name)
-  types           dump type name -> ValueKind, where the default mapping (KINDS) is not right
+  types           dump type name -> ValueKind, where the default mapping (KINDS) is not right;
+                  an override's type "int_or:W1|W2" is an integer or one of the words W1, W2
   overrides       flag -> fields replacing the dump's, each a correction of the extraction
   platform_owned  flag -> why the platform sets it (a user value is refused)
   secret          flags whose value is a credential (kept out of plans)
@@ -46,6 +47,9 @@ def value_kind(type_name, types):
         return "HumanIntOrAuto" if "or_auto" in bare else "HumanInt"
     if bare.startswith("json"):
         return "Json"
+    if bare.startswith("int_or:"):
+        # "int_or:auto|all": an integer or one of the words (llama.cpp's `-ngl`).
+        return f"IntOr({rust_strs(bare.removeprefix('int_or:').split('|'))})"
     # Parser callables (vLLM's lambdas, parse_reasoning_parser) read text.
     return "Text"
 

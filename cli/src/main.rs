@@ -8,6 +8,7 @@
 mod catalog;
 mod cluster_arg;
 mod cmd;
+mod kubernetes_arg;
 mod logging;
 mod model_arg;
 mod output;
@@ -51,7 +52,7 @@ struct Cli {
 enum Command {
     Inspect(cmd::inspect::Args),
     Estimate(cmd::estimate::Args),
-    Plan(cmd::plan::Args),
+    Plan(Box<cmd::plan::Args>),
     Probe(cmd::probe::Args),
     Serve(cmd::serve::Args),
     Schema(cmd::schema::Args),
@@ -68,7 +69,7 @@ impl Command {
         match self {
             Command::Inspect(args) => args.json,
             Command::Estimate(args) => args.json(),
-            Command::Plan(args) => args.json,
+            Command::Plan(args) => args.json(),
             Command::Probe(args) => args.json,
             Command::Serve(_) | Command::Schema(_) | Command::Completions { .. } => false,
         }

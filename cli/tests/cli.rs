@@ -400,3 +400,36 @@ fn dropped_vllm_flags_are_warned_about_first() {
         "{stderr}"
     );
 }
+
+#[test]
+fn plan_writes_kubernetes_manifests_and_says_what_it_dropped() {
+    let out = run(&[
+        "plan",
+        QWEN,
+        "--gpu",
+        "4090",
+        "--format",
+        "kubernetes",
+        "--image",
+        "llama-box=gpustack/llama-box:v0.0.140",
+        "--namespace",
+        "inference",
+        "--toleration",
+        "nvidia.com/gpu:NoSchedule",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(
+        yaml.starts_with("---\napiVersion: apps/v1\nkind: Deployment\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("kind: Service"), "{yaml}");
+    assert!(yaml.contains("namespace: inference"), "{yaml}");
+    assert!(yaml.contains("nvidia.com/gpu: '1'"), "{yaml}");
+    assert!(yaml.contains("operator: Exists"), "{yaml}");
+    assert!(text(&out.stderr).contains("note: devices are requested by count"));
+
+    let no_image = run(&["plan", QWEN, "--gpu", "4090", "--format", "kubernetes"]);
+    assert_eq!(no_image.status.code(), Some(1));
+    assert!(text(&no_image.stderr).contains("--image llama-box=IMAGE"));
+}

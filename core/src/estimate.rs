@@ -188,6 +188,83 @@ pub enum FigureBasis {
     Guess,
 }
 
+/// One backend parameter an estimate requires of the launch: a flag in its canonical spelling
+/// and its values, already checked by the driver that made it.
+///
+/// ```
+/// use inferkit_core::LaunchArgument;
+///
+/// let arg = LaunchArgument::new("--max-model-len", ["8192"]);
+/// assert_eq!(arg.value(), Some("8192"));
+/// assert_eq!(LaunchArgument::argv(&[arg]), ["--max-model-len", "8192"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct LaunchArgument {
+    /// The flag (`--max-model-len`).
+    pub flag: String,
+    /// Its values, as the backend reads them; empty for a switch.
+    pub values: Vec<String>,
+}
+
+impl LaunchArgument {
+    /// `flag` with `values`.
+    pub fn new<I, V>(flag: impl Into<String>, values: I) -> LaunchArgument
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<String>,
+    {
+        LaunchArgument {
+            flag: flag.into(),
+            values: values.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The first value (flags with one value).
+    pub fn value(&self) -> Option<&str> {
+        self.values.first().map(String::as_str)
+    }
+
+    /// The command-line tokens of `args`: each flag followed by its values.
+    pub fn argv(args: &[LaunchArgument]) -> Vec<String> {
+        args.iter()
+            .flat_map(|a| std::iter::once(a.flag.clone()).chain(a.values.iter().cloned()))
+            .collect()
+    }
+}
+
+/// The JSON form of [`ResourceEstimate::launch_parameters`]: the flat token list a command line
+/// has, read back by starting a new argument at every option token.
+mod launch_argv {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::LaunchArgument;
+    use crate::flags::is_option;
+
+    pub fn serialize<S: Serializer>(args: &[LaunchArgument], out: S) -> Result<S::Ok, S::Error> {
+        LaunchArgument::argv(args).serialize(out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<Vec<LaunchArgument>, D::Error> {
+        let tokens = Vec::<String>::deserialize(input)?;
+        let mut args: Vec<LaunchArgument> = Vec::new();
+        for token in tokens {
+            match args.last_mut() {
+                Some(last) if !is_option(&token) => last.values.push(token),
+                None if !is_option(&token) => {
+                    return Err(serde::de::Error::custom(format!(
+                        "launch parameters must start with a flag, not `{token}`"
+                    )));
+                }
+                _ => args.push(LaunchArgument::new(token, [] as [String; 0])),
+            }
+        }
+        Ok(args)
+    }
+}
+
 /// The answer of an estimator: bytes per device and per component, plus host RAM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -199,10 +276,11 @@ pub struct ResourceEstimate {
     /// Host RAM of the main worker, by component.
     pub host: Components,
     /// Backend parameters the launch must carry so that it matches this estimate (for example
-    /// a lowered `--gpu-memory-utilization` or a computed `--max-model-len`), as `--flag value`
-    /// token pairs in the backend's syntax.
-    #[serde(default)]
-    pub launch_parameters: Vec<String>,
+    /// a lowered `--gpu-memory-utilization` or a computed `--max-model-len`). In JSON, the
+    /// command-line tokens they stand for (`["--max-model-len", "8192"]`).
+    #[serde(default, with = "launch_argv")]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
+    pub launch_parameters: Vec<LaunchArgument>,
     /// Backend-specific facts worth showing (KV capacity in tokens, largest context that fits,
     /// projector buffers...).
     #[serde(default)]
@@ -283,6 +361,49 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"percent": 10, "basis": "catalog_figure"})
+        );
+    }
+
+    /// The JSON of launch parameters is the token list of a command line, read back into the
+    /// same typed arguments (switches, negative values and several values included).
+    #[test]
+    fn launch_parameters_are_command_line_tokens_in_json() {
+        let estimate = ResourceEstimate {
+            layout: Layout::Single,
+            devices: Vec::new(),
+            host: Components::default(),
+            launch_parameters: vec![
+                LaunchArgument::new("--max-model-len", ["8192"]),
+                LaunchArgument::new("--enforce-eager", [] as [&str; 0]),
+                LaunchArgument::new("--seed", ["-1"]),
+                LaunchArgument::new("--lora", ["a.gguf", "b.gguf"]),
+            ],
+            details: BTreeMap::new(),
+            notes: Vec::new(),
+        };
+        let json = serde_json::to_value(&estimate).unwrap();
+        assert_eq!(
+            json["launch_parameters"],
+            serde_json::json!([
+                "--max-model-len",
+                "8192",
+                "--enforce-eager",
+                "--seed",
+                "-1",
+                "--lora",
+                "a.gguf",
+                "b.gguf"
+            ])
+        );
+        let back: ResourceEstimate = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, estimate);
+        let mut bad = json;
+        bad["launch_parameters"] = serde_json::json!(["8192", "--max-model-len"]);
+        let err = serde_json::from_value::<ResourceEstimate>(bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must start with a flag, not `8192`"),
+            "{err}"
         );
     }
 }

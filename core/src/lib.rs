@@ -31,7 +31,7 @@ pub use backend::{
 };
 pub use estimate::{
     Components, DeviceEstimate, DeviceSlot, ErrorBand, EstimateRequest, FigureBasis, FitRequest,
-    HostSlot, Layout, ResourceEstimate, ResourceEstimator,
+    HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator,
 };
 pub use inferkit_error::{Error, ErrorKind, Result};
 pub use inferkit_formats::{DirectoryFacts, ModelFacts, ModelFormat};

@@ -88,6 +88,10 @@ pub struct DeviceClaim {
     pub index: u32,
     /// Product name.
     pub name: String,
+    /// Vendor (absent in plans written before it was recorded): what a Kubernetes export
+    /// asks the device plugin for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<Vendor>,
     /// Bytes the plan claims.
     pub vram: u64,
     /// Device memory in all.
@@ -102,6 +106,10 @@ pub struct DeviceClaim {
 pub struct WorkerClaim {
     /// Worker name.
     pub name: String,
+    /// Address the plan's processes reach this worker at (absent in plans written before it
+    /// was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Devices used on it (empty for CPU only).
     pub devices: Vec<DeviceClaim>,
     /// Host RAM claimed on it.
@@ -292,6 +300,7 @@ fn assemble(
 fn worker_claims(assignment: &Assignment) -> Vec<WorkerClaim> {
     let mut workers = vec![WorkerClaim {
         name: assignment.worker.clone(),
+        address: Some(assignment.address.clone()),
         devices: Vec::new(),
         ram: assignment.estimate.host.total(),
     }];
@@ -299,6 +308,7 @@ fn worker_claims(assignment: &Assignment) -> Vec<WorkerClaim> {
         let claim = DeviceClaim {
             index: slot.id.index,
             name: slot.name.clone(),
+            vendor: Some(slot.vendor.clone()),
             vram: estimate.claim,
             total: slot.total,
             allocatable: slot.allocatable,
@@ -307,6 +317,11 @@ fn worker_claims(assignment: &Assignment) -> Vec<WorkerClaim> {
             Some(worker) => worker.devices.push(claim),
             None => workers.push(WorkerClaim {
                 name: slot.id.worker.clone(),
+                address: assignment
+                    .subordinates
+                    .iter()
+                    .find(|s| s.worker == slot.id.worker)
+                    .map(|s| s.address.clone()),
                 devices: vec![claim],
                 ram: 0,
             }),

@@ -107,7 +107,7 @@ use crate::backend::{Assignment, Backend, Claim, PlacementMode, Prepared, Subord
 use crate::estimate::{DeviceSlot, FitRequest, HostSlot, ResourceEstimate};
 use crate::facts::ModelFacts;
 use crate::inventory::{DeviceId, Vendor};
-use crate::launch::ProcessRole;
+use crate::launch::{LaunchSpec, ProcessRole};
 use crate::model::ModelSpec;
 
 /// A device slot of `gib` GiB on `worker`, index `index`, entirely allocatable.
@@ -133,6 +133,29 @@ pub fn host(worker: &str, gib: u64) -> HostSlot {
         total: gib << 30,
         allocatable: gib << 30,
     }
+}
+
+/// Every process as it would be started, for snapshot tests: `[worker Role] env: K=V ...`, the
+/// command line, and `health: PORT/PATH` (`PORT (tcp)` for a port check, `none`), a blank line
+/// between processes.
+pub fn render_processes(specs: &[LaunchSpec]) -> String {
+    specs
+        .iter()
+        .map(|s| {
+            let env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let health = s.health.as_ref().map_or("none".to_string(), |h| {
+                format!("{}{}", h.port, h.path.as_deref().unwrap_or(" (tcp)"))
+            });
+            format!(
+                "[{} {:?}] env: {}\n{}\nhealth: {health}\n",
+                s.worker,
+                s.role,
+                env.join(" "),
+                s.command_line()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs every conformance check of `backend` on one model placed on `devices` (all on the

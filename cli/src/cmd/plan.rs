@@ -12,6 +12,7 @@ use inferkit::{
 use serde_json::Value;
 
 use crate::cluster_arg::ClusterArgs;
+use crate::kubernetes_arg::KubernetesArgs;
 use crate::model_arg;
 use crate::output::{Failure, Output};
 use crate::progress::Waiting;
@@ -62,12 +63,31 @@ pub struct Args {
     pub offline: bool,
 
     /// Print the DeploymentPlan as JSON (the input of `inferkit serve`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// What to print: the plan for people (text), the DeploymentPlan (json), or its
+    /// Kubernetes objects as multi-document YAML for `kubectl apply -f` (kubernetes).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
 
     /// Parameters passed to the backend, after `--` (e.g. `-- --ctx-size 8192`).
     #[arg(last = true, value_name = "BACKEND_PARAMS")]
     pub backend_parameters: Vec<String>,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The plan for people.
+    Text,
+    /// The DeploymentPlan as JSON (as --json).
+    Json,
+    /// Kubernetes manifests: a Deployment and a Service, or a LeaderWorkerSet across nodes.
+    Kubernetes,
 }
 
 /// `--strategy` values.
@@ -79,17 +99,33 @@ pub enum Strategy {
     Binpack,
 }
 
+impl Args {
+    /// Whether the output, and so the error object, is JSON.
+    pub fn json(&self) -> bool {
+        self.json || self.format == Format::Json
+    }
+}
+
 /// Runs `plan`; `verbose` prints every reason in full.
 pub fn run(args: &Args, verbose: bool, out: &mut Output) -> std::result::Result<(), Failure> {
     let (plan, messages) = make_plan(args)?;
     for message in &messages {
         eprintln!("{message}");
     }
-    if args.json {
-        out.json(&plan)
-    } else {
-        print_human(out, &plan, args, verbose)?;
-        Ok(())
+    match (args.json(), args.format) {
+        (true, _) => out.json(&plan),
+        (false, Format::Kubernetes) => {
+            let export = inferkit_kube::export(&plan, &args.kubernetes.options())?;
+            for note in &export.notes {
+                eprintln!("note: {note}");
+            }
+            write!(out, "{}", export.to_yaml()?)?;
+            Ok(())
+        }
+        (false, _) => {
+            print_human(out, &plan, args, verbose)?;
+            Ok(())
+        }
     }
 }
 

@@ -291,6 +291,29 @@ pub enum Resolution {
 }
 
 impl FlagTable {
+    /// Whether `asked` (a deployment's backend version) names this table's version: equal
+    /// once a leading `v` is dropped, or a longer spelling of the same commit when the table's
+    /// version is a commit hash (`0c1e57098` and `0c1e5709812ab`).
+    pub fn is_version(&self, asked: &str) -> bool {
+        let (asked, own) = (
+            asked.trim_start_matches('v'),
+            self.version.trim_start_matches('v'),
+        );
+        let commit = own.len() >= 7 && own.chars().all(|c| c.is_ascii_hexdigit());
+        asked == own || (commit && asked.starts_with(own))
+    }
+
+    /// The warning for a deployment that asks for another version than this table's, when the
+    /// driver has only this table to check parameters with.
+    pub fn other_version_warning(&self, asked: Option<&str>) -> Option<String> {
+        let asked = asked.filter(|asked| !self.is_version(asked))?;
+        Some(format!(
+            "backend version {asked}: parameters are checked against the flags of {} {}, the \
+             only table this driver has",
+            self.backend, self.version
+        ))
+    }
+
     /// The flag spelled exactly `spelling` (case-sensitive, as every backend compares).
     pub fn lookup(&self, spelling: &str) -> Option<Found> {
         let at = self
@@ -453,6 +476,25 @@ mod tests {
             Resolution::Ambiguous(vec!["--n-gpu-layers", "--no-enable-x"])
         );
         assert_eq!(TABLE.flag("-ngl"), None, "an alias is not a canonical name");
+    }
+
+    #[test]
+    fn versions_match_without_a_v_and_commits_by_prefix() {
+        let release = FlagTable {
+            version: "v0.0.171",
+            ..TABLE
+        };
+        assert!(release.is_version("0.0.171") && release.is_version("v0.0.171"));
+        assert!(!release.is_version("0.0.1710"));
+        let commit = FlagTable {
+            version: "0c1e57098",
+            ..TABLE
+        };
+        assert!(commit.is_version("0c1e5709812ab") && !commit.is_version("0c1e5"));
+        assert_eq!(commit.other_version_warning(Some("0c1e57098")), None);
+        assert_eq!(commit.other_version_warning(None), None);
+        let warning = commit.other_version_warning(Some("b4000")).unwrap();
+        assert!(warning.contains("b4000") && warning.contains("test 0c1e57098"));
     }
 
     #[test]

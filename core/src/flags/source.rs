@@ -119,7 +119,10 @@ fn compare_flag(source: &Map<String, Value>, spec: &FlagSpec, config: &Value) ->
             "negatives",
             spec.negatives == texts(field("negative_forms")),
         ),
-        ("arity", Some(spec.arity) == arity(source, config)),
+        (
+            "arity",
+            Some(spec.arity) == arity(source, config, spec.arity),
+        ),
         ("choices", spec.choices == texts(field("choices"))),
         ("range", spec.range == range(field("range"))),
         ("default", same_default(spec.default, source)),
@@ -167,14 +170,16 @@ fn compare_flag(source: &Map<String, Value>, spec: &FlagSpec, config: &Value) ->
         .collect()
 }
 
-fn arity(source: &Map<String, Value>, config: &Value) -> Option<Arity> {
+/// The arity the generator makes of `source`. `table` is the table's own arity, whose word lists
+/// stand for those of `int_or:` types (a table's words are static; the dump's are not).
+fn arity(source: &Map<String, Value>, config: &Value, table: Arity) -> Option<Arity> {
     if source.get("takes_value") != Some(&Value::Bool(true)) {
         return Some(Arity::Switch);
     }
-    let kind = |type_name: &str| kind(type_name, &config["types"]);
+    let kind = |type_name: &str, position| kind(type_name, &config["types"], table.kind(position));
     let nargs = source.get("nargs").unwrap_or(&Value::Null);
     if nargs == 2 {
-        let second = kind(text(&source.get("value_types")?[0]))?;
+        let second = kind(text(&source.get("value_types")?[0]), 1)?;
         let metavar = source.get("metavar").map(text).unwrap_or_default();
         let first = if metavar.starts_with("FILE") {
             ValueKind::Text
@@ -183,7 +188,7 @@ fn arity(source: &Map<String, Value>, config: &Value) -> Option<Arity> {
         };
         return Some(Arity::Two(first, second));
     }
-    let value = kind(source.get("type").map(text).unwrap_or_default())?;
+    let value = kind(source.get("type").map(text).unwrap_or_default(), 0)?;
     Some(match nargs.as_str() {
         Some("?") => Arity::Optional(value),
         Some("+") => Arity::Many(value),
@@ -191,9 +196,16 @@ fn arity(source: &Map<String, Value>, config: &Value) -> Option<Arity> {
     })
 }
 
-/// The kind a dump's type name maps to (the generator's `value_kind`).
-fn kind(type_name: &str, types: &Value) -> Option<ValueKind> {
+/// The kind a dump's type name maps to (the generator's `value_kind`); an `int_or:W1|W2` type is
+/// `table`'s kind when that is [`ValueKind::IntOr`] with exactly those words.
+fn kind(type_name: &str, types: &Value, table: Option<ValueKind>) -> Option<ValueKind> {
     let bare = type_name.strip_prefix("optional:").unwrap_or(type_name);
+    if let Some(words) = bare.strip_prefix("int_or:") {
+        return table.filter(|kind| match kind {
+            ValueKind::IntOr(table_words) => table_words.iter().copied().eq(words.split('|')),
+            _ => false,
+        });
+    }
     let name = types[bare].as_str().unwrap_or(match bare {
         "int" => "Int",
         "uint" => "UInt",
@@ -278,4 +290,20 @@ fn compare_index(table: &FlagTable) -> Vec<String> {
         }
     }
     diffs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int_or_types_match_only_the_same_words() {
+        let types = Value::Null;
+        let ngl = Some(ValueKind::IntOr(&["auto", "all"]));
+        assert_eq!(kind("int_or:auto|all", &types, ngl), ngl);
+        assert_eq!(kind("int_or:auto", &types, ngl), None);
+        assert_eq!(kind("int_or:all|auto", &types, ngl), None);
+        assert_eq!(kind("int_or:auto|all", &types, Some(ValueKind::Int)), None);
+        assert_eq!(kind("int", &types, ngl), Some(ValueKind::Int));
+    }
 }

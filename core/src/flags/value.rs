@@ -52,6 +52,10 @@ impl std::fmt::Display for Violation {
 impl std::fmt::Display for ValueError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            ValueError::Kind(ValueKind::IntOr(words)) => {
+                let words: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+                write!(f, "is not an integer, {}", words.join(" or "))
+            }
             ValueError::Kind(kind) => write!(f, "is not {}", kind.describe()),
             ValueError::Choice(choices) => write!(f, "is not one of: {}", choices.join(", ")),
             ValueError::Range(violation) => violation.fmt(f),

@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use inferkit_core::{
     Assignment, Backend, Capabilities, Category, Claim, Cluster, Components, Device,
-    DeviceEstimate, DeviceId, Error, EstimateRequest, FitRequest, LaunchSpec, Layout, Memory,
-    ModelFacts, ModelFormat, ModelSource, ModelSpec, Platform, Prepared, ProcessRole,
-    ResourceEstimate, ResourceEstimator, Result, Selection, SubordinateGrouping, Unfit, Vendor,
-    WorkerInventory,
+    DeviceEstimate, DeviceId, Error, EstimateRequest, FitRequest, LaunchArgument, LaunchSpec,
+    Layout, Memory, ModelFacts, ModelFormat, ModelSource, ModelSpec, Platform, Prepared,
+    ProcessRole, ResourceEstimate, ResourceEstimator, Result, Selection, SubordinateGrouping,
+    Unfit, Vendor, WorkerInventory,
 };
 
 pub const GIB: u64 = 1 << 30;
@@ -400,7 +400,10 @@ impl MockEstimator {
                 overhead: self.model.ram,
                 ..Components::default()
             },
-            launch_parameters: vec!["--tensor-parallel-size".into(), n.to_string()],
+            launch_parameters: vec![LaunchArgument::new(
+                "--tensor-parallel-size",
+                [n.to_string()],
+            )],
             details: BTreeMap::new(),
             notes: vec![],
         })

@@ -22,7 +22,7 @@ use inferkit_core::{
     ModelSpec, ProcessRole, Result, Subordinate, Vendor,
 };
 
-use crate::flags::{Args, Syntax};
+use crate::flags::Args;
 
 /// Program name of llama-box (looked up in `PATH` by the launcher).
 pub const PROGRAM: &str = "llama-box";
@@ -173,7 +173,7 @@ pub fn launch(
         .map(|(sub, device)| rpc_server(sub, device))
         .collect();
 
-    let launch_parameters = Args::parse(&assignment.estimate.launch_parameters, Syntax::Argv)?;
+    let launch_parameters = Args::from_launch(&assignment.estimate.launch_parameters);
     let args = layer(&[
         platform_args(facts, spec, assignment)?,
         model_args.clone(),
@@ -197,11 +197,12 @@ pub fn launch(
     Ok(specs)
 }
 
-/// `--host --port --model --alias`.
-fn platform_args(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) -> Result<Args> {
+/// `--host --port --model --alias`: the platform's flags, the same in llama-box and
+/// llama-server.
+pub fn platform_args(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) -> Result<Args> {
     let model = facts.path.as_deref().ok_or_else(|| {
         Error::Unsupported(format!(
-            "llama-box needs the model file on the worker's disk; {} has no local path",
+            "llama.cpp servers need the model file on the worker's disk; {} has no local path",
             spec.source.display_name()
         ))
     })?;
@@ -214,7 +215,7 @@ fn platform_args(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) 
     Ok(args)
 }
 
-/// The file llama-box is given: for a split model, its first shard whichever shard named the
+/// The model file a llama.cpp server is given: for a split model, its first shard whichever shard named the
 /// model, since llama.cpp refuses any other ("illegal split file idx ..., model must be loaded
 /// with the first split", `llama-model-loader.cpp`) and finds the rest by name.
 pub fn first_shard(facts: &ModelFacts, model: &Path) -> PathBuf {

@@ -202,7 +202,11 @@ impl Backend for LlamaBox {
         spec: &'a ModelSpec,
     ) -> Result<Box<dyn Prepared + 'a>> {
         let invocation = Invocation::new(facts, spec)?;
-        let warnings = warnings(spec, &invocation.user);
+        let warnings = invocation.user.prepare_warnings(
+            flags::table(),
+            spec.backend_version.as_deref(),
+            UNMODELLED_MEMORY_FLAGS,
+        );
         let estimator = LlamaBoxEstimator::new(facts.require_gguf()?, &invocation.settings)?;
         Ok(Box::new(PreparedLlamaBox {
             facts,
@@ -212,25 +216,6 @@ impl Backend for LlamaBox {
             estimator,
         }))
     }
-}
-
-/// What is accepted but suspicious in the user's parameters: the warnings of the flag table,
-/// a version this driver has no table for, and flags whose memory use is not modelled.
-fn warnings(spec: &ModelSpec, user: &Args) -> Vec<String> {
-    let mut warnings = user.warnings.clone();
-    if let Some(version) = spec
-        .backend_version
-        .as_deref()
-        .filter(|v| v.trim_start_matches('v') != flags::version().trim_start_matches('v'))
-    {
-        warnings.push(format!(
-            "backend version {version}: parameters are checked against the flags of \
-             llama-box {}, the only table this driver has",
-            flags::version()
-        ));
-    }
-    warnings.extend(user.unmodelled_memory_warnings(UNMODELLED_MEMORY_FLAGS));
-    warnings
 }
 
 /// A llama-box deployment of one GGUF model: its invocation and memory model.

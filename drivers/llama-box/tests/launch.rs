@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use inferkit_core::gguf::GgufModel;
+use inferkit_core::testkit::render_processes;
 use inferkit_core::{
     Assignment, Backend, Category, Claim, Components, DeviceEstimate, DeviceId, DeviceSlot,
-    DirectoryFacts, Error, HostSlot, LaunchSpec, Layout, ModelFacts, ModelFormat, ModelSource,
-    ModelSpec, PlacementMode, ProcessRole, ResourceEstimate, Subordinate, Vendor,
+    DirectoryFacts, Error, HostSlot, LaunchArgument, LaunchSpec, Layout, ModelFacts, ModelFormat,
+    ModelSource, ModelSpec, PlacementMode, ProcessRole, ResourceEstimate, Subordinate, Vendor,
 };
 use inferkit_llama_box::flags::{Args, Syntax};
 use inferkit_llama_box::{Invocation, LlamaBox, llama_box_settings};
@@ -130,27 +131,6 @@ fn launch(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) -> Vec<
     Invocation::new(facts, spec)
         .and_then(|invocation| invocation.launch(facts, spec, assignment))
         .expect("launch translation succeeds")
-}
-
-/// Every process as it would be started: worker, role, environment, command line, readiness.
-fn render(specs: &[LaunchSpec]) -> String {
-    specs
-        .iter()
-        .map(|s| {
-            let env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let health = s.health.as_ref().map_or("none".to_string(), |h| {
-                format!("{}{}", h.port, h.path.as_deref().unwrap_or(" (tcp)"))
-            });
-            format!(
-                "[{} {:?}] env: {}\n{}\nhealth: {health}\n",
-                s.worker,
-                s.role,
-                env.join(" "),
-                s.command_line()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// A scenario: facts, spec and assignment, named for its snapshot.
@@ -365,7 +345,7 @@ fn user_overrides() -> Case {
     spec.env.insert("GGML_CUDA_NO_PINNED".into(), "1".into());
     let devices = vec![device("w1", 0, false)];
     let mut est = estimate(Layout::Single, &devices, &[(25, 1100 * MIB)]);
-    est.launch_parameters = vec!["--ubatch-size".into(), "256".into()];
+    est.launch_parameters = vec![LaunchArgument::new("--ubatch-size", ["256"])];
     Case {
         name: "user_parameters_override_defaults",
         spec,
@@ -393,7 +373,7 @@ fn all_cases() -> Vec<Case> {
 fn launch_snapshots() {
     for case in all_cases() {
         let specs = launch(&case.facts, &case.spec, &case.assignment);
-        insta::assert_snapshot!(case.name, render(&specs));
+        insta::assert_snapshot!(case.name, render_processes(&specs));
     }
 }
 

@@ -1,13 +1,17 @@
 //! llama-server's memory: the llama.cpp memory model of the llama-box driver, with the context
 //! llama-server defaults to (the model's training context) explained, and the largest context
-//! that keeps every layer on the accelerators offered when that default does not.
+//! that keeps every layer on the accelerators offered when that default does not; and the host
+//! prompt cache (`--cache-ram`) in host memory.
 
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
-    Error, EstimateRequest, FitRequest, Layout, ResourceEstimate, ResourceEstimator, Result,
+    Error, EstimateRequest, FitRequest, HostSlot, Layout, ResourceEstimate, ResourceEstimator,
+    Result,
 };
 use inferkit_llama_box::LlamaBoxEstimator;
 use inferkit_llama_box::params::LlamaSettings;
+
+use crate::flags::PromptCache;
 
 /// Contexts offered are multiples of this (llama.cpp pads `n_ctx` to 256 cells).
 const CONTEXT_STEP: u32 = 256;
@@ -20,18 +24,70 @@ pub struct LlamaServerEstimator<'a> {
     settings: LlamaSettings,
     /// The context is the model's training context (no `--ctx-size`).
     context_from_model: bool,
+    /// Host bytes the prompt cache may hold (0 when it is off).
+    prompt_cache: u64,
 }
 
 impl<'a> LlamaServerEstimator<'a> {
     /// The estimator of `gguf` run with `settings` (a `ctx_size` of 0 is llama-server's
-    /// default: the model's training context).
-    pub fn new(gguf: &'a GgufModel, settings: &LlamaSettings) -> Result<Self> {
+    /// default: the model's training context) and `prompt_cache`.
+    pub fn new(
+        gguf: &'a GgufModel,
+        settings: &LlamaSettings,
+        prompt_cache: PromptCache,
+    ) -> Result<Self> {
+        let model = LlamaBoxEstimator::new(gguf, settings)?;
+        let prompt_cache = match prompt_cache {
+            PromptCache::Off => 0,
+            PromptCache::UpTo(bytes) => bytes,
+            // A context's worth of prompt tokens: the whole KV cache, wherever it sits.
+            PromptCache::Context => {
+                let all_on_host = model.estimate(&EstimateRequest {
+                    devices: Vec::new(),
+                    host: HostSlot::default(),
+                    layout: Layout::CpuOnly,
+                })?;
+                all_on_host.host.kv
+            }
+        };
         Ok(LlamaServerEstimator {
-            model: LlamaBoxEstimator::new(gguf, settings)?,
+            model,
             gguf,
             settings: settings.clone(),
             context_from_model: settings.ctx_size == 0,
+            prompt_cache,
         })
+    }
+
+    /// Host bytes the prompt cache may hold.
+    pub fn prompt_cache_bytes(&self) -> u64 {
+        self.prompt_cache
+    }
+
+    /// `request` with the prompt cache's bytes taken from the host memory placement may claim,
+    /// so that the llama.cpp model fits what is left.
+    fn without_prompt_cache(&self, request: &FitRequest) -> FitRequest {
+        let mut request = request.clone();
+        request.host.allocatable = request.host.allocatable.saturating_sub(self.prompt_cache);
+        request
+    }
+
+    /// `estimate` with the prompt cache counted in host memory (as KV: it holds saved KV
+    /// states) and said.
+    fn with_prompt_cache(&self, mut estimate: ResourceEstimate) -> ResourceEstimate {
+        if self.prompt_cache == 0 {
+            return estimate;
+        }
+        estimate.host.kv = estimate.host.kv.saturating_add(self.prompt_cache);
+        estimate
+            .details
+            .insert("prompt_cache_bytes".into(), self.prompt_cache.into());
+        estimate.notes.push(format!(
+            "host memory: llama-server's prompt cache keeps the KV state of finished prompts, up \
+             to {} MiB (`--cache-ram`; `--cache-ram 0` turns it off)",
+            self.prompt_cache >> 20
+        ));
+        estimate
     }
 
     /// The total context llama.cpp resolves (`n_ctx`), which the launch passes as `-c`.
@@ -69,6 +125,7 @@ impl<'a> LlamaServerEstimator<'a> {
             ..self.settings.clone()
         };
         let model = LlamaBoxEstimator::new(self.gguf, &settings)?;
+        let request = self.without_prompt_cache(request);
         let estimate = model.estimate(&EstimateRequest {
             devices: request.devices.clone(),
             host: request.host.clone(),
@@ -136,30 +193,38 @@ impl<'a> LlamaServerEstimator<'a> {
 
 impl ResourceEstimator for LlamaServerEstimator<'_> {
     fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
-        self.model.estimate(request)
+        Ok(self.with_prompt_cache(self.model.estimate(request)?))
     }
 
     fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
-        let fitted = self.model.fit(request);
-        if !self.context_from_model {
-            return fitted;
-        }
+        let fitted = self.model.fit(&self.without_prompt_cache(request));
         match fitted {
             Ok(mut estimate) => {
-                let note = self.context_note(Some(&estimate), request)?;
-                estimate.notes.push(note);
-                Ok(estimate)
+                if self.context_from_model {
+                    let note = self.context_note(Some(&estimate), request)?;
+                    estimate.notes.push(note);
+                }
+                Ok(self.with_prompt_cache(estimate))
             }
             Err(Error::DoesNotFit {
                 needed,
                 available,
-                reason,
+                mut reason,
             }) => {
-                let note = self.context_note(None, request)?;
+                if self.prompt_cache > 0 {
+                    reason.push_str(&format!(
+                        "; {} MiB of host memory are kept for llama-server's prompt cache \
+                         (`--cache-ram`)",
+                        self.prompt_cache >> 20
+                    ));
+                }
+                if self.context_from_model {
+                    reason = format!("{reason}; {}", self.context_note(None, request)?);
+                }
                 Err(Error::DoesNotFit {
                     needed,
                     available,
-                    reason: format!("{reason}; {note}"),
+                    reason,
                 })
             }
             Err(other) => Err(other),

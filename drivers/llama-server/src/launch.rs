@@ -105,14 +105,10 @@ pub fn launch(
         .collect::<Result<Vec<_>>>()?;
 
     let (model_args, secrets) = secrets_to_env(model_args);
-    let estimated = flags::parse(
-        flags::table(),
-        &assignment.estimate.launch_parameters,
-        Input::Argv,
-    )?;
+    let estimated = Args::from_launch(&assignment.estimate.launch_parameters);
     let placement = placement_args(facts, assignment, &model_args, context, &local)?;
     let args = layer(&[
-        platform_args(facts, spec, assignment)?,
+        shared::platform_args(facts, spec, assignment)?,
         model_args,
         placement,
         estimated,
@@ -157,23 +153,6 @@ fn secrets_to_env(args: &Args) -> (Args, BTreeMap<String, String>) {
         }
     });
     (kept, env)
-}
-
-/// `--host --port --model --alias`.
-fn platform_args(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) -> Result<Args> {
-    let model = facts.path.as_deref().ok_or_else(|| {
-        Error::Unsupported(format!(
-            "llama-server needs the model file on the worker's disk; {} has no local path",
-            spec.source.display_name()
-        ))
-    })?;
-    let mut args = Args::default();
-    args.push("--host", &["0.0.0.0"]);
-    args.push("--port", &[&assignment.port.to_string()]);
-    let model = shared::first_shard(facts, model);
-    args.push("--model", &[&model.display().to_string()]);
-    args.push("--alias", &[&spec.name]);
-    Ok(args)
 }
 
 /// `--fit off --gpu-layers --ctx-size --rpc --device --tensor-split` from the placement.

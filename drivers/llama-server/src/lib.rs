@@ -37,7 +37,7 @@ use inferkit_llama_box::params::LlamaSettings;
 use inferkit_llama_box::select;
 
 use crate::estimate::LlamaServerEstimator;
-use crate::flags::{Input, UNMODELLED_MEMORY_FLAGS};
+use crate::flags::{Input, PromptCache, UNMODELLED_MEMORY_FLAGS};
 
 /// The llama-server backend (id `llama-server`). GGUF models go to llama-box unless this
 /// backend is asked for (`--backend llama-server`) or registered in its place.
@@ -64,6 +64,8 @@ pub struct Invocation {
     pub args: Args,
     /// The settings llama-server runs with for those flags.
     pub settings: LlamaSettings,
+    /// The host prompt cache those flags give.
+    pub prompt_cache: PromptCache,
 }
 
 impl Invocation {
@@ -82,12 +84,14 @@ impl Invocation {
         let mmproj = select::choose_mmproj(facts, &user, &categories);
         let args = launch::model_args(&categories, mmproj.as_deref(), &user);
         let settings = flags::settings(&args)?;
+        let prompt_cache = flags::prompt_cache(&args, categories.contains(&Category::Llm))?;
         Ok(Invocation {
             categories,
             mmproj,
             user,
             args,
             settings,
+            prompt_cache,
         })
     }
 }
@@ -160,33 +164,23 @@ impl Backend for LlamaServer {
         spec: &'a ModelSpec,
     ) -> Result<Box<dyn Prepared + 'a>> {
         let invocation = Invocation::new(facts, spec)?;
-        let estimator = LlamaServerEstimator::new(facts.require_gguf()?, &invocation.settings)?;
+        let estimator = LlamaServerEstimator::new(
+            facts.require_gguf()?,
+            &invocation.settings,
+            invocation.prompt_cache,
+        )?;
         Ok(Box::new(PreparedLlamaServer {
             facts,
             spec,
-            warnings: warnings(spec, &invocation.user),
+            warnings: invocation.user.prepare_warnings(
+                flags::table(),
+                spec.backend_version.as_deref(),
+                UNMODELLED_MEMORY_FLAGS,
+            ),
             invocation,
             estimator,
         }))
     }
-}
-
-/// The table's warnings, a version other than the table's, and unmodelled memory flags.
-fn warnings(spec: &ModelSpec, user: &Args) -> Vec<String> {
-    let mut warnings = user.warnings.clone();
-    let version = flags::table().version;
-    if let Some(other) = spec
-        .backend_version
-        .as_deref()
-        .filter(|v| !v.starts_with(version))
-    {
-        warnings.push(format!(
-            "backend version {other}: parameters are checked against the flags of llama.cpp \
-             {version}, the only table this driver has"
-        ));
-    }
-    warnings.extend(user.unmodelled_memory_warnings(UNMODELLED_MEMORY_FLAGS));
-    warnings
 }
 
 /// A llama-server deployment of one GGUF model.

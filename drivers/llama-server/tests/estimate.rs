@@ -120,3 +120,59 @@ fn placements_agree_with_llama_box_for_the_same_settings() {
         }
     }
 }
+
+#[test]
+fn the_prompt_cache_is_counted_in_host_memory() {
+    const MODEL: &str = "qwen2.5-0.5b-instruct-Q4_K_M.header.gguf";
+    let one = [gpu("w1", 0, 24)];
+    let with = |params: &[&str]| fit(&LlamaServer::new(), MODEL, params, &one).unwrap();
+    let off = with(&["-c", "4096", "--cache-ram", "0"]);
+    // llama-server's default, 8192 MiB, and an explicit limit, on top of the same model.
+    for (params, cache) in [
+        (&["-c", "4096"][..], 8u64 << 30),
+        (&["-c", "4096", "-cram", "1024"], 1 << 30),
+    ] {
+        let on = with(params);
+        assert_eq!(on.devices, off.devices, "{params:?}");
+        assert_eq!(on.host.total(), off.host.total() + cache, "{params:?}");
+        assert_eq!(on.details["prompt_cache_bytes"], cache, "{params:?}");
+        assert!(
+            on.notes.iter().any(|n| n.contains("--cache-ram")),
+            "{params:?}"
+        );
+    }
+    // No size limit: at most a context's worth of prompt tokens, one whole KV cache.
+    let unlimited = with(&["-c", "4096", "-cram", "-1"]);
+    let kv: u64 = off.host.kv + off.devices.iter().map(|d| d.components.kv).sum::<u64>();
+    assert!(kv > 0);
+    assert_eq!(unlimited.host.total(), off.host.total() + kv);
+    // An embedding model serves no completions, so it caches no prompts.
+    let embedding = with(&["-c", "4096", "--embedding"]);
+    assert!(!embedding.details.contains_key("prompt_cache_bytes"));
+}
+
+#[test]
+fn a_host_too_small_for_the_prompt_cache_is_refused_with_the_flag_named() {
+    const MODEL: &str = "qwen2.5-0.5b-instruct-Q4_K_M.header.gguf";
+    let backend = LlamaServer::new();
+    let (facts, spec) = model(MODEL, &["-c", "4096"]);
+    let prepared = backend.prepare(&facts, &spec).unwrap();
+    let request = |gib| FitRequest {
+        devices: vec![gpu("w1", 0, 24)],
+        host: host("w1", gib),
+        allow_cpu_offload: true,
+    };
+    let err = prepared
+        .estimator()
+        .fit(&request(6))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("8192 MiB") && err.contains("--cache-ram"),
+        "{err}"
+    );
+    assert!(prepared.estimator().fit(&request(10)).is_ok());
+    let (facts, spec) = model(MODEL, &["-c", "4096", "-cram", "0"]);
+    let prepared = backend.prepare(&facts, &spec).unwrap();
+    assert!(prepared.estimator().fit(&request(6)).is_ok());
+}

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use inferkit_core::testkit::{gpu, host};
+use inferkit_core::testkit::{gpu, host, render_processes};
 use inferkit_core::{
     Assignment, Backend, DeviceSlot, Error, FitRequest, LaunchSpec, ModelFacts, ModelSpec,
     PlacementMode, ProcessRole, Subordinate,
@@ -68,27 +68,10 @@ fn plan(
     })
 }
 
-/// Worker, role, environment, command line (model paths relative to the fixtures) and
-/// readiness of each process.
+/// [`render_processes`] with model paths relative to the fixtures.
 fn render(specs: &[LaunchSpec]) -> String {
     let root = fixture("").display().to_string();
-    specs
-        .iter()
-        .map(|s| {
-            let env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let health = s.health.as_ref().map_or("none".to_string(), |h| {
-                format!("{}{}", h.port, h.path.as_deref().unwrap_or(" (tcp)"))
-            });
-            format!(
-                "[{} {:?}] env: {}\n{}\nhealth: {health}\n",
-                s.worker,
-                s.role,
-                env.join(" "),
-                s.command_line().replace(&root, "$FIXTURES/")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    render_processes(specs).replace(&root, "$FIXTURES/")
 }
 
 /// Every argv reads back against its program's table.

@@ -5,7 +5,8 @@ mod common;
 use common::{a2, facts, host, npu, spec, warnings};
 use inferkit_core::testkit::check_backend;
 use inferkit_core::{
-    Backend, Claim, Components, Error, EstimateRequest, FitRequest, Layout, ModelSpec,
+    Backend, Claim, Components, Error, EstimateRequest, FitRequest, LaunchArgument, Layout,
+    ModelSpec,
 };
 use inferkit_mindie::{MindIe, NPU_WORKSPACE};
 
@@ -123,7 +124,10 @@ fn llama_8b_on_one_910b() {
     );
     assert_eq!(npu.claim, (64u64 << 30) * 9 / 10);
     assert_eq!(estimate.layout, Layout::Single);
-    assert_eq!(estimate.launch_parameters, ["--max-seq-len", "8192"]);
+    assert_eq!(
+        estimate.launch_parameters,
+        [LaunchArgument::new("--max-seq-len", ["8192"])]
+    );
     assert_eq!(estimate.details["kv_bytes_per_token"], 131_072);
 }
 
@@ -229,7 +233,10 @@ fn ascend_310p_runs_float16_and_refuses_bfloat16() {
     assert_eq!(estimate.details["dtype"], "float16");
     assert_eq!(
         estimate.launch_parameters,
-        ["--max-seq-len", "8192", "--dtype", "float16"]
+        [
+            LaunchArgument::new("--max-seq-len", ["8192"]),
+            LaunchArgument::new("--dtype", ["float16"])
+        ]
     );
     let err = fit(&spec("Qwen2-7B-Instruct", &["--dtype", "bfloat16"]), &duo).unwrap_err();
     assert_eq!(

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use inferkit_core::{
-    Assignment, DeviceSlot, Error, HealthCheck, LaunchSpec, Layout, ModelSpec, ProcessRole, Result,
-    Subordinate, Vendor,
+    Assignment, DeviceSlot, Error, HealthCheck, LaunchArgument, LaunchSpec, Layout, ModelSpec,
+    ProcessRole, Result, Subordinate, Vendor,
 };
 
 use crate::params::{PARALLEL_FLAGS, Params};
@@ -16,6 +16,11 @@ const PROGRAM: &str = "vllm";
 /// Readiness endpoint of vLLM's OpenAI server.
 const HEALTH_PATH: &str = "/health";
 
+/// The address vLLM takes as its node's (`vllm.utils.get_ip`); across nodes it must be the
+/// address Ray knows the node by, or vLLM finds no GPU of Ray's on the driver's node when the
+/// machine has several interfaces (vLLM's distributed-serving docs set it on every node).
+const HOST_IP_VARIABLE: &str = "VLLM_HOST_IP";
+
 /// Everything the launch needs.
 pub(crate) struct LaunchInput<'a> {
     pub spec: &'a ModelSpec,
@@ -25,6 +30,8 @@ pub(crate) struct LaunchInput<'a> {
     pub model: String,
     /// The Ascend 310P rules apply.
     pub ascend_310p: bool,
+    /// Also write GPUStack's placement group (its patched vLLM only).
+    pub gpustack_placement_bundles: bool,
 }
 
 /// The processes of one deployment: Ray head and workers first (across workers), `vllm serve`
@@ -47,7 +54,7 @@ pub(crate) fn launch_specs(input: &LaunchInput) -> Result<Vec<LaunchSpec>> {
     if let Some(head_port) = ray_head_port(assignment)? {
         let head = RayNode {
             worker: &assignment.worker,
-            address: &assignment.address,
+            address: ray_address(&assignment.worker, &assignment.address)?,
             devices: &main_indexes,
             port: head_port,
         };
@@ -55,13 +62,16 @@ pub(crate) fn launch_specs(input: &LaunchInput) -> Result<Vec<LaunchSpec>> {
         for sub in &assignment.subordinates {
             let node = RayNode {
                 worker: &sub.worker,
-                address: &sub.address,
+                address: ray_address(&sub.worker, &sub.address)?,
                 devices: &sub.devices,
                 port: sub.port,
             };
             specs.push(ray_node(input, &node, &vendor, Some(&head)));
         }
-        env.extend(ray_placement_env(assignment, &main_indexes, &vendor));
+        env.insert(HOST_IP_VARIABLE.to_string(), head.address.to_string());
+        if input.gpustack_placement_bundles {
+            env.extend(ray_placement_env(assignment, &main_indexes, &vendor));
+        }
     }
     env.extend(input.spec.env.clone());
     specs.push(LaunchSpec {
@@ -120,8 +130,7 @@ fn serve_args(input: &LaunchInput) -> Result<Vec<String>> {
             args.extend(["--dtype".to_string(), "float16".to_string()]);
         }
     }
-    let estimated = Params::parse(params.version, &assignment.estimate.launch_parameters)?;
-    args.extend(estimated.tokens());
+    args.extend(LaunchArgument::argv(&assignment.estimate.launch_parameters));
     args.extend(params.tokens());
     args.extend([
         "--host".to_string(),
@@ -184,6 +193,28 @@ fn ray_head_port(assignment: &Assignment) -> Result<Option<u16>> {
     Ok(Some(first.port))
 }
 
+/// The address of a worker's Ray node. Ray names its nodes by IP address
+/// (`--node-ip-address`, the `node:IP` resources), so a worker without one in the cluster is
+/// refused; its name is no substitute.
+fn ray_address<'a>(worker: &str, address: &'a str) -> Result<&'a str> {
+    if address.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(address);
+    }
+    let problem = if address == worker {
+        "has no `address`".to_string()
+    } else {
+        format!("has `address` {address}, which is not an IP address")
+    };
+    Err(Error::invalid_parameter(
+        "address",
+        format!(
+            "vLLM across workers runs Ray, which names every node by its IP address: worker \
+             {worker} {problem}; set `address` of worker {worker} in the cluster to the IP \
+             the other workers reach it at"
+        ),
+    ))
+}
+
 /// Where one Ray node runs and the port it is told to listen on: the GCS port for the head,
 /// the node manager's for a worker.
 struct RayNode<'a> {
@@ -226,6 +257,7 @@ fn ray_node(
         _ => args.extend(["--num-gpus".to_string(), count.to_string()]),
     }
     let mut env = visible_devices(vendor, indexes);
+    env.insert(HOST_IP_VARIABLE.to_string(), node.address.to_string());
     env.extend(input.spec.env.clone());
     LaunchSpec {
         worker: node.worker.to_string(),

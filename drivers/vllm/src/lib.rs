@@ -90,12 +90,24 @@ use params::settings::LaunchSettings;
 
 /// The vLLM backend driver.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Vllm {}
+pub struct Vllm {
+    /// Multi-node plans also set `GPUSTACK_RAY_PLACEMENT_GROUP_BUNDLES`, the placement group
+    /// only GPUStack's patched vLLM reads (off: upstream vLLM builds its own).
+    #[serde(default)]
+    gpustack_placement_bundles: bool,
+}
 
 impl Vllm {
-    /// The driver.
+    /// The driver, launching upstream vLLM.
     pub fn new() -> Self {
-        Vllm {}
+        Vllm::default()
+    }
+
+    /// The driver for GPUStack's vLLM build: multi-node plans also pin every rank to its node
+    /// through `GPUSTACK_RAY_PLACEMENT_GROUP_BUNDLES` and `VLLM_RAY_BUNDLE_INDICES`.
+    pub fn with_gpustack_placement_bundles(mut self) -> Self {
+        self.gpustack_placement_bundles = true;
+        self
     }
 
     /// The user's parameters checked against the target version (`backend_version`, default
@@ -174,6 +186,7 @@ impl Backend for Vllm {
             spec,
             estimator: VllmEstimator::new(input, launch),
             params,
+            gpustack_placement_bundles: self.gpustack_placement_bundles,
         }))
     }
 }
@@ -184,6 +197,7 @@ struct PreparedVllm<'a> {
     spec: &'a ModelSpec,
     params: Params,
     estimator: VllmEstimator,
+    gpustack_placement_bundles: bool,
 }
 
 impl Prepared for PreparedVllm<'_> {
@@ -203,6 +217,7 @@ impl Prepared for PreparedVllm<'_> {
             params: &self.params,
             model,
             ascend_310p: params::settings::is_ascend_310p(&assignment.devices),
+            gpustack_placement_bundles: self.gpustack_placement_bundles,
         })
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use inferkit_core::{Backend, Category, Claim, Error, ModelSpec};
+use inferkit_core::{Backend, Category, Claim, Error, LaunchArgument, ModelSpec};
 use inferkit_vllm::Vllm;
 
 fn select(spec: &ModelSpec) -> (Claim, Vec<Category>, String) {
@@ -128,8 +128,9 @@ fn three_gpus_fall_back_to_pipeline_stages() {
 fn max_model_len_is_the_largest_fitting_multiple_of_256() {
     let spec = spec("hf", "Llama-3.1-8B-Instruct", &[]);
     let estimate = fit(&spec, &[rtx4090("w1", 0)]).unwrap();
-    let len: u64 = estimate.launch_parameters[1].parse().unwrap();
-    assert_eq!(estimate.launch_parameters[0], "--max-model-len");
+    let first = &estimate.launch_parameters[0];
+    assert_eq!(first.flag, "--max-model-len");
+    let len: u64 = first.value().unwrap().parse().unwrap();
     assert!(
         len.is_multiple_of(256) && len < 131_072 && len > 16_384,
         "{len}"
@@ -245,12 +246,12 @@ fn short_free_memory_lowers_gpu_memory_utilization() {
     let mut gpu = h100("w1", 0);
     gpu.allocatable = 40 * GIB;
     let estimate = fit(&spec, &[gpu.clone()]).unwrap();
-    let at = estimate
+    let lowered = estimate
         .launch_parameters
         .iter()
-        .position(|p| p == "--gpu-memory-utilization")
+        .find(|p| p.flag == "--gpu-memory-utilization")
         .unwrap();
-    let gmu: f64 = estimate.launch_parameters[at + 1].parse().unwrap();
+    let gmu: f64 = lowered.value().unwrap().parse().unwrap();
     assert!(gmu < 0.5 && gmu > 0.45, "{gmu}");
     assert!(estimate.devices[0].claim <= gpu.allocatable);
     // A fraction the user set is kept, and refused when it is not free (hard case 8).
@@ -325,8 +326,8 @@ fn r1_distill_qwen_14b_on_two_4090s() {
     let len = estimate.details["max_model_len"].as_u64().unwrap();
     assert!(len < 131_072, "{len}");
     assert_eq!(
-        estimate.launch_parameters[..2],
-        ["--max-model-len".to_string(), len.to_string()]
+        estimate.launch_parameters[..1],
+        [LaunchArgument::new("--max-model-len", [len.to_string()])]
     );
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use inferkit_core::{DeviceSlot, Error, ModelSpec, ResourceEstimate};
+use inferkit_core::{DeviceSlot, Error, LaunchArgument, ModelSpec, ResourceEstimate};
 
 /// A spec for `version` with these parameters.
 fn versioned(model: &str, version: &str, params: &[&str]) -> ModelSpec {
@@ -259,7 +259,7 @@ fn hard_case_24_max_model_len_is_computed_with_the_kv_dtype_on_two_4090s() {
     assert!(len < 131_072 && len.is_multiple_of(256), "{len}");
     assert_eq!(
         bf16.launch_parameters,
-        ["--max-model-len".to_string(), len.to_string()]
+        [LaunchArgument::new("--max-model-len", [len.to_string()])]
     );
     assert!(
         bf16.notes.iter().any(|n| n.starts_with(&format!(

@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use inferkit_core::Error;
+use inferkit_core::{Backend, Error};
+use inferkit_vllm::Vllm;
 
 #[test]
 fn single_gpu_llama_3_1_8b() {
@@ -28,6 +29,51 @@ fn pipeline_parallel_over_two_workers_with_ray() {
     let devices = [h100("w1", 0), h100("w1", 1), h100("w2", 4), h100("w2", 5)];
     let specs = launch(&spec, &devices).unwrap();
     insta::assert_snapshot!(render(&specs));
+}
+
+/// Upstream vLLM builds its own placement group: GPUStack's variable is written only for
+/// GPUStack's build, on request.
+#[test]
+fn gpustack_placement_bundles_only_when_asked_for() {
+    let spec = spec("hf", "Qwen2.5-72B-Instruct", &[]);
+    let devices = [h100("w1", 0), h100("w1", 1), h100("w2", 4), h100("w2", 5)];
+    let assignment = assignment(&spec, &devices).unwrap();
+    let facts = facts(&spec);
+    let launch_with = |backend: Vllm| backend.prepare(&facts, &spec)?.launch(&assignment);
+    let upstream = launch_with(Vllm::new()).unwrap();
+    let main = upstream.last().unwrap();
+    assert!(
+        !main
+            .env
+            .contains_key("GPUSTACK_RAY_PLACEMENT_GROUP_BUNDLES")
+    );
+    assert_eq!(main.env["VLLM_HOST_IP"], "10.0.0.1");
+    let gpustack = launch_with(Vllm::new().with_gpustack_placement_bundles()).unwrap();
+    let main = gpustack.last().unwrap();
+    assert_eq!(
+        main.env["GPUSTACK_RAY_PLACEMENT_GROUP_BUNDLES"],
+        r#"[{"GPU": 1, "node:10.0.0.1": 0.001}, {"GPU": 1, "node:10.0.0.1": 0.001}, {"GPU": 1, "node:10.0.0.2": 0.001}, {"GPU": 1, "node:10.0.0.2": 0.001}]"#
+    );
+    assert_eq!(main.env["VLLM_RAY_BUNDLE_INDICES"], "0, 1, 2, 3");
+}
+
+/// Ray names nodes by IP: a worker whose address fell back to its name is refused, naming
+/// the field to fill, instead of starting a Ray node that never joins.
+#[test]
+fn a_worker_without_an_address_is_refused_across_workers() {
+    let spec = spec("hf", "Qwen2.5-72B-Instruct", &[]);
+    let devices = [h100("w1", 0), h100("w1", 1), h100("w2", 4), h100("w2", 5)];
+    let mut assignment = assignment(&spec, &devices).unwrap();
+    assignment.subordinates[0].address = "w2".to_string();
+    let err = launch_assignment(&spec, &assignment).unwrap_err();
+    let Error::InvalidParameter { name, reason } = err else {
+        panic!("expected a parameter error: {err:?}");
+    };
+    assert_eq!(name, "address");
+    assert!(reason.contains("worker w2 has no `address`"), "{reason}");
+    assignment.subordinates[0].address = "gpu-host-2.example".to_string();
+    let err = launch_assignment(&spec, &assignment).unwrap_err();
+    assert!(err.to_string().contains("not an IP address"), "{err}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::params::{CacheType, FlashAttn, LlamaSettings, Pooling, RopeScaling, TensorOverride};
 use inferkit_core::flags::suggest::nearest;
 use inferkit_core::flags::{FlagTable, ValueKind, parse_float};
-use inferkit_core::{Error, Result};
+use inferkit_core::{Error, LaunchArgument, Result};
 
 pub use inferkit_core::flags::{Arity, FlagSpec, Range};
 
@@ -111,21 +111,29 @@ pub struct Args {
 }
 
 impl Args {
-    /// One warning per given flag of `unmodelled` (flags that change memory use in ways the
-    /// estimate does not count), spelt as the user wrote it.
-    pub fn unmodelled_memory_warnings<'a>(
-        &'a self,
-        unmodelled: &'a [&'a str],
-    ) -> impl Iterator<Item = String> + 'a {
-        self.args
-            .iter()
-            .filter(|a| unmodelled.contains(&a.flag.as_str()))
-            .map(|a| {
-                format!(
-                    "{} changes memory use in ways the estimate does not count",
-                    a.spelled
-                )
-            })
+    /// What a deployment of these (user) arguments is told: the parser's warnings, a backend
+    /// version other than `table`'s, and one line per given flag of `unmodelled` (flags that
+    /// change memory use in ways the estimate does not count), spelt as the user wrote it.
+    pub fn prepare_warnings(
+        &self,
+        table: &FlagTable,
+        backend_version: Option<&str>,
+        unmodelled: &[&str],
+    ) -> Vec<String> {
+        let mut warnings = self.warnings.clone();
+        warnings.extend(table.other_version_warning(backend_version));
+        warnings.extend(
+            self.args
+                .iter()
+                .filter(|a| unmodelled.contains(&a.flag.as_str()))
+                .map(|a| {
+                    format!(
+                        "{} changes memory use in ways the estimate does not count",
+                        a.spelled
+                    )
+                }),
+        );
+        warnings
     }
 
     /// Parses and checks `tokens` against the flag table. Errors are
@@ -167,6 +175,22 @@ impl Args {
     /// The last occurrence of `flag` (llama-box: the last one wins).
     pub fn last(&self, flag: &str) -> Option<&Arg> {
         self.args.iter().rev().find(|a| a.flag == flag)
+    }
+
+    /// The arguments an estimate requires of the launch, as they are: the estimator wrote them
+    /// with canonical flags and checked values.
+    pub fn from_launch(arguments: &[LaunchArgument]) -> Args {
+        Args {
+            args: arguments
+                .iter()
+                .map(|a| Arg {
+                    flag: a.flag.clone(),
+                    spelled: a.flag.clone(),
+                    values: a.values.clone(),
+                })
+                .collect(),
+            ..Args::default()
+        }
     }
 
     /// Appends a flag (canonical name) with its values.

@@ -7,6 +7,8 @@
 //! (after `_` → `-` in long names), the next token as the value, and an unknown flag fatal.
 //! [`settings`] turns the arguments into [`LlamaSettings`] with llama-server's defaults.
 
+use serde::{Deserialize, Serialize};
+
 use inferkit_core::flags::suggest::nearest;
 use inferkit_core::flags::{FlagSpec, FlagTable, Found, Syntax, Unknown, parse_tensor_split};
 use inferkit_core::{Error, Result};
@@ -163,16 +165,13 @@ fn same_flag(table: &FlagTable, flag: &str, spec: &FlagSpec) -> bool {
         .is_some_and(|found| std::ptr::eq(found.spec, spec))
 }
 
-/// Each value against the table, and `--gpu-layers` against llama-server's words (the table
-/// reads its type as text).
+/// Each value against the table (kind, choices, range, and a C `int`'s range for integers),
+/// and `--tensor-split` against upstream llama.cpp's device count.
 fn check_values(spec: &FlagSpec, spelled: &str, values: &[String]) -> Result<()> {
     for (position, value) in values.iter().enumerate() {
         let bad = |why: String| Error::invalid_parameter(spelled, format!("`{value}` {why}"));
         spec.check_cpp(position, value)
             .map_err(|e| bad(e.to_string()))?;
-        if spec.name == "--gpu-layers" && gpu_layers(value).is_none() {
-            return Err(bad("is not a number, `auto` or `all`".into()));
-        }
         if spec.name == "--tensor-split" {
             parse_tensor_split(value, MAX_DEVICES, "llama-server").map_err(bad)?;
         }
@@ -201,6 +200,43 @@ pub fn gpu_layers(value: &str) -> Option<GpuLayers> {
             .ok()
             .map(|n| u32::try_from(n).map_or(GpuLayers::All, GpuLayers::Count)),
     }
+}
+
+/// llama-server's host prompt cache (`--cache-ram`, llama.cpp PR 16391): when a slot takes a new
+/// completion task, the KV state of its previous prompt is copied to host memory, oldest evicted
+/// first once the limit is reached (`server_prompt_cache` in `tools/server/server-task.cpp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "bytes", rename_all = "snake_case")]
+pub enum PromptCache {
+    /// `--cache-ram 0`, or a model that serves no completions (embeddings, reranking).
+    Off,
+    /// Up to this many bytes (`--cache-ram N` MiB; the default is 8192).
+    UpTo(u64),
+    /// `--cache-ram -1`: no size limit, but no more prompt tokens than the context holds
+    /// (`limit_tokens` is `n_ctx`), so at most one full KV cache.
+    Context,
+}
+
+/// `--cache-ram`'s default in MiB (`common/common.h`: `cache_ram_mib = 8192`).
+pub const DEFAULT_CACHE_RAM_MIB: u64 = 8192;
+
+/// The prompt cache llama-server keeps for `args`. Only completion tasks fill it
+/// (`server-context.cpp`: "cache prompts only for completion tasks"), so `completions` false
+/// (an embedding or reranking model) turns it off.
+pub fn prompt_cache(args: &Args, completions: bool) -> Result<PromptCache> {
+    if !completions || args.has("--embedding") {
+        return Ok(PromptCache::Off);
+    }
+    let mib = match args.args.iter().rfind(|a| a.flag == "--cache-ram") {
+        Some(arg) => integer(arg, arg.value().unwrap_or_default())?,
+        None => DEFAULT_CACHE_RAM_MIB as i64,
+    };
+    Ok(match u64::try_from(mib) {
+        Ok(0) => PromptCache::Off,
+        Ok(mib) => PromptCache::UpTo(mib.saturating_mul(1 << 20)),
+        // Every negative value is "no limit" (server-task.h clamps the byte limit to 0).
+        Err(_) => PromptCache::Context,
+    })
 }
 
 /// Flags whose meaning for memory is the same in llama-server and llama-box v0.0.171: their
@@ -357,7 +393,10 @@ mod tests {
     #[test]
     fn values_are_checked_by_kind_and_choice() {
         assert!(refused(&["-c", "4k"]).1.contains("`4k`"));
-        assert!(refused(&["-ngl", "most"]).1.contains("`auto` or `all`"));
+        let (_, reason) = refused(&["-ngl", "most"]);
+        assert!(reason.contains("an integer, `auto` or `all`"), "{reason}");
+        assert!(refused(&["-ngld", "x"]).1.contains("`auto` or `all`"));
+        assert!(refused(&["-cram", "8G"]).1.contains("`8G`"));
         assert!(refused(&["-lm", "map"]).1.contains("`map`"));
         assert!(refused(&["-fa"]).1.contains("missing its value"));
         assert!(refused(&["-ctk", "q8"]).1.contains("`q8`"));
@@ -387,6 +426,25 @@ mod tests {
         assert!(s.kv_unified && s.use_mmap && s.repack);
         assert_eq!(s.flash_attn, FlashAttn::Auto);
         assert_eq!(s.gpu_layers, None);
+    }
+
+    #[test]
+    fn the_prompt_cache_is_8_gib_unless_told_or_not_serving_completions() {
+        let cache =
+            |tokens: &[&str], completions| prompt_cache(&user(tokens).unwrap(), completions);
+        assert_eq!(cache(&[], true).unwrap(), PromptCache::UpTo(8 << 30));
+        assert_eq!(
+            cache(&["-cram", "512"], true).unwrap(),
+            PromptCache::UpTo(512 << 20)
+        );
+        assert_eq!(
+            cache(&["--cache-ram", "0"], true).unwrap(),
+            PromptCache::Off
+        );
+        assert_eq!(cache(&["-cram", "-1"], true).unwrap(), PromptCache::Context);
+        assert_eq!(cache(&["-cram", "-7"], true).unwrap(), PromptCache::Context);
+        assert_eq!(cache(&[], false).unwrap(), PromptCache::Off);
+        assert_eq!(cache(&["--embedding"], true).unwrap(), PromptCache::Off);
     }
 
     #[test]

@@ -422,7 +422,7 @@ pub(crate) static TABLE: FlagTable = FlagTable {
         FlagSpec {
             name: "--gpu-layers",
             aliases: &["-ngl", "--n-gpu-layers"],
-            arity: Arity::One(ValueKind::Text),
+            arity: Arity::One(ValueKind::IntOr(&["auto", "all"])),
             env: Some("LLAMA_ARG_N_GPU_LAYERS"),
             section: "common params",
             help: "max. number of layers to store in VRAM, either an exact number, 'auto', or 'all' (default: auto) (env: LLAMA_ARG_N_GPU_LAYERS)",
@@ -1131,7 +1131,7 @@ pub(crate) static TABLE: FlagTable = FlagTable {
         FlagSpec {
             name: "--spec-draft-ngl",
             aliases: &["-ngld", "--gpu-layers-draft", "--n-gpu-layers-draft"],
-            arity: Arity::One(ValueKind::Text),
+            arity: Arity::One(ValueKind::IntOr(&["auto", "all"])),
             env: Some("LLAMA_ARG_N_GPU_LAYERS_DRAFT"),
             section: "speculative params",
             help: " max. number of draft model layers to store in VRAM, either an exact number, 'auto', or 'all' (default: auto) (env: LLAMA_ARG_N_GPU_LAYERS_DRAFT)",

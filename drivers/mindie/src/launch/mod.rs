@@ -12,8 +12,8 @@ mod service_config;
 use std::collections::BTreeMap;
 
 use inferkit_core::{
-    Assignment, DeviceId, Error, HealthCheck, LaunchFile, LaunchSpec, ModelFacts, ModelSpec,
-    ProcessRole, Result,
+    Assignment, DeviceId, Error, HealthCheck, LaunchArgument, LaunchFile, LaunchSpec, ModelFacts,
+    ModelSpec, ProcessRole, Result,
 };
 use serde_json::{Value, json};
 
@@ -90,7 +90,7 @@ impl<'a> Instance<'a> {
         let hf = shape::hf(facts)?;
         let chip = Chip::of_all(&assignment.devices)?;
         // The estimate's parameters first, so that the user's own values (if any) win.
-        let mut tokens = assignment.estimate.launch_parameters.clone();
+        let mut tokens = LaunchArgument::argv(&assignment.estimate.launch_parameters);
         tokens.extend(spec.backend_parameters.iter().cloned());
         let params = Params::parse(&tokens)?;
         let shape = Shape::of(hf)?;

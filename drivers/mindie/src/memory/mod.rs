@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 
 use inferkit_core::hf::HfModel;
 use inferkit_core::{
-    Components, DeviceEstimate, DeviceSlot, Error, EstimateRequest, FitRequest, Layout,
-    ResourceEstimate, ResourceEstimator, Result,
+    Components, DeviceEstimate, DeviceSlot, Error, EstimateRequest, FitRequest, LaunchArgument,
+    Layout, ResourceEstimate, ResourceEstimator, Result,
 };
 use serde_json::json;
 
@@ -85,15 +85,15 @@ impl<'a> MindieEstimator<'a> {
 
     /// Parameters the launch must carry to match this estimate: the derived sequence length
     /// and the 310P dtype, when the user did not set them.
-    fn launch_parameters(&self, seq: u64, chip: Chip) -> Vec<String> {
-        let mut tokens = Vec::new();
+    fn launch_parameters(&self, seq: u64, chip: Chip) -> Vec<LaunchArgument> {
+        let mut args = Vec::new();
         if self.params.max_seq_len.is_none() {
-            tokens.extend(["--max-seq-len".to_string(), seq.to_string()]);
+            args.push(LaunchArgument::new("--max-seq-len", [seq.to_string()]));
         }
         if chip == Chip::Ascend310P && self.params.dtype.is_none() {
-            tokens.extend(["--dtype".to_string(), "float16".to_string()]);
+            args.push(LaunchArgument::new("--dtype", ["float16"]));
         }
-        tokens
+        args
     }
 }
 

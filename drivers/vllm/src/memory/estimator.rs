@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use inferkit_core::{
-    Components, DeviceEstimate, DeviceSlot, Error, EstimateRequest, FitRequest, HostSlot, Layout,
-    ResourceEstimate, ResourceEstimator, Result,
+    Components, DeviceEstimate, DeviceSlot, Error, EstimateRequest, FitRequest, HostSlot,
+    LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, Result,
 };
 
 use crate::flags::VllmVersion;
@@ -630,13 +630,16 @@ impl VllmEstimator {
             .collect();
         let mut launch_parameters = Vec::new();
         if self.launch.max_model_len.is_none() && eval.len < model_max {
-            launch_parameters.extend(["--max-model-len".to_string(), eval.len.to_string()]);
+            launch_parameters.push(LaunchArgument::new(
+                "--max-model-len",
+                [eval.len.to_string()],
+            ));
         }
         if eval.lowered {
-            launch_parameters.extend([
-                "--gpu-memory-utilization".to_string(),
-                format!("{:.2}", eval.gmu),
-            ]);
+            launch_parameters.push(LaunchArgument::new(
+                "--gpu-memory-utilization",
+                [format!("{:.2}", eval.gmu)],
+            ));
             notes.push(format!(
                 "--gpu-memory-utilization lowered to {:.2}: vLLM refuses to start unless that fraction of each GPU's total memory is free",
                 eval.gmu

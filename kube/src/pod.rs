@@ -1,0 +1,928 @@
+//! One pod template per side of a plan: the main worker's processes (the leader, or the only
+//! pod), and the subordinate processes of the other workers (one worker pod each).
+
+use std::collections::BTreeMap;
+
+use inferkit_core::launch::shell_quote;
+use inferkit_core::secret::placeholder_variable;
+use inferkit_core::{
+    DeploymentPlan, DeviceClaim, Error, HealthCheck, LaunchSpec, ProcessRole, Result, Vendor,
+    WorkerClaim,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SecretKeySelector, TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::lws::{LEADER_ADDRESS_VARIABLE, SET_NAME_LABEL, WORKER_INDEX_LABEL};
+use crate::{KubernetesOptions, ModelVolume, NAME_LABEL, name_labels};
+
+/// Node label holding the node's name.
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+/// Working directory of a process with launch files: an `emptyDir` with the files mounted in.
+const RUN_DIR: &str = "/inferkit/run";
+/// Variable holding the pod's IP, which replaces the worker's address in a pod.
+const POD_IP_VARIABLE: &str = "INFERKIT_POD_IP";
+/// Annotation saying which devices a pod asks for, and that any identical ones will do.
+const DEVICES_ANNOTATION: &str = "inferkit.dev/devices";
+
+/// Which pod template to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PodRole {
+    /// The main worker's processes.
+    Leader,
+    /// The template every subordinate process runs in.
+    Worker,
+}
+
+/// A pod template and the ConfigMap of its launch files.
+pub(crate) struct BuiltPod {
+    pub template: PodTemplateSpec,
+    pub config_map: Option<ConfigMap>,
+}
+
+/// Where a process of another pod is reached: the host and port that replace the plan's
+/// `address:port` of it in a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoint {
+    host: String,
+    port: u16,
+    leader: bool,
+}
+
+/// Builds the pod templates of one plan.
+pub(crate) struct PodBuilder<'a> {
+    plan: &'a DeploymentPlan,
+    options: &'a KubernetesOptions,
+    name: &'a str,
+    image: &'a str,
+    main_worker: &'a str,
+    leader: Vec<&'a LaunchSpec>,
+    subordinates: Vec<&'a LaunchSpec>,
+    /// The plan's `(address, port)` of every process in a multi-pod plan → where it is reached
+    /// from a pod.
+    endpoints: BTreeMap<(String, u16), Endpoint>,
+}
+
+impl<'a> PodBuilder<'a> {
+    pub fn new(
+        plan: &'a DeploymentPlan,
+        options: &'a KubernetesOptions,
+        name: &'a str,
+        image: &'a str,
+        main_worker: &'a str,
+    ) -> Result<Self> {
+        let (leader, subordinates): (Vec<_>, Vec<_>) =
+            plan.processes.iter().partition(|p| p.worker == main_worker);
+        let mut builder = PodBuilder {
+            plan,
+            options,
+            name,
+            image,
+            main_worker,
+            leader,
+            subordinates,
+            endpoints: BTreeMap::new(),
+        };
+        if !builder.subordinates.is_empty() {
+            builder.endpoints = builder.endpoints()?;
+        }
+        Ok(builder)
+    }
+
+    /// The processes that run in worker pods, in the order of their worker index (1, 2, ...).
+    pub fn subordinates(&self) -> &[&'a LaunchSpec] {
+        &self.subordinates
+    }
+
+    /// Labels selecting the pod that serves the API.
+    pub fn leader_selector(&self) -> BTreeMap<String, String> {
+        if self.subordinates.is_empty() {
+            BTreeMap::from([(NAME_LABEL.to_string(), self.name.to_string())])
+        } else {
+            BTreeMap::from([
+                (SET_NAME_LABEL.to_string(), self.name.to_string()),
+                (WORKER_INDEX_LABEL.to_string(), "0".to_string()),
+            ])
+        }
+    }
+
+    /// Leader processes are reached at `$(LWS_LEADER_ADDRESS)` on their own ports; worker `i`
+    /// at its stable pod name `NAME-0-i.NAME.NAMESPACE` (LeaderWorkerSet's headless Service),
+    /// on the first worker's port, since all workers share one template.
+    fn endpoints(&self) -> Result<BTreeMap<(String, u16), Endpoint>> {
+        let mut endpoints = BTreeMap::new();
+        for process in &self.leader {
+            if let Some(port) = health_port(process) {
+                let endpoint = Endpoint {
+                    host: format!("$({LEADER_ADDRESS_VARIABLE})"),
+                    port,
+                    leader: true,
+                };
+                let address = self.address_of(&process.worker)?.to_string();
+                endpoints.insert((address, port), endpoint);
+            }
+        }
+        let worker_port = health_port(self.subordinates[0]);
+        for (i, process) in self.subordinates.iter().enumerate() {
+            let (Some(port), Some(worker_port)) = (health_port(process), worker_port) else {
+                continue;
+            };
+            let host = format!(
+                "{name}-0-{index}.{name}.{namespace}",
+                name = self.name,
+                index = i + 1,
+                namespace = self.options.namespace
+            );
+            let endpoint = Endpoint {
+                host,
+                port: worker_port,
+                leader: false,
+            };
+            let address = self.address_of(&process.worker)?.to_string();
+            if endpoints
+                .insert((address.clone(), port), endpoint)
+                .is_some()
+            {
+                return Err(Error::Unsupported(format!(
+                    "two processes of the plan listen on {address}:{port}: their pods cannot be \
+                     told apart"
+                )));
+            }
+        }
+        Ok(endpoints)
+    }
+
+    /// The pod template of `role`, with the ConfigMap of its launch files.
+    pub fn pod(&self, role: PodRole) -> Result<BuiltPod> {
+        let (processes, worker, config_map_name) = match role {
+            PodRole::Leader => (
+                self.leader.clone(),
+                self.main_worker,
+                format!("{}-files", self.name),
+            ),
+            PodRole::Worker => {
+                let first = self.uniform_worker()?;
+                (
+                    vec![first],
+                    first.worker.as_str(),
+                    format!("{}-worker-files", self.name),
+                )
+            }
+        };
+        let claim = self.worker_claim(worker)?;
+        let devices = match role {
+            PodRole::Leader => claim.devices.len(),
+            PodRole::Worker => self.device_count(processes[0], claim),
+        };
+        let resource = accelerator_resource(claim)?;
+        let mut container = self.container(&processes, role)?;
+        let mut volumes = Vec::new();
+        let mut mounts = Vec::new();
+        if let Some(resource) = resource.filter(|_| devices > 0) {
+            let count = Quantity(devices.to_string());
+            let mut limits = BTreeMap::from([(resource.to_string(), count)]);
+            let mut requests = BTreeMap::new();
+            let ram = if role == PodRole::Leader {
+                claim.ram
+            } else {
+                0
+            };
+            if ram > 0 {
+                requests.insert("memory".to_string(), Quantity(mebibytes(ram)));
+            }
+            container.resources = Some(ResourceRequirements {
+                requests: (!requests.is_empty()).then_some(requests),
+                limits: Some(std::mem::take(&mut limits)),
+                ..ResourceRequirements::default()
+            });
+        } else if role == PodRole::Leader && claim.ram > 0 {
+            container.resources = Some(ResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "memory".to_string(),
+                    Quantity(mebibytes(claim.ram)),
+                )])),
+                ..ResourceRequirements::default()
+            });
+        }
+        let uses_ray = processes
+            .iter()
+            .any(|p| matches!(p.role, ProcessRole::RayHead | ProcessRole::RayWorker));
+        if devices > 1 || uses_ray {
+            // NCCL between a pod's GPUs and Ray's object store live in /dev/shm, which a
+            // container gets only 64 MiB of by default.
+            volumes.push(Volume {
+                name: "dshm".to_string(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: Some("Memory".to_string()),
+                    ..EmptyDirVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+            mounts.push(mount("dshm", "/dev/shm", false));
+        }
+        if let Some(model) = &self.options.model_volume {
+            let (volume, path) = model_volume(model);
+            volumes.push(volume);
+            mounts.push(mount("model", &path, true));
+        }
+        let config_map = self.launch_files(
+            &processes,
+            &config_map_name,
+            &mut container,
+            &mut volumes,
+            &mut mounts,
+        )?;
+        container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
+        let waits = self.peer_waits(&processes);
+        let init_containers = (!waits.is_empty()).then(|| vec![self.wait_container(&waits)]);
+        let mut labels = name_labels(self.name);
+        labels.insert(
+            "app.kubernetes.io/component".to_string(),
+            match role {
+                PodRole::Leader => "server",
+                PodRole::Worker => "worker",
+            }
+            .to_string(),
+        );
+        let annotations = self.device_annotation(claim, devices, resource);
+        let spec = PodSpec {
+            containers: vec![container],
+            init_containers,
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            tolerations: (!self.options.tolerations.is_empty())
+                .then(|| self.options.tolerations.clone()),
+            node_selector: self.node_selector(role),
+            affinity: self.worker_affinity(role),
+            ..PodSpec::default()
+        };
+        Ok(BuiltPod {
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations,
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(spec),
+            },
+            config_map,
+        })
+    }
+
+    /// The first subordinate, once every other one is shown to run the same process in a pod
+    /// of the same shape (LeaderWorkerSet has one worker template).
+    fn uniform_worker(&self) -> Result<&'a LaunchSpec> {
+        let first = self.subordinates[0];
+        let shape = |process: &LaunchSpec| -> Result<_> {
+            let claim = self.worker_claim(&process.worker)?;
+            let mut args = self.pod_args(process)?;
+            if let (Some(own), Some(shared)) = (health_port(process), health_port(first)) {
+                let own = own.to_string();
+                for arg in &mut args {
+                    if *arg == own {
+                        *arg = shared.to_string();
+                    }
+                }
+            }
+            let device = claim.devices.first().map(|d| d.name.clone());
+            Ok((
+                process.program.clone(),
+                args,
+                self.device_count(process, claim),
+                device,
+            ))
+        };
+        let expected = shape(first)?;
+        for process in &self.subordinates[1..] {
+            if shape(process)? != expected {
+                return Err(Error::Unsupported(format!(
+                    "the worker pods of a LeaderWorkerSet share one template, but the {} process \
+                     on {} and the one on {} differ in program, arguments or devices",
+                    process.role.as_str(),
+                    first.worker,
+                    process.worker
+                )));
+            }
+        }
+        Ok(first)
+    }
+
+    fn worker_claim(&self, worker: &str) -> Result<&'a WorkerClaim> {
+        self.plan
+            .placement
+            .workers
+            .iter()
+            .find(|w| w.name == worker)
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "the plan runs a process on {worker}, which its placement does not list"
+                ))
+            })
+    }
+
+    /// Devices one subordinate process drives: those its visible-devices variable lists, else
+    /// all of its worker's.
+    fn device_count(&self, process: &LaunchSpec, claim: &WorkerClaim) -> usize {
+        let listed = claim
+            .devices
+            .first()
+            .and_then(|d| d.vendor.as_ref())
+            .and_then(|vendor| process.env.get(vendor.visible_devices_env()))
+            .map(|list| list.split(',').filter(|s| !s.trim().is_empty()).count());
+        listed.unwrap_or(claim.devices.len())
+    }
+
+    /// The one container of a pod. Several processes (a Ray head before `vllm serve`) run in
+    /// one shell, each non-final one without `--block` so that it returns once it is up.
+    fn container(&self, processes: &[&LaunchSpec], role: PodRole) -> Result<Container> {
+        let Some((last, before)) = processes.split_last() else {
+            return Err(Error::Unsupported("a pod without a process".to_string()));
+        };
+        let (command, args) = if before.is_empty() {
+            (vec![last.program.clone()], self.pod_args(last)?)
+        } else {
+            let mut steps = Vec::new();
+            for process in before {
+                if process.role != ProcessRole::RayHead {
+                    return Err(Error::Unsupported(format!(
+                        "{} runs a {} process next to its main process; only a Ray head can \
+                         share the main process's pod",
+                        process.worker,
+                        process.role.as_str()
+                    )));
+                }
+                let args: Vec<String> = self
+                    .pod_args(process)?
+                    .into_iter()
+                    .filter(|a| a != "--block")
+                    .collect();
+                steps.push(command_line(&process.program, &args));
+            }
+            steps.push(format!(
+                "exec {}",
+                command_line(&last.program, &self.pod_args(last)?)
+            ));
+            (
+                vec!["sh".to_string(), "-c".to_string(), steps.join(" && ")],
+                Vec::new(),
+            )
+        };
+        let words: Vec<String> = command.iter().chain(&args).cloned().collect();
+        let health = last.health.as_ref();
+        let ports: Vec<ContainerPort> = processes
+            .iter()
+            .filter_map(|p| Some((p.role, health_port(p)?)))
+            .map(|(role, port)| ContainerPort {
+                name: Some(port_name(role).to_string()),
+                container_port: i32::from(port),
+                protocol: Some("TCP".to_string()),
+                ..ContainerPort::default()
+            })
+            .collect();
+        Ok(Container {
+            name: match role {
+                PodRole::Leader => self.plan.backend.clone(),
+                PodRole::Worker => port_name(last.role).to_string(),
+            },
+            image: Some(self.image.to_string()),
+            command: Some(command),
+            args: (!args.is_empty()).then_some(args),
+            env: self.env(processes, &words)?,
+            ports: (!ports.is_empty()).then_some(ports),
+            startup_probe: health.map(|h| probe(h, 10, 360)),
+            readiness_probe: health.map(|h| probe(h, 10, 3)),
+            liveness_probe: health.map(|h| probe(h, 30, 3)),
+            ..Container::default()
+        })
+    }
+
+    /// A process's arguments as its pod runs them: other processes' `address:port` replaced by
+    /// where their pods are reached, the worker's own address by the pod's
+    /// (`$(INFERKIT_POD_IP)`), secret placeholders by `$(VARIABLE)`; the kubelet fills these
+    /// in from the container's environment.
+    fn pod_args(&self, process: &LaunchSpec) -> Result<Vec<String>> {
+        let own = self.address_of(&process.worker)?;
+        Ok(process
+            .args
+            .iter()
+            .map(|arg| {
+                let arg = arg.replace("$(", "$$(");
+                match placeholder_variable(&arg) {
+                    Some(variable) => format!("$({variable})"),
+                    None => arg
+                        .split(',')
+                        .map(|item| self.rewrite_item(item, own))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                }
+            })
+            .collect())
+    }
+
+    /// One comma-separated item of an argument, rewritten for a pod.
+    fn rewrite_item(&self, item: &str, own: &str) -> String {
+        if item == own {
+            return format!("$({POD_IP_VARIABLE})");
+        }
+        if let Some((host, port)) = item.rsplit_once(':') {
+            if host == own {
+                return format!("$({POD_IP_VARIABLE}):{port}");
+            }
+            if let Some(endpoint) = self.endpoint_of(item) {
+                return format!("{}:{}", endpoint.host, endpoint.port);
+            }
+        }
+        item.to_string()
+    }
+
+    /// The endpoint an `address:port` item names: the port of a process of the plan, on the
+    /// address of that process's worker.
+    fn endpoint_of(&self, item: &str) -> Option<&Endpoint> {
+        let (host, port) = item.rsplit_once(':')?;
+        self.endpoints
+            .get(&(host.to_string(), port.parse::<u16>().ok()?))
+    }
+
+    /// The address of `worker` in the plan (its name in plans that did not record it).
+    fn address_of(&self, worker: &str) -> Result<&'a str> {
+        let claim = self.worker_claim(worker)?;
+        Ok(claim.address.as_deref().unwrap_or(&claim.name))
+    }
+
+    /// Endpoints of other pods a pod's processes name: its init container waits for them.
+    fn peer_waits(&self, processes: &[&LaunchSpec]) -> Vec<Endpoint> {
+        let leader_pod = processes.iter().any(|p| p.worker == self.main_worker);
+        let mut waits: Vec<Endpoint> = processes
+            .iter()
+            .flat_map(|p| p.args.iter())
+            .flat_map(|arg| arg.split(','))
+            .filter_map(|item| self.endpoint_of(item))
+            .filter(|endpoint| endpoint.leader != leader_pod)
+            .cloned()
+            .collect();
+        waits.dedup();
+        waits
+    }
+
+    /// An init container, in the backend's image, that returns once every endpoint accepts
+    /// connections: the pods of a group start together, and a process that connects to a peer
+    /// at start must not find it missing (LeaderWorkerSet would recreate the whole group).
+    fn wait_container(&self, waits: &[Endpoint]) -> Container {
+        let script = waits
+            .iter()
+            .map(|e| {
+                format!(
+                    "until (exec 3<>/dev/tcp/{}/{}) 2>/dev/null; do echo waiting for {}:{}; sleep 2; done",
+                    e.host, e.port, e.host, e.port
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Container {
+            name: "wait-for-peers".to_string(),
+            image: Some(self.image.to_string()),
+            command: Some(vec!["bash".to_string(), "-c".to_string(), script]),
+            ..Container::default()
+        }
+    }
+
+    /// The processes' environment: the visible-devices variable left to the device plugin,
+    /// the worker's address replaced by the pod's IP, secret placeholders read from the user's
+    /// Secret, and `HF_TOKEN` from it too when a Secret is named.
+    fn env(&self, processes: &[&LaunchSpec], args: &[String]) -> Result<Option<Vec<EnvVar>>> {
+        let visible = self.vendor_variables();
+        let mut merged: BTreeMap<String, String> = BTreeMap::new();
+        for process in processes {
+            for (key, value) in &process.env {
+                if visible.contains(&key.as_str()) {
+                    continue;
+                }
+                if let Some(previous) = merged.insert(key.clone(), value.clone())
+                    && previous != *value
+                {
+                    return Err(Error::Unsupported(format!(
+                        "the processes of {} set {key} differently, and share one container",
+                        process.worker
+                    )));
+                }
+            }
+        }
+        // (variable in the container, key in the Secret)
+        let mut secrets: BTreeMap<String, String> = merged
+            .iter()
+            .filter_map(|(key, value)| {
+                Some((key.clone(), placeholder_variable(value)?.to_string()))
+            })
+            .collect();
+        for process in processes {
+            for variable in process.args.iter().filter_map(|a| placeholder_variable(a)) {
+                secrets.insert(variable.to_string(), variable.to_string());
+            }
+        }
+        match (&self.options.secret, secrets.keys().next()) {
+            (Some(_), _) => {
+                secrets
+                    .entry("HF_TOKEN".to_string())
+                    .or_insert_with(|| "HF_TOKEN".to_string());
+            }
+            (None, Some(variable)) => {
+                return Err(Error::invalid_parameter(
+                    "secret",
+                    format!(
+                        "the plan reads {variable} from the environment: name the Secret that \
+                         holds it (`--secret NAME`, with a key {variable})"
+                    ),
+                ));
+            }
+            (None, None) => {}
+        }
+        let own = self.address_of(&processes[0].worker)?;
+        let pod_ip_used = args
+            .iter()
+            .any(|a| a.contains(&format!("$({POD_IP_VARIABLE})")));
+        let mut env = Vec::new();
+        if pod_ip_used {
+            env.push(pod_ip_env(POD_IP_VARIABLE.to_string()));
+        }
+        for (name, value) in merged {
+            if secrets.contains_key(&name) {
+                continue;
+            }
+            env.push(if value == own {
+                pod_ip_env(name)
+            } else {
+                plain_env(name, value)
+            });
+        }
+        if let Some(secret) = &self.options.secret {
+            env.extend(
+                secrets
+                    .into_iter()
+                    .map(|(name, key)| secret_env(secret, name, key)),
+            );
+        }
+        Ok((!env.is_empty()).then_some(env))
+    }
+
+    /// The visible-devices variables of the plan's vendors: a device plugin sets the devices a
+    /// container sees, numbered from 0, so a host index from the plan would point elsewhere.
+    fn vendor_variables(&self) -> Vec<&'static str> {
+        self.plan
+            .placement
+            .workers
+            .iter()
+            .flat_map(|w| &w.devices)
+            .filter_map(|d| d.vendor.as_ref())
+            .map(Vendor::visible_devices_env)
+            .collect()
+    }
+
+    /// Launch files as a ConfigMap, each file mounted by `subPath` into the process's working
+    /// directory (an `emptyDir`, so the process may write next to them).
+    fn launch_files(
+        &self,
+        processes: &[&LaunchSpec],
+        name: &str,
+        container: &mut Container,
+        volumes: &mut Vec<Volume>,
+        mounts: &mut Vec<VolumeMount>,
+    ) -> Result<Option<ConfigMap>> {
+        let files: Vec<_> = processes.iter().flat_map(|p| &p.files).collect();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        // The working directory first: a runtime mounts in this order, and the files go into it.
+        mounts.push(mount("run", RUN_DIR, false));
+        let mut data = BTreeMap::new();
+        for file in files {
+            if let Some(target) = &file.link_to {
+                return Err(Error::Unsupported(format!(
+                    "the plan links {} to {}: symbolic-link launch files are not exported",
+                    file.path.display(),
+                    target.display()
+                )));
+            }
+            let path = file.path.to_string_lossy().to_string();
+            let key: String = path
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if data.insert(key.clone(), file.content.clone()).is_some() {
+                return Err(Error::Unsupported(format!(
+                    "two launch files map to the ConfigMap key {key}"
+                )));
+            }
+            mounts.push(VolumeMount {
+                name: "launch-files".to_string(),
+                mount_path: format!("{RUN_DIR}/{path}"),
+                sub_path: Some(key),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        }
+        volumes.push(Volume {
+            name: "launch-files".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: name.to_string(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        volumes.push(Volume {
+            name: "run".to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+        container.working_dir = Some(RUN_DIR.to_string());
+        let mut meta = crate::metadata(name, self.options);
+        meta.name = Some(name.to_string());
+        Ok(Some(ConfigMap {
+            metadata: meta,
+            data: Some(data),
+            ..ConfigMap::default()
+        }))
+    }
+
+    /// The leader pinned to the main worker's node; the user's labels on every pod.
+    fn node_selector(&self, role: PodRole) -> Option<BTreeMap<String, String>> {
+        let mut selector = self.options.node_selector.clone();
+        if self.options.pin_to_nodes && role == PodRole::Leader {
+            selector.insert(HOSTNAME_LABEL.to_string(), self.main_worker.to_string());
+        }
+        (!selector.is_empty()).then_some(selector)
+    }
+
+    /// Worker pods share one template: they are kept to the plan's other nodes by node
+    /// affinity, and, when the plan has one subordinate per node, one per node.
+    fn worker_affinity(&self, role: PodRole) -> Option<Affinity> {
+        if role != PodRole::Worker || !self.options.pin_to_nodes {
+            return None;
+        }
+        let mut nodes: Vec<String> = self.subordinates.iter().map(|p| p.worker.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        let one_per_node = nodes.len() == self.subordinates.len();
+        Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_expressions: Some(vec![NodeSelectorRequirement {
+                            key: HOSTNAME_LABEL.to_string(),
+                            operator: "In".to_string(),
+                            values: Some(nodes),
+                        }]),
+                        ..NodeSelectorTerm::default()
+                    }],
+                }),
+                ..NodeAffinity::default()
+            }),
+            pod_anti_affinity: one_per_node.then(|| PodAntiAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some(BTreeMap::from([(
+                            SET_NAME_LABEL.to_string(),
+                            self.name.to_string(),
+                        )])),
+                        ..LabelSelector::default()
+                    }),
+                    topology_key: HOSTNAME_LABEL.to_string(),
+                    ..PodAffinityTerm::default()
+                }]),
+                ..PodAntiAffinity::default()
+            }),
+            ..Affinity::default()
+        })
+    }
+
+    fn device_annotation(
+        &self,
+        claim: &WorkerClaim,
+        devices: usize,
+        resource: Option<&str>,
+    ) -> Option<BTreeMap<String, String>> {
+        let (resource, device) = (resource?, claim.devices.first()?);
+        Some(BTreeMap::from([(
+            DEVICES_ANNOTATION.to_string(),
+            format!(
+                "{devices} x {} as {resource}: any of the node's identical devices",
+                device.name
+            ),
+        )]))
+    }
+
+    /// What the export changed from the plan, for the user to read.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let pinned: Vec<String> = self
+            .plan
+            .placement
+            .workers
+            .iter()
+            .filter(|w| !w.devices.is_empty())
+            .map(|w| {
+                let indexes: Vec<String> = w.devices.iter().map(|d| d.index.to_string()).collect();
+                format!("{} devices {}", w.name, indexes.join(","))
+            })
+            .collect();
+        if !pinned.is_empty() {
+            notes.push(format!(
+                "devices are requested by count: the device plugin chooses which of a node's \
+                 identical devices a pod gets, so the plan's indexes ({}) are not kept",
+                pinned.join("; ")
+            ));
+        }
+        if !self.subordinates.is_empty() {
+            notes.push(format!(
+                "{} worker pod(s) reach the leader at $({LEADER_ADDRESS_VARIABLE}) and are \
+                 reached at their stable pod names; the plan's worker addresses are not used",
+                self.subordinates.len()
+            ));
+        }
+        if self.options.model_volume.is_none() {
+            notes.push(
+                "no model volume: the image, or the backend's own download, must provide the \
+                 model files the command line names"
+                    .to_string(),
+            );
+        }
+        notes
+    }
+}
+
+fn health_port(process: &LaunchSpec) -> Option<u16> {
+    process.health.as_ref().map(|h| h.port)
+}
+
+fn command_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(shell_quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Port names (at most 15 characters): `http` for the API, the role otherwise.
+fn port_name(role: ProcessRole) -> &'static str {
+    match role {
+        ProcessRole::Main => "http",
+        ProcessRole::RpcServer => "rpc-server",
+        ProcessRole::RayHead => "ray-head",
+        ProcessRole::RayWorker => "ray-worker",
+        ProcessRole::Subordinate => "subordinate",
+    }
+}
+
+/// The extended resource a device plugin offers the worker's devices as: NVIDIA's and AMD's
+/// GPU plugins, Huawei's Ascend plugin (one resource per chip family). `None` for a worker
+/// without devices; an error when its devices differ, since a count cannot say which.
+fn accelerator_resource(claim: &WorkerClaim) -> Result<Option<&'static str>> {
+    let Some(first) = claim.devices.first() else {
+        return Ok(None);
+    };
+    if let Some(other) = claim.devices.iter().find(|d| d.name != first.name) {
+        return Err(Error::Unsupported(format!(
+            "{} uses a {} and a {}: a pod asks for devices by count and cannot say which",
+            claim.name, first.name, other.name
+        )));
+    }
+    device_resource(first).map(Some)
+}
+
+fn device_resource(device: &DeviceClaim) -> Result<&'static str> {
+    match device.vendor.as_ref() {
+        Some(Vendor::Nvidia) => Ok("nvidia.com/gpu"),
+        Some(Vendor::Amd) => Ok("amd.com/gpu"),
+        Some(Vendor::Ascend) if device.name.contains("310P") => Ok("huawei.com/Ascend310P"),
+        Some(Vendor::Ascend) if device.name.contains("310") => Ok("huawei.com/Ascend310"),
+        Some(Vendor::Ascend) => Ok("huawei.com/Ascend910"),
+        Some(other) => Err(Error::Unsupported(format!(
+            "no Kubernetes device-plugin resource is known for {other} devices ({})",
+            device.name
+        ))),
+        None => Err(Error::Unsupported(format!(
+            "the plan does not name the vendor of {}: plan again with this version",
+            device.name
+        ))),
+    }
+}
+
+/// A probe of the plan's health check. Startup allows `failures × period` seconds for the
+/// model to load (an hour for the startup probe) before liveness takes over.
+fn probe(health: &HealthCheck, period: i32, failures: i32) -> Probe {
+    let port = IntOrString::Int(i32::from(health.port));
+    let (http_get, tcp_socket) = match &health.path {
+        Some(path) => (
+            Some(HTTPGetAction {
+                path: Some(path.clone()),
+                port,
+                ..HTTPGetAction::default()
+            }),
+            None,
+        ),
+        None => (
+            None,
+            Some(TCPSocketAction {
+                port,
+                ..TCPSocketAction::default()
+            }),
+        ),
+    };
+    Probe {
+        http_get,
+        tcp_socket,
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn model_volume(model: &ModelVolume) -> (Volume, String) {
+    match model {
+        ModelVolume::HostPath { path } => (
+            Volume {
+                name: "model".to_string(),
+                host_path: Some(HostPathVolumeSource {
+                    path: path.clone(),
+                    type_: Some("Directory".to_string()),
+                }),
+                ..Volume::default()
+            },
+            path.clone(),
+        ),
+        ModelVolume::PersistentVolumeClaim { claim, mount_path } => (
+            Volume {
+                name: "model".to_string(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.clone(),
+                    read_only: Some(true),
+                }),
+                ..Volume::default()
+            },
+            mount_path.clone(),
+        ),
+    }
+}
+
+fn plain_env(name: String, value: String) -> EnvVar {
+    EnvVar {
+        name,
+        value: Some(value),
+        ..EnvVar::default()
+    }
+}
+
+/// The pod's own IP, in place of its worker's address.
+fn pod_ip_env(name: String) -> EnvVar {
+    EnvVar {
+        name,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "status.podIP".to_string(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn secret_env(secret: &str, name: String, key: String) -> EnvVar {
+    EnvVar {
+        name,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key,
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// Bytes as a memory quantity in MiB, rounded up.
+fn mebibytes(bytes: u64) -> String {
+    format!("{}Mi", bytes.div_ceil(1 << 20))
+}
