@@ -73,6 +73,7 @@ pub(crate) fn launch_specs(input: &LaunchInput) -> Result<Vec<LaunchSpec>> {
             env.extend(ray_placement_env(assignment, &main_indexes, &vendor));
         }
     }
+    env.extend(input.params.env_secrets());
     env.extend(input.spec.env.clone());
     specs.push(LaunchSpec {
         worker: assignment.worker.clone(),

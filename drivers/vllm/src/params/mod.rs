@@ -3,6 +3,8 @@
 
 pub(crate) mod settings;
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use inferkit_core::flags::{
@@ -346,11 +348,24 @@ impl Params {
         }
     }
 
-    /// The normalised command-line tokens, in the user's order.
+    /// The normalised command-line tokens, in the user's order, without the secrets that
+    /// travel in the environment ([`Params::env_secrets`]).
     pub(crate) fn tokens(&self) -> Vec<String> {
         self.args
             .iter()
+            .filter(|a| env_secret(a).is_none())
             .flat_map(|a| std::iter::once(a.option.clone()).chain(a.values.iter().cloned()))
+            .collect()
+    }
+
+    /// The user's secret flags that vLLM also reads from a variable, as that variable and the
+    /// value (`--api-key K` → `VLLM_API_KEY=K`): off the command line, where every local user
+    /// can read it. The last one given wins, as on vLLM's command line.
+    pub(crate) fn env_secrets(&self) -> BTreeMap<String, String> {
+        self.args
+            .iter()
+            .filter_map(env_secret)
+            .map(|(variable, value)| (variable.to_string(), value.to_string()))
             .collect()
     }
 
@@ -460,6 +475,15 @@ impl Found {
             resolved,
             rule: None,
         }
+    }
+}
+
+/// The variable a secret flag travels in, with its value: a table-marked secret with a
+/// variable, given one value (several keys stay on the command line: the variable holds one).
+fn env_secret(arg: &Arg) -> Option<(&'static str, &str)> {
+    match (arg.spec.secret, arg.spec.env, arg.values.as_slice()) {
+        (true, Some(variable), [value]) if !arg.sub_key => Some((variable, value.as_str())),
+        _ => None,
     }
 }
 
