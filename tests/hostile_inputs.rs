@@ -34,7 +34,7 @@ fn mkfifo(path: &Path) {
 
 fn one_gpu() -> Cluster {
     cluster_json(
-        json!({"workers": [{"name": "w0", "ram": {"total": 256 * GIB}, "devices": [
+        json!({"workers": [{"name": "w0", "os": "linux", "arch": "amd64", "ram": {"total": 256 * GIB}, "devices": [
         {"index": 0, "vendor": "nvidia", "name": "NVIDIA H100 80GB HBM3",
          "memory": {"total": 80 * GIB}, "compute_capability": "9.0"}]}]}),
     )
@@ -142,4 +142,29 @@ fn a_tensor_split_longer_than_the_build_takes_is_refused() {
         why.ends_with("has 128 values; llama-box takes fewer than 128"),
         "{why}"
     );
+}
+
+/// `--data-parallel-size 2` starts two vLLM engines; a plan places one. It was planned on one
+/// GPU, where vLLM fails at start: refused, saying what to do.
+#[test]
+fn vllm_data_parallelism_is_refused_with_what_to_do() {
+    let plan = |params: &[&str]| {
+        plan_model(
+            "tests/fixtures/hf/Llama-3.1-8B-Instruct",
+            &one_gpu(),
+            &PlanOptions::default(),
+            |spec| {
+                spec.backend = Some("vllm".into());
+                spec.backend_parameters = params.iter().map(|p| p.to_string()).collect();
+            },
+        )
+    };
+    match plan(&["--data-parallel-size", "2"]) {
+        Err(Error::InvalidParameter { name, reason }) => {
+            assert_eq!(name, "--data-parallel-size");
+            assert!(reason.contains("plan 2 instances instead"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    plan(&["--data-parallel-size", "1"]).unwrap();
 }
