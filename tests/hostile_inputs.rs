@@ -168,3 +168,42 @@ fn vllm_data_parallelism_is_refused_with_what_to_do() {
     }
     plan(&["--data-parallel-size", "1"]).unwrap();
 }
+
+/// A config declaring a 2^63-token context: MindIE accepted it where vLLM refused it. One shared
+/// check in the config reader refuses it for every backend, naming the key.
+#[test]
+fn an_implausible_context_in_config_json_is_refused_by_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = repo("tests/fixtures/hf/Llama-3.1-8B-Instruct");
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let config = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "\"max_position_embeddings\": 131072",
+        "\"max_position_embeddings\": 9223372036854775808",
+    );
+    assert!(text.contains("9223372036854775808"));
+    std::fs::write(&config, text).unwrap();
+    for (backend, cluster) in [
+        ("vllm", example_cluster("h100x8")),
+        ("ascend-mindie", example_cluster("ascend-910b")),
+    ] {
+        let mut spec = ModelSpec::local(dir.path());
+        spec.backend = Some(backend.into());
+        let err = inferkit::plan(
+            &inferkit::default_registry(),
+            &spec,
+            &cluster,
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("max_position_embeddings") && text.contains("4294967296"),
+            "{backend}: {text}"
+        );
+    }
+}
