@@ -8,6 +8,7 @@
 mod catalog;
 mod cluster_arg;
 mod cmd;
+mod download;
 mod kubernetes_arg;
 mod logging;
 mod model_arg;

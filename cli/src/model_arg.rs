@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use inferkit::{Error, ModelFacts, ModelSpec, Result};
 use inferkit_sources::{ModelRef, Resolver, SourceOptions, resolve_cached};
 
+use crate::download::PlannedDownload;
+
 /// The model a subcommand works on.
 #[derive(Debug)]
 pub struct Model {
@@ -23,6 +25,8 @@ pub struct Model {
     /// A local file or folder holding the model or its headers: the path given, a download
     /// tool's cache, or inferkit's cache of fetched headers.
     pub files: PathBuf,
+    /// The download a plan needs first: a hub GGUF model on no disk of this machine.
+    pub download: Option<PlannedDownload>,
 }
 
 /// Reads the model the MODEL argument names; `offline` reads caches only. A path must exist,
@@ -38,6 +42,7 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
             spec,
             facts,
             files: path,
+            download: None,
         });
     }
     let options = SourceOptions {
@@ -51,10 +56,11 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
                 .enable_all()
                 .build()
                 .map_err(|e| Error::Unsupported(format!("cannot start the HTTP client: {e}")))?;
-            let resolver = Resolver::new(options)?;
+            let resolver = Resolver::new(options.clone())?;
             runtime.block_on(resolver.resolve(&reference))?
         }
     };
+    let download = crate::download::planned(&resolved, &reference, &options);
     let facts = resolved.facts;
     let files = header_files(&facts).ok_or_else(|| {
         Error::Unsupported(format!("{argument}: no file of the model could be read"))
@@ -63,6 +69,7 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
         spec: ModelSpec::from_source(facts.source.clone()),
         facts,
         files,
+        download,
     })
 }
 

@@ -186,6 +186,29 @@ pub enum FigureBasis {
     Derived,
     /// Nothing published fits: a stated guess.
     Guess,
+    /// Built from the backend's own compute graph for this architecture, and checked against
+    /// measured buffers of this architecture.
+    MeasuredArchitecture,
+    /// Built from the backend's own compute graph for this architecture, not measured.
+    GraphDerived,
+    /// The backend runs an architecture the estimator has no graph of its own for: sized with a
+    /// generic template.
+    UnmodelledArchitecture,
+}
+
+impl FigureBasis {
+    /// A few words for human output ("catalog figure", "measured architecture").
+    pub fn phrase(self) -> &'static str {
+        match self {
+            FigureBasis::CatalogFigure => "catalog figure",
+            FigureBasis::ScaledCatalogFigure => "catalog figure scaled by size",
+            FigureBasis::Derived => "derived, nothing published",
+            FigureBasis::Guess => "a guess",
+            FigureBasis::MeasuredArchitecture => "measured architecture",
+            FigureBasis::GraphDerived => "graph derived, not measured",
+            FigureBasis::UnmodelledArchitecture => "architecture not modelled, generic graph",
+        }
+    }
 }
 
 /// One backend parameter an estimate requires of the launch: a flag in its canonical spelling

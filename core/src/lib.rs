@@ -10,6 +10,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
+pub mod download;
 pub mod estimate;
 pub mod flags;
 pub mod inventory;
@@ -29,6 +30,7 @@ pub use backend::{
     Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Prepared, Registry,
     Selection, Subordinate, SubordinateGrouping, Unfit,
 };
+pub use download::{DownloadFile, DownloadStep};
 pub use estimate::{
     Components, DeviceEstimate, DeviceSlot, ErrorBand, EstimateRequest, FigureBasis, FitRequest,
     HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{
     Assignment, Backend, Capabilities, Claim, PlacementMode, Registry, Selection,
 };
+use crate::download::DownloadStep;
 use crate::estimate::{Layout, ResourceEstimate};
 use crate::facts::ModelFacts;
 use crate::inventory::{Cluster, Vendor};
@@ -152,6 +153,10 @@ pub struct DeploymentPlan {
     pub explanation: Vec<String>,
     /// Options refused on the way, with reasons.
     pub rejected: Vec<Rejection>,
+    /// Model files to fetch before the processes start (a hub model not on the workers'
+    /// disks, for a backend that takes files); empty when the processes find everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downloads: Vec<DownloadStep>,
 }
 
 /// The backend chosen for a model, and the spec resolved against it.
@@ -292,6 +297,7 @@ fn assemble(
         estimate: assignment.estimate,
         explanation,
         rejected,
+        downloads: Vec::new(),
     }
 }
 

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     Probe,
     /// Launching or supervising a process failed.
     Process,
+    /// A model reference could not be resolved, read or downloaded (hub, registry, URL or
+    /// cache): the reference, file and HTTP status say where.
+    Source,
 }
 
 impl ErrorKind {
@@ -38,6 +41,7 @@ impl ErrorKind {
             ErrorKind::NoPlacement => "no_placement",
             ErrorKind::Probe => "probe",
             ErrorKind::Process => "process",
+            ErrorKind::Source => "source",
         }
     }
 }

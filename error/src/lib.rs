@@ -96,6 +96,24 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// A model could not be found, read or downloaded where its reference points (a hub
+    /// repository, a registry, a URL or a cache).
+    #[error("{reference}{}: {reason}", file.as_ref().map(|f| format!(": {f}")).unwrap_or_default())]
+    Source {
+        /// The model reference (`hf://org/name@revision`, `ollama://name:tag`, a URL).
+        reference: String,
+        /// The file of the repository concerned, when one is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+        /// The HTTP status the server answered, when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// What went wrong, as a stable snake_case name: `not_found`, `unauthorized`,
+        /// `no_matching_file`, `not_a_model`, `not_cached`, `network`, `integrity`, `io`.
+        problem: String,
+        /// What went wrong, in one line.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -137,6 +155,7 @@ impl Error {
             Error::NoPlacement { .. } => ErrorKind::NoPlacement,
             Error::Probe { .. } => ErrorKind::Probe,
             Error::Process { .. } => ErrorKind::Process,
+            Error::Source { .. } => ErrorKind::Source,
         }
     }
 
@@ -202,6 +221,22 @@ impl PartialEq for Error {
                 },
             ) => (probe, reason) == (p, r),
             (Process { name, reason }, Process { name: n, reason: r }) => (name, reason) == (n, r),
+            (
+                Source {
+                    reference,
+                    file,
+                    status,
+                    problem,
+                    reason,
+                },
+                Source {
+                    reference: f,
+                    file: fi,
+                    status: s,
+                    problem: p,
+                    reason: r,
+                },
+            ) => (reference, file, status, problem, reason) == (f, fi, s, p, r),
             _ => false,
         }
     }

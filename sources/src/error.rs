@@ -41,6 +41,9 @@ pub struct SourceError {
     /// The file inside the repository (or cache) concerned, when one is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// The HTTP status the server answered, when the failure is its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     /// What went wrong.
     pub message: String,
 }
@@ -56,8 +59,15 @@ impl SourceError {
             kind,
             reference: reference.into(),
             file: None,
+            status: None,
             message: message.into(),
         }
+    }
+
+    /// The same error, recording the HTTP status that caused it.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// The same error, naming the file concerned.
@@ -83,15 +93,83 @@ impl fmt::Display for SourceError {
     }
 }
 
+impl SourceErrorKind {
+    /// The stable snake_case name (`not_found`), as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceErrorKind::BadReference => "bad_reference",
+            SourceErrorKind::NotFound => "not_found",
+            SourceErrorKind::Unauthorized => "unauthorized",
+            SourceErrorKind::NoMatchingFile => "no_matching_file",
+            SourceErrorKind::NotAModel => "not_a_model",
+            SourceErrorKind::NotCached => "not_cached",
+            SourceErrorKind::Network => "network",
+            SourceErrorKind::Integrity => "integrity",
+            SourceErrorKind::Io => "io",
+        }
+    }
+}
+
 impl From<SourceError> for inferkit_formats::Error {
-    /// Into inferkit's error: a malformed header keeps its parse error; everything else is an
-    /// unsupported model source with the one-line message.
+    /// Into inferkit's error: a malformed reference is an invalid `model` parameter; every
+    /// other failure keeps its reference, file, HTTP status and kind as an
+    /// [`Error::Source`](inferkit_formats::Error::Source).
     fn from(err: SourceError) -> Self {
         match err.kind {
             SourceErrorKind::BadReference => {
                 inferkit_formats::Error::invalid_parameter("model", err.to_string())
             }
-            _ => inferkit_formats::Error::Unsupported(err.to_string()),
+            kind => inferkit_formats::Error::Source {
+                reference: err.reference,
+                file: err.file,
+                status: err.status,
+                problem: kind.as_str().into(),
+                reason: err.message,
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_match_their_serialised_form() {
+        for kind in [
+            SourceErrorKind::BadReference,
+            SourceErrorKind::NotFound,
+            SourceErrorKind::Unauthorized,
+            SourceErrorKind::NoMatchingFile,
+            SourceErrorKind::NotAModel,
+            SourceErrorKind::NotCached,
+            SourceErrorKind::Network,
+            SourceErrorKind::Integrity,
+            SourceErrorKind::Io,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn converts_to_a_source_error_naming_reference_file_and_status() {
+        let err = SourceError::new(
+            SourceErrorKind::Unauthorized,
+            "hf://meta-llama/Llama-3.1-8B",
+            "access denied (HTTP 401)",
+        )
+        .in_file("config.json")
+        .with_status(401);
+        let converted = inferkit_formats::Error::from(err);
+        assert_eq!(converted.kind().as_str(), "source");
+        assert_eq!(
+            converted.to_string(),
+            "hf://meta-llama/Llama-3.1-8B: config.json: access denied (HTTP 401)"
+        );
+        let json = serde_json::to_value(&converted).unwrap();
+        assert_eq!(json["kind"], "source");
+        assert_eq!(json["problem"], "unauthorized");
+        assert_eq!(json["status"], 401);
+        assert_eq!(json["file"], "config.json");
     }
 }

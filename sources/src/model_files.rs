@@ -21,11 +21,8 @@ pub(crate) const MAX_TEXT_FILE: u64 = 1 << 20;
 pub enum Portion {
     /// The whole file (a small configuration file).
     Whole,
-    /// A GGUF header; `long` when it probably carries a tokenizer (a first shard).
-    GgufHeader {
-        /// Stream it from the start.
-        long: bool,
-    },
+    /// A GGUF header.
+    GgufHeader,
     /// A safetensors header.
     SafetensorsHeader,
     /// Nothing: its name alone matters (`pytorch_model*.bin`, whose presence tells the
@@ -54,16 +51,16 @@ pub fn needed_files(listing: &RepoListing, selection: &Selection) -> Vec<Needed>
         .collect();
     match selection {
         Selection::Gguf { shards, projectors } => {
-            for (i, shard) in shards.iter().enumerate() {
+            for shard in shards {
                 if let Some(f) = listing.file(shard) {
-                    needed.push(need(f, Portion::GgufHeader { long: i == 0 }));
+                    needed.push(need(f, Portion::GgufHeader));
                 }
             }
             needed.extend(
                 projectors
                     .iter()
                     .filter_map(|p| listing.file(p))
-                    .map(|f| need(f, Portion::GgufHeader { long: false })),
+                    .map(|f| need(f, Portion::GgufHeader)),
             );
         }
         Selection::Folder { .. } => {

@@ -119,7 +119,8 @@ impl FromStr for ModelRef {
     }
 }
 
-fn parse_repo(rest: &str) -> Result<RepoRef, &'static str> {
+fn parse_repo(text: &str) -> Result<RepoRef, &'static str> {
+    let (rest, slashed) = take_slashed_revision(text);
     let mut parts = rest.splitn(3, '/');
     let org = parts.next().unwrap_or_default();
     let name_part = parts
@@ -131,12 +132,15 @@ fn parse_repo(rest: &str) -> Result<RepoRef, &'static str> {
         None => (name_part, None),
     };
     let (name, revision) = match name_rev.split_once('@') {
-        Some((name, revision)) => (name, Some(revision)),
-        None => (name_rev, None),
+        Some((name, revision)) => (name, Some(revision.replace("%2F", "/").replace("%2f", "/"))),
+        None => (name_rev, slashed),
     };
     check_id_part(org)?;
     check_id_part(name)?;
-    if revision.is_some_and(|r| r.is_empty() || r.contains(char::is_whitespace)) {
+    let malformed = |r: &String| {
+        r.contains(char::is_whitespace) || r.split('/').any(|s| s.is_empty() || s == "..")
+    };
+    if revision.as_ref().is_some_and(malformed) {
         return Err("empty or malformed revision after `@`");
     }
     let file = match (quant, path) {
@@ -153,9 +157,40 @@ fn parse_repo(rest: &str) -> Result<RepoRef, &'static str> {
     };
     Ok(RepoRef {
         repo: format!("{org}/{name}"),
-        revision: revision.map(Into::into),
+        revision,
         file,
     })
+}
+
+/// The hub's revisions that contain `/` (`refs/pr/N` for a pull request, `refs/convert/NAME`
+/// for a conversion branch: always three segments) taken out of `ORG/NAME@refs/pr/1[:QUANT]
+/// [/PATH]`, so that the rest parses like any reference. `@refs%2Fpr%2F1`, as the hub
+/// encodes it in URLs, needs no help.
+fn take_slashed_revision(text: &str) -> (std::borrow::Cow<'_, str>, Option<String>) {
+    let Some(at) = text.find("@refs/") else {
+        return (text.into(), None);
+    };
+    let mut segments = text[at + 1..].splitn(4, '/');
+    let (_refs, kind, last, path) = (
+        segments.next(),
+        segments.next().unwrap_or_default(),
+        segments.next().unwrap_or_default(),
+        segments.next(),
+    );
+    let (id, quant) = match last.split_once(':') {
+        Some((id, quant)) => (id, Some(quant)),
+        None => (last, None),
+    };
+    let mut rest = text[..at].to_string();
+    if let Some(quant) = quant {
+        rest.push(':');
+        rest.push_str(quant);
+    }
+    if let Some(path) = path {
+        rest.push('/');
+        rest.push_str(path);
+    }
+    (rest.into(), Some(format!("refs/{kind}/{id}")))
 }
 
 /// Hub ids are letters, digits, `-`, `_` and `.`, not starting with `.` (Hugging Face's rule).
@@ -275,6 +310,22 @@ mod tests {
             path.file,
             FileChoice::Path("Q4_K_M/DeepSeek-R1-Q4_K_M-00001-of-00009.gguf".into())
         );
+        let pr = hf("hf://org/name-GGUF@refs/pr/12:Q8_0");
+        assert_eq!(pr.revision.as_deref(), Some("refs/pr/12"));
+        assert_eq!(pr.file, FileChoice::Quant("Q8_0".into()));
+        let pr = hf("hf://org/name@refs/convert/parquet/sub/model.gguf");
+        assert_eq!(pr.revision.as_deref(), Some("refs/convert/parquet"));
+        assert_eq!(pr.file, FileChoice::Path("sub/model.gguf".into()));
+        assert_eq!(
+            hf("hf://org/name@refs%2Fpr%2F3").revision.as_deref(),
+            Some("refs/pr/3")
+        );
+        assert_eq!(
+            ModelRef::parse("hf://org/name@refs/pr/12:Q8_0")
+                .unwrap()
+                .to_string(),
+            "hf://org/name@refs/pr/12:Q8_0"
+        );
         let ms = ModelRef::parse("ms://qwen/Qwen2.5-0.5B-Instruct-GGUF@master:Q8_0").unwrap();
         assert_eq!(
             ms.to_string(),
@@ -289,6 +340,8 @@ mod tests {
             "hf://Qwen/",
             "hf:///name",
             "hf://org/name@",
+            "hf://org/name@refs/pr",
+            "hf://org/name@refs%2F..%2Fx",
             "hf://org/name:",
             "hf://org/name:Q4/x.gguf",
             "hf://org/name/../x",

@@ -280,7 +280,7 @@ async fn a_connection_dropped_mid_header_resumes_where_it_stopped() {
     let hub = FakeHub::start(Duration::ZERO).await;
     hub.add("Qwen/Qwen2.5-0.5B-Instruct-GGUF", qwen_gguf_repo());
     let file = "qwen2.5-0.5b-instruct-q4_k_m.gguf";
-    hub.faults().drop_after.insert(file.into(), 100_000);
+    hub.faults().drop_after.insert(file.into(), 30_000);
     let cache = tempfile::tempdir().unwrap();
     let resolved = resolve(
         options(&hub, cache.path()),
@@ -299,13 +299,43 @@ async fn a_connection_dropped_mid_header_resumes_where_it_stopped() {
         .iter()
         .filter_map(|r| r.header("range").map(String::from))
         .collect();
-    assert_eq!(ranges[0], format!("bytes=0-{}", 3_704_800 - 1));
-    let resumed_at: u64 = ranges[1]
-        .strip_prefix("bytes=")
-        .and_then(|r| r.split('-').next())
-        .and_then(|n| n.parse().ok())
-        .expect("a second range");
-    assert!((1..=100_000).contains(&resumed_at), "resumed: {ranges:?}");
+    // The first 64 KiB, cut after 30 000 bytes and continued from the first byte missing,
+    // then the estimated rest of the header.
+    assert_eq!(ranges[0], "bytes=0-65535");
+    assert_eq!(ranges[1], "bytes=30000-65535");
+    assert!(ranges[2].starts_with("bytes=65536-"), "{ranges:?}");
+}
+
+#[tokio::test]
+async fn a_pull_request_revision_goes_to_the_hub_url_encoded() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    hub.add(
+        "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+        qwen_gguf_repo().revision("refs/pr/7"),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let reference = "hf://Qwen/Qwen2.5-0.5B-Instruct-GGUF@refs/pr/7:Q4_K_M";
+    let resolved = resolve(options(&hub, cache.path()), reference)
+        .await
+        .expect("resolved");
+    assert_eq!(resolved.remote.expect("remote").commit, COMMIT);
+    let targets: Vec<String> = hub
+        .hub
+        .requests_log()
+        .iter()
+        .map(|r| r.target.clone())
+        .collect();
+    assert!(
+        targets
+            .iter()
+            .any(|t| t.ends_with("/revision/refs%2Fpr%2F7")),
+        "{targets:?}"
+    );
+    // The second time, from the header cache under the same revision.
+    let again = resolve(options(&hub, cache.path()), reference)
+        .await
+        .expect("cached");
+    assert_eq!(again.origin, Origin::HeaderCache);
 }
 
 #[tokio::test]

@@ -10,6 +10,29 @@ use inferkit::{Cluster, ModelSpec, PlanOptions, default_registry, plan, plan_wit
 use inferkit_sources::{HttpOptions, HubEndpoint, ModelRef, Resolver, SourceOptions};
 use support::hub::{FakeHub, Repo, fixture};
 
+fn options(hub: &FakeHub, cache: &Path) -> SourceOptions {
+    SourceOptions {
+        offline: false,
+        caches: Default::default(),
+        header_cache: Some(cache.into()),
+        ref_max_age: Duration::from_secs(60),
+        huggingface: HubEndpoint::new(hub.hub.url()),
+        modelscope: HubEndpoint::new(hub.hub.url()),
+        ollama: HubEndpoint::new(hub.hub.url()),
+        http: HttpOptions {
+            env_proxy: false,
+            ..HttpOptions::default()
+        },
+    }
+}
+
+fn h100x8() -> Cluster {
+    Cluster::from_json_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clusters/h100x8.json"),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_hub_model_plans_exactly_like_its_files_on_disk() {
     let dir = fixture("hf/Llama-3.1-8B-Instruct");
@@ -19,27 +42,11 @@ async fn a_hub_model_plans_exactly_like_its_files_on_disk() {
         Repo::new("0123456789abcdef0123456789abcdef01234567").folder(&dir, ""),
     );
     let cache = tempfile::tempdir().unwrap();
-    let options = SourceOptions {
-        offline: false,
-        caches: Default::default(),
-        header_cache: Some(cache.path().into()),
-        ref_max_age: Duration::from_secs(60),
-        huggingface: HubEndpoint::new(hub.hub.url()),
-        modelscope: HubEndpoint::new(hub.hub.url()),
-        ollama: HubEndpoint::new(hub.hub.url()),
-        http: HttpOptions {
-            env_proxy: false,
-            ..HttpOptions::default()
-        },
-    };
-    let resolver = Resolver::new(options).unwrap();
+    let resolver = Resolver::new(options(&hub, cache.path())).unwrap();
     let reference = ModelRef::parse("hf://meta-llama/Llama-3.1-8B-Instruct").unwrap();
     let resolved = resolver.resolve(&reference).await.unwrap();
 
-    let cluster = Cluster::from_json_file(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clusters/h100x8.json"),
-    )
-    .unwrap();
+    let cluster = h100x8();
     let plan_options = PlanOptions::default();
     let registry = default_registry();
     let remote_spec = ModelSpec::from_source(resolved.facts.source.clone());
@@ -62,4 +69,46 @@ async fn a_hub_model_plans_exactly_like_its_files_on_disk() {
     );
     assert_eq!(remote_json, local_json);
     assert!(remote_json.contains("\"meta-llama/Llama-3.1-8B-Instruct\""));
+}
+
+/// A ModelScope repository served by vLLM: `vllm serve` gets the id and the environment
+/// switch that makes vLLM fetch it from ModelScope; nothing else differs from the plan from
+/// disk.
+#[tokio::test]
+async fn a_modelscope_model_is_served_by_vllm_from_modelscope() {
+    let dir = fixture("hf/Llama-3.1-8B-Instruct");
+    let hub = FakeHub::start(Duration::ZERO).await;
+    hub.add(
+        "LLM-Research/Meta-Llama-3.1-8B-Instruct",
+        Repo::new("0123456789abcdef0123456789abcdef01234567").folder(&dir, ""),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let resolver = Resolver::new(options(&hub, cache.path())).unwrap();
+    let reference = ModelRef::parse("ms://LLM-Research/Meta-Llama-3.1-8B-Instruct").unwrap();
+    let resolved = resolver.resolve(&reference).await.unwrap();
+    let spec = ModelSpec::from_source(resolved.facts.source.clone());
+    let cluster = h100x8();
+    let registry = default_registry();
+    let remote = plan_with_facts(
+        &registry,
+        &resolved.facts,
+        &spec,
+        &cluster,
+        &PlanOptions::default(),
+    )
+    .expect("a plan from ms://");
+    let mut local_spec = ModelSpec::local(&dir);
+    local_spec.name = spec.name.clone();
+    let local = plan(&registry, &local_spec, &cluster, &PlanOptions::default()).unwrap();
+
+    let main = remote.processes.last().unwrap();
+    assert_eq!(main.program, "vllm");
+    assert_eq!(
+        main.args[..2],
+        ["serve", "LLM-Research/Meta-Llama-3.1-8B-Instruct"]
+    );
+    assert_eq!(main.env["VLLM_USE_MODELSCOPE"], "True");
+    let local_main = local.processes.last().unwrap();
+    assert_eq!(main.args[2..], local_main.args[2..]);
+    assert!(!local_main.env.contains_key("VLLM_USE_MODELSCOPE"));
 }

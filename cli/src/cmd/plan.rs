@@ -140,7 +140,12 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
     if args.distributed {
         spec.distributed_inference_across_workers = Some(true);
     }
-    let facts = model.facts;
+    // A hub GGUF model not on this machine is planned from its header copies, and the plan
+    // downloads it before starting the backend.
+    let facts = match &model.download {
+        Some(download) => download.facts(&model.facts),
+        None => model.facts,
+    };
     let cluster: Cluster = args.cluster.cluster()?;
     let options = PlanOptions {
         strategy: match args.strategy {
@@ -149,10 +154,13 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
         },
         ..PlanOptions::default()
     };
-    let plan = {
+    let mut plan = {
         let _waiting = Waiting::start("planning");
         plan_with_facts(&default_registry(), &facts, &spec, &cluster, &options)?
     };
+    if let Some(download) = model.download {
+        download.attach(&mut plan);
+    }
     // The backend's own warnings (flags dropped or translated for the target version) come
     // first, not only among the explanation lines (issue 17).
     messages.extend(
@@ -186,6 +194,12 @@ fn print_human(
     )?;
     writeln!(out, "  {}", score_meaning(args.strategy))?;
     writeln!(out)?;
+    for step in &plan.downloads {
+        for line in crate::download::describe(step) {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out)?;
+    }
     for process in &plan.processes {
         print_process(out, process)?;
     }

@@ -10,7 +10,7 @@ use inferkit::process::{
     Launcher, ProcessHandle, ProcessState, ShutdownSignals, Supervisor, run_dir, start_order,
 };
 use inferkit::secret;
-use inferkit::{DeploymentPlan, Error, LaunchSpec, Result};
+use inferkit::{DeploymentPlan, DownloadStep, Error, LaunchSpec, Result};
 
 use crate::output::{Failure, Output};
 
@@ -22,6 +22,11 @@ use crate::output::{Failure, Output};
 /// `[process] state: ...`; the exit status is 1 when a process fails, 0 after Ctrl-C, SIGTERM
 /// or SIGHUP, which stop the processes gracefully. Whatever way `serve` ends, even killed,
 /// every process it started ends too (see `inferkit::process`).
+///
+/// A plan of a hub model this worker does not have yet downloads its files first, into the
+/// Hugging Face cache (resumed where an earlier run stopped, verified against the hub's
+/// SHA-256), with a progress bar on a terminal; the token comes from the variable the plan
+/// names.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The plan, as `inferkit plan --json` prints it.
@@ -65,6 +70,11 @@ fn serve_plan(args: &Args, out: &mut Output) -> std::result::Result<Option<Error
         .filter(|p| p.worker == worker)
         .cloned()
         .collect();
+    let downloads: Vec<&DownloadStep> = plan
+        .downloads
+        .iter()
+        .filter(|step| step.workers.contains(&worker))
+        .collect();
     let launcher = Launcher::default();
     if args.dry_run {
         let run_dir = match &args.run_dir {
@@ -77,8 +87,15 @@ fn serve_plan(args: &Args, out: &mut Output) -> std::result::Result<Option<Error
             Some(dir) => dir.display().to_string(),
             None => format!("a new private directory in {}", run_dir.display()),
         };
-        print_dry_run(out, &worker, &shown, specs)?;
+        print_dry_run(out, &worker, &shown, &downloads, specs)?;
         return Ok(None);
+    }
+    // The files first, so that a failed download starts nothing.
+    for step in downloads {
+        for line in crate::download::describe(step) {
+            say(format_args!("{line}"));
+        }
+        crate::download::perform(step)?;
     }
     let fresh = match &args.run_dir {
         Some(_) => None,
@@ -149,9 +166,16 @@ fn print_dry_run(
     out: &mut Output,
     worker: &str,
     run_dir: &str,
+    downloads: &[&DownloadStep],
     specs: Vec<LaunchSpec>,
 ) -> std::io::Result<()> {
     writeln!(out, "# worker {worker}, run directory {run_dir}")?;
+    for step in downloads {
+        writeln!(out)?;
+        for line in crate::download::describe(step) {
+            writeln!(out, "{line}")?;
+        }
+    }
     for (name, spec) in start_order(specs) {
         let spec = secret::shown(&spec);
         writeln!(out)?;

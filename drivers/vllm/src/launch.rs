@@ -26,8 +26,11 @@ pub(crate) struct LaunchInput<'a> {
     pub spec: &'a ModelSpec,
     pub assignment: &'a Assignment,
     pub params: &'a Params,
-    /// What follows `serve`: the model directory or GGUF file.
+    /// What follows `serve`: the model directory, GGUF file or repository id.
     pub model: String,
+    /// What every process needs to fetch the model (ModelScope's switch), before the spec's
+    /// own environment.
+    pub hub_env: BTreeMap<String, String>,
     /// The Ascend 310P rules apply.
     pub ascend_310p: bool,
     /// Also write GPUStack's placement group (its patched vLLM only).
@@ -73,6 +76,7 @@ pub(crate) fn launch_specs(input: &LaunchInput) -> Result<Vec<LaunchSpec>> {
             env.extend(ray_placement_env(assignment, &main_indexes, &vendor));
         }
     }
+    env.extend(input.hub_env.clone());
     env.extend(input.params.env_secrets());
     env.extend(input.spec.env.clone());
     specs.push(LaunchSpec {
@@ -259,6 +263,7 @@ fn ray_node(
     }
     let mut env = visible_devices(vendor, indexes);
     env.insert(HOST_IP_VARIABLE.to_string(), node.address.to_string());
+    env.extend(input.hub_env.clone());
     env.extend(input.spec.env.clone());
     LaunchSpec {
         worker: node.worker.to_string(),

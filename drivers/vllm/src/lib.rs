@@ -216,6 +216,7 @@ impl Prepared for PreparedVllm<'_> {
             assignment,
             params: &self.params,
             model,
+            hub_env: select::hub_env(self.facts, self.spec),
             ascend_310p: params::settings::is_ascend_310p(&assignment.devices),
             gpustack_placement_bundles: self.gpustack_placement_bundles,
         })

@@ -1,6 +1,7 @@
 //! What the driver reads from [`ModelFacts`]: the config and weights of a Hugging Face
 //! directory, or the header of a single-file GGUF model when vLLM is chosen explicitly.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -283,8 +284,9 @@ fn gguf_input(model: &GgufModel) -> Result<ModelInput> {
 }
 
 /// What follows `vllm serve`: the model directory, the GGUF file, or the id of a Hugging Face
-/// repository read without downloading it (vLLM downloads it into the Hugging Face cache,
-/// with the `HF_ENDPOINT` and `HF_TOKEN` of the environment it is started in).
+/// or ModelScope repository read without downloading it (vLLM downloads it, into the Hugging
+/// Face cache with the `HF_ENDPOINT` and `HF_TOKEN` of the environment it is started in, or
+/// into ModelScope's cache with [`hub_env`]'s variable set).
 pub(crate) fn serve_target(facts: &ModelFacts, spec: &ModelSpec) -> Result<String> {
     if let Some(path) = facts.path.as_deref().or_else(|| spec.source.local_path()) {
         return Ok(path.display().to_string());
@@ -294,9 +296,28 @@ pub(crate) fn serve_target(facts: &ModelFacts, spec: &ModelSpec) -> Result<Strin
             repo_id,
             filename: None,
         } => Ok(repo_id.clone()),
+        ModelSource::ModelScope {
+            model_id,
+            file_path: None,
+        } => Ok(model_id.clone()),
         source => Err(Error::Unsupported(format!(
-            "vLLM is launched on a local model path or a whole Hugging Face repository, not {}",
+            "vLLM is launched on a local model path or a whole Hugging Face or ModelScope \
+             repository, not {}",
             source.display_name()
         ))),
+    }
+}
+
+/// The environment every vLLM process of the deployment needs to fetch the model it is
+/// given: `VLLM_USE_MODELSCOPE=True` for a ModelScope repository id (vLLM reads model ids
+/// from the Hugging Face hub unless it is set: `vllm/envs.py`, compared lower-cased with
+/// `true`; docs "Quickstart", "If you would like to use models from ModelScope").
+pub(crate) fn hub_env(facts: &ModelFacts, spec: &ModelSpec) -> BTreeMap<String, String> {
+    let local = facts.path.is_some() || spec.source.local_path().is_some();
+    match &facts.source {
+        ModelSource::ModelScope { .. } if !local => {
+            BTreeMap::from([("VLLM_USE_MODELSCOPE".to_string(), "True".to_string())])
+        }
+        _ => BTreeMap::new(),
     }
 }

@@ -547,12 +547,7 @@ fn with_headroom(figure: &Figure) -> Components {
 
 /// One sentence on a figure: its bytes, band, basis and source.
 fn explain(what: &str, figure: &Figure) -> String {
-    let basis = match figure.band.basis {
-        FigureBasis::CatalogFigure => "catalog figure",
-        FigureBasis::ScaledCatalogFigure => "catalog figure scaled by size",
-        FigureBasis::Derived => "derived, nothing published",
-        FigureBasis::Guess => "a guess",
-    };
+    let basis = figure.band.basis.phrase();
     format!(
         "{what}: {} ± {} % ({basis}; {} weights): {}",
         gib(figure.bytes),

@@ -79,6 +79,7 @@
 //! ```
 
 mod arch;
+mod extent;
 mod ggml_type;
 mod input;
 mod metadata;
@@ -90,6 +91,7 @@ mod value;
 use serde::{Deserialize, Serialize};
 
 pub use arch::{ClipEncoder, MAX_HEADS, MAX_WIDTH, file_type_name};
+pub use extent::estimate_header_len;
 pub use ggml_type::GgmlType;
 pub use metadata::{MAX_LAYERS, Metadata, MetadataEntry};
 pub use model::{GgufModel, ShardInfo};

@@ -209,7 +209,8 @@ impl Http {
                                 after.unwrap_or_default().as_secs(),
                                 self.options.max_wait.as_secs()
                             ),
-                        ));
+                        )
+                        .with_status(status.as_u16()));
                     }
                     after.unwrap_or_else(|| self.backoff(attempt))
                 }
@@ -249,8 +250,9 @@ impl Http {
         builder.send().await
     }
 
-    /// The whole body of a successful request (at most `limit` bytes), counted; retried as a
-    /// whole when the connection drops midway.
+    /// The whole body of a successful request (at most `limit` bytes), counted. When the
+    /// connection drops midway, a range request continues from the first byte missing and
+    /// any other request starts over.
     pub(crate) async fn body(
         &self,
         request: &Request<'_>,
@@ -258,19 +260,22 @@ impl Http {
         limit: u64,
     ) -> Result<Body, SourceError> {
         let mut attempt = 0;
+        let mut body = Vec::new();
+        let mut request = request.clone();
         loop {
-            let mut response = self.send(request, target).await?;
+            let mut response = self.send(&request, target).await?;
             let headers = response.headers().clone();
             let url = response.url().to_string();
-            if let (Some((start, _)), StatusCode::OK) = (request.range, response.status())
-                && start > 0
-            {
-                return Err(target.error(
-                    SourceErrorKind::Network,
-                    "the server ignored the Range header (answered 200, not 206)",
-                ));
+            match (request.range, response.status()) {
+                (Some((start, _)), StatusCode::OK) if start > 0 => {
+                    return Err(target.error(
+                        SourceErrorKind::Network,
+                        "the server ignored the Range header (answered 200, not 206)",
+                    ));
+                }
+                (Some(_), StatusCode::PARTIAL_CONTENT) => {}
+                _ => body.clear(),
             }
-            let mut body = Vec::new();
             let read = async {
                 while let Some(chunk) = response.chunk().await? {
                     self.count_bytes(chunk.len());
@@ -293,6 +298,9 @@ impl Http {
                     });
                 }
                 Err(err) if attempt < self.options.retries && is_transient(&err) => {
+                    if let Some((start, end)) = request.range {
+                        request.range = Some((start + body.len() as u64, end));
+                    }
                     tokio::time::sleep(self.backoff(attempt)).await;
                     attempt += 1;
                 }
@@ -354,7 +362,9 @@ fn status_error(status: StatusCode, target: &Target, retries: u32) -> SourceErro
         0 => String::new(),
         n => format!(" after {} attempts", n + 1),
     };
-    target.error(kind, format!("{what} (HTTP {}{tries})", status.as_u16()))
+    target
+        .error(kind, format!("{what} (HTTP {}{tries})", status.as_u16()))
+        .with_status(status.as_u16())
 }
 
 /// `Retry-After` as seconds or an HTTP date.

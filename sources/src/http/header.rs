@@ -3,31 +3,33 @@
 //! - safetensors: the first [`FIRST_READ`] bytes hold the 8-byte length and, for most files,
 //!   the whole JSON header; a longer header takes one more request for exactly the rest.
 //! - GGUF: the header's length is known only by parsing it, and it ranges from a few KiB (a
-//!   shard holding tensors only) to several MiB (a 256k-token vocabulary). A file whose
-//!   header is probably short starts with one [`FIRST_READ`] request; if the parser needs
-//!   more, or from the start for a first shard (which carries the tokenizer), the rest is
-//!   streamed into the parser as it arrives and the connection is closed as soon as the
-//!   tensor infos end. Bytes read past the header are bounded by what is in flight.
+//!   shard holding tensors only) to several MiB (a 256k-token vocabulary). The first
+//!   [`FIRST_READ`] bytes hold a short header whole; for a long one they give the counts and
+//!   the start of the vocabulary, from which the header's length is estimated, and one more
+//!   range request to about that length (rarely two) completes it. A streamed response
+//!   would be cheaper in round trips but not in bytes: whatever the server has sent when the
+//!   header ends (socket buffers, a TCP window of tensor data) is transferred for nothing.
 //! - small configuration files: whole.
 
 use std::cell::Cell;
 use std::io::Read;
 use std::path::Path;
 
-use inferkit_formats::gguf::{GgufHeader, ReadOptions};
-use reqwest::StatusCode;
+use inferkit_formats::gguf::{GgufHeader, ReadOptions, estimate_header_len};
 use reqwest::header::{ETAG, HeaderMap};
-use tokio::sync::mpsc;
 
-use super::client::{Http, Request, Target, describe, is_transient};
+use super::client::{Http, Request, Target};
 use crate::error::{SourceError, SourceErrorKind};
 
 /// Size of the first range request.
 pub const FIRST_READ: u64 = 64 * 1024;
 
-/// Longest GGUF header streamed (GGUF strings are capped at 64 MiB by the reader; no real
-/// header comes near this).
+/// Longest GGUF header read (GGUF strings are capped at 64 MiB by the reader; no real header
+/// comes near this).
 const MAX_GGUF_HEADER: u64 = 256 << 20;
+
+/// Bytes asked for past a GGUF header's estimated end.
+const RANGE_SLACK: u64 = 16 * 1024;
 
 /// A remote file to read.
 #[derive(Debug, Clone)]
@@ -100,18 +102,13 @@ pub(crate) async fn safetensors(
 }
 
 /// The header of a GGUF file (magic to the end of the tensor infos, with the alignment
-/// padding when it arrived). `long` says the header is probably long (a first shard, with the
-/// tokenizer): stream from the start instead of reading [`FIRST_READ`] bytes first.
+/// padding when it arrived): [`FIRST_READ`] bytes, then ranges sized by the header's length
+/// as estimated from what arrived, until the parser has it all.
 pub(crate) async fn gguf(
     http: &Http,
     file: &RemoteFile,
     target: &Target,
-    long: bool,
 ) -> Result<Fetched, SourceError> {
-    if long {
-        let bytes = stream_parse(http, file, target, Vec::new()).await?;
-        return Ok(Fetched { bytes, etag: None });
-    }
     let first = FIRST_READ.min(file.size);
     let request = Request::get(&file.url, file.token.as_deref()).range(0, Some(first));
     let body = http.body(&request, target, first).await?;
@@ -129,18 +126,50 @@ pub(crate) async fn gguf(
 }
 
 /// The header of a GGUF file whose first bytes are `prefix`: those bytes when they hold it,
-/// else the rest streamed.
+/// else more ranges, each reaching the estimated end of the header. The estimate errs by
+/// about 10% from the first 64 KiB (see [`estimate_header_len`]), so one range usually
+/// finishes the header, and a second one, estimated from nearly all of it, the rest.
 pub(crate) async fn gguf_from(
     http: &Http,
     file: &RemoteFile,
     target: &Target,
-    mut prefix: Vec<u8>,
+    mut bytes: Vec<u8>,
 ) -> Result<Vec<u8>, SourceError> {
-    if let Some(keep) = parse_prefix(&prefix, file.size, target)? {
-        prefix.truncate(keep);
-        return Ok(prefix);
+    loop {
+        if let Some(keep) = parse_prefix(&bytes, file.size, target)? {
+            bytes.truncate(keep);
+            return Ok(bytes);
+        }
+        let have = bytes.len() as u64;
+        let limit = file.size.min(MAX_GGUF_HEADER);
+        if have >= limit {
+            return Err(target.error(
+                SourceErrorKind::NotAModel,
+                format!("no GGUF header ends within the first {limit} bytes"),
+            ));
+        }
+        let end = next_end(&bytes).clamp(have + 1, limit);
+        let request = Request::get(&file.url, file.token.as_deref()).range(have, Some(end));
+        let body = http.body(&request, target, end - have).await?;
+        if body.bytes.is_empty() {
+            return Err(target.error(
+                SourceErrorKind::Network,
+                format!("the server sent no bytes from offset {have}"),
+            ));
+        }
+        bytes.extend_from_slice(&body.bytes);
     }
-    stream_parse(http, file, target, prefix).await
+}
+
+/// Where the next range of a GGUF header should end: the estimated end plus an eighth of
+/// what is still to come and [`RANGE_SLACK`] (so an estimate a little short still finishes
+/// in this request), or twice what we have when the start does not allow an estimate.
+fn next_end(bytes: &[u8]) -> u64 {
+    let have = bytes.len() as u64;
+    match estimate_header_len(bytes) {
+        Some(total) if total > have => total + (total - have) / 8 + RANGE_SLACK,
+        _ => have.saturating_mul(2).max(have + FIRST_READ),
+    }
 }
 
 /// Parses a GGUF header from `bytes`, the start of a file of `size` bytes: `Some(length to
@@ -199,132 +228,6 @@ impl Read for Prefix<'_> {
         if rest.is_empty() && !buf.is_empty() {
             self.ran_out.set(true);
         }
-        let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Streams the file from the end of `prefix` into the parser (on a blocking thread) until
-/// the header is complete, then closes the connection.
-async fn stream_parse(
-    http: &Http,
-    file: &RemoteFile,
-    target: &Target,
-    prefix: Vec<u8>,
-) -> Result<Vec<u8>, SourceError> {
-    let (tx, rx) = mpsc::channel(4);
-    let end = file.size.min(MAX_GGUF_HEADER);
-    let pump = tokio::spawn(pump(
-        http.clone(),
-        file.clone(),
-        target.clone(),
-        prefix.len() as u64,
-        end,
-        tx,
-    ));
-    let size = file.size;
-    let parse_target = target.clone();
-    let parsed = tokio::task::spawn_blocking(move || {
-        let mut reader = Streamed {
-            bytes: prefix,
-            pos: 0,
-            rx,
-            failure: None,
-        };
-        let result = read_header(&mut reader, size, &parse_target);
-        (result, reader)
-    })
-    .await;
-    pump.abort();
-    let (result, reader) =
-        parsed.map_err(|e| target.error(SourceErrorKind::Network, e.to_string()))?;
-    if let Some(failure) = reader.failure {
-        return Err(failure);
-    }
-    let header = result.map_err(|err| not_gguf(target, err))?;
-    let mut bytes = reader.bytes;
-    bytes.truncate(keep_len(&header, bytes.len()));
-    Ok(bytes)
-}
-
-/// Sends the file's bytes `start..end` down `tx`, resuming from where a dropped connection
-/// stopped; ends when the receiver is gone (the header is complete).
-async fn pump(
-    http: Http,
-    file: RemoteFile,
-    target: Target,
-    mut start: u64,
-    end: u64,
-    tx: mpsc::Sender<Result<bytes::Bytes, SourceError>>,
-) {
-    let mut attempt = 0;
-    while start < end {
-        let mut request = Request::get(&file.url, file.token.as_deref()).range(start, Some(end));
-        request.bounded = false;
-        let mut response = match http.send(&request, &target).await {
-            Ok(response) if start > 0 && response.status() == StatusCode::OK => {
-                let err = target.error(
-                    SourceErrorKind::Network,
-                    "the server ignored the Range header (answered 200, not 206)",
-                );
-                let _ = tx.send(Err(err)).await;
-                return;
-            }
-            Ok(response) => response,
-            Err(err) => {
-                let _ = tx.send(Err(err)).await;
-                return;
-            }
-        };
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    http.count_bytes(chunk.len());
-                    start += chunk.len() as u64;
-                    if tx.send(Ok(chunk)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(err) if attempt < http.options().retries && is_transient(&err) => {
-                    tokio::time::sleep(http.backoff(attempt)).await;
-                    attempt += 1;
-                    break;
-                }
-                Err(err) => {
-                    let err = target.error(SourceErrorKind::Network, describe(&err));
-                    let _ = tx.send(Err(err)).await;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// The bytes received so far, then whatever the pump sends; end of file when it stops.
-struct Streamed {
-    bytes: Vec<u8>,
-    pos: usize,
-    rx: mpsc::Receiver<Result<bytes::Bytes, SourceError>>,
-    failure: Option<SourceError>,
-}
-
-impl Read for Streamed {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.bytes.len() {
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.bytes.extend_from_slice(&chunk),
-                Some(Err(err)) => {
-                    let message = err.to_string();
-                    self.failure = Some(err);
-                    return Err(std::io::Error::other(message));
-                }
-                None => return Ok(0),
-            }
-        }
-        let rest = &self.bytes[self.pos..];
         let n = rest.len().min(buf.len());
         buf[..n].copy_from_slice(&rest[..n]);
         self.pos += n;

@@ -249,7 +249,7 @@ async fn fetch(
 ) -> Result<Fetched, SourceError> {
     match portion {
         Portion::Whole => header::whole(http, file, target).await,
-        Portion::GgufHeader { long } => header::gguf(http, file, target, long).await,
+        Portion::GgufHeader => header::gguf(http, file, target).await,
         Portion::SafetensorsHeader => header::safetensors(http, file, target).await,
         Portion::Name => Ok(Fetched {
             bytes: Vec::new(),

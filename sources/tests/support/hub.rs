@@ -25,6 +25,11 @@ pub struct Repo {
     pub private: bool,
     /// Listing is public, files need the token.
     pub gated: bool,
+    /// Revisions other than `main` that name the commit (`refs/pr/1`).
+    pub revisions: Vec<String>,
+    /// Each file's SHA-256, computed once when it is added (hashing on every request would
+    /// weigh on the timings the benchmark measures).
+    pub sha256: BTreeMap<String, String>,
 }
 
 impl Repo {
@@ -35,7 +40,19 @@ impl Repo {
         }
     }
 
+    pub fn revision(mut self, name: &str) -> Repo {
+        self.revisions.push(name.into());
+        self
+    }
+
+    fn knows(&self, revision: &str) -> bool {
+        revision == "main"
+            || revision == self.commit
+            || self.revisions.iter().any(|r| r == revision)
+    }
+
     pub fn file(mut self, path: &str, bytes: Vec<u8>) -> Repo {
+        self.sha256.insert(path.into(), sha256_hex(&bytes));
         self.files.insert(path.into(), bytes);
         self
     }
@@ -46,8 +63,8 @@ impl Repo {
             let entry = entry.expect("entry");
             if entry.path().is_file() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                self.files.insert(
-                    format!("{prefix}{name}"),
+                self = self.file(
+                    &format!("{prefix}{name}"),
                     std::fs::read(entry.path()).expect("read"),
                 );
             }
@@ -208,7 +225,7 @@ fn serve_file(state: &HubState, req: &Req, repo: &Repo, file: &str) -> Reply {
         return Reply::status(503);
     }
     let bytes = &repo.files[file];
-    let mut reply = Reply::file(bytes, req, &sha256_hex(bytes)[..16]);
+    let mut reply = Reply::file(bytes, req, &repo.sha256[file][..16]);
     if let Some(after) = faults.drop_after.remove(file) {
         reply.drop_after = Some(after);
     }
@@ -242,7 +259,7 @@ fn api_route(state: &HubState, req: &Req, rest: &str) -> Reply {
         return Reply::status(401);
     }
     if let Some(revision) = rest.strip_prefix("revision/") {
-        if revision != "main" && revision != repo.commit {
+        if !repo.knows(revision) {
             return Reply::status(404);
         }
         return Reply::json(format!(
@@ -253,7 +270,7 @@ fn api_route(state: &HubState, req: &Req, rest: &str) -> Reply {
     let Some(revision) = rest.strip_prefix("tree/") else {
         return Reply::status(404);
     };
-    if revision != "main" && revision != repo.commit {
+    if !repo.knows(revision) {
         return Reply::status(404);
     }
     let page_size = *state.page_size.lock().unwrap();
@@ -272,7 +289,7 @@ fn api_route(state: &HubState, req: &Req, rest: &str) -> Reply {
                 let sha = if wrong.contains(path) {
                     "0".repeat(64)
                 } else {
-                    sha256_hex(bytes)
+                    repo.sha256[path].clone()
                 };
                 format!(
                     ",\"lfs\":{{\"oid\":\"{sha}\",\"size\":{},\"pointerSize\":134}}",
@@ -371,7 +388,7 @@ fn modelscope_route(state: &HubState, req: &Req, rest: &str) -> Reply {
                     format!(
                         "{{\"Name\":\"{name}\",\"Path\":\"{path}\",\"Type\":\"blob\",\"Size\":{},\"Sha256\":\"{}\",\"Revision\":\"{}\"}}",
                         bytes.len(),
-                        sha256_hex(bytes),
+                        repo.sha256[path],
                         repo.commit
                     )
                 })

@@ -6,9 +6,10 @@
 //! The builder covers the decoder layer llama.cpp uses for the llama family (llama, qwen2/3,
 //! mistral, gemma, phi3...: norm, Q/K/V with optional biases and Q/K norms, RoPE, attention
 //! through the KV cache, output projection, optional post-norms, gated or sequential FFN) and
-//! MoE FFNs (routed experts, optional shared expert), and the BERT-style encoder. Recurrent
-//! and MLA layers are sized with the same decoder template: their compute working set is of
-//! the same order, and the KV cache/state sizes (exact) dominate them.
+//! MoE FFNs (routed experts, optional shared expert), multi-head latent attention
+//! (DeepSeek-V2/V3: absorbed K decompression, K-only cache, `wv_b` after attention), and the
+//! BERT-style encoder. Recurrent layers are sized with a Mamba template.
+//! [`super::architecture`] says which architectures this covers and how sure each is.
 //!
 //! Multi-device graphs follow `ggml_backend_sched`: each device runs a split of consecutive
 //! layers; the inputs a split reads from another buffer are copied into its own buffer at the
@@ -18,7 +19,7 @@
 use std::collections::HashMap;
 
 use super::alloc::{Graph, TensorId};
-use super::shape::ModelShape;
+use super::shape::{Mla, ModelShape};
 use crate::params::CacheType;
 
 const F32: u64 = 4;
@@ -114,7 +115,9 @@ struct AttnInputs {
     /// The f32 mask input.
     mask: TensorId,
     /// KV-cache row indices; `None` for encoders (no cache).
-    idxs: Option<(TensorId, TensorId)>,
+    /// KV-cache row indices of K and V (V has none with MLA: it is a view of K); `None`
+    /// for encoders (no cache).
+    idxs: Option<(TensorId, Option<TensorId>)>,
 }
 
 struct Builder<'a> {
@@ -185,7 +188,8 @@ impl Builder<'_> {
         }
         let last = placement.layers.len().saturating_sub(1);
         for (k, &(layer, buffer)) in placement.layers.iter().enumerate() {
-            self.enter(buffer, cur, true);
+            let kinds = self.attention_kinds(&placement.layers[k..], buffer);
+            self.enter(buffer, cur, Some(kinds));
             cur = self.local(cur);
             cur = if self.shape.causal {
                 self.decoder_layer(layer, cur, k == last)
@@ -193,7 +197,7 @@ impl Builder<'_> {
                 self.encoder_layer(layer, cur, k == last)
             };
         }
-        self.enter(placement.output, cur, false);
+        self.enter(placement.output, cur, None);
         let cur = self.local(cur);
         self.output(cur);
     }
@@ -211,26 +215,42 @@ impl Builder<'_> {
         }
     }
 
+    /// Which attention inputs (full, sliding) the split starting with `layers[0]` on
+    /// `buffer` reads: the layers up to the next buffer change.
+    fn attention_kinds(&self, layers: &[(usize, usize)], buffer: usize) -> [bool; 2] {
+        let mut kinds = [false; 2];
+        for &(l, _) in layers.iter().take_while(|&&(_, b)| b == buffer) {
+            let layer = self.shape.layers[l];
+            if !layer.recurrent {
+                kinds[usize::from(layer.swa)] = true;
+            }
+        }
+        kinds
+    }
+
     /// Starts a split on `buffer`: the scheduler copies the split's inputs first (the
-    /// residual stream, and the attention inputs when the split holds layers).
-    fn enter(&mut self, buffer: usize, residual: TensorId, holds_layers: bool) {
+    /// residual stream, and, when the split holds layers, the attention inputs of the cache
+    /// kinds its layers read: `kinds`).
+    fn enter(&mut self, buffer: usize, residual: TensorId, kinds: Option<[bool; 2]>) {
         if buffer == self.buffer {
             return;
         }
         self.buffer = buffer;
         let mut needed = vec![residual];
-        if !holds_layers {
+        let Some(kinds) = kinds else {
             self.copy_to(residual, buffer);
             return;
-        }
+        };
         needed.extend(self.inputs.pos);
         // With the cache on the host only the host reads the row indices (the stores run
         // there), and a device reads the mask only from the split its flash attention starts,
         // so the copy is made there (`cached_attention`).
         let cache_here = !self.r.kv_on_host || buffer == HOST;
-        for a in self.inputs.attn.iter().flatten() {
+        let used = self.inputs.attn.iter().zip(kinds);
+        for a in used.filter_map(|(a, used)| a.filter(|_| used)) {
             if let Some((k_idxs, v_idxs)) = a.idxs.filter(|_| cache_here) {
-                needed.extend([k_idxs, v_idxs]);
+                needed.push(k_idxs);
+                needed.extend(v_idxs);
             }
             if cache_here || a.idxs.is_none() {
                 needed.push(a.mask);
@@ -328,9 +348,13 @@ impl Builder<'_> {
         let mask =
             n_kv * per_stream.div_ceil(KQ_MASK_PAD) * KQ_MASK_PAD * r.n_stream * self.mask_type();
         let k_idxs = self.input(r.n_tokens * 8);
-        // A transposed V cache is written element by element: one index per value.
+        // A transposed V cache is written element by element: one index per value. MLA
+        // caches only K (`build_attn_inp_k`).
         let v_rows = if r.v_trans { self.max_v_gqa() } else { 1 };
-        let v_idxs = self.input(r.n_tokens * v_rows * 8);
+        let v_idxs = match self.shape.mla {
+            Some(_) => None,
+            None => Some(self.input(r.n_tokens * v_rows * 8)),
+        };
         let mask = self.input(mask);
         let inputs = AttnInputs {
             mask,
@@ -380,6 +404,11 @@ impl Builder<'_> {
         let kv_heads = layer.n_head_kv.max(1);
         let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);
         let cur = self.norm(inp, self.has(il, "attn_norm.bias"));
+        if let Some(mla) = shape.mla.filter(|_| self.has(il, "attn_kv_a_mqa.weight")) {
+            let attn = self.mla_attention(il, cur, mla);
+            let cur = self.linear(attn, shape.n_embd, t, false);
+            return self.ffn_block(il, cur, inp, last);
+        }
         let pos = self.pos();
         let (q, k, v) = if self.has(il, "attn_qkv.weight") {
             // One matmul; Q, K and V are views into its result.
@@ -409,6 +438,12 @@ impl Builder<'_> {
         if self.has(il, "post_attention_norm.weight") {
             cur = self.norm(cur, false);
         }
+        self.ffn_block(il, cur, inp, last)
+    }
+
+    /// The second half of a pre-norm decoder layer: the attention residual, the FFN norm, the
+    /// FFN and its residual.
+    fn ffn_block(&mut self, il: usize, cur: TensorId, inp: TensorId, last: bool) -> TensorId {
         let (cur, residual) = self.select_outputs(cur, inp, last);
         let ffn_inp = self.inplace(&[cur, residual], 2);
         let normed = self.norm(ffn_inp, self.has(il, "ffn_norm.bias"));
@@ -450,6 +485,73 @@ impl Builder<'_> {
         let out = self.linear(y, e, t, false);
         let (out, residual) = self.select_outputs(out, inp, last);
         self.inplace(&[out, residual], 2)
+    }
+
+    /// Multi-head latent attention with the absorbed K decompression
+    /// (`llama_model_deepseek2::graph` with `is_mla`): the query (directly, or through the
+    /// compressed `q_a`/`q_b` path) splits into a no-RoPE part, multiplied by `wk_b` into the
+    /// latent space, and a RoPE part; the latent and its RoPE part form the only cache row, V
+    /// is a view of it, and `wv_b` decompresses the attention output per head
+    /// (`build_attn_mha`'s `v_mla`).
+    fn mla_attention(&mut self, il: usize, cur: TensorId, mla: Mla) -> TensorId {
+        let t = self.r.n_tokens;
+        let layer = self.shape.layers[il];
+        let n_head = layer.n_head.max(1);
+        let q = if self.has(il, "attn_q_a.weight") {
+            let rank = self.out_rows(il, "attn_q_a.weight", 1);
+            let compressed = self.linear(cur, rank, t, false);
+            let compressed = self.norm(compressed, false);
+            let rows = self.out_rows(il, "attn_q_b.weight", 1);
+            self.linear(compressed, rows, t, false)
+        } else {
+            let rows = self.out_rows(il, "attn_q.weight", 1);
+            self.linear(cur, rows, t, false)
+        };
+        let pos = self.pos();
+        let latent = mla.kv_lora + mla.rope;
+        let rows = self.out_rows(il, "attn_kv_a_mqa.weight", latent);
+        let kv_pe = self.linear(cur, rows, t, false);
+        let k_pe = self.g.view(kv_pe, false);
+        let k_pe = self.op(mla.rope * t * F32, &[k_pe, pos]);
+        // The latent's RMS norm reads a view, so it gets a tensor of its own.
+        let kv_cmpr = self.g.view(kv_pe, true);
+        let kv_cmpr = self.op(mla.kv_lora * t * F32, &[kv_cmpr]);
+        let kv_cmpr = self.inplace(&[kv_cmpr], 1);
+        let q_nope = self.g.view(q, true);
+        let q_pe = self.g.view(q, false);
+        let q_pe = self.op(n_head * mla.rope * t * F32, &[q_pe, pos]);
+        let q_nope = self.g.view(q_nope, false);
+        let absorbed = self.op(n_head * mla.kv_lora * t * F32, &[q_nope]);
+        let absorbed = self.g.view(absorbed, false);
+        let q = self.op(n_head * latent * t * F32, &[absorbed, q_pe]);
+        let kv_cmpr = self.g.view(kv_cmpr, true);
+        let k = self.op(latent * t * F32, &[kv_cmpr, k_pe]);
+        let inputs = self.attn_inputs(layer.swa);
+        if let Some((k_idxs, _)) = inputs.idxs {
+            let k_idxs = self.local(k_idxs);
+            self.g.store(&[k, k_idxs], self.buffer);
+        }
+        let mask = self.mask_for(usize::from(layer.swa));
+        let n_kv = if layer.swa {
+            self.r.n_kv_swa
+        } else {
+            self.r.n_kv
+        };
+        let q = self.g.view(q, false);
+        let latent_out = if self.r.flash_attn {
+            let out = self.op(mla.kv_lora * n_head * t * F32, &[q, mask]);
+            self.g.view(out, false)
+        } else {
+            let kq = self.op(n_kv * t * n_head * F32, &[q]);
+            let kq = self.inplace(&[kq, mask], 1);
+            // V, a view of the K cache, made contiguous after the transpose.
+            let cells = n_kv * self.r.n_stream.max(1);
+            let v = self.op(self.r.cache_types.0.row_bytes(mla.kv_lora) * cells, &[]);
+            self.op(mla.kv_lora * t * n_head * F32, &[v, kq])
+        };
+        let decompressed = self.op(mla.head_v * n_head * t * F32, &[latent_out]);
+        let permuted = self.g.view(decompressed, false);
+        self.op(mla.head_v * n_head * t * F32, &[permuted])
     }
 
     /// Optional per-head norm, then RoPE, on a reshaped view. RoPE gets its own tensor: the
@@ -514,9 +616,11 @@ impl Builder<'_> {
         }
         if let Some((k_idxs, v_idxs)) = inputs.idxs {
             let k_idxs = self.local(k_idxs);
-            let v_idxs = self.local(v_idxs);
             self.g.store(&[k, k_idxs], self.buffer);
-            self.g.store(&[v, v_idxs], self.buffer);
+            if let Some(v_idxs) = v_idxs {
+                let v_idxs = self.local(v_idxs);
+                self.g.store(&[v, v_idxs], self.buffer);
+            }
         }
         let n_kv = if layer.swa {
             self.r.n_kv_swa

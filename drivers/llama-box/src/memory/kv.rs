@@ -153,9 +153,13 @@ pub(crate) fn layer_bytes(
             let k = settings
                 .type_k
                 .row_bytes(layer.n_head_kv.saturating_mul(shape.head_k));
-            let v = settings
-                .type_v
-                .row_bytes(layer.n_head_kv.saturating_mul(shape.head_v));
+            // MLA's V is a view of the K cache: no V tensor (`has_v = !is_mla`).
+            let v = match shape.mla {
+                Some(_) => 0,
+                None => settings
+                    .type_v
+                    .row_bytes(layer.n_head_kv.saturating_mul(shape.head_v)),
+            };
             k.saturating_add(v).saturating_mul(cells)
         })
         .collect()

@@ -57,6 +57,33 @@ pub(crate) struct Experts {
     pub shared_ff: u64,
 }
 
+/// The widths of multi-head latent attention (`src/models/deepseek2.cpp`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mla {
+    /// `attention.kv_lora_rank`: the compressed latent, which is also V in the cache.
+    pub kv_lora: u64,
+    /// `rope.dimension_count`: the RoPE part of each query/key head.
+    pub rope: u64,
+    /// `attention.value_length_mla`: a value head after the `wv_b` decompression.
+    pub head_v: u64,
+}
+
+impl Mla {
+    /// Set when both MLA head sizes are (`llama_hparams::is_mla`).
+    fn from_gguf(model: &GgufModel) -> Result<Option<Mla>> {
+        let head_k = model.key_length_mla()?.unwrap_or(0);
+        let head_v = model.value_length_mla()?.unwrap_or(0);
+        if head_k == 0 || head_v == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Mla {
+            kv_lora: model.kv_lora_rank()?.unwrap_or(0),
+            rope: model.rope_dimension_count()?.unwrap_or(0),
+            head_v,
+        }))
+    }
+}
+
 /// Recurrent state widths per sequence (llama.cpp's `n_embd_r()` / `n_embd_s()`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Recurrent {
@@ -113,6 +140,10 @@ pub(crate) struct ModelShape {
     pub causal: bool,
     pub experts: Experts,
     pub recurrent: Recurrent,
+    /// Multi-head latent attention (DeepSeek-V2/V3, Kimi, ...): llama.cpp caches only K
+    /// (the compressed latent and the RoPE part) and reads V as a view of it
+    /// (`llama_hparams::is_mla`: both MLA head sizes set).
+    pub mla: Option<Mla>,
     /// No `output.weight`: the LM head reads the token embedding (duplicated on the output
     /// device).
     pub tied_output: bool,
@@ -202,6 +233,7 @@ impl ModelShape {
                 shared_ff: model.expert_shared_feed_forward_length()?.unwrap_or(0),
             },
             recurrent,
+            mla: Mla::from_gguf(model)?,
             tied_output: causal && model.tensor("output.weight").is_none(),
             token_embd,
             weights,

@@ -1,0 +1,199 @@
+//! The download step of a plan: planned when a hub GGUF model that is on no disk of this
+//! machine goes to a backend that takes files, performed by `serve` before the processes
+//! start (resumable, verified, with a progress bar on a terminal).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use inferkit::{DeploymentPlan, DownloadFile, DownloadStep, Error, ModelFacts, Result};
+use inferkit_sources::download::{DownloadOptions, TerminalProgress, download};
+use inferkit_sources::listing::RepoFile;
+use inferkit_sources::local_cache::hf_repo_folder;
+use inferkit_sources::{ModelRef, RemoteModel, Resolved, Secret, SourceOptions};
+
+/// A download the plan will carry, and the header copies the plan is made from meanwhile.
+#[derive(Debug)]
+pub struct PlannedDownload {
+    step: DownloadStep,
+    /// The folder holding the header copies, laid out as the repository.
+    headers: PathBuf,
+    /// The header copy of the model's first file (what the planners read as the model).
+    model: PathBuf,
+    /// Every file of the selection (shards and projectors), for the files the plan uses.
+    available: Vec<RepoFile>,
+}
+
+/// The download a plan of `resolved` needs: a GGUF model of a hub, not on this machine,
+/// with a Hugging Face cache to put it in. `None` for anything else (a local model; a folder,
+/// which vLLM fetches by repository id itself; Ollama and URLs, which name no repository).
+pub fn planned(
+    resolved: &Resolved,
+    reference: &ModelRef,
+    options: &SourceOptions,
+) -> Option<PlannedDownload> {
+    let facts = &resolved.facts;
+    let remote = resolved.remote.as_ref()?;
+    let model = facts.gguf.as_ref()?.shards().first()?.path.clone();
+    if facts.path.is_some() {
+        return None;
+    }
+    let first = repository_path(facts)?;
+    let headers = model
+        .ancestors()
+        .nth(Path::new(first).components().count())?
+        .to_path_buf();
+    let cache = options.caches.huggingface.clone()?;
+    let (revision, endpoint) = match reference {
+        ModelRef::HuggingFace(repo) => (repo.revision.clone(), &options.huggingface),
+        ModelRef::ModelScope(repo) => (repo.revision.clone(), &options.modelscope),
+        _ => return None,
+    };
+    let shards: Vec<DownloadFile> = facts
+        .gguf
+        .as_ref()?
+        .shards()
+        .iter()
+        .filter_map(|shard| shard.path.strip_prefix(&headers).ok())
+        .filter_map(|path| remote.files.iter().find(|f| Path::new(&f.path) == path))
+        .map(download_file)
+        .collect();
+    let step = DownloadStep {
+        workers: Vec::new(),
+        hub: remote.hub.clone(),
+        endpoint: remote.endpoint.clone(),
+        repo: remote.repo.clone(),
+        revision,
+        commit: remote.commit.clone(),
+        snapshot: cache
+            .join(hf_repo_folder(&remote.repo))
+            .join("snapshots")
+            .join(&remote.commit),
+        cache,
+        bytes: shards.iter().map(|f| f.size).sum(),
+        files: shards,
+        token_env: endpoint.token_var.clone(),
+    };
+    Some(PlannedDownload {
+        step,
+        headers,
+        model,
+        available: remote.files.clone(),
+    })
+}
+
+/// The model's first file as a path in the repository (the source names it).
+fn repository_path(facts: &ModelFacts) -> Option<&str> {
+    match &facts.source {
+        inferkit::ModelSource::Huggingface { filename, .. } => filename.as_deref(),
+        inferkit::ModelSource::ModelScope { file_path, .. } => file_path.as_deref(),
+        _ => None,
+    }
+}
+
+fn download_file(file: &RepoFile) -> DownloadFile {
+    DownloadFile {
+        path: file.path.clone(),
+        size: file.size,
+        sha256: file.sha256.clone(),
+    }
+}
+
+impl PlannedDownload {
+    /// The facts to plan with: the model read from its header copies, as if it were there.
+    pub fn facts(&self, facts: &ModelFacts) -> ModelFacts {
+        ModelFacts {
+            path: Some(self.model.clone()),
+            ..facts.clone()
+        }
+    }
+
+    /// Adds the step to `plan`: the processes read the files where the download puts them,
+    /// and the step fetches the shards and every other file of the selection a process
+    /// names (the projector the backend loads, not its siblings).
+    pub fn attach(mut self, plan: &mut DeploymentPlan) {
+        self.step.relocate(&mut plan.processes, &self.headers);
+        if self.step.workers.is_empty() {
+            return;
+        }
+        let named: Vec<DownloadFile> = self
+            .available
+            .iter()
+            .filter(|file| !self.step.files.iter().any(|f| f.path == file.path))
+            .filter(|file| {
+                let target = self.step.snapshot.join(&file.path).display().to_string();
+                plan.processes.iter().any(|p| p.args.contains(&target))
+            })
+            .map(download_file)
+            .collect();
+        self.step.files.extend(named);
+        self.step.bytes = self.step.files.iter().map(|f| f.size).sum();
+        plan.downloads.push(self.step);
+    }
+}
+
+/// The step in words: what, how much, from where, into where, on which workers; one line
+/// per file after the first.
+pub fn describe(step: &DownloadStep) -> Vec<String> {
+    let mut lines = vec![format!(
+        "download {} file(s), {}, of {}://{}@{} from {} into {} (on {})",
+        step.files.len(),
+        gib(step.bytes),
+        step.hub,
+        step.repo,
+        step.commit,
+        step.endpoint,
+        step.snapshot.display(),
+        step.workers.join(", ")
+    )];
+    lines.extend(
+        step.files
+            .iter()
+            .map(|f| format!("  {} ({})", f.path, gib(f.size))),
+    );
+    lines
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Performs `step`: every file into the Hugging Face cache (a complete file is kept, a
+/// partial one resumed, an LFS file verified against its SHA-256), with a progress bar on a
+/// terminal. The token is read from the variable the step names.
+pub fn perform(step: &DownloadStep) -> Result<()> {
+    let model = RemoteModel {
+        hub: step.hub.clone(),
+        repo: step.repo.clone(),
+        commit: step.commit.clone(),
+        endpoint: step.endpoint.clone(),
+        files: step
+            .files
+            .iter()
+            .map(|f| RepoFile {
+                path: f.path.clone(),
+                size: f.size,
+                sha256: f.sha256.clone(),
+            })
+            .collect(),
+    };
+    let token = step
+        .token_env
+        .as_deref()
+        .and_then(|name| std::env::var(name).ok())
+        .filter(|value| !value.trim().is_empty())
+        .map(|value| Secret(value.trim().to_string()));
+    let bar = Arc::new(TerminalProgress::new());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Unsupported(format!("cannot start the HTTP client: {e}")))?;
+    runtime.block_on(download(
+        &model,
+        step.revision.as_deref(),
+        &step.cache,
+        token.as_ref(),
+        &DownloadOptions::default(),
+        Arc::new(move |event| bar.show(event)),
+    ))?;
+    Ok(())
+}

@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Measure llama.cpp per-device buffer sizes with layers offloaded to ggml RPC servers (127.0.0.1).
+
+Driver:  python measure_rpc.py [--models NAME ...] [--out ground-truth-rpc.jsonl]
+Worker:  python measure_rpc.py --worker JOB.json   (one process per model load; one JSON line per context)
+
+Uses llama-cpp-python 0.3.36's ctypes bindings (from the earlier venv) against the libllama.so built
+here (LLAMA_CPP_LIB_PATH=build/bin), registers RPC servers via ggml_backend_rpc_add_server +
+ggml_backend_register (what llama.cpp's --rpc does), then loads the model with n_gpu_layers /
+tensor_split and creates contexts. Nothing is generated.
+"""
+import argparse
+import ctypes
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.environ.get("LLAMA_CPP_LIB_PATH", os.path.join(HERE, "build", "bin"))
+MODELS = os.environ.get("MODELS_DIR", os.path.join(HERE, "models"))  # the files make_models.py writes
+SERVERS = ["127.0.0.1:50052", "127.0.0.1:50053"]
+FA = {"auto": -1, "off": 0, "on": 1}
+GGML_TYPES = {"f32": 0, "f16": 1, "q8_0": 8}
+
+RE_GT = re.compile(r"^(\w+): GT_BYTES (model|kv|output|compute) (\S+) (\d+)$")
+RE_GT_KV = re.compile(r"GT_BYTES kv_detail cells=(\d+) layers=(\d+) seqs=(\d+) streams=(\d+) k=(\d+) v=(\d+)")
+RE_MIB = re.compile(r"^(\w+):\s+(\S+)\s+(model|KV|output|compute) buffer size =\s+([\d.]+) MiB")
+RE_CTX_KV = re.compile(r"^llama_context: (\w+)\s+= (.+)$")
+RE_GRAPH = re.compile(r"graph(?: \(pp bs=\d+, tg bs=\d+\))?: nodes = ([\d /]+), splits = ([\d /]+), input")
+RE_KVDEV = re.compile(r"^llama_kv_cache(?:_iswa)?: layer\s+(\d+): dev = (\S+)")
+RE_SCHED = re.compile(r"reserve took [\d.]+ ms, sched copies = (\d+)")
+RE_LAYER = re.compile(r"layer\s+(\d+) assigned to device (\S+), is_swa = (\d)")
+RE_COPIES = re.compile(r"\(with n_copies = (\d+)\)|n_copies = (\d+)")
+
+
+def rss():
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                k, v, _ = line.split()
+                out[k[:-1]] = int(v) * 1024
+    return out
+
+
+def parse(lines):
+    r = {"buffers_bytes": {}, "buffers_mib_printed": {}, "gt_lines": [], "kv_caches": [], "ctx_log": {},
+         "offload_log": [], "raw": []}
+    layers = {}
+    kvdev = {}
+    for ln in lines:
+        if "llama_graph_n_input_tensors" in ln:
+            continue
+        m = RE_KVDEV.match(ln)
+        if m:
+            kvdev.setdefault(m.group(2), []).append(int(m.group(1)))
+            continue
+        m = RE_SCHED.search(ln)
+        if m:
+            r["sched_copies"] = int(m.group(1))
+            continue
+        m = RE_GT.match(ln)
+        if m:
+            kind, name, n = m.group(2), m.group(3), int(m.group(4))
+            key = f"{kind}:{name}"
+            r["buffers_bytes"][key] = r["buffers_bytes"].get(key, 0) + n
+            r["gt_lines"].append([kind, name, n])
+            continue
+        m = RE_GT_KV.search(ln)
+        if m:
+            c, l, s, st, k, v = map(int, m.groups())
+            r["kv_caches"].append(dict(cells=c, layers=l, seqs=s, streams=st, k_bytes=k, v_bytes=v))
+            continue
+        m = RE_LAYER.search(ln)
+        if m:
+            layers.setdefault(m.group(2), []).append(int(m.group(1)))
+            continue
+        m = RE_MIB.match(ln)
+        if m:
+            key = f"{m.group(3).lower()}:{m.group(2)}"
+            r["buffers_mib_printed"].setdefault(key, []).append(float(m.group(4)))
+            r["raw"].append(ln)
+            continue
+        m = RE_GRAPH.search(ln)
+        if m:
+            r["graph_nodes"], r["graph_splits"] = m.group(1).strip(), m.group(2).strip()
+            r["raw"].append(ln)
+            continue
+        if "offload" in ln or "using device" in ln or "pipeline" in ln or "n_copies" in ln:
+            r["offload_log"].append(ln)
+            continue
+        m = RE_CTX_KV.match(ln)
+        if m:
+            r["ctx_log"][m.group(1)] = m.group(2).strip()
+            continue
+        if ("llama_kv_cache" in ln and ("size =" in ln or "layer" in ln)) or "SWA" in ln or "flash" in ln.lower() \
+                or "error" in ln.lower() or "failed" in ln.lower() or "warn" in ln.lower() or "RPC" in ln:
+            r["raw"].append(ln)
+    if layers:
+        r["layer_device"] = layers
+    if kvdev:
+        r["kv_layer_device"] = kvdev
+    return r
+
+
+def worker(job_path):
+    job = json.load(open(job_path))
+    import llama_cpp
+
+    buf, lines = [], []
+
+    @llama_cpp.llama_log_callback
+    def cb(level, text, user):
+        s = text.decode("utf-8", "replace") if text else ""
+        buf.append(s)
+        joined = "".join(buf)
+        if "\n" in joined:
+            parts = joined.split("\n")
+            lines.extend(parts[:-1])
+            buf.clear()
+            if parts[-1]:
+                buf.append(parts[-1])
+
+    llama_cpp.llama_log_set(cb, None)
+    llama_cpp.llama_backend_init()
+
+    ggml = ctypes.CDLL(os.path.join(BIN, "libggml.so"), mode=ctypes.RTLD_GLOBAL)
+    ggml_rpc = ctypes.CDLL(os.path.join(BIN, "libggml-rpc.so"), mode=ctypes.RTLD_GLOBAL)
+    ggml_rpc.ggml_backend_rpc_add_server.restype = ctypes.c_void_p
+    ggml_rpc.ggml_backend_rpc_add_server.argtypes = [ctypes.c_char_p]
+    ggml.ggml_backend_register.argtypes = [ctypes.c_void_p]
+    ggml.ggml_backend_register.restype = None
+    ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
+    ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+    ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    ggml.ggml_backend_dev_name.restype = ctypes.c_char_p
+    ggml.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
+    ggml.ggml_backend_dev_description.restype = ctypes.c_char_p
+    ggml.ggml_backend_dev_description.argtypes = [ctypes.c_void_p]
+    ggml.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)]
+    ggml.ggml_backend_dev_type.restype = ctypes.c_int
+    ggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    for ep in job["servers"]:
+        reg = ggml_rpc.ggml_backend_rpc_add_server(ep.encode())
+        if not reg:
+            print(json.dumps({"fatal": f"cannot reach RPC server {ep}"}), flush=True)
+            return
+        ggml.ggml_backend_register(reg)
+    devices = []
+    for i in range(ggml.ggml_backend_dev_count()):
+        d = ggml.ggml_backend_dev_get(i)
+        free, total = ctypes.c_size_t(), ctypes.c_size_t()
+        ggml.ggml_backend_dev_memory(d, ctypes.byref(free), ctypes.byref(total))
+        devices.append({"name": ggml.ggml_backend_dev_name(d).decode(),
+                        "description": ggml.ggml_backend_dev_description(d).decode(),
+                        "type": {0: "CPU", 1: "GPU", 2: "IGPU", 3: "ACCEL"}.get(ggml.ggml_backend_dev_type(d), "?"),
+                        "memory_free": free.value, "memory_total": total.value})
+
+    mp = llama_cpp.llama_model_default_params()
+    mp.n_gpu_layers = job["n_gpu_layers"]
+    mp.split_mode = llama_cpp.LLAMA_SPLIT_MODE_LAYER
+    mp.load_mode = 0  # use_mmap = false
+    mp.use_extra_bufts = True
+    ts = None
+    if job.get("tensor_split"):
+        ts = (ctypes.c_float * llama_cpp.LLAMA_MAX_DEVICES)(*([float(x) for x in job["tensor_split"]] +
+                                                             [0.0] * (llama_cpp.LLAMA_MAX_DEVICES - len(job["tensor_split"]))))
+        mp.tensor_split = ctypes.cast(ts, ctypes.POINTER(ctypes.c_float))
+    lines.clear()
+    rss0 = rss()
+    t0 = time.time()
+    model = llama_cpp.llama_model_load_from_file(job["path"].encode(), mp)
+    load_s = time.time() - t0
+    if not model:
+        print(json.dumps({"fatal": "model load failed", "log_tail": lines[-30:]}), flush=True)
+        return
+    rss1 = rss()
+    mparsed = parse(list(lines))
+    model_common = {
+        "devices": devices,
+        "model_buffers_bytes": mparsed["buffers_bytes"],
+        "model_buffers_mib_printed": mparsed["buffers_mib_printed"],
+        "model_gt_lines": mparsed["gt_lines"],
+        "offload_log": mparsed["offload_log"],
+        "layer_device": mparsed.get("layer_device"),
+        "llama_model_size_bytes": llama_cpp.llama_model_size(model),
+        "llama_model_n_params": llama_cpp.llama_model_n_params(model),
+        "n_layer": llama_cpp.llama_model_n_layer(model),
+        "load_seconds": round(load_s, 3),
+        "rss_before_load": rss0["VmRSS"], "rss_after_load": rss1["VmRSS"],
+        "load_raw": [l for l in mparsed["raw"]],
+    }
+    print(json.dumps({"model": model_common}), flush=True)
+
+    for i, s in enumerate(job["contexts"]):
+        lines.clear()
+        cp = llama_cpp.llama_context_default_params()
+        cp.n_ctx = s["n_ctx"]
+        cp.n_batch = s["n_batch"]
+        cp.n_ubatch = s["n_ubatch"]
+        cp.n_seq_max = s["n_seq_max"]
+        cp.type_k = GGML_TYPES[s["type_k"]]
+        cp.type_v = GGML_TYPES[s["type_v"]]
+        cp.flash_attn_type = FA[s["flash_attn"]]
+        cp.swa_full = s["swa_full"]
+        cp.kv_unified = s["kv_unified"]
+        cp.offload_kqv = s["offload_kqv"]
+        cp.n_threads = 2
+        cp.n_threads_batch = 2
+        r0 = rss()
+        t0 = time.time()
+        ctx = llama_cpp.llama_init_from_model(model, cp)
+        dt = time.time() - t0
+        r1 = rss()
+        res = {"i": i, "settings": s, "ok": bool(ctx), "ctx_seconds": round(dt, 3),
+               "rss_before_ctx": r0["VmRSS"], "rss_after_ctx": r1["VmRSS"]}
+        p = parse(lines)
+        p.pop("layer_device", None)
+        res.update(p)
+        if ctx:
+            res["n_ctx_actual"] = llama_cpp.llama_n_ctx(ctx)
+            res["n_seq_max_actual"] = llama_cpp.llama_n_seq_max(ctx)
+            llama_cpp.llama_free(ctx)
+        else:
+            res["log_tail"] = lines[-15:]
+        print(json.dumps(res), flush=True)
+    llama_cpp.llama_model_free(model)
+
+
+def S(n_ctx=4096, n_seq_max=1, flash_attn="on", offload_kqv=True, tag="grid"):
+    return dict(n_ctx=n_ctx, n_seq_max=n_seq_max, type_k="f16", type_v="f16", flash_attn=flash_attn,
+                n_batch=2048, n_ubatch=512, swa_full=False, kv_unified=False, offload_kqv=offload_kqv, tag=tag)
+
+
+def contexts():
+    out = [S(c, n, fa) for c in (4096, 8192) for n in (1, 4) for fa in ("on", "off")]
+    out.append(S(4096, 1, "on", offload_kqv=False, tag="no_kv_offload"))
+    return out
+
+
+def loads(n_layer):
+    L = n_layer
+    part = sorted({1, L // 4, L // 2})
+    out = []
+    # one RPC device
+    for ngl in [0] + part + [L, L + 1]:
+        out.append(dict(servers=SERVERS[:1], n_gpu_layers=ngl, tensor_split=None))
+    # two RPC devices, equal split and 3:1
+    for ngl in [1, L // 2, L, L + 1]:
+        out.append(dict(servers=SERVERS, n_gpu_layers=ngl, tensor_split=[1, 1]))
+    for ngl in [L // 2, L + 1]:
+        out.append(dict(servers=SERVERS, n_gpu_layers=ngl, tensor_split=[3, 1]))
+    # two devices, no tensor_split given (llama.cpp splits by reported free memory)
+    out.append(dict(servers=SERVERS, n_gpu_layers=L + 1, tensor_split=None))
+    # two devices, ngl=0 (devices present, nothing offloaded)
+    out.append(dict(servers=SERVERS, n_gpu_layers=0, tensor_split=[1, 1]))
+    return out
+
+
+def subset(n_layer):
+    """The offload layouts measured for the architecture set: one device with part and all of
+    the layers, two devices 1:1 at full offload (pipeline parallelism) and 3:1 partial."""
+    L = n_layer
+    return [dict(servers=SERVERS[:1], n_gpu_layers=L // 2, tensor_split=None),
+            dict(servers=SERVERS[:1], n_gpu_layers=L + 1, tensor_split=None),
+            dict(servers=SERVERS, n_gpu_layers=L + 1, tensor_split=[1, 1]),
+            dict(servers=SERVERS, n_gpu_layers=L, tensor_split=[3, 1])]
+
+
+def block_count(path):
+    import gguf
+    rd = gguf.GGUFReader(path)
+    arch = bytes(rd.fields["general.architecture"].parts[-1]).decode()
+    return int(rd.fields[f"{arch}.block_count"].parts[-1][0])
+
+
+def run_job(job, timeout=600):
+    jp = os.path.join(tempfile.gettempdir(), f"measure-job.{os.getpid()}.json")
+    json.dump(job, open(jp, "w"))
+    env = dict(os.environ, LLAMA_CPP_LIB_PATH=BIN, LD_LIBRARY_PATH=BIN)
+    p = subprocess.run([sys.executable, __file__, "--worker", jp], capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    model_info, results, errors = None, [], []
+    for ln in p.stdout.splitlines():
+        try:
+            o = json.loads(ln)
+        except Exception:
+            continue
+        if "model" in o:
+            model_info = o["model"]
+        elif "fatal" in o:
+            errors.append(o)
+        else:
+            results.append(o)
+    if p.returncode != 0:
+        errors.append({"returncode": p.returncode, "stderr_tail": p.stderr[-1500:]})
+    return model_info, results, errors
+
+
+N_LAYER = {"llama-3.2-1b": 16, "qwen2.5-0.5b-instruct": 24, "gemma-2-2b": 26, "llama-3.1-8b": 32,
+           "granite-3.1-1b-a400m": 24, "phi-3-mini-4k-instruct": 32, "qwen1.5-moe-a2.7b-4layer": 4}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker")
+    ap.add_argument("--models", nargs="*", default=["llama-3.2-1b-Q4_K_M"])
+    ap.add_argument("--out", default=os.path.join(HERE, "ground-truth-rpc.jsonl"))
+    ap.add_argument("--subset", action="store_true", help="subset() of the layouts")
+    ap.add_argument("--deadline", type=float, default=0, help="unix time after which no new load starts")
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker)
+    with open(args.out, "a") as out:
+        for m in args.models:
+            path = os.path.join(MODELS, m + ".gguf")
+            name, quant = m.rsplit("-", 1)
+            # The architecture set's files have fewer layers than the published models.
+            n_layer = block_count(path) if args.subset else N_LAYER[name]
+            for ld in (loads(n_layer) if not args.subset else subset(n_layer)):
+                if args.deadline and time.time() > args.deadline:
+                    print("deadline reached, stopping", flush=True)
+                    return
+                job = dict(ld, path=path, contexts=contexts())
+                t0 = time.time()
+                mi, results, errors = run_job(job)
+                n_ok = sum(1 for r in results if r.get("ok"))
+                print(f"{m} servers={len(ld['servers'])} ngl={ld['n_gpu_layers']} ts={ld['tensor_split']}: "
+                      f"{n_ok}/{len(results)} ok in {time.time()-t0:.1f}s", flush=True)
+                for e in errors:
+                    print("  error:", json.dumps(e)[:800], flush=True)
+                base = {"model": name, "file": path, "file_type": quant, "file_size": os.path.getsize(path),
+                        "llama_cpp": {"llama_cpp_python": "0.3.36", "llama_cpp_commit": "0c1e57098",
+                                      "build": "cmake GGML_RPC=ON GGML_NATIVE=ON Release (CPU + RPC backends)"},
+                        "load": {"n_gpu_layers": ld["n_gpu_layers"], "tensor_split": ld["tensor_split"],
+                                 "split_mode": "layer", "use_mmap": False, "use_extra_bufts": True,
+                                 "rpc_servers": ld["servers"]},
+                        "devices": mi["devices"] if mi else None,
+                        "model_info": mi}
+                if not results:
+                    rec = dict(base, ok=False, errors=errors)
+                    out.write(json.dumps(rec) + "\n")
+                for r in results:
+                    rec = dict(base)
+                    rec.update(r)
+                    # merged view: model buffers + context buffers, exact bytes
+                    allb = dict(mi["model_buffers_bytes"]) if mi else {}
+                    allb.update(r.get("buffers_bytes", {}))
+                    rec["buffers"] = allb
+                    out.write(json.dumps(rec) + "\n")
+                out.flush()
+
+
+if __name__ == "__main__":
+    main()
