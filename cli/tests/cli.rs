@@ -469,3 +469,44 @@ fn terminal_escapes_in_names_are_printed_escaped() {
     let json = json_of(&run(&["plan", QWEN, "--cluster", cluster, "--json"]));
     assert_eq!(json["placement"]["workers"][0]["name"], "w\u{1b}[31mred");
 }
+
+/// The README's path: `kubectl get nodes -o json` → `probe --kubernetes` → `plan --cluster ...
+/// --format kubernetes`, on a real capture (probe/tests/fixtures/kubernetes).
+#[test]
+fn kubectl_nodes_to_manifests() {
+    let nodes = "probe/tests/fixtures/kubernetes/nodes-rke2-nvidia-a16.json";
+    let probed = run(&["probe", "--kubernetes", nodes]);
+    assert_eq!(probed.status.code(), Some(0), "{}", text(&probed.stderr));
+    let cluster = json_of(&probed);
+    assert_eq!(cluster["workers"][0]["name"], "nori");
+    assert!(text(&probed.stderr).contains("interchangeable"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.json");
+    std::fs::write(&file, &probed.stdout).unwrap();
+    let out = run(&[
+        "plan",
+        QWEN,
+        "--cluster",
+        file.to_str().unwrap(),
+        "--format",
+        "kubernetes",
+        "--image",
+        "llama-box=gpustack/llama-box:v0.0.140",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(yaml.contains("kubernetes.io/hostname: nori"), "{yaml}");
+    assert!(yaml.contains("nvidia.com/gpu: '1'"), "{yaml}");
+
+    let cordoned = run(&[
+        "probe",
+        "--kubernetes",
+        "probe/tests/fixtures/kubernetes/nodes-aks-cpu-one-cordoned.json",
+    ]);
+    assert_eq!(cordoned.status.code(), Some(0));
+    assert_eq!(json_of(&cordoned)["workers"].as_array().unwrap().len(), 2);
+    assert!(
+        text(&cordoned.stderr)
+            .contains("node aks-agentpool-30520393-vmss000002 left out: cordoned")
+    );
+}

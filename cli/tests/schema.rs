@@ -68,6 +68,10 @@ fn every_example_cluster_and_probe_output_matches_the_cluster_schema() {
     assert!(checked >= 5, "{checked} example clusters");
     let worker: Value = serde_json::from_slice(&inferkit(&["probe", "--json"])).unwrap();
     validator.check("probe --json", &worker);
+    let nodes = "probe/tests/fixtures/kubernetes/nodes-rke2-nvidia-a16.json";
+    let cluster: Value =
+        serde_json::from_slice(&inferkit(&["probe", "--kubernetes", nodes])).unwrap();
+    validator.check("probe --kubernetes", &cluster);
 }
 
 #[test]

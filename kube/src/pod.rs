@@ -183,34 +183,9 @@ impl<'a> PodBuilder<'a> {
         };
         let resource = accelerator_resource(claim)?;
         let mut container = self.container(&processes, role)?;
+        container.resources = resources(role, claim, devices, resource);
         let mut volumes = Vec::new();
         let mut mounts = Vec::new();
-        if let Some(resource) = resource.filter(|_| devices > 0) {
-            let count = Quantity(devices.to_string());
-            let mut limits = BTreeMap::from([(resource.to_string(), count)]);
-            let mut requests = BTreeMap::new();
-            let ram = if role == PodRole::Leader {
-                claim.ram
-            } else {
-                0
-            };
-            if ram > 0 {
-                requests.insert("memory".to_string(), Quantity(mebibytes(ram)));
-            }
-            container.resources = Some(ResourceRequirements {
-                requests: (!requests.is_empty()).then_some(requests),
-                limits: Some(std::mem::take(&mut limits)),
-                ..ResourceRequirements::default()
-            });
-        } else if role == PodRole::Leader && claim.ram > 0 {
-            container.resources = Some(ResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "memory".to_string(),
-                    Quantity(mebibytes(claim.ram)),
-                )])),
-                ..ResourceRequirements::default()
-            });
-        }
         let uses_ray = processes
             .iter()
             .any(|p| matches!(p.role, ProcessRole::RayHead | ProcessRole::RayWorker));
@@ -239,6 +214,7 @@ impl<'a> PodBuilder<'a> {
             &mut volumes,
             &mut mounts,
         )?;
+        self.check_no_node_address(&container, config_map.as_ref())?;
         container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
         let waits = self.peer_waits(&processes);
         let init_containers = (!waits.is_empty()).then(|| vec![self.wait_container(&waits)]);
@@ -273,6 +249,52 @@ impl<'a> PodBuilder<'a> {
             },
             config_map,
         })
+    }
+
+    /// Refuses a pod that would still name a node's IP address (a rank table listing the
+    /// nodes, a placement group naming them): in a pod the process has the pod's address, so
+    /// such a manifest would start and then fail to find its peers.
+    fn check_no_node_address(
+        &self,
+        container: &Container,
+        config_map: Option<&ConfigMap>,
+    ) -> Result<()> {
+        let values = container
+            .command
+            .iter()
+            .chain(&container.args)
+            .flatten()
+            .chain(
+                container
+                    .env
+                    .iter()
+                    .flatten()
+                    .filter_map(|e| e.value.as_ref()),
+            )
+            .chain(
+                config_map
+                    .and_then(|c| c.data.as_ref())
+                    .into_iter()
+                    .flat_map(|d| d.values()),
+            );
+        let addresses: Vec<&str> = self
+            .plan
+            .placement
+            .workers
+            .iter()
+            .filter_map(|w| w.address.as_deref())
+            .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+            .collect();
+        for value in values {
+            if let Some(address) = addresses.iter().find(|a| value.contains(**a)) {
+                return Err(Error::Unsupported(format!(
+                    "the plan's processes name the node address {address} where a pod cannot \
+                     stand in for it (`{}`): this plan is not exported to Kubernetes",
+                    shorten(value)
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The first subordinate, once every other one is shown to run the same process in a pod
@@ -758,6 +780,38 @@ impl<'a> PodBuilder<'a> {
             );
         }
         notes
+    }
+}
+
+/// Accelerators by count, and on the leader the host memory the plan claims as a request
+/// (not a limit: the estimate is not a ceiling worth an OOM kill).
+fn resources(
+    role: PodRole,
+    claim: &WorkerClaim,
+    devices: usize,
+    resource: Option<&str>,
+) -> Option<ResourceRequirements> {
+    let limits: BTreeMap<String, Quantity> = resource
+        .filter(|_| devices > 0)
+        .map(|resource| (resource.to_string(), Quantity(devices.to_string())))
+        .into_iter()
+        .collect();
+    let requests: BTreeMap<String, Quantity> = (role == PodRole::Leader && claim.ram > 0)
+        .then(|| ("memory".to_string(), Quantity(mebibytes(claim.ram))))
+        .into_iter()
+        .collect();
+    (!limits.is_empty() || !requests.is_empty()).then(|| ResourceRequirements {
+        limits: (!limits.is_empty()).then_some(limits),
+        requests: (!requests.is_empty()).then_some(requests),
+        ..ResourceRequirements::default()
+    })
+}
+
+/// At most 80 characters of `text`, for an error message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
     }
 }
 

@@ -490,3 +490,24 @@ fn a_name_that_is_no_dns_label_is_refused() {
     let (name, _) = parameter_error(export(&plan, &options));
     assert_eq!(name, "name");
 }
+
+/// GPUStack's placement group names the nodes' IPs, which pods do not have: such a plan is
+/// refused rather than exported to start and never find its Ray nodes.
+#[test]
+fn a_plan_naming_node_addresses_a_pod_cannot_have_is_refused() {
+    let cluster = json!({"workers": [
+        worker("gpu-a", "10.0.0.1", 8, "NVIDIA-H100-80GB-HBM3", 80),
+        worker("gpu-b", "10.0.0.2", 8, "NVIDIA-H100-80GB-HBM3", 80),
+    ]});
+    let mut plan = plan("tests/fixtures/hf/DeepSeek-V3", cluster, |_| {});
+    let main = plan.processes.last_mut().unwrap();
+    main.env.insert(
+        "GPUSTACK_RAY_PLACEMENT_GROUP_BUNDLES".to_string(),
+        r#"[{"GPU": 1, "node:10.0.0.1": 0.001}]"#.to_string(),
+    );
+    let error = export(&plan, &options("vllm", "vllm/vllm-openai:v0.11.0")).unwrap_err();
+    assert!(
+        error.to_string().contains("node address 10.0.0.1"),
+        "{error}"
+    );
+}

@@ -11,6 +11,7 @@
 //! | `rocm::RocmProbe` | `cli-probes` | AMD GPUs through `rocm-smi` |
 //! | [`static_inventory::StaticProbe`] | always | a worker described in JSON |
 //! | [`composite::CompositeProbe`] | always | host + every vendor probe, merged into one worker |
+//! | [`kubernetes::load`] | always | a whole cluster from `kubectl get nodes/pods -o json` |
 //!
 //! The parsers of vendor tool output ([`ascend`], [`rocm`], [`cgroup`]) are pure functions that
 //! are compiled without any feature, so they can be tested and reused on captured text.
@@ -27,6 +28,7 @@ pub mod composite;
 #[cfg(feature = "host-probe")]
 #[cfg_attr(docsrs, doc(cfg(feature = "host-probe")))]
 pub mod host;
+pub mod kubernetes;
 #[cfg(feature = "nvml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nvml")))]
 pub mod nvml;

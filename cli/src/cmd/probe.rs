@@ -1,8 +1,10 @@
 //! `inferkit probe`: this machine's inventory.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use inferkit::WorkerInventory;
+use inferkit::probe::kubernetes;
 
 use crate::cluster_arg::probe_local;
 use crate::output::{Failure, Output};
@@ -13,15 +15,39 @@ use crate::output::{Failure, Output};
 /// With --json it is one worker of the cluster JSON format (name, os, arch, labels,
 /// cpu_cores, ram, devices, allocations), which `inferkit plan --cluster` reads as a
 /// one-worker cluster; to combine machines, put the objects in {"workers": [...]}.
+///
+/// With --kubernetes it reads a Kubernetes cluster from `kubectl get nodes -o json` instead
+/// and prints the cluster JSON (one worker per schedulable node; the nodes left out and why
+/// on stderr).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print the inventory as one worker of the cluster JSON format.
     #[arg(long)]
     pub json: bool,
+
+    /// The output of `kubectl get nodes -o json`: print the cluster JSON of its schedulable
+    /// nodes (devices from the device plugins' resources and labels) instead of probing.
+    #[arg(long, value_name = "NODES.json")]
+    pub kubernetes: Option<PathBuf>,
+
+    /// With --kubernetes: the output of `kubectl get pods -A -o json`; the devices and memory
+    /// that running pods request become allocations.
+    #[arg(long, value_name = "PODS.json", requires = "kubernetes")]
+    pub pods: Option<PathBuf>,
 }
 
 /// Runs `probe`.
 pub fn run(args: &Args, out: &mut Output) -> Result<(), Failure> {
+    if let Some(nodes) = &args.kubernetes {
+        let read = kubernetes::load(nodes, args.pods.as_deref())?;
+        for node in &read.excluded {
+            eprintln!("note: node {} left out: {}", node.name, node.reason);
+        }
+        for note in &read.notes {
+            eprintln!("note: {note}");
+        }
+        return out.json(&read.cluster);
+    }
     let worker = probe_local()?;
     if args.json {
         out.json(&worker)

@@ -1,0 +1,150 @@
+//! `kubectl get nodes -o json` of real clusters (tests/fixtures/kubernetes/README.md) read as
+//! the cluster planning takes.
+
+use std::path::{Path, PathBuf};
+
+use inferkit_core::Vendor;
+use inferkit_probe::kubernetes::{from_lists, load};
+use serde_json::{Value, json};
+
+const GIB: u64 = 1 << 30;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kubernetes")
+        .join(name)
+}
+
+fn read(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+}
+
+/// An RKE2 node with the GPU Operator: GPU Feature Discovery labels one NVIDIA A16-4Q vGPU
+/// of 4096 MiB, compute capability 8.6.
+#[test]
+fn gpu_feature_discovery_labels_give_the_gpu() {
+    let read = load(&fixture("nodes-rke2-nvidia-a16.json"), None).unwrap();
+    assert!(read.excluded.is_empty(), "{:?}", read.excluded);
+    let [worker] = &read.cluster.workers[..] else {
+        panic!("{:?}", read.cluster.workers)
+    };
+    assert_eq!(worker.name, "nori");
+    assert_eq!(worker.address.as_deref(), Some("0.202.61.70"));
+    assert_eq!(
+        (worker.os.as_str(), worker.arch.as_str()),
+        ("linux", "amd64")
+    );
+    assert_eq!(worker.cpu_cores, 2);
+    assert_eq!(worker.ram.total, 16_367_668 * 1024);
+    let [gpu] = &worker.devices[..] else {
+        panic!("{:?}", worker.devices)
+    };
+    assert_eq!(gpu.vendor, Vendor::Nvidia);
+    assert_eq!(gpu.name, "NVIDIA-A16-4Q");
+    assert_eq!(gpu.memory.total, 4096 << 20);
+    assert_eq!(gpu.compute_capability.as_deref(), Some("8.6"));
+    assert_eq!(gpu.driver_version.as_deref(), Some("550.90.07"));
+    assert_eq!(gpu.runtime_version.as_deref(), Some("12.4"));
+    assert_eq!(worker.labels["nvidia.com/gpu.product"], "NVIDIA-A16-4Q");
+}
+
+/// Three AKS CPU nodes, the third cordoned: it is left out with the reason.
+#[test]
+fn a_cordoned_node_is_left_out_with_the_reason() {
+    let read = load(&fixture("nodes-aks-cpu-one-cordoned.json"), None).unwrap();
+    let names: Vec<&str> = read
+        .cluster
+        .workers
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "aks-agentpool-30520393-vmss000000",
+            "aks-agentpool-30520393-vmss000001"
+        ]
+    );
+    let [excluded] = &read.excluded[..] else {
+        panic!("{:?}", read.excluded)
+    };
+    assert_eq!(excluded.name, "aks-agentpool-30520393-vmss000002");
+    assert!(excluded.reason.contains("cordoned"), "{}", excluded.reason);
+    let worker = &read.cluster.workers[0];
+    assert!(worker.devices.is_empty());
+    // 1900m of allocatable CPU is one whole core to plan with.
+    assert_eq!(worker.cpu_cores, 1);
+    assert_eq!(worker.address.as_deref(), Some("10.240.0.4"));
+}
+
+#[test]
+fn a_not_ready_node_is_left_out_with_its_message() {
+    let mut nodes = read("nodes-rke2-nvidia-a16.json");
+    for condition in nodes["items"][0]["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if condition["type"] == "Ready" {
+            condition["status"] = json!("Unknown");
+            condition["message"] = json!("Kubelet stopped posting node status.");
+        }
+    }
+    let text = nodes.to_string();
+    let read = from_lists(&text, Path::new("nodes.json"), None).unwrap();
+    assert!(read.cluster.workers.is_empty());
+    assert_eq!(
+        read.excluded[0].reason,
+        "NotReady (Ready=Unknown: Kubelet stopped posting node status.)"
+    );
+}
+
+/// Running pods' requests are allocations: whole devices by count (a device plugin gives a
+/// pod whole devices), host memory from their memory requests; finished pods hold nothing.
+#[test]
+fn running_pods_hold_devices_by_count() {
+    let mut nodes = read("nodes-rke2-nvidia-a16.json");
+    nodes["items"][0]["status"]["allocatable"]["nvidia.com/gpu"] = json!("4");
+    let pod = |name: &str, phase: &str, gpus: &str| {
+        json!({"metadata": {"name": name, "namespace": "ml"},
+               "spec": {"nodeName": "nori", "containers": [{"resources": {
+                   "limits": {"nvidia.com/gpu": gpus}, "requests": {"memory": "2Gi"}}}]},
+               "status": {"phase": phase}})
+    };
+    let pods = json!({"items": [pod("a", "Running", "2"), pod("b", "Succeeded", "1"),
+                                pod("c", "Pending", "1")]});
+    let read = from_lists(
+        &nodes.to_string(),
+        Path::new("nodes.json"),
+        Some((&pods.to_string(), Path::new("pods.json"))),
+    )
+    .unwrap();
+    let worker = &read.cluster.workers[0];
+    assert_eq!(worker.devices.len(), 4);
+    let held: Vec<(&str, Vec<&str>)> = worker
+        .allocations
+        .iter()
+        .map(|a| {
+            (
+                a.name.as_str(),
+                a.devices.keys().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(held, [("ml/a", vec!["0", "1"]), ("ml/c", vec!["2"])]);
+    assert_eq!(worker.allocations[0].devices["0"], 4096 << 20);
+    assert_eq!(worker.ram.used, 4 * GIB);
+}
+
+#[test]
+fn a_broken_list_names_the_file() {
+    let err = from_lists("{\"items\": [", Path::new("nodes.json"), None).unwrap_err();
+    assert!(err.to_string().contains("nodes.json"), "{err}");
+    let mut nodes = read("nodes-rke2-nvidia-a16.json");
+    nodes["items"][0]["status"]["allocatable"]["cpu"] = json!("lots");
+    let read = from_lists(&nodes.to_string(), Path::new("nodes.json"), None).unwrap();
+    assert!(
+        read.excluded[0].reason.contains("cpu: `lots`"),
+        "{:?}",
+        read.excluded
+    );
+}
