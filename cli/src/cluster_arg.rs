@@ -85,6 +85,7 @@ fn described(accelerator: &Accelerator, gpus: u32, workers: u32, ram: Option<u64
             memory: Memory {
                 total: accelerator.memory(),
                 used: 0,
+                reserved: None,
             },
             compute_capability: accelerator.compute_capability.map(str::to_string),
             uuid: None,
@@ -110,6 +111,7 @@ fn described(accelerator: &Accelerator, gpus: u32, workers: u32, ram: Option<u64
             ram: Memory {
                 total: ram,
                 used: 0,
+                reserved: None,
             },
             devices: devices.clone(),
             allocations: Vec::new(),

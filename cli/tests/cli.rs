@@ -1,36 +1,13 @@
 //! The command line as people and scripts use it: help and usage errors, completions, what-if
 //! hardware, human sizes, the plan's human output, and what happens when stdout goes away.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
-const QWEN: &str = "tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf";
+mod support;
 
-fn inferkit() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_inferkit"));
-    command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    command.env_remove("RUST_LOG");
-    command
-}
-
-fn run(args: &[&str]) -> Output {
-    inferkit().args(args).output().expect("run inferkit")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn json_of(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        )
-    })
-}
+use support::{QWEN, inferkit, json_of, run, text};
 
 const SUBCOMMANDS: [&str; 6] = [
     "inspect",

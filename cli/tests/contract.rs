@@ -2,35 +2,13 @@
 //! (`inspect`, `estimate`, `plan`, `probe`, the error object). These tests run the `inferkit`
 //! binary on the model fixtures shipped in the repository and check the documented names.
 
-use std::process::Output;
+mod support;
 
-use serde_json::Value;
-
-/// Runs `inferkit SUBCOMMAND ARGS...` in the repository root, where the fixture paths start.
-fn run(subcommand: &str, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_inferkit"))
-        .arg(subcommand)
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .output()
-        .expect("run inferkit")
-}
-
-fn json_of(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-const QWEN: &str = "tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf";
+use support::{QWEN, json_of, run};
 
 #[test]
 fn inspect_json_names_the_documented_fields() {
-    let out = run("inspect", &[QWEN, "--json"]);
+    let out = run(&["inspect", QWEN, "--json"]);
     assert!(out.status.success());
     let json = json_of(&out);
     for key in [
@@ -58,10 +36,15 @@ fn inspect_json_names_the_documented_fields() {
 
 #[test]
 fn estimate_json_lists_devices_with_their_components() {
-    let out = run(
+    let out = run(&[
         "estimate",
-        &[QWEN, "-c", "4096", "--rpc", "10.0.0.2:50052", "--json"],
-    );
+        QWEN,
+        "-c",
+        "4096",
+        "--rpc",
+        "10.0.0.2:50052",
+        "--json",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -87,22 +70,20 @@ fn estimate_json_lists_devices_with_their_components() {
 
 #[test]
 fn estimate_refuses_what_llama_cpp_refuses() {
-    let out = run("estimate", &[QWEN, "-ctv", "q8_0", "-fa", "off", "--json"]);
+    let out = run(&["estimate", QWEN, "-ctv", "q8_0", "-fa", "off", "--json"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("flash"));
 }
 
 #[test]
 fn plan_json_error_carries_the_rejections() {
-    let out = run(
+    let out = run(&[
         "plan",
-        &[
-            "tests/fixtures/hf/Qwen2.5-72B-Instruct",
-            "--cluster",
-            "examples/clusters/laptop.json",
-            "--json",
-        ],
-    );
+        "tests/fixtures/hf/Qwen2.5-72B-Instruct",
+        "--cluster",
+        "examples/clusters/laptop.json",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let json = json_of(&out);
     assert!(json["error"].is_string());
@@ -111,7 +92,7 @@ fn plan_json_error_carries_the_rejections() {
 
 #[test]
 fn probe_json_is_one_worker_that_plan_accepts() {
-    let out = run("probe", &["--json"]);
+    let out = run(&["probe", "--json"]);
     assert!(out.status.success());
     let worker = json_of(&out);
     for key in [
@@ -129,10 +110,7 @@ fn probe_json_is_one_worker_that_plan_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("local.json");
     std::fs::write(&file, &out.stdout).unwrap();
-    let plan = run(
-        "plan",
-        &[QWEN, "--cluster", file.to_str().unwrap(), "--json"],
-    );
+    let plan = run(&["plan", QWEN, "--cluster", file.to_str().unwrap(), "--json"]);
     assert!(
         plan.status.success(),
         "{}",

@@ -2,26 +2,14 @@
 //! the real run refuses, and stdout write errors in every subcommand.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-const QWEN: &str = "tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf";
+mod support;
+
+use support::{QWEN, inferkit, run, text};
+
 const QWEN_72B: &str = "tests/fixtures/hf/Qwen2.5-72B-Instruct";
 const H100X8: &str = "examples/clusters/h100x8.json";
-
-fn inferkit() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_inferkit"));
-    command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    command.env_remove("RUST_LOG");
-    command
-}
-
-fn run(args: &[&str]) -> Output {
-    inferkit().args(args).output().expect("run inferkit")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `plan --json` of Qwen2.5-0.5B (llama-box) on one H100, written to `dir/plan.json`.
 fn write_plan(dir: &Path) -> std::path::PathBuf {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::estimate::{DeviceSlot, HostSlot, ResourceEstimate, ResourceEstimator};
 use crate::facts::{ModelFacts, ModelFormat};
+use crate::flags::FlagTable;
 use crate::inventory::{Device, Vendor, WorkerInventory};
 use crate::launch::LaunchSpec;
 use crate::model::{Category, ModelSpec};
@@ -257,6 +258,14 @@ pub trait Prepared: Send + Sync {
 
     /// The processes that run `assignment`: subordinates first, the main process last.
     fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>>;
+
+    /// The flag table of `program` (a [`LaunchSpec::program`] of this deployment), at the
+    /// version the deployment targets, where the driver has one. The planner reads its marks:
+    /// which flags are secret and which environment variable the program also reads each from
+    /// ([`crate::secret::redact`]). The default knows no table: only the name rule applies.
+    fn flag_table(&self, _program: &str) -> Option<&'static FlagTable> {
+        None
+    }
 
     /// Whether this model, with this backend, may run on `worker` at all (a model family the
     /// backend runs only on some platforms). Checked before any of the worker's devices, and

@@ -31,6 +31,10 @@ pub struct DeviceSlot {
     /// Compute capability or the vendor's equivalent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_capability: Option<String>,
+    /// Bytes of `total` the driver keeps for itself, where the inventory says
+    /// ([`Memory::reserved`](crate::inventory::Memory::reserved)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<u64>,
 }
 
 /// Host memory of the main worker taking part in an estimate.
@@ -42,6 +46,10 @@ pub struct HostSlot {
     pub total: u64,
     /// Bytes placement may claim.
     pub allocatable: u64,
+    /// The worker's operating system as inventories name it (`linux`, `darwin`, `windows`),
+    /// where known: a backend may run differently on it (vox-box's int8 on macOS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
 }
 
 /// How a model is split over the devices of an estimate.
@@ -150,12 +158,38 @@ pub struct DeviceEstimate {
     #[serde(default)]
     pub layers: u32,
     /// How far the figure (`components.total()`) may be from what the backend really uses, where
-    /// the estimator declares it; `claim` then holds that much headroom above the figure.
+    /// the estimator declares it; placement holds that much headroom above the figure
+    /// ([`DeviceEstimate::held`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_band: Option<ErrorBand>,
 }
 
+impl DeviceEstimate {
+    /// This estimate with `band` declared and held: the claim becomes at least the figure plus
+    /// the band's headroom (unchanged for a band [inside the claim](ErrorBand::inside_claim)).
+    /// Estimators call it before comparing claims with what a device has, so that the layout
+    /// they choose is the one placement accepts.
+    pub fn with_error_band(mut self, band: ErrorBand) -> DeviceEstimate {
+        self.error_band = Some(band);
+        self.claim = self.held();
+        self
+    }
+
+    /// What placement holds on the device: the claim, and never less than the figure plus its
+    /// error band's headroom.
+    pub fn held(&self) -> u64 {
+        let banded = self
+            .error_band
+            .filter(|band| !band.inside_claim)
+            .map_or(0, |band| band.headroom_over(self.components.total()));
+        self.claim.max(banded)
+    }
+}
+
 /// The declared uncertainty of a memory figure: how far off it may be, and what it rests on.
+///
+/// Placement keeps the band as headroom: [`DeviceEstimate::with_error_band`] raises the claim to
+/// the figure plus the band, and placement never holds less than [`DeviceEstimate::held`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorBand {
@@ -163,9 +197,24 @@ pub struct ErrorBand {
     pub percent: u32,
     /// What the figure rests on.
     pub basis: FigureBasis,
+    /// The backend sizes a pool to whatever its claim leaves (vLLM's KV cache inside
+    /// `--gpu-memory-utilization`): an error moves that pool, not the memory taken, so the
+    /// claim holds no headroom for it (the driver keeps its own margin, such as a shorter
+    /// context).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inside_claim: bool,
 }
 
 impl ErrorBand {
+    /// A band of `percent` on `basis`, held above the figure.
+    pub fn new(percent: u32, basis: FigureBasis) -> ErrorBand {
+        ErrorBand {
+            percent,
+            basis,
+            inside_claim: false,
+        }
+    }
+
     /// `figure` plus the band's headroom (rounded up, saturating): what placement should claim.
     pub fn headroom_over(&self, figure: u64) -> u64 {
         let headroom = (u128::from(figure) * u128::from(self.percent)).div_ceil(100);
@@ -173,7 +222,18 @@ impl ErrorBand {
     }
 }
 
-/// What a memory figure rests on, from the firmest to the weakest.
+/// `± 2% (measured architecture)`, as the human output shows a band.
+impl std::fmt::Display for ErrorBand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "± {}% ({}", self.percent, self.basis)?;
+        if self.inside_claim {
+            f.write_str(", inside the claim")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// What a memory figure rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
@@ -194,6 +254,8 @@ pub enum FigureBasis {
     /// The backend runs an architecture the estimator has no graph of its own for: sized with a
     /// generic template.
     UnmodelledArchitecture,
+    /// Checked against published start-up logs of the backend (vLLM's logged KV capacity).
+    PublishedLogs,
 }
 
 impl FigureBasis {
@@ -207,7 +269,14 @@ impl FigureBasis {
             FigureBasis::MeasuredArchitecture => "measured architecture",
             FigureBasis::GraphDerived => "graph derived, not measured",
             FigureBasis::UnmodelledArchitecture => "architecture not modelled, generic graph",
+            FigureBasis::PublishedLogs => "checked against published logs",
         }
+    }
+}
+
+impl std::fmt::Display for FigureBasis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.phrase())
     }
 }
 
@@ -314,13 +383,14 @@ pub struct ResourceEstimate {
 }
 
 impl ResourceEstimate {
-    /// `Ok` when every device's claim and the host RAM fit what is allocatable, else
+    /// `Ok` when every device's claim (with its error band, [`DeviceEstimate::held`]) and the
+    /// host RAM fit what is allocatable, else
     /// [`Error::DoesNotFit`] naming the first over-claimed device.
     pub fn check_fits(&self, request_devices: &[DeviceSlot], host: &HostSlot) -> Result<()> {
         for (estimate, slot) in self.devices.iter().zip(request_devices) {
-            if estimate.claim > slot.allocatable {
+            if estimate.held() > slot.allocatable {
                 return Err(Error::DoesNotFit {
-                    needed: estimate.claim,
+                    needed: estimate.held(),
                     available: slot.allocatable,
                     reason: format!("{} ({}) is too small", slot.id, slot.name),
                 });
@@ -372,10 +442,7 @@ mod tests {
 
     #[test]
     fn headroom_rounds_up_and_saturates() {
-        let band = ErrorBand {
-            percent: 10,
-            basis: FigureBasis::CatalogFigure,
-        };
+        let band = ErrorBand::new(10, FigureBasis::CatalogFigure);
         assert_eq!(band.headroom_over(1_000), 1_100);
         assert_eq!(band.headroom_over(1_001), 1_102);
         assert_eq!(band.headroom_over(0), 0);
@@ -384,6 +451,99 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"percent": 10, "basis": "catalog_figure"})
+        );
+    }
+
+    fn device(total: u64, claim: u64) -> DeviceEstimate {
+        DeviceEstimate {
+            device: DeviceId {
+                worker: "w".into(),
+                index: 0,
+            },
+            name: "gpu0".into(),
+            components: Components {
+                weights: total,
+                ..Components::default()
+            },
+            claim,
+            layers: 0,
+            error_band: None,
+        }
+    }
+
+    #[test]
+    fn the_band_is_held_above_the_figure_unless_it_is_inside_the_claim() {
+        let band = ErrorBand::new(10, FigureBasis::MeasuredArchitecture);
+        // A claim at the figure rises by the band; one already above it stays.
+        assert_eq!(device(1_000, 1_000).with_error_band(band).claim, 1_100);
+        assert_eq!(device(1_000, 1_500).with_error_band(band).claim, 1_500);
+        // A band declared without raising the claim is still held by placement.
+        let mut declared = device(1_000, 1_000);
+        declared.error_band = Some(band);
+        assert_eq!(declared.held(), 1_100);
+        // vLLM's pool: the band moves the KV cache inside the claim, the claim stays.
+        let inside = ErrorBand {
+            inside_claim: true,
+            ..ErrorBand::new(5, FigureBasis::PublishedLogs)
+        };
+        let vllm = device(1_000, 1_000).with_error_band(inside);
+        assert_eq!((vllm.claim, vllm.held()), (1_000, 1_000));
+        assert_eq!(band.to_string(), "± 10% (measured architecture)");
+        assert_eq!(
+            inside.to_string(),
+            "± 5% (checked against published logs, inside the claim)"
+        );
+        let json = serde_json::to_value(inside).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"percent": 5, "basis": "published_logs", "inside_claim": true})
+        );
+    }
+
+    #[test]
+    fn check_fits_holds_the_band() {
+        let slot = DeviceSlot {
+            id: DeviceId {
+                worker: "w".into(),
+                index: 0,
+            },
+            vendor: Vendor::Nvidia,
+            name: "gpu".into(),
+            total: 1_050,
+            allocatable: 1_050,
+            remote: false,
+            compute_capability: None,
+            reserved: None,
+        };
+        let mut device = device(1_000, 1_000);
+        let estimate = |devices| ResourceEstimate {
+            layout: Layout::Single,
+            devices,
+            host: Components::default(),
+            launch_parameters: Vec::new(),
+            details: BTreeMap::new(),
+            notes: Vec::new(),
+        };
+        let host = HostSlot::default();
+        assert!(
+            estimate(vec![device.clone()])
+                .check_fits(std::slice::from_ref(&slot), &host)
+                .is_ok()
+        );
+        device.error_band = Some(ErrorBand::new(10, FigureBasis::GraphDerived));
+        let err = estimate(vec![device])
+            .check_fits(&[slot], &host)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::DoesNotFit {
+                    needed: 1_100,
+                    available: 1_050,
+                    ..
+                }
+            ),
+            "{err:?}"
         );
     }
 

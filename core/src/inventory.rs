@@ -148,6 +148,16 @@ pub struct Memory {
     #[cfg_attr(feature = "schema", schemars(with = "crate::units::Size"))]
     #[serde(default, deserialize_with = "crate::units::serde_bytes::deserialize")]
     pub used: u64,
+    /// Device memory the driver keeps for itself: counted in `total`, in neither `used` nor the
+    /// total CUDA reports (NVML's `reserved`, `nvmlDeviceGetMemoryInfo_v2`). Absent where the
+    /// probe or the file does not say, and for host RAM.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<crate::units::Size>"))]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::units::serde_bytes::deserialize_some"
+    )]
+    pub reserved: Option<u64>,
 }
 
 impl Memory {

@@ -218,9 +218,8 @@ pub fn plan_with_facts(
     let placement = place(&request).map_err(|e| prepend_explanation(e, &explanation))?;
     let mut processes = prepared.launch(&placement.assignment)?;
     for process in &mut processes {
-        explanation.extend(secret::redact(process, |flag| {
-            secret::is_secret_flag(flag, None)
-        }));
+        let table = prepared.flag_table(&process.program);
+        explanation.extend(secret::redact(process, table));
     }
     Ok(assemble(&choice.spec, explanation, placement, processes))
 }
@@ -315,7 +314,7 @@ fn worker_claims(assignment: &Assignment) -> Vec<WorkerClaim> {
             index: slot.id.index,
             name: slot.name.clone(),
             vendor: Some(slot.vendor.clone()),
-            vram: estimate.claim,
+            vram: estimate.held(),
             total: slot.total,
             allocatable: slot.allocatable,
         };

@@ -9,27 +9,21 @@
 //! variable the launcher reads the value from (`${HF_TOKEN}`), and says how the value will
 //! reach the backend. The launcher fills the placeholders in from its own environment at start
 //! ([`resolve`]): an environment variable of the process is set from the variable it names;
-//! a flag the backend also reads from a variable moves to that variable
-//! ([`ENV_TRANSPORTS`]); any other secret flag stays on the command line, the one place the
-//! backend takes it, where local users can read it in `/proc/PID/cmdline` (the explanation
-//! says so).
+//! a flag the backend also reads from a variable (the `env` mark of its flag table,
+//! [`FlagSpec::env`]) moves to that variable; any other secret flag stays on the command line,
+//! the one place the backend takes it, where local users can read it in `/proc/PID/cmdline`
+//! (the explanation says so).
 //!
 //! [placeholder]: placeholder
 
 use std::collections::BTreeMap;
 
-use crate::flags::FlagSpec;
+use crate::flags::{FlagSpec, FlagTable};
 use crate::launch::LaunchSpec;
 use crate::{Error, Result};
 
 /// Endings of secret variable names, and (as `-token`, `-key`, ...) of secret flag names.
 const SECRET_ENDINGS: [&str; 4] = ["TOKEN", "KEY", "SECRET", "PASSWORD"];
-
-/// Secret flags that every backend taking them also reads from an environment variable: the
-/// flag moves there, off the command line. `HF_TOKEN` is read by `huggingface_hub`, which vLLM
-/// and vox-box download with, and by llama.cpp's `common/arg.cpp` (`--hf-token`, env
-/// `HF_TOKEN`).
-pub const ENV_TRANSPORTS: [(&str, &str); 1] = [("--hf-token", "HF_TOKEN")];
 
 /// Whether the environment variable `name` holds a secret.
 pub fn is_secret_variable(name: &str) -> bool {
@@ -84,9 +78,10 @@ fn is_variable_name(name: &str) -> bool {
 
 /// Replaces every secret value of `spec` with a placeholder and says, one line per secret, where
 /// the launcher will read it from and how it reaches the backend (for the plan's explanation).
-/// Values that already are placeholders are kept. `is_secret` tells secret flags (see
-/// [`is_secret_flag`]).
-pub fn redact(spec: &mut LaunchSpec, is_secret: impl Fn(&str) -> bool) -> Vec<String> {
+/// Values that already are placeholders are kept. `table` is the flag table of the program
+/// ([`crate::Prepared::flag_table`]): its `secret` marks add to the name rule
+/// ([`is_secret_flag`]), and a secret flag with an `env` mark moves to that variable.
+pub fn redact(spec: &mut LaunchSpec, table: Option<&FlagTable>) -> Vec<String> {
     let mut notes = Vec::new();
     for (name, value) in &mut spec.env {
         if is_secret_variable(name) && placeholder_variable(value).is_none() {
@@ -105,7 +100,10 @@ pub fn redact(spec: &mut LaunchSpec, is_secret: impl Fn(&str) -> bool) -> Vec<St
             Some((flag, value)) if flag.starts_with('-') => (flag.to_string(), Some(value)),
             _ => (word.clone(), None),
         };
-        if !flag.starts_with('-') || !is_secret(&flag) {
+        let known = table
+            .and_then(|table| table.lookup(&flag))
+            .map(|found| found.spec);
+        if !flag.starts_with('-') || !is_secret_flag(&flag, known) {
             args.push(word);
             continue;
         }
@@ -121,8 +119,7 @@ pub fn redact(spec: &mut LaunchSpec, is_secret: impl Fn(&str) -> bool) -> Vec<St
             args.extend(value);
             continue;
         }
-        let transport = ENV_TRANSPORTS.iter().find(|(f, _)| *f == flag);
-        if let Some((_, variable)) = transport {
+        if let Some(variable) = known.and_then(|spec| spec.env) {
             spec.env.insert(variable.to_string(), placeholder(variable));
             notes.push(format!(
                 "secret: {flag} of {} is not kept in the plan; the launcher passes the \
@@ -196,7 +193,7 @@ pub fn scrub(line: &str, secrets: &BTreeMap<String, String>) -> String {
 /// A copy of `spec` fit to show (dry runs, logs): [`redact`] by the name rule alone.
 pub fn shown(spec: &LaunchSpec) -> LaunchSpec {
     let mut shown = spec.clone();
-    redact(&mut shown, |flag| is_secret_flag(flag, None));
+    redact(&mut shown, None);
     shown
 }
 
@@ -271,7 +268,7 @@ mod tests {
             ],
             &[("HF_HUB_OFFLINE", "1"), ("MY_SECRET", "s3")],
         );
-        let notes = redact(&mut launched, |f| is_secret_flag(f, None));
+        let notes = redact(&mut launched, Some(&TABLE));
         assert_eq!(
             launched.args,
             [
@@ -293,9 +290,58 @@ mod tests {
         assert!(notes.iter().any(|n| n.contains("/proc/PID/cmdline")));
         // Redacting a plan again changes nothing.
         let again = launched.clone();
-        assert!(redact(&mut launched, |f| is_secret_flag(f, None)).is_empty());
+        assert!(redact(&mut launched, Some(&TABLE)).is_empty());
         assert_eq!(launched, again);
     }
+
+    #[test]
+    fn without_a_table_a_secret_flag_stays_on_the_command_line() {
+        let mut launched = spec(&["--hf-token", "hf_Y", "--auth", "plain"], &[]);
+        let notes = redact(&mut launched, None);
+        assert_eq!(
+            launched.args,
+            ["--hf-token", "${INFERKIT_HF_TOKEN}", "--auth", "plain"]
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        // The table's marks: `--auth` is secret, `--hf-token` travels as HF_TOKEN.
+        let mut launched = spec(&["--hf-token", "hf_Y", "--auth", "a1"], &[]);
+        redact(&mut launched, Some(&TABLE));
+        assert_eq!(launched.args, ["--auth", "${INFERKIT_AUTH}"]);
+        assert_eq!(launched.env["HF_TOKEN"], "${HF_TOKEN}");
+    }
+
+    /// A backend's table: `--hf-token` also read from `HF_TOKEN`, `--auth` marked secret.
+    static FLAGS: &[FlagSpec] = &[
+        FlagSpec {
+            name: "--auth",
+            arity: crate::flags::Arity::One(crate::flags::ValueKind::Text),
+            secret: true,
+            ..FlagSpec::BLANK
+        },
+        FlagSpec {
+            name: "--hf-token",
+            arity: crate::flags::Arity::One(crate::flags::ValueKind::Text),
+            env: Some("HF_TOKEN"),
+            ..FlagSpec::BLANK
+        },
+    ];
+    static TABLE: FlagTable = FlagTable {
+        backend: "test",
+        version: "0",
+        flags: FLAGS,
+        spellings: &[
+            crate::flags::Spelling {
+                text: "--auth",
+                flag: 0,
+                negative: false,
+            },
+            crate::flags::Spelling {
+                text: "--hf-token",
+                flag: 1,
+                negative: false,
+            },
+        ],
+    };
 
     #[test]
     fn the_launcher_fills_placeholders_from_its_environment() {

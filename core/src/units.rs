@@ -170,6 +170,13 @@ pub mod serde_bytes {
         deserializer.deserialize_any(Size)
     }
 
+    /// Deserializes one size into `Some` (with `#[serde(default)]`, an absent field is `None`).
+    pub fn deserialize_some<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u64>, D::Error> {
+        deserialize(deserializer).map(Some)
+    }
+
     /// Deserializes a map whose values are sizes.
     pub fn deserialize_map<'de, D: Deserializer<'de>>(
         deserializer: D,

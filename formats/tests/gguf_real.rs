@@ -12,17 +12,12 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// One real header and what llama.cpp (commit 0c1e57098) reported for the full model:
-/// `n_params` and `tensor_bytes` from `llamacpp-memory/measurements.jsonl`; tensor and
-/// key-value counts, shapes from the header as written by the `gguf` package.
-struct Expected {
-    file: &'static str,
+/// What every file of one model has in common, whatever its quantization: the architecture,
+/// tensor count, llama.cpp's `n_params` and the shape from the header.
+struct Family {
     architecture: &'static str,
-    file_type: &'static str,
     tensors: usize,
-    metadata: usize,
     parameters: u64,
-    tensor_bytes: u64,
     blocks: u64,
     embd: u64,
     heads: u64,
@@ -31,158 +26,95 @@ struct Expected {
     vocab: u64,
 }
 
+const LLAMA_3_2_1B: Family = Family {
+    architecture: "llama",
+    tensors: 147,
+    parameters: 1_235_814_432,
+    blocks: 16,
+    embd: 2048,
+    heads: 32,
+    heads_kv: 8,
+    context: 131_072,
+    vocab: 128_256,
+};
+
+const QWEN2_5_0_5B: Family = Family {
+    architecture: "qwen2",
+    tensors: 290,
+    parameters: 494_032_768,
+    blocks: 24,
+    embd: 896,
+    heads: 14,
+    heads_kv: 2,
+    context: 32_768,
+    vocab: 151_936,
+};
+
+const BGE_SMALL: Family = Family {
+    architecture: "bert",
+    tensors: 197,
+    parameters: 33_212_160,
+    blocks: 12,
+    embd: 384,
+    heads: 12,
+    heads_kv: 12,
+    context: 512,
+    vocab: 30_522,
+};
+
+const QWEN1_5_MOE_4_LAYERS: Family = Family {
+    architecture: "qwen2moe",
+    tensors: 71,
+    parameters: 2_904_573_952,
+    blocks: 4,
+    embd: 2048,
+    heads: 16,
+    heads_kv: 16,
+    context: 8192,
+    vocab: 151_936,
+};
+
+/// One real header and what llama.cpp (commit 0c1e57098) reported for the full model:
+/// `tensor_bytes` (and the family's `n_params`) from `llamacpp-memory/measurements.jsonl`;
+/// key-value counts and shapes from the header as written by the `gguf` package.
+struct Expected {
+    file: &'static str,
+    family: Family,
+    file_type: &'static str,
+    metadata: usize,
+    tensor_bytes: u64,
+}
+
+/// `(file, family, file type, key-value count, tensor bytes)`.
+#[rustfmt::skip]
 const MODELS: [Expected; 10] = [
-    Expected {
-        file: "llama-3.2-1b-F16.header.gguf",
-        architecture: "llama",
-        file_type: "F16",
-        tensors: 147,
-        metadata: 23,
-        parameters: 1_235_814_432,
-        tensor_bytes: 2_471_764_096,
-        blocks: 16,
-        embd: 2048,
-        heads: 32,
-        heads_kv: 8,
-        context: 131_072,
-        vocab: 128_256,
-    },
-    Expected {
-        file: "llama-3.2-1b-Q4_K_M.header.gguf",
-        architecture: "llama",
-        file_type: "Q4_K_M",
-        tensors: 147,
-        metadata: 24,
-        parameters: 1_235_814_432,
-        tensor_bytes: 799_862_912,
-        blocks: 16,
-        embd: 2048,
-        heads: 32,
-        heads_kv: 8,
-        context: 131_072,
-        vocab: 128_256,
-    },
-    Expected {
-        file: "llama-3.2-1b-Q8_0.header.gguf",
-        architecture: "llama",
-        file_type: "Q8_0",
-        tensors: 147,
-        metadata: 24,
-        parameters: 1_235_814_432,
-        tensor_bytes: 1_313_251_456,
-        blocks: 16,
-        embd: 2048,
-        heads: 32,
-        heads_kv: 8,
-        context: 131_072,
-        vocab: 128_256,
-    },
-    Expected {
-        file: "qwen2.5-0.5b-instruct-F16.header.gguf",
-        architecture: "qwen2",
-        file_type: "F16",
-        tensors: 290,
-        metadata: 19,
-        parameters: 494_032_768,
-        tensor_bytes: 988_208_640,
-        blocks: 24,
-        embd: 896,
-        heads: 14,
-        heads_kv: 2,
-        context: 32_768,
-        vocab: 151_936,
-    },
-    Expected {
-        file: "qwen2.5-0.5b-instruct-Q4_K_M.header.gguf",
-        architecture: "qwen2",
-        file_type: "Q4_K_M",
-        tensors: 290,
-        metadata: 20,
-        parameters: 494_032_768,
-        tensor_bytes: 391_859_712,
-        blocks: 24,
-        embd: 896,
-        heads: 14,
-        heads_kv: 2,
-        context: 32_768,
-        vocab: 151_936,
-    },
-    Expected {
-        file: "qwen2.5-0.5b-instruct-Q8_0.header.gguf",
-        architecture: "qwen2",
-        file_type: "Q8_0",
-        tensors: 290,
-        metadata: 20,
-        parameters: 494_032_768,
-        tensor_bytes: 525_120_000,
-        blocks: 24,
-        embd: 896,
-        heads: 14,
-        heads_kv: 2,
-        context: 32_768,
-        vocab: 151_936,
-    },
-    Expected {
-        file: "bge-small-en-v1.5-F16.header.gguf",
-        architecture: "bert",
-        file_type: "F16",
-        tensors: 197,
-        metadata: 22,
-        parameters: 33_212_160,
-        tensor_bytes: 66_940_416,
-        blocks: 12,
-        embd: 384,
-        heads: 12,
-        heads_kv: 12,
-        context: 512,
-        vocab: 30_522,
-    },
-    Expected {
-        file: "bge-small-en-v1.5-Q8_0.header.gguf",
-        architecture: "bert",
-        file_type: "Q8_0",
-        tensors: 197,
-        metadata: 23,
-        parameters: 33_212_160,
-        tensor_bytes: 36_045_936,
-        blocks: 12,
-        embd: 384,
-        heads: 12,
-        heads_kv: 12,
-        context: 512,
-        vocab: 30_522,
-    },
-    Expected {
-        file: "qwen1.5-moe-a2.7b-4layer-F16.header.gguf",
-        architecture: "qwen2moe",
-        file_type: "F16",
-        tensors: 71,
-        metadata: 23,
-        parameters: 2_904_573_952,
-        tensor_bytes: 5_810_233_344,
-        blocks: 4,
-        embd: 2048,
-        heads: 16,
-        heads_kv: 16,
-        context: 8192,
-        vocab: 151_936,
-    },
-    Expected {
-        file: "qwen1.5-moe-a2.7b-4layer-Q4_K_M.header.gguf",
-        architecture: "qwen2moe",
-        file_type: "Q4_K_M",
-        tensors: 71,
-        metadata: 24,
-        parameters: 2_904_573_952,
-        tensor_bytes: 1_940_289_536,
-        blocks: 4,
-        embd: 2048,
-        heads: 16,
-        heads_kv: 16,
-        context: 8192,
-        vocab: 151_936,
-    },
+    row("llama-3.2-1b-F16.header.gguf", LLAMA_3_2_1B, "F16", 23, 2_471_764_096),
+    row("llama-3.2-1b-Q4_K_M.header.gguf", LLAMA_3_2_1B, "Q4_K_M", 24, 799_862_912),
+    row("llama-3.2-1b-Q8_0.header.gguf", LLAMA_3_2_1B, "Q8_0", 24, 1_313_251_456),
+    row("qwen2.5-0.5b-instruct-F16.header.gguf", QWEN2_5_0_5B, "F16", 19, 988_208_640),
+    row("qwen2.5-0.5b-instruct-Q4_K_M.header.gguf", QWEN2_5_0_5B, "Q4_K_M", 20, 391_859_712),
+    row("qwen2.5-0.5b-instruct-Q8_0.header.gguf", QWEN2_5_0_5B, "Q8_0", 20, 525_120_000),
+    row("bge-small-en-v1.5-F16.header.gguf", BGE_SMALL, "F16", 22, 66_940_416),
+    row("bge-small-en-v1.5-Q8_0.header.gguf", BGE_SMALL, "Q8_0", 23, 36_045_936),
+    row("qwen1.5-moe-a2.7b-4layer-F16.header.gguf", QWEN1_5_MOE_4_LAYERS, "F16", 23, 5_810_233_344),
+    row("qwen1.5-moe-a2.7b-4layer-Q4_K_M.header.gguf", QWEN1_5_MOE_4_LAYERS, "Q4_K_M", 24, 1_940_289_536),
 ];
+
+const fn row(
+    file: &'static str,
+    family: Family,
+    file_type: &'static str,
+    metadata: usize,
+    tensor_bytes: u64,
+) -> Expected {
+    Expected {
+        file,
+        family,
+        file_type,
+        metadata,
+        tensor_bytes,
+    }
+}
 
 #[test]
 fn parameters_and_tensor_bytes_match_llama_cpp() {
@@ -190,25 +122,26 @@ fn parameters_and_tensor_bytes_match_llama_cpp() {
         let path = fixture(e.file);
         let model = GgufModel::open(&path).unwrap();
         let file = e.file;
+        let f = &e.family;
         assert_eq!(model.version(), 3, "{file}");
-        assert_eq!(model.architecture().unwrap(), e.architecture, "{file}");
+        assert_eq!(model.architecture().unwrap(), f.architecture, "{file}");
         let file_type = model.file_type().unwrap().and_then(file_type_name);
         assert_eq!(file_type, Some(e.file_type), "{file}");
-        assert_eq!(model.tensors().len(), e.tensors, "{file}");
+        assert_eq!(model.tensors().len(), f.tensors, "{file}");
         assert_eq!(model.metadata().len(), e.metadata, "{file}");
-        assert_eq!(model.parameters(), e.parameters, "{file}");
+        assert_eq!(model.parameters(), f.parameters, "{file}");
         assert_eq!(model.tensor_bytes(), e.tensor_bytes, "{file}");
-        assert_eq!(model.block_count().unwrap(), e.blocks, "{file}");
-        assert_eq!(model.embedding_length().unwrap(), e.embd, "{file}");
-        assert_eq!(model.head_count().unwrap(), e.heads, "{file}");
-        assert_eq!(model.head_count_kv().unwrap(), e.heads_kv, "{file}");
+        assert_eq!(model.block_count().unwrap(), f.blocks, "{file}");
+        assert_eq!(model.embedding_length().unwrap(), f.embd, "{file}");
+        assert_eq!(model.head_count().unwrap(), f.heads, "{file}");
+        assert_eq!(model.head_count_kv().unwrap(), f.heads_kv, "{file}");
         assert_eq!(
             model.head_count_kv_per_layer().unwrap(),
-            vec![e.heads_kv; e.blocks as usize]
+            vec![f.heads_kv; f.blocks as usize]
         );
-        assert_eq!(model.context_length().unwrap(), Some(e.context), "{file}");
-        assert_eq!(model.vocab_size().unwrap(), Some(e.vocab), "{file}");
-        assert_eq!(model.key_length().unwrap(), e.embd / e.heads, "{file}");
+        assert_eq!(model.context_length().unwrap(), Some(f.context), "{file}");
+        assert_eq!(model.vocab_size().unwrap(), Some(f.vocab), "{file}");
+        assert_eq!(model.key_length().unwrap(), f.embd / f.heads, "{file}");
         // The headers were cut at the aligned data offset.
         let len = std::fs::metadata(&path).unwrap().len();
         assert_eq!(model.shards()[0].data_offset, len, "{file}");

@@ -15,6 +15,9 @@ use inferkit_launch::{
     LaunchOptions, Launcher, ProcessHandle, ProcessState, RestartPolicy, Supervisor,
 };
 
+#[cfg(target_os = "linux")]
+use inferkit_core::testkit::process_is_dead;
+
 const STANDIN: &str = env!("CARGO_BIN_EXE_inferkit-standin");
 
 /// Longest any single wait may take before the test fails (a loaded 2-core machine).
@@ -150,18 +153,6 @@ fn ready_pid(process: &ProcessHandle) -> u32 {
     match process.current() {
         ProcessState::Ready { pid } => pid,
         other => panic!("not ready: {other:?}"),
-    }
-}
-
-/// Whether `pid` is gone or a zombie that is not ours to reap (an orphan waiting for init).
-#[cfg(target_os = "linux")]
-fn dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // `pid (comm) S ...`: the state follows the last `)`.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
 
@@ -584,13 +575,13 @@ async fn stopping_kills_helpers_left_in_the_process_group() {
     let supervisor = start(options(), vec![spec], dir.path()).await;
     within("ready", supervisor.wait_ready()).await.unwrap();
     let grandchild: u32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
-    assert!(!dead(grandchild));
+    assert!(!process_is_dead(grandchild));
     let started = Instant::now();
     within("stop", supervisor.stop()).await;
     // The stand-in itself obeys SIGTERM at once; its helper, which ignores it, is killed with
     // the group right after instead of holding the stop for the grace period.
     assert!(started.elapsed() < Duration::from_millis(2_000));
-    eventually("the helper to die", || dead(grandchild)).await;
+    eventually("the helper to die", || process_is_dead(grandchild)).await;
 }
 
 #[cfg(target_os = "linux")]
@@ -609,6 +600,6 @@ async fn dropping_the_supervisor_kills_every_process_group() {
     let grandchild: u32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
     drop(supervisor);
     for pid in pids.into_iter().chain([grandchild]) {
-        eventually(&format!("process {pid} to die"), || dead(pid)).await;
+        eventually(&format!("process {pid} to die"), || process_is_dead(pid)).await;
     }
 }

@@ -34,7 +34,7 @@ fn backend(report: &str) -> LaunchSpec {
         health: None,
     };
     // What the planner does to every process of a plan.
-    let notes = secret::redact(&mut spec, |flag| secret::is_secret_flag(flag, None));
+    let notes = secret::redact(&mut spec, None);
     assert_eq!(notes.len(), 2, "{notes:?}");
     spec
 }

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use inferkit_core::testkit::process_is_dead;
+
 const SERVE: &str = env!("CARGO_BIN_EXE_inferkit-serve-standin");
 const BACKEND: &str = env!("CARGO_BIN_EXE_inferkit-standin");
 
@@ -22,17 +24,6 @@ const SIGNALS: [(libc::c_int, &str); 4] = [
     (libc::SIGINT, "INT"),
     (libc::SIGKILL, "KILL"),
 ];
-
-/// Whether `pid` is gone or a zombie that is not ours to reap.
-fn dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // `pid (comm) S ...`: the state follows the last `)`.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
 
 fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + PATIENCE;
@@ -105,7 +96,10 @@ fn start_serving(dir: &Path, grace_ms: u64) -> Serving {
 
 /// Sends `signal` to `serve`, waits for it to end and for every process it started to die.
 fn end_by(mut serving: Serving, (signal, name): (libc::c_int, &str)) {
-    assert!(serving.pids.iter().all(|&pid| !dead(pid)), "all running");
+    assert!(
+        serving.pids.iter().all(|&pid| !process_is_dead(pid)),
+        "all running"
+    );
     // SAFETY: `kill` has no memory-safety preconditions.
     unsafe { libc::kill(serving.serve.id() as i32, signal) };
     let status = serving.serve.wait().unwrap();
@@ -126,7 +120,7 @@ fn end_by(mut serving: Serving, (signal, name): (libc::c_int, &str)) {
         .zip(["guardian", "backend", "helper", "daemon"])
     {
         wait_until(&format!("the {what} {pid} to die after SIG{name}"), || {
-            dead(*pid)
+            process_is_dead(*pid)
         });
     }
 }

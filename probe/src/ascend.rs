@@ -284,6 +284,7 @@ fn parse_chip_row(
         memory: Memory {
             total: mib_to_bytes(total)?,
             used: mib_to_bytes(used)?,
+            reserved: None,
         },
     })
 }

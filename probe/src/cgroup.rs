@@ -188,6 +188,7 @@ pub fn effective_ram(physical: Memory, cgroup: Option<CgroupMemory>) -> Memory {
     Memory {
         total: cgroup.limit,
         used: cgroup.limit - available,
+        reserved: None,
     }
 }
 

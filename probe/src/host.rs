@@ -49,6 +49,7 @@ fn read_host() -> Result<WorkerInventory> {
         used: system
             .total_memory()
             .saturating_sub(system.available_memory()),
+        reserved: None,
     };
     let ram = cgroup::effective_ram(physical, cgroup::read_own_limit()?);
     let name = System::host_name()

@@ -166,6 +166,7 @@ fn worker(node: &Node, pods: &[Pod]) -> std::result::Result<WorkerInventory, Str
         ram: Memory {
             total: ram_total,
             used: ram_used.min(ram_total),
+            reserved: None,
         },
         devices,
         allocations,
@@ -372,7 +373,11 @@ fn device(index: u32, vendor: Vendor, name: &str, total: u64) -> Device {
         index,
         vendor,
         name: name.to_string(),
-        memory: Memory { total, used: 0 },
+        memory: Memory {
+            total,
+            used: 0,
+            reserved: None,
+        },
         compute_capability: None,
         uuid: None,
         pci_bus_id: None,

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::struct_wrappers::device::MemoryInfo;
 
 use inferkit_core::Result;
 use inferkit_core::inventory::{Device, DeviceHealth, Memory, Partition, Vendor, WorkerInventory};
@@ -186,6 +187,17 @@ fn unavailable_gpu(physical: u32, error: &NvmlError, versions: &SystemVersions) 
     }
 }
 
+/// The inventory's memory from `nvmlDeviceGetMemoryInfo_v2` (which nvml-wrapper calls): its
+/// `used` leaves out the memory the driver reserves, which it reports apart (`reserved`); a
+/// driver that does not fill `reserved` leaves it 0, read as "not reported".
+fn device_memory(info: &MemoryInfo) -> Memory {
+    Memory {
+        total: info.total,
+        used: info.used,
+        reserved: Some(info.reserved).filter(|reserved| *reserved > 0),
+    }
+}
+
 /// A physical GPU: its inventory entry and whether MIG is on.
 struct Described {
     device: Device,
@@ -203,10 +215,7 @@ fn describe(
         index: physical,
         vendor: Vendor::Nvidia,
         name: gpu.name()?,
-        memory: Memory {
-            total: memory.total,
-            used: memory.used,
-        },
+        memory: device_memory(&memory),
         compute_capability: optional(gpu.cuda_compute_capability())?
             .map(|cc| format!("{}.{}", cc.major, cc.minor)),
         uuid: optional(gpu.uuid())?,
@@ -246,10 +255,7 @@ fn mig_instances(
         let (gpu_instance_id, compute_instance_id) = instance_ids(nvml, &mig);
         instances.push(Device {
             name: name.clone(),
-            memory: Memory {
-                total: memory.total,
-                used: memory.used,
-            },
+            memory: device_memory(&memory),
             uuid: optional(mig.uuid())?,
             partition: Some(Partition {
                 profile: mig_profile(&name).to_string(),
@@ -380,6 +386,23 @@ mod tests {
             partition,
             health: None,
         }
+    }
+
+    #[test]
+    fn the_driver_reserve_is_reported_apart_from_used_memory() {
+        // An H100 80GB HBM3 with nothing running: nvidia-smi's "Reserved 514MiB" line.
+        let mut info = MemoryInfo {
+            free: 84_500_000_000,
+            reserved: 514 << 20,
+            total: 85_520_809_984,
+            used: 481_853_440,
+            version: 2,
+        };
+        let memory = device_memory(&info);
+        assert_eq!((memory.total, memory.used), (info.total, info.used));
+        assert_eq!(memory.reserved, Some(514 << 20));
+        info.reserved = 0;
+        assert_eq!(device_memory(&info).reserved, None);
     }
 
     #[test]

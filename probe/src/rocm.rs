@@ -107,7 +107,14 @@ fn vram(fields: &Map<String, Value>, card: &str) -> Result<(Memory, Option<Devic
         let reason = format!("{card}: VRAM used {used} exceeds total {total}");
         return Err(probe_error(TOOL, reason));
     }
-    Ok((Memory { total, used }, None))
+    Ok((
+        Memory {
+            total,
+            used,
+            reserved: None,
+        },
+        None,
+    ))
 }
 
 /// A string field, matched without regard to case; `N/A` and empty values count as absent.

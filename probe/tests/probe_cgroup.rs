@@ -157,6 +157,7 @@ fn effective_ram_is_capped_by_the_limit() {
     let physical = Memory {
         total: 512 * GIB,
         used: 100 * GIB,
+        reserved: None,
     };
     let limited = effective_ram(
         physical,
@@ -169,7 +170,8 @@ fn effective_ram_is_capped_by_the_limit() {
         limited,
         Memory {
             total: 16 * GIB,
-            used: 6 * GIB
+            used: 6 * GIB,
+            reserved: None,
         }
     );
     // A limit above the machine's RAM does not apply.
@@ -190,6 +192,7 @@ fn a_host_short_of_memory_shrinks_the_cgroup_headroom() {
     let physical = Memory {
         total: 64 * GIB,
         used: 60 * GIB,
+        reserved: None,
     };
     let ram = effective_ram(
         physical,
@@ -202,7 +205,8 @@ fn a_host_short_of_memory_shrinks_the_cgroup_headroom() {
         ram,
         Memory {
             total: 16 * GIB,
-            used: 12 * GIB
+            used: 12 * GIB,
+            reserved: None,
         }
     );
 }

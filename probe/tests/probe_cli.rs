@@ -12,6 +12,9 @@ use inferkit_probe::DeviceProbe;
 use inferkit_probe::ascend::AscendProbe;
 use inferkit_probe::rocm::RocmProbe;
 
+#[cfg(target_os = "linux")]
+use inferkit_core::testkit::process_is_dead;
+
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/probe/{name}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -164,17 +167,6 @@ async fn a_flooding_tool_is_stopped_at_the_output_cap() {
     );
 }
 
-/// Whether `pid` is gone or a zombie waiting for init (not ours to reap).
-#[cfg(target_os = "linux")]
-fn dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_timed_out_tool_is_killed_with_what_it_started() {
@@ -194,11 +186,11 @@ async fn a_timed_out_tool_is_killed_with_what_it_started() {
         .parse()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !dead(helper) && std::time::Instant::now() < deadline {
+    while !process_is_dead(helper) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        dead(helper),
+        process_is_dead(helper),
         "the tool's helper {helper} outlived the timeout"
     );
 }

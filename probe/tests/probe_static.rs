@@ -27,6 +27,7 @@ fn device(index: u32, vendor: Vendor, name: &str) -> Device {
         memory: Memory {
             total: 1 << 34,
             used: 0,
+            reserved: None,
         },
         compute_capability: None,
         uuid: None,
@@ -64,6 +65,7 @@ fn a_single_worker_as_probe_json_prints_it_is_a_one_worker_cluster() {
         ram: Memory {
             total: 256 << 30,
             used: 10 << 30,
+            reserved: None,
         },
         devices: vec![device(0, Vendor::Nvidia, "NVIDIA L40S")],
         ..Default::default()
@@ -145,6 +147,7 @@ async fn composite_takes_the_host_from_the_host_probe_and_devices_from_vendors()
         ram: Memory {
             total: 64 << 30,
             used: 1 << 30,
+            reserved: None,
         },
         ..Default::default()
     };

@@ -9,8 +9,8 @@ use inferkit::llama_box::params::LlamaSettings;
 use inferkit::llama_box::{LlamaBoxEstimator, llama_box_settings, select};
 use inferkit::units::MIB;
 use inferkit::{
-    Components, DeviceId, DeviceSlot, Error, EstimateRequest, HostSlot, Layout, ResourceEstimate,
-    ResourceEstimator, Result, Vendor, WorkerInventory,
+    Components, DeviceId, DeviceSlot, Error, ErrorBand, EstimateRequest, HostSlot, Layout,
+    ResourceEstimate, ResourceEstimator, Result, Vendor, WorkerInventory,
 };
 use serde_json::{Value, json};
 
@@ -118,6 +118,7 @@ fn slots(worker: &WorkerInventory) -> (HostSlot, Vec<DeviceSlot>) {
         worker: worker.name.clone(),
         total: worker.ram.total,
         allocatable: worker.ram.free(),
+        os: Some(worker.os.clone()),
     };
     let devices = worker
         .devices
@@ -133,6 +134,7 @@ fn slots(worker: &WorkerInventory) -> (HostSlot, Vec<DeviceSlot>) {
             allocatable: d.memory.free(),
             remote: false,
             compute_capability: d.compute_capability.clone(),
+            reserved: d.memory.reserved,
         })
         .collect();
     (host, devices)
@@ -154,6 +156,7 @@ fn rpc_devices(settings: &LlamaSettings) -> Vec<DeviceSlot> {
             allocatable: 0,
             remote: true,
             compute_capability: None,
+            reserved: None,
         })
         .collect()
 }
@@ -257,7 +260,13 @@ fn report(estimate: &ResourceEstimate, flags: &Flags) -> Value {
         _ => (0, 0),
     };
     let devices: Vec<Value> = std::iter::once(row("cpu", &estimate.host))
-        .chain(estimate.devices.iter().map(|d| row(&d.name, &d.components)))
+        .chain(estimate.devices.iter().map(|d| {
+            let mut row = row(&d.name, &d.components);
+            if let Some(band) = d.error_band {
+                row["error_band"] = json!(band);
+            }
+            row
+        }))
         .collect();
     let mut out = json!({
         "layers": layers,
@@ -285,9 +294,12 @@ fn print_table(out: &mut Output, report: &Value) -> std::io::Result<()> {
         "device", "weights MiB", "kv MiB", "compute MiB", "output MiB", "total MiB"
     )?;
     for d in report["devices"].as_array().into_iter().flatten() {
+        let band = serde_json::from_value::<ErrorBand>(d["error_band"].clone())
+            .map(|band| format!("  {band}"))
+            .unwrap_or_default();
         writeln!(
             out,
-            "{:<8} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>12.2}",
+            "{:<8} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>12.2}{band}",
             d["name"].as_str().unwrap_or("?"),
             mib(&d["weights"]),
             mib(&d["kv"]),

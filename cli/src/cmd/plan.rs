@@ -304,9 +304,13 @@ fn print_worker(
         });
         let other = device.vram.saturating_sub(weights + kv + compute);
         let before = device.total.saturating_sub(device.allocatable);
+        let band = estimate
+            .and_then(|e| e.error_band)
+            .map(|band| format!("  {band}"))
+            .unwrap_or_default();
         writeln!(
             out,
-            "  {:<4} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11}  {}",
+            "  {:<4} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11}  {}{band}",
             device.index,
             truncate(&device.name, 24),
             gib_short(weights),
@@ -320,7 +324,8 @@ fn print_worker(
     }
     writeln!(
         out,
-        "  (sizes in GiB; other = output buffers, runtime overhead and headroom the backend claims)"
+        "  (sizes in GiB; other = output buffers, runtime overhead and headroom the backend claims; \
+         ± = how far the estimate may be off, and what it rests on)"
     )
 }
 

@@ -32,7 +32,7 @@ pub enum Format {
 #[allow(dead_code)] // Only its schema is used; the library parses the file.
 enum ClusterFile {
     Cluster(Cluster),
-    Worker(WorkerInventory),
+    Worker(Box<WorkerInventory>),
 }
 
 /// The schema of `format`.

@@ -165,6 +165,7 @@ impl<'c> WorkerView<'c> {
             allocatable: device.allocatable,
             remote,
             compute_capability: d.compute_capability.clone(),
+            reserved: d.memory.reserved,
         }
     }
 
@@ -174,6 +175,7 @@ impl<'c> WorkerView<'c> {
             worker: self.worker.name.clone(),
             total: self.worker.ram.total,
             allocatable: self.ram_allocatable,
+            os: Some(self.worker.os.clone()),
         }
     }
 
@@ -331,12 +333,13 @@ pub fn verify_claims(
     verify_host_claim(cluster, main_worker, ram, ram_reserve)
 }
 
-/// The claims of an estimate summed per device: two entries for one device are one claim.
+/// The claims of an estimate (with their error bands) summed per device: two entries for one
+/// device are one claim.
 fn claims_per_device(estimate: &ResourceEstimate) -> BTreeMap<&DeviceId, u64> {
     let mut per_device: BTreeMap<&DeviceId, u64> = BTreeMap::new();
     for d in &estimate.devices {
         let sum = per_device.entry(&d.device).or_default();
-        *sum = sum.saturating_add(d.claim);
+        *sum = sum.saturating_add(d.held());
     }
     per_device
 }
@@ -383,6 +386,7 @@ mod tests {
             ram: Memory {
                 total: 64 * GIB,
                 used: 8 * GIB,
+                reserved: None,
             },
             devices: vec![Device {
                 index: 0,
@@ -391,6 +395,7 @@ mod tests {
                 memory: Memory {
                     total: 24 * GIB,
                     used,
+                    reserved: None,
                 },
                 compute_capability: Some("8.9".into()),
                 uuid: None,

@@ -478,6 +478,7 @@ pub fn gpu(index: u32, vendor: Vendor, name: &str, total_gib: u64, used_gib: u64
         memory: Memory {
             total: total_gib * GIB,
             used: used_gib * GIB,
+            reserved: None,
         },
         compute_capability: None,
         uuid: None,
@@ -499,6 +500,7 @@ pub fn worker(name: &str, ram_gib: u64, devices: Vec<Device>) -> WorkerInventory
         ram: Memory {
             total: ram_gib * GIB,
             used: 4 * GIB,
+            reserved: None,
         },
         devices,
         ..WorkerInventory::default()

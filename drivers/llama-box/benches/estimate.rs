@@ -65,6 +65,7 @@ fn gpu(index: u32) -> DeviceSlot {
         allocatable: 22 << 30,
         remote: false,
         compute_capability: None,
+        reserved: None,
     }
 }
 
@@ -73,6 +74,7 @@ fn host() -> HostSlot {
         worker: "bench".into(),
         total: 64 << 30,
         allocatable: 60 << 30,
+        os: None,
     }
 }
 

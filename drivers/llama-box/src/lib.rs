@@ -31,6 +31,7 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
+use inferkit_core::flags::FlagTable;
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
     Assignment, Backend, Capabilities, Category, Claim, Error, EstimateRequest, FitRequest,
@@ -230,6 +231,10 @@ struct PreparedLlamaBox<'a> {
 impl Prepared for PreparedLlamaBox<'_> {
     fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    fn flag_table(&self, program: &str) -> Option<&'static FlagTable> {
+        (program == launch::PROGRAM).then(flags::table)
     }
 
     fn estimator(&self) -> &dyn ResourceEstimator {

@@ -87,6 +87,7 @@ fn rpc_device(index: u32) -> DeviceSlot {
         allocatable: 16 << 30,
         remote: true,
         compute_capability: None,
+        reserved: None,
     }
 }
 

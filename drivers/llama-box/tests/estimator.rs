@@ -44,6 +44,7 @@ fn gpu(allocatable: u64) -> DeviceSlot {
         allocatable,
         remote: false,
         compute_capability: None,
+        reserved: None,
     }
 }
 
@@ -59,6 +60,7 @@ fn fit(facts: &ModelFacts, params: &[&str], allocatable: u64) -> ResourceEstimat
                 worker: "w1".into(),
                 total: 64 * GIB,
                 allocatable: 60 * GIB,
+                os: None,
             },
             allow_cpu_offload: true,
         })
@@ -160,6 +162,7 @@ fn the_launched_argv_reproduces_the_estimate() {
         worker: "w1".into(),
         total: 64 * GIB,
         allocatable: 60 * GIB,
+        os: None,
     };
     // A partial offload over both GPUs (10 of 17 layers, shares 3:2): the case where the split
     // matters.

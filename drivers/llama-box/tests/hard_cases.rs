@@ -61,6 +61,7 @@ fn device(worker: &str, index: u32, remote: bool, allocatable: u64) -> DeviceSlo
         allocatable,
         remote,
         compute_capability: Some("8.9".into()),
+        reserved: None,
     }
 }
 
@@ -69,6 +70,7 @@ fn host() -> HostSlot {
         worker: "w1".into(),
         total: 64 * GIB,
         allocatable: 60 * GIB,
+        os: None,
     }
 }
 

@@ -69,6 +69,7 @@ fn device(worker: &str, index: u32, remote: bool) -> DeviceSlot {
         allocatable: 22 * GIB,
         remote,
         compute_capability: Some("8.9".into()),
+        reserved: None,
     }
 }
 
@@ -119,6 +120,7 @@ fn assignment(
             worker: "w1".into(),
             total: 64 * GIB,
             allocatable: 60 * GIB,
+            os: None,
         },
         estimate,
         port: 40001,

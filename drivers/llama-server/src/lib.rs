@@ -27,6 +27,7 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
+use inferkit_core::flags::FlagTable;
 use inferkit_core::{
     Assignment, Backend, Capabilities, Category, Claim, Error, LaunchSpec, ModelFacts, ModelFormat,
     ModelSpec, Platform, Prepared, ResourceEstimator, Result, Selection, SubordinateGrouping,
@@ -195,6 +196,14 @@ struct PreparedLlamaServer<'a> {
 impl Prepared for PreparedLlamaServer<'_> {
     fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    fn flag_table(&self, program: &str) -> Option<&'static FlagTable> {
+        match program {
+            launch::PROGRAM => Some(flags::table()),
+            launch::RPC_PROGRAM => Some(flags::rpc_table()),
+            _ => None,
+        }
     }
 
     fn estimator(&self) -> &dyn ResourceEstimator {

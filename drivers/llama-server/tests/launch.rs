@@ -156,9 +156,7 @@ fn the_api_key_goes_to_the_environment_not_argv() {
     assert_eq!(specs[0].env["LLAMA_API_KEY"], "sk-secret");
     // The plan keeps a placeholder the launcher fills from its own environment (core's rule).
     let mut main = specs[0].clone();
-    let notes = inferkit_core::secret::redact(&mut main, |f| {
-        inferkit_core::secret::is_secret_flag(f, None)
-    });
+    let notes = inferkit_core::secret::redact(&mut main, Some(flags::table()));
     assert_eq!(main.env["LLAMA_API_KEY"], "${LLAMA_API_KEY}");
     assert!(
         notes.iter().any(|n| n.contains("LLAMA_API_KEY")),

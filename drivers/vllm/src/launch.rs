@@ -11,7 +11,7 @@ use inferkit_core::{
 use crate::params::{PARALLEL_FLAGS, Params};
 
 /// Program name of vLLM's CLI.
-const PROGRAM: &str = "vllm";
+pub(crate) const PROGRAM: &str = "vllm";
 
 /// Readiness endpoint of vLLM's OpenAI server.
 const HEALTH_PATH: &str = "/health";

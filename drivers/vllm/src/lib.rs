@@ -77,6 +77,7 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
+use inferkit_core::flags::FlagTable;
 use inferkit_core::{
     Assignment, Backend, Capabilities, Category, LaunchSpec, ModelFacts, ModelFormat, ModelSpec,
     Platform, Prepared, ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
@@ -203,6 +204,10 @@ struct PreparedVllm<'a> {
 impl Prepared for PreparedVllm<'_> {
     fn warnings(&self) -> &[String] {
         &self.params.notes
+    }
+
+    fn flag_table(&self, program: &str) -> Option<&'static FlagTable> {
+        (program == launch::PROGRAM).then(|| self.params.version.table())
     }
 
     fn estimator(&self) -> &dyn ResourceEstimator {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use inferkit_core::units::{GIB, MIB, gib};
 use inferkit_core::{
-    Components, DeviceEstimate, Error, ErrorBand, EstimateRequest, FigureBasis, Layout,
+    Components, DeviceEstimate, Error, ErrorBand, EstimateRequest, FigureBasis, HostSlot, Layout,
     ResourceEstimate, ResourceEstimator, Result,
 };
 use serde::{Deserialize, Serialize};
@@ -114,7 +114,8 @@ pub struct Figure {
 }
 
 impl Figure {
-    /// What placement claims: the figure plus its band.
+    /// The figure plus its band (what a device estimate's claim becomes, and the host RAM
+    /// placement holds).
     pub fn claim(&self) -> u64 {
         self.band.headroom_over(self.bytes)
     }
@@ -138,6 +139,10 @@ pub struct Requirement {
     pub gpu_host: Figure,
     /// Host RAM when it runs on CPU alone.
     pub cpu: Figure,
+    /// Host RAM on CPU alone on macOS, where it differs from [`Requirement::cpu`]: vox-box runs
+    /// faster-whisper with `compute_type="int8"` there, whatever `model.bin` holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_macos: Option<Figure>,
     /// Bytes of the weight file(s) the figures were scaled by, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_bytes: Option<u64>,
@@ -155,7 +160,7 @@ fn figure(
         bytes: weights.saturating_add(overhead),
         weights,
         compute_type: compute_type.into(),
-        band: ErrorBand { percent, basis },
+        band: ErrorBand::new(percent, basis),
         source,
     }
 }
@@ -265,10 +270,25 @@ fn faster_whisper(file: Option<u64>, parameters: Option<u64>) -> Requirement {
             precision_name(cpu_bytes_per_parameter)
         ),
     );
+    // On macOS vox-box asks for int8, which CTranslate2 quantizes any model.bin to at load.
+    let cpu_macos = (cpu_bytes_per_parameter != 1).then(|| {
+        figure(
+            parameters,
+            cpu_overhead,
+            "int8",
+            band(measured_size(WHISPER_SMALL_PARAMETERS), 20),
+            format!(
+                "{parameters} parameters in int8 (vox-box's compute type on macOS) plus a \
+                 runtime between the ones faster-whisper's README measured for small on a CPU \
+                 (995 MB int8) and large-v2 on a GPU"
+            ),
+        )
+    });
     Requirement {
         gpu,
         gpu_host,
         cpu,
+        cpu_macos,
         weight_bytes: (!guessed).then_some(file),
     }
 }
@@ -300,14 +320,14 @@ fn bark(file: Option<u64>) -> Requirement {
         format!("{what}, along Bark's README figures (bark-small 8 GB, bark 12 GB of VRAM)"),
     );
     let cpu = Figure {
-        band: ErrorBand {
-            percent: 20,
-            basis: if guessed {
+        band: ErrorBand::new(
+            20,
+            if guessed {
                 FigureBasis::Guess
             } else {
                 FigureBasis::Derived
             },
-        },
+        ),
         source: format!(
             "{}, held in host RAM (the same float32 weights)",
             gpu.source
@@ -318,6 +338,7 @@ fn bark(file: Option<u64>) -> Requirement {
         gpu_host: torch_host(file, "float32", &what),
         gpu,
         cpu,
+        cpu_macos: None,
         weight_bytes: (!guessed).then_some(file),
     }
 }
@@ -355,6 +376,7 @@ fn dia(parameters: Option<u64>) -> Requirement {
         gpu,
         gpu_host: torch_host(parameters * 4, "float32", "a float32 checkpoint"),
         cpu,
+        cpu_macos: None,
         weight_bytes: None,
     }
 }
@@ -386,6 +408,7 @@ fn cosyvoice(parameters: Option<u64>, variant: Option<&str>) -> Requirement {
         gpu,
         gpu_host: torch_host(weights, "float32", "float32 checkpoints"),
         cpu,
+        cpu_macos: None,
         weight_bytes: None,
     }
 }
@@ -429,6 +452,7 @@ fn funasr(weights: Option<u64>) -> Requirement {
         gpu_host: torch_host(gpu.weights, "float32", "weight files"),
         gpu,
         cpu,
+        cpu_macos: None,
         weight_bytes,
     }
 }
@@ -494,8 +518,12 @@ impl VoxBoxEstimator {
         details
     }
 
-    fn cpu_estimate(&self) -> ResourceEstimate {
-        let cpu = &self.requirement.cpu;
+    fn cpu_estimate(&self, host: &HostSlot) -> ResourceEstimate {
+        let macos = host.os.as_deref() == Some("darwin");
+        let cpu = match &self.requirement.cpu_macos {
+            Some(int8) if macos => int8,
+            _ => &self.requirement.cpu,
+        };
         ResourceEstimate {
             layout: Layout::CpuOnly,
             devices: Vec::new(),
@@ -519,14 +547,17 @@ impl VoxBoxEstimator {
         notes.push(explain("host RAM beside the GPU", &req.gpu_host));
         Ok(ResourceEstimate {
             layout: Layout::Single,
-            devices: vec![DeviceEstimate {
-                device: slot.id.clone(),
-                name: format!("cuda:{}", slot.id.index),
-                components: req.gpu.components(),
-                claim: req.gpu.claim(),
-                layers: 0,
-                error_band: Some(req.gpu.band),
-            }],
+            devices: vec![
+                DeviceEstimate {
+                    device: slot.id.clone(),
+                    name: format!("cuda:{}", slot.id.index),
+                    components: req.gpu.components(),
+                    claim: req.gpu.bytes,
+                    layers: 0,
+                    error_band: None,
+                }
+                .with_error_band(req.gpu.band),
+            ],
             host: with_headroom(&req.gpu_host),
             launch_parameters: Vec::new(),
             details: self.details(&req.gpu),
@@ -570,7 +601,7 @@ fn refuse_split(devices: usize) -> Error {
 impl ResourceEstimator for VoxBoxEstimator {
     fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
         match &request.layout {
-            Layout::CpuOnly if request.devices.is_empty() => Ok(self.cpu_estimate()),
+            Layout::CpuOnly if request.devices.is_empty() => Ok(self.cpu_estimate(&request.host)),
             Layout::CpuOnly => Err(Error::Unsupported(
                 "a CPU-only layout takes no devices".into(),
             )),
@@ -633,6 +664,43 @@ mod tests {
             "{:?}",
             small_int8.cpu
         );
+    }
+
+    #[test]
+    fn on_macos_whisper_runs_int8_on_the_cpu() {
+        // A float16 model.bin of small: float32 on a Linux CPU, int8 on macOS (vox-box's
+        // compute type there), which the README's int8 CPU row measures.
+        let small = whisper("faster-whisper-small", Some(484 * MB));
+        let macos = small.cpu_macos.clone().expect("a macOS figure");
+        assert_eq!(macos.compute_type, "int8");
+        assert!(within_band(&macos, SMALL_CPU_INT8), "{macos:?}");
+        let estimator = VoxBoxEstimator {
+            recognition: recognition(Family::FasterWhisper, Some("faster-whisper-small"), None),
+            requirement: small,
+        };
+        let on = |os: &str| {
+            let host = HostSlot {
+                os: Some(os.into()),
+                ..HostSlot::default()
+            };
+            estimator
+                .estimate(&EstimateRequest {
+                    devices: Vec::new(),
+                    host,
+                    layout: Layout::CpuOnly,
+                })
+                .unwrap()
+                .host
+                .total()
+        };
+        assert_eq!(on("darwin"), macos.claim());
+        assert_eq!(on("linux"), estimator.requirement.cpu.claim());
+        // 244 M weights of one byte instead of four: 0.73 GB less.
+        let saved = on("linux") - on("darwin");
+        assert!(saved > 700 * MB, "{saved}");
+        // Already int8: the same on every system.
+        let int8 = whisper("faster-whisper-small", Some(WHISPER_SMALL_PARAMETERS));
+        assert_eq!(int8.cpu_macos, None);
     }
 
     #[test]

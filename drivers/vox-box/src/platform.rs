@@ -150,6 +150,7 @@ mod tests {
             allocatable: 23 << 30,
             remote: false,
             compute_capability: capability.map(str::to_string),
+            reserved: None,
         }
     }
 
@@ -193,6 +194,7 @@ mod tests {
             memory: Memory {
                 total: 24 << 30,
                 used: 0,
+                reserved: None,
             },
             compute_capability: Some("8.9".into()),
             uuid: None,

@@ -255,7 +255,7 @@ impl<'a> Search<'a> {
             let Some(estimate) = prefix.last_fit else {
                 continue;
             };
-            let claims: Vec<u64> = estimate.devices.iter().map(|d| d.claim).collect();
+            let claims: Vec<u64> = estimate.devices.iter().map(|d| d.held()).collect();
             let ram = estimate.host.total();
             let mut short_of_ram = Vec::new();
             for group in &bucket[..prefix.count] {
@@ -392,6 +392,7 @@ impl<'a> Search<'a> {
             worker: self.views[group.main].worker.name.clone(),
             total: self.largest_ram.0,
             allocatable: self.largest_ram.1,
+            os: Some(self.views[group.main].worker.os.clone()),
         }
     }
 

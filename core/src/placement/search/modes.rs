@@ -273,7 +273,7 @@ impl Search<'_> {
             self.reject_group(&group, None, "not one layer fits on the devices".into());
             return None;
         }
-        let claims: Vec<u64> = estimate.devices.iter().map(|d| d.claim).collect();
+        let claims: Vec<u64> = estimate.devices.iter().map(|d| d.held()).collect();
         let score = self.score(&group, &claims, estimate.host.total());
         Some(Candidate {
             group,

@@ -111,7 +111,7 @@ impl Coverage {
             Coverage::Derived => (DERIVED_PERCENT, FigureBasis::GraphDerived),
             Coverage::Unmodelled => (UNMODELLED_PERCENT, FigureBasis::UnmodelledArchitecture),
         };
-        ErrorBand { percent, basis }
+        ErrorBand::new(percent, basis)
     }
 
     /// A sentence for the estimate's notes when the figure is not backed by a measurement.

@@ -700,7 +700,7 @@ fn blocking_note(full: &ResourceEstimate, devices: &[DeviceSlot]) -> Option<Stri
         .devices
         .iter()
         .zip(devices)
-        .find(|(d, slot)| d.claim > slot.allocatable)?;
+        .find(|(d, slot)| d.held() > slot.allocatable)?;
     let c = &device.components;
     let mut terms = [
         ("weights", c.weights),
@@ -730,7 +730,7 @@ fn blocking_note(full: &ResourceEstimate, devices: &[DeviceSlot]) -> Option<Stri
     Some(format!(
         "full offload needs {} MiB on {} but {} MiB is allocatable: {}{projector}; \
          offloading fewer layers",
-        device.claim >> 20,
+        device.held() >> 20,
         device.name,
         slot.allocatable >> 20,
         listed.join(", ")
@@ -886,6 +886,7 @@ mod tests {
             allocatable,
             remote,
             compute_capability: None,
+            reserved: None,
         }
     }
 
@@ -894,6 +895,7 @@ mod tests {
             worker: "w".into(),
             total: 64 << 30,
             allocatable: 64 << 30,
+            os: None,
         }
     }
 
@@ -997,7 +999,8 @@ mod tests {
         let full = model
             .estimate(&[device(0, false, 8 << 30)], &host(), &Layout::Single)
             .expect("estimate");
-        let needed = full.devices[0].claim;
+        // What placement holds: the figure and its error band.
+        let needed = full.devices[0].held();
         // A device 150 MiB short of the full offload gets a partial one.
         let small = device(0, false, needed - (150 << 20));
         let request = FitRequest {
@@ -1010,7 +1013,7 @@ mod tests {
             panic!("layered layout expected");
         };
         assert!((1..17).contains(&offload_layers), "{offload_layers}");
-        assert!(fitted.devices[0].claim <= small.allocatable);
+        assert!(fitted.devices[0].held() <= small.allocatable);
         // One more layer would not fit.
         let more = Layout::Layers {
             offload_layers: offload_layers + 1,
@@ -1020,7 +1023,7 @@ mod tests {
         let bigger = model
             .estimate(std::slice::from_ref(&small), &host(), &more)
             .expect("estimate");
-        assert!(bigger.devices[0].claim > small.allocatable);
+        assert!(bigger.devices[0].held() > small.allocatable);
         // Without partial offload the same device is refused.
         let strict = FitRequest {
             allow_cpu_offload: false,

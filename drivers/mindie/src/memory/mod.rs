@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 
 use inferkit_core::hf::HfModel;
 use inferkit_core::{
-    Components, DeviceEstimate, DeviceSlot, Error, EstimateRequest, FitRequest, LaunchArgument,
-    Layout, ResourceEstimate, ResourceEstimator, Result,
+    Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, EstimateRequest, FigureBasis,
+    FitRequest, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, Result,
 };
 use serde_json::json;
 
@@ -33,6 +33,17 @@ use crate::params::{Params, RunDtype};
 /// reserve for activations; GPUStack `ascend_mindie_resource_fit_selector.py` sizes its
 /// footprint from the same variable, 3 GiB by default).
 pub const NPU_WORKSPACE: u64 = 3 << 30;
+
+/// The band of MindIE's figures: weights, KV cache and workspace follow MindIE's and GPUStack's
+/// sizing rules, but no MindIE run was measured here, so the communication buffers and runtime
+/// memory beside the workspace are not counted. MindIE takes exactly its fraction, so the band
+/// is held inside it: weights, one sequence's KV cache and the workspace must fit the fraction
+/// with this margin.
+const ERROR_BAND: ErrorBand = ErrorBand {
+    percent: 5,
+    basis: FigureBasis::Derived,
+    inside_claim: true,
+};
 
 /// The environment variable MindIE reads its workspace reserve from, in GiB.
 const RESERVED_MEMORY_ENV: &str = "RESERVED_MEMORY_GB";
@@ -111,13 +122,16 @@ impl ResourceEstimator for MindieEstimator<'_> {
             .devices
             .iter()
             .enumerate()
-            .map(|(rank, slot)| DeviceEstimate {
-                device: slot.id.clone(),
-                name: format!("npu{rank}"),
-                components,
-                claim: self.budget(slot).max(components.total()),
-                layers: 0,
-                error_band: None,
+            .map(|(rank, slot)| {
+                DeviceEstimate {
+                    device: slot.id.clone(),
+                    name: format!("npu{rank}"),
+                    components,
+                    claim: self.budget(slot).max(components.total()),
+                    layers: 0,
+                    error_band: None,
+                }
+                .with_error_band(ERROR_BAND)
             })
             .collect();
         let spare = request
@@ -170,16 +184,16 @@ impl ResourceEstimator for MindieEstimator<'_> {
             layout: resolved_layout(u64::from(world)),
         })?;
         for (device, slot) in estimate.devices.iter().zip(&request.devices) {
-            let needed = device.components.total();
+            let needed = ERROR_BAND.headroom_over(device.components.total());
             let budget = self.budget(slot);
             if needed > budget {
                 return Err(Error::DoesNotFit {
                     needed,
                     available: budget,
                     reason: format!(
-                        "{} ({}): weights, KV cache and workspace exceed \
-                         --npu-memory-fraction={} of its memory",
-                        slot.id, slot.name, self.params.npu_memory_fraction
+                        "{} ({}): weights, KV cache and workspace (with the estimate's {}) \
+                         exceed --npu-memory-fraction={} of its memory",
+                        slot.id, slot.name, ERROR_BAND, self.params.npu_memory_fraction
                     ),
                 });
             }

@@ -40,6 +40,7 @@ pub fn npu(worker: &str, index: u32, name: &str, gib: u64) -> DeviceSlot {
         allocatable: gib << 30,
         remote: false,
         compute_capability: None,
+        reserved: None,
     }
 }
 
@@ -57,6 +58,7 @@ pub fn host(worker: &str) -> HostSlot {
         worker: worker.into(),
         total: 1024 << 30,
         allocatable: 1024 << 30,
+        os: None,
     }
 }
 

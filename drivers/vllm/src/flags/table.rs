@@ -650,6 +650,7 @@ pub(crate) static V0_10_1_1: FlagTable = FlagTable {
         FlagSpec {
             name: "--hf-token",
             arity: Arity::Optional(ValueKind::Text),
+            env: Some("HF_TOKEN"),
             secret: true,
             section: "ModelConfig",
             help: "The token to use as HTTP bearer authorization for remote files . If",
@@ -2561,6 +2562,7 @@ pub(crate) static V0_33_0: FlagTable = FlagTable {
         FlagSpec {
             name: "--hf-token",
             arity: Arity::Optional(ValueKind::Text),
+            env: Some("HF_TOKEN"),
             secret: true,
             section: "ModelConfig",
             ..FlagSpec::BLANK

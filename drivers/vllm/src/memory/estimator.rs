@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use inferkit_core::{
-    Components, DeviceEstimate, DeviceSlot, Error, EstimateRequest, FitRequest, HostSlot,
-    LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, Result,
+    Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, EstimateRequest, FigureBasis,
+    FitRequest, HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, Result,
 };
 
 use crate::flags::VllmVersion;
 use crate::memory::parallel;
 use crate::memory::shape::TextShape;
 use crate::memory::weights::TensorTable;
-use crate::memory::{self, EngineSettings, StageCost, gib};
+use crate::memory::{self, EngineSettings, Release, StageCost, gib};
 use crate::params::settings::LaunchSettings;
 
 use inferkit_core::units::GIB;
@@ -26,18 +26,30 @@ const CONTEXT_STEP: u64 = 256;
 /// than launched with a uselessly short `--max-model-len`.
 const MIN_CONTEXT: u64 = 2048;
 
-/// vLLM raises its batching defaults on GPUs of at least this much memory (CUDA's total),
-/// A100 excepted: `device_memory >= 70 * GiB_bytes and "a100" not in device_name` in
-/// `EngineArgs._set_default_args_v1` (0.10.1.1, `vllm/engine/arg_utils.py`), later
-/// `EngineArgs.get_batch_defaults`; the A100 exception is vllm PR #17885.
-const LARGE_GPU: u64 = 70 * GIB;
-
 /// `vllm serve`'s (`UsageContext.OPENAI_API_SERVER`) defaults of `max_num_batched_tokens` and
-/// `max_num_seqs`, the same tables in every V1 release: 8192 and 1024 on large GPUs, 2048 and
-/// 256 elsewhere (the offline `LLM` class uses 16384/1024 and 8192/256, which a plan never
-/// launches).
-const SERVER_DEFAULTS_LARGE: (u64, u64) = (8192, 1024);
-const SERVER_DEFAULTS: (u64, u64) = (2048, 256);
+/// `max_num_seqs` on `device` (the offline `LLM` class has its own, which a plan never
+/// launches). vLLM compares CUDA's total (`get_device_total_memory`) and the lowercase name:
+/// - 0.10.1.1 `vllm/engine/arg_utils.py:1638-1657` (`_set_default_args_v1`): 8192 and 1024 on
+///   GPUs of at least 70 GiB whose name has no "a100" (vllm PR #17885), 2048 and 256 elsewhere;
+///   the same tiers through 0.27.1 (`get_batch_defaults`, `arg_utils.py:2544`);
+/// - 0.28.0 `arg_utils.py:2582-2591`: 16384 and 1024 from 160 GiB (B200, B300);
+/// - 0.33.0 `arg_utils.py:2963` and `2983-2987`: GB10 (compute capability 12.1) stays on the
+///   small tier whatever its memory.
+fn server_batch_defaults(device: &DeviceSlot, release: Release) -> (u64, u64) {
+    let total = memory::cuda_total(device);
+    let name = device.name.to_lowercase();
+    let gb10 = device.compute_capability.as_deref() == Some("12.1");
+    if release >= Release::new(0, 28, 0) && total >= 160 * GIB {
+        (16384, 1024)
+    } else if total >= 70 * GIB
+        && !name.contains("a100")
+        && !(gb10 && release >= Release::new(0, 33, 0))
+    {
+        (8192, 1024)
+    } else {
+        (2048, 256)
+    }
+}
 
 /// The KV-capacity error band, in percent: a context inferkit chooses leaves the estimated KV
 /// cache room for its length plus this share (issue 17: at least 5% until the V1 model has been
@@ -46,13 +58,23 @@ const SERVER_DEFAULTS: (u64, u64) = (2048, 256);
 /// so a user's context inside the band is flagged.
 const ERROR_BAND_PERCENT: u64 = 5;
 
+/// The band of every vLLM device estimate. vLLM takes exactly its fraction of the GPU and sizes
+/// the KV cache to what the fraction leaves, so an error moves the KV capacity, not the memory
+/// taken: the band is inside the claim, and the context margin ([`with_margin`]) holds it.
+const KV_ERROR_BAND: ErrorBand = ErrorBand {
+    percent: ERROR_BAND_PERCENT as u32,
+    basis: FigureBasis::PublishedLogs,
+    inside_claim: true,
+};
+
 /// Tokens a KV cache must hold for one sequence of `len` tokens with the error band's margin.
 fn with_margin(len: u64) -> u64 {
     len.saturating_mul(100 + ERROR_BAND_PERCENT).div_ceil(100)
 }
 
 /// Share of the host's memory a tensor-parallel group's swap space may take before vLLM
-/// refuses to start (`CacheConfig.verify_with_parallel_config`).
+/// refuses to start (`CacheConfig.verify_with_parallel_config`, `vllm/config/cache.py:213` at
+/// 0.10.1.1; 0.33.0 has no swap space).
 const SWAP_SPACE_HOST_SHARE: f64 = 0.7;
 
 /// gpu_memory_utilization is lowered in steps of 0.01 (two decimals on the command line).
@@ -130,15 +152,10 @@ impl VllmEstimator {
         pp: u64,
         max_model_len: u64,
     ) -> EngineSettings {
-        let large = devices.first().is_some_and(|d| {
-            memory::cuda_total(d) >= LARGE_GPU && !d.name.to_lowercase().contains("a100")
-        });
         let launch = &self.launch.on_devices(devices);
-        let (default_tokens, default_seqs) = if large {
-            SERVER_DEFAULTS_LARGE
-        } else {
-            SERVER_DEFAULTS
-        };
+        let (default_tokens, default_seqs) = devices
+            .first()
+            .map_or((2048, 256), |d| server_batch_defaults(d, launch.release));
         let max_num_seqs = launch.max_num_seqs.unwrap_or(default_seqs);
         // Pooling models run without chunked prefill, so one batch must hold a whole sequence.
         let max_num_batched_tokens = launch.max_num_batched_tokens.unwrap_or(if launch.pooling {
@@ -626,6 +643,7 @@ impl VllmEstimator {
                     layers: 0,
                     error_band: None,
                 }
+                .with_error_band(KV_ERROR_BAND)
             })
             .collect();
         let mut launch_parameters = Vec::new();
@@ -884,6 +902,7 @@ mod tests {
             allocatable: total,
             remote: false,
             compute_capability: Some("8.6".into()),
+            reserved: None,
         }
     }
 
@@ -904,6 +923,27 @@ mod tests {
         })
     }
 
+    #[test]
+    fn server_batching_defaults_follow_the_gpu_and_the_release() {
+        let v0_10 = Release::new(0, 10, 1);
+        let v0_28 = Release::new(0, 28, 0);
+        let v0_33 = Release::new(0, 33, 0);
+        let h100 = gpu(0, 80 * GIB, "NVIDIA H100 80GB HBM3");
+        let a100 = gpu(0, 80 * GIB, "NVIDIA A100-SXM4-80GB");
+        let b200 = gpu(0, 179 * GIB, "NVIDIA B200");
+        let gb10 = DeviceSlot {
+            compute_capability: Some("12.1".into()),
+            ..gpu(0, 119 * GIB, "NVIDIA GB10")
+        };
+        assert_eq!(server_batch_defaults(&rtx3090(), v0_33), (2048, 256));
+        assert_eq!(server_batch_defaults(&a100, v0_33), (2048, 256));
+        assert_eq!(server_batch_defaults(&h100, v0_10), (8192, 1024));
+        assert_eq!(server_batch_defaults(&b200, v0_10), (8192, 1024));
+        assert_eq!(server_batch_defaults(&b200, v0_28), (16384, 1024));
+        assert_eq!(server_batch_defaults(&gb10, v0_28), (8192, 1024));
+        assert_eq!(server_batch_defaults(&gb10, v0_33), (2048, 256));
+    }
+
     /// RTX 3090 as inventories carry it (NVML's 24 GiB; CUDA reports 23.54 GiB of it).
     fn rtx3090() -> DeviceSlot {
         gpu(0, 24 * GIB, "NVIDIA GeForce RTX 3090")
@@ -918,6 +958,7 @@ mod tests {
     /// weights, and the activation slope of the forward pass. V0's non-torch memory and sampler
     /// differ from V1's, so the absolute pool is checked by the V1 logs (`log_rows`).
     #[test]
+    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn llama_3_1_8b_on_rtx_3090_reproduces_the_logged_activation_slope() {
         let row = |len: &str, batched: &str| {
             let e = estimator(
@@ -954,6 +995,7 @@ mod tests {
     /// The estimate follows the launched `--block-size`: twice the tokens per block gives half
     /// the blocks in the same memory, and the same capacity in tokens.
     #[test]
+    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn block_size_comes_from_the_launch_parameters() {
         let with = |extra: &[&str]| {
             let mut raw = vec!["--max-model-len", "8192"];
@@ -1005,6 +1047,7 @@ mod hostile_tests {
             allocatable: 80 * GIB,
             remote,
             compute_capability: Some("8.0".into()),
+            reserved: None,
         }
     }
 
@@ -1021,12 +1064,14 @@ mod hostile_tests {
             worker: "w1".into(),
             total,
             allocatable: total,
+            os: None,
         }
     }
 
     /// Sixteen tensors of 2^60 bytes: the table saturates at `u64::MAX`, and loading it (the
     /// dtype conversion, the rotary cache on top) overflowed before.
     #[test]
+    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn weights_near_u64_max_do_not_fit_rather_than_overflow() {
         let mut model = llama();
         let names: Vec<String> = (0..16)
@@ -1090,12 +1135,16 @@ mod hostile_tests {
                 other => panic!("{version} {raw:?}: {other:?}"),
             }
         }
+        // 0.33.0 takes any positive block size; 0.10.1.1 only its `BlockSize` literal.
         assert!(launch(VllmVersion::V0_33_0, &["--block-size", "256"]).is_ok());
-        assert!(launch(VllmVersion::V0_33_0, &["--block-size", "24"]).is_err());
+        assert!(launch(VllmVersion::V0_33_0, &["--block-size", "24"]).is_ok());
+        assert!(launch(VllmVersion::V0_10_1_1, &["--block-size", "24"]).is_err());
+        assert!(launch(VllmVersion::V0_10_1_1, &["--block-size", "256"]).is_err());
     }
 
     /// `--cpu-offload-gb 4` moves 4 GiB of each GPU's weights into pinned host memory.
     #[test]
+    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn cpu_offload_moves_weights_to_the_host() {
         let plain = VllmEstimator::new(llama(), launch(VllmVersion::V0_33_0, &[]).unwrap());
         let offload = VllmEstimator::new(
@@ -1115,6 +1164,7 @@ mod hostile_tests {
     /// vLLM 0.10.1.1 refuses a swap space above 70% of the host's RAM, and its default of
     /// 4 GiB per GPU counts too.
     #[test]
+    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn swap_space_beyond_the_host_is_refused_on_0_10_1_1() {
         let e = |raw: &[&str]| {
             VllmEstimator::new(llama(), launch(VllmVersion::V0_10_1_1, raw).unwrap())
@@ -1131,6 +1181,7 @@ mod hostile_tests {
 
     /// `--hf-overrides` reshape the model vLLM builds; implausible dimensions name the flag.
     #[test]
+    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn hf_overrides_apply_and_are_checked() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/hf/Llama-3.1-8B-Instruct");

@@ -1,15 +1,25 @@
 //! vLLM's memory use per GPU for a tensor × pipeline parallel layout.
 //!
-//! vLLM (v1 engine, `vllm/v1/worker/gpu_worker.py` `determine_available_memory`) asks for
-//! `requested = total × gpu_memory_utilization` on every GPU, where `total` is what CUDA reports
-//! (`torch.cuda.mem_get_info`, smaller than the NVML total of inventories, see
-//! [`cuda_total`]), refuses to start when less than that is free, loads the weights, runs one
-//! profiling pass (`gpu_model_runner.py` `profile_run`: the forward pass over
-//! `max_num_batched_tokens`, then the sampler's dummy run over `max_num_seqs` sequences) and gives
-//! the KV cache `requested − weights − torch peak increase − non-torch increase`
-//! (`MemoryProfilingResult.non_kv_cache_memory` in `vllm/utils`), less the CUDA-graph estimate
-//! from 0.21 on. The KV cache is then cut into blocks of `--block-size` tokens (16 by default;
-//! `vllm/v1/core/kv_cache_utils.py`). What differs between releases is in [`MemoryRules`].
+//! vLLM's v1 engine asks for `requested = total × gpu_memory_utilization` on every GPU, where
+//! `total` is what CUDA reports (`torch.cuda.mem_get_info`, smaller than the NVML total of
+//! inventories, see [`cuda_total`]), and refuses to start when less than that is free; it loads
+//! the weights, runs one profiling pass (`profile_run`: the forward pass over
+//! `max_num_batched_tokens`, then `_dummy_sampler_run` over `max_num_seqs` sequences) and gives
+//! the KV cache `requested − non_kv_cache_memory` (weights + torch peak increase + non-torch
+//! increase), less the CUDA-graph estimate from 0.21 on. The KV cache is then cut into blocks
+//! of `--block-size` tokens (16 by default). Where, at the two releases whose flag tables this
+//! driver has:
+//!
+//! | what | 0.10.1.1 | 0.33.0 |
+//! |---|---|---|
+//! | requested memory, refusal | `vllm/v1/worker/gpu_worker.py:175-186` | `vllm/v1/worker/utils.py:724-726` (`request_memory`) |
+//! | KV budget | `gpu_worker.py:222` (`determine_available_memory`), `:257-258` | `gpu_worker.py:641`, `:753-757` |
+//! | `non_kv_cache_memory` | `vllm/utils/__init__.py:2744` | `vllm/utils/mem_utils.py:321` |
+//! | profiling pass | `vllm/v1/worker/gpu_model_runner.py:2566` (`profile_run`), `:2426` (`_dummy_sampler_run`) | `gpu_model_runner.py:6072`, `:5866` |
+//! | default block size | `vllm/platforms/cuda.py:137-138` | `vllm/config/cache.py:185` |
+//! | KV layout and groups | `vllm/v1/core/kv_cache_utils.py` | `vllm/v1/core/kv_cache_utils.py` |
+//!
+//! What differs between releases is in [`MemoryRules`].
 
 use inferkit_core::DeviceSlot;
 use inferkit_core::units::{GIB, MIB};
@@ -22,7 +32,8 @@ pub(crate) mod weights;
 use self::shape::{LayerAttention, TextShape};
 
 /// Bytes per element vLLM runs a model in with `--dtype auto`: float16 or bfloat16, also for
-/// float32 checkpoints, which it downcasts (`_get_and_verify_dtype`).
+/// float32 checkpoints, which it downcasts (`_get_and_verify_dtype`, `vllm/config/__init__.py:2779`
+/// at 0.10.1.1, `vllm/config/model.py:2467` at 0.33.0).
 pub(crate) const MODEL_DTYPE_BYTES: u64 = 2;
 
 /// vLLM's default KV block size in tokens (`CacheConfig.block_size` on CUDA); `--block-size`
@@ -108,10 +119,10 @@ impl Release {
             sampler: SamplerPath::of(self),
             symmetric_memory: self >= Release::new(0, 11, 0),
             // "CUDA graph memory profiling is enabled (default since v0.21.0)", the start-up
-            // line of `gpu_worker.py` (quoted in noonghunna/club-3090#127); the estimate came
-            // with vllm PR #30515 behind `VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`, off by
-            // default until then, so graphs were captured after sizing the KV cache, in the
-            // headroom the fraction leaves.
+            // line of `gpu_worker.py` (`vllm/v1/worker/gpu_worker.py:781-794` at 0.33.0, where
+            // `VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS` defaults to 1, `vllm/envs.py:2219`);
+            // the estimate came with vllm PR #30515, off by default until then, so graphs were
+            // captured after sizing the KV cache, in the headroom the fraction leaves.
             graphs_in_budget: self >= Release::new(0, 21, 0),
         }
     }
@@ -183,7 +194,8 @@ pub(crate) struct MemoryRules {
 
 /// Device memory CUDA does not show, in hundredths of a GiB, per GPU family (a substring of the
 /// lowercase product name) where a log shows both NVML's total (what inventories carry) and
-/// `cudaMemGetInfo`'s, which `--gpu-memory-utilization` applies to.
+/// `cudaMemGetInfo`'s, which `--gpu-memory-utilization` applies to. Used where the inventory
+/// does not carry NVML's own `reserved` figure.
 const DRIVER_RESERVED: &[(&str, u64)] = &[
     // H100 80GB HBM3: 79.65 GiB (nvidia-smi) vs 79.18 GiB (vLLM's "total memory", llm-d).
     ("h100", 47),
@@ -196,18 +208,21 @@ const DRIVER_RESERVED: &[(&str, u64)] = &[
     ("a5000", 46),
 ];
 
-/// NVML's total less the total CUDA reports (recent drivers report the difference as NVML's
-/// `reserved` memory): the family's figure, else the larger of the smallest figure seen and 1%
-/// of the GPU, so that the fraction is not applied to memory CUDA cannot reach.
+/// NVML's total less the total CUDA reports: the reserve the probe read from NVML
+/// (`nvmlDeviceGetMemoryInfo_v2`'s `reserved`, [`DeviceSlot::reserved`]) when the inventory
+/// carries it, else the family's figure, else the larger of the smallest figure seen and 1% of
+/// the GPU, so that the fraction is not applied to memory CUDA cannot reach.
 pub(crate) fn driver_reserved(slot: &DeviceSlot) -> u64 {
-    let name = slot.name.to_lowercase();
-    let reserved = DRIVER_RESERVED
-        .iter()
-        .find(|(family, _)| name.contains(family))
-        .map_or_else(
-            || (46 * GIB / 100).max(slot.total / 100),
-            |(_, hundredths)| hundredths * GIB / 100,
-        );
+    let reserved = slot.reserved.unwrap_or_else(|| {
+        let name = slot.name.to_lowercase();
+        DRIVER_RESERVED
+            .iter()
+            .find(|(family, _)| name.contains(family))
+            .map_or_else(
+                || (46 * GIB / 100).max(slot.total / 100),
+                |(_, hundredths)| hundredths * GIB / 100,
+            )
+    });
     reserved.min(slot.total / 4)
 }
 
@@ -687,6 +702,23 @@ mod tests {
             assert!(hybrid.tokens_for(hybrid.blocks_for(len)) >= len);
         }
         assert_eq!(hybrid.logged_tokens(7000), 1000 * 16);
+    }
+
+    #[test]
+    fn nvml_s_reserve_replaces_the_family_figure() {
+        let mut h100 = inferkit_core::testkit::gpu("w", 0, 80);
+        h100.name = "NVIDIA H100 80GB HBM3".into();
+        assert_eq!(driver_reserved(&h100), 47 * GIB / 100);
+        h100.reserved = Some(514 * MIB);
+        assert_eq!(driver_reserved(&h100), 514 * MIB);
+        assert_eq!(cuda_total(&h100), 80 * GIB - 514 * MIB);
+        // An unknown GPU without NVML's figure: 1% of it, at least the smallest figure seen.
+        let mut other = inferkit_core::testkit::gpu("w", 0, 96);
+        other.name = "NVIDIA RTX PRO 6000".into();
+        assert_eq!(driver_reserved(&other), 96 * GIB / 100);
+        // A figure beyond reason (a quarter of the GPU) is capped.
+        other.reserved = Some(40 * GIB);
+        assert_eq!(driver_reserved(&other), 24 * GIB);
     }
 
     #[test]

@@ -228,6 +228,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn llama_shards_split_everything_but_the_norms() {
         let (table, total, norms) = fixture("Llama-3.1-8B-Instruct");
         assert_eq!(table.rank_bytes(1, 1, 0), total);
@@ -240,6 +241,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn awq_weights_are_counted_as_stored() {
         let (table, total, _) = fixture("Qwen2.5-7B-Instruct-AWQ");
         assert_eq!(table.rank_bytes(1, 1, 0), total);

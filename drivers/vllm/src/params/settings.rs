@@ -44,10 +44,6 @@ pub(crate) struct LaunchSettings {
 
 const GIB: f64 = (1u64 << 30) as f64;
 
-/// KV block sizes vLLM 0.33.0 accepts: its `BlockSize` literal (`vllm/config/cache.py`); its
-/// flag table lists no choices (0.10.1.1's lists 1 to 128, checked with the table).
-const BLOCK_SIZES: [u64; 7] = [1, 8, 16, 32, 64, 128, 256];
-
 /// Data parallelism runs several engines, each on the devices of one (tensor × pipeline
 /// parallel); a plan sizes and places one engine. Planned as one, `--data-parallel-size 2` would
 /// start two engines on the devices of one and fail at start: refused, with what to do instead.
@@ -193,20 +189,19 @@ fn gib_flag(params: &Params, name: &str) -> Result<u64> {
     Ok(bytes as u64)
 }
 
-/// `--block-size`, checked against vLLM's block sizes (0.10.1.1's table also lists them).
+/// `--block-size`, a positive count of tokens. 0.10.1.1 allows only its `BlockSize` literal
+/// (1 to 128, `vllm/config/cache.py:24`), which its flag table lists and the parameter check
+/// applies; 0.33.0 takes any positive integer (`block_size: int = Field(default=None, gt=0)`,
+/// `vllm/config/cache.py:187`).
 fn block_size(params: &Params) -> Result<Option<u64>> {
     let Some(size) = params.value("--block-size") else {
         return Ok(None);
     };
     match size.parse::<u64>() {
-        Ok(n) if BLOCK_SIZES.contains(&n) => Ok(Some(n)),
+        Ok(n) if n > 0 => Ok(Some(n)),
         _ => Err(Error::invalid_parameter(
             "--block-size",
-            format!(
-                "`{size}` is not a KV block size of vLLM {}: {}",
-                params.version,
-                BLOCK_SIZES.map(|n| n.to_string()).join(", ")
-            ),
+            format!("`{size}` is not a positive number of tokens"),
         )),
     }
 }

@@ -53,6 +53,7 @@ pub fn gpu(worker: &str, index: u32, total: u64, name: &str) -> DeviceSlot {
         allocatable: total,
         remote: false,
         compute_capability: Some("9.0".to_string()),
+        reserved: None,
     }
 }
 
@@ -61,6 +62,7 @@ pub fn host(worker: &str) -> HostSlot {
         worker: worker.to_string(),
         total: 512 * GIB,
         allocatable: 512 * GIB,
+        os: None,
     }
 }
 

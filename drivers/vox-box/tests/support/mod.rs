@@ -67,6 +67,7 @@ pub fn gpu(index: u32, vendor: Vendor, allocatable: u64) -> DeviceSlot {
         allocatable,
         remote: false,
         compute_capability: Some("8.9".into()),
+        reserved: None,
     }
 }
 
@@ -75,5 +76,6 @@ pub fn host(allocatable: u64) -> HostSlot {
         worker: "gpu-worker".into(),
         total: 64 * GIB,
         allocatable,
+        os: None,
     }
 }
