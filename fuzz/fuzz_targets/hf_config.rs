@@ -22,7 +22,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = config.estimated_parameters();
     let _ = config.dimensions(path);
     let _ = config.text.sliding_layers();
-    if let Some(vision) = &config.vision {
-        let _ = vision.estimated_parameters();
-    }
+    let _ = config.text.estimated_parameters();
 });
