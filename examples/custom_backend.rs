@@ -10,10 +10,10 @@
 use std::collections::BTreeMap;
 
 use inferkit::{
-    Assignment, Backend, Capabilities, Category, Claim, Cluster, Components, DeviceEstimate, Error,
-    EstimateRequest, HealthCheck, LaunchSpec, ModelFacts, ModelFormat, ModelSpec, PlanOptions,
-    Platform, Prepared, ProcessRole, ResourceEstimate, ResourceEstimator, Result, Selection,
-    Vendor, default_registry, plan,
+    Arch, Assignment, Backend, Capabilities, Category, Claim, Cluster, Components, DeviceEstimate,
+    Error, EstimateRequest, HealthCheck, LaunchSpec, ModelFacts, ModelFormat, ModelSpec, Os,
+    PlanOptions, Platform, Prepared, ProcessRole, ResourceEstimate, ResourceEstimator, Result,
+    Selection, Vendor, default_registry, plan,
 };
 
 /// KV cache and activations TGI keeps beside the weights, in this sketch a flat 4 GiB.
@@ -26,7 +26,7 @@ impl Tgi {
         let mut caps = Capabilities::default();
         caps.formats = vec![ModelFormat::Safetensors];
         caps.vendors = vec![Vendor::Nvidia];
-        caps.platforms = vec![Platform::new("linux", "amd64")];
+        caps.platforms = vec![Platform::new(Os::Linux, Arch::Amd64)];
         caps.categories = vec![Category::Llm];
         Tgi(caps)
     }
@@ -61,7 +61,7 @@ impl Backend for Tgi {
             .require_hf()?
             .safetensors()
             .map(|weights| weights.summary.total_bytes)
-            .ok_or_else(|| Error::Unsupported("TGI needs safetensors weights".into()))?;
+            .ok_or_else(|| Error::unsupported("TGI needs safetensors weights"))?;
         Ok(Box::new(TgiModel { spec, weights }))
     }
 }

@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     supervisor.wait_ready().await?;
     println!(
         "ready on port {}; Ctrl-C stops it",
-        PlanOptions::default().port
+        PlanOptions::default().placement.port
     );
     tokio::signal::ctrl_c().await?;
     supervisor.stop().await;

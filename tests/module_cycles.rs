@@ -12,43 +12,15 @@ use std::path::{Path, PathBuf};
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
-/// Cycles that exist today, each with the change that removes it: (package directory, two
-/// modules of the cycle). The test fails on any other cycle, and on an entry here that no
-/// longer matches a cycle (remove it then).
-const KNOWN: &[(&str, &str, &str)] = &[
-    // `PlanOptions::device_reserve_for` is a placement rule (issue 12, point 3; engineer traits).
-    ("core", "placement", "plan"),
-    // Generated flag tables name their driver's flag types (issue 12, point 4; engineer flags).
-    ("drivers/llama-box", "flags", "flags_table"),
-    ("drivers/mindie", "flags", "flags_table"),
-    ("drivers/vllm", "flags", "flags_table_0_10_1_1"),
-    ("drivers/vllm", "flags", "flags_table_0_33_0"),
-    ("drivers/vox-box", "flags", "flags_table"),
-    // Selection and memory model share the parsed model shape (issue 12, point 9).
-    ("drivers/vllm", "memory", "select"),
-    ("drivers/vllm", "memory", "params"),
-    ("drivers/vox-box", "catalog", "select"),
-    // Options carry the HTTP client settings and the client reads them (engineer sources).
-    ("sources", "http", "options"),
-];
-
 #[test]
 fn no_crate_has_a_module_cycle() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut found = Vec::new();
     let mut checked = 0;
     for src in package_sources(root) {
-        let graph = module_graph(&src);
         checked += 1;
-        for cycle in cycles(&graph) {
-            let known = KNOWN.iter().any(|(crate_dir, a, b)| {
-                src.ends_with(Path::new(crate_dir).join("src"))
-                    && cycle.contains(&a.to_string())
-                    && cycle.contains(&b.to_string())
-            });
-            if !known {
-                found.push(format!("{}: {}", src.display(), cycle.join(" -> ")));
-            }
+        for cycle in cycles(&module_graph(&src)) {
+            found.push(format!("{}: {}", src.display(), cycle.join(" -> ")));
         }
     }
     assert!(

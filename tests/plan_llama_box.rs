@@ -4,7 +4,9 @@
 
 mod plan_support;
 
-use inferkit::{Error, PlacementMode, PlacementStrategy, PlanOptions, ProcessRole};
+use inferkit::{
+    Error, PlacementMode, PlacementOptions, PlacementStrategy, PlanOptions, ProcessRole,
+};
 use plan_support::*;
 use serde_json::json;
 
@@ -167,7 +169,10 @@ fn hard_case_12_deepseek_over_eight_small_workers_is_found_greedily() {
     assert!(explanation.iter().any(|l| l == stopped), "{explanation:#?}");
 
     let options = PlanOptions {
-        max_remote_devices: 14,
+        placement: PlacementOptions {
+            max_remote_devices: 14,
+            ..PlacementOptions::default()
+        },
         ..PlanOptions::default()
     };
     let started = std::time::Instant::now();
@@ -219,7 +224,7 @@ fn hard_case_16_a_gguf_file_never_gets_a_vllm_launch_unless_vllm_is_asked_for() 
             assert_eq!(plan.backend, "vllm");
             assert!(plan.processes.iter().all(|p| p.program.contains("vllm")));
         }
-        Err(Error::Unsupported(reason)) => {
+        Err(Error::Unsupported { reason }) => {
             assert!(reason.starts_with("vllm cannot serve"), "{reason}")
         }
         Err(other) => panic!("{other:?}"),
@@ -233,7 +238,10 @@ fn hard_case_25_binpack_shares_a_busy_gpu_spread_takes_an_idle_one() {
     let spread = plan_model(QWEN_05B, &cluster, &PlanOptions::default(), |_| {}).unwrap();
     assert_eq!(planned_indices(&spread, "dgx-01"), vec![2]);
     let binpack = PlanOptions {
-        strategy: PlacementStrategy::Binpack,
+        placement: PlacementOptions {
+            strategy: PlacementStrategy::Binpack,
+            ..PlacementOptions::default()
+        },
         ..PlanOptions::default()
     };
     let packed = plan_model(QWEN_05B, &cluster, &binpack, |_| {}).unwrap();

@@ -4,7 +4,7 @@
 
 mod plan_support;
 
-use inferkit::{Error, Layout, PlacementMode, PlanOptions, ProcessRole};
+use inferkit::{Error, Layout, PlacementMode, PlacementOptions, PlanOptions, ProcessRole};
 use plan_support::*;
 use serde_json::json;
 
@@ -161,9 +161,12 @@ fn deepseek_v3_spans_two_servers_by_default_and_says_why_not_when_distribution_i
         .find(|p| p.role == ProcessRole::RayHead)
         .unwrap();
     assert_eq!(&head.worker, main_worker);
-    let head_port = (options.port + 1).to_string();
+    let head_port = (options.placement.port + 1).to_string();
     assert_eq!(flag(&head.args, "--port").unwrap(), head_port);
-    assert_eq!(head.health.as_ref().map(|h| h.port), Some(options.port + 1));
+    assert_eq!(
+        head.health.as_ref().map(|h| h.port),
+        Some(options.placement.port + 1)
+    );
     assert!(
         flag(&remote[0].args, "--address")
             .unwrap()
@@ -211,7 +214,10 @@ fn hard_case_8_a_large_generic_reserve_does_not_stack_on_vllms_own_headroom() {
     // to vLLM, so the model is placed, and its claim stays within the GPU's free memory.
     let cluster = cluster_json(json!({"workers": [nvidia_worker("g24", 1, 24)]}));
     let options = PlanOptions {
-        device_reserve: 10 * GIB,
+        placement: PlacementOptions {
+            device_reserve: 10 * GIB,
+            ..PlacementOptions::default()
+        },
         ..PlanOptions::default()
     };
     let plan = plan_model(

@@ -10,7 +10,8 @@ mod plan_support;
 
 use inferkit::placement::{device_allocatable, host_allocatable};
 use inferkit::{
-    Cluster, DeploymentPlan, Error, PlacementStrategy, PlanOptions, Vendor, default_registry,
+    Cluster, DeploymentPlan, Error, PlacementOptions, PlacementStrategy, PlanOptions, Vendor,
+    default_registry,
 };
 use plan_support::*;
 use proptest::prelude::*;
@@ -135,7 +136,7 @@ fn assert_never_overclaims(
     let backend = registry
         .get(&plan.backend)
         .expect("planned backend is registered");
-    let reserve = options.device_reserve_for(backend.capabilities());
+    let reserve = options.placement.device_reserve_for(backend.capabilities());
     let main = &plan.placement.workers[0];
     let mut unified_claims = 0u64;
     for worker in &plan.placement.workers {
@@ -154,7 +155,8 @@ fn assert_never_overclaims(
     }
     let inventory = cluster.worker(&main.name).expect("planned worker exists");
     prop_assert!(
-        main.ram.saturating_add(unified_claims) <= host_allocatable(inventory, options.ram_reserve)
+        main.ram.saturating_add(unified_claims)
+            <= host_allocatable(inventory, options.placement.ram_reserve)
     );
     Ok(())
 }
@@ -174,7 +176,7 @@ fn check(
         Err(Error::InvalidParameter { name, reason }) => {
             prop_assert!(!name.is_empty() && !reason.is_empty());
         }
-        Err(Error::Unsupported(reason)) => prop_assert!(!reason.is_empty()),
+        Err(Error::Unsupported { reason }) => prop_assert!(!reason.is_empty()),
         Err(Error::DoesNotFit { reason, .. }) => prop_assert!(!reason.is_empty()),
         Err(other) => prop_assert!(false, "{model}: unexpected error {other:?}"),
     }
@@ -195,11 +197,14 @@ proptest! {
     ) {
         let cluster: Cluster = serde_json::from_value(json!({ "workers": workers })).unwrap();
         let options = PlanOptions {
+placement: PlacementOptions {
             strategy: if binpack { PlacementStrategy::Binpack } else { PlacementStrategy::Spread },
             device_reserve,
             ram_reserve,
-            ..PlanOptions::default()
-        };
+..PlacementOptions::default()
+},
+..PlanOptions::default()
+};
         check(&model_path(model), &cluster, &options, distributed)?;
     }
 }

@@ -30,12 +30,7 @@ impl Accelerator {
 
     /// The vendor.
     pub fn vendor(&self) -> Vendor {
-        match self.vendor {
-            "nvidia" => Vendor::Nvidia,
-            "amd" => Vendor::Amd,
-            "ascend" => Vendor::Ascend,
-            other => Vendor::Other(other.to_string()),
-        }
+        Vendor::from_name(self.vendor)
     }
 }
 

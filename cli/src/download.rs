@@ -186,7 +186,7 @@ pub fn perform(step: &DownloadStep) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Unsupported(format!("cannot start the HTTP client: {e}")))?;
+        .map_err(|e| Error::unsupported(format!("cannot start the HTTP client: {e}")))?;
     runtime.block_on(download(
         &model,
         step.revision.as_deref(),

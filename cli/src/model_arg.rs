@@ -55,7 +55,7 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| Error::Unsupported(format!("cannot start the HTTP client: {e}")))?;
+                .map_err(|e| Error::unsupported(format!("cannot start the HTTP client: {e}")))?;
             let resolver = Resolver::new(options.clone())?;
             runtime.block_on(resolver.resolve(&reference))?
         }
@@ -63,7 +63,7 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
     let download = crate::download::planned(&resolved, &reference, &options);
     let facts = resolved.facts;
     let files = header_files(&facts).ok_or_else(|| {
-        Error::Unsupported(format!("{argument}: no file of the model could be read"))
+        Error::unsupported(format!("{argument}: no file of the model could be read"))
     })?;
     Ok(Model {
         spec: ModelSpec::from_source(facts.source.clone()),

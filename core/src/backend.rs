@@ -14,22 +14,127 @@ use crate::launch::LaunchSpec;
 use crate::model::{Category, ModelSpec};
 use crate::{Error, Result};
 
-/// An operating system and CPU architecture pair, in GPUStack's label values.
+/// An operating system, by its GPUStack label value (`os=linux`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Os {
+    /// `linux`.
+    Linux,
+    /// `windows`.
+    Windows,
+    /// `darwin` (macOS).
+    Darwin,
+    /// Any other label value, as the inventory gave it.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl Os {
+    /// The operating system a label value names; an unknown one is [`Os::Other`].
+    pub fn from_label(label: &str) -> Os {
+        match label {
+            "linux" => Os::Linux,
+            "windows" => Os::Windows,
+            "darwin" => Os::Darwin,
+            other => Os::Other(other.to_string()),
+        }
+    }
+
+    /// The label value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Os::Linux => "linux",
+            Os::Windows => "windows",
+            Os::Darwin => "darwin",
+            Os::Other(label) => label,
+        }
+    }
+}
+
+/// A CPU architecture, by its GPUStack label value (`arch=amd64`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// `amd64` (x86-64).
+    Amd64,
+    /// `arm64` (AArch64).
+    Arm64,
+    /// Any other label value, as the inventory gave it.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl Arch {
+    /// The architecture a label value names; an unknown one is [`Arch::Other`].
+    pub fn from_label(label: &str) -> Arch {
+        match label {
+            "amd64" => Arch::Amd64,
+            "arm64" => Arch::Arm64,
+            other => Arch::Other(other.to_string()),
+        }
+    }
+
+    /// The label value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+            Arch::Other(label) => label,
+        }
+    }
+}
+
+/// An operating system and CPU architecture pair; displayed as GPUStack writes it
+/// (`linux/amd64`).
+///
+/// ```
+/// use inferkit_core::{Arch, Os, Platform};
+///
+/// let platform = Platform::new(Os::Linux, Arch::Arm64);
+/// assert_eq!(platform.to_string(), "linux/arm64");
+/// assert_eq!(Platform::from_labels("linux", "arm64"), Some(platform));
+/// assert_eq!(Platform::from_labels("", "arm64"), None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Platform {
-    /// `linux`, `windows`, `darwin`.
-    pub os: String,
-    /// `amd64`, `arm64`.
-    pub arch: String,
+    /// Operating system.
+    pub os: Os,
+    /// CPU architecture.
+    pub arch: Arch,
 }
 
 impl Platform {
-    /// Builds a platform from its label values.
-    pub fn new(os: &str, arch: &str) -> Self {
-        Platform {
-            os: os.to_string(),
-            arch: arch.to_string(),
-        }
+    /// `os` on `arch`.
+    pub const fn new(os: Os, arch: Arch) -> Self {
+        Platform { os, arch }
+    }
+
+    /// The platform of two label values, `None` where either is unknown (empty).
+    pub fn from_labels(os: &str, arch: &str) -> Option<Platform> {
+        (!os.is_empty() && !arch.is_empty())
+            .then(|| Platform::new(Os::from_label(os), Arch::from_label(arch)))
+    }
+
+    /// The platform a worker reports, `None` where its inventory leaves it out.
+    pub fn of_worker(worker: &WorkerInventory) -> Option<Platform> {
+        Platform::from_labels(&worker.os, &worker.arch)
+    }
+
+    /// Every pair of `oses` and `arches`.
+    pub fn every(oses: &[Os], arches: &[Arch]) -> Vec<Platform> {
+        oses.iter()
+            .flat_map(|os| {
+                arches
+                    .iter()
+                    .map(|arch| Platform::new(os.clone(), arch.clone()))
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os.as_str(), self.arch.as_str())
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{DeviceId, Vendor};
@@ -374,7 +375,8 @@ pub struct ResourceEstimate {
     #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub launch_parameters: Vec<LaunchArgument>,
     /// Backend-specific facts worth showing (KV capacity in tokens, largest context that fits,
-    /// projector buffers...).
+    /// projector buffers...): a driver's typed details (for example `inferkit_vllm::VllmDetails`)
+    /// field by field, made by [`details_map`] and read back by [`ResourceEstimate::details_as`].
     #[serde(default)]
     pub details: BTreeMap<String, serde_json::Value>,
     /// Sentences explaining choices the estimator made.
@@ -382,7 +384,24 @@ pub struct ResourceEstimate {
     pub notes: Vec<String>,
 }
 
+/// The [`ResourceEstimate::details`] of a driver's typed details: each field of `details` (a
+/// struct) under its serialised name. Anything that does not serialise as a struct gives no
+/// details.
+pub fn details_map<T: Serialize>(details: &T) -> BTreeMap<String, serde_json::Value> {
+    match serde_json::to_value(details) {
+        Ok(serde_json::Value::Object(fields)) => fields.into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
 impl ResourceEstimate {
+    /// The details as the typed value a driver made them from (see [`details_map`]); `None`
+    /// when they are not of that shape (another backend's estimate).
+    pub fn details_as<T: DeserializeOwned>(&self) -> Option<T> {
+        let fields = self.details.clone().into_iter().collect();
+        serde_json::from_value(serde_json::Value::Object(fields)).ok()
+    }
+
     /// `Ok` when every device's claim (with its error band, [`DeviceEstimate::held`]) and the
     /// host RAM fit what is allocatable, else
     /// [`Error::DoesNotFit`] naming the first over-claimed device.

@@ -167,8 +167,9 @@ impl Memory {
     }
 }
 
-/// Accelerator vendor.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Accelerator vendor. Read from JSON by [`Vendor::from_name`], so `NVIDIA` is
+/// [`Vendor::Nvidia`]; written as the lowercase name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Vendor {
@@ -186,6 +187,22 @@ pub enum Vendor {
 }
 
 impl Vendor {
+    /// The vendor `name` stands for, in any letter case; any other name is [`Vendor::Other`]
+    /// as written.
+    ///
+    /// ```
+    /// use inferkit_core::Vendor;
+    ///
+    /// assert_eq!(Vendor::from_name("NVIDIA"), Vendor::Nvidia);
+    /// assert_eq!(Vendor::from_name("Hygon"), Vendor::Other("Hygon".into()));
+    /// ```
+    pub fn from_name(name: &str) -> Vendor {
+        [Vendor::Nvidia, Vendor::Amd, Vendor::Ascend, Vendor::Apple]
+            .into_iter()
+            .find(|known| known.as_str().eq_ignore_ascii_case(name))
+            .unwrap_or_else(|| Vendor::Other(name.to_string()))
+    }
+
     /// The lowercase name used in cluster JSON.
     pub fn as_str(&self) -> &str {
         match self {
@@ -198,23 +215,30 @@ impl Vendor {
     }
 
     /// The environment variable that pins a process to devices of this vendor, by GPUStack's
-    /// table (`worker/backends/base.py`): a case-insensitive substring match of the vendor
-    /// name, `CUDA_VISIBLE_DEVICES` when nothing matches.
+    /// table (`worker/backends/base.py`). Vendors inferkit does not model are looked up there
+    /// the way GPUStack does it, by a case-insensitive substring of their name (`Hygon DCU`);
+    /// `CUDA_VISIBLE_DEVICES` when nothing matches.
     pub fn visible_devices_env(&self) -> &'static str {
-        const TABLE: [(&str, &str); 7] = [
+        const OTHERS: [(&str, &str); 6] = [
             ("nvidia", "CUDA_VISIBLE_DEVICES"),
             ("ascend", "ASCEND_RT_VISIBLE_DEVICES"),
             ("huawei", "ASCEND_RT_VISIBLE_DEVICES"),
-            ("amd", "ROCR_VISIBLE_DEVICES"),
             ("hygon", "HIP_VISIBLE_DEVICES"),
             ("iluvatar", "CUDA_VISIBLE_DEVICES"),
             ("cambricon", "MLU_VISIBLE_DEVICES"),
         ];
-        let name = self.as_str().to_lowercase();
-        TABLE
-            .iter()
-            .find(|(vendor, _)| name.contains(vendor))
-            .map_or("CUDA_VISIBLE_DEVICES", |(_, variable)| variable)
+        match self {
+            Vendor::Nvidia | Vendor::Apple => "CUDA_VISIBLE_DEVICES",
+            Vendor::Ascend => "ASCEND_RT_VISIBLE_DEVICES",
+            Vendor::Amd => "ROCR_VISIBLE_DEVICES",
+            Vendor::Other(name) => {
+                let name = name.to_lowercase();
+                OTHERS
+                    .iter()
+                    .find(|(vendor, _)| name.contains(vendor))
+                    .map_or("CUDA_VISIBLE_DEVICES", |(_, variable)| variable)
+            }
+        }
     }
 
     /// The environment entry that pins a process to the devices `indexes` of this vendor:
@@ -232,6 +256,12 @@ impl Vendor {
         sorted.sort_unstable();
         let list: Vec<String> = sorted.iter().map(u32::to_string).collect();
         (self.visible_devices_env(), list.join(","))
+    }
+}
+
+impl<'de> Deserialize<'de> for Vendor {
+    fn deserialize<D: serde::Deserializer<'de>>(input: D) -> Result<Vendor, D::Error> {
+        String::deserialize(input).map(|name| Vendor::from_name(&name))
     }
 }
 

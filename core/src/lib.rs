@@ -27,13 +27,13 @@ pub mod units;
 pub mod user_json;
 
 pub use backend::{
-    Assignment, Backend, Capabilities, Claim, PlacementMode, Platform, Prepared, Registry,
-    Selection, Subordinate, SubordinateGrouping, Unfit,
+    Arch, Assignment, Backend, Capabilities, Claim, Os, PlacementMode, Platform, Prepared,
+    Registry, Selection, Subordinate, SubordinateGrouping, Unfit,
 };
 pub use download::{DownloadFile, DownloadStep};
 pub use estimate::{
     Components, DeviceEstimate, DeviceSlot, ErrorBand, EstimateRequest, FigureBasis, FitRequest,
-    HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator,
+    HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, details_map,
 };
 pub use inferkit_error::{Error, ErrorKind, Result};
 pub use inferkit_formats::{DirectoryFacts, ModelFacts, ModelFormat};
@@ -41,7 +41,9 @@ pub use inferkit_formats::{facts, files, gguf, hf};
 pub use inventory::{Allocation, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory};
 pub use launch::{HealthCheck, LaunchFile, LaunchSpec, ProcessRole};
 pub use model::{Category, ModelSource, ModelSpec};
-pub use placement::{Placement, PlacementRequest, PlacementStrategy, Rejection, place};
+pub use placement::{
+    Placement, PlacementOptions, PlacementRequest, PlacementStrategy, Rejection, place,
+};
 pub use plan::{
     BackendChoice, DeploymentPlan, DeviceClaim, PlacementSummary, PlanOptions, WorkerClaim, plan,
     plan_with_facts, select_backend,

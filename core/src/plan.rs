@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{
-    Assignment, Backend, Capabilities, Claim, PlacementMode, Registry, Selection,
-};
+use crate::backend::{Assignment, Backend, Claim, PlacementMode, Registry, Selection};
 use crate::download::DownloadStep;
 use crate::estimate::{Layout, ResourceEstimate};
 use crate::facts::ModelFacts;
@@ -19,64 +17,72 @@ use crate::inventory::{Cluster, Vendor};
 use crate::launch::LaunchSpec;
 use crate::model::{Category, ModelSpec};
 use crate::placement::{
-    Placement, PlacementRequest, PlacementStrategy, Rejection, place, selector_admits,
-    selector_text,
+    Placement, PlacementOptions, PlacementRequest, PlacementStrategy, Rejection, place,
+    selector_admits, selector_text,
 };
 use crate::secret;
 use crate::{Error, Result};
 
-const GIB: u64 = 1 << 30;
-
-/// Knobs of a plan that are not about the model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Knobs of a plan that are not about the model: how to place it, and which backend versions
+/// the fleet runs.
+///
+/// In JSON, one flat object (`{"strategy": "binpack", "port": 8080}`); a key it does not know
+/// is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "PlanOptionKeys")]
 pub struct PlanOptions {
-    /// How to choose among placements that fit (default: spread).
-    pub strategy: PlacementStrategy,
-    /// Bytes kept free on every device (default 1 GiB: GPUStack's `system_reserved.vram` and
-    /// llama.cpp `--fit`'s margin).
-    pub device_reserve: u64,
-    /// Bytes of host RAM kept free on every worker (default 2 GiB: GPUStack's
-    /// `system_reserved.ram`).
-    pub ram_reserve: u64,
-    /// Port of the main process; subordinate processes take the next ports.
-    pub port: u16,
-    /// Most devices on other workers one instance may use, for a backend that drives each
-    /// remote device by a subordinate process of its own
-    /// ([`SubordinateGrouping::PerRemoteDevice`](crate::SubordinateGrouping::PerRemoteDevice);
-    /// default 8, GPUStack's `DEFAULT_MAX_RPC_SERVER_COUNT` for llama-box's RPC servers).
-    pub max_remote_devices: u32,
-    /// Most workers one instance may span when a backend takes whole workers (Ray, MindIE).
-    pub max_workers: u32,
+    /// Strategy, reserves, ports and search bounds of the placement.
+    #[serde(flatten)]
+    pub placement: PlacementOptions,
     /// The version of each backend installed on the fleet, by backend id; applied when the
     /// spec names no `backend_version` (it selects the flag table and the launch rules).
     pub backend_versions: BTreeMap<String, String>,
 }
 
-impl PlanOptions {
-    /// The per-device reserve placement applies for a backend with these capabilities: none
-    /// when the backend keeps its own headroom inside the share of each device it takes (the
-    /// two margins would stack and refuse models that fit, hard case 8), else
-    /// [`device_reserve`](Self::device_reserve).
-    pub fn device_reserve_for(&self, caps: &Capabilities) -> u64 {
-        if caps.own_device_headroom {
-            0
-        } else {
-            self.device_reserve
+/// The keys of [`PlanOptions`] spelt out: serde cannot refuse unknown keys of a struct that
+/// flattens another, so JSON is read through this one.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PlanOptionKeys {
+    strategy: PlacementStrategy,
+    device_reserve: u64,
+    ram_reserve: u64,
+    port: u16,
+    max_remote_devices: u32,
+    max_workers: u32,
+    backend_versions: BTreeMap<String, String>,
+}
+
+impl Default for PlanOptionKeys {
+    fn default() -> Self {
+        let PlanOptions {
+            placement,
+            backend_versions,
+        } = PlanOptions::default();
+        PlanOptionKeys {
+            strategy: placement.strategy,
+            device_reserve: placement.device_reserve,
+            ram_reserve: placement.ram_reserve,
+            port: placement.port,
+            max_remote_devices: placement.max_remote_devices,
+            max_workers: placement.max_workers,
+            backend_versions,
         }
     }
 }
 
-impl Default for PlanOptions {
-    fn default() -> Self {
+impl From<PlanOptionKeys> for PlanOptions {
+    fn from(keys: PlanOptionKeys) -> Self {
         PlanOptions {
-            strategy: PlacementStrategy::Spread,
-            device_reserve: GIB,
-            ram_reserve: 2 * GIB,
-            port: 40000,
-            max_remote_devices: 8,
-            max_workers: 16,
-            backend_versions: BTreeMap::new(),
+            placement: PlacementOptions {
+                strategy: keys.strategy,
+                device_reserve: keys.device_reserve,
+                ram_reserve: keys.ram_reserve,
+                port: keys.port,
+                max_remote_devices: keys.max_remote_devices,
+                max_workers: keys.max_workers,
+            },
+            backend_versions: keys.backend_versions,
         }
     }
 }
@@ -213,7 +219,7 @@ pub fn plan_with_facts(
         prepared: prepared.as_ref(),
         spec: &choice.spec,
         cluster,
-        options,
+        options: &options.placement,
     };
     let placement = place(&request).map_err(|e| prepend_explanation(e, &explanation))?;
     let mut processes = prepared.launch(&placement.assignment)?;
@@ -391,7 +397,7 @@ fn explicit_backend<'r>(
     let backend = registered(registry, id)?;
     let selection = backend.select(facts, spec);
     if selection.claim == Claim::Refuses {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "{id} cannot serve {}: {}",
             spec.name, selection.reason
         )));
@@ -427,7 +433,7 @@ fn automatic_backend<'r>(
             .iter()
             .map(|(_, b, s)| format!("{}: {}", b.id(), s.reason))
             .collect();
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "no registered backend serves {} ({})",
             spec.name,
             if reasons.is_empty() {

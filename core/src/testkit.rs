@@ -11,7 +11,7 @@
 //! use inferkit_core::{
 //!     Assignment, Backend, Capabilities, Category, Claim, Components, DeviceEstimate,
 //!     EstimateRequest, HealthCheck, LaunchSpec, ModelFacts, ModelFormat, ModelSource, ModelSpec,
-//!     Platform, Prepared, ProcessRole, ResourceEstimate, ResourceEstimator, Result, Selection,
+//!     Os, Platform, Prepared, Arch, ProcessRole, ResourceEstimate, ResourceEstimator, Result, Selection,
 //!     Vendor,
 //! };
 //!
@@ -22,7 +22,7 @@
 //!         let mut caps = Capabilities::default();
 //!         caps.formats = vec![ModelFormat::Remote];
 //!         caps.vendors = vec![Vendor::Nvidia];
-//!         caps.platforms = vec![Platform::new("linux", "amd64")];
+//!         caps.platforms = vec![Platform::new(Os::Linux, Arch::Amd64)];
 //!         caps.categories = vec![Category::Llm];
 //!         Tiny(caps)
 //!     }

@@ -8,8 +8,8 @@ use inferkit_core::placement::{device_allocatable, verify_claims};
 use inferkit_core::{
     Allocation, Assignment, Backend, Capabilities, Cluster, Components, DeploymentPlan,
     DeviceEstimate, Error, EstimateRequest, FitRequest, LaunchSpec, Layout, ModelFacts, ModelSpec,
-    PlacementMode, PlacementStrategy, PlanOptions, Prepared, ProcessRole, Registry,
-    ResourceEstimate, ResourceEstimator, Selection, Vendor, plan_with_facts,
+    PlacementMode, PlacementOptions, PlacementStrategy, PlanOptions, Prepared, ProcessRole,
+    Registry, ResourceEstimate, ResourceEstimator, Selection, Vendor, plan_with_facts,
 };
 use placement_support::*;
 
@@ -35,7 +35,8 @@ fn assert_no_overclaim(plan: &DeploymentPlan, cluster: &Cluster, options: &PlanO
         let inventory = cluster.worker(&worker.name).unwrap();
         for claim in &worker.devices {
             let device = inventory.device(claim.index).unwrap();
-            let allocatable = device_allocatable(inventory, device, options.device_reserve);
+            let allocatable =
+                device_allocatable(inventory, device, options.placement.device_reserve);
             assert!(
                 claim.vram <= allocatable,
                 "{}:{} claimed {} > allocatable {allocatable}",
@@ -166,7 +167,10 @@ fn hard_case_2_reserve_per_device_refuses_a_split_that_only_fits_without_margin(
     let mut spec = spec("Llama-3-70B-Q5_K_S.gguf");
 
     let no_reserve = PlanOptions {
-        device_reserve: 0,
+        placement: PlacementOptions {
+            device_reserve: 0,
+            ..PlacementOptions::default()
+        },
         ..PlanOptions::default()
     };
     let plan = plan_on(&backend, &cluster, &spec, &no_reserve).unwrap();
@@ -455,7 +459,10 @@ fn hard_case_25_spread_prefers_the_empty_gpu_binpack_shares_the_busy_one() {
     let spread = plan_on(&backend, &cluster, &spec("m.gguf"), &PlanOptions::default()).unwrap();
     assert_eq!(devices_of(&spread), vec![("w".to_string(), 1)]);
     let binpack = PlanOptions {
-        strategy: PlacementStrategy::Binpack,
+        placement: PlacementOptions {
+            strategy: PlacementStrategy::Binpack,
+            ..PlacementOptions::default()
+        },
         ..PlanOptions::default()
     };
     let packed = plan_on(&backend, &cluster, &spec("m.gguf"), &binpack).unwrap();

@@ -6,8 +6,8 @@ mod placement_support;
 
 use inferkit_core::placement::{device_allocatable, host_allocatable};
 use inferkit_core::{
-    Allocation, Error, PlacementStrategy, PlanOptions, Registry, Vendor, WorkerInventory,
-    plan_with_facts,
+    Allocation, Error, PlacementOptions, PlacementStrategy, PlanOptions, Registry, Vendor,
+    WorkerInventory, plan_with_facts,
 };
 use placement_support::*;
 use proptest::prelude::*;
@@ -83,10 +83,13 @@ proptest! {
         let mut spec = spec(name);
         spec.distributed_inference_across_workers = Some(true);
         let options = PlanOptions {
+placement: PlacementOptions {
             strategy: if binpack { PlacementStrategy::Binpack } else { PlacementStrategy::Spread },
             device_reserve: reserve_mib << 20,
-            ..PlanOptions::default()
-        };
+..PlacementOptions::default()
+},
+..PlanOptions::default()
+};
         let registry = Registry::new().with(backend);
         match plan_with_facts(&registry, &facts(name), &spec, &cluster, &options) {
             Ok(plan) => {
@@ -94,9 +97,9 @@ proptest! {
                     let inventory = cluster.worker(&w.name).unwrap();
                     for d in &w.devices {
                         let device = inventory.device(d.index).unwrap();
-                        prop_assert!(d.vram <= device_allocatable(inventory, device, options.device_reserve));
+                        prop_assert!(d.vram <= device_allocatable(inventory, device, options.placement.device_reserve));
                     }
-                    prop_assert!(w.ram <= host_allocatable(inventory, options.ram_reserve));
+                    prop_assert!(w.ram <= host_allocatable(inventory, options.placement.ram_reserve));
                 }
             }
             Err(Error::NoPlacement { rejected, .. }) => prop_assert!(!rejected.is_empty()),

@@ -68,7 +68,7 @@ fn an_explicit_backend_that_refuses_the_model_is_an_error() {
     let err = select_backend(&registry, &facts("Qwen2.5-7B"), &spec, &cluster(vec![])).unwrap_err();
     assert_eq!(
         err,
-        Error::Unsupported("llama-box cannot serve qwen2.5-7b: llama-box says Refuses".into())
+        Error::unsupported("llama-box cannot serve qwen2.5-7b: llama-box says Refuses")
     );
 }
 

@@ -49,8 +49,11 @@ pub enum Error {
         source: Arc<std::io::Error>,
     },
     /// The model, setting or hardware is valid but not supported by the chosen backend.
-    #[error("unsupported: {0}")]
-    Unsupported(String),
+    #[error("unsupported: {reason}")]
+    Unsupported {
+        /// What is not supported and why, in a sentence.
+        reason: String,
+    },
     /// A user-supplied parameter (backend flag, option, selector) is invalid.
     #[error("invalid parameter {name}: {reason}")]
     InvalidParameter {
@@ -149,13 +152,20 @@ impl Error {
         match self {
             Error::Parse { .. } => ErrorKind::Parse,
             Error::Io { .. } => ErrorKind::Io,
-            Error::Unsupported(..) => ErrorKind::Unsupported,
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::InvalidParameter { .. } => ErrorKind::InvalidParameter,
             Error::DoesNotFit { .. } => ErrorKind::DoesNotFit,
             Error::NoPlacement { .. } => ErrorKind::NoPlacement,
             Error::Probe { .. } => ErrorKind::Probe,
             Error::Process { .. } => ErrorKind::Process,
             Error::Source { .. } => ErrorKind::Source,
+        }
+    }
+
+    /// Builds an [`Error::Unsupported`].
+    pub fn unsupported(reason: impl Into<String>) -> Self {
+        Error::Unsupported {
+            reason: reason.into(),
         }
     }
 
@@ -185,7 +195,7 @@ impl PartialEq for Error {
             (Io { path, source }, Io { path: p, source: s }) => {
                 path == p && source.to_string() == s.to_string()
             }
-            (Unsupported(reason), Unsupported(r)) => reason == r,
+            (Unsupported { reason }, Unsupported { reason: r }) => reason == r,
             (InvalidParameter { name, reason }, InvalidParameter { name: n, reason: r }) => {
                 (name, reason) == (n, r)
             }

@@ -236,7 +236,7 @@ impl ModelFacts {
     /// The Hugging Face model, or [`Error::Unsupported`] saying the model has no `config.json`.
     pub fn require_hf(&self) -> Result<&HfModel> {
         self.hf.as_ref().ok_or_else(|| {
-            Error::Unsupported(format!(
+            Error::unsupported(format!(
                 "{} is not a Hugging Face model directory (no config.json)",
                 self.source.display_name()
             ))
@@ -246,7 +246,7 @@ impl ModelFacts {
     /// The GGUF header, or [`Error::Unsupported`] saying the model is not a GGUF file.
     pub fn require_gguf(&self) -> Result<&GgufModel> {
         self.gguf.as_ref().ok_or_else(|| {
-            Error::Unsupported(format!(
+            Error::unsupported(format!(
                 "{} is not a GGUF model",
                 self.source.display_name()
             ))

@@ -79,7 +79,7 @@ impl Export {
         let mut out = String::new();
         for object in &self.objects {
             let text = serde_yaml_ng::to_string(object)
-                .map_err(|e| Error::Unsupported(format!("writing a manifest as YAML: {e}")))?;
+                .map_err(|e| Error::unsupported(format!("writing a manifest as YAML: {e}")))?;
             out.push_str("---\n");
             out.push_str(&text);
         }
@@ -107,7 +107,7 @@ pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Expo
         .processes
         .iter()
         .find(|p| p.role == ProcessRole::Main)
-        .ok_or_else(|| Error::Unsupported("the plan has no main process".to_string()))?;
+        .ok_or_else(|| Error::unsupported("the plan has no main process"))?;
     let builder = PodBuilder::new(plan, options, &name, image, &main.worker)?;
     let mut objects = Vec::new();
     let leader = builder.pod(PodRole::Leader)?;
@@ -121,7 +121,7 @@ pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Expo
         objects.extend(leader.config_map.map(|c| Object::ConfigMap(Box::new(c))));
         objects.extend(worker.config_map.map(|c| Object::ConfigMap(Box::new(c))));
         let size = i32::try_from(builder.subordinates().len() + 1)
-            .map_err(|_| Error::Unsupported("too many workers for one group".to_string()))?;
+            .map_err(|_| Error::unsupported("too many workers for one group"))?;
         let set = LeaderWorkerSet::new(
             metadata(&name, options),
             LeaderWorkerSetSpec {

@@ -150,7 +150,7 @@ impl<'a> PodBuilder<'a> {
                 .insert((address.clone(), port), endpoint)
                 .is_some()
             {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "two processes of the plan listen on {address}:{port}: their pods cannot be \
                      told apart"
                 )));
@@ -287,7 +287,7 @@ impl<'a> PodBuilder<'a> {
             .collect();
         for value in values {
             if let Some(address) = addresses.iter().find(|a| value.contains(**a)) {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "the plan's processes name the node address {address} where a pod cannot \
                      stand in for it (`{}`): this plan is not exported to Kubernetes",
                     shorten(value)
@@ -323,7 +323,7 @@ impl<'a> PodBuilder<'a> {
         let expected = shape(first)?;
         for process in &self.subordinates[1..] {
             if shape(process)? != expected {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "the worker pods of a LeaderWorkerSet share one template, but the {} process \
                      on {} and the one on {} differ in program, arguments or devices",
                     process.role.as_str(),
@@ -342,7 +342,7 @@ impl<'a> PodBuilder<'a> {
             .iter()
             .find(|w| w.name == worker)
             .ok_or_else(|| {
-                Error::Unsupported(format!(
+                Error::unsupported(format!(
                     "the plan runs a process on {worker}, which its placement does not list"
                 ))
             })
@@ -364,7 +364,7 @@ impl<'a> PodBuilder<'a> {
     /// one shell, each non-final one without `--block` so that it returns once it is up.
     fn container(&self, processes: &[&LaunchSpec], role: PodRole) -> Result<Container> {
         let Some((last, before)) = processes.split_last() else {
-            return Err(Error::Unsupported("a pod without a process".to_string()));
+            return Err(Error::unsupported("a pod without a process"));
         };
         let (command, args) = if before.is_empty() {
             (vec![last.program.clone()], self.pod_args(last)?)
@@ -372,7 +372,7 @@ impl<'a> PodBuilder<'a> {
             let mut steps = Vec::new();
             for process in before {
                 if process.role != ProcessRole::RayHead {
-                    return Err(Error::Unsupported(format!(
+                    return Err(Error::unsupported(format!(
                         "{} runs a {} process next to its main process; only a Ray head can \
                          share the main process's pod",
                         process.worker,
@@ -528,7 +528,7 @@ impl<'a> PodBuilder<'a> {
                 if let Some(previous) = merged.insert(key.clone(), value.clone())
                     && previous != *value
                 {
-                    return Err(Error::Unsupported(format!(
+                    return Err(Error::unsupported(format!(
                         "the processes of {} set {key} differently, and share one container",
                         process.worker
                     )));
@@ -624,7 +624,7 @@ impl<'a> PodBuilder<'a> {
         let mut data = BTreeMap::new();
         for file in files {
             if let Some(target) = &file.link_to {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "the plan links {} to {}: symbolic-link launch files are not exported",
                     file.path.display(),
                     target.display()
@@ -642,7 +642,7 @@ impl<'a> PodBuilder<'a> {
                 })
                 .collect();
             if data.insert(key.clone(), file.content.clone()).is_some() {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "two launch files map to the ConfigMap key {key}"
                 )));
             }
@@ -846,7 +846,7 @@ fn accelerator_resource(claim: &WorkerClaim) -> Result<Option<&'static str>> {
         return Ok(None);
     };
     if let Some(other) = claim.devices.iter().find(|d| d.name != first.name) {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "{} uses a {} and a {}: a pod asks for devices by count and cannot say which",
             claim.name, first.name, other.name
         )));
@@ -861,11 +861,11 @@ fn device_resource(device: &DeviceClaim) -> Result<&'static str> {
         Some(Vendor::Ascend) if device.name.contains("310P") => Ok("huawei.com/Ascend310P"),
         Some(Vendor::Ascend) if device.name.contains("310") => Ok("huawei.com/Ascend310"),
         Some(Vendor::Ascend) => Ok("huawei.com/Ascend910"),
-        Some(other) => Err(Error::Unsupported(format!(
+        Some(other) => Err(Error::unsupported(format!(
             "no Kubernetes device-plugin resource is known for {other} devices ({})",
             device.name
         ))),
-        None => Err(Error::Unsupported(format!(
+        None => Err(Error::unsupported(format!(
             "the plan does not name the vendor of {}: plan again with this version",
             device.name
         ))),

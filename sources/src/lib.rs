@@ -47,7 +47,7 @@ mod resolve;
 
 pub use error::{SourceError, SourceErrorKind};
 #[cfg(feature = "http")]
-pub use http::{HttpOptions, Resolver, TransferStats};
-pub use options::{HubEndpoint, Secret, SourceOptions};
+pub use http::{Resolver, TransferStats};
+pub use options::{HttpOptions, HubEndpoint, Secret, SourceOptions};
 pub use reference::{DEFAULT_QUANT, FileChoice, ModelRef, OllamaRef, RepoRef};
 pub use resolve::{Origin, RemoteModel, Resolved, resolve_cached};

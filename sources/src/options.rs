@@ -98,7 +98,7 @@ pub struct SourceOptions {
     pub ollama: HubEndpoint,
     /// Network settings.
     #[cfg(feature = "http")]
-    pub http: crate::http::HttpOptions,
+    pub http: HttpOptions,
 }
 
 impl SourceOptions {
@@ -123,7 +123,41 @@ impl SourceOptions {
             ),
             ollama: HubEndpoint::from_env("OLLAMA_REGISTRY", "https://registry.ollama.ai", &[]),
             #[cfg(feature = "http")]
-            http: crate::http::HttpOptions::default(),
+            http: HttpOptions::default(),
+        }
+    }
+}
+
+/// Network settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpOptions {
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response.
+    pub read_timeout: Duration,
+    /// Longest time for a whole metadata request (listings, manifests, headers); downloads
+    /// are bounded by `read_timeout` only.
+    pub request_timeout: Duration,
+    /// Attempts after the first on 429, 5xx, timeouts and dropped connections.
+    pub retries: u32,
+    /// First back-off; doubled on each retry.
+    pub backoff: Duration,
+    /// Longest wait honoured from a `Retry-After` header (and longest back-off).
+    pub max_wait: Duration,
+    /// Use `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (curl's rules).
+    pub env_proxy: bool,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            max_wait: Duration::from_secs(60),
+            env_proxy: true,
         }
     }
 }

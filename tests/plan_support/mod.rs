@@ -44,7 +44,7 @@ pub fn assert_within_allocatable(plan: &DeploymentPlan, cluster: &Cluster, optio
     let backend = registry
         .get(&plan.backend)
         .expect("planned backend is registered");
-    let reserve = options.device_reserve_for(backend.capabilities());
+    let reserve = options.placement.device_reserve_for(backend.capabilities());
     for worker in &plan.placement.workers {
         let inventory = cluster.worker(&worker.name).expect("planned worker exists");
         for claim in &worker.devices {

@@ -6,8 +6,8 @@ use std::io::Write;
 use inferkit::launch::shell_quote;
 use inferkit::units::GIB;
 use inferkit::{
-    Cluster, DeploymentPlan, DeviceEstimate, LaunchSpec, ModelSpec, PlacementStrategy, PlanOptions,
-    Result, WorkerClaim, default_registry, plan_with_facts,
+    Cluster, DeploymentPlan, DeviceEstimate, LaunchSpec, ModelSpec, PlacementOptions,
+    PlacementStrategy, PlanOptions, Result, WorkerClaim, default_registry, plan_with_facts,
 };
 use serde_json::Value;
 
@@ -148,9 +148,12 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
     };
     let cluster: Cluster = args.cluster.cluster()?;
     let options = PlanOptions {
-        strategy: match args.strategy {
-            Strategy::Spread => PlacementStrategy::Spread,
-            Strategy::Binpack => PlacementStrategy::Binpack,
+        placement: PlacementOptions {
+            strategy: match args.strategy {
+                Strategy::Spread => PlacementStrategy::Spread,
+                Strategy::Binpack => PlacementStrategy::Binpack,
+            },
+            ..PlacementOptions::default()
         },
         ..PlanOptions::default()
     };

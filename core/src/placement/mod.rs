@@ -20,8 +20,8 @@
 //! may miss a fitting group but never accepts an unfitting one. Several devices of one worker
 //! are its k largest free devices, k = 2, 3, ... (the first k with a fit wins, as in GPUStack);
 //! several workers grow greedily from the worker with the most free memory, one remote device
-//! (llama.cpp RPC, at most [`PlanOptions::max_remote_devices`]) or one whole worker (Ray,
-//! MindIE, at most [`PlanOptions::max_workers`]) at a time. Every accepted candidate passes
+//! (llama.cpp RPC, at most [`PlacementOptions::max_remote_devices`]) or one whole worker (Ray,
+//! MindIE, at most [`PlacementOptions::max_workers`]) at a time. Every accepted candidate passes
 //! [`verify_claims`], which recomputes every claim against the cluster from scratch (hard
 //! case 1).
 //!
@@ -40,10 +40,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::backend::{Assignment, Backend, Prepared};
+use crate::backend::{Assignment, Backend, Capabilities, Prepared};
 use crate::inventory::{Cluster, WorkerInventory};
 use crate::model::ModelSpec;
-use crate::plan::PlanOptions;
+use crate::units::GIB;
 pub(crate) use crate::units::gib;
 
 pub use inferkit_error::Rejection;
@@ -64,7 +64,57 @@ pub struct PlacementRequest<'a> {
     /// Where to place it.
     pub cluster: &'a Cluster,
     /// Reserves, strategy, ports and search bounds.
-    pub options: &'a PlanOptions,
+    pub options: &'a PlacementOptions,
+}
+
+/// How to place: the strategy, what to keep free, the ports, and how far to spread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlacementOptions {
+    /// How to choose among placements that fit (default: spread).
+    pub strategy: PlacementStrategy,
+    /// Bytes kept free on every device (default 1 GiB: GPUStack's `system_reserved.vram` and
+    /// llama.cpp `--fit`'s margin).
+    pub device_reserve: u64,
+    /// Bytes of host RAM kept free on every worker (default 2 GiB: GPUStack's
+    /// `system_reserved.ram`).
+    pub ram_reserve: u64,
+    /// Port of the main process; subordinate processes take the next ports.
+    pub port: u16,
+    /// Most devices on other workers one instance may use, for a backend that drives each
+    /// remote device by a subordinate process of its own
+    /// ([`SubordinateGrouping::PerRemoteDevice`](crate::SubordinateGrouping::PerRemoteDevice);
+    /// default 8, GPUStack's `DEFAULT_MAX_RPC_SERVER_COUNT` for llama-box's RPC servers).
+    pub max_remote_devices: u32,
+    /// Most workers one instance may span when a backend takes whole workers (Ray, MindIE).
+    pub max_workers: u32,
+}
+
+impl PlacementOptions {
+    /// The per-device reserve placement applies for a backend with these capabilities: none
+    /// when the backend keeps its own headroom inside the share of each device it takes (the
+    /// two margins would stack and refuse models that fit, hard case 8), else
+    /// [`device_reserve`](Self::device_reserve).
+    pub fn device_reserve_for(&self, caps: &Capabilities) -> u64 {
+        if caps.own_device_headroom {
+            0
+        } else {
+            self.device_reserve
+        }
+    }
+}
+
+impl Default for PlacementOptions {
+    fn default() -> Self {
+        PlacementOptions {
+            strategy: PlacementStrategy::Spread,
+            device_reserve: GIB,
+            ram_reserve: 2 * GIB,
+            port: 40000,
+            max_remote_devices: 8,
+            max_workers: 16,
+        }
+    }
 }
 
 impl std::fmt::Debug for PlacementRequest<'_> {

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use inferkit_core::{
-    Assignment, Backend, Capabilities, Category, Claim, Cluster, Components, Device,
+    Arch, Assignment, Backend, Capabilities, Category, Claim, Cluster, Components, Device,
     DeviceEstimate, DeviceId, Error, EstimateRequest, FitRequest, LaunchArgument, LaunchSpec,
-    Layout, Memory, ModelFacts, ModelFormat, ModelSource, ModelSpec, Platform, Prepared,
+    Layout, Memory, ModelFacts, ModelFormat, ModelSource, ModelSpec, Os, Platform, Prepared,
     ProcessRole, ResourceEstimate, ResourceEstimator, Result, Selection, SubordinateGrouping,
     Unfit, Vendor, WorkerInventory,
 };
@@ -118,8 +118,8 @@ impl MockBackend {
         b.caps.formats = vec![ModelFormat::Safetensors];
         b.caps.vendors = vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend];
         b.caps.platforms = vec![
-            Platform::new("linux", "amd64"),
-            Platform::new("linux", "arm64"),
+            Platform::new(Os::Linux, Arch::Amd64),
+            Platform::new(Os::Linux, Arch::Arm64),
         ];
         b.caps.cpu_only = false;
         b.caps.cpu_offload = false;
@@ -365,7 +365,7 @@ impl MockEstimator {
                 .filter(|d| heads.is_multiple_of(*d))
                 .map(|d| d.to_string())
                 .collect();
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "tensor parallel {n} does not divide {heads} attention heads; valid sizes: {}",
                 valid.join(", ")
             )));

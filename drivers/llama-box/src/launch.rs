@@ -201,7 +201,7 @@ pub fn launch(
 /// llama-server.
 pub fn platform_args(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) -> Result<Args> {
     let model = facts.path.as_deref().ok_or_else(|| {
-        Error::Unsupported(format!(
+        Error::unsupported(format!(
             "llama.cpp servers need the model file on the worker's disk; {} has no local path",
             spec.source.display_name()
         ))
@@ -234,9 +234,9 @@ fn placement_args(facts: &ModelFacts, assignment: &Assignment, model_args: &Args
         Layout::Single => all_layers(facts),
         Layout::Layers { offload_layers, .. } => *offload_layers,
         Layout::Parallel { .. } => {
-            return Err(Error::Unsupported(
+            return Err(Error::unsupported(
                 "llama-box splits models by layers; it has no tensor or pipeline parallelism"
-                    .into(),
+                    
             ));
         }
     };
@@ -342,14 +342,14 @@ pub fn remote_devices(assignment: &Assignment) -> Result<Vec<&DeviceSlot>> {
     let first_local = assignment.devices.iter().position(|d| !d.remote);
     let remote: Vec<&DeviceSlot> = assignment.devices.iter().filter(|d| d.remote).collect();
     if first_local.is_some_and(|i| i < remote.len()) {
-        return Err(Error::Unsupported(
+        return Err(Error::unsupported(
             "llama.cpp orders RPC devices before local ones; the assignment lists a local \
              device first"
-                .into(),
+                
         ));
     }
     if remote.len() != assignment.subordinates.len() {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "llama-box runs one RPC server per remote device: {} remote devices, {} subordinates",
             remote.len(),
             assignment.subordinates.len()
@@ -357,7 +357,7 @@ pub fn remote_devices(assignment: &Assignment) -> Result<Vec<&DeviceSlot>> {
     }
     for (device, sub) in remote.iter().zip(&assignment.subordinates) {
         if device.id.worker != sub.worker || sub.devices != [device.id.index] {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "RPC server on {} for devices {:?} does not serve device {}",
                 sub.worker, sub.devices, device.id
             )));
@@ -426,7 +426,7 @@ pub fn check_ascend_order(local: &[&DeviceSlot]) -> Result<()> {
         .zip(&sorted)
         .find(|(listed, used)| listed != used)
         .unwrap_or((&ascend[0], &sorted[0]));
-    Err(Error::Unsupported(format!(
+    Err(Error::unsupported(format!(
         "Ascend devices {ascend:?} must be assigned in ascending index order: CANN numbers the \
          devices of ASCEND_RT_VISIBLE_DEVICES in ascending order whatever the list's order \
          (GPUStack issue 2527), so llama.cpp would put the layers of device {} on device {}; \
@@ -437,9 +437,7 @@ pub fn check_ascend_order(local: &[&DeviceSlot]) -> Result<()> {
 }
 
 /// The vendor's visibility variable by GPUStack's table (§2.0, [`Vendor::visible_devices_env`]),
-/// except for Apple: Metal sees the Mac's one GPU and has no such variable. The vendor name is
-/// matched case-insensitively, as the table matches it.
+/// except for Apple: Metal sees the Mac's one GPU and has no such variable.
 fn visibility_variable(vendor: &Vendor) -> Option<&'static str> {
-    let apple = vendor.as_str().to_ascii_lowercase().contains("apple");
-    (!apple).then(|| vendor.visible_devices_env())
+    (*vendor != Vendor::Apple).then(|| vendor.visible_devices_env())
 }

@@ -34,13 +34,14 @@ use serde::{Deserialize, Serialize};
 use inferkit_core::flags::FlagTable;
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
-    Assignment, Backend, Capabilities, Category, Claim, Error, EstimateRequest, FitRequest,
-    LaunchSpec, Layout, ModelFacts, ModelFormat, ModelSpec, Platform, Prepared, ResourceEstimate,
-    ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
+    Arch, Assignment, Backend, Capabilities, Category, Claim, Error, EstimateRequest, FitRequest,
+    LaunchSpec, Layout, ModelFacts, ModelFormat, ModelSpec, Os, Platform, Prepared,
+    ResourceEstimate, ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
 };
 
 use crate::flags::{Args, Syntax, UNMODELLED_MEMORY_FLAGS};
 use crate::memory::LlamaCppModel;
+pub use crate::memory::{ImageDetails, TextDetails};
 use crate::params::{FlashAttn, LlamaSettings};
 
 /// The llama-box backend (id `llama-box`), for llama-box v0.0.171.
@@ -153,10 +154,10 @@ impl Backend for LlamaBox {
             let mut caps = Capabilities::default();
             caps.formats = vec![ModelFormat::Gguf];
             caps.vendors = vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend, Vendor::Apple];
-            caps.platforms = ["linux", "windows", "darwin"]
-                .into_iter()
-                .flat_map(|os| ["amd64", "arm64"].map(|arch| Platform::new(os, arch)))
-                .collect();
+            caps.platforms = Platform::every(
+                &[Os::Linux, Os::Windows, Os::Darwin],
+                &[Arch::Amd64, Arch::Arm64],
+            );
             caps.categories = vec![
                 Category::Llm,
                 Category::Embedding,
@@ -307,7 +308,7 @@ impl ResourceEstimator for LlamaBoxEstimator {
 /// The sentence of an error, without its kind prefix.
 fn unsupported_reason(error: Error) -> String {
     match error {
-        Error::Unsupported(reason) => reason,
+        Error::Unsupported { reason } => reason,
         other => other.to_string(),
     }
 }

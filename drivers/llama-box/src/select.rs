@@ -45,7 +45,7 @@ pub fn detect_categories(gguf: &GgufModel, args: &Args) -> Result<Vec<Category>>
         } else {
             "an adapter"
         };
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "{NOT_SUPPORTED} {} is {what}, not a model llama-box serves by itself",
             gguf.path().display()
         )));
@@ -85,7 +85,7 @@ fn diffusion_category(gguf: &GgufModel, args: &Args) -> Result<Vec<Category>> {
     if missing.is_empty() {
         return Ok(vec![Category::Image]);
     }
-    Err(Error::Unsupported(format!(
+    Err(Error::unsupported(format!(
         "{NOT_SUPPORTED} {} is an image model without {} (give them with --image-vae-model / \
          --image-clip-l-model / --image-t5xxl-model)",
         gguf.path().display(),

@@ -12,7 +12,7 @@ use inferkit_core::{
 };
 use inferkit_llama_box::flags::lookup;
 use inferkit_llama_box::params::LlamaSettings;
-use inferkit_llama_box::{Invocation, LlamaBox, LlamaBoxEstimator};
+use inferkit_llama_box::{Invocation, LlamaBox, LlamaBoxEstimator, TextDetails};
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
@@ -446,6 +446,9 @@ fn hard_case_21_partial_offload_with_a_projector_says_what_blocked() {
     let tiny = estimator.fit(&request(200 * MIB)).expect("CPU fits");
     assert_eq!(offload_of(&tiny), 0);
     assert_eq!(tiny.details["projector"]["device"], "cpu");
+    let typed: TextDetails = tiny.details_as().expect("text-model details");
+    assert_eq!(typed.projector.expect("a projector").device, "cpu");
+    assert_eq!(typed.n_ctx, tiny.details["n_ctx"].as_u64().unwrap());
     assert_eq!(tiny.devices[0].claim, 0);
 }
 

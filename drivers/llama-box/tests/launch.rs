@@ -620,7 +620,7 @@ fn inconsistent_assignments_are_refused() {
         tensor_parallel: 2,
         pipeline_parallel: 1,
     };
-    assert!(matches!(refusal(&case), Error::Unsupported(_)));
+    assert!(matches!(refusal(&case), Error::Unsupported { .. }));
 }
 
 #[test]
@@ -673,7 +673,7 @@ fn a_projector_is_refused_even_with_user_categories() {
     );
     case.spec.categories = vec![Category::Llm];
     match refusal(&case) {
-        Error::Unsupported(reason) => assert!(reason.starts_with("Not a supported model.")),
+        Error::Unsupported { reason } => assert!(reason.starts_with("Not a supported model.")),
         other => panic!("{other:?}"),
     }
 }

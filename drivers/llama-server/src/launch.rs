@@ -173,9 +173,8 @@ fn placement_args(
         Layout::Single => total,
         Layout::Layers { offload_layers, .. } => *offload_layers,
         Layout::Parallel { .. } => {
-            return Err(Error::Unsupported(
-                "llama-server splits models by layers; it has no tensor or pipeline parallelism"
-                    .into(),
+            return Err(Error::unsupported(
+                "llama-server splits models by layers; it has no tensor or pipeline parallelism",
             ));
         }
     };
@@ -249,7 +248,7 @@ fn backend_name(vendor: &Vendor) -> Result<&'static str> {
         Vendor::Amd => Ok("ROCm"),
         Vendor::Ascend => Ok("CANN"),
         Vendor::Apple => Ok("MTL"),
-        Vendor::Other(name) => Err(Error::Unsupported(format!(
+        Vendor::Other(name) => Err(Error::unsupported(format!(
             "llama-server device names are known for NVIDIA, AMD, Ascend and Apple devices, \
              not {name}"
         ))),

@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use inferkit_core::flags::FlagTable;
 use inferkit_core::{
-    Assignment, Backend, Capabilities, Category, Claim, Error, LaunchSpec, ModelFacts, ModelFormat,
-    ModelSpec, Platform, Prepared, ResourceEstimator, Result, Selection, SubordinateGrouping,
-    Vendor,
+    Arch, Assignment, Backend, Capabilities, Category, Claim, Error, LaunchSpec, ModelFacts,
+    ModelFormat, ModelSpec, Os, Platform, Prepared, ResourceEstimator, Result, Selection,
+    SubordinateGrouping, Vendor,
 };
 use inferkit_llama_box::flags::Args;
 use inferkit_llama_box::params::LlamaSettings;
@@ -80,7 +80,7 @@ impl Invocation {
             false => spec.categories.clone(),
         };
         if categories.contains(&Category::Image) {
-            return Err(Error::Unsupported(IMAGE_MODELS.into()));
+            return Err(Error::unsupported(IMAGE_MODELS));
         }
         let mmproj = select::choose_mmproj(facts, &user, &categories);
         let args = launch::model_args(&categories, mmproj.as_deref(), &user);
@@ -103,7 +103,7 @@ const IMAGE_MODELS: &str = "llama-server serves text models; image (stable-diffu
 /// The categories of a text GGUF model (llama-box's detection), refusing image models.
 fn text_categories(gguf: &inferkit_core::gguf::GgufModel) -> Result<Vec<Category>> {
     if gguf.is_diffusion() {
-        return Err(Error::Unsupported(IMAGE_MODELS.into()));
+        return Err(Error::unsupported(IMAGE_MODELS));
     }
     select::detect_categories(gguf, &Args::default())
 }
@@ -118,10 +118,10 @@ impl Backend for LlamaServer {
             let mut caps = Capabilities::default();
             caps.formats = vec![ModelFormat::Gguf];
             caps.vendors = vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend, Vendor::Apple];
-            caps.platforms = ["linux", "windows", "darwin"]
-                .into_iter()
-                .flat_map(|os| ["amd64", "arm64"].map(|arch| Platform::new(os, arch)))
-                .collect();
+            caps.platforms = Platform::every(
+                &[Os::Linux, Os::Windows, Os::Darwin],
+                &[Arch::Amd64, Arch::Arm64],
+            );
             caps.categories = vec![Category::Llm, Category::Embedding, Category::Reranker];
             caps.cpu_only = true;
             caps.cpu_offload = true;
@@ -154,7 +154,7 @@ impl Backend for LlamaServer {
                     categories,
                 }
             }
-            Err(Error::Unsupported(reason)) => Selection::new(Claim::Refuses, reason),
+            Err(Error::Unsupported { reason }) => Selection::new(Claim::Refuses, reason),
             Err(other) => Selection::new(Claim::Refuses, other.to_string()),
         }
     }

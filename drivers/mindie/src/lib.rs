@@ -41,14 +41,14 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use inferkit_core::{
-    Assignment, Backend, Capabilities, Category, Claim, DeviceId, LaunchSpec, ModelFacts,
-    ModelFormat, ModelSpec, Platform, Prepared, ResourceEstimator, Result, Selection,
+    Arch, Assignment, Backend, Capabilities, Category, Claim, DeviceId, LaunchSpec, ModelFacts,
+    ModelFormat, ModelSpec, Os, Platform, Prepared, ResourceEstimator, Result, Selection,
     SubordinateGrouping, Vendor,
 };
 use serde::{Deserialize, Serialize};
 
 pub use memory::shape::{Chip, Shape};
-pub use memory::{HOST_BASE_RAM, MindieEstimator, NPU_WORKSPACE};
+pub use memory::{HOST_BASE_RAM, MindieDetails, MindieEstimator, NPU_WORKSPACE};
 pub use params::{MAX_DERIVED_SEQ_LEN, Params, RunDtype};
 
 /// The backend id.
@@ -152,10 +152,7 @@ fn capabilities(multi_worker: bool) -> Capabilities {
     let mut caps = Capabilities::default();
     caps.formats = vec![ModelFormat::Safetensors];
     caps.vendors = vec![Vendor::Ascend];
-    caps.platforms = vec![
-        Platform::new("linux", "amd64"),
-        Platform::new("linux", "arm64"),
-    ];
+    caps.platforms = Platform::every(&[Os::Linux], &[Arch::Amd64, Arch::Arm64]);
     // gpustack-inference-backends.md: LLMs and VLMs; embedding models not yet.
     caps.categories = vec![Category::Llm];
     caps.multi_device = true;

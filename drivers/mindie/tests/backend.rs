@@ -8,7 +8,7 @@ use inferkit_core::{
     Backend, Claim, Components, Error, EstimateRequest, FitRequest, LaunchArgument, Layout,
     ModelSpec,
 };
-use inferkit_mindie::{MindIe, NPU_WORKSPACE};
+use inferkit_mindie::{MindIe, MindieDetails, NPU_WORKSPACE};
 
 #[test]
 fn conformance_on_llama_3_1_8b_one_npu() {
@@ -129,6 +129,9 @@ fn llama_8b_on_one_910b() {
         [LaunchArgument::new("--max-seq-len", ["8192"])]
     );
     assert_eq!(estimate.details["kv_bytes_per_token"], 131_072);
+    let details: MindieDetails = estimate.details_as().unwrap();
+    assert_eq!(details.kv_bytes_per_token, 131_072);
+    assert_eq!(details.max_seq_len, 8192);
 }
 
 #[test]
@@ -214,13 +217,13 @@ fn only_ascend_npus_of_one_chip() {
     let spec = spec("Qwen2-7B-Instruct", &[]);
     let mut gpu = npu("a2-1", 0, "NVIDIA H100", 80);
     gpu.vendor = inferkit_core::Vendor::Nvidia;
-    assert!(matches!(fit(&spec, &[gpu]), Err(Error::Unsupported(_))));
+    assert!(matches!(fit(&spec, &[gpu]), Err(Error::Unsupported { .. })));
     let mixed = [
         npu("a2-1", 0, "Ascend910B3", 64),
         npu("a2-1", 1, "Ascend310P3", 24),
     ];
-    assert!(matches!(fit(&spec, &mixed), Err(Error::Unsupported(_))));
-    assert!(matches!(fit(&spec, &[]), Err(Error::Unsupported(_))));
+    assert!(matches!(fit(&spec, &mixed), Err(Error::Unsupported { .. })));
+    assert!(matches!(fit(&spec, &[]), Err(Error::Unsupported { .. })));
 }
 
 #[test]

@@ -79,11 +79,15 @@ use serde::{Deserialize, Serialize};
 
 use inferkit_core::flags::FlagTable;
 use inferkit_core::{
-    Assignment, Backend, Capabilities, Category, LaunchSpec, ModelFacts, ModelFormat, ModelSpec,
-    Platform, Prepared, ResourceEstimator, Result, Selection, SubordinateGrouping, Vendor,
+    Arch, Assignment, Backend, Capabilities, Category, LaunchSpec, ModelFacts, ModelFormat,
+    ModelSpec, Os, Platform, Prepared, ResourceEstimator, Result, Selection, SubordinateGrouping,
+    Vendor,
 };
 
 pub use flags::VllmVersion;
+pub use memory::details::{
+    Fp8Cache, LongerContext, MoreGpus, MoreMemory, VllmDetails, WeightsFrom,
+};
 
 use memory::estimator::VllmEstimator;
 use params::Params;
@@ -142,10 +146,7 @@ impl Backend for Vllm {
             let mut caps = Capabilities::default();
             caps.formats = vec![ModelFormat::Safetensors, ModelFormat::Gguf];
             caps.vendors = vec![Vendor::Nvidia, Vendor::Amd, Vendor::Ascend];
-            caps.platforms = vec![
-                Platform::new("linux", "amd64"),
-                Platform::new("linux", "arm64"),
-            ];
+            caps.platforms = Platform::every(&[Os::Linux], &[Arch::Amd64, Arch::Arm64]);
             caps.categories = vec![Category::Llm, Category::Embedding, Category::Reranker];
             caps.multi_device = true;
             caps.multi_worker = true;

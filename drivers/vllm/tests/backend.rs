@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use inferkit_core::{Backend, Category, Claim, Error, LaunchArgument, ModelSpec};
-use inferkit_vllm::Vllm;
+use inferkit_vllm::{Vllm, VllmDetails, WeightsFrom};
 
 fn select(spec: &ModelSpec) -> (Claim, Vec<Category>, String) {
     let s = Vllm::new().select(&facts(spec), spec);
@@ -396,4 +396,27 @@ fn a_release_between_the_tables_is_sized_by_its_own_rules() {
     );
     assert!(fit(&versioned("0.7.3"), &[h100("w1", 0)]).is_err());
     assert!(fit(&versioned("0.40.0"), &[h100("w1", 0)]).is_err());
+}
+
+/// The details of an estimate read back as `VllmDetails`, the type the estimator wrote them
+/// from, with the same values as the JSON keys.
+#[test]
+fn details_read_back_as_their_type() {
+    let spec = spec("hf", "Llama-3.1-8B-Instruct", &[]);
+    let estimate = fit(&spec, &[rtx4090("w1", 0)]).unwrap();
+    let details: VllmDetails = estimate.details_as().unwrap();
+    assert_eq!(
+        details.kv_cache_tokens,
+        estimate.details["kv_cache_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(details.weights_from, WeightsFrom::Safetensors);
+    let launched = &estimate.launch_parameters[0];
+    assert_eq!(launched.flag, "--max-model-len");
+    assert_eq!(
+        launched.value(),
+        Some(details.max_model_len.to_string().as_str())
+    );
+    // The context was cut, so the estimate says what would hold more.
+    assert!(details.longer_context.is_some());
+    assert!(details.max_model_len < details.model_max_model_len);
 }

@@ -1,7 +1,7 @@
 //! Models known by repository id: GPUStack's vox-box supported-model table, plus the Systran
 //! and suno repositories whose weight sizes GPUStack's vox-box selector lists.
 
-use crate::select::Family;
+use crate::family::Family;
 
 /// A model known by name and repository id.
 #[derive(Debug, Clone, Copy)]

@@ -24,8 +24,9 @@ use inferkit_core::{
     ProcessRole, Result,
 };
 
+use crate::family::Family;
 use crate::flags::parse_parameters;
-use crate::select::{Family, Recognition};
+use crate::select::Recognition;
 
 /// vox-box's readiness endpoint (`server/routers.py`: `GET /health` answers
 /// `{"status": "ok"}`). vox-box loads the model before it binds the port, so the endpoint only
@@ -100,14 +101,14 @@ impl Launcher<'_> {
 /// The GPU of a single-device assignment, `None` for CPU; anything else is refused.
 fn gpu_index(assignment: &Assignment) -> Result<Option<u32>> {
     if !assignment.subordinates.is_empty() {
-        return Err(Error::Unsupported(
-            "Distributed inference across workers is not supported for the vox-box backend".into(),
+        return Err(Error::unsupported(
+            "Distributed inference across workers is not supported for the vox-box backend",
         ));
     }
     match (assignment.mode, assignment.devices.as_slice()) {
         (PlacementMode::CpuOnly, []) => Ok(None),
         (PlacementMode::SingleDevice, [device]) if !device.remote => Ok(Some(device.id.index)),
-        (mode, devices) => Err(Error::Unsupported(format!(
+        (mode, devices) => Err(Error::unsupported(format!(
             "vox-box runs on one local NVIDIA GPU or on CPU; got {mode:?} over {} devices",
             devices.len()
         ))),
@@ -126,7 +127,7 @@ fn model_source(facts: &ModelFacts, spec: &ModelSpec) -> Result<[String; 2]> {
             return Ok(["--model-scope-model-id".into(), model_id.clone()]);
         }
         (None, source @ (ModelSource::Ollama { .. } | ModelSource::Url { .. })) => {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "vox-box downloads from Hugging Face and ModelScope only, not {}",
                 source.display_name()
             )));

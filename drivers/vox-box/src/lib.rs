@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod catalog;
+mod family;
 mod flags;
 mod launch;
 mod memory;
@@ -45,17 +46,18 @@ mod select;
 use std::sync::LazyLock;
 
 use inferkit_core::{
-    Assignment, Backend, Capabilities, Category, Claim, Device, Error, LaunchSpec, ModelFacts,
-    ModelFormat, ModelSpec, Platform, Prepared, ResourceEstimator, Result, Selection, Unfit,
-    Vendor, WorkerInventory,
+    Arch, Assignment, Backend, Capabilities, Category, Claim, Device, Error, LaunchSpec,
+    ModelFacts, ModelFormat, ModelSpec, Os, Platform, Prepared, ResourceEstimator, Result,
+    Selection, Unfit, Vendor, WorkerInventory,
 };
 use serde::{Deserialize, Serialize};
 
-pub use memory::{Requirement, VoxBoxEstimator, requirement};
+pub use family::{Family, Task};
+pub use memory::{Requirement, VoxBoxDetails, VoxBoxEstimator, requirement};
 pub use platform::{
     backend_platforms, check_device, check_gpu, check_platform, supported_platforms,
 };
-pub use select::{Family, Recognition, Task, Unrecognised, recognise};
+pub use select::{Recognition, Unrecognised, recognise};
 
 use launch::{Launcher, OWNED_ENV};
 
@@ -248,7 +250,7 @@ impl Prepared for PreparedVoxBox<'_> {
 
     /// CosyVoice and Dia run on Linux amd64 and macOS only; other families everywhere.
     fn check_worker(&self, worker: &WorkerInventory) -> std::result::Result<(), Unfit> {
-        let platform = Platform::new(&worker.os, &worker.arch);
+        let platform = Platform::new(Os::from_label(&worker.os), Arch::from_label(&worker.arch));
         check_platform(self.recognition.family, &platform).map_err(|e| Unfit::Platform {
             reason: e.to_string(),
         })

@@ -19,13 +19,14 @@ use std::collections::BTreeMap;
 use inferkit_core::units::{GIB, MIB, gib};
 use inferkit_core::{
     Components, DeviceEstimate, Error, ErrorBand, EstimateRequest, FigureBasis, HostSlot, Layout,
-    ResourceEstimate, ResourceEstimator, Result,
+    ResourceEstimate, ResourceEstimator, Result, details_map,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::catalog;
+use crate::family::Family;
 use crate::platform::check_gpu;
-use crate::select::{Family, Recognition};
+use crate::select::Recognition;
 
 const MB: u64 = 1_000_000;
 const M: u64 = 1_000_000;
@@ -97,6 +98,28 @@ const TORCH_GPU_OVERHEAD: u64 = PARAFORMER_GPU - PARAFORMER_PARAMETERS * 4;
 /// named after one.
 const COSYVOICE_PARAMETERS: u64 = 300 * M;
 const COSYVOICE2_PARAMETERS: u64 = 500 * M;
+
+/// What a vox-box estimate reports beside the bytes, each under its JSON key in
+/// `estimate.details` (read back with
+/// [`ResourceEstimate::details_as`](inferkit_core::ResourceEstimate::details_as)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct VoxBoxDetails {
+    /// The vox-box framework that runs the model.
+    pub family: Family,
+    /// Its name in the supported-model table, when it is one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Precision the weights are held in (`float16`, `float32`, `int8`).
+    pub compute_type: String,
+    /// Where the figure comes from.
+    pub basis: String,
+    /// How far off the figure may be, and what it rests on.
+    pub error_band: ErrorBand,
+    /// Size of the weight file the estimate is keyed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_bytes: Option<u64>,
+}
 
 /// One memory figure: expected peak bytes, what they rest on and how far off they may be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -496,26 +519,14 @@ impl VoxBoxEstimator {
     }
 
     fn details(&self, figure: &Figure) -> BTreeMap<String, serde_json::Value> {
-        let r = &self.recognition;
-        let mut details = BTreeMap::from([
-            ("family".to_string(), r.family.as_str().into()),
-            (
-                "compute_type".to_string(),
-                figure.compute_type.clone().into(),
-            ),
-            ("basis".to_string(), figure.source.clone().into()),
-            (
-                "error_band".to_string(),
-                serde_json::to_value(figure.band).unwrap_or_default(),
-            ),
-        ]);
-        if let Some(model) = &r.model {
-            details.insert("model".into(), model.clone().into());
-        }
-        if let Some(bytes) = self.requirement.weight_bytes {
-            details.insert("weight_bytes".into(), bytes.into());
-        }
-        details
+        details_map(&VoxBoxDetails {
+            family: self.recognition.family,
+            model: self.recognition.model.clone(),
+            compute_type: figure.compute_type.clone(),
+            basis: figure.source.clone(),
+            error_band: figure.band,
+            weight_bytes: self.requirement.weight_bytes,
+        })
     }
 
     fn cpu_estimate(&self, host: &HostSlot) -> ResourceEstimate {
@@ -536,7 +547,7 @@ impl VoxBoxEstimator {
 
     fn gpu_estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
         let [slot] = request.devices.as_slice() else {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "a single-device layout needs exactly one device, got {}",
                 request.devices.len()
             )));
@@ -590,7 +601,7 @@ fn explain(what: &str, figure: &Figure) -> String {
 
 /// Why vox-box refuses every split layout.
 fn refuse_split(devices: usize) -> Error {
-    Error::Unsupported(format!(
+    Error::unsupported(format!(
         "vox-box runs a model on one NVIDIA GPU or on CPU, never split: {devices} devices \
          requested (Audio models are restricted to execution on a single NVIDIA GPU.)"
     ))
@@ -602,9 +613,7 @@ impl ResourceEstimator for VoxBoxEstimator {
     fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
         match &request.layout {
             Layout::CpuOnly if request.devices.is_empty() => Ok(self.cpu_estimate(&request.host)),
-            Layout::CpuOnly => Err(Error::Unsupported(
-                "a CPU-only layout takes no devices".into(),
-            )),
+            Layout::CpuOnly => Err(Error::unsupported("a CPU-only layout takes no devices")),
             Layout::Single => self.gpu_estimate(request),
             Layout::Layers { .. } | Layout::Parallel { .. } => {
                 Err(refuse_split(request.devices.len()))

@@ -1,23 +1,26 @@
 //! Where vox-box runs: operating systems per family, and which GPUs it can use.
 
-use inferkit_core::{Device, DeviceSlot, Error, Platform, Result, Vendor};
+use inferkit_core::{Arch, Device, DeviceSlot, Error, Os, Platform, Result, Vendor};
 
-use crate::select::Family;
+use crate::family::Family;
 
 /// Platforms of every family. vox-box itself installs on Linux, macOS and Windows
 /// (GPUStack's inference-backends page).
-const ALL: &[(&str, &str)] = &[
-    ("linux", "amd64"),
-    ("linux", "arm64"),
-    ("darwin", "amd64"),
-    ("darwin", "arm64"),
-    ("windows", "amd64"),
+const ALL: &[Platform] = &[
+    Platform::new(Os::Linux, Arch::Amd64),
+    Platform::new(Os::Linux, Arch::Arm64),
+    Platform::new(Os::Darwin, Arch::Amd64),
+    Platform::new(Os::Darwin, Arch::Arm64),
+    Platform::new(Os::Windows, Arch::Amd64),
 ];
 
 /// CosyVoice and Dia: "Linux (ARM not supported), macOS, Windows (not supported)" in the
 /// supported-model table.
-const LINUX_AMD64_AND_MACOS: &[(&str, &str)] =
-    &[("linux", "amd64"), ("darwin", "amd64"), ("darwin", "arm64")];
+const LINUX_AMD64_AND_MACOS: &[Platform] = &[
+    Platform::new(Os::Linux, Arch::Amd64),
+    Platform::new(Os::Darwin, Arch::Amd64),
+    Platform::new(Os::Darwin, Arch::Arm64),
+];
 
 /// Lowest CUDA compute capability CUDA 12 builds for: CUDA 12.0 removed Kepler (sm_35, sm_37),
 /// leaving Maxwell (5.0) as the oldest architecture.
@@ -25,14 +28,14 @@ const MIN_COMPUTE_CAPABILITY: (u32, u32) = (5, 0);
 
 /// Platforms every vox-box family runs on.
 pub fn backend_platforms() -> Vec<Platform> {
-    to_platforms(ALL)
+    ALL.to_vec()
 }
 
 /// Platforms a model of `family` runs on.
 pub fn supported_platforms(family: Family) -> Vec<Platform> {
     match family {
-        Family::CosyVoice | Family::Dia => to_platforms(LINUX_AMD64_AND_MACOS),
-        Family::FasterWhisper | Family::FunAsr | Family::Bark => to_platforms(ALL),
+        Family::CosyVoice | Family::Dia => LINUX_AMD64_AND_MACOS.to_vec(),
+        Family::FasterWhisper | Family::FunAsr | Family::Bark => ALL.to_vec(),
     }
 }
 
@@ -41,17 +44,9 @@ pub fn check_platform(family: Family, platform: &Platform) -> Result<()> {
     if supported_platforms(family).contains(platform) {
         return Ok(());
     }
-    Err(Error::Unsupported(format!(
-        "{family} models run on Linux amd64 and macOS only, not on {}/{}",
-        platform.os, platform.arch
+    Err(Error::unsupported(format!(
+        "{family} models run on Linux amd64 and macOS only, not on {platform}"
     )))
-}
-
-fn to_platforms(pairs: &[(&str, &str)]) -> Vec<Platform> {
-    pairs
-        .iter()
-        .map(|(os, arch)| Platform::new(os, arch))
-        .collect()
 }
 
 /// Checks that vox-box can use `slot`: a local NVIDIA GPU new enough for CUDA 12. Returns
@@ -59,13 +54,13 @@ fn to_platforms(pairs: &[(&str, &str)]) -> Vec<Platform> {
 pub fn check_gpu(slot: &DeviceSlot) -> Result<Vec<String>> {
     if slot.vendor != Vendor::Nvidia {
         // GPUStack's message for a hand-picked GPU of another vendor.
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "Audio models are supported only on NVIDIA GPUs and CPUs; {} is {}",
             slot.id, slot.vendor
         )));
     }
     if slot.remote {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "vox-box cannot use {}: it is on another worker",
             slot.id
         )));
@@ -97,7 +92,7 @@ pub fn check_device(device: &Device) -> Result<Vec<String>> {
     {
         Some((_, Some((major, _)))) if major >= 12 => {}
         Some((version, Some(_))) => {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "{name} has CUDA {version}; vox-box needs CUDA 12 (cuBLAS and cuDNN 9 for CUDA 12)"
             )));
         }
@@ -114,7 +109,7 @@ pub fn check_device(device: &Device) -> Result<Vec<String>> {
 fn check_capability(device: &str, capability: Option<&str>) -> Result<Option<String>> {
     let (major, minor) = MIN_COMPUTE_CAPABILITY;
     match capability.map(parse_capability) {
-        Some(Some(found)) if found < MIN_COMPUTE_CAPABILITY => Err(Error::Unsupported(format!(
+        Some(Some(found)) if found < MIN_COMPUTE_CAPABILITY => Err(Error::unsupported(format!(
             "{device} has compute capability {}.{}; CUDA 12 needs {major}.{minor} or newer",
             found.0, found.1
         ))),
@@ -154,21 +149,25 @@ mod tests {
         }
     }
 
+    fn platform(os: &str, arch: &str) -> Platform {
+        Platform::from_labels(os, arch).unwrap()
+    }
+
     #[test]
     fn cosyvoice_and_dia_refuse_linux_arm_and_windows() {
         for family in [Family::CosyVoice, Family::Dia] {
-            assert!(check_platform(family, &Platform::new("linux", "amd64")).is_ok());
-            assert!(check_platform(family, &Platform::new("darwin", "arm64")).is_ok());
+            assert!(check_platform(family, &platform("linux", "amd64")).is_ok());
+            assert!(check_platform(family, &platform("darwin", "arm64")).is_ok());
             for (os, arch) in [("linux", "arm64"), ("windows", "amd64")] {
-                let err = check_platform(family, &Platform::new(os, arch)).unwrap_err();
+                let err = check_platform(family, &platform(os, arch)).unwrap_err();
                 assert!(
                     err.to_string().contains(&format!("not on {os}/{arch}")),
                     "{err}"
                 );
             }
         }
-        assert!(check_platform(Family::FasterWhisper, &Platform::new("windows", "amd64")).is_ok());
-        assert!(check_platform(Family::Bark, &Platform::new("linux", "arm64")).is_ok());
+        assert!(check_platform(Family::FasterWhisper, &platform("windows", "amd64")).is_ok());
+        assert!(check_platform(Family::Bark, &platform("linux", "arm64")).is_ok());
     }
 
     #[test]

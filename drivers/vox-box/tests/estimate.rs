@@ -6,7 +6,7 @@ use inferkit_core::{
     Backend, Error, EstimateRequest, FigureBasis, FitRequest, Layout, ModelFacts, ModelSource,
     Vendor,
 };
-use inferkit_vox_box::{Requirement, VoxBox, recognise, requirement};
+use inferkit_vox_box::{Family, Requirement, VoxBox, VoxBoxDetails, recognise, requirement};
 use support::*;
 
 const MIB: u64 = 1 << 20;
@@ -196,6 +196,8 @@ fn single_gpu_claims_the_figure_plus_its_band() {
     let band = device.error_band.unwrap();
     assert_eq!((band.percent, band.basis), (15, FigureBasis::CatalogFigure));
     assert_eq!(estimate.details["compute_type"], "float16");
+    let details: VoxBoxDetails = estimate.details_as().unwrap();
+    assert_eq!((details.family, details.error_band), (Family::Dia, band));
     assert!(estimate.notes.iter().any(|n| n.contains("cuDNN 9")));
     assert!(estimate.notes.iter().any(|n| n.contains("catalog figure")));
     assert!(estimate.host.total() > 6_400_000_000);
@@ -309,7 +311,7 @@ fn split_layouts_and_other_vendors_are_refused_with_a_reason() {
     };
     assert!(matches!(
         estimator.estimate(&parallel),
-        Err(Error::Unsupported(_))
+        Err(Error::Unsupported { .. })
     ));
     let amd = FitRequest {
         devices: vec![gpu(0, Vendor::Amd, 20 * GIB)],

@@ -176,7 +176,7 @@ fn distributed_and_multi_gpu_requests_are_refused() {
     assert!(matches!(
         vox.prepare(&facts, &spec)
             .and_then(|p| p.launch(&assignment)),
-        Err(Error::Unsupported(_))
+        Err(Error::Unsupported { .. })
     ));
     assignment.subordinates.clear();
     assignment.mode = PlacementMode::MultiDevice;
@@ -184,7 +184,7 @@ fn distributed_and_multi_gpu_requests_are_refused() {
     assert!(matches!(
         vox.prepare(&facts, &spec)
             .and_then(|p| p.launch(&assignment)),
-        Err(Error::Unsupported(_))
+        Err(Error::Unsupported { .. })
     ));
 }
 

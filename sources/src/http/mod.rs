@@ -11,8 +11,9 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+pub use crate::options::HttpOptions;
+pub use client::TransferStats;
 pub(crate) use client::{Http, Request, Target, describe, is_transient};
-pub use client::{HttpOptions, TransferStats};
 use header::{Fetched, RemoteFile};
 
 use crate::error::{SourceError, SourceErrorKind};

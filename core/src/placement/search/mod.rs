@@ -193,14 +193,14 @@ impl<'a> Search<'a> {
                 selector_text(selector)
             ));
         }
-        let known = !worker.os.is_empty() && !worker.arch.is_empty();
-        let platform = Platform::new(&worker.os, &worker.arch);
-        if known && !self.caps.platforms.is_empty() && !self.caps.platforms.contains(&platform) {
+        let platforms = &self.caps.platforms;
+        if let Some(platform) = Platform::of_worker(worker)
+            && !platforms.is_empty()
+            && !platforms.contains(&platform)
+        {
             return Some(format!(
-                "{} does not run on {}/{}",
-                self.req.backend.id(),
-                worker.os,
-                worker.arch
+                "{} does not run on {platform}",
+                self.req.backend.id()
             ));
         }
         self.req
@@ -354,7 +354,7 @@ impl<'a> Search<'a> {
         let _span = tracing::trace_span!("estimate", devices = request.devices.len()).entered();
         let estimate = self.req.prepared.estimator().fit(&request)?;
         if estimate.devices.len() != request.devices.len() {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "the {} estimator answered for {} devices when asked about {}",
                 self.req.backend.id(),
                 estimate.devices.len(),
@@ -719,7 +719,7 @@ mod tests {
                     notes: vec![format!("{item}")],
                 })
             } else {
-                Err(Error::Unsupported(format!("{item}")))
+                Err(Error::unsupported(format!("{item}")))
             }
         }
     }
@@ -735,7 +735,7 @@ mod tests {
         });
         assert_eq!(prefix.count, 377);
         assert_eq!(prefix.last_fit.unwrap().notes, vec!["376"]);
-        assert_eq!(prefix.first_miss, Some(Error::Unsupported("377".into())));
+        assert_eq!(prefix.first_miss, Some(Error::unsupported("377")));
         assert!(calls <= 12, "{calls} fits");
         assert_eq!(fitting_prefix(&items, fits_below(0)).count, 0);
         assert_eq!(fitting_prefix(&items, fits_below(5000)).count, 1000);

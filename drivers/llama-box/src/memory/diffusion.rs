@@ -131,7 +131,7 @@ fn detect(model: &GgufModel) -> Result<DiffusionFamily> {
     match tensor(model, cross).and_then(|t| t.dims.first().copied()) {
         Some(1024) => Ok(DiffusionFamily::Sd2),
         Some(_) => Ok(DiffusionFamily::Sd1),
-        None => Err(Error::Unsupported(format!(
+        None => Err(Error::unsupported(format!(
             "{}: not a diffusion model stable-diffusion.cpp recognises",
             model.path().display()
         ))),

@@ -17,12 +17,10 @@ mod projector;
 mod shape;
 mod weights;
 
-use std::collections::BTreeMap;
-
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
     Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, FitRequest, HostSlot, Layout,
-    ResourceEstimate, Result, Vendor,
+    ResourceEstimate, Result, Vendor, details_map,
 };
 use serde::{Deserialize, Serialize};
 
@@ -117,8 +115,8 @@ impl LlamaCppModel {
             Kind::Text(text) => Ok(LlamaCppModel {
                 kind: Kind::Text(Box::new(text.with_projector(mmproj)?)),
             }),
-            Kind::Image(_) => Err(Error::Unsupported(
-                "a multimodal projector belongs to a text model, not an image model".into(),
+            Kind::Image(_) => Err(Error::unsupported(
+                "a multimodal projector belongs to a text model, not an image model",
             )),
         }
     }
@@ -208,11 +206,9 @@ impl ImageModel {
                 error_band: None,
             })
             .collect();
-        let mut details = BTreeMap::new();
-        details.insert(
-            "diffusion".into(),
-            serde_json::to_value(e).unwrap_or_default(),
-        );
+        let details = ImageDetails {
+            diffusion: e.clone(),
+        };
         Ok(ResourceEstimate {
             layout: if on_device {
                 Layout::Single
@@ -222,7 +218,7 @@ impl ImageModel {
             devices: estimates,
             host,
             launch_parameters: Vec::new(),
-            details,
+            details: details_map(&details),
             notes: Vec::new(),
         })
     }
@@ -256,6 +252,41 @@ struct TextModel {
     coverage: Coverage,
 }
 
+/// What the estimate of a text model reports beside the bytes, each under its JSON key in
+/// [`ResourceEstimate::details`] (read back with [`ResourceEstimate::details_as`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TextDetails {
+    /// `general.architecture`.
+    pub architecture: String,
+    /// The context size llama.cpp allocates (`n_ctx`).
+    pub n_ctx: u64,
+    /// The context of one sequence (`n_ctx_seq`).
+    pub n_ctx_seq: u64,
+    /// KV cache cells.
+    pub kv_cells: u64,
+    /// KV cache streams (one per sequence with a unified cache off).
+    pub kv_streams: u64,
+    /// Logical batch size (`n_batch`).
+    pub n_batch: u64,
+    /// Physical batch size (`n_ubatch`), which sizes the compute buffers.
+    pub n_ubatch: u64,
+    /// Whether flash attention is on.
+    pub flash_attn: bool,
+    /// The multimodal projector, when one is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projector: Option<ProjectorEstimate>,
+}
+
+/// What the estimate of an image model reports beside the bytes (read back with
+/// [`ResourceEstimate::details_as`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ImageDetails {
+    /// Bytes of each stable-diffusion.cpp stage.
+    pub diffusion: DiffusionEstimate,
+}
+
 /// Projector (mmproj) memory, reported in [`ResourceEstimate::details`] as `projector`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectorEstimate {
@@ -274,7 +305,7 @@ impl TextModel {
         let shape = ModelShape::from_gguf(model)?;
         let coverage = Coverage::of(&shape.arch);
         if shape.n_layer() == 0 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "{}: no repeating layers to estimate",
                 model.path().display()
             )));
@@ -421,19 +452,12 @@ impl TextModel {
             total_layers: self.total_layers(),
             tensor_split: split.iter().map(|&s| s as u64).collect(),
         };
-        let mut details = self.details();
-        if let Some(projector) = projector {
-            details.insert(
-                "projector".into(),
-                serde_json::to_value(projector).unwrap_or_default(),
-            );
-        }
         Ok(ResourceEstimate {
             layout: resolved,
             devices: estimates,
             host,
             launch_parameters: Vec::new(),
-            details,
+            details: details_map(&self.details(projector)),
             notes: self.coverage.note(&self.shape.arch).into_iter().collect(),
         })
     }
@@ -485,18 +509,19 @@ impl TextModel {
         })
     }
 
-    fn details(&self) -> BTreeMap<String, serde_json::Value> {
+    fn details(&self, projector: Option<ProjectorEstimate>) -> TextDetails {
         let c = &self.context;
-        let mut details = BTreeMap::new();
-        details.insert("architecture".into(), self.shape.arch.clone().into());
-        details.insert("n_ctx".into(), c.n_ctx.into());
-        details.insert("n_ctx_seq".into(), c.n_ctx_seq.into());
-        details.insert("kv_cells".into(), c.kv_size.into());
-        details.insert("kv_streams".into(), c.n_stream.into());
-        details.insert("n_batch".into(), c.n_batch.into());
-        details.insert("n_ubatch".into(), c.n_ubatch.into());
-        details.insert("flash_attn".into(), self.flash_attn.into());
-        details
+        TextDetails {
+            architecture: self.shape.arch.clone(),
+            n_ctx: c.n_ctx,
+            n_ctx_seq: c.n_ctx_seq,
+            kv_cells: c.kv_size,
+            kv_streams: c.n_stream,
+            n_batch: c.n_batch,
+            n_ubatch: c.n_ubatch,
+            flash_attn: self.flash_attn,
+            projector,
+        }
     }
 
     /// Offloaded layers and split shares for a layout.
@@ -514,8 +539,8 @@ impl TextModel {
                 tensor_split.iter().map(|&s| s as f64).collect(),
             ),
             Layout::Parallel { .. } => {
-                return Err(Error::Unsupported(
-                    "llama.cpp splits models by layers, not tensor/pipeline parallel".into(),
+                return Err(Error::unsupported(
+                    "llama.cpp splits models by layers, not tensor/pipeline parallel",
                 ));
             }
         };

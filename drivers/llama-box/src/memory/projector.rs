@@ -87,7 +87,7 @@ fn warmup_image(projector_type: &str, image_size: u64) -> u64 {
 impl Vit {
     fn read(model: &GgufModel) -> Result<Vit> {
         let unsupported = |what: &str| {
-            Error::Unsupported(format!(
+            Error::unsupported(format!(
                 "{}: projector without {what}",
                 model.path().display()
             ))

@@ -173,7 +173,7 @@ fn compile_overrides(settings: &LlamaSettings) -> Result<Vec<regex_lite::Regex>>
         .iter()
         .map(|rule| {
             if !rule.buffer_type.to_ascii_uppercase().starts_with("CPU") {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "--override-tensor {}={}: only host (CPU) targets are estimated",
                     rule.pattern, rule.buffer_type
                 )));

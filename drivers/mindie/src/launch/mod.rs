@@ -231,7 +231,7 @@ fn rank_table(install: &Install, nodes: &[Node]) -> Result<Value> {
                 index,
             };
             let ip = install.device_ips.get(&id).ok_or_else(|| {
-                Error::Unsupported(format!(
+                Error::unsupported(format!(
                     "MindIE across workers needs the RoCE address of NPU {id} for its rank \
                      table; configure it with MindIe::with_device_ip"
                 ))

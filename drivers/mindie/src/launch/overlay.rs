@@ -36,7 +36,7 @@ pub(crate) fn build(
         return Ok(None);
     }
     let directory = directory.ok_or_else(|| {
-        Error::Unsupported(format!(
+        Error::unsupported(format!(
             "{}: the model directory was not listed, so its config overrides cannot be \
              overlaid",
             model.dir.display()

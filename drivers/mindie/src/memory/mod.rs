@@ -22,9 +22,9 @@ use std::collections::BTreeMap;
 use inferkit_core::hf::HfModel;
 use inferkit_core::{
     Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, EstimateRequest, FigureBasis,
-    FitRequest, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, Result,
+    FitRequest, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, Result, details_map,
 };
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use self::shape::{Chip, Shape};
 use crate::params::{Params, RunDtype};
@@ -108,6 +108,28 @@ impl<'a> MindieEstimator<'a> {
     }
 }
 
+/// What a MindIE estimate reports beside the bytes, each under its JSON key in
+/// `estimate.details` (read back with
+/// [`ResourceEstimate::details_as`](inferkit_core::ResourceEstimate::details_as)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MindieDetails {
+    /// The Ascend generation of the NPUs.
+    pub chip: Chip,
+    /// The type the model runs in.
+    pub dtype: RunDtype,
+    /// NPUs of the instance (`worldSize`).
+    pub world_size: u64,
+    /// The `--max-seq-len` launched.
+    pub max_seq_len: u64,
+    /// KV cache bytes per token on one NPU.
+    pub kv_bytes_per_token: u64,
+    /// Tokens of KV cache the space the weights leave holds, on the tightest NPU.
+    pub kv_capacity_tokens: u64,
+    /// The `--npu-memory-fraction` launched.
+    pub npu_memory_fraction: f64,
+}
+
 impl ResourceEstimator for MindieEstimator<'_> {
     fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
         let chip = Chip::of_all(&request.devices)?;
@@ -143,21 +165,15 @@ impl ResourceEstimator for MindieEstimator<'_> {
             })
             .min()
             .unwrap_or(0);
-        let details = BTreeMap::from([
-            ("chip".to_string(), json!(chip)),
-            ("dtype".to_string(), json!(dtype)),
-            ("world_size".to_string(), json!(world)),
-            ("max_seq_len".to_string(), json!(seq)),
-            ("kv_bytes_per_token".to_string(), json!(per_token)),
-            (
-                "kv_capacity_tokens".to_string(),
-                json!(spare / per_token.max(1)),
-            ),
-            (
-                "npu_memory_fraction".to_string(),
-                json!(self.params.npu_memory_fraction),
-            ),
-        ]);
+        let details = MindieDetails {
+            chip,
+            dtype,
+            world_size: world,
+            max_seq_len: seq,
+            kv_bytes_per_token: per_token,
+            kv_capacity_tokens: spare / per_token.max(1),
+            npu_memory_fraction: self.params.npu_memory_fraction,
+        };
         Ok(ResourceEstimate {
             layout: resolved_layout(world),
             devices,
@@ -167,7 +183,7 @@ impl ResourceEstimator for MindieEstimator<'_> {
                 ..Components::default()
             },
             launch_parameters: self.launch_parameters(seq, chip),
-            details,
+            details: details_map(&details),
             notes: vec![format!(
                 "MindIE claims {}% of each NPU (--npu-memory-fraction) and fills what the \
                  weights leave with KV blocks",
@@ -239,7 +255,7 @@ fn world_size(layout: &Layout, devices: &[DeviceSlot]) -> Result<u64> {
         Layout::CpuOnly | Layout::Layers { .. } => false,
     };
     if !matches {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "MindIE runs tensor parallel over all {world} NPUs of an instance; layout {layout:?} \
              is not supported"
         )));
@@ -256,7 +272,7 @@ fn check_world_size(heads: u64, devices: &[DeviceSlot]) -> Result<()> {
     }
     let counts: Vec<u64> = per_worker.values().copied().collect();
     if counts.windows(2).any(|w| w[0] != w[1]) {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "MindIE needs the same number of NPUs on every worker, got {per_worker:?}"
         )));
     }
@@ -270,7 +286,7 @@ fn check_world_size(heads: u64, devices: &[DeviceSlot]) -> Result<()> {
         .filter(|n| heads.is_multiple_of(n * per_worker.len() as u64))
         .map(|n| n.to_string())
         .collect();
-    Err(Error::Unsupported(format!(
+    Err(Error::unsupported(format!(
         "MindIE's world size ({world} NPUs, {local} per worker) must be a power of two per \
          worker that divides the model's {heads} attention heads; valid NPU counts per worker: \
          {}",

@@ -21,7 +21,7 @@ impl Chip {
     /// The chip of an Ascend device slot; other vendors are refused.
     pub fn of(slot: &DeviceSlot) -> Result<Chip> {
         if slot.vendor != Vendor::Ascend {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "MindIE runs on Ascend NPUs only; {} is a {} device ({})",
                 slot.id, slot.vendor, slot.name
             )));
@@ -35,14 +35,14 @@ impl Chip {
     /// The one chip of a set of devices; a tensor-parallel group cannot mix chips.
     pub fn of_all(devices: &[DeviceSlot]) -> Result<Chip> {
         let Some(first) = devices.first() else {
-            return Err(Error::Unsupported(
-                "MindIE needs at least one Ascend NPU; it has no CPU mode".into(),
+            return Err(Error::unsupported(
+                "MindIE needs at least one Ascend NPU; it has no CPU mode",
             ));
         };
         let chip = Chip::of(first)?;
         for slot in &devices[1..] {
             if Chip::of(slot)? != chip {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "MindIE cannot mix Ascend 310P and 910 NPUs in one instance ({} and {})",
                     first.name, slot.name
                 )));
@@ -160,7 +160,7 @@ pub fn weight_bytes(model: &HfModel, dtype: RunDtype) -> Result<u64> {
             .estimated_parameters()
             .map(|p| p.saturating_mul(dtype.bytes()))
             .ok_or_else(|| {
-                Error::Unsupported(format!(
+                Error::unsupported(format!(
                     "{}: no safetensors weights and the config does not give the sizes to \
                      estimate them",
                     model.dir.display()
@@ -183,7 +183,7 @@ fn converted(stored: Dtype, bytes: u64, dtype: RunDtype) -> u64 {
 /// The Hugging Face part of the facts, or why MindIE cannot read the model.
 pub fn hf(facts: &ModelFacts) -> Result<&HfModel> {
     facts.hf.as_ref().ok_or_else(|| {
-        Error::Unsupported(format!(
+        Error::unsupported(format!(
             "MindIE loads Hugging Face safetensors directories; {} is a {:?} model",
             facts.source.display_name(),
             facts.format

@@ -88,6 +88,45 @@ impl std::fmt::Display for VllmVersion {
     }
 }
 
+/// A vLLM release, as `backend_version` names it (`0.17.1`, `v0.10.1.1`): the memory rules
+/// follow it even where the flag table is that of the nearest supported version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Release {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl Release {
+    pub(crate) const fn new(major: u64, minor: u64, patch: u64) -> Self {
+        Release {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// The first `MAJOR.MINOR[.PATCH…]` in `text` (`v0.17.1`, `0.10.1.1`, `>=0.11`); `None`
+    /// when there is none.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let start = text.find(|c: char| c.is_ascii_digit())?;
+        let mut parts = text[start..]
+            .split(|c: char| !c.is_ascii_digit())
+            .take_while(|p| !p.is_empty())
+            .map(|p| p.parse::<u64>().ok());
+        let major = parts.next()??;
+        let minor = parts.next()??;
+        let patch = parts.next().flatten().unwrap_or(0);
+        Some(Release::new(major, minor, patch))
+    }
+}
+
+impl std::fmt::Display for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
 /// Normalises a long option the way vLLM does: `_` becomes `-` in the flag name (a JSON
 /// sub-key after `.` is kept as written).
 pub(crate) fn normalise_option(option: &str) -> String {

@@ -1,20 +1,21 @@
 //! The vLLM [`ResourceEstimator`]: per-GPU claim, KV capacity and the largest context that fits,
 //! for one model and one set of launch parameters.
 
-use std::collections::BTreeMap;
-
-use serde_json::json;
-
 use inferkit_core::{
     Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, EstimateRequest, FigureBasis,
     FitRequest, HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, Result,
+    details_map,
 };
 
+use crate::flags::Release;
 use crate::flags::VllmVersion;
+use crate::memory::details::{
+    Fp8Cache, LongerContext, MoreGpus, MoreMemory, VllmDetails, WeightsFrom,
+};
 use crate::memory::parallel;
 use crate::memory::shape::TextShape;
 use crate::memory::weights::TensorTable;
-use crate::memory::{self, EngineSettings, Release, StageCost, gib};
+use crate::memory::{self, EngineSettings, StageCost, gib};
 use crate::params::settings::LaunchSettings;
 
 use inferkit_core::units::GIB;
@@ -119,8 +120,8 @@ impl VllmEstimator {
                 pipeline_parallel,
             } => (u64::from(tensor_parallel), u64::from(pipeline_parallel)),
             Layout::CpuOnly | Layout::Layers { .. } => {
-                return Err(Error::Unsupported(
-                    "vLLM runs on GPUs only, as tensor/pipeline parallel layouts".into(),
+                return Err(Error::unsupported(
+                    "vLLM runs on GPUs only, as tensor/pipeline parallel layouts",
                 ));
             }
         };
@@ -136,7 +137,7 @@ impl VllmEstimator {
         }
         parallel::check(&self.model.shape, tp, self.launch.encoder_data_parallel)?;
         if pp > self.model.shape.layer_count() {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "pipeline parallel {pp} exceeds the model's {} layers",
                 self.model.shape.layer_count()
             )));
@@ -419,15 +420,8 @@ impl VllmEstimator {
             },
         };
         let cut = self.launch.max_model_len.is_none() && chosen.len < model_max;
-        let mut estimate = self.report(chosen, layout, model_max, notes);
-        if cut {
-            let (notes, details) = self.alternatives(devices, layout, model_max);
-            estimate.notes.extend(notes);
-            estimate
-                .details
-                .insert("longer_context".to_string(), details);
-        }
-        Ok(estimate)
+        let longer = cut.then(|| self.alternatives(devices, layout, model_max));
+        Ok(self.report(chosen, layout, model_max, notes, longer))
     }
 
     /// What would hold more of the model's context when the chosen one was cut (issue 17): a
@@ -438,9 +432,9 @@ impl VllmEstimator {
         devices: &[DeviceSlot],
         layout: (u64, u64),
         model_max: u64,
-    ) -> (Vec<String>, serde_json::Value) {
+    ) -> (Vec<String>, LongerContext) {
         let mut notes = Vec::new();
-        let mut details = serde_json::Map::new();
+        let mut longer = LongerContext::default();
         let longest = |e: &VllmEstimator, devices: &[DeviceSlot], layout: (u64, u64)| {
             let weights = e.stage_weights(layout.0, layout.1);
             e.largest_fit(devices, layout, &weights, model_max)
@@ -468,10 +462,10 @@ impl VllmEstimator {
             notes.push(format!(
                 "--gpu-memory-utilization {gmu:.2} (what these GPUs have free) would allow --max-model-len {len}"
             ));
-            details.insert(
-                "gpu_memory_utilization".into(),
-                json!({"gpu_memory_utilization": (gmu * 100.0).round() / 100.0, "max_model_len": len}),
-            );
+            longer.gpu_memory_utilization = Some(MoreMemory {
+                gpu_memory_utilization: (gmu * 100.0).round() / 100.0,
+                max_model_len: len,
+            });
         }
         if self.launch.kv_bytes.is_none_or(|b| b > 1) {
             let mut fp8 = self.clone();
@@ -480,7 +474,7 @@ impl VllmEstimator {
                 notes.push(format!(
                     "--kv-cache-dtype fp8 would allow --max-model-len {len}"
                 ));
-                details.insert("kv_cache_dtype_fp8".into(), json!({"max_model_len": len}));
+                longer.kv_cache_dtype_fp8 = Some(Fp8Cache { max_model_len: len });
             }
         }
         if let Some((gpus, len)) = self.with_more_gpus(devices, layout, model_max, current) {
@@ -490,12 +484,12 @@ impl VllmEstimator {
                 if gpus - layout.0 == 1 { "" } else { "s" },
                 devices[0].name
             ));
-            details.insert(
-                "more_gpus".into(),
-                json!({"tensor_parallel": gpus, "max_model_len": len}),
-            );
+            longer.more_gpus = Some(MoreGpus {
+                tensor_parallel: gpus,
+                max_model_len: len,
+            });
         }
-        (notes, serde_json::Value::Object(details))
+        (notes, longer)
     }
 
     /// The next tensor-parallel size the model accepts, on copies of the last GPU, and the
@@ -609,52 +603,56 @@ impl VllmEstimator {
         }
     }
 
+    /// The estimate of the chosen evaluation: bytes per GPU, the launch parameters it needs,
+    /// and what it means for the context and concurrency.
     fn report(
         &self,
         eval: Evaluation,
         layout: (u64, u64),
         model_max: u64,
         mut notes: Vec<String>,
+        longer: Option<(Vec<String>, LongerContext)>,
     ) -> ResourceEstimate {
-        let graphs_in = eval.engine.graphs_in_budget;
-        let devices = eval
-            .ranks
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let requested = requested_bytes(r.slot, eval.gmu);
-                let kv = eval.blocks.saturating_mul(r.cost.kv.block_bytes());
-                let in_budget = r.cost.in_budget(graphs_in);
-                let slack = requested.saturating_sub(in_budget.saturating_add(kv));
-                DeviceEstimate {
-                    device: r.slot.id.clone(),
-                    name: format!("gpu{i}"),
-                    components: Components {
-                        weights: r.cost.weights,
-                        kv,
-                        compute: r.cost.activation,
-                        output: 0,
-                        // Graphs and the CUDA context are counted once, wherever vLLM budgets them.
-                        overhead: [r.cost.non_torch, r.cost.graphs, memory::CUDA_CONTEXT, slack]
-                            .into_iter()
-                            .fold(0, u64::saturating_add),
-                    },
-                    claim: requested.saturating_add(r.cost.outside_budget(graphs_in)),
-                    layers: 0,
-                    error_band: None,
-                }
-                .with_error_band(KV_ERROR_BAND)
-            })
-            .collect();
-        let mut launch_parameters = Vec::new();
+        let launch_parameters = self.required_parameters(&eval, model_max, &mut notes);
+        let mut details = self.details(&eval, layout, model_max);
+        notes.extend(self.kv_notes(&eval, &details, model_max));
+        if let Some((alternatives, longer)) = longer {
+            notes.extend(alternatives);
+            details.longer_context = Some(longer);
+        }
+        ResourceEstimate {
+            layout: Layout::Parallel {
+                tensor_parallel: layout.0 as u32,
+                pipeline_parallel: layout.1 as u32,
+            },
+            devices: device_estimates(&eval),
+            host: Components {
+                weights: self.host_weights(&eval.ranks, layout),
+                ..Components::default()
+            },
+            launch_parameters,
+            details: details_map(&details),
+            notes,
+        }
+    }
+
+    /// `--max-model-len` where the user set none and the fitting one is shorter than the
+    /// model's, and a lowered `--gpu-memory-utilization` (with a note saying why).
+    fn required_parameters(
+        &self,
+        eval: &Evaluation,
+        model_max: u64,
+        notes: &mut Vec<String>,
+    ) -> Vec<LaunchArgument> {
+        let mut parameters = Vec::new();
         if self.launch.max_model_len.is_none() && eval.len < model_max {
-            launch_parameters.push(LaunchArgument::new(
+            parameters.push(LaunchArgument::new(
                 "--max-model-len",
                 [eval.len.to_string()],
             ));
         }
         if eval.lowered {
-            launch_parameters.push(LaunchArgument::new(
+            parameters.push(LaunchArgument::new(
                 "--gpu-memory-utilization",
                 [format!("{:.2}", eval.gmu)],
             ));
@@ -663,78 +661,57 @@ impl VllmEstimator {
                 eval.gmu
             ));
         }
-        let first = &eval.ranks[0].cost.kv;
-        let kv_tokens = eval
-            .ranks
-            .iter()
-            .map(|r| r.cost.kv.logged_tokens(eval.blocks))
-            .min()
-            .unwrap_or(0);
-        let largest = eval
-            .ranks
-            .iter()
-            .map(|r| r.cost.kv.tokens_for(eval.blocks))
-            .min()
-            .unwrap_or(0);
+        parameters
+    }
+
+    fn details(&self, eval: &Evaluation, layout: (u64, u64), model_max: u64) -> VllmDetails {
+        let fewest = |tokens: &dyn Fn(&Rank) -> u64| eval.ranks.iter().map(tokens).min();
+        let kv_tokens = fewest(&|r| r.cost.kv.logged_tokens(eval.blocks)).unwrap_or(0);
+        let largest = fewest(&|r| r.cost.kv.tokens_for(eval.blocks)).unwrap_or(0);
         let largest_len = (largest.min(model_max) / CONTEXT_STEP) * CONTEXT_STEP;
         // vLLM's "Maximum concurrency for N tokens per request": pool blocks over the blocks
         // one full-length sequence takes.
-        let per_sequence = eval
-            .ranks
-            .iter()
-            .map(|r| r.cost.kv.blocks_for(eval.len))
-            .max()
-            .unwrap_or(0);
+        let per_sequence = blocks_per_sequence(eval);
         let concurrency = if per_sequence == 0 {
             0.0
         } else {
             (eval.blocks as f64 / per_sequence as f64 * 100.0).floor() / 100.0
         };
-        let details: BTreeMap<String, serde_json::Value> = [
-            ("vllm_version", json!(self.version().as_str())),
-            ("memory_rules", json!(self.launch.release.to_string())),
-            ("tensor_parallel", json!(layout.0)),
-            ("pipeline_parallel", json!(layout.1)),
-            (
-                "gpu_memory_utilization",
-                json!((eval.gmu * 100.0).round() / 100.0),
-            ),
-            ("max_model_len", json!(eval.len)),
-            ("largest_max_model_len", json!(largest_len.max(eval.len))),
-            ("kv_cache_blocks", json!(eval.blocks)),
-            ("kv_cache_tokens", json!(kv_tokens)),
-            ("concurrency_at_max_model_len", json!(concurrency)),
-            ("kv_error_band_percent", json!(ERROR_BAND_PERCENT)),
-            ("model_max_model_len", json!(model_max)),
-            ("kv_block_bytes", json!(first.block_bytes())),
-            (
-                "max_num_batched_tokens",
-                json!(eval.engine.max_num_batched_tokens),
-            ),
-            ("max_num_seqs", json!(eval.engine.max_num_seqs)),
-            ("cuda_graphs", json!(eval.engine.cuda_graphs)),
-            (
-                "weights_from",
-                json!(if self.model.tensors.is_some() {
-                    "safetensors"
-                } else {
-                    "config"
-                }),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        VllmDetails {
+            vllm_version: self.version().as_str().to_string(),
+            memory_rules: self.launch.release.to_string(),
+            tensor_parallel: layout.0,
+            pipeline_parallel: layout.1,
+            gpu_memory_utilization: (eval.gmu * 100.0).round() / 100.0,
+            max_model_len: eval.len,
+            largest_max_model_len: largest_len.max(eval.len),
+            kv_cache_blocks: eval.blocks,
+            kv_cache_tokens: kv_tokens,
+            concurrency_at_max_model_len: concurrency,
+            kv_error_band_percent: ERROR_BAND_PERCENT,
+            model_max_model_len: model_max,
+            kv_block_bytes: eval.ranks[0].cost.kv.block_bytes(),
+            max_num_batched_tokens: eval.engine.max_num_batched_tokens,
+            max_num_seqs: eval.engine.max_num_seqs,
+            cuda_graphs: eval.engine.cuda_graphs,
+            weights_from: if self.model.tensors.is_some() {
+                WeightsFrom::Safetensors
+            } else {
+                WeightsFrom::Config
+            },
+            longer_context: None,
+        }
+    }
+
+    /// What the KV cache holds, and a warning when the context only fits inside the error band.
+    fn kv_notes(&self, eval: &Evaluation, details: &VllmDetails, model_max: u64) -> Vec<String> {
+        let mut notes = Vec::new();
         if !eval.comfortable {
-            let needed = eval
-                .ranks
-                .iter()
-                .map(|r| r.cost.kv.blocks_for(eval.len))
-                .max()
-                .unwrap_or(0);
             notes.push(format!(
-                "max-model-len {} uses {needed} of {} KV blocks: inside the estimate's {ERROR_BAND_PERCENT}% error band, where vLLM's profiled peak decides whether it starts (vllm#10517)",
-                eval.len, eval.blocks
+                "max-model-len {} uses {} of {} KV blocks: inside the estimate's {ERROR_BAND_PERCENT}% error band, where vLLM's profiled peak decides whether it starts (vllm#10517)",
+                eval.len,
+                blocks_per_sequence(eval),
+                eval.blocks
             ));
         }
         notes.push(if self.model.shape.encoder_only() {
@@ -744,28 +721,59 @@ impl VllmEstimator {
             )
         } else {
             format!(
-                "KV cache: {kv_tokens} tokens ({} blocks of {} tokens per GPU) for --max-model-len {}: {concurrency:.2} sequences of full length at once",
+                "KV cache: {} tokens ({} blocks of {} tokens per GPU) for --max-model-len {}: {:.2} sequences of full length at once",
+                details.kv_cache_tokens,
                 eval.blocks,
                 eval.ranks[0].cost.kv.block_tokens,
-                eval.len
+                eval.len,
+                details.concurrency_at_max_model_len
             )
         });
-        let host = Components {
-            weights: self.host_weights(&eval.ranks, layout),
-            ..Components::default()
-        };
-        ResourceEstimate {
-            layout: Layout::Parallel {
-                tensor_parallel: layout.0 as u32,
-                pipeline_parallel: layout.1 as u32,
-            },
-            devices,
-            host,
-            launch_parameters,
-            details,
-            notes,
-        }
+        notes
     }
+}
+
+/// The blocks one sequence of `--max-model-len` tokens takes on the most loaded rank.
+fn blocks_per_sequence(eval: &Evaluation) -> u64 {
+    eval.ranks
+        .iter()
+        .map(|r| r.cost.kv.blocks_for(eval.len))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Bytes per GPU of an evaluation, by component; the claim is the fraction vLLM takes plus
+/// what it allocates outside that budget.
+fn device_estimates(eval: &Evaluation) -> Vec<DeviceEstimate> {
+    let graphs_in = eval.engine.graphs_in_budget;
+    eval.ranks
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let requested = requested_bytes(r.slot, eval.gmu);
+            let kv = eval.blocks.saturating_mul(r.cost.kv.block_bytes());
+            let in_budget = r.cost.in_budget(graphs_in);
+            let slack = requested.saturating_sub(in_budget.saturating_add(kv));
+            DeviceEstimate {
+                device: r.slot.id.clone(),
+                name: format!("gpu{i}"),
+                components: Components {
+                    weights: r.cost.weights,
+                    kv,
+                    compute: r.cost.activation,
+                    output: 0,
+                    // Graphs and the CUDA context are counted once, wherever vLLM budgets them.
+                    overhead: [r.cost.non_torch, r.cost.graphs, memory::CUDA_CONTEXT, slack]
+                        .into_iter()
+                        .fold(0, u64::saturating_add),
+                },
+                claim: requested.saturating_add(r.cost.outside_budget(graphs_in)),
+                layers: 0,
+                error_band: None,
+            }
+            .with_error_band(KV_ERROR_BAND)
+        })
+        .collect()
 }
 
 /// One context length evaluated on one layout.
@@ -838,7 +846,7 @@ fn tightest<'a, 'd>(ranks: &'a [Rank<'d>]) -> &'a Rank<'d> {
 impl ResourceEstimator for VllmEstimator {
     fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
         if request.devices.is_empty() {
-            return Err(Error::Unsupported("vLLM needs at least one GPU".into()));
+            return Err(Error::unsupported("vLLM needs at least one GPU"));
         }
         let layout = self.parallel_of(request)?;
         self.check_swap_space(&request.host, layout.0)?;
@@ -847,7 +855,7 @@ impl ResourceEstimator for VllmEstimator {
 
     fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
         if request.devices.is_empty() {
-            return Err(Error::Unsupported("vLLM needs at least one GPU".into()));
+            return Err(Error::unsupported("vLLM needs at least one GPU"));
         }
         let layout = match (self.launch.tensor_parallel, self.launch.pipeline_parallel) {
             (None, None) => parallel::auto_layout(
@@ -887,7 +895,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/hf")
             .join(name);
-        crate::select::hf_input(&HfModel::open(&dir).unwrap(), None).unwrap()
+        crate::memory::input::hf_input(&HfModel::open(&dir).unwrap(), None).unwrap()
     }
 
     fn gpu(index: u32, total: u64, name: &str) -> DeviceSlot {
@@ -1027,7 +1035,8 @@ mod hostile_tests {
     fn llama() -> ModelInput {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/hf/Llama-3.1-8B-Instruct");
-        crate::select::hf_input(&inferkit_core::hf::HfModel::open(&dir).unwrap(), None).unwrap()
+        crate::memory::input::hf_input(&inferkit_core::hf::HfModel::open(&dir).unwrap(), None)
+            .unwrap()
     }
 
     fn launch(version: VllmVersion, raw: &[&str]) -> Result<LaunchSettings> {
@@ -1190,7 +1199,7 @@ mod hostile_tests {
             let raw: Vec<String> = raw.iter().map(|s| s.to_string()).collect();
             let params = Params::parse(VllmVersion::V0_33_0, &raw)?;
             let overrides = params.json_object("--hf-overrides")?;
-            crate::select::hf_input(&model, overrides.as_ref())
+            crate::memory::input::hf_input(&model, overrides.as_ref())
         };
         let sixteen = input(&["--hf-overrides", r#"{"num_hidden_layers": 16}"#]).unwrap();
         assert_eq!(sixteen.shape.layer_count(), 16);

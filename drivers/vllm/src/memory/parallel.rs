@@ -59,7 +59,7 @@ pub(crate) fn check(shape: &TextShape, tp: u64, encoder_data_parallel: bool) -> 
         let heads = shape.vision.map_or(0, |v| v.heads);
         format!("does not divide the vision tower's {heads} attention heads")
     };
-    Err(Error::Unsupported(format!(
+    Err(Error::unsupported(format!(
         "tensor parallel {tp} {why}; valid sizes: {list}"
     )))
 }
@@ -86,7 +86,7 @@ pub(crate) fn auto_layout(
         .unwrap_or(1);
     let pp = n / tp;
     if pp > shape.layer_count() {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "{n} GPUs need {pp} pipeline stages but the model has only {} layers",
             shape.layer_count()
         )));

@@ -213,7 +213,7 @@ mod tests {
             .join("../../tests/fixtures/hf")
             .join(name);
         let model = HfModel::open(&dir).unwrap();
-        let input = crate::select::hf_input(&model, None).unwrap();
+        let input = crate::memory::input::hf_input(&model, None).unwrap();
         let weights = model.safetensors().unwrap();
         let replicated: u64 = weights
             .tensors()

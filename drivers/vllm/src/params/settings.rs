@@ -3,8 +3,8 @@
 
 use inferkit_core::{Category, DeviceSlot, Error, Result, Vendor};
 
+use crate::flags::Release;
 use crate::flags::VllmVersion;
-use crate::memory::Release;
 use crate::params::Params;
 
 /// Memory-relevant settings of one launch.

@@ -14,8 +14,8 @@ use inferkit_core::{
 };
 
 use super::{ModelInput, VllmEstimator};
+use crate::flags::Release;
 use crate::flags::VllmVersion;
-use crate::memory::Release;
 use crate::params::Params;
 use crate::params::settings::LaunchSettings;
 
@@ -103,7 +103,7 @@ impl Row {
 
     fn estimate(&self) -> Result<ResourceEstimate> {
         let dir = fixtures().join("models").join(self.text("fixture"));
-        let model: ModelInput = crate::select::hf_input(&HfModel::open(&dir)?, None)?;
+        let model: ModelInput = crate::memory::input::hf_input(&HfModel::open(&dir)?, None)?;
         let release = self.release();
         let table = if release < Release::new(0, 11, 0) {
             VllmVersion::V0_10_1_1
