@@ -524,7 +524,9 @@ fn split_short_value(
     attached: Option<String>,
 ) -> (String, Option<String>) {
     let unknown = || matches!(flags::resolve(version, &written), Ok(None));
-    if attached.is_some() || written.starts_with("--") || written.len() <= 2 || !unknown() {
+    // A short alias is `-` and one ASCII letter: anything else (`-è3`) has none to split off.
+    let short_alias = written.len() > 2 && written.is_char_boundary(2);
+    if attached.is_some() || written.starts_with("--") || !short_alias || !unknown() {
         return (written, attached);
     }
     let (short, rest) = written.split_at(2);
@@ -750,6 +752,13 @@ mod tests {
         assert_eq!(p.tokens(), ["--compilation-config.cudagraph_mode", "NONE"]);
         assert!(parse(VllmVersion::V0_33_0, &["--hf-overrides", "{\"a\": "]).is_err());
         assert!(parse(VllmVersion::V0_33_0, &["--max-model-len.x", "1"]).is_err());
+    }
+
+    #[test]
+    fn a_multibyte_character_after_one_dash_is_an_unknown_flag_not_a_panic() {
+        // Found by fuzz/backend_params: `-è…` was split inside the `è`.
+        let err = parse(VllmVersion::V0_10_1_1, &["-\u{e8}\u{e8}-ctx-size", "36"]).unwrap_err();
+        assert!(matches!(err, Error::InvalidParameter { .. }), "{err:?}");
     }
 
     #[test]
