@@ -16,6 +16,12 @@
 //!   `benches/fixtures/make_deepseek_v3_gguf.py`).
 //! * vLLM, one worker: Qwen2.5-72B-Instruct (config fixture; tensor parallel on one node).
 //! * vLLM, several workers: DeepSeek-V3 (config fixture) with distributed inference on.
+//!
+//! Devices per worker (issue 18): one worker with 64, 256 or 1,024 small GPUs (2 GiB, 1 GiB
+//! allocatable) and DeepSeek-V3 Q8_0, which no group of them holds: the search tries every
+//! multi-device count and then partial offload. Time grows near-linearly with the device count
+//! (GPUStack's k = 2, 3, ... search, which inferkit followed before, was quadratic: 1,000
+//! devices took 10 s).
 
 use std::path::Path;
 use std::sync::LazyLock;
@@ -25,6 +31,7 @@ use inferkit::{
     Cluster, ModelFacts, ModelSpec, PlacementMode, PlanOptions, Registry, default_registry,
     plan_with_facts,
 };
+use serde_json::json;
 
 fn main() {
     divan::main();
@@ -87,4 +94,27 @@ fn vllm_needs_several_workers(bencher: Bencher) {
         true,
         PlacementMode::MultiWorker,
     );
+}
+
+/// One worker with `gpus` NVIDIA GPUs of 2 GiB and 4 TiB of RAM.
+fn wide_worker(gpus: u32) -> Cluster {
+    let devices: Vec<_> = (0..gpus)
+        .map(|index| {
+            json!({"index": index, "vendor": "nvidia", "name": "NVIDIA Small 2GB",
+                   "memory": {"total": 2u64 << 30}, "compute_capability": "8.9"})
+        })
+        .collect();
+    let worker = json!({"name": "wide", "ram": {"total": 4u64 << 40}, "devices": devices});
+    serde_json::from_value(json!({ "workers": [worker] })).expect("cluster")
+}
+
+#[divan::bench(args = [64, 256, 1024])]
+fn llama_box_devices_per_worker(bencher: Bencher, gpus: u32) {
+    let cluster = wide_worker(gpus);
+    let spec = ModelSpec::local("benches/fixtures/deepseek-v3-Q8_0.header.gguf");
+    let facts = ModelFacts::read(&spec.source).expect("fixture");
+    let options = PlanOptions::default();
+    let plan = plan_with_facts(&REGISTRY, &facts, &spec, &cluster, &options).expect("a plan");
+    assert_eq!(plan.placement.mode, PlacementMode::CpuOffload);
+    bencher.bench(|| plan_with_facts(&REGISTRY, &facts, &spec, &cluster, &options));
 }

@@ -1,7 +1,12 @@
 //! Standard output and how a command ends: every command writes through [`Output`] (never
 //! `println!`, which panics when stdout is closed), and [`Failure::report`] turns what went
 //! wrong into the exit status.
+//!
+//! Human output shows names from model and cluster files, which anyone may write: their
+//! terminal control characters (an escape sequence that retitles the window, clears the screen
+//! or hides a line) are printed escaped (`\x1b`), never raw. JSON escapes them itself.
 
+use std::borrow::Cow;
 use std::io::{self, BufWriter, Stdout, Write};
 use std::process::ExitCode;
 
@@ -23,11 +28,13 @@ impl Output {
 
     /// Writes `value` as pretty JSON and a newline.
     pub fn json(&mut self, value: &impl serde::Serialize) -> Result<(), Failure> {
-        serde_json::to_writer_pretty(&mut *self, value).map_err(|e| match e.io_error_kind() {
-            Some(kind) => Failure::Stdout(io::Error::from(kind)),
-            None => Failure::Message(format!("cannot write JSON: {e}")),
+        serde_json::to_writer_pretty(&mut self.inner, value).map_err(|e| {
+            match e.io_error_kind() {
+                Some(kind) => Failure::Stdout(io::Error::from(kind)),
+                None => Failure::Message(format!("cannot write JSON: {e}")),
+            }
         })?;
-        writeln!(self)?;
+        writeln!(self.inner)?;
         Ok(())
     }
 
@@ -37,9 +44,16 @@ impl Output {
     }
 }
 
+/// Human output: control characters other than newline and tab are written escaped.
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        match std::str::from_utf8(buf) {
+            Ok(text) => self.inner.write_all(terminal_safe(text).as_bytes()),
+            Err(_) => self
+                .inner
+                .write_all(&buf.escape_ascii().to_string().into_bytes()),
+        }?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -85,7 +99,7 @@ impl Failure {
                 ExitCode::FAILURE
             }
             Failure::Message(message) => {
-                eprintln!("error: {message}");
+                eprintln!("error: {}", terminal_safe(&message));
                 ExitCode::FAILURE
             }
             Failure::Library(error) => {
@@ -117,9 +131,27 @@ fn error_object(error: &Error) -> serde_json::Value {
     })
 }
 
+/// `text` fit for a terminal: control characters (C0 but newline and tab, DEL, C1) escaped as
+/// `\x1b` or `\u{9b}`, so that text from a file cannot drive the terminal.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    let is_control = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !is_control(c) => safe.push(c),
+            c if c.is_ascii() => safe.push_str(&format!("\\x{:02x}", c as u32)),
+            c => safe.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    Cow::Owned(safe)
+}
+
 /// The error on stderr, with the reasons of a placement that found nothing.
 fn report_error(error: &Error) {
-    eprintln!("error: {error}");
+    eprintln!("error: {}", terminal_safe(&error.to_string()));
     if let Error::NoPlacement {
         explanation,
         rejected,
@@ -127,13 +159,14 @@ fn report_error(error: &Error) {
     } = error
     {
         for line in explanation {
-            eprintln!("  - {line}");
+            eprintln!("  - {}", terminal_safe(line));
         }
         if !rejected.is_empty() {
             eprintln!("refused:");
         }
         for rejection in rejected {
-            eprintln!("  - {}: {}", rejection.candidate, rejection.reason);
+            let line = format!("{}: {}", rejection.candidate, rejection.reason);
+            eprintln!("  - {}", terminal_safe(&line));
         }
     }
 }

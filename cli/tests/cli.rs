@@ -411,6 +411,42 @@ fn plan_writes_kubernetes_manifests_and_says_what_it_dropped() {
     assert!(text(&no_image.stderr).contains("--image llama-box=IMAGE"));
 }
 
+/// Names from a cluster file reach the terminal escaped: a worker or device named with escape
+/// sequences (retitle the window, clear the screen, colour) prints `\x1b`, not ESC. The JSON
+/// output keeps the names as they are (JSON escapes control characters itself).
+#[test]
+fn terminal_escapes_in_names_are_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster.json");
+    let device = serde_json::json!({"index": 0, "vendor": "nvidia",
+        "name": "H100\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m", "memory": {"total": 80u64 << 30}});
+    let cluster_json = serde_json::json!({"workers": [{"name": "w\u{1b}[31mred",
+        "ram": {"total": 512u64 << 30}, "devices": [device]}]});
+    std::fs::write(&cluster, cluster_json.to_string()).unwrap();
+    let cluster = cluster.to_str().unwrap();
+    let human = run(&["plan", QWEN, "--cluster", cluster]);
+    assert!(human.status.success(), "{}", text(&human.stderr));
+    let printed = text(&human.stdout);
+    assert!(
+        !printed.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+        "{printed:?}"
+    );
+    assert!(printed.contains(r"worker w\x1b[31mred"), "{printed}");
+    assert!(
+        printed.contains(r"H100\x1b]0;pwned\x07\x1b[2J\u{9b}31m"),
+        "{printed}"
+    );
+    // A refusal on stderr names the worker too.
+    let refused = run(&["plan", QWEN, "--cluster", cluster, "--", "-c", "2000000000"]);
+    let reasons = text(&refused.stderr);
+    assert!(
+        !reasons.contains('\u{1b}') && reasons.contains(r"w\x1b[31mred"),
+        "{reasons}"
+    );
+    let json = json_of(&run(&["plan", QWEN, "--cluster", cluster, "--json"]));
+    assert_eq!(json["placement"]["workers"][0]["name"], "w\u{1b}[31mred");
+}
+
 /// The README's path: `kubectl get nodes -o json` → `probe --kubernetes` → `plan --cluster ...
 /// --format kubernetes`, on a real capture (probe/tests/fixtures/kubernetes).
 #[test]

@@ -54,6 +54,13 @@ impl Cluster {
 /// (`examples/clusters/fleet-1000x8.json`).
 pub const MAX_CLUSTER_FILE: u64 = 256 << 20;
 
+/// Most devices one worker may list. The largest nodes carry 8 or 16 accelerators, and
+/// partitioning multiplies that at most by 8 (AMD MI300X in CPX mode shows each GPU as 8
+/// partitions; NVIDIA MIG gives at most 7 instances per GPU): 128 on a 16-GPU board. A
+/// thousand leaves room for what comes next while refusing the implausible inventories a
+/// broken or hostile generator writes, before the placement search spends time on them.
+pub const MAX_DEVICES_PER_WORKER: usize = 1024;
+
 /// One machine: its host resources, its accelerators and what already runs on them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

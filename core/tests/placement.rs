@@ -350,6 +350,72 @@ fn hard_case_12_a_thousand_workers_cost_a_few_dozen_fits() {
     assert!(backend.fit_count() <= 30, "{} fits", backend.fit_count());
 }
 
+// ---- issue 18: placement is near-linear in devices per worker ------------------------------
+
+/// A model of `layers` layers of 0.5 GiB, each device taking one beside its 0.25 GiB compute
+/// buffer on the devices of [`wide_worker`].
+fn many_layers(layers: u32) -> MockModel {
+    MockModel {
+        layers,
+        layer: GIB / 2,
+        output: GIB / 2,
+        compute: GIB / 4,
+        ..MockModel::layered(1)
+    }
+}
+
+/// One worker with `gpus` devices of 2 GiB (1 GiB allocatable after the default reserve).
+fn wide_worker(gpus: u32) -> Cluster {
+    let devices = (0..gpus)
+        .map(|i| gpu(i, Vendor::Nvidia, "GPU 2G", 2, 0))
+        .collect();
+    cluster(vec![worker("wide", 4096, devices)])
+}
+
+#[test]
+fn a_thousand_devices_in_one_worker_take_logarithmically_many_fits() {
+    // 600 layers need about 600 of the 1,024 devices: GPUStack's k = 2, 3, ... took ~600 fits
+    // of up to 600 devices each (1,000 devices: 10 s).
+    let backend = MockBackend::llama(many_layers(600));
+    let options = PlanOptions::default();
+    let wide = wide_worker(1024);
+    let plan = plan_on(&backend, &wide, &spec("m.gguf"), &options).unwrap();
+    assert_eq!(plan.placement.mode, PlacementMode::MultiDevice);
+    assert_no_overclaim(&plan, &wide, &options);
+    assert!(backend.fit_count() <= 40, "{} fits", backend.fit_count());
+    // Still the smallest count that fits: one device fewer does not.
+    let used = devices_of(&plan).len() as u32;
+    let narrower = wide_worker(used - 1);
+    let fewer = plan_on(&backend, &narrower, &spec("m.gguf"), &options).unwrap();
+    assert_ne!(fewer.placement.mode, PlacementMode::MultiDevice);
+}
+
+#[test]
+fn partial_offload_over_a_thousand_devices_takes_logarithmically_many_fits() {
+    let backend = MockBackend::llama(many_layers(1200));
+    let options = PlanOptions::default();
+    let wide = wide_worker(1024);
+    let plan = plan_on(&backend, &wide, &spec("m.gguf"), &options).unwrap();
+    assert_eq!(plan.placement.mode, PlacementMode::CpuOffload);
+    assert_eq!(devices_of(&plan).len(), 1024);
+    assert_no_overclaim(&plan, &wide, &options);
+    assert!(backend.fit_count() <= 80, "{} fits", backend.fit_count());
+}
+
+#[test]
+fn a_worker_listing_more_devices_than_any_node_has_is_refused_at_once() {
+    let backend = MockBackend::llama(MockModel::layered(8));
+    let huge = wide_worker(10_000);
+    let err = plan_on(&backend, &huge, &spec("m.gguf"), &PlanOptions::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::InvalidParameter { .. }), "{err:?}");
+    assert!(
+        text.contains("wide lists 10000 devices") && text.contains("1024"),
+        "{text}"
+    );
+    assert_eq!(backend.fit_count(), 0);
+}
+
 // ---- hard case 19: devices the backend build cannot run --------------------------------------
 
 #[test]

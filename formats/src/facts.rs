@@ -33,7 +33,8 @@ const MAX_TEXT_FILE: u64 = 1 << 20;
 /// that backends can recognise model families without touching the disk again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryFacts {
-    /// File names relative to the directory (top level and one level down), sorted.
+    /// Names of the regular files relative to the directory (top level, and one level down
+    /// where listed unchecked), sorted.
     pub files: Vec<String>,
     /// Content of the top-level `*.json`, `*.yaml` and `*.yml` files up to 1 MiB, by name.
     pub texts: BTreeMap<String, String>,
@@ -58,7 +59,12 @@ impl DirectoryFacts {
                 }
                 continue;
             }
-            if is_config_text(&name) && meta.is_file() && meta.len() <= MAX_TEXT_FILE {
+            // A FIFO, socket or device is no model file, and reading one (a projector candidate
+            // named `mmproj-*.gguf`) would block or never end: such entries are not listed.
+            if !meta.is_file() {
+                continue;
+            }
+            if is_config_text(&name) && meta.len() <= MAX_TEXT_FILE {
                 let text = read_text_file(&path, MAX_TEXT_FILE)?;
                 facts.texts.insert(name.clone(), text);
             }

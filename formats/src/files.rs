@@ -1,26 +1,65 @@
 //! Bounded reads of the small files inferkit parses (JSON configs, cluster files), and the
 //! mapping of serde_json's line/column errors to byte offsets.
 
+use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::path::Path;
 
 use crate::{Error, Result};
 
-/// Reads the UTF-8 text of the regular file at `path`, refusing more than `max` bytes. The limit
-/// applies to what is read, not to the length the file reports: that is 0 for `/proc` files
-/// and device files such as `/dev/zero`, which never end. Pipes and devices are refused before
-/// they are opened (opening a FIFO blocks until it has a writer).
-pub fn read_text_file(path: &Path, max: u64) -> Result<String> {
-    use std::io::Read;
-
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+/// Opens the regular file at `path` for reading and returns it with its length. Anything else
+/// (a FIFO, a socket, a device, a directory) is refused with an [`Error::Io`] naming the path,
+/// and without blocking: opening a FIFO for reading waits for a writer, so the file is opened
+/// non-blocking and its type is checked on the opened descriptor (a check of the path before
+/// opening could be raced by a rename). `O_NONBLOCK` does not change reads of regular files.
+pub fn open_regular_file(path: &Path) -> Result<(File, u64)> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
         return Err(Error::io_with(
             path,
             std::io::ErrorKind::InvalidInput,
-            "not a regular file",
+            format!("not a regular file ({})", file_kind(&meta)),
         ));
     }
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok((file, meta.len()))
+}
+
+/// What a non-regular file is, in words, for error messages.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// Reads the UTF-8 text of the regular file at `path` (opened by [`open_regular_file`]),
+/// refusing more than `max` bytes. The limit applies to what is read, not to the length the
+/// file reports, so a file that grows while it is read cannot make the read unbounded.
+pub fn read_text_file(path: &Path, max: u64) -> Result<String> {
+    let (file, _) = open_regular_file(path)?;
     let mut text = String::new();
     file.take(max.saturating_add(1))
         .read_to_string(&mut text)

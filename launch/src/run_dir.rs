@@ -93,10 +93,13 @@ pub fn default_base() -> Result<PathBuf> {
     }
 }
 
-/// Creates a new private run directory `BASE/NAME-XXXXXXXX` (0700, name unpredictable),
-/// creating and checking `base` first.
+/// Creates a new private run directory `BASE/NAME-PID-XXXXXXXX` (0700, name unpredictable;
+/// PID is this process's), creating and checking `base` first. Directories of earlier runs
+/// whose process is gone are removed first ([`sweep_abandoned`]): a `serve` ended by SIGKILL
+/// had no chance to remove its own.
 pub fn fresh(base: &Path, name: &str) -> Result<PathBuf> {
     prepare(base)?;
+    sweep_abandoned(base);
     let stem: String = name
         .chars()
         .map(|c| {
@@ -110,7 +113,11 @@ pub fn fresh(base: &Path, name: &str) -> Result<PathBuf> {
         .collect();
     let mut attempt = 0u32;
     loop {
-        let dir = base.join(format!("{stem}-{:08x}", random_u32(attempt)));
+        let dir = base.join(format!(
+            "{stem}-{}-{:08x}",
+            std::process::id(),
+            random_u32(attempt)
+        ));
         match DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
@@ -119,6 +126,47 @@ pub fn fresh(base: &Path, name: &str) -> Result<PathBuf> {
             Err(e) => return Err(Error::io(&dir, e)),
         }
     }
+}
+
+/// Removes the run directories [`fresh`] made under `base` for processes that no longer run.
+/// A directory whose process still runs (or whose pid was reused) is kept; failures are
+/// ignored (another `serve` may be sweeping too). Only names of [`fresh`]'s form are touched,
+/// and `base` is private to the user ([`prepare`]).
+pub fn sweep_abandoned(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(owner_pid) else {
+            continue;
+        };
+        if !process_exists(pid) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The pid in a name of [`fresh`]'s form, `NAME-PID-XXXXXXXX`.
+fn owner_pid(name: &str) -> Option<libc::pid_t> {
+    let mut parts = name.rsplitn(3, '-');
+    let random = parts.next()?;
+    let pid = parts.next()?;
+    parts.next()?;
+    let hex = random.len() == 8 && random.bytes().all(|b| b.is_ascii_hexdigit());
+    let decimal = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    (hex && decimal)
+        .then(|| pid.parse().ok())
+        .flatten()
+        .filter(|&pid| pid > 0)
+}
+
+/// Whether a process `pid` exists (signal 0 checks without sending; EPERM means it exists
+/// under another user).
+fn process_exists(pid: libc::pid_t) -> bool {
+    // SAFETY: `kill` with signal 0 sends nothing; it only reports whether `pid` exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A number nobody can guess in advance: from the kernel's random source, else the clock

@@ -131,6 +131,36 @@ fn fresh_run_directories_are_new_private_and_under_a_private_base() {
     assert!(reason.contains("symbolic link"), "{reason}");
 }
 
+/// A `serve` killed with SIGKILL cannot remove its run directory: the next fresh one removes
+/// the directories of processes that are gone, and keeps those of running ones and anything
+/// not named like a run directory.
+#[test]
+fn run_directories_of_killed_runs_are_removed_at_the_next_start() {
+    let home = tempfile::tempdir().unwrap();
+    let base = home.path().join("run");
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let abandoned = base.join(format!("qwen-{gone_pid}-0badc0de"));
+    let running = base.join(format!("qwen-{}-0badc0de", std::process::id()));
+    let other = base.join("notes-1-x");
+    for dir in [&abandoned, &running, &other] {
+        std::fs::create_dir_all(dir.join("conf")).unwrap();
+        std::fs::write(dir.join("conf/config.json"), "{}").unwrap();
+    }
+    let fresh = run_dir::fresh(&base, "qwen").unwrap();
+    assert!(
+        !abandoned.exists(),
+        "the directory of a killed run is left behind"
+    );
+    assert!(running.exists() && other.exists() && fresh.exists());
+    let name = fresh.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with(&format!("qwen-{}-", std::process::id())),
+        "{name}"
+    );
+}
+
 #[test]
 fn a_launch_file_leaving_the_run_directory_is_refused_by_the_check_alone() {
     let base = tempfile::tempdir().unwrap();

@@ -38,9 +38,18 @@ fn parse_worker(text: &str, origin: &Path) -> Result<WorkerInventory> {
 
 /// A top-level object without `workers` but with a worker's `name` is a single worker. Text
 /// that is not a JSON object is left to the cluster parser, which reports where it breaks.
+///
+/// Only the top-level keys are looked at: the values are skipped without being built (a
+/// `serde_json::Value` of a large cluster costs ten times its text).
 fn is_single_worker(text: &str) -> bool {
-    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
-        Ok(object) => !object.contains_key("workers") && object.contains_key("name"),
+    /// The two top-level keys that tell the formats apart; every other key is skipped.
+    #[derive(serde::Deserialize)]
+    struct TopLevel {
+        workers: Option<serde::de::IgnoredAny>,
+        name: Option<serde::de::IgnoredAny>,
+    }
+    match serde_json::from_str::<TopLevel>(text) {
+        Ok(top) => top.workers.is_none() && top.name.is_some(),
         Err(_) => false,
     }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::cluster_arg::ClusterArgs;
 use crate::kubernetes_arg::KubernetesArgs;
 use crate::model_arg;
-use crate::output::{Failure, Output};
+use crate::output::{Failure, Output, terminal_safe};
 use crate::progress::Waiting;
 use crate::warnings;
 
@@ -110,14 +110,14 @@ impl Args {
 pub fn run(args: &Args, verbose: bool, out: &mut Output) -> std::result::Result<(), Failure> {
     let (plan, messages) = make_plan(args)?;
     for message in &messages {
-        eprintln!("{message}");
+        eprintln!("{}", terminal_safe(message));
     }
     match (args.json(), args.format) {
         (true, _) => out.json(&plan),
         (false, Format::Kubernetes) => {
             let export = inferkit_kube::export(&plan, &args.kubernetes.options())?;
             for note in &export.notes {
-                eprintln!("note: {note}");
+                eprintln!("note: {}", terminal_safe(note));
             }
             write!(out, "{}", export.to_yaml()?)?;
             Ok(())

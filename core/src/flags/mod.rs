@@ -29,6 +29,7 @@ pub use syntax::{Syntax, Unknown, is_option};
 pub use translate::{Removed, Replacements, Translation};
 pub use value::{
     ValueError, Violation, parse_float, parse_float_list, parse_human_int, parse_python_int,
+    parse_tensor_split,
 };
 
 /// The type of one flag value, as the backend converts it.
@@ -228,6 +229,17 @@ impl FlagSpec {
     /// choices and range, in that order.
     pub fn check(&self, position: usize, value: &str) -> Result<(), ValueError> {
         value::check(self, position, value)
+    }
+
+    /// [`FlagSpec::check`] for a C++ backend (llama.cpp and its servers): an integer must also
+    /// fit the C `int` that `std::stoi` reads, which throws `std::out_of_range` beyond it and
+    /// stops the server at start (`--ctx-size 2147483648`).
+    pub fn check_cpp(&self, position: usize, value: &str) -> Result<(), ValueError> {
+        self.check(position, value)?;
+        match self.arity.kind(position) {
+            Some(ValueKind::Int | ValueKind::IntOr(_)) => value::c_int_range(value),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -173,6 +173,20 @@ pub(super) fn check(spec: &FlagSpec, position: usize, value: &str) -> Result<(),
     }
 }
 
+/// Whether an integer (already checked as one, or a word, which passes) fits the C `int` of
+/// `std::stoi`.
+pub(super) fn c_int_range(value: &str) -> Result<(), ValueError> {
+    match value.parse::<i64>() {
+        Ok(n) if n > i64::from(i32::MAX) => {
+            Err(ValueError::Range(Violation::Max(f64::from(i32::MAX))))
+        }
+        Ok(n) if n < i64::from(i32::MIN) => {
+            Err(ValueError::Range(Violation::Min(f64::from(i32::MIN))))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A finite floating-point number (`std::stof`, Python `float()` without `inf` and `nan`).
 pub fn parse_float(value: &str) -> Option<f64> {
     value.parse::<f64>().ok().filter(|v| v.is_finite())
@@ -188,6 +202,30 @@ pub fn parse_float(value: &str) -> Option<f64> {
 /// ```
 pub fn parse_python_int(value: &str) -> Option<i64> {
     value.trim().replace('_', "").parse::<i64>().ok()
+}
+
+/// A `--tensor-split` for a llama.cpp build of at most `max_devices` devices
+/// (`llama_max_devices()`): [`parse_float_list`], refusing as many values as `max_devices` or
+/// more, as `common/arg.cpp` does ("got N input configs, but system only has M devices").
+///
+/// ```
+/// use inferkit_core::flags::parse_tensor_split;
+///
+/// assert_eq!(parse_tensor_split("3,1", 16, "llama-server"), Ok(vec![3.0, 1.0]));
+/// assert!(parse_tensor_split(&["1"; 16].join(","), 16, "llama-server").is_err());
+/// ```
+pub fn parse_tensor_split(
+    value: &str,
+    max_devices: usize,
+    backend: &str,
+) -> Result<Vec<f64>, String> {
+    let parts = value.split([',', '/']).filter(|p| !p.is_empty()).count();
+    if parts >= max_devices {
+        return Err(format!(
+            "has {parts} values; {backend} takes fewer than {max_devices}"
+        ));
+    }
+    parse_float_list(value)
 }
 
 /// Non-negative numbers separated by runs of `,` and `/` (llama.cpp splits `--tensor-split` on

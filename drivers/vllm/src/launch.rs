@@ -77,6 +77,7 @@ pub(crate) fn launch_specs(input: &LaunchInput) -> Result<Vec<LaunchSpec>> {
         }
     }
     env.extend(input.hub_env.clone());
+    env.extend(input.params.env_secrets());
     env.extend(input.spec.env.clone());
     specs.push(LaunchSpec {
         worker: assignment.worker.clone(),

@@ -1,6 +1,5 @@
 //! [`GgufModel`]: one model from one GGUF file or from all shards of a split model.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -258,8 +257,7 @@ fn shard_info(path: PathBuf, header: &GgufHeader) -> ShardInfo {
 
 /// Reads one file's header through a buffered, forward-only reader.
 fn read_file(path: &Path, options: &ReadOptions) -> Result<GgufHeader> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let (file, len) = crate::files::open_regular_file(path)?;
     GgufHeader::read(file, Some(len), path, options)
 }
 

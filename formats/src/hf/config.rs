@@ -33,6 +33,11 @@ const VISION_CONFIG_PATHS: [&[&str]; 2] =
 /// a few hundred); a larger count in a config is refused rather than allocated.
 pub const MAX_LAYERS: u64 = 1 << 16;
 
+/// Longest context a config may declare (`max_position_embeddings`): 2^32 tokens, thousands of
+/// times the longest published context; beyond it token counts overflow the products of
+/// memory estimates. Drivers apply it to the context they derive too (rope scaling).
+pub const MAX_CONTEXT: u64 = 1 << 32;
+
 /// Aliases of the dimension keys, canonical name first.
 const HIDDEN_SIZE: &[&str] = &["hidden_size", "n_embd", "d_model"];
 const LAYERS: &[&str] = &["num_hidden_layers", "n_layer", "num_layers", "n_layers"];
@@ -40,6 +45,12 @@ const HEADS: &[&str] = &["num_attention_heads", "n_head", "num_heads"];
 const KV_HEADS: &[&str] = &["num_key_value_heads", "num_kv_heads", "n_head_kv"];
 const HEAD_DIM: &[&str] = &["head_dim"];
 const VOCAB_SIZE: &[&str] = &["vocab_size"];
+const MAX_POSITION: &[&str] = &[
+    "max_position_embeddings",
+    "n_positions",
+    "seq_length",
+    "max_sequence_length",
+];
 
 /// transformers' config-class defaults for keys that published `config.json` files omit
 /// because the class supplies them (transformers `models/gemma3/configuration_gemma3.py`
@@ -151,7 +162,8 @@ pub struct TextDimensions {
 impl HfConfig {
     /// The text model's dimensions, each present and plausible: 1 to [`MAX_LAYERS`] layers,
     /// at least one attention head, between one and that many key/value heads, and a head
-    /// dimension, hidden size and vocabulary of at least one. The shared check of the drivers
+    /// dimension, hidden size and vocabulary of at least one; and a declared context
+    /// (`max_position_embeddings`), when there is one, of 1 to [`MAX_CONTEXT`] tokens. The shared check of the drivers
     /// that size a model from its config, so that none of them plans a model of zero layers
     /// or divides by zero heads.
     ///
@@ -162,6 +174,9 @@ impl HfConfig {
         let text = &self.text;
         let check = DimensionCheck { text, file };
         let heads = check.within(HEADS, text.num_attention_heads, 1..=u64::MAX)?;
+        if let Some(context) = text.max_position_embeddings {
+            check.within(MAX_POSITION, Some(context), 1..=MAX_CONTEXT)?;
+        }
         Ok(TextDimensions {
             layers: check.within(LAYERS, text.num_hidden_layers, 1..=MAX_LAYERS)?,
             hidden_size: check.within(HIDDEN_SIZE, text.hidden_size, 1..=u64::MAX)?,
@@ -452,12 +467,7 @@ impl TextConfig {
             head_dim,
             intermediate_size: s.get(&["intermediate_size", "ffn_hidden_size", "n_inner"])?,
             vocab_size: s.get_inherited(VOCAB_SIZE)?,
-            max_position_embeddings: s.get(&[
-                "max_position_embeddings",
-                "n_positions",
-                "seq_length",
-                "max_sequence_length",
-            ])?,
+            max_position_embeddings: s.get(MAX_POSITION)?,
             rope_theta: s.get(&["rope_theta"])?,
             rope_scaling: rope_scaling(s)?,
             tie_word_embeddings: s.get_inherited(&["tie_word_embeddings"])?,

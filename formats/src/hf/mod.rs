@@ -37,8 +37,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use config::{
-    GenerationConfig, HfConfig, LayerAttention, MAX_LAYERS, MlaConfig, MoeConfig, RopeScaling,
-    TextConfig, TextDimensions, VisionConfig,
+    GenerationConfig, HfConfig, LayerAttention, MAX_CONTEXT, MAX_LAYERS, MlaConfig, MoeConfig,
+    RopeScaling, TextConfig, TextDimensions, VisionConfig,
 };
 pub use quantization::{QuantMethod, QuantizationConfig};
 pub use safetensors::{Dtype, MAX_HEADER_LEN, SafetensorsFile, TensorInfo};

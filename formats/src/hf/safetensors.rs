@@ -205,8 +205,7 @@ pub struct SafetensorsFile {
 impl SafetensorsFile {
     /// Reads the header of the file at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let (file, len) = crate::files::open_regular_file(path)?;
         Self::read(std::io::BufReader::new(file), len, path)
     }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::backend::{Capabilities, Platform, SubordinateGrouping};
 use crate::estimate::{DeviceSlot, FitRequest, HostSlot, ResourceEstimate};
-use crate::inventory::{Cluster, Device, WorkerInventory};
+use crate::inventory::{Cluster, Device, MAX_DEVICES_PER_WORKER, WorkerInventory};
 use crate::placement::resources::{DeviceClasses, DeviceView, Reserves, WorkerView};
 use crate::placement::score::{self, PlacementStrategy};
 use crate::placement::{
@@ -146,7 +146,7 @@ impl<'a> Search<'a> {
 
     fn eligible_workers(&mut self) -> Result<Vec<WorkerView<'a>>> {
         let cluster = self.req.cluster;
-        check_unique_ids(cluster)?;
+        check_inventory(cluster)?;
         let mut classes = DeviceClasses::default();
         let mut refused: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut views = Vec::new();
@@ -636,10 +636,22 @@ fn name_ranks(views: &[WorkerView<'_>]) -> Vec<u32> {
 }
 
 /// Worker names and device indices identify what a plan claims: duplicates would let two
-/// claims land on one device unseen.
-fn check_unique_ids(cluster: &Cluster) -> Result<()> {
+/// claims land on one device unseen. A worker with more than [`MAX_DEVICES_PER_WORKER`] devices
+/// is refused before any search.
+fn check_inventory(cluster: &Cluster) -> Result<()> {
     let mut names = BTreeSet::new();
     for worker in &cluster.workers {
+        if worker.devices.len() > MAX_DEVICES_PER_WORKER {
+            return Err(Error::invalid_parameter(
+                "devices",
+                format!(
+                    "worker {} lists {} devices; at most {MAX_DEVICES_PER_WORKER} devices per \
+                     worker are planned",
+                    worker.name,
+                    worker.devices.len()
+                ),
+            ));
+        }
         if !names.insert(worker.name.as_str()) {
             return Err(Error::invalid_parameter(
                 "workers",

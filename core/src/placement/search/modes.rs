@@ -15,6 +15,11 @@ use crate::{Error, Result};
 /// workers with the most free memory decide).
 const MAX_OFFLOAD_WORKERS: usize = 16;
 
+/// Device counts per worker tried one by one in multi-device mode before the count doubles:
+/// more than any node has (8 GPUs, or 16 on the largest boards), so real inventories see
+/// GPUStack's order exactly.
+const LINEAR_DEVICE_COUNTS: usize = 16;
+
 impl Search<'_> {
     pub(super) fn single_device(&mut self) -> Option<Chosen> {
         let mut buckets: BTreeMap<u32, Vec<Group>> = BTreeMap::new();
@@ -52,25 +57,42 @@ impl Search<'_> {
             self.reject(mode_name(MultiDevice), reason);
             return None;
         }
-        for k in 2..=most {
-            let mut buckets: BTreeMap<Vec<u32>, Vec<Group>> = BTreeMap::new();
-            for (v, view) in self.views.iter().enumerate() {
-                if view.devices.len() < k {
-                    continue;
-                }
-                let mut key: Vec<u32> = view.devices[..k].iter().map(|d| d.class).collect();
-                key.sort_unstable();
-                let members = self.largest_by_index(v, k);
-                buckets
-                    .entry(key)
-                    .or_default()
-                    .push(Group { main: v, members });
-            }
-            if let Some(chosen) = self.search_classes(buckets, true) {
-                return Some(chosen);
+        // GPUStack tries k = 2, 3, ... up to the worker's device count; each try sizes k
+        // devices, so trying every k is quadratic in devices per worker. Past the counts real
+        // nodes have, the count doubles until a group fits, and a binary search between the
+        // last miss and that fit finds the smallest k (groups only gain free memory with k).
+        let mut miss = 1;
+        let (mut hit, mut chosen) = device_counts(2, most).find_map(|k| {
+            let chosen = self.largest_devices_per_worker(k).map(|c| (k, c));
+            miss = if chosen.is_none() { k } else { miss };
+            chosen
+        })?;
+        while hit - miss > 1 {
+            let mid = miss + (hit - miss) / 2;
+            match self.largest_devices_per_worker(mid) {
+                Some(smaller) => (hit, chosen) = (mid, smaller),
+                None => miss = mid,
             }
         }
-        None
+        Some(chosen)
+    }
+
+    /// The best group of the `k` devices with the most free memory of one worker.
+    fn largest_devices_per_worker(&mut self, k: usize) -> Option<Chosen> {
+        let mut buckets: BTreeMap<Vec<u32>, Vec<Group>> = BTreeMap::new();
+        for (v, view) in self.views.iter().enumerate() {
+            if view.devices.len() < k {
+                continue;
+            }
+            let mut key: Vec<u32> = view.devices[..k].iter().map(|d| d.class).collect();
+            key.sort_unstable();
+            let members = self.largest_by_index(v, k);
+            buckets
+                .entry(key)
+                .or_default()
+                .push(Group { main: v, members });
+        }
+        self.search_classes(buckets, true)
     }
 
     pub(super) fn multi_worker(&mut self) -> Option<Chosen> {
@@ -203,41 +225,61 @@ impl Search<'_> {
         self.pick(candidates, true)
     }
 
-    /// The most layers worker `v` takes with its k largest devices, growing k while it helps.
+    /// The most layers worker `v` takes with its k largest devices, growing k while it helps
+    /// (by the counts of [`device_counts`], then back to the smallest k taking as many layers).
     fn offload_on(&mut self, v: usize) -> Option<Candidate> {
         let mut best: Option<Candidate> = None;
-        for k in 1..=self.views[v].devices.len() {
-            let group = Group {
-                main: v,
-                members: self.largest_by_index(v, k),
-            };
-            let estimate = match self.fit(&group, self.views[v].host(), true) {
-                Ok(estimate) => estimate,
-                Err(e) => {
-                    self.reject_group(&group, None, reason(&e));
-                    continue;
-                }
-            };
-            let layers = match estimate.layout {
-                Layout::Layers { offload_layers, .. } => offload_layers,
-                _ => 0,
-            };
-            if layers == 0 {
-                self.reject_group(&group, None, "not one layer fits on the devices".into());
-                continue;
+        let (mut tried, mut fewer) = (0, 0);
+        for k in device_counts(1, self.views[v].devices.len()) {
+            let candidate = self.offload_candidate(v, k);
+            match candidate {
+                Some(c) if best.as_ref().is_some_and(|b| b.layers >= c.layers) => break,
+                Some(c) => (fewer, best) = (tried, Some(c)),
+                None => {}
             }
-            if best.as_ref().is_some_and(|b| b.layers >= layers) {
-                break;
-            }
-            let claims: Vec<u64> = estimate.devices.iter().map(|d| d.held()).collect();
-            let score = self.score(&group, &claims, estimate.host.total());
-            best = Some(Candidate {
-                group,
-                score,
-                layers,
-            });
+            tried = k;
         }
-        best
+        let mut best = best?;
+        let mut more = best.group.members.len();
+        while more - fewer > 1 {
+            let mid = fewer + (more - fewer) / 2;
+            match self.offload_candidate(v, mid) {
+                Some(c) if c.layers >= best.layers => (more, best) = (mid, c),
+                _ => fewer = mid,
+            }
+        }
+        Some(best)
+    }
+
+    /// Worker `v`'s k largest devices with the rest of the model in host memory, when at least
+    /// one layer fits on them; refused otherwise.
+    fn offload_candidate(&mut self, v: usize, k: usize) -> Option<Candidate> {
+        let group = Group {
+            main: v,
+            members: self.largest_by_index(v, k),
+        };
+        let estimate = match self.fit(&group, self.views[v].host(), true) {
+            Ok(estimate) => estimate,
+            Err(e) => {
+                self.reject_group(&group, None, reason(&e));
+                return None;
+            }
+        };
+        let layers = match estimate.layout {
+            Layout::Layers { offload_layers, .. } => offload_layers,
+            _ => 0,
+        };
+        if layers == 0 {
+            self.reject_group(&group, None, "not one layer fits on the devices".into());
+            return None;
+        }
+        let claims: Vec<u64> = estimate.devices.iter().map(|d| d.held()).collect();
+        let score = self.score(&group, &claims, estimate.host.total());
+        Some(Candidate {
+            group,
+            score,
+            layers,
+        })
     }
 
     pub(super) fn cpu_only(&mut self) -> Option<Chosen> {
@@ -361,6 +403,21 @@ impl Search<'_> {
         };
         Ok(Group { main, members })
     }
+}
+
+/// Device counts per worker to try, from `first` to `most`: one by one up to
+/// [`LINEAR_DEVICE_COUNTS`] (GPUStack's order, on every real node), then doubling, so that a
+/// worker with n devices costs O(log n) tries of at most n devices each.
+fn device_counts(first: usize, most: usize) -> impl Iterator<Item = usize> {
+    let next = move |&k: &usize| {
+        let step = if k < LINEAR_DEVICE_COUNTS {
+            k + 1
+        } else {
+            2 * k
+        };
+        (k < most).then(|| step.min(most))
+    };
+    std::iter::successors((first <= most).then_some(first), next)
 }
 
 /// The view index of the worker that runs the main process of a hand-picked group: the one

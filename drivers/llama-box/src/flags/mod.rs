@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::params::{CacheType, FlashAttn, LlamaSettings, Pooling, RopeScaling, TensorOverride};
 use inferkit_core::flags::suggest::nearest;
-use inferkit_core::flags::{FlagTable, ValueKind, parse_float, parse_float_list};
+use inferkit_core::flags::{FlagTable, ValueKind, parse_float};
 use inferkit_core::{Error, LaunchArgument, Result};
 
 pub use inferkit_core::flags::{Arity, FlagSpec, Range};
@@ -387,18 +387,13 @@ fn check_value(spec: &FlagSpec, spelled: &str, position: usize, value: &str) -> 
     if spec.arity.kind(position) == Some(ValueKind::FloatList) {
         parse_tensor_split(value).map_err(bad)?;
     }
-    spec.check(position, value).map_err(|e| bad(e.to_string()))
+    spec.check_cpp(position, value)
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// `--tensor-split`: fewer than [`MAX_DEVICES`] numbers separated by runs of `,` and `/`.
 fn parse_tensor_split(value: &str) -> std::result::Result<Vec<f64>, String> {
-    let parts = value.split([',', '/']).filter(|p| !p.is_empty()).count();
-    if parts >= MAX_DEVICES {
-        return Err(format!(
-            "has {parts} values; llama-box takes fewer than {MAX_DEVICES}"
-        ));
-    }
-    parse_float_list(value)
+    inferkit_core::flags::parse_tensor_split(value, MAX_DEVICES, "llama-box")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -494,12 +489,13 @@ fn positive(arg: &Arg, v: &str) -> Result<Option<f64>> {
     Ok((value != 0.0).then_some(value))
 }
 
+/// An integer flag value of at least `min`; the table already refused values beyond a C `int`.
 fn to_u32(arg: &Arg, v: &str, min: u32) -> Result<u32> {
     u32::try_from(to_i64(arg, v)?)
         .ok()
         .filter(|n| *n >= min)
         .ok_or_else(|| {
-            Error::invalid_parameter(&arg.spelled, format!("`{v}` must be an integer ≥ {min}"))
+            Error::invalid_parameter(&arg.spelled, format!("`{v}` must be at least {min}"))
         })
 }
 

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use inferkit_core::flags::suggest::nearest;
-use inferkit_core::flags::{FlagSpec, FlagTable, Found, Syntax, Unknown};
+use inferkit_core::flags::{FlagSpec, FlagTable, Found, Syntax, Unknown, parse_tensor_split};
 use inferkit_core::{Error, Result};
 use inferkit_llama_box::flags::{Arg, Args};
 use inferkit_llama_box::params::{FlashAttn, LlamaSettings};
@@ -26,6 +26,9 @@ pub const SYNTAX: Syntax = Syntax {
     abbreviations: false,
     unknown: Unknown::Fatal,
 };
+
+/// `LLAMA_MAX_DEVICES` of upstream llama.cpp (`llama.h`); `--tensor-split` takes fewer values.
+const MAX_DEVICES: usize = 16;
 
 /// The slots llama-server runs with when `--parallel` is -1, its default ("auto"); it then
 /// also turns on the unified KV cache (`server-context.cpp`, "n_parallel is set to auto").
@@ -162,11 +165,16 @@ fn same_flag(table: &FlagTable, flag: &str, spec: &FlagSpec) -> bool {
         .is_some_and(|found| std::ptr::eq(found.spec, spec))
 }
 
-/// Each value against the table (kind, choices, range).
+/// Each value against the table (kind, choices, range, and a C `int`'s range for integers),
+/// and `--tensor-split` against upstream llama.cpp's device count.
 fn check_values(spec: &FlagSpec, spelled: &str, values: &[String]) -> Result<()> {
     for (position, value) in values.iter().enumerate() {
-        spec.check(position, value)
-            .map_err(|e| Error::invalid_parameter(spelled, format!("`{value}` {e}")))?;
+        let bad = |why: String| Error::invalid_parameter(spelled, format!("`{value}` {why}"));
+        spec.check_cpp(position, value)
+            .map_err(|e| bad(e.to_string()))?;
+        if spec.name == "--tensor-split" {
+            parse_tensor_split(value, MAX_DEVICES, "llama-server").map_err(bad)?;
+        }
     }
     Ok(())
 }

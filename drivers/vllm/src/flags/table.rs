@@ -55,6 +55,7 @@ pub(crate) static V0_10_1_1: FlagTable = FlagTable {
         FlagSpec {
             name: "--api-key",
             arity: Arity::Many(ValueKind::Text),
+            env: Some("VLLM_API_KEY"),
             secret: true,
             section: "Frontend",
             help: "If provided, the server will require one of these keys to be presented in",
@@ -1662,6 +1663,7 @@ pub(crate) static V0_33_0: FlagTable = FlagTable {
         FlagSpec {
             name: "--api-key",
             arity: Arity::Many(ValueKind::Text),
+            env: Some("VLLM_API_KEY"),
             secret: true,
             section: "Frontend",
             ..FlagSpec::BLANK

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use inferkit_core::hf::{
-    HfConfig, LayerAttention as HfAttention, MoeConfig, TextConfig, VisionConfig,
+    HfConfig, LayerAttention as HfAttention, MAX_CONTEXT, MoeConfig, TextConfig, VisionConfig,
 };
 use inferkit_core::{Error, Result};
 
@@ -83,8 +83,6 @@ const MAX_DIM: u64 = 1 << 20;
 const MAX_EXPERTS: u64 = 1 << 14;
 /// Most layers accepted.
 const MAX_LAYERS: u64 = 1 << 12;
-/// Longest context accepted.
-const MAX_CONTEXT: u64 = 1 << 32;
 
 impl TextShape {
     /// The shape of a typed `config.json`; `file` names it in errors (a needed size missing

@@ -3,6 +3,8 @@
 
 pub(crate) mod settings;
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use inferkit_core::flags::{
@@ -346,11 +348,24 @@ impl Params {
         }
     }
 
-    /// The normalised command-line tokens, in the user's order.
+    /// The normalised command-line tokens, in the user's order, without the secrets that
+    /// travel in the environment ([`Params::env_secrets`]).
     pub(crate) fn tokens(&self) -> Vec<String> {
         self.args
             .iter()
+            .filter(|a| env_secret(a).is_none())
             .flat_map(|a| std::iter::once(a.option.clone()).chain(a.values.iter().cloned()))
+            .collect()
+    }
+
+    /// The user's secret flags that vLLM also reads from a variable, as that variable and the
+    /// value (`--api-key K` → `VLLM_API_KEY=K`): off the command line, where every local user
+    /// can read it. The last one given wins, as on vLLM's command line.
+    pub(crate) fn env_secrets(&self) -> BTreeMap<String, String> {
+        self.args
+            .iter()
+            .filter_map(env_secret)
+            .map(|(variable, value)| (variable.to_string(), value.to_string()))
             .collect()
     }
 
@@ -463,6 +478,15 @@ impl Found {
     }
 }
 
+/// The variable a secret flag travels in, with its value: a table-marked secret with a
+/// variable, given one value (several keys stay on the command line: the variable holds one).
+fn env_secret(arg: &Arg) -> Option<(&'static str, &str)> {
+    match (arg.spec.secret, arg.spec.env, arg.values.as_slice()) {
+        (true, Some(variable), [value]) if !arg.sub_key => Some((variable, value.as_str())),
+        _ => None,
+    }
+}
+
 fn rule_for(target: VllmVersion, name: &str) -> Option<&'static Translation> {
     RULES
         .iter()
@@ -500,7 +524,9 @@ fn split_short_value(
     attached: Option<String>,
 ) -> (String, Option<String>) {
     let unknown = || matches!(flags::resolve(version, &written), Ok(None));
-    if attached.is_some() || written.starts_with("--") || written.len() <= 2 || !unknown() {
+    // A short alias is `-` and one ASCII letter: anything else (`-è3`) has none to split off.
+    let short_alias = written.len() > 2 && written.is_char_boundary(2);
+    if attached.is_some() || written.starts_with("--") || !short_alias || !unknown() {
         return (written, attached);
     }
     let (short, rest) = written.split_at(2);
@@ -726,6 +752,13 @@ mod tests {
         assert_eq!(p.tokens(), ["--compilation-config.cudagraph_mode", "NONE"]);
         assert!(parse(VllmVersion::V0_33_0, &["--hf-overrides", "{\"a\": "]).is_err());
         assert!(parse(VllmVersion::V0_33_0, &["--max-model-len.x", "1"]).is_err());
+    }
+
+    #[test]
+    fn a_multibyte_character_after_one_dash_is_an_unknown_flag_not_a_panic() {
+        // Found by fuzz/backend_params: `-è…` was split inside the `è`.
+        let err = parse(VllmVersion::V0_10_1_1, &["-\u{e8}\u{e8}-ctx-size", "36"]).unwrap_err();
+        assert!(matches!(err, Error::InvalidParameter { .. }), "{err:?}");
     }
 
     #[test]

@@ -44,6 +44,27 @@ pub(crate) struct LaunchSettings {
 
 const GIB: f64 = (1u64 << 30) as f64;
 
+/// Data parallelism runs several engines, each on the devices of one (tensor × pipeline
+/// parallel); a plan sizes and places one engine. Planned as one, `--data-parallel-size 2` would
+/// start two engines on the devices of one and fail at start: refused, with what to do instead.
+fn refuse_data_parallel(params: &Params) -> Result<()> {
+    for flag in ["--data-parallel-size", "--data-parallel-size-local"] {
+        match params.parsed::<u64>(flag)? {
+            Some(engines) if engines > 1 => {
+                return Err(Error::invalid_parameter(
+                    flag,
+                    format!(
+                        "{engines} engines need {engines} times the devices of one, and a plan \
+                         places one engine: plan {engines} instances instead"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl LaunchSettings {
     /// Reads the settings from checked parameters; `categories` are the deployment's.
     pub(crate) fn from_params(params: &Params, categories: &[Category]) -> Result<Self> {
@@ -53,6 +74,7 @@ impl LaunchSettings {
                 other => Ok(other),
             }
         };
+        refuse_data_parallel(params)?;
         let gmu = params.parsed::<f64>("--gpu-memory-utilization")?;
         if let Some(g) = gmu
             && !(g > 0.0 && g <= 1.0)
