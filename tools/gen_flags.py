@@ -184,9 +184,23 @@ def spellings(flags):
     return rows
 
 
+def load_json(path):
+    """Reads a JSON file, refusing an object with a key twice: a merge can leave both copies,
+    and json.loads would keep the second one without a word."""
+
+    def refuse_duplicates(pairs):
+        keys = [key for key, _ in pairs]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            sys.exit(f"{path.relative_to(ROOT)}: key(s) {twice} appear twice in one object")
+        return dict(pairs)
+
+    return json.loads(path.read_text(), object_pairs_hook=refuse_duplicates)
+
+
 def render_table(driver, table, config):
     source = ROOT / "drivers" / driver / "data" / table["source"]
-    dump = json.loads(source.read_text())
+    dump = load_json(source)
     flags = corrected_flags(dump, config)
     lines = [
         f"/// {dump['backend']} {dump['version']}: every flag of `{table['source']}`.",
@@ -232,7 +246,7 @@ def main():
     stale = []
     for config_path in sorted(ROOT.glob("drivers/*/data/flags.json")):
         driver = config_path.parent.parent.name
-        config = json.loads(config_path.read_text())
+        config = load_json(config_path)
         target = ROOT / "drivers" / driver / "src" / "flags" / "table.rs"
         text = render(driver, config)
         if check:
