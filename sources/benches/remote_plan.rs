@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use inferkit_formats::gguf::{GgufHeader, ReadOptions};
-use inferkit_sources::{HttpOptions, HubEndpoint, ModelRef, Origin, Resolver, SourceOptions};
-use support::hub::{FakeHub, Repo, read_fixture};
+use inferkit_sources::{ModelRef, Origin, Resolver, SourceOptions};
+use support::hub::{FakeHub, Repo, read_fixture, source_options};
 
 const DELAY: Duration = Duration::from_millis(20);
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -51,19 +51,7 @@ fn bench() -> &'static Bench {
 }
 
 fn options(hub: &FakeHub, cache: &Path) -> SourceOptions {
-    SourceOptions {
-        offline: false,
-        caches: Default::default(),
-        header_cache: Some(cache.to_path_buf()),
-        ref_max_age: Duration::from_secs(3600),
-        huggingface: HubEndpoint::new(hub.hub.url()),
-        modelscope: HubEndpoint::new(hub.hub.url()),
-        ollama: HubEndpoint::new(hub.hub.url()),
-        http: HttpOptions {
-            env_proxy: false,
-            ..HttpOptions::default()
-        },
-    }
+    source_options(&hub.hub.url(), cache)
 }
 
 fn resolve(cache: &Path, reference: &str) -> Origin {

@@ -9,29 +9,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use inferkit_formats::{DirectoryFacts, ModelFacts, ModelSource};
-use inferkit_sources::{
-    HttpOptions, HubEndpoint, ModelRef, Origin, Resolver, Secret, SourceErrorKind, SourceOptions,
-};
-use support::hub::{FakeHub, Repo, TOKEN, fixture, read_fixture};
+use inferkit_sources::{ModelRef, Origin, Resolver, Secret, SourceErrorKind, SourceOptions};
+use support::hub::{FakeHub, Repo, TOKEN, fixture, read_fixture, source_options};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
-/// Options pointing at the fake hub, with no tool cache, a fresh header cache and fast retries.
 fn options(hub: &FakeHub, cache: &Path) -> SourceOptions {
-    SourceOptions {
-        offline: false,
-        caches: Default::default(),
-        header_cache: Some(cache.to_path_buf()),
-        ref_max_age: Duration::from_secs(600),
-        huggingface: HubEndpoint::new(hub.hub.url()),
-        modelscope: HubEndpoint::new(hub.hub.url()),
-        ollama: HubEndpoint::new(hub.hub.url()),
-        http: HttpOptions {
-            backoff: Duration::from_millis(10),
-            env_proxy: false,
-            ..HttpOptions::default()
-        },
-    }
+    source_options(&hub.hub.url(), cache)
 }
 
 fn with_token(mut options: SourceOptions) -> SourceOptions {

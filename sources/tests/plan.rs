@@ -7,23 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use inferkit::{Cluster, ModelSpec, PlanOptions, default_registry, plan, plan_with_facts};
-use inferkit_sources::{HttpOptions, HubEndpoint, ModelRef, Resolver, SourceOptions};
-use support::hub::{FakeHub, Repo, fixture};
+use inferkit_sources::{ModelRef, Resolver, SourceOptions};
+use support::hub::{FakeHub, Repo, fixture, source_options};
 
 fn options(hub: &FakeHub, cache: &Path) -> SourceOptions {
-    SourceOptions {
-        offline: false,
-        caches: Default::default(),
-        header_cache: Some(cache.into()),
-        ref_max_age: Duration::from_secs(60),
-        huggingface: HubEndpoint::new(hub.hub.url()),
-        modelscope: HubEndpoint::new(hub.hub.url()),
-        ollama: HubEndpoint::new(hub.hub.url()),
-        http: HttpOptions {
-            env_proxy: false,
-            ..HttpOptions::default()
-        },
-    }
+    source_options(&hub.hub.url(), cache)
 }
 
 fn h100x8() -> Cluster {

@@ -2,35 +2,16 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use inferkit_formats::{ModelFacts, ModelSource};
 use inferkit_sources::local_cache::CacheDirs;
-use inferkit_sources::{
-    HttpOptions, HubEndpoint, ModelRef, Origin, Resolver, SourceErrorKind, SourceOptions,
-};
+use inferkit_sources::{ModelRef, Origin, Resolver, SourceErrorKind, SourceOptions};
+use support::hub::source_options as options;
 use support::hub::{FakeHub, Repo, fixture, ollama_model, read_fixture, sha256_hex};
 
 const Q4: &str = "gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf";
 const MMPROJ: &str = "gguf/vlm/qwen2-vl-2b/mmproj-qwen2-vl-2b-f16.gguf";
-
-fn options(registry: &str, cache: &Path) -> SourceOptions {
-    SourceOptions {
-        offline: false,
-        caches: CacheDirs::default(),
-        header_cache: Some(cache.to_path_buf()),
-        ref_max_age: Duration::from_secs(600),
-        huggingface: HubEndpoint::new(registry),
-        modelscope: HubEndpoint::new(registry),
-        ollama: HubEndpoint::new(registry),
-        http: HttpOptions {
-            backoff: Duration::from_millis(10),
-            env_proxy: false,
-            ..HttpOptions::default()
-        },
-    }
-}
 
 async fn resolve(
     options: SourceOptions,

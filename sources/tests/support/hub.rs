@@ -14,6 +14,26 @@ use sha2::{Digest, Sha256};
 use super::server::{Reply, Req, Server, percent_decode};
 
 /// The token the fake hub accepts.
+/// Source options with every hub at `endpoint`: no tool cache, the header cache at `cache`,
+/// no proxy from the environment and fast retries.
+pub fn source_options(endpoint: &str, cache: &Path) -> inferkit_sources::SourceOptions {
+    use inferkit_sources::{HttpOptions, HubEndpoint, SourceOptions};
+    SourceOptions {
+        offline: false,
+        caches: Default::default(),
+        header_cache: Some(cache.to_path_buf()),
+        ref_max_age: Duration::from_secs(600),
+        huggingface: HubEndpoint::new(endpoint),
+        modelscope: HubEndpoint::new(endpoint),
+        ollama: HubEndpoint::new(endpoint),
+        http: HttpOptions {
+            backoff: Duration::from_millis(10),
+            env_proxy: false,
+            ..HttpOptions::default()
+        },
+    }
+}
+
 pub const TOKEN: &str = "hf_test_secret_token";
 
 /// A repository.
