@@ -4,11 +4,13 @@
 //! shows the step; `serve` fetches the files into the Hugging Face cache before starting the
 //! backend. The hub is a loopback stand-in (`sources/tests/support`).
 
+#[path = "support/mod.rs"]
+mod cli_support;
 #[path = "../../sources/tests/support/mod.rs"]
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -19,23 +21,9 @@ const REPO: &str = "Qwen/Qwen2-VL-2B-Instruct-GGUF";
 const MODEL: &str = "Qwen2-VL-2B-Instruct-F16.gguf";
 const PROJECTOR: &str = "mmproj-Qwen2-VL-2B-Instruct-f16.gguf";
 
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
 /// `inferkit ARGS` against the fake hub, with its own caches.
 fn run(hub: &FakeHub, caches: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inferkit"))
-        .current_dir(root())
-        .env_remove("RUST_LOG")
-        .env_remove("HF_TOKEN")
-        .env_remove("HUGGING_FACE_HUB_TOKEN")
-        .env("HF_ENDPOINT", hub.hub.url())
-        .env("HF_HUB_CACHE", caches.join("hf"))
-        .env("INFERKIT_CACHE", caches.join("headers"))
-        .env("OLLAMA_MODELS", caches.join("no-ollama"))
-        .env("MODELSCOPE_CACHE", caches.join("no-modelscope"))
-        .env("XDG_RUNTIME_DIR", caches.join("run"))
+    cli_support::inferkit_with_hub(&hub.hub.url(), caches)
         .args(args)
         .output()
         .expect("run inferkit")

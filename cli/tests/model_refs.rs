@@ -2,8 +2,12 @@
 //! MODEL arguments naming hub models (`hf://`, `ollama://`, ...) with `--offline`: read from a
 //! Hugging Face cache laid out as `huggingface-cli download` leaves it, with no network.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use support::inferkit_with_hub;
 
 use serde_json::Value;
 
@@ -13,19 +17,10 @@ fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-/// `inferkit ARGS` with the hub cache at `hub`, inferkit's header cache at `headers`, and
-/// unreachable hub addresses (a test must not reach the network).
-fn run(hub: &Path, headers: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inferkit"))
-        .current_dir(root())
-        .env_remove("RUST_LOG")
-        .env_remove("HF_TOKEN")
-        .env_remove("HUGGING_FACE_HUB_TOKEN")
-        .env("HF_HUB_CACHE", hub)
-        .env("INFERKIT_CACHE", headers)
-        .env("HF_ENDPOINT", "http://127.0.0.1:9")
-        .env("OLLAMA_MODELS", headers.join("no-ollama"))
-        .env("MODELSCOPE_CACHE", headers.join("no-modelscope"))
+/// `inferkit ARGS` with its caches under `caches` (the hub cache in `caches/hf`) and an
+/// unreachable hub address (a test must not reach the network).
+fn run(caches: &Path, args: &[&str]) -> Output {
+    inferkit_with_hub("http://127.0.0.1:9", caches)
         .args(args)
         .output()
         .expect("run inferkit")
@@ -54,14 +49,12 @@ fn hub_cache(dir: &Path) {
 
 #[test]
 fn inspect_and_plan_a_hub_model_from_the_hugging_face_cache_offline() {
-    let hub = tempfile::tempdir().unwrap();
-    let headers = tempfile::tempdir().unwrap();
-    hub_cache(hub.path());
+    let caches = tempfile::tempdir().unwrap();
+    hub_cache(&caches.path().join("hf"));
     let reference = "hf://Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M";
 
     let output = run(
-        hub.path(),
-        headers.path(),
+        caches.path(),
         &["inspect", reference, "--offline", "--json"],
     );
     assert!(
@@ -73,8 +66,7 @@ fn inspect_and_plan_a_hub_model_from_the_hugging_face_cache_offline() {
     assert_eq!(summary["architecture"], "qwen2");
 
     let output = run(
-        hub.path(),
-        headers.path(),
+        caches.path(),
         &[
             "plan",
             reference,
@@ -108,13 +100,11 @@ fn inspect_and_plan_a_hub_model_from_the_hugging_face_cache_offline() {
 
 #[test]
 fn offline_names_what_is_missing_and_bad_references_are_refused() {
-    let hub = tempfile::tempdir().unwrap();
-    let headers = tempfile::tempdir().unwrap();
-    hub_cache(hub.path());
+    let caches = tempfile::tempdir().unwrap();
+    hub_cache(&caches.path().join("hf"));
 
     let output = run(
-        hub.path(),
-        headers.path(),
+        caches.path(),
         &[
             "inspect",
             "hf://Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q8_0",
@@ -129,11 +119,7 @@ fn offline_names_what_is_missing_and_bad_references_are_refused() {
     );
     assert!(stderr.contains("offline"), "{stderr}");
 
-    let output = run(
-        hub.path(),
-        headers.path(),
-        &["inspect", "hf://Qwen", "--offline"],
-    );
+    let output = run(caches.path(), &["inspect", "hf://Qwen", "--offline"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -2,6 +2,7 @@
 //! fixture paths start.
 #![allow(dead_code)] // each test file uses its own subset
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -14,6 +15,23 @@ pub fn inferkit() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_inferkit"));
     command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     command.env_remove("RUST_LOG");
+    command
+}
+
+/// `inferkit` reading hub models through `endpoint` (a loopback stand-in, or an unreachable
+/// address for offline tests), with every cache under `caches` and no token from the test's
+/// environment.
+pub fn inferkit_with_hub(endpoint: &str, caches: &Path) -> Command {
+    let mut command = inferkit();
+    command
+        .env_remove("HF_TOKEN")
+        .env_remove("HUGGING_FACE_HUB_TOKEN")
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HUB_CACHE", caches.join("hf"))
+        .env("INFERKIT_CACHE", caches.join("headers"))
+        .env("OLLAMA_MODELS", caches.join("no-ollama"))
+        .env("MODELSCOPE_CACHE", caches.join("no-modelscope"))
+        .env("XDG_RUNTIME_DIR", caches.join("run"));
     command
 }
 
