@@ -11,7 +11,8 @@
 //! - `mla`: multi-head latent attention (DeepSeek-V2/V3: absorbed K decompression, K-only
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
-//! - `recurrent`: recurrent layers, sized with a Mamba template;
+//! - `recurrent`: recurrent layers (sized with a Mamba template) alone, before an FFN
+//!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
 //!
@@ -133,6 +134,17 @@ struct AttnInputs {
     /// KV-cache row indices of K and V (V has none with MLA: it is a view of K); `None`
     /// for encoders (no cache).
     idxs: Option<(TensorId, Option<TensorId>)>,
+    /// The Hadamard matrices a quantized cache rotates K (with Q) and V by.
+    rot: Rotation,
+}
+
+/// `attn_rot_k` / `attn_rot_v` of `llama_kv_cache` (0c1e57098): with a quantized cache type and
+/// a head size divisible by 64, Q and K (and V, whose attention output is rotated back) are
+/// multiplied by a Hadamard matrix before the cache store (`llama_mul_mat_hadamard`).
+#[derive(Clone, Copy, Default)]
+struct Rotation {
+    k: Option<TensorId>,
+    v: Option<TensorId>,
 }
 
 struct Builder<'a> {
@@ -176,12 +188,14 @@ impl Builder<'_> {
         // the unused embeddings input is a leaf that is never freed.
         self.input(self.e());
         // llama.cpp creates every graph input before the layers (build_inp_*).
-        self.pos();
+        if self.shape.positional {
+            self.pos();
+        }
         if self.shape.causal {
             for swa in [false, true] {
                 let used = placement.layers.iter().any(|&(l, _)| {
                     let layer = self.shape.layers[l];
-                    !layer.recurrent && layer.swa == swa
+                    layer.n_head_kv > 0 && layer.swa == swa
                 });
                 if used {
                     self.attn_inputs(swa);
