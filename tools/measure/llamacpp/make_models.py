@@ -353,8 +353,7 @@ SPECS = [
     M("t5-v1.1-xxl-encoder-4layer", "t5encoder", 4, 32128, dict(
         context_length=512, embedding_length=4096, feed_forward_length=10240,
         **{"attention.head_count": 64, "attention.key_length": 64, "attention.value_length": 64,
-           "attention.layer_norm_rms_epsilon": 1e-6, "attention.relative_buckets_count": 32,
-           "attention.causal": False}),
+           "attention.layer_norm_rms_epsilon": 1e-6, "attention.relative_buckets_count": 32}),
       tied=False, drop=[NO_BIAS], source="google/t5-v1_1-xxl"),
 ]
 SPECS = {s["name"]: s for s in SPECS}

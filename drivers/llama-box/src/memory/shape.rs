@@ -150,6 +150,10 @@ pub(crate) struct ModelShape {
     /// Attention layers rotate Q and K by position (RoPE); Nemotron-H and Granite 4.0-H
     /// (`rope.scaling.finetuned` false: `hparams.has_rope`) attend without positions.
     pub positional: bool,
+    /// The T5 encoder (`t5encoder`): its own graph, layers named `enc.blk.N`.
+    pub t5_encoder: bool,
+    /// Prefix of repeating layers' tensor names: `blk`, or `enc.blk` (T5 encoder).
+    pub layer_prefix: &'static str,
     /// No `output.weight`: the LM head reads the token embedding (duplicated on the output
     /// device).
     pub tied_output: bool,
@@ -281,8 +285,14 @@ impl ModelShape {
             },
             recurrent,
             mla: Mla::from_gguf(model)?,
+            t5_encoder: arch == "t5encoder",
+            layer_prefix: if arch == "t5encoder" {
+                "enc.blk"
+            } else {
+                "blk"
+            },
             positional: match arch.as_str() {
-                "nemotron_h" => false,
+                "nemotron_h" | "t5encoder" => false,
                 "granitehybrid" => model
                     .metadata()
                     .get_bool(&format!("{arch}.rope.scaling.finetuned"))?
@@ -397,6 +407,8 @@ fn classify_weights(model: &GgufModel, n_layer: usize) -> Result<Vec<Weight>> {
 
 /// llama.cpp's layer of a tensor name; `None` for a `blk.N` past the last layer.
 fn tensor_layer(name: &str, n_layer: usize) -> Option<TensorLayer> {
+    // The T5 encoder's layers are `enc.blk.N`, its output norm `enc.output_norm`.
+    let name = name.strip_prefix("enc.").unwrap_or(name);
     if let Some(rest) = name.strip_prefix("blk.") {
         let index: usize = rest.split('.').next()?.parse().ok()?;
         return (index < n_layer).then_some(TensorLayer::Repeating(index));
@@ -420,6 +432,14 @@ mod tests {
             Some(TensorLayer::Repeating(3))
         );
         assert_eq!(tensor_layer("blk.4.attn_q.weight", 4), None);
+        assert_eq!(
+            tensor_layer("enc.blk.2.attn_rel_b.weight", 4),
+            Some(TensorLayer::Repeating(2))
+        );
+        assert_eq!(
+            tensor_layer("enc.output_norm.weight", 4),
+            Some(TensorLayer::Output)
+        );
         assert_eq!(
             tensor_layer("output_norm.weight", 4),
             Some(TensorLayer::Output)

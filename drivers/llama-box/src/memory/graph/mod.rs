@@ -11,6 +11,7 @@
 //! - `mla`: multi-head latent attention (DeepSeek-V2/V3: absorbed K decompression, K-only
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
+//! - `t5`: the T5 encoder (relative-position bias, never flash attention);
 //! - `recurrent`: recurrent layers (sized with a Mamba template) alone, before an FFN
 //!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
@@ -37,6 +38,7 @@ mod inputs;
 mod mla;
 mod recurrent;
 mod split;
+mod t5;
 
 const F32: u64 = 4;
 const F16: u64 = 2;
@@ -113,6 +115,8 @@ struct Inputs {
     out_ids: Option<TensorId>,
     /// Per cache kind (full, swa).
     attn: [Option<AttnInputs>; 2],
+    /// The T5 encoder's relative-position buckets.
+    pos_buckets: Option<TensorId>,
 }
 
 /// Where attention reads K and V from.
@@ -167,7 +171,7 @@ impl Builder<'_> {
     /// `(ne[0], ne[1])` of a layer's weight.
     fn dims(&self, layer: usize, suffix: &str) -> Option<(u64, u64)> {
         self.names
-            .get(format!("blk.{layer}.{suffix}").as_str())
+            .get(format!("{}.{layer}.{suffix}", self.shape.layer_prefix).as_str())
             .copied()
     }
 
@@ -191,7 +195,9 @@ impl Builder<'_> {
         if self.shape.positional {
             self.pos();
         }
-        if self.shape.causal {
+        if self.shape.t5_encoder {
+            self.t5_inputs();
+        } else if self.shape.causal {
             for swa in [false, true] {
                 let used = placement.layers.iter().any(|&(l, _)| {
                     let layer = self.shape.layers[l];
@@ -220,7 +226,9 @@ impl Builder<'_> {
             let kinds = self.attention_kinds(&placement.layers[k..], buffer);
             self.enter(buffer, cur, Some(kinds));
             cur = self.local(cur);
-            cur = if self.shape.causal {
+            cur = if self.shape.t5_encoder {
+                self.t5_encoder_layer(layer, cur, k == last)
+            } else if self.shape.causal {
                 self.decoder_layer(layer, cur, k == last)
             } else {
                 self.encoder_layer(layer, cur, k == last)
@@ -280,6 +288,12 @@ impl Builder<'_> {
     /// Output norm and LM head (decoders), or pooling (encoders).
     fn output(&mut self, inp: TensorId) {
         let t = self.r.n_tokens;
+        if self.shape.t5_encoder {
+            // The T5 encoder ends with its output norm: no LM head.
+            let embd = self.norm(inp, false);
+            self.g.mark_output(embd);
+            return;
+        }
         if !self.shape.causal {
             self.g.mark_output(inp);
             if self.r.pooled {
