@@ -17,7 +17,11 @@ impl Builder<'_> {
         let q_rows = layer.n_head.max(1) * hk;
         let kv_heads = layer.n_head_kv.max(1);
         let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);
-        let cur = self.norm(inp, self.has(il, "attn_norm.bias"));
+        let cur = if self.post_norm_only(il) {
+            inp
+        } else {
+            self.norm(inp, self.has(il, "attn_norm.bias"))
+        };
         if let Some(mla) = shape.mla.filter(|_| self.has(il, "attn_kv_a_mqa.weight")) {
             let attn = self.mla_attention(il, cur, mla);
             let cur = self.linear(attn, shape.n_embd, t, false);
@@ -48,10 +52,7 @@ impl Builder<'_> {
         };
         let v = self.g.view(v, true);
         let attn = self.cached_attention(il, q, k, v);
-        let mut cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
-        if self.has(il, "post_attention_norm.weight") {
-            cur = self.norm(cur, false);
-        }
+        let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         self.ffn_block(il, cur, inp, last)
     }
 
@@ -72,8 +73,9 @@ impl Builder<'_> {
         self.op(bytes, &[x, pos])
     }
 
-    /// The second half of a pre-norm decoder layer: the attention residual, the FFN norm, the
-    /// FFN and its residual.
+    /// The second half of a decoder layer: the output rows of the last layer, the attention
+    /// output's post-norm (Gemma-2/3, OLMo-2, EXAONE-4: after the row selection), the
+    /// attention residual, the FFN norm, the FFN, its post-norm and residual.
     pub(super) fn ffn_block(
         &mut self,
         il: usize,
@@ -81,13 +83,51 @@ impl Builder<'_> {
         inp: TensorId,
         last: bool,
     ) -> TensorId {
-        let (cur, residual) = self.select_outputs(cur, inp, last);
+        let (mut cur, residual) =
+            self.select_outputs(cur, inp, last && !self.outputs_after_layers());
+        let post_norm_feeds_ffn = POST_ATTENTION_NORM_FEEDS_FFN.contains(&self.shape.arch.as_str());
+        if self.has(il, "post_attention_norm.weight") && !post_norm_feeds_ffn {
+            cur = self.norm(cur, false);
+        }
         let ffn_inp = self.inplace(&[cur, residual], 2);
-        let normed = self.norm(ffn_inp, self.has(il, "ffn_norm.bias"));
+        self.expect_residual(ffn_inp);
+        let normed = if self.post_norm_only(il) {
+            ffn_inp
+        } else {
+            self.norm(ffn_inp, self.has(il, "ffn_norm.bias"))
+        };
         let mut out = self.ffn(il, normed);
         if self.has(il, "post_ffw_norm.weight") {
             out = self.norm(out, false);
         }
-        self.inplace(&[out, ffn_inp], 2)
+        self.residual_add(out, ffn_inp)
+    }
+
+    /// Whether layer `il` starts with a norm without weights of its own (`ggml_rms_norm` or
+    /// `ggml_norm`, its weight applied by the next op), which the scheduler may run on the
+    /// previous device.
+    pub(super) fn opens_with_norm(&self, il: usize) -> bool {
+        self.shape.causal && !self.post_norm_only(il)
+    }
+
+    /// OLMo-2 and EXAONE-4 layers norm only the attention and FFN outputs: no norm before the
+    /// attention or the FFN (`src/models/olmo2.cpp`, `exaone4.cpp`). OLMo (1) has neither
+    /// weight but still norms before both (a norm without parameters).
+    fn post_norm_only(&self, il: usize) -> bool {
+        self.has(il, "post_attention_norm.weight") && !self.has(il, "attn_norm.weight")
+    }
+
+    /// Whether the output rows are selected after the last layer, from its output only,
+    /// rather than inside it from the attention output and its residual.
+    pub(super) fn outputs_after_layers(&self) -> bool {
+        OUTPUTS_AFTER_LAYERS.contains(&self.shape.arch.as_str())
     }
 }
+
+/// Architectures whose `post_attention_norm` weight norms the FFN input (after the attention
+/// residual) in place of an `ffn_norm`: gpt-oss (`src/models/openai-moe.cpp` at 0c1e57098).
+const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 1] = ["gpt-oss"];
+
+/// Architectures that select the output rows after the last layer (`openai-moe.cpp`: unless
+/// `embeddings_nextn_masked`, which is off by default).
+const OUTPUTS_AFTER_LAYERS: [&str; 1] = ["gpt-oss"];

@@ -34,6 +34,6 @@ impl Builder<'_> {
         let y = self.op(inner * t * F32, &[y, gate]);
         let out = self.linear(y, e, t, false);
         let (out, residual) = self.select_outputs(out, inp, last);
-        self.inplace(&[out, residual], 2)
+        self.residual_add(out, residual)
     }
 }
