@@ -24,6 +24,9 @@ use inferkit_core::{
 
 use crate::flags::Args;
 
+/// Role of a llama.cpp RPC server offering one device to the main process.
+pub const RPC_SERVER: &str = "rpc_server";
+
 /// Program name of llama-box (looked up in `PATH` by the launcher).
 pub const PROGRAM: &str = "llama-box";
 
@@ -375,7 +378,7 @@ fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> LaunchSpec {
     args.push("--rpc-server-main-gpu", &["0"]);
     LaunchSpec {
         worker: sub.worker.clone(),
-        role: ProcessRole::RpcServer,
+        role: ProcessRole::subordinate(RPC_SERVER),
         program: PROGRAM.to_string(),
         args: args.to_argv(),
         env: visibility_env(&[device]),

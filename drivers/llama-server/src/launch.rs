@@ -14,8 +14,7 @@ use inferkit_core::{
     Assignment, Category, DeviceSlot, Error, HealthCheck, LaunchSpec, Layout, ModelFacts,
     ModelSpec, ProcessRole, Result, Subordinate, Vendor,
 };
-use inferkit_llama_box::flags::Args;
-use inferkit_llama_box::launch as shared;
+use inferkit_llama_box::llamacpp::{self as shared, Args};
 
 use crate::flags::{self, GpuLayers, Input};
 
@@ -267,7 +266,7 @@ fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> Result<LaunchSpec> {
     flags::parse(flags::rpc_table(), &argv, Input::Argv)?;
     Ok(LaunchSpec {
         worker: sub.worker.clone(),
-        role: ProcessRole::RpcServer,
+        role: ProcessRole::subordinate(shared::RPC_SERVER),
         program: RPC_PROGRAM.to_string(),
         args: argv,
         env: shared::visibility_env(&[device]),
