@@ -17,6 +17,7 @@ use crate::{Error, Result};
 /// An operating system, by its GPUStack label value (`os=linux`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Os {
     /// `linux`.
     Linux,
@@ -54,6 +55,7 @@ impl Os {
 /// A CPU architecture, by its GPUStack label value (`arch=amd64`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Arch {
     /// `amd64` (x86-64).
     Amd64,

@@ -57,6 +57,7 @@ pub struct HostSlot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Layout {
     /// Everything in host memory.
     CpuOnly,
@@ -240,6 +241,7 @@ impl std::fmt::Display for ErrorBand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FigureBasis {
     /// A published measurement of this model at this compute type (a catalog figure).
     CatalogFigure,

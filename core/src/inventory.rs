@@ -172,6 +172,7 @@ impl Memory {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Vendor {
     /// NVIDIA GPU (CUDA).
     Nvidia,

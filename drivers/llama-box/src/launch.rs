@@ -236,7 +236,7 @@ fn placement_args(facts: &ModelFacts, assignment: &Assignment, model_args: &Args
         Layout::CpuOnly => 0,
         Layout::Single => all_layers(facts),
         Layout::Layers { offload_layers, .. } => *offload_layers,
-        Layout::Parallel { .. } => {
+        _ => {
             return Err(Error::unsupported(
                 "llama-box splits models by layers; it has no tensor or pipeline parallelism"
                     

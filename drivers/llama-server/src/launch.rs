@@ -171,7 +171,7 @@ fn placement_args(
         Layout::CpuOnly => 0,
         Layout::Single => total,
         Layout::Layers { offload_layers, .. } => *offload_layers,
-        Layout::Parallel { .. } => {
+        _ => {
             return Err(Error::unsupported(
                 "llama-server splits models by layers; it has no tensor or pipeline parallelism",
             ));
@@ -247,9 +247,9 @@ fn backend_name(vendor: &Vendor) -> Result<&'static str> {
         Vendor::Amd => Ok("ROCm"),
         Vendor::Ascend => Ok("CANN"),
         Vendor::Apple => Ok("MTL"),
-        Vendor::Other(name) => Err(Error::unsupported(format!(
+        other => Err(Error::unsupported(format!(
             "llama-server device names are known for NVIDIA, AMD, Ascend and Apple devices, \
-             not {name}"
+             not {other}"
         ))),
     }
 }

@@ -587,7 +587,7 @@ impl TextModel {
                 (*offload_layers).min(full),
                 split.iter().map(|&s| s as f64).collect(),
             ),
-            Layout::Parallel { .. } => {
+            _ => {
                 return Err(Error::unsupported(
                     "llama.cpp splits models by layers, not tensor/pipeline parallel",
                 ));

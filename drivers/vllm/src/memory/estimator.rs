@@ -116,7 +116,7 @@ impl VllmEstimator {
                 tensor_parallel,
                 pipeline_parallel,
             } => (u64::from(tensor_parallel), u64::from(pipeline_parallel)),
-            Layout::CpuOnly | Layout::Layers { .. } => {
+            _ => {
                 return Err(Error::unsupported(
                     "vLLM runs on GPUs only, as tensor/pipeline parallel layouts",
                 ));
