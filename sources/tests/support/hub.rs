@@ -346,15 +346,17 @@ pub fn ollama_model(tag: &str, model: Vec<u8>, projector: Option<Vec<u8>>) -> Re
         layers.push(layer("application/vnd.ollama.image.projector", &projector));
         repo = repo.file(&format!("sha256-{}", sha256_hex(&projector)), projector);
     }
-    layers.push(layer(
-        "application/vnd.ollama.image.template",
-        b"{{ .Prompt }}",
-    ));
+    let template = b"{{ .Prompt }}".to_vec();
+    layers.push(layer("application/vnd.ollama.image.template", &template));
+    let config = br#"{"model_format":"gguf","model_family":"qwen2"}"#.to_vec();
     let manifest = format!(
-        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"layers\":[{}]}}",
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{},\"layers\":[{}]}}",
+        layer("application/vnd.docker.container.image.v1+json", &config),
         layers.join(",")
     );
-    repo.file(&format!("manifests/{tag}"), manifest.into_bytes())
+    repo.file(&format!("sha256-{}", sha256_hex(&template)), template)
+        .file(&format!("sha256-{}", sha256_hex(&config)), config)
+        .file(&format!("manifests/{tag}"), manifest.into_bytes())
 }
 
 fn layer(media_type: &str, bytes: &[u8]) -> String {
