@@ -401,10 +401,11 @@ impl FileJob {
     }
 
     async fn fetch_unless_there(&self, path: &Path) -> Result<(), SourceError> {
-        match self.is_complete(path) {
-            true => Ok(self.cached()),
-            false => self.fetch_blob(path).await,
+        if !self.is_complete(path) {
+            return self.fetch_blob(path).await;
         }
+        self.cached();
+        Ok(())
     }
 
     /// A file without an LFS SHA-256 (a small text file): its blob is named by its content's
