@@ -145,8 +145,13 @@ fn resolve_local(path: &Path, reference: &ModelRef) -> Result<Resolved, SourceEr
     })
 }
 
-/// The model source a hub reference yields in the facts.
-pub(crate) fn hub_source(hub: HubKind, repo: &str, selection: &Selection) -> ModelSource {
+/// The model source a hub reference yields in the facts, the files read at `commit`.
+pub(crate) fn hub_source(
+    hub: HubKind,
+    repo: &RepoRef,
+    commit: &str,
+    selection: &Selection,
+) -> ModelSource {
     let file = match selection {
         Selection::Gguf { shards, .. } => Some(shards[0].clone()),
         Selection::Folder { dir } if dir.is_empty() => None,
@@ -154,14 +159,27 @@ pub(crate) fn hub_source(hub: HubKind, repo: &str, selection: &Selection) -> Mod
     };
     match hub {
         HubKind::HuggingFace => ModelSource::Huggingface {
-            repo_id: repo.into(),
+            repo_id: repo.repo.clone(),
             filename: file,
+            revision: served_revision(hub, repo, commit),
         },
         HubKind::ModelScope => ModelSource::ModelScope {
-            model_id: repo.into(),
+            model_id: repo.repo.clone(),
             file_path: file,
+            revision: served_revision(hub, repo, commit),
         },
     }
+}
+
+/// The revision a backend that downloads the repository itself is given: none for the
+/// default branch; on Hugging Face the commit a named revision resolved to (a branch may
+/// move after planning); on ModelScope, which names no commit, the revision as named.
+fn served_revision(hub: HubKind, repo: &RepoRef, commit: &str) -> Option<String> {
+    let named = repo.revision.as_ref()?;
+    Some(match hub {
+        HubKind::HuggingFace => commit.to_string(),
+        HubKind::ModelScope => named.clone(),
+    })
 }
 
 pub(crate) fn repo_cache(
@@ -193,7 +211,7 @@ fn repo_cached(
     else {
         return Ok(None);
     };
-    let source = hub_source(hub, &repo.repo, &selection);
+    let source = hub_source(hub, repo, &listing.commit, &selection);
     let mut resolved = cached_resolution(&cache, &listing, &selection, source, &label)?;
     resolved.remote = Some(remote_model(hub, repo, options, &listing, &selection));
     Ok(Some(resolved))
@@ -548,7 +566,7 @@ fn tool_cache(
     };
     let mut facts = ModelFacts::read(&ModelSource::LocalPath { path: path.clone() })
         .map_err(|e| SourceError::new(SourceErrorKind::NotAModel, label, e.to_string()))?;
-    facts.source = hub_source(hub, &repo.repo, &selection);
+    facts.source = hub_source(hub, repo, &listing.commit, &selection);
     Ok(Some(Resolved {
         facts,
         origin: Origin::ToolCache { path },

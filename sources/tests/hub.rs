@@ -91,6 +91,7 @@ async fn gguf_by_quant_tag_reads_the_same_header_as_the_local_file() {
         ModelSource::Huggingface {
             repo_id: "Qwen/Qwen2.5-0.5B-Instruct-GGUF".into(),
             filename: Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()),
+            revision: None,
         }
     );
     assert_eq!(resolved.facts.path, None);
@@ -430,6 +431,7 @@ async fn modelscope_lists_and_reads_files_through_its_endpoints() {
         ModelSource::ModelScope {
             model_id: "qwen/Qwen2.5-0.5B-Instruct-GGUF".into(),
             file_path: Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()),
+            revision: None,
         }
     );
     let local = local_facts(&fixture("gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf"));

@@ -100,7 +100,7 @@ impl Resolver {
             &cache.files_dir(&listing.commit),
             &listing,
             &selection,
-            hub_source(hub, &repo.repo, &selection),
+            hub_source(hub, repo, &listing.commit, &selection),
             label,
         )?;
         Ok(Resolved {
