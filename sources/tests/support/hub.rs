@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::server::{Reply, Req, Server, percent_decode};
+use super::server::{Reply, Req, Server, critical_path, percent_decode};
 
 /// The token the fake hub accepts.
 /// Source options with every hub at `endpoint`: no tool cache, the header cache at `cache`,
@@ -169,6 +169,14 @@ impl FakeHub {
 
     pub fn body_bytes(&self) -> u64 {
         self.hub.body_bytes() + self.cdn.body_bytes()
+    }
+
+    /// The requests to the hub and its CDN a client waited for one after another (see
+    /// [`critical_path`]).
+    pub fn round_trips(&self) -> usize {
+        let mut spans = self.hub.spans();
+        spans.extend(self.cdn.spans());
+        critical_path(&spans)
     }
 
     pub fn reset(&self) {
