@@ -16,7 +16,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::hub::{FakeHub, Repo, ollama_model, read_fixture, sha256_hex};
+use support::hub::{FakeHub, Repo, TOKEN, fixture, ollama_model, read_fixture, sha256_hex};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 const REPO: &str = "Qwen/Qwen2-VL-2B-Instruct-GGUF";
@@ -346,4 +346,41 @@ async fn a_url_model_downloads_into_a_folder_keyed_by_its_address_and_version() 
         ranges.iter().all(|r| r.starts_with("bytes=1000-")),
         "{ranges:?}"
     );
+}
+
+/// The other case: a repository vLLM fetches itself carries no download step; its processes
+/// get the mirror the plan read it from and the token as a placeholder naming its variable
+/// (filled in by the launcher), never the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholder() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    hub.add(
+        "meta-llama/Llama-3.1-8B-Instruct",
+        Repo::new(COMMIT).folder(&fixture("hf/Llama-3.1-8B-Instruct"), ""),
+    );
+    let caches = tempfile::tempdir().unwrap();
+    let output = cli_support::inferkit_with_hub(&hub.hub.url(), caches.path())
+        .env("HF_TOKEN", TOKEN)
+        .args([
+            "plan",
+            "hf://meta-llama/Llama-3.1-8B-Instruct",
+            "--json",
+            "--backend",
+            "vllm",
+            "--cluster",
+            "examples/clusters/h100x8.json",
+        ])
+        .output()
+        .expect("run inferkit");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains(TOKEN), "{}", text(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        plan.get("downloads")
+            .is_none_or(|d| d == &serde_json::json!([]))
+    );
+    let main = plan["processes"].as_array().unwrap().last().unwrap();
+    assert_eq!(main["args"][1], "meta-llama/Llama-3.1-8B-Instruct");
+    assert_eq!(main["env"]["HF_ENDPOINT"], hub.hub.url());
+    assert_eq!(main["env"]["HF_TOKEN"], "${HF_TOKEN}");
 }
