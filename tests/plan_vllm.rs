@@ -237,10 +237,10 @@ fn hard_case_8_a_large_generic_reserve_does_not_stack_on_vllms_own_headroom() {
     );
 }
 
-/// The RTX 3090 inventory of the published V1 logs (`drivers/vllm/tests/fixtures/vllm-v1`).
+/// The RTX 3090 inventory of the published V1 logs (`drivers/vllm/testdata/vllm-v1`).
 fn rtx3090_cluster() -> inferkit::Cluster {
     inferkit::Cluster::from_json_file(&repo(
-        "drivers/vllm/tests/fixtures/vllm-v1/clusters/rtx3090-x1.json",
+        "drivers/vllm/testdata/vllm-v1/clusters/rtx3090-x1.json",
     ))
     .unwrap()
 }

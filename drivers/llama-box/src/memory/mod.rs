@@ -941,10 +941,7 @@ mod tests {
     use crate::params::{CacheType, TensorOverride};
 
     fn fixture(name: &str) -> GgufModel {
-        let path = format!(
-            "{}/../../tests/fixtures/gguf/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
         GgufModel::open(path).expect("fixture")
     }
 
@@ -1176,7 +1173,7 @@ mod swa_tests {
     #[test]
     fn gemma2_sliding_layers_hold_window_plus_ubatch_cells() {
         let path = format!(
-            "{}/../../tests/fixtures/gguf/gemma-2-2b-F16.header.gguf",
+            "{}/testdata/gemma-2-2b-F16.header.gguf",
             env!("CARGO_MANIFEST_DIR")
         );
         let gguf = GgufModel::open(path).expect("fixture");

@@ -1,7 +1,7 @@
 //! The graph inputs llama.cpp creates before the layers (`build_inp_*`): positions, output
 //! ids, the KV-cache row indices and attention masks per cache kind.
 
-use super::{AttnInputs, Builder, F16, F32, KQ_MASK_PAD};
+use super::{AttnInputs, Builder, F16, F32, KQ_MASK_PAD, Rotation};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
@@ -43,9 +43,11 @@ impl Builder<'_> {
             None => Some(self.input(r.n_tokens * v_rows * 8)),
         };
         let mask = self.input(mask);
+        let rot = self.rotation_inputs();
         let inputs = AttnInputs {
             mask,
             idxs: Some((k_idxs, v_idxs)),
+            rot,
         };
         self.inputs.attn[kind] = Some(inputs);
         inputs
@@ -55,7 +57,29 @@ impl Builder<'_> {
     pub(super) fn encoder_mask(&mut self) {
         let t = self.r.n_tokens;
         let mask = self.input(t * t.div_ceil(KQ_MASK_PAD) * KQ_MASK_PAD * self.mask_type());
-        self.inputs.attn[0] = Some(AttnInputs { mask, idxs: None });
+        self.inputs.attn[0] = Some(AttnInputs {
+            mask,
+            idxs: None,
+            rot: Rotation::default(),
+        });
+    }
+
+    /// The rotation matrices of a quantized cache (`build_input_k_rot` / `build_input_v_rot`):
+    /// K's is the largest power of two (from 64) dividing the head size, V's always 64.
+    fn rotation_inputs(&mut self) -> Rotation {
+        let (type_k, type_v) = self.r.cache_types;
+        let (hk, hv) = (self.shape.head_k, self.shape.head_v);
+        let k = (type_k.is_quantized() && hk > 0 && hk.is_multiple_of(64)).then(|| {
+            let mut n = 64;
+            while hk.is_multiple_of(n * 2) {
+                n *= 2;
+            }
+            self.input(n * n * F32)
+        });
+        let v =
+            (self.shape.mla.is_none() && type_v.is_quantized() && hv > 0 && hv.is_multiple_of(64))
+                .then(|| self.input(64 * 64 * F32));
+        Rotation { k, v }
     }
 
     /// Bytes per mask element: flash attention takes an f16 mask, built as such.

@@ -11,7 +11,9 @@
 //! - `mla`: multi-head latent attention (DeepSeek-V2/V3: absorbed K decompression, K-only
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
-//! - `recurrent`: recurrent layers, sized with a Mamba template;
+//! - `t5`: the T5 encoder (relative-position bias, never flash attention);
+//! - `recurrent`: recurrent layers (sized with a Mamba template) alone, before an FFN
+//!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
 //!
@@ -36,6 +38,7 @@ mod inputs;
 mod mla;
 mod recurrent;
 mod split;
+mod t5;
 
 const F32: u64 = 4;
 const F16: u64 = 2;
@@ -112,6 +115,8 @@ struct Inputs {
     out_ids: Option<TensorId>,
     /// Per cache kind (full, swa).
     attn: [Option<AttnInputs>; 2],
+    /// The T5 encoder's relative-position buckets.
+    pos_buckets: Option<TensorId>,
 }
 
 /// Where attention reads K and V from.
@@ -133,6 +138,17 @@ struct AttnInputs {
     /// KV-cache row indices of K and V (V has none with MLA: it is a view of K); `None`
     /// for encoders (no cache).
     idxs: Option<(TensorId, Option<TensorId>)>,
+    /// The Hadamard matrices a quantized cache rotates K (with Q) and V by.
+    rot: Rotation,
+}
+
+/// `attn_rot_k` / `attn_rot_v` of `llama_kv_cache` (0c1e57098): with a quantized cache type and
+/// a head size divisible by 64, Q and K (and V, whose attention output is rotated back) are
+/// multiplied by a Hadamard matrix before the cache store (`llama_mul_mat_hadamard`).
+#[derive(Clone, Copy, Default)]
+struct Rotation {
+    k: Option<TensorId>,
+    v: Option<TensorId>,
 }
 
 struct Builder<'a> {
@@ -155,7 +171,7 @@ impl Builder<'_> {
     /// `(ne[0], ne[1])` of a layer's weight.
     fn dims(&self, layer: usize, suffix: &str) -> Option<(u64, u64)> {
         self.names
-            .get(format!("blk.{layer}.{suffix}").as_str())
+            .get(format!("{}.{layer}.{suffix}", self.shape.layer_prefix).as_str())
             .copied()
     }
 
@@ -176,12 +192,16 @@ impl Builder<'_> {
         // the unused embeddings input is a leaf that is never freed.
         self.input(self.e());
         // llama.cpp creates every graph input before the layers (build_inp_*).
-        self.pos();
-        if self.shape.causal {
+        if self.shape.positional {
+            self.pos();
+        }
+        if self.shape.t5_encoder {
+            self.t5_inputs();
+        } else if self.shape.causal {
             for swa in [false, true] {
                 let used = placement.layers.iter().any(|&(l, _)| {
                     let layer = self.shape.layers[l];
-                    !layer.recurrent && layer.swa == swa
+                    layer.n_head_kv > 0 && layer.swa == swa
                 });
                 if used {
                     self.attn_inputs(swa);
@@ -206,7 +226,9 @@ impl Builder<'_> {
             let kinds = self.attention_kinds(&placement.layers[k..], buffer);
             self.enter(buffer, cur, Some(kinds));
             cur = self.local(cur);
-            cur = if self.shape.causal {
+            cur = if self.shape.t5_encoder {
+                self.t5_encoder_layer(layer, cur, k == last)
+            } else if self.shape.causal {
                 self.decoder_layer(layer, cur, k == last)
             } else {
                 self.encoder_layer(layer, cur, k == last)
@@ -266,6 +288,12 @@ impl Builder<'_> {
     /// Output norm and LM head (decoders), or pooling (encoders).
     fn output(&mut self, inp: TensorId) {
         let t = self.r.n_tokens;
+        if self.shape.t5_encoder {
+            // The T5 encoder ends with its output norm: no LM head.
+            let embd = self.norm(inp, false);
+            self.g.mark_output(embd);
+            return;
+        }
         if !self.shape.causal {
             self.g.mark_output(inp);
             if self.r.pooled {

@@ -24,7 +24,7 @@ impl Builder<'_> {
         let mut kinds = [false; 2];
         for &(l, _) in layers.iter().take_while(|&&(_, b)| b == buffer) {
             let layer = self.shape.layers[l];
-            if !layer.recurrent {
+            if layer.n_head_kv > 0 {
                 kinds[usize::from(layer.swa)] = true;
             }
         }
