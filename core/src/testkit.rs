@@ -10,7 +10,7 @@
 //! use inferkit_core::testkit::{check_backend, gpu, host};
 //! use inferkit_core::{
 //!     Assignment, Backend, Capabilities, Category, Claim, Components, DeviceEstimate,
-//!     EstimateRequest, HealthCheck, LaunchSpec, ModelFacts, ModelFormat, ModelSource, ModelSpec,
+//!     ErrorBand, EstimateRequest, FigureBasis, HealthCheck, LaunchSpec, ModelFacts, ModelFormat, ModelSource, ModelSpec,
 //!     Os, Platform, Prepared, Arch, ProcessRole, ResourceEstimate, ResourceEstimator, Result, Selection,
 //!     Vendor,
 //! };
@@ -73,13 +73,18 @@
 //! impl ResourceEstimator for TinyModel<'_> {
 //!     fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
 //!         let weights = Components { weights: 4 << 30, ..Components::default() };
-//!         let devices = request.devices.iter().map(|slot| DeviceEstimate {
-//!             device: slot.id.clone(),
-//!             name: "gpu0".into(),
-//!             components: weights,
-//!             claim: weights.total(),
-//!             layers: 0,
-//!             error_band: None,
+//!         // Every device figure says how sure it is: here a guess, held as 10% headroom.
+//!         let band = ErrorBand::new(10, FigureBasis::Guess);
+//!         let devices = request.devices.iter().map(|slot| {
+//!             DeviceEstimate {
+//!                 device: slot.id.clone(),
+//!                 name: "gpu0".into(),
+//!                 components: weights,
+//!                 claim: weights.total(),
+//!                 layers: 0,
+//!                 error_band: None,
+//!             }
+//!             .with_error_band(band)
 //!         });
 //!         Ok(ResourceEstimate {
 //!             layout: request.layout.clone(),
@@ -93,7 +98,11 @@
 //! }
 //!
 //! let mut spec = ModelSpec::local("tiny");
-//! spec.source = ModelSource::Huggingface { repo_id: "example/tiny".into(), filename: None };
+//! spec.source = ModelSource::Huggingface {
+//!     repo_id: "example/tiny".into(),
+//!     filename: None,
+//!     revision: None,
+//! };
 //! let facts = ModelFacts::read(&spec.source)?; // remote: nothing is read
 //! check_backend(&Tiny::new(), &facts, &spec, &[gpu("w1", 0, 24)], &host("w1", 64));
 //! # Ok::<(), inferkit_core::Error>(())
@@ -162,9 +171,9 @@ pub fn render_processes(specs: &[LaunchSpec]) -> String {
                 format!("{}{}", h.port, h.path.as_deref().unwrap_or(" (tcp)"))
             });
             format!(
-                "[{} {:?}] env: {}\n{}\nhealth: {health}\n",
+                "[{} {}] env: {}\n{}\nhealth: {health}\n",
                 s.worker,
-                s.role,
+                s.role.as_str(),
                 env.join(" "),
                 s.command_line()
             )
@@ -267,8 +276,9 @@ fn check_fit(
     }
 }
 
-/// One estimate per requested device, in request order, claiming at least its components and
-/// no more than is allocatable.
+/// One estimate per requested device, in request order, each saying how far it may be off (an
+/// error band and its basis, issue 16), claiming at least its components and no more than is
+/// allocatable.
 fn check_device_estimates(id: &str, estimate: &ResourceEstimate, devices: &[DeviceSlot]) {
     assert_eq!(
         estimate.devices.len(),
@@ -279,6 +289,11 @@ fn check_device_estimates(id: &str, estimate: &ResourceEstimate, devices: &[Devi
         assert_eq!(
             d.device, slot.id,
             "{id}: device estimates out of request order"
+        );
+        assert!(
+            d.error_band.is_some(),
+            "{id}: {} carries no error band (every device figure says how sure it is)",
+            d.name
         );
         assert!(
             d.claim >= d.components.total(),
@@ -301,13 +316,10 @@ fn check_launch(id: &str, prepared: &dyn Prepared, a: &Assignment) {
     let specs = prepared
         .launch(a)
         .unwrap_or_else(|e| panic!("{id}: launch failed: {e}"));
-    let main: Vec<_> = specs
-        .iter()
-        .filter(|s| s.role == ProcessRole::Main)
-        .collect();
+    let main: Vec<_> = specs.iter().filter(|s| s.role.is_main()).collect();
     assert_eq!(main.len(), 1, "{id}: exactly one main process");
     assert_eq!(
-        specs.last().map(|s| s.role),
+        specs.last().map(|s| s.role.clone()),
         Some(ProcessRole::Main),
         "{id}: the main process starts last"
     );

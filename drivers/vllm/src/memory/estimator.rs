@@ -2,9 +2,9 @@
 //! for one model and one set of launch parameters.
 
 use inferkit_core::{
-    Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, EstimateRequest, FigureBasis,
-    FitRequest, HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, Result,
-    details_map,
+    ChipFamily, Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, EstimateRequest,
+    FigureBasis, FitRequest, HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator,
+    Result, details_map,
 };
 
 use crate::flags::Release;
@@ -38,14 +38,11 @@ const MIN_CONTEXT: u64 = 2048;
 ///   small tier whatever its memory.
 fn server_batch_defaults(device: &DeviceSlot, release: Release) -> (u64, u64) {
     let total = memory::cuda_total(device);
-    let name = device.name.to_lowercase();
+    let a100 = ChipFamily::of(&device.vendor, &device.name) == ChipFamily::NvidiaA100;
     let gb10 = device.compute_capability.as_deref() == Some("12.1");
     if release >= Release::new(0, 28, 0) && total >= 160 * GIB {
         (16384, 1024)
-    } else if total >= 70 * GIB
-        && !name.contains("a100")
-        && !(gb10 && release >= Release::new(0, 33, 0))
-    {
+    } else if total >= 70 * GIB && !a100 && !(gb10 && release >= Release::new(0, 33, 0)) {
         (8192, 1024)
     } else {
         (2048, 256)
@@ -119,7 +116,7 @@ impl VllmEstimator {
                 tensor_parallel,
                 pipeline_parallel,
             } => (u64::from(tensor_parallel), u64::from(pipeline_parallel)),
-            Layout::CpuOnly | Layout::Layers { .. } => {
+            _ => {
                 return Err(Error::unsupported(
                     "vLLM runs on GPUs only, as tensor/pipeline parallel layouts",
                 ));
