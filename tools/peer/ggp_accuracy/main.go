@@ -226,7 +226,7 @@ func (s *summary) add(d device) {
 }
 
 func (s *summary) print(name string) {
-	fmt.Printf("| %s | %d | %.1f%% | %.1f%% | %.1f%% |\n", name, s.rows, s.compute*100, s.total*100, s.under*100)
+	fmt.Printf("| %s | %d | %.1f%% | %.1f%% |\n", name, s.rows, s.compute*100, s.total*100)
 }
 
 func main() {
@@ -285,7 +285,13 @@ func main() {
 			}
 		}
 		f.Close()
-		fmt.Printf("\n%s\n| architecture | device rows | max compute error | max total error | max total under-estimate |\n|---|---|---|---|---|\n", file)
+		// Titles and columns as inferkit's accuracy test prints them, so that
+		// tools/measure/llamacpp/readme_tables.py groups these rows the same way.
+		title := "CPU backend"
+		if strings.Contains(file, "offload") {
+			title = "Offloaded over RPC devices"
+		}
+		fmt.Printf("\n%s (%s)\n| architecture | rows | max compute error | max total error |\n|---|---|---|---|\n", title, file)
 		archs := make([]string, 0, len(byArch))
 		for a := range byArch {
 			archs = append(archs, a)
@@ -294,7 +300,8 @@ func main() {
 		for _, a := range archs {
 			byArch[a].print(a)
 		}
-		all.print("all")
+		fmt.Printf("all rows: %d, max compute error %.1f%%, max total error %.1f%%, largest total under-estimate %.1f%%\n",
+			all.rows, all.compute*100, all.total*100, all.under*100)
 	}
 	projectors(*fixtures, enc)
 	diffusion(*fixtures, enc)
@@ -378,7 +385,7 @@ func projectors(fixtures string, enc *json.Encoder) {
 		w.weights = max(w.weights, relative(got.Weights, r.Buffers["clip_weights:cpu"]))
 		w.compute = max(w.compute, relative(got.Compute, got.MeasuredCompute))
 	}
-	fmt.Printf("\n%s\n| projector type | rows | max weights error | max compute error |\n|---|---|---|---|\n", file)
+	fmt.Printf("\nProjectors (%s)\n| projector type | rows | max weights error | max compute error |\n|---|---|---|---|\n", file)
 	types := make([]string, 0, len(byType))
 	for t := range byType {
 		types = append(types, t)
@@ -503,7 +510,7 @@ func diffusion(fixtures string, enc *json.Encoder) {
 			panic(err)
 		}
 	}
-	fmt.Printf("\n%s\n| family | rows | max weights error | max compute error (diffusion / VAE / text encoders) |\n|---|---|---|---|\n", file)
+	fmt.Printf("\nstable-diffusion.cpp (%s)\n| family | rows | max weights error | max diffusion compute error | max VAE compute error | max text-encoder compute error |\n|---|---|---|---|---|---|\n", file)
 	families := make([]string, 0, len(byFamily))
 	for f := range byFamily {
 		families = append(families, f)
@@ -511,7 +518,7 @@ func diffusion(fixtures string, enc *json.Encoder) {
 	sort.Strings(families)
 	for _, f := range families {
 		w := byFamily[f]
-		fmt.Printf("| %s | %d | %.1f%% | %.1f%% / %.1f%% / %.1f%% |\n", f, w.rows,
+		fmt.Printf("| %s | %d | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n", f, w.rows,
 			max(w.weights["diffusion"], w.weights["vae"], w.weights["text_encoders"])*100,
 			w.compute["diffusion"]*100, w.compute["vae"]*100, w.compute["text_encoders"]*100)
 	}
