@@ -144,13 +144,10 @@ impl Search<'_> {
                 )
             }
             (members, 1) => {
-                let indices: Vec<String> = members
-                    .iter()
-                    .map(|&m| self.device(m).index.to_string())
-                    .collect();
+                let indexes: Vec<u32> = members.iter().map(|&m| self.device(m).index).collect();
                 format!(
                     "{name} devices {} ({} allocatable in all)",
-                    indices.join(","),
+                    index_list(indexes),
                     gib(free)
                 )
             }
@@ -168,6 +165,47 @@ impl Search<'_> {
     }
 }
 
+/// Most device indexes a group lists one by one (a whole 8- or 16-GPU node).
+const MAX_INDEXES_LISTED: usize = 16;
+
+/// Most runs of consecutive indexes a wide group lists before "and N more".
+const MAX_RUNS_LISTED: usize = 8;
+
+/// The device indexes of a group on one worker: up to [`MAX_INDEXES_LISTED`] as they are
+/// (`0,1,2,3`); more as sorted runs with their count (`0-511,768-1023 (768 devices)`), at most
+/// [`MAX_RUNS_LISTED`] runs, so that a refusal on a wide worker stays one readable line.
+fn index_list(mut indexes: Vec<u32>) -> String {
+    let join = |parts: Vec<String>| parts.join(",");
+    if indexes.len() <= MAX_INDEXES_LISTED {
+        return join(indexes.iter().map(u32::to_string).collect());
+    }
+    indexes.sort_unstable();
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for index in indexes.iter().copied() {
+        match runs.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(index) => *end = index,
+            _ => runs.push((index, index)),
+        }
+    }
+    let shown = join(
+        runs.iter()
+            .take(MAX_RUNS_LISTED)
+            .map(|&(start, end)| {
+                if start == end {
+                    start.to_string()
+                } else {
+                    format!("{start}-{end}")
+                }
+            })
+            .collect(),
+    );
+    let more = match runs.len().saturating_sub(MAX_RUNS_LISTED) {
+        0 => String::new(),
+        n => format!(" and {n} more runs"),
+    };
+    format!("{shown}{more} ({} devices)", indexes.len())
+}
+
 /// The mode as explanations and rejections name it.
 pub(super) fn mode_name(mode: PlacementMode) -> &'static str {
     match mode {
@@ -176,5 +214,32 @@ pub(super) fn mode_name(mode: PlacementMode) -> &'static str {
         PlacementMode::MultiWorker => "several workers",
         PlacementMode::CpuOffload => "partial CPU offload",
         PlacementMode::CpuOnly => "CPU only",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_list;
+
+    #[test]
+    fn a_node_lists_its_devices_one_by_one() {
+        assert_eq!(index_list(vec![3, 1, 2]), "3,1,2");
+        assert_eq!(
+            index_list((0..16).collect()),
+            (0..16).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+        );
+    }
+
+    #[test]
+    fn a_wide_group_lists_runs_and_its_count() {
+        assert_eq!(
+            index_list((0..1024).rev().collect()),
+            "0-1023 (1024 devices)"
+        );
+        let gaps: Vec<u32> = (0..40).filter(|i| i % 4 != 3).chain([100]).collect();
+        assert_eq!(
+            index_list(gaps),
+            "0-2,4-6,8-10,12-14,16-18,20-22,24-26,28-30 and 3 more runs (31 devices)"
+        );
     }
 }
