@@ -144,6 +144,36 @@ fn a_tensor_split_longer_than_the_build_takes_is_refused() {
     );
 }
 
+/// `--main-gpu 7` on a one-device placement: llama.cpp numbers the devices it is given from 0
+/// and refuses a main GPU beyond them (split mode `none`), so the plan refuses it first.
+#[test]
+fn a_main_gpu_beyond_the_placed_devices_is_refused() {
+    for backend in ["llama-box", "llama-server"] {
+        let why = refusal(backend, &["--main-gpu", "7"]);
+        assert!(
+            why.starts_with("--main-gpu: is 7, but the placement gives the process 1 device(s)"),
+            "{backend}: {why}"
+        );
+        plan_with_params(backend, &["--main-gpu", "0"]).unwrap();
+    }
+}
+
+/// llama-box runs at most 64 parallel sequences: `--parallel 2147483647` is planned and
+/// launched as 64, with a warning, instead of being shown as given.
+#[test]
+fn llama_box_parallel_beyond_its_cap_is_shown_as_what_runs() {
+    let plan = plan_with_params("llama-box", &["--parallel", "2147483647"]).unwrap();
+    let args = &main_process(&plan).args;
+    assert_eq!(flag(args, "--parallel"), Some("64"), "{args:?}");
+    assert!(
+        plan.explanation
+            .iter()
+            .any(|line| line.contains("--parallel 2147483647") && line.contains("at most 64")),
+        "{:#?}",
+        plan.explanation
+    );
+}
+
 /// `--data-parallel-size 2` starts two vLLM engines; a plan places one. It was planned on one
 /// GPU, where vLLM fails at start: refused, saying what to do.
 #[test]
