@@ -209,6 +209,14 @@ impl<'de, K: Ord + Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Entri
 
 #[cfg(feature = "schema")]
 impl<K: schemars::JsonSchema, V: schemars::JsonSchema> schemars::JsonSchema for VecMap<K, V> {
+    fn inline_schema() -> bool {
+        BTreeMap::<K, V>::inline_schema()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        BTreeMap::<K, V>::schema_id()
+    }
+
     fn schema_name() -> std::borrow::Cow<'static, str> {
         BTreeMap::<K, V>::schema_name()
     }
