@@ -16,7 +16,7 @@
 //!     tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf
 //! ```
 //!
-//! * `read`: the cluster file into a [`Cluster`] (read as it is parsed, never held whole).
+//! * `read`: the cluster file into a [`Cluster`].
 //! * `read_and_plan`: that, then a plan of Qwen2.5-0.5B-Instruct Q4_K_M on llama-box over all
 //!   800,000 GPUs.
 

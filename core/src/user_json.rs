@@ -5,63 +5,17 @@
 //! The types refuse unknown keys themselves (`#[serde(deny_unknown_fields)]`); [`from_str`]
 //! adds the suggestion and the position in the file.
 
-use std::io::{BufReader, Read};
-use std::marker::PhantomData;
 use std::path::Path;
 
-use serde::de::{DeserializeOwned, DeserializeSeed};
+use serde::de::DeserializeOwned;
 
 use crate::flags::suggest::closest;
 use crate::{Error, Result};
-use inferkit_formats::files::{json_error, open_regular_file, read_text_file};
+use inferkit_formats::files::json_error;
 
 /// Parses `text` as a `T`; `origin` names the source in errors.
 pub fn from_str<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
     serde_json::from_str(text).map_err(|e| parse_error(text, origin, &e))
-}
-
-/// Parses the regular file at `path`, of at most `max` bytes, as a `T`, reading it as it goes:
-/// the text is never held whole, so a large file (a cluster of 100,000 workers) costs the
-/// memory of what it describes, not that plus its text. On an error the file is read again to
-/// turn serde_json's line and column into a byte offset.
-pub fn from_file<T: DeserializeOwned>(path: &Path, max: u64) -> Result<T> {
-    from_file_seed(path, max, PhantomData::<T>)
-}
-
-/// [`from_file`] with a seed, for a document whose type is decided while it is read.
-pub fn from_file_seed<S, T>(path: &Path, max: u64, seed: S) -> Result<T>
-where
-    S: for<'de> DeserializeSeed<'de, Value = T>,
-{
-    let (file, len) = open_regular_file(path)?;
-    if len > max {
-        return Err(too_long(path, max));
-    }
-    // The bound holds for what is read, should the file grow meanwhile.
-    let reader = BufReader::with_capacity(1 << 16, file.take(max));
-    let mut input = serde_json::Deserializer::from_reader(reader);
-    let parsed = seed.deserialize(&mut input).and_then(|value| {
-        input.end()?;
-        Ok(value)
-    });
-    parsed.map_err(|e| {
-        if e.is_io() {
-            return Error::io(path, std::io::Error::from(e));
-        }
-        match read_text_file(path, max) {
-            Ok(text) => parse_error(&text, path, &e),
-            Err(_) => Error::parse(path, 0, with_nearest_key(e.to_string())),
-        }
-    })
-}
-
-/// The error of a file longer than `max` bytes.
-fn too_long(path: &Path, max: u64) -> Error {
-    Error::parse(
-        path,
-        max,
-        format!("longer than the {max} bytes read from such a file"),
-    )
 }
 
 /// serde_json's error on `text` (read from `origin`) as an [`Error::Parse`] at its byte

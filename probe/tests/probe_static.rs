@@ -93,10 +93,11 @@ fn malformed_json_reports_file_and_offset() {
     ));
 }
 
-/// Files are read as they are parsed (never held whole), in both formats, whatever key a worker
-/// object starts with; errors still name the file and the byte offset of the bad value.
+/// Files in both formats are told apart in the one pass that parses them, whatever key a
+/// worker object starts with; errors name the file, the byte offset of the bad value and the
+/// nearest known key of a misspelt one.
 #[test]
-fn files_in_both_formats_are_read_as_they_are_parsed() {
+fn files_in_both_formats_are_told_apart_in_one_pass() {
     let dir = tempfile::tempdir().unwrap();
     let worker = dir.path().join("worker.json");
     std::fs::write(
