@@ -82,6 +82,32 @@ fn a_fifo_projector_next_to_a_model_does_not_hang_the_plan() {
     assert!(flag(args, "--mmproj").is_none(), "{args:?}");
 }
 
+/// A refusal on a worker of 1,000 devices names its groups by index runs and count, not index
+/// by index (it was 25 KB of indexes).
+#[test]
+fn a_refusal_on_a_wide_worker_names_index_runs() {
+    let devices: Vec<_> = (0..1000)
+        .map(|index| {
+            json!({"index": index, "vendor": "nvidia", "name": "NVIDIA Small 2GB",
+                   "memory": {"total": 2 * GIB}, "compute_capability": "8.9"})
+        })
+        .collect();
+    let cluster = cluster_json(
+        json!({"workers": [{"name": "wide", "ram": {"total": 64 * GIB}, "devices": devices}]}),
+    );
+    let model = repo("benches/fixtures/deepseek-v3-Q8_0.header.gguf");
+    let refusal = format!("{:?}", plan_path(&model, cluster).unwrap_err());
+    assert!(
+        refusal.contains("wide devices 0-999 (1000 devices, "),
+        "{refusal}"
+    );
+    let one_by_one = (0..=16)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(!refusal.contains(&one_by_one), "{refusal}");
+}
+
 /// Plans Qwen2.5-0.5B with `backend` and user parameters `params` on one GPU.
 fn plan_with_params(backend: &str, params: &[&str]) -> Result<DeploymentPlan> {
     plan_model(
