@@ -96,7 +96,14 @@ fn a_refusal_on_a_wide_worker_names_index_runs() {
         json!({"workers": [{"name": "wide", "ram": {"total": 64 * GIB}, "devices": devices}]}),
     );
     let model = repo("benches/fixtures/deepseek-v3-Q8_0.header.gguf");
-    let refusal = format!("{:?}", plan_path(&model, cluster).unwrap_err());
+    let Err(Error::NoPlacement {
+        reason, rejected, ..
+    }) = plan_path(&model, cluster)
+    else {
+        panic!("expected no placement");
+    };
+    let lines: Vec<String> = rejected.iter().map(|r| r.to_string()).collect();
+    let refusal = format!("{reason}\n{}", lines.join("\n"));
     assert!(
         refusal.contains("wide devices 0-999 (1000 devices, "),
         "{refusal}"

@@ -3,7 +3,7 @@
 use super::{Chosen, Group, Search};
 use crate::backend::{Assignment, PlacementMode, Subordinate, SubordinateGrouping};
 use crate::estimate::{Layout, ResourceEstimate};
-use crate::placement::{Placement, gib};
+use crate::placement::{Candidate as Refused, DeviceRef, Placement};
 use crate::{Error, Result};
 
 impl Search<'_> {
@@ -13,7 +13,7 @@ impl Search<'_> {
         let main = &self.views[chosen.group.main];
         self.explanation.push(format!(
             "{}: {} fit; chose {} ({} score {:.1})",
-            mode_name(mode),
+            mode.describe(),
             chosen.fitting,
             self.describe(&chosen.group),
             self.req.options.strategy.as_str(),
@@ -40,7 +40,8 @@ impl Search<'_> {
         let largest = match &self.largest {
             Some((_, r)) => format!(
                 "; the largest option, {}, was refused: {}",
-                r.candidate, r.reason
+                r.describe_candidate(),
+                r.reason
             ),
             None => String::new(),
         };
@@ -124,123 +125,41 @@ impl Search<'_> {
             .collect()
     }
 
-    pub(super) fn describe(&self, group: &Group) -> String {
+    /// The group as a rejection or the explanation names it.
+    pub(super) fn describe(&self, group: &Group) -> Refused {
         let main = &self.views[group.main];
-        let name = &main.worker.name;
-        let free = self.free_in(group);
+        let worker = main.worker.name.clone();
+        let allocatable = self.free_in(group);
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         match (group.members.as_slice(), self.workers_of(group)) {
-            ([], _) => format!(
-                "{name} CPU only ({} RAM allocatable)",
-                gib(main.ram_allocatable)
-            ),
+            ([], _) => Refused::Host {
+                worker,
+                ram_allocatable: main.ram_allocatable,
+            },
             ([m], _) => {
-                let d = self.device(*m);
-                format!(
-                    "{}:{} ({}, {} allocatable)",
-                    self.views[m.0].worker.name,
-                    d.index,
-                    self.views[m.0].device_name(d),
-                    gib(d.allocatable)
-                )
-            }
-            (members, 1) => {
-                let indexes: Vec<u32> = members.iter().map(|&m| self.device(m).index).collect();
-                let count = match indexes.len() {
-                    n if n > MAX_INDEXES_LISTED => format!("{n} devices, "),
-                    _ => String::new(),
-                };
-                format!(
-                    "{name} devices {} ({count}{} allocatable in all)",
-                    index_list(indexes),
-                    gib(free)
-                )
-            }
-            (members, workers) => {
-                let remote = members.iter().filter(|m| m.0 != group.main).count();
-                format!(
-                    "{name} + {remote} remote devices on {} other workers ({} devices, {} \
-                     allocatable in all)",
-                    workers - 1,
-                    members.len(),
-                    gib(free)
-                )
-            }
-        }
-    }
-}
-
-/// Most device indexes a group lists one by one (a whole 8- or 16-GPU node).
-const MAX_INDEXES_LISTED: usize = 16;
-
-/// Most runs of consecutive indexes a wide group lists before "and N more".
-const MAX_RUNS_LISTED: usize = 8;
-
-/// The device indexes of a group on one worker: up to [`MAX_INDEXES_LISTED`] as they are
-/// (`0,1,2,3`); more as sorted runs (`0-511,768-1023`), at most [`MAX_RUNS_LISTED`], so that a
-/// refusal on a wide worker stays one readable line.
-fn index_list(mut indexes: Vec<u32>) -> String {
-    let join = |parts: Vec<String>| parts.join(",");
-    if indexes.len() <= MAX_INDEXES_LISTED {
-        return join(indexes.iter().map(u32::to_string).collect());
-    }
-    indexes.sort_unstable();
-    let mut runs: Vec<(u32, u32)> = Vec::new();
-    for index in indexes.iter().copied() {
-        match runs.last_mut() {
-            Some((_, end)) if end.checked_add(1) == Some(index) => *end = index,
-            _ => runs.push((index, index)),
-        }
-    }
-    let shown = join(
-        runs.iter()
-            .take(MAX_RUNS_LISTED)
-            .map(|&(start, end)| {
-                if start == end {
-                    start.to_string()
-                } else {
-                    format!("{start}-{end}")
+                let view = &self.views[m.0];
+                let device = self.device(*m);
+                Refused::Device {
+                    device: DeviceRef {
+                        worker: view.worker.name.clone(),
+                        index: device.index,
+                    },
+                    name: view.device_name(device).to_string(),
+                    allocatable: device.allocatable,
                 }
-            })
-            .collect(),
-    );
-    let more = match runs.len().saturating_sub(MAX_RUNS_LISTED) {
-        0 => String::new(),
-        n => format!(" and {n} more runs"),
-    };
-    format!("{shown}{more}")
-}
-
-/// The mode as explanations and rejections name it.
-pub(super) fn mode_name(mode: PlacementMode) -> &'static str {
-    match mode {
-        PlacementMode::SingleDevice => "single device",
-        PlacementMode::MultiDevice => "several devices of one worker",
-        PlacementMode::MultiWorker => "several workers",
-        PlacementMode::CpuOffload => "partial CPU offload",
-        PlacementMode::CpuOnly => "CPU only",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::index_list;
-
-    #[test]
-    fn a_node_lists_its_devices_one_by_one() {
-        assert_eq!(index_list(vec![3, 1, 2]), "3,1,2");
-        assert_eq!(
-            index_list((0..16).collect()),
-            (0..16).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
-        );
-    }
-
-    #[test]
-    fn a_wide_group_lists_runs() {
-        assert_eq!(index_list((0..1024).rev().collect()), "0-1023");
-        let gaps: Vec<u32> = (0..40).filter(|i| i % 4 != 3).chain([100]).collect();
-        assert_eq!(
-            index_list(gaps),
-            "0-2,4-6,8-10,12-14,16-18,20-22,24-26,28-30 and 3 more runs"
-        );
+            }
+            (members, 1) => Refused::WorkerDevices {
+                worker,
+                indices: members.iter().map(|&m| self.device(m).index).collect(),
+                allocatable,
+            },
+            (members, workers) => Refused::AcrossWorkers {
+                main: worker,
+                remote_devices: count(members.iter().filter(|m| m.0 != group.main).count()),
+                other_workers: count(workers - 1),
+                devices: count(members.len()),
+                allocatable,
+            },
+        }
     }
 }
