@@ -626,8 +626,10 @@ impl Builder<'_> {
         let n = self.patches;
         let pos_h = self.input(n * I32);
         let pos_w = self.input(n * I32);
-        let learned = self.resized_positions();
+        // `ggml_add(inp, learned)` reaches the patches before the positions: the graph runs
+        // the patch embedding first, then the interpolation.
         let inp = self.build_inp();
+        let learned = self.resized_positions();
         let cur = self.vit(inp, n, learned, Rope::TwoD(pos_w, pos_h));
         let s = self.t.n_merge;
         let cur = self.unshuffle(cur, s);

@@ -74,6 +74,7 @@ impl ProjectorKind {
                 | ProjectorKind::InternVl
                 | ProjectorKind::MiniCpmV
                 | ProjectorKind::Llama4
+                | ProjectorKind::KimiVl
         )
     }
 
