@@ -169,6 +169,6 @@ fn every_plan_of_every_shipped_model_on_every_example_cluster_matches_the_plan_s
     ]))
     .unwrap();
     validator.check("a what-if plan", &plan);
-    plan["processes"][0]["role"] = json!("conductor");
+    plan["processes"][0]["role"] = json!("Ray Head");
     assert!(!validator.accepts(&plan));
 }

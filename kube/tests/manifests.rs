@@ -352,7 +352,10 @@ fn llama_box_with_rpc_servers_reaches_them_by_stable_pod_names() {
     let rpc = plan
         .processes
         .iter()
-        .filter(|p| p.role == inferkit::ProcessRole::RpcServer)
+        .filter(|p| {
+            p.role
+                .is_subordinate(inferkit::llama_box::llamacpp::RPC_SERVER)
+        })
         .count();
     assert!(rpc >= 2, "{:#?}", plan.processes);
     let mut options = options("llama-box", "gpustack/llama-box:v0.0.140");

@@ -21,7 +21,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use inferkit_core::Result;
-use inferkit_core::inventory::{Allocation, Cluster, Device, Memory, Vendor, WorkerInventory};
+use inferkit_core::inventory::{
+    Allocation, ChipFamily, Cluster, Device, Memory, Vendor, WorkerInventory,
+};
 use inferkit_formats::files::{json_error, read_text_file};
 
 /// Largest `kubectl` list read (a node object with its images is about 20 KB; pods fewer).
@@ -391,11 +393,11 @@ fn device(index: u32, vendor: Vendor, name: &str, total: u64) -> Device {
 
 /// The extended resource the device is offered as (for counting pods' requests).
 fn device_resource(device: &Device) -> &'static str {
-    match device.vendor {
-        Vendor::Amd => "amd.com/gpu",
-        Vendor::Ascend if device.name.contains("310P") => "huawei.com/Ascend310P",
-        Vendor::Ascend if device.name.contains("310") => "huawei.com/Ascend310",
-        Vendor::Ascend => "huawei.com/Ascend910",
+    match (&device.vendor, ChipFamily::of(&device.vendor, &device.name)) {
+        (Vendor::Amd, _) => "amd.com/gpu",
+        (_, ChipFamily::Ascend310P) => "huawei.com/Ascend310P",
+        (_, ChipFamily::Ascend310) => "huawei.com/Ascend310",
+        (Vendor::Ascend, _) => "huawei.com/Ascend910",
         _ => "nvidia.com/gpu",
     }
 }

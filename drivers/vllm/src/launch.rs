@@ -16,6 +16,12 @@ pub(crate) const PROGRAM: &str = "vllm";
 /// Readiness endpoint of vLLM's OpenAI server.
 const HEALTH_PATH: &str = "/health";
 
+/// Role of the Ray head started on the main worker before `vllm serve`.
+pub const RAY_HEAD: &str = "ray_head";
+
+/// Role of a Ray node joining the head from another worker.
+pub const RAY_WORKER: &str = "ray_worker";
+
 /// The address vLLM takes as its node's (`vllm.utils.get_ip`); across nodes it must be the
 /// address Ray knows the node by, or vLLM finds no GPU of Ray's on the driver's node when the
 /// machine has several interfaces (vLLM's distributed-serving docs set it on every node).
@@ -267,11 +273,7 @@ fn ray_node(
     env.extend(input.spec.env.clone());
     LaunchSpec {
         worker: node.worker.to_string(),
-        role: if head.is_none() {
-            ProcessRole::RayHead
-        } else {
-            ProcessRole::RayWorker
-        },
+        role: ProcessRole::subordinate(if head.is_none() { RAY_HEAD } else { RAY_WORKER }),
         program: "ray".to_string(),
         args,
         env,

@@ -85,6 +85,7 @@ use inferkit_core::{
 };
 
 pub use flags::VllmVersion;
+pub use launch::{RAY_HEAD, RAY_WORKER};
 pub use memory::details::{
     Fp8Cache, LongerContext, MoreGpus, MoreMemory, VllmDetails, WeightsFrom,
 };

@@ -25,7 +25,7 @@ pub(crate) fn select(facts: &ModelFacts, spec: &ModelSpec) -> Selection {
     match facts.format {
         ModelFormat::Safetensors => select_hf(facts, spec),
         ModelFormat::Gguf => select_gguf(facts, spec),
-        ModelFormat::Directory | ModelFormat::Remote => Selection::new(
+        _ => Selection::new(
             Claim::Refuses,
             "vLLM needs a local Hugging Face model directory (config.json and safetensors)",
         ),
