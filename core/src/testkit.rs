@@ -93,7 +93,11 @@
 //! }
 //!
 //! let mut spec = ModelSpec::local("tiny");
-//! spec.source = ModelSource::Huggingface { repo_id: "example/tiny".into(), filename: None };
+//! spec.source = ModelSource::Huggingface {
+//!     repo_id: "example/tiny".into(),
+//!     filename: None,
+//!     revision: None,
+//! };
 //! let facts = ModelFacts::read(&spec.source)?; // remote: nothing is read
 //! check_backend(&Tiny::new(), &facts, &spec, &[gpu("w1", 0, 24)], &host("w1", 64));
 //! # Ok::<(), inferkit_core::Error>(())

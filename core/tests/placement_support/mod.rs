@@ -523,6 +523,7 @@ pub fn facts(name: &str) -> ModelFacts {
     ModelFacts::read(&ModelSource::Huggingface {
         repo_id: "test/model".into(),
         filename: Some(name.into()),
+        revision: None,
     })
     .expect("remote facts")
 }
@@ -532,6 +533,7 @@ pub fn spec(name: &str) -> ModelSpec {
     spec.source = ModelSource::Huggingface {
         repo_id: "test/model".into(),
         filename: Some(name.into()),
+        revision: None,
     };
     spec
 }
