@@ -23,8 +23,8 @@ pub use crate::launch::{
     remote_devices, tensor_split, visibility_env,
 };
 pub use crate::memory::{
-    ContextSize, DiffusionEstimate, DiffusionFamily, LlamaCppModel, StageBytes, WarmupImage,
-    architecture_band,
+    ContextSize, DiffusionEstimate, DiffusionFamily, LlamaCppModel, StageBytes, WarmupAudio,
+    WarmupImage, architecture_band,
 };
 pub use crate::params::{
     CacheType, FlashAttn, ImageComponents, ImageSettings, LlamaSettings, Pooling, RopeScaling,
