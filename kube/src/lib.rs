@@ -27,6 +27,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod download;
 pub mod lws;
 mod options;
 mod pod;
@@ -42,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 /// The Kubernetes API types the objects are built from (release 1.37).
 pub use k8s_openapi;
-pub use options::{KubernetesOptions, ModelVolume};
+pub use options::{DEFAULT_DOWNLOAD_IMAGE, KubernetesOptions, ModelVolume};
 
 use crate::lws::{LeaderWorkerSet, LeaderWorkerSetSpec, LeaderWorkerTemplate, RestartPolicy};
 use crate::pod::{PodBuilder, PodRole};

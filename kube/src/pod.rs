@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use inferkit_core::launch::shell_quote;
 use inferkit_core::secret::placeholder_variable;
 use inferkit_core::{
-    DeploymentPlan, DeviceClaim, Error, HealthCheck, LaunchSpec, ProcessRole, Result, Vendor,
-    WorkerClaim,
+    DeploymentPlan, DeviceClaim, DownloadStep, Error, HealthCheck, LaunchSpec, ProcessRole, Result,
+    Vendor, WorkerClaim,
 };
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
@@ -20,6 +20,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::download;
 use crate::lws::{LEADER_ADDRESS_VARIABLE, SET_NAME_LABEL, WORKER_INDEX_LABEL};
 use crate::{KubernetesOptions, ModelVolume, NAME_LABEL, name_labels};
 
@@ -202,10 +203,45 @@ impl<'a> PodBuilder<'a> {
             });
             mounts.push(mount("dshm", "/dev/shm", false));
         }
-        if let Some(model) = &self.options.model_volume {
-            let (volume, path) = model_volume(model);
-            volumes.push(volume);
-            mounts.push(mount("model", &path, true));
+        let mut init_containers = Vec::new();
+        let steps = self.downloads(&processes);
+        let model = self.options.model_volume.as_ref();
+        let into_model = steps.iter().any(|s| download::in_model_volume(s, model));
+        if let Some(model) = model {
+            volumes.push(model_volume(model, into_model));
+            mounts.push(mount("model", model.mount_path(), true));
+        }
+        if !steps.is_empty() {
+            let mut download_mounts = Vec::new();
+            if let Some(model) = model.filter(|_| into_model) {
+                download_mounts.push(mount("model", model.mount_path(), false));
+            }
+            let mut caches: Vec<&std::path::Path> = steps
+                .iter()
+                .filter(|s| !download::in_model_volume(s, model))
+                .map(|s| s.cache.as_path())
+                .collect();
+            caches.dedup();
+            for (i, cache) in caches.into_iter().enumerate() {
+                let name = match i {
+                    0 => "model-cache".to_string(),
+                    _ => format!("model-cache-{i}"),
+                };
+                let path = cache.display().to_string();
+                volumes.push(Volume {
+                    name: name.clone(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Volume::default()
+                });
+                mounts.push(mount(&name, &path, true));
+                download_mounts.push(mount(&name, &path, false));
+            }
+            init_containers.push(download::init_container(
+                &steps,
+                self.options,
+                download_mounts,
+                into_model,
+            )?);
         }
         let config_map = self.launch_files(
             &processes,
@@ -217,7 +253,9 @@ impl<'a> PodBuilder<'a> {
         self.check_no_node_address(&container, config_map.as_ref())?;
         container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
         let waits = self.peer_waits(&processes);
-        let init_containers = (!waits.is_empty()).then(|| vec![self.wait_container(&waits)]);
+        if !waits.is_empty() {
+            init_containers.push(self.wait_container(&waits));
+        }
         let mut labels = name_labels(self.name);
         labels.insert(
             "app.kubernetes.io/component".to_string(),
@@ -230,7 +268,7 @@ impl<'a> PodBuilder<'a> {
         let annotations = self.device_annotation(claim, devices, resource);
         let spec = PodSpec {
             containers: vec![container],
-            init_containers,
+            init_containers: (!init_containers.is_empty()).then_some(init_containers),
             volumes: (!volumes.is_empty()).then_some(volumes),
             tolerations: (!self.options.tolerations.is_empty())
                 .then(|| self.options.tolerations.clone()),
@@ -249,6 +287,15 @@ impl<'a> PodBuilder<'a> {
             },
             config_map,
         })
+    }
+
+    /// The download steps whose files the processes of a pod read.
+    fn downloads(&self, processes: &[&LaunchSpec]) -> Vec<&'a DownloadStep> {
+        self.plan
+            .downloads
+            .iter()
+            .filter(|step| processes.iter().any(|p| step.workers.contains(&p.worker)))
+            .collect()
     }
 
     /// Refuses a pod that would still name a node's IP address (a rank table listing the
@@ -772,7 +819,26 @@ impl<'a> PodBuilder<'a> {
                 self.subordinates.len()
             ));
         }
-        if self.options.model_volume.is_none() {
+        if !self.plan.downloads.is_empty() {
+            let model = self.options.model_volume.as_ref();
+            let kept = match self
+                .plan
+                .downloads
+                .iter()
+                .all(|s| download::in_model_volume(s, model))
+            {
+                true => "into the model volume, where they stay for the next pod",
+                false => {
+                    "into an emptyDir, again whenever a pod is recreated (a model volume mounted \
+                     at the cache keeps them)"
+                }
+            };
+            notes.push(format!(
+                "the {} init container ({}) downloads the model's files, checked against the \
+                 hub's SHA-256, {kept}",
+                "download-model", self.options.download_image
+            ));
+        } else if self.options.model_volume.is_none() {
             notes.push(
                 "no model volume: the image, or the backend's own download, must provide the \
                  model files the command line names"
@@ -911,30 +977,26 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-fn model_volume(model: &ModelVolume) -> (Volume, String) {
+/// The model volume; a claim is read-only unless the download init container writes to it
+/// (the backend's own mount is read-only either way).
+fn model_volume(model: &ModelVolume, written: bool) -> Volume {
     match model {
-        ModelVolume::HostPath { path } => (
-            Volume {
-                name: "model".to_string(),
-                host_path: Some(HostPathVolumeSource {
-                    path: path.clone(),
-                    type_: Some("Directory".to_string()),
-                }),
-                ..Volume::default()
-            },
-            path.clone(),
-        ),
-        ModelVolume::PersistentVolumeClaim { claim, mount_path } => (
-            Volume {
-                name: "model".to_string(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: claim.clone(),
-                    read_only: Some(true),
-                }),
-                ..Volume::default()
-            },
-            mount_path.clone(),
-        ),
+        ModelVolume::HostPath { path } => Volume {
+            name: "model".to_string(),
+            host_path: Some(HostPathVolumeSource {
+                path: path.clone(),
+                type_: Some("Directory".to_string()),
+            }),
+            ..Volume::default()
+        },
+        ModelVolume::PersistentVolumeClaim { claim, .. } => Volume {
+            name: "model".to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: (!written).then_some(true),
+            }),
+            ..Volume::default()
+        },
     }
 }
 
@@ -961,7 +1023,8 @@ fn pod_ip_env(name: String) -> EnvVar {
     }
 }
 
-fn secret_env(secret: &str, name: String, key: String) -> EnvVar {
+/// `name` read from the `key` of the user's Secret `secret`.
+pub(crate) fn secret_env(secret: &str, name: String, key: String) -> EnvVar {
     EnvVar {
         name,
         value_from: Some(EnvVarSource {
