@@ -183,8 +183,21 @@ impl<'a> PodBuilder<'a> {
             PodRole::Worker => self.device_count(processes[0], claim),
         };
         let resource = accelerator_resource(claim)?;
+        if let Some(device) = claim.devices.first()
+            && devices > 1
+            && device
+                .vendor
+                .as_ref()
+                .is_some_and(|v| v.is_mig_instance(&device.name))
+        {
+            return Err(Error::unsupported(format!(
+                "the plan spreads a process on {} over {devices} MIG instances ({}): a CUDA \
+                 process uses one MIG instance",
+                claim.name, device.name
+            )));
+        }
         let mut container = self.container(&processes, role)?;
-        container.resources = resources(role, claim, devices, resource);
+        container.resources = resources(role, claim, devices, resource.as_deref());
         let mut volumes = Vec::new();
         let mut mounts = Vec::new();
         let uses_ray = processes
@@ -265,7 +278,7 @@ impl<'a> PodBuilder<'a> {
             }
             .to_string(),
         );
-        let annotations = self.device_annotation(claim, devices, resource);
+        let annotations = self.device_annotation(claim, devices, resource.as_deref());
         let spec = PodSpec {
             containers: vec![container],
             init_containers: (!init_containers.is_empty()).then_some(init_containers),
@@ -904,10 +917,11 @@ fn port_name(role: ProcessRole) -> &'static str {
     }
 }
 
-/// The extended resource a device plugin offers the worker's devices as: NVIDIA's and AMD's
-/// GPU plugins, Huawei's Ascend plugin (one resource per chip family). `None` for a worker
-/// without devices; an error when its devices differ, since a count cannot say which.
-fn accelerator_resource(claim: &WorkerClaim) -> Result<Option<&'static str>> {
+/// The extended resource a device plugin offers the worker's devices as: NVIDIA's (whole GPUs,
+/// MIG profiles) and AMD's GPU plugins, Huawei's Ascend plugin (one resource per chip family).
+/// `None` for a worker without devices; an error when its devices differ, since a count
+/// cannot say which.
+fn accelerator_resource(claim: &WorkerClaim) -> Result<Option<String>> {
     let Some(first) = claim.devices.first() else {
         return Ok(None);
     };
@@ -920,22 +934,19 @@ fn accelerator_resource(claim: &WorkerClaim) -> Result<Option<&'static str>> {
     device_resource(first).map(Some)
 }
 
-fn device_resource(device: &DeviceClaim) -> Result<&'static str> {
-    match device.vendor.as_ref() {
-        Some(Vendor::Nvidia) => Ok("nvidia.com/gpu"),
-        Some(Vendor::Amd) => Ok("amd.com/gpu"),
-        Some(Vendor::Ascend) if device.name.contains("310P") => Ok("huawei.com/Ascend310P"),
-        Some(Vendor::Ascend) if device.name.contains("310") => Ok("huawei.com/Ascend310"),
-        Some(Vendor::Ascend) => Ok("huawei.com/Ascend910"),
-        Some(other) => Err(Error::unsupported(format!(
-            "no Kubernetes device-plugin resource is known for {other} devices ({})",
-            device.name
-        ))),
-        None => Err(Error::unsupported(format!(
+fn device_resource(device: &DeviceClaim) -> Result<String> {
+    let vendor = device.vendor.as_ref().ok_or_else(|| {
+        Error::unsupported(format!(
             "the plan does not name the vendor of {}: plan again with this version",
             device.name
-        ))),
-    }
+        ))
+    })?;
+    vendor.device_plugin_resource(&device.name).ok_or_else(|| {
+        Error::unsupported(format!(
+            "no Kubernetes device-plugin resource is known for {vendor} devices ({})",
+            device.name
+        ))
+    })
 }
 
 /// A probe of the plan's health check. Startup allows `failures × period` seconds for the

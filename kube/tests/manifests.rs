@@ -642,3 +642,44 @@ fn a_download_into_the_model_claim_writes_it_and_needs_the_secret() {
         &json!([{"name": "model", "mountPath": "/models", "readOnly": true}])
     );
 }
+
+/// A node of MIG instances under GPU Feature Discovery's mixed strategy (`probe --kubernetes`
+/// of NVIDIA's captured labels): the pod asks for the instance's own resource.
+#[test]
+fn a_mig_instance_of_the_mixed_strategy_is_asked_for_by_its_profile() {
+    let read = inferkit::probe::kubernetes::load(
+        &repo("probe/tests/fixtures/kubernetes/nodes-gfd-a100-mig-mixed.json"),
+        None,
+    )
+    .unwrap();
+    let plan = plan_on(
+        "tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf",
+        &read.cluster,
+        |_| {},
+    );
+    let claim = &plan.placement.workers[0];
+    let [device] = &claim.devices[..] else {
+        panic!("{:?}", claim.devices)
+    };
+    let profile = device.name.rsplit(' ').next().unwrap();
+    let export = export(&plan, &options("llama-box", "gpustack/llama-box:v0.0.140")).unwrap();
+    let yaml = Validator::new().check(&export);
+    assert!(
+        yaml.contains(&format!("nvidia.com/mig-{profile}: '1'")),
+        "{yaml}"
+    );
+    assert!(!yaml.contains("nvidia.com/gpu:"), "{yaml}");
+}
+
+/// CUDA gives a process one MIG instance: a plan splitting a model over two is refused.
+#[test]
+fn a_process_over_two_mig_instances_is_refused() {
+    let mut plan = one_gpu_plan(|spec| {
+        spec.backend_parameters = vec!["--tensor-split".into(), "1,1".into()];
+    });
+    for device in &mut plan.placement.workers[0].devices {
+        device.name = "A100-SXM4-40GB-MIG-3g.20gb".to_string();
+    }
+    let error = export(&plan, &options("llama-box", "gpustack/llama-box:v0.0.140")).unwrap_err();
+    assert!(error.to_string().contains("one MIG instance"), "{error}");
+}
