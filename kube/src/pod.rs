@@ -234,6 +234,7 @@ impl<'a> PodBuilder<'a> {
                 .filter(|s| !download::in_model_volume(s, model))
                 .map(|s| s.cache.as_path())
                 .collect();
+            caches.sort();
             caches.dedup();
             for (i, cache) in caches.into_iter().enumerate() {
                 let name = match i {
