@@ -36,12 +36,15 @@ F32_NAMES = re.compile(r"(ffn_gate_inp|exp_probs_b|ssm_a|ssm_d|ssm_conv1d|ssm_dt
                        r"time_mix_|channel_mix_|rope_freqs|_norm)")
 
 
-def M(name, arch, layers, vocab, kv, tied=True, drop=(), tok="spm", source="", special=None, fuse_qkv=False):
+def M(name, arch, layers, vocab, kv, tied=True, drop=(), tok="spm", source="", special=None, fuse_qkv=False,
+      layout_experts=None):
     return dict(name=name, arch=arch, layers=layers, vocab=vocab, kv=kv, tied=tied, drop=list(drop),
-                tok=tok, source=source, special=special or {}, fuse_qkv=fuse_qkv)
+                tok=tok, source=source, special=special or {}, fuse_qkv=fuse_qkv, layout_experts=layout_experts)
 
 
 NO_BIAS = r"\.bias$"
+# Hybrids keep the SSM's own biases (conv1d, dt), which llama.cpp requires.
+NO_PROJ_BIAS = r"(attn_\w+|ffn_\w+|output)\.bias$"
 # Optional heads every decoder can load that no converted chat checkpoint carries.
 COMMON_DROP = [r"^cls", r"^output\.bias", r"rope_factors", r"_s\.weight$", r"\.(input_)?scale$",
                r"rope_freqs", r"^ffn_gate_inp_shexp", r"^dense_"]
@@ -249,6 +252,109 @@ SPECS = [
         context_length=8192, embedding_length=2048, feed_forward_length=8192,
         **{"attention.head_count": 16, "attention.head_count_kv": 1, "attention.layer_norm_epsilon": 1e-5}),
       source="bigcode/starcoderbase-1b", fuse_qkv=True),
+    # The architectures of issue 16's second batch (published config.json values).
+    M("llama-4-scout-17b-16e-4layer", "llama4", 4, 202048, dict(
+        context_length=10485760, embedding_length=5120, feed_forward_length=16384, expert_feed_forward_length=8192,
+        expert_count=16, expert_used_count=1, interleave_moe_layer_step=1,
+        **{"attention.head_count": 40, "attention.head_count_kv": 8, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.dimension_count": 128, "rope.freq_base": 500000.0,
+           "attention.layer_norm_rms_epsilon": 1e-5}),
+      tied=False, drop=[NO_BIAS], layout_experts=2, source="meta-llama/Llama-4-Scout-17B-16E-Instruct"),
+    M("gemma-3n-e2b", "gemma3n", 30, 262400, dict(
+        context_length=32768, embedding_length=2048, feed_forward_length=8192, embedding_length_per_layer_input=256,
+        **{"attention.head_count": 8, "attention.head_count_kv": 2, "attention.key_length": 256,
+           "attention.value_length": 256, "rope.freq_base": 1e6, "rope.freq_base_swa": 10000.0,
+           "attention.layer_norm_rms_epsilon": 1e-6, "attention.sliding_window": 512,
+           "altup.active_idx": 0, "altup.num_inputs": 4, "attention.shared_kv_layers": 10,
+           "activation_sparsity_scale": [1.6448533535003662] * 10 + [0.0] * 20}),
+      drop=[NO_BIAS], source="google/gemma-3n-E2B-it"),
+    M("qwen3-next-80b-a3b-4layer", "qwen3next", 4, 151936, dict(
+        context_length=262144, embedding_length=2048, feed_forward_length=5120, expert_feed_forward_length=512,
+        expert_shared_feed_forward_length=512, expert_count=512, expert_used_count=10, full_attention_interval=4,
+        **{"attention.head_count": 16, "attention.head_count_kv": 2, "attention.key_length": 256,
+           "attention.value_length": 256, "rope.dimension_count": 64, "rope.freq_base": 1e7,
+           "attention.layer_norm_rms_epsilon": 1e-6, "ssm.conv_kernel": 4, "ssm.inner_size": 4096,
+           "ssm.state_size": 128, "ssm.time_step_rank": 32, "ssm.group_count": 16}),
+      tied=False, drop=[NO_PROJ_BIAS, r"ffn_(gate|up|down)\.weight"], layout_experts=10, source="Qwen/Qwen3-Next-80B-A3B-Instruct"),
+    M("minicpm-2b", "minicpm", 4, 122753, dict(
+        context_length=4096, embedding_length=2304, feed_forward_length=5760, embedding_scale=12.0,
+        residual_scale=0.22135943621178655, logit_scale=0.1111111111111111,
+        **{"attention.head_count": 36, "attention.head_count_kv": 36, "rope.dimension_count": 64,
+           "rope.freq_base": 10000.0, "attention.layer_norm_rms_epsilon": 1e-5}),
+      drop=[NO_BIAS, r"exps|gate_inp|shexp"], source="openbmb/MiniCPM-2B-sft-bf16"),
+    M("minicpm3-4b", "minicpm3", 4, 73448, dict(
+        context_length=32768, embedding_length=2560, feed_forward_length=6400,
+        **{"attention.head_count": 40, "attention.head_count_kv": 40, "attention.q_lora_rank": 768,
+           "attention.kv_lora_rank": 256, "attention.key_length": 96, "attention.value_length": 64,
+           "rope.dimension_count": 32, "rope.freq_base": 10000.0, "attention.layer_norm_rms_epsilon": 1e-5}),
+      drop=[NO_BIAS], source="openbmb/MiniCPM3-4B"),
+    M("hunyuan-a13b-2layer", "hunyuan-moe", 2, 128167, dict(
+        context_length=32768, embedding_length=4096, feed_forward_length=3072, expert_feed_forward_length=3072,
+        expert_shared_feed_forward_length=3072, expert_count=64, expert_used_count=8,
+        **{"attention.head_count": 32, "attention.head_count_kv": 8, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.dimension_count": 128, "rope.freq_base": 11158840.0,
+           "attention.layer_norm_rms_epsilon": 1e-5}),
+      drop=[NO_BIAS], layout_experts=8, source="tencent/Hunyuan-A13B-Instruct"),
+    M("granite-4.0-h-tiny-4layer", "granitehybrid", 4, 100352, dict(
+        context_length=131072, embedding_length=1536, feed_forward_length=512, expert_feed_forward_length=512,
+        expert_shared_feed_forward_length=1024, expert_count=64, expert_used_count=6,
+        embedding_scale=12.0, residual_scale=0.22, logit_scale=6.0,
+        **{"attention.head_count": 12, "attention.head_count_kv": [0, 4, 0, 0],
+           "attention.layer_norm_rms_epsilon": 1e-5, "attention.scale": 0.0078125,
+           "rope.scaling.finetuned": False, "ssm.conv_kernel": 4, "ssm.inner_size": 3072,
+           "ssm.state_size": 128, "ssm.time_step_rank": 48, "ssm.group_count": 1}),
+      drop=[NO_PROJ_BIAS, r"ffn_(gate|up|down)\.weight"], layout_experts=6, source="ibm-granite/granite-4.0-h-tiny"),
+    M("falcon-h1-0.5b", "falcon-h1", 4, 32784, dict(
+        context_length=16384, embedding_length=1024, feed_forward_length=2048,
+        **{"attention.head_count": 8, "attention.head_count_kv": 2, "attention.key_length": 64,
+           "attention.value_length": 64, "rope.freq_base": 1e11, "attention.layer_norm_rms_epsilon": 1e-5,
+           "ssm.conv_kernel": 4, "ssm.inner_size": 1536, "ssm.state_size": 128, "ssm.time_step_rank": 24,
+           "ssm.group_count": 1}),
+      tied=False, drop=[NO_PROJ_BIAS], source="tiiuae/Falcon-H1-0.5B-Instruct"),
+    M("nemotron-nano-9b-v2-6layer", "nemotron_h", 6, 131072, dict(
+        context_length=131072, embedding_length=4480, feed_forward_length=[0, 15680, 0, 0, 15680, 0],
+        **{"attention.head_count": 40, "attention.head_count_kv": [0, 0, 0, 8, 0, 0], "attention.key_length": 128,
+           "attention.value_length": 128, "attention.layer_norm_epsilon": 1e-5,
+           "attention.layer_norm_rms_epsilon": 1e-5, "ssm.conv_kernel": 4, "ssm.inner_size": 10240,
+           "ssm.state_size": 128, "ssm.time_step_rank": 128, "ssm.group_count": 8}),
+      tied=False, drop=[NO_PROJ_BIAS], source="nvidia/NVIDIA-Nemotron-Nano-9B-v2"),
+    M("jamba-mini-1.6-6layer", "jamba", 6, 65536, dict(
+        context_length=262144, embedding_length=4096, feed_forward_length=14336, expert_count=16,
+        expert_used_count=2,
+        **{"attention.head_count": 32, "attention.head_count_kv": [0, 0, 0, 0, 8, 0],
+           "attention.layer_norm_rms_epsilon": 1e-6, "ssm.conv_kernel": 4, "ssm.inner_size": 8192,
+           "ssm.state_size": 16, "ssm.time_step_rank": 256}),
+      tied=False, drop=[NO_PROJ_BIAS], layout_experts=2, source="ai21labs/AI21-Jamba-Mini-1.6"),
+    M("rwkv6-finch-1b6", "rwkv6", 4, 65536, dict(
+        context_length=1048576, embedding_length=2048, feed_forward_length=7168, **{"wkv.head_size": 64},
+        time_mix_extra_dim=32, time_decay_extra_dim=64, rescale_every_n_layers=6,
+        **{"attention.head_count": 0, "attention.layer_norm_epsilon": 1e-5}),
+      tied=False, source="RWKV/v6-Finch-1B6-HF"),
+    M("rwkv7-world-1.5b", "rwkv7", 4, 65536, dict(
+        context_length=1048576, embedding_length=2048, feed_forward_length=8192, **{"wkv.head_size": 64},
+        **{"attention.head_count": 0, "attention.layer_norm_epsilon": 1e-5, "attention.decay_lora_rank": 96,
+           "attention.iclr_lora_rank": 96, "attention.value_residual_mix_lora_rank": 64,
+           "attention.gate_lora_rank": 256}),
+      tied=False, source="fla-hub/rwkv7-1.5B-world"),
+    M("ling-lite-1.5-2layer", "bailingmoe", 2, 126464, dict(
+        context_length=16384, embedding_length=2048, feed_forward_length=5632, expert_feed_forward_length=1408,
+        expert_count=64, expert_used_count=6, expert_shared_count=2, expert_weights_norm=True,
+        **{"attention.head_count": 16, "attention.head_count_kv": 4, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.dimension_count": 128, "rope.freq_base": 600000.0,
+           "attention.layer_norm_rms_epsilon": 1e-6}),
+      tied=False, drop=[NO_BIAS, r"ffn_(gate|up|down)\.weight"], layout_experts=6, source="inclusionAI/Ling-lite-1.5"),
+    M("dots.llm1-3layer", "dots1", 3, 152064, dict(
+        context_length=32768, embedding_length=4096, feed_forward_length=10944, expert_feed_forward_length=1408,
+        expert_count=128, expert_used_count=6, expert_shared_count=2, leading_dense_block_count=1,
+        expert_weights_scale=2.5, expert_weights_norm=True, expert_gating_func=2,
+        **{"attention.head_count": 32, "attention.head_count_kv": 32, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.freq_base": 1e6, "attention.layer_norm_rms_epsilon": 1e-5}),
+      tied=False, drop=[NO_BIAS], layout_experts=6, source="rednote-hilab/dots.llm1.inst"),
+    M("t5-v1.1-xxl-encoder-4layer", "t5encoder", 4, 32128, dict(
+        context_length=512, embedding_length=4096, feed_forward_length=10240,
+        **{"attention.head_count": 64, "attention.key_length": 64, "attention.value_length": 64,
+           "attention.layer_norm_rms_epsilon": 1e-6, "attention.relative_buckets_count": 32}),
+      tied=False, drop=[NO_BIAS], source="google/t5-v1_1-xxl"),
 ]
 SPECS = {s["name"]: s for s in SPECS}
 
@@ -313,8 +419,19 @@ def metadata(w, spec, with_tokenizer):
         add_kv(w, arch, "vocab_size", spec["vocab"])
 
 
+# Expert tensors: the expert count is their last dimension (the router's output width).
+EXPERT_TENSORS = re.compile(r"(_exps\.(weight|bias)|ffn_gate_inp\.(weight|bias)|exp_probs_b\.bias)$")
+
+
 def layout(spec, scratch):
-    """Tensor names and shapes as llama.cpp's load_arch_tensors creates them (in a subprocess)."""
+    """Tensor names and shapes as llama.cpp's load_arch_tensors creates them (in a subprocess).
+
+    The virtual loader allocates (untouched) memory for every tensor, which a host cannot
+    reserve for large expert sets; `layout_experts` lays such a model out with fewer experts and
+    sets the expert dimension back to the real count."""
+    real = spec["kv"].get("expert_count")
+    if spec["layout_experts"]:
+        spec = dict(spec, kv=dict(spec["kv"], expert_count=spec["layout_experts"]))
     meta = os.path.join(scratch, spec["name"] + ".meta.gguf")
     w = GGUFWriter(meta, spec["arch"])
     metadata(w, spec, True)
@@ -324,6 +441,10 @@ def layout(spec, scratch):
     tensors = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
     if p.returncode != 0 or not tensors:
         raise RuntimeError(f"{spec['name']}: llama.cpp refused the metadata:\n{p.stderr[-3000:]}")
+    if spec["layout_experts"]:
+        for t in tensors:
+            if EXPERT_TENSORS.search(t["name"]) and t["ne"][-1] == spec["layout_experts"]:
+                t["ne"][-1] = real
     return tensors
 
 

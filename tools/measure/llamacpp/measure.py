@@ -198,7 +198,7 @@ def S(n_ctx=4096, n_seq_max=1, type_k="f16", type_v="f16", flash_attn="on", n_ba
                 embeddings=embeddings, tag=tag)
 
 
-ENCODERS = ("bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert")
+ENCODERS = ("bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert", "t5encoder")
 
 
 def arch_grid(arch):

@@ -62,6 +62,20 @@ const MEASURED: &[&str] = &[
     "starcoder",
     "bert",
     "jina-bert-v2",
+    "gemma3n",
+    "minicpm",
+    "minicpm3",
+    "hunyuan-moe",
+    "bailingmoe",
+    "dots1",
+    "rwkv6",
+    "rwkv7",
+    "granitehybrid",
+    "jamba",
+    "nemotron_h",
+    "qwen3next",
+    "llama4",
+    "t5encoder",
 ];
 
 /// Architectures whose llama.cpp builder (`src/models/<arch>.cpp` at 0c1e57098) is the
@@ -75,6 +89,10 @@ const DERIVED: &[&str] = &[
     "phi3",
     "nomic-bert",
     "exaone4",
+    // Falcon-H1 (attention and Mamba-2 side by side in every layer): KV and state exact,
+    // compute 8.8% under without flash attention at 4096 cells (one [cells, tokens] f32
+    // tensor more is alive at llama.cpp's peak), within 1.5% elsewhere.
+    "falcon-h1",
     // Not measured: builders of the same pre-norm decoder as measured relatives (mistral3 and
     // llama, command-r and cohere2).
     "mistral3",
@@ -145,17 +163,12 @@ mod tests {
     fn bands_widen_as_coverage_weakens() {
         let measured = Coverage::of("llama").band();
         let derived = Coverage::of("mistral3").band();
-        let unmodelled = Coverage::of("rwkv7").band();
+        let unmodelled = Coverage::of("jais").band();
         assert_eq!(measured.basis, FigureBasis::MeasuredArchitecture);
         assert_eq!(derived.basis, FigureBasis::GraphDerived);
         assert_eq!(unmodelled.basis, FigureBasis::UnmodelledArchitecture);
         assert!(measured.percent < derived.percent && derived.percent < unmodelled.percent);
         assert!(Coverage::of("llama").note("llama").is_none());
-        assert!(
-            Coverage::of("rwkv7")
-                .note("rwkv7")
-                .unwrap()
-                .contains("rwkv7")
-        );
+        assert!(Coverage::of("jais").note("jais").unwrap().contains("jais"));
     }
 }

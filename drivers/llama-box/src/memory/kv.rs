@@ -136,14 +136,15 @@ pub(crate) fn layer_bytes(
             // Saturating throughout: the header's dimensions are bounded by the GGUF reader,
             // but a huge user context could still overflow, and a saturated size simply fits
             // nowhere.
-            if layer.recurrent {
-                // Recurrent state: one slot per sequence, r and s rows in f32.
-                return (shape.recurrent.r.saturating_add(shape.recurrent.s))
+            // Recurrent state: one slot per sequence, r and s rows in f32.
+            let state = match layer.recurrent {
+                true => (shape.recurrent.r.saturating_add(shape.recurrent.s))
                     .saturating_mul(4)
-                    .saturating_mul(ctx.n_seq_max);
-            }
-            if !shape.causal || layer.n_head_kv == 0 {
-                return 0;
+                    .saturating_mul(ctx.n_seq_max),
+                false => 0,
+            };
+            if !shape.causal || layer.n_head_kv == 0 || layer.shares_kv {
+                return state;
             }
             let cells = match layer.swa {
                 true => ctx.kv_size_swa,
@@ -160,7 +161,9 @@ pub(crate) fn layer_bytes(
                     .type_v
                     .row_bytes(layer.n_head_kv.saturating_mul(shape.head_v)),
             };
-            k.saturating_add(v).saturating_mul(cells)
+            k.saturating_add(v)
+                .saturating_mul(cells)
+                .saturating_add(state)
         })
         .collect()
 }

@@ -46,6 +46,9 @@ pub(crate) struct LayerShape {
     pub recurrent: bool,
     /// Feed-forward width (dense), 0 when the layer is MoE-only.
     pub n_ff: u64,
+    /// Attends through an earlier layer's cache and has none of its own
+    /// (`llama_hparams::has_kv` false: Gemma 3n's last layers).
+    pub shares_kv: bool,
 }
 
 /// Mixture-of-experts shape.
@@ -144,6 +147,13 @@ pub(crate) struct ModelShape {
     /// (the compressed latent and the RoPE part) and reads V as a view of it
     /// (`llama_hparams::is_mla`: both MLA head sizes set).
     pub mla: Option<Mla>,
+    /// Attention layers rotate Q and K by position (RoPE); Nemotron-H and Granite 4.0-H
+    /// (`rope.scaling.finetuned` false: `hparams.has_rope`) attend without positions.
+    pub positional: bool,
+    /// The T5 encoder (`t5encoder`): its own graph, layers named `enc.blk.N`.
+    pub t5_encoder: bool,
+    /// Prefix of repeating layers' tensor names: `blk`, or `enc.blk` (T5 encoder).
+    pub layer_prefix: &'static str,
     /// No `output.weight`: the LM head reads the token embedding (duplicated on the output
     /// device).
     pub tied_output: bool,
@@ -166,6 +176,29 @@ const SWA_PERIODS: [(&str, u64); 9] = [
     ("olmo3", 4),
     ("smallthinker", 4),
 ];
+
+/// Hybrids whose every layer runs attention and a Mamba-2 mixer side by side, each with its
+/// own memory (`filter_attn` and `filter_recr` both true in `llama_model::create_memory`).
+pub(crate) const PARALLEL_HYBRIDS: [&str; 1] = ["falcon-h1"];
+
+/// Whether layer `il` of a recurrent or hybrid architecture holds recurrent state
+/// (`hparams.is_recr_impl`, set per architecture in `src/models/<arch>.cpp` at 0c1e57098):
+/// every layer of Falcon-H1; Nemotron-H's layers without attention and without an FFN (its
+/// FFN-only layers hold nothing); Qwen3-Next's layers other than every
+/// `full_attention_interval`-th; otherwise the layers without KV heads.
+fn is_recurrent_layer(arch: &str, il: u64, n_head_kv: u64, n_ff: u64, interval: u64) -> bool {
+    match arch {
+        "falcon-h1" => true,
+        "nemotron_h" => n_head_kv == 0 && n_ff == 0,
+        "qwen3next" => !(il + 1).is_multiple_of(interval),
+        _ => n_head_kv == 0,
+    }
+}
+
+/// Architectures whose layers from a fixed index on reuse an earlier layer's KV cache
+/// (`hparams.n_layer_kv_from_start`, hard-coded per architecture in `src/models/*.cpp` at
+/// 0c1e57098: gemma3n sets 20 whatever the layer count).
+const KV_FROM_START: [(&str, usize); 1] = [("gemma3n", 20)];
 
 /// Encoder-only architectures: no KV cache, no LM head.
 const ENCODERS: [&str; 6] = [
@@ -190,19 +223,37 @@ impl ModelShape {
         let heads = model.head_count_per_layer()?;
         let heads_kv = model.head_count_kv_per_layer()?;
         let ff = model.feed_forward_length_per_layer()?.unwrap_or_default();
-        let swa_layers = swa_layers(model, &arch, n_layer)?;
+        let n_swa = sliding_window(model, &arch)?;
+        let swa_layers = swa_layers(model, &arch, n_layer, n_swa)?;
         let recurrent = recurrent_widths(model, n_embd)?;
         let is_recurrent_arch = recurrent.s > 0;
+        let kv_layers = KV_FROM_START
+            .iter()
+            .find(|(name, _)| *name == arch)
+            .map_or(n_layer, |&(_, n)| n);
+        let attention_interval = model
+            .metadata()
+            .get_u64(&format!("{arch}.full_attention_interval"))?
+            .unwrap_or(4)
+            .max(1);
         let layers = (0..n_layer)
             .map(|i| {
                 let n_head_kv = heads_kv.get(i).copied().unwrap_or(0);
+                let n_ff = ff.get(i).copied().unwrap_or(0);
+                let recurrent = is_recurrent_arch
+                    && is_recurrent_layer(&arch, i as u64, n_head_kv, n_ff, attention_interval);
                 LayerShape {
                     n_head: heads.get(i).copied().unwrap_or(0),
-                    n_head_kv,
+                    // Recurrent layers have no attention, except Falcon-H1's, which run both.
+                    n_head_kv: if recurrent && !PARALLEL_HYBRIDS.contains(&arch.as_str()) {
+                        0
+                    } else {
+                        n_head_kv
+                    },
                     swa: swa_layers.get(i).copied().unwrap_or(false),
-                    // Recurrent models (and the recurrent layers of hybrids) have no KV heads.
-                    recurrent: is_recurrent_arch && n_head_kv == 0,
-                    n_ff: ff.get(i).copied().unwrap_or(0),
+                    recurrent,
+                    n_ff,
+                    shares_kv: i >= kv_layers,
                 }
             })
             .collect();
@@ -224,7 +275,7 @@ impl ModelShape {
             head_k: model.key_length()?,
             head_v: model.value_length()?,
             layers,
-            n_swa: model.sliding_window()?.unwrap_or(0),
+            n_swa,
             causal,
             experts: Experts {
                 count: model.expert_count()?.unwrap_or(0),
@@ -234,6 +285,20 @@ impl ModelShape {
             },
             recurrent,
             mla: Mla::from_gguf(model)?,
+            t5_encoder: arch == "t5encoder",
+            layer_prefix: if arch == "t5encoder" {
+                "enc.blk"
+            } else {
+                "blk"
+            },
+            positional: match arch.as_str() {
+                "nemotron_h" | "t5encoder" => false,
+                "granitehybrid" => model
+                    .metadata()
+                    .get_bool(&format!("{arch}.rope.scaling.finetuned"))?
+                    .unwrap_or(true),
+                _ => true,
+            },
             tied_output: causal && model.tensor("output.weight").is_none(),
             token_embd,
             weights,
@@ -251,10 +316,25 @@ fn invalid(model: &GgufModel, what: &str) -> Error {
     Error::parse(model.path(), 0, what)
 }
 
+/// Architectures whose window llama.cpp sets itself, whatever the GGUF says, unless the GGUF
+/// turns it off with a window of 0: Llama 4's chunked attention over 8192 tokens
+/// (`src/models/llama4.cpp` at 0c1e57098).
+const FIXED_WINDOWS: [(&str, u64); 1] = [("llama4", 8192)];
+
+/// The sliding window (`hparams.n_swa`): the GGUF's, or the one llama.cpp fixes.
+fn sliding_window(model: &GgufModel, arch: &str) -> Result<u64> {
+    let key = model.sliding_window()?;
+    let fixed = FIXED_WINDOWS.iter().find(|(name, _)| *name == arch);
+    Ok(match fixed {
+        Some(&(_, window)) if key != Some(0) => window,
+        _ => key.unwrap_or(0),
+    })
+}
+
 /// Which layers slide: the GGUF's pattern, else llama.cpp's per-architecture period, else
 /// none. Without a window there is nothing to slide.
-fn swa_layers(model: &GgufModel, arch: &str, n_layer: usize) -> Result<Vec<bool>> {
-    if model.sliding_window()?.unwrap_or(0) == 0 {
+fn swa_layers(model: &GgufModel, arch: &str, n_layer: usize, n_swa: u64) -> Result<Vec<bool>> {
+    if n_swa == 0 {
         return Ok(vec![false; n_layer]);
     }
     if let Some(layers) = model.sliding_window_layers()? {
@@ -327,6 +407,8 @@ fn classify_weights(model: &GgufModel, n_layer: usize) -> Result<Vec<Weight>> {
 
 /// llama.cpp's layer of a tensor name; `None` for a `blk.N` past the last layer.
 fn tensor_layer(name: &str, n_layer: usize) -> Option<TensorLayer> {
+    // The T5 encoder's layers are `enc.blk.N`, its output norm `enc.output_norm`.
+    let name = name.strip_prefix("enc.").unwrap_or(name);
     if let Some(rest) = name.strip_prefix("blk.") {
         let index: usize = rest.split('.').next()?.parse().ok()?;
         return (index < n_layer).then_some(TensorLayer::Repeating(index));
@@ -350,6 +432,14 @@ mod tests {
             Some(TensorLayer::Repeating(3))
         );
         assert_eq!(tensor_layer("blk.4.attn_q.weight", 4), None);
+        assert_eq!(
+            tensor_layer("enc.blk.2.attn_rel_b.weight", 4),
+            Some(TensorLayer::Repeating(2))
+        );
+        assert_eq!(
+            tensor_layer("enc.output_norm.weight", 4),
+            Some(TensorLayer::Output)
+        );
         assert_eq!(
             tensor_layer("output_norm.weight", 4),
             Some(TensorLayer::Output)

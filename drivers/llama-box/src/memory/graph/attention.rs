@@ -1,0 +1,130 @@
+//! Attention through the KV cache (`build_attn` / `build_attn_mha` in `src/llama-graph.cpp`):
+//! K/V stores, flash attention or KQ + softmax + KQV, and the host/device split llama.cpp's
+//! scheduler makes when the cache stays in host memory.
+
+use super::{Builder, F16, F32, HOST, KvSource};
+use crate::memory::alloc::TensorId;
+
+impl Builder<'_> {
+    /// `build_attn` with a KV cache: store K/V, attend over the cache.
+    ///
+    /// With the cache in host memory (`--no-kv-offload`) and the layer on a device,
+    /// `ggml_backend_sched_split_graph` (0c1e57098) splits the layer: the stores are views of
+    /// a host buffer, so they run on the CPU (pass 1, `1.dst`) in a split of their own, whose
+    /// inputs (the new K and V rows) are copied into the host buffer first. Flash attention is
+    /// then assigned upwards from the output projection (pass 2, "expand gpu up"), so it stays
+    /// on the device, which copies the cache views it reads into its own buffer. Without flash
+    /// attention `build_attn_mha` pins the attention output to the CPU, so KQ, softmax and KQV
+    /// join the host split (pass 2, "expand rest down"), Q is copied there too, and the
+    /// device copies the result back for the output projection.
+    pub(super) fn cached_attention(
+        &mut self,
+        il: usize,
+        q: TensorId,
+        k: TensorId,
+        v: TensorId,
+    ) -> TensorId {
+        let layer = self.shape.layers[il];
+        let inputs = self.attn_inputs(layer.swa);
+        let device = self.buffer;
+        let cache_on_host = self.r.kv_on_host && device != HOST;
+        let (mut k, mut v, mut q) = (self.g.view(k, true), self.g.view(v, true), q);
+        if cache_on_host {
+            // The host split's inputs are all copied at its start, in the order nodes use them.
+            self.buffer = HOST;
+            k = self.local(k);
+            v = self.local(v);
+            if !self.r.flash_attn {
+                q = self.local(q);
+            }
+        }
+        if let Some((k_idxs, v_idxs)) = inputs.idxs {
+            let k_idxs = self.local(k_idxs);
+            self.g.store(&[k, k_idxs], self.buffer);
+            if let Some(v_idxs) = v_idxs {
+                let v_idxs = self.local(v_idxs);
+                self.g.store(&[v, v_idxs], self.buffer);
+            }
+        }
+        let n_kv = if layer.swa {
+            self.r.n_kv_swa
+        } else {
+            self.r.n_kv
+        };
+        let mask = self.mask_for(usize::from(layer.swa));
+        let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
+        let source = if cache_on_host && self.r.flash_attn {
+            self.buffer = device;
+            self.cache_copies(n_kv, heads.1)
+        } else {
+            KvSource::Cache
+        };
+        let out = self.attention(q, source, mask, n_kv, heads);
+        self.buffer = device;
+        out
+    }
+
+    /// Copies, in the current buffer, of one layer's K and V cache views (`get_k`/`get_v`:
+    /// `n_kv` cells of every stream) held in another backend's buffer.
+    pub(super) fn cache_copies(&mut self, n_kv: u64, n_head_kv: u64) -> KvSource {
+        let (type_k, type_v) = self.r.cache_types;
+        let cells = n_kv * self.r.n_stream.max(1);
+        let k_bytes = type_k.row_bytes(n_head_kv * self.shape.head_k) * cells;
+        let v_bytes = type_v.row_bytes(n_head_kv * self.shape.head_v) * cells;
+        let k = self.g.op(k_bytes, &[], self.buffer);
+        let v = self.g.op(v_bytes, &[], self.buffer);
+        KvSource::CacheCopies(k, v)
+    }
+
+    /// `build_attn_mha`: flash attention, or KQ + softmax + KQV, reading K and V from
+    /// `source`.
+    pub(super) fn attention(
+        &mut self,
+        q: TensorId,
+        source: KvSource,
+        mask: TensorId,
+        n_kv: u64,
+        (n_head, n_head_kv): (u64, u64),
+    ) -> TensorId {
+        let t = self.r.n_tokens;
+        let (hk, hv) = (self.shape.head_k, self.shape.head_v);
+        let q = self.g.view(q, true);
+        if self.r.flash_attn {
+            let mut srcs = vec![q, mask];
+            match source {
+                KvSource::Cache => {}
+                KvSource::CacheCopies(k, v) => srcs.extend([k, v]),
+                KvSource::Uncached(k, v) => {
+                    // K and V of an encoder are f32: cast to f16 for the kernel.
+                    let kc = self.op(n_head_kv * hk * t * F16, &[k]);
+                    let vc = self.op(n_head_kv * hv * t * F16, &[v]);
+                    srcs.extend([kc, vc]);
+                }
+            }
+            let out = self.op(hv * n_head * t * F32, &srcs);
+            return self.g.view(out, true);
+        }
+        let mut kq_srcs = vec![q];
+        let mut kqv_srcs = Vec::new();
+        match source {
+            KvSource::Cache => {}
+            KvSource::CacheCopies(k, v) => {
+                kq_srcs.push(k);
+                kqv_srcs.push(v);
+            }
+            KvSource::Uncached(k, _) => kq_srcs.push(k),
+        }
+        let kq = self.op(n_kv * t * n_head * F32, &kq_srcs);
+        let kq = self.inplace(&[kq, mask], 1);
+        if let KvSource::Uncached(_, v) = source {
+            // Uncached V is made contiguous after the transpose.
+            let vt = self.g.view(v, false);
+            let vc = self.op(n_head_kv * hv * t * F32, &[vt]);
+            kqv_srcs.push(vc);
+        }
+        kqv_srcs.push(kq);
+        let kqv = self.op(hv * t * n_head * F32, &kqv_srcs);
+        let permuted = self.g.view(kqv, false);
+        self.op(hv * n_head * t * F32, &[permuted])
+    }
+}

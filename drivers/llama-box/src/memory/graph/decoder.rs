@@ -1,0 +1,148 @@
+//! The pre-norm decoder layer of the llama family (llama, qwen2/3, mistral, gemma, phi3,
+//! granite...): norm, Q/K/V (separate or fused), optional Q/K norms, RoPE, cached attention,
+//! output projection, optional post-norms, then the FFN block.
+
+use super::{Builder, F32};
+use crate::memory::alloc::TensorId;
+
+impl Builder<'_> {
+    pub(super) fn decoder_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
+        let shape = self.shape;
+        let layer = shape.layers[il];
+        if layer.recurrent {
+            return match layer.n_head_kv {
+                0 => self.recurrent_layer(il, inp, last),
+                _ => self.parallel_hybrid_layer(il, inp, last),
+            };
+        }
+        if layer.n_head_kv == 0 {
+            // An FFN-only layer (Nemotron-H): norm, FFN, residual.
+            let cur = self.norm(inp, false);
+            let out = self.ffn(il, cur);
+            return self.residual(out, inp, last);
+        }
+        let cur = self.norm(inp, self.has(il, "attn_norm.bias"));
+        if let Some(mla) = shape.mla.filter(|_| self.has(il, "attn_kv_a_mqa.weight")) {
+            let attn = self.mla_attention(il, cur, mla);
+            let cur = self.linear(attn, shape.n_embd, self.r.n_tokens, false);
+            return self.ffn_block(il, cur, inp, last);
+        }
+        let cur = self.self_attention(il, cur);
+        if !self.has_ffn(il) {
+            // An attention-only layer (Nemotron-H).
+            return self.residual(cur, inp, last);
+        }
+        self.ffn_block(il, cur, inp, last)
+    }
+
+    /// Whether layer `il` has an FFN of its own (Nemotron-H's attention and Mamba layers have
+    /// none).
+    pub(super) fn has_ffn(&self, il: usize) -> bool {
+        self.has(il, "ffn_down.weight") || self.has(il, "ffn_down_exps.weight")
+    }
+
+    /// The residual of a single-block layer: the output rows on the last layer, then the add.
+    pub(super) fn residual(&mut self, out: TensorId, inp: TensorId, last: bool) -> TensorId {
+        let (out, residual) = self.select_outputs(out, inp, last);
+        self.inplace(&[out, residual], 2)
+    }
+
+    /// The attention half of a layer on its normed input: Q/K/V (separate or fused),
+    /// optional Q/K norms, RoPE, the rotation of a quantized cache, cached attention, the
+    /// output projection and an optional post-norm.
+    pub(super) fn self_attention(&mut self, il: usize, cur: TensorId) -> TensorId {
+        let shape = self.shape;
+        let layer = shape.layers[il];
+        let t = self.r.n_tokens;
+        let (hk, hv) = (shape.head_k, shape.head_v);
+        let q_rows = layer.n_head.max(1) * hk;
+        let kv_heads = layer.n_head_kv.max(1);
+        let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);
+        let pos = self.shape.positional.then(|| self.pos());
+        let (q, k, v, v_contiguous) = if self.has(il, "attn_qkv.weight") {
+            // One matmul; Q, K and V are views into its result.
+            let rows = self.out_rows(il, "attn_qkv.weight", q_rows + k_rows + v_rows);
+            let qkv = self.linear(cur, rows, t, self.has(il, "attn_qkv.bias"));
+            let q = self.g.view(qkv, true);
+            let k = self.g.view(qkv, false);
+            let v = self.g.view(qkv, false);
+            let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", pos);
+            let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
+            (q, k, v, false)
+        } else {
+            // build_attn expands Q, then V, then K (K last for RoPE fusion into the cache).
+            let q_rows = self.out_rows(il, "attn_q.weight", q_rows);
+            let q = self.linear(cur, q_rows, t, self.has(il, "attn_q.bias"));
+            let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", pos);
+            let v_rows = self.out_rows(il, "attn_v.weight", v_rows);
+            let v = self.linear(cur, v_rows, t, self.has(il, "attn_v.bias"));
+            let k_rows = self.out_rows(il, "attn_k.weight", k_rows);
+            let k = self.linear(cur, k_rows, t, self.has(il, "attn_k.bias"));
+            let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
+            (q, k, v, true)
+        };
+        let rot = self.attn_inputs(layer.swa).rot;
+        let q = self.rotate(q, rot.k, true);
+        let k = self.rotate(k, rot.k, true);
+        let v = self.rotate(v, rot.v, v_contiguous);
+        let v = self.g.view(v, true);
+        let attn = self.cached_attention(il, q, k, v);
+        let attn = self.rotate(attn, rot.v, true);
+        let mut cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
+        if self.has(il, "post_attention_norm.weight") {
+            cur = self.norm(cur, false);
+        }
+        cur
+    }
+
+    /// `llama_mul_mat_hadamard`: a matmul by the rotation matrix into a new tensor of the same
+    /// size (a non-contiguous input is made contiguous first).
+    fn rotate(&mut self, x: TensorId, rot: Option<TensorId>, contiguous: bool) -> TensorId {
+        let Some(rot) = rot else {
+            return x;
+        };
+        let bytes = self.g.bytes(x);
+        let x = if contiguous { x } else { self.op(bytes, &[x]) };
+        self.op(bytes, &[x, rot])
+    }
+
+    /// Optional per-head norm, then RoPE (when the model has positions), on a reshaped view.
+    /// RoPE gets its own tensor: the measured buffers show no in-place reuse for it at this
+    /// llama.cpp version.
+    pub(super) fn qk_rope(
+        &mut self,
+        il: usize,
+        x: TensorId,
+        bytes: u64,
+        norm: &str,
+        pos: Option<TensorId>,
+    ) -> TensorId {
+        let mut x = self.g.view(x, true);
+        if self.has(il, norm) {
+            x = self.norm(x, false);
+        }
+        match pos {
+            Some(pos) => self.op(bytes, &[x, pos]),
+            None => x,
+        }
+    }
+
+    /// The second half of a pre-norm decoder layer: the attention residual, the FFN norm, the
+    /// FFN and its residual.
+    pub(super) fn ffn_block(
+        &mut self,
+        il: usize,
+        cur: TensorId,
+        inp: TensorId,
+        last: bool,
+    ) -> TensorId {
+        let (cur, residual) = self.select_outputs(cur, inp, last);
+        let ffn_inp = self.inplace(&[cur, residual], 2);
+        let normed = self.norm(ffn_inp, self.has(il, "ffn_norm.bias"));
+        let mut out = self.ffn(il, normed);
+        if self.has(il, "post_ffw_norm.weight") {
+            out = self.norm(out, false);
+        }
+        self.inplace(&[out, ffn_inp], 2)
+    }
+}

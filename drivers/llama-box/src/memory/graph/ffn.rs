@@ -1,0 +1,109 @@
+//! Feed-forward blocks (`build_ffn`, `build_moe_ffn`): dense gated, fused gate-up or
+//! sequential FFNs, routed experts and the optional shared expert.
+
+use super::{Builder, F32};
+use crate::memory::alloc::TensorId;
+
+impl Builder<'_> {
+    pub(super) fn ffn(&mut self, il: usize, x: TensorId) -> TensorId {
+        if self.has(il, "ffn_gate_inp.weight") {
+            let routed = self.moe(il, x);
+            if self.has(il, "ffn_up_shexp.weight") {
+                let shared = self.shared_expert(il, x);
+                return self.inplace(&[routed, shared], 2);
+            }
+            return routed;
+        }
+        let ff = self.shape.layers[il].n_ff.max(1);
+        self.dense_ffn(il, x, ff, "")
+    }
+
+    /// `build_ffn`: gated (PAR: gate, up, GLU) or sequential (up, activation in place).
+    pub(super) fn dense_ffn(&mut self, il: usize, x: TensorId, ff: u64, suffix: &str) -> TensorId {
+        let t = self.r.n_tokens;
+        let gate_name = format!("ffn_gate{suffix}.weight");
+        let up_name = format!("ffn_up{suffix}.weight");
+        let up_bias = self.has(il, &format!("ffn_up{suffix}.bias"));
+        let up_rows = self.out_rows(il, &up_name, ff);
+        // Width the down projection reads (its `ne[0]`).
+        let inner = self
+            .dims(il, &format!("ffn_down{suffix}.weight"))
+            .map_or(ff, |(cols, _)| cols);
+        let act = if self.has(il, &gate_name) {
+            let gate_bias = self.has(il, &format!("ffn_gate{suffix}.bias"));
+            let gate = self.linear(x, self.out_rows(il, &gate_name, ff), t, gate_bias);
+            let up = self.linear(x, up_rows, t, up_bias);
+            // GGML_OP_GLU is not in-place.
+            self.op(inner * t * F32, &[gate, up])
+        } else if up_rows == 2 * inner {
+            // Gate and up fused in one matmul (Phi-3): the GLU splits it into a new tensor.
+            let up = self.linear(x, up_rows, t, up_bias);
+            self.op(inner * t * F32, &[up])
+        } else {
+            let up = self.linear(x, up_rows, t, up_bias);
+            self.inplace(&[up], 1)
+        };
+        let bias = self.has(il, &format!("ffn_down{suffix}.bias"));
+        self.linear(act, self.shape.n_embd, t, bias)
+    }
+
+    /// `build_moe_ffn`: router, top-k, expert matmuls, weighting and the sum over experts.
+    pub(super) fn moe(&mut self, il: usize, x: TensorId) -> TensorId {
+        let ex = self.shape.experts;
+        let t = self.r.n_tokens;
+        let (n, k) = (ex.count.max(1), ex.used.max(1));
+        let fallback = if ex.ff > 0 {
+            ex.ff
+        } else {
+            self.shape.layers[il].n_ff.max(1)
+        };
+        let ff = self.out_rows(il, "ffn_up_exps.weight", fallback);
+        let logits = self.op(n * t * F32, &[x]);
+        let probs = self.inplace(&[logits], 1);
+        let order = self.op(n * t * 4, &[probs]);
+        let selected = self.g.view(order, true);
+        let probs_view = self.g.view(probs, true);
+        let weights = self.op(k * t * F32, &[probs_view, selected]);
+        let xv = self.g.view(x, true);
+        let gate = self.op(ff * k * t * F32, &[xv, selected]);
+        let up = self.op(ff * k * t * F32, &[xv, selected]);
+        let act = self.op(ff * k * t * F32, &[gate, up]);
+        let experts = self.op(self.shape.n_embd * k * t * F32, &[act, selected]);
+        let experts = self.inplace(&[experts, weights], 1);
+        let first = self.g.view(experts, true);
+        let e = self.e();
+        if k == 1 {
+            return self.op(e, &[first]);
+        }
+        let mut sum = first;
+        for i in 1..k {
+            let view = self.g.view(experts, false);
+            sum = if i == 1 {
+                self.op(e, &[sum, view])
+            } else {
+                self.inplace(&[sum, view], 1)
+            };
+        }
+        sum
+    }
+
+    pub(super) fn shared_expert(&mut self, il: usize, x: TensorId) -> TensorId {
+        let t = self.r.n_tokens;
+        let ff = if self.shape.experts.shared_ff > 0 {
+            self.shape.experts.shared_ff
+        } else {
+            self.shape.layers[il].n_ff.max(1)
+        };
+        let gate = if self.has(il, "ffn_gate_inp_shexp.weight") {
+            let g = self.op(t * F32, &[x]);
+            Some(self.inplace(&[g], 1))
+        } else {
+            None
+        };
+        let out = self.dense_ffn(il, x, ff, "_shexp");
+        match gate {
+            Some(g) => self.inplace(&[out, g], 1),
+            None => out,
+        }
+    }
+}

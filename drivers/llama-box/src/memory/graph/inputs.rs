@@ -1,0 +1,105 @@
+//! The graph inputs llama.cpp creates before the layers (`build_inp_*`): positions, output
+//! ids, the KV-cache row indices and attention masks per cache kind.
+
+use super::{AttnInputs, Builder, F16, F32, KQ_MASK_PAD, Rotation};
+use crate::memory::alloc::TensorId;
+
+impl Builder<'_> {
+    pub(super) fn pos(&mut self) -> TensorId {
+        if let Some(p) = self.inputs.pos {
+            return p;
+        }
+        let p = self.input(self.r.n_tokens * 4);
+        self.inputs.pos = Some(p);
+        p
+    }
+
+    pub(super) fn out_ids(&mut self) -> TensorId {
+        if let Some(o) = self.inputs.out_ids {
+            return o;
+        }
+        let o = self.input(self.r.n_tokens * 4);
+        self.inputs.out_ids = Some(o);
+        o
+    }
+
+    /// The KV-cache attention inputs of a cache kind (`build_attn_inp_kv`).
+    pub(super) fn attn_inputs(&mut self, swa: bool) -> AttnInputs {
+        let kind = usize::from(swa);
+        if let Some(existing) = self.inputs.attn[kind] {
+            return existing;
+        }
+        let r = self.r;
+        let n_kv = if swa { r.n_kv_swa } else { r.n_kv };
+        let per_stream = (r.n_tokens / r.n_stream.max(1)).max(1);
+        let mask =
+            n_kv * per_stream.div_ceil(KQ_MASK_PAD) * KQ_MASK_PAD * r.n_stream * self.mask_type();
+        let k_idxs = self.input(r.n_tokens * 8);
+        // A transposed V cache is written element by element: one index per value. MLA
+        // caches only K (`build_attn_inp_k`).
+        let v_rows = if r.v_trans { self.max_v_gqa() } else { 1 };
+        let v_idxs = match self.shape.mla {
+            Some(_) => None,
+            None => Some(self.input(r.n_tokens * v_rows * 8)),
+        };
+        let mask = self.input(mask);
+        let rot = self.rotation_inputs();
+        let inputs = AttnInputs {
+            mask,
+            idxs: Some((k_idxs, v_idxs)),
+            rot,
+        };
+        self.inputs.attn[kind] = Some(inputs);
+        inputs
+    }
+
+    /// The encoder's mask input (`build_attn_inp_no_cache`).
+    pub(super) fn encoder_mask(&mut self) {
+        let t = self.r.n_tokens;
+        let mask = self.input(t * t.div_ceil(KQ_MASK_PAD) * KQ_MASK_PAD * self.mask_type());
+        self.inputs.attn[0] = Some(AttnInputs {
+            mask,
+            idxs: None,
+            rot: Rotation::default(),
+        });
+    }
+
+    /// The rotation matrices of a quantized cache (`build_input_k_rot` / `build_input_v_rot`):
+    /// K's is the largest power of two (from 64) dividing the head size, V's always 64.
+    fn rotation_inputs(&mut self) -> Rotation {
+        let (type_k, type_v) = self.r.cache_types;
+        let (hk, hv) = (self.shape.head_k, self.shape.head_v);
+        let k = (type_k.is_quantized() && hk > 0 && hk.is_multiple_of(64)).then(|| {
+            let mut n = 64;
+            while hk.is_multiple_of(n * 2) {
+                n *= 2;
+            }
+            self.input(n * n * F32)
+        });
+        let v =
+            (self.shape.mla.is_none() && type_v.is_quantized() && hv > 0 && hv.is_multiple_of(64))
+                .then(|| self.input(64 * 64 * F32));
+        Rotation { k, v }
+    }
+
+    /// Bytes per mask element: flash attention takes an f16 mask, built as such.
+    pub(super) fn mask_type(&self) -> u64 {
+        if self.r.flash_attn { F16 } else { F32 }
+    }
+
+    /// The mask of a cache kind (0 full, 1 sliding).
+    pub(super) fn mask_for(&self, kind: usize) -> TensorId {
+        self.inputs.attn[kind].map_or(0, |a| a.mask)
+    }
+
+    pub(super) fn max_v_gqa(&self) -> u64 {
+        let max_kv = self
+            .shape
+            .layers
+            .iter()
+            .map(|l| l.n_head_kv)
+            .max()
+            .unwrap_or(0);
+        max_kv * self.shape.head_v
+    }
+}

@@ -1,0 +1,312 @@
+//! The worst-case graph llama.cpp reserves its compute buffers for (`graph_reserve` with a
+//! full ubatch, every token an output), built op by op as `src/llama-graph.cpp` and the
+//! per-architecture builders of `src/models/*.cpp` build it, then allocated with
+//! [`Graph::peak`].
+//!
+//! One module per family of layers, each an `impl` block of the same [`Builder`]:
+//! - `decoder`: the pre-norm decoder layer of the llama family (llama, qwen2/3, mistral,
+//!   gemma, phi3...: norm, Q/K/V with optional biases and Q/K norms, RoPE, output projection,
+//!   optional post-norms), through `attention` (the KV cache, flash attention or not);
+//! - `ffn`: gated, fused gate-up or sequential FFNs, routed experts, shared expert;
+//! - `mla`: multi-head latent attention (DeepSeek-V2/V3: absorbed K decompression, K-only
+//!   cache, `wv_b` after attention);
+//! - `encoder`: the BERT-style encoder;
+//! - `t5`: the T5 encoder (relative-position bias, never flash attention);
+//! - `recurrent`: recurrent layers (sized with a Mamba template) alone, before an FFN
+//!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
+//! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
+//!   devices.
+//!
+//! [`super::architecture`] says which architectures this covers and how sure each is.
+//!
+//! Multi-device graphs follow `ggml_backend_sched`: each device runs a split of consecutive
+//! layers; the inputs a split reads from another buffer are copied into its own buffer at the
+//! start of the split, and with pipeline parallelism every such copy (and every graph input)
+//! exists once per scheduler copy and is never freed.
+
+use std::collections::HashMap;
+
+use super::alloc::{Graph, TensorId};
+use super::shape::ModelShape;
+use crate::params::CacheType;
+
+mod attention;
+mod decoder;
+mod encoder;
+mod ffn;
+mod inputs;
+mod mla;
+mod recurrent;
+mod split;
+mod t5;
+
+const F32: u64 = 4;
+const F16: u64 = 2;
+/// `GGML_KQ_MASK_PAD` at 0c1e57098: mask rows are padded to 64 tokens.
+const KQ_MASK_PAD: u64 = 64;
+
+/// The ubatch and cache geometry of one reserve.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reserve {
+    /// Tokens in the ubatch.
+    pub n_tokens: u64,
+    /// KV streams (1 when unified).
+    pub n_stream: u64,
+    /// Cells per stream of the full-attention cache.
+    pub n_kv: u64,
+    /// Cells per stream of the sliding-window cache.
+    pub n_kv_swa: u64,
+    /// Flash attention on.
+    pub flash_attn: bool,
+    /// V stored transposed (cache without flash attention).
+    pub v_trans: bool,
+    /// Pipeline-parallel scheduler copies (1, or 4 with several devices at full offload).
+    pub n_copies: u64,
+    /// Pooled embeddings requested (encoders).
+    pub pooled: bool,
+    /// The KV cache stays in host memory (`--no-kv-offload`, `offload_kqv = false`).
+    pub kv_on_host: bool,
+    /// K and V cache element types.
+    pub cache_types: (CacheType, CacheType),
+}
+
+/// Which buffer runs what: `layers[k] = (model layer, buffer)`, in order; the input layer is
+/// always buffer 0 (host).
+#[derive(Debug, Clone)]
+pub(crate) struct Placement {
+    pub layers: Vec<(usize, usize)>,
+    pub output: usize,
+    pub buffers: usize,
+}
+
+/// Alignment of the CPU and RPC(CPU) buffer types (`TENSOR_ALIGNMENT`).
+pub(crate) const CPU_ALIGNMENT: u64 = 32;
+
+/// The host's buffer: graph inputs, the CPU backend's ops and, without KV offload, the cache.
+const HOST: usize = 0;
+
+/// Compute-buffer peak per buffer for this reserve and placement.
+pub(crate) fn compute_peaks(
+    shape: &ModelShape,
+    reserve: &Reserve,
+    placement: &Placement,
+) -> Vec<u64> {
+    let names: HashMap<&str, (u64, u64)> = shape
+        .weights
+        .iter()
+        .map(|w| (w.name.as_str(), (w.cols, w.rows)))
+        .collect();
+    let mut builder = Builder {
+        g: Graph::default(),
+        shape,
+        r: *reserve,
+        names,
+        copies: HashMap::new(),
+        inputs: Inputs::default(),
+        buffer: 0,
+    };
+    builder.build(placement);
+    builder.g.peak(placement.buffers, CPU_ALIGNMENT)
+}
+
+#[derive(Default)]
+struct Inputs {
+    pos: Option<TensorId>,
+    out_ids: Option<TensorId>,
+    /// Per cache kind (full, swa).
+    attn: [Option<AttnInputs>; 2],
+    /// The T5 encoder's relative-position buckets.
+    pos_buckets: Option<TensorId>,
+}
+
+/// Where attention reads K and V from.
+#[derive(Clone, Copy)]
+enum KvSource {
+    /// The KV cache, in a buffer outside the graph that the current backend reads directly.
+    Cache,
+    /// Copies of the cache views in the current buffer (the cache is in another backend's).
+    CacheCopies(TensorId, TensorId),
+    /// An encoder's K and V activations (no cache).
+    Uncached(TensorId, TensorId),
+}
+
+#[derive(Clone, Copy)]
+struct AttnInputs {
+    /// The f32 mask input.
+    mask: TensorId,
+    /// KV-cache row indices; `None` for encoders (no cache).
+    /// KV-cache row indices of K and V (V has none with MLA: it is a view of K); `None`
+    /// for encoders (no cache).
+    idxs: Option<(TensorId, Option<TensorId>)>,
+    /// The Hadamard matrices a quantized cache rotates K (with Q) and V by.
+    rot: Rotation,
+}
+
+/// `attn_rot_k` / `attn_rot_v` of `llama_kv_cache` (0c1e57098): with a quantized cache type and
+/// a head size divisible by 64, Q and K (and V, whose attention output is rotated back) are
+/// multiplied by a Hadamard matrix before the cache store (`llama_mul_mat_hadamard`).
+#[derive(Clone, Copy, Default)]
+struct Rotation {
+    k: Option<TensorId>,
+    v: Option<TensorId>,
+}
+
+struct Builder<'a> {
+    g: Graph,
+    shape: &'a ModelShape,
+    r: Reserve,
+    /// Weight name → (`ne[0]`, `ne[1]`): matmul output widths come from the tensors.
+    names: HashMap<&'a str, (u64, u64)>,
+    /// Cross-buffer copies made by the scheduler: (source, buffer) → copy.
+    copies: HashMap<(TensorId, usize), TensorId>,
+    inputs: Inputs,
+    buffer: usize,
+}
+
+impl Builder<'_> {
+    fn has(&self, layer: usize, suffix: &str) -> bool {
+        self.dims(layer, suffix).is_some()
+    }
+
+    /// `(ne[0], ne[1])` of a layer's weight.
+    fn dims(&self, layer: usize, suffix: &str) -> Option<(u64, u64)> {
+        self.names
+            .get(format!("{}.{layer}.{suffix}", self.shape.layer_prefix).as_str())
+            .copied()
+    }
+
+    /// Output width of a layer's matmul weight, else `default`.
+    fn out_rows(&self, layer: usize, suffix: &str, default: u64) -> u64 {
+        self.dims(layer, suffix).map_or(default, |(_, rows)| rows)
+    }
+
+    /// Bytes of an `[n_embd, n_tokens]` f32 activation.
+    fn e(&self) -> u64 {
+        self.shape.n_embd * self.r.n_tokens * F32
+    }
+
+    fn build(&mut self, placement: &Placement) {
+        let tokens = self.input(self.r.n_tokens * 4);
+        // build_inp_embd keeps both inputs (token ids and an f32 embeddings input) in the
+        // graph so that its topology does not depend on the batch (ggml_build_forward_select);
+        // the unused embeddings input is a leaf that is never freed.
+        self.input(self.e());
+        // llama.cpp creates every graph input before the layers (build_inp_*).
+        if self.shape.positional {
+            self.pos();
+        }
+        if self.shape.t5_encoder {
+            self.t5_inputs();
+        } else if self.shape.causal {
+            for swa in [false, true] {
+                let used = placement.layers.iter().any(|&(l, _)| {
+                    let layer = self.shape.layers[l];
+                    layer.n_head_kv > 0 && layer.swa == swa
+                });
+                if used {
+                    self.attn_inputs(swa);
+                }
+            }
+        } else {
+            self.encoder_mask();
+        }
+        self.out_ids();
+        let mut cur = self.g.op(self.e(), &[tokens], 0);
+        if !self.shape.causal {
+            cur = self.encoder_embeddings(cur);
+        } else if self.names.contains_key("position_embd.weight") {
+            // Learned positions (GPT-2, StarCoder): get_rows of the position table, added.
+            let pos = self.pos();
+            let e = self.e();
+            let p = self.op(e, &[pos]);
+            cur = self.inplace(&[cur, p], 2);
+        }
+        let last = placement.layers.len().saturating_sub(1);
+        for (k, &(layer, buffer)) in placement.layers.iter().enumerate() {
+            let kinds = self.attention_kinds(&placement.layers[k..], buffer);
+            self.enter(buffer, cur, Some(kinds));
+            cur = self.local(cur);
+            cur = if self.shape.t5_encoder {
+                self.t5_encoder_layer(layer, cur, k == last)
+            } else if self.shape.causal {
+                self.decoder_layer(layer, cur, k == last)
+            } else {
+                self.encoder_layer(layer, cur, k == last)
+            };
+        }
+        self.enter(placement.output, cur, None);
+        let cur = self.local(cur);
+        self.output(cur);
+    }
+
+    fn op(&mut self, bytes: u64, srcs: &[TensorId]) -> TensorId {
+        let srcs: Vec<TensorId> = srcs.iter().map(|&s| self.local(s)).collect();
+        self.g.op(bytes, &srcs, self.buffer)
+    }
+
+    fn inplace(&mut self, srcs: &[TensorId], same_layout: usize) -> TensorId {
+        let srcs: Vec<TensorId> = srcs.iter().map(|&s| self.local(s)).collect();
+        self.g.inplace(&srcs, same_layout, self.buffer)
+    }
+
+    /// `build_norm`: the norm op, then in-place weight and bias.
+    fn norm(&mut self, x: TensorId, layer_norm: bool) -> TensorId {
+        let n = if layer_norm {
+            // GGML_OP_NORM is not in ggml_op_can_inplace.
+            let bytes = self.g.bytes(x);
+            self.op(bytes, &[x])
+        } else {
+            self.inplace(&[x], 1)
+        };
+        let n = self.inplace(&[n], 1);
+        if layer_norm { self.inplace(&[n], 1) } else { n }
+    }
+
+    /// A matmul with an optional in-place bias add.
+    fn linear(&mut self, x: TensorId, rows: u64, tokens: u64, bias: bool) -> TensorId {
+        let y = self.op(rows * tokens * F32, &[x]);
+        if bias { self.inplace(&[y], 1) } else { y }
+    }
+
+    /// The last layer keeps only the output rows (`inp_out_ids`) of both streams.
+    fn select_outputs(
+        &mut self,
+        cur: TensorId,
+        residual: TensorId,
+        last: bool,
+    ) -> (TensorId, TensorId) {
+        if !last {
+            return (cur, residual);
+        }
+        let ids = self.out_ids();
+        let e = self.e();
+        let cur = self.op(e, &[cur, ids]);
+        let residual = self.op(e, &[residual, ids]);
+        (cur, residual)
+    }
+
+    /// Output norm and LM head (decoders), or pooling (encoders).
+    fn output(&mut self, inp: TensorId) {
+        let t = self.r.n_tokens;
+        if self.shape.t5_encoder {
+            // The T5 encoder ends with its output norm: no LM head.
+            let embd = self.norm(inp, false);
+            self.g.mark_output(embd);
+            return;
+        }
+        if !self.shape.causal {
+            self.g.mark_output(inp);
+            if self.r.pooled {
+                let transposed = self.g.view(inp, false);
+                let cont = self.op(self.e(), &[transposed]);
+                let pooled = self.op(self.shape.n_embd * self.r.n_stream.max(1) * F32, &[cont]);
+                self.g.mark_output(pooled);
+            }
+            return;
+        }
+        let embd = self.norm(inp, self.names.contains_key("output_norm.bias"));
+        self.g.mark_output(embd);
+        let logits = self.op(self.shape.n_vocab * t * F32, &[embd]);
+        self.g.mark_output(logits);
+    }
+}
