@@ -23,8 +23,7 @@ use inferkit_core::launch::shell_quote;
 use inferkit_core::{DownloadFile, DownloadStep, Error, Result};
 use k8s_openapi::api::core::v1::{Container, EnvVar, SecurityContext, VolumeMount};
 
-use crate::pod::secret_env;
-use crate::{KubernetesOptions, ModelVolume};
+use crate::{KubernetesOptions, ModelVolume, secret_env};
 
 /// The init container that performs `steps`, mounting each step's cache from `mounts`
 /// (volume name by cache directory). `as_root` when it writes into the user's volume, whose

@@ -36,7 +36,10 @@ use std::collections::BTreeMap;
 
 use inferkit_core::{DeploymentPlan, Error, ProcessRole, Result};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, EnvVar, EnvVarSource, PodTemplateSpec, SecretKeySelector, Service, ServicePort,
+    ServiceSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
@@ -264,5 +267,21 @@ fn service(
             ..ServiceSpec::default()
         }),
         status: None,
+    }
+}
+
+/// `name` read from the `key` of the user's Secret `secret`.
+pub(crate) fn secret_env(secret: &str, name: String, key: String) -> EnvVar {
+    EnvVar {
+        name,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key,
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
     }
 }

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
     EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SecretKeySelector, TCPSocketAction, Volume, VolumeMount,
+    Probe, ResourceRequirements, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::download;
 use crate::lws::{LEADER_ADDRESS_VARIABLE, SET_NAME_LABEL, WORKER_INDEX_LABEL};
-use crate::{KubernetesOptions, ModelVolume, NAME_LABEL, name_labels};
+use crate::{KubernetesOptions, ModelVolume, NAME_LABEL, name_labels, secret_env};
 
 /// Node label holding the node's name.
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
@@ -1028,22 +1028,6 @@ fn pod_ip_env(name: String) -> EnvVar {
             field_ref: Some(ObjectFieldSelector {
                 field_path: "status.podIP".to_string(),
                 ..ObjectFieldSelector::default()
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }
-}
-
-/// `name` read from the `key` of the user's Secret `secret`.
-pub(crate) fn secret_env(secret: &str, name: String, key: String) -> EnvVar {
-    EnvVar {
-        name,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.to_string(),
-                key,
-                optional: None,
             }),
             ..EnvVarSource::default()
         }),
