@@ -4,9 +4,7 @@
 
 mod plan_support;
 
-use inferkit::{
-    Error, PlacementMode, PlacementOptions, PlacementStrategy, PlanOptions, ProcessRole,
-};
+use inferkit::{Error, PlacementMode, PlacementOptions, PlacementStrategy, PlanOptions};
 use plan_support::*;
 use serde_json::json;
 
@@ -132,7 +130,10 @@ fn hard_case_1_deepseek_v3_q8_spans_two_servers_without_overclaiming_any_gpu() {
     let rpc: Vec<_> = plan
         .processes
         .iter()
-        .filter(|p| p.role == ProcessRole::RpcServer)
+        .filter(|p| {
+            p.role
+                .is_subordinate(inferkit::llama_box::llamacpp::RPC_SERVER)
+        })
         .collect();
     assert!(
         !rpc.is_empty() && rpc.len() <= 8,

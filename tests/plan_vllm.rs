@@ -4,7 +4,9 @@
 
 mod plan_support;
 
-use inferkit::{Error, Layout, PlacementMode, PlacementOptions, PlanOptions, ProcessRole};
+use inferkit::{
+    Candidate, Error, Layout, PlacementMode, PlacementOptions, PlanOptions, ProcessRole,
+};
 use plan_support::*;
 use serde_json::json;
 
@@ -115,7 +117,12 @@ fn the_default_worker_selector_keeps_windows_workers_out() {
     let refused = plan
         .rejected
         .iter()
-        .find(|r| r.candidate == "ws-3090-b")
+        .find(|r| {
+            r.candidate
+                == Candidate::Workers {
+                    names: vec!["ws-3090-b".into()],
+                }
+        })
         .unwrap();
     assert_eq!(
         refused.reason,
@@ -154,11 +161,14 @@ fn deepseek_v3_spans_two_servers_by_default_and_says_why_not_when_distribution_i
         .filter(|p| &p.worker != main_worker)
         .collect();
     assert_eq!(remote.len(), 1);
-    assert_eq!(remote[0].role, ProcessRole::RayWorker);
+    assert_eq!(
+        remote[0].role,
+        ProcessRole::subordinate(inferkit::vllm::RAY_WORKER)
+    );
     let head = plan
         .processes
         .iter()
-        .find(|p| p.role == ProcessRole::RayHead)
+        .find(|p| p.role.is_subordinate(inferkit::vllm::RAY_HEAD))
         .unwrap();
     assert_eq!(&head.worker, main_worker);
     let head_port = (options.placement.port + 1).to_string();
@@ -181,7 +191,10 @@ fn deepseek_v3_spans_two_servers_by_default_and_says_why_not_when_distribution_i
     let Error::NoPlacement { rejected, .. } = err else {
         panic!("{err:?}")
     };
-    assert!(rejected.iter().any(|r| r.candidate == "several workers"
+    assert!(rejected.iter().any(|r| r.candidate
+        == Candidate::Mode {
+            mode: PlacementMode::MultiWorker
+        }
         && r.reason == "distributed inference across workers is off"));
 }
 
@@ -237,10 +250,10 @@ fn hard_case_8_a_large_generic_reserve_does_not_stack_on_vllms_own_headroom() {
     );
 }
 
-/// The RTX 3090 inventory of the published V1 logs (`drivers/vllm/tests/fixtures/vllm-v1`).
+/// The RTX 3090 inventory of the published V1 logs (`drivers/vllm/testdata/vllm-v1`).
 fn rtx3090_cluster() -> inferkit::Cluster {
     inferkit::Cluster::from_json_file(&repo(
-        "drivers/vllm/tests/fixtures/vllm-v1/clusters/rtx3090-x1.json",
+        "drivers/vllm/testdata/vllm-v1/clusters/rtx3090-x1.json",
     ))
     .unwrap()
 }

@@ -4,7 +4,7 @@
 
 mod plan_support;
 
-use inferkit::{Category, FigureBasis, PlacementMode, PlanOptions};
+use inferkit::{Candidate, Category, FigureBasis, PlacementMode, PlanOptions};
 use plan_support::*;
 use serde_json::json;
 
@@ -92,7 +92,12 @@ fn cosyvoice_skips_linux_arm64_workers_and_says_why() {
     let refused = plan
         .rejected
         .iter()
-        .find(|r| r.candidate.contains("arm"))
+        .find(|r| {
+            r.candidate
+                == Candidate::Workers {
+                    names: vec!["arm".into()],
+                }
+        })
         .expect("the arm64 worker is listed as refused");
     assert!(refused.reason.contains("linux/arm64"), "{}", refused.reason);
 }

@@ -165,8 +165,7 @@ fn report_error(error: &Error) {
             eprintln!("refused:");
         }
         for rejection in rejected {
-            let line = format!("{}: {}", rejection.candidate, rejection.reason);
-            eprintln!("  - {}", terminal_safe(&line));
+            eprintln!("  - {}", terminal_safe(&rejection.to_string()));
         }
     }
 }

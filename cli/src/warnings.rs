@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
+use inferkit::llama_box::TextDetails;
+use inferkit::vllm::VllmDetails;
 use inferkit::{Layout, ModelFacts, ResourceEstimate};
-use serde_json::Value;
 
 /// The model's training context in tokens, where its files say it.
 pub fn training_context(facts: &ModelFacts) -> Option<u64> {
@@ -21,9 +22,7 @@ pub fn context_beyond_training(
     trained: Option<u64>,
     estimate: &ResourceEstimate,
 ) -> Option<String> {
-    let context = ["n_ctx_seq", "max_model_len"]
-        .iter()
-        .find_map(|key| estimate.details.get(*key).and_then(Value::as_u64))?;
+    let context = sequence_context(estimate)?;
     let trained = trained?;
     (context > trained).then(|| {
         format!(
@@ -31,6 +30,17 @@ pub fn context_beyond_training(
              context of {trained} tokens: answers degrade past it unless RoPE scaling is set"
         )
     })
+}
+
+/// The context of one sequence an estimate is sized for: llama.cpp's `n_ctx_seq`, vLLM's
+/// `max_model_len`.
+fn sequence_context(estimate: &ResourceEstimate) -> Option<u64> {
+    if let Some(text) = estimate.details_as::<TextDetails>() {
+        return Some(text.n_ctx_seq);
+    }
+    estimate
+        .details_as::<VllmDetails>()
+        .map(|vllm| vllm.max_model_len)
 }
 
 /// Devices of a layer split that receive no layer (a `--tensor-split` share of 0, or an

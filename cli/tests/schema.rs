@@ -103,6 +103,7 @@ fn specs_match_the_spec_schema() {
     spec.source = inferkit::ModelSource::Huggingface {
         repo_id: "Qwen/Qwen2.5-7B-Instruct".into(),
         filename: None,
+        revision: Some("v1.0".into()),
     };
     spec.backend = Some("vllm".into());
     spec.backend_parameters = vec!["--max-model-len=8192".into()];
@@ -169,6 +170,6 @@ fn every_plan_of_every_shipped_model_on_every_example_cluster_matches_the_plan_s
     ]))
     .unwrap();
     validator.check("a what-if plan", &plan);
-    plan["processes"][0]["role"] = json!("conductor");
+    plan["processes"][0]["role"] = json!("Ray Head");
     assert!(!validator.accepts(&plan));
 }

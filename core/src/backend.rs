@@ -17,6 +17,7 @@ use crate::{Error, Result};
 /// An operating system, by its GPUStack label value (`os=linux`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Os {
     /// `linux`.
     Linux,
@@ -54,6 +55,7 @@ impl Os {
 /// A CPU architecture, by its GPUStack label value (`arch=amd64`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Arch {
     /// `amd64` (x86-64).
     Amd64,
@@ -261,35 +263,7 @@ impl Selection {
     }
 }
 
-/// How an instance is spread, in GPUStack's order of preference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum PlacementMode {
-    /// One accelerator.
-    SingleDevice,
-    /// Several accelerators of one worker.
-    MultiDevice,
-    /// Accelerators of several workers.
-    MultiWorker,
-    /// Accelerators plus host memory for the layers that do not fit.
-    CpuOffload,
-    /// Host memory only.
-    CpuOnly,
-}
-
-impl PlacementMode {
-    /// The snake_case name used in JSON (`single_device`, `cpu_offload`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlacementMode::SingleDevice => "single_device",
-            PlacementMode::MultiDevice => "multi_device",
-            PlacementMode::MultiWorker => "multi_worker",
-            PlacementMode::CpuOffload => "cpu_offload",
-            PlacementMode::CpuOnly => "cpu_only",
-        }
-    }
-}
+pub use inferkit_error::PlacementMode;
 
 /// A process the main one relies on, on another worker or for another device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,22 +57,25 @@ pub struct HostSlot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Layout {
     /// Everything in host memory.
     CpuOnly,
     /// The whole model on the single device of the request.
     Single,
-    /// llama.cpp-style layer offload: `offload_layers` layers (llama.cpp's count: the output
-    /// layer first, then repeating layers from the last) go to the devices in contiguous blocks
-    /// in proportion to `tensor_split`; the rest stays in host memory.
+    /// Layer offload: `offload_layers` of the model's `total_layers` layers go to the devices,
+    /// in contiguous blocks in proportion to `split`; the rest stay in host memory. Which layers
+    /// the backend counts and offloads first is the backend's (llama.cpp: the output layer,
+    /// then repeating layers from the last; see the llama-box driver).
     Layers {
-        /// Layers offloaded, 0..=`total_layers`.
+        /// Layers on the devices, 0..=`total_layers`.
         offload_layers: u32,
-        /// Repeating layers + 1 (the output layer).
+        /// Layers the backend counts for the model (what a full offload puts on devices).
         total_layers: u32,
-        /// Share of each device (same order as the request's devices); empty = llama.cpp's
-        /// default split.
-        tensor_split: Vec<u64>,
+        /// Share of each device (same order as the request's devices); empty: the backend's
+        /// default split. Read as `tensor_split` too (plans written before it was renamed).
+        #[serde(alias = "tensor_split")]
+        split: Vec<u64>,
     },
     /// Tensor × pipeline parallel over the request's devices (vLLM, MindIE).
     Parallel {
@@ -86,7 +89,7 @@ pub enum Layout {
 /// An estimate question: this model, these devices, this layout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EstimateRequest {
-    /// Accelerators in the backend's order (for llama.cpp: RPC devices first, then local).
+    /// Accelerators in the backend's order (llama-box: devices of other workers first).
     pub devices: Vec<DeviceSlot>,
     /// Host memory of the main worker.
     pub host: HostSlot,
@@ -238,6 +241,7 @@ impl std::fmt::Display for ErrorBand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FigureBasis {
     /// A published measurement of this model at this compute type (a catalog figure).
     CatalogFigure,

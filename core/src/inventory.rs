@@ -172,6 +172,7 @@ impl Memory {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Vendor {
     /// NVIDIA GPU (CUDA).
     Nvidia,
@@ -231,9 +232,14 @@ impl Vendor {
                 None => "nvidia.com/gpu".to_string(),
             }),
             Vendor::Amd => Some("amd.com/gpu".to_string()),
-            Vendor::Ascend if device.contains("310P") => Some("huawei.com/Ascend310P".to_string()),
-            Vendor::Ascend if device.contains("310") => Some("huawei.com/Ascend310".to_string()),
-            Vendor::Ascend => Some("huawei.com/Ascend910".to_string()),
+            Vendor::Ascend => Some(
+                match ChipFamily::of(self, device) {
+                    ChipFamily::Ascend310P => "huawei.com/Ascend310P",
+                    ChipFamily::Ascend310 => "huawei.com/Ascend310",
+                    _ => "huawei.com/Ascend910",
+                }
+                .to_string(),
+            ),
             Vendor::Apple | Vendor::Other(_) => None,
         }
     }
@@ -288,6 +294,51 @@ impl Vendor {
         sorted.sort_unstable();
         let list: Vec<String> = sorted.iter().map(u32::to_string).collect();
         (self.visible_devices_env(), list.join(","))
+    }
+}
+
+/// The chip families whose differences a backend, a device plugin or a default depends on, told
+/// from a device's vendor and product name in one place. Product names as inventories report
+/// them (`Ascend310P3`, `Ascend910B3`, `NVIDIA A100-SXM4-80GB`), compared case-insensitively.
+///
+/// ```
+/// use inferkit_core::{ChipFamily, Vendor};
+///
+/// assert_eq!(ChipFamily::of(&Vendor::Ascend, "Ascend310P3"), ChipFamily::Ascend310P);
+/// assert_eq!(ChipFamily::of(&Vendor::Ascend, "Ascend910B3"), ChipFamily::Ascend910);
+/// assert_eq!(ChipFamily::of(&Vendor::Nvidia, "NVIDIA A100-SXM4-80GB"), ChipFamily::NvidiaA100);
+/// assert_eq!(ChipFamily::of(&Vendor::Nvidia, "NVIDIA H100 80GB HBM3"), ChipFamily::Other);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChipFamily {
+    /// Ascend 310 (inference cards before the 310P).
+    Ascend310,
+    /// Ascend 310P (Atlas 300I Duo/Pro inference cards): no bfloat16, its own device-plugin
+    /// resource.
+    Ascend310P,
+    /// Ascend 910, 910B, 910C (Atlas 800/900): every other Ascend NPU.
+    Ascend910,
+    /// NVIDIA A100, which vLLM keeps on its smaller batch defaults whatever its memory.
+    NvidiaA100,
+    /// Anything else: no rule depends on the family.
+    Other,
+}
+
+impl ChipFamily {
+    /// The family of a device of `vendor` named `name`.
+    pub fn of(vendor: &Vendor, name: &str) -> ChipFamily {
+        let name = name.to_ascii_lowercase();
+        match vendor {
+            Vendor::Ascend if name.contains("310p") => ChipFamily::Ascend310P,
+            Vendor::Ascend if name.contains("310") => ChipFamily::Ascend310,
+            Vendor::Ascend => ChipFamily::Ascend910,
+            // vLLM's own test is a lowercase substring (`"a100" not in device_name`).
+            Vendor::Nvidia if name.contains("a100") => ChipFamily::NvidiaA100,
+            _ => ChipFamily::Other,
+        }
     }
 }
 

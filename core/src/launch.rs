@@ -5,32 +5,93 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// What a process does in a deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
+/// What a process does in a deployment: the main process (the one with the HTTP endpoint),
+/// or a subordinate the main process relies on, of a kind its driver names (llama-box's
+/// `rpc_server`, vLLM's `ray_head` and `ray_worker`, MindIE's `subordinate`). The launcher starts
+/// subordinates first, in plan order, and names each after its kind.
+///
+/// In JSON a role is one snake_case string: `main`, or the subordinate's kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum ProcessRole {
     /// The serving process (the one with the HTTP endpoint).
     Main,
-    /// A llama.cpp RPC server offering one device to the main process.
-    RpcServer,
-    /// The head of a Ray cluster (vLLM across workers).
-    RayHead,
-    /// A Ray worker joining the head (vLLM across workers).
-    RayWorker,
-    /// A subordinate process of a multi-node backend (MindIE).
-    Subordinate,
+    /// A process the main one relies on (a device server, a cluster node).
+    Subordinate {
+        /// The driver's name for it, snake_case (`rpc_server`); never `main`.
+        kind: String,
+    },
 }
 
 impl ProcessRole {
-    /// The snake_case name used in JSON (`main`, `rpc_server`, ...).
-    pub fn as_str(self) -> &'static str {
+    /// The JSON name of the main process's role.
+    const MAIN: &'static str = "main";
+
+    /// A subordinate of the kind the driver names (`rpc_server`).
+    pub fn subordinate(kind: impl Into<String>) -> Self {
+        let kind = kind.into();
+        if kind == Self::MAIN {
+            ProcessRole::Main
+        } else {
+            ProcessRole::Subordinate { kind }
+        }
+    }
+
+    /// The name used in JSON and in process names: `main`, or the subordinate's kind.
+    pub fn as_str(&self) -> &str {
         match self {
-            ProcessRole::Main => "main",
-            ProcessRole::RpcServer => "rpc_server",
-            ProcessRole::RayHead => "ray_head",
-            ProcessRole::RayWorker => "ray_worker",
-            ProcessRole::Subordinate => "subordinate",
+            ProcessRole::Main => Self::MAIN,
+            ProcessRole::Subordinate { kind } => kind,
+        }
+    }
+
+    /// Whether this is the main process.
+    pub fn is_main(&self) -> bool {
+        matches!(self, ProcessRole::Main)
+    }
+
+    /// Whether this is a subordinate of `kind`.
+    pub fn is_subordinate(&self, kind: &str) -> bool {
+        matches!(self, ProcessRole::Subordinate { kind: k } if k == kind)
+    }
+}
+
+/// A role read from JSON: `main` or a kind in snake_case (what process names and Kubernetes
+/// port names are made from).
+impl TryFrom<String> for ProcessRole {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        let mut chars = name.chars();
+        let snake_case = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        match snake_case {
+            true => Ok(ProcessRole::subordinate(name)),
+            false => Err(format!("process role `{name}` is not a snake_case name")),
+        }
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for ProcessRole {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ProcessRole".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`main`, or the kind of subordinate its driver names (`rpc_server`)",
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_]*$"
+        })
+    }
+}
+
+impl From<ProcessRole> for String {
+    fn from(role: ProcessRole) -> Self {
+        match role {
+            ProcessRole::Main => ProcessRole::MAIN.to_string(),
+            ProcessRole::Subordinate { kind } => kind,
         }
     }
 }
@@ -111,6 +172,26 @@ pub fn shell_quote(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_role_is_one_string_in_json() {
+        for (role, name) in [
+            (ProcessRole::Main, "main"),
+            (ProcessRole::subordinate("rpc_server"), "rpc_server"),
+            (ProcessRole::subordinate("ray_head"), "ray_head"),
+        ] {
+            let value = serde_json::to_value(&role).unwrap();
+            assert_eq!(value, serde_json::json!(name));
+            assert_eq!(serde_json::from_value::<ProcessRole>(value).unwrap(), role);
+            assert_eq!(role.as_str(), name);
+        }
+        assert_eq!(ProcessRole::subordinate("main"), ProcessRole::Main);
+        for bad in ["", "Ray Head", "rpc-server", "9th"] {
+            assert!(serde_json::from_value::<ProcessRole>(serde_json::json!(bad)).is_err());
+        }
+        assert!(ProcessRole::subordinate("rpc_server").is_subordinate("rpc_server"));
+        assert!(!ProcessRole::Main.is_subordinate("main"));
+    }
 
     #[test]
     fn command_line_quotes_only_what_needs_it() {

@@ -38,11 +38,14 @@ pub use estimate::{
 pub use inferkit_error::{Error, ErrorKind, Result};
 pub use inferkit_formats::{DirectoryFacts, ModelFacts, ModelFormat};
 pub use inferkit_formats::{facts, files, gguf, hf};
-pub use inventory::{Allocation, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory};
+pub use inventory::{
+    Allocation, ChipFamily, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory,
+};
 pub use launch::{HealthCheck, LaunchFile, LaunchSpec, ProcessRole};
 pub use model::{Category, ModelSource, ModelSpec};
 pub use placement::{
-    Placement, PlacementOptions, PlacementRequest, PlacementStrategy, Rejection, place,
+    Candidate, DeviceRef, Placement, PlacementOptions, PlacementRequest, PlacementStrategy,
+    Rejection, place,
 };
 pub use plan::{
     BackendChoice, DeploymentPlan, DeviceClaim, PlacementSummary, PlanOptions, WorkerClaim, plan,

@@ -93,7 +93,11 @@
 //! }
 //!
 //! let mut spec = ModelSpec::local("tiny");
-//! spec.source = ModelSource::Huggingface { repo_id: "example/tiny".into(), filename: None };
+//! spec.source = ModelSource::Huggingface {
+//!     repo_id: "example/tiny".into(),
+//!     filename: None,
+//!     revision: None,
+//! };
 //! let facts = ModelFacts::read(&spec.source)?; // remote: nothing is read
 //! check_backend(&Tiny::new(), &facts, &spec, &[gpu("w1", 0, 24)], &host("w1", 64));
 //! # Ok::<(), inferkit_core::Error>(())
@@ -162,9 +166,9 @@ pub fn render_processes(specs: &[LaunchSpec]) -> String {
                 format!("{}{}", h.port, h.path.as_deref().unwrap_or(" (tcp)"))
             });
             format!(
-                "[{} {:?}] env: {}\n{}\nhealth: {health}\n",
+                "[{} {}] env: {}\n{}\nhealth: {health}\n",
                 s.worker,
-                s.role,
+                s.role.as_str(),
                 env.join(" "),
                 s.command_line()
             )
@@ -301,13 +305,10 @@ fn check_launch(id: &str, prepared: &dyn Prepared, a: &Assignment) {
     let specs = prepared
         .launch(a)
         .unwrap_or_else(|e| panic!("{id}: launch failed: {e}"));
-    let main: Vec<_> = specs
-        .iter()
-        .filter(|s| s.role == ProcessRole::Main)
-        .collect();
+    let main: Vec<_> = specs.iter().filter(|s| s.role.is_main()).collect();
     assert_eq!(main.len(), 1, "{id}: exactly one main process");
     assert_eq!(
-        specs.last().map(|s| s.role),
+        specs.last().map(|s| s.role.clone()),
         Some(ProcessRole::Main),
         "{id}: the main process starts last"
     );

@@ -60,7 +60,7 @@ fn devices_of(plan: &DeploymentPlan) -> Vec<(String, u32)> {
 fn rejected_text(plan_or_error: &[inferkit_core::Rejection]) -> String {
     plan_or_error
         .iter()
-        .map(|r| format!("{} => {}\n", r.candidate, r.reason))
+        .map(|r| format!("{} => {}\n", r.describe_candidate(), r.reason))
         .collect()
 }
 
@@ -95,7 +95,7 @@ fn hard_case_1_deepseek_class_model_over_two_8x80g_workers_never_overclaims() {
     let rpc: Vec<_> = plan
         .processes
         .iter()
-        .filter(|p| p.role == ProcessRole::RpcServer)
+        .filter(|p| p.role.is_subordinate("rpc_server"))
         .collect();
     assert!(!rpc.is_empty() && rpc.len() <= 8);
     assert_eq!(rpc[0].args, ["--port", "40001"]);

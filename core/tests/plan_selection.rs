@@ -4,7 +4,8 @@
 mod placement_support;
 
 use inferkit_core::{
-    Category, Claim, Error, PlanOptions, Registry, Vendor, plan_with_facts, select_backend,
+    Candidate, Category, Claim, Error, PlanOptions, Registry, Vendor, plan_with_facts,
+    select_backend,
 };
 use placement_support::*;
 
@@ -181,10 +182,11 @@ fn the_default_vllm_worker_selector_keeps_windows_workers_out() {
     )
     .unwrap();
     assert_eq!(plan.placement.workers[0].name, "lin");
-    assert!(
-        plan.rejected.iter().any(|r| r.candidate == "win"
-            && r.reason == "labels do not match the worker selector os=linux")
-    );
+    assert!(plan.rejected.iter().any(|r| r.candidate
+        == Candidate::Workers {
+            names: vec!["win".into()]
+        }
+        && r.reason == "labels do not match the worker selector os=linux"));
 }
 
 #[test]

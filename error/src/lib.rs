@@ -14,7 +14,7 @@ mod kind;
 mod rejection;
 
 pub use kind::ErrorKind;
-pub use rejection::Rejection;
+pub use rejection::{Candidate, DeviceRef, PlacementMode, Rejection};
 
 /// Result alias used throughout inferkit.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,7 +3,7 @@
 use std::error::Error as _;
 use std::io;
 
-use inferkit_error::{Error, ErrorKind, Rejection};
+use inferkit_error::{Candidate, DeviceRef, Error, ErrorKind, Rejection};
 use serde_json::json;
 
 const MISSING: &str = "/nonexistent/inferkit/config.json";
@@ -65,7 +65,15 @@ fn every_kind_has_the_name_of_its_json_tag() {
         Error::NoPlacement {
             reason: "nothing fits".into(),
             explanation: vec![],
-            rejected: vec![Rejection::new("w1:0", "too small")],
+            rejected: vec![Rejection::new(
+                Candidate::Devices {
+                    devices: vec![DeviceRef {
+                        worker: "w1".into(),
+                        index: 0,
+                    }],
+                },
+                "too small",
+            )],
         },
         Error::Probe {
             probe: "nvml".into(),
@@ -118,4 +126,53 @@ fn an_unsupported_error_is_a_tagged_object_with_its_reason() {
     );
     assert_eq!(err.to_string(), "unsupported: vLLM needs at least one GPU");
     assert_eq!(serde_json::from_value::<Error>(value).unwrap(), err);
+}
+
+#[test]
+fn a_rejection_keeps_its_sentence_as_candidate_and_the_typed_option_beside_it() {
+    let rejection = Rejection::new(
+        Candidate::Device {
+            device: DeviceRef {
+                worker: "w1".into(),
+                index: 0,
+            },
+            name: "NVIDIA GeForce RTX 4090".into(),
+            allocatable: 21 << 30 | 1 << 29,
+        },
+        "weights: needs 30.00 GiB, 21.50 GiB available",
+    )
+    .with_alike(3);
+    let value = serde_json::to_value(&rejection).unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "candidate": "w1:0 (NVIDIA GeForce RTX 4090, 21.50 GiB allocatable) and 3 alike \
+                          with less free memory",
+            "option": {"kind": "device", "device": {"worker": "w1", "index": 0},
+                       "name": "NVIDIA GeForce RTX 4090", "allocatable": 23085449216u64},
+            "alike": 3,
+            "reason": "weights: needs 30.00 GiB, 21.50 GiB available",
+        })
+    );
+    assert_eq!(
+        serde_json::from_value::<Rejection>(value).unwrap(),
+        rejection
+    );
+}
+
+#[test]
+fn a_long_list_of_refused_workers_is_cut_in_its_sentence_only() {
+    let names: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
+    let many = Candidate::Workers {
+        names: names.clone(),
+    };
+    assert_eq!(many.to_string(), "w0, w1, w2, w3, w4 and 3 more");
+    let Candidate::Workers { names: kept } = &many else {
+        unreachable!()
+    };
+    assert_eq!(kept, &names);
+    let two = Candidate::Workers {
+        names: names[..2].to_vec(),
+    };
+    assert_eq!(two.to_string(), "w0, w1");
 }

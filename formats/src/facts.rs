@@ -14,6 +14,7 @@ use crate::{Error, Result};
 /// The on-disk format of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ModelFormat {
     /// A GGUF file (single or split).
     Gguf,

@@ -97,6 +97,14 @@ fetch() {
 
 /// The lines of one step: the repository's folders, every file, the links, the ref.
 fn step_script(step: &DownloadStep) -> Result<Vec<String>> {
+    if !matches!(step.hub.as_str(), "hf" | "ms") {
+        return Err(Error::unsupported(format!(
+            "the plan downloads {} from {} ({}), which the export writes no init container for \
+             (Hugging Face and ModelScope repositories only): put the files on a model volume \
+             (`--model-pvc`, `--model-host-path`) and plan with their path",
+            step.repo, step.endpoint, step.hub
+        )));
+    }
     let folder = step
         .snapshot
         .parent()

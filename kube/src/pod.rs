@@ -28,6 +28,11 @@ use crate::{KubernetesOptions, ModelVolume, NAME_LABEL, name_labels, secret_env}
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 /// Working directory of a process with launch files: an `emptyDir` with the files mounted in.
 const RUN_DIR: &str = "/inferkit/run";
+
+/// The roles vLLM gives its Ray nodes (`inferkit_vllm::RAY_HEAD`, `RAY_WORKER`): a Ray head may
+/// share the main process's pod, and Ray nodes need a larger `/dev/shm`.
+const RAY_HEAD: &str = "ray_head";
+const RAY_WORKER: &str = "ray_worker";
 /// Variable holding the pod's IP, which replaces the worker's address in a pod.
 const POD_IP_VARIABLE: &str = "INFERKIT_POD_IP";
 /// Annotation saying which devices a pod asks for, and that any identical ones will do.
@@ -202,7 +207,7 @@ impl<'a> PodBuilder<'a> {
         let mut mounts = Vec::new();
         let uses_ray = processes
             .iter()
-            .any(|p| matches!(p.role, ProcessRole::RayHead | ProcessRole::RayWorker));
+            .any(|p| p.role.is_subordinate(RAY_HEAD) || p.role.is_subordinate(RAY_WORKER));
         if devices > 1 || uses_ray {
             // NCCL between a pod's GPUs and Ray's object store live in /dev/shm, which a
             // container gets only 64 MiB of by default.
@@ -432,7 +437,7 @@ impl<'a> PodBuilder<'a> {
         } else {
             let mut steps = Vec::new();
             for process in before {
-                if process.role != ProcessRole::RayHead {
+                if !process.role.is_subordinate(RAY_HEAD) {
                     return Err(Error::unsupported(format!(
                         "{} runs a {} process next to its main process; only a Ray head can \
                          share the main process's pod",
@@ -460,9 +465,9 @@ impl<'a> PodBuilder<'a> {
         let health = last.health.as_ref();
         let ports: Vec<ContainerPort> = processes
             .iter()
-            .filter_map(|p| Some((p.role, health_port(p)?)))
+            .filter_map(|p| Some((&p.role, health_port(p)?)))
             .map(|(role, port)| ContainerPort {
-                name: Some(port_name(role).to_string()),
+                name: Some(port_name(role)),
                 container_port: i32::from(port),
                 protocol: Some("TCP".to_string()),
                 ..ContainerPort::default()
@@ -471,7 +476,7 @@ impl<'a> PodBuilder<'a> {
         Ok(Container {
             name: match role {
                 PodRole::Leader => self.plan.backend.clone(),
-                PodRole::Worker => port_name(last.role).to_string(),
+                PodRole::Worker => port_name(&last.role),
             },
             image: Some(self.image.to_string()),
             command: Some(command),
@@ -907,14 +912,19 @@ fn command_line(program: &str, args: &[String]) -> String {
         .join(" ")
 }
 
-/// Port names (at most 15 characters): `http` for the API, the role otherwise.
-fn port_name(role: ProcessRole) -> &'static str {
+/// Port names: `http` for the API, the subordinate's kind otherwise (`rpc_server` →
+/// `rpc-server`), as Kubernetes allows them: at most 15 lowercase letters, digits and dashes.
+fn port_name(role: &ProcessRole) -> String {
     match role {
-        ProcessRole::Main => "http",
-        ProcessRole::RpcServer => "rpc-server",
-        ProcessRole::RayHead => "ray-head",
-        ProcessRole::RayWorker => "ray-worker",
-        ProcessRole::Subordinate => "subordinate",
+        ProcessRole::Main => "http".to_string(),
+        ProcessRole::Subordinate { kind } => kind
+            .chars()
+            .map(|c| match c.to_ascii_lowercase() {
+                c @ ('a'..='z' | '0'..='9') => c,
+                _ => '-',
+            })
+            .take(15)
+            .collect(),
     }
 }
 
@@ -1038,4 +1048,24 @@ fn pod_ip_env(name: String) -> EnvVar {
 /// Bytes as a memory quantity in MiB, rounded up.
 fn mebibytes(bytes: u64) -> String {
     format!("{}Mi", bytes.div_ceil(1 << 20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ray_roles_are_the_ones_vllm_launches() {
+        assert_eq!(RAY_HEAD, inferkit::vllm::RAY_HEAD);
+        assert_eq!(RAY_WORKER, inferkit::vllm::RAY_WORKER);
+    }
+
+    #[test]
+    fn port_names_are_kubernetes_names_of_the_role() {
+        assert_eq!(port_name(&ProcessRole::Main), "http");
+        let rpc = ProcessRole::subordinate(inferkit::llama_box::llamacpp::RPC_SERVER);
+        assert_eq!(port_name(&rpc), "rpc-server");
+        let long = ProcessRole::subordinate("Very_Long.Driver_Role");
+        assert_eq!(port_name(&long), "very-long-drive");
+    }
 }

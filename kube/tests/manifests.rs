@@ -352,7 +352,10 @@ fn llama_box_with_rpc_servers_reaches_them_by_stable_pod_names() {
     let rpc = plan
         .processes
         .iter()
-        .filter(|p| p.role == inferkit::ProcessRole::RpcServer)
+        .filter(|p| {
+            p.role
+                .is_subordinate(inferkit::llama_box::llamacpp::RPC_SERVER)
+        })
         .count();
     assert!(rpc >= 2, "{:#?}", plan.processes);
     let mut options = options("llama-box", "gpustack/llama-box:v0.0.140");
@@ -536,6 +539,7 @@ fn plan_with_download() -> DeploymentPlan {
             sha256: Some(
                 "40ac98bafeeb8ddd68eb4767261df5dc6a488c1f6b1dd479c8fbcc2631329019".to_string(),
             ),
+            url: None,
         }],
         bytes: 3_704_800,
         token_env: Some("HF_TOKEN".to_string()),

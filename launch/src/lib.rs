@@ -89,7 +89,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use inferkit_core::launch::{LaunchSpec, ProcessRole};
+use inferkit_core::launch::LaunchSpec;
 use inferkit_core::secret;
 use inferkit_core::{Error, Result};
 
@@ -325,15 +325,14 @@ fn environment(name: &str) -> Option<String> {
 /// then the main process; each named after its role and its rank among the processes of that
 /// role (`rpc_server-0`, `ray_head-0`, `main`).
 pub fn start_order(specs: Vec<LaunchSpec>) -> Vec<(String, LaunchSpec)> {
-    let (main, subordinates): (Vec<_>, Vec<_>) = specs
-        .into_iter()
-        .partition(|spec| spec.role == ProcessRole::Main);
+    let (main, subordinates): (Vec<_>, Vec<_>) =
+        specs.into_iter().partition(|spec| spec.role.is_main());
     let mut ordered: Vec<(String, LaunchSpec)> = Vec::new();
     for spec in subordinates.into_iter().chain(main) {
         let rank = ordered.iter().filter(|(_, s)| s.role == spec.role).count();
-        let name = match spec.role {
-            ProcessRole::Main if rank == 0 => "main".to_string(),
-            role => format!("{}-{rank}", role.as_str()),
+        let name = match rank {
+            0 if spec.role.is_main() => spec.role.as_str().to_string(),
+            _ => format!("{}-{rank}", spec.role.as_str()),
         };
         ordered.push((name, spec));
     }
@@ -448,9 +447,7 @@ impl Supervisor {
 
     /// The main process, when the worker runs one.
     pub fn main(&self) -> Option<&ProcessHandle> {
-        self.processes
-            .iter()
-            .find(|p| p.spec.role == ProcessRole::Main)
+        self.processes.iter().find(|p| p.spec.role.is_main())
     }
 
     /// Waits until every process is ready; fails with the first process that fails instead.
@@ -486,6 +483,8 @@ impl Drop for Supervisor {
 mod tests {
     use std::collections::BTreeMap;
 
+    use inferkit_core::launch::ProcessRole;
+
     use super::*;
 
     fn spec(role: ProcessRole, program: &str) -> LaunchSpec {
@@ -515,9 +514,9 @@ mod tests {
     fn subordinates_start_in_their_order_before_the_main_process() {
         let specs = vec![
             spec(ProcessRole::Main, "llama-box"),
-            spec(ProcessRole::RpcServer, "rpc-a"),
-            spec(ProcessRole::RayHead, "ray"),
-            spec(ProcessRole::RpcServer, "rpc-b"),
+            spec(ProcessRole::subordinate("rpc_server"), "rpc-a"),
+            spec(ProcessRole::subordinate("ray_head"), "ray"),
+            spec(ProcessRole::subordinate("rpc_server"), "rpc-b"),
         ];
         let order: Vec<(String, String)> = start_order(specs)
             .into_iter()

@@ -103,7 +103,7 @@ impl Sink {
         tracing::info!(
             target: "inferkit::process",
             process = %self.name,
-            role = ?self.role,
+            role = self.role.as_str(),
             stream = stream.as_str(),
             "{line}"
         );

@@ -56,7 +56,7 @@ pub(super) fn prepare(
     let group = Arc::new(AtomicU32::new(0));
     let sink = Sink {
         name: name.clone(),
-        role: spec.role,
+        role: spec.role.clone(),
         tail: tail.clone(),
         output: output.clone(),
         secrets: launch.secrets,

@@ -62,7 +62,7 @@ fn rpc_server(flags: &[&str]) -> LaunchSpec {
     LaunchSpec {
         args,
         health: Some(HealthCheck { port, path: None }),
-        ..http_backend(ProcessRole::RpcServer, &[])
+        ..http_backend(ProcessRole::subordinate("rpc_server"), &[])
     }
 }
 

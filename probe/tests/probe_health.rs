@@ -55,7 +55,7 @@ fn chosen_devices(plan: &DeploymentPlan) -> Vec<(String, u32)> {
 fn rejected_text(plan: &DeploymentPlan) -> String {
     plan.rejected
         .iter()
-        .map(|r| format!("{} => {}\n", r.candidate, r.reason))
+        .map(|r| format!("{} => {}\n", r.describe_candidate(), r.reason))
         .collect()
 }
 

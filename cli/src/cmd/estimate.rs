@@ -4,9 +4,8 @@
 use std::io::Write;
 
 use inferkit::gguf::GgufModel;
-use inferkit::llama_box::flags::{Args as Flags, Syntax};
-use inferkit::llama_box::params::LlamaSettings;
-use inferkit::llama_box::{LlamaBoxEstimator, llama_box_settings, select};
+use inferkit::llama_box::llamacpp::{self, Args as Flags, LlamaSettings, Syntax};
+use inferkit::llama_box::{LlamaBoxEstimator, llama_box_settings};
 use inferkit::units::MIB;
 use inferkit::{
     Components, DeviceId, DeviceSlot, Error, ErrorBand, EstimateRequest, HostSlot, Layout,
@@ -171,7 +170,7 @@ fn estimate(args: &Args) -> Result<Value> {
     };
     let flags = Flags::parse(&args.backend_flags(), syntax)?;
     // Projector and adapter files are refused here, with GPUStack's message.
-    select::detect_categories(&gguf, &flags)?;
+    llamacpp::detect_categories(&gguf, &flags)?;
     let settings = match llama_box {
         true => llama_box_settings(&flags)?,
         false => {
@@ -199,7 +198,7 @@ fn estimate(args: &Args) -> Result<Value> {
                 .gpu_layers
                 .map_or(total_layers, |n| n.min(total_layers)),
             total_layers,
-            tensor_split: Vec::new(),
+            split: Vec::new(),
         }
     };
     let estimate = estimator.estimate(&EstimateRequest {

@@ -5,13 +5,13 @@ use std::io::Write;
 use std::sync::Arc;
 
 use inferkit::launch::shell_quote;
+use inferkit::llama_box::TextDetails;
 use inferkit::units::GIB;
-use inferkit::vllm::Vllm;
+use inferkit::vllm::{Vllm, VllmDetails};
 use inferkit::{
     Cluster, DeploymentPlan, DeviceEstimate, LaunchSpec, ModelSpec, PlacementOptions,
     PlacementStrategy, PlanOptions, Result, WorkerClaim, default_registry, plan_with_facts,
 };
-use serde_json::Value;
 
 use crate::cluster_arg::ClusterArgs;
 use crate::kubernetes_arg::KubernetesArgs;
@@ -142,6 +142,9 @@ pub fn run(args: &Args, verbose: bool, out: &mut Output) -> std::result::Result<
 fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
     let model = model_arg::read(&args.model, args.offline)?;
     let mut spec: ModelSpec = model.spec;
+    for (variable, value) in model.hub_env {
+        spec.env.entry(variable).or_insert(value);
+    }
     spec.backend = args.backend.clone();
     spec.backend_version = args.backend_version.clone();
     spec.backend_parameters = args.backend_parameters.clone();
@@ -232,7 +235,7 @@ fn print_human(
         writeln!(out, "refused on the way:")?;
         for rejection in &plan.rejected {
             let reason = shorten(&rejection.reason, verbose);
-            writeln!(out, "  - {}: {reason}", rejection.candidate)?;
+            writeln!(out, "  - {}: {reason}", rejection.describe_candidate())?;
         }
     }
     Ok(())
@@ -262,16 +265,15 @@ fn print_headline(out: &mut Output, plan: &DeploymentPlan) -> std::io::Result<()
 /// The serving capacity in the backend's terms: llama-box's context and parallel slots,
 /// vLLM's KV cache in tokens and how many requests of the full length it holds at once.
 fn capacity(plan: &DeploymentPlan) -> Option<String> {
-    let details = &plan.estimate.details;
-    let number = |key: &str| details.get(key).and_then(Value::as_u64);
-    if let (Some(tokens), Some(max_len)) = (number("kv_cache_tokens"), number("max_model_len")) {
+    if let Some(vllm) = plan.estimate.details_as::<VllmDetails>() {
+        let (tokens, max_len) = (vllm.kv_cache_tokens, vllm.max_model_len);
         let concurrency = tokens as f64 / max_len.max(1) as f64;
         return Some(format!(
             "KV cache {tokens} tokens: {concurrency:.1} requests at the full {max_len}-token length at once"
         ));
     }
-    let ctx = number("n_ctx")?;
-    let per_sequence = number("n_ctx_seq").unwrap_or(ctx);
+    let text = plan.estimate.details_as::<TextDetails>()?;
+    let (ctx, per_sequence) = (text.n_ctx, text.n_ctx_seq);
     let parallel = main_process_flag(plan, &["--parallel", "-np"])
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or_else(|| ctx / per_sequence.max(1));

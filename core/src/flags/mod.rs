@@ -25,7 +25,7 @@ pub mod syntax;
 mod translate;
 mod value;
 
-pub use syntax::{Syntax, Unknown, is_option};
+pub use syntax::{Syntax, Tokens, Unknown, is_option};
 pub use translate::{Removed, Replacements, Translation};
 pub use value::{
     ValueError, Violation, parse_float, parse_float_list, parse_human_int, parse_python_int,

@@ -96,6 +96,100 @@ pub fn is_option(token: &str) -> bool {
     token.starts_with('-') && token.len() > 1 && token.parse::<f64>().is_err()
 }
 
+/// A command line or a user's parameter list, walked token by token: the one loop every
+/// driver's parser reads its input with.
+///
+/// An argv ([`Tokens::argv`]) is read exactly as given. A parameter list
+/// ([`Tokens::entries`], what a user types into a form, one entry per line) has each entry
+/// trimmed, blank entries skipped (a blank line says nothing), and `--flag=value` or
+/// `--flag value` in one entry read as the flag with its value ([`Tokens::split_inline`]).
+///
+/// ```
+/// use inferkit_core::flags::Tokens;
+///
+/// let mut tokens = Tokens::entries(&[" --ctx-size=8192 ", "", "-ngl", "99"]);
+/// let first = tokens.next().unwrap();
+/// assert_eq!(tokens.split_inline(first, |f| f == "--ctx-size"), ("--ctx-size", Some("8192")));
+/// assert_eq!(tokens.next(), Some("-ngl"));
+/// assert_eq!(tokens.peek(), Some("99"));
+/// assert_eq!(tokens.next(), Some("99"));
+/// assert_eq!(tokens.next(), None);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tokens<'a> {
+    tokens: Vec<&'a str>,
+    next: usize,
+    entries: bool,
+}
+
+impl<'a> Tokens<'a> {
+    /// An argv, read exactly as a program reads it.
+    pub fn argv<S: AsRef<str>>(tokens: &'a [S]) -> Self {
+        Tokens::new(tokens, false)
+    }
+
+    /// A user's parameter list: entries trimmed, blank ones skipped, inline values split.
+    pub fn entries<S: AsRef<str>>(tokens: &'a [S]) -> Self {
+        Tokens::new(tokens, true)
+    }
+
+    fn new<S: AsRef<str>>(tokens: &'a [S], entries: bool) -> Self {
+        Tokens {
+            tokens: tokens.iter().map(AsRef::as_ref).collect(),
+            next: 0,
+            entries,
+        }
+    }
+
+    /// The token [`Iterator::next`] would return, left in place.
+    pub fn peek(&self) -> Option<&'a str> {
+        self.clone().next()
+    }
+
+    /// A flag token with its inline value split off. In an argv, or when `known` accepts the
+    /// whole token as a flag, the token is the flag. Otherwise the token is cut at its first
+    /// `=` or blank (a multi-byte blank such as U+3000 included): the part before is the flag
+    /// (for the caller to look up, or refuse by that name), the rest, trimmed, its value.
+    pub fn split_inline(
+        &self,
+        token: &'a str,
+        known: impl Fn(&str) -> bool,
+    ) -> (&'a str, Option<&'a str>) {
+        if !self.entries || known(token) {
+            return (token, None);
+        }
+        let cut = token
+            .char_indices()
+            .find(|&(_, c)| c == '=' || c.is_whitespace());
+        match cut {
+            Some((at, separator)) => (
+                &token[..at],
+                Some(token[at + separator.len_utf8()..].trim()),
+            ),
+            None => (token, None),
+        }
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = &'a str;
+
+    /// The next token (in a parameter list: trimmed, blank entries skipped).
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let token = *self.tokens.get(self.next)?;
+            self.next += 1;
+            if !self.entries {
+                return Some(token);
+            }
+            let token = token.trim();
+            if !token.is_empty() {
+                return Some(token);
+            }
+        }
+    }
+}
+
 /// argparse's `allow_abbrev`: the long options among `options` that `written` is a prefix of,
 /// each with what it stands for. `written` must be a long option (`--` and at least one more
 /// character), otherwise nothing matches. Neighbouring matches for which `same_target` holds
@@ -130,6 +224,28 @@ pub fn abbreviations<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_argv_is_read_as_given_and_entries_are_trimmed_and_split() {
+        let raw = ["--a=1", " ", "--b\u{3000}2"];
+        let known = |f: &str| f == "--a" || f == "--b";
+        let mut argv = Tokens::argv(&raw);
+        let first = argv.next().unwrap();
+        assert_eq!(argv.split_inline(first, known), ("--a=1", None));
+        assert_eq!(argv.next(), Some(" "));
+        let mut entries = Tokens::entries(&raw);
+        let first = entries.next().unwrap();
+        assert_eq!(entries.split_inline(first, known), ("--a", Some("1")));
+        let second = entries.next().unwrap();
+        assert_eq!(entries.split_inline(second, known), ("--b", Some("2")));
+        assert_eq!(entries.next(), None);
+        let unknown = Tokens::entries(&raw);
+        assert_eq!(unknown.split_inline("--c=1", known), ("--c", Some("1")));
+        assert_eq!(
+            unknown.split_inline("--a=b", |f| f == "--a=b"),
+            ("--a=b", None)
+        );
+    }
 
     #[test]
     fn negative_numbers_are_values_and_dashed_words_are_options() {

@@ -20,8 +20,9 @@
 //! may miss a fitting group but never accepts an unfitting one. Several devices of one worker
 //! are its k largest free devices, k = 2, 3, ... (the first k with a fit wins, as in GPUStack);
 //! several workers grow greedily from the worker with the most free memory, one remote device
-//! (llama.cpp RPC, at most [`PlacementOptions::max_remote_devices`]) or one whole worker (Ray,
-//! MindIE, at most [`PlacementOptions::max_workers`]) at a time. Every accepted candidate passes
+//! (for a backend with a subordinate process per remote device, at most
+//! [`PlacementOptions::max_remote_devices`]) or one whole worker (a subordinate per worker, at
+//! most [`PlacementOptions::max_workers`]) at a time. Every accepted candidate passes
 //! [`verify_claims`], which recomputes every claim against the cluster from scratch (hard
 //! case 1).
 //!
@@ -46,7 +47,7 @@ use crate::model::ModelSpec;
 use crate::units::GIB;
 pub(crate) use crate::units::gib;
 
-pub use inferkit_error::Rejection;
+pub use inferkit_error::{Candidate, DeviceRef, Rejection};
 pub use resources::{device_allocatable, host_allocatable, verify_claims};
 pub use score::PlacementStrategy;
 

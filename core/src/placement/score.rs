@@ -8,6 +8,7 @@ use crate::placement::resources::{DeviceView, WorkerView};
 /// How placement chooses among candidates that fit equally well.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PlacementStrategy {
     /// Prefer workers and devices with fewer instances (GPUStack's default).
     #[default]

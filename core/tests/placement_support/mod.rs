@@ -211,7 +211,7 @@ impl Prepared for MockPrepared<'_> {
             .iter()
             .map(|s| LaunchSpec {
                 worker: s.worker.clone(),
-                role: ProcessRole::RpcServer,
+                role: ProcessRole::subordinate("rpc_server"),
                 program: "rpc-server".into(),
                 args: vec!["--port".into(), s.port.to_string()],
                 env: BTreeMap::new(),
@@ -344,7 +344,7 @@ impl MockEstimator {
             layout: Layout::Layers {
                 offload_layers: on_devices,
                 total_layers,
-                tensor_split: request.devices.iter().map(|d| d.allocatable).collect(),
+                split: request.devices.iter().map(|d| d.allocatable).collect(),
             },
             devices,
             host: Components {
@@ -430,7 +430,7 @@ impl ResourceEstimator for MockEstimator {
             layout: Layout::Layers {
                 offload_layers: layers,
                 total_layers,
-                tensor_split: vec![],
+                split: vec![],
             },
         };
         if request.devices.is_empty() {
@@ -523,6 +523,7 @@ pub fn facts(name: &str) -> ModelFacts {
     ModelFacts::read(&ModelSource::Huggingface {
         repo_id: "test/model".into(),
         filename: Some(name.into()),
+        revision: None,
     })
     .expect("remote facts")
 }
@@ -532,6 +533,7 @@ pub fn spec(name: &str) -> ModelSpec {
     spec.source = ModelSource::Huggingface {
         repo_id: "test/model".into(),
         filename: Some(name.into()),
+        revision: None,
     };
     spec
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use divan::Bencher;
 use inferkit_core::gguf::{GgufHeader, GgufModel, Metadata, MetadataEntry, ReadOptions, Value};
 use inferkit_core::{DeviceId, DeviceSlot, FitRequest, HostSlot, Layout, Vendor};
-use inferkit_llama_box::memory::LlamaCppModel;
-use inferkit_llama_box::params::LlamaSettings;
+use inferkit_llama_box::llamacpp::LlamaCppModel;
+use inferkit_llama_box::llamacpp::LlamaSettings;
 
 const LAYERS: u32 = 100;
 
@@ -86,7 +86,7 @@ fn estimate_100_layers_two_gpus(bencher: Bencher) {
     let layout = Layout::Layers {
         offload_layers: 60,
         total_layers: model.total_layers(),
-        tensor_split: vec![1, 1],
+        split: vec![1, 1],
     };
     let host = host();
     bencher.bench_local(|| model.estimate(&devices, &host, &layout).expect("estimate"));

@@ -24,6 +24,9 @@ use inferkit_core::{
 
 use crate::flags::Args;
 
+/// Role of a llama.cpp RPC server offering one device to the main process.
+pub const RPC_SERVER: &str = "rpc_server";
+
 /// Program name of llama-box (looked up in `PATH` by the launcher).
 pub const PROGRAM: &str = "llama-box";
 
@@ -233,7 +236,7 @@ fn placement_args(facts: &ModelFacts, assignment: &Assignment, model_args: &Args
         Layout::CpuOnly => 0,
         Layout::Single => all_layers(facts),
         Layout::Layers { offload_layers, .. } => *offload_layers,
-        Layout::Parallel { .. } => {
+        _ => {
             return Err(Error::unsupported(
                 "llama-box splits models by layers; it has no tensor or pipeline parallelism"
                     
@@ -375,7 +378,7 @@ fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> LaunchSpec {
     args.push("--rpc-server-main-gpu", &["0"]);
     LaunchSpec {
         worker: sub.worker.clone(),
-        role: ProcessRole::RpcServer,
+        role: ProcessRole::subordinate(RPC_SERVER),
         program: PROGRAM.to_string(),
         args: args.to_argv(),
         env: visibility_env(&[device]),

@@ -3,11 +3,15 @@
 //! The inferkit driver for [llama-box](https://github.com/gpustack/llama-box) v0.0.171, the
 //! llama.cpp and stable-diffusion.cpp server GPUStack 0.7 runs GGUF models with.
 //!
-//! - [`flags`]: llama-box's flag table and the checker of user parameters.
-//! - [`params`]: the llama.cpp settings that decide memory use.
-//! - [`memory`]: the llama.cpp memory model behind [`LlamaBoxEstimator`].
-//! - [`select`]: what a GGUF file is, and which projector goes with it.
-//! - [`launch`]: the llama-box processes of a placement.
+//! [`LlamaBox`] is the backend; [`LlamaBoxEstimator`] its memory model as a placement estimator,
+//! [`Invocation`] one deployment's checked flags and settings, and [`TextDetails`] /
+//! [`ImageDetails`] what its estimates report. What any llama.cpp server driver shares (the
+//! argument parser, the settings, the memory model, model selection, the placement-derived
+//! launch arguments) is one documented module, [`llamacpp`].
+//!
+//! Inside, the files have the roles they have in every driver: `select.rs` (what a model is),
+//! `params.rs` (the settings that decide memory), `flags/` (the flag table and parser),
+//! `memory/` (the estimator), `launch.rs` (the processes of a placement).
 //!
 //! ```
 //! use inferkit_core::Backend;
@@ -19,12 +23,13 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod flags;
+mod flags;
 #[rustfmt::skip]
-pub mod launch;
-pub mod memory;
-pub mod params;
-pub mod select;
+mod launch;
+pub mod llamacpp;
+mod memory;
+mod params;
+mod select;
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -40,6 +45,7 @@ use inferkit_core::{
 };
 
 use crate::flags::{Args, Syntax, UNMODELLED_MEMORY_FLAGS};
+pub use crate::launch::PROGRAM;
 use crate::memory::LlamaCppModel;
 pub use crate::memory::{ImageDetails, TextDetails};
 use crate::params::{FlashAttn, LlamaSettings};
@@ -105,6 +111,12 @@ impl Invocation {
     ) -> Result<Vec<LaunchSpec>> {
         launch::launch(facts, spec, assignment, &self.args)
     }
+}
+
+/// llama-box v0.0.171's flag table: every flag, its values and aliases, and the flags the
+/// platform owns (what [`Prepared::flag_table`] answers for [`PROGRAM`]).
+pub fn flag_table() -> &'static FlagTable {
+    flags::table()
 }
 
 /// llama-box raises a context smaller than this when a projector is loaded
@@ -292,7 +304,7 @@ impl ResourceEstimator for LlamaBoxEstimator {
             (false, n) => Layout::Layers {
                 offload_layers: n.min(self.model.total_layers()),
                 total_layers: self.model.total_layers(),
-                tensor_split: Vec::new(),
+                split: Vec::new(),
             },
         };
         let devices = match layout {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{Components, DeviceId, DeviceSlot, FigureBasis, HostSlot, Layout, Vendor};
-use inferkit_llama_box::memory::{LlamaCppModel, architecture_band};
-use inferkit_llama_box::params::{CacheType, FlashAttn, LlamaSettings};
+use inferkit_llama_box::llamacpp::{CacheType, FlashAttn, LlamaSettings};
+use inferkit_llama_box::llamacpp::{LlamaCppModel, architecture_band};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -317,7 +317,7 @@ fn offloaded_rows_match(file: &str, tolerance: OffloadTolerance) {
         let layout = Layout::Layers {
             offload_layers: u32::try_from(ngl).unwrap_or(model.total_layers()),
             total_layers: model.total_layers(),
-            tensor_split: split,
+            split,
         };
         let estimate = model
             .estimate(&devices, &HostSlot::default(), &layout)
@@ -481,11 +481,11 @@ fn diffusion_measurements_match() {
             } else {
                 FlashAttn::Off
             },
-            image: inferkit_llama_box::params::ImageSettings {
+            image: inferkit_llama_box::llamacpp::ImageSettings {
                 width: row["width"].as_u64().expect("width") as u32,
                 height: row["height"].as_u64().expect("height") as u32,
                 vae_tiling: row["vae_tiling"] == true,
-                components: inferkit_llama_box::params::ImageComponents {
+                components: inferkit_llama_box::llamacpp::ImageComponents {
                     clip_l: separate("clip_l"),
                     clip_g: separate("clip_g"),
                     t5xxl: separate("t5xxl"),

@@ -142,7 +142,7 @@ fn the_launched_argv_reproduces_the_estimate() {
     use inferkit_core::{
         Assignment, EstimateRequest, PlacementMode, ProcessRole, ResourceEstimator,
     };
-    use inferkit_llama_box::flags::{Args, Syntax};
+    use inferkit_llama_box::llamacpp::{Args, Syntax};
     use inferkit_llama_box::{LlamaBoxEstimator, llama_box_settings};
 
     let facts = facts("llama-3.2-1b-Q8_0.header.gguf");
@@ -176,7 +176,7 @@ fn the_launched_argv_reproduces_the_estimate() {
             layout: Layout::Layers {
                 offload_layers: 10,
                 total_layers: 17,
-                tensor_split: vec![3, 2],
+                split: vec![3, 2],
             },
         })
         .unwrap();
@@ -209,7 +209,7 @@ fn the_launched_argv_reproduces_the_estimate() {
             layout: Layout::Layers {
                 offload_layers: offload,
                 total_layers: estimator.total_layers(),
-                tensor_split: settings.tensor_split.iter().map(|s| *s as u64).collect(),
+                split: settings.tensor_split.iter().map(|s| *s as u64).collect(),
             },
         })
         .unwrap();

@@ -5,18 +5,20 @@
 use std::path::Path;
 
 use inferkit_core::flags::source::compare_data_dir;
-use inferkit_llama_box::flags;
+use inferkit_core::flags::suggest::nearest;
+use inferkit_llama_box::flag_table;
 
 #[test]
 fn the_table_matches_its_source_json() {
     let data = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data"));
-    let diffs = compare_data_dir(flags::table(), data);
+    let diffs = compare_data_dir(flag_table(), data);
     assert!(diffs.is_empty(), "{diffs:#?}");
 }
 
 #[test]
 fn the_platform_owns_the_address_model_and_devices() {
-    let owned: Vec<&str> = flags::flags()
+    let owned: Vec<&str> = flag_table()
+        .flags
         .iter()
         .filter(|f| f.platform_owned.is_some())
         .map(|f| f.name)
@@ -40,10 +42,11 @@ fn the_platform_owns_the_address_model_and_devices() {
 #[test]
 fn the_help_only_spelling_is_not_a_flag() {
     // llama-box's help names --image-slg-skip-layer, but its parser reads --image-skip-layer.
-    assert!(flags::lookup("--image-slg-skip-layer").is_none());
-    assert!(flags::lookup("--image-skip-layer").is_some());
+    assert!(flag_table().lookup("--image-slg-skip-layer").is_none());
+    assert!(flag_table().lookup("--image-skip-layer").is_some());
+    let spellings = flag_table().spellings.iter().map(|s| s.text);
     assert_eq!(
-        flags::suggest("--image-slg-skip-layer"),
+        nearest("--image-slg-skip-layer", spellings),
         Some("--image-skip-layer")
     );
 }

@@ -8,10 +8,9 @@ use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
     Assignment, Backend, Category, DeviceId, DeviceSlot, DirectoryFacts, Error, EstimateRequest,
     FitRequest, HostSlot, Layout, ModelFacts, ModelFormat, ModelSource, ModelSpec, PlacementMode,
-    ProcessRole, ResourceEstimate, ResourceEstimator, Subordinate, Vendor,
+    ResourceEstimate, ResourceEstimator, Subordinate, Vendor,
 };
-use inferkit_llama_box::flags::lookup;
-use inferkit_llama_box::params::LlamaSettings;
+use inferkit_llama_box::llamacpp::LlamaSettings;
 use inferkit_llama_box::{Invocation, LlamaBox, LlamaBoxEstimator, TextDetails};
 use serde_json::Value;
 
@@ -225,7 +224,7 @@ fn hard_case_6_output_placement_and_moe_compute_follow_llama_cpp() {
                 layout: Layout::Layers {
                     offload_layers: offload,
                     total_layers: 17,
-                    tensor_split: Vec::new(),
+                    split: Vec::new(),
                 },
             })
             .expect("estimate")
@@ -347,13 +346,22 @@ fn hard_case_17_rpc_servers_get_only_flags_their_binary_knows() {
         .expect("launch");
     let servers: Vec<_> = specs
         .iter()
-        .filter(|s| s.role == ProcessRole::RpcServer)
+        .filter(|s| {
+            s.role
+                .is_subordinate(inferkit_llama_box::llamacpp::RPC_SERVER)
+        })
         .collect();
     assert_eq!(servers.len(), 2);
     for spec in &specs {
         for flag in spec.args.iter().filter(|a| a.starts_with('-')) {
-            let known = lookup(flag).unwrap_or_else(|| panic!("{flag} unknown to llama-box"));
-            if spec.role == ProcessRole::RpcServer {
+            let known = inferkit_llama_box::flag_table()
+                .lookup(flag)
+                .unwrap_or_else(|| panic!("{flag} unknown to llama-box"))
+                .spec;
+            if spec
+                .role
+                .is_subordinate(inferkit_llama_box::llamacpp::RPC_SERVER)
+            {
                 assert_eq!(known.section, "rpc-server", "{flag}");
             }
         }
@@ -588,8 +596,10 @@ fn rpc_servers_are_given_no_model_file() {
         .and_then(|p| p.launch(&assignment(devices, estimate)))
         .expect("launch");
     let model = facts.path.as_ref().expect("path").display().to_string();
-    let (servers, main): (Vec<_>, Vec<_>) =
-        specs.iter().partition(|s| s.role == ProcessRole::RpcServer);
+    let (servers, main): (Vec<_>, Vec<_>) = specs.iter().partition(|s| {
+        s.role
+            .is_subordinate(inferkit_llama_box::llamacpp::RPC_SERVER)
+    });
     assert_eq!((servers.len(), main.len()), (1, 1));
     let server = servers[0];
     assert_eq!(server.worker, "w2");

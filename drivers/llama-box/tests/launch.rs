@@ -11,7 +11,7 @@ use inferkit_core::{
     DirectoryFacts, Error, HostSlot, LaunchArgument, LaunchSpec, Layout, ModelFacts, ModelFormat,
     ModelSource, ModelSpec, PlacementMode, ProcessRole, ResourceEstimate, Subordinate, Vendor,
 };
-use inferkit_llama_box::flags::{Args, Syntax};
+use inferkit_llama_box::llamacpp::{Args, Syntax};
 use inferkit_llama_box::{Invocation, LlamaBox, llama_box_settings};
 
 const GIB: u64 = 1 << 30;
@@ -169,7 +169,7 @@ fn two_gpus() -> Case {
     let layout = Layout::Layers {
         offload_layers: 17,
         total_layers: 17,
-        tensor_split: vec![20 * GIB, 16 * GIB],
+        split: vec![20 * GIB, 16 * GIB],
     };
     let est = estimate(layout, &devices, &[(9, 2100 * MIB), (8, 1900 * MIB)]);
     Case {
@@ -190,7 +190,7 @@ fn partial_offload() -> Case {
     let layout = Layout::Layers {
         offload_layers: 10,
         total_layers: 17,
-        tensor_split: vec![],
+        split: vec![],
     };
     let est = estimate(layout, &devices, &[(10, 500 * MIB)]);
     Case {
@@ -230,7 +230,7 @@ fn rpc_two_workers() -> Case {
     let layout = Layout::Layers {
         offload_layers: 17,
         total_layers: 17,
-        tensor_split: vec![],
+        split: vec![],
     };
     let est = estimate(
         layout,
@@ -470,12 +470,12 @@ fn the_tensor_split_reproduces_the_estimated_layers() {
 fn rpc_servers_pin_their_device_and_come_first() {
     let case = rpc_two_workers();
     let specs = launch(&case.facts, &case.spec, &case.assignment);
-    let roles: Vec<ProcessRole> = specs.iter().map(|s| s.role).collect();
+    let roles: Vec<ProcessRole> = specs.iter().map(|s| s.role.clone()).collect();
     assert_eq!(
         roles,
         [
-            ProcessRole::RpcServer,
-            ProcessRole::RpcServer,
+            ProcessRole::subordinate(inferkit_llama_box::llamacpp::RPC_SERVER),
+            ProcessRole::subordinate(inferkit_llama_box::llamacpp::RPC_SERVER),
             ProcessRole::Main
         ]
     );

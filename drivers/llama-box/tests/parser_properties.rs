@@ -1,12 +1,14 @@
 //! Properties of the llama-box parameter parser on arbitrary input: it never panics, and what
 //! it accepts is an argv llama-box reads back to the same flags.
 
-use inferkit_llama_box::flags::{self, Args, Syntax};
+use inferkit_llama_box::flag_table;
+use inferkit_llama_box::llamacpp::{Args, Syntax};
 use proptest::prelude::*;
 
 /// Tokens mixing real spellings, `=` forms, numbers, words and noise.
 fn token() -> impl Strategy<Value = String> {
-    let spellings: Vec<String> = flags::flags()
+    let spellings: Vec<String> = flag_table()
+        .flags
         .iter()
         .flat_map(|f| f.spellings())
         .map(str::to_string)
@@ -29,7 +31,7 @@ proptest! {
             let again = Args::parse(&argv, Syntax::Argv).expect("normalised argv parses");
             prop_assert_eq!(again.to_argv(), argv);
             for arg in &args.args {
-                prop_assert!(flags::lookup(&arg.flag).is_some());
+                prop_assert!(flag_table().lookup(&arg.flag).is_some());
             }
         }
     }
@@ -37,7 +39,7 @@ proptest! {
     #[test]
     fn settings_never_panic(tokens in proptest::collection::vec(token(), 0..12)) {
         if let Ok(args) = Args::parse(&tokens, Syntax::LlamaServer) {
-            let mut settings = inferkit_llama_box::params::LlamaSettings::default();
+            let mut settings = inferkit_llama_box::llamacpp::LlamaSettings::default();
             let _ = args.apply_to(&mut settings);
         }
     }

@@ -9,7 +9,7 @@ use inferkit_core::{
     Result,
 };
 use inferkit_llama_box::LlamaBoxEstimator;
-use inferkit_llama_box::params::LlamaSettings;
+use inferkit_llama_box::llamacpp::LlamaSettings;
 
 use crate::flags::PromptCache;
 
@@ -101,7 +101,7 @@ impl<'a> LlamaServerEstimator<'a> {
         Layout::Layers {
             offload_layers: total,
             total_layers: total,
-            tensor_split: Vec::new(),
+            split: Vec::new(),
         }
     }
 

@@ -14,8 +14,7 @@ use inferkit_core::{
     Assignment, Category, DeviceSlot, Error, HealthCheck, LaunchSpec, Layout, ModelFacts,
     ModelSpec, ProcessRole, Result, Subordinate, Vendor,
 };
-use inferkit_llama_box::flags::Args;
-use inferkit_llama_box::launch as shared;
+use inferkit_llama_box::llamacpp::{self as shared, Args};
 
 use crate::flags::{self, GpuLayers, Input};
 
@@ -172,7 +171,7 @@ fn placement_args(
         Layout::CpuOnly => 0,
         Layout::Single => total,
         Layout::Layers { offload_layers, .. } => *offload_layers,
-        Layout::Parallel { .. } => {
+        _ => {
             return Err(Error::unsupported(
                 "llama-server splits models by layers; it has no tensor or pipeline parallelism",
             ));
@@ -248,9 +247,9 @@ fn backend_name(vendor: &Vendor) -> Result<&'static str> {
         Vendor::Amd => Ok("ROCm"),
         Vendor::Ascend => Ok("CANN"),
         Vendor::Apple => Ok("MTL"),
-        Vendor::Other(name) => Err(Error::unsupported(format!(
+        other => Err(Error::unsupported(format!(
             "llama-server device names are known for NVIDIA, AMD, Ascend and Apple devices, \
-             not {name}"
+             not {other}"
         ))),
     }
 }
@@ -267,7 +266,7 @@ fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> Result<LaunchSpec> {
     flags::parse(flags::rpc_table(), &argv, Input::Argv)?;
     Ok(LaunchSpec {
         worker: sub.worker.clone(),
-        role: ProcessRole::RpcServer,
+        role: ProcessRole::subordinate(shared::RPC_SERVER),
         program: RPC_PROGRAM.to_string(),
         args: argv,
         env: shared::visibility_env(&[device]),

@@ -3,10 +3,15 @@
 //! The inferkit driver for upstream llama.cpp's `llama-server` at commit 0c1e57098, with
 //! `ggml-rpc-server` for devices on other workers.
 //!
-//! It owns only what differs from llama-box: the flag tables and llama-server's defaults
-//! ([`flags`]), the context offer ([`estimate`]) and the command lines ([`launch`]). What a
-//! GGUF file is, which projector goes with it, and the llama.cpp memory model are the llama-box
-//! driver's, shared through its public API.
+//! It owns only what differs from llama-box: the flag tables ([`flag_table`],
+//! [`rpc_flag_table`]) and their reader ([`parse`]) with llama-server's defaults, the context
+//! offer ([`LlamaServerEstimator`]) and the command lines. What a GGUF file is, which projector
+//! goes with it, and the llama.cpp memory model are shared with llama-box through
+//! [`inferkit_llama_box::llamacpp`].
+//!
+//! Inside, the files have the roles they have in every driver: `flags/` (the tables and their
+//! reader), `estimate.rs` (the estimator, on llama-box's memory model), `launch.rs` (the
+//! processes of a placement); selection and settings are llama-box's.
 //!
 //! ```
 //! use inferkit_core::Backend;
@@ -18,9 +23,9 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod estimate;
-pub mod flags;
-pub mod launch;
+mod estimate;
+mod flags;
+mod launch;
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -33,12 +38,14 @@ use inferkit_core::{
     ModelFormat, ModelSpec, Os, Platform, Prepared, ResourceEstimator, Result, Selection,
     SubordinateGrouping, Vendor,
 };
-use inferkit_llama_box::flags::Args;
-use inferkit_llama_box::params::LlamaSettings;
-use inferkit_llama_box::select;
+use inferkit_llama_box::llamacpp::{self, Args, LlamaSettings};
 
-use crate::estimate::LlamaServerEstimator;
-use crate::flags::{Input, PromptCache, UNMODELLED_MEMORY_FLAGS};
+pub use crate::estimate::LlamaServerEstimator;
+use crate::flags::UNMODELLED_MEMORY_FLAGS;
+pub use crate::flags::{
+    Input, PromptCache, parse, rpc_table as rpc_flag_table, table as flag_table,
+};
+pub use crate::launch::{PROGRAM, RPC_PROGRAM};
 
 /// The llama-server backend (id `llama-server`). GGUF models go to llama-box unless this
 /// backend is asked for (`--backend llama-server`) or registered in its place.
@@ -82,7 +89,7 @@ impl Invocation {
         if categories.contains(&Category::Image) {
             return Err(Error::unsupported(IMAGE_MODELS));
         }
-        let mmproj = select::choose_mmproj(facts, &user, &categories);
+        let mmproj = llamacpp::choose_mmproj(facts, &user, &categories);
         let args = launch::model_args(&categories, mmproj.as_deref(), &user);
         let settings = flags::settings(&args)?;
         let prompt_cache = flags::prompt_cache(&args, categories.contains(&Category::Llm))?;
@@ -105,7 +112,7 @@ fn text_categories(gguf: &inferkit_core::gguf::GgufModel) -> Result<Vec<Category
     if gguf.is_diffusion() {
         return Err(Error::unsupported(IMAGE_MODELS));
     }
-    select::detect_categories(gguf, &Args::default())
+    llamacpp::detect_categories(gguf, &Args::default())
 }
 
 impl Backend for LlamaServer {

@@ -3,7 +3,7 @@
 
 use inferkit_core::flags::FlagTable;
 use inferkit_core::flags::source::compare;
-use inferkit_llama_server::flags::{rpc_table, table};
+use inferkit_llama_server::{flag_table as table, rpc_flag_table as rpc_table};
 use serde_json::Value;
 
 fn data(file: &str) -> Value {

@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use inferkit_core::testkit::{gpu, host, render_processes};
 use inferkit_core::{
     Assignment, Backend, DeviceSlot, Error, FitRequest, LaunchSpec, ModelFacts, ModelSpec,
-    PlacementMode, ProcessRole, Subordinate,
+    PlacementMode, Subordinate,
 };
 use inferkit_llama_server::LlamaServer;
-use inferkit_llama_server::flags::{self, Input};
-use inferkit_llama_server::launch::{PROGRAM, RPC_PROGRAM};
+use inferkit_llama_server::{Input, PROGRAM, RPC_PROGRAM, flag_table, parse, rpc_flag_table};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -78,11 +77,11 @@ fn render(specs: &[LaunchSpec]) -> String {
 fn check_argv(specs: &[LaunchSpec]) {
     for spec in specs {
         let table = match spec.program.as_str() {
-            PROGRAM => flags::table(),
-            RPC_PROGRAM => flags::rpc_table(),
+            PROGRAM => flag_table(),
+            RPC_PROGRAM => rpc_flag_table(),
             other => panic!("unexpected program {other}"),
         };
-        flags::parse(table, &spec.args, Input::Argv)
+        parse(table, &spec.args, Input::Argv)
             .unwrap_or_else(|e| panic!("{}: {e}", spec.command_line()));
     }
 }
@@ -121,7 +120,10 @@ fn rpc_across_workers() {
         .collect();
     let specs = plan(&facts, &spec, devices, subordinates).unwrap();
     assert_eq!(specs.len(), 3);
-    assert!(specs[..2].iter().all(|s| s.role == ProcessRole::RpcServer));
+    assert!(specs[..2].iter().all(|s| {
+        s.role
+            .is_subordinate(inferkit_llama_box::llamacpp::RPC_SERVER)
+    }));
     snapshot("rpc_across_workers", &specs);
 }
 
@@ -156,7 +158,7 @@ fn the_api_key_goes_to_the_environment_not_argv() {
     assert_eq!(specs[0].env["LLAMA_API_KEY"], "sk-secret");
     // The plan keeps a placeholder the launcher fills from its own environment (core's rule).
     let mut main = specs[0].clone();
-    let notes = inferkit_core::secret::redact(&mut main, Some(flags::table()));
+    let notes = inferkit_core::secret::redact(&mut main, Some(flag_table()));
     assert_eq!(main.env["LLAMA_API_KEY"], "${LLAMA_API_KEY}");
     assert!(
         notes.iter().any(|n| n.contains("LLAMA_API_KEY")),

@@ -36,12 +36,13 @@ mod flags;
 mod launch;
 mod memory;
 mod params;
+mod select;
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use inferkit_core::{
-    Arch, Assignment, Backend, Capabilities, Category, Claim, DeviceId, LaunchSpec, ModelFacts,
+    Arch, Assignment, Backend, Capabilities, Category, DeviceId, LaunchSpec, ModelFacts,
     ModelFormat, ModelSpec, Os, Platform, Prepared, ResourceEstimator, Result, Selection,
     SubordinateGrouping, Vendor,
 };
@@ -120,7 +121,7 @@ impl Backend for MindIe {
     }
 
     fn select(&self, facts: &ModelFacts, spec: &ModelSpec) -> Selection {
-        select(facts, spec)
+        select::select(facts, spec)
     }
 
     fn prepare<'a>(
@@ -190,49 +191,5 @@ impl Prepared for PreparedMindIe<'_> {
             device_ips: &self.backend.device_ips,
         };
         launch::launch_specs(&install, self.facts, self.spec, assignment)
-    }
-}
-
-/// Claims a Hugging Face model whose architecture MindIE lists; refuses the rest with the
-/// reason (the planner then falls back to vLLM-Ascend), unless the user chose MindIE.
-fn select(facts: &ModelFacts, spec: &ModelSpec) -> Selection {
-    let Some(hf) = facts.hf.as_ref() else {
-        return Selection::new(
-            Claim::Refuses,
-            "MindIE loads Hugging Face safetensors directories only",
-        );
-    };
-    if spec.categories.iter().any(|c| *c != Category::Llm) {
-        return Selection::new(
-            Claim::Refuses,
-            "MindIE serves LLMs and vision-language models only (no embedding, reranker or \
-             generation models)",
-        );
-    }
-    let architectures = &hf.config.architectures;
-    match architectures::find(architectures) {
-        Some(arch) => Selection {
-            claim: Claim::Supports,
-            reason: format!(
-                "MindIE supports {} ({}{})",
-                arch.class,
-                arch.families,
-                if arch.vision { ", multimodal" } else { "" }
-            ),
-            categories: vec![Category::Llm],
-        },
-        None => {
-            let missing = format!(
-                "MindIE's model list does not include {}",
-                architectures
-                    .first()
-                    .map_or("a model without `architectures`", String::as_str)
-            );
-            // A user who names MindIE may run a newer MindIE than the list; let them try.
-            match spec.backend.as_deref() == Some(ID) {
-                true => Selection::new(Claim::Fallback, format!("{missing}; chosen by the user")),
-                false => Selection::new(Claim::Refuses, missing),
-            }
-        }
     }
 }

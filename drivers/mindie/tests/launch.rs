@@ -316,12 +316,12 @@ fn subordinates_start_first_without_health_checks() {
         .unwrap();
     let roles: Vec<_> = specs
         .iter()
-        .map(|s| (s.worker.as_str(), s.role, s.health.is_some()))
+        .map(|s| (s.worker.as_str(), s.role.clone(), s.health.is_some()))
         .collect();
     assert_eq!(
         roles,
         [
-            ("a2-2", ProcessRole::Subordinate, false),
+            ("a2-2", ProcessRole::subordinate("subordinate"), false),
             ("a2-1", ProcessRole::Main, true)
         ]
     );

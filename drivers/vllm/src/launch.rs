@@ -16,6 +16,12 @@ pub(crate) const PROGRAM: &str = "vllm";
 /// Readiness endpoint of vLLM's OpenAI server.
 const HEALTH_PATH: &str = "/health";
 
+/// Role of the Ray head started on the main worker before `vllm serve`.
+pub const RAY_HEAD: &str = "ray_head";
+
+/// Role of a Ray node joining the head from another worker.
+pub const RAY_WORKER: &str = "ray_worker";
+
 /// The address vLLM takes as its node's (`vllm.utils.get_ip`); across nodes it must be the
 /// address Ray knows the node by, or vLLM finds no GPU of Ray's on the driver's node when the
 /// machine has several interfaces (vLLM's distributed-serving docs set it on every node).
@@ -31,6 +37,8 @@ pub(crate) struct LaunchInput<'a> {
     /// What every process needs to fetch the model (ModelScope's switch), before the spec's
     /// own environment.
     pub hub_env: BTreeMap<String, String>,
+    /// The repository's revision, when `model` is a repository id read at one.
+    pub revision: Option<String>,
     /// The Ascend 310P rules apply.
     pub ascend_310p: bool,
     /// Also write GPUStack's placement group (its patched vLLM only).
@@ -100,6 +108,11 @@ fn serve_args(input: &LaunchInput) -> Result<Vec<String>> {
     let params = input.params;
     let assignment = input.assignment;
     let mut args = vec!["serve".to_string(), input.model.clone()];
+    if let Some(revision) = &input.revision
+        && !params.has("--revision")
+    {
+        args.extend(["--revision".to_string(), revision.clone()]);
+    }
     let user_parallel = PARALLEL_FLAGS.iter().any(|f| params.has(f));
     if let Layout::Parallel {
         tensor_parallel,
@@ -267,11 +280,7 @@ fn ray_node(
     env.extend(input.spec.env.clone());
     LaunchSpec {
         worker: node.worker.to_string(),
-        role: if head.is_none() {
-            ProcessRole::RayHead
-        } else {
-            ProcessRole::RayWorker
-        },
+        role: ProcessRole::subordinate(if head.is_none() { RAY_HEAD } else { RAY_WORKER }),
         program: "ray".to_string(),
         args,
         env,

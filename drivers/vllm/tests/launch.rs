@@ -178,7 +178,7 @@ fn rdna3_gpus_get_rocm_visible_devices_and_the_gfx_override() {
 /// Ray node is health-checked by TCP so that the launcher waits for it.
 #[test]
 fn ray_ports_come_from_the_assignment_and_are_health_checked() {
-    use inferkit_core::{HealthCheck, ProcessRole};
+    use inferkit_core::HealthCheck;
     let spec = spec("hf", "Qwen2.5-72B-Instruct", &[]);
     let devices = [h100("w1", 0), h100("w1", 1), h100("w2", 0), h100("w2", 1)];
     let first = assignment(&spec, &devices).unwrap();
@@ -192,11 +192,11 @@ fn ray_ports_come_from_the_assignment_and_are_health_checked() {
         let specs = launch_assignment(&spec, assignment).unwrap();
         let head = specs
             .iter()
-            .find(|s| s.role == ProcessRole::RayHead)
+            .find(|s| s.role.is_subordinate(inferkit_vllm::RAY_HEAD))
             .unwrap();
         let worker = specs
             .iter()
-            .find(|s| s.role == ProcessRole::RayWorker)
+            .find(|s| s.role.is_subordinate(inferkit_vllm::RAY_WORKER))
             .unwrap();
         let head_port = assignment.subordinates[0].port;
         assert_eq!(flag(&head.args, "--port"), Some(head_port.to_string()));

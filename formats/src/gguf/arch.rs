@@ -583,8 +583,8 @@ mod tests {
     /// Llama-3.2-1B's header (16 layers, 32 heads, 8 KV heads, n_embd 2048) with `edit`
     /// applied to its metadata entries.
     fn llama_with(edit: impl Fn(&mut MetadataEntry)) -> GgufModel {
-        let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/gguf/llama-3.2-1b-F16.header.gguf");
+        let path: PathBuf =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/llama-3.2-1b-F16.header.gguf");
         let file = std::fs::File::open(&path).unwrap();
         let mut header = GgufHeader::read(file, None, &path, &ReadOptions::default()).unwrap();
         let entries = header

@@ -56,7 +56,7 @@
 //! # fn main() -> inferkit_formats::Result<()> {
 //! let path = concat!(
 //!     env!("CARGO_MANIFEST_DIR"),
-//!     "/../tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf"
+//!     "/testdata/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf"
 //! );
 //! let model = GgufModel::open(path)?;
 //! assert_eq!(model.architecture()?, "qwen2");

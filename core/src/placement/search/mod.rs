@@ -10,7 +10,8 @@ use crate::inventory::{Cluster, Device, MAX_DEVICES_PER_WORKER, WorkerInventory}
 use crate::placement::resources::{DeviceClasses, DeviceView, Reserves, WorkerView};
 use crate::placement::score::{self, PlacementStrategy};
 use crate::placement::{
-    Placement, PlacementRequest, Rejection, gib, selector_admits, selector_text, verify_claims,
+    Candidate as Refused, DeviceRef, Placement, PlacementRequest, Rejection, gib, selector_admits,
+    selector_text, verify_claims,
 };
 use crate::{Error, Result};
 
@@ -22,9 +23,6 @@ mod report;
 /// from costing a fit per device.
 const MAX_EXACT_FITS: usize = 8;
 
-/// Names listed in a grouped rejection before "and N more".
-const MAX_LISTED: usize = 5;
-
 /// A set of devices (possibly none) with the worker of the main process.
 #[derive(Debug, Clone)]
 struct Group {
@@ -35,7 +33,7 @@ struct Group {
 }
 
 /// A group known to fit, with its score.
-struct Candidate {
+struct Scored {
     group: Group,
     score: f64,
     /// Layers on devices for partial offload (0 for other modes, where all are).
@@ -148,11 +146,16 @@ impl<'a> Search<'a> {
         let cluster = self.req.cluster;
         check_inventory(cluster)?;
         let mut classes = DeviceClasses::default();
-        let mut refused: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Workers and devices filtered out, by reason.
+        let mut refused: BTreeMap<String, (Vec<String>, Vec<DeviceRef>)> = BTreeMap::new();
         let mut views = Vec::new();
         for worker in &cluster.workers {
             if let Some(reason) = self.worker_refusal(worker) {
-                refused.entry(reason).or_default().push(worker.name.clone());
+                refused
+                    .entry(reason)
+                    .or_default()
+                    .0
+                    .push(worker.name.clone());
                 continue;
             }
             let view = WorkerView::new(
@@ -160,8 +163,11 @@ impl<'a> Search<'a> {
                 |device| match self.device_refusal(worker, device) {
                     None => true,
                     Some(reason) => {
-                        let id = format!("{}:{}", worker.name, device.index);
-                        refused.entry(reason).or_default().push(id);
+                        let id = DeviceRef {
+                            worker: worker.name.clone(),
+                            index: device.index,
+                        };
+                        refused.entry(reason).or_default().1.push(id);
                         false
                     }
                 },
@@ -178,9 +184,13 @@ impl<'a> Search<'a> {
             cluster.workers.len(),
             self.req.backend.id()
         ));
-        for (reason, names) in refused {
-            self.rejected
-                .push(Rejection::new(list_names(&names), reason));
+        for (reason, (names, devices)) in refused {
+            if !names.is_empty() {
+                self.reject(Refused::Workers { names }, reason.clone());
+            }
+            if !devices.is_empty() {
+                self.reject(Refused::Devices { devices }, reason);
+            }
         }
         Ok(views)
     }
@@ -236,11 +246,7 @@ impl<'a> Search<'a> {
     /// Probes each bucket (groups of one device class, best first) and scores every group that
     /// fits. With `with_largest_host`, probes use the largest host RAM of the cluster so that the
     /// answer depends on the devices only; each group's own RAM is checked afterwards.
-    fn search_buckets(
-        &mut self,
-        buckets: &[Vec<Group>],
-        with_largest_host: bool,
-    ) -> Vec<Candidate> {
+    fn search_buckets(&mut self, buckets: &[Vec<Group>], with_largest_host: bool) -> Vec<Scored> {
         let mut candidates = Vec::new();
         for bucket in buckets.iter().filter(|b| !b.is_empty()) {
             let prefix = fitting_prefix(bucket, |g| {
@@ -264,7 +270,7 @@ impl<'a> Search<'a> {
                     continue;
                 }
                 let score = self.score(group, &claims, ram);
-                candidates.push(Candidate {
+                candidates.push(Scored {
                     group: group.clone(),
                     score,
                     layers: 0,
@@ -276,7 +282,12 @@ impl<'a> Search<'a> {
                     "host RAM: needs {}, the worker has less allocatable",
                     gib(ram)
                 );
-                self.reject(list_names(&short_of_ram), reason);
+                self.reject(
+                    Refused::Workers {
+                        names: short_of_ram,
+                    },
+                    reason,
+                );
             }
         }
         candidates
@@ -288,20 +299,12 @@ impl<'a> Search<'a> {
         };
         let first = &bucket[prefix.count];
         let alike = bucket.len() - prefix.count - 1;
-        let candidate = if alike == 0 {
-            self.describe(first)
-        } else {
-            format!(
-                "{} and {alike} alike with less free memory",
-                self.describe(first)
-            )
-        };
-        self.reject_group(first, Some(candidate), reason(error));
+        self.reject_group(first, alike, reason(error));
     }
 
     /// Sorts candidates best first, fits them exactly in that order, and returns the first
     /// that passes the final check.
-    fn pick(&mut self, mut candidates: Vec<Candidate>, allow_offload: bool) -> Option<Chosen> {
+    fn pick(&mut self, mut candidates: Vec<Scored>, allow_offload: bool) -> Option<Chosen> {
         let fitting = candidates.len();
         // Only the best few are tried: select them in linear time, then order them.
         if candidates.len() > MAX_EXACT_FITS {
@@ -323,7 +326,7 @@ impl<'a> Search<'a> {
                         fitting,
                     });
                 }
-                Err(e) => self.reject_group(&candidate.group, None, reason(&e)),
+                Err(e) => self.reject_group(&candidate.group, 0, reason(&e)),
             }
         }
         None
@@ -339,7 +342,7 @@ impl<'a> Search<'a> {
             }
         }
         if let (Some(group), Some(error)) = (attempts.last(), last_error) {
-            self.reject_group(group, None, reason(&error));
+            self.reject_group(group, 0, reason(&error));
         }
         None
     }
@@ -433,7 +436,7 @@ impl<'a> Search<'a> {
     /// Candidates, best first: more layers on devices, fewer devices, higher score, more free
     /// device memory (GPUStack keeps the first of equal scores in a list sorted by free memory),
     /// then worker name and device index.
-    fn by_preference(&self, a: &Candidate, b: &Candidate) -> Ordering {
+    fn by_preference(&self, a: &Scored, b: &Scored) -> Ordering {
         b.layers
             .cmp(&a.layers)
             .then(a.group.members.len().cmp(&b.group.members.len()))
@@ -529,10 +532,11 @@ impl<'a> Search<'a> {
         workers.len()
     }
 
-    /// Records a refused group (described by `candidate`, or by [`Self::describe`]) and keeps
-    /// the largest one for the summary of [`Self::nothing_fits`].
-    fn reject_group(&mut self, group: &Group, candidate: Option<String>, reason: String) {
-        let rejection = Rejection::new(candidate.unwrap_or_else(|| self.describe(group)), reason);
+    /// Records a refused group (standing for `alike` more like it, with less free memory) and
+    /// keeps the largest one for the summary of [`Self::nothing_fits`].
+    fn reject_group(&mut self, group: &Group, alike: usize, reason: String) {
+        let alike = u32::try_from(alike).unwrap_or(u32::MAX);
+        let rejection = Rejection::new(self.describe(group), reason).with_alike(alike);
         let size = (group.members.len(), self.free_in(group));
         if self
             .largest
@@ -544,7 +548,7 @@ impl<'a> Search<'a> {
         self.rejected.push(rejection);
     }
 
-    fn reject(&mut self, candidate: impl Into<String>, reason: impl Into<String>) {
+    fn reject(&mut self, candidate: Refused, reason: impl Into<String>) {
         self.rejected.push(Rejection::new(candidate, reason));
     }
 }
@@ -688,20 +692,6 @@ fn reason(error: &Error) -> String {
     }
 }
 
-/// `a, b, c and 12 more`.
-fn list_names(names: &[String]) -> String {
-    let shown = names
-        .iter()
-        .take(MAX_LISTED)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    match names.len().saturating_sub(MAX_LISTED) {
-        0 => shown,
-        more => format!("{shown} and {more} more"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,12 +735,5 @@ mod tests {
             (none.count, none.last_fit, none.first_miss),
             (0, None, None)
         );
-    }
-
-    #[test]
-    fn long_name_lists_are_cut() {
-        let names: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
-        assert_eq!(list_names(&names), "w0, w1, w2, w3, w4 and 3 more");
-        assert_eq!(list_names(&names[..2]), "w0, w1");
     }
 }

@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::report::mode_name;
-use super::{Candidate, Chosen, Group, Search, reason};
+use super::{Chosen, Group, Refused, Scored, Search, reason};
 use crate::backend::PlacementMode::{CpuOffload, CpuOnly, MultiDevice, MultiWorker, SingleDevice};
 use crate::backend::SubordinateGrouping;
 use crate::estimate::Layout;
@@ -33,7 +32,7 @@ impl Search<'_> {
             }
         }
         if buckets.is_empty() {
-            self.reject(mode_name(SingleDevice), "no eligible device");
+            self.reject(Refused::Mode { mode: SingleDevice }, "no eligible device");
             return None;
         }
         self.search_classes(buckets, true)
@@ -54,7 +53,7 @@ impl Search<'_> {
                 "{} does not split a model over devices",
                 self.req.backend.id()
             );
-            self.reject(mode_name(MultiDevice), reason);
+            self.reject(Refused::Mode { mode: MultiDevice }, reason);
             return None;
         }
         // GPUStack tries k = 2, 3, ... up to the worker's device count; each try sizes k
@@ -106,7 +105,7 @@ impl Search<'_> {
             } else {
                 format!("{} does not run across workers", self.req.backend.id())
             };
-            self.reject(mode_name(MultiWorker), reason);
+            self.reject(Refused::Mode { mode: MultiWorker }, reason);
             return None;
         }
         let group = match self.caps.subordinates {
@@ -116,7 +115,7 @@ impl Search<'_> {
         }?;
         let score = self.score(&group, &[], 0);
         self.pick(
-            vec![Candidate {
+            vec![Scored {
                 group,
                 score,
                 layers: 0,
@@ -159,7 +158,7 @@ impl Search<'_> {
         if found.is_none() && capped {
             self.explanation.push(format!(
                 "{}: stopped at {keep} remote devices (max_remote_devices)",
-                mode_name(MultiWorker)
+                MultiWorker.describe()
             ));
         }
         found
@@ -207,7 +206,7 @@ impl Search<'_> {
     pub(super) fn cpu_offload(&mut self) -> Option<Chosen> {
         if !self.offload {
             if self.caps.cpu_offload {
-                self.reject(mode_name(CpuOffload), "CPU offloading is off");
+                self.reject(Refused::Mode { mode: CpuOffload }, "CPU offloading is off");
             }
             return None;
         }
@@ -227,8 +226,8 @@ impl Search<'_> {
 
     /// The most layers worker `v` takes with its k largest devices, growing k while it helps
     /// (by the counts of [`device_counts`], then back to the smallest k taking as many layers).
-    fn offload_on(&mut self, v: usize) -> Option<Candidate> {
-        let mut best: Option<Candidate> = None;
+    fn offload_on(&mut self, v: usize) -> Option<Scored> {
+        let mut best: Option<Scored> = None;
         let (mut tried, mut fewer) = (0, 0);
         for k in device_counts(1, self.views[v].devices.len()) {
             let candidate = self.offload_candidate(v, k);
@@ -253,7 +252,7 @@ impl Search<'_> {
 
     /// Worker `v`'s k largest devices with the rest of the model in host memory, when at least
     /// one layer fits on them; refused otherwise.
-    fn offload_candidate(&mut self, v: usize, k: usize) -> Option<Candidate> {
+    fn offload_candidate(&mut self, v: usize, k: usize) -> Option<Scored> {
         let group = Group {
             main: v,
             members: self.largest_by_index(v, k),
@@ -261,7 +260,7 @@ impl Search<'_> {
         let estimate = match self.fit(&group, self.views[v].host(), true) {
             Ok(estimate) => estimate,
             Err(e) => {
-                self.reject_group(&group, None, reason(&e));
+                self.reject_group(&group, 0, reason(&e));
                 return None;
             }
         };
@@ -270,12 +269,12 @@ impl Search<'_> {
             _ => 0,
         };
         if layers == 0 {
-            self.reject_group(&group, None, "not one layer fits on the devices".into());
+            self.reject_group(&group, 0, "not one layer fits on the devices".into());
             return None;
         }
         let claims: Vec<u64> = estimate.devices.iter().map(|d| d.held()).collect();
         let score = self.score(&group, &claims, estimate.host.total());
-        Some(Candidate {
+        Some(Scored {
             group,
             score,
             layers,
@@ -285,11 +284,11 @@ impl Search<'_> {
     pub(super) fn cpu_only(&mut self) -> Option<Chosen> {
         if !self.caps.cpu_only {
             let reason = format!("{} needs an accelerator", self.req.backend.id());
-            self.reject(mode_name(CpuOnly), reason);
+            self.reject(Refused::Mode { mode: CpuOnly }, reason);
             return None;
         }
         if self.caps.cpu_offload && !self.offload {
-            self.reject(mode_name(CpuOnly), "CPU offloading is off");
+            self.reject(Refused::Mode { mode: CpuOnly }, "CPU offloading is off");
             return None;
         }
         let hosts: Vec<Group> = (0..self.views.len())
@@ -338,7 +337,7 @@ impl Search<'_> {
                 format!("{} runs on one device only", self.req.backend.id()),
             ));
         }
-        let candidate = Candidate {
+        let candidate = Scored {
             score: self.score(&group, &[], 0),
             group: group.clone(),
             layers: 0,
@@ -348,7 +347,7 @@ impl Search<'_> {
         }
         // What does not fit whole may still fit with part of the model in host memory.
         if self.offload {
-            let candidate = Candidate {
+            let candidate = Scored {
                 score: 0.0,
                 group,
                 layers: 0,

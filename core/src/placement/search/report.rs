@@ -3,7 +3,7 @@
 use super::{Chosen, Group, Search};
 use crate::backend::{Assignment, PlacementMode, Subordinate, SubordinateGrouping};
 use crate::estimate::{Layout, ResourceEstimate};
-use crate::placement::{Placement, gib};
+use crate::placement::{Candidate as Refused, DeviceRef, Placement};
 use crate::{Error, Result};
 
 impl Search<'_> {
@@ -13,7 +13,7 @@ impl Search<'_> {
         let main = &self.views[chosen.group.main];
         self.explanation.push(format!(
             "{}: {} fit; chose {} ({} score {:.1})",
-            mode_name(mode),
+            mode.describe(),
             chosen.fitting,
             self.describe(&chosen.group),
             self.req.options.strategy.as_str(),
@@ -40,7 +40,8 @@ impl Search<'_> {
         let largest = match &self.largest {
             Some((_, r)) => format!(
                 "; the largest option, {}, was refused: {}",
-                r.candidate, r.reason
+                r.describe_candidate(),
+                r.reason
             ),
             None => String::new(),
         };
@@ -124,57 +125,41 @@ impl Search<'_> {
             .collect()
     }
 
-    pub(super) fn describe(&self, group: &Group) -> String {
+    /// The group as a rejection or the explanation names it.
+    pub(super) fn describe(&self, group: &Group) -> Refused {
         let main = &self.views[group.main];
-        let name = &main.worker.name;
-        let free = self.free_in(group);
+        let worker = main.worker.name.clone();
+        let allocatable = self.free_in(group);
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         match (group.members.as_slice(), self.workers_of(group)) {
-            ([], _) => format!(
-                "{name} CPU only ({} RAM allocatable)",
-                gib(main.ram_allocatable)
-            ),
+            ([], _) => Refused::Host {
+                worker,
+                ram_allocatable: main.ram_allocatable,
+            },
             ([m], _) => {
-                let d = self.device(*m);
-                format!(
-                    "{}:{} ({}, {} allocatable)",
-                    self.views[m.0].worker.name,
-                    d.index,
-                    self.views[m.0].device_name(d),
-                    gib(d.allocatable)
-                )
+                let view = &self.views[m.0];
+                let device = self.device(*m);
+                Refused::Device {
+                    device: DeviceRef {
+                        worker: view.worker.name.clone(),
+                        index: device.index,
+                    },
+                    name: view.device_name(device).to_string(),
+                    allocatable: device.allocatable,
+                }
             }
-            (members, 1) => {
-                let indices: Vec<String> = members
-                    .iter()
-                    .map(|&m| self.device(m).index.to_string())
-                    .collect();
-                format!(
-                    "{name} devices {} ({} allocatable in all)",
-                    indices.join(","),
-                    gib(free)
-                )
-            }
-            (members, workers) => {
-                let remote = members.iter().filter(|m| m.0 != group.main).count();
-                format!(
-                    "{name} + {remote} remote devices on {} other workers ({} devices, {} \
-                     allocatable in all)",
-                    workers - 1,
-                    members.len(),
-                    gib(free)
-                )
-            }
+            (members, 1) => Refused::WorkerDevices {
+                worker,
+                indices: members.iter().map(|&m| self.device(m).index).collect(),
+                allocatable,
+            },
+            (members, workers) => Refused::AcrossWorkers {
+                main: worker,
+                remote_devices: count(members.iter().filter(|m| m.0 != group.main).count()),
+                other_workers: count(workers - 1),
+                devices: count(members.len()),
+                allocatable,
+            },
         }
-    }
-}
-
-/// The mode as explanations and rejections name it.
-pub(super) fn mode_name(mode: PlacementMode) -> &'static str {
-    match mode {
-        PlacementMode::SingleDevice => "single device",
-        PlacementMode::MultiDevice => "several devices of one worker",
-        PlacementMode::MultiWorker => "several workers",
-        PlacementMode::CpuOffload => "partial CPU offload",
-        PlacementMode::CpuOnly => "CPU only",
     }
 }

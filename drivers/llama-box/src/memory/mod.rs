@@ -497,7 +497,7 @@ impl TextModel {
         let resolved = Layout::Layers {
             offload_layers: offload,
             total_layers: self.total_layers(),
-            tensor_split: split.iter().map(|&s| s as u64).collect(),
+            split: split.iter().map(|&s| s as u64).collect(),
         };
         Ok(ResourceEstimate {
             layout: resolved,
@@ -581,13 +581,13 @@ impl TextModel {
             Layout::Single => (full, Vec::new()),
             Layout::Layers {
                 offload_layers,
-                tensor_split,
+                split,
                 ..
             } => (
                 (*offload_layers).min(full),
-                tensor_split.iter().map(|&s| s as f64).collect(),
+                split.iter().map(|&s| s as f64).collect(),
             ),
-            Layout::Parallel { .. } => {
+            _ => {
                 return Err(Error::unsupported(
                     "llama.cpp splits models by layers, not tensor/pipeline parallel",
                 ));
@@ -715,7 +715,7 @@ impl TextModel {
                 Layout::Layers {
                     offload_layers: offload,
                     total_layers: full,
-                    tensor_split: Vec::new(),
+                    split: Vec::new(),
                 }
             }
         };
@@ -941,10 +941,7 @@ mod tests {
     use crate::params::{CacheType, TensorOverride};
 
     fn fixture(name: &str) -> GgufModel {
-        let path = format!(
-            "{}/../../tests/fixtures/gguf/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
         GgufModel::open(path).expect("fixture")
     }
 
@@ -1005,7 +1002,7 @@ mod tests {
         let layout = Layout::Layers {
             offload_layers: 17,
             total_layers: 17,
-            tensor_split: vec![1, 1],
+            split: vec![1, 1],
         };
         let estimate = model
             .estimate(&devices, &host(), &layout)
@@ -1092,7 +1089,7 @@ mod tests {
         let more = Layout::Layers {
             offload_layers: offload_layers + 1,
             total_layers: 17,
-            tensor_split: Vec::new(),
+            split: Vec::new(),
         };
         let bigger = model
             .estimate(std::slice::from_ref(&small), &host(), &more)
@@ -1176,7 +1173,7 @@ mod swa_tests {
     #[test]
     fn gemma2_sliding_layers_hold_window_plus_ubatch_cells() {
         let path = format!(
-            "{}/../../tests/fixtures/gguf/gemma-2-2b-F16.header.gguf",
+            "{}/testdata/gemma-2-2b-F16.header.gguf",
             env!("CARGO_MANIFEST_DIR")
         );
         let gguf = GgufModel::open(path).expect("fixture");

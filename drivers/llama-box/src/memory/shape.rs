@@ -150,6 +150,9 @@ pub(crate) struct ModelShape {
     /// Attention layers rotate Q and K by position (RoPE); Nemotron-H and Granite 4.0-H
     /// (`rope.scaling.finetuned` false: `hparams.has_rope`) attend without positions.
     pub positional: bool,
+    /// The LM head reads a scaled copy of the normed output (MiniCPM3's `lm_head scaling`,
+    /// `src/models/minicpm3.cpp`).
+    pub scaled_head_input: bool,
     /// The T5 encoder (`t5encoder`): its own graph, layers named `enc.blk.N`.
     pub t5_encoder: bool,
     /// Prefix of repeating layers' tensor names: `blk`, or `enc.blk` (T5 encoder).
@@ -285,6 +288,7 @@ impl ModelShape {
             },
             recurrent,
             mla: Mla::from_gguf(model)?,
+            scaled_head_input: arch == "minicpm3",
             t5_encoder: arch == "t5encoder",
             layer_prefix: if arch == "t5encoder" {
                 "enc.blk"

@@ -10,10 +10,11 @@
 use serde::{Deserialize, Serialize};
 
 use inferkit_core::flags::suggest::nearest;
-use inferkit_core::flags::{FlagSpec, FlagTable, Found, Syntax, Unknown, parse_tensor_split};
+use inferkit_core::flags::{
+    FlagSpec, FlagTable, Found, Syntax, Tokens, Unknown, parse_tensor_split,
+};
 use inferkit_core::{Error, Result};
-use inferkit_llama_box::flags::{Arg, Args};
-use inferkit_llama_box::params::{FlashAttn, LlamaSettings};
+use inferkit_llama_box::llamacpp::{Arg, Args, FlashAttn, LlamaSettings};
 
 #[rustfmt::skip]
 mod table;
@@ -60,7 +61,7 @@ pub enum Input {
 /// written, with the nearest spelling when one is close.
 ///
 /// ```
-/// use inferkit_llama_server::flags::{Input, parse, table};
+/// use inferkit_llama_server::{Input, flag_table as table, parse};
 ///
 /// let args = parse(table(), &["-c=8192", "--no_kv_unified"], Input::Parameters).unwrap();
 /// assert_eq!(args.to_argv(), ["--ctx-size", "8192", "--no-kv-unified"]);
@@ -68,17 +69,13 @@ pub enum Input {
 /// assert!(err.to_string().contains("did you mean `--ctx-size`?"));
 /// ```
 pub fn parse<S: AsRef<str>>(table: &'static FlagTable, tokens: &[S], input: Input) -> Result<Args> {
-    let mut tokens = tokens.iter().map(AsRef::as_ref);
+    let mut tokens = match input {
+        Input::Argv => Tokens::argv(tokens),
+        Input::Parameters => Tokens::entries(tokens),
+    };
     let mut out = Args::default();
-    while let Some(raw) = tokens.next() {
-        let token = match input {
-            Input::Argv => raw,
-            Input::Parameters => raw.trim(),
-        };
-        if token.is_empty() && input == Input::Parameters {
-            continue;
-        }
-        let (found, inline) = resolve(table, token, input)?;
+    while let Some(token) = tokens.next() {
+        let (found, inline) = resolve(table, &tokens, token)?;
         let spec = found.spec;
         if spec.exits {
             return Err(Error::invalid_parameter(
@@ -117,23 +114,16 @@ pub fn parse<S: AsRef<str>>(table: &'static FlagTable, tokens: &[S], input: Inpu
     Ok(out)
 }
 
-/// The flag `token` names, with an inline value split off where `input` allows.
+/// The flag `token` names, with an inline value split off where `tokens` allow.
 fn resolve<'t>(
     table: &'static FlagTable,
+    tokens: &Tokens<'t>,
     token: &'t str,
-    input: Input,
 ) -> Result<(Found, Option<&'t str>)> {
     let lookup = |written: &str| table.lookup(&SYNTAX.normalise(written));
-    if let Some(found) = lookup(token) {
-        return Ok((found, None));
-    }
-    if input == Input::Parameters {
-        let split = token
-            .find(|c: char| c == '=' || c.is_whitespace())
-            .map(|at| (&token[..at], token[at + 1..].trim()));
-        if let Some((found, value)) = split.and_then(|(f, v)| lookup(f).map(|found| (found, v))) {
-            return Ok((found, Some(value)));
-        }
+    let (flag, inline) = tokens.split_inline(token, |f| lookup(f).is_some());
+    if let Some(found) = lookup(flag) {
+        return Ok((found, inline));
     }
     let hint = nearest(token, table.spellings.iter().map(|s| s.text))
         .map(|s| format!("; did you mean `{s}`?"))

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use inferkit_core::flags::suggest::nearest;
-use inferkit_core::flags::{Arity, FlagSpec, ValueKind};
+use inferkit_core::flags::{Arity, FlagSpec, Tokens, ValueKind};
 use inferkit_core::{Error, Result};
 
 #[rustfmt::skip]
@@ -37,19 +37,15 @@ impl Written {
     /// the nearest known one), missing values and values given to switches.
     pub fn parse(tokens: &[String]) -> Result<Self> {
         let mut values = BTreeMap::new();
-        let mut rest = tokens.iter().map(|t| t.trim());
+        let mut rest = Tokens::entries(tokens);
         while let Some(token) = rest.next() {
-            if token.is_empty() {
-                // An empty entry (a blank line in a form) says nothing.
-                continue;
-            }
             if !token.starts_with('-') {
                 return Err(Error::invalid_parameter(
                     token,
                     "is a value with no parameter before it",
                 ));
             }
-            let (spelled, inline) = split_inline(token);
+            let (spelled, inline) = rest.split_inline(token, |f| lookup(f).is_some());
             let (flag, switch) = lookup(spelled).ok_or_else(|| unknown(spelled))?;
             let value = match (switch, inline) {
                 (Some(_), Some(_)) => {
@@ -152,22 +148,6 @@ impl Written {
                 format!("must be a valid JSON string: {e}"),
             )),
         }
-    }
-}
-
-/// `--flag=value` and `--flag value` written as one entry (a form field) are both a flag
-/// with its value; anything else is the flag alone.
-fn split_inline(token: &str) -> (&str, Option<&str>) {
-    // The separator may be a multi-byte blank (U+3000, NBSP): split around its whole width.
-    match token
-        .char_indices()
-        .find(|&(_, c)| c == '=' || c.is_whitespace())
-    {
-        Some((at, separator)) => (
-            &token[..at],
-            Some(token[at + separator.len_utf8()..].trim_start()),
-        ),
-        None => (token, None),
     }
 }
 

@@ -42,6 +42,9 @@ pub(crate) struct Install<'a> {
     pub device_ips: &'a BTreeMap<DeviceId, String>,
 }
 
+/// The role of a node other than the main one: a MindIE daemon serving part of the model.
+const NODE_ROLE: &str = "subordinate";
+
 /// One node of the instance: a worker and its NPUs.
 struct Node<'a> {
     worker: &'a str,
@@ -122,12 +125,12 @@ impl<'a> Instance<'a> {
     fn process(&self, node: &Node) -> Result<LaunchSpec> {
         Ok(LaunchSpec {
             worker: node.worker.to_string(),
-            role: node.role,
+            role: node.role.clone(),
             program: format!("{}/bin/mindieservice_daemon", self.install_path),
             args: Vec::new(),
             env: self.env(node)?,
             files: self.files(node),
-            health: (node.role == ProcessRole::Main).then(|| HealthCheck {
+            health: node.role.is_main().then(|| HealthCheck {
                 port: node.port,
                 path: Some(HEALTH_PATH.to_string()),
             }),
@@ -200,7 +203,7 @@ fn nodes(assignment: &Assignment) -> Vec<Node<'_>> {
             // subordinate's port (GPUStack's `ports[0]` and `ports[1]`); they are on different
             // workers, so the numbers do not collide.
             port: assignment.port,
-            role: ProcessRole::Subordinate,
+            role: ProcessRole::subordinate(NODE_ROLE),
         })
         .chain(std::iter::once(Node {
             worker: &assignment.worker,
@@ -218,8 +221,8 @@ fn nodes(assignment: &Assignment) -> Vec<Node<'_>> {
 fn rank_table(install: &Install, nodes: &[Node]) -> Result<Value> {
     let servers: Vec<&Node> = nodes
         .iter()
-        .filter(|n| n.role == ProcessRole::Main)
-        .chain(nodes.iter().filter(|n| n.role != ProcessRole::Main))
+        .filter(|n| n.role.is_main())
+        .chain(nodes.iter().filter(|n| !n.role.is_main()))
         .collect();
     let mut rank = 0usize;
     let mut server_list = Vec::new();

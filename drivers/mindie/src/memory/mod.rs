@@ -252,7 +252,7 @@ fn world_size(layout: &Layout, devices: &[DeviceSlot]) -> Result<u64> {
             tensor_parallel,
             pipeline_parallel,
         } => u64::from(*tensor_parallel) == world && *pipeline_parallel == 1,
-        Layout::CpuOnly | Layout::Layers { .. } => false,
+        _ => false,
     };
     if !matches {
         return Err(Error::unsupported(format!(

@@ -1,7 +1,7 @@
 //! What the MindIE memory model and launch need from the model files and the devices.
 
 use inferkit_core::hf::{Dtype, HfModel, Weights};
-use inferkit_core::{DeviceSlot, Error, ModelFacts, Result, Vendor};
+use inferkit_core::{ChipFamily, DeviceSlot, Error, ModelFacts, Result, Vendor};
 use serde::{Deserialize, Serialize};
 
 use crate::params::{Params, RunDtype};
@@ -26,9 +26,9 @@ impl Chip {
                 slot.id, slot.vendor, slot.name
             )));
         }
-        Ok(match slot.name.to_ascii_lowercase().contains("310p") {
-            true => Chip::Ascend310P,
-            false => Chip::Ascend910,
+        Ok(match ChipFamily::of(&slot.vendor, &slot.name) {
+            ChipFamily::Ascend310P => Chip::Ascend310P,
+            _ => Chip::Ascend910,
         })
     }
 

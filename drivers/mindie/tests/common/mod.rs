@@ -127,9 +127,9 @@ pub fn render(specs: &[LaunchSpec]) -> String {
     let mut out = String::new();
     for spec in specs {
         out += &format!(
-            "### {} ({:?}): {}\n",
+            "### {} ({}): {}\n",
             spec.worker,
-            spec.role,
+            spec.role.as_str(),
             spec.command_line()
         );
         if let Some(health) = &spec.health {

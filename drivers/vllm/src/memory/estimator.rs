@@ -2,9 +2,9 @@
 //! for one model and one set of launch parameters.
 
 use inferkit_core::{
-    Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, EstimateRequest, FigureBasis,
-    FitRequest, HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator, Result,
-    details_map,
+    ChipFamily, Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, EstimateRequest,
+    FigureBasis, FitRequest, HostSlot, LaunchArgument, Layout, ResourceEstimate, ResourceEstimator,
+    Result, details_map,
 };
 
 use crate::flags::Release;
@@ -38,14 +38,11 @@ const MIN_CONTEXT: u64 = 2048;
 ///   small tier whatever its memory.
 fn server_batch_defaults(device: &DeviceSlot, release: Release) -> (u64, u64) {
     let total = memory::cuda_total(device);
-    let name = device.name.to_lowercase();
+    let a100 = ChipFamily::of(&device.vendor, &device.name) == ChipFamily::NvidiaA100;
     let gb10 = device.compute_capability.as_deref() == Some("12.1");
     if release >= Release::new(0, 28, 0) && total >= 160 * GIB {
         (16384, 1024)
-    } else if total >= 70 * GIB
-        && !name.contains("a100")
-        && !(gb10 && release >= Release::new(0, 33, 0))
-    {
+    } else if total >= 70 * GIB && !a100 && !(gb10 && release >= Release::new(0, 33, 0)) {
         (8192, 1024)
     } else {
         (2048, 256)
@@ -54,7 +51,7 @@ fn server_batch_defaults(device: &DeviceSlot, release: Release) -> (u64, u64) {
 
 /// The KV-capacity error band, in percent: a context inferkit chooses leaves the estimated KV
 /// cache room for its length plus this share (issue 17: at least 5% until the V1 model has been
-/// validated on a GPU; on the published V1 logs of `tests/fixtures/vllm-v1` the largest error is
+/// validated on a GPU; on the published V1 logs of `testdata/vllm-v1` the largest error is
 /// 1.8%). vLLM refuses to start when one full-length sequence does not fit (hard cases 23, 24),
 /// so a user's context inside the band is flagged.
 const ERROR_BAND_PERCENT: u64 = 5;
@@ -119,7 +116,7 @@ impl VllmEstimator {
                 tensor_parallel,
                 pipeline_parallel,
             } => (u64::from(tensor_parallel), u64::from(pipeline_parallel)),
-            Layout::CpuOnly | Layout::Layers { .. } => {
+            _ => {
                 return Err(Error::unsupported(
                     "vLLM runs on GPUs only, as tensor/pipeline parallel layouts",
                 ));
@@ -893,7 +890,7 @@ mod tests {
 
     fn fixture(name: &str) -> ModelInput {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/hf")
+            .join("testdata/hf")
             .join(name);
         crate::memory::input::hf_input(&HfModel::open(&dir).unwrap(), None).unwrap()
     }
@@ -966,7 +963,6 @@ mod tests {
     /// weights, and the activation slope of the forward pass. V0's non-torch memory and sampler
     /// differ from V1's, so the absolute pool is checked by the V1 logs (`log_rows`).
     #[test]
-    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn llama_3_1_8b_on_rtx_3090_reproduces_the_logged_activation_slope() {
         let row = |len: &str, batched: &str| {
             let e = estimator(
@@ -1003,7 +999,6 @@ mod tests {
     /// The estimate follows the launched `--block-size`: twice the tokens per block gives half
     /// the blocks in the same memory, and the same capacity in tokens.
     #[test]
-    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn block_size_comes_from_the_launch_parameters() {
         let with = |extra: &[&str]| {
             let mut raw = vec!["--max-model-len", "8192"];
@@ -1034,7 +1029,7 @@ mod hostile_tests {
 
     fn llama() -> ModelInput {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/hf/Llama-3.1-8B-Instruct");
+            .join("testdata/hf/Llama-3.1-8B-Instruct");
         crate::memory::input::hf_input(&inferkit_core::hf::HfModel::open(&dir).unwrap(), None)
             .unwrap()
     }
@@ -1080,7 +1075,6 @@ mod hostile_tests {
     /// Sixteen tensors of 2^60 bytes: the table saturates at `u64::MAX`, and loading it (the
     /// dtype conversion, the rotary cache on top) overflowed before.
     #[test]
-    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn weights_near_u64_max_do_not_fit_rather_than_overflow() {
         let mut model = llama();
         let names: Vec<String> = (0..16)
@@ -1153,7 +1147,6 @@ mod hostile_tests {
 
     /// `--cpu-offload-gb 4` moves 4 GiB of each GPU's weights into pinned host memory.
     #[test]
-    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn cpu_offload_moves_weights_to_the_host() {
         let plain = VllmEstimator::new(llama(), launch(VllmVersion::V0_33_0, &[]).unwrap());
         let offload = VllmEstimator::new(
@@ -1173,7 +1166,6 @@ mod hostile_tests {
     /// vLLM 0.10.1.1 refuses a swap space above 70% of the host's RAM, and its default of
     /// 4 GiB per GPU counts too.
     #[test]
-    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn swap_space_beyond_the_host_is_refused_on_0_10_1_1() {
         let e = |raw: &[&str]| {
             VllmEstimator::new(llama(), launch(VllmVersion::V0_10_1_1, raw).unwrap())
@@ -1190,10 +1182,9 @@ mod hostile_tests {
 
     /// `--hf-overrides` reshape the model vLLM builds; implausible dimensions name the flag.
     #[test]
-    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn hf_overrides_apply_and_are_checked() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/hf/Llama-3.1-8B-Instruct");
+            .join("testdata/hf/Llama-3.1-8B-Instruct");
         let model = inferkit_core::hf::HfModel::open(&dir).unwrap();
         let input = |raw: &[&str]| {
             let raw: Vec<String> = raw.iter().map(|s| s.to_string()).collect();

@@ -210,7 +210,7 @@ mod tests {
 
     fn fixture(name: &str) -> (TensorTable, u64, u64) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/hf")
+            .join("testdata/hf")
             .join(name);
         let model = HfModel::open(&dir).unwrap();
         let input = crate::memory::input::hf_input(&model, None).unwrap();
@@ -228,7 +228,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn llama_shards_split_everything_but_the_norms() {
         let (table, total, norms) = fixture("Llama-3.1-8B-Instruct");
         assert_eq!(table.rank_bytes(1, 1, 0), total);
@@ -241,7 +240,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(repo_fixtures), ignore = "reads the repository's tests/fixtures")]
     fn awq_weights_are_counted_as_stored() {
         let (table, total, _) = fixture("Qwen2.5-7B-Instruct-AWQ");
         assert_eq!(table.rank_bytes(1, 1, 0), total);

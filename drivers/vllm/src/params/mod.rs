@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use inferkit_core::flags::{
-    Arity, FlagSpec, Found as Resolved, Removed, Replacements, Translation, ValueKind, is_option,
+    Arity, FlagSpec, Found as Resolved, Removed, Replacements, Tokens, Translation, ValueKind,
+    is_option,
 };
 use inferkit_core::{Error, Result};
 
@@ -145,33 +146,6 @@ const RULES: &[(VllmVersion, &str, Translation)] = &[
     ),
 ];
 
-/// A token of the user's list: an option (with a value attached by `=` or a space) or a value.
-enum Token {
-    Option(String, Option<String>),
-    Value(String),
-}
-
-fn tokenise(raw: &[String]) -> Vec<Token> {
-    raw.iter()
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            if !is_option(t) {
-                return Token::Value(t.to_string());
-            }
-            let split = t
-                .split_once('=')
-                .or_else(|| t.split_once(char::is_whitespace));
-            match split {
-                Some((option, value)) => {
-                    Token::Option(option.trim().to_string(), Some(value.trim().to_string()))
-                }
-                None => Token::Option(t.to_string(), None),
-            }
-        })
-        .collect()
-}
-
 impl Params {
     /// Parses, translates and checks `raw` for `version`.
     pub(crate) fn parse(version: VllmVersion, raw: &[String]) -> Result<Self> {
@@ -180,18 +154,19 @@ impl Params {
             args: Vec::new(),
             notes: Vec::new(),
         };
-        let mut tokens = tokenise(raw).into_iter().peekable();
+        let mut tokens = Tokens::entries(raw);
         while let Some(token) = tokens.next() {
-            let (written, attached) = match token {
-                Token::Option(option, attached) => (option, attached),
-                Token::Value(value) => {
-                    return Err(Error::invalid_parameter(
-                        value,
-                        "unexpected positional argument: the model path is set by the platform",
-                    ));
-                }
-            };
-            let (written, attached) = split_short_value(version, written, attached);
+            if !is_option(token) {
+                return Err(Error::invalid_parameter(
+                    token,
+                    "unexpected positional argument: the model path is set by the platform",
+                ));
+            }
+            // argparse reads `--flag=value` (and a form's `--flag value`) as the flag with its
+            // value whatever the flag: the name is looked up after the split.
+            let (written, attached) = tokens.split_inline(token, |_| false);
+            let (written, attached) =
+                split_short_value(version, written.to_string(), attached.map(str::to_string));
             if let Some(why) = removed_before_both(version, &written) {
                 // GPUStack injected such flags by default; a switch, so nothing follows it.
                 params
@@ -208,10 +183,9 @@ impl Params {
             };
             while arity.wants_more(values.len()) {
                 match tokens.peek() {
-                    Some(Token::Value(_)) => {
-                        if let Some(Token::Value(v)) = tokens.next() {
-                            values.push(v);
-                        }
+                    Some(value) if !is_option(value) => {
+                        values.push(value.to_string());
+                        tokens.next();
                     }
                     _ => break,
                 }

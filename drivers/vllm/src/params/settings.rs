@@ -1,7 +1,7 @@
 //! The launch settings that change memory use, read from the checked user parameters, so that
 //! the estimate is computed from the very arguments that will be launched.
 
-use inferkit_core::{Category, DeviceSlot, Error, Result, Vendor};
+use inferkit_core::{Category, ChipFamily, DeviceSlot, Error, Result};
 
 use crate::flags::Release;
 use crate::flags::VllmVersion;
@@ -212,7 +212,7 @@ pub(crate) fn is_ascend_310p(devices: &[DeviceSlot]) -> bool {
     !devices.is_empty()
         && devices
             .iter()
-            .all(|d| d.vendor == Vendor::Ascend && d.name.to_lowercase().contains("310p"))
+            .all(|d| ChipFamily::of(&d.vendor, &d.name) == ChipFamily::Ascend310P)
 }
 
 /// Whether vLLM runs the model as a pooling model: the user said so (`--runner pooling`,

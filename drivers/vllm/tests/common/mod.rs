@@ -144,8 +144,8 @@ pub fn render(specs: &[LaunchSpec]) -> String {
         .map(|s| {
             let env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!(
-                "[{:?} on {}]\nenv: {}\n{}\n",
-                s.role,
+                "[{} on {}]\nenv: {}\n{}\n",
+                s.role.as_str(),
                 s.worker,
                 env.join(" "),
                 s.command_line().replace(&root, "$FIXTURES/")

@@ -27,7 +27,11 @@ impl Builder<'_> {
             let cur = self.linear(attn, shape.n_embd, self.r.n_tokens, false);
             return self.ffn_block(il, cur, inp, last);
         }
-        let cur = self.self_attention(il, cur);
+        let cur = if shape.mla.is_none() && self.has(il, "attn_kv_b.weight") {
+            self.low_rank_attention(il, cur)
+        } else {
+            self.self_attention(il, cur)
+        };
         if !self.has_ffn(il) {
             // An attention-only layer (Nemotron-H).
             return self.residual(cur, inp, last);
@@ -81,18 +85,31 @@ impl Builder<'_> {
             let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
             (q, k, v, true)
         };
-        let rot = self.attn_inputs(layer.swa).rot;
-        let q = self.rotate(q, rot.k, true);
-        let k = self.rotate(k, rot.k, true);
-        let v = self.rotate(v, rot.v, v_contiguous);
-        let v = self.g.view(v, true);
-        let attn = self.cached_attention(il, q, k, v);
-        let attn = self.rotate(attn, rot.v, true);
+        let attn = self.attend(il, q, k, v, v_contiguous);
         let mut cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         if self.has(il, "post_attention_norm.weight") {
             cur = self.norm(cur, false);
         }
         cur
+    }
+
+    /// `build_attn` from Q, K and V: the rotation of a quantized cache, cached attention, and
+    /// the rotation of its output back.
+    pub(super) fn attend(
+        &mut self,
+        il: usize,
+        q: TensorId,
+        k: TensorId,
+        v: TensorId,
+        v_contiguous: bool,
+    ) -> TensorId {
+        let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
+        let q = self.rotate(q, rot.k, true);
+        let k = self.rotate(k, rot.k, true);
+        let v = self.rotate(v, rot.v, v_contiguous);
+        let v = self.g.view(v, true);
+        let attn = self.cached_attention(il, q, k, v);
+        self.rotate(attn, rot.v, true)
     }
 
     /// `llama_mul_mat_hadamard`: a matmul by the rotation matrix into a new tensor of the same

@@ -8,6 +8,7 @@
 //!   gemma, phi3...: norm, Q/K/V with optional biases and Q/K norms, RoPE, output projection,
 //!   optional post-norms), through `attention` (the KV cache, flash attention or not);
 //! - `ffn`: gated, fused gate-up or sequential FFNs, routed experts, shared expert;
+//! - `low_rank`: low-rank Q/KV projections decompressed before a regular cache (MiniCPM3);
 //! - `mla`: multi-head latent attention (DeepSeek-V2/V3: absorbed K decompression, K-only
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
@@ -35,6 +36,7 @@ mod decoder;
 mod encoder;
 mod ffn;
 mod inputs;
+mod low_rank;
 mod mla;
 mod recurrent;
 mod split;
@@ -306,7 +308,12 @@ impl Builder<'_> {
         }
         let embd = self.norm(inp, self.names.contains_key("output_norm.bias"));
         self.g.mark_output(embd);
-        let logits = self.op(self.shape.n_vocab * t * F32, &[embd]);
+        // An output cannot be overwritten in place: a scale of it is a tensor of its own.
+        let head_input = match self.shape.scaled_head_input {
+            true => self.op(self.e(), &[embd]),
+            false => embd,
+        };
+        let logits = self.op(self.shape.n_vocab * t * F32, &[head_input]);
         self.g.mark_output(logits);
     }
 }

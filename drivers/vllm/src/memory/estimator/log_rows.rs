@@ -1,4 +1,4 @@
-//! Every published vLLM V1 start-up log of `tests/fixtures/vllm-v1/` (a copy of the shared
+//! Every published vLLM V1 start-up log of `testdata/vllm-v1/` (a copy of the shared
 //! reference set) as a test row: the KV capacity in tokens the estimate predicts against the
 //! "GPU KV cache size" the log printed, and the logged start-up failures refused.
 
@@ -23,7 +23,7 @@ use crate::params::settings::LaunchSettings;
 const TOLERANCE: f64 = 0.03;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vllm-v1")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/vllm-v1")
 }
 
 /// One observation of `observations.jsonl`.
@@ -158,7 +158,6 @@ fn rows() -> Vec<Row> {
 }
 
 #[test]
-#[cfg_attr(not(repo_fixtures), ignore = "reads the crate's tests/fixtures")]
 fn every_logged_kv_capacity_is_predicted_within_three_percent() {
     let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut failures = Vec::new();

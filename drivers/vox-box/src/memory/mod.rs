@@ -615,9 +615,7 @@ impl ResourceEstimator for VoxBoxEstimator {
             Layout::CpuOnly if request.devices.is_empty() => Ok(self.cpu_estimate(&request.host)),
             Layout::CpuOnly => Err(Error::unsupported("a CPU-only layout takes no devices")),
             Layout::Single => self.gpu_estimate(request),
-            Layout::Layers { .. } | Layout::Parallel { .. } => {
-                Err(refuse_split(request.devices.len()))
-            }
+            _ => Err(refuse_split(request.devices.len())),
         }
     }
 }
