@@ -180,7 +180,7 @@ fn worker(
         name,
         os,
         arch,
-        labels: labels.clone(),
+        labels: labels.clone().into(),
         address: node.address(),
         cpu_cores: u32::try_from(cpu).unwrap_or(u32::MAX),
         cpu_brand: None,
@@ -231,7 +231,7 @@ fn allocations(
         }
         allocations.push(Allocation {
             name: pod.metadata.qualified_name(),
-            devices: held,
+            devices: held.into_iter().collect(),
             ram: 0,
         });
     }
