@@ -398,11 +398,17 @@ fn projector_measurements_match() {
         let name = format!("{projector} {}", row["settings"]);
         let weights = got["weights"].as_u64().expect("weights");
         let compute = got["compute"].as_u64().expect("compute");
-        // The estimate names the warm-up image clip.cpp sized its buffer for.
-        assert_eq!(
-            got["warmup_image"]["side"], row["warmup_image_size"][0],
-            "{name}: warm-up image"
-        );
+        // The estimate names the warm-up image or audio clip.cpp sized its buffer for.
+        match row["warmup_audio_frames"].as_u64() {
+            Some(frames) => assert_eq!(
+                got["warmup_audio"]["frames"], frames,
+                "{name}: warm-up audio"
+            ),
+            None => assert_eq!(
+                got["warmup_image"]["side"], row["warmup_image_size"][0],
+                "{name}: warm-up image"
+            ),
+        }
         table.check(
             "weights",
             &name,
@@ -411,7 +417,7 @@ fn projector_measurements_match() {
             0.0,
         );
         table.check(
-            "compute",
+            &format!("compute {projector}"),
             &name,
             compute,
             warmup_need(projector, flash),

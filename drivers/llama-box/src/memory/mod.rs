@@ -34,7 +34,7 @@ use graph::{Placement, Reserve};
 pub use kv::ContextSize;
 use placement::LayerMap;
 use projector::Projector;
-pub use projector::WarmupImage;
+pub use projector::{WarmupAudio, WarmupImage};
 use shape::ModelShape;
 use weights::WeightTable;
 
@@ -309,8 +309,12 @@ pub struct ProjectorEstimate {
     pub weights: u64,
     /// Compute buffer bytes.
     pub compute: u64,
-    /// The warm-up image the compute buffer is sized for.
-    pub warmup_image: projector::WarmupImage,
+    /// The warm-up image the vision encoder's compute buffer is sized for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_image: Option<projector::WarmupImage>,
+    /// The warm-up audio the audio encoder's compute buffer is sized for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_audio: Option<projector::WarmupAudio>,
     /// How far the compute figure may be off, and what it rests on.
     pub error_band: inferkit_core::ErrorBand,
 }
@@ -461,7 +465,8 @@ impl TextModel {
             device,
             weights,
             compute,
-            warmup_image: projector.warmup.clone(),
+            warmup_image: projector.warmup_image.clone(),
+            warmup_audio: projector.warmup_audio.clone(),
             error_band: projector.error_band,
         })
     }
