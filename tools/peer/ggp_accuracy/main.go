@@ -358,8 +358,11 @@ func projectors(fixtures string, enc *json.Encoder) {
 		if err != nil {
 			panic(fmt.Sprintf("%s: %v", path, err))
 		}
-		opts := []ggp.GGUFRunEstimateOption{ggp.WithLLaMACppOffloadLayers(0),
-			ggp.WithLLaMACppVisualMaxImageSize(r.Warmup[0])}
+		opts := []ggp.GGUFRunEstimateOption{ggp.WithLLaMACppOffloadLayers(0)}
+		// Audio encoders have no warm-up image.
+		if len(r.Warmup) > 0 {
+			opts = append(opts, ggp.WithLLaMACppVisualMaxImageSize(r.Warmup[0]))
+		}
 		if r.Settings.FlashAttn != "off" {
 			opts = append(opts, ggp.WithFlashAttention())
 		}
