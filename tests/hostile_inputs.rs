@@ -82,6 +82,39 @@ fn a_fifo_projector_next_to_a_model_does_not_hang_the_plan() {
     assert!(flag(args, "--mmproj").is_none(), "{args:?}");
 }
 
+/// A refusal on a worker of 1,000 devices names its groups by index runs and count, not index
+/// by index (it was 25 KB of indexes).
+#[test]
+fn a_refusal_on_a_wide_worker_names_index_runs() {
+    let devices: Vec<_> = (0..1000)
+        .map(|index| {
+            json!({"index": index, "vendor": "nvidia", "name": "NVIDIA Small 2GB",
+                   "memory": {"total": 2 * GIB}, "compute_capability": "8.9"})
+        })
+        .collect();
+    let cluster = cluster_json(
+        json!({"workers": [{"name": "wide", "ram": {"total": 64 * GIB}, "devices": devices}]}),
+    );
+    let model = repo("benches/fixtures/deepseek-v3-Q8_0.header.gguf");
+    let Err(Error::NoPlacement {
+        reason, rejected, ..
+    }) = plan_path(&model, cluster)
+    else {
+        panic!("expected no placement");
+    };
+    let lines: Vec<String> = rejected.iter().map(|r| r.to_string()).collect();
+    let refusal = format!("{reason}\n{}", lines.join("\n"));
+    assert!(
+        refusal.contains("wide devices 0-999 (1000 devices, "),
+        "{refusal}"
+    );
+    let one_by_one = (0..=16)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(!refusal.contains(&one_by_one), "{refusal}");
+}
+
 /// Plans Qwen2.5-0.5B with `backend` and user parameters `params` on one GPU.
 fn plan_with_params(backend: &str, params: &[&str]) -> Result<DeploymentPlan> {
     plan_model(
@@ -141,6 +174,36 @@ fn a_tensor_split_longer_than_the_build_takes_is_refused() {
     assert!(
         why.ends_with("has 128 values; llama-box takes fewer than 128"),
         "{why}"
+    );
+}
+
+/// `--main-gpu 7` on a one-device placement: llama.cpp numbers the devices it is given from 0
+/// and refuses a main GPU beyond them (split mode `none`), so the plan refuses it first.
+#[test]
+fn a_main_gpu_beyond_the_placed_devices_is_refused() {
+    for backend in ["llama-box", "llama-server"] {
+        let why = refusal(backend, &["--main-gpu", "7"]);
+        assert!(
+            why.starts_with("--main-gpu: is 7, but the placement gives the process 1 device(s)"),
+            "{backend}: {why}"
+        );
+        plan_with_params(backend, &["--main-gpu", "0"]).unwrap();
+    }
+}
+
+/// llama-box runs at most 64 parallel sequences: `--parallel 2147483647` is planned and
+/// launched as 64, with a warning, instead of being shown as given.
+#[test]
+fn llama_box_parallel_beyond_its_cap_is_shown_as_what_runs() {
+    let plan = plan_with_params("llama-box", &["--parallel", "2147483647"]).unwrap();
+    let args = &main_process(&plan).args;
+    assert_eq!(flag(args, "--parallel"), Some("64"), "{args:?}");
+    assert!(
+        plan.explanation
+            .iter()
+            .any(|line| line.contains("--parallel 2147483647") && line.contains("at most 64")),
+        "{:#?}",
+        plan.explanation
     );
 }
 

@@ -2,13 +2,12 @@
 //! from the accelerator catalog (`--gpu 'H100 80GB' --gpus 8 --workers 2`), or a probe of this
 //! machine.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use inferkit::probe::static_inventory::load_cluster;
 use inferkit::probe::{CompositeProbe, DeviceProbe};
 use inferkit::units::{GIB, parse_size};
-use inferkit::{Cluster, Device, Error, Memory, Result, WorkerInventory};
+use inferkit::{Cluster, Device, Error, Memory, Result, VecMap, WorkerInventory};
 
 use crate::catalog::{self, Accelerator};
 use crate::progress::Waiting;
@@ -104,7 +103,7 @@ fn described(accelerator: &Accelerator, gpus: u32, workers: u32, ram: Option<u64
             name: format!("node-{n}"),
             os: "linux".into(),
             arch: accelerator.arch.into(),
-            labels: BTreeMap::new(),
+            labels: VecMap::new(),
             address: None,
             cpu_cores: DESCRIBED_CPU_CORES,
             cpu_brand: None,

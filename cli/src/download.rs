@@ -1,14 +1,14 @@
-//! The download step of a plan: planned when a hub GGUF model that is on no disk of this
-//! machine goes to a backend that takes files, performed by `serve` before the processes
-//! start (resumable, verified, with a progress bar on a terminal).
+//! The download step of a plan: planned when a GGUF model that is on no disk of this machine
+//! (a hub's, an Ollama registry's, a URL's) goes to a backend that takes files, performed by
+//! `serve` before the processes start (resumable, verified, with a progress bar on a
+//! terminal).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use inferkit::{DeploymentPlan, DownloadFile, DownloadStep, Error, ModelFacts, Result};
-use inferkit_sources::download::{DownloadOptions, TerminalProgress, download};
+use inferkit_sources::download::{DownloadOptions, TerminalProgress, download, files_folder};
 use inferkit_sources::listing::RepoFile;
-use inferkit_sources::local_cache::hf_repo_folder;
 use inferkit_sources::{ModelRef, RemoteModel, Resolved, Secret, SourceOptions};
 
 /// A download the plan will carry, and the header copies the plan is made from meanwhile.
@@ -19,13 +19,16 @@ pub struct PlannedDownload {
     headers: PathBuf,
     /// The header copy of the model's first file (what the planners read as the model).
     model: PathBuf,
+    /// Header copies named otherwise than the downloaded file (Ollama's blobs are read as
+    /// `[mmproj-]sha256-HEX.gguf`, stored as `sha256-HEX`), by path under `headers`.
+    renames: Vec<(String, String)>,
     /// Every file of the selection (shards and projectors), for the files the plan uses.
     available: Vec<RepoFile>,
 }
 
-/// The download a plan of `resolved` needs: a GGUF model of a hub, not on this machine,
-/// with a Hugging Face cache to put it in. `None` for anything else (a local model; a folder,
-/// which vLLM fetches by repository id itself; Ollama and URLs, which name no repository).
+/// The download a plan of `resolved` needs: a GGUF model read from a hub, a registry or a URL,
+/// not on this machine, with a cache to put it in. `None` for anything else (a local model;
+/// a folder, which vLLM fetches by repository id itself).
 pub fn planned(
     resolved: &Resolved,
     reference: &ModelRef,
@@ -37,26 +40,53 @@ pub fn planned(
     if facts.path.is_some() {
         return None;
     }
-    let first = repository_path(facts)?;
-    let headers = model
-        .ancestors()
-        .nth(Path::new(first).components().count())?
-        .to_path_buf();
-    let cache = options.caches.huggingface.clone()?;
-    let (revision, endpoint) = match reference {
-        ModelRef::HuggingFace(repo) => (repo.revision.clone(), &options.huggingface),
-        ModelRef::ModelScope(repo) => (repo.revision.clone(), &options.modelscope),
-        _ => return None,
+    // Hub header copies are laid out as the repository; Ollama's and a URL's are flat.
+    let depth = repository_path(facts).map_or(1, |first| Path::new(first).components().count());
+    let headers = model.ancestors().nth(depth)?.to_path_buf();
+    let (cache, revision, token_env) = match reference {
+        ModelRef::HuggingFace(repo) => (
+            options.caches.huggingface.clone(),
+            repo.revision.clone(),
+            options.huggingface.token_var.clone(),
+        ),
+        ModelRef::ModelScope(repo) => (
+            options.caches.huggingface.clone(),
+            repo.revision.clone(),
+            options.modelscope.token_var.clone(),
+        ),
+        // The configured registry's token goes to that registry only.
+        ModelRef::Ollama(model) => (
+            options.caches.ollama.clone(),
+            Some(model.tag.clone()),
+            options
+                .ollama
+                .token_var
+                .clone()
+                .filter(|_| model.host.is_none()),
+        ),
+        ModelRef::Url { .. } => (options.caches.downloads.clone(), None, None),
+        ModelRef::Local { .. } => return None,
     };
-    let shards: Vec<DownloadFile> = facts
-        .gguf
-        .as_ref()?
-        .shards()
-        .iter()
-        .filter_map(|shard| shard.path.strip_prefix(&headers).ok())
-        .filter_map(|path| remote.files.iter().find(|f| Path::new(&f.path) == path))
-        .map(download_file)
-        .collect();
+    let cache = cache?;
+    let mut shards = Vec::new();
+    for shard in facts.gguf.as_ref()?.shards() {
+        let listed = shard.path.strip_prefix(&headers).ok()?.to_str()?;
+        shards.push(download_file(remote.file(listed)?));
+    }
+    let mut renames = Vec::new();
+    // Ollama's store needs every blob of the manifest, read by the backend or not; the
+    // header copies are named as GGUF files.
+    if remote.hub == "ollama" {
+        shards = remote.files.iter().map(download_file).collect();
+        for file in &remote.files {
+            for listed in [
+                format!("{}.gguf", file.path),
+                format!("mmproj-{}.gguf", file.path),
+            ] {
+                renames.push((listed, file.path.clone()));
+            }
+        }
+    }
     let step = DownloadStep {
         workers: Vec::new(),
         hub: remote.hub.clone(),
@@ -64,19 +94,17 @@ pub fn planned(
         repo: remote.repo.clone(),
         revision,
         commit: remote.commit.clone(),
-        snapshot: cache
-            .join(hf_repo_folder(&remote.repo))
-            .join("snapshots")
-            .join(&remote.commit),
+        snapshot: files_folder(remote, &cache),
         cache,
         bytes: shards.iter().map(|f| f.size).sum(),
         files: shards,
-        token_env: endpoint.token_var.clone(),
+        token_env,
     };
     Some(PlannedDownload {
         step,
         headers,
         model,
+        renames,
         available: remote.files.clone(),
     })
 }
@@ -95,6 +123,7 @@ fn download_file(file: &RepoFile) -> DownloadFile {
         path: file.path.clone(),
         size: file.size,
         sha256: file.sha256.clone(),
+        url: file.url.clone(),
     }
 }
 
@@ -112,6 +141,15 @@ impl PlannedDownload {
     /// and the step fetches the shards and every other file of the selection a process
     /// names (the projector the backend loads, not its siblings).
     pub fn attach(mut self, plan: &mut DeploymentPlan) {
+        for (listed, stored) in &self.renames {
+            let (from, to) = (self.headers.join(listed), self.headers.join(stored));
+            let (from, to) = (from.display().to_string(), to.display().to_string());
+            for arg in plan.processes.iter_mut().flat_map(|p| p.args.iter_mut()) {
+                if *arg == from {
+                    arg.clone_from(&to);
+                }
+            }
+        }
         self.step.relocate(&mut plan.processes, &self.headers);
         if self.step.workers.is_empty() {
             return;
@@ -135,14 +173,24 @@ impl PlannedDownload {
 /// The step in words: what, how much, from where, into where, on which workers; one line
 /// per file after the first.
 pub fn describe(step: &DownloadStep) -> Vec<String> {
+    let source = match step.hub.as_str() {
+        "url" => step.repo.clone(),
+        "ollama" => format!(
+            "ollama://{}:{} (sha256:{}) from {}",
+            step.repo,
+            step.revision.as_deref().unwrap_or("latest"),
+            step.commit,
+            step.endpoint
+        ),
+        hub => format!(
+            "{hub}://{}@{} from {}",
+            step.repo, step.commit, step.endpoint
+        ),
+    };
     let mut lines = vec![format!(
-        "download {} file(s), {}, of {}://{}@{} from {} into {} (on {})",
+        "download {} file(s), {}, of {source} into {} (on {})",
         step.files.len(),
         gib(step.bytes),
-        step.hub,
-        step.repo,
-        step.commit,
-        step.endpoint,
         step.snapshot.display(),
         step.workers.join(", ")
     )];
@@ -158,9 +206,9 @@ fn gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
-/// Performs `step`: every file into the Hugging Face cache (a complete file is kept, a
-/// partial one resumed, an LFS file verified against its SHA-256), with a progress bar on a
-/// terminal. The token is read from the variable the step names.
+/// Performs `step`: every file into the cache it names, in that cache's layout (a complete
+/// file is kept, a partial one resumed, a file with a known SHA-256 verified), with a
+/// progress bar on a terminal. The token is read from the variable the step names.
 pub fn perform(step: &DownloadStep) -> Result<()> {
     let model = RemoteModel {
         hub: step.hub.clone(),
@@ -174,6 +222,7 @@ pub fn perform(step: &DownloadStep) -> Result<()> {
                 path: f.path.clone(),
                 size: f.size,
                 sha256: f.sha256.clone(),
+                url: f.url.clone(),
             })
             .collect(),
     };

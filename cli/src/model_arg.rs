@@ -8,10 +8,11 @@
 //! relative path is made absolute, because the launched processes run in their own run
 //! directory.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use inferkit::{Error, ModelFacts, ModelSpec, Result};
-use inferkit_sources::{ModelRef, Resolver, SourceOptions, resolve_cached};
+use inferkit_sources::{HF_DEFAULT_ENDPOINT, ModelRef, Resolver, SourceOptions, resolve_cached};
 
 use crate::download::PlannedDownload;
 
@@ -27,6 +28,9 @@ pub struct Model {
     pub files: PathBuf,
     /// The download a plan needs first: a hub GGUF model on no disk of this machine.
     pub download: Option<PlannedDownload>,
+    /// What a backend fetching the repository itself needs to reach it as this plan did
+    /// ([`hub_env`]).
+    pub hub_env: BTreeMap<String, String>,
 }
 
 /// Reads the model the MODEL argument names; `offline` reads caches only. A path must exist,
@@ -43,6 +47,7 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
             facts,
             files: path,
             download: None,
+            hub_env: BTreeMap::new(),
         });
     }
     let options = SourceOptions {
@@ -61,6 +66,10 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
         }
     };
     let download = crate::download::planned(&resolved, &reference, &options);
+    let hub_env = match (&download, &resolved.facts.path) {
+        (None, None) => hub_env(&reference, &options),
+        _ => BTreeMap::new(),
+    };
     let facts = resolved.facts;
     let files = header_files(&facts).ok_or_else(|| {
         Error::unsupported(format!("{argument}: no file of the model could be read"))
@@ -70,7 +79,30 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
         facts,
         files,
         download,
+        hub_env,
     })
+}
+
+/// The environment a backend that downloads a Hugging Face repository itself (vLLM, vox-box)
+/// needs to fetch it where this plan read it: `HF_ENDPOINT` when that is a mirror, and
+/// `HF_TOKEN` as a placeholder naming the variable the token was read from (the launcher fills
+/// it in; the plan never holds the token).
+fn hub_env(reference: &ModelRef, options: &SourceOptions) -> BTreeMap<String, String> {
+    let ModelRef::HuggingFace(_) = reference else {
+        return BTreeMap::new();
+    };
+    let hub = &options.huggingface;
+    let mut env = BTreeMap::new();
+    if hub.url.trim_end_matches('/') != HF_DEFAULT_ENDPOINT {
+        env.insert("HF_ENDPOINT".to_string(), hub.url.clone());
+    }
+    if let Some(variable) = &hub.token_var {
+        env.insert(
+            "HF_TOKEN".to_string(),
+            inferkit::secret::placeholder(variable),
+        );
+    }
+    env
 }
 
 /// Where the readers find the model's files (or their headers) on this machine.

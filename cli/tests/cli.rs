@@ -221,6 +221,51 @@ fn estimate_says_why_nothing_went_on_a_gpu() {
 }
 
 #[test]
+fn estimate_names_the_warm_up_input_that_sizes_the_projector() {
+    let vlm = "tests/fixtures/gguf/vlm";
+    for (dir, text_model, mmproj, says) in [
+        (
+            "llava-1.5-7b",
+            "llama-2-7b-text-stub-F16.header.gguf",
+            "mmproj-llava-1.5-7b-f16.gguf",
+            "warm-up with a 336x336 image (clip.vision.image_size)",
+        ),
+        (
+            "ultravox-v0.5-llama-3.2-1b",
+            "llama-3.2-1b-text-stub-F16.header.gguf",
+            "mmproj-ultravox-v0.5-llama-3.2-1b-f16.gguf",
+            "warm-up with 3000 mel frames of audio",
+        ),
+    ] {
+        let text_model = format!("{vlm}/{dir}/{text_model}");
+        let mmproj = format!("{vlm}/{dir}/{mmproj}");
+        let args = [
+            "estimate",
+            "--gpu",
+            "4090",
+            &text_model,
+            "--mmproj",
+            &mmproj,
+        ];
+        let out = run(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let human = text(&out.stdout);
+        assert!(human.contains("projector on gpu0: weights"), "{human}");
+        assert!(human.contains(says), "{human}");
+
+        let report = json_of(&run(&[&args[..], &["--json"]].concat()));
+        let projector = &report["projector"];
+        assert!(projector["compute"].as_u64().unwrap() > 0);
+        let warmup = if dir.starts_with("ultravox") {
+            &projector["warmup_audio"]["frames"]
+        } else {
+            &projector["warmup_image"]["side"]
+        };
+        assert!(warmup.as_u64().unwrap() > 0, "{projector}");
+    }
+}
+
+#[test]
 fn plan_human_output_explains_devices_capacity_and_choices() {
     let out = run(&["plan", QWEN, "--cluster", "examples/clusters/h100x8.json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -1,8 +1,10 @@
 #![cfg(unix)]
-//! A hub GGUF model that is on no disk of this machine: `plan` carries a download step (what,
-//! how much, where) and points the backend at where the files will be; `serve --dry-run`
-//! shows the step; `serve` fetches the files into the Hugging Face cache before starting the
-//! backend. The hub is a loopback stand-in (`sources/tests/support`).
+//! A GGUF model that is on no disk of this machine (a hub's, an Ollama registry's, a URL's):
+//! `plan` carries a download step (what, how much, where) and points the backend at where the
+//! files will be; `serve --dry-run` shows the step; `serve` fetches the files into the cache of
+//! the tool the model comes from (the Hugging Face cache, Ollama's store, inferkit's download
+//! folder for URLs) before starting the backend. The hub is a loopback stand-in
+//! (`sources/tests/support`).
 
 #[path = "support/mod.rs"]
 mod cli_support;
@@ -14,19 +16,52 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::hub::{FakeHub, Repo, read_fixture, sha256_hex};
+use support::hub::{FakeHub, Repo, TOKEN, fixture, ollama_model, read_fixture, sha256_hex};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 const REPO: &str = "Qwen/Qwen2-VL-2B-Instruct-GGUF";
 const MODEL: &str = "Qwen2-VL-2B-Instruct-F16.gguf";
 const PROJECTOR: &str = "mmproj-Qwen2-VL-2B-Instruct-f16.gguf";
 
-/// `inferkit ARGS` against the fake hub, with its own caches.
+/// `inferkit ARGS` against the fake hub (also the Ollama registry), with its own caches
+/// (Ollama's store in `ollama/`).
 fn run(hub: &FakeHub, caches: &Path, args: &[&str]) -> Output {
     cli_support::inferkit_with_hub(&hub.hub.url(), caches)
+        .env("OLLAMA_REGISTRY", hub.hub.url())
+        .env("OLLAMA_MODELS", caches.join("ollama"))
         .args(args)
         .output()
         .expect("run inferkit")
+}
+
+/// `plan MODEL --json` for llama-box on the laptop cluster, written to `plan.json` in
+/// `caches`: the plan and the file's path.
+fn plan_llama_box(hub: &FakeHub, caches: &Path, model: &str) -> (Value, String) {
+    let output = run(
+        hub,
+        caches,
+        &[
+            "plan",
+            model,
+            "--json",
+            "--backend",
+            "llama-box",
+            "--cluster",
+            "examples/clusters/laptop.json",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let plan_file = caches.join("plan.json");
+    std::fs::write(&plan_file, &output.stdout).unwrap();
+    let plan = serde_json::from_slice(&output.stdout).unwrap();
+    (plan, plan_file.display().to_string())
+}
+
+/// The value after `flag` among the first process's arguments.
+fn flag_value(plan: &Value, flag: &str) -> String {
+    let args = plan["processes"][0]["args"].as_array().unwrap();
+    let at = args.iter().position(|a| a == flag).unwrap();
+    args[at + 1].as_str().unwrap().to_string()
 }
 
 fn text(output: &Output) -> String {
@@ -144,4 +179,208 @@ async fn a_hub_gguf_is_planned_with_a_download_that_serve_performs_first() {
     );
     assert!(!served.status.success());
     assert!(text(&served).contains("llama-box"), "{}", text(&served));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ollama_model_downloads_into_ollamas_store_with_its_manifest() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    let model = read_fixture("gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf");
+    let repo = ollama_model("0.5b", model.clone(), None);
+    let manifest = repo.files["manifests/0.5b"].clone();
+    hub.add("library/qwen2.5", repo.clone());
+    let caches = tempfile::tempdir().unwrap();
+    let (plan, plan_arg) = plan_llama_box(&hub, caches.path(), "ollama://qwen2.5:0.5b");
+
+    let store = caches.path().join("ollama");
+    let step = &plan["downloads"][0];
+    assert_eq!(step["hub"], "ollama");
+    assert_eq!(step["repo"], "library/qwen2.5");
+    assert_eq!(step["revision"], "0.5b");
+    assert_eq!(step["commit"], sha256_hex(&manifest));
+    assert_eq!(step["snapshot"], store.join("blobs").display().to_string());
+    // Every blob of the manifest (the template and the config too), so that `ollama` can
+    // run the model from its store.
+    let mut blobs: Vec<&str> = repo
+        .files
+        .keys()
+        .filter(|name| name.starts_with("sha256-"))
+        .map(String::as_str)
+        .collect();
+    blobs.sort();
+    let listed: Vec<&str> = step["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, blobs);
+    let model_blob = format!("sha256-{}", sha256_hex(&model));
+    assert_eq!(
+        flag_value(&plan, "--model"),
+        store.join("blobs").join(&model_blob).display().to_string()
+    );
+
+    let dry = run(&hub, caches.path(), &["serve", &plan_arg, "--dry-run"]);
+    assert!(
+        text(&dry).contains("of ollama://library/qwen2.5:0.5b (sha256:"),
+        "{}",
+        text(&dry)
+    );
+    assert!(!store.exists(), "a dry run downloads nothing");
+
+    let served = run(&hub, caches.path(), &["serve", &plan_arg]);
+    assert_eq!(
+        std::fs::read(store.join("blobs").join(&model_blob)).unwrap(),
+        model,
+        "{}",
+        text(&served)
+    );
+    for blob in &blobs {
+        assert_eq!(
+            std::fs::read(store.join("blobs").join(blob)).unwrap(),
+            repo.files[*blob]
+        );
+    }
+    let host = hub.hub.url().replace("http://", "");
+    let written = store
+        .join("manifests")
+        .join(host)
+        .join("library/qwen2.5/0.5b");
+    assert_eq!(std::fs::read(written).unwrap(), manifest);
+
+    // Now in Ollama's store: planned from there, with nothing to download.
+    let (again, _) = plan_llama_box(&hub, caches.path(), "ollama://qwen2.5:0.5b");
+    assert!(
+        again
+            .get("downloads")
+            .is_none_or(|d| d == &serde_json::json!([]))
+    );
+    assert_eq!(flag_value(&again, "--model"), flag_value(&plan, "--model"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ollama_manifest_changed_since_planning_is_not_written() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    let model = read_fixture("gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf");
+    hub.add("library/qwen2.5", ollama_model("0.5b", model.clone(), None));
+    let caches = tempfile::tempdir().unwrap();
+    let (_, plan_arg) = plan_llama_box(&hub, caches.path(), "ollama://qwen2.5:0.5b");
+    // The tag moves to another manifest (the same model, a different template).
+    let mut moved = ollama_model("0.5b", model, None);
+    let text_manifest = String::from_utf8(moved.files["manifests/0.5b"].clone()).unwrap();
+    moved.files.insert(
+        "manifests/0.5b".into(),
+        text_manifest
+            .replace("\"schemaVersion\":2", "\"schemaVersion\": 2")
+            .into_bytes(),
+    );
+    hub.add("library/qwen2.5", moved);
+    let served = run(&hub, caches.path(), &["serve", &plan_arg]);
+    assert!(!served.status.success());
+    assert!(text(&served).contains("plan again"), "{}", text(&served));
+    assert!(!caches.path().join("ollama/manifests").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_url_model_downloads_into_a_folder_keyed_by_its_address_and_version() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    let mut repo = Repo::new("files");
+    let mut shards = Vec::new();
+    for n in 1..=3 {
+        let name = format!("qwen2.5-0.5b-instruct-Q8_0-0000{n}-of-00003.gguf");
+        let bytes = read_fixture(&format!("gguf/{name}"));
+        shards.push((name.clone(), bytes.clone()));
+        repo = repo.file(&name, bytes);
+    }
+    hub.add("files/x", repo);
+    let caches = tempfile::tempdir().unwrap();
+    let url = format!("{}/blob/files/x/{}?download=1", hub.cdn.url(), shards[0].0);
+    let (plan, plan_arg) = plan_llama_box(&hub, caches.path(), &url);
+
+    let step = &plan["downloads"][0];
+    assert_eq!(step["hub"], "url");
+    assert_eq!(step["repo"], url);
+    let folder = std::path::PathBuf::from(step["snapshot"].as_str().unwrap());
+    assert!(
+        folder.starts_with(caches.path().join("headers/models")),
+        "{folder:?}"
+    );
+    let files = step["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    for (file, (name, bytes)) in files.iter().zip(&shards) {
+        assert_eq!(file["path"], name.as_str());
+        assert_eq!(file["size"], bytes.len() as u64);
+        assert_eq!(
+            file["url"],
+            format!("{}/blob/files/x/{name}?download=1", hub.cdn.url())
+        );
+    }
+    assert_eq!(
+        flag_value(&plan, "--model"),
+        folder.join(&shards[0].0).display().to_string()
+    );
+
+    // A download stopped halfway resumes from where it stopped.
+    std::fs::create_dir_all(&folder).unwrap();
+    let partial = folder.join(format!("{}.incomplete", shards[1].0));
+    std::fs::write(&partial, &shards[1].1[..1000]).unwrap();
+    hub.reset();
+    let served = run(&hub, caches.path(), &["serve", &plan_arg]);
+    for (name, bytes) in &shards {
+        assert_eq!(
+            &std::fs::read(folder.join(name)).unwrap(),
+            bytes,
+            "{}",
+            text(&served)
+        );
+    }
+    assert!(!partial.exists());
+    let ranges: Vec<String> = hub
+        .cdn
+        .requests_log()
+        .iter()
+        .filter(|r| r.path().ends_with(&shards[1].0))
+        .filter_map(|r| r.header("range").map(String::from))
+        .collect();
+    assert!(
+        ranges.iter().all(|r| r.starts_with("bytes=1000-")),
+        "{ranges:?}"
+    );
+}
+
+/// The other case: a repository vLLM fetches itself carries no download step; its processes
+/// get the mirror the plan read it from and the token as a placeholder naming its variable
+/// (filled in by the launcher), never the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholder() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    hub.add(
+        "meta-llama/Llama-3.1-8B-Instruct",
+        Repo::new(COMMIT).folder(&fixture("hf/Llama-3.1-8B-Instruct"), ""),
+    );
+    let caches = tempfile::tempdir().unwrap();
+    let output = cli_support::inferkit_with_hub(&hub.hub.url(), caches.path())
+        .env("HF_TOKEN", TOKEN)
+        .args([
+            "plan",
+            "hf://meta-llama/Llama-3.1-8B-Instruct",
+            "--json",
+            "--backend",
+            "vllm",
+            "--cluster",
+            "examples/clusters/h100x8.json",
+        ])
+        .output()
+        .expect("run inferkit");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains(TOKEN), "{}", text(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        plan.get("downloads")
+            .is_none_or(|d| d == &serde_json::json!([]))
+    );
+    let main = plan["processes"].as_array().unwrap().last().unwrap();
+    assert_eq!(main["args"][1], "meta-llama/Llama-3.1-8B-Instruct");
+    assert_eq!(main["env"]["HF_ENDPOINT"], hub.hub.url());
+    assert_eq!(main["env"]["HF_TOKEN"], "${HF_TOKEN}");
 }

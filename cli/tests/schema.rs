@@ -103,6 +103,7 @@ fn specs_match_the_spec_schema() {
     spec.source = inferkit::ModelSource::Huggingface {
         repo_id: "Qwen/Qwen2.5-7B-Instruct".into(),
         filename: None,
+        revision: Some("v1.0".into()),
     };
     spec.backend = Some("vllm".into());
     spec.backend_parameters = vec!["--max-model-len=8192".into()];

@@ -1,11 +1,19 @@
 //! [`DownloadStep`]: model files a plan fetches before its processes start, for backends that
-//! take files (llama-box, llama-server) when the model is on a hub and not yet on the worker.
+//! take files (llama-box, llama-server) when the model is not yet on the worker.
 //!
 //! The step is data: what to fetch (repository, commit, files with sizes and SHA-256), from
-//! where (the hub's endpoint), where to (a Hugging Face cache, in its layout, so other tools
-//! share the files) and which variable holds the token (never the token). `inferkit serve`
-//! performs it before starting the processes; an orchestrator can run it as a separate step
-//! (an init container) with the same data.
+//! where (the hub's endpoint), where to (the cache of the tool the model comes from, in its
+//! layout, so that tool shares the files) and which variable holds the token (never the
+//! token). `inferkit serve` performs it before starting the processes; an orchestrator can run
+//! it as a separate step (an init container) with the same data.
+//!
+//! By [`DownloadStep::hub`]:
+//!
+//! | `hub` | `repo` / `revision` / `commit` | `cache` and `snapshot` | a file's `path` and address |
+//! |---|---|---|---|
+//! | `hf`, `ms` | `org/name` / as asked / resolved commit | Hugging Face cache; `models--ORG--NAME/snapshots/COMMIT` | path in the repository; the hub's `resolve` address |
+//! | `ollama` | `namespace/name` / tag / SHA-256 of the manifest | Ollama's store (`OLLAMA_MODELS`); its `blobs` | `sha256-HEX`; `{endpoint}/v2/{repo}/blobs/sha256:HEX`, then the manifest into `manifests/HOST/{repo}/{tag}` |
+//! | `url` | the URL / none / digest of sizes and ETags | inferkit's download folder; `KEY/VERSION` in it | the file name; [`DownloadFile::url`] |
 
 use std::path::{Path, PathBuf};
 
@@ -19,20 +27,27 @@ use crate::launch::LaunchSpec;
 pub struct DownloadStep {
     /// The workers whose processes read the files.
     pub workers: Vec<String>,
-    /// `hf` (Hugging Face) or `ms` (ModelScope).
+    /// Where the model comes from, which decides the layout (see the module's table): `hf`
+    /// (Hugging Face), `ms` (ModelScope), `ollama` (an Ollama registry) or `url`.
     pub hub: String,
-    /// The hub's base URL (`https://huggingface.co`, a mirror).
+    /// The hub's base URL (`https://huggingface.co`, a mirror, `https://registry.ollama.ai`);
+    /// empty for `url`.
     pub endpoint: String,
-    /// `org/name`.
+    /// `org/name`; for `ollama` `namespace/name` (`library/qwen2.5`); for `url` the URL.
     pub repo: String,
-    /// The revision asked for (recorded under `refs/` of the cache), when one was.
+    /// The revision asked for (recorded under `refs/` of a Hugging Face cache), when one was;
+    /// for `ollama` the tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
-    /// The commit the files are fetched at.
+    /// The commit the files are fetched at; for `ollama` the manifest's SHA-256 (hex), checked
+    /// again before the manifest is written; for `url` a digest of the files' sizes and ETags.
     pub commit: String,
-    /// The Hugging Face cache the files go into (the folder holding `models--ORG--NAME`).
+    /// The cache the files go into: a Hugging Face cache (the folder holding
+    /// `models--ORG--NAME`), Ollama's store (holding `manifests/` and `blobs/`) or inferkit's
+    /// download folder.
     pub cache: PathBuf,
-    /// Where the processes read the files: `models--ORG--NAME/snapshots/COMMIT` in `cache`.
+    /// Where the processes read the files: `models--ORG--NAME/snapshots/COMMIT`, `blobs` or
+    /// `KEY/VERSION` in `cache`.
     pub snapshot: PathBuf,
     /// The files, by path in the repository.
     pub files: Vec<DownloadFile>,
@@ -48,13 +63,19 @@ pub struct DownloadStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DownloadFile {
-    /// Path in the repository.
+    /// Path in the repository (for `ollama` the blob's name, `sha256-HEX`); the file is at
+    /// this path under [`DownloadStep::snapshot`].
     pub path: String,
     /// Size in bytes.
     pub size: u64,
-    /// The hub's SHA-256 of the content (large files), checked before the file is used.
+    /// The hub's SHA-256 of the content (large files, Ollama blobs), checked before the file
+    /// is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The address to fetch, for a `url` step (a hub's files are at the address its own rule
+    /// gives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl DownloadStep {

@@ -15,11 +15,11 @@
 //! `"80 GB"`: see [`parse_size`](crate::units::parse_size)); they are always written back as
 //! bytes.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::vec_map::VecMap;
 use crate::{Error, Result};
 use inferkit_formats::files::read_text_file;
 
@@ -33,7 +33,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Reads a cluster from its JSON file.
+    /// Reads a cluster from its JSON file (at most [`MAX_CLUSTER_FILE`] bytes).
     pub fn from_json_file(path: &Path) -> Result<Self> {
         let text = read_text_file(path, MAX_CLUSTER_FILE)?;
         Self::from_json_str(&text, path)
@@ -76,7 +76,7 @@ pub struct WorkerInventory {
     pub arch: String,
     /// Free-form labels used by worker selectors (`os` and `arch` are implied by the fields).
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: VecMap<String, String>,
     /// Address other workers reach this one at (RPC servers, Ray); defaults to the name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -407,13 +407,13 @@ pub struct Allocation {
     /// Bytes claimed per device, keyed by the device index as a string (JSON object keys).
     #[cfg_attr(
         feature = "schema",
-        schemars(with = "BTreeMap<String, crate::units::Size>")
+        schemars(with = "std::collections::BTreeMap<String, crate::units::Size>")
     )]
     #[serde(
         default,
         deserialize_with = "crate::units::serde_bytes::deserialize_map"
     )]
-    pub devices: BTreeMap<String, u64>,
+    pub devices: VecMap<String, u64>,
     /// Host RAM bytes claimed.
     #[cfg_attr(feature = "schema", schemars(with = "crate::units::Size"))]
     #[serde(default, deserialize_with = "crate::units::serde_bytes::deserialize")]

@@ -25,6 +25,7 @@ pub mod secret;
 pub mod testkit;
 pub mod units;
 pub mod user_json;
+pub mod vec_map;
 
 pub use backend::{
     Arch, Assignment, Backend, Capabilities, Claim, Os, PlacementMode, Platform, Prepared,
@@ -52,3 +53,4 @@ pub use plan::{
     plan_with_facts, select_backend,
 };
 pub use probe::DeviceProbe;
+pub use vec_map::VecMap;

@@ -104,6 +104,8 @@ struct SpecKeys {
     #[serde(default)]
     file_path: Option<String>,
     #[serde(default)]
+    revision: Option<String>,
+    #[serde(default)]
     backend: Option<String>,
     #[serde(default)]
     backend_version: Option<String>,
@@ -153,17 +155,20 @@ impl TryFrom<SpecKeys> for ModelSpec {
                 ("filename", keys.filename.is_some()),
                 ("model_id", keys.model_id.is_some()),
                 ("file_path", keys.file_path.is_some()),
+                ("revision", keys.revision.is_some()),
             ],
             SourceKind::Huggingface => [
                 ("path", keys.path.is_some()),
                 ("model_id", keys.model_id.is_some()),
                 ("file_path", keys.file_path.is_some()),
                 ("", false),
+                ("", false),
             ],
             SourceKind::ModelScope => [
                 ("path", keys.path.is_some()),
                 ("repo_id", keys.repo_id.is_some()),
                 ("filename", keys.filename.is_some()),
+                ("", false),
                 ("", false),
             ],
         };
@@ -180,12 +185,14 @@ impl TryFrom<SpecKeys> for ModelSpec {
             SourceKind::Huggingface => ModelSource::Huggingface {
                 repo_id: keys.repo_id.ok_or("a huggingface source needs `repo_id`")?,
                 filename: keys.filename,
+                revision: keys.revision,
             },
             SourceKind::ModelScope => ModelSource::ModelScope {
                 model_id: keys
                     .model_id
                     .ok_or("a model_scope source needs `model_id`")?,
                 file_path: keys.file_path,
+                revision: keys.revision,
             },
         };
         Ok(ModelSpec {

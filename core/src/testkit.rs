@@ -10,7 +10,7 @@
 //! use inferkit_core::testkit::{check_backend, gpu, host};
 //! use inferkit_core::{
 //!     Assignment, Backend, Capabilities, Category, Claim, Components, DeviceEstimate,
-//!     EstimateRequest, HealthCheck, LaunchSpec, ModelFacts, ModelFormat, ModelSource, ModelSpec,
+//!     ErrorBand, EstimateRequest, FigureBasis, HealthCheck, LaunchSpec, ModelFacts, ModelFormat, ModelSource, ModelSpec,
 //!     Os, Platform, Prepared, Arch, ProcessRole, ResourceEstimate, ResourceEstimator, Result, Selection,
 //!     Vendor,
 //! };
@@ -73,13 +73,18 @@
 //! impl ResourceEstimator for TinyModel<'_> {
 //!     fn estimate(&self, request: &EstimateRequest) -> Result<ResourceEstimate> {
 //!         let weights = Components { weights: 4 << 30, ..Components::default() };
-//!         let devices = request.devices.iter().map(|slot| DeviceEstimate {
-//!             device: slot.id.clone(),
-//!             name: "gpu0".into(),
-//!             components: weights,
-//!             claim: weights.total(),
-//!             layers: 0,
-//!             error_band: None,
+//!         // Every device figure says how sure it is: here a guess, held as 10% headroom.
+//!         let band = ErrorBand::new(10, FigureBasis::Guess);
+//!         let devices = request.devices.iter().map(|slot| {
+//!             DeviceEstimate {
+//!                 device: slot.id.clone(),
+//!                 name: "gpu0".into(),
+//!                 components: weights,
+//!                 claim: weights.total(),
+//!                 layers: 0,
+//!                 error_band: None,
+//!             }
+//!             .with_error_band(band)
 //!         });
 //!         Ok(ResourceEstimate {
 //!             layout: request.layout.clone(),
@@ -93,7 +98,11 @@
 //! }
 //!
 //! let mut spec = ModelSpec::local("tiny");
-//! spec.source = ModelSource::Huggingface { repo_id: "example/tiny".into(), filename: None };
+//! spec.source = ModelSource::Huggingface {
+//!     repo_id: "example/tiny".into(),
+//!     filename: None,
+//!     revision: None,
+//! };
 //! let facts = ModelFacts::read(&spec.source)?; // remote: nothing is read
 //! check_backend(&Tiny::new(), &facts, &spec, &[gpu("w1", 0, 24)], &host("w1", 64));
 //! # Ok::<(), inferkit_core::Error>(())
@@ -267,8 +276,9 @@ fn check_fit(
     }
 }
 
-/// One estimate per requested device, in request order, claiming at least its components and
-/// no more than is allocatable.
+/// One estimate per requested device, in request order, each saying how far it may be off (an
+/// error band and its basis, issue 16), claiming at least its components and no more than is
+/// allocatable.
 fn check_device_estimates(id: &str, estimate: &ResourceEstimate, devices: &[DeviceSlot]) {
     assert_eq!(
         estimate.devices.len(),
@@ -279,6 +289,11 @@ fn check_device_estimates(id: &str, estimate: &ResourceEstimate, devices: &[Devi
         assert_eq!(
             d.device, slot.id,
             "{id}: device estimates out of request order"
+        );
+        assert!(
+            d.error_band.is_some(),
+            "{id}: {} carries no error band (every device figure says how sure it is)",
+            d.name
         );
         assert!(
             d.claim >= d.components.total(),

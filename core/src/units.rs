@@ -107,10 +107,11 @@ fn unit_multiplier(unit: &str) -> Option<u64> {
 /// Serde helpers for byte counts in files people write (cluster JSON): a number of bytes or a
 /// string [`parse_size`] reads (`"24GiB"`). Files are always written back as numbers.
 pub mod serde_bytes {
-    use std::collections::BTreeMap;
     use std::fmt;
 
     use serde::de::{Deserializer, Error, MapAccess, Visitor};
+
+    use crate::vec_map::VecMap;
 
     /// Reads a number of bytes or a size string.
     struct Size;
@@ -139,19 +140,18 @@ pub mod serde_bytes {
     struct Sizes;
 
     impl<'de> Visitor<'de> for Sizes {
-        type Value = BTreeMap<String, u64>;
+        type Value = VecMap<String, u64>;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an object of sizes")
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut sizes = BTreeMap::new();
+            let mut sizes = Vec::new();
             while let Some(key) = map.next_key::<String>()? {
-                let bytes = map.next_value_seed(SizeSeed)?;
-                sizes.insert(key, bytes);
+                sizes.push((key, map.next_value_seed(SizeSeed)?));
             }
-            Ok(sizes)
+            Ok(sizes.into_iter().collect())
         }
     }
 
@@ -180,7 +180,7 @@ pub mod serde_bytes {
     /// Deserializes a map whose values are sizes.
     pub fn deserialize_map<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<BTreeMap<String, u64>, D::Error> {
+    ) -> Result<VecMap<String, u64>, D::Error> {
         deserializer.deserialize_map(Sizes)
     }
 }

@@ -15,14 +15,20 @@ use inferkit_formats::files::json_error;
 
 /// Parses `text` as a `T`; `origin` names the source in errors.
 pub fn from_str<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| match json_error(text, origin, &e) {
+    serde_json::from_str(text).map_err(|e| parse_error(text, origin, &e))
+}
+
+/// serde_json's error on `text` (read from `origin`) as an [`Error::Parse`] at its byte
+/// offset, naming the nearest known key of an unknown one.
+pub fn parse_error(text: &str, origin: &Path, e: &serde_json::Error) -> Error {
+    match json_error(text, origin, e) {
         Error::Parse { file, offset, what } => Error::Parse {
             file,
             offset,
             what: with_nearest_key(what),
         },
         other => other,
-    })
+    }
 }
 
 /// serde's "unknown field `x`, expected one of `a`, `b` at line 1 column 9" (or "expected

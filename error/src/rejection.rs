@@ -195,11 +195,14 @@ impl fmt::Display for Candidate {
                 indices,
                 allocatable,
             } => {
-                let indices: Vec<String> = indices.iter().map(u32::to_string).collect();
+                let count = match indices.len() {
+                    n if n > MAX_INDICES_LISTED => format!("{n} devices, "),
+                    _ => String::new(),
+                };
                 write!(
                     f,
-                    "{worker} devices {} ({} allocatable in all)",
-                    indices.join(","),
+                    "{worker} devices {} ({count}{} allocatable in all)",
+                    index_list(indices.clone()),
                     gib(*allocatable)
                 )
             }
@@ -224,6 +227,46 @@ impl fmt::Display for Candidate {
                 gib(*ram_allocatable)
             ),
         }
+    }
+}
+
+/// Most device indices a group lists one by one (a whole 8- or 16-GPU node).
+const MAX_INDICES_LISTED: usize = 16;
+
+/// Most runs of consecutive indices a wide group lists before "and N more runs".
+const MAX_RUNS_LISTED: usize = 8;
+
+/// The device indices of a group on one worker: up to [`MAX_INDICES_LISTED`] as they are
+/// (`0,1,2,3`); more as sorted runs (`0-511,768-1023`), at most [`MAX_RUNS_LISTED`], so that a
+/// refusal on a wide worker stays one readable line.
+fn index_list(mut indices: Vec<u32>) -> String {
+    let join = |parts: Vec<String>| parts.join(",");
+    if indices.len() <= MAX_INDICES_LISTED {
+        return join(indices.iter().map(u32::to_string).collect());
+    }
+    indices.sort_unstable();
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for index in indices {
+        match runs.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(index) => *end = index,
+            _ => runs.push((index, index)),
+        }
+    }
+    let shown = join(
+        runs.iter()
+            .take(MAX_RUNS_LISTED)
+            .map(|&(start, end)| {
+                if start == end {
+                    start.to_string()
+                } else {
+                    format!("{start}-{end}")
+                }
+            })
+            .collect(),
+    );
+    match runs.len().saturating_sub(MAX_RUNS_LISTED) {
+        0 => shown,
+        n => format!("{shown} and {n} more runs"),
     }
 }
 
@@ -280,5 +323,27 @@ impl From<RejectionJson> for Rejection {
             alike: json.alike,
             reason: json.reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_list;
+
+    #[test]
+    fn a_node_lists_its_devices_one_by_one() {
+        assert_eq!(index_list(vec![3, 1, 2]), "3,1,2");
+        let node: Vec<String> = (0..16).map(|i| i.to_string()).collect();
+        assert_eq!(index_list((0..16).collect()), node.join(","));
+    }
+
+    #[test]
+    fn a_wide_group_lists_runs() {
+        assert_eq!(index_list((0..1024).rev().collect()), "0-1023");
+        let gaps: Vec<u32> = (0..40).filter(|i| i % 4 != 3).chain([100]).collect();
+        assert_eq!(
+            index_list(gaps),
+            "0-2,4-6,8-10,12-14,16-18,20-22,24-26,28-30 and 3 more runs"
+        );
     }
 }

@@ -5,6 +5,11 @@ Python standard library only; deterministic (fixed seed). Run from anywhere:
 
     python3 examples/clusters/make_fleet.py
 
+Larger fleets of the same mix, for memory and time measurements at scale (issue 18: a
+100,000-worker fleet is a 152 MB file), go elsewhere than the repository:
+
+    python3 examples/clusters/make_fleet.py --workers 100000 --out /tmp/fleet-100000x8.json
+
 The fleet: 70% of the nodes hold 8 x H100 80GB HBM3, 20% 8 x A100-SXM4-80GB, 10% 8 x L40S
 (memory totals as nvidia-smi reports them, in MiB). About 10% of the nodes are idle; the others
 run a mix of instances as a busy inference platform does:
@@ -20,6 +25,7 @@ Host RAM: 2 TiB (H100/A100 nodes) or 1 TiB (L40S), 3-10% used by the system plus
 instance.
 """
 
+import argparse
 import json
 import random
 from pathlib import Path
@@ -100,11 +106,17 @@ def worker(rng, n):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=1000, help="workers (default 1000)")
+    parser.add_argument("--out", type=Path, help="output file (default: fleet-1000x8.json here)")
+    args = parser.parse_args()
+    out = args.out or Path(__file__).resolve().parent / "fleet-1000x8.json"
     rng = random.Random(SEED)
-    workers = [worker(rng, n) for n in range(1, 1001)]
-    lines = ",\n".join(json.dumps(w, separators=(",", ":")) for w in workers)
-    out = Path(__file__).resolve().parent / "fleet-1000x8.json"
-    out.write_text('{"workers": [\n' + lines + "\n]}\n")
+    with out.open("w") as f:
+        f.write('{"workers": [\n')
+        for n in range(1, args.workers + 1):
+            f.write(("" if n == 1 else ",\n") + json.dumps(worker(rng, n), separators=(",", ":")))
+        f.write("\n]}\n")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,11 @@ pub enum ModelSource {
         /// A file inside the repository (GGUF models).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         filename: Option<String>,
+        /// The revision to serve (a branch, tag or commit); the default branch when absent.
+        /// A model read from the hub at a named revision carries the commit it resolved to,
+        /// so that a backend fetching the repository itself serves the files planned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<String>,
     },
     /// A ModelScope repository, known only by its id (no files read).
     ModelScope {
@@ -29,6 +34,10 @@ pub enum ModelSource {
         /// A file inside the repository (GGUF models).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file_path: Option<String>,
+        /// The revision to serve, as named (ModelScope names no commit); the default branch
+        /// when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<String>,
     },
     /// A model of an Ollama registry (`qwen2.5:7b`, `hf.co/org/repo:Q4_K_M`).
     Ollama {

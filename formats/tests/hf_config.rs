@@ -274,10 +274,23 @@ fn gpt_oss_20b_mxfp4_and_layer_types() {
 #[test]
 fn generation_config_eos_list() {
     let m = HfModel::open(&fixture("Llama-3.1-8B-Instruct")).unwrap();
+    let document = m.generation_document().unwrap().unwrap();
+    assert_eq!(document["temperature"], 0.6);
     let g = m.generation.unwrap();
     assert_eq!(g.eos_token_id, [128001, 128008, 128009]);
     assert_eq!(g.max_length, None);
-    assert_eq!(g.raw["temperature"], 0.6);
+}
+
+/// The typed config keeps the keys the estimators read; the document is read again on demand
+/// (a launcher rewriting `config.json`), not kept.
+#[test]
+fn the_config_document_is_read_again_not_kept() {
+    let m = HfModel::open(&fixture("Llama-3.1-8B-Instruct")).unwrap();
+    let typed = serde_json::to_value(&m.config).unwrap();
+    assert!(typed.get("raw").is_none(), "{typed}");
+    let document = m.config_document().unwrap();
+    assert_eq!(document["rope_scaling"]["rope_type"], "llama3");
+    assert_eq!(document["bos_token_id"], 128000);
 }
 
 fn parse(text: &str) -> Result<HfConfig, Error> {

@@ -20,10 +20,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use inferkit_core::Result;
 use inferkit_core::inventory::{
     Allocation, ChipFamily, Cluster, Device, Memory, Vendor, WorkerInventory,
 };
+use inferkit_core::{Result, VecMap};
 use inferkit_formats::files::{json_error, read_text_file};
 
 /// Largest `kubectl` list read (a node object with its images is about 20 KB; pods fewer).
@@ -161,7 +161,7 @@ fn worker(node: &Node, pods: &[Pod]) -> std::result::Result<WorkerInventory, Str
         name,
         os,
         arch,
-        labels: labels.clone(),
+        labels: labels.clone().into(),
         address: node.address(),
         cpu_cores: u32::try_from(cpu).unwrap_or(u32::MAX),
         cpu_brand: None,
@@ -200,7 +200,7 @@ fn allocations(
         if count == 0 {
             continue;
         }
-        let held: BTreeMap<String, u64> = devices
+        let held: VecMap<String, u64> = devices
             .iter()
             .skip(taken)
             .take(count)

@@ -4,13 +4,17 @@
 //! single worker object, which is what `probe --json` prints, so a probe's output can be fed to
 //! planning unchanged.
 
+use std::fmt;
 use std::path::Path;
 
 use async_trait::async_trait;
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 
 use inferkit_core::inventory::{Cluster, MAX_CLUSTER_FILE, WorkerInventory};
-use inferkit_core::{Error, Result};
-use inferkit_formats::files::{json_error, read_text_file};
+use inferkit_core::{Error, Result, user_json};
+use inferkit_formats::files::read_text_file;
 
 use super::DeviceProbe;
 
@@ -20,37 +24,76 @@ pub fn load_cluster(path: &Path) -> Result<Cluster> {
     parse_cluster(&text, path)
 }
 
-/// Parses [`load_cluster`]'s formats from text; `origin` names the source in errors.
+/// Parses [`load_cluster`]'s formats from text, in one pass; `origin` names the source in
+/// errors.
 pub fn parse_cluster(text: &str, origin: &Path) -> Result<Cluster> {
-    if is_single_worker(text) {
-        let worker = parse_worker(text, origin)?;
-        return Ok(Cluster {
-            workers: vec![worker],
-        });
-    }
-    Cluster::from_json_str(text, origin)
+    let mut input = serde_json::Deserializer::from_str(text);
+    ClusterOrWorker
+        .deserialize(&mut input)
+        .and_then(|cluster| input.end().map(|()| cluster))
+        .map_err(|e| user_json::parse_error(text, origin, &e))
 }
 
-/// Parses one worker object.
-fn parse_worker(text: &str, origin: &Path) -> Result<WorkerInventory> {
-    serde_json::from_str(text).map_err(|e| json_error(text, origin, &e))
+/// Either format, told apart by the first key as the object is read: a cluster's only key is
+/// `workers`, a worker object starts with one of its own keys. The rest of the object is then
+/// read as that type, so the text is parsed once and no intermediate value is built (telling
+/// the formats apart first cost a second pass over a 150 MB fleet file).
+struct ClusterOrWorker;
+
+impl<'de> DeserializeSeed<'de> for ClusterOrWorker {
+    type Value = Cluster;
+
+    fn deserialize<D: Deserializer<'de>>(self, input: D) -> std::result::Result<Cluster, D::Error> {
+        input.deserialize_map(self)
+    }
 }
 
-/// A top-level object without `workers` but with a worker's `name` is a single worker. Text
-/// that is not a JSON object is left to the cluster parser, which reports where it breaks.
-///
-/// Only the top-level keys are looked at: the values are skipped without being built (a
-/// `serde_json::Value` of a large cluster costs ten times its text).
-fn is_single_worker(text: &str) -> bool {
-    /// The two top-level keys that tell the formats apart; every other key is skipped.
-    #[derive(serde::Deserialize)]
-    struct TopLevel {
-        workers: Option<serde::de::IgnoredAny>,
-        name: Option<serde::de::IgnoredAny>,
+impl<'de> Visitor<'de> for ClusterOrWorker {
+    type Value = Cluster;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a cluster object (`{\"workers\": [...]}`) or one worker object")
     }
-    match serde_json::from_str::<TopLevel>(text) {
-        Ok(top) => top.workers.is_none() && top.name.is_some(),
-        Err(_) => false,
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Cluster, A::Error> {
+        let first: Option<String> = map.next_key()?;
+        let is_cluster = first.as_deref().is_none_or(|key| key == "workers");
+        let rest = MapAccessDeserializer::new(Resumed { first, map });
+        if is_cluster {
+            Cluster::deserialize(rest)
+        } else {
+            let worker = WorkerInventory::deserialize(rest)?;
+            Ok(Cluster {
+                workers: vec![worker],
+            })
+        }
+    }
+}
+
+/// A map whose first key was already read: hands that key out again, then the rest.
+struct Resumed<A> {
+    first: Option<String>,
+    map: A,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Resumed<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> std::result::Result<Option<K::Value>, A::Error> {
+        match self.first.take() {
+            Some(key) => seed.deserialize(key.into_deserializer()).map(Some),
+            None => self.map.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> std::result::Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
     }
 }
 

@@ -93,6 +93,52 @@ fn malformed_json_reports_file_and_offset() {
     ));
 }
 
+/// Files in both formats are told apart in the one pass that parses them, whatever key a
+/// worker object starts with; errors name the file, the byte offset of the bad value and the
+/// nearest known key of a misspelt one.
+#[test]
+fn files_in_both_formats_are_told_apart_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = dir.path().join("worker.json");
+    std::fs::write(
+        &worker,
+        r#"{"ram": {"total": "64GiB"}, "name": "w9", "devices": []}"#,
+    )
+    .unwrap();
+    let cluster = load_cluster(&worker).unwrap();
+    assert_eq!(cluster.workers.len(), 1);
+    assert_eq!(cluster.workers[0].name, "w9");
+    assert_eq!(cluster.workers[0].ram.total, 64 << 30);
+
+    let bad = dir.path().join("bad.json");
+    let text = "{\"workers\": [\n  {\"name\": \"w1\", \"cpu_cores\": \"many\"}]}";
+    std::fs::write(&bad, text).unwrap();
+    match load_cluster(&bad).unwrap_err() {
+        Error::Parse { file, offset, what } => {
+            assert_eq!(file, bad);
+            let value_at = text.find("\"many\"").unwrap() as u64;
+            assert!(
+                (value_at..=value_at + 6).contains(&offset),
+                "{offset}, value at {value_at}"
+            );
+            assert!(what.contains("invalid type"), "{what}");
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+
+    let misspelt = dir.path().join("misspelt.json");
+    std::fs::write(&misspelt, r#"{"name": "w1", "cpu_core": 8}"#).unwrap();
+    let err = load_cluster(&misspelt).unwrap_err().to_string();
+    assert!(err.contains("(did you mean `cpu_cores`?)"), "{err}");
+    for text in ["{}", "[]", r#"{"workers": [], "name": "w"}"#] {
+        std::fs::write(&misspelt, text).unwrap();
+        assert!(
+            matches!(load_cluster(&misspelt), Err(Error::Parse { .. })),
+            "{text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn static_probe_needs_exactly_one_worker() {
     let dir = tempfile::tempdir().unwrap();

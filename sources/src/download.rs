@@ -1,15 +1,23 @@
-//! The download step: a hub model's files into the Hugging Face cache layout, so that other
-//! tools (and the next download) share them.
+//! The download step: a model's files where other tools look for them, so that they (and the
+//! next download) share them.
 //!
-//! - Layout: `models--ORG--NAME/blobs/ID`, `snapshots/COMMIT/PATH` as relative links to the
-//!   blob, `refs/REVISION` naming the commit; `ID` is the SHA-256 for LFS files and the ETag
-//!   otherwise, as `huggingface_hub` names them.
-//! - Resumable: a blob grows as `ID.incomplete` (the name `huggingface_hub` uses too) and a
+//! - Layouts, by [`RemoteModel::hub`]:
+//!   - `hf`, `ms`: the Hugging Face cache, `models--ORG--NAME/blobs/ID`,
+//!     `snapshots/COMMIT/PATH` as relative links to the blob, `refs/REVISION` naming the
+//!     commit; `ID` is the SHA-256 for LFS files and the ETag otherwise, as `huggingface_hub`
+//!     names them.
+//!   - `ollama`: Ollama's store, `blobs/sha256-HEX` for every blob of the manifest, then
+//!     `manifests/HOST/NAMESPACE/NAME/TAG` (the registry's manifest, checked against the
+//!     digest the plan was made from), written last so that `ollama` never sees half a model.
+//!   - `url`: inferkit's download folder, `KEY/VERSION/NAME` with `KEY` the URL's file name
+//!     and a hash of the whole URL and `VERSION` a digest of the files' sizes and ETags (so a
+//!     file changed at the same address goes to a new folder).
+//! - Resumable: a file grows as `NAME.incomplete` (the name `huggingface_hub` uses too) and a
 //!   later run continues with `Range` from where it stopped; a file downloaded over several
-//!   connections keeps each part's progress in `ID.incomplete.json`.
+//!   connections keeps each part's progress in `NAME.incomplete.json`.
 //! - Several connections for large files ([`DownloadOptions::connections`] ranges at once).
-//! - LFS files are verified against the hub's SHA-256 before they enter the cache; a mismatch
-//!   removes the download and fails naming the file.
+//! - Files with a known SHA-256 (LFS files, ModelScope files, Ollama blobs) are verified
+//!   before they enter the cache; a mismatch removes the download and fails naming the file.
 //! - Progress: [`Progress`] events to a callback; [`TerminalProgress`] draws them as a bar
 //!   (bytes, rate, time left) on a terminal.
 
@@ -23,11 +31,12 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{SourceError, SourceErrorKind};
 use crate::http::hub::file_url;
+use crate::http::registry::{blob_url, manifest_bytes};
 use crate::http::{Http, HttpOptions, Target};
 use crate::listing::RepoFile;
 use crate::local_cache::hf_repo_folder;
 use crate::options::{HubEndpoint, Secret};
-use crate::resolve::{HubKind, RemoteModel};
+use crate::resolve::{HubKind, RemoteModel, url_key};
 
 /// How to download.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,40 +99,50 @@ pub enum Progress {
 /// Receives progress events (from several tasks at once).
 pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
 
-/// Downloads `model` into the Hugging Face cache at `hub_cache` and returns the snapshot
-/// folder (`models--ORG--NAME/snapshots/COMMIT`). `revision`, when given, is recorded in
-/// `refs/`. Files already complete are not fetched again.
+/// The folder the files of `model` are in once [`download`] put them under `cache`: the
+/// snapshot (`models--ORG--NAME/snapshots/COMMIT`) of a hub model, Ollama's `blobs`, a URL
+/// model's `KEY/VERSION`.
+pub fn files_folder(model: &RemoteModel, cache: &Path) -> PathBuf {
+    match model.hub.as_str() {
+        "ollama" => cache.join("blobs"),
+        "url" => cache.join(url_key(&model.repo)).join(&model.commit),
+        _ => cache
+            .join(hf_repo_folder(&model.repo))
+            .join("snapshots")
+            .join(&model.commit),
+    }
+}
+
+/// Downloads `model` under `cache` (a Hugging Face cache, Ollama's store or inferkit's
+/// download folder, by [`RemoteModel::hub`]) and returns [`files_folder`]. `revision`, when
+/// given, is recorded as the Hugging Face cache's `refs/REVISION` or, for Ollama, names the
+/// tag. Files already complete are not fetched again.
 pub async fn download(
     model: &RemoteModel,
     revision: Option<&str>,
-    hub_cache: &Path,
+    cache: &Path,
     token: Option<&Secret>,
     options: &DownloadOptions,
     progress: ProgressSink,
 ) -> Result<PathBuf, SourceError> {
-    let hub = match model.hub.as_str() {
-        "ms" => HubKind::ModelScope,
-        _ => HubKind::HuggingFace,
-    };
-    let label = format!("{}://{}@{}", hub.scheme(), model.repo, model.commit);
-    let folder = hub_cache.join(hf_repo_folder(&model.repo));
-    let snapshot = folder.join("snapshots").join(&model.commit);
-    let endpoint = HubEndpoint {
-        url: model.endpoint.clone(),
-        token_var: None,
-        token: token.cloned(),
-    };
+    let layout = Layout::of(model, revision, cache)?;
+    let label = layout.label(model);
+    let folder = files_folder(model, cache);
     let http = Http::new(options.http.clone())?;
+    // Ollama's manifest first: a tag that moved since planning fails before any download.
+    let manifest = match layout {
+        Layout::Ollama { tag } => Some(ollama_manifest(model, tag, &http, token, &label).await?),
+        _ => None,
+    };
     let permits = Arc::new(tokio::sync::Semaphore::new(options.files_at_once.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for file in &model.files {
         let job = FileJob {
             http: http.clone(),
-            url: file_url(hub, &endpoint, &model.repo, &model.commit, &file.path),
-            token: endpoint.token.clone(),
+            url: layout.file_url(model, file, &label)?,
+            token: layout.token(token),
             file: file.clone(),
-            blobs: folder.join("blobs"),
-            link: snapshot.join(&file.path),
+            place: layout.place(cache, &folder, &file.path),
             target: Target::new(&label, Some(&file.path)),
             options: options.clone(),
             progress: progress.clone(),
@@ -137,15 +156,184 @@ pub async fn download(
     while let Some(done) = tasks.join_next().await {
         done.map_err(|e| SourceError::new(SourceErrorKind::Io, &label, e.to_string()))??;
     }
-    if let Some(revision) = revision.filter(|r| *r != model.commit) {
-        let refs = folder.join("refs").join(revision);
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(refs.parent().unwrap_or(&folder))?;
-            std::fs::write(&refs, &model.commit)
-        };
-        write().map_err(|e| io_error(&label, &refs, e))?;
+    layout.finish(model, cache, manifest.as_deref(), &label)?;
+    Ok(folder)
+}
+
+/// The registry's manifest of `model` at `tag`, when its digest is still the one planned.
+async fn ollama_manifest(
+    model: &RemoteModel,
+    tag: &str,
+    http: &Http,
+    token: Option<&Secret>,
+    label: &str,
+) -> Result<Vec<u8>, SourceError> {
+    let registry = model.endpoint.trim_end_matches('/');
+    let target = Target::new(label, Some("manifest"));
+    let token = token.map(|t| t.0.as_str());
+    let (bytes, digest) = manifest_bytes(http, registry, &model.repo, tag, token, &target).await?;
+    if digest != model.commit {
+        return Err(target.error(
+            SourceErrorKind::Integrity,
+            format!(
+                "the registry's manifest is now sha256:{digest}, the plan was made from \
+                 sha256:{}; plan again",
+                model.commit
+            ),
+        ));
     }
-    Ok(snapshot)
+    Ok(bytes)
+}
+
+/// How a hub's files are named, addressed and stored.
+enum Layout<'a> {
+    Hub {
+        hub: HubKind,
+        revision: Option<&'a str>,
+    },
+    Ollama {
+        tag: &'a str,
+    },
+    Url,
+}
+
+impl<'a> Layout<'a> {
+    fn of(
+        model: &RemoteModel,
+        revision: Option<&'a str>,
+        cache: &Path,
+    ) -> Result<Layout<'a>, SourceError> {
+        match model.hub.as_str() {
+            "hf" => Ok(Layout::Hub {
+                hub: HubKind::HuggingFace,
+                revision,
+            }),
+            "ms" => Ok(Layout::Hub {
+                hub: HubKind::ModelScope,
+                revision,
+            }),
+            "ollama" => Ok(Layout::Ollama {
+                tag: revision.unwrap_or("latest"),
+            }),
+            "url" => Ok(Layout::Url),
+            other => Err(SourceError::new(
+                SourceErrorKind::Io,
+                cache.display().to_string(),
+                format!("no download layout for models of `{other}`"),
+            )),
+        }
+    }
+
+    fn label(&self, model: &RemoteModel) -> String {
+        match self {
+            Layout::Hub { hub, .. } => {
+                format!("{}://{}@{}", hub.scheme(), model.repo, model.commit)
+            }
+            Layout::Ollama { tag } => format!("ollama://{}:{tag}", model.repo),
+            Layout::Url => model.repo.clone(),
+        }
+    }
+
+    fn file_url(
+        &self,
+        model: &RemoteModel,
+        file: &RepoFile,
+        label: &str,
+    ) -> Result<String, SourceError> {
+        let endpoint = || HubEndpoint::new(model.endpoint.clone());
+        match self {
+            Layout::Hub { hub, .. } => Ok(file_url(
+                *hub,
+                &endpoint(),
+                &model.repo,
+                &model.commit,
+                &file.path,
+            )),
+            Layout::Ollama { .. } => Ok(blob_url(
+                model.endpoint.trim_end_matches('/'),
+                &model.repo,
+                &file.path,
+            )),
+            Layout::Url => file.url.clone().ok_or_else(|| {
+                SourceError::new(SourceErrorKind::Io, label, "the file has no address")
+                    .in_file(&file.path)
+            }),
+        }
+    }
+
+    /// A URL model's files are no hub's: no token goes to them.
+    fn token(&self, token: Option<&Secret>) -> Option<Secret> {
+        match self {
+            Layout::Url => None,
+            _ => token.cloned(),
+        }
+    }
+
+    fn place(&self, cache: &Path, folder: &Path, path: &str) -> Place {
+        match self {
+            Layout::Hub { .. } => Place::HubCache {
+                blobs: folder
+                    .parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(cache)
+                    .join("blobs"),
+                link: folder.join(path),
+            },
+            Layout::Ollama { .. } | Layout::Url => Place::File(folder.join(path)),
+        }
+    }
+
+    /// What follows the files: the Hugging Face ref, Ollama's manifest.
+    fn finish(
+        &self,
+        model: &RemoteModel,
+        cache: &Path,
+        manifest: Option<&[u8]>,
+        label: &str,
+    ) -> Result<(), SourceError> {
+        match (self, manifest) {
+            (
+                Layout::Hub {
+                    revision: Some(revision),
+                    ..
+                },
+                _,
+            ) if *revision != model.commit => {
+                let refs = cache
+                    .join(hf_repo_folder(&model.repo))
+                    .join("refs")
+                    .join(revision);
+                write_file(&refs, model.commit.as_bytes(), label)
+            }
+            (Layout::Ollama { tag }, Some(manifest)) => {
+                let host = model
+                    .endpoint
+                    .split_once("://")
+                    .map_or(model.endpoint.as_str(), |(_, rest)| rest);
+                let host = host.split('/').next().unwrap_or(host);
+                let path = cache
+                    .join("manifests")
+                    .join(host)
+                    .join(&model.repo)
+                    .join(tag);
+                write_file(&path, manifest, label)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file, creating its folder.
+fn write_file(path: &Path, bytes: &[u8], label: &str) -> Result<(), SourceError> {
+    let write = || -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = PathBuf::from(format!("{}.incomplete", path.display()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| io_error(label, path, e))
 }
 
 fn io_error(label: &str, path: &Path, err: std::io::Error) -> SourceError {
@@ -156,14 +344,21 @@ fn io_error(label: &str, path: &Path, err: std::io::Error) -> SourceError {
     )
 }
 
+/// Where one file goes.
+enum Place {
+    /// Into a Hugging Face cache: a blob in `blobs`, linked from `link` in the snapshot.
+    HubCache { blobs: PathBuf, link: PathBuf },
+    /// To this path.
+    File(PathBuf),
+}
+
 /// One file's download.
 struct FileJob {
     http: Http,
     url: String,
     token: Option<Secret>,
     file: RepoFile,
-    blobs: PathBuf,
-    link: PathBuf,
+    place: Place,
     target: Target,
     options: DownloadOptions,
     progress: ProgressSink,
@@ -179,32 +374,43 @@ struct Parts {
 
 impl FileJob {
     async fn run(self) -> Result<(), SourceError> {
-        if std::fs::symlink_metadata(&self.link).is_ok()
-            && std::fs::metadata(&self.link).is_ok_and(|m| m.len() == self.file.size)
-        {
-            (self.progress)(&Progress::Cached {
-                file: self.file.path.clone(),
-            });
+        let (blobs, link) = match &self.place {
+            Place::File(path) => return self.fetch_unless_there(path).await,
+            Place::HubCache { blobs, link } => (blobs, link),
+        };
+        if std::fs::symlink_metadata(link).is_ok() && self.is_complete(link) {
+            self.cached();
             return Ok(());
         }
         let blob_id = match &self.file.sha256 {
             Some(sha) => sha.clone(),
-            None => self.small_file_id().await?,
+            None => self.small_file_id(blobs).await?,
         };
-        let blob = self.blobs.join(&blob_id);
-        if !std::fs::metadata(&blob).is_ok_and(|m| m.len() == self.file.size) {
-            self.fetch_blob(&blob).await?;
-        } else {
-            (self.progress)(&Progress::Cached {
-                file: self.file.path.clone(),
-            });
+        self.fetch_unless_there(&blobs.join(&blob_id)).await?;
+        self.link_snapshot(link, &blob_id)
+    }
+
+    fn is_complete(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.len() == self.file.size)
+    }
+
+    fn cached(&self) {
+        (self.progress)(&Progress::Cached {
+            file: self.file.path.clone(),
+        });
+    }
+
+    async fn fetch_unless_there(&self, path: &Path) -> Result<(), SourceError> {
+        if !self.is_complete(path) {
+            return self.fetch_blob(path).await;
         }
-        self.link_snapshot(&blob_id)
+        self.cached();
+        Ok(())
     }
 
     /// A file without an LFS SHA-256 (a small text file): its blob is named by its content's
     /// SHA-256, fetched whole.
-    async fn small_file_id(&self) -> Result<String, SourceError> {
+    async fn small_file_id(&self, blobs: &Path) -> Result<String, SourceError> {
         let request =
             crate::http::Request::get(&self.url, self.token.as_ref().map(|t| t.0.as_str()));
         let bytes = self
@@ -213,22 +419,13 @@ impl FileJob {
             .await?
             .bytes;
         let id = hex(&Sha256::digest(&bytes));
-        let blob = self.blobs.join(&id);
-        self.write_new(&blob, &bytes)?;
+        write_file(&blobs.join(&id), &bytes, &self.target.reference)?;
         Ok(id)
-    }
-
-    fn write_new(&self, blob: &Path, bytes: &[u8]) -> Result<(), SourceError> {
-        let fail = |e| io_error(&self.target.reference, blob, e);
-        std::fs::create_dir_all(&self.blobs).map_err(fail)?;
-        let tmp = blob.with_extension("incomplete");
-        std::fs::write(&tmp, bytes).map_err(fail)?;
-        std::fs::rename(&tmp, blob).map_err(fail)
     }
 
     async fn fetch_blob(&self, blob: &Path) -> Result<(), SourceError> {
         let fail = |e| io_error(&self.target.reference, blob, e);
-        std::fs::create_dir_all(&self.blobs).map_err(fail)?;
+        std::fs::create_dir_all(blob.parent().unwrap_or(Path::new("."))).map_err(fail)?;
         let partial = PathBuf::from(format!("{}.incomplete", blob.display()));
         let sidecar = PathBuf::from(format!("{}.incomplete.json", blob.display()));
         let parts = self.parts(&partial, &sidecar);
@@ -349,9 +546,9 @@ impl FileJob {
     }
 
     /// `snapshots/COMMIT/PATH` → `../../blobs/ID` (relative, as huggingface_hub links).
-    fn link_snapshot(&self, blob_id: &str) -> Result<(), SourceError> {
-        let fail = |e| io_error(&self.target.reference, &self.link, e);
-        let parent = self.link.parent().unwrap_or(Path::new("."));
+    fn link_snapshot(&self, link: &Path, blob_id: &str) -> Result<(), SourceError> {
+        let fail = |e| io_error(&self.target.reference, link, e);
+        let parent = link.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(fail)?;
         let depth = self.file.path.matches('/').count() + 2;
         let mut relative = PathBuf::new();
@@ -360,20 +557,20 @@ impl FileJob {
         }
         relative.push("blobs");
         relative.push(blob_id);
-        let _ = std::fs::remove_file(&self.link);
-        link(&relative, &self.link).map_err(fail)
+        let _ = std::fs::remove_file(link);
+        symlink(&relative, link).map_err(fail)
     }
 }
 
 #[cfg(unix)]
-fn link(target: &Path, link: &Path) -> std::io::Result<()> {
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
     std::os::unix::fs::symlink(target, link)
 }
 
 /// Without symbolic links, the snapshot holds a copy (as huggingface_hub does on Windows
 /// without developer mode).
 #[cfg(not(unix))]
-fn link(target: &Path, link: &Path) -> std::io::Result<()> {
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
     let source = link.parent().unwrap_or(Path::new(".")).join(target);
     std::fs::copy(source, link).map(|_| ())
 }

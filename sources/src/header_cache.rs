@@ -26,18 +26,22 @@ pub struct HeaderCache {
     root: PathBuf,
 }
 
-/// The default root: `$INFERKIT_CACHE`, else `$XDG_CACHE_HOME/inferkit`, else
-/// `~/.cache/inferkit`; `headers/` below it.
-pub fn default_root() -> Option<PathBuf> {
+/// inferkit's cache folder: `$INFERKIT_CACHE`, else `$XDG_CACHE_HOME/inferkit`, else
+/// `~/.cache/inferkit`.
+pub fn inferkit_cache() -> Option<PathBuf> {
     let var = |name: &str| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     };
-    let base = var("INFERKIT_CACHE")
+    var("INFERKIT_CACHE")
         .or_else(|| var("XDG_CACHE_HOME").map(|c| c.join("inferkit")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache/inferkit")))?;
-    Some(base.join("headers"))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/inferkit")))
+}
+
+/// The default root: `headers/` in [`inferkit_cache`].
+pub fn default_root() -> Option<PathBuf> {
+    Some(inferkit_cache()?.join("headers"))
 }
 
 /// What a branch or tag resolved to.
@@ -261,6 +265,7 @@ mod tests {
                 path: "config.json".into(),
                 size: 2,
                 sha256: None,
+                url: None,
             }],
         };
         cache.write_listing("abc", &listing).unwrap();

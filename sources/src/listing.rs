@@ -20,6 +20,10 @@ pub struct RepoFile {
     /// ModelScope files, Ollama blobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Where the file is fetched from, for a model that is no hub's (a URL model's shards);
+    /// a hub's files are at the address its own rule gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The files of a repository at one resolved commit.
@@ -264,6 +268,7 @@ mod tests {
                     path: p.to_string(),
                     size: 1,
                     sha256: None,
+                    url: None,
                 })
                 .collect(),
         };

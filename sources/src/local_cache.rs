@@ -27,11 +27,15 @@ pub struct CacheDirs {
     pub modelscope: Option<PathBuf>,
     /// Ollama's model store (the folder holding `manifests/` and `blobs/`).
     pub ollama: Option<PathBuf>,
+    /// inferkit's own download folder, for models no tool keeps (URLs): `models/` in
+    /// [`inferkit_cache`](crate::header_cache::inferkit_cache).
+    #[serde(default)]
+    pub downloads: Option<PathBuf>,
 }
 
 impl CacheDirs {
     /// The caches as the tools find them: `HF_HUB_CACHE`, `HF_HOME`, `MODELSCOPE_CACHE`,
-    /// `OLLAMA_MODELS`, else their defaults under the home directory.
+    /// `OLLAMA_MODELS`, `INFERKIT_CACHE`, else their defaults under the home directory.
     pub fn from_env() -> CacheDirs {
         let var = |name: &str| {
             std::env::var_os(name)
@@ -52,6 +56,7 @@ impl CacheDirs {
             huggingface,
             modelscope,
             ollama,
+            downloads: crate::header_cache::inferkit_cache().map(|c| c.join("models")),
         }
     }
 }
@@ -159,6 +164,7 @@ fn list_files(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<RepoFile>) {
                 path,
                 size: meta.len(),
                 sha256: None,
+                url: None,
             });
         }
     }
@@ -174,6 +180,10 @@ pub struct OllamaModel {
     pub model: OllamaLayer,
     /// Projector layers (vision models).
     pub projectors: Vec<OllamaLayer>,
+    /// Every other blob the manifest names (template, parameters, license, the config
+    /// blob): not read for planning, but part of the model in Ollama's store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<OllamaLayer>,
 }
 
 /// One layer of an Ollama manifest.
@@ -205,6 +215,8 @@ pub const OLLAMA_PROJECTOR_LAYER: &str = "application/vnd.ollama.image.projector
 #[derive(Deserialize)]
 struct Manifest {
     #[serde(default)]
+    config: Option<ManifestLayer>,
+    #[serde(default)]
     layers: Vec<ManifestLayer>,
 }
 
@@ -234,10 +246,18 @@ pub fn parse_ollama_manifest(text: &str) -> Option<OllamaModel> {
         .filter(|l| l.media_type == OLLAMA_PROJECTOR_LAYER)
         .map(layer)
         .collect();
+    let others = manifest
+        .layers
+        .iter()
+        .filter(|l| l.digest != model.digest && l.media_type != OLLAMA_PROJECTOR_LAYER)
+        .chain(&manifest.config)
+        .map(layer)
+        .collect();
     Some(OllamaModel {
         manifest_digest: None,
         model,
         projectors,
+        others,
     })
 }
 
@@ -276,13 +296,17 @@ mod tests {
 
     #[test]
     fn ollama_manifest_layers() {
-        let text = r#"{"schemaVersion":2,"layers":[
+        let text = r#"{"schemaVersion":2,
+            "config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:dd","size":3},
+            "layers":[
             {"mediaType":"application/vnd.ollama.image.model","digest":"sha256:aa","size":10},
             {"mediaType":"application/vnd.ollama.image.projector","digest":"sha256:bb","size":5},
             {"mediaType":"application/vnd.ollama.image.template","digest":"sha256:cc","size":1}]}"#;
         let model = parse_ollama_manifest(text).unwrap();
         assert_eq!(model.model.blob_name(), "sha256-aa");
         assert_eq!(model.projectors.len(), 1);
+        let others: Vec<String> = model.others.iter().map(OllamaLayer::blob_name).collect();
+        assert_eq!(others, ["sha256-cc", "sha256-dd"]);
         assert!(parse_ollama_manifest(r#"{"layers":[]}"#).is_none());
     }
 }

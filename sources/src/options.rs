@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::local_cache::CacheDirs;
 
+/// The Hugging Face hub's own address (`HF_ENDPOINT` names a mirror instead).
+pub const HF_DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
 /// A hub's address and the token sent to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HubEndpoint {
@@ -113,7 +116,7 @@ impl SourceOptions {
             ref_max_age: Duration::from_secs(600),
             huggingface: HubEndpoint::from_env(
                 "HF_ENDPOINT",
-                "https://huggingface.co",
+                HF_DEFAULT_ENDPOINT,
                 &["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"],
             ),
             modelscope: HubEndpoint::from_env(

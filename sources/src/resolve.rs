@@ -47,20 +47,41 @@ pub enum Origin {
     Network,
 }
 
-/// A model's files at a hub: what a download step fetches.
+/// A model's files where it lives: what a download step fetches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteModel {
-    /// `hf` or `ms`.
+    /// `hf` (Hugging Face), `ms` (ModelScope), `ollama` (an Ollama registry) or `url`.
     pub hub: String,
-    /// `org/name`.
+    /// `org/name`; for Ollama `namespace/name` (`library/qwen2.5`); for a URL, the URL.
     pub repo: String,
-    /// The resolved commit.
+    /// The resolved commit; for Ollama the manifest's SHA-256; for a URL a digest of the
+    /// files' sizes and ETags.
     pub commit: String,
-    /// The hub's base URL.
+    /// The hub's base URL (the registry's for Ollama; unused for a URL).
     pub endpoint: String,
     /// The files making up the model (for GGUF: the shards and projectors; for a folder:
-    /// every file in it).
+    /// every file in it; for Ollama every blob of the manifest, by its name in Ollama's
+    /// store, `sha256-HEX`; for a URL the shards, each with its address).
     pub files: Vec<RepoFile>,
+}
+
+impl RemoteModel {
+    /// The file of the model that a path of its listing names: the same path, except for
+    /// Ollama, whose blobs are listed as `[mmproj-]sha256-HEX.gguf` (so that they are read
+    /// as GGUF files) and stored as `sha256-HEX`.
+    pub fn file(&self, listed: &str) -> Option<&RepoFile> {
+        let name = match self.hub.as_str() {
+            "ollama" => ollama_blob_name(listed),
+            _ => listed,
+        };
+        self.files.iter().find(|f| f.path == name)
+    }
+}
+
+/// The name in Ollama's store (`sha256-HEX`) of a blob that [`ollama_listing`] lists.
+pub(crate) fn ollama_blob_name(listed: &str) -> &str {
+    let name = listed.strip_prefix("mmproj-").unwrap_or(listed);
+    name.strip_suffix(".gguf").unwrap_or(name)
 }
 
 /// Which hub a repository reference names.
@@ -124,8 +145,13 @@ fn resolve_local(path: &Path, reference: &ModelRef) -> Result<Resolved, SourceEr
     })
 }
 
-/// The model source a hub reference yields in the facts.
-pub(crate) fn hub_source(hub: HubKind, repo: &str, selection: &Selection) -> ModelSource {
+/// The model source a hub reference yields in the facts, the files read at `commit`.
+pub(crate) fn hub_source(
+    hub: HubKind,
+    repo: &RepoRef,
+    commit: &str,
+    selection: &Selection,
+) -> ModelSource {
     let file = match selection {
         Selection::Gguf { shards, .. } => Some(shards[0].clone()),
         Selection::Folder { dir } if dir.is_empty() => None,
@@ -133,14 +159,27 @@ pub(crate) fn hub_source(hub: HubKind, repo: &str, selection: &Selection) -> Mod
     };
     match hub {
         HubKind::HuggingFace => ModelSource::Huggingface {
-            repo_id: repo.into(),
+            repo_id: repo.repo.clone(),
             filename: file,
+            revision: served_revision(hub, repo, commit),
         },
         HubKind::ModelScope => ModelSource::ModelScope {
-            model_id: repo.into(),
+            model_id: repo.repo.clone(),
             file_path: file,
+            revision: served_revision(hub, repo, commit),
         },
     }
+}
+
+/// The revision a backend that downloads the repository itself is given: none for the
+/// default branch; on Hugging Face the commit a named revision resolved to (a branch may
+/// move after planning); on ModelScope, which names no commit, the revision as named.
+fn served_revision(hub: HubKind, repo: &RepoRef, commit: &str) -> Option<String> {
+    let named = repo.revision.as_ref()?;
+    Some(match hub {
+        HubKind::HuggingFace => commit.to_string(),
+        HubKind::ModelScope => named.clone(),
+    })
 }
 
 pub(crate) fn repo_cache(
@@ -172,7 +211,7 @@ fn repo_cached(
     else {
         return Ok(None);
     };
-    let source = hub_source(hub, &repo.repo, &selection);
+    let source = hub_source(hub, repo, &listing.commit, &selection);
     let mut resolved = cached_resolution(&cache, &listing, &selection, source, &label)?;
     resolved.remote = Some(remote_model(hub, repo, options, &listing, &selection));
     Ok(Some(resolved))
@@ -277,7 +316,10 @@ fn ollama_cached(
     else {
         return Ok(None);
     };
-    cached_resolution(&cache, &listing, &selection, ollama_source(model), &label).map(Some)
+    let mut resolved =
+        cached_resolution(&cache, &listing, &selection, ollama_source(model), &label)?;
+    resolved.remote = Some(ollama_remote(model, options, &listing));
+    Ok(Some(resolved))
 }
 
 /// A URL's model from the header cache.
@@ -290,7 +332,9 @@ fn url_cached(url: &str, options: &SourceOptions) -> Result<Option<Resolved>, So
     else {
         return Ok(None);
     };
-    cached_resolution(&cache, &listing, &selection, url_source(url), url).map(Some)
+    let mut resolved = cached_resolution(&cache, &listing, &selection, url_source(url), url)?;
+    resolved.remote = Some(url_remote(url, &listing));
+    Ok(Some(resolved))
 }
 
 /// The ref under which a URL's version (from its ETags and sizes) is kept.
@@ -326,6 +370,50 @@ pub(crate) fn url_key(url: &str) -> String {
     format!("{name}-{hex}")
 }
 
+/// The registry's base URL for `reference`: its own host, else the configured registry.
+pub(crate) fn ollama_registry(reference: &OllamaRef, options: &SourceOptions) -> String {
+    match &reference.host {
+        Some(host) => format!("https://{host}"),
+        None => options.ollama.url.trim_end_matches('/').to_string(),
+    }
+}
+
+/// An Ollama model's blobs, by their names in Ollama's store.
+pub(crate) fn ollama_remote(
+    model: &OllamaRef,
+    options: &SourceOptions,
+    listing: &RepoListing,
+) -> RemoteModel {
+    let mut files: Vec<RepoFile> = listing
+        .files
+        .iter()
+        .map(|f| RepoFile {
+            path: ollama_blob_name(&f.path).to_string(),
+            ..f.clone()
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|a, b| a.path == b.path);
+    RemoteModel {
+        hub: "ollama".into(),
+        repo: model.name.clone(),
+        commit: listing.commit.clone(),
+        endpoint: ollama_registry(model, options),
+        files,
+    }
+}
+
+/// A URL model's shards, each with its address.
+pub(crate) fn url_remote(url: &str, listing: &RepoListing) -> RemoteModel {
+    RemoteModel {
+        hub: "url".into(),
+        repo: url.into(),
+        commit: listing.commit.clone(),
+        endpoint: String::new(),
+        files: listing.files.clone(),
+    }
+}
+
 pub(crate) fn ollama_source(model: &OllamaRef) -> ModelSource {
     ModelSource::Ollama {
         model: model.to_string(),
@@ -340,24 +428,26 @@ pub(crate) fn url_source(url: &str) -> ModelSource {
 /// (`sha256-HEX.gguf`, projectors `mmproj-sha256-HEX.gguf`), so that [`select`] picks them
 /// as for a repository.
 pub(crate) fn ollama_listing(model: &OllamaModel, digest: &str) -> (RepoListing, Selection) {
-    let file = |layer: &OllamaLayer, prefix: &str| RepoFile {
-        path: format!("{prefix}{}.gguf", layer.blob_name()),
+    let file = |layer: &OllamaLayer, prefix: &str, suffix: &str| RepoFile {
+        path: format!("{prefix}{}{suffix}", layer.blob_name()),
         size: layer.size,
         sha256: layer.sha256().map(Into::into),
+        url: None,
     };
     let mut listing = RepoListing {
         commit: digest.into(),
-        files: std::iter::once(file(&model.model, ""))
-            .chain(model.projectors.iter().map(|p| file(p, "mmproj-")))
+        files: std::iter::once(file(&model.model, "", ".gguf"))
+            .chain(model.projectors.iter().map(|p| file(p, "mmproj-", ".gguf")))
+            .chain(model.others.iter().map(|o| file(o, "", "")))
             .collect(),
     };
     listing.sort();
     let selection = Selection::Gguf {
-        shards: vec![file(&model.model, "").path],
+        shards: vec![file(&model.model, "", ".gguf").path],
         projectors: model
             .projectors
             .iter()
-            .map(|p| file(p, "mmproj-").path)
+            .map(|p| file(p, "mmproj-", ".gguf").path)
             .collect(),
     };
     (listing, selection)
@@ -476,7 +566,7 @@ fn tool_cache(
     };
     let mut facts = ModelFacts::read(&ModelSource::LocalPath { path: path.clone() })
         .map_err(|e| SourceError::new(SourceErrorKind::NotAModel, label, e.to_string()))?;
-    facts.source = hub_source(hub, &repo.repo, &selection);
+    facts.source = hub_source(hub, repo, &listing.commit, &selection);
     Ok(Some(Resolved {
         facts,
         origin: Origin::ToolCache { path },

@@ -91,6 +91,7 @@ async fn gguf_by_quant_tag_reads_the_same_header_as_the_local_file() {
         ModelSource::Huggingface {
             repo_id: "Qwen/Qwen2.5-0.5B-Instruct-GGUF".into(),
             filename: Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()),
+            revision: None,
         }
     );
     assert_eq!(resolved.facts.path, None);
@@ -430,6 +431,7 @@ async fn modelscope_lists_and_reads_files_through_its_endpoints() {
         ModelSource::ModelScope {
             model_id: "qwen/Qwen2.5-0.5B-Instruct-GGUF".into(),
             file_path: Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()),
+            revision: None,
         }
     );
     let local = local_facts(&fixture("gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf"));
@@ -443,4 +445,33 @@ async fn modelscope_lists_and_reads_files_through_its_endpoints() {
             .iter()
             .any(|r| r.target.contains("/repo/files?Revision=master"))
     );
+}
+
+/// The round trips a cold read waits for, one after another, as the servers see them (a
+/// figure the machine's load does not change): the listing, the hub's redirect to its CDN,
+/// the first 64 KiB, and for a header longer than that one range to its estimated end; every
+/// file of the model at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cold_read_waits_for_at_most_four_round_trips() {
+    let hub = FakeHub::start(Duration::from_millis(200)).await;
+    hub.add("Qwen/Qwen2.5-0.5B-Instruct-GGUF", qwen_gguf_repo());
+    hub.add(
+        "meta-llama/Llama-3.1-8B-Instruct",
+        Repo::new(COMMIT).folder(&fixture("hf/Llama-3.1-8B-Instruct"), ""),
+    );
+    for (reference, round_trips) in [
+        // A 3.7 MB header (a 152k-token vocabulary).
+        ("hf://Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M", 4),
+        // Three shards, each header within the first 64 KiB.
+        ("hf://Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q8_0", 3),
+        // config.json and the index straight from the hub, four safetensors headers.
+        ("hf://meta-llama/Llama-3.1-8B-Instruct", 3),
+    ] {
+        let cache = tempfile::tempdir().unwrap();
+        hub.reset();
+        resolve(options(&hub, cache.path()), reference)
+            .await
+            .expect("resolved");
+        assert_eq!(hub.round_trips(), round_trips, "{reference}");
+    }
 }

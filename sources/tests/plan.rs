@@ -100,3 +100,60 @@ async fn a_modelscope_model_is_served_by_vllm_from_modelscope() {
     assert_eq!(main.args[2..], local_main.args[2..]);
     assert!(!local_main.env.contains_key("VLLM_USE_MODELSCOPE"));
 }
+
+/// A repository read at a named revision is served at it: vLLM gets `--revision` with the
+/// commit the revision resolved to on Hugging Face (a branch may move after planning), the
+/// revision as named on ModelScope (which names no commit); nothing else differs from the
+/// plan of the default branch.
+#[tokio::test]
+async fn a_named_revision_is_what_vllm_serves() {
+    let dir = fixture("hf/Llama-3.1-8B-Instruct");
+    let hub = FakeHub::start(Duration::ZERO).await;
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = Repo::new(commit).folder(&dir, "").revision("refs/pr/1");
+    hub.add("meta-llama/Llama-3.1-8B-Instruct", repo.clone());
+    hub.add("LLM-Research/Meta-Llama-3.1-8B-Instruct", repo);
+    let cache = tempfile::tempdir().unwrap();
+    let resolver = Resolver::new(options(&hub, cache.path())).unwrap();
+    let main_args = |reference: &'static str| {
+        let resolver = resolver.clone();
+        async move {
+            let reference = ModelRef::parse(reference).unwrap();
+            let resolved = resolver.resolve(&reference).await.unwrap();
+            let spec = ModelSpec::from_source(resolved.facts.source.clone());
+            let plan = plan_with_facts(
+                &default_registry(),
+                &resolved.facts,
+                &spec,
+                &h100x8(),
+                &PlanOptions::default(),
+            )
+            .unwrap();
+            plan.processes.last().unwrap().args.clone()
+        }
+    };
+    let default = main_args("hf://meta-llama/Llama-3.1-8B-Instruct").await;
+    assert!(!default.contains(&"--revision".to_string()), "{default:?}");
+    let pinned = main_args("hf://meta-llama/Llama-3.1-8B-Instruct@refs/pr/1").await;
+    assert_eq!(
+        pinned[..4],
+        [
+            "serve",
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "--revision",
+            commit
+        ]
+    );
+    assert_eq!(pinned[4..], default[2..]);
+
+    let named = main_args("ms://LLM-Research/Meta-Llama-3.1-8B-Instruct@refs/pr/1").await;
+    assert_eq!(
+        named[..4],
+        [
+            "serve",
+            "LLM-Research/Meta-Llama-3.1-8B-Instruct",
+            "--revision",
+            "refs/pr/1"
+        ]
+    );
+}

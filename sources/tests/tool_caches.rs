@@ -97,7 +97,8 @@ fn hugging_face_hub_cache_with_a_gguf_quant_and_a_safetensors_model() {
         hf.facts.source,
         ModelSource::Huggingface {
             repo_id: "meta-llama/Llama-3.1-8B-Instruct".into(),
-            filename: None
+            filename: None,
+            revision: Some(COMMIT.into()),
         }
     );
     assert_eq!(hf.facts.hf.unwrap().safetensors().unwrap().files.len(), 4);

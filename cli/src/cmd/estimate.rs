@@ -280,6 +280,31 @@ fn report(estimate: &ResourceEstimate, flags: &Flags) -> Value {
     out
 }
 
+/// Where the projector went and which warm-up input sized its compute buffer (clip.cpp
+/// reserves it for that input, whatever the requests bring later).
+fn projector_line(projector: &Value) -> Option<String> {
+    let device = projector["device"].as_str()?;
+    let mib = |v: &Value| v.as_u64().unwrap_or(0) as f64 / MIB as f64;
+    let mut inputs = Vec::new();
+    if let Some(side) = projector["warmup_image"]["side"].as_u64() {
+        let source = projector["warmup_image"]["source"].as_str().unwrap_or("?");
+        inputs.push(format!("a {side}x{side} image ({source})"));
+    }
+    if let Some(frames) = projector["warmup_audio"]["frames"].as_u64() {
+        let source = projector["warmup_audio"]["source"].as_str().unwrap_or("?");
+        inputs.push(format!("{frames} mel frames of audio ({source})"));
+    }
+    let band = serde_json::from_value::<ErrorBand>(projector["error_band"].clone())
+        .map(|band| format!(", compute {band}"))
+        .unwrap_or_default();
+    Some(format!(
+        "projector on {device}: weights {:.2} MiB, compute {:.2} MiB sized for the warm-up with {}{band}",
+        mib(&projector["weights"]),
+        mib(&projector["compute"]),
+        inputs.join(" and "),
+    ))
+}
+
 fn print_table(out: &mut Output, report: &Value) -> std::io::Result<()> {
     let mib = |v: &Value| v.as_u64().unwrap_or(0) as f64 / MIB as f64;
     writeln!(
@@ -309,6 +334,9 @@ fn print_table(out: &mut Output, report: &Value) -> std::io::Result<()> {
     }
     if let Some(why) = report["host_only"].as_str() {
         writeln!(out, "host only: {why}")?;
+    }
+    if let Some(line) = projector_line(&report["projector"]) {
+        writeln!(out, "{line}")?;
     }
     for note in report["notes"].as_array().into_iter().flatten() {
         writeln!(out, "note: {}", note.as_str().unwrap_or_default())?;

@@ -134,6 +134,9 @@ pub fn run(args: &Args, verbose: bool, out: &mut Output) -> std::result::Result<
 fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
     let model = model_arg::read(&args.model, args.offline)?;
     let mut spec: ModelSpec = model.spec;
+    for (variable, value) in model.hub_env {
+        spec.env.entry(variable).or_insert(value);
+    }
     spec.backend = args.backend.clone();
     spec.backend_version = args.backend_version.clone();
     spec.backend_parameters = args.backend_parameters.clone();

@@ -525,6 +525,7 @@ pub fn facts(name: &str) -> ModelFacts {
     ModelFacts::read(&ModelSource::Huggingface {
         repo_id: "test/model".into(),
         filename: Some(name.into()),
+        revision: None,
     })
     .expect("remote facts")
 }
@@ -534,6 +535,7 @@ pub fn spec(name: &str) -> ModelSpec {
     spec.source = ModelSource::Huggingface {
         repo_id: "test/model".into(),
         filename: Some(name.into()),
+        revision: None,
     };
     spec
 }

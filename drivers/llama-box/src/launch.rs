@@ -299,6 +299,7 @@ fn placement_args(facts: &ModelFacts, assignment: &Assignment, model_args: &Args
         }
     };
     check_user_gpu_layers(model_args, offload, all_layers(facts))?;
+    check_user_main_gpu(model_args, assignment.devices.len())?;
     let mut args = Args::default();
     args.push("--gpu-layers", &[&offload.to_string()]);
     if !assignment.subordinates.is_empty() {
@@ -332,6 +333,28 @@ fn remote_only_devices(assignment: &Assignment) -> String {
         .map(|s| format!("RPC[{}:{}]", s.address, s.port))
         .collect();
     names.join(",")
+}
+
+/// A user's `--main-gpu` must name one of the `devices` the placement gives the process
+/// (llama.cpp numbers them from 0, local devices then RPC devices). Beyond them llama.cpp
+/// refuses to load the model in split mode `none` ("invalid value for main_gpu",
+/// `llama_model_load_from_file_impl`) and indexes past its device list in split mode `row`.
+pub fn check_user_main_gpu(model_args: &Args, devices: usize) -> Result<()> {
+    let Some(arg) = model_args.last("--main-gpu") else {
+        return Ok(());
+    };
+    let asked = arg.value().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let within = usize::try_from(asked).is_ok_and(|n| n < devices.max(1));
+    if asked < 0 || within {
+        return Ok(());
+    }
+    Err(Error::invalid_parameter(
+        &arg.spelled,
+        format!(
+            "is {asked}, but the placement gives the process {devices} device(s), numbered \
+             from 0; llama.cpp refuses a main GPU beyond them"
+        ),
+    ))
 }
 
 /// Repeating layers + the output layer, when the GGUF says; else "all".

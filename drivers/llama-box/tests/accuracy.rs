@@ -53,17 +53,18 @@ fn settings_of(row: &Value) -> LlamaSettings {
     }
 }
 
-/// Compute and total tolerances of an architecture's rows: 5% and 2% (the issue's) for an
-/// architecture the estimator declares measured; an architecture declared only graph-derived
-/// must still be within the band it declares.
-fn tolerances(arch: &str) -> (f64, f64) {
+/// The tolerances: compute within 5% and totals within 2% on every row.
+const MEASURED: (f64, f64) = (0.05, 0.02);
+
+/// Compute and total tolerances of an architecture's rows: `measured` for an architecture the
+/// estimator declares measured; an architecture declared only graph derived must keep every
+/// total within the band it declares (the band is a claim about the total; its compute error
+/// is reported in the table).
+fn tolerances(arch: &str, measured: (f64, f64)) -> (f64, f64) {
     let band = architecture_band(arch);
     match band.basis {
-        FigureBasis::MeasuredArchitecture => (0.05, 0.02),
-        _ => {
-            let band = f64::from(band.percent) / 100.0;
-            (band, band)
-        }
+        FigureBasis::MeasuredArchitecture => measured,
+        _ => (f64::INFINITY, f64::from(band.percent) / 100.0),
     }
 }
 
@@ -240,7 +241,7 @@ fn cpu_rows_match(file: &str) {
             buffer(&row, "output:CPU"),
             0.001,
         );
-        let (compute_tolerance, total_tolerance) = tolerances(&table.arch);
+        let (compute_tolerance, total_tolerance) = tolerances(&table.arch, MEASURED);
         table.check(
             "compute",
             &name,
@@ -266,36 +267,22 @@ fn cpu_rows_match(file: &str) {
     );
 }
 
-/// Tolerances of one offloaded device: `Fixed(compute, total)`, or the device total within the
-/// band the estimate declares for the device, compute only reported.
-#[derive(Clone, Copy)]
-enum OffloadTolerance {
-    Fixed(f64, f64),
-    DeclaredBand,
-}
-
 #[test]
 fn offloaded_measurements_match() {
-    // The first four models' rows: compute within 10%, device totals within 3%.
-    offloaded_rows_match(
-        "measurements-offload.jsonl",
-        OffloadTolerance::Fixed(0.10, 0.03),
-    );
+    // The first four models' rows. Qwen1.5-MoE's output device with the cache on it and
+    // flash attention off (or the cache on the host) is 6.2-6.6% off: the only rows of the
+    // four over the 5%.
+    offloaded_rows_match("measurements-offload.jsonl", (0.07, 0.03));
 }
 
-/// The architecture set over one and two RPC devices. Compute on devices is not yet within 5%
-/// on every layout (the largest errors: the middle device of a partial offload, the device
-/// holding only the output layer, the cache kept on the host), so every device total must be
-/// within the band the estimate declares for that device, which placement holds as headroom.
+/// The architecture set over one and two RPC devices (partial and full offload, 1:1 and 3:1
+/// splits, the cache on the host): the tolerances on every device.
 #[test]
 fn offloaded_architecture_measurements_match() {
-    offloaded_rows_match(
-        "measurements-archs-offload.jsonl",
-        OffloadTolerance::DeclaredBand,
-    );
+    offloaded_rows_match("measurements-archs-offload.jsonl", MEASURED);
 }
 
-fn offloaded_rows_match(file: &str, tolerance: OffloadTolerance) {
+fn offloaded_rows_match(file: &str, measured: (f64, f64)) {
     let mut table = Table::default();
     let mut models: BTreeMap<String, GgufModel> = BTreeMap::new();
     for row in rows(file) {
@@ -329,11 +316,6 @@ fn offloaded_rows_match(file: &str, tolerance: OffloadTolerance) {
                 .iter()
                 .map(|d| (d.name.clone(), d.components)),
         );
-        let bands: BTreeMap<String, u32> = estimate
-            .devices
-            .iter()
-            .map(|d| (d.name.clone(), d.error_band.map_or(0, |b| b.percent)))
-            .collect();
         for (device, got) in parts {
             let key = |kind: &str| format!("{kind}:{device}");
             let mut weights = buffer(&row, &key("model"));
@@ -349,15 +331,7 @@ fn offloaded_rows_match(file: &str, tolerance: OffloadTolerance) {
             table.check("weights", &at, got.weights, weights, 0.001);
             table.check("kv", &at, got.kv, kv, 0.001);
             table.check("output", &at, got.output, output, 0.001);
-            let (compute_tolerance, total_tolerance) = match tolerance {
-                OffloadTolerance::Fixed(compute, total) => (compute, total),
-                // The host carries no band: it holds the weights and cache exactly, and its
-                // compute buffer is what the CPU rows measure.
-                OffloadTolerance::DeclaredBand => {
-                    let declared = bands.get(&device).map_or(0.05, |&p| f64::from(p) / 100.0);
-                    (f64::INFINITY, declared)
-                }
-            };
+            let (compute_tolerance, total_tolerance) = tolerances(&table.arch, measured);
             table.check("compute", &at, got.compute, compute, compute_tolerance);
             table.check(
                 "device total",
@@ -424,11 +398,17 @@ fn projector_measurements_match() {
         let name = format!("{projector} {}", row["settings"]);
         let weights = got["weights"].as_u64().expect("weights");
         let compute = got["compute"].as_u64().expect("compute");
-        // The estimate names the warm-up image clip.cpp sized its buffer for.
-        assert_eq!(
-            got["warmup_image"]["side"], row["warmup_image_size"][0],
-            "{name}: warm-up image"
-        );
+        // The estimate names the warm-up image or audio clip.cpp sized its buffer for.
+        match row["warmup_audio_frames"].as_u64() {
+            Some(frames) => assert_eq!(
+                got["warmup_audio"]["frames"], frames,
+                "{name}: warm-up audio"
+            ),
+            None => assert_eq!(
+                got["warmup_image"]["side"], row["warmup_image_size"][0],
+                "{name}: warm-up image"
+            ),
+        }
         table.check(
             "weights",
             &name,
@@ -437,7 +417,7 @@ fn projector_measurements_match() {
             0.0,
         );
         table.check(
-            "compute",
+            &format!("compute {projector}"),
             &name,
             compute,
             warmup_need(projector, flash),

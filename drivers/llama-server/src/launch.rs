@@ -152,6 +152,7 @@ fn placement_args(
         }
     };
     shared::check_user_gpu_layers(model_args, offload, total)?;
+    shared::check_user_main_gpu(model_args, assignment.devices.len())?;
     let mut args = Args::default();
     args.push("--fit", &["off"]);
     args.push("--gpu-layers", &[&offload.to_string()]);

@@ -37,6 +37,8 @@ pub(crate) struct LaunchInput<'a> {
     /// What every process needs to fetch the model (ModelScope's switch), before the spec's
     /// own environment.
     pub hub_env: BTreeMap<String, String>,
+    /// The repository's revision, when `model` is a repository id read at one.
+    pub revision: Option<String>,
     /// The Ascend 310P rules apply.
     pub ascend_310p: bool,
     /// Also write GPUStack's placement group (its patched vLLM only).
@@ -108,6 +110,11 @@ fn serve_args(input: &LaunchInput) -> Result<Vec<String>> {
     let params = input.params;
     let assignment = input.assignment;
     let mut args = vec!["serve".to_string(), input.model.clone()];
+    if let Some(revision) = &input.revision
+        && !params.has("--revision")
+    {
+        args.extend(["--revision".to_string(), revision.clone()]);
+    }
     let user_parallel = PARALLEL_FLAGS.iter().any(|f| params.has(f));
     if let Layout::Parallel {
         tensor_parallel,

@@ -224,6 +224,7 @@ impl Prepared for PreparedVllm<'_> {
             params: &self.params,
             model,
             hub_env: select::hub_env(self.facts, self.spec),
+            revision: select::hub_revision(self.facts, self.spec),
             ascend_310p: params::settings::is_ascend_310p(&assignment.devices),
             gpustack_placement_bundles: self.gpustack_placement_bundles,
         })

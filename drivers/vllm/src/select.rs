@@ -155,16 +155,32 @@ pub(crate) fn serve_target(facts: &ModelFacts, spec: &ModelSpec) -> Result<Strin
         ModelSource::Huggingface {
             repo_id,
             filename: None,
+            ..
         } => Ok(repo_id.clone()),
         ModelSource::ModelScope {
             model_id,
             file_path: None,
+            ..
         } => Ok(model_id.clone()),
         source => Err(Error::unsupported(format!(
             "vLLM is launched on a local model path or a whole Hugging Face or ModelScope \
              repository, not {}",
             source.display_name()
         ))),
+    }
+}
+
+/// The revision of a repository id read at a named revision: `--revision` (vLLM's tokenizer
+/// follows it, `tokenizer_revision` defaulting to `revision` in `vllm/config/model.py`).
+pub(crate) fn hub_revision(facts: &ModelFacts, spec: &ModelSpec) -> Option<String> {
+    if facts.path.is_some() || spec.source.local_path().is_some() {
+        return None;
+    }
+    match &facts.source {
+        ModelSource::Huggingface { revision, .. } | ModelSource::ModelScope { revision, .. } => {
+            revision.clone()
+        }
+        _ => None,
     }
 }
 

@@ -122,6 +122,27 @@ fn gpu_index(assignment: &Assignment) -> Result<Option<u32>> {
 fn model_source(facts: &ModelFacts, spec: &ModelSpec) -> Result<[String; 2]> {
     let path = match (&facts.path, &spec.source) {
         (Some(path), _) | (None, ModelSource::LocalPath { path }) => path,
+        (
+            None,
+            ModelSource::Huggingface {
+                repo_id,
+                revision: Some(revision),
+                ..
+            },
+        )
+        | (
+            None,
+            ModelSource::ModelScope {
+                model_id: repo_id,
+                revision: Some(revision),
+                ..
+            },
+        ) => {
+            return Err(Error::unsupported(format!(
+                "vox-box downloads the default branch of {repo_id} only (it has no revision \
+                 option), not revision {revision}: download that revision and plan its folder"
+            )));
+        }
         (None, ModelSource::Huggingface { repo_id, .. }) => {
             return Ok(["--huggingface-repo-id".into(), repo_id.clone()]);
         }

@@ -26,6 +26,7 @@
 //! spec.source = ModelSource::Huggingface {
 //!     repo_id: "Systran/faster-whisper-large-v3".into(),
 //!     filename: None,
+//!     revision: None,
 //! };
 //! let facts = ModelFacts::read(&spec.source)?; // remote: nothing is read
 //! let selection = VoxBox::new().select(&facts, &spec);

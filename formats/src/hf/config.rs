@@ -83,11 +83,10 @@ impl Fallback {
     }
 }
 
-/// A typed `config.json`.
+/// A typed `config.json`: the keys the estimators read, not the document (a launcher that
+/// writes a changed copy reads the file again: [`HfModel::config_document`](super::HfModel::config_document)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HfConfig {
-    /// The whole file, for keys without a typed field.
-    pub raw: Value,
     /// `architectures` (top level): the model class a runtime instantiates.
     pub architectures: Vec<String>,
     /// `model_type` (top level).
@@ -124,7 +123,6 @@ impl HfConfig {
             .map(|path| VisionConfig::read(&Section::new(doc, path)?))
             .transpose()?;
         Ok(HfConfig {
-            raw: doc.value().clone(),
             architectures: doc.get(&["architectures"])?.unwrap_or_default(),
             model_type: doc.get(&["model_type"])?,
             torch_dtype,
@@ -747,11 +745,10 @@ impl VisionConfig {
     }
 }
 
-/// A typed `generation_config.json`.
+/// A typed `generation_config.json` (the document itself:
+/// [`HfModel::generation_document`](super::HfModel::generation_document)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationConfig {
-    /// The whole file.
-    pub raw: Value,
     /// `max_length`.
     pub max_length: Option<u64>,
     /// `eos_token_id`, one or several.
@@ -775,7 +772,6 @@ impl GenerationConfig {
             Some(OneOrMany::Many(ids)) => ids,
         };
         Ok(GenerationConfig {
-            raw: doc.value().clone(),
             max_length: doc.get(&["max_length"])?,
             eos_token_id,
         })

@@ -45,9 +45,9 @@ impl JsonDoc {
         })
     }
 
-    /// The whole document.
-    pub(crate) fn value(&self) -> &Value {
-        &self.value
+    /// The whole document, without the text.
+    pub(crate) fn into_value(self) -> Value {
+        self.value
     }
 
     /// The file the document came from.

@@ -46,6 +46,12 @@ pub use weights::{INDEX_FILE, SafetensorsWeights, ShardIndex, WeightSummary, Wei
 
 use crate::{Error, Result};
 
+/// The model's configuration, in the directory.
+const CONFIG_FILE: &str = "config.json";
+
+/// Generation defaults, in the directory when the model has them.
+const GENERATION_CONFIG_FILE: &str = "generation_config.json";
+
 /// A Hugging Face model directory, read from its configuration files and weight headers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HfModel {
@@ -77,16 +83,16 @@ impl HfModel {
     pub fn open(dir: &Path) -> Result<HfModel> {
         let names = top_level_files(dir)?;
         let has = |name: &str| names.iter().any(|n| n == name);
-        if !has("config.json") {
+        if !has(CONFIG_FILE) {
             return Err(Error::io_with(
-                dir.join("config.json"),
+                dir.join(CONFIG_FILE),
                 std::io::ErrorKind::NotFound,
                 "not found: a Hugging Face model directory needs config.json",
             ));
         }
-        let config = HfConfig::read(&dir.join("config.json"))?;
-        let generation = has("generation_config.json")
-            .then(|| GenerationConfig::read(&dir.join("generation_config.json")))
+        let config = HfConfig::read(&dir.join(CONFIG_FILE))?;
+        let generation = has(GENERATION_CONFIG_FILE)
+            .then(|| GenerationConfig::read(&dir.join(GENERATION_CONFIG_FILE)))
             .transpose()?;
         let weights = weights::read_weights(dir, &names)?;
         Ok(HfModel {
@@ -95,6 +101,21 @@ impl HfModel {
             generation,
             weights,
         })
+    }
+
+    /// `config.json` read again, whole: for a launcher that writes a changed copy (the typed
+    /// [`HfConfig`] keeps only the keys the estimators read).
+    pub fn config_document(&self) -> Result<serde_json::Value> {
+        Ok(json::JsonDoc::read(&self.dir.join(CONFIG_FILE))?.into_value())
+    }
+
+    /// `generation_config.json` read again, whole, when the directory has one.
+    pub fn generation_document(&self) -> Result<Option<serde_json::Value>> {
+        if self.generation.is_none() {
+            return Ok(None);
+        }
+        let doc = json::JsonDoc::read(&self.dir.join(GENERATION_CONFIG_FILE))?;
+        Ok(Some(doc.into_value()))
     }
 
     /// The safetensors weights, when the directory has them.

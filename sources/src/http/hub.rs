@@ -196,6 +196,7 @@ async fn hf_tree(
                     path: e.path,
                     size: e.size,
                     sha256: e.lfs.map(|lfs| lfs.oid),
+                    url: None,
                 }),
         );
         url = next_link(&headers);
@@ -281,6 +282,7 @@ async fn ms_files(
             path: f.path,
             size: f.size,
             sha256: f.sha256.filter(|s| !s.is_empty()),
+            url: None,
         })
         .collect();
     // ModelScope names no commit for a revision; the files' content hashes identify it.

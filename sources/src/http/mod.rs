@@ -4,7 +4,7 @@
 mod client;
 pub(crate) mod header;
 pub(crate) mod hub;
-mod registry;
+pub(crate) mod registry;
 
 use std::sync::Arc;
 
@@ -25,8 +25,8 @@ use crate::options::SourceOptions;
 use crate::reference::{FileChoice, ModelRef, OllamaRef, RepoRef};
 use crate::resolve::{
     HubKind, Origin, Resolved, URL_REVISION, cached_resolution, hub_source, is_cached,
-    ollama_cache, ollama_listing, ollama_source, remote_model, repo_cache, resolve_cached,
-    select_in, url_cache, url_source,
+    ollama_cache, ollama_listing, ollama_registry, ollama_remote, ollama_source, remote_model,
+    repo_cache, resolve_cached, select_in, url_cache, url_remote, url_source,
 };
 
 /// Files fetched at once.
@@ -100,7 +100,7 @@ impl Resolver {
             &cache.files_dir(&listing.commit),
             &listing,
             &selection,
-            hub_source(hub, &repo.repo, &selection),
+            hub_source(hub, repo, &listing.commit, &selection),
             label,
         )?;
         Ok(Resolved {
@@ -111,7 +111,7 @@ impl Resolver {
     }
 
     async fn ollama(&self, model: &OllamaRef, label: &str) -> Result<Resolved, SourceError> {
-        let registry = registry::registry_url(model, &self.options.ollama.url);
+        let registry = ollama_registry(model, &self.options);
         // The configured registry's token goes to that registry only.
         let token = match model.host {
             None => self.options.ollama.token(),
@@ -128,7 +128,7 @@ impl Resolver {
         cache.write_listing(&digest, &listing)?;
         let needed = needed_files(&listing, &selection);
         let remote = |path: &str| RemoteFile {
-            url: registry::blob_url(&registry, model, path),
+            url: registry::blob_url(&registry, &model.name, path),
             token: token.map(Into::into),
             size: 0,
         };
@@ -137,6 +137,7 @@ impl Resolver {
         let mut resolved =
             cached_resolution(&cache, &listing, &selection, ollama_source(model), label)?;
         resolved.origin = Origin::Network;
+        resolved.remote = Some(ollama_remote(model, &self.options, &listing));
         Ok(resolved)
     }
 
@@ -173,10 +174,11 @@ impl Resolver {
             files: shards
                 .iter()
                 .zip(&firsts)
-                .map(|((_, name), (_, size, _))| RepoFile {
+                .map(|((shard_url, name), (_, size, _))| RepoFile {
                     path: gguf_name(name),
                     size: *size,
                     sha256: None,
+                    url: Some(shard_url.clone()),
                 })
                 .collect(),
         };
@@ -198,6 +200,7 @@ impl Resolver {
         }
         let mut resolved = cached_resolution(&cache, &listing, &selection, url_source(url), label)?;
         resolved.origin = Origin::Network;
+        resolved.remote = Some(url_remote(url, &listing));
         Ok(resolved)
     }
 

@@ -15,20 +15,13 @@ use super::header::{self, RemoteFile};
 use crate::error::{SourceError, SourceErrorKind};
 use crate::local_cache::{OllamaModel, parse_ollama_manifest};
 use crate::reference::OllamaRef;
+use crate::resolve::ollama_blob_name;
 
 /// Accept header of the manifest request (what the Ollama client sends).
 const MANIFEST_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Largest manifest accepted.
 const MAX_MANIFEST: u64 = 1 << 20;
-
-/// The registry's base URL for `reference`.
-pub(crate) fn registry_url(reference: &OllamaRef, default: &str) -> String {
-    match &reference.host {
-        Some(host) => format!("https://{host}"),
-        None => default.trim_end_matches('/').to_string(),
-    }
-}
 
 /// The manifest of `reference` and its digest (hex).
 pub(crate) async fn manifest(
@@ -38,44 +31,59 @@ pub(crate) async fn manifest(
     token: Option<&str>,
     target: &Target,
 ) -> Result<(OllamaModel, String), SourceError> {
-    let url = format!(
-        "{registry}/v2/{}/manifests/{}",
-        reference.name, reference.tag
-    );
-    let request = Request {
-        headers: &[("Accept", MANIFEST_TYPE)],
-        ..Request::get(&url, token)
-    };
-    let body = http
-        .body(&request, target, MAX_MANIFEST)
-        .await
-        .map_err(|e| match e.kind {
-            SourceErrorKind::NotFound => SourceError {
-                message: format!(
-                    "no model `{}` with tag `{}` in the registry",
-                    reference.name, reference.tag
-                ),
-                ..e
-            },
-            _ => e,
-        })?;
-    let text = String::from_utf8_lossy(&body.bytes);
+    let (bytes, digest) = manifest_bytes(
+        http,
+        registry,
+        &reference.name,
+        &reference.tag,
+        token,
+        target,
+    )
+    .await
+    .map_err(|e| match e.kind {
+        SourceErrorKind::NotFound => SourceError {
+            message: format!(
+                "no model `{}` with tag `{}` in the registry",
+                reference.name, reference.tag
+            ),
+            ..e
+        },
+        _ => e,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
     let model = parse_ollama_manifest(&text).ok_or_else(|| {
         target.error(
             SourceErrorKind::NotAModel,
             "the manifest names no GGUF model layer",
         )
     })?;
-    let digest = hex(&Sha256::digest(&body.bytes));
     Ok((model, digest))
+}
+
+/// The bytes of the manifest of `name:tag` and their SHA-256 (hex), the manifest's digest.
+pub(crate) async fn manifest_bytes(
+    http: &Http,
+    registry: &str,
+    name: &str,
+    tag: &str,
+    token: Option<&str>,
+    target: &Target,
+) -> Result<(Vec<u8>, String), SourceError> {
+    let url = format!("{registry}/v2/{name}/manifests/{tag}");
+    let request = Request {
+        headers: &[("Accept", MANIFEST_TYPE)],
+        ..Request::get(&url, token)
+    };
+    let body = http.body(&request, target, MAX_MANIFEST).await?;
+    let digest = hex(&Sha256::digest(&body.bytes));
+    Ok((body.bytes, digest))
 }
 
 /// The URL of the blob a listing path names (`[mmproj-]sha256-HEX.gguf`, see
 /// [`ollama_listing`](crate::resolve::ollama_listing)).
-pub(crate) fn blob_url(registry: &str, reference: &OllamaRef, path: &str) -> String {
-    let blob = path.trim_start_matches("mmproj-").trim_end_matches(".gguf");
-    let digest = blob.replacen('-', ":", 1);
-    format!("{registry}/v2/{}/blobs/{digest}", reference.name)
+pub(crate) fn blob_url(registry: &str, name: &str, path: &str) -> String {
+    let digest = ollama_blob_name(path).replacen('-', ":", 1);
+    format!("{registry}/v2/{name}/blobs/{digest}")
 }
 
 /// The shards of the GGUF file at `url`: itself, or every sibling of a split model.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::server::{Reply, Req, Server, percent_decode};
+use super::server::{Reply, Req, Server, critical_path, percent_decode};
 
 /// The token the fake hub accepts.
 /// Source options with every hub at `endpoint`: no tool cache, the header cache at `cache`,
@@ -169,6 +169,14 @@ impl FakeHub {
 
     pub fn body_bytes(&self) -> u64 {
         self.hub.body_bytes() + self.cdn.body_bytes()
+    }
+
+    /// The requests to the hub and its CDN a client waited for one after another (see
+    /// [`critical_path`]).
+    pub fn round_trips(&self) -> usize {
+        let mut spans = self.hub.spans();
+        spans.extend(self.cdn.spans());
+        critical_path(&spans)
     }
 
     pub fn reset(&self) {
@@ -346,15 +354,17 @@ pub fn ollama_model(tag: &str, model: Vec<u8>, projector: Option<Vec<u8>>) -> Re
         layers.push(layer("application/vnd.ollama.image.projector", &projector));
         repo = repo.file(&format!("sha256-{}", sha256_hex(&projector)), projector);
     }
-    layers.push(layer(
-        "application/vnd.ollama.image.template",
-        b"{{ .Prompt }}",
-    ));
+    let template = b"{{ .Prompt }}".to_vec();
+    layers.push(layer("application/vnd.ollama.image.template", &template));
+    let config = br#"{"model_format":"gguf","model_family":"qwen2"}"#.to_vec();
     let manifest = format!(
-        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"layers\":[{}]}}",
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{},\"layers\":[{}]}}",
+        layer("application/vnd.docker.container.image.v1+json", &config),
         layers.join(",")
     );
-    repo.file(&format!("manifests/{tag}"), manifest.into_bytes())
+    repo.file(&format!("sha256-{}", sha256_hex(&template)), template)
+        .file(&format!("sha256-{}", sha256_hex(&config)), config)
+        .file(&format!("manifests/{tag}"), manifest.into_bytes())
 }
 
 fn layer(media_type: &str, bytes: &[u8]) -> String {

@@ -1,6 +1,8 @@
 //! A small HTTP/1.1 server on 127.0.0.1 for tests and benchmarks: one request per connection,
 //! a handler deciding each reply, an injected delay, `Range` support, faults (dropping the
-//! connection midway), and counters of requests and body bytes written.
+//! connection midway), counters of requests and body bytes written, and each request's
+//! arrival and end (for [`critical_path`]: how many requests in a row a client waited for,
+//! whatever the machine's load).
 
 #![allow(dead_code)]
 
@@ -8,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -150,7 +152,35 @@ pub struct Server {
     pub addr: SocketAddr,
     pub counters: Arc<Counters>,
     pub log: Arc<Mutex<Vec<Req>>>,
+    /// When each request arrived and when its reply started.
+    pub spans: Arc<Mutex<Vec<Span>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// When a request arrived (its head read) and when its reply started.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    pub arrived: Instant,
+    pub answered: Instant,
+}
+
+/// The longest chain of requests each sent after the previous one was answered: the round
+/// trips a client spent waiting, one after another. Requests sent together count once,
+/// however loaded the machine is, as long as none waits longer than the server's delay to be
+/// sent.
+pub fn critical_path(spans: &[Span]) -> usize {
+    let mut spans = spans.to_vec();
+    spans.sort_by_key(|s| s.arrived);
+    let mut depth: Vec<usize> = Vec::with_capacity(spans.len());
+    for (i, span) in spans.iter().enumerate() {
+        let before = (0..i)
+            .filter(|&j| spans[j].answered <= span.arrived)
+            .map(|j| depth[j])
+            .max()
+            .unwrap_or(0);
+        depth.push(before + 1);
+    }
+    depth.into_iter().max().unwrap_or(0)
 }
 
 impl Drop for Server {
@@ -166,12 +196,13 @@ impl Server {
         let addr = listener.local_addr().expect("addr");
         let counters = Arc::new(Counters::default());
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (c, l) = (counters.clone(), log.clone());
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let (c, l, s) = (counters.clone(), log.clone(), spans.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (handler, c, l) = (handler.clone(), c.clone(), l.clone());
+                let (handler, c, l, s) = (handler.clone(), c.clone(), l.clone(), s.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, handler, delay, c, l).await;
+                    let _ = serve(stream, handler, delay, c, l, s).await;
                 });
             }
         });
@@ -179,6 +210,7 @@ impl Server {
             addr,
             counters,
             log,
+            spans,
             task,
         }
     }
@@ -199,6 +231,11 @@ impl Server {
         self.counters.requests.store(0, Ordering::Relaxed);
         self.counters.body_bytes.store(0, Ordering::Relaxed);
         self.log.lock().unwrap().clear();
+        self.spans.lock().unwrap().clear();
+    }
+
+    pub fn spans(&self) -> Vec<Span> {
+        self.spans.lock().unwrap().clone()
     }
 
     pub fn requests_log(&self) -> Vec<Req> {
@@ -212,6 +249,7 @@ async fn serve(
     delay: Duration,
     counters: Arc<Counters>,
     log: Arc<Mutex<Vec<Req>>>,
+    spans: Arc<Mutex<Vec<Span>>>,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
@@ -237,11 +275,17 @@ async fn serve(
         target,
         headers,
     };
+    let arrived = Instant::now();
     counters.requests.fetch_add(1, Ordering::Relaxed);
     log.lock().unwrap().push(req.clone());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    // The reply's first byte goes out now: a request sent after seeing it arrives later.
+    spans.lock().unwrap().push(Span {
+        arrived,
+        answered: Instant::now(),
+    });
     let reply = handler(&req);
     let mut out = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
     for (k, v) in &reply.headers {

@@ -34,22 +34,16 @@ def nbytes(shape, qt):
 
 
 def vit_block(i, E, F, *, ln_bias=True, gated=False, ffn_bias=True, swapped_names=False):
-    """ggml ne order (ne0, ne1, ...)"""
+    """One pre-norm ViT block (ggml ne order); `swapped_names`: the legacy converter's up/down swap."""
     p = f"v.blk.{i}"
-    ts = [(f"{p}.ln1.weight", (E,), F32)]
-    if ln_bias: ts.append((f"{p}.ln1.bias", (E,), F32))
+    ts = norm(f"{p}.ln1", E, ln_bias)
     for a in ("attn_q", "attn_k", "attn_v", "attn_out"):
-        ts += [(f"{p}.{a}.weight", (E, E), F16), (f"{p}.{a}.bias", (E,), F32)]
-    ts.append((f"{p}.ln2.weight", (E,), F32))
-    if ln_bias: ts.append((f"{p}.ln2.bias", (E,), F32))
+        ts += linear(f"{p}.{a}", E, E)
+    ts += norm(f"{p}.ln2", E, ln_bias)
     if gated:
-        ts += [(f"{p}.ffn_gate.weight", (E, F), F16), (f"{p}.ffn_gate.bias", (F,), F32)]
+        ts += linear(f"{p}.ffn_gate", E, F)
     up, down = ("ffn_down", "ffn_up") if swapped_names else ("ffn_up", "ffn_down")
-    ts += [(f"{p}.{up}.weight", (E, F), F16)]
-    if ffn_bias: ts.append((f"{p}.{up}.bias", (F,), F32))
-    ts += [(f"{p}.{down}.weight", (F, E), F16)]
-    if ffn_bias: ts.append((f"{p}.{down}.bias", (E,), F32))
-    return ts
+    return ts + linear(f"{p}.{up}", E, F, ffn_bias) + linear(f"{p}.{down}", F, E, ffn_bias)
 
 
 SPECS = {}
@@ -58,49 +52,114 @@ def spec(name):
     return d
 
 
+def clip_kv(name, ptype, *, E, F, L, heads, OUT, eps, S=None, P=None, mean=CLIP_MEAN, std=CLIP_STD,
+            modality="vision", flags=None, u=None, i=None, s=None):
+    """The metadata of one encoder (`clip.vision.*` or `clip.audio.*`) as the converters write it:
+    projector type, the tower's sizes, its flags (`use_gelu`, ...), extra integers in `u`/`i`."""
+    m = f"clip.{modality}"
+    ints = {"general.file_type": 1, f"{m}.projection_dim": OUT, f"{m}.embedding_length": E,
+            f"{m}.feed_forward_length": F, f"{m}.block_count": L, f"{m}.attention.head_count": heads}
+    if S is not None:
+        ints |= {f"{m}.image_size": S, f"{m}.patch_size": P}
+    kv = dict(s={"clip.projector_type": ptype, "general.name": name} | (s or {}),
+              b={f"clip.has_{modality}_encoder": True} | (flags or {}),
+              u=ints | (u or {}), i=i or {}, f={f"{m}.attention.layer_norm_epsilon": eps}, a={})
+    if modality == "vision":
+        kv["a"] = {"clip.vision.image_mean": mean, "clip.vision.image_std": std}
+    return kv
+
+
+def norm(name, E, bias=True):
+    return [(f"{name}.weight", (E,), F32)] + ([(f"{name}.bias", (E,), F32)] if bias else [])
+
+
+def linear(name, n_in, n_out, bias=True):
+    return [(f"{name}.weight", (n_in, n_out), F16)] + ([(f"{name}.bias", (n_out,), F32)] if bias else [])
+
+
+def clip_vit_l_336(n_layer=23):
+    """openai/clip-vit-large-patch14-336 through the legacy converter (last layer dropped)."""
+    E, F, P, S = 1024, 4096, 14, 336
+    ts = [("v.class_embd", (E,), F32), ("v.patch_embd.weight", (P, P, 3, E), F16),
+          ("v.position_embd.weight", (E, (S // P) ** 2 + 1), F16)] + norm("v.pre_ln", E)
+    for i in range(n_layer):
+        ts += vit_block(i, E, F, swapped_names=True)
+    return ts
+
+
+LEGACY_CLIP = dict(s={"general.description": "image encoder for LLaVA"},
+                   flags={"clip.has_text_encoder": False, "clip.has_llava_projector": True,
+                          "clip.use_gelu": False})
+
+
 @spec("llava-1.5-7b")
 def llava15():
     # openai/clip-vit-large-patch14-336 + llava-v1.5-7b mm_projector (mlp2x_gelu), legacy converter
-    E, F, L, P, S = 1024, 4096, 23, 14, 336
-    n_pos = (S // P) ** 2 + 1
-    kv = dict(s={"clip.projector_type": "mlp", "general.description": "image encoder for LLaVA",
-                 "general.name": "openai/clip-vit-large-patch14-336"},
-              b={"clip.has_text_encoder": False, "clip.has_vision_encoder": True, "clip.has_llava_projector": True,
-                 "clip.use_gelu": False},
-              u={"general.file_type": 1, "clip.vision.image_size": S, "clip.vision.patch_size": P,
-                 "clip.vision.embedding_length": E, "clip.vision.feed_forward_length": F,
-                 "clip.vision.projection_dim": 768, "clip.vision.attention.head_count": 16,
-                 "clip.vision.block_count": L},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-5},
-              a={"clip.vision.image_mean": CLIP_MEAN, "clip.vision.image_std": CLIP_STD})
-    ts = [("mm.0.weight", (E, 4096), F16), ("mm.0.bias", (4096,), F32),
-          ("mm.2.weight", (4096, 4096), F16), ("mm.2.bias", (4096,), F32),
-          ("v.class_embd", (E,), F32), ("v.patch_embd.weight", (P, P, 3, E), F16),
-          ("v.position_embd.weight", (E, n_pos), F16),
-          ("v.pre_ln.weight", (E,), F32), ("v.pre_ln.bias", (E,), F32)]
-    for i in range(L):
-        ts += vit_block(i, E, F, swapped_names=True)
+    kv = clip_kv("openai/clip-vit-large-patch14-336", "mlp", E=1024, F=4096, L=23, heads=16, OUT=768,
+                 eps=1e-5, S=336, P=14, **LEGACY_CLIP)
+    ts = linear("mm.0", 1024, 4096) + linear("mm.2", 4096, 4096) + clip_vit_l_336()
     return kv, ts, dict(name="llama-2-7b-text-stub", n_embd=4096, n_head=32)
+
+
+@spec("mobilevlm-1.7b")
+def mobilevlm():
+    # mtgoogle/MobileVLM-1.7B: CLIP ViT-L/14-336 + LDP (MobileNetV3-style blocks) to
+    # MobileLLaMA-1.4B (2048); pointwise/depthwise convolutions squeezed to F16 by the converter
+    H = 2048
+    kv = clip_kv("MobileVLM-1.7B", "ldp", E=1024, F=4096, L=23, heads=16, OUT=H, eps=1e-5, S=336,
+                 P=14, **LEGACY_CLIP)
+    ts = clip_vit_l_336() + linear("mm.model.mlp.1", 1024, H) + linear("mm.model.mlp.3", H, H)
+    for b in (1, 2):
+        p = f"mm.model.mb_block.{b}.block"
+        ts += [(f"{p}.0.0.weight", (3, 3, H), F16)] + norm(f"{p}.0.1", H)
+        ts += [(f"{p}.1.fc1.weight", (H, H // 4), F16), (f"{p}.1.fc1.bias", (H // 4,), F32),
+               (f"{p}.1.fc2.weight", (H // 4, H), F16), (f"{p}.1.fc2.bias", (H,), F32)]
+        ts += [(f"{p}.2.0.weight", (H, H), F16)] + norm(f"{p}.2.1", H)
+    return kv, ts, dict(name="mobilellama-1.4b-text-stub", n_embd=H, n_head=16)
+
+
+@spec("mobilevlm-v2-1.7b")
+def mobilevlm_v2():
+    # mtgoogle/MobileVLM_V2-1.7B: CLIP ViT-L/14-336 + LDPv2 (MLP, 2x2 average pool, PEG) to 2048
+    H = 2048
+    kv = clip_kv("MobileVLM_V2-1.7B", "ldpv2", E=1024, F=4096, L=23, heads=16, OUT=H, eps=1e-5,
+                 S=336, P=14, **LEGACY_CLIP)
+    ts = clip_vit_l_336() + linear("mm.model.mlp.0", 1024, H) + linear("mm.model.mlp.2", H, H)
+    ts += [("mm.model.peg.0.weight", (3, 3, H), F16), ("mm.model.peg.0.bias", (H,), F32)]
+    return kv, ts, dict(name="mobilellama-1.4b-text-stub", n_embd=H, n_head=16)
+
+
+@spec("glm-edge-v-2b")
+def glm_edge_v():
+    # THUDM/glm-edge-v-2b: SigLIP (1152, 4304, 27 layers, patch 14) at 672, adapter: 2x2 stride-2
+    # convolution to the text width 2048, GLU (linear, LayerNorm, GELU, gate/up 6144, down), BOI/EOI
+    E, F, L, P, S, H, FF = 1152, 4304, 27, 14, 672, 2048, 6144
+    kv = clip_kv("glm-edge-v-2b", "adapter", E=E, F=F, L=L, heads=16, OUT=H, eps=1e-6, S=S, P=P,
+                 mean=[0.5] * 3, std=[0.5] * 3, flags={"clip.use_gelu": True})
+    ts = siglip(E, F, L, P, S)
+    ts += [("adapter.conv.weight", (2, 2, E, H), F16), ("adapter.conv.bias", (H,), F32)]
+    ts += linear("adapter.linear.linear", H, H, bias=False) + norm("adapter.linear.norm1", H)
+    ts += linear("adapter.linear.dense_h_to_4h", H, FF, bias=False)
+    ts += linear("adapter.linear.gate", H, FF, bias=False)
+    ts += linear("adapter.linear.dense_4h_to_h", FF, H, bias=False)
+    ts += [("adapter.boi", (H,), F32), ("adapter.eoi", (H,), F32)]
+    return kv, ts, dict(name="glm-edge-1.5b-text-stub", n_embd=H, n_head=16)
+
+
+def qwen_vl_kv(name, ptype, E, F, L, OUT, **kw):
+    return clip_kv(name, ptype, E=E, F=F, L=L, heads=16, OUT=OUT, eps=1e-6, P=14, S=560, **kw)
 
 
 @spec("qwen2-vl-2b")
 def qwen2vl2b():
     E, F, L, P = 1280, 5120, 32, 14
     OUT = 1536
-    kv = dict(s={"clip.projector_type": "qwen2vl_merger", "general.name": "Qwen2-VL-2B-Instruct"},
-              b={"clip.has_vision_encoder": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": 560,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": 1536,  # converter quirk: vision hidden_size (=1536) written as n_ff
-                 "clip.vision.block_count": L, "clip.vision.attention.head_count": 16},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-6},
-              a={"clip.vision.image_mean": CLIP_MEAN, "clip.vision.image_std": CLIP_STD})
+    # converter quirk: vision hidden_size (=1536) written as n_ff
+    kv = qwen_vl_kv("Qwen2-VL-2B-Instruct", "qwen2vl_merger", E, 1536, L, OUT)
     ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.patch_embd.weight.1", (P, P, 3, E), F16)]
     for i in range(L):
         ts += vit_block(i, E, F)
-    ts += [("v.post_ln.weight", (E,), F32), ("v.post_ln.bias", (E,), F32),
-           ("mm.0.weight", (4 * E, 4 * E), F16), ("mm.0.bias", (4 * E,), F32),
-           ("mm.2.weight", (4 * E, OUT), F16), ("mm.2.bias", (OUT,), F32)]
+    ts += norm("v.post_ln", E) + linear("mm.0", 4 * E, 4 * E) + linear("mm.2", 4 * E, OUT)
     return kv, ts, dict(name="qwen2-1.5b-text-stub", n_embd=OUT, n_head=12)
 
 
@@ -108,20 +167,12 @@ def qwen2vl2b():
 def qwen25vl3b():
     E, F, L, P = 1280, 3420, 32, 14
     OUT = 2048
-    kv = dict(s={"clip.projector_type": "qwen2.5vl_merger", "general.name": "Qwen2.5-VL-3B-Instruct"},
-              b={"clip.has_vision_encoder": True, "clip.use_silu": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": 560,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 16, "clip.vision.n_wa_pattern": 8},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-6},
-              a={"clip.vision.image_mean": CLIP_MEAN, "clip.vision.image_std": CLIP_STD})
+    kv = qwen_vl_kv("Qwen2.5-VL-3B-Instruct", "qwen2.5vl_merger", E, F, L, OUT,
+                    flags={"clip.use_silu": True}, u={"clip.vision.n_wa_pattern": 8})
     ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.patch_embd.weight.1", (P, P, 3, E), F16)]
     for i in range(L):
         ts += vit_block(i, E, F, ln_bias=False, gated=True)  # RMSNorm, SiLU-gated MLP with biases
-    ts += [("v.post_ln.weight", (E,), F32),
-           ("mm.0.weight", (4 * E, 4 * E), F16), ("mm.0.bias", (4 * E,), F32),
-           ("mm.2.weight", (4 * E, OUT), F16), ("mm.2.bias", (OUT,), F32)]
+    ts += norm("v.post_ln", E, bias=False) + linear("mm.0", 4 * E, 4 * E) + linear("mm.2", 4 * E, OUT)
     return kv, ts, dict(name="qwen2.5-3b-text-stub", n_embd=OUT, n_head=16)
 
 
@@ -132,60 +183,43 @@ def siglip(E, F, L, P, S, *, post_ln=True):
     for i in range(L):
         ts += vit_block(i, E, F)
     if post_ln:
-        ts += [("v.post_ln.weight", (E,), F32), ("v.post_ln.bias", (E,), F32)]
+        ts += norm("v.post_ln", E)
     return ts
+
+
+def siglip_kv(name, ptype, E, F, L, P, S, OUT, heads=16, **kw):
+    return clip_kv(name, ptype, E=E, F=F, L=L, heads=heads, OUT=OUT, eps=1e-6, S=S, P=P,
+                   mean=[0.5] * 3, std=[0.5] * 3, flags={"clip.use_gelu": True}, **kw)
 
 
 @spec("gemma-3-4b")
 def gemma3_4b():
     E, F, L, P, S, OUT = 1152, 4304, 27, 14, 896, 2560
-    kv = dict(s={"clip.projector_type": "gemma3", "general.name": "gemma-3-4b-it"},
-              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": S,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 16},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-6},
-              a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
+    kv = siglip_kv("gemma-3-4b-it", "gemma3", E, F, L, P, S, OUT)
     ts = siglip(E, F, L, P, S)
     ts += [("mm.input_projection.weight", (OUT, E), F16), ("mm.soft_emb_norm.weight", (E,), F32)]
     return kv, ts, dict(name="gemma-3-4b-text-stub", n_embd=OUT, n_head=8)
 
 
+def smolvlm_spec(name, E, F, L, P, S, OUT, SF, heads, longest_edge):
+    kv = siglip_kv(name, "idefics3", E, F, L, P, S, OUT, heads=heads,
+                   u={"clip.vision.projector.scale_factor": SF,
+                      "clip.vision.preproc_image_size": longest_edge})
+    return kv, siglip(E, F, L, P, S) + [("mm.model.fc.weight", (E * SF * SF, OUT), F16)]
+
+
 @spec("smolvlm-instruct")
 def smolvlm():
     # HuggingFaceTB/SmolVLM-Instruct (idefics3, SigLIP so400m @384, scale_factor 3, longest_edge 1536)
-    E, F, L, P, S, OUT, SF = 1152, 4304, 27, 14, 384, 2048, 3
-    kv = dict(s={"clip.projector_type": "idefics3", "general.name": "SmolVLM-Instruct"},
-              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": S,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 16, "clip.vision.projector.scale_factor": SF,
-                 "clip.vision.preproc_image_size": 1536},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-6},
-              a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
-    ts = siglip(E, F, L, P, S)
-    ts += [("mm.model.fc.weight", (E * SF * SF, OUT), F16)]
-    return kv, ts, dict(name="smollm-1.7b-text-stub", n_embd=OUT, n_head=32)
+    kv, ts = smolvlm_spec("SmolVLM-Instruct", 1152, 4304, 27, 14, 384, 2048, 3, 16, 1536)
+    return kv, ts, dict(name="smollm-1.7b-text-stub", n_embd=2048, n_head=32)
 
 
 @spec("smolvlm-256m")
 def smolvlm256():
     # HuggingFaceTB/SmolVLM-256M-Instruct (idefics3, SigLIP base-patch16-512, scale_factor 4, longest_edge 2048)
-    E, F, L, P, S, OUT, SF = 768, 3072, 12, 16, 512, 576, 4
-    kv = dict(s={"clip.projector_type": "idefics3", "general.name": "SmolVLM-256M-Instruct"},
-              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": S,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 12, "clip.vision.projector.scale_factor": SF,
-                 "clip.vision.preproc_image_size": 2048},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-6},
-              a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
-    ts = siglip(E, F, L, P, S)
-    ts += [("mm.model.fc.weight", (E * SF * SF, OUT), F16)]
-    return kv, ts, dict(name="smollm2-135m-text-stub", n_embd=OUT, n_head=9)
+    kv, ts = smolvlm_spec("SmolVLM-256M-Instruct", 768, 3072, 12, 16, 512, 576, 4, 12, 2048)
+    return kv, ts, dict(name="smollm2-135m-text-stub", n_embd=576, n_head=9)
 
 
 def rms_block(i, E, F, *, gated=True):
@@ -201,16 +235,16 @@ def rms_block(i, E, F, *, gated=True):
 
 
 def pixtral_kv(name, E, F, L, P, S, OUT, merge=None):
-    u = {"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": S,
-         "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-         "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-         "clip.vision.attention.head_count": 16}
-    if merge:
-        u["clip.vision.spatial_merge_size"] = merge
-    return dict(s={"clip.projector_type": "pixtral", "general.name": name},
-                b={"clip.has_vision_encoder": True, "clip.use_silu": True}, u=u,
-                f={"clip.vision.attention.layer_norm_epsilon": 1e-5},
-                a={"clip.vision.image_mean": CLIP_MEAN, "clip.vision.image_std": CLIP_STD})
+    return clip_kv(name, "pixtral", E=E, F=F, L=L, heads=16, OUT=OUT, eps=1e-5, S=S, P=P,
+                   flags={"clip.use_silu": True},
+                   u={"clip.vision.spatial_merge_size": merge} if merge else None)
+
+
+def pixtral_tower(E, F, L, P):
+    ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.pre_ln.weight", (E,), F32)]
+    for i in range(L):
+        ts += rms_block(i, E, F)
+    return ts
 
 
 @spec("pixtral-12b")
@@ -219,12 +253,8 @@ def pixtral12b():
     # patch 16, image 1024; text Mistral-NeMo (5120); projector linear_1/linear_2 with biases
     E, F, L, P, S, OUT = 1024, 4096, 24, 16, 1024, 5120
     kv = pixtral_kv("pixtral-12b", E, F, L, P, S, OUT)
-    ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.pre_ln.weight", (E,), F32)]
-    for i in range(L):
-        ts += rms_block(i, E, F)
-    ts += [("mm.1.weight", (E, OUT), F16), ("mm.1.bias", (OUT,), F32),
-           ("mm.2.weight", (OUT, OUT), F16), ("mm.2.bias", (OUT,), F32),
-           ("v.token_embd.img_break", (OUT,), F32)]
+    ts = pixtral_tower(E, F, L, P) + linear("mm.1", E, OUT) + linear("mm.2", OUT, OUT)
+    ts += [("v.token_embd.img_break", (OUT,), F32)]
     return kv, ts, dict(name="mistral-nemo-text-stub", n_embd=OUT, n_head=32)
 
 
@@ -234,12 +264,10 @@ def mistral_small31():
     # spatial_merge_size 2 (patch merger 4096 -> 1024, input RMS norm), projector without biases
     E, F, L, P, S, OUT, M = 1024, 4096, 24, 14, 1540, 5120, 2
     kv = pixtral_kv("Mistral-Small-3.1-24B-Instruct-2503", E, F, L, P, S, OUT, merge=M)
-    ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.pre_ln.weight", (E,), F32)]
-    for i in range(L):
-        ts += rms_block(i, E, F)
-    ts += [("mm.input_norm.weight", (E,), F32), ("mm.patch_merger.weight", (E * M * M, E), F16),
-           ("mm.1.weight", (E, OUT), F16), ("mm.2.weight", (OUT, OUT), F16),
-           ("v.token_embd.img_break", (OUT,), F32)]
+    ts = pixtral_tower(E, F, L, P)
+    ts += [("mm.input_norm.weight", (E,), F32), ("mm.patch_merger.weight", (E * M * M, E), F16)]
+    ts += linear("mm.1", E, OUT, bias=False) + linear("mm.2", OUT, OUT, bias=False)
+    ts += [("v.token_embd.img_break", (OUT,), F32)]
     return kv, ts, dict(name="mistral-small-24b-text-stub", n_embd=OUT, n_head=32)
 
 
@@ -248,14 +276,9 @@ def internvl3_2b():
     # OpenGVLab/InternVL3-2B: InternViT-300M-448px-V2.5 (1024, 4096, 24 layers, patch 14, 448,
     # class token, layer scale), downsample 0.5 (scale 2), mlp1 LayerNorm + 2 linears to Qwen2.5-1.5B
     E, F, L, P, S, OUT, SF = 1024, 4096, 24, 14, 448, 1536, 2
-    kv = dict(s={"clip.projector_type": "internvl", "general.name": "InternVL3-2B"},
-              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": S,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 16, "clip.vision.projector.scale_factor": SF},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-6},
-              a={"clip.vision.image_mean": [0.485, 0.456, 0.406], "clip.vision.image_std": [0.229, 0.224, 0.225]})
+    kv = clip_kv("InternVL3-2B", "internvl", E=E, F=F, L=L, heads=16, OUT=OUT, eps=1e-6, S=S, P=P,
+                 mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], flags={"clip.use_gelu": True},
+                 u={"clip.vision.projector.scale_factor": SF})
     n_pos = (S // P) ** 2 + 1
     ts = [("v.class_embd", (E,), F32), ("v.patch_embd.weight", (P, P, 3, E), F16),
           ("v.patch_embd.bias", (E,), F32), ("v.position_embd.weight", (E, n_pos), F32)]
@@ -263,9 +286,7 @@ def internvl3_2b():
         ts += vit_block(i, E, F)
         ts += [(f"v.blk.{i}.ls1.weight", (E,), F32), (f"v.blk.{i}.ls2.weight", (E,), F32)]
     W = E * SF * SF
-    ts += [("mm.model.mlp.0.weight", (W,), F32), ("mm.model.mlp.0.bias", (W,), F32),
-           ("mm.model.mlp.1.weight", (W, OUT), F16), ("mm.model.mlp.1.bias", (OUT,), F32),
-           ("mm.model.mlp.3.weight", (OUT, OUT), F16), ("mm.model.mlp.3.bias", (OUT,), F32)]
+    ts += norm("mm.model.mlp.0", W) + linear("mm.model.mlp.1", W, OUT) + linear("mm.model.mlp.3", OUT, OUT)
     return kv, ts, dict(name="qwen2.5-1.5b-text-stub", n_embd=OUT, n_head=12)
 
 
@@ -274,32 +295,19 @@ def qwen3vl2b():
     # Qwen/Qwen3-VL-2B-Instruct vision_config: hidden 1024, intermediate 4096, depth 24, 16 heads,
     # patch 16, spatial merge 2, out_hidden 2048, num_position_embeddings 2304, deepstack [5, 11, 17]
     E, F, L, P, OUT, DS = 1024, 4096, 24, 16, 2048, (5, 11, 17)
-    kv = dict(s={"clip.projector_type": "qwen3vl_merger", "general.name": "Qwen3-VL-2B-Instruct"},
-              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": 768,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 16, "clip.vision.spatial_merge_size": 2},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-6},
-              a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
+    kv = clip_kv("Qwen3-VL-2B-Instruct", "qwen3vl_merger", E=E, F=F, L=L, heads=16, OUT=OUT, eps=1e-6,
+                 S=768, P=P, mean=[0.5] * 3, std=[0.5] * 3, flags={"clip.use_gelu": True},
+                 u={"clip.vision.spatial_merge_size": 2})
     ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.patch_embd.weight.1", (P, P, 3, E), F16),
           ("v.patch_embd.bias", (E,), F32), ("v.position_embd.weight", (E, 2304), F32)]
     for i in range(L):
         p = f"v.blk.{i}"
-        ts += [(f"{p}.ln1.weight", (E,), F32), (f"{p}.ln1.bias", (E,), F32),
-               (f"{p}.attn_qkv.weight", (E, 3 * E), F16), (f"{p}.attn_qkv.bias", (3 * E,), F32),
-               (f"{p}.attn_out.weight", (E, E), F16), (f"{p}.attn_out.bias", (E,), F32),
-               (f"{p}.ln2.weight", (E,), F32), (f"{p}.ln2.bias", (E,), F32),
-               (f"{p}.ffn_up.weight", (E, F), F16), (f"{p}.ffn_up.bias", (F,), F32),
-               (f"{p}.ffn_down.weight", (F, E), F16), (f"{p}.ffn_down.bias", (E,), F32)]
+        ts += norm(f"{p}.ln1", E) + linear(f"{p}.attn_qkv", E, 3 * E) + linear(f"{p}.attn_out", E, E)
+        ts += norm(f"{p}.ln2", E) + linear(f"{p}.ffn_up", E, F) + linear(f"{p}.ffn_down", F, E)
         if i in DS:
             d = f"v.deepstack.{i}"
-            ts += [(f"{d}.norm.weight", (4 * E,), F32), (f"{d}.norm.bias", (4 * E,), F32),
-                   (f"{d}.fc1.weight", (4 * E, 4 * E), F16), (f"{d}.fc1.bias", (4 * E,), F32),
-                   (f"{d}.fc2.weight", (4 * E, OUT), F16), (f"{d}.fc2.bias", (OUT,), F32)]
-    ts += [("v.post_ln.weight", (E,), F32), ("v.post_ln.bias", (E,), F32),
-           ("mm.0.weight", (4 * E, 4 * E), F16), ("mm.0.bias", (4 * E,), F32),
-           ("mm.2.weight", (4 * E, OUT), F16), ("mm.2.bias", (OUT,), F32)]
+            ts += norm(f"{d}.norm", 4 * E) + linear(f"{d}.fc1", 4 * E, 4 * E) + linear(f"{d}.fc2", 4 * E, OUT)
+    ts += norm("v.post_ln", E) + linear("mm.0", 4 * E, 4 * E) + linear("mm.2", 4 * E, OUT)
     return kv, ts, dict(name="qwen3-1.7b-text-stub", n_embd=OUT, n_head=16)
 
 
@@ -308,26 +316,18 @@ def minicpmv26():
     # openbmb/MiniCPM-V-2_6: SigLIP-400M (1152, 4304, 27 layers, patch 14) at 448, 70x70 learned
     # positions; resampler with 64 queries to Qwen2-7B's 3584 (minicpmv_version 3)
     E, F, L, P, S, OUT, Q = 1152, 4304, 27, 14, 448, 3584, 64
-    kv = dict(s={"clip.projector_type": "resampler", "general.name": "MiniCPM-V-2_6"},
-              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": 0, "clip.vision.image_size": S,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 16},
-              i={"clip.minicpmv_version": 3},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-6},
-              a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
+    kv = siglip_kv("MiniCPM-V-2_6", "resampler", E, F, L, P, S, 0, i={"clip.minicpmv_version": 3})
     ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.patch_embd.bias", (E,), F32),
           ("v.position_embd.weight", (E, 4900), F32)]
     for i in range(L):
         ts += vit_block(i, E, F)
-    ts += [("v.post_ln.weight", (E,), F32), ("v.post_ln.bias", (E,), F32),
-           ("resampler.pos_embed_k", (OUT, 4900), F32), ("resampler.query", (OUT, Q), F32),
+    ts += norm("v.post_ln", E)
+    ts += [("resampler.pos_embed_k", (OUT, 4900), F32), ("resampler.query", (OUT, Q), F32),
            ("resampler.proj.weight", (OUT, OUT), F16), ("resampler.kv.weight", (E, OUT), F16)]
     for a in ("q", "k", "v", "out"):
-        ts += [(f"resampler.attn.{a}.weight", (OUT, OUT), F16), (f"resampler.attn.{a}.bias", (OUT,), F32)]
+        ts += linear(f"resampler.attn.{a}", OUT, OUT)
     for n in ("q", "kv", "post"):
-        ts += [(f"resampler.ln_{n}.weight", (OUT,), F32), (f"resampler.ln_{n}.bias", (OUT,), F32)]
+        ts += norm(f"resampler.ln_{n}", OUT)
     return kv, ts, dict(name="qwen2-7b-text-stub", n_embd=OUT, n_head=28)
 
 
@@ -336,22 +336,15 @@ def llama4_scout():
     # meta-llama/Llama-4-Scout-17B-16E-Instruct vision_config: hidden 1408, intermediate 5632,
     # 34 layers, 16 heads, patch 14, image 336, pixel_shuffle_ratio 0.5, projector 4096 -> 5120
     E, F, L, P, S, MID, OUT = 1408, 5632, 34, 14, 336, 4096, 5120
-    kv = dict(s={"clip.projector_type": "llama4", "general.name": "Llama-4-Scout-17B-16E-Instruct"},
-              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": S,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 16, "clip.vision.projector.scale_factor": 2},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-5},
-              a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
+    kv = clip_kv("Llama-4-Scout-17B-16E-Instruct", "llama4", E=E, F=F, L=L, heads=16, OUT=OUT, eps=1e-5,
+                 S=S, P=P, mean=[0.5] * 3, std=[0.5] * 3, flags={"clip.use_gelu": True},
+                 u={"clip.vision.projector.scale_factor": 2})
     ts = [("v.patch_embd.weight", (P * P * 3, E), F16), ("v.class_embd", (E,), F32),
-          ("v.position_embd.weight", (E, (S // P) ** 2 + 1), F32),
-          ("v.pre_ln.weight", (E,), F32), ("v.pre_ln.bias", (E,), F32)]
+          ("v.position_embd.weight", (E, (S // P) ** 2 + 1), F32)] + norm("v.pre_ln", E)
     for i in range(L):
         ts += vit_block(i, E, F)
-    ts += [("v.post_ln.weight", (E,), F32), ("v.post_ln.bias", (E,), F32),
-           ("mm.model.mlp.1.weight", (E * 4, MID), F16), ("mm.model.mlp.2.weight", (MID, MID), F16),
-           ("mm.model.fc.weight", (MID, OUT), F16)]
+    ts += norm("v.post_ln", E) + linear("mm.model.mlp.1", E * 4, MID, bias=False)
+    ts += linear("mm.model.mlp.2", MID, MID, bias=False) + linear("mm.model.fc", MID, OUT, bias=False)
     return kv, ts, dict(name="llama-4-scout-text-stub", n_embd=OUT, n_head=40)
 
 
@@ -360,23 +353,65 @@ def kimivl_a3b():
     # moonshotai/Kimi-VL-A3B-Instruct MoonViT: hidden 1152, intermediate 4304, 27 layers, patch 14,
     # 64x64 learned positions, 2x2 merge; projector LayerNorm + 4608 -> 4608 -> 2048
     E, F, L, P, OUT, M = 1152, 4304, 27, 14, 2048, 2
-    kv = dict(s={"clip.projector_type": "kimivl", "general.name": "Kimi-VL-A3B-Instruct"},
-              b={"clip.has_vision_encoder": True, "clip.use_gelu": True},
-              u={"general.file_type": 1, "clip.vision.projection_dim": OUT, "clip.vision.image_size": 896,
-                 "clip.vision.patch_size": P, "clip.vision.embedding_length": E,
-                 "clip.vision.feed_forward_length": F, "clip.vision.block_count": L,
-                 "clip.vision.attention.head_count": 16, "clip.vision.projector.scale_factor": M},
-              f={"clip.vision.attention.layer_norm_epsilon": 1e-5},
-              a={"clip.vision.image_mean": [0.5] * 3, "clip.vision.image_std": [0.5] * 3})
+    kv = clip_kv("Kimi-VL-A3B-Instruct", "kimivl", E=E, F=F, L=L, heads=16, OUT=OUT, eps=1e-5, S=896,
+                 P=P, mean=[0.5] * 3, std=[0.5] * 3, flags={"clip.use_gelu": True},
+                 u={"clip.vision.projector.scale_factor": M})
     ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.patch_embd.bias", (E,), F32),
           ("v.position_embd.weight", (E, 64 * 64), F32)]
     for i in range(L):
         ts += vit_block(i, E, F)
-    ts += [("v.post_ln.weight", (E,), F32), ("v.post_ln.bias", (E,), F32),
-           ("mm.input_norm.weight", (E,), F32), ("mm.input_norm.bias", (E,), F32),
-           ("mm.1.weight", (E * M * M, E * M * M), F16), ("mm.1.bias", (E * M * M,), F32),
-           ("mm.2.weight", (E * M * M, OUT), F16), ("mm.2.bias", (OUT,), F32)]
+    ts += norm("v.post_ln", E) + norm("mm.input_norm", E)
+    ts += linear("mm.1", E * M * M, E * M * M) + linear("mm.2", E * M * M, OUT)
     return kv, ts, dict(name="moonlight-text-stub", n_embd=OUT, n_head=16)
+
+
+def whisper_encoder(E=1280, F=5120, L=32, n_mel=128, n_ctx=1500):
+    """A Whisper large-v3 encoder as convert_hf_to_gguf writes it (`a.*`): two F16 convolutions
+    with (1, E) biases, learned positions, pre-norm blocks without a K bias, a final norm."""
+    ts = [("a.conv1d.1.weight", (3, n_mel, E), F16), ("a.conv1d.1.bias", (1, E), F32),
+          ("a.conv1d.2.weight", (3, E, E), F16), ("a.conv1d.2.bias", (1, E), F32),
+          ("a.position_embd.weight", (E, n_ctx), F32)]
+    for i in range(L):
+        p = f"a.blk.{i}"
+        ts += norm(f"{p}.ln1", E) + linear(f"{p}.attn_q", E, E) + linear(f"{p}.attn_k", E, E, bias=False)
+        ts += linear(f"{p}.attn_v", E, E) + linear(f"{p}.attn_out", E, E) + norm(f"{p}.ln2", E)
+        ts += linear(f"{p}.ffn_up", E, F) + linear(f"{p}.ffn_down", F, E)
+    return ts + norm("a.post_ln", E)
+
+
+def audio_kv(name, ptype, OUT, stack=None):
+    # Whisper large-v3: 1280 wide, 5120 FFN, 32 layers, 20 heads, 128 mel bins
+    return clip_kv(name, ptype, modality="audio", E=1280, F=5120, L=32, heads=20, OUT=OUT, eps=1e-5,
+                   u={"clip.audio.num_mel_bins": 128} | ({"clip.audio.projector.stack_factor": stack} if stack else {}))
+
+
+@spec("ultravox-v0.5-llama-3.2-1b")
+def ultravox():
+    # fixie-ai/ultravox-v0_5-llama-3_2-1b: whisper-large-v3-turbo encoder, 8 frames stacked,
+    # RMS norm, 10240 -> 4096 SwiGLU (2048), RMS norm, 2048 -> Llama-3.2-1B's 2048, no biases
+    kv = audio_kv("ultravox-v0_5-llama-3_2-1b", "ultravox", 2048, stack=8)
+    ts = whisper_encoder() + norm("mm.a.norm_pre", 10240, bias=False)
+    ts += linear("mm.a.mlp.1", 10240, 4096, bias=False) + norm("mm.a.norm_mid", 2048, bias=False)
+    ts += linear("mm.a.mlp.2", 2048, 2048, bias=False)
+    return kv, ts, dict(name="llama-3.2-1b-text-stub", n_embd=2048, n_head=32)
+
+
+@spec("qwen2-audio-7b")
+def qwen2_audio():
+    # Qwen/Qwen2-Audio-7B-Instruct: whisper-large-v3 encoder, 2x average pool, one linear to 4096
+    kv = audio_kv("Qwen2-Audio-7B-Instruct", "qwen2a", 4096)
+    ts = whisper_encoder() + linear("mm.a.fc", 1280, 4096)
+    return kv, ts, dict(name="qwen-7b-text-stub", n_embd=4096, n_head=32)
+
+
+@spec("voxtral-mini-3b")
+def voxtral():
+    # mistralai/Voxtral-Mini-3B-2507: whisper-large-v3 encoder, 2x average pool, 4 frames stacked,
+    # 5120 -> 3072 GELU -> 3072 (Ministral-3B's width), no biases
+    kv = audio_kv("Voxtral-Mini-3B-2507", "voxtral", 3072, stack=4)
+    ts = whisper_encoder() + linear("mm.a.mlp.1", 5120, 3072, bias=False)
+    ts += linear("mm.a.mlp.2", 3072, 3072, bias=False)
+    return kv, ts, dict(name="ministral-3b-text-stub", n_embd=3072, n_head=32)
 
 
 def write_sparse(path, w, tensors):

@@ -34,6 +34,8 @@ def parse(log):
             r["hparams"][m[1]] = m[2]
         m = re.search(r"warmup with image size = (\d+) x (\d+)", line)
         if m: r["warmup_image_size"] = [int(m[1]), int(m[2])]
+        m = re.search(r"warmup with audio size = (\d+)", line)
+        if m: r["warmup_audio_frames"] = int(m[1])
         m = re.search(r"warmup: flash attention is (\w+)", line)
         if m: r["flash_attn_effective"] = m[1]
         m = re.search(r"graph splits = (\d+), nodes = (\d+)", line)
@@ -76,7 +78,7 @@ if __name__ == "__main__":
     projs = json.load(open(os.path.join(WORK, "models.json")))
     if a.only: projs = [p for p in projs if p["projector"] in a.only]
     for p in projs:
-        dyn = p["projector"].startswith(("qwen", "smolvlm"))
+        dyn = p["projector"].startswith(("qwen2-vl", "qwen2.5-vl", "qwen3-vl", "smolvlm"))
         if a.phase == "init":
             for fa in (-1, 0, 1):
                 run(p, fa=fa)

@@ -46,6 +46,7 @@ def main():
                      "text_n_embd": run["text_n_embd"], "llama_cpp_commit": "0c1e57098",
                      "settings": settings, "ok": True, "buffers": run["buffers"],
                      "hparams": run["hparams"], "warmup_image_size": run["warmup_image_size"],
+                     "warmup_audio_frames": run.get("warmup_audio_frames"),
                      "flash_attn_effective": run.get("flash_attn_effective")})
     with open(table, "a") as f:
         for row in rows:

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Write zero-weight (sparse) single-file checkpoints in the ORIGINAL (LDM/SGM/BFL) key layout
-for SD1.5, SD2.1/SD-Turbo, SDXL and a depth-reduced FLUX.1-schnell-like transformer.
+"""Write zero-weight (sparse) single-file checkpoints in the ORIGINAL (LDM/SGM/BFL/SAI) key layout
+for SD1.5, SD2.1/SD-Turbo, SDXL, a depth-reduced FLUX.1-schnell-like transformer and the SD3.5
+medium/large MMDiTs (full depth: sd.cpp derives the width from it), plus CLIP-L/G and T5-XXL.
+With GEN_GGUF=1 the same tensors go to a sparse F16 GGUF and its header (NAME.f16.gguf.header).
 
 No torch needed: shapes are enumerated from the public architecture configs
 (ldm openaimodel UNet, AutoencoderKL, HF CLIPTextModel, OpenCLIP text tower, BFL flux).
@@ -53,6 +55,30 @@ class W:
             f.write(h)
             f.truncate(8 + len(h) + off)  # sparse zeros
         return off
+
+
+def write_gguf(w, path):
+    """The same tensors as a sparse GGUF (what `sd-cli -M convert --type f16` writes for an F16
+    checkpoint: original names, no metadata); returns the data offset, where its header ends."""
+    import gguf
+    import numpy as np
+    g = gguf.GGUFWriter(path, "")
+    qt = {"F16": gguf.GGMLQuantizationType.F16, "F32": gguf.GGMLQuantizationType.F32}
+    total = 0
+    for n, (shape, dt) in w.t.items():
+        nb = DT_SIZE[dt] * int(np.prod(shape))
+        g.add_tensor_info(n, tuple(shape), np.dtype(np.float16 if dt == "F16" else np.float32), nb,
+                          raw_dtype=qt[dt])
+        total += gguf.GGUFWriter.ggml_pad(nb, g.data_alignment)
+    g.write_header_to_file(path)
+    g.write_kv_data_to_file()
+    g.write_ti_data_to_file()
+    f = g.fout[0]
+    g.write_padding(f, f.tell())
+    start = f.tell()
+    f.truncate(start + total)
+    g.close()
+    return start
 
 
 # ---------------- UNet (ldm.modules.diffusionmodules.openaimodel) ----------------
@@ -253,6 +279,45 @@ def flux(w, P, depth, depth_single, hidden=3072, heads=24, mlp_ratio=4.0, in_ch=
     w.lin(P + "final_layer.adaLN_modulation.1", 2 * hidden, hidden)
 
 
+# ---------------- SD3 / SD3.5 MMDiT (original SAI layout) ----------------
+def mmdit_attn(w, p, hidden, qk_norm, pre_only):
+    w.lin(p + ".qkv", 3 * hidden, hidden)
+    if not pre_only:
+        w.lin(p + ".proj", hidden, hidden)
+    if qk_norm:
+        w.add(p + ".ln_q.weight", [64])
+        w.add(p + ".ln_k.weight", [64])
+
+
+def mmdit(w, P, depth, x_self_layers=0, qk_norm=True, pos_embed_max=192):
+    """MMDiT with `depth` joint blocks (hidden 64·depth, depth heads of 64, MLP ratio 4); the
+    first `x_self_layers` image blocks carry a second self-attention (SD3.5's MMDiT-X); the
+    last block's context half stops after its QKV (pre_only)."""
+    h = 64 * depth
+    w.add(P + "pos_embed", [1, pos_embed_max * pos_embed_max, h])
+    w.conv(P + "x_embedder.proj", h, 16, 2)
+    w.lin(P + "t_embedder.mlp.0", h, 256)
+    w.lin(P + "t_embedder.mlp.2", h, h)
+    w.lin(P + "y_embedder.mlp.0", h, 2048)
+    w.lin(P + "y_embedder.mlp.2", h, h)
+    w.lin(P + "context_embedder", h, 4096)
+    for i in range(depth):
+        for half in ("context_block", "x_block"):
+            b = f"{P}joint_blocks.{i}.{half}"
+            pre_only = half == "context_block" and i == depth - 1
+            dual = half == "x_block" and i < x_self_layers
+            mmdit_attn(w, b + ".attn", h, qk_norm, pre_only)
+            if dual:
+                mmdit_attn(w, b + ".attn2", h, qk_norm, False)
+            if not pre_only:
+                w.lin(b + ".mlp.fc1", 4 * h, h)
+                w.lin(b + ".mlp.fc2", h, 4 * h)
+            mods = 2 if pre_only else (9 if dual else 6)
+            w.lin(b + ".adaLN_modulation.1", mods * h, h)
+    w.lin(P + "final_layer.linear", 2 * 2 * 16, h)
+    w.lin(P + "final_layer.adaLN_modulation.1", 2 * h, h)
+
+
 def t5xxl(w, P="", layers=24, d=4096, ff=10240, heads=64, vocab=32128):
     # HF T5EncoderModel layout (as in comfyanonymous/flux_text_encoders t5xxl_fp16.safetensors)
     w.add(P + "shared.weight", [vocab, d])
@@ -291,6 +356,14 @@ def build(name, out):
         flux(w, "model.diffusion_model.", 19, 38)
     elif name == "flux_ae":
         vae(w, "", z=16, quant_conv=False)
+    elif name == "sd3.5_medium":  # stabilityai/stable-diffusion-3.5-medium: MMDiT-X, 24 blocks, 13 dual
+        mmdit(w, "model.diffusion_model.", 24, x_self_layers=13, pos_embed_max=384)
+        vae(w, "first_stage_model.", z=16, quant_conv=False)  # SD3's 16-channel VAE
+    elif name == "sd3.5_large":  # stabilityai/stable-diffusion-3.5-large: 38 blocks
+        mmdit(w, "model.diffusion_model.", 38)
+        vae(w, "first_stage_model.", z=16, quant_conv=False)
+    elif name == "clip_g":  # OpenCLIP ViT-bigG/14 text tower in HF CLIPTextModelWithProjection layout
+        hf_clip(w, "", 1280, 32, 5120, proj=1280)
     elif name == "clip_l":
         hf_clip(w, "", 768, 12, 3072, proj=768)
     elif name == "t5xxl":
@@ -299,6 +372,13 @@ def build(name, out):
         t5xxl(w, layers=2)
     else:
         raise SystemExit("unknown " + name)
+    if os.environ.get("GEN_GGUF"):
+        path = os.path.join(out, name + ".f16.gguf")
+        start = write_gguf(w, path)
+        with open(path, "rb") as f, open(path + ".header", "wb") as h:
+            h.write(f.read(start))
+        print(f"{path}: {len(w.t)} tensors, header {start} bytes")
+        return
     path = os.path.join(out, name + ".safetensors")
     nbytes = w.write(path, {"format": "pt", "generator": "zero-weight sdcpp ground truth"})
     n = sum(1 for _ in w.t)

@@ -246,9 +246,12 @@ impl<'a> Parser<'a> {
         if spec.name == "--flash-attn" && self.syntax != Syntax::Argv {
             return self.flash_attn(spelled, inline);
         }
-        let values = self.values(spec, spelled, inline)?;
+        let mut values = self.values(spec, spelled, inline)?;
         for (position, value) in values.iter().enumerate() {
             check_value(spec, spelled, position, value)?;
+        }
+        if self.syntax != Syntax::LlamaServer {
+            self.cap_parallel(spec, spelled, &mut values);
         }
         if !spec.repeatable && self.out.has(spec.name) {
             self.out.warnings.push(format!(
@@ -290,6 +293,28 @@ impl<'a> Parser<'a> {
             values.push(value.to_string());
         }
         Ok(values)
+    }
+
+    /// llama-box runs at most [`MAX_PARALLEL`] parallel sequences whatever `--parallel` asks:
+    /// a larger value is replaced by the one llama-box uses, with a warning, so that the plan
+    /// shows what runs.
+    fn cap_parallel(&mut self, spec: &FlagSpec, spelled: &str, values: &mut [String]) {
+        if !matches!(spec.name, "--parallel" | "--threads-http") {
+            return;
+        }
+        let Some(value) = values.first_mut() else {
+            return;
+        };
+        if value
+            .parse::<i64>()
+            .is_ok_and(|n| n > i64::from(MAX_PARALLEL))
+        {
+            self.out.warnings.push(format!(
+                "{spelled} {value}: llama-box runs at most {MAX_PARALLEL} parallel sequences; \
+                 planned and launched with {MAX_PARALLEL}"
+            ));
+            *value = MAX_PARALLEL.to_string();
+        }
     }
 
     /// llama-box's `--flash-attn` is a switch; llama-server's takes `on|off|auto`.

@@ -251,8 +251,18 @@ impl<'g> Run<'g> {
     /// `ggml_gallocr_alloc_graph_impl`.
     fn allocate(&mut self) {
         let graph = self.graph;
+        // Leafs come in the order the graph's nodes first read them (`ggml_build_forward_expand`
+        // meets them on its way to the nodes); one that no node reads is not in ggml's graph
+        // but is kept in front here.
+        let read: std::collections::HashSet<TensorId> = graph
+            .nodes
+            .iter()
+            .flat_map(|&n| graph.tensors[n].srcs.iter().copied())
+            .collect();
         for &leaf in &graph.leafs {
-            self.allocate_tensor(leaf);
+            if !read.contains(&leaf) {
+                self.allocate_tensor(leaf);
+            }
         }
         for &node in &graph.nodes {
             if let Some(src) = graph.tensors[node].view_src {

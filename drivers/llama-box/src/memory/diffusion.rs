@@ -52,9 +52,8 @@ pub struct DiffusionEstimate {
     pub vae: StageBytes,
     /// Text encoders (CLIP, T5).
     pub text_encoders: StageBytes,
-    /// How far the total may be off: weights within 1 %, compute within the family's band
-    /// (10 % for the families measured against stable-diffusion.cpp, 25 % for SD3), weighted
-    /// by their shares.
+    /// How far the total may be off: weights within 1 %, compute within 10 % (every family is
+    /// measured against stable-diffusion.cpp), weighted by their shares.
     pub error_band: ErrorBand,
 }
 
@@ -82,7 +81,7 @@ impl DiffusionEstimate {
                     }
                 })
             });
-            own.chain(given).map(|t| t.bytes).sum::<u64>()
+            own.chain(given).map(resident_bytes).sum::<u64>()
         };
         let pixels = u64::from(image.width) * u64::from(image.height);
         let mut estimate = DiffusionEstimate {
@@ -105,14 +104,10 @@ impl DiffusionEstimate {
         Ok(estimate)
     }
 
-    /// The band of the whole estimate: 1 % on weights and the family's compute band, as a
-    /// share of the total (rounded up, at least 1 %).
+    /// The band of the whole estimate: 1 % on weights and 10 % on compute, as a share of the
+    /// total (rounded up, at least 1 %).
     fn band(&self) -> ErrorBand {
-        let (compute_percent, basis) = match self.family {
-            // A regression in pixels, not this backend's graph.
-            DiffusionFamily::Sd3 => (25, FigureBasis::UnmodelledArchitecture),
-            _ => (10, FigureBasis::MeasuredArchitecture),
-        };
+        let (compute_percent, basis) = (10, FigureBasis::MeasuredArchitecture);
         let stages = [self.diffusion, self.vae, self.text_encoders];
         let weights: u64 = stages.iter().map(|s| s.weights).sum();
         let compute: u64 = stages.iter().map(|s| s.compute).sum();
@@ -121,6 +116,15 @@ impl DiffusionEstimate {
         let percent = u32::try_from(off.div_ceil(total)).unwrap_or(100).max(1);
         ErrorBand::new(percent, basis)
     }
+}
+
+/// Bytes a tensor takes once loaded: its size in the file, except the MMDiT's learned
+/// positions, which sd.cpp always holds in F32 (`MMDiT::init_params`), whatever the file's type.
+fn resident_bytes(t: &TensorInfo) -> u64 {
+    if t.name.ends_with("diffusion_model.pos_embed") {
+        return t.dims.iter().product::<u64>() * 4;
+    }
+    t.bytes
 }
 
 /// Whether a separate component file is a VAE (it has a decoder); any other is a text encoder.
@@ -208,7 +212,13 @@ const FLUX_TEXT_TOKENS: u64 = 512;
 /// QKV-and-MLP projection (`(3·3072 + 12288) × tokens × 4`), within 1.7 %; with it, linear in
 /// the image tokens: 732.5 B per pixel and 51.1 MB (fitted at 512², 768², 1024², within 0.6 %).
 ///
-/// SD3 (not measured here): gguf-parser-go's regression in pixels (§9 of its notes).
+/// SD3/3.5 (MMDiT): sd.cpp sizes the DiT by its depth (hidden 64·depth, one 64-wide head per
+/// block) and attends jointly over pixels/256 image patches and 154 text tokens. Without flash
+/// attention, the score matrix (depth × tokens² × 4) beside 6 hidden-wide activations per
+/// token (7 with SD3.5's second, image-only attention, MMDiT-X) and 4,500 bytes per hidden
+/// unit (within 0.3 % for SD3.5 medium and large, 512² to 1536²). With it, sd.cpp pads the
+/// keys to 256 and builds an F32 mask and its F16 copy per attention, so the buffer keeps a
+/// term in tokens²: fitted per variant on the same runs (within 1.3 %, see [`Mmdit`]).
 fn diffusion_compute(model: &GgufModel, family: DiffusionFamily, pixels: u64, fa: bool) -> u64 {
     let x = pixels as f64;
     let activation = unet_channels(model) * (pixels / 64) * 4;
@@ -235,9 +245,60 @@ fn diffusion_compute(model: &GgufModel, family: DiffusionFamily, pixels: u64, fa
             let tokens = pixels / 256 + FLUX_TEXT_TOKENS;
             24 * tokens * tokens * 4 + (3 * 3072 + 12288) * tokens * 4
         }
-        DiffusionFamily::Sd3 => {
-            (17_441_103.472_6 + 281.695_681_980_6 * x + 0.001_465_123_3 * x * x).max(0.0) as u64
+        DiffusionFamily::Sd3 => Mmdit::read(model).compute(pixels, fa),
+    }
+}
+
+/// Text tokens SD3's MMDiT attends over beside the image: 77 CLIP (L and G side by side) and
+/// 77 T5 tokens (`SD3CLIPEmbedder`, one 77-token chunk).
+const SD3_TEXT_TOKENS: u64 = 154;
+
+/// The shape of an SD3 MMDiT as sd.cpp reads it (`MMDiT::MMDiT`): depth from the highest
+/// joint block (at least 24), MMDiT-X when image blocks carry a second attention (`attn2`).
+struct Mmdit {
+    depth: u64,
+    dual_attention: bool,
+}
+
+impl Mmdit {
+    fn read(model: &GgufModel) -> Mmdit {
+        let mut depth = 24;
+        let mut dual_attention = false;
+        for t in model.tensors() {
+            let Some(rest) = t.name.split("joint_blocks.").nth(1) else {
+                continue;
+            };
+            if let Some(block) = rest.split('.').next().and_then(|b| b.parse::<u64>().ok()) {
+                depth = depth.max(block + 1);
+            }
+            dual_attention |= rest.contains(".attn2.");
         }
+        Mmdit {
+            depth,
+            dual_attention,
+        }
+    }
+
+    /// The DiT's compute buffer for an image of `pixels`.
+    fn compute(&self, pixels: u64, fa: bool) -> u64 {
+        let tokens = pixels / 256 + SD3_TEXT_TOKENS;
+        let hidden = 64 * self.depth;
+        if !fa {
+            let activations = if self.dual_attention { 7 } else { 6 };
+            return self.depth * tokens * tokens * 4
+                + activations * hidden * tokens * 4
+                + 4_500 * hidden;
+        }
+        // Least squares over SD3.5 medium (MMDiT-X, depth 24) and large (depth 38) at 512² to
+        // 1536²: bytes per token², activations per token and bytes per hidden unit.
+        let (per_token_squared, activations, per_hidden) = if self.dual_attention {
+            (9.366, 2.618, 37_766.0)
+        } else {
+            (5.745, 6.582, 9_560.0)
+        };
+        let t = tokens as f64;
+        let h = hidden as f64;
+        (per_token_squared * t * t + activations * h * t * 4.0 + per_hidden * h) as u64
     }
 }
 
@@ -263,8 +324,10 @@ enum TextEncoder {
     ClipL,
     /// OpenCLIP ViT-H/14 (fused in-projection), SD 2.x.
     OpenClipH,
-    /// OpenCLIP ViT-bigG/14 (fused in-projection), SDXL and SD3.
+    /// OpenCLIP ViT-bigG/14 (fused in-projection), SDXL.
     OpenClipG,
+    /// ViT-bigG/14 in the Hugging Face layout (separate Q/K/V), SD3's `clip_g`.
+    ClipG,
     /// T5-XXL encoder over `tokens` tokens.
     T5Xxl { tokens: u64 },
 }
@@ -274,7 +337,8 @@ impl TextEncoder {
     /// FFN intermediate next to the residual stream and either the score matrix (CLIP-L) or
     /// the fused QKV projection (OpenCLIP), plus one row per token. Measured: CLIP-L 1,491,456,
     /// OpenCLIP-H 2,547,264, OpenCLIP-G 3,178,048 bytes (all within 0.01 %); T5-XXL over 512
-    /// tokens 71,566,400 (64 heads × tokens² score matrix plus 4.46 MB).
+    /// tokens 71,566,400 (64 heads × tokens² score matrix plus 4.46 MB), over 77 tokens
+    /// 12,521,536.
     fn compute(self) -> u64 {
         const CLIP_TOKENS: u64 = 77;
         let per_token = match self {
@@ -283,6 +347,11 @@ impl TextEncoder {
             // FFN intermediate, fused QKV, residual.
             TextEncoder::OpenClipH => 4096 + 4 * 1024,
             TextEncoder::OpenClipG => 5120 + 4 * 1280,
+            // FFN intermediate, residual, 20 heads of scores (2,469,664 measured).
+            TextEncoder::ClipG => 5120 + 1280 + 20 * CLIP_TOKENS,
+            // Over SD3's 77-token chunk the FFN, not the score matrix, sets the buffer:
+            // 12,521,536 bytes measured.
+            TextEncoder::T5Xxl { tokens: 77 } => return 12_521_536,
             TextEncoder::T5Xxl { tokens } => return 64 * tokens * tokens * 4 + 4_457_536,
         };
         (per_token + CLIP_TOKENS + 1) * CLIP_TOKENS * 4
@@ -298,7 +367,7 @@ fn text_encoder_compute(family: DiffusionFamily) -> u64 {
         DiffusionFamily::Sdxl => &[TextEncoder::ClipL, TextEncoder::OpenClipG],
         DiffusionFamily::Sd3 => &[
             TextEncoder::ClipL,
-            TextEncoder::OpenClipG,
+            TextEncoder::ClipG,
             TextEncoder::T5Xxl { tokens: 77 },
         ],
         DiffusionFamily::Flux => &[

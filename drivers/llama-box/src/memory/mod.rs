@@ -27,11 +27,11 @@ use serde::{Deserialize, Serialize};
 use crate::params::{FlashAttn, LlamaSettings};
 use architecture::Coverage;
 pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
-use graph::{Placement, Reserve};
+use graph::Reserve;
 pub use kv::ContextSize;
 use placement::LayerMap;
 use projector::Projector;
-pub use projector::WarmupImage;
+pub use projector::{WarmupAudio, WarmupImage};
 use shape::ModelShape;
 use weights::WeightTable;
 
@@ -40,35 +40,6 @@ use weights::WeightTable;
 /// or sized with the generic template).
 pub fn architecture_band(arch: &str) -> inferkit_core::ErrorBand {
     Coverage::of(arch).band()
-}
-
-/// Compute buffers for each role a buffer can play, from allocator replays at construction.
-/// Arrays indexed `[pipeline]` hold the plain value and the one with pipeline parallelism.
-#[derive(Debug, Clone, Default)]
-struct ComputeRoles {
-    /// Everything in host memory.
-    cpu_only: u64,
-    /// Host holding only the input layer, one device holding all layers and the output.
-    host_embd_single: u64,
-    device_all: u64,
-    /// Host holding only the input layer with several devices.
-    host_embd_multi: [u64; 2],
-    /// Device holding layers but not the output layer.
-    device_middle: [u64; 2],
-    /// Device holding layers and the output layer, after another device.
-    device_last: [u64; 2],
-    /// Device holding only the output layer, layers on other devices.
-    device_output_only_multi: [u64; 2],
-    /// Host holding one repeating layer / some / all of them (partial offload).
-    host_one_layer: u64,
-    host_some_layers: u64,
-    host_all_layers: u64,
-    /// Device with repeating layers and the output, host holding some layers.
-    device_last_partial: u64,
-    /// Device holding only the output layer, all repeating layers on the host.
-    device_output_only: u64,
-    /// Device holding layers between the host's and another device's.
-    device_middle_partial: u64,
 }
 
 /// A GGUF model bound to llama.cpp settings, ready to estimate layouts: a text model
@@ -286,7 +257,8 @@ struct TextModel {
     /// KV bytes per repeating layer, all streams.
     layer_kv: Vec<u64>,
     output_buffer: u64,
-    compute: ComputeRoles,
+    /// [`ModelShape::layer_classes`]: which layers build the same compute graph.
+    layer_classes: Vec<usize>,
     flash_attn: bool,
     projector: Option<Projector>,
     /// How the architecture's compute graph is covered (sets every device's error band).
@@ -337,8 +309,12 @@ pub struct ProjectorEstimate {
     pub weights: u64,
     /// Compute buffer bytes.
     pub compute: u64,
-    /// The warm-up image the compute buffer is sized for.
-    pub warmup_image: projector::WarmupImage,
+    /// The warm-up image the vision encoder's compute buffer is sized for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_image: Option<projector::WarmupImage>,
+    /// The warm-up audio the audio encoder's compute buffer is sized for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_audio: Option<projector::WarmupAudio>,
     /// How far the compute figure may be off, and what it rests on.
     pub error_band: inferkit_core::ErrorBand,
 }
@@ -361,19 +337,19 @@ impl TextModel {
         let layer_kv = kv::layer_bytes(&shape, &context, settings);
         let weights = WeightTable::new(&shape, settings)?;
         let output_buffer = output_buffer_bytes(&shape, settings, &context);
-        let mut model = TextModel {
+        let layer_classes = shape.layer_classes();
+        let model = TextModel {
             shape,
             settings: settings.clone(),
             context,
             weights,
             layer_kv,
             output_buffer,
-            compute: ComputeRoles::default(),
+            layer_classes,
             flash_attn,
             projector: None,
             coverage,
         };
-        model.compute = model.compute_roles();
         match &settings.mmproj {
             Some(path) => model.with_projector(&GgufModel::open(path)?),
             None => Ok(model),
@@ -409,56 +385,6 @@ impl TextModel {
         }
     }
 
-    /// Replays the allocator for each role over a reduced stack of layers (the first
-    /// [`SIMULATED_LAYERS`], which covers every repeating pattern llama.cpp uses).
-    fn compute_roles(&self) -> ComputeRoles {
-        let n = self.shape.n_layer().min(SIMULATED_LAYERS);
-        let half = n.div_ceil(2);
-        // Buffer of simulated layer `l`: `first` below `cut`, `rest` from it.
-        let run = |cut: usize, first: usize, rest: usize, output: usize, copies: u64| {
-            let placement = Placement {
-                layers: (0..n)
-                    .map(|l| (l, if l < cut { first } else { rest }))
-                    .collect(),
-                output,
-                buffers: 3,
-            };
-            graph::compute_peaks(&self.shape, &self.reserve(copies), &placement)
-        };
-        let cpu = run(n, 0, 0, 0, 1);
-        let single = run(n, 1, 1, 1, 1);
-        let split = [run(half, 1, 2, 2, 1), run(half, 1, 2, 2, PIPELINE_COPIES)];
-        let output_only = [run(n, 1, 1, 2, 1), run(n, 1, 1, 2, PIPELINE_COPIES)];
-        let one = run(1.min(n - 1), 0, 1, 1, 1);
-        let some = run(half, 0, 1, 1, 1);
-        let all = run(n, 0, 0, 1, 1);
-        // Host, then a middle device, then the last device with the output.
-        let chain = graph::compute_peaks(
-            &self.shape,
-            &self.reserve(1),
-            &Placement {
-                layers: (0..n).map(|l| (l, (l * 3 / n.max(1)).min(2))).collect(),
-                output: 2,
-                buffers: 3,
-            },
-        );
-        ComputeRoles {
-            cpu_only: cpu[0],
-            host_embd_single: single[0],
-            device_all: single[1],
-            host_embd_multi: split.each_ref().map(|r| r[0]),
-            device_middle: split.each_ref().map(|r| r[1]),
-            device_last: split.each_ref().map(|r| r[2]),
-            device_output_only_multi: output_only.each_ref().map(|r| r[2]),
-            host_one_layer: one[0],
-            host_some_layers: some[0],
-            host_all_layers: all[0],
-            device_last_partial: some[1],
-            device_output_only: all[1],
-            device_middle_partial: chain[1],
-        }
-    }
-
     /// Bytes per device and component for `layout` over `devices` (llama.cpp's device order:
     /// RPC devices first).
     pub fn estimate(
@@ -484,7 +410,7 @@ impl TextModel {
             .zip(names)
             .enumerate()
             .map(|(i, ((slot, components), name))| {
-                let mut band = self.device_band(&map, i);
+                let mut band = self.coverage.band();
                 if let Some(p) = projector.as_ref().filter(|p| p.device == name) {
                     band = with_projector(band, components.total(), p);
                 }
@@ -509,25 +435,6 @@ impl TextModel {
             estimate.notes = self.coverage.note(&self.shape.arch).into_iter().collect();
             estimate
         })
-    }
-
-    /// The band of device `i`: its architecture's, widened on a device that holds layers
-    /// between the host's and the output device's (a partial offload over several devices),
-    /// whose compute depends on how many layers and which cache kinds it holds in ways the one
-    /// simulated middle role does not follow: measured off by up to 43% in compute and 11% in
-    /// the device total (Gemma-3 with 3:1 over two RPC devices, `accuracy.rs`).
-    fn device_band(&self, map: &LayerMap, i: usize) -> ErrorBand {
-        let band = self.coverage.band();
-        let middle_partial = !map.host_layers().is_empty()
-            && !map.range_on(i).is_empty()
-            && map.output_device() != Some(i);
-        match middle_partial {
-            true => ErrorBand {
-                percent: band.percent.max(MIDDLE_PARTIAL_PERCENT),
-                ..band
-            },
-            false => band,
-        }
     }
 
     /// Places the projector: the first local GPU when offloaded, else the host. llama-box
@@ -555,7 +462,8 @@ impl TextModel {
             device,
             weights,
             compute,
-            warmup_image: projector.warmup.clone(),
+            warmup_image: projector.warmup_image.clone(),
+            warmup_audio: projector.warmup_audio.clone(),
             error_band: projector.error_band,
         })
     }
@@ -646,6 +554,8 @@ impl TextModel {
         }
     }
 
+    /// Compute buffers of the host and every device: one allocator replay of this layout
+    /// ([`LayerMap::replay`]).
     fn add_compute(
         &self,
         map: &LayerMap,
@@ -653,55 +563,19 @@ impl TextModel {
         host: &mut Components,
         devices: &mut [Components],
     ) {
-        let c = &self.compute;
-        let Some(out) = map.output_device() else {
-            host.compute = c.cpu_only;
-            return;
-        };
-        let holding: Vec<usize> = (0..devices.len())
-            .filter(|&i| !map.range_on(i).is_empty())
-            .collect();
-        let host_layers = map.host_layers().len();
-        if host_layers > 0 {
-            host.compute = match host_layers {
-                1 => c.host_one_layer,
-                n if n == self.shape.n_layer() => c.host_all_layers,
-                _ => c.host_some_layers,
-            };
-            for &i in &holding {
-                devices[i].compute = if i == out {
-                    c.device_last_partial
-                } else {
-                    c.device_middle_partial
-                };
-            }
-            if !holding.contains(&out) {
-                devices[out].compute = c.device_output_only;
-            }
-            return;
-        }
-        if holding.len() <= 1 && n_devices == 1 {
-            host.compute = c.host_embd_single;
-            devices[out].compute = c.device_all;
-            return;
-        }
         // llama.cpp turns pipeline parallelism on with several devices at full offload
         // (`llama_context`: n_devices > 1, n_gpu_layers > n_layer, KV offloaded, no overrides).
-        let pipelined = usize::from(
-            n_devices > 1
-                && !self.settings.no_kv_offload
-                && self.settings.override_tensors.is_empty(),
-        );
-        host.compute = c.host_embd_multi[pipelined];
-        for &i in &holding {
-            devices[i].compute = if i == out {
-                c.device_last[pipelined]
-            } else {
-                c.device_middle[pipelined]
-            };
-        }
-        if !holding.contains(&out) {
-            devices[out].compute = c.device_output_only_multi[pipelined];
+        let full_offload = map.host_layers().is_empty() && map.output_device().is_some();
+        let pipelined = full_offload
+            && n_devices > 1
+            && !self.settings.no_kv_offload
+            && self.settings.override_tensors.is_empty();
+        let copies = if pipelined { PIPELINE_COPIES } else { 1 };
+        let replay = map.replay(&self.layer_classes, SIMULATED_LAYERS);
+        let peaks = graph::compute_peaks(&self.shape, &self.reserve(copies), &replay.placement);
+        host.compute = peaks[0];
+        for (device, buffer) in devices.iter_mut().zip(&replay.device_buffers) {
+            device.compute = buffer.map_or(0, |b| peaks[b]);
         }
     }
 
@@ -813,13 +687,9 @@ fn blocking_note(full: &ResourceEstimate, devices: &[DeviceSlot]) -> Option<Stri
     ))
 }
 
-/// Layers simulated per allocator replay: enough to cover llama.cpp's longest sliding-window
-/// period (6, Gemma-3) plus the last-layer output selection.
+/// Layers replayed per run of layers on one buffer (the model's last layer comes on top):
+/// enough to cover llama.cpp's longest sliding-window period (6, Gemma-3).
 const SIMULATED_LAYERS: usize = 8;
-
-/// Band of a middle device in a partial offload over several devices (see
-/// [`TextModel::device_band`]).
-const MIDDLE_PARTIAL_PERCENT: u32 = 15;
 
 /// `GGML_SCHED_MAX_COPIES` default: scheduler copies with pipeline parallelism.
 const PIPELINE_COPIES: u64 = 4;

@@ -1,6 +1,8 @@
 //! What the memory model needs from a GGUF header, read once: per-layer attention shapes,
 //! which layers slide, which are recurrent, and every tensor with its layer and byte size.
 
+use std::collections::HashMap;
+
 use inferkit_core::gguf::{GgmlType, GgufModel};
 use inferkit_core::{Error, Result};
 
@@ -34,7 +36,7 @@ pub(crate) struct Weight {
 }
 
 /// Attention and state shape of one repeating layer.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub(crate) struct LayerShape {
     /// Query heads.
     pub n_head: u64,
@@ -313,6 +315,30 @@ impl ModelShape {
     /// Repeating layers.
     pub fn n_layer(&self) -> usize {
         self.layers.len()
+    }
+
+    /// One number per repeating layer, equal for layers that build the same compute graph:
+    /// the same attention shape and the same tensors (names within the block, shapes).
+    /// Layers of a dense prefix, sliding-window and recurrent layers each get a class of their
+    /// own.
+    pub fn layer_classes(&self) -> Vec<usize> {
+        let mut tensors: Vec<Vec<(&str, u64, u64)>> = vec![Vec::new(); self.n_layer()];
+        for w in &self.weights {
+            if let TensorLayer::Repeating(l) = w.layer {
+                let suffix = w.name.splitn(3, '.').nth(2).unwrap_or(&w.name);
+                tensors[l].push((suffix, w.cols, w.rows));
+            }
+        }
+        let mut classes = HashMap::new();
+        tensors
+            .into_iter()
+            .zip(&self.layers)
+            .map(|(mut layer_tensors, shape)| {
+                layer_tensors.sort_unstable();
+                let next = classes.len();
+                *classes.entry((*shape, layer_tensors)).or_insert(next)
+            })
+            .collect()
     }
 }
 

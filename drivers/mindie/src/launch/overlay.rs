@@ -46,15 +46,13 @@ pub(crate) fn build(
     let mut files = Vec::new();
     let mut rewritten = Vec::new();
     if config_changed {
-        files.push(text(
-            CONFIG,
-            &rewrite_config(params, dtype, &model.config.raw),
-        ));
+        let config = model.config_document()?;
+        files.push(text(CONFIG, &rewrite_config(params, dtype, config)));
         rewritten.push(CONFIG);
     }
     if let Some(overrides) = generation {
-        let base = model.generation.as_ref().map(|g| &g.raw);
-        files.push(text(GENERATION_CONFIG, &merged(base, overrides)));
+        let base = model.generation_document()?;
+        files.push(text(GENERATION_CONFIG, &merged(base.as_ref(), overrides)));
         rewritten.push(GENERATION_CONFIG);
     }
     for entry in top_level_entries(directory) {
@@ -71,8 +69,7 @@ pub(crate) fn build(
 
 /// `config.json` with `torch_dtype`, `rope_scaling` (merged into what is there, as GPUStack
 /// does) and `rope_theta` set.
-fn rewrite_config(params: &Params, dtype: Option<RunDtype>, raw: &Value) -> Value {
-    let mut config = raw.clone();
+fn rewrite_config(params: &Params, dtype: Option<RunDtype>, mut config: Value) -> Value {
     let Some(object) = config.as_object_mut() else {
         return config;
     };

@@ -27,7 +27,7 @@ pub(crate) fn hf_input(model: &HfModel, overrides: Option<&Value>) -> Result<Mod
     let shape = match overrides {
         None => TextShape::from_config(&model.config, &file)?,
         Some(patch) => {
-            let config = overridden(&model.config, patch)?;
+            let config = overridden(model, patch)?;
             TextShape::from_config(&config, &file).map_err(overrides_error)?
         }
     };
@@ -46,16 +46,17 @@ pub(crate) fn hf_input(model: &HfModel, overrides: Option<&Value>) -> Result<Mod
     Ok(ModelInput { shape, tensors })
 }
 
-/// The config with `--hf-overrides` merged in: a nested object (a sub-config such as
-/// `text_config`) key by key, any other value replaced.
-fn overridden(config: &HfConfig, patch: &Value) -> Result<HfConfig> {
+/// The model's config with `--hf-overrides` merged in: a nested object (a sub-config such as
+/// `text_config`) key by key, any other value replaced. `config.json` is read again: the typed
+/// config keeps only the keys the estimators read.
+fn overridden(model: &HfModel, patch: &Value) -> Result<HfConfig> {
     if !patch.is_object() {
         return Err(Error::invalid_parameter(
             HF_OVERRIDES,
             "must be a JSON object of config keys",
         ));
     }
-    let mut raw = config.raw.clone();
+    let mut raw = model.config_document()?;
     merge_json(&mut raw, patch.clone());
     HfConfig::parse(&raw.to_string(), Path::new(HF_OVERRIDES)).map_err(overrides_error)
 }

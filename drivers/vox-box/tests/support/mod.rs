@@ -45,6 +45,7 @@ pub fn huggingface(repo_id: &str) -> ModelSource {
     ModelSource::Huggingface {
         repo_id: repo_id.into(),
         filename: None,
+        revision: None,
     }
 }
 
@@ -52,6 +53,7 @@ pub fn model_scope(model_id: &str) -> ModelSource {
     ModelSource::ModelScope {
         model_id: model_id.into(),
         file_path: None,
+        revision: None,
     }
 }
 

@@ -21,7 +21,11 @@ impl Builder<'_> {
             let out = self.ffn(il, cur);
             return self.residual(out, inp, last);
         }
-        let cur = self.norm(inp, self.has(il, "attn_norm.bias"));
+        let cur = if self.post_norm_only(il) {
+            inp
+        } else {
+            self.norm(inp, self.has(il, "attn_norm.bias"))
+        };
         if let Some(mla) = shape.mla.filter(|_| self.has(il, "attn_kv_a_mqa.weight")) {
             let attn = self.mla_attention(il, cur, mla);
             let cur = self.linear(attn, shape.n_embd, self.r.n_tokens, false);
@@ -48,12 +52,12 @@ impl Builder<'_> {
     /// The residual of a single-block layer: the output rows on the last layer, then the add.
     pub(super) fn residual(&mut self, out: TensorId, inp: TensorId, last: bool) -> TensorId {
         let (out, residual) = self.select_outputs(out, inp, last);
-        self.inplace(&[out, residual], 2)
+        self.residual_add(out, residual)
     }
 
     /// The attention half of a layer on its normed input: Q/K/V (separate or fused),
-    /// optional Q/K norms, RoPE, the rotation of a quantized cache, cached attention, the
-    /// output projection and an optional post-norm.
+    /// optional Q/K norms, RoPE, the rotation of a quantized cache, cached attention and the
+    /// output projection (its post-norm comes after the output-row selection: `ffn_block`).
     pub(super) fn self_attention(&mut self, il: usize, cur: TensorId) -> TensorId {
         let shape = self.shape;
         let layer = shape.layers[il];
@@ -86,11 +90,7 @@ impl Builder<'_> {
             (q, k, v, true)
         };
         let attn = self.attend(il, q, k, v, v_contiguous);
-        let mut cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
-        if self.has(il, "post_attention_norm.weight") {
-            cur = self.norm(cur, false);
-        }
-        cur
+        self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"))
     }
 
     /// `build_attn` from Q, K and V: the rotation of a quantized cache, cached attention, and
@@ -144,8 +144,9 @@ impl Builder<'_> {
         }
     }
 
-    /// The second half of a pre-norm decoder layer: the attention residual, the FFN norm, the
-    /// FFN and its residual.
+    /// The second half of a decoder layer: the output rows of the last layer, the attention
+    /// output's post-norm (Gemma-2/3, OLMo-2, EXAONE-4: after the row selection), the
+    /// attention residual, the FFN norm, the FFN, its post-norm and residual.
     pub(super) fn ffn_block(
         &mut self,
         il: usize,
@@ -153,13 +154,51 @@ impl Builder<'_> {
         inp: TensorId,
         last: bool,
     ) -> TensorId {
-        let (cur, residual) = self.select_outputs(cur, inp, last);
+        let (mut cur, residual) =
+            self.select_outputs(cur, inp, last && !self.outputs_after_layers());
+        let post_norm_feeds_ffn = POST_ATTENTION_NORM_FEEDS_FFN.contains(&self.shape.arch.as_str());
+        if self.has(il, "post_attention_norm.weight") && !post_norm_feeds_ffn {
+            cur = self.norm(cur, false);
+        }
         let ffn_inp = self.inplace(&[cur, residual], 2);
-        let normed = self.norm(ffn_inp, self.has(il, "ffn_norm.bias"));
+        self.expect_residual(ffn_inp);
+        let normed = if self.post_norm_only(il) {
+            ffn_inp
+        } else {
+            self.norm(ffn_inp, self.has(il, "ffn_norm.bias"))
+        };
         let mut out = self.ffn(il, normed);
         if self.has(il, "post_ffw_norm.weight") {
             out = self.norm(out, false);
         }
-        self.inplace(&[out, ffn_inp], 2)
+        self.residual_add(out, ffn_inp)
+    }
+
+    /// Whether layer `il` starts with a norm without weights of its own (`ggml_rms_norm` or
+    /// `ggml_norm`, its weight applied by the next op), which the scheduler may run on the
+    /// previous device.
+    pub(super) fn opens_with_norm(&self, il: usize) -> bool {
+        self.shape.causal && !self.post_norm_only(il)
+    }
+
+    /// OLMo-2 and EXAONE-4 layers norm only the attention and FFN outputs: no norm before the
+    /// attention or the FFN (`src/models/olmo2.cpp`, `exaone4.cpp`). OLMo (1) has neither
+    /// weight but still norms before both (a norm without parameters).
+    fn post_norm_only(&self, il: usize) -> bool {
+        self.has(il, "post_attention_norm.weight") && !self.has(il, "attn_norm.weight")
+    }
+
+    /// Whether the output rows are selected after the last layer, from its output only,
+    /// rather than inside it from the attention output and its residual.
+    pub(super) fn outputs_after_layers(&self) -> bool {
+        OUTPUTS_AFTER_LAYERS.contains(&self.shape.arch.as_str())
     }
 }
+
+/// Architectures whose `post_attention_norm` weight norms the FFN input (after the attention
+/// residual) in place of an `ffn_norm`: gpt-oss (`src/models/openai-moe.cpp` at 0c1e57098).
+const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 1] = ["gpt-oss"];
+
+/// Architectures that select the output rows after the last layer (`openai-moe.cpp`: unless
+/// `embeddings_nextn_masked`, which is off by default).
+const OUTPUTS_AFTER_LAYERS: [&str; 1] = ["gpt-oss"];

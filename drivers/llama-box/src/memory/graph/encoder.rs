@@ -1,8 +1,13 @@
-//! The BERT-style encoder (bert, nomic-bert, jina-bert-v2): summed input embeddings and
-//! post-norm layers attending without a cache.
+//! The BERT-style encoder (`src/models/bert.cpp`: bert, nomic-bert, jina-bert-v2): summed
+//! input embeddings and post-norm layers attending without a cache, Q/K/V separate or fused,
+//! rotated or not.
 
-use super::{Builder, KvSource};
+use super::{Builder, F32, KvSource};
 use crate::memory::alloc::TensorId;
+
+/// Encoders that rotate Q and K (RoPE) instead of adding position embeddings
+/// (`src/models/bert.cpp` at 0c1e57098).
+const ROPE_ENCODERS: [&str; 3] = ["nomic-bert", "nomic-bert-moe", "jina-bert-v3"];
 
 impl Builder<'_> {
     /// BERT input: token + type + position embeddings, then a layer norm.
@@ -26,12 +31,29 @@ impl Builder<'_> {
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
         let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
-        let q = self.linear(inp, heads.0 * shape.head_k, t, self.has(il, "attn_q.bias"));
-        let k = self.linear(inp, heads.1 * shape.head_k, t, self.has(il, "attn_k.bias"));
-        let v = self.linear(inp, heads.1 * shape.head_v, t, self.has(il, "attn_v.bias"));
-        let q = self.g.view(q, true);
-        let k = self.g.view(k, true);
-        let v = self.g.view(v, true);
+        let (q_rows, k_rows) = (heads.0 * shape.head_k, heads.1 * shape.head_k);
+        let v_rows = heads.1 * shape.head_v;
+        let (mut q, mut k, v) = if self.has(il, "attn_qkv.weight") {
+            // `build_qkv`'s fused path: one matmul, Q, K and V are views into it.
+            let rows = self.out_rows(il, "attn_qkv.weight", q_rows + k_rows + v_rows);
+            let qkv = self.linear(inp, rows, t, self.has(il, "attn_qkv.bias"));
+            let q = self.g.view(qkv, true);
+            (q, self.g.view(qkv, false), self.g.view(qkv, false))
+        } else {
+            let q = self.linear(inp, q_rows, t, self.has(il, "attn_q.bias"));
+            let k = self.linear(inp, k_rows, t, self.has(il, "attn_k.bias"));
+            let v = self.linear(inp, v_rows, t, self.has(il, "attn_v.bias"));
+            (
+                self.g.view(q, true),
+                self.g.view(k, true),
+                self.g.view(v, true),
+            )
+        };
+        if ROPE_ENCODERS.contains(&shape.arch.as_str()) {
+            let pos = self.pos();
+            q = self.op(q_rows * t * F32, &[q, pos]);
+            k = self.op(k_rows * t * F32, &[k, pos]);
+        }
         let k = self.g.view(k, false);
         let mask = self.mask_for(0);
         let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);

@@ -9,7 +9,7 @@ impl Builder<'_> {
         if self.has(il, "ffn_gate_inp.weight") {
             let routed = self.moe(il, x);
             if self.has(il, "ffn_up_shexp.weight") {
-                let shared = self.shared_expert(il, x);
+                let shared = self.shared_expert(il, x, routed);
                 return self.inplace(&[routed, shared], 2);
             }
             return routed;
@@ -69,6 +69,9 @@ impl Builder<'_> {
         let up = self.op(ff * k * t * F32, &[xv, selected]);
         let act = self.op(ff * k * t * F32, &[gate, up]);
         let experts = self.op(self.shape.n_embd * k * t * F32, &[act, selected]);
+        if !self.has(il, "ffn_up_shexp.weight") {
+            self.close_early(&[experts, weights]);
+        }
         let experts = self.inplace(&[experts, weights], 1);
         let first = self.g.view(experts, true);
         let e = self.e();
@@ -87,7 +90,9 @@ impl Builder<'_> {
         sum
     }
 
-    pub(super) fn shared_expert(&mut self, il: usize, x: TensorId) -> TensorId {
+    /// The shared expert, whose output (gated or not) is added to `routed`. Its ops after the
+    /// down projection have no weights (see [`Builder::close_early`]).
+    pub(super) fn shared_expert(&mut self, il: usize, x: TensorId, routed: TensorId) -> TensorId {
         let t = self.r.n_tokens;
         let ff = if self.shape.experts.shared_ff > 0 {
             self.shape.experts.shared_ff
@@ -102,8 +107,14 @@ impl Builder<'_> {
         };
         let out = self.dense_ffn(il, x, ff, "_shexp");
         match gate {
-            Some(g) => self.inplace(&[out, g], 1),
-            None => out,
+            Some(g) => {
+                self.close_early(&[out, g, routed]);
+                self.inplace(&[out, g], 1)
+            }
+            None => {
+                self.close_early(&[routed, out]);
+                out
+            }
         }
     }
 }

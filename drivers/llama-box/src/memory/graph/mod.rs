@@ -106,6 +106,8 @@ pub(crate) fn compute_peaks(
         copies: HashMap::new(),
         inputs: Inputs::default(),
         buffer: 0,
+        opening: None,
+        closing: None,
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -163,6 +165,19 @@ struct Builder<'a> {
     copies: HashMap<(TensorId, usize), TensorId>,
     inputs: Inputs,
     buffer: usize,
+    /// The split a layer's opening norm starts once it ran on the current device.
+    opening: Option<Split>,
+    /// The split the current (host) layer's closing ops without weights run in, and the
+    /// residual they add once the FFN block knows it.
+    closing: Option<(Split, Option<TensorId>)>,
+}
+
+/// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
+/// sliding) their attention reads.
+#[derive(Clone, Copy)]
+struct Split {
+    buffer: usize,
+    kinds: Option<[bool; 2]>,
 }
 
 impl Builder<'_> {
@@ -224,10 +239,25 @@ impl Builder<'_> {
             cur = self.inplace(&[cur, p], 2);
         }
         let last = placement.layers.len().saturating_sub(1);
-        for (k, &(layer, buffer)) in placement.layers.iter().enumerate() {
-            let kinds = self.attention_kinds(&placement.layers[k..], buffer);
-            self.enter(buffer, cur, Some(kinds));
-            cur = self.local(cur);
+        let split_at = |k: usize| match placement.layers.get(k) {
+            Some(&(_, buffer)) => Split {
+                buffer,
+                kinds: Some(self.attention_kinds(&placement.layers[k..], buffer)),
+            },
+            None => Split {
+                buffer: placement.output,
+                kinds: None,
+            },
+        };
+        let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
+        for (k, &(layer, _)) in placement.layers.iter().enumerate() {
+            self.enter_layer(splits[k], cur, self.opens_with_norm(layer));
+            if self.opening.is_none() {
+                cur = self.local(cur);
+            }
+            let next = splits[k + 1];
+            self.closing =
+                (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
             } else if self.shape.causal {
@@ -235,9 +265,14 @@ impl Builder<'_> {
             } else {
                 self.encoder_layer(layer, cur, k == last)
             };
+            // A layer that does not close with a residual add leaves the boundary as it is.
+            self.closing = None;
         }
-        self.enter(placement.output, cur, None);
-        let cur = self.local(cur);
+        let output = splits[placement.layers.len()];
+        self.enter_layer(output, cur, self.shape.causal);
+        if self.opening.is_none() {
+            cur = self.local(cur);
+        }
         self.output(cur);
     }
 
@@ -251,7 +286,10 @@ impl Builder<'_> {
         self.g.inplace(&srcs, same_layout, self.buffer)
     }
 
-    /// `build_norm`: the norm op, then in-place weight and bias.
+    /// `build_norm`: the norm op, then in-place weight and bias. A layer's opening norm
+    /// pending on the previous device ([`Builder::opening`]) runs there, and the new split
+    /// starts with its result (its weight is on the new device), reading `x`, the residual,
+    /// later.
     fn norm(&mut self, x: TensorId, layer_norm: bool) -> TensorId {
         let n = if layer_norm {
             // GGML_OP_NORM is not in ggml_op_can_inplace.
@@ -260,6 +298,11 @@ impl Builder<'_> {
         } else {
             self.inplace(&[x], 1)
         };
+        if let Some(split) = self.opening.take() {
+            // The output layer reads only the norm; a layer reads its residual later.
+            let later: &[TensorId] = if split.kinds.is_some() { &[x] } else { &[] };
+            self.enter(split, &[n], later);
+        }
         let n = self.inplace(&[n], 1);
         if layer_norm { self.inplace(&[n], 1) } else { n }
     }
@@ -306,6 +349,12 @@ impl Builder<'_> {
             }
             return;
         }
+        let inp = if self.outputs_after_layers() {
+            let ids = self.out_ids();
+            self.op(self.e(), &[inp, ids])
+        } else {
+            inp
+        };
         let embd = self.norm(inp, self.names.contains_key("output_norm.bias"));
         self.g.mark_output(embd);
         // An output cannot be overwritten in place: a scale of it is a tensor of its own.

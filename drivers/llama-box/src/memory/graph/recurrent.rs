@@ -37,9 +37,10 @@ impl Builder<'_> {
             let e = self.e();
             ffn_inp = self.op(e, &[ffn_inp, ids]);
         }
+        self.expect_residual(ffn_inp);
         let normed = self.norm(ffn_inp, false);
         let out = self.ffn(il, normed);
-        self.inplace(&[out, ffn_inp], 2)
+        self.residual_add(out, ffn_inp)
     }
 
     /// The Mamba mixer on a normed input: input projection to x and z, the causal convolution

@@ -1,7 +1,7 @@
 //! Multi-device graphs as `ggml_backend_sched` splits them: graph inputs, and the copies a
 //! split makes of what it reads from another buffer.
 
-use super::{Builder, HOST};
+use super::{Builder, HOST, Split};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
@@ -31,19 +31,79 @@ impl Builder<'_> {
         kinds
     }
 
-    /// Starts a split on `buffer`: the scheduler copies the split's inputs first (the
-    /// residual stream, and, when the split holds layers, the attention inputs of the cache
-    /// kinds its layers read: `kinds`).
-    pub(super) fn enter(&mut self, buffer: usize, residual: TensorId, kinds: Option<[bool; 2]>) {
-        if buffer == self.buffer {
+    /// Starts a split on `split.buffer`: the scheduler copies all the split's inputs at its
+    /// start, in the order its nodes first read them: the activations its first node reads
+    /// (`first`), the attention inputs of the cache kinds its layers read (`split.kinds`,
+    /// when it holds layers), then the activations read later (`later`: the residual of a
+    /// layer whose norm ran on the previous device).
+    pub(super) fn enter(&mut self, split: Split, first: &[TensorId], later: &[TensorId]) {
+        if split.buffer == self.buffer {
             return;
         }
+        let buffer = split.buffer;
         self.buffer = buffer;
-        let mut needed = vec![residual];
-        let Some(kinds) = kinds else {
-            self.copy_to(residual, buffer);
+        let mut needed = first.to_vec();
+        if let Some(kinds) = split.kinds {
+            self.attention_inputs_for(kinds, &mut needed);
+        }
+        needed.extend(later);
+        for src in needed {
+            self.copy_to(src, buffer);
+        }
+    }
+
+    /// Enters the split of `split.buffer` for the layer reading `cur` (or the output layer),
+    /// where ggml_backend_sched (0c1e57098, `ggml_backend_sched_split_graph`) puts the
+    /// boundary: ops without weights take the backend of a neighbour. Leaving a device for
+    /// another, "expand gpu down" keeps the layer's opening norm on the device before
+    /// (`norm` makes that split when it runs: see [`Builder::opening`]); leaving the host,
+    /// "expand gpu up" already moved the previous layer's closing residual add onto this
+    /// device ([`Builder::closing`]).
+    pub(super) fn enter_layer(&mut self, split: Split, cur: TensorId, opens_with_norm: bool) {
+        if split.buffer == self.buffer {
             return;
-        };
+        }
+        // With pipeline parallelism (pinned copies) the measured device buffers match a split
+        // that starts with the residual (within 0.6%, `accuracy.rs`); the boundary is not
+        // replayed op by op there.
+        let pipelined = self.r.n_copies > 1;
+        if opens_with_norm && !pipelined && self.buffer != HOST && split.buffer != HOST {
+            self.opening = Some(split);
+        } else {
+            self.enter(split, &[cur], &[]);
+        }
+    }
+
+    /// A layer's closing residual add, in the split the scheduler gives it: the next device's
+    /// when this layer runs on the host (`closing`), which then copies both operands.
+    pub(super) fn residual_add(&mut self, out: TensorId, residual: TensorId) -> TensorId {
+        if let Some((split, _)) = self.closing.take() {
+            self.enter(split, &[out, residual], &[]);
+        }
+        self.inplace(&[out, residual], 2)
+    }
+
+    /// Where a host layer's trailing ops without weights start before its residual add (the
+    /// routed experts' weighting and sum): they move to the next device with the closing
+    /// add, which copies `srcs` and the residual to come (see [`Builder::residual_add`]).
+    pub(super) fn close_early(&mut self, srcs: &[TensorId]) {
+        if let Some((split, residual)) = self.closing.take() {
+            let mut first = srcs.to_vec();
+            first.extend(residual);
+            self.enter(split, &first, &[]);
+        }
+    }
+
+    /// Names the residual the current layer's closing add will read.
+    pub(super) fn expect_residual(&mut self, residual: TensorId) {
+        if let Some((_, pending)) = self.closing.as_mut() {
+            *pending = Some(residual);
+        }
+    }
+
+    /// The attention inputs a split reading the cache kinds `kinds` copies.
+    fn attention_inputs_for(&self, kinds: [bool; 2], needed: &mut Vec<TensorId>) {
+        let buffer = self.buffer;
         needed.extend(self.inputs.pos);
         // With the cache on the host only the host reads the row indices (the stores run
         // there), and a device reads the mask only from the split its flash attention starts,
@@ -58,9 +118,6 @@ impl Builder<'_> {
             if cache_here || a.idxs.is_none() {
                 needed.push(a.mask);
             }
-        }
-        for src in needed {
-            self.copy_to(src, buffer);
         }
     }
 

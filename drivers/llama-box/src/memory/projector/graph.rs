@@ -32,7 +32,12 @@ pub(super) fn compute(tower: &Tower, flash_attn: bool) -> u64 {
         ProjectorKind::Llama4 => b.llama4(),
         ProjectorKind::KimiVl => b.kimivl(),
         ProjectorKind::MiniCpmV => b.minicpmv(),
-        ProjectorKind::Mlp | ProjectorKind::MlpNorm => b.llava(),
+        ProjectorKind::Mlp
+        | ProjectorKind::MlpNorm
+        | ProjectorKind::Ldp
+        | ProjectorKind::LdpV2
+        | ProjectorKind::GlmEdge => b.llava(),
+        ProjectorKind::Ultravox | ProjectorKind::Qwen2Audio | ProjectorKind::Voxtral => b.whisper(),
         ProjectorKind::Other => b.generic(),
     };
     b.g.mark_output(out);
@@ -103,6 +108,13 @@ impl Builder<'_> {
         self.g.view(x, true)
     }
 
+    /// A permute or transpose made contiguous: a new tensor of the same size.
+    fn cont(&mut self, x: TensorId) -> TensorId {
+        let bytes = self.g.bytes(x);
+        let v = self.view(x);
+        self.op(bytes, &[v])
+    }
+
     fn matmul(&mut self, x: TensorId, rows: u64, tokens: u64) -> TensorId {
         self.op(rows * tokens * F32, &[x])
     }
@@ -126,6 +138,15 @@ impl Builder<'_> {
         if bias { self.inplace(n) } else { n }
     }
 
+    /// The tower's own norm `name` (`pre_ln`, `post_ln`) when the file has it.
+    fn own_norm(&mut self, x: TensorId, name: &str, kind: Norm) -> TensorId {
+        if !self.t.has_own(&format!("{name}.weight")) {
+            return x;
+        }
+        let bias = self.t.has_own(&format!("{name}.bias"));
+        self.norm(x, kind, bias)
+    }
+
     fn layer_norm(&mut self, x: TensorId, suffix: &str) -> TensorId {
         let bias = self.t.block_has(&format!("{suffix}.bias"));
         self.norm(x, self.t.norm, bias)
@@ -140,8 +161,29 @@ impl Builder<'_> {
         self.op(e * n * F32, &[permuted])
     }
 
+    /// `ggml_conv_2d_dw` with a 3×3 kernel over `channels` planes into `out` positions: an
+    /// F16 im2col of the reshaped input, then the matmul.
+    fn conv_depthwise(&mut self, x: TensorId, channels: u64, out: u64) -> TensorId {
+        let planes = self.view(x);
+        let cols = self.op(9 * out * channels * F16, &[planes]);
+        let cols = self.view(cols);
+        let y = self.op(out * channels * F32, &[cols]);
+        self.view(y)
+    }
+
+    /// `ggml_conv_1d_ph` with Whisper's 3-wide kernel over `channels` rows into `out` frames,
+    /// then the bias and GELU in place.
+    fn conv1d_gelu(&mut self, x: TensorId, channels: u64, out: u64) -> TensorId {
+        let cols = self.op(3 * channels * out * F16, &[x]);
+        let cols = self.view(cols);
+        let y = self.op(self.t.n_embd * out * F32, &[cols]);
+        let y = self.view(y);
+        let y = self.inplace(y);
+        self.inplace(y)
+    }
+
     fn image(&mut self) -> TensorId {
-        let side = self.t.warmup.side;
+        let side = self.t.image_side();
         self.input(side * side * 3 * F32)
     }
 
@@ -193,22 +235,25 @@ impl Builder<'_> {
         let mut cur = inp;
         if let Some(pos) = learned {
             cur = self.add(cur, pos);
-        } else if self.t.has("v.position_embd.weight") {
+        } else if self.t.has_own("position_embd.weight") {
             // The learned grid (a weight) added in place.
             cur = self.inplace(cur);
         }
         let mut inp_l = self.view(cur);
-        if self.t.has("v.pre_ln.weight") {
-            let bias = self.t.has("v.pre_ln.bias");
-            inp_l = self.norm(inp_l, self.t.norm, bias);
-        }
+        inp_l = self.own_norm(inp_l, "pre_ln", self.t.norm);
         for _ in 0..self.t.n_layer {
             inp_l = self.block(inp_l, n_pos, rope, Mask::None);
         }
-        if self.t.has("v.post_ln.weight") {
-            let bias = self.t.has("v.post_ln.bias");
-            inp_l = self.norm(inp_l, self.t.norm, bias);
+        if matches!(
+            self.t.kind,
+            ProjectorKind::Qwen2Audio | ProjectorKind::Voxtral
+        ) {
+            // `audio_has_avgpool`: transposed, pooled by 2, transposed back.
+            let frames = self.cont(inp_l);
+            let pooled = self.op(self.t.n_embd * (n_pos / 2) * F32, &[frames]);
+            inp_l = self.cont(pooled);
         }
+        inp_l = self.own_norm(inp_l, "post_ln", self.t.norm);
         self.view(inp_l)
     }
 
@@ -376,7 +421,7 @@ impl Builder<'_> {
 
     // ----- the builders per projector type -----
 
-    /// `clip_graph_llava::build` (`mlp`, `mlp_norm`).
+    /// `clip_graph_llava::build` (`mlp`, `mlp_norm`, `ldp`, `ldpv2`, `adapter`).
     fn llava(&mut self) -> TensorId {
         let e = self.t.n_embd;
         let class = self.t.has("v.class_embd");
@@ -388,21 +433,23 @@ impl Builder<'_> {
         let positions = self.input(n_pos * I32);
         let rows = self.op(e * n_pos * F32, &[positions]);
         let mut cur = self.add(inp, rows);
-        if self.t.has("v.pre_ln.weight") {
-            let bias = self.t.has("v.pre_ln.bias");
-            cur = self.norm(cur, Norm::Layer, bias);
-        }
+        cur = self.own_norm(cur, "pre_ln", Norm::Layer);
         for _ in 0..self.t.n_layer {
             cur = self.block(cur, n_pos, Rope::None, Mask::None);
         }
-        if self.t.has("v.post_ln.weight") {
-            let bias = self.t.has("v.post_ln.bias");
-            cur = self.norm(cur, Norm::Layer, bias);
+        cur = self.own_norm(cur, "post_ln", Norm::Layer);
+        if self.t.kind == ProjectorKind::GlmEdge {
+            return self.glm_edge(cur);
         }
         let cur = self.view(cur);
         let patches = self.input(self.patches * I32);
         let n = self.patches;
         let mut cur = self.op(e * n * F32, &[cur, patches]);
+        match self.t.kind {
+            ProjectorKind::Ldp => return self.ldp(cur),
+            ProjectorKind::LdpV2 => return self.ldpv2(cur),
+            _ => {}
+        }
         if self.t.kind == ProjectorKind::MlpNorm {
             let mid = self.t.dim("mm.0.weight", 1).unwrap_or(0);
             cur = self.linear(cur, mid, n, true);
@@ -420,6 +467,153 @@ impl Builder<'_> {
             cur = self.linear(cur, rows, n, true);
         }
         cur
+    }
+
+    /// The two-layer GELU MLP of the MobileVLM projectors, `mm.model.mlp.<first>` and
+    /// `.<second>`, over the gathered patches.
+    fn mobilevlm_mlp(&mut self, x: TensorId, first: u8, second: u8) -> TensorId {
+        let n = self.patches;
+        let mid = self.t.dim(&format!("mm.model.mlp.{first}.weight"), 1);
+        let y = self.linear(x, mid.unwrap_or(0), n, true);
+        let y = self.inplace(y);
+        let out = self.t.dim(&format!("mm.model.mlp.{second}.weight"), 1);
+        self.linear(y, out.unwrap_or(0), n, true)
+    }
+
+    /// The `ldp` projector (MobileVLM): the MLP, then two MobileNetV3 blocks on the patch grid,
+    /// the first with a residual, the second with stride 2.
+    fn ldp(&mut self, x: TensorId) -> TensorId {
+        let y = self.mobilevlm_mlp(x, 1, 3);
+        let width = self.g.bytes(y) / (self.patches * F32);
+        let grid = self.cont(y);
+        let first = self.mobile_block(grid, 1, width, self.patches);
+        let first = self.cont(first);
+        let first = self.add(grid, first);
+        let half = self.side.div_ceil(2);
+        let second = self.mobile_block(first, 2, width, half * half);
+        self.view(second)
+    }
+
+    /// One MobileNetV3 block (`mm.model.mb_block.<index>`): depthwise convolution, layer norm,
+    /// hardswish, squeeze-excitation over the average-pooled channels, pointwise convolution,
+    /// layer norm. `out` is the number of positions the convolution leaves.
+    fn mobile_block(&mut self, x: TensorId, index: u8, width: u64, out: u64) -> TensorId {
+        let conv = self.conv_depthwise(x, width, out);
+        let cur = self.cont(conv);
+        let cur = self.norm(cur, Norm::Layer, true);
+        let cur = self.cont(cur);
+        let activated = self.inplace(cur);
+        let pooled = self.op(width * F32, &[activated]);
+        let pooled = self.view(pooled);
+        let prefix = format!("mm.model.mb_block.{index}.block.1");
+        let squeezed = self.t.dim(&format!("{prefix}.fc1.weight"), 1);
+        let se = self.linear(pooled, squeezed.unwrap_or(0), 1, true);
+        let se = self.inplace(se);
+        let se = self.linear(se, width, 1, true);
+        let se = self.inplace(se);
+        let se = self.view(se);
+        let cur = self.g.inplace(&[activated, se], 1, 0);
+        let cur = self.view(cur);
+        let cur = self.cont(cur);
+        let cur = self.matmul(cur, width, out);
+        let cur = self.view(cur);
+        self.norm(cur, Norm::Layer, true)
+    }
+
+    /// The `ldpv2` projector (MobileVLM V2): the MLP, 2×2 average pooling on the patch grid,
+    /// and the positional convolution (PEG) added to its input.
+    fn ldpv2(&mut self, x: TensorId) -> TensorId {
+        let y = self.mobilevlm_mlp(x, 0, 2);
+        let width = self.g.bytes(y) / (self.patches * F32);
+        let grid = self.cont(y);
+        let half = self.side / 2;
+        let pooled = self.op(width * half * half * F32, &[grid]);
+        let peg = self.conv_depthwise(pooled, width, half * half);
+        let peg = self.cont(peg);
+        let peg = self.inplace(peg);
+        let skip = self.cont(pooled);
+        let peg = self.add(peg, skip);
+        self.view(peg)
+    }
+
+    /// The `adapter` projector (GLM-Edge-V): a 2×2 stride-2 convolution to the text width, a
+    /// GLU (linear, layer norm, GELU, gate and up, down), then the BOI and EOI rows.
+    fn glm_edge(&mut self, x: TensorId) -> TensorId {
+        let (e, tokens) = (self.t.n_embd, self.patches / 4);
+        let width = self.t.dim("adapter.conv.weight", 3).unwrap_or(0);
+        let grid = self.cont(x);
+        let cols = self.op(4 * e * tokens * F16, &[grid]);
+        let cols = self.view(cols);
+        let conv = self.op(width * tokens * F32, &[cols]);
+        let conv = self.cont(conv);
+        let cur = self.view(conv);
+        let cur = self.cont(cur);
+        let cur = self.inplace(cur);
+        let cur = self.matmul(cur, width, tokens);
+        let cur = self.norm(cur, Norm::Layer, true);
+        // `ggml_gelu_inplace` returns a view of its input.
+        let cur = self.view(cur);
+        let ff = self.t.dim("adapter.linear.gate.weight", 1).unwrap_or(0);
+        let gate = self.matmul(cur, ff, tokens);
+        let up = self.matmul(cur, ff, tokens);
+        let act = self.op(ff * tokens * F32, &[gate, up]);
+        let out = self.matmul(act, width, tokens);
+        let with_boi = self.op(width * (tokens + 1) * F32, &[out]);
+        self.op(width * (tokens + 2) * F32, &[with_boi])
+    }
+
+    /// `clip_graph_whisper_enc::build` (`ultravox`, `qwen2a`, `voxtral`): two convolutions
+    /// over the warm-up mel frames (the second halves them), the transformer with learned
+    /// positions, average pooling for Qwen2-Audio and Voxtral, frames stacked into tokens, and
+    /// the type's projector.
+    fn whisper(&mut self) -> TensorId {
+        let (e, frames, mel) = (self.t.n_embd, self.t.audio_frames(), self.t.n_mel);
+        let n_pos = frames / 2;
+        let inp = self.input(frames * mel * F32);
+        let cur = self.conv1d_gelu(inp, mel, frames);
+        let cur = self.conv1d_gelu(cur, e, n_pos);
+        let cur = self.cont(cur);
+        let mut cur = self.vit(cur, n_pos, None, Rope::None);
+        let mut tokens = match self.t.kind {
+            ProjectorKind::Qwen2Audio | ProjectorKind::Voxtral => n_pos / 2,
+            _ => n_pos,
+        };
+        if matches!(
+            self.t.kind,
+            ProjectorKind::Ultravox | ProjectorKind::Voxtral
+        ) {
+            // `build_stack`: padded with zeros to whole stacks, viewed as wider rows.
+            let stack = self.t.stack_factor;
+            let stacked = tokens.div_ceil(stack);
+            if tokens % stack != 0 {
+                let flat = self.view(cur);
+                cur = self.op(e * stack * stacked * F32, &[flat]);
+            }
+            cur = self.view(cur);
+            tokens = stacked;
+        }
+        match self.t.kind {
+            ProjectorKind::Ultravox => {
+                let cur = self.norm(cur, Norm::Rms, false);
+                let doubled = self.t.dim("mm.a.mlp.1.weight", 1).unwrap_or(0);
+                let cur = self.matmul(cur, doubled, tokens);
+                let cur = self.op(doubled / 2 * tokens * F32, &[cur]);
+                let cur = self.norm(cur, Norm::Rms, false);
+                let out = self.t.dim("mm.a.mlp.2.weight", 1).unwrap_or(0);
+                self.matmul(cur, out, tokens)
+            }
+            ProjectorKind::Qwen2Audio => {
+                let out = self.t.dim("mm.a.fc.weight", 1).unwrap_or(0);
+                self.linear(cur, out, tokens, true)
+            }
+            _ => {
+                let mid = self.t.dim("mm.a.mlp.1.weight", 1).unwrap_or(0);
+                let cur = self.matmul(cur, mid, tokens);
+                let cur = self.inplace(cur);
+                let out = self.t.dim("mm.a.mlp.2.weight", 1).unwrap_or(0);
+                self.matmul(cur, out, tokens)
+            }
+        }
     }
 
     /// `clip_graph_qwen2vl::build` and `clip_graph_qwen3vl::build`.
@@ -451,10 +645,7 @@ impl Builder<'_> {
         }
         let positions = self.input(4 * n * I32);
         let mut cur = inp;
-        if self.t.has("v.pre_ln.weight") {
-            let bias = self.t.has("v.pre_ln.bias");
-            cur = self.norm(cur, self.t.norm, bias);
-        }
+        cur = self.own_norm(cur, "pre_ln", self.t.norm);
         let window = self.t.kind == ProjectorKind::Qwen25Vl && self.t.window_pattern > 0;
         let mut mask = Mask::None;
         if window {
@@ -480,10 +671,7 @@ impl Builder<'_> {
                 taps.push((il, cur));
             }
         }
-        if self.t.has("v.post_ln.weight") {
-            let bias = self.t.has("v.post_ln.bias");
-            cur = self.norm(cur, self.t.norm, bias);
-        }
+        cur = self.own_norm(cur, "post_ln", self.t.norm);
         let cur = self.view(cur);
         let mut emb = self.mlp(cur, merged, "mm.0", "mm.2");
         if window {
@@ -626,8 +814,10 @@ impl Builder<'_> {
         let n = self.patches;
         let pos_h = self.input(n * I32);
         let pos_w = self.input(n * I32);
-        let learned = self.resized_positions();
+        // `ggml_add(inp, learned)` reaches the patches before the positions: the graph runs
+        // the patch embedding first, then the interpolation.
         let inp = self.build_inp();
+        let learned = self.resized_positions();
         let cur = self.vit(inp, n, learned, Rope::TwoD(pos_w, pos_h));
         let s = self.t.n_merge;
         let cur = self.unshuffle(cur, s);

@@ -1,33 +1,37 @@
 //! Multimodal projector (mmproj, llama.cpp's `clip`) memory: weights, and the compute buffer
-//! `clip_init` reserves for one warm-up image (`tools/mtmd/clip.cpp` at 0c1e57098), replayed
-//! with the same allocator as the text model over the graph clip.cpp builds for the
-//! projector type (`tools/mtmd/models/*.cpp`).
+//! `clip_init` reserves for one warm-up image or audio clip (`tools/mtmd/clip.cpp` at
+//! 0c1e57098), replayed with the same allocator as the text model over the graph clip.cpp
+//! builds for the projector type (`tools/mtmd/models/*.cpp`). A file with both encoders
+//! (Qwen2.5-Omni) loads each into its own context, so both compute buffers count.
 //!
-//! - [`tower`] reads the vision tower's shape and the projector type from the file.
+//! - [`tower`] reads each encoder's shape and the projector type from the file.
 //! - [`graph`] builds the graph: the shared ViT (`clip_graph::build_vit`) with each type's
-//!   input stage (patch embedding, positions, windows) and merger/projection tail.
+//!   input stage (patch embedding, positions, windows, Whisper's convolutions) and
+//!   merger/projection tail.
 
 mod graph;
 mod tower;
 
 use inferkit_core::gguf::GgufModel;
-use inferkit_core::{ErrorBand, FigureBasis, Result};
+use inferkit_core::{Error, ErrorBand, FigureBasis, Result};
 use serde::{Deserialize, Serialize};
 
 use super::graph::CPU_ALIGNMENT;
 pub(crate) use tower::ProjectorKind;
-use tower::Tower;
+use tower::{Modality, Tower, Warmup};
 
 /// Projector sizes, precomputed for both flash-attention settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Projector {
     /// Weight bytes (each tensor padded to the buffer alignment).
     pub weights: u64,
-    /// Compute reservation with and without flash attention.
+    /// Compute reservation with and without flash attention (all encoders).
     pub compute_fa: u64,
     pub compute_no_fa: u64,
-    /// The image the reservation is sized for.
-    pub warmup: WarmupImage,
+    /// The image the vision encoder's reservation is sized for.
+    pub warmup_image: Option<WarmupImage>,
+    /// The audio the audio encoder's reservation is sized for.
+    pub warmup_audio: Option<WarmupAudio>,
     /// How sure the compute figure is.
     pub error_band: ErrorBand,
 }
@@ -41,22 +45,58 @@ pub struct WarmupImage {
     pub source: String,
 }
 
+/// The audio clip.cpp warms an audio encoder up with, and why that length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarmupAudio {
+    /// Mel frames (10 ms each) of the warm-up audio.
+    pub frames: u64,
+    /// Where the length comes from, in clip.cpp's terms.
+    pub source: String,
+}
+
 impl Projector {
-    /// Reads the projector and sizes its warm-up compute for both flash-attention settings.
+    /// Reads the projector's encoders and sizes their warm-up compute for both
+    /// flash-attention settings.
     pub fn new(model: &GgufModel) -> Result<Projector> {
-        let tower = Tower::read(model)?;
+        let mut towers = Vec::new();
+        if model.clip_vision()?.is_some() {
+            towers.push(Tower::read(model, Modality::Vision)?);
+        }
+        if model.clip_audio()?.is_some() {
+            towers.push(Tower::read(model, Modality::Audio)?);
+        }
+        if towers.is_empty() {
+            return Err(Error::unsupported(format!(
+                "{}: projector without a vision or an audio encoder",
+                model.path().display()
+            )));
+        }
         let weights = model
             .tensors()
             .iter()
             .map(|t| t.bytes.div_ceil(CPU_ALIGNMENT) * CPU_ALIGNMENT)
             .sum();
-        Ok(Projector {
+        let mut projector = Projector {
             weights,
-            compute_fa: graph::compute(&tower, true),
-            compute_no_fa: graph::compute(&tower, false),
-            warmup: tower.warmup.clone(),
-            error_band: error_band(tower.kind),
-        })
+            compute_fa: 0,
+            compute_no_fa: 0,
+            warmup_image: None,
+            warmup_audio: None,
+            error_band: error_band(towers[0].kind),
+        };
+        for tower in &towers {
+            projector.compute_fa += graph::compute(tower, true);
+            projector.compute_no_fa += graph::compute(tower, false);
+            match &tower.warmup {
+                Warmup::Image(image) => projector.warmup_image = Some(image.clone()),
+                Warmup::Audio(audio) => projector.warmup_audio = Some(audio.clone()),
+            }
+            let band = error_band(tower.kind);
+            if band.percent > projector.error_band.percent {
+                projector.error_band = band;
+            }
+        }
+        Ok(projector)
     }
 
     /// The compute reservation for the given flash-attention setting.

@@ -1,13 +1,14 @@
-//! The vision tower of a projector file, as clip.cpp's loader sees it: hyper-parameters from
-//! `clip.vision.*`, optional parts from the tensors present (`clip_model_loader::load_tensors`),
-//! the projector type, and the warm-up image it implies (`clip_model_loader::load_hparams`).
+//! The encoders of a projector file, as clip.cpp's loader sees them: hyper-parameters from
+//! `clip.vision.*` or `clip.audio.*`, optional parts from the tensors present
+//! (`clip_model_loader::load_tensors`), the projector type, and the warm-up input it implies
+//! (`clip_model_loader::load_hparams`).
 
 use std::collections::BTreeMap;
 
 use inferkit_core::gguf::{GgmlType, GgufModel};
 use inferkit_core::{Error, Result};
 
-use super::WarmupImage;
+use super::{WarmupAudio, WarmupImage};
 
 /// clip.cpp's projector types (`clip-impl.h`, `PROJECTOR_TYPE_NAMES`) whose graph is built
 /// here from its own builder; any other type is read as a plain ViT ([`ProjectorKind::Other`]).
@@ -37,13 +38,28 @@ pub(crate) enum ProjectorKind {
     KimiVl,
     /// `resampler` (MiniCPM-V): SigLIP, then one cross-attention over learned queries.
     MiniCpmV,
+    /// `ldp` (MobileVLM): the LLaVA tower, an MLP and two MobileNetV3-style blocks.
+    Ldp,
+    /// `ldpv2` (MobileVLM V2): the LLaVA tower, an MLP, 2×2 average pooling and a PEG.
+    LdpV2,
+    /// `adapter` (GLM-Edge-V): SigLIP, a stride-2 convolution, a GLU and BOI/EOI tokens.
+    GlmEdge,
+    /// `ultravox`: Whisper encoder, 8 stacked frames, RMS-normed SwiGLU projector.
+    Ultravox,
+    /// `qwen2a` (Qwen2-Audio, Qwen2.5-Omni's audio): Whisper encoder, 2× average pool, linear.
+    Qwen2Audio,
+    /// `voxtral`: Whisper encoder, 2× average pool, 4 stacked frames, GELU MLP.
+    Voxtral,
     /// Any other type: the generic ViT of `build_vit` and the `mm.*` matmuls.
     Other,
 }
 
 impl ProjectorKind {
-    fn from_name(name: &str) -> ProjectorKind {
+    fn from_name(name: &str, modality: Modality) -> ProjectorKind {
         match name {
+            // Qwen2.5-Omni's one type names both towers (`clip.cpp`, "legacy method").
+            "qwen2.5o" if modality == Modality::Audio => ProjectorKind::Qwen2Audio,
+            "qwen2.5o" => ProjectorKind::Qwen25Vl,
             "mlp" => ProjectorKind::Mlp,
             "mlp_norm" => ProjectorKind::MlpNorm,
             "qwen2vl_merger" => ProjectorKind::Qwen2Vl,
@@ -56,25 +72,36 @@ impl ProjectorKind {
             "llama4" => ProjectorKind::Llama4,
             "kimivl" => ProjectorKind::KimiVl,
             "resampler" => ProjectorKind::MiniCpmV,
+            "ldp" => ProjectorKind::Ldp,
+            "ldpv2" => ProjectorKind::LdpV2,
+            "adapter" => ProjectorKind::GlmEdge,
+            "ultravox" => ProjectorKind::Ultravox,
+            "qwen2a" => ProjectorKind::Qwen2Audio,
+            "voxtral" => ProjectorKind::Voxtral,
             _ => ProjectorKind::Other,
         }
     }
 
     /// Types measured against llama.cpp (`measurements-mmproj.jsonl`).
     pub fn is_measured(self) -> bool {
-        matches!(
-            self,
-            ProjectorKind::Mlp
-                | ProjectorKind::Qwen2Vl
-                | ProjectorKind::Qwen25Vl
-                | ProjectorKind::Qwen3Vl
-                | ProjectorKind::Gemma3
-                | ProjectorKind::Idefics3
-                | ProjectorKind::Pixtral
-                | ProjectorKind::InternVl
-                | ProjectorKind::MiniCpmV
-                | ProjectorKind::Llama4
-        )
+        self.is_audio()
+            || matches!(
+                self,
+                ProjectorKind::Mlp
+                    | ProjectorKind::Qwen2Vl
+                    | ProjectorKind::Qwen25Vl
+                    | ProjectorKind::Qwen3Vl
+                    | ProjectorKind::Gemma3
+                    | ProjectorKind::Idefics3
+                    | ProjectorKind::Pixtral
+                    | ProjectorKind::InternVl
+                    | ProjectorKind::MiniCpmV
+                    | ProjectorKind::Llama4
+                    | ProjectorKind::KimiVl
+                    | ProjectorKind::Ldp
+                    | ProjectorKind::LdpV2
+                    | ProjectorKind::GlmEdge
+            )
     }
 
     /// Types whose own clip.cpp builder is followed.
@@ -82,11 +109,47 @@ impl ProjectorKind {
         self != ProjectorKind::Other
     }
 
+    /// The Whisper-encoder audio types (`clip_graph_whisper_enc`).
+    pub fn is_audio(self) -> bool {
+        matches!(
+            self,
+            ProjectorKind::Ultravox | ProjectorKind::Qwen2Audio | ProjectorKind::Voxtral
+        )
+    }
+
+    /// Types built by `clip_graph_llava` with a LLaVA projector (the tower stops one layer
+    /// early and the patches are gathered before the projector).
+    fn is_llava(self) -> bool {
+        matches!(
+            self,
+            ProjectorKind::Mlp | ProjectorKind::MlpNorm | ProjectorKind::Ldp | ProjectorKind::LdpV2
+        )
+    }
+
     fn is_qwen(self) -> bool {
         matches!(
             self,
             ProjectorKind::Qwen2Vl | ProjectorKind::Qwen25Vl | ProjectorKind::Qwen3Vl
         )
+    }
+}
+
+/// Which encoder of the file a tower is: clip.cpp loads each into its own context, with its
+/// own weights and compute buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Modality {
+    /// `clip.vision.*`, tensors `v.*`.
+    Vision,
+    /// `clip.audio.*`, tensors `a.*`.
+    Audio,
+}
+
+impl Modality {
+    fn tensor_prefix(self) -> &'static str {
+        match self {
+            Modality::Vision => "v.",
+            Modality::Audio => "a.",
+        }
     }
 }
 
@@ -99,16 +162,25 @@ pub(super) enum Norm {
     Rms,
 }
 
+/// The input clip.cpp warms a tower up with (`clip_model_loader::warmup`).
+#[derive(Debug, Clone)]
+pub(super) enum Warmup {
+    Image(WarmupImage),
+    Audio(WarmupAudio),
+}
+
 /// What the graph builder needs to know about the tower.
 #[derive(Debug, Clone)]
 pub(super) struct Tower {
     pub kind: ProjectorKind,
-    pub warmup: WarmupImage,
+    pub modality: Modality,
+    pub warmup: Warmup,
     pub n_embd: u64,
     pub n_ff: u64,
     pub n_head: u64,
     /// Layers the graph runs (LLaVA stops before the last one).
     pub n_layer: u64,
+    /// Patch side (1 for audio).
     pub patch: u64,
     /// Patches merged per side into one output token.
     pub n_merge: u64,
@@ -119,44 +191,51 @@ pub(super) struct Tower {
     pub deepstack: Vec<u64>,
     /// MiniCPM-V's resampler queries (`clip.minicpmv_query_num`, 64 by default).
     pub queries: u64,
+    /// Audio: mel bins per frame (`clip.audio.num_mel_bins`).
+    pub n_mel: u64,
+    /// Audio: encoder frames stacked into one token (`clip.audio.projector.stack_factor`).
+    pub stack_factor: u64,
     /// Block 0's tensors by suffix (`attn_q.bias`, `ffn_gate.weight`, ...), dims.
     block: BTreeMap<String, Vec<u64>>,
     /// Every other tensor by name, dims and whether it is F32.
     other: BTreeMap<String, (Vec<u64>, bool)>,
 }
 
+/// Mel frames of the warm-up audio: `clip_hparams::warmup_audio_size` (`clip-model.h`), 30 s
+/// of 10 ms hops, Whisper's full window.
+const WARMUP_AUDIO_FRAMES: u64 = 3000;
+
 impl Tower {
-    pub fn read(model: &GgufModel) -> Result<Tower> {
+    /// Reads the tower of `modality` (the file must have that encoder).
+    pub fn read(model: &GgufModel, modality: Modality) -> Result<Tower> {
         let unsupported = |what: &str| {
             Error::unsupported(format!(
                 "{}: projector without {what}",
                 model.path().display()
             ))
         };
-        let vision = model
-            .clip_vision()?
-            .ok_or_else(|| unsupported("a vision encoder"))?;
-        let n_embd = vision
+        let encoder = match modality {
+            Modality::Vision => model.clip_vision()?,
+            Modality::Audio => model.clip_audio()?,
+        }
+        .ok_or_else(|| unsupported("that encoder"))?;
+        let n_embd = encoder
             .embedding_length
             .ok_or_else(|| unsupported("embedding_length"))?;
-        let patch = vision
-            .patch_size
-            .filter(|&p| p > 0)
-            .ok_or_else(|| unsupported("patch_size"))?;
-        let image_size = vision
-            .image_size
-            .filter(|&s| s > 0)
-            .ok_or_else(|| unsupported("image_size"))?;
-        let type_name = vision.projector_type.clone().unwrap_or_default();
-        let kind = ProjectorKind::from_name(&type_name);
+        let type_name = encoder.projector_type.clone().unwrap_or_default();
+        let kind = ProjectorKind::from_name(&type_name, modality);
         let meta = model.metadata();
 
+        let (block_prefix, own_prefix) = match modality {
+            Modality::Vision => ("v.blk.0.", "v.blk."),
+            Modality::Audio => ("a.blk.0.", "a.blk."),
+        };
         let mut block = BTreeMap::new();
         let mut other = BTreeMap::new();
         for t in model.tensors() {
-            if let Some(suffix) = t.name.strip_prefix("v.blk.0.") {
+            if let Some(suffix) = t.name.strip_prefix(block_prefix) {
                 block.insert(suffix.to_owned(), t.dims.clone());
-            } else if !t.name.starts_with("v.blk.") {
+            } else if !t.name.starts_with(own_prefix) {
                 other.insert(
                     t.name.clone(),
                     (t.dims.clone(), t.ggml_type == GgmlType::F32),
@@ -170,9 +249,9 @@ impl Tower {
             .flat_map(|dims: &Vec<u64>| dims.iter().copied().take(2))
             .filter(|&d| d != n_embd)
             .max()
-            .or(vision.feed_forward_length)
+            .or(encoder.feed_forward_length)
             .unwrap_or(4 * n_embd);
-        let block_count = vision.block_count.unwrap_or(0);
+        let block_count = encoder.block_count.unwrap_or(0);
 
         let scale_factor = meta.get_u64("clip.vision.projector.scale_factor")?;
         let spatial_merge = meta.get_u64("clip.vision.spatial_merge_size")?;
@@ -186,21 +265,40 @@ impl Tower {
 
         // `is_feature_layer`/`max_feature_layer` in `clip_graph_llava::build`: LLaVA-type
         // projectors stop one layer early unless feature layers are given.
-        let n_layer = match kind {
-            ProjectorKind::Mlp | ProjectorKind::MlpNorm => {
-                let deepest = meta
-                    .get_array("clip.vision.feature_layer")?
-                    .and_then(|a| a.to_u64_vec())
-                    .and_then(|v| v.into_iter().max());
-                match deepest {
-                    Some(l) => l.min(block_count),
-                    None => block_count.saturating_sub(1),
-                }
+        let n_layer = if kind.is_llava() {
+            let deepest = meta
+                .get_array("clip.vision.feature_layer")?
+                .and_then(|a| a.to_u64_vec())
+                .and_then(|v| v.into_iter().max());
+            match deepest {
+                Some(l) => l.min(block_count),
+                None => block_count.saturating_sub(1),
             }
-            _ => block_count,
+        } else {
+            block_count
         };
 
-        let warmup = warmup_image(kind, image_size, patch, n_merge);
+        let (warmup, patch) = match modality {
+            Modality::Vision => {
+                let patch = encoder
+                    .patch_size
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| unsupported("patch_size"))?;
+                let image_size = encoder
+                    .image_size
+                    .filter(|&s| s > 0)
+                    .ok_or_else(|| unsupported("image_size"))?;
+                let image = warmup_image(kind, image_size, patch, n_merge);
+                (Warmup::Image(image), patch)
+            }
+            Modality::Audio => {
+                let audio = WarmupAudio {
+                    frames: WARMUP_AUDIO_FRAMES,
+                    source: "clip.cpp warmup_audio_size (30 s of 10 ms mel frames)".into(),
+                };
+                (Warmup::Audio(audio), 1)
+            }
+        };
         let mut deepstack: Vec<u64> = model
             .tensors()
             .iter()
@@ -215,10 +313,11 @@ impl Tower {
         deepstack.sort_unstable();
         Ok(Tower {
             kind,
+            modality,
             warmup,
             n_embd,
             n_ff,
-            n_head: vision.head_count.unwrap_or(1).max(1),
+            n_head: encoder.head_count.unwrap_or(1).max(1),
             n_layer,
             patch,
             n_merge,
@@ -233,6 +332,11 @@ impl Tower {
                 .get_u64("clip.minicpmv_query_num")?
                 .unwrap_or(64)
                 .max(1),
+            n_mel: meta.get_u64("clip.audio.num_mel_bins")?.unwrap_or(128),
+            stack_factor: meta
+                .get_u64("clip.audio.projector.stack_factor")?
+                .unwrap_or(1)
+                .max(1),
             block,
             other,
         })
@@ -246,6 +350,12 @@ impl Tower {
     /// Whether the file has the (non-block) tensor `name`.
     pub fn has(&self, name: &str) -> bool {
         self.other.contains_key(name)
+    }
+
+    /// Whether the tower has its own tensor `suffix` (`pre_ln.weight` is `v.pre_ln.weight` in
+    /// a vision tower, `a.pre_ln.weight` in an audio one).
+    pub fn has_own(&self, suffix: &str) -> bool {
+        self.has(&format!("{}{suffix}", self.modality.tensor_prefix()))
     }
 
     /// Dimension `i` (ggml order) of the non-block tensor `name`.
@@ -272,9 +382,25 @@ impl Tower {
         layers.into_iter().map(|(_, out)| out).collect()
     }
 
+    /// Side of the warm-up image in pixels (0 for audio).
+    pub fn image_side(&self) -> u64 {
+        match &self.warmup {
+            Warmup::Image(image) => image.side,
+            Warmup::Audio(_) => 0,
+        }
+    }
+
+    /// Mel frames of the warm-up audio (0 for images).
+    pub fn audio_frames(&self) -> u64 {
+        match &self.warmup {
+            Warmup::Image(_) => 0,
+            Warmup::Audio(audio) => audio.frames,
+        }
+    }
+
     /// Patches per side of the warm-up image.
     pub fn patches_per_side(&self) -> u64 {
-        self.warmup.side / self.patch
+        self.image_side() / self.patch
     }
 }
 
