@@ -17,6 +17,9 @@ mod projector;
 mod shape;
 mod weights;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
     Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, FitRequest, HostSlot, Layout,
@@ -27,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::params::{FlashAttn, LlamaSettings};
 use architecture::Coverage;
 pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
-use graph::Reserve;
+use graph::{Placement, Reserve};
 pub use kv::ContextSize;
 use placement::LayerMap;
 use projector::Projector;
@@ -259,6 +262,7 @@ struct TextModel {
     output_buffer: u64,
     /// [`ModelShape::layer_classes`]: which layers build the same compute graph.
     layer_classes: Vec<usize>,
+    replays: ReplayCache,
     flash_attn: bool,
     projector: Option<Projector>,
     /// How the architecture's compute graph is covered (sets every device's error band).
@@ -346,6 +350,7 @@ impl TextModel {
             layer_kv,
             output_buffer,
             layer_classes,
+            replays: ReplayCache::default(),
             flash_attn,
             projector: None,
             coverage,
@@ -572,7 +577,11 @@ impl TextModel {
             && self.settings.override_tensors.is_empty();
         let copies = if pipelined { PIPELINE_COPIES } else { 1 };
         let replay = map.replay(&self.layer_classes, SIMULATED_LAYERS);
-        let peaks = graph::compute_peaks(&self.shape, &self.reserve(copies), &replay.placement);
+        let peaks = self
+            .replays
+            .peaks(replay.placement.clone(), copies, |placement| {
+                graph::compute_peaks(&self.shape, &self.reserve(copies), placement)
+            });
         host.compute = peaks[0];
         for (device, buffer) in devices.iter_mut().zip(&replay.device_buffers) {
             device.compute = buffer.map_or(0, |b| peaks[b]);
@@ -685,6 +694,51 @@ fn blocking_note(full: &ResourceEstimate, devices: &[DeviceSlot]) -> Option<Stri
         slot.allocatable >> 20,
         listed.join(", ")
     ))
+}
+
+/// Compute peaks by replayed layout and scheduler copies. A replay is a pure function of
+/// them, and the estimates of one model repeat a few layouts (`fit`'s binary search, a
+/// placement search over similar device sets), so each is replayed once.
+#[derive(Debug, Default)]
+struct ReplayCache(Mutex<HashMap<(Placement, u64), Vec<u64>>>);
+
+impl ReplayCache {
+    /// Layouts kept; past it the cache starts over (a search over thousands of layouts).
+    const CAPACITY: usize = 256;
+
+    fn peaks(
+        &self,
+        placement: Placement,
+        copies: u64,
+        replay: impl FnOnce(&Placement) -> Vec<u64>,
+    ) -> Vec<u64> {
+        let key = (placement, copies);
+        if let Some(peaks) = self.lock().get(&key) {
+            return peaks.clone();
+        }
+        let peaks = replay(&key.0);
+        let mut cache = self.lock();
+        if cache.len() >= Self::CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key, peaks.clone());
+        peaks
+    }
+
+    /// The map, also after a panic elsewhere poisoned the lock (entries are only inserted
+    /// whole).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Placement, u64), Vec<u64>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A clone starts with an empty cache.
+impl Clone for ReplayCache {
+    fn clone(&self) -> Self {
+        ReplayCache::default()
+    }
 }
 
 /// Layers replayed per run of layers on one buffer (the model's last layer comes on top):

@@ -74,7 +74,7 @@ pub(crate) struct Reserve {
 
 /// Which buffer runs what: `layers[k] = (model layer, buffer)`, in order; the input layer is
 /// always buffer 0 (host).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Placement {
     pub layers: Vec<(usize, usize)>,
     pub output: usize,
