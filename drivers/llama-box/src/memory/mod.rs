@@ -379,6 +379,7 @@ impl TextModel {
         Reserve {
             n_tokens: c.n_ubatch_reserve(),
             n_stream: c.n_stream,
+            n_seqs: c.n_seq_max,
             n_kv: c.kv_size,
             n_kv_swa: c.kv_size_swa,
             flash_attn: self.flash_attn,
