@@ -48,6 +48,12 @@ pub struct KubernetesArgs {
     /// (`kubectl create secret generic NAME --from-literal=HF_TOKEN=...`).
     #[arg(long, value_name = "NAME")]
     pub secret: Option<String>,
+
+    /// Image of the init container that downloads a hub model's files into the pod before
+    /// the backend starts (needs sh, curl, sha256sum and stat). The files go to the model
+    /// volume when its mount path holds the plan's Hugging Face cache, else to an emptyDir.
+    #[arg(long, value_name = "IMAGE", default_value = inferkit_kube::DEFAULT_DOWNLOAD_IMAGE)]
+    pub download_image: String,
 }
 
 impl KubernetesArgs {
@@ -70,6 +76,7 @@ impl KubernetesArgs {
             node_selector: self.node_selector.iter().cloned().collect(),
             model_volume,
             secret: self.secret.clone(),
+            download_image: self.download_image.clone(),
         }
     }
 }

@@ -532,3 +532,51 @@ fn kubectl_nodes_to_manifests() {
             .contains("node aks-agentpool-30520393-vmss000002 left out: cordoned")
     );
 }
+
+/// GPUStack's placement-group variables only with `--gpustack-ray-bundles`: upstream vLLM
+/// does not read them.
+#[test]
+fn gpustack_ray_bundles_are_opt_in() {
+    let node = |name: &str, address: &str| {
+        let devices: Vec<Value> = (0..8)
+            .map(|i| {
+                serde_json::json!({"index": i, "vendor": "nvidia", "name": "NVIDIA H100 80GB HBM3",
+                    "memory": {"total": 85_899_345_920u64, "used": 0}, "compute_capability": "9.0"})
+            })
+            .collect();
+        serde_json::json!({"name": name, "address": address, "os": "linux", "arch": "amd64",
+            "cpu_cores": 64, "ram": {"total": 1_099_511_627_776u64, "used": 0},
+            "devices": devices})
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("two-nodes.json");
+    let workers =
+        serde_json::json!({"workers": [node("gpu-a", "10.0.0.1"), node("gpu-b", "10.0.0.2")]});
+    std::fs::write(&cluster, workers.to_string()).unwrap();
+    let cluster = cluster.display().to_string();
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "tests/fixtures/hf/DeepSeek-V3",
+            "--cluster",
+            &cluster,
+            "--json",
+        ];
+        args.extend(extra);
+        let out = run(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        json_of(&out)
+    };
+    let bundles = |plan: &Value| {
+        plan["processes"].as_array().unwrap().iter().any(|p| {
+            p["env"]
+                .get("GPUSTACK_RAY_PLACEMENT_GROUP_BUNDLES")
+                .is_some()
+        })
+    };
+    let upstream = plan(&[]);
+    assert_eq!(upstream["backend"], "vllm");
+    assert!(!bundles(&upstream), "{upstream:#}");
+    assert!(bundles(&plan(&["--gpustack-ray-bundles"])));
+    assert!(text(&run(&["plan", "--help"]).stdout).contains("--gpustack-ray-bundles"));
+}

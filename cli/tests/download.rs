@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 use support::hub::{FakeHub, Repo, TOKEN, fixture, ollama_model, read_fixture, sha256_hex};
 
@@ -383,4 +384,102 @@ async fn a_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholde
     assert_eq!(main["args"][1], "meta-llama/Llama-3.1-8B-Instruct");
     assert_eq!(main["env"]["HF_ENDPOINT"], hub.hub.url());
     assert_eq!(main["env"]["HF_TOKEN"], "${HF_TOKEN}");
+}
+
+/// `plan --format kubernetes` of the same hub model: the pod's init container downloads the
+/// files with the token from the user's Secret. Its script is run here, with `sh`, `curl` and
+/// `sha256sum` as in the container, against the loopback hub (a gated repository: files need
+/// the token; LFS files redirect to the CDN host): the files arrive in the Hugging Face
+/// layout, and a second run fetches nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kubernetes_download_init_container_fetches_the_files_the_backend_reads() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    let model = read_fixture("gguf/vlm/qwen2-vl-2b/qwen2-1.5b-text-stub-F16.header.gguf");
+    let projector = read_fixture("gguf/vlm/qwen2-vl-2b/mmproj-qwen2-vl-2b-f16.gguf");
+    let mut repo = Repo::new(COMMIT)
+        .file(MODEL, model.clone())
+        .file(PROJECTOR, projector.clone());
+    repo.gated = true;
+    hub.add(REPO, repo);
+    let caches = tempfile::tempdir().unwrap();
+    let reference = format!("hf://{REPO}:F16");
+    let output = cli_support::inferkit_with_hub(&hub.hub.url(), caches.path())
+        .env("HF_TOKEN", TOKEN)
+        .args([
+            "plan",
+            &reference,
+            "--format",
+            "kubernetes",
+            "--backend",
+            "llama-box",
+            "--cluster",
+            "examples/clusters/laptop.json",
+            "--image",
+            "llama-box=gpustack/llama-box:v0.0.140",
+            "--secret",
+            "hf",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let yaml = String::from_utf8(output.stdout).unwrap();
+    assert!(!yaml.contains(TOKEN), "{yaml}");
+    let deployment = serde_yaml_ng::Deserializer::from_str(&yaml)
+        .map(|document| Value::deserialize(document).unwrap())
+        .find(|object| object["kind"] == "Deployment")
+        .unwrap();
+    let init = &deployment["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["name"], "download-model");
+    assert_eq!(
+        init["env"][0]["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "hf", "key": "HF_TOKEN"})
+    );
+    let script = init["command"][2].as_str().unwrap();
+    let container = || {
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c").arg(script).env("HF_TOKEN", TOKEN);
+        sh
+    };
+    let first = container().output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    let folder = caches
+        .path()
+        .join("hf/models--Qwen--Qwen2-VL-2B-Instruct-GGUF");
+    let snapshot = folder.join("snapshots").join(COMMIT);
+    assert_eq!(std::fs::read(snapshot.join(MODEL)).unwrap(), model);
+    assert_eq!(std::fs::read(snapshot.join(PROJECTOR)).unwrap(), projector);
+    assert_eq!(
+        std::fs::read_link(snapshot.join(MODEL)).unwrap(),
+        Path::new("../../blobs").join(sha256_hex(&model))
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(folder.join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().ends_with(".incomplete"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The backend reads the files where the download put them.
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap();
+    let model_arg = snapshot.join(MODEL).display().to_string();
+    assert!(
+        args.iter().any(|a| a == &Value::from(model_arg.as_str())),
+        "{args:?}"
+    );
+
+    hub.reset();
+    let second = container().output().unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(
+        hub.requests(),
+        0,
+        "the files were there: nothing fetched again"
+    );
+
+    // Without the token the gated files are refused, and nothing half-written is kept.
+    std::fs::remove_dir_all(&folder).unwrap();
+    let refused = container().env_remove("HF_TOKEN").output().unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(!snapshot.join(MODEL).exists());
 }

@@ -415,16 +415,20 @@ impl Registry {
         Registry::default()
     }
 
-    /// Adds a backend (builder style). A backend with the same id replaces the earlier one.
+    /// Adds a backend (builder style). A backend with the same id replaces the earlier one,
+    /// in its place.
     pub fn with(mut self, backend: impl Backend + 'static) -> Self {
         self.register(Arc::new(backend));
         self
     }
 
-    /// Adds a backend. A backend with the same id replaces the earlier one.
+    /// Adds a backend. A backend with the same id replaces the earlier one in its place, so
+    /// that reconfiguring a driver keeps the order that breaks ties in automatic selection.
     pub fn register(&mut self, backend: Arc<dyn Backend>) {
-        self.backends.retain(|b| b.id() != backend.id());
-        self.backends.push(backend);
+        match self.backends.iter_mut().find(|b| b.id() == backend.id()) {
+            Some(slot) => *slot = backend,
+            None => self.backends.push(backend),
+        }
     }
 
     /// The backend with this id.

@@ -79,6 +79,25 @@ pub struct DownloadFile {
 }
 
 impl DownloadStep {
+    /// The address of the file at `path` of the repository, at [`DownloadStep::commit`]:
+    /// `{endpoint}/{repo}/resolve/{commit}/{path}` on Hugging Face (LFS files redirect from
+    /// there to a CDN host), `{endpoint}/api/v1/models/{repo}/repo?Revision=..&FilePath=..` on
+    /// ModelScope.
+    pub fn file_url(&self, path: &str) -> String {
+        let base = self.endpoint.trim_end_matches('/');
+        let (repo, commit) = (&self.repo, percent_encode(&self.commit, false));
+        match self.hub.as_str() {
+            "ms" => format!(
+                "{base}/api/v1/models/{repo}/repo?Revision={commit}&FilePath={}",
+                percent_encode(path, false)
+            ),
+            _ => format!(
+                "{base}/{repo}/resolve/{commit}/{}",
+                percent_encode(path, true)
+            ),
+        }
+    }
+
     /// Points the processes at the downloaded files: every argument under `planned_from` (the
     /// folder the plan read the files' headers from, laid out as the repository) is moved
     /// under [`DownloadStep::snapshot`], and the workers running those processes are recorded.
@@ -99,6 +118,19 @@ impl DownloadStep {
             }
         }
     }
+}
+
+/// Percent-encodes `text` for a URL path or query value (`/` kept when `keep_slash`).
+fn percent_encode(text: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -164,5 +196,35 @@ mod tests {
         );
         assert_eq!(processes[0].args[0], "--rpc-server-main");
         assert_eq!(step.workers, ["main"]);
+    }
+
+    #[test]
+    fn file_urls_follow_each_hubs_download_address() {
+        let mut step = DownloadStep {
+            workers: Vec::new(),
+            hub: "hf".into(),
+            endpoint: "https://hf-mirror.com/".into(),
+            repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF".into(),
+            revision: None,
+            commit: "9217f5db79a29953eb74d5343926648285ec7e67".into(),
+            cache: "/hf".into(),
+            snapshot: "/hf/s".into(),
+            files: Vec::new(),
+            bytes: 0,
+            token_env: None,
+        };
+        assert_eq!(
+            step.file_url("q4/qwen2.5 0.5b+Q4_K_M.gguf"),
+            "https://hf-mirror.com/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/\
+             9217f5db79a29953eb74d5343926648285ec7e67/q4/qwen2.5%200.5b%2BQ4_K_M.gguf"
+        );
+        step.hub = "ms".into();
+        step.endpoint = "https://modelscope.cn".into();
+        step.commit = "master".into();
+        assert_eq!(
+            step.file_url("q4/a.gguf"),
+            "https://modelscope.cn/api/v1/models/Qwen/Qwen2.5-0.5B-Instruct-GGUF/repo?\
+             Revision=master&FilePath=q4%2Fa.gguf"
+        );
     }
 }

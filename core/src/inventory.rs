@@ -187,6 +187,10 @@ pub enum Vendor {
     Other(String),
 }
 
+/// What separates the product from the MIG profile in the name of a MIG instance offered as
+/// its own Kubernetes resource (`A100-SXM4-40GB MIG 1g.5gb` → `nvidia.com/mig-1g.5gb`).
+pub const MIG_RESOURCE_MARK: &str = " MIG ";
+
 impl Vendor {
     /// The vendor `name` stands for, in any letter case; any other name is [`Vendor::Other`]
     /// as written.
@@ -213,6 +217,39 @@ impl Vendor {
             Vendor::Apple => "apple",
             Vendor::Other(name) => name,
         }
+    }
+
+    /// The extended resource a Kubernetes device plugin offers a device of this vendor named
+    /// `device` as: `nvidia.com/gpu` (whole GPUs, and MIG instances under GPU Feature
+    /// Discovery's single strategy), `nvidia.com/mig-PROFILE` for a device named
+    /// `PRODUCT MIG PROFILE` (a MIG instance under the mixed strategy, as `probe --kubernetes`
+    /// names them), `amd.com/gpu`, `huawei.com/Ascend910`, `Ascend310P` or `Ascend310`; `None`
+    /// for vendors without a known device plugin.
+    pub fn device_plugin_resource(&self, device: &str) -> Option<String> {
+        match self {
+            Vendor::Nvidia => Some(match device.split_once(MIG_RESOURCE_MARK) {
+                Some((_, profile)) => format!("nvidia.com/mig-{profile}"),
+                None => "nvidia.com/gpu".to_string(),
+            }),
+            Vendor::Amd => Some("amd.com/gpu".to_string()),
+            Vendor::Ascend => Some(
+                match ChipFamily::of(self, device) {
+                    ChipFamily::Ascend310P => "huawei.com/Ascend310P",
+                    ChipFamily::Ascend310 => "huawei.com/Ascend310",
+                    _ => "huawei.com/Ascend910",
+                }
+                .to_string(),
+            ),
+            Vendor::Apple | Vendor::Other(_) => None,
+        }
+    }
+
+    /// Whether a device of this vendor named `device` is a MIG instance: GPU Feature
+    /// Discovery names them `PRODUCT-MIG-PROFILE` under the single strategy, and
+    /// `probe --kubernetes` `PRODUCT MIG PROFILE` under the mixed one. A CUDA process uses one
+    /// MIG instance (CUDA enumerates at most one), so a process cannot span several.
+    pub fn is_mig_instance(&self, device: &str) -> bool {
+        *self == Vendor::Nvidia && (device.contains("-MIG-") || device.contains(MIG_RESOURCE_MARK))
     }
 
     /// The environment variable that pins a process to devices of this vendor, by GPUStack's

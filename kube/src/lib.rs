@@ -27,6 +27,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod download;
 pub mod lws;
 mod options;
 mod pod;
@@ -35,14 +36,17 @@ use std::collections::BTreeMap;
 
 use inferkit_core::{DeploymentPlan, Error, ProcessRole, Result};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, EnvVar, EnvVarSource, PodTemplateSpec, SecretKeySelector, Service, ServicePort,
+    ServiceSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
 /// The Kubernetes API types the objects are built from (release 1.37).
 pub use k8s_openapi;
-pub use options::{KubernetesOptions, ModelVolume};
+pub use options::{DEFAULT_DOWNLOAD_IMAGE, KubernetesOptions, ModelVolume};
 
 use crate::lws::{LeaderWorkerSet, LeaderWorkerSetSpec, LeaderWorkerTemplate, RestartPolicy};
 use crate::pod::{PodBuilder, PodRole};
@@ -263,5 +267,21 @@ fn service(
             ..ServiceSpec::default()
         }),
         status: None,
+    }
+}
+
+/// `name` read from the `key` of the user's Secret `secret`.
+pub(crate) fn secret_env(secret: &str, name: String, key: String) -> EnvVar {
+    EnvVar {
+        name,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key,
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
     }
 }

@@ -29,7 +29,15 @@ pub struct KubernetesOptions {
     /// per variable name. Containers read them by `secretKeyRef`; values never appear in a
     /// manifest.
     pub secret: Option<String>,
+    /// Image of the init container that downloads a remote model's files (the plan's
+    /// `downloads`) before the backend starts; it needs `sh`, `curl`, `sha256sum` and `stat`.
+    /// Default [`DEFAULT_DOWNLOAD_IMAGE`].
+    pub download_image: String,
 }
+
+/// The public image with `curl`, a shell and `sha256sum` (Alpine's BusyBox) the download init
+/// container runs by default.
+pub const DEFAULT_DOWNLOAD_IMAGE: &str = "curlimages/curl:8.11.1";
 
 impl Default for KubernetesOptions {
     fn default() -> Self {
@@ -42,6 +50,7 @@ impl Default for KubernetesOptions {
             node_selector: BTreeMap::new(),
             model_volume: None,
             secret: None,
+            download_image: DEFAULT_DOWNLOAD_IMAGE.to_string(),
         }
     }
 }
@@ -62,4 +71,14 @@ pub enum ModelVolume {
         /// Where it is mounted in the container.
         mount_path: String,
     },
+}
+
+impl ModelVolume {
+    /// Where the volume is mounted in the containers.
+    pub fn mount_path(&self) -> &str {
+        match self {
+            ModelVolume::HostPath { path } => path,
+            ModelVolume::PersistentVolumeClaim { mount_path, .. } => mount_path,
+        }
+    }
 }

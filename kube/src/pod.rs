@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use inferkit_core::launch::shell_quote;
 use inferkit_core::secret::placeholder_variable;
 use inferkit_core::{
-    ChipFamily, DeploymentPlan, DeviceClaim, Error, HealthCheck, LaunchSpec, ProcessRole, Result,
+    DeploymentPlan, DeviceClaim, DownloadStep, Error, HealthCheck, LaunchSpec, ProcessRole, Result,
     Vendor, WorkerClaim,
 };
 use k8s_openapi::api::core::v1::{
@@ -14,14 +14,15 @@ use k8s_openapi::api::core::v1::{
     EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SecretKeySelector, TCPSocketAction, Volume, VolumeMount,
+    Probe, ResourceRequirements, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::download;
 use crate::lws::{LEADER_ADDRESS_VARIABLE, SET_NAME_LABEL, WORKER_INDEX_LABEL};
-use crate::{KubernetesOptions, ModelVolume, NAME_LABEL, name_labels};
+use crate::{KubernetesOptions, ModelVolume, NAME_LABEL, name_labels, secret_env};
 
 /// Node label holding the node's name.
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
@@ -187,8 +188,21 @@ impl<'a> PodBuilder<'a> {
             PodRole::Worker => self.device_count(processes[0], claim),
         };
         let resource = accelerator_resource(claim)?;
+        if let Some(device) = claim.devices.first()
+            && devices > 1
+            && device
+                .vendor
+                .as_ref()
+                .is_some_and(|v| v.is_mig_instance(&device.name))
+        {
+            return Err(Error::unsupported(format!(
+                "the plan spreads a process on {} over {devices} MIG instances ({}): a CUDA \
+                 process uses one MIG instance",
+                claim.name, device.name
+            )));
+        }
         let mut container = self.container(&processes, role)?;
-        container.resources = resources(role, claim, devices, resource);
+        container.resources = resources(role, claim, devices, resource.as_deref());
         let mut volumes = Vec::new();
         let mut mounts = Vec::new();
         let uses_ray = processes
@@ -207,10 +221,46 @@ impl<'a> PodBuilder<'a> {
             });
             mounts.push(mount("dshm", "/dev/shm", false));
         }
-        if let Some(model) = &self.options.model_volume {
-            let (volume, path) = model_volume(model);
-            volumes.push(volume);
-            mounts.push(mount("model", &path, true));
+        let mut init_containers = Vec::new();
+        let steps = self.downloads(&processes);
+        let model = self.options.model_volume.as_ref();
+        let into_model = steps.iter().any(|s| download::in_model_volume(s, model));
+        if let Some(model) = model {
+            volumes.push(model_volume(model, into_model));
+            mounts.push(mount("model", model.mount_path(), true));
+        }
+        if !steps.is_empty() {
+            let mut download_mounts = Vec::new();
+            if let Some(model) = model.filter(|_| into_model) {
+                download_mounts.push(mount("model", model.mount_path(), false));
+            }
+            let mut caches: Vec<&std::path::Path> = steps
+                .iter()
+                .filter(|s| !download::in_model_volume(s, model))
+                .map(|s| s.cache.as_path())
+                .collect();
+            caches.sort();
+            caches.dedup();
+            for (i, cache) in caches.into_iter().enumerate() {
+                let name = match i {
+                    0 => "model-cache".to_string(),
+                    _ => format!("model-cache-{i}"),
+                };
+                let path = cache.display().to_string();
+                volumes.push(Volume {
+                    name: name.clone(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Volume::default()
+                });
+                mounts.push(mount(&name, &path, true));
+                download_mounts.push(mount(&name, &path, false));
+            }
+            init_containers.push(download::init_container(
+                &steps,
+                self.options,
+                download_mounts,
+                into_model,
+            )?);
         }
         let config_map = self.launch_files(
             &processes,
@@ -222,7 +272,9 @@ impl<'a> PodBuilder<'a> {
         self.check_no_node_address(&container, config_map.as_ref())?;
         container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
         let waits = self.peer_waits(&processes);
-        let init_containers = (!waits.is_empty()).then(|| vec![self.wait_container(&waits)]);
+        if !waits.is_empty() {
+            init_containers.push(self.wait_container(&waits));
+        }
         let mut labels = name_labels(self.name);
         labels.insert(
             "app.kubernetes.io/component".to_string(),
@@ -232,10 +284,10 @@ impl<'a> PodBuilder<'a> {
             }
             .to_string(),
         );
-        let annotations = self.device_annotation(claim, devices, resource);
+        let annotations = self.device_annotation(claim, devices, resource.as_deref());
         let spec = PodSpec {
             containers: vec![container],
-            init_containers,
+            init_containers: (!init_containers.is_empty()).then_some(init_containers),
             volumes: (!volumes.is_empty()).then_some(volumes),
             tolerations: (!self.options.tolerations.is_empty())
                 .then(|| self.options.tolerations.clone()),
@@ -254,6 +306,15 @@ impl<'a> PodBuilder<'a> {
             },
             config_map,
         })
+    }
+
+    /// The download steps whose files the processes of a pod read.
+    fn downloads(&self, processes: &[&LaunchSpec]) -> Vec<&'a DownloadStep> {
+        self.plan
+            .downloads
+            .iter()
+            .filter(|step| processes.iter().any(|p| step.workers.contains(&p.worker)))
+            .collect()
     }
 
     /// Refuses a pod that would still name a node's IP address (a rank table listing the
@@ -777,7 +838,26 @@ impl<'a> PodBuilder<'a> {
                 self.subordinates.len()
             ));
         }
-        if self.options.model_volume.is_none() {
+        if !self.plan.downloads.is_empty() {
+            let model = self.options.model_volume.as_ref();
+            let kept = match self
+                .plan
+                .downloads
+                .iter()
+                .all(|s| download::in_model_volume(s, model))
+            {
+                true => "into the model volume, where they stay for the next pod",
+                false => {
+                    "into an emptyDir, again whenever a pod is recreated (a model volume mounted \
+                     at the cache keeps them)"
+                }
+            };
+            notes.push(format!(
+                "the {} init container ({}) downloads the model's files, checked against the \
+                 hub's SHA-256, {kept}",
+                "download-model", self.options.download_image
+            ));
+        } else if self.options.model_volume.is_none() {
             notes.push(
                 "no model volume: the image, or the backend's own download, must provide the \
                  model files the command line names"
@@ -848,10 +928,11 @@ fn port_name(role: &ProcessRole) -> String {
     }
 }
 
-/// The extended resource a device plugin offers the worker's devices as: NVIDIA's and AMD's
-/// GPU plugins, Huawei's Ascend plugin (one resource per chip family). `None` for a worker
-/// without devices; an error when its devices differ, since a count cannot say which.
-fn accelerator_resource(claim: &WorkerClaim) -> Result<Option<&'static str>> {
+/// The extended resource a device plugin offers the worker's devices as: NVIDIA's (whole GPUs,
+/// MIG profiles) and AMD's GPU plugins, Huawei's Ascend plugin (one resource per chip family).
+/// `None` for a worker without devices; an error when its devices differ, since a count
+/// cannot say which.
+fn accelerator_resource(claim: &WorkerClaim) -> Result<Option<String>> {
     let Some(first) = claim.devices.first() else {
         return Ok(None);
     };
@@ -864,24 +945,19 @@ fn accelerator_resource(claim: &WorkerClaim) -> Result<Option<&'static str>> {
     device_resource(first).map(Some)
 }
 
-fn device_resource(device: &DeviceClaim) -> Result<&'static str> {
-    match device.vendor.as_ref() {
-        Some(Vendor::Nvidia) => Ok("nvidia.com/gpu"),
-        Some(Vendor::Amd) => Ok("amd.com/gpu"),
-        Some(Vendor::Ascend) => Ok(match ChipFamily::of(&Vendor::Ascend, &device.name) {
-            ChipFamily::Ascend310P => "huawei.com/Ascend310P",
-            ChipFamily::Ascend310 => "huawei.com/Ascend310",
-            _ => "huawei.com/Ascend910",
-        }),
-        Some(other) => Err(Error::unsupported(format!(
-            "no Kubernetes device-plugin resource is known for {other} devices ({})",
-            device.name
-        ))),
-        None => Err(Error::unsupported(format!(
+fn device_resource(device: &DeviceClaim) -> Result<String> {
+    let vendor = device.vendor.as_ref().ok_or_else(|| {
+        Error::unsupported(format!(
             "the plan does not name the vendor of {}: plan again with this version",
             device.name
-        ))),
-    }
+        ))
+    })?;
+    vendor.device_plugin_resource(&device.name).ok_or_else(|| {
+        Error::unsupported(format!(
+            "no Kubernetes device-plugin resource is known for {vendor} devices ({})",
+            device.name
+        ))
+    })
 }
 
 /// A probe of the plan's health check. Startup allows `failures × period` seconds for the
@@ -923,30 +999,26 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-fn model_volume(model: &ModelVolume) -> (Volume, String) {
+/// The model volume; a claim is read-only unless the download init container writes to it
+/// (the backend's own mount is read-only either way).
+fn model_volume(model: &ModelVolume, written: bool) -> Volume {
     match model {
-        ModelVolume::HostPath { path } => (
-            Volume {
-                name: "model".to_string(),
-                host_path: Some(HostPathVolumeSource {
-                    path: path.clone(),
-                    type_: Some("Directory".to_string()),
-                }),
-                ..Volume::default()
-            },
-            path.clone(),
-        ),
-        ModelVolume::PersistentVolumeClaim { claim, mount_path } => (
-            Volume {
-                name: "model".to_string(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: claim.clone(),
-                    read_only: Some(true),
-                }),
-                ..Volume::default()
-            },
-            mount_path.clone(),
-        ),
+        ModelVolume::HostPath { path } => Volume {
+            name: "model".to_string(),
+            host_path: Some(HostPathVolumeSource {
+                path: path.clone(),
+                type_: Some("Directory".to_string()),
+            }),
+            ..Volume::default()
+        },
+        ModelVolume::PersistentVolumeClaim { claim, .. } => Volume {
+            name: "model".to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: (!written).then_some(true),
+            }),
+            ..Volume::default()
+        },
     }
 }
 
@@ -966,21 +1038,6 @@ fn pod_ip_env(name: String) -> EnvVar {
             field_ref: Some(ObjectFieldSelector {
                 field_path: "status.podIP".to_string(),
                 ..ObjectFieldSelector::default()
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }
-}
-
-fn secret_env(secret: &str, name: String, key: String) -> EnvVar {
-    EnvVar {
-        name,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.to_string(),
-                key,
-                optional: None,
             }),
             ..EnvVarSource::default()
         }),

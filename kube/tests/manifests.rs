@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use inferkit::{Cluster, DeploymentPlan, ModelSpec, PlanOptions};
+use inferkit::{Cluster, DeploymentPlan, DownloadFile, DownloadStep, ModelSpec, PlanOptions};
 use inferkit_kube::{Export, KubernetesOptions, ModelVolume, Object, export};
 use serde_json::{Value, json};
 
@@ -513,4 +513,177 @@ fn a_plan_naming_node_addresses_a_pod_cannot_have_is_refused() {
         error.to_string().contains("node address 10.0.0.1"),
         "{error}"
     );
+}
+
+/// A plan of a hub GGUF model carries a download step (as `plan hf://...` writes it for a
+/// model on no disk of the planning machine); here the step is attached to a plan of the
+/// same file read locally, as the CLI does with the hub's header copies.
+fn plan_with_download() -> DeploymentPlan {
+    let mut plan = one_gpu_plan(|_| {});
+    let cache = PathBuf::from("/models/hub");
+    let commit = "9217f5db79a29953eb74d5343926648285ec7e67";
+    let mut step = DownloadStep {
+        workers: Vec::new(),
+        hub: "hf".to_string(),
+        endpoint: "https://huggingface.co".to_string(),
+        repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF".to_string(),
+        revision: Some("main".to_string()),
+        commit: commit.to_string(),
+        snapshot: cache
+            .join("models--Qwen--Qwen2.5-0.5B-Instruct-GGUF/snapshots")
+            .join(commit),
+        cache,
+        files: vec![DownloadFile {
+            path: "gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf".to_string(),
+            size: 3_704_800,
+            sha256: Some(
+                "40ac98bafeeb8ddd68eb4767261df5dc6a488c1f6b1dd479c8fbcc2631329019".to_string(),
+            ),
+            url: None,
+        }],
+        bytes: 3_704_800,
+        token_env: Some("HF_TOKEN".to_string()),
+    };
+    step.relocate(&mut plan.processes, &repo("tests/fixtures"));
+    assert_eq!(step.workers, ["gpu-1"]);
+    plan.downloads.push(step);
+    plan
+}
+
+#[test]
+fn a_hub_model_is_downloaded_by_an_init_container_into_an_empty_dir() {
+    let plan = plan_with_download();
+    let mut options = options("llama-box", "gpustack/llama-box:v0.0.140");
+    options.name = Some("qwen2-5-0-5b".to_string());
+    options.secret = Some("hf-token".to_string());
+    let export = export(&plan, &options).unwrap();
+    let yaml = Validator::new().check(&export);
+    let value = serde_json::to_value(&export.objects[0]).unwrap();
+    let pod = &value["spec"]["template"]["spec"];
+    let init = &pod["initContainers"][0];
+    assert_eq!(init["name"], "download-model");
+    assert_eq!(init["image"], inferkit_kube::DEFAULT_DOWNLOAD_IMAGE);
+    assert_eq!(
+        init["env"],
+        json!([{"name": "HF_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}}])
+    );
+    let script = init["command"][2].as_str().unwrap();
+    let blob = "/models/hub/models--Qwen--Qwen2.5-0.5B-Instruct-GGUF/blobs/\
+                40ac98bafeeb8ddd68eb4767261df5dc6a488c1f6b1dd479c8fbcc2631329019";
+    assert!(
+        script.contains(&format!(
+            "fetch https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/\
+             9217f5db79a29953eb74d5343926648285ec7e67/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf \
+             {blob} 3704800 40ac98bafeeb8ddd68eb4767261df5dc6a488c1f6b1dd479c8fbcc2631329019"
+        )),
+        "{script}"
+    );
+    // One folder deeper than the snapshot: three levels up to the repository's folder.
+    assert!(
+        script.contains("ln -sfn ../../../blobs/40ac98ba"),
+        "{script}"
+    );
+    assert!(!script.contains("--location-trusted"), "{script}");
+    // The cache is an emptyDir, written by the download and read-only for the backend.
+    assert_eq!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "model-cache")
+            .unwrap()["emptyDir"],
+        json!({})
+    );
+    assert_eq!(
+        init["volumeMounts"],
+        json!([{"name": "model-cache", "mountPath": "/models/hub"}])
+    );
+    let args = main_args(&export, "deployment");
+    let model = &args[args.iter().position(|a| a == "--model").unwrap() + 1];
+    assert_eq!(
+        model,
+        "/models/hub/models--Qwen--Qwen2.5-0.5B-Instruct-GGUF/snapshots/\
+         9217f5db79a29953eb74d5343926648285ec7e67/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf"
+    );
+    assert!(
+        export.notes.iter().any(|n| n.contains("into an emptyDir")),
+        "{:?}",
+        export.notes
+    );
+    insta::assert_snapshot!(redact_repo(&yaml));
+}
+
+#[test]
+fn a_download_into_the_model_claim_writes_it_and_needs_the_secret() {
+    let plan = plan_with_download();
+    let mut options = options("llama-box", "gpustack/llama-box:v0.0.140");
+    options.model_volume = Some(ModelVolume::PersistentVolumeClaim {
+        claim: "models".to_string(),
+        mount_path: "/models".to_string(),
+    });
+    let (name, reason) = parameter_error(export(&plan, &options));
+    assert_eq!(name, "secret");
+    assert!(reason.contains("HF_TOKEN"), "{reason}");
+    options.secret = Some("hf-token".to_string());
+    let export = export(&plan, &options).unwrap();
+    Validator::new().check(&export);
+    let value = serde_json::to_value(&export.objects[0]).unwrap();
+    let pod = &value["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "model", "persistentVolumeClaim": {"claimName": "models"}}])
+    );
+    let init = &pod["initContainers"][0];
+    assert_eq!(
+        init["volumeMounts"],
+        json!([{"name": "model", "mountPath": "/models"}])
+    );
+    assert_eq!(init["securityContext"], json!({"runAsUser": 0}));
+    let main = &pod["containers"][0]["volumeMounts"];
+    assert_eq!(
+        main,
+        &json!([{"name": "model", "mountPath": "/models", "readOnly": true}])
+    );
+}
+
+/// A node of MIG instances under GPU Feature Discovery's mixed strategy (`probe --kubernetes`
+/// of NVIDIA's captured labels): the pod asks for the instance's own resource.
+#[test]
+fn a_mig_instance_of_the_mixed_strategy_is_asked_for_by_its_profile() {
+    let read = inferkit::probe::kubernetes::load(
+        &repo("probe/tests/fixtures/kubernetes/nodes-gfd-a100-mig-mixed.json"),
+        None,
+    )
+    .unwrap();
+    let plan = plan_on(
+        "tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf",
+        &read.cluster,
+        |_| {},
+    );
+    let claim = &plan.placement.workers[0];
+    let [device] = &claim.devices[..] else {
+        panic!("{:?}", claim.devices)
+    };
+    let profile = device.name.rsplit(' ').next().unwrap();
+    let export = export(&plan, &options("llama-box", "gpustack/llama-box:v0.0.140")).unwrap();
+    let yaml = Validator::new().check(&export);
+    assert!(
+        yaml.contains(&format!("nvidia.com/mig-{profile}: '1'")),
+        "{yaml}"
+    );
+    assert!(!yaml.contains("nvidia.com/gpu:"), "{yaml}");
+}
+
+/// CUDA gives a process one MIG instance: a plan splitting a model over two is refused.
+#[test]
+fn a_process_over_two_mig_instances_is_refused() {
+    let mut plan = one_gpu_plan(|spec| {
+        spec.backend_parameters = vec!["--tensor-split".into(), "1,1".into()];
+    });
+    for device in &mut plan.placement.workers[0].devices {
+        device.name = "A100-SXM4-40GB-MIG-3g.20gb".to_string();
+    }
+    let error = export(&plan, &options("llama-box", "gpustack/llama-box:v0.0.140")).unwrap_err();
+    assert!(error.to_string().contains("one MIG instance"), "{error}");
 }

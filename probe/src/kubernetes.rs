@@ -10,6 +10,19 @@
 //! `64G`), and Ascend's (`node.kubernetes.io/npu.chip.name`). Cordoned and NotReady nodes are
 //! left out with the reason; running pods' requests become allocations.
 //!
+//! Shared GPUs, as GPU Feature Discovery labels them:
+//!
+//! - MIG, single strategy: `nvidia.com/gpu` counts MIG instances of one profile and the labels
+//!   describe the instance (`nvidia.com/gpu.product` `A100-SXM4-40GB-MIG-1g.5gb`,
+//!   `nvidia.com/gpu.memory` 4864): devices with the instance's memory.
+//! - MIG, mixed strategy: one resource per profile (`nvidia.com/mig-1g.5gb: 7`) with its
+//!   labels (`nvidia.com/mig-1g.5gb.memory`): devices named `PRODUCT MIG PROFILE`, which
+//!   `inferkit-kube` asks for as that resource. A profile without its memory label is left out.
+//! - Time slicing (`nvidia.com/gpu.replicas` above 1, or the `nvidia.com/gpu.shared` resource
+//!   of `renameByDefault`): a replica is a turn on the whole GPU, not a part of its memory;
+//!   the other replicas' pods use the same memory without limit or account, so a plan cannot
+//!   count on any of it, and such a node is left out with that reason.
+//!
 //! Under a device plugin a pod asks for a number of devices, never for a given one: the
 //! devices of a node are interchangeable, numbered 0..N here, and pods' requests claim the
 //! first free numbers. Device indexes in plans for such a cluster mean "some device of this
@@ -20,10 +33,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use inferkit_core::Result;
 use inferkit_core::inventory::{
-    Allocation, ChipFamily, Cluster, Device, Memory, Vendor, WorkerInventory,
+    Allocation, Cluster, Device, MIG_RESOURCE_MARK, Memory, Vendor, WorkerInventory,
 };
-use inferkit_core::{Result, VecMap};
 use inferkit_formats::files::{json_error, read_text_file};
 
 /// Largest `kubectl` list read (a node object with its images is about 20 KB; pods fewer).
@@ -89,20 +102,23 @@ pub fn from_lists(
     };
     let mut cluster = Cluster::default();
     let mut excluded = Vec::new();
+    let mut notes = vec![
+        "devices are interchangeable under a device plugin: a pod gets a number of a node's \
+         devices, not given ones, so device indexes here only count them"
+            .to_string(),
+    ];
     for node in &nodes.items {
         match worker(node, &pods) {
-            Ok(worker) => cluster.workers.push(worker),
+            Ok((worker, found)) => {
+                notes.extend(found.into_iter().map(|n| format!("{}: {n}", worker.name)));
+                cluster.workers.push(worker);
+            }
             Err(reason) => excluded.push(ExcludedNode {
                 name: node.metadata.name.clone(),
                 reason,
             }),
         }
     }
-    let mut notes = vec![
-        "devices are interchangeable under a device plugin: a pod gets a number of a node's \
-         devices, not given ones, so device indexes here only count them"
-            .to_string(),
-    ];
     if !pods.is_empty() {
         notes.push(format!(
             "{} running pod(s) with resource requests counted as allocations",
@@ -116,8 +132,11 @@ pub fn from_lists(
     })
 }
 
-/// The worker of a node, or why the node is left out.
-fn worker(node: &Node, pods: &[Pod]) -> std::result::Result<WorkerInventory, String> {
+/// The worker of a node and what its reading noticed, or why the node is left out.
+fn worker(
+    node: &Node,
+    pods: &[Pod],
+) -> std::result::Result<(WorkerInventory, Vec<String>), String> {
     if node.spec.unschedulable {
         return Err("cordoned (spec.unschedulable): no new pod is placed on it".to_string());
     }
@@ -145,7 +164,7 @@ fn worker(node: &Node, pods: &[Pod]) -> std::result::Result<WorkerInventory, Str
             .map(|q| parse_quantity(key, q))
             .transpose()
     };
-    let devices = devices(node)?;
+    let (devices, notes) = devices(node)?;
     let (allocations, ram_used) = allocations(&name, &devices, pods)?;
     let ram_total = quantity("memory")?.unwrap_or(0) / 1000;
     let cpu = quantity("cpu")?.unwrap_or(0) / 1000;
@@ -157,7 +176,7 @@ fn worker(node: &Node, pods: &[Pod]) -> std::result::Result<WorkerInventory, Str
         .get("kubernetes.io/arch")
         .cloned()
         .unwrap_or_else(|| node.status.node_info.architecture.clone());
-    Ok(WorkerInventory {
+    let worker = WorkerInventory {
         name,
         os,
         arch,
@@ -172,18 +191,19 @@ fn worker(node: &Node, pods: &[Pod]) -> std::result::Result<WorkerInventory, Str
         },
         devices,
         allocations,
-    })
+    };
+    Ok((worker, notes))
 }
 
-/// What the pods on node `name` hold: their devices by count, as the first free numbers, and
-/// the host memory they request.
+/// What the pods on node `name` hold: their devices by count of each resource, as the first
+/// free devices offered as that resource, and the host memory they request.
 fn allocations(
     name: &str,
     devices: &[Device],
     pods: &[Pod],
 ) -> std::result::Result<(Vec<Allocation>, u64), String> {
     let mut allocations = Vec::new();
-    let mut taken = 0usize;
+    let mut taken: BTreeMap<String, usize> = BTreeMap::new();
     let mut ram = 0u64;
     for pod in pods
         .iter()
@@ -191,34 +211,37 @@ fn allocations(
     {
         let requests = pod.requests()?;
         ram = ram.saturating_add(requests.get("memory").copied().unwrap_or(0) / 1000);
-        let count = devices
-            .first()
-            .and_then(|d| requests.get(device_resource(d)))
-            .map_or(0, |millis| {
-                usize::try_from(*millis / 1000).unwrap_or(usize::MAX)
-            });
-        if count == 0 {
+        let mut held = BTreeMap::new();
+        for (resource, millis) in &requests {
+            let count = usize::try_from(*millis / 1000).unwrap_or(usize::MAX);
+            let skip = taken.entry(resource.clone()).or_default();
+            let offered = devices
+                .iter()
+                .filter(|d| device_resource(d).as_deref() == Some(resource.as_str()));
+            held.extend(
+                offered
+                    .skip(*skip)
+                    .take(count)
+                    .map(|d| (d.index.to_string(), d.memory.total)),
+            );
+            *skip = skip.saturating_add(count);
+        }
+        if held.is_empty() {
             continue;
         }
-        let held: VecMap<String, u64> = devices
-            .iter()
-            .skip(taken)
-            .take(count)
-            .map(|d| (d.index.to_string(), d.memory.total))
-            .collect();
-        taken = taken.saturating_add(count);
         allocations.push(Allocation {
             name: pod.metadata.qualified_name(),
-            devices: held,
+            devices: held.into_iter().collect(),
             ram: 0,
         });
     }
     Ok((allocations, ram))
 }
 
-/// The node's accelerators: one device per allocatable unit of the first accelerator resource
-/// it offers, described by its labeller's labels.
-fn devices(node: &Node) -> std::result::Result<Vec<Device>, String> {
+/// The node's accelerators: one device per allocatable unit of its accelerator resources
+/// (NVIDIA's whole GPUs and MIG profiles, else AMD's, else Ascend's), described by their
+/// labeller's labels, and what the reading noticed.
+fn devices(node: &Node) -> std::result::Result<(Vec<Device>, Vec<String>), String> {
     let allocatable = &node.status.allocatable;
     let count = |key: &str| -> std::result::Result<u32, String> {
         allocatable.get(key).map_or(Ok(0), |q| {
@@ -227,21 +250,106 @@ fn devices(node: &Node) -> std::result::Result<Vec<Device>, String> {
         })
     };
     let labels = &node.metadata.labels;
+    if count(SHARED_GPU)? > 0 {
+        return Err(format!(
+            "its GPUs are time-sliced ({SHARED_GPU}): {TIME_SLICED}"
+        ));
+    }
+    let mut notes = Vec::new();
     let nvidia = count("nvidia.com/gpu")?;
-    if nvidia > 0 {
-        return nvidia_devices(labels, nvidia);
+    let mut devices = match nvidia {
+        0 => Vec::new(),
+        _ => nvidia_devices(labels, nvidia)?,
+    };
+    if let Some(first) = devices.first()
+        && Vendor::Nvidia.is_mig_instance(&first.name)
+    {
+        notes.push(format!(
+            "{nvidia} MIG instance(s) {} of {} MiB each (GPU Feature Discovery, single \
+             strategy); a process uses one instance",
+            first.name,
+            first.memory.total / MIB
+        ));
+    }
+    for (resource, value) in allocatable {
+        let Some(profile) = resource.strip_prefix(MIG_RESOURCE_PREFIX) else {
+            continue;
+        };
+        let instances = count(resource)?;
+        if instances == 0 {
+            continue;
+        }
+        match mig_devices(labels, profile, instances, devices.len()) {
+            Ok(found) => {
+                notes.push(format!(
+                    "{value} MIG instance(s) {profile} as {resource} (GPU Feature Discovery, \
+                     mixed strategy); a process uses one instance"
+                ));
+                devices.extend(found);
+            }
+            Err(reason) => notes.push(format!("{resource} left out: {reason}")),
+        }
+    }
+    if !devices.is_empty() {
+        return Ok((devices, notes));
     }
     let amd = count("amd.com/gpu")?;
     if amd > 0 {
-        return amd_devices(labels, amd);
+        return Ok((amd_devices(labels, amd)?, notes));
     }
     for resource in ASCEND_RESOURCES {
         let npus = count(resource)?;
         if npus > 0 {
-            return ascend_devices(labels, resource, npus);
+            return Ok((ascend_devices(labels, resource, npus)?, notes));
         }
     }
-    Ok(Vec::new())
+    Ok((Vec::new(), notes))
+}
+
+/// The resource of GPUs shared by time slicing under `renameByDefault`.
+const SHARED_GPU: &str = "nvidia.com/gpu.shared";
+
+/// Why a time-sliced GPU is no device to plan with.
+const TIME_SLICED: &str = "a replica is a turn on the whole GPU, whose memory the other \
+    replicas' pods use without limit or account, so no part of it can be counted on";
+
+/// Resources of MIG profiles under the mixed strategy (`nvidia.com/mig-1g.5gb`).
+const MIG_RESOURCE_PREFIX: &str = "nvidia.com/mig-";
+
+/// `instances` MIG instances of `profile` (mixed strategy), numbered from `first`, with the
+/// memory of the profile's `nvidia.com/mig-PROFILE.memory` label (MiB) and the GPU's
+/// product and compute capability.
+fn mig_devices(
+    labels: &BTreeMap<String, String>,
+    profile: &str,
+    instances: u32,
+    first: usize,
+) -> std::result::Result<Vec<Device>, String> {
+    const GFD: &str = "NVIDIA GPU Feature Discovery";
+    let key = format!("{MIG_RESOURCE_PREFIX}{profile}.memory");
+    let mib: u64 = label(labels, &[key.as_str()])
+        .ok_or_else(|| missing(&key, GFD))?
+        .parse()
+        .map_err(|_| format!("{key} is not a number of MiB"))?;
+    let product = label(labels, &["nvidia.com/gpu.product"])
+        .ok_or_else(|| missing("nvidia.com/gpu.product", GFD))?;
+    let name = format!("{product}{MIG_RESOURCE_MARK}{profile}");
+    let compute = compute_capability(labels);
+    let first = u32::try_from(first).map_err(|_| "too many devices".to_string())?;
+    Ok((first..first.saturating_add(instances))
+        .map(|index| {
+            let mut device = device(index, Vendor::Nvidia, &name, mib * MIB);
+            device.compute_capability = compute.clone();
+            device
+        })
+        .collect())
+}
+
+/// `MAJOR.MINOR` from GPU Feature Discovery's compute labels.
+fn compute_capability(labels: &BTreeMap<String, String>) -> Option<String> {
+    let major = labels.get("nvidia.com/gpu.compute.major")?;
+    let minor = labels.get("nvidia.com/gpu.compute.minor")?;
+    Some(format!("{major}.{minor}"))
 }
 
 /// The Ascend device plugin's resources, by chip family.
@@ -270,8 +378,8 @@ fn nvidia_devices(
         .filter(|r| r.as_str() != "1")
     {
         return Err(format!(
-            "its GPUs are shared ({replicas} replicas each, nvidia.com/gpu.replicas): a share \
-             has no memory of its own to plan with"
+            "its GPUs are time-sliced ({replicas} replicas each, nvidia.com/gpu.replicas): \
+             {TIME_SLICED}"
         ));
     }
     let product = label(labels, &["nvidia.com/gpu.product"])
@@ -280,13 +388,7 @@ fn nvidia_devices(
         .ok_or_else(|| missing("nvidia.com/gpu.memory", GFD))?
         .parse()
         .map_err(|_| "nvidia.com/gpu.memory is not a number of MiB".to_string())?;
-    let compute = match (
-        labels.get("nvidia.com/gpu.compute.major"),
-        labels.get("nvidia.com/gpu.compute.minor"),
-    ) {
-        (Some(major), Some(minor)) => Some(format!("{major}.{minor}")),
-        _ => None,
-    };
+    let compute = compute_capability(labels);
     let driver = label(labels, &["nvidia.com/cuda.driver-version.full"]).map(str::to_string);
     let runtime = label(labels, &["nvidia.com/cuda.runtime-version.full"])
         .map(str::to_string)
@@ -392,14 +494,8 @@ fn device(index: u32, vendor: Vendor, name: &str, total: u64) -> Device {
 }
 
 /// The extended resource the device is offered as (for counting pods' requests).
-fn device_resource(device: &Device) -> &'static str {
-    match (&device.vendor, ChipFamily::of(&device.vendor, &device.name)) {
-        (Vendor::Amd, _) => "amd.com/gpu",
-        (_, ChipFamily::Ascend310P) => "huawei.com/Ascend310P",
-        (_, ChipFamily::Ascend310) => "huawei.com/Ascend310",
-        (Vendor::Ascend, _) => "huawei.com/Ascend910",
-        _ => "nvidia.com/gpu",
-    }
+fn device_resource(device: &Device) -> Option<String> {
+    device.vendor.device_plugin_resource(&device.name)
 }
 
 /// A Kubernetes quantity (`1900m`, `16367668Ki`, `8`, `1.5Gi`, `2e3`) in thousandths of its
@@ -650,6 +746,32 @@ mod tests {
         );
     }
 
+    /// The labeller's labels of an AKS `Standard_ND96isr_MI300X_v5` node (8 × MI300X) as
+    /// reported in ROCm/k8s-device-plugin issue #112: no product name (the issue), so the
+    /// device id names the GPU; `191G` of VRAM each.
+    #[test]
+    fn amd_labels_of_an_aks_mi300x_node() {
+        let aks = labels(&[
+            ("amd.com/gpu.cu-count", "304"),
+            ("amd.com/gpu.device-id", "74b5"),
+            ("amd.com/gpu.driver-version", "6.8.5"),
+            ("amd.com/gpu.family", "AI"),
+            ("amd.com/gpu.simd-count", "1216"),
+            ("amd.com/gpu.vram", "191G"),
+            ("beta.amd.com/gpu.cu-count", "304"),
+            ("beta.amd.com/gpu.cu-count.304", "8"),
+            ("beta.amd.com/gpu.device-id", "74b5"),
+            ("beta.amd.com/gpu.device-id.74b5", "8"),
+            ("beta.amd.com/gpu.family", "AI"),
+            ("beta.amd.com/gpu.family.AI", "8"),
+        ]);
+        let devices = amd_devices(&aks, 8).unwrap();
+        assert_eq!(devices.len(), 8);
+        assert_eq!(devices[7].name, "AMD GPU 74b5");
+        assert_eq!(devices[7].memory.total, 191 * GIB);
+        assert_eq!(device_resource(&devices[0]).as_deref(), Some("amd.com/gpu"));
+    }
+
     #[test]
     fn ascend_chips_by_their_label() {
         let a2 = labels(&[
@@ -660,7 +782,10 @@ mod tests {
         assert_eq!(devices.len(), 8);
         assert_eq!(devices[0].name, "Ascend910B3");
         assert_eq!(devices[0].memory.total, 64 * GIB);
-        assert_eq!(device_resource(&devices[0]), "huawei.com/Ascend910");
+        assert_eq!(
+            device_resource(&devices[0]).as_deref(),
+            Some("huawei.com/Ascend910")
+        );
         let b4 = labels(&[("node.kubernetes.io/npu.chip.name", "910B4")]);
         assert_eq!(
             ascend_devices(&b4, "huawei.com/Ascend910", 1).unwrap()[0]

@@ -148,3 +148,111 @@ fn a_broken_list_names_the_file() {
         read.excluded
     );
 }
+
+/// MIG under GPU Feature Discovery's single strategy (NVIDIA's captured labels, fixture
+/// README): `nvidia.com/gpu` counts the seven 1g.5gb instances of an A100, each a device of
+/// the instance's 4864 MiB.
+#[test]
+fn mig_single_strategy_devices_have_the_instance_memory() {
+    let read = load(&fixture("nodes-gfd-a100-mig-single.json"), None).unwrap();
+    let [worker] = &read.cluster.workers[..] else {
+        panic!("{:?} {:?}", read.cluster.workers, read.excluded)
+    };
+    assert_eq!(worker.devices.len(), 7);
+    let instance = &worker.devices[6];
+    assert_eq!(instance.name, "A100-SXM4-40GB-MIG-1g.5gb");
+    assert_eq!(instance.memory.total, 4864 << 20);
+    assert_eq!(instance.compute_capability.as_deref(), Some("8.0"));
+    assert_eq!(
+        instance
+            .vendor
+            .device_plugin_resource(&instance.name)
+            .as_deref(),
+        Some("nvidia.com/gpu")
+    );
+    assert!(
+        read.notes.iter().any(|n| n.contains("single strategy")),
+        "{:?}",
+        read.notes
+    );
+}
+
+/// MIG under the mixed strategy (NVIDIA's captured labels): one resource per profile. The
+/// capture labels the 3g profile `mig-3g.21gb` while the node offers `mig-3g.20gb`: that
+/// resource has no memory label and is left out with a note, not guessed.
+#[test]
+fn mig_mixed_strategy_devices_are_offered_per_profile() {
+    let nodes = read("nodes-gfd-a100-mig-mixed.json");
+    let pod = json!({"metadata": {"name": "small", "namespace": "ml"},
+        "spec": {"nodeName": "dgx-a100-mig-mixed", "containers": [{"resources": {
+            "limits": {"nvidia.com/mig-2g.10gb": "1"}}}]},
+        "status": {"phase": "Running"}});
+    let pods = json!({"items": [pod]});
+    let read = from_lists(
+        &nodes.to_string(),
+        Path::new("nodes.json"),
+        Some((&pods.to_string(), Path::new("pods.json"))),
+    )
+    .unwrap();
+    let worker = &read.cluster.workers[0];
+    let devices: Vec<(u32, &str, u64)> = worker
+        .devices
+        .iter()
+        .map(|d| (d.index, d.name.as_str(), d.memory.total >> 20))
+        .collect();
+    assert_eq!(
+        devices,
+        [
+            (0, "A100-SXM4-40GB MIG 1g.5gb", 4864),
+            (1, "A100-SXM4-40GB MIG 2g.10gb", 9984)
+        ]
+    );
+    let resources: Vec<Option<String>> = worker
+        .devices
+        .iter()
+        .map(|d| d.vendor.device_plugin_resource(&d.name))
+        .collect();
+    assert_eq!(
+        resources,
+        [
+            Some("nvidia.com/mig-1g.5gb".to_string()),
+            Some("nvidia.com/mig-2g.10gb".to_string())
+        ]
+    );
+    // The pod holds the 2g.10gb instance, not the first device.
+    let held: Vec<&str> = worker.allocations[0]
+        .devices
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(held, ["1"]);
+    assert!(
+        read.notes
+            .iter()
+            .any(|n| n.contains("nvidia.com/mig-3g.20gb left out")
+                && n.contains("nvidia.com/mig-3g.20gb.memory")),
+        "{:?}",
+        read.notes
+    );
+}
+
+/// Time-sliced GPUs, counted as replicas or offered as `nvidia.com/gpu.shared`: a node of
+/// them is left out, saying why no memory can be counted on.
+#[test]
+fn time_sliced_gpus_are_left_out_with_the_reason() {
+    let mut replicas = read("nodes-rke2-nvidia-a16.json");
+    replicas["items"][0]["metadata"]["labels"]["nvidia.com/gpu.replicas"] = json!("4");
+    let mut shared = read("nodes-rke2-nvidia-a16.json");
+    let allocatable = shared["items"][0]["status"]["allocatable"]
+        .as_object_mut()
+        .unwrap();
+    let gpus = allocatable.remove("nvidia.com/gpu").unwrap();
+    allocatable.insert("nvidia.com/gpu.shared".to_string(), gpus);
+    for nodes in [replicas, shared] {
+        let read = from_lists(&nodes.to_string(), Path::new("nodes.json"), None).unwrap();
+        assert!(read.cluster.workers.is_empty());
+        let reason = &read.excluded[0].reason;
+        assert!(reason.contains("time-sliced"), "{reason}");
+        assert!(reason.contains("without limit"), "{reason}");
+    }
+}

@@ -2,11 +2,12 @@
 //! commands that start it.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use inferkit::launch::shell_quote;
 use inferkit::llama_box::TextDetails;
 use inferkit::units::GIB;
-use inferkit::vllm::VllmDetails;
+use inferkit::vllm::{Vllm, VllmDetails};
 use inferkit::{
     Cluster, DeploymentPlan, DeviceEstimate, LaunchSpec, ModelSpec, PlacementOptions,
     PlacementStrategy, PlanOptions, Result, WorkerClaim, default_registry, plan_with_facts,
@@ -57,6 +58,13 @@ pub struct Args {
     /// through Ray).
     #[arg(long)]
     pub distributed: bool,
+
+    /// For GPUStack's vLLM build: multi-node vLLM plans also set
+    /// GPUSTACK_RAY_PLACEMENT_GROUP_BUNDLES and VLLM_RAY_BUNDLE_INDICES, the Ray placement
+    /// group that pins every rank to the plan's node and devices. Upstream vLLM does not read
+    /// them (it places ranks itself), so they are off by default.
+    #[arg(long)]
+    pub gpustack_ray_bundles: bool,
 
     /// Read caches only (the Hugging Face, ModelScope and Ollama caches and inferkit's cache
     /// of fetched headers): no network request; a missing file is an error naming it.
@@ -151,19 +159,25 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
         None => model.facts,
     };
     let cluster: Cluster = args.cluster.cluster()?;
-    let options = PlanOptions {
-        placement: PlacementOptions {
-            strategy: match args.strategy {
+    let options = {
+        let mut plan_options = PlanOptions::default();
+        plan_options.placement = {
+            let mut placement_options = PlacementOptions::default();
+            placement_options.strategy = match args.strategy {
                 Strategy::Spread => PlacementStrategy::Spread,
                 Strategy::Binpack => PlacementStrategy::Binpack,
-            },
-            ..PlacementOptions::default()
-        },
-        ..PlanOptions::default()
+            };
+            placement_options
+        };
+        plan_options
     };
+    let mut registry = default_registry();
+    if args.gpustack_ray_bundles {
+        registry.register(Arc::new(Vllm::new().with_gpustack_placement_bundles()));
+    }
     let mut plan = {
         let _waiting = Waiting::start("planning");
-        plan_with_facts(&default_registry(), &facts, &spec, &cluster, &options)?
+        plan_with_facts(&registry, &facts, &spec, &cluster, &options)?
     };
     if let Some(download) = model.download {
         download.attach(&mut plan);

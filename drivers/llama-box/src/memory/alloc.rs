@@ -61,6 +61,18 @@ impl Graph {
     /// `same_layout` sources.
     pub fn inplace(&mut self, srcs: &[TensorId], same_layout: usize, buffer: usize) -> TensorId {
         let bytes = self.tensors[srcs[0]].bytes;
+        self.inplace_sized(bytes, srcs, same_layout, buffer)
+    }
+
+    /// [`Graph::inplace`] with an output of `bytes`, smaller than its first source when the op
+    /// reads the leading view of a larger tensor (the parent's tail is freed on reuse).
+    pub fn inplace_sized(
+        &mut self,
+        bytes: u64,
+        srcs: &[TensorId],
+        same_layout: usize,
+        buffer: usize,
+    ) -> TensorId {
         let parents = srcs[..same_layout.min(srcs.len())].to_vec();
         self.node(bytes, srcs, parents, buffer)
     }

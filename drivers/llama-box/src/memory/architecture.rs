@@ -77,6 +77,8 @@ const MEASURED: &[&str] = &[
     "jamba",
     "nemotron_h",
     "qwen3next",
+    // Attention and Mamba-2 side by side in every layer.
+    "falcon-h1",
     "llama4",
     "t5encoder",
 ];
@@ -91,10 +93,6 @@ const DERIVED: &[&str] = &[
     "gpt-oss",
     "phi3",
     "nomic-bert",
-    // Falcon-H1 (attention and Mamba-2 side by side in every layer): KV and state exact,
-    // compute 8.8% under without flash attention at 4096 cells (one [cells, tokens] f32
-    // tensor more is alive at llama.cpp's peak), within 1.5% elsewhere.
-    "falcon-h1",
     // Not measured: builders of the same pre-norm decoder as measured relatives (mistral3 and
     // llama, command-r and cohere2).
     "mistral3",

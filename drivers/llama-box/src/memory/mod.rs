@@ -17,6 +17,9 @@ mod projector;
 mod shape;
 mod weights;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
     Components, DeviceEstimate, DeviceSlot, Error, ErrorBand, FitRequest, HostSlot, Layout,
@@ -27,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::params::{FlashAttn, LlamaSettings};
 use architecture::Coverage;
 pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
-use graph::Reserve;
+use graph::{Placement, Reserve};
 pub use kv::ContextSize;
 use placement::LayerMap;
 use projector::Projector;
@@ -204,30 +207,34 @@ impl ImageModel {
             .map(|((slot, components), name)| {
                 // A device holding any stage claims the estimate's band on top.
                 let band = (components.total() > 0).then_some(e.error_band);
-                DeviceEstimate {
-                    device: slot.id.clone(),
-                    name,
-                    claim: band.map_or(components.total(), |b| b.headroom_over(components.total())),
-                    components,
-                    layers: u32::from(components.total() > 0),
-                    error_band: band,
+                {
+                    let mut device_estimate = DeviceEstimate::new(
+                        slot.id.clone(),
+                        name,
+                        components,
+                        band.map_or(components.total(), |b| b.headroom_over(components.total())),
+                    );
+                    device_estimate.layers = u32::from(components.total() > 0);
+                    device_estimate.error_band = band;
+                    device_estimate
                 }
             })
             .collect();
         let details = ImageDetails {
             diffusion: e.clone(),
         };
-        Ok(ResourceEstimate {
-            layout: if on_device {
-                Layout::Single
-            } else {
-                Layout::CpuOnly
-            },
-            devices: estimates,
-            host,
-            launch_parameters: Vec::new(),
-            details: details_map(&details),
-            notes: Vec::new(),
+        Ok({
+            let mut estimate = ResourceEstimate::new(
+                if on_device {
+                    Layout::Single
+                } else {
+                    Layout::CpuOnly
+                },
+                estimates,
+            );
+            estimate.host = host;
+            estimate.details = details_map(&details);
+            estimate
         })
     }
 
@@ -255,6 +262,7 @@ struct TextModel {
     output_buffer: u64,
     /// [`ModelShape::layer_classes`]: which layers build the same compute graph.
     layer_classes: Vec<usize>,
+    replays: ReplayCache,
     flash_attn: bool,
     projector: Option<Projector>,
     /// How the architecture's compute graph is covered (sets every device's error band).
@@ -342,6 +350,7 @@ impl TextModel {
             layer_kv,
             output_buffer,
             layer_classes,
+            replays: ReplayCache::default(),
             flash_attn,
             projector: None,
             coverage,
@@ -370,6 +379,7 @@ impl TextModel {
         Reserve {
             n_tokens: c.n_ubatch_reserve(),
             n_stream: c.n_stream,
+            n_seqs: c.n_seq_max,
             n_kv: c.kv_size,
             n_kv_swa: c.kv_size_swa,
             flash_attn: self.flash_attn,
@@ -410,13 +420,12 @@ impl TextModel {
                 if let Some(p) = projector.as_ref().filter(|p| p.device == name) {
                     band = with_projector(band, components.total(), p);
                 }
-                DeviceEstimate {
-                    device: slot.id.clone(),
-                    name,
-                    claim: components.total(),
-                    components,
-                    layers: map.layers_on(i),
-                    error_band: Some(band),
+                {
+                    let mut device_estimate =
+                        DeviceEstimate::new(slot.id.clone(), name, components, components.total());
+                    device_estimate.layers = map.layers_on(i);
+                    device_estimate.error_band = Some(band);
+                    device_estimate
                 }
             })
             .collect();
@@ -425,13 +434,12 @@ impl TextModel {
             total_layers: self.total_layers(),
             split: split.iter().map(|&s| s as u64).collect(),
         };
-        Ok(ResourceEstimate {
-            layout: resolved,
-            devices: estimates,
-            host,
-            launch_parameters: Vec::new(),
-            details: details_map(&self.details(projector)),
-            notes: self.coverage.note(&self.shape.arch).into_iter().collect(),
+        Ok({
+            let mut estimate = ResourceEstimate::new(resolved, estimates);
+            estimate.host = host;
+            estimate.details = details_map(&self.details(projector));
+            estimate.notes = self.coverage.note(&self.shape.arch).into_iter().collect();
+            estimate
         })
     }
 
@@ -570,7 +578,11 @@ impl TextModel {
             && self.settings.override_tensors.is_empty();
         let copies = if pipelined { PIPELINE_COPIES } else { 1 };
         let replay = map.replay(&self.layer_classes, SIMULATED_LAYERS);
-        let peaks = graph::compute_peaks(&self.shape, &self.reserve(copies), &replay.placement);
+        let peaks = self
+            .replays
+            .peaks(replay.placement.clone(), copies, |placement| {
+                graph::compute_peaks(&self.shape, &self.reserve(copies), placement)
+            });
         host.compute = peaks[0];
         for (device, buffer) in devices.iter_mut().zip(&replay.device_buffers) {
             device.compute = buffer.map_or(0, |b| peaks[b]);
@@ -683,6 +695,51 @@ fn blocking_note(full: &ResourceEstimate, devices: &[DeviceSlot]) -> Option<Stri
         slot.allocatable >> 20,
         listed.join(", ")
     ))
+}
+
+/// Compute peaks by replayed layout and scheduler copies. A replay is a pure function of
+/// them, and the estimates of one model repeat a few layouts (`fit`'s binary search, a
+/// placement search over similar device sets), so each is replayed once.
+#[derive(Debug, Default)]
+struct ReplayCache(Mutex<HashMap<(Placement, u64), Vec<u64>>>);
+
+impl ReplayCache {
+    /// Layouts kept; past it the cache starts over (a search over thousands of layouts).
+    const CAPACITY: usize = 256;
+
+    fn peaks(
+        &self,
+        placement: Placement,
+        copies: u64,
+        replay: impl FnOnce(&Placement) -> Vec<u64>,
+    ) -> Vec<u64> {
+        let key = (placement, copies);
+        if let Some(peaks) = self.lock().get(&key) {
+            return peaks.clone();
+        }
+        let peaks = replay(&key.0);
+        let mut cache = self.lock();
+        if cache.len() >= Self::CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key, peaks.clone());
+        peaks
+    }
+
+    /// The map, also after a panic elsewhere poisoned the lock (entries are only inserted
+    /// whole).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Placement, u64), Vec<u64>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A clone starts with an empty cache.
+impl Clone for ReplayCache {
+    fn clone(&self) -> Self {
+        ReplayCache::default()
+    }
 }
 
 /// Layers replayed per run of layers on one buffer (the model's last layer comes on top):

@@ -59,6 +59,20 @@ impl Builder<'_> {
     /// optional Q/K norms, RoPE, the rotation of a quantized cache, cached attention and the
     /// output projection (its post-norm comes after the output-row selection: `ffn_block`).
     pub(super) fn self_attention(&mut self, il: usize, cur: TensorId) -> TensorId {
+        self.self_attention_beside(il, cur, |_| ()).0
+    }
+
+    /// [`Self::self_attention`] with `beside` built after the attention and before its output
+    /// projection: llama.cpp's graph holds a branch the layer expands
+    /// (`ggml_build_forward_expand`) there, since the attention up to `kqv_out` joins the
+    /// graph as `build_attn` expands the K/V stores, the projection only with the layer's
+    /// output.
+    pub(super) fn self_attention_beside<T>(
+        &mut self,
+        il: usize,
+        cur: TensorId,
+        beside: impl FnOnce(&mut Self) -> T,
+    ) -> (TensorId, T) {
         let shape = self.shape;
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
@@ -90,7 +104,9 @@ impl Builder<'_> {
             (q, k, v, true)
         };
         let attn = self.attend(il, q, k, v, v_contiguous);
-        self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"))
+        let beside = beside(self);
+        let out = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
+        (out, beside)
     }
 
     /// `build_attn` from Q, K and V: the rotation of a quantized cache, cached attention, and

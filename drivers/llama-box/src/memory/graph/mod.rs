@@ -54,6 +54,8 @@ pub(crate) struct Reserve {
     pub n_tokens: u64,
     /// KV streams (1 when unified).
     pub n_stream: u64,
+    /// Sequences in the worst-case ubatch (`n_seq_max`, unified cache or not).
+    pub n_seqs: u64,
     /// Cells per stream of the full-attention cache.
     pub n_kv: u64,
     /// Cells per stream of the sliding-window cache.
@@ -74,7 +76,7 @@ pub(crate) struct Reserve {
 
 /// Which buffer runs what: `layers[k] = (model layer, buffer)`, in order; the input layer is
 /// always buffer 0 (host).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Placement {
     pub layers: Vec<(usize, usize)>,
     pub output: usize,
@@ -282,8 +284,15 @@ impl Builder<'_> {
     }
 
     fn inplace(&mut self, srcs: &[TensorId], same_layout: usize) -> TensorId {
+        let bytes = self.g.bytes(srcs[0]);
+        self.inplace_sized(bytes, srcs, same_layout)
+    }
+
+    /// [`Builder::inplace`] for an output of `bytes` smaller than its first source (an op
+    /// over the leading view of a larger tensor).
+    fn inplace_sized(&mut self, bytes: u64, srcs: &[TensorId], same_layout: usize) -> TensorId {
         let srcs: Vec<TensorId> = srcs.iter().map(|&s| self.local(s)).collect();
-        self.g.inplace(&srcs, same_layout, self.buffer)
+        self.g.inplace_sized(bytes, &srcs, same_layout, self.buffer)
     }
 
     /// `build_norm`: the norm op, then in-place weight and bias. A layer's opening norm
