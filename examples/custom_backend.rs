@@ -90,23 +90,26 @@ impl Prepared for TgiModel<'_> {
             .local_path()
             .map(|p| p.display().to_string());
         let port = assignment.port;
-        Ok(vec![LaunchSpec {
-            worker: assignment.worker.clone(),
-            role: ProcessRole::Main,
-            program: "text-generation-launcher".into(),
-            args: vec![
-                "--model-id".into(),
-                model.unwrap_or_else(|| self.spec.source.display_name()),
-                "--port".into(),
-                port.to_string(),
-            ],
-            env: BTreeMap::from([(variable.to_string(), devices)]),
-            files: Vec::new(),
-            health: Some(HealthCheck {
-                port,
-                path: Some("/health".into()),
-            }),
-        }])
+        let args = vec![
+            "--model-id".to_string(),
+            model.unwrap_or_else(|| self.spec.source.display_name()),
+            "--port".to_string(),
+            port.to_string(),
+        ];
+        // Built through the constructor and field assignment: the structs are
+        // `#[non_exhaustive]`, and this keeps compiling when inferkit adds fields.
+        let mut process = LaunchSpec::new(
+            assignment.worker.clone(),
+            ProcessRole::Main,
+            "text-generation-launcher",
+            args,
+        );
+        process.env = BTreeMap::from([(variable.to_string(), devices)]);
+        process.health = Some(HealthCheck {
+            port,
+            path: Some("/health".into()),
+        });
+        Ok(vec![process])
     }
 }
 
@@ -117,26 +120,18 @@ impl ResourceEstimator for TgiModel<'_> {
             kv: RUNTIME_BYTES,
             ..Components::default()
         };
-        let devices = request
-            .devices
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| DeviceEstimate {
-                device: slot.id.clone(),
-                name: format!("gpu{i}"),
-                components: on_device,
-                claim: on_device.total(),
-                layers: 0,
-                error_band: None,
-            });
-        Ok(ResourceEstimate {
-            layout: request.layout.clone(),
-            devices: devices.collect(),
-            host: Components::default(),
-            launch_parameters: Vec::new(),
-            details: BTreeMap::new(),
-            notes: Vec::new(),
-        })
+        let devices = request.devices.iter().enumerate().map(|(i, slot)| {
+            DeviceEstimate::new(
+                slot.id.clone(),
+                format!("gpu{i}"),
+                on_device,
+                on_device.total(),
+            )
+        });
+        Ok(ResourceEstimate::new(
+            request.layout.clone(),
+            devices.collect(),
+        ))
     }
 }
 

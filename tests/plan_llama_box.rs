@@ -169,12 +169,14 @@ fn hard_case_12_deepseek_over_eight_small_workers_is_found_greedily() {
     let stopped = "several workers: stopped at 8 remote devices (max_remote_devices)";
     assert!(explanation.iter().any(|l| l == stopped), "{explanation:#?}");
 
-    let options = PlanOptions {
-        placement: PlacementOptions {
-            max_remote_devices: 14,
-            ..PlacementOptions::default()
-        },
-        ..PlanOptions::default()
+    let options = {
+        let mut plan_options = PlanOptions::default();
+        plan_options.placement = {
+            let mut placement_options = PlacementOptions::default();
+            placement_options.max_remote_devices = 14;
+            placement_options
+        };
+        plan_options
     };
     let started = std::time::Instant::now();
     let plan = plan_model(DEEPSEEK_V3_Q8, &cluster, &options, |_| {}).unwrap();
@@ -238,12 +240,14 @@ fn hard_case_25_binpack_shares_a_busy_gpu_spread_takes_an_idle_one() {
     let cluster = example_cluster("h100x8");
     let spread = plan_model(QWEN_05B, &cluster, &PlanOptions::default(), |_| {}).unwrap();
     assert_eq!(planned_indices(&spread, "dgx-01"), vec![2]);
-    let binpack = PlanOptions {
-        placement: PlacementOptions {
-            strategy: PlacementStrategy::Binpack,
-            ..PlacementOptions::default()
-        },
-        ..PlanOptions::default()
+    let binpack = {
+        let mut plan_options = PlanOptions::default();
+        plan_options.placement = {
+            let mut placement_options = PlacementOptions::default();
+            placement_options.strategy = PlacementStrategy::Binpack;
+            placement_options
+        };
+        plan_options
     };
     let packed = plan_model(QWEN_05B, &cluster, &binpack, |_| {}).unwrap();
     assert_eq!(planned_indices(&packed, "dgx-01"), vec![0]);

@@ -226,12 +226,14 @@ fn hard_case_8_a_large_generic_reserve_does_not_stack_on_vllms_own_headroom() {
     // vLLM's gpu-memory-utilization already keeps headroom. The generic reserve is not applied
     // to vLLM, so the model is placed, and its claim stays within the GPU's free memory.
     let cluster = cluster_json(json!({"workers": [nvidia_worker("g24", 1, 24)]}));
-    let options = PlanOptions {
-        placement: PlacementOptions {
-            device_reserve: 10 * GIB,
-            ..PlacementOptions::default()
-        },
-        ..PlanOptions::default()
+    let options = {
+        let mut plan_options = PlanOptions::default();
+        plan_options.placement = {
+            let mut placement_options = PlacementOptions::default();
+            placement_options.device_reserve = 10 * GIB;
+            placement_options
+        };
+        plan_options
     };
     let plan = plan_model(
         "tests/fixtures/hf/Llama-3.1-8B-Instruct",

@@ -196,14 +196,16 @@ proptest! {
         distributed in any::<bool>(),
     ) {
         let cluster: Cluster = serde_json::from_value(json!({ "workers": workers })).unwrap();
-        let options = PlanOptions {
-placement: PlacementOptions {
-            strategy: if binpack { PlacementStrategy::Binpack } else { PlacementStrategy::Spread },
-            device_reserve,
-            ram_reserve,
-..PlacementOptions::default()
-},
-..PlanOptions::default()
+        let options = {
+let mut plan_options = PlanOptions::default();
+plan_options.placement = {
+let mut placement_options = PlacementOptions::default();
+placement_options.strategy = if binpack { PlacementStrategy::Binpack } else { PlacementStrategy::Spread };
+placement_options.device_reserve = device_reserve;
+placement_options.ram_reserve = ram_reserve;
+placement_options
+};
+plan_options
 };
         check(&model_path(model), &cluster, &options, distributed)?;
     }

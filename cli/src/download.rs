@@ -130,9 +130,10 @@ fn download_file(file: &RepoFile) -> DownloadFile {
 impl PlannedDownload {
     /// The facts to plan with: the model read from its header copies, as if it were there.
     pub fn facts(&self, facts: &ModelFacts) -> ModelFacts {
-        ModelFacts {
-            path: Some(self.model.clone()),
-            ..facts.clone()
+        {
+            let mut model_facts = facts.clone();
+            model_facts.path = Some(self.model.clone());
+            model_facts
         }
     }
 

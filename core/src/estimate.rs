@@ -148,6 +148,7 @@ impl std::ops::AddAssign for Components {
 /// The estimate for one accelerator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct DeviceEstimate {
     /// The device, as given in the request.
     pub device: DeviceId,
@@ -169,6 +170,24 @@ pub struct DeviceEstimate {
 }
 
 impl DeviceEstimate {
+    /// The estimate for `device` (shown as `name`): `components` and a `claim` of at least
+    /// their total, no layers and no error band (set the fields to add them).
+    pub fn new(
+        device: DeviceId,
+        name: impl Into<String>,
+        components: Components,
+        claim: u64,
+    ) -> Self {
+        DeviceEstimate {
+            device,
+            name: name.into(),
+            components,
+            claim,
+            layers: 0,
+            error_band: None,
+        }
+    }
+
     /// This estimate with `band` declared and held: the claim becomes at least the figure plus
     /// the band's headroom (unchanged for a band [inside the claim](ErrorBand::inside_claim)).
     /// Estimators call it before comparing claims with what a device has, so that the layout
@@ -365,6 +384,7 @@ mod launch_argv {
 /// The answer of an estimator: bytes per device and per component, plus host RAM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct ResourceEstimate {
     /// The layout this estimate is for (resolved: no defaults left implicit).
     pub layout: Layout,
@@ -399,6 +419,31 @@ pub fn details_map<T: Serialize>(details: &T) -> BTreeMap<String, serde_json::Va
 }
 
 impl ResourceEstimate {
+    /// An estimate of `layout` over `devices` with no host RAM, launch parameters, details or
+    /// notes (set the fields to add them). Built this way, a driver outside this crate keeps
+    /// compiling when fields are added.
+    ///
+    /// ```
+    /// use inferkit_core::{Components, DeviceEstimate, DeviceId, Layout, ResourceEstimate};
+    ///
+    /// let weights = Components { weights: 4 << 30, ..Components::default() };
+    /// let gpu = DeviceId { worker: "worker-1".to_string(), index: 0 };
+    /// let device = DeviceEstimate::new(gpu, "gpu0", weights, 4 << 30);
+    /// let mut estimate = ResourceEstimate::new(Layout::Single, vec![device]);
+    /// estimate.notes.push("weights only".to_string());
+    /// assert_eq!(estimate.devices[0].held(), 4 << 30);
+    /// ```
+    pub fn new(layout: Layout, devices: Vec<DeviceEstimate>) -> Self {
+        ResourceEstimate {
+            layout,
+            devices,
+            host: Components::default(),
+            launch_parameters: Vec::new(),
+            details: BTreeMap::new(),
+            notes: Vec::new(),
+        }
+    }
+
     /// The details as the typed value a driver made them from (see [`details_map`]); `None`
     /// when they are not of that shape (another backend's estimate).
     pub fn details_as<T: DeserializeOwned>(&self) -> Option<T> {

@@ -125,6 +125,7 @@ pub struct HealthCheck {
 /// One process to start: program, exact argv, environment and files. No shell is involved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct LaunchSpec {
     /// Worker the process runs on.
     pub worker: String,
@@ -145,6 +146,25 @@ pub struct LaunchSpec {
 }
 
 impl LaunchSpec {
+    /// `program` with `args` on `worker` in `role`, with no extra environment, files or
+    /// readiness check (set the fields to add them).
+    pub fn new(
+        worker: impl Into<String>,
+        role: ProcessRole,
+        program: impl Into<String>,
+        args: Vec<String>,
+    ) -> Self {
+        LaunchSpec {
+            worker: worker.into(),
+            role,
+            program: program.into(),
+            args,
+            env: BTreeMap::new(),
+            files: Vec::new(),
+            health: None,
+        }
+    }
+
     /// The command line as one shell-quoted string, for display.
     pub fn command_line(&self) -> String {
         std::iter::once(self.program.as_str())

@@ -30,6 +30,7 @@ use crate::{Error, Result};
 /// is refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "PlanOptionKeys")]
+#[non_exhaustive]
 pub struct PlanOptions {
     /// Strategy, reserves, ports and search bounds of the placement.
     #[serde(flatten)]
@@ -90,6 +91,7 @@ impl From<PlanOptionKeys> for PlanOptions {
 /// Bytes claimed on one device by a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct DeviceClaim {
     /// Device index on its worker.
     pub index: u32,
@@ -110,6 +112,7 @@ pub struct DeviceClaim {
 /// What a plan claims on one worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct WorkerClaim {
     /// Worker name.
     pub name: String,
@@ -126,6 +129,7 @@ pub struct WorkerClaim {
 /// Where a plan puts the model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct PlacementSummary {
     /// How the instance is spread.
     pub mode: PlacementMode,
@@ -142,6 +146,7 @@ pub struct PlacementSummary {
 /// A complete, reproducible answer: which backend, where, and exactly how it is started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct DeploymentPlan {
     /// Backend id (`llama-box`, `vllm`, `vox-box`, `ascend-mindie`).
     pub backend: String,
@@ -167,6 +172,7 @@ pub struct DeploymentPlan {
 
 /// The backend chosen for a model, and the spec resolved against it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BackendChoice {
     /// Backend id.
     pub backend: String,

@@ -5,8 +5,6 @@
 //! 4 GiB on one GPU:
 //!
 //! ```
-//! use std::collections::BTreeMap;
-//!
 //! use inferkit_core::testkit::{check_backend, gpu, host};
 //! use inferkit_core::{
 //!     Assignment, Backend, Capabilities, Category, Claim, Components, DeviceEstimate,
@@ -58,15 +56,10 @@
 //!     }
 //!     fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>> {
 //!         let port = assignment.port;
-//!         Ok(vec![LaunchSpec {
-//!             worker: assignment.worker.clone(),
-//!             role: ProcessRole::Main,
-//!             program: "tiny-server".into(),
-//!             args: vec!["--model".into(), self.0.name.clone(), "--port".into(), port.to_string()],
-//!             env: BTreeMap::new(),
-//!             files: Vec::new(),
-//!             health: Some(HealthCheck { port, path: Some("/health".into()) }),
-//!         }])
+//!         let args = vec!["--model".into(), self.0.name.clone(), "--port".into(), port.to_string()];
+//!         let mut process = LaunchSpec::new(assignment.worker.clone(), ProcessRole::Main, "tiny-server", args);
+//!         process.health = Some(HealthCheck { port, path: Some("/health".into()) });
+//!         Ok(vec![process])
 //!     }
 //! }
 //!
@@ -76,24 +69,10 @@
 //!         // Every device figure says how sure it is: here a guess, held as 10% headroom.
 //!         let band = ErrorBand::new(10, FigureBasis::Guess);
 //!         let devices = request.devices.iter().map(|slot| {
-//!             DeviceEstimate {
-//!                 device: slot.id.clone(),
-//!                 name: "gpu0".into(),
-//!                 components: weights,
-//!                 claim: weights.total(),
-//!                 layers: 0,
-//!                 error_band: None,
-//!             }
-//!             .with_error_band(band)
+//!             DeviceEstimate::new(slot.id.clone(), "gpu0", weights, weights.total())
+//!                 .with_error_band(band)
 //!         });
-//!         Ok(ResourceEstimate {
-//!             layout: request.layout.clone(),
-//!             devices: devices.collect(),
-//!             host: Components::default(),
-//!             launch_parameters: Vec::new(),
-//!             details: BTreeMap::new(),
-//!             notes: Vec::new(),
-//!         })
+//!         Ok(ResourceEstimate::new(request.layout.clone(), devices.collect()))
 //!     }
 //! }
 //!

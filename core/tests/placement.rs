@@ -114,22 +114,9 @@ fn hard_case_1_deepseek_class_model_over_two_8x80g_workers_never_overclaims() {
 #[test]
 fn hard_case_1_final_check_sums_claims_per_device_from_scratch() {
     let cluster = cluster(vec![nvidia_worker("a", 2, 24)]);
-    let device = |claim: u64| DeviceEstimate {
-        device: device_id("a", 0),
-        name: "gpu0".into(),
-        components: Components::default(),
-        claim,
-        layers: 0,
-        error_band: None,
-    };
-    let estimate = |devices| ResourceEstimate {
-        layout: Layout::Single,
-        devices,
-        host: Components::default(),
-        launch_parameters: vec![],
-        details: Default::default(),
-        notes: vec![],
-    };
+    let device =
+        |claim: u64| DeviceEstimate::new(device_id("a", 0), "gpu0", Components::default(), claim);
+    let estimate = |devices| ResourceEstimate::new(Layout::Single, devices);
     // 23 GiB allocatable on a:0 (24 − 1 GiB reserve).
     assert!(
         verify_claims(
@@ -166,12 +153,14 @@ fn hard_case_2_reserve_per_device_refuses_a_split_that_only_fits_without_margin(
     let cluster = cluster(vec![nvidia_worker("w", 2, 24)]);
     let mut spec = spec("Llama-3-70B-Q5_K_S.gguf");
 
-    let no_reserve = PlanOptions {
-        placement: PlacementOptions {
-            device_reserve: 0,
-            ..PlacementOptions::default()
-        },
-        ..PlanOptions::default()
+    let no_reserve = {
+        let mut plan_options = PlanOptions::default();
+        plan_options.placement = {
+            let mut placement_options = PlacementOptions::default();
+            placement_options.device_reserve = 0;
+            placement_options
+        };
+        plan_options
     };
     let plan = plan_on(&backend, &cluster, &spec, &no_reserve).unwrap();
     assert_eq!(plan.placement.mode, PlacementMode::MultiDevice);
@@ -458,12 +447,14 @@ fn hard_case_25_spread_prefers_the_empty_gpu_binpack_shares_the_busy_one() {
     let cluster = shared_worker();
     let spread = plan_on(&backend, &cluster, &spec("m.gguf"), &PlanOptions::default()).unwrap();
     assert_eq!(devices_of(&spread), vec![("w".to_string(), 1)]);
-    let binpack = PlanOptions {
-        placement: PlacementOptions {
-            strategy: PlacementStrategy::Binpack,
-            ..PlacementOptions::default()
-        },
-        ..PlanOptions::default()
+    let binpack = {
+        let mut plan_options = PlanOptions::default();
+        plan_options.placement = {
+            let mut placement_options = PlacementOptions::default();
+            placement_options.strategy = PlacementStrategy::Binpack;
+            placement_options
+        };
+        plan_options
     };
     let packed = plan_on(&backend, &cluster, &spec("m.gguf"), &binpack).unwrap();
     assert_eq!(devices_of(&packed), vec![("w".to_string(), 0)]);
@@ -600,23 +591,16 @@ impl ResourceEstimator for OverclaimingEstimator {
         let devices = request
             .devices
             .iter()
-            .map(|slot| DeviceEstimate {
-                device: slot.id.clone(),
-                name: "gpu".into(),
-                components: Components::default(),
-                claim: slot.allocatable + 1,
-                layers: 0,
-                error_band: None,
+            .map(|slot| {
+                DeviceEstimate::new(
+                    slot.id.clone(),
+                    "gpu",
+                    Components::default(),
+                    slot.allocatable + 1,
+                )
             })
             .collect();
-        Ok(ResourceEstimate {
-            layout: Layout::Single,
-            devices,
-            host: Components::default(),
-            launch_parameters: vec![],
-            details: Default::default(),
-            notes: vec![],
-        })
+        Ok(ResourceEstimate::new(Layout::Single, devices))
     }
 
     fn fit(&self, request: &FitRequest) -> inferkit_core::Result<ResourceEstimate> {

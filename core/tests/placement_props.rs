@@ -82,13 +82,15 @@ proptest! {
         let name = if tensor_parallel { "m" } else { "m.gguf" };
         let mut spec = spec(name);
         spec.distributed_inference_across_workers = Some(true);
-        let options = PlanOptions {
-placement: PlacementOptions {
-            strategy: if binpack { PlacementStrategy::Binpack } else { PlacementStrategy::Spread },
-            device_reserve: reserve_mib << 20,
-..PlacementOptions::default()
-},
-..PlanOptions::default()
+        let options = {
+let mut plan_options = PlanOptions::default();
+plan_options.placement = {
+let mut placement_options = PlacementOptions::default();
+placement_options.strategy = if binpack { PlacementStrategy::Binpack } else { PlacementStrategy::Spread };
+placement_options.device_reserve = reserve_mib << 20;
+placement_options
+};
+plan_options
 };
         let registry = Registry::new().with(backend);
         match plan_with_facts(&registry, &facts(name), &spec, &cluster, &options) {

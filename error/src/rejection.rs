@@ -130,6 +130,7 @@ pub enum Candidate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(into = "RejectionJson", from = "RejectionJson")]
+#[non_exhaustive]
 pub struct Rejection {
     /// The option refused.
     pub candidate: Candidate,

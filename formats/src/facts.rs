@@ -134,6 +134,7 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
 
 /// What the model files say, read once and handed to every backend.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ModelFacts {
     /// Where the model came from.
     pub source: ModelSource,
@@ -154,6 +155,19 @@ pub struct ModelFacts {
 }
 
 impl ModelFacts {
+    /// Facts of a model of `format` from `source` with nothing read (set the fields to add what
+    /// is known): what a caller that reads the files itself starts from.
+    pub fn new(source: ModelSource, format: ModelFormat) -> Self {
+        ModelFacts {
+            source,
+            format,
+            path: None,
+            directory: None,
+            gguf: None,
+            hf: None,
+        }
+    }
+
     /// Reads what the files of `source` say. Local GGUF files (or a directory holding one GGUF
     /// model) are parsed header-only; directories are listed with their small config files.
     /// Remote sources yield facts with no files.

@@ -481,22 +481,13 @@ impl Drop for Supervisor {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use inferkit_core::launch::ProcessRole;
 
     use super::*;
 
     fn spec(role: ProcessRole, program: &str) -> LaunchSpec {
-        LaunchSpec {
-            worker: "w".into(),
-            role,
-            program: program.into(),
-            args: Vec::new(),
-            env: BTreeMap::new(),
-            files: Vec::new(),
-            health: None,
-        }
+        LaunchSpec::new("w", role, program, Vec::new())
     }
 
     #[test]

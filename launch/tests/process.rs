@@ -40,17 +40,13 @@ fn http_backend(role: ProcessRole, flags: &[&str]) -> LaunchSpec {
     let mut args = vec!["--port".to_string(), port.to_string()];
     args.extend(["--health".to_string(), "/health".to_string()]);
     args.extend(flags.iter().map(|f| f.to_string()));
-    LaunchSpec {
-        worker: "worker-0".into(),
-        role,
-        program: STANDIN.into(),
-        args,
-        env: BTreeMap::new(),
-        files: Vec::new(),
-        health: Some(HealthCheck {
+    {
+        let mut process = LaunchSpec::new("worker-0", role, STANDIN, args);
+        process.health = Some(HealthCheck {
             port,
             path: Some("/health".into()),
-        }),
+        });
+        process
     }
 }
 
@@ -59,10 +55,11 @@ fn rpc_server(flags: &[&str]) -> LaunchSpec {
     let port = free_port();
     let mut args = vec!["--port".to_string(), port.to_string()];
     args.extend(flags.iter().map(|f| f.to_string()));
-    LaunchSpec {
-        args,
-        health: Some(HealthCheck { port, path: None }),
-        ..http_backend(ProcessRole::subordinate("rpc_server"), &[])
+    {
+        let mut process = http_backend(ProcessRole::subordinate("rpc_server"), &[]);
+        process.args = args;
+        process.health = Some(HealthCheck { port, path: None });
+        process
     }
 }
 
@@ -542,9 +539,10 @@ async fn a_bad_launch_file_path_writes_and_starts_nothing() {
 #[tokio::test]
 async fn a_missing_program_fails_at_once_without_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = LaunchSpec {
-        program: "/nonexistent/llama-box".into(),
-        ..http_backend(ProcessRole::Main, &[])
+    let spec = {
+        let mut process = http_backend(ProcessRole::Main, &[]);
+        process.program = "/nonexistent/llama-box".into();
+        process
     };
     let restarts = LaunchOptions {
         restart: RestartPolicy::on_failure(3),

@@ -2,7 +2,6 @@
 //! before anything is written or started, and what the launcher creates is private.
 #![cfg(unix)]
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -13,23 +12,24 @@ const STANDIN: &str = env!("CARGO_BIN_EXE_inferkit-standin");
 
 /// A stand-in that needs its config file, like MindIE.
 fn spec_with_config() -> LaunchSpec {
-    LaunchSpec {
-        worker: "worker-0".into(),
-        role: ProcessRole::Main,
-        program: STANDIN.into(),
-        args: vec![
-            "--port".into(),
-            "0".into(),
-            "--require-file".into(),
-            "conf/config.json".into(),
-        ],
-        env: BTreeMap::new(),
-        files: vec![LaunchFile {
+    {
+        let mut process = LaunchSpec::new(
+            "worker-0",
+            ProcessRole::Main,
+            STANDIN,
+            vec![
+                "--port".into(),
+                "0".into(),
+                "--require-file".into(),
+                "conf/config.json".into(),
+            ],
+        );
+        process.files = vec![LaunchFile {
             path: PathBuf::from("conf/config.json"),
             content: r#"{"ServerConfig":{"port":1025}}"#.into(),
             link_to: None,
-        }],
-        health: None,
+        }];
+        process
     }
 }
 

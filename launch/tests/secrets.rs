@@ -13,25 +13,26 @@ use inferkit_launch::Launcher;
 const STANDIN: &str = env!("CARGO_BIN_EXE_inferkit-standin");
 
 fn backend(report: &str) -> LaunchSpec {
-    let mut spec = LaunchSpec {
-        worker: "worker-0".into(),
-        role: ProcessRole::Main,
-        program: STANDIN.into(),
-        args: [
-            "--port",
-            "0",
-            "--report",
-            report,
-            "--echo-args",
-            "--",
-            "--api-key",
-            "sk-X",
-        ]
-        .map(String::from)
-        .to_vec(),
-        env: BTreeMap::from([("STANDIN_TOKEN".to_string(), "tok-Y".to_string())]),
-        files: Vec::new(),
-        health: None,
+    let mut spec = {
+        let mut process = LaunchSpec::new(
+            "worker-0",
+            ProcessRole::Main,
+            STANDIN,
+            [
+                "--port",
+                "0",
+                "--report",
+                report,
+                "--echo-args",
+                "--",
+                "--api-key",
+                "sk-X",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        process.env = BTreeMap::from([("STANDIN_TOKEN".to_string(), "tok-Y".to_string())]);
+        process
     };
     // What the planner does to every process of a plan.
     let notes = secret::redact(&mut spec, None);

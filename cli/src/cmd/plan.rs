@@ -159,15 +159,17 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
         None => model.facts,
     };
     let cluster: Cluster = args.cluster.cluster()?;
-    let options = PlanOptions {
-        placement: PlacementOptions {
-            strategy: match args.strategy {
+    let options = {
+        let mut plan_options = PlanOptions::default();
+        plan_options.placement = {
+            let mut placement_options = PlacementOptions::default();
+            placement_options.strategy = match args.strategy {
                 Strategy::Spread => PlacementStrategy::Spread,
                 Strategy::Binpack => PlacementStrategy::Binpack,
-            },
-            ..PlacementOptions::default()
-        },
-        ..PlanOptions::default()
+            };
+            placement_options
+        };
+        plan_options
     };
     let mut registry = default_registry();
     if args.gpustack_ray_bundles {

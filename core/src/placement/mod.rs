@@ -71,6 +71,7 @@ pub struct PlacementRequest<'a> {
 /// How to place: the strategy, what to keep free, the ports, and how far to spread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PlacementOptions {
     /// How to choose among placements that fit (default: spread).
     pub strategy: PlacementStrategy,

@@ -10,7 +10,6 @@
 //!   `--gpu-memory-utilization`).
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -209,14 +208,13 @@ impl Prepared for MockPrepared<'_> {
         let mut specs: Vec<LaunchSpec> = assignment
             .subordinates
             .iter()
-            .map(|s| LaunchSpec {
-                worker: s.worker.clone(),
-                role: ProcessRole::subordinate("rpc_server"),
-                program: "rpc-server".into(),
-                args: vec!["--port".into(), s.port.to_string()],
-                env: BTreeMap::new(),
-                files: vec![],
-                health: None,
+            .map(|s| {
+                LaunchSpec::new(
+                    s.worker.clone(),
+                    ProcessRole::subordinate("rpc_server"),
+                    "rpc-server",
+                    vec!["--port".into(), s.port.to_string()],
+                )
             })
             .collect();
         let local: Vec<String> = assignment
@@ -225,26 +223,27 @@ impl Prepared for MockPrepared<'_> {
             .filter(|d| !d.remote)
             .map(|d| d.id.index.to_string())
             .collect();
-        specs.push(LaunchSpec {
-            worker: assignment.worker.clone(),
-            role: ProcessRole::Main,
-            program: self.backend.id.into(),
-            args: vec![
-                "--alias".into(),
-                spec.name.clone(),
-                "--port".into(),
-                assignment.port.to_string(),
-            ],
-            env: [
+        specs.push({
+            let mut process = LaunchSpec::new(
+                assignment.worker.clone(),
+                ProcessRole::Main,
+                self.backend.id,
+                vec![
+                    "--alias".into(),
+                    spec.name.clone(),
+                    "--port".into(),
+                    assignment.port.to_string(),
+                ],
+            );
+            process.env = [
                 ("CUDA_VISIBLE_DEVICES".to_string(), local.join(",")),
                 (
                     "BACKEND_VERSION".to_string(),
                     spec.backend_version.clone().unwrap_or_default(),
                 ),
             ]
-            .into(),
-            files: vec![],
-            health: None,
+            .into();
+            process
         });
         Ok(specs)
     }
@@ -298,13 +297,15 @@ impl MockEstimator {
             Some(gmu) => ((slot.total as f64) * gmu) as u64,
             None => components.total(),
         };
-        DeviceEstimate {
-            device: slot.id.clone(),
-            name: format!("gpu{}", slot.id.index),
-            components,
-            claim,
-            layers,
-            error_band: None,
+        {
+            let mut device_estimate = DeviceEstimate::new(
+                slot.id.clone(),
+                format!("gpu{}", slot.id.index),
+                components,
+                claim,
+            );
+            device_estimate.layers = layers;
+            device_estimate
         }
     }
 
@@ -340,21 +341,21 @@ impl MockEstimator {
             last.claim = last.components.total();
         }
         let cpu_layers = total_layers - on_devices;
-        ResourceEstimate {
-            layout: Layout::Layers {
-                offload_layers: on_devices,
-                total_layers,
-                split: request.devices.iter().map(|d| d.allocatable).collect(),
-            },
-            devices,
-            host: Components {
+        {
+            let mut estimate = ResourceEstimate::new(
+                Layout::Layers {
+                    offload_layers: on_devices,
+                    total_layers,
+                    split: request.devices.iter().map(|d| d.allocatable).collect(),
+                },
+                devices,
+            );
+            estimate.host = Components {
                 weights: u64::from(cpu_layers) * m.layer,
                 overhead: m.ram,
                 ..Components::default()
-            },
-            launch_parameters: vec![],
-            details: BTreeMap::new(),
-            notes: vec![],
+            };
+            estimate
         }
     }
 
@@ -390,22 +391,23 @@ impl MockEstimator {
                 });
             }
         }
-        Ok(ResourceEstimate {
-            layout: Layout::Parallel {
-                tensor_parallel: n,
-                pipeline_parallel: 1,
-            },
-            devices,
-            host: Components {
+        Ok({
+            let mut estimate = ResourceEstimate::new(
+                Layout::Parallel {
+                    tensor_parallel: n,
+                    pipeline_parallel: 1,
+                },
+                devices,
+            );
+            estimate.host = Components {
                 overhead: self.model.ram,
                 ..Components::default()
-            },
-            launch_parameters: vec![LaunchArgument::new(
+            };
+            estimate.launch_parameters = vec![LaunchArgument::new(
                 "--tensor-parallel-size",
                 [n.to_string()],
-            )],
-            details: BTreeMap::new(),
-            notes: vec![],
+            )];
+            estimate
         })
     }
 }

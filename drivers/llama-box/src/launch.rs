@@ -22,6 +22,8 @@ use inferkit_core::{
     ModelSpec, ProcessRole, Result, Subordinate, Vendor,
 };
 
+use inferkit_core::flags::FlagTable;
+
 use crate::flags::Args;
 
 /// Role of a llama.cpp RPC server offering one device to the main process.
@@ -45,19 +47,17 @@ const ALL_LAYERS: u32 = 999;
 
 const MIB: u64 = 1 << 20;
 
-/// Checks that the user's parameters leave the platform's flags alone (those the flag table
-/// marks platform-owned: they would point the process at another address, model or device set
-/// than the plan's), with GPUStack's messages where it had one.
-pub fn check_user_args(spec: &ModelSpec, user: &Args) -> Result<()> {
-    if let Some(arg) = user
-        .args
-        .iter()
-        .find(|a| crate::flags::lookup(&a.flag).is_some_and(|f| f.platform_owned.is_some()))
-    {
-        return Err(Error::invalid_parameter(
-            &arg.spelled,
-            "is set by the platform from the placement and cannot be overridden",
-        ));
+/// Checks that the user's parameters leave alone the flags `table` marks platform-owned (they
+/// would point the process at another address, model or device set than the plan's), and
+/// refuses the combinations with a device selector GPUStack refuses, with its messages.
+pub fn check_user_args(table: &FlagTable, spec: &ModelSpec, user: &Args) -> Result<()> {
+    for arg in &user.args {
+        if let Some(why) = table.lookup(&arg.flag).and_then(|f| f.spec.platform_owned) {
+            return Err(Error::invalid_parameter(
+                &arg.spelled,
+                format!("is set by the platform ({why}) and cannot be overridden"),
+            ));
+        }
     }
     if spec.device_selector.is_empty() {
         return Ok(());
@@ -113,22 +113,28 @@ pub fn model_args(categories: &[Category], mmproj: Option<&Path>, user: &Args) -
             arg.values = vec![path.display().to_string()];
         }
     }
-    layer(&[defaults, user])
+    layer(crate::flags::table(), setting_of, &[defaults, user])
 }
 
 /// Concatenates argument lists, a later list replacing the earlier occurrences of each
-/// setting it sets (repeatable flags accumulate).
-pub fn layer(lists: &[Args]) -> Args {
+/// setting it sets (repeatable flags of `table` accumulate). Two flags set one setting when
+/// `table` resolves them to one flag (both polarities of a switch) or `setting_of` maps their
+/// canonical names to one name (a server's separate `--no-` flags, two flags of one setting).
+pub fn layer(table: &FlagTable, setting_of: fn(&str) -> &str, lists: &[Args]) -> Args {
+    let setting = |flag: &str| -> String {
+        let name = table.lookup(flag).map_or(flag, |found| found.spec.name);
+        setting_of(name).to_string()
+    };
+    let repeatable = |flag: &str| table.lookup(flag).is_some_and(|f| f.spec.repeatable);
     let mut out = Args::default();
     for list in lists {
-        let replaced: Vec<&str> = list
+        let replaced: Vec<String> = list
             .args
             .iter()
-            .filter(|a| !is_repeatable(&a.flag))
-            .map(|a| setting_of(&a.flag))
+            .filter(|a| !repeatable(&a.flag))
+            .map(|a| setting(&a.flag))
             .collect();
-        out.args
-            .retain(|a| !replaced.contains(&setting_of(&a.flag)));
+        out.args.retain(|a| !replaced.contains(&setting(&a.flag)));
         out.args.extend(list.args.iter().cloned());
         out.warnings.extend(list.warnings.iter().cloned());
         out.flash_attn_auto = list.flash_attn_auto || out.flash_attn_auto;
@@ -136,8 +142,48 @@ pub fn layer(lists: &[Args]) -> Args {
     out
 }
 
-fn is_repeatable(flag: &str) -> bool {
-    crate::flags::lookup(flag).is_some_and(|f| f.repeatable)
+/// What a `--gpu-layers` value asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuLayers {
+    /// `auto` (llama-server's default): the server fits layers to free memory.
+    Auto,
+    /// `all`, or a negative count.
+    All,
+    /// That many layers, the output layer counted first.
+    Count(u32),
+}
+
+/// Reads a `--gpu-layers` value as llama.cpp does (`common/arg.cpp`: `auto`, `all`, else
+/// `std::stoi`; llama-box's table admits only the integers).
+pub fn gpu_layers(value: &str) -> Option<GpuLayers> {
+    match value {
+        "auto" => Some(GpuLayers::Auto),
+        "all" => Some(GpuLayers::All),
+        n => n
+            .parse::<i64>()
+            .ok()
+            .map(|n| u32::try_from(n).map_or(GpuLayers::All, GpuLayers::Count)),
+    }
+}
+
+/// A user's `--gpu-layers` must be what the placement offloads, of `total` layers (a negative
+/// or too large count means every layer, as in llama.cpp; `auto` leaves it to the plan).
+pub fn check_user_gpu_layers(model_args: &Args, offload: u32, total: u32) -> Result<()> {
+    let Some(arg) = model_args.last("--gpu-layers") else {
+        return Ok(());
+    };
+    let asked = match arg.value().and_then(gpu_layers) {
+        Some(GpuLayers::Count(n)) => n.min(total),
+        Some(GpuLayers::All) => total,
+        Some(GpuLayers::Auto) | None => return Ok(()),
+    };
+    if asked == offload.min(total) {
+        return Ok(());
+    }
+    Err(Error::invalid_parameter(
+        &arg.spelled,
+        format!("asks for {asked} offloaded layers, but the placement offloads {offload}"),
+    ))
 }
 
 /// Flags that set the same llama-box setting share one key (a switch and its negation, a
@@ -177,32 +223,42 @@ pub fn launch(
         .collect();
 
     let launch_parameters = Args::from_launch(&assignment.estimate.launch_parameters);
-    let args = layer(&[
-        platform_args(facts, spec, assignment)?,
-        model_args.clone(),
-        placement_args(facts, assignment, model_args)?,
-        launch_parameters,
-    ]);
+    let args = layer(
+        crate::flags::table(),
+        setting_of,
+        &[
+            platform_args(facts, spec, assignment)?,
+            model_args.clone(),
+            placement_args(facts, assignment, model_args)?,
+            launch_parameters,
+        ],
+    );
     let mut env = visibility_env(&local);
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    specs.push(LaunchSpec {
-        worker: assignment.worker.clone(),
-        role: ProcessRole::Main,
-        program: PROGRAM.to_string(),
-        args: args.to_argv(),
-        env,
-        files: Vec::new(),
-        health: Some(HealthCheck {
+    specs.push({
+        let mut process = LaunchSpec::new(
+            assignment.worker.clone(),
+            ProcessRole::Main,
+            PROGRAM.to_string(),
+            args.to_argv(),
+        );
+        process.env = env;
+        process.health = Some(HealthCheck {
             port: assignment.port,
             path: Some("/health".to_string()),
-        }),
+        });
+        process
     });
     Ok(specs)
 }
 
 /// `--host --port --model --alias`: the platform's flags, the same in llama-box and
 /// llama-server.
-pub fn platform_args(facts: &ModelFacts, spec: &ModelSpec, assignment: &Assignment) -> Result<Args> {
+pub fn platform_args(
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    assignment: &Assignment,
+) -> Result<Args> {
     let model = facts.path.as_deref().ok_or_else(|| {
         Error::unsupported(format!(
             "llama.cpp servers need the model file on the worker's disk; {} has no local path",
@@ -238,8 +294,7 @@ fn placement_args(facts: &ModelFacts, assignment: &Assignment, model_args: &Args
         Layout::Layers { offload_layers, .. } => *offload_layers,
         _ => {
             return Err(Error::unsupported(
-                "llama-box splits models by layers; it has no tensor or pipeline parallelism"
-                    
+                "llama-box splits models by layers; it has no tensor or pipeline parallelism",
             ));
         }
     };
@@ -280,26 +335,6 @@ fn remote_only_devices(assignment: &Assignment) -> String {
     names.join(",")
 }
 
-/// A user's `--gpu-layers` must be what the placement estimated (a negative or too large
-/// count means every layer, as in llama.cpp).
-fn check_user_gpu_layers(model_args: &Args, offload: u32, total: u32) -> Result<()> {
-    let Some(arg) = model_args.last("--gpu-layers") else {
-        return Ok(());
-    };
-    let asked = arg
-        .value()
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(-1);
-    let asked = u32::try_from(asked).map_or(total, |n| n.min(total));
-    if asked == offload.min(total) {
-        return Ok(());
-    }
-    Err(Error::invalid_parameter(
-        &arg.spelled,
-        format!("asks for {asked} offloaded layers, but the placement offloads {offload}"),
-    ))
-}
-
 /// A user's `--main-gpu` must name one of the `devices` the placement gives the process
 /// (llama.cpp numbers them from 0, local devices then RPC devices). Beyond them llama.cpp
 /// refuses to load the model in split mode `none` ("invalid value for main_gpu",
@@ -316,7 +351,8 @@ pub fn check_user_main_gpu(model_args: &Args, devices: usize) -> Result<()> {
     Err(Error::invalid_parameter(
         &arg.spelled,
         format!(
-            "is {asked}, but the placement gives the process {devices} device(s), numbered              from 0; llama.cpp refuses a main GPU beyond them"
+            "is {asked}, but the placement gives the process {devices} device(s), numbered \
+             from 0; llama.cpp refuses a main GPU beyond them"
         ),
     ))
 }
@@ -369,8 +405,7 @@ pub fn remote_devices(assignment: &Assignment) -> Result<Vec<&DeviceSlot>> {
     if first_local.is_some_and(|i| i < remote.len()) {
         return Err(Error::unsupported(
             "llama.cpp orders RPC devices before local ones; the assignment lists a local \
-             device first"
-                
+             device first",
         ));
     }
     if remote.len() != assignment.subordinates.len() {
@@ -398,18 +433,20 @@ fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> LaunchSpec {
     args.push("--rpc-server-host", &["0.0.0.0"]);
     args.push("--rpc-server-port", &[&sub.port.to_string()]);
     args.push("--rpc-server-main-gpu", &["0"]);
-    LaunchSpec {
-        worker: sub.worker.clone(),
-        role: ProcessRole::subordinate(RPC_SERVER),
-        program: PROGRAM.to_string(),
-        args: args.to_argv(),
-        env: visibility_env(&[device]),
-        files: Vec::new(),
+    {
+        let mut process = LaunchSpec::new(
+            sub.worker.clone(),
+            ProcessRole::subordinate(RPC_SERVER),
+            PROGRAM.to_string(),
+            args.to_argv(),
+        );
+        process.env = visibility_env(&[device]);
         // The RPC protocol is raw TCP: ready once the port accepts.
-        health: Some(HealthCheck {
+        process.health = Some(HealthCheck {
             port: sub.port,
             path: None,
-        }),
+        });
+        process
     }
 }
 

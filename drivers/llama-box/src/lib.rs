@@ -24,7 +24,6 @@
 #![warn(missing_docs)]
 
 mod flags;
-#[rustfmt::skip]
 mod launch;
 pub mod llamacpp;
 mod memory;
@@ -152,7 +151,7 @@ pub fn llama_box_settings(args: &Args) -> Result<LlamaSettings> {
 /// The user's backend parameters, checked against the flag table and the platform's flags.
 fn user_args(spec: &ModelSpec) -> Result<Args> {
     let args = Args::parse(&spec.backend_parameters, Syntax::Parameters)?;
-    launch::check_user_args(spec, &args)?;
+    launch::check_user_args(flags::table(), spec, &args)?;
     Ok(args)
 }
 

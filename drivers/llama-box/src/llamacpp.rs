@@ -10,17 +10,19 @@
 //!   from a GGUF header and the settings; [`LlamaBoxEstimator`](crate::LlamaBoxEstimator) wraps
 //!   it as a placement estimator.
 //! - Launch: the placement-derived parts of a command line that do not depend on the server
-//!   ([`platform_args`], [`tensor_split`], [`remote_devices`], [`visibility_env`]) and the checks
-//!   on user arguments a platform owns ([`check_user_args`], [`check_user_main_gpu`],
-//!   [`check_ascend_order`]). RPC servers offering a remote device run with the role
-//!   [`RPC_SERVER`].
+//!   ([`platform_args`], [`tensor_split`], [`remote_devices`], [`visibility_env`]), the layering
+//!   of argument lists that replace each other's settings ([`layer`]), and the checks on user
+//!   arguments a platform owns ([`check_user_args`], [`check_user_gpu_layers`],
+//!   [`check_user_main_gpu`], [`check_ascend_order`]). RPC servers offering a remote device run
+//!   with the role [`RPC_SERVER`].
 //!
 //! Everything else in this crate is llama-box's own.
 
 pub use crate::flags::{Arg, Args, Syntax};
 pub use crate::launch::{
-    RPC_SERVER, check_ascend_order, check_user_args, check_user_main_gpu, platform_args,
-    remote_devices, tensor_split, visibility_env,
+    GpuLayers, RPC_SERVER, check_ascend_order, check_user_args, check_user_gpu_layers,
+    check_user_main_gpu, gpu_layers, layer, platform_args, remote_devices, tensor_split,
+    visibility_env,
 };
 pub use crate::memory::{
     ContextSize, DiffusionEstimate, DiffusionFamily, LlamaCppModel, StageBytes, WarmupAudio,

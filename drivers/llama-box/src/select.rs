@@ -187,15 +187,16 @@ mod tests {
             ..DirectoryFacts::default()
         };
         listing.files.sort();
-        ModelFacts {
-            source: ModelSource::LocalPath {
-                path: "/models/vlm/model-Q4_K_M.gguf".into(),
-            },
-            format: ModelFormat::Gguf,
-            path: Some("/models/vlm/model-Q4_K_M.gguf".into()),
-            directory: Some(listing),
-            gguf: None,
-            hf: None,
+        {
+            let mut model_facts = ModelFacts::new(
+                ModelSource::LocalPath {
+                    path: "/models/vlm/model-Q4_K_M.gguf".into(),
+                },
+                ModelFormat::Gguf,
+            );
+            model_facts.path = Some("/models/vlm/model-Q4_K_M.gguf".into());
+            model_facts.directory = Some(listing);
+            model_facts
         }
     }
 

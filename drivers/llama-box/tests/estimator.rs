@@ -16,13 +16,15 @@ fn facts(name: &str) -> ModelFacts {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/gguf")
         .join(name);
-    ModelFacts {
-        source: ModelSource::LocalPath { path: path.clone() },
-        format: ModelFormat::Gguf,
-        gguf: Some(GgufModel::open(&path).expect("fixture parses")),
-        hf: None,
-        path: Some(path),
-        directory: Some(DirectoryFacts::default()),
+    {
+        let mut model_facts = ModelFacts::new(
+            ModelSource::LocalPath { path: path.clone() },
+            ModelFormat::Gguf,
+        );
+        model_facts.gguf = Some(GgufModel::open(&path).expect("fixture parses"));
+        model_facts.path = Some(path);
+        model_facts.directory = Some(DirectoryFacts::default());
+        model_facts
     }
 }
 

@@ -32,13 +32,15 @@ fn facts(name: &str) -> ModelFacts {
 /// Facts of a model header at `path` under the shared fixtures.
 fn facts_at(path: &str) -> ModelFacts {
     let path = fixtures().join(path);
-    ModelFacts {
-        source: ModelSource::LocalPath { path: path.clone() },
-        format: ModelFormat::Gguf,
-        gguf: Some(GgufModel::open(&path).expect("fixture parses")),
-        hf: None,
-        path: Some(path),
-        directory: Some(DirectoryFacts::default()),
+    {
+        let mut model_facts = ModelFacts::new(
+            ModelSource::LocalPath { path: path.clone() },
+            ModelFormat::Gguf,
+        );
+        model_facts.gguf = Some(GgufModel::open(&path).expect("fixture parses"));
+        model_facts.path = Some(path);
+        model_facts.directory = Some(DirectoryFacts::default());
+        model_facts
     }
 }
 

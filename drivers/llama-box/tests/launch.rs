@@ -1,7 +1,6 @@
 //! Launch translation of llama-box: snapshots of the generated processes for real GGUF headers,
 //! the invariants every generated command line must hold, and the refusals.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use inferkit_core::gguf::GgufModel;
@@ -39,15 +38,17 @@ fn facts(fixture_name: &str, model_path: &str, siblings: &[&str]) -> ModelFacts 
         ..DirectoryFacts::default()
     };
     listing.files.sort();
-    ModelFacts {
-        source: ModelSource::LocalPath {
-            path: model_path.clone(),
-        },
-        format: ModelFormat::Gguf,
-        path: Some(model_path),
-        directory: Some(listing),
-        gguf: Some(gguf),
-        hf: None,
+    {
+        let mut model_facts = ModelFacts::new(
+            ModelSource::LocalPath {
+                path: model_path.clone(),
+            },
+            ModelFormat::Gguf,
+        );
+        model_facts.path = Some(model_path);
+        model_facts.directory = Some(listing);
+        model_facts.gguf = Some(gguf);
+        model_facts
     }
 }
 
@@ -79,30 +80,25 @@ fn estimate(layout: Layout, devices: &[DeviceSlot], per_device: &[(u32, u64)]) -
         .iter()
         .zip(per_device)
         .enumerate()
-        .map(|(i, (slot, (layers, claim)))| DeviceEstimate {
-            device: slot.id.clone(),
-            name: if slot.remote {
-                format!("rpc{i}")
-            } else {
-                format!("gpu{i}")
-            },
-            components: Components {
-                weights: *claim,
-                ..Components::default()
-            },
-            claim: *claim,
-            layers: *layers,
-            error_band: None,
+        .map(|(i, (slot, (layers, claim)))| {
+            let mut device_estimate = DeviceEstimate::new(
+                slot.id.clone(),
+                if slot.remote {
+                    format!("rpc{i}")
+                } else {
+                    format!("gpu{i}")
+                },
+                Components {
+                    weights: *claim,
+                    ..Components::default()
+                },
+                *claim,
+            );
+            device_estimate.layers = *layers;
+            device_estimate
         })
         .collect();
-    ResourceEstimate {
-        layout,
-        devices,
-        host: Components::default(),
-        launch_parameters: Vec::new(),
-        details: BTreeMap::new(),
-        notes: Vec::new(),
-    }
+    ResourceEstimate::new(layout, devices)
 }
 
 fn assignment(

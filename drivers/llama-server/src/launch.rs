@@ -16,30 +16,19 @@ use inferkit_core::{
 };
 use inferkit_llama_box::llamacpp::{self as shared, Args};
 
-use crate::flags::{self, GpuLayers, Input};
+use crate::flags::{self, Input};
+
+/// llama-server's table resolves both polarities of a switch to one flag; no two flags set one
+/// setting.
+fn same_setting(flag: &str) -> &str {
+    flag
+}
 
 /// Program name of the server (looked up in `PATH` by the launcher).
 pub const PROGRAM: &str = "llama-server";
 
 /// Program name of llama.cpp's RPC server.
 pub const RPC_PROGRAM: &str = "ggml-rpc-server";
-
-/// Refuses user parameters that set what the platform owns (marked in the flag table), and the
-/// combinations with a device selector GPUStack refuses for llama.cpp.
-pub fn check_user_args(spec: &ModelSpec, user: &Args) -> Result<()> {
-    for arg in &user.args {
-        let owner = flags::table()
-            .lookup(&arg.flag)
-            .and_then(|found| found.spec.platform_owned);
-        if let Some(why) = owner {
-            return Err(Error::invalid_parameter(
-                &arg.spelled,
-                format!("is set by the platform ({why}) and cannot be overridden"),
-            ));
-        }
-    }
-    shared::check_user_args(spec, user)
-}
 
 /// The flags that do not depend on the placement: the endpoint of the model's category, the
 /// projector, then the user's parameters (replacing what they override).
@@ -59,28 +48,7 @@ pub fn model_args(categories: &[Category], mmproj: Option<&Path>, user: &Args) -
             arg.values = vec![path.clone()];
         }
     }
-    layer(&[defaults, user])
-}
-
-/// Concatenates argument lists, a later list replacing the earlier occurrences of each flag
-/// it sets (both polarities of a switch are one flag; repeatable flags accumulate).
-pub fn layer(lists: &[Args]) -> Args {
-    let spec = |flag: &str| flags::table().lookup(flag).map(|found| found.spec);
-    let mut out = Args::default();
-    for list in lists {
-        for arg in &list.args {
-            let this = spec(&arg.flag);
-            if !this.is_some_and(|s| s.repeatable) {
-                out.args.retain(|a| match (spec(&a.flag), this) {
-                    (Some(a), Some(b)) => !std::ptr::eq(a, b),
-                    _ => a.flag != arg.flag,
-                });
-            }
-        }
-        out.args.extend(list.args.iter().cloned());
-        out.warnings.extend(list.warnings.iter().cloned());
-    }
-    out
+    shared::layer(flags::table(), same_setting, &[defaults, user])
 }
 
 /// The processes of `assignment`: one RPC server per remote device, then llama-server with the
@@ -106,29 +74,35 @@ pub fn launch(
     let (model_args, secrets) = secrets_to_env(model_args);
     let estimated = Args::from_launch(&assignment.estimate.launch_parameters);
     let placement = placement_args(facts, assignment, &model_args, context, &local)?;
-    let args = layer(&[
-        shared::platform_args(facts, spec, assignment)?,
-        model_args,
-        placement,
-        estimated,
-    ]);
+    let args = shared::layer(
+        flags::table(),
+        same_setting,
+        &[
+            shared::platform_args(facts, spec, assignment)?,
+            model_args,
+            placement,
+            estimated,
+        ],
+    );
     let argv = args.to_argv();
     // Every generated command line is one llama-server reads.
     flags::parse(flags::table(), &argv, Input::Argv)?;
     let mut env = shared::visibility_env(&local);
     env.extend(secrets);
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    specs.push(LaunchSpec {
-        worker: assignment.worker.clone(),
-        role: ProcessRole::Main,
-        program: PROGRAM.to_string(),
-        args: argv,
-        env,
-        files: Vec::new(),
-        health: Some(HealthCheck {
+    specs.push({
+        let mut process = LaunchSpec::new(
+            assignment.worker.clone(),
+            ProcessRole::Main,
+            PROGRAM.to_string(),
+            argv,
+        );
+        process.env = env;
+        process.health = Some(HealthCheck {
             port: assignment.port,
             path: Some("/health".to_string()),
-        }),
+        });
+        process
     });
     Ok(specs)
 }
@@ -177,7 +151,7 @@ fn placement_args(
             ));
         }
     };
-    check_user_gpu_layers(model_args, offload, total)?;
+    shared::check_user_gpu_layers(model_args, offload, total)?;
     shared::check_user_main_gpu(model_args, assignment.devices.len())?;
     let mut args = Args::default();
     args.push("--fit", &["off"]);
@@ -204,25 +178,6 @@ fn placement_args(
         args.push("--tensor-split", &[&split]);
     }
     Ok(args)
-}
-
-/// A user's `--gpu-layers` must be what the placement offloads.
-fn check_user_gpu_layers(model_args: &Args, offload: u32, total: u32) -> Result<()> {
-    let Some(arg) = model_args.last("--gpu-layers") else {
-        return Ok(());
-    };
-    let asked = match arg.value().and_then(flags::gpu_layers) {
-        Some(GpuLayers::Count(n)) => n.min(total),
-        Some(GpuLayers::All) => total,
-        Some(GpuLayers::Auto) | None => return Ok(()),
-    };
-    if asked == offload.min(total) {
-        return Ok(());
-    }
-    Err(Error::invalid_parameter(
-        &arg.spelled,
-        format!("asks for {asked} offloaded layers, but the placement offloads {offload}"),
-    ))
 }
 
 /// The names llama.cpp gives the devices of the main process: `RPC0`.. for the RPC servers'
@@ -265,17 +220,19 @@ fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> Result<LaunchSpec> {
     args.push("-d", &[&name]);
     let argv = args.to_argv();
     flags::parse(flags::rpc_table(), &argv, Input::Argv)?;
-    Ok(LaunchSpec {
-        worker: sub.worker.clone(),
-        role: ProcessRole::subordinate(shared::RPC_SERVER),
-        program: RPC_PROGRAM.to_string(),
-        args: argv,
-        env: shared::visibility_env(&[device]),
-        files: Vec::new(),
+    Ok({
+        let mut process = LaunchSpec::new(
+            sub.worker.clone(),
+            ProcessRole::subordinate(shared::RPC_SERVER),
+            RPC_PROGRAM.to_string(),
+            argv,
+        );
+        process.env = shared::visibility_env(&[device]);
         // The RPC protocol is raw TCP: ready once the port accepts.
-        health: Some(HealthCheck {
+        process.health = Some(HealthCheck {
             port: sub.port,
             path: None,
-        }),
+        });
+        process
     })
 }

@@ -81,7 +81,7 @@ impl Invocation {
     pub fn new(facts: &ModelFacts, spec: &ModelSpec) -> Result<Invocation> {
         let gguf = facts.require_gguf()?;
         let user = flags::parse(flags::table(), &spec.backend_parameters, Input::Parameters)?;
-        launch::check_user_args(spec, &user)?;
+        llamacpp::check_user_args(flags::table(), spec, &user)?;
         let categories = match spec.categories.is_empty() {
             true => text_categories(gguf)?,
             false => spec.categories.clone(),

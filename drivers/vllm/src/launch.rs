@@ -87,17 +87,19 @@ pub(crate) fn launch_specs(input: &LaunchInput) -> Result<Vec<LaunchSpec>> {
     env.extend(input.hub_env.clone());
     env.extend(input.params.env_secrets());
     env.extend(input.spec.env.clone());
-    specs.push(LaunchSpec {
-        worker: assignment.worker.clone(),
-        role: ProcessRole::Main,
-        program: PROGRAM.to_string(),
-        args: serve_args(input)?,
-        env,
-        files: Vec::new(),
-        health: Some(HealthCheck {
+    specs.push({
+        let mut process = LaunchSpec::new(
+            assignment.worker.clone(),
+            ProcessRole::Main,
+            PROGRAM.to_string(),
+            serve_args(input)?,
+        );
+        process.env = env;
+        process.health = Some(HealthCheck {
             port: assignment.port,
             path: Some(HEALTH_PATH.to_string()),
-        }),
+        });
+        process
     });
     Ok(specs)
 }
@@ -278,17 +280,19 @@ fn ray_node(
     env.insert(HOST_IP_VARIABLE.to_string(), node.address.to_string());
     env.extend(input.hub_env.clone());
     env.extend(input.spec.env.clone());
-    LaunchSpec {
-        worker: node.worker.to_string(),
-        role: ProcessRole::subordinate(if head.is_none() { RAY_HEAD } else { RAY_WORKER }),
-        program: "ray".to_string(),
-        args,
-        env,
-        files: Vec::new(),
-        health: Some(HealthCheck {
+    {
+        let mut process = LaunchSpec::new(
+            node.worker.to_string(),
+            ProcessRole::subordinate(if head.is_none() { RAY_HEAD } else { RAY_WORKER }),
+            "ray",
+            args,
+        );
+        process.env = env;
+        process.health = Some(HealthCheck {
             port: node.port,
             path: None,
-        }),
+        });
+        process
     }
 }
 

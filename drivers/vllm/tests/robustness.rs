@@ -52,14 +52,12 @@ proptest! {
         let Ok(hf) = HfModel::open(&dir) else { return Ok(()) };
         let mut spec = ModelSpec::local(&dir);
         spec.backend = Some("vllm".into());
-        let facts = ModelFacts {
-            source: spec.source.clone(),
-            format: ModelFormat::Safetensors,
-            path: Some(dir.clone()),
-            directory: None,
-            gguf: None,
-            hf: Some(hf),
-        };
+        let facts = {
+let mut model_facts = ModelFacts::new(spec.source.clone(), ModelFormat::Safetensors);
+model_facts.path = Some(dir.clone());
+model_facts.hf = Some(hf);
+model_facts
+};
         let backend = Vllm::new();
         let _ = backend.select(&facts, &spec);
         if let Ok(prepared) = backend.prepare(&facts, &spec) {

@@ -23,15 +23,7 @@ async fn main() -> ExitCode {
         eprintln!("usage: inferkit-serve-standin RUN_DIR GRACE_MS PROGRAM [ARGS...]");
         return ExitCode::from(64);
     };
-    let spec = LaunchSpec {
-        worker: "worker-0".into(),
-        role: ProcessRole::Main,
-        program,
-        args: args.collect(),
-        env: Default::default(),
-        files: Vec::new(),
-        health: None,
-    };
+    let spec = LaunchSpec::new("worker-0", ProcessRole::Main, program, args.collect());
     let options = LaunchOptions {
         stop_grace_ms: grace.parse().unwrap_or(500),
         ..LaunchOptions::default()

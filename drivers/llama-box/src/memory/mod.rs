@@ -207,30 +207,34 @@ impl ImageModel {
             .map(|((slot, components), name)| {
                 // A device holding any stage claims the estimate's band on top.
                 let band = (components.total() > 0).then_some(e.error_band);
-                DeviceEstimate {
-                    device: slot.id.clone(),
-                    name,
-                    claim: band.map_or(components.total(), |b| b.headroom_over(components.total())),
-                    components,
-                    layers: u32::from(components.total() > 0),
-                    error_band: band,
+                {
+                    let mut device_estimate = DeviceEstimate::new(
+                        slot.id.clone(),
+                        name,
+                        components,
+                        band.map_or(components.total(), |b| b.headroom_over(components.total())),
+                    );
+                    device_estimate.layers = u32::from(components.total() > 0);
+                    device_estimate.error_band = band;
+                    device_estimate
                 }
             })
             .collect();
         let details = ImageDetails {
             diffusion: e.clone(),
         };
-        Ok(ResourceEstimate {
-            layout: if on_device {
-                Layout::Single
-            } else {
-                Layout::CpuOnly
-            },
-            devices: estimates,
-            host,
-            launch_parameters: Vec::new(),
-            details: details_map(&details),
-            notes: Vec::new(),
+        Ok({
+            let mut estimate = ResourceEstimate::new(
+                if on_device {
+                    Layout::Single
+                } else {
+                    Layout::CpuOnly
+                },
+                estimates,
+            );
+            estimate.host = host;
+            estimate.details = details_map(&details);
+            estimate
         })
     }
 
@@ -416,13 +420,12 @@ impl TextModel {
                 if let Some(p) = projector.as_ref().filter(|p| p.device == name) {
                     band = with_projector(band, components.total(), p);
                 }
-                DeviceEstimate {
-                    device: slot.id.clone(),
-                    name,
-                    claim: components.total(),
-                    components,
-                    layers: map.layers_on(i),
-                    error_band: Some(band),
+                {
+                    let mut device_estimate =
+                        DeviceEstimate::new(slot.id.clone(), name, components, components.total());
+                    device_estimate.layers = map.layers_on(i);
+                    device_estimate.error_band = Some(band);
+                    device_estimate
                 }
             })
             .collect();
@@ -431,13 +434,12 @@ impl TextModel {
             total_layers: self.total_layers(),
             split: split.iter().map(|&s| s as u64).collect(),
         };
-        Ok(ResourceEstimate {
-            layout: resolved,
-            devices: estimates,
-            host,
-            launch_parameters: Vec::new(),
-            details: details_map(&self.details(projector)),
-            notes: self.coverage.note(&self.shape.arch).into_iter().collect(),
+        Ok({
+            let mut estimate = ResourceEstimate::new(resolved, estimates);
+            estimate.host = host;
+            estimate.details = details_map(&self.details(projector));
+            estimate.notes = self.coverage.note(&self.shape.arch).into_iter().collect();
+            estimate
         })
     }
 

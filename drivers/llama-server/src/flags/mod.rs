@@ -14,7 +14,7 @@ use inferkit_core::flags::{
     FlagSpec, FlagTable, Found, Syntax, Tokens, Unknown, parse_tensor_split,
 };
 use inferkit_core::{Error, Result};
-use inferkit_llama_box::llamacpp::{Arg, Args, FlashAttn, LlamaSettings};
+use inferkit_llama_box::llamacpp::{Arg, Args, FlashAttn, GpuLayers, LlamaSettings, gpu_layers};
 
 #[rustfmt::skip]
 mod table;
@@ -167,29 +167,6 @@ fn check_values(spec: &FlagSpec, spelled: &str, values: &[String]) -> Result<()>
         }
     }
     Ok(())
-}
-
-/// What `--gpu-layers` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GpuLayers {
-    /// `auto` (the default): llama-server fits layers to free memory.
-    Auto,
-    /// `all`, or a negative count.
-    All,
-    /// That many layers, the output layer counted first.
-    Count(u32),
-}
-
-/// Reads a `--gpu-layers` value (`common/arg.cpp`: `auto`, `all`, else `std::stoi`).
-pub fn gpu_layers(value: &str) -> Option<GpuLayers> {
-    match value {
-        "auto" => Some(GpuLayers::Auto),
-        "all" => Some(GpuLayers::All),
-        n => n
-            .parse::<i64>()
-            .ok()
-            .map(|n| u32::try_from(n).map_or(GpuLayers::All, GpuLayers::Count)),
-    }
 }
 
 /// llama-server's host prompt cache (`--cache-ram`, llama.cpp PR 16391): when a slot takes a new

@@ -123,17 +123,20 @@ impl<'a> Instance<'a> {
 
     /// The daemon of one node.
     fn process(&self, node: &Node) -> Result<LaunchSpec> {
-        Ok(LaunchSpec {
-            worker: node.worker.to_string(),
-            role: node.role.clone(),
-            program: format!("{}/bin/mindieservice_daemon", self.install_path),
-            args: Vec::new(),
-            env: self.env(node)?,
-            files: self.files(node),
-            health: node.role.is_main().then(|| HealthCheck {
+        Ok({
+            let mut process = LaunchSpec::new(
+                node.worker.to_string(),
+                node.role.clone(),
+                format!("{}/bin/mindieservice_daemon", self.install_path),
+                Vec::new(),
+            );
+            process.env = self.env(node)?;
+            process.files = self.files(node);
+            process.health = node.role.is_main().then(|| HealthCheck {
                 port: node.port,
                 path: Some(HEALTH_PATH.to_string()),
-            }),
+            });
+            process
         })
     }
 

@@ -145,14 +145,12 @@ impl ResourceEstimator for MindieEstimator<'_> {
             .iter()
             .enumerate()
             .map(|(rank, slot)| {
-                DeviceEstimate {
-                    device: slot.id.clone(),
-                    name: format!("npu{rank}"),
+                DeviceEstimate::new(
+                    slot.id.clone(),
+                    format!("npu{rank}"),
                     components,
-                    claim: self.budget(slot).max(components.total()),
-                    layers: 0,
-                    error_band: None,
-                }
+                    self.budget(slot).max(components.total()),
+                )
                 .with_error_band(ERROR_BAND)
             })
             .collect();
@@ -174,21 +172,21 @@ impl ResourceEstimator for MindieEstimator<'_> {
             kv_capacity_tokens: spare / per_token.max(1),
             npu_memory_fraction: self.params.npu_memory_fraction,
         };
-        Ok(ResourceEstimate {
-            layout: resolved_layout(world),
-            devices,
-            host: Components {
+        Ok({
+            let mut estimate = ResourceEstimate::new(resolved_layout(world), devices);
+            estimate.host = Components {
                 kv: self.params.cpu_mem_size_gib.saturating_mul(1 << 30),
                 overhead: HOST_BASE_RAM,
                 ..Components::default()
-            },
-            launch_parameters: self.launch_parameters(seq, chip),
-            details: details_map(&details),
-            notes: vec![format!(
+            };
+            estimate.launch_parameters = self.launch_parameters(seq, chip);
+            estimate.details = details_map(&details);
+            estimate.notes = vec![format!(
                 "MindIE claims {}% of each NPU (--npu-memory-fraction) and fills what the \
                  weights leave with KV blocks",
                 (self.params.npu_memory_fraction * 100.0).round()
-            )],
+            )];
+            estimate
         })
     }
 

@@ -617,19 +617,22 @@ impl VllmEstimator {
             notes.extend(alternatives);
             details.longer_context = Some(longer);
         }
-        ResourceEstimate {
-            layout: Layout::Parallel {
-                tensor_parallel: layout.0 as u32,
-                pipeline_parallel: layout.1 as u32,
-            },
-            devices: device_estimates(&eval),
-            host: Components {
+        {
+            let mut estimate = ResourceEstimate::new(
+                Layout::Parallel {
+                    tensor_parallel: layout.0 as u32,
+                    pipeline_parallel: layout.1 as u32,
+                },
+                device_estimates(&eval),
+            );
+            estimate.host = Components {
                 weights: self.host_weights(&eval.ranks, layout),
                 ..Components::default()
-            },
-            launch_parameters,
-            details: details_map(&details),
-            notes,
+            };
+            estimate.launch_parameters = launch_parameters;
+            estimate.details = details_map(&details);
+            estimate.notes = notes;
+            estimate
         }
     }
 
@@ -751,10 +754,10 @@ fn device_estimates(eval: &Evaluation) -> Vec<DeviceEstimate> {
             let kv = eval.blocks.saturating_mul(r.cost.kv.block_bytes());
             let in_budget = r.cost.in_budget(graphs_in);
             let slack = requested.saturating_sub(in_budget.saturating_add(kv));
-            DeviceEstimate {
-                device: r.slot.id.clone(),
-                name: format!("gpu{i}"),
-                components: Components {
+            DeviceEstimate::new(
+                r.slot.id.clone(),
+                format!("gpu{i}"),
+                Components {
                     weights: r.cost.weights,
                     kv,
                     compute: r.cost.activation,
@@ -764,10 +767,8 @@ fn device_estimates(eval: &Evaluation) -> Vec<DeviceEstimate> {
                         .into_iter()
                         .fold(0, u64::saturating_add),
                 },
-                claim: requested.saturating_add(r.cost.outside_budget(graphs_in)),
-                layers: 0,
-                error_band: None,
-            }
+                requested.saturating_add(r.cost.outside_budget(graphs_in)),
+            )
             .with_error_band(KV_ERROR_BAND)
         })
         .collect()

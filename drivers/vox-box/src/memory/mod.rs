@@ -535,13 +535,12 @@ impl VoxBoxEstimator {
             Some(int8) if macos => int8,
             _ => &self.requirement.cpu,
         };
-        ResourceEstimate {
-            layout: Layout::CpuOnly,
-            devices: Vec::new(),
-            host: with_headroom(cpu),
-            launch_parameters: Vec::new(),
-            details: self.details(cpu),
-            notes: vec![explain("host RAM", cpu)],
+        {
+            let mut estimate = ResourceEstimate::new(Layout::CpuOnly, Vec::new());
+            estimate.host = with_headroom(cpu);
+            estimate.details = self.details(cpu);
+            estimate.notes = vec![explain("host RAM", cpu)];
+            estimate
         }
     }
 
@@ -556,23 +555,23 @@ impl VoxBoxEstimator {
         let req = &self.requirement;
         notes.push(explain("GPU memory", &req.gpu));
         notes.push(explain("host RAM beside the GPU", &req.gpu_host));
-        Ok(ResourceEstimate {
-            layout: Layout::Single,
-            devices: vec![
-                DeviceEstimate {
-                    device: slot.id.clone(),
-                    name: format!("cuda:{}", slot.id.index),
-                    components: req.gpu.components(),
-                    claim: req.gpu.bytes,
-                    layers: 0,
-                    error_band: None,
-                }
-                .with_error_band(req.gpu.band),
-            ],
-            host: with_headroom(&req.gpu_host),
-            launch_parameters: Vec::new(),
-            details: self.details(&req.gpu),
-            notes,
+        Ok({
+            let mut estimate = ResourceEstimate::new(
+                Layout::Single,
+                vec![
+                    DeviceEstimate::new(
+                        slot.id.clone(),
+                        format!("cuda:{}", slot.id.index),
+                        req.gpu.components(),
+                        req.gpu.bytes,
+                    )
+                    .with_error_band(req.gpu.band),
+                ],
+            );
+            estimate.host = with_headroom(&req.gpu_host);
+            estimate.details = self.details(&req.gpu);
+            estimate.notes = notes;
+            estimate
         })
     }
 }
