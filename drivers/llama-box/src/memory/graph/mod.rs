@@ -359,6 +359,9 @@ impl Builder<'_> {
             return;
         }
         let inp = if self.outputs_after_layers() {
+            // The last layer's output is the graph's `t_h_nextn` (`openai-moe.cpp`), an output
+            // that keeps its memory; the output rows are selected from it.
+            self.g.mark_output(inp);
             let ids = self.out_ids();
             self.op(self.e(), &[inp, ids])
         } else {
