@@ -388,12 +388,14 @@ pub struct Device {
     /// cards); for a MIG slice, its parent GPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical_index: Option<u32>,
-    /// MIG or other partition information, when this device is a partition.
+    /// MIG or other partition information, when this device is a partition (boxed: most
+    /// devices are none, and a fleet holds hundreds of thousands of devices).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition: Option<Partition>,
-    /// What the probe reported about the device's health; absent when it is healthy.
+    pub partition: Option<Box<Partition>>,
+    /// What the probe reported about the device's health; absent when it is healthy (boxed, as
+    /// `partition`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<DeviceHealth>,
+    pub health: Option<Box<DeviceHealth>>,
 }
 
 impl Device {

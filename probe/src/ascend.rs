@@ -386,7 +386,11 @@ fn device(chip: &ChipMapping, table: &StatusTable, index: usize) -> Result<Devic
         runtime_version: None,
         physical_index: Some(chip.logic_id),
         partition: None,
-        health: status.health.as_deref().and_then(device_health),
+        health: status
+            .health
+            .as_deref()
+            .and_then(device_health)
+            .map(Box::new),
     })
 }
 

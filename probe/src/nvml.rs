@@ -180,10 +180,10 @@ fn unavailable_gpu(physical: u32, error: &NvmlError, versions: &SystemVersions) 
         runtime_version: versions.cuda.clone(),
         physical_index: Some(physical),
         partition: None,
-        health: Some(DeviceHealth {
+        health: Some(Box::new(DeviceHealth {
             available: false,
             status: format!("{PROBE}: GPU {physical}: {error}"),
-        }),
+        })),
     }
 }
 
@@ -257,12 +257,12 @@ fn mig_instances(
             name: name.clone(),
             memory: device_memory(&memory),
             uuid: optional(mig.uuid())?,
-            partition: Some(Partition {
+            partition: Some(Box::new(Partition {
                 profile: mig_profile(&name).to_string(),
                 parent_index: physical,
                 gpu_instance_id,
                 compute_instance_id,
-            }),
+            })),
             ..gpu.device.clone()
         });
     }
@@ -383,7 +383,7 @@ mod tests {
             driver_version: None,
             runtime_version: None,
             physical_index: Some(physical),
-            partition,
+            partition: partition.map(Box::new),
             health: None,
         }
     }

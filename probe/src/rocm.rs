@@ -90,7 +90,7 @@ fn card(index: u32, key: &str, value: &Value, driver_version: Option<&str>) -> R
 
 /// Total and used VRAM of a card; a card for which either is not reported has no memory and
 /// is unavailable, since its free memory is unknown.
-fn vram(fields: &Map<String, Value>, card: &str) -> Result<(Memory, Option<DeviceHealth>)> {
+fn vram(fields: &Map<String, Value>, card: &str) -> Result<(Memory, Option<Box<DeviceHealth>>)> {
     const TOTAL: &str = "VRAM Total Memory (B)";
     const USED: &str = "VRAM Total Used Memory (B)";
     let (Some(total), Some(used)) = (
@@ -101,7 +101,7 @@ fn vram(fields: &Map<String, Value>, card: &str) -> Result<(Memory, Option<Devic
             available: false,
             status: format!("{TOOL} does not report the total and used VRAM of {card}"),
         };
-        return Ok((Memory::default(), Some(health)));
+        return Ok((Memory::default(), Some(Box::new(health))));
     };
     if used > total {
         let reason = format!("{card}: VRAM used {used} exceeds total {total}");

@@ -75,10 +75,10 @@ fn the_health_column_marks_a_critical_npu_unavailable_and_keeps_a_warning_usable
     );
     assert_eq!(
         npus[6].health,
-        Some(DeviceHealth {
+        Some(Box::new(DeviceHealth {
             available: true,
             status: "npu-smi health Warning".into(),
-        })
+        }))
     );
     assert_eq!(npus[6].unavailable_reason(), None);
     for i in [0, 1, 2, 4, 5, 7] {
@@ -182,10 +182,10 @@ fn selecting_the_critical_npu_by_hand_is_refused_with_its_reason() {
 #[test]
 fn an_unavailable_gpu_from_a_static_inventory_is_skipped_too() {
     let mut lost = gpu(0, Vendor::Nvidia, "NVIDIA H100 80GB HBM3", 80, 0);
-    lost.health = Some(DeviceHealth {
+    lost.health = Some(Box::new(DeviceHealth {
         available: false,
         status: "nvml: GPU 0: the GPU has fallen off the bus".into(),
-    });
+    }));
     let fine = gpu(1, Vendor::Nvidia, "NVIDIA H100 80GB HBM3", 80, 1);
     let cluster = cluster(vec![worker("w", 512, vec![lost, fine])]);
     let backend = MockBackend::llama(MockModel::layered(20));

@@ -43,7 +43,7 @@ print()
 print('| architecture | CPU rows | max compute error | max total error | RPC device rows | max compute error | max device-total error | declared band |')
 print('|---|---|---|---|---|---|---|---|')
 # The architectures drivers/llama-box/src/memory/architecture.rs declares graph derived.
-derived = {'phi3', 'gpt-oss', 'nomic-bert'}
+derived = {'gpt-oss'}
 for a in sorted(set(r[0] for r in cpu)):
     band = '15%, graph derived' if a in derived else '5%, measured'
     print(f"| {a} | {cells(agg([r for r in cpu if r[0]==a]))} | {cells(agg([r for r in rpc if r[0]==a]))} | {band} |")

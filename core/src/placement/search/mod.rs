@@ -40,6 +40,24 @@ struct Scored {
     layers: u32,
 }
 
+/// The best candidates of a mode so far, and how many fit in all. Only the best
+/// [`MAX_EXACT_FITS`] can be chosen, so only those are kept: a 100,000-worker fleet of 8 GPUs
+/// has 800,000 single-device candidates (issue 18: peak memory under 3× the cluster file).
+#[derive(Default)]
+struct Shortlist {
+    best: Vec<Scored>,
+    fitting: usize,
+}
+
+impl From<Vec<Scored>> for Shortlist {
+    fn from(best: Vec<Scored>) -> Self {
+        Shortlist {
+            fitting: best.len(),
+            best,
+        }
+    }
+}
+
 /// The chosen group and its exact estimate.
 struct Chosen {
     group: Group,
@@ -246,8 +264,8 @@ impl<'a> Search<'a> {
     /// Probes each bucket (groups of one device class, best first) and scores every group that
     /// fits. With `with_largest_host`, probes use the largest host RAM of the cluster so that the
     /// answer depends on the devices only; each group's own RAM is checked afterwards.
-    fn search_buckets(&mut self, buckets: &[Vec<Group>], with_largest_host: bool) -> Vec<Scored> {
-        let mut candidates = Vec::new();
+    fn search_buckets(&mut self, buckets: &[Vec<Group>], with_largest_host: bool) -> Shortlist {
+        let mut candidates = Shortlist::default();
         for bucket in buckets.iter().filter(|b| !b.is_empty()) {
             let prefix = fitting_prefix(bucket, |g| {
                 let host = if with_largest_host {
@@ -270,11 +288,12 @@ impl<'a> Search<'a> {
                     continue;
                 }
                 let score = self.score(group, &claims, ram);
-                candidates.push(Scored {
+                let candidate = Scored {
                     group: group.clone(),
                     score,
                     layers: 0,
-                });
+                };
+                self.consider(&mut candidates, candidate);
             }
             if !short_of_ram.is_empty() {
                 short_of_ram.dedup();
@@ -302,15 +321,33 @@ impl<'a> Search<'a> {
         self.reject_group(first, alike, reason(error));
     }
 
-    /// Sorts candidates best first, fits them exactly in that order, and returns the first
-    /// that passes the final check.
-    fn pick(&mut self, mut candidates: Vec<Scored>, allow_offload: bool) -> Option<Chosen> {
-        let fitting = candidates.len();
-        // Only the best few are tried: select them in linear time, then order them.
+    /// Adds a candidate that fits to the shortlist. Once it holds twice the candidates that can
+    /// be chosen, the best are selected in linear time and the rest dropped: the order is total
+    /// (it ends on worker and device), so the survivors are those a full sort would put first.
+    fn consider(&self, list: &mut Shortlist, candidate: Scored) {
+        list.fitting += 1;
+        list.best.push(candidate);
+        if list.best.len() >= 2 * MAX_EXACT_FITS {
+            self.keep_best(&mut list.best);
+        }
+    }
+
+    /// Keeps the best [`MAX_EXACT_FITS`] candidates, in no particular order.
+    fn keep_best(&self, candidates: &mut Vec<Scored>) {
         if candidates.len() > MAX_EXACT_FITS {
             candidates.select_nth_unstable_by(MAX_EXACT_FITS - 1, |a, b| self.by_preference(a, b));
             candidates.truncate(MAX_EXACT_FITS);
         }
+    }
+
+    /// Sorts the shortlist's candidates best first, fits the best few exactly in that order,
+    /// and returns the first that passes the final check.
+    fn pick(&mut self, shortlist: impl Into<Shortlist>, allow_offload: bool) -> Option<Chosen> {
+        let Shortlist {
+            best: mut candidates,
+            fitting,
+        } = shortlist.into();
+        self.keep_best(&mut candidates);
         candidates.sort_by(|a, b| self.by_preference(a, b));
         for candidate in candidates {
             let host = self.views[candidate.group.main].host();

@@ -112,16 +112,16 @@ impl Builder<'_> {
                 kq_srcs.push(k);
                 kqv_srcs.push(v);
             }
-            KvSource::Uncached(k, _) => kq_srcs.push(k),
+            KvSource::Uncached(k, v) => {
+                // Uncached V is made contiguous after the transpose. It is KQV's first source,
+                // so the graph computes it before KQ, which nothing else expanded earlier.
+                let vt = self.g.view(v, false);
+                kqv_srcs.push(self.op(n_head_kv * hv * t * F32, &[vt]));
+                kq_srcs.push(k);
+            }
         }
         let kq = self.op(n_kv * t * n_head * F32, &kq_srcs);
         let kq = self.inplace(&[kq, mask], 1);
-        if let KvSource::Uncached(_, v) = source {
-            // Uncached V is made contiguous after the transpose.
-            let vt = self.g.view(v, false);
-            let vc = self.op(n_head_kv * hv * t * F32, &[vt]);
-            kqv_srcs.push(vc);
-        }
         kqv_srcs.push(kq);
         let kqv = self.op(hv * t * n_head * F32, &kqv_srcs);
         let permuted = self.g.view(kqv, false);

@@ -187,6 +187,11 @@ impl Builder<'_> {
         if self.has(il, "post_ffw_norm.weight") {
             out = self.norm(out, false);
         }
+        if FFN_ADDED_ONTO_RESIDUAL.contains(&self.shape.arch.as_str()) {
+            // The residual is the add's first source: its memory, not the FFN output's, is
+            // reused in place, which moves where the final norm and the logits land.
+            return self.residual_add(ffn_inp, out);
+        }
         self.residual_add(out, ffn_inp)
     }
 
@@ -214,6 +219,10 @@ impl Builder<'_> {
 /// Architectures whose `post_attention_norm` weight norms the FFN input (after the attention
 /// residual) in place of an `ffn_norm`: gpt-oss (`src/models/openai-moe.cpp` at 0c1e57098).
 const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 1] = ["gpt-oss"];
+
+/// Architectures whose FFN residual add reads the residual first (`ggml_add(ctx0, residual,
+/// cur)` in `src/models/phi3.cpp` at 0c1e57098; the others add the FFN output first).
+const FFN_ADDED_ONTO_RESIDUAL: [&str; 1] = ["phi3"];
 
 /// Architectures that select the output rows after the last layer (`openai-moe.cpp`: unless
 /// `embeddings_nextn_masked`, which is off by default).

@@ -74,13 +74,15 @@ impl Builder<'_> {
         }
     }
 
-    /// A layer's closing residual add, in the split the scheduler gives it: the next device's
-    /// when this layer runs on the host (`closing`), which then copies both operands.
-    pub(super) fn residual_add(&mut self, out: TensorId, residual: TensorId) -> TensorId {
+    /// A layer's closing residual add of `first` and `second` (the layer's output and its
+    /// residual, in the order the builder passes them to `ggml_add`), in the split the
+    /// scheduler gives it: the next device's when this layer runs on the host (`closing`),
+    /// which then copies both operands.
+    pub(super) fn residual_add(&mut self, first: TensorId, second: TensorId) -> TensorId {
         if let Some((split, _)) = self.closing.take() {
-            self.enter(split, &[out, residual], &[]);
+            self.enter(split, &[first, second], &[]);
         }
-        self.inplace(&[out, residual], 2)
+        self.inplace(&[first, second], 2)
     }
 
     /// Where a host layer's trailing ops without weights start before its residual add (the
