@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use inferkit::{Error, ModelFacts, ModelSpec, Result};
-use inferkit_sources::{HF_DEFAULT_ENDPOINT, ModelRef, Resolver, SourceOptions, resolve_cached};
+use inferkit_sources::{
+    HF_DEFAULT_ENDPOINT, MS_DEFAULT_ENDPOINT, ModelRef, Resolver, SourceOptions, resolve_cached,
+};
 
 use crate::download::PlannedDownload;
 
@@ -83,22 +85,44 @@ pub fn read(argument: &str, offline: bool) -> Result<Model> {
     })
 }
 
-/// The environment a backend that downloads a Hugging Face repository itself (vLLM, vox-box)
-/// needs to fetch it where this plan read it: `HF_ENDPOINT` when that is a mirror, and
-/// `HF_TOKEN` as a placeholder naming the variable the token was read from (the launcher fills
-/// it in; the plan never holds the token).
+/// The environment a backend that downloads a repository itself (vLLM, vox-box) needs to fetch
+/// it where this plan read it: the mirror, when the endpoint is not the hub's own, and the token
+/// as a placeholder naming the variable it was read from (the launcher fills it in; the plan
+/// never holds the token).
+///
+/// Hugging Face's libraries read `HF_ENDPOINT` and `HF_TOKEN`. ModelScope's SDK (which vLLM
+/// calls with `VLLM_USE_MODELSCOPE`) reads the host from `MODELSCOPE_DOMAIN` and prepends
+/// `https://` itself (`modelscope/hub/utils/utils.py`, `get_endpoint`), so an https mirror is
+/// given as its bare host (a plain-http one keeps its scheme: newer SDKs accept a whole URL
+/// there); its tools take the token from `MODELSCOPE_API_TOKEN`.
 fn hub_env(reference: &ModelRef, options: &SourceOptions) -> BTreeMap<String, String> {
-    let ModelRef::HuggingFace(_) = reference else {
-        return BTreeMap::new();
+    let (hub, default, endpoint_var, endpoint, token_var) = match reference {
+        ModelRef::HuggingFace(_) => {
+            let hub = &options.huggingface;
+            let url = hub.url.clone();
+            (hub, HF_DEFAULT_ENDPOINT, "HF_ENDPOINT", url, "HF_TOKEN")
+        }
+        ModelRef::ModelScope(_) => {
+            let hub = &options.modelscope;
+            let url = hub.url.trim_end_matches('/');
+            let host = url.strip_prefix("https://").unwrap_or(url).to_string();
+            (
+                hub,
+                MS_DEFAULT_ENDPOINT,
+                "MODELSCOPE_DOMAIN",
+                host,
+                "MODELSCOPE_API_TOKEN",
+            )
+        }
+        _ => return BTreeMap::new(),
     };
-    let hub = &options.huggingface;
     let mut env = BTreeMap::new();
-    if hub.url.trim_end_matches('/') != HF_DEFAULT_ENDPOINT {
-        env.insert("HF_ENDPOINT".to_string(), hub.url.clone());
+    if hub.url.trim_end_matches('/') != default {
+        env.insert(endpoint_var.to_string(), endpoint);
     }
     if let Some(variable) = &hub.token_var {
         env.insert(
-            "HF_TOKEN".to_string(),
+            token_var.to_string(),
             inferkit::secret::placeholder(variable),
         );
     }

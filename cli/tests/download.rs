@@ -386,6 +386,45 @@ async fn a_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholde
     assert_eq!(main["env"]["HF_TOKEN"], "${HF_TOKEN}");
 }
 
+/// The same for a ModelScope repository vLLM fetches itself (`VLLM_USE_MODELSCOPE`): its SDK
+/// reads the mirror from `MODELSCOPE_DOMAIN` and the token from `MODELSCOPE_API_TOKEN`, which the
+/// plan names as a placeholder only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_modelscope_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholder() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    hub.add(
+        "LLM-Research/Meta-Llama-3.1-8B-Instruct",
+        Repo::new(COMMIT).folder(&fixture("hf/Llama-3.1-8B-Instruct"), ""),
+    );
+    let caches = tempfile::tempdir().unwrap();
+    let output = cli_support::inferkit_with_hub(&hub.hub.url(), caches.path())
+        .env("MODELSCOPE_ENDPOINT", hub.hub.url())
+        .env("MODELSCOPE_API_TOKEN", TOKEN)
+        .args([
+            "plan",
+            "ms://LLM-Research/Meta-Llama-3.1-8B-Instruct",
+            "--json",
+            "--backend",
+            "vllm",
+            "--cluster",
+            "examples/clusters/h100x8.json",
+        ])
+        .output()
+        .expect("run inferkit");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains(TOKEN), "{}", text(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let main = plan["processes"].as_array().unwrap().last().unwrap();
+    assert_eq!(main["env"]["VLLM_USE_MODELSCOPE"], "True");
+    // A plain-http stand-in keeps its scheme; an https mirror would be given as its host.
+    assert_eq!(main["env"]["MODELSCOPE_DOMAIN"], hub.hub.url());
+    assert_eq!(
+        main["env"]["MODELSCOPE_API_TOKEN"],
+        "${MODELSCOPE_API_TOKEN}"
+    );
+    assert!(main["env"].get("HF_ENDPOINT").is_none());
+}
+
 /// `plan --format kubernetes` of the same hub model: the pod's init container downloads the
 /// files with the token from the user's Secret. Its script is run here, with `sh`, `curl` and
 /// `sha256sum` as in the container, against the loopback hub (a gated repository: files need

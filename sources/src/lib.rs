@@ -48,6 +48,8 @@ mod resolve;
 pub use error::{SourceError, SourceErrorKind};
 #[cfg(feature = "http")]
 pub use http::{Resolver, TransferStats};
-pub use options::{HF_DEFAULT_ENDPOINT, HttpOptions, HubEndpoint, Secret, SourceOptions};
+pub use options::{
+    HF_DEFAULT_ENDPOINT, HttpOptions, HubEndpoint, MS_DEFAULT_ENDPOINT, Secret, SourceOptions,
+};
 pub use reference::{DEFAULT_QUANT, FileChoice, ModelRef, OllamaRef, RepoRef};
 pub use resolve::{Origin, RemoteModel, Resolved, resolve_cached};

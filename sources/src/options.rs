@@ -11,6 +11,9 @@ use crate::local_cache::CacheDirs;
 /// The Hugging Face hub's own address (`HF_ENDPOINT` names a mirror instead).
 pub const HF_DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// ModelScope's own endpoint, used when `MODELSCOPE_ENDPOINT` is not set.
+pub const MS_DEFAULT_ENDPOINT: &str = "https://www.modelscope.cn";
+
 /// A hub's address and the token sent to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HubEndpoint {
@@ -121,7 +124,7 @@ impl SourceOptions {
             ),
             modelscope: HubEndpoint::from_env(
                 "MODELSCOPE_ENDPOINT",
-                "https://www.modelscope.cn",
+                MS_DEFAULT_ENDPOINT,
                 &["MODELSCOPE_API_TOKEN"],
             ),
             ollama: HubEndpoint::from_env("OLLAMA_REGISTRY", "https://registry.ollama.ai", &[]),

@@ -223,28 +223,26 @@ impl Prepared for MockPrepared<'_> {
             .filter(|d| !d.remote)
             .map(|d| d.id.index.to_string())
             .collect();
-        specs.push({
-            let mut process = LaunchSpec::new(
-                assignment.worker.clone(),
-                ProcessRole::Main,
-                self.backend.id,
-                vec![
-                    "--alias".into(),
-                    spec.name.clone(),
-                    "--port".into(),
-                    assignment.port.to_string(),
-                ],
-            );
-            process.env = [
-                ("CUDA_VISIBLE_DEVICES".to_string(), local.join(",")),
-                (
-                    "BACKEND_VERSION".to_string(),
-                    spec.backend_version.clone().unwrap_or_default(),
-                ),
-            ]
-            .into();
-            process
-        });
+        let mut process = LaunchSpec::new(
+            assignment.worker.clone(),
+            ProcessRole::Main,
+            self.backend.id,
+            vec![
+                "--alias".into(),
+                spec.name.clone(),
+                "--port".into(),
+                assignment.port.to_string(),
+            ],
+        );
+        process.env = [
+            ("CUDA_VISIBLE_DEVICES".to_string(), local.join(",")),
+            (
+                "BACKEND_VERSION".to_string(),
+                spec.backend_version.clone().unwrap_or_default(),
+            ),
+        ]
+        .into();
+        specs.push(process);
         Ok(specs)
     }
 
@@ -391,24 +389,22 @@ impl MockEstimator {
                 });
             }
         }
-        Ok({
-            let mut estimate = ResourceEstimate::new(
-                Layout::Parallel {
-                    tensor_parallel: n,
-                    pipeline_parallel: 1,
-                },
-                devices,
-            );
-            estimate.host = Components {
-                overhead: self.model.ram,
-                ..Components::default()
-            };
-            estimate.launch_parameters = vec![LaunchArgument::new(
-                "--tensor-parallel-size",
-                [n.to_string()],
-            )];
-            estimate
-        })
+        let mut estimate = ResourceEstimate::new(
+            Layout::Parallel {
+                tensor_parallel: n,
+                pipeline_parallel: 1,
+            },
+            devices,
+        );
+        estimate.host = Components {
+            overhead: self.model.ram,
+            ..Components::default()
+        };
+        estimate.launch_parameters = vec![LaunchArgument::new(
+            "--tensor-parallel-size",
+            [n.to_string()],
+        )];
+        Ok(estimate)
     }
 }
 

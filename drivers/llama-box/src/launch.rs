@@ -235,20 +235,18 @@ pub fn launch(
     );
     let mut env = visibility_env(&local);
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    specs.push({
-        let mut process = LaunchSpec::new(
-            assignment.worker.clone(),
-            ProcessRole::Main,
-            PROGRAM.to_string(),
-            args.to_argv(),
-        );
-        process.env = env;
-        process.health = Some(HealthCheck {
-            port: assignment.port,
-            path: Some("/health".to_string()),
-        });
-        process
+    let mut process = LaunchSpec::new(
+        assignment.worker.clone(),
+        ProcessRole::Main,
+        PROGRAM.to_string(),
+        args.to_argv(),
+    );
+    process.env = env;
+    process.health = Some(HealthCheck {
+        port: assignment.port,
+        path: Some("/health".to_string()),
     });
+    specs.push(process);
     Ok(specs)
 }
 

@@ -90,20 +90,18 @@ pub fn launch(
     let mut env = shared::visibility_env(&local);
     env.extend(secrets);
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    specs.push({
-        let mut process = LaunchSpec::new(
-            assignment.worker.clone(),
-            ProcessRole::Main,
-            PROGRAM.to_string(),
-            argv,
-        );
-        process.env = env;
-        process.health = Some(HealthCheck {
-            port: assignment.port,
-            path: Some("/health".to_string()),
-        });
-        process
+    let mut process = LaunchSpec::new(
+        assignment.worker.clone(),
+        ProcessRole::Main,
+        PROGRAM.to_string(),
+        argv,
+    );
+    process.env = env;
+    process.health = Some(HealthCheck {
+        port: assignment.port,
+        path: Some("/health".to_string()),
     });
+    specs.push(process);
     Ok(specs)
 }
 
@@ -220,19 +218,17 @@ fn rpc_server(sub: &Subordinate, device: &DeviceSlot) -> Result<LaunchSpec> {
     args.push("-d", &[&name]);
     let argv = args.to_argv();
     flags::parse(flags::rpc_table(), &argv, Input::Argv)?;
-    Ok({
-        let mut process = LaunchSpec::new(
-            sub.worker.clone(),
-            ProcessRole::subordinate(shared::RPC_SERVER),
-            RPC_PROGRAM.to_string(),
-            argv,
-        );
-        process.env = shared::visibility_env(&[device]);
-        // The RPC protocol is raw TCP: ready once the port accepts.
-        process.health = Some(HealthCheck {
-            port: sub.port,
-            path: None,
-        });
-        process
-    })
+    let mut process = LaunchSpec::new(
+        sub.worker.clone(),
+        ProcessRole::subordinate(shared::RPC_SERVER),
+        RPC_PROGRAM.to_string(),
+        argv,
+    );
+    process.env = shared::visibility_env(&[device]);
+    // The RPC protocol is raw TCP: ready once the port accepts.
+    process.health = Some(HealthCheck {
+        port: sub.port,
+        path: None,
+    });
+    Ok(process)
 }

@@ -87,20 +87,18 @@ pub(crate) fn launch_specs(input: &LaunchInput) -> Result<Vec<LaunchSpec>> {
     env.extend(input.hub_env.clone());
     env.extend(input.params.env_secrets());
     env.extend(input.spec.env.clone());
-    specs.push({
-        let mut process = LaunchSpec::new(
-            assignment.worker.clone(),
-            ProcessRole::Main,
-            PROGRAM.to_string(),
-            serve_args(input)?,
-        );
-        process.env = env;
-        process.health = Some(HealthCheck {
-            port: assignment.port,
-            path: Some(HEALTH_PATH.to_string()),
-        });
-        process
+    let mut process = LaunchSpec::new(
+        assignment.worker.clone(),
+        ProcessRole::Main,
+        PROGRAM.to_string(),
+        serve_args(input)?,
+    );
+    process.env = env;
+    process.health = Some(HealthCheck {
+        port: assignment.port,
+        path: Some(HEALTH_PATH.to_string()),
     });
+    specs.push(process);
     Ok(specs)
 }
 

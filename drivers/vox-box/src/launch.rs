@@ -83,20 +83,18 @@ impl Launcher<'_> {
             let faster_whisper = recognition.family == Family::FasterWhisper;
             env.insert("IS_FASTER_WHISPER".into(), faster_whisper.to_string());
         }
-        Ok({
-            let mut process = LaunchSpec::new(
-                assignment.worker.clone(),
-                ProcessRole::Main,
-                self.program.to_string(),
-                args,
-            );
-            process.env = env;
-            process.health = Some(HealthCheck {
-                port: assignment.port,
-                path: Some(HEALTH_PATH.into()),
-            });
-            process
-        })
+        let mut process = LaunchSpec::new(
+            assignment.worker.clone(),
+            ProcessRole::Main,
+            self.program.to_string(),
+            args,
+        );
+        process.env = env;
+        process.health = Some(HealthCheck {
+            port: assignment.port,
+            path: Some(HEALTH_PATH.into()),
+        });
+        Ok(process)
     }
 }
 

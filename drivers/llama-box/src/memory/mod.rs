@@ -223,19 +223,17 @@ impl ImageModel {
         let details = ImageDetails {
             diffusion: e.clone(),
         };
-        Ok({
-            let mut estimate = ResourceEstimate::new(
-                if on_device {
-                    Layout::Single
-                } else {
-                    Layout::CpuOnly
-                },
-                estimates,
-            );
-            estimate.host = host;
-            estimate.details = details_map(&details);
-            estimate
-        })
+        let mut estimate = ResourceEstimate::new(
+            if on_device {
+                Layout::Single
+            } else {
+                Layout::CpuOnly
+            },
+            estimates,
+        );
+        estimate.host = host;
+        estimate.details = details_map(&details);
+        Ok(estimate)
     }
 
     fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
@@ -434,13 +432,11 @@ impl TextModel {
             total_layers: self.total_layers(),
             split: split.iter().map(|&s| s as u64).collect(),
         };
-        Ok({
-            let mut estimate = ResourceEstimate::new(resolved, estimates);
-            estimate.host = host;
-            estimate.details = details_map(&self.details(projector));
-            estimate.notes = self.coverage.note(&self.shape.arch).into_iter().collect();
-            estimate
-        })
+        let mut estimate = ResourceEstimate::new(resolved, estimates);
+        estimate.host = host;
+        estimate.details = details_map(&self.details(projector));
+        estimate.notes = self.coverage.note(&self.shape.arch).into_iter().collect();
+        Ok(estimate)
     }
 
     /// Places the projector: the first local GPU when offloaded, else the host. llama-box

@@ -123,21 +123,19 @@ impl<'a> Instance<'a> {
 
     /// The daemon of one node.
     fn process(&self, node: &Node) -> Result<LaunchSpec> {
-        Ok({
-            let mut process = LaunchSpec::new(
-                node.worker.to_string(),
-                node.role.clone(),
-                format!("{}/bin/mindieservice_daemon", self.install_path),
-                Vec::new(),
-            );
-            process.env = self.env(node)?;
-            process.files = self.files(node);
-            process.health = node.role.is_main().then(|| HealthCheck {
-                port: node.port,
-                path: Some(HEALTH_PATH.to_string()),
-            });
-            process
-        })
+        let mut process = LaunchSpec::new(
+            node.worker.to_string(),
+            node.role.clone(),
+            format!("{}/bin/mindieservice_daemon", self.install_path),
+            Vec::new(),
+        );
+        process.env = self.env(node)?;
+        process.files = self.files(node);
+        process.health = node.role.is_main().then(|| HealthCheck {
+            port: node.port,
+            path: Some(HEALTH_PATH.to_string()),
+        });
+        Ok(process)
     }
 
     /// The service config, the rank table and the overlay.

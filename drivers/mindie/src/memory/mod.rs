@@ -172,22 +172,20 @@ impl ResourceEstimator for MindieEstimator<'_> {
             kv_capacity_tokens: spare / per_token.max(1),
             npu_memory_fraction: self.params.npu_memory_fraction,
         };
-        Ok({
-            let mut estimate = ResourceEstimate::new(resolved_layout(world), devices);
-            estimate.host = Components {
-                kv: self.params.cpu_mem_size_gib.saturating_mul(1 << 30),
-                overhead: HOST_BASE_RAM,
-                ..Components::default()
-            };
-            estimate.launch_parameters = self.launch_parameters(seq, chip);
-            estimate.details = details_map(&details);
-            estimate.notes = vec![format!(
-                "MindIE claims {}% of each NPU (--npu-memory-fraction) and fills what the \
-                 weights leave with KV blocks",
-                (self.params.npu_memory_fraction * 100.0).round()
-            )];
-            estimate
-        })
+        let mut estimate = ResourceEstimate::new(resolved_layout(world), devices);
+        estimate.host = Components {
+            kv: self.params.cpu_mem_size_gib.saturating_mul(1 << 30),
+            overhead: HOST_BASE_RAM,
+            ..Components::default()
+        };
+        estimate.launch_parameters = self.launch_parameters(seq, chip);
+        estimate.details = details_map(&details);
+        estimate.notes = vec![format!(
+            "MindIE claims {}% of each NPU (--npu-memory-fraction) and fills what the \
+             weights leave with KV blocks",
+            (self.params.npu_memory_fraction * 100.0).round()
+        )];
+        Ok(estimate)
     }
 
     fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {

@@ -555,24 +555,22 @@ impl VoxBoxEstimator {
         let req = &self.requirement;
         notes.push(explain("GPU memory", &req.gpu));
         notes.push(explain("host RAM beside the GPU", &req.gpu_host));
-        Ok({
-            let mut estimate = ResourceEstimate::new(
-                Layout::Single,
-                vec![
-                    DeviceEstimate::new(
-                        slot.id.clone(),
-                        format!("cuda:{}", slot.id.index),
-                        req.gpu.components(),
-                        req.gpu.bytes,
-                    )
-                    .with_error_band(req.gpu.band),
-                ],
-            );
-            estimate.host = with_headroom(&req.gpu_host);
-            estimate.details = self.details(&req.gpu);
-            estimate.notes = notes;
-            estimate
-        })
+        let mut estimate = ResourceEstimate::new(
+            Layout::Single,
+            vec![
+                DeviceEstimate::new(
+                    slot.id.clone(),
+                    format!("cuda:{}", slot.id.index),
+                    req.gpu.components(),
+                    req.gpu.bytes,
+                )
+                .with_error_band(req.gpu.band),
+            ],
+        );
+        estimate.host = with_headroom(&req.gpu_host);
+        estimate.details = self.details(&req.gpu);
+        estimate.notes = notes;
+        Ok(estimate)
     }
 }
 
