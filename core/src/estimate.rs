@@ -73,8 +73,9 @@ pub enum Layout {
         /// Layers the backend counts for the model (what a full offload puts on devices).
         total_layers: u32,
         /// Share of each device (same order as the request's devices); empty: the backend's
-        /// default split. Read as `tensor_split` too (plans written before it was renamed).
-        #[serde(alias = "tensor_split")]
+        /// default split. Written as `tensor_split` in JSON, the name `plan --json` has always
+        /// used (tools read it); `split` is read too.
+        #[serde(rename = "tensor_split", alias = "split")]
         split: Vec<u64>,
     },
     /// Tensor × pipeline parallel over the request's devices (vLLM, MindIE).
