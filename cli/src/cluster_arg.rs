@@ -77,23 +77,15 @@ impl ClusterArgs {
 /// `workers` identical workers with `gpus` of `accelerator` each, nothing running on them.
 fn described(accelerator: &Accelerator, gpus: u32, workers: u32, ram: Option<u64>) -> Cluster {
     let devices: Vec<Device> = (0..gpus)
-        .map(|index| Device {
-            index,
-            vendor: accelerator.vendor(),
-            name: accelerator.name.to_string(),
-            memory: Memory {
-                total: accelerator.memory(),
-                used: 0,
-                reserved: None,
-            },
-            compute_capability: accelerator.compute_capability.map(str::to_string),
-            uuid: None,
-            pci_bus_id: None,
-            driver_version: None,
-            runtime_version: None,
-            physical_index: None,
-            partition: None,
-            health: None,
+        .map(|index| {
+            let mut device = Device::new(
+                index,
+                accelerator.vendor(),
+                accelerator.name,
+                accelerator.memory(),
+            );
+            device.compute_capability = accelerator.compute_capability.map(str::to_string);
+            device
         })
         .collect();
     let ram =

@@ -349,22 +349,30 @@ async fn a_url_model_downloads_into_a_folder_keyed_by_its_address_and_version() 
     );
 }
 
-/// The other case: a repository vLLM fetches itself carries no download step; its processes
-/// get the mirror the plan read it from and the token as a placeholder naming its variable
-/// (filled in by the launcher), never the token.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholder() {
+/// `plan REFERENCE --json --backend vllm` of the Llama-3.1-8B-Instruct fixture served as
+/// `repo` by a loopback hub, with `env` set: the plan, after checking that it succeeded, never
+/// shows the token and carries no download step (vLLM fetches the repository itself); with
+/// the hub's address (`{hub}` in `env` values stands for it).
+async fn plan_vllm_fetching_itself(
+    reference: &str,
+    repo: &str,
+    env: &[(&str, &str)],
+) -> (Value, String) {
     let hub = FakeHub::start(Duration::ZERO).await;
     hub.add(
-        "meta-llama/Llama-3.1-8B-Instruct",
+        repo,
         Repo::new(COMMIT).folder(&fixture("hf/Llama-3.1-8B-Instruct"), ""),
     );
     let caches = tempfile::tempdir().unwrap();
-    let output = cli_support::inferkit_with_hub(&hub.hub.url(), caches.path())
-        .env("HF_TOKEN", TOKEN)
+    let url = hub.hub.url();
+    let mut command = cli_support::inferkit_with_hub(&url, caches.path());
+    for (name, value) in env {
+        command.env(name, value.replace("{hub}", &url));
+    }
+    let output = command
         .args([
             "plan",
-            "hf://meta-llama/Llama-3.1-8B-Instruct",
+            reference,
             "--json",
             "--backend",
             "vllm",
@@ -380,9 +388,23 @@ async fn a_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholde
         plan.get("downloads")
             .is_none_or(|d| d == &serde_json::json!([]))
     );
+    (plan, url)
+}
+
+/// The other case: a repository vLLM fetches itself carries no download step; its processes
+/// get the mirror the plan read it from and the token as a placeholder naming its variable
+/// (filled in by the launcher), never the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholder() {
+    let (plan, hub) = plan_vllm_fetching_itself(
+        "hf://meta-llama/Llama-3.1-8B-Instruct",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        &[("HF_TOKEN", TOKEN)],
+    )
+    .await;
     let main = plan["processes"].as_array().unwrap().last().unwrap();
     assert_eq!(main["args"][1], "meta-llama/Llama-3.1-8B-Instruct");
-    assert_eq!(main["env"]["HF_ENDPOINT"], hub.hub.url());
+    assert_eq!(main["env"]["HF_ENDPOINT"], hub);
     assert_eq!(main["env"]["HF_TOKEN"], "${HF_TOKEN}");
 }
 
@@ -391,33 +413,19 @@ async fn a_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholde
 /// plan names as a placeholder only.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_modelscope_repository_vllm_fetches_itself_gets_the_mirror_and_a_token_placeholder() {
-    let hub = FakeHub::start(Duration::ZERO).await;
-    hub.add(
+    let (plan, hub) = plan_vllm_fetching_itself(
+        "ms://LLM-Research/Meta-Llama-3.1-8B-Instruct",
         "LLM-Research/Meta-Llama-3.1-8B-Instruct",
-        Repo::new(COMMIT).folder(&fixture("hf/Llama-3.1-8B-Instruct"), ""),
-    );
-    let caches = tempfile::tempdir().unwrap();
-    let output = cli_support::inferkit_with_hub(&hub.hub.url(), caches.path())
-        .env("MODELSCOPE_ENDPOINT", hub.hub.url())
-        .env("MODELSCOPE_API_TOKEN", TOKEN)
-        .args([
-            "plan",
-            "ms://LLM-Research/Meta-Llama-3.1-8B-Instruct",
-            "--json",
-            "--backend",
-            "vllm",
-            "--cluster",
-            "examples/clusters/h100x8.json",
-        ])
-        .output()
-        .expect("run inferkit");
-    assert!(output.status.success(), "{}", text(&output));
-    assert!(!text(&output).contains(TOKEN), "{}", text(&output));
-    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+        &[
+            ("MODELSCOPE_ENDPOINT", "{hub}"),
+            ("MODELSCOPE_API_TOKEN", TOKEN),
+        ],
+    )
+    .await;
     let main = plan["processes"].as_array().unwrap().last().unwrap();
     assert_eq!(main["env"]["VLLM_USE_MODELSCOPE"], "True");
     // A plain-http stand-in keeps its scheme; an https mirror would be given as its host.
-    assert_eq!(main["env"]["MODELSCOPE_DOMAIN"], hub.hub.url());
+    assert_eq!(main["env"]["MODELSCOPE_DOMAIN"], hub);
     assert_eq!(
         main["env"]["MODELSCOPE_API_TOKEN"],
         "${MODELSCOPE_API_TOKEN}"

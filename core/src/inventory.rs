@@ -399,6 +399,30 @@ pub struct Device {
 }
 
 impl Device {
+    /// A device known only by what every inventory source reports: its index, vendor, name and
+    /// total memory, nothing in use. The optional facts (compute capability, UUID, versions,
+    /// partition, health) start empty; set the ones the source knows.
+    pub fn new(index: u32, vendor: Vendor, name: impl Into<String>, total: u64) -> Self {
+        Device {
+            index,
+            vendor,
+            name: name.into(),
+            memory: Memory {
+                total,
+                used: 0,
+                reserved: None,
+            },
+            compute_capability: None,
+            uuid: None,
+            pci_bus_id: None,
+            driver_version: None,
+            runtime_version: None,
+            physical_index: None,
+            partition: None,
+            health: None,
+        }
+    }
+
     /// Why placement must not use this device, when its probe reported it unavailable.
     pub fn unavailable_reason(&self) -> Option<&str> {
         self.health

@@ -338,7 +338,7 @@ fn mig_devices(
     let first = u32::try_from(first).map_err(|_| "too many devices".to_string())?;
     Ok((first..first.saturating_add(instances))
         .map(|index| {
-            let mut device = device(index, Vendor::Nvidia, &name, mib * MIB);
+            let mut device = Device::new(index, Vendor::Nvidia, &name, mib * MIB);
             device.compute_capability = compute.clone();
             device
         })
@@ -399,7 +399,7 @@ fn nvidia_devices(
         });
     Ok((0..count)
         .map(|index| {
-            let mut device = device(index, Vendor::Nvidia, product, mib * MIB);
+            let mut device = Device::new(index, Vendor::Nvidia, product, mib * MIB);
             device.compute_capability = compute.clone();
             device.driver_version = driver.clone();
             device.runtime_version = runtime.clone();
@@ -437,7 +437,7 @@ fn amd_devices(
     })
     .unwrap_or_else(|| "AMD GPU".to_string());
     Ok((0..count)
-        .map(|index| device(index, Vendor::Amd, &product, gib * GIB))
+        .map(|index| Device::new(index, Vendor::Amd, &product, gib * GIB))
         .collect())
 }
 
@@ -468,29 +468,8 @@ fn ascend_devices(
         .ok_or_else(|| format!("{resource} chip {chip}: its HBM size is not known to inferkit"))?;
     let name = format!("Ascend{chip}");
     Ok((0..count)
-        .map(|index| device(index, Vendor::Ascend, &name, mib * MIB))
+        .map(|index| Device::new(index, Vendor::Ascend, &name, mib * MIB))
         .collect())
-}
-
-fn device(index: u32, vendor: Vendor, name: &str, total: u64) -> Device {
-    Device {
-        index,
-        vendor,
-        name: name.to_string(),
-        memory: Memory {
-            total,
-            used: 0,
-            reserved: None,
-        },
-        compute_capability: None,
-        uuid: None,
-        pci_bus_id: None,
-        driver_version: None,
-        runtime_version: None,
-        physical_index: None,
-        partition: None,
-        health: None,
-    }
 }
 
 /// The extended resource the device is offered as (for counting pods' requests).

@@ -388,23 +388,12 @@ mod tests {
                 used: 8 * GIB,
                 reserved: None,
             },
-            devices: vec![Device {
-                index: 0,
-                vendor: Vendor::Nvidia,
-                name: "NVIDIA GeForce RTX 4090".into(),
-                memory: Memory {
-                    total: 24 * GIB,
-                    used,
-                    reserved: None,
-                },
-                compute_capability: Some("8.9".into()),
-                uuid: None,
-                pci_bus_id: None,
-                driver_version: None,
-                runtime_version: None,
-                physical_index: None,
-                partition: None,
-                health: None,
+            devices: vec![{
+                let mut device =
+                    Device::new(0, Vendor::Nvidia, "NVIDIA GeForce RTX 4090", 24 * GIB);
+                device.memory.used = used;
+                device.compute_capability = Some("8.9".into());
+                device
             }],
             allocations: vec![Allocation {
                 name: "other-0".into(),

@@ -469,24 +469,9 @@ impl ResourceEstimator for MockEstimator {
 // ---- cluster builders --------------------------------------------------------------------
 
 pub fn gpu(index: u32, vendor: Vendor, name: &str, total_gib: u64, used_gib: u64) -> Device {
-    Device {
-        index,
-        vendor,
-        name: name.into(),
-        memory: Memory {
-            total: total_gib * GIB,
-            used: used_gib * GIB,
-            reserved: None,
-        },
-        compute_capability: None,
-        uuid: None,
-        pci_bus_id: None,
-        driver_version: None,
-        runtime_version: None,
-        physical_index: None,
-        partition: None,
-        health: None,
-    }
+    let mut device = Device::new(index, vendor, name, total_gib * GIB);
+    device.memory.used = used_gib * GIB;
+    device
 }
 
 pub fn worker(name: &str, ram_gib: u64, devices: Vec<Device>) -> WorkerInventory {

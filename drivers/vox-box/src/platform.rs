@@ -131,7 +131,7 @@ fn parse_capability(text: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inferkit_core::{DeviceId, Memory};
+    use inferkit_core::DeviceId;
 
     fn slot(vendor: Vendor, capability: Option<&str>) -> DeviceSlot {
         DeviceSlot {
@@ -186,24 +186,9 @@ mod tests {
 
     #[test]
     fn inventory_devices_need_cuda_12_and_a_maxwell_or_newer_gpu() {
-        let mut device = Device {
-            index: 0,
-            vendor: Vendor::Nvidia,
-            name: "NVIDIA GeForce RTX 4090".into(),
-            memory: Memory {
-                total: 24 << 30,
-                used: 0,
-                reserved: None,
-            },
-            compute_capability: Some("8.9".into()),
-            uuid: None,
-            pci_bus_id: None,
-            driver_version: None,
-            runtime_version: Some("12.4".into()),
-            physical_index: None,
-            partition: None,
-            health: None,
-        };
+        let mut device = Device::new(0, Vendor::Nvidia, "NVIDIA GeForce RTX 4090", 24 << 30);
+        device.compute_capability = Some("8.9".into());
+        device.runtime_version = Some("12.4".into());
         assert_eq!(check_device(&device).unwrap(), Vec::<String>::new());
         device.runtime_version = Some("13.0".into());
         assert_eq!(check_device(&device).unwrap(), Vec::<String>::new());
