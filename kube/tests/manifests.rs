@@ -675,7 +675,8 @@ fn a_mig_instance_of_the_mixed_strategy_is_asked_for_by_its_profile() {
     assert!(!yaml.contains("nvidia.com/gpu:"), "{yaml}");
 }
 
-/// CUDA gives a process one MIG instance: a plan splitting a model over two is refused.
+/// CUDA gives a process one MIG instance: placement never plans a process over two, and a plan
+/// edited to do so is refused by the export as a guard.
 #[test]
 fn a_process_over_two_mig_instances_is_refused() {
     let mut plan = one_gpu_plan(|spec| {
