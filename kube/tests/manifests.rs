@@ -675,7 +675,8 @@ fn a_mig_instance_of_the_mixed_strategy_is_asked_for_by_its_profile() {
     assert!(!yaml.contains("nvidia.com/gpu:"), "{yaml}");
 }
 
-/// CUDA gives a process one MIG instance: a plan splitting a model over two is refused.
+/// CUDA gives a process one MIG instance: placement never plans a process over two, and a plan
+/// edited to do so is refused by the export as a guard.
 #[test]
 fn a_process_over_two_mig_instances_is_refused() {
     let mut plan = one_gpu_plan(|spec| {
@@ -686,4 +687,73 @@ fn a_process_over_two_mig_instances_is_refused() {
     }
     let error = export(&plan, &options("llama-box", "gpustack/llama-box:v0.0.140")).unwrap_err();
     assert!(error.to_string().contains("one MIG instance"), "{error}");
+}
+
+/// An Ollama download: the manifest is fetched (and checked) before the blobs and renamed into
+/// Ollama's store after them; a blob not named by its digest, or a hub the export has no
+/// layout for, is refused. (`cli/tests/download.rs` runs such scripts against a loopback
+/// registry.)
+#[test]
+fn an_ollama_download_writes_the_manifest_last_and_refuses_what_it_cannot_check() {
+    let digest = "40ac98bafeeb8ddd68eb4767261df5dc6a488c1f6b1dd479c8fbcc2631329019";
+    let manifest = "6c1bdb5b8f7a1e4d3ab0e1e2f41f3c5e2b1d1a0f9e8d7c6b5a4f3e2d1c0b9a87";
+    let mut plan = one_gpu_plan(|_| {});
+    let store = PathBuf::from("/models/ollama");
+    let mut step = DownloadStep {
+        workers: Vec::new(),
+        hub: "ollama".to_string(),
+        endpoint: "https://registry.ollama.ai".to_string(),
+        repo: "library/qwen2.5".to_string(),
+        revision: Some("0.5b".to_string()),
+        commit: manifest.to_string(),
+        snapshot: store.join("blobs"),
+        cache: store,
+        files: vec![DownloadFile {
+            path: format!("sha256-{digest}"),
+            size: 3_704_800,
+            sha256: Some(digest.to_string()),
+            url: None,
+        }],
+        bytes: 3_704_800,
+        token_env: None,
+    };
+    step.relocate(&mut plan.processes, &repo("tests/fixtures/gguf"));
+    plan.downloads.push(step);
+    let options = options("llama-box", "gpustack/llama-box:v0.0.140");
+    let export = export(&plan, &options).unwrap();
+    Validator::new().check(&export);
+    let value = serde_json::to_value(&export.objects[0]).unwrap();
+    let script = value["spec"]["template"]["spec"]["initContainers"][0]["command"][2]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = |needle: &str| {
+        script
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in {script}"))
+    };
+    let fetch_manifest = at(&format!(
+        "manifest https://registry.ollama.ai/v2/library/qwen2.5/manifests/0.5b \
+         /models/ollama/manifests/registry.ollama.ai/library/qwen2.5/0.5b {manifest}"
+    ));
+    let blob = at(&format!(
+        "fetch https://registry.ollama.ai/v2/library/qwen2.5/blobs/sha256:{digest} \
+         /models/ollama/blobs/sha256-{digest} 3704800 {digest}"
+    ));
+    let rename =
+        at("mv /models/ollama/manifests/registry.ollama.ai/library/qwen2.5/0.5b.incomplete");
+    assert!(fetch_manifest < blob && blob < rename, "{script}");
+
+    let mut misnamed = plan.clone();
+    misnamed.downloads[0].files[0].path = "model.gguf".to_string();
+    let error = export_error(&misnamed, &options);
+    assert!(error.contains("not named by its digest"), "{error}");
+    let mut unknown = plan;
+    unknown.downloads[0].hub = "s3".to_string();
+    let error = export_error(&unknown, &options);
+    assert!(error.contains("model volume"), "{error}");
+}
+
+fn export_error(plan: &DeploymentPlan, options: &KubernetesOptions) -> String {
+    export(plan, options).unwrap_err().to_string()
 }
