@@ -853,9 +853,10 @@ impl<'a> PodBuilder<'a> {
                 }
             };
             notes.push(format!(
-                "the {} init container ({}) downloads the model's files, checked against the \
-                 hub's SHA-256, {kept}",
-                "download-model", self.options.download_image
+                "the {} init container ({}) downloads the model's files, {}, {kept}",
+                "download-model",
+                self.options.download_image,
+                download::checks(&self.plan.downloads)
             ));
         } else if self.options.model_volume.is_none() {
             notes.push(

@@ -675,7 +675,8 @@ fn a_mig_instance_of_the_mixed_strategy_is_asked_for_by_its_profile() {
     assert!(!yaml.contains("nvidia.com/gpu:"), "{yaml}");
 }
 
-/// CUDA gives a process one MIG instance: a plan splitting a model over two is refused.
+/// CUDA gives a process one MIG instance: placement never plans a process over two, and a plan
+/// edited to do so is refused by the export as a guard.
 #[test]
 fn a_process_over_two_mig_instances_is_refused() {
     let mut plan = one_gpu_plan(|spec| {
@@ -686,4 +687,130 @@ fn a_process_over_two_mig_instances_is_refused() {
     }
     let error = export(&plan, &options("llama-box", "gpustack/llama-box:v0.0.140")).unwrap_err();
     assert!(error.to_string().contains("one MIG instance"), "{error}");
+}
+
+/// An Ollama download: the manifest is fetched (and checked) before the blobs and renamed into
+/// Ollama's store after them; a blob not named by its digest, or a hub the export has no
+/// layout for, is refused. (`cli/tests/download.rs` runs such scripts against a loopback
+/// registry.)
+#[test]
+fn an_ollama_download_writes_the_manifest_last_and_refuses_what_it_cannot_check() {
+    let digest = "40ac98bafeeb8ddd68eb4767261df5dc6a488c1f6b1dd479c8fbcc2631329019";
+    let manifest = "6c1bdb5b8f7a1e4d3ab0e1e2f41f3c5e2b1d1a0f9e8d7c6b5a4f3e2d1c0b9a87";
+    let mut plan = one_gpu_plan(|_| {});
+    let store = PathBuf::from("/models/ollama");
+    let mut step = DownloadStep {
+        workers: Vec::new(),
+        hub: "ollama".to_string(),
+        endpoint: "https://registry.ollama.ai".to_string(),
+        repo: "library/qwen2.5".to_string(),
+        revision: Some("0.5b".to_string()),
+        commit: manifest.to_string(),
+        snapshot: store.join("blobs"),
+        cache: store,
+        files: vec![DownloadFile {
+            path: format!("sha256-{digest}"),
+            size: 3_704_800,
+            sha256: Some(digest.to_string()),
+            url: None,
+        }],
+        bytes: 3_704_800,
+        token_env: None,
+    };
+    step.relocate(&mut plan.processes, &repo("tests/fixtures/gguf"));
+    plan.downloads.push(step);
+    let options = options("llama-box", "gpustack/llama-box:v0.0.140");
+    let export = export(&plan, &options).unwrap();
+    Validator::new().check(&export);
+    let value = serde_json::to_value(&export.objects[0]).unwrap();
+    let script = value["spec"]["template"]["spec"]["initContainers"][0]["command"][2]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = |needle: &str| {
+        script
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in {script}"))
+    };
+    let fetch_manifest = at(&format!(
+        "manifest https://registry.ollama.ai/v2/library/qwen2.5/manifests/0.5b \
+         /models/ollama/manifests/registry.ollama.ai/library/qwen2.5/0.5b {manifest}"
+    ));
+    let blob = at(&format!(
+        "fetch https://registry.ollama.ai/v2/library/qwen2.5/blobs/sha256:{digest} \
+         /models/ollama/blobs/sha256-{digest} 3704800 {digest}"
+    ));
+    let rename =
+        at("mv /models/ollama/manifests/registry.ollama.ai/library/qwen2.5/0.5b.incomplete");
+    assert!(fetch_manifest < blob && blob < rename, "{script}");
+
+    let mut misnamed = plan.clone();
+    misnamed.downloads[0].files[0].path = "model.gguf".to_string();
+    let error = export_error(&misnamed, &options);
+    assert!(error.contains("not named by its digest"), "{error}");
+    let mut unknown = plan;
+    unknown.downloads[0].hub = "s3".to_string();
+    let error = export_error(&unknown, &options);
+    assert!(error.contains("model volume"), "{error}");
+}
+
+fn export_error(plan: &DeploymentPlan, options: &KubernetesOptions) -> String {
+    export(plan, options).unwrap_err().to_string()
+}
+
+/// MindIE across two Atlas 800I A2 nodes (2 × 8 NPUs, the RoCE addresses configured on the
+/// driver, as `inferkit serve` needs them): the rank table would name each NPU's device_ip and
+/// each pod's IP, which only the cluster knows at run time, so the export refuses, naming what
+/// provides them and how to run the plan instead.
+#[test]
+fn mindie_across_two_nodes_is_refused_naming_what_the_cluster_must_provide() {
+    let node = |name: &str, address: &str| {
+        let npus: Vec<_> = (0..8)
+            .map(|i| {
+                json!({"index": i, "vendor": "ascend", "name": "Ascend910B4",
+                       "memory": {"total": 16 * GIB, "used": 0}})
+            })
+            .collect();
+        json!({"name": name, "address": address, "os": "linux", "arch": "arm64",
+               "cpu_cores": 192, "ram": {"total": 1024 * GIB, "used": 0}, "devices": npus})
+    };
+    let cluster: Cluster = serde_json::from_value(
+        json!({"workers": [node("atlas-01", "10.0.1.1"), node("atlas-02", "10.0.1.2")]}),
+    )
+    .unwrap();
+    let mindie = cluster
+        .workers
+        .iter()
+        .flat_map(|w| w.devices.iter().map(move |d| (w, d)))
+        .fold(inferkit::mindie::MindIe::new(), |backend, (w, d)| {
+            let id = inferkit::DeviceId {
+                worker: w.name.clone(),
+                index: d.index,
+            };
+            let ip = format!("192.168.{}.{}", &w.name[w.name.len() - 1..], d.index);
+            backend.with_device_ip(id, ip)
+        });
+    let registry = inferkit::Registry::new().with(mindie);
+    let mut spec = ModelSpec::local(repo("tests/fixtures/hf/Qwen2.5-72B-Instruct"));
+    spec.distributed_inference_across_workers = Some(true);
+    let plan = inferkit::plan(&registry, &spec, &cluster, &PlanOptions::default()).unwrap();
+    assert_eq!(plan.backend, "ascend-mindie");
+    assert_eq!(plan.placement.workers.len(), 2, "{:?}", plan.placement);
+    let options = options(
+        "ascend-mindie",
+        "swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.0.RC1-800I-A2-py311-openeuler24.03-lts",
+    );
+    let error = export(&plan, &options).unwrap_err().to_string();
+    for needed in [
+        "device_ip",
+        "MIES_CONTAINER_IP",
+        "ascend.kubectl.kubernetes.io/ascend-910-configuration",
+        "Ascend Operator",
+        "/user/serverid/devindex/config",
+        "not for a LeaderWorkerSet",
+        "rank_id 0",
+        "inferkit serve` on workers atlas-01, atlas-02",
+    ] {
+        assert!(error.contains(needed), "{needed}: {error}");
+    }
 }

@@ -84,15 +84,16 @@ const MEASURED: &[&str] = &[
     "falcon-h1",
     "llama4",
     "t5encoder",
+    // Llama-style decoder with Q scaled by a per-token attention temperature input.
+    "mistral3",
 ];
 
 /// Architectures whose llama.cpp builder (`src/models/<arch>.cpp` at 0c1e57098) is the
 /// pre-norm decoder the builder replays (optional biases, Q/K norms, post-norms, fused QKV or
 /// gate-up split by views, gated or sequential FFN, routed and shared experts), not measured.
 const DERIVED: &[&str] = &[
-    // Builders of the same pre-norm decoder as measured relatives (mistral3 and
-    // llama, command-r and cohere2).
-    "mistral3",
+    // The builder of the same parallel attention/FFN block as cohere2, without its sliding
+    // window.
     "command-r",
 ];
 
@@ -159,7 +160,7 @@ mod tests {
     #[test]
     fn bands_widen_as_coverage_weakens() {
         let measured = Coverage::of("llama").band();
-        let derived = Coverage::of("mistral3").band();
+        let derived = Coverage::of("command-r").band();
         let unmodelled = Coverage::of("jais").band();
         assert_eq!(measured.basis, FigureBasis::MeasuredArchitecture);
         assert_eq!(derived.basis, FigureBasis::GraphDerived);

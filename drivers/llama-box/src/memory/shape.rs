@@ -155,6 +155,10 @@ pub(crate) struct ModelShape {
     /// The LM head reads a scaled copy of the normed output (MiniCPM3's `lm_head scaling`,
     /// `src/models/minicpm3.cpp`).
     pub scaled_head_input: bool,
+    /// Every layer multiplies Q by a per-token attention temperature, a graph input
+    /// (`inp_attn_scale` of `src/models/mistral3.cpp` at 0c1e57098, when
+    /// `attention.temperature_scale` is set).
+    pub attn_temperature: bool,
     /// The T5 encoder (`t5encoder`): its own graph, layers named `enc.blk.N`.
     pub t5_encoder: bool,
     /// Prefix of repeating layers' tensor names: `blk`, or `enc.blk` (T5 encoder).
@@ -291,6 +295,10 @@ impl ModelShape {
             recurrent,
             mla: Mla::from_gguf(model)?,
             scaled_head_input: arch == "minicpm3",
+            attn_temperature: arch == "mistral3"
+                && model
+                    .attention_temperature_scale()?
+                    .is_some_and(|scale| scale != 0.0),
             t5_encoder: arch == "t5encoder",
             layer_prefix: if arch == "t5encoder" {
                 "enc.blk"

@@ -95,7 +95,11 @@ impl Builder<'_> {
             // build_attn expands Q, then V, then K (K last for RoPE fusion into the cache).
             let q_rows = self.out_rows(il, "attn_q.weight", q_rows);
             let q = self.linear(cur, q_rows, t, self.has(il, "attn_q.bias"));
-            let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", pos);
+            let mut q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", pos);
+            if let Some(scale) = self.inputs.attn_scale {
+                // Temperature tuning: Q times the per-token scale, in place.
+                q = self.inplace(&[q, scale], 1);
+            }
             let v_rows = self.out_rows(il, "attn_v.weight", v_rows);
             let v = self.linear(cur, v_rows, t, self.has(il, "attn_v.bias"));
             let k_rows = self.out_rows(il, "attn_k.weight", k_rows);
