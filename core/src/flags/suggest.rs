@@ -46,8 +46,7 @@ fn best_match<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
     bound: impl Fn(&str) -> usize,
 ) -> Option<&'a str> {
-    let wanted = written.trim_start_matches('-');
-    let wanted_len = wanted.chars().count();
+    let wanted = Name::new(written.trim_start_matches('-'));
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
         let bare = candidate.trim_start_matches('-');
@@ -57,7 +56,7 @@ fn best_match<'a>(
             Some((d, _)) => bound(bare).min(d - 1),
             None => bound(bare),
         };
-        if let Some(distance) = distance_within(wanted, wanted_len, bare, max) {
+        if let Some(distance) = distance_within(&wanted, bare, max) {
             best = Some((distance, candidate));
         }
     }
@@ -66,41 +65,82 @@ fn best_match<'a>(
 
 /// Levenshtein distance over chars.
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    distance_within(a, a.chars().count(), b, usize::MAX).unwrap_or(usize::MAX)
+    distance_within(&Name::new(a), b, usize::MAX).unwrap_or(usize::MAX)
 }
 
-/// The edit distance between `a` (of `a_len` chars) and `b` when it is at most `max`.
-fn distance_within(a: &str, a_len: usize, b: &str, max: usize) -> Option<usize> {
-    // Every char of the longer string beyond the shorter's length costs one edit.
-    if a_len.abs_diff(b.chars().count()) > max {
+/// A name compared with many others: its length in chars, and its bit-parallel pattern when it
+/// has one.
+struct Name<'a> {
+    text: &'a str,
+    len: usize,
+    pattern: Option<Pattern>,
+}
+
+impl<'a> Name<'a> {
+    fn new(text: &'a str) -> Self {
+        Name {
+            text,
+            len: text.chars().count(),
+            pattern: Pattern::new(text),
+        }
+    }
+}
+
+/// The positions of each ASCII byte in a name of 1 to 64 ASCII bytes, as bit masks.
+struct Pattern {
+    equal: [u64; 128],
+    len: usize,
+}
+
+impl Pattern {
+    fn new(name: &str) -> Option<Self> {
+        if name.is_empty() || name.len() > 64 || !name.is_ascii() {
+            return None;
+        }
+        let mut equal = [0u64; 128];
+        for (i, byte) in name.bytes().enumerate() {
+            equal[usize::from(byte)] |= 1 << i;
+        }
+        Some(Pattern {
+            equal,
+            len: name.len(),
+        })
+    }
+}
+
+/// The edit distance between `a` and `b` when it is at most `max`.
+fn distance_within(a: &Name, b: &str, max: usize) -> Option<usize> {
+    let b_len = b.chars().count();
+    // Every char of the longer name beyond the shorter's length costs one edit.
+    if a.len.abs_diff(b_len) > max {
         return None;
     }
-    if b.is_empty() {
-        return Some(a_len);
+    if a.len == 0 || b_len == 0 {
+        return Some(a.len.max(b_len));
     }
-    if b.is_ascii() && b.len() <= 64 {
-        bit_parallel(a, a_len, b.as_bytes(), max)
+    // The distance is symmetric: the pattern is whichever name has one, `a`'s (built once for
+    // all candidates) first.
+    if let Some(pattern) = &a.pattern {
+        bit_parallel(pattern, b, b_len, max)
+    } else if let Some(pattern) = Pattern::new(b) {
+        bit_parallel(&pattern, a.text, a.len, max)
     } else {
-        dynamic_programming(a, b, max)
+        dynamic_programming(a.text, b, max)
     }
 }
 
 /// Hyyrö's bit-parallel Levenshtein distance ("A bit-vector algorithm for computing Levenshtein
 /// and Damerau edit distances", 2003; Myers 1999 for the search form): one column of the edit
-/// table is kept as vertical +1/-1 bit vectors over `b` (at most 64 ASCII bytes), so each char
-/// of `a` costs a few word operations whatever `b`'s length.
-fn bit_parallel(a: &str, a_len: usize, b: &[u8], max: usize) -> Option<usize> {
-    let mut equal = [0u64; 128];
-    for (i, &byte) in b.iter().enumerate() {
-        equal[usize::from(byte)] |= 1 << i;
-    }
-    let last = 1u64 << (b.len() - 1);
+/// table is kept as vertical +1/-1 bit vectors over the pattern (at most 64 ASCII bytes), so
+/// each char of `text` (of `text_len` chars) costs a few word operations.
+fn bit_parallel(pattern: &Pattern, text: &str, text_len: usize, max: usize) -> Option<usize> {
+    let last = 1u64 << (pattern.len - 1);
     let mut plus = u64::MAX;
     let mut minus = 0u64;
-    let mut score = b.len();
-    for (i, ch) in a.chars().enumerate() {
-        // `b` is ASCII: a non-ASCII char matches nothing.
-        let eq = equal.get(ch as usize).copied().unwrap_or(0);
+    let mut score = pattern.len;
+    for (i, ch) in text.chars().enumerate() {
+        // The pattern is ASCII: a non-ASCII char matches nothing.
+        let eq = pattern.equal.get(ch as usize).copied().unwrap_or(0);
         let xv = eq | minus;
         let xh = ((eq & plus).wrapping_add(plus) ^ plus) | eq;
         let mut horizontal_plus = minus | !(xh | plus);
@@ -110,11 +150,11 @@ fn bit_parallel(a: &str, a_len: usize, b: &[u8], max: usize) -> Option<usize> {
         } else if horizontal_minus & last != 0 {
             score -= 1;
         }
-        // Each char of `a` left can lower the distance by one at most.
-        if score.saturating_sub(a_len - i - 1) > max {
+        // Each char of `text` left can lower the distance by one at most.
+        if score.saturating_sub(text_len - i - 1) > max {
             return None;
         }
-        // Row 0 of the table grows by one per char of `a`.
+        // Row 0 of the table grows by one per char of `text`.
         horizontal_plus = (horizontal_plus << 1) | 1;
         horizontal_minus <<= 1;
         plus = horizontal_minus | !(xv | horizontal_plus);
@@ -221,14 +261,14 @@ mod tests {
     fn bounded_distances_agree_with_the_full_table() {
         let names = names();
         for a in &names {
-            let a_len = a.chars().count();
+            let name = Name::new(a);
             for b in &names {
                 let exact = reference(a, b);
                 assert_eq!(edit_distance(a, b), exact, "{a:?} {b:?}");
                 for max in [0, 1, exact.saturating_sub(1), exact, exact + 1, 70] {
                     let expected = (exact <= max).then_some(exact);
                     assert_eq!(
-                        distance_within(a, a_len, b, max),
+                        distance_within(&name, b, max),
                         expected,
                         "{a:?} {b:?} {max}"
                     );
