@@ -11,6 +11,7 @@ use inferkit_core::gguf::{GgufModel, TensorInfo};
 use inferkit_core::{Error, ErrorBand, FigureBasis, Result};
 use serde::{Deserialize, Serialize};
 
+use super::mmdit::Mmdit;
 use crate::params::ImageSettings;
 
 /// sd.cpp's VAE tile: 32×32 latents, 256×256 pixels.
@@ -88,7 +89,7 @@ impl DiffusionEstimate {
             family,
             diffusion: StageBytes {
                 weights: bytes(is_diffusion_tensor),
-                compute: diffusion_compute(model, family, pixels, flash_attn),
+                compute: diffusion_compute(model, family, image, flash_attn),
             },
             vae: StageBytes {
                 weights: bytes(is_vae_decoder_tensor),
@@ -212,14 +213,17 @@ const FLUX_TEXT_TOKENS: u64 = 512;
 /// QKV-and-MLP projection (`(3·3072 + 12288) × tokens × 4`), within 1.7 %; with it, linear in
 /// the image tokens: 732.5 B per pixel and 51.1 MB (fitted at 512², 768², 1024², within 0.6 %).
 ///
-/// SD3/3.5 (MMDiT): sd.cpp sizes the DiT by its depth (hidden 64·depth, one 64-wide head per
-/// block) and attends jointly over pixels/256 image patches and 154 text tokens. Without flash
-/// attention, the score matrix (depth × tokens² × 4) beside 6 hidden-wide activations per
-/// token (7 with SD3.5's second, image-only attention, MMDiT-X) and 4,500 bytes per hidden
-/// unit (within 0.3 % for SD3.5 medium and large, 512² to 1536²). With it, sd.cpp pads the
-/// keys to 256 and builds an F32 mask and its F16 copy per attention, so the buffer keeps a
-/// term in tokens²: fitted per variant on the same runs (within 1.3 %, see [`Mmdit`]).
-fn diffusion_compute(model: &GgufModel, family: DiffusionFamily, pixels: u64, fa: bool) -> u64 {
+/// SD3/3.5 (MMDiT): the graph replayed with ggml's allocator, see [`Mmdit`] (SD3.5 medium and
+/// large, 512² to 1536²: with flash attention within 3.2 %, exact to 2 KB on 6 of 8 rows;
+/// without it 0.7-4 % under).
+fn diffusion_compute(
+    model: &GgufModel,
+    family: DiffusionFamily,
+    image: &ImageSettings,
+    fa: bool,
+) -> u64 {
+    let (width, height) = (u64::from(image.width), u64::from(image.height));
+    let pixels = width * height;
     let x = pixels as f64;
     let activation = unet_channels(model) * (pixels / 64) * 4;
     let unet = |heads: u64, downscale: u64, per_pixel: f64, constant: f64| {
@@ -245,60 +249,7 @@ fn diffusion_compute(model: &GgufModel, family: DiffusionFamily, pixels: u64, fa
             let tokens = pixels / 256 + FLUX_TEXT_TOKENS;
             24 * tokens * tokens * 4 + (3 * 3072 + 12288) * tokens * 4
         }
-        DiffusionFamily::Sd3 => Mmdit::read(model).compute(pixels, fa),
-    }
-}
-
-/// Text tokens SD3's MMDiT attends over beside the image: 77 CLIP (L and G side by side) and
-/// 77 T5 tokens (`SD3CLIPEmbedder`, one 77-token chunk).
-const SD3_TEXT_TOKENS: u64 = 154;
-
-/// The shape of an SD3 MMDiT as sd.cpp reads it (`MMDiT::MMDiT`): depth from the highest
-/// joint block (at least 24), MMDiT-X when image blocks carry a second attention (`attn2`).
-struct Mmdit {
-    depth: u64,
-    dual_attention: bool,
-}
-
-impl Mmdit {
-    fn read(model: &GgufModel) -> Mmdit {
-        let mut depth = 24;
-        let mut dual_attention = false;
-        for t in model.tensors() {
-            let Some(rest) = t.name.split("joint_blocks.").nth(1) else {
-                continue;
-            };
-            if let Some(block) = rest.split('.').next().and_then(|b| b.parse::<u64>().ok()) {
-                depth = depth.max(block + 1);
-            }
-            dual_attention |= rest.contains(".attn2.");
-        }
-        Mmdit {
-            depth,
-            dual_attention,
-        }
-    }
-
-    /// The DiT's compute buffer for an image of `pixels`.
-    fn compute(&self, pixels: u64, fa: bool) -> u64 {
-        let tokens = pixels / 256 + SD3_TEXT_TOKENS;
-        let hidden = 64 * self.depth;
-        if !fa {
-            let activations = if self.dual_attention { 7 } else { 6 };
-            return self.depth * tokens * tokens * 4
-                + activations * hidden * tokens * 4
-                + 4_500 * hidden;
-        }
-        // Least squares over SD3.5 medium (MMDiT-X, depth 24) and large (depth 38) at 512² to
-        // 1536²: bytes per token², activations per token and bytes per hidden unit.
-        let (per_token_squared, activations, per_hidden) = if self.dual_attention {
-            (9.366, 2.618, 37_766.0)
-        } else {
-            (5.745, 6.582, 9_560.0)
-        };
-        let t = tokens as f64;
-        let h = hidden as f64;
-        (per_token_squared * t * t + activations * h * t * 4.0 + per_hidden * h) as u64
+        DiffusionFamily::Sd3 => Mmdit::read(model).compute(width, height, fa),
     }
 }
 

@@ -12,6 +12,7 @@ mod architecture;
 mod diffusion;
 mod graph;
 mod kv;
+mod mmdit;
 mod placement;
 mod projector;
 mod shape;
