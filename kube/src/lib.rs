@@ -97,6 +97,7 @@ impl Export {
 /// `Unsupported` when the plan cannot run as pods (different devices on one node, workers
 /// whose pods would need different templates, symbolic-link launch files).
 pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Export> {
+    refuse_rank_table_across_nodes(plan)?;
     let name = object_name(plan, options)?;
     let image = options.images.get(&plan.backend).ok_or_else(|| {
         Error::invalid_parameter(
@@ -162,6 +163,65 @@ pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Expo
         objects,
         notes: builder.notes(),
     })
+}
+
+/// The variable through which MindIE (and HCCL) read their rank table.
+const RANK_TABLE_VARIABLE: &str = "RANK_TABLE_FILE";
+
+/// Refuses a plan whose processes on several workers share an HCCL rank table (MindIE across
+/// nodes), naming what a cluster would have to provide and how to run it instead.
+///
+/// What the research found (sources in the message's order):
+/// - the table lists every NPU's physical `device_id` and RoCE `device_ip` per server, and
+///   MindIE matches its own server by `container_ip` against `MIES_CONTAINER_IP`, the pod's IP
+///   (MindIE Server installation guide, "多机推理" / "Multi-Node Inference", hiascend.com
+///   mindie_instg_0027; CANN HCCL guide, "ranktable文件配置资源信息"). Which NPUs and which pod
+///   IP a pod gets is known only once it runs.
+/// - in a cluster, MindCluster's ascend-device-plugin writes a pod's NPUs with their
+///   `device_ip` into its annotation `ascend.kubectl.kubernetes.io/ascend-910-configuration`,
+///   and MindCluster's Ascend Operator assembles them into `hccl.json` (a ConfigMap
+///   `rings-config-NAME`, or a file under `/user/mindx-dl/ranktable`, mounted at
+///   `/user/serverid/devindex/config`) for an AscendJob, a Volcano Job, or a Deployment or
+///   StatefulSet labelled `ring-controller.atlas` (gitee.com/ascend/mind-cluster,
+///   `component/ascend-operator/pkg/ranktable/plugins.go`, `controllers/v1/consts.go`).
+///   A LeaderWorkerSet runs its leader and its workers as separate StatefulSets, so no table
+///   would hold all the NPUs of a group.
+/// - the Operator numbers the pods' ranks as they are allocated, and MindIE's master, the
+///   only instance that takes requests, is the server holding `rank_id` 0 (the same MindIE
+///   guide): which pod serves is decided at run time, and no Service written beforehand can
+///   select it. MindIE's own Kubernetes deployment (MindIE Motor, an AscendJob whose boot
+///   script waits for `hccl.json` to be `completed`) routes requests through its coordinator.
+fn refuse_rank_table_across_nodes(plan: &DeploymentPlan) -> Result<()> {
+    let across = plan.processes.iter().any(|p| !p.role.is_main());
+    let rank_table = plan
+        .processes
+        .iter()
+        .any(|p| p.env.contains_key(RANK_TABLE_VARIABLE));
+    if !(across && rank_table) {
+        return Ok(());
+    }
+    Err(Error::unsupported(format!(
+        "{} across {} workers reads an HCCL rank table ({RANK_TABLE_VARIABLE}) naming every \
+         NPU's physical device_id and RoCE device_ip and each server's pod IP \
+         (MIES_CONTAINER_IP); under Kubernetes these are known only once the pods run, and the \
+         export cannot write them. What provides them: MindCluster's ascend-device-plugin \
+         (the pod annotation ascend.kubectl.kubernetes.io/ascend-910-configuration) and Ascend \
+         Operator, which writes hccl.json into /user/serverid/devindex/config for an \
+         AscendJob, Volcano Job, Deployment or StatefulSet labelled ring-controller.atlas, not \
+         for a LeaderWorkerSet; and MindIE's master (rank_id 0, the only instance taking \
+         requests) is then chosen at run time, so no Service can name it beforehand. Install \
+         MindCluster (ascend-device-plugin, Ascend Operator, Volcano) and deploy MindIE across \
+         nodes as MindIE documents it (MindIE Motor, an AscendJob), or run this plan with \
+         `inferkit serve` on workers {}; a plan on one worker exports as a Deployment",
+        plan.backend,
+        plan.placement.workers.len(),
+        plan.placement
+            .workers
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    )))
 }
 
 /// The objects' name: the user's, or the model's made a DNS label. LeaderWorkerSet pods are

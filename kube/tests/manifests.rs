@@ -757,3 +757,60 @@ fn an_ollama_download_writes_the_manifest_last_and_refuses_what_it_cannot_check(
 fn export_error(plan: &DeploymentPlan, options: &KubernetesOptions) -> String {
     export(plan, options).unwrap_err().to_string()
 }
+
+/// MindIE across two Atlas 800I A2 nodes (2 × 8 NPUs, the RoCE addresses configured on the
+/// driver, as `inferkit serve` needs them): the rank table would name each NPU's device_ip and
+/// each pod's IP, which only the cluster knows at run time, so the export refuses, naming what
+/// provides them and how to run the plan instead.
+#[test]
+fn mindie_across_two_nodes_is_refused_naming_what_the_cluster_must_provide() {
+    let node = |name: &str, address: &str| {
+        let npus: Vec<_> = (0..8)
+            .map(|i| {
+                json!({"index": i, "vendor": "ascend", "name": "Ascend910B4",
+                       "memory": {"total": 16 * GIB, "used": 0}})
+            })
+            .collect();
+        json!({"name": name, "address": address, "os": "linux", "arch": "arm64",
+               "cpu_cores": 192, "ram": {"total": 1024 * GIB, "used": 0}, "devices": npus})
+    };
+    let cluster: Cluster = serde_json::from_value(
+        json!({"workers": [node("atlas-01", "10.0.1.1"), node("atlas-02", "10.0.1.2")]}),
+    )
+    .unwrap();
+    let mindie = cluster
+        .workers
+        .iter()
+        .flat_map(|w| w.devices.iter().map(move |d| (w, d)))
+        .fold(inferkit::mindie::MindIe::new(), |backend, (w, d)| {
+            let id = inferkit::DeviceId {
+                worker: w.name.clone(),
+                index: d.index,
+            };
+            let ip = format!("192.168.{}.{}", &w.name[w.name.len() - 1..], d.index);
+            backend.with_device_ip(id, ip)
+        });
+    let registry = inferkit::Registry::new().with(mindie);
+    let mut spec = ModelSpec::local(repo("tests/fixtures/hf/Qwen2.5-72B-Instruct"));
+    spec.distributed_inference_across_workers = Some(true);
+    let plan = inferkit::plan(&registry, &spec, &cluster, &PlanOptions::default()).unwrap();
+    assert_eq!(plan.backend, "ascend-mindie");
+    assert_eq!(plan.placement.workers.len(), 2, "{:?}", plan.placement);
+    let options = options(
+        "ascend-mindie",
+        "swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.0.RC1-800I-A2-py311-openeuler24.03-lts",
+    );
+    let error = export(&plan, &options).unwrap_err().to_string();
+    for needed in [
+        "device_ip",
+        "MIES_CONTAINER_IP",
+        "ascend.kubectl.kubernetes.io/ascend-910-configuration",
+        "Ascend Operator",
+        "/user/serverid/devindex/config",
+        "not for a LeaderWorkerSet",
+        "rank_id 0",
+        "inferkit serve` on workers atlas-01, atlas-02",
+    ] {
+        assert!(error.contains(needed), "{needed}: {error}");
+    }
+}

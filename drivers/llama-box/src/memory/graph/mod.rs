@@ -277,7 +277,12 @@ impl Builder<'_> {
             self.next_recurrent = placement
                 .layers
                 .get(k + 1)
-                .filter(|&&(l, b)| self.shape.layers[l].recurrent && b != splits[k].buffer)
+                .filter(|&&(l, b)| {
+                    self.shape.layers[l].recurrent
+                        && self.shape.layers[l].n_head_kv == 0
+                        && !self.has_ffn(layer)
+                        && b != splits[k].buffer
+                })
                 .map(|&(_, b)| b);
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
