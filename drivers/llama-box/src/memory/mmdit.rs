@@ -237,17 +237,17 @@ impl Builder {
     }
 
     /// Q (0), K (1) or V (2) of a stream: a view of its QKV, with Q and K RMS-normed per head
-    /// when the model has `ln_q`/`ln_k` (a new tensor: the QKV has other views; the norm's
-    /// weight then multiplies in place).
+    /// when the model has `ln_q`/`ln_k`, the norm's weight multiplied in place. The norm is a
+    /// new tensor even where it could run in place: its source is a view, and ggml-alloc never
+    /// hands a view's memory on (a view is not `allocated` in its hash table, so
+    /// `ggml_gallocr_is_own` refuses it; stable-diffusion.cpp's allocation trace agrees).
     fn part(&mut self, qkv: Qkv, which: u64) -> TensorId {
         let view = self.g.view(qkv.cont, which == 0);
         if !self.shape.qk_norm || which == 2 {
             return view;
         }
         let heads = self.view(view);
-        let normed = self
-            .g
-            .inplace_sized(self.activation(qkv.tokens), &[heads], 1, 0);
+        let normed = self.op(self.activation(qkv.tokens), &[heads]);
         let weighted = self.view(normed);
         self.view(weighted)
     }
