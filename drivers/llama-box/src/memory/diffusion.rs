@@ -214,8 +214,7 @@ const FLUX_TEXT_TOKENS: u64 = 512;
 /// the image tokens: 732.5 B per pixel and 51.1 MB (fitted at 512², 768², 1024², within 0.6 %).
 ///
 /// SD3/3.5 (MMDiT): the graph replayed with ggml's allocator, see [`Mmdit`] (SD3 medium, SD3.5
-/// medium and large, 512² to 1536², flash attention on and off: 18 of 24 rows exact, the
-/// others at most 1.41 % under).
+/// medium and large, 512² to 1536², flash attention on and off: exact on all 24 rows).
 fn diffusion_compute(
     model: &GgufModel,
     family: DiffusionFamily,
