@@ -29,6 +29,12 @@
 //!   user creates with `status: initializing` (`controllers/v1/pod.go` `writeRanktableToCm`;
 //!   `docs/en/scheduling/api/hccl.json_file_description.md`); mounted as a directory at
 //!   [`RANK_TABLE_DIR`], the file turns `completed` in the running pods.
+//!
+//! The operator refuses a job (`controllers/v1/ascendjob_validate.go`) unless its replica
+//! types are those of its `framework` label (`Master` and `Worker` for `pytorch`), the Master
+//! has one replica, every template has a container named [`CONTAINER_NAME`] with an image,
+//! `successPolicy` is empty or `AllWorkers`, and, with gang scheduling, the Volcano queue
+//! exists.
 
 use std::collections::BTreeMap;
 

@@ -994,12 +994,13 @@ impl<'a> PodBuilder<'a> {
                  to its pod IP; the plan's rank table, worker addresses and NPU device_ip are \
                  not used. The cluster needs MindCluster: Ascend Operator (the AscendJob \
                  resource and the rank table), Volcano (gang scheduling, the schedulerName of \
-                 the job), Ascend Device Plugin (the NPUs and their device_ip) and Ascend \
+                 the job, in the queue {}, which must exist), Ascend Device Plugin (the NPUs and their device_ip) and Ascend \
                  Docker Runtime. The Service selects the Master pod, which the operator ranks 0 \
                  and MindIE makes its master node, the one that takes requests",
                 self.subordinates.len(),
                 self.rank_table_config_map(),
                 ascend_job::DEFAULT_WAIT_SECONDS,
+                self.options.volcano_queue,
             )),
         }
         if !self.plan.downloads.is_empty() {

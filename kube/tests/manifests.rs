@@ -957,6 +957,7 @@ fn mindie_across_two_nodes_is_an_ascend_job_whose_master_serves() {
         "Volcano",
         "Ascend Device Plugin",
         "rings-config-qwen2-5-72b",
+        "in the queue default, which must exist",
     ] {
         assert!(export.notes.iter().any(|n| n.contains(note)), "{note}");
     }
