@@ -531,12 +531,15 @@ fn diffusion_measurements_match() {
                 .filter_map(|d| row["compute_buffer_max_by_component"][*d].as_u64())
                 .max()
                 .expect("compute");
+            // The VAE decoder's and SD3's MMDiT's resident types are sd.cpp's own: exact but
+            // for the buffer's alignment padding (tens of bytes).
+            let exact_weights = stage == "vae" || (family == "sd3" && stage == "diffusion");
             table.check(
                 &format!("{family} {stage} weights"),
                 &name,
                 got[stage]["weights"].as_u64().unwrap_or(0),
                 weights,
-                0.01,
+                if exact_weights { 1e-6 } else { 0.01 },
             );
             // SD3's MMDiT is a replay of sd.cpp's graph, exact on every measured row.
             let tolerance = if family == "sd3" && stage == "diffusion" {
