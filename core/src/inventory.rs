@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::vec_map::VecMap;
 use crate::{Error, Result};
-use inferkit_formats::files::read_text_file;
 
 /// A whole cluster: every worker the planner may place a model on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -33,10 +32,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Reads a cluster from its JSON file (at most [`MAX_CLUSTER_FILE`] bytes).
+    /// Reads a cluster from its JSON file (at most [`MAX_CLUSTER_FILE`] bytes), as it parses
+    /// it: the file's text is not held whole.
     pub fn from_json_file(path: &Path) -> Result<Self> {
-        let text = read_text_file(path, MAX_CLUSTER_FILE)?;
-        Self::from_json_str(&text, path)
+        crate::user_json::from_file(path, MAX_CLUSTER_FILE)
     }
 
     /// Parses cluster JSON; `origin` names the source in errors.
