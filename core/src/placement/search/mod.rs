@@ -166,7 +166,7 @@ impl<'a> Search<'a> {
         let mut classes = DeviceClasses::default();
         // Workers and devices filtered out, by reason.
         let mut refused: BTreeMap<String, (Vec<String>, Vec<DeviceRef>)> = BTreeMap::new();
-        let mut views = Vec::new();
+        let mut views = Vec::with_capacity(cluster.workers.len());
         for worker in &cluster.workers {
             if let Some(reason) = self.worker_refusal(worker) {
                 refused

@@ -21,7 +21,17 @@ const LINEAR_DEVICE_COUNTS: usize = 16;
 
 impl Search<'_> {
     pub(super) fn single_device(&mut self) -> Option<Chosen> {
-        let mut buckets: BTreeMap<u32, Vec<Group>> = BTreeMap::new();
+        // Each class's list is allocated at its final size: grown as it fills, a list of
+        // 800,000 devices ends up to twice as large, and the lists it outgrew stay in the
+        // process's memory (issue 18: a 100,000-worker fleet).
+        let mut sizes: BTreeMap<u32, usize> = BTreeMap::new();
+        for device in self.views.iter().flat_map(|view| &view.devices) {
+            *sizes.entry(device.class).or_default() += 1;
+        }
+        let mut buckets: BTreeMap<u32, Vec<Group>> = sizes
+            .into_iter()
+            .map(|(class, size)| (class, Vec::with_capacity(size)))
+            .collect();
         for (v, view) in self.views.iter().enumerate() {
             for (d, device) in view.devices.iter().enumerate() {
                 let group = Group {
