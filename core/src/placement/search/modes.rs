@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Chosen, Group, Refused, Scored, Search, reason};
+use super::{Chosen, Group, Members, Refused, Scored, Search, reason};
 use crate::backend::PlacementMode::{CpuOffload, CpuOnly, MultiDevice, MultiWorker, SingleDevice};
 use crate::backend::SubordinateGrouping;
 use crate::estimate::Layout;
@@ -36,7 +36,7 @@ impl Search<'_> {
             for (d, device) in view.devices.iter().enumerate() {
                 let group = Group {
                     main: v,
-                    members: vec![(v, d)],
+                    members: Members::one((v, d)),
                 };
                 buckets.entry(device.class).or_default().push(group);
             }
@@ -96,10 +96,10 @@ impl Search<'_> {
             let mut key: Vec<u32> = view.devices[..k].iter().map(|d| d.class).collect();
             key.sort_unstable();
             let members = self.largest_by_index(v, k);
-            buckets
-                .entry(key)
-                .or_default()
-                .push(Group { main: v, members });
+            buckets.entry(key).or_default().push(Group {
+                main: v,
+                members: members.into(),
+            });
         }
         self.search_classes(buckets, true)
     }
@@ -265,7 +265,7 @@ impl Search<'_> {
     fn offload_candidate(&mut self, v: usize, k: usize) -> Option<Scored> {
         let group = Group {
             main: v,
-            members: self.largest_by_index(v, k),
+            members: self.largest_by_index(v, k).into(),
         };
         let estimate = match self.fit(&group, self.views[v].host(), true) {
             Ok(estimate) => estimate,
@@ -304,7 +304,7 @@ impl Search<'_> {
         let hosts: Vec<Group> = (0..self.views.len())
             .map(|v| Group {
                 main: v,
-                members: Vec::new(),
+                members: Vec::new().into(),
             })
             .collect();
         if hosts.is_empty() {
