@@ -28,7 +28,19 @@ use crate::{Error, Result};
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// The workers, in any order (placement breaks ties by worker name).
+    #[serde(deserialize_with = "exact_vec")]
     pub workers: Vec<WorkerInventory>,
+}
+
+/// A list read to its end, then shrunk to its length: a list grown as it is read ends up to
+/// twice as large (100,000 workers took room for 131,072, 7 MB; the allocations of a fleet's
+/// workers, 7 MB more).
+fn exact_vec<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    input: D,
+) -> std::result::Result<Vec<T>, D::Error> {
+    let mut list = Vec::deserialize(input)?;
+    list.shrink_to_fit();
+    Ok(list)
 }
 
 impl Cluster {
@@ -92,7 +104,7 @@ pub struct WorkerInventory {
     #[serde(default)]
     pub devices: Vec<Device>,
     /// Claims of model instances already placed on this worker.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     pub allocations: Vec<Allocation>,
 }
 
