@@ -1,6 +1,6 @@
 //! JSON documents at scale (issue 18, point 6): planning on a fleet of 100,000 workers × 8 GPUs
 //! read from its file, as `inferkit plan --cluster FILE` does (target: under 2 s), and the peak
-//! heap memory of reading a 152 MB fleet file and a 60 MB `config.json` (target: under 3× the
+//! heap memory of reading a 152 MB fleet file and a 58 MB `config.json` (target: under 3× the
 //! file).
 //!
 //! ```text
@@ -17,7 +17,7 @@
 //! * `fleet-100000x8.json` (152 MB): `examples/clusters/fleet-1000x8.json` (written by
 //!   `examples/clusters/make_fleet.py`: H100, A100 and L40S nodes with realistic existing
 //!   allocations) repeated 100 times under new worker names;
-//! * `config-60mb/config.json` (60 MB): Llama-3.1-8B-Instruct's `config.json` with an
+//! * `config-60mb/config.json` (58 MB): Llama-3.1-8B-Instruct's `config.json` with an
 //!   `id2label` and a `label2id` of 1.2 million labels each, as classification models carry
 //!   them (objects of many small entries: what a parsed JSON tree costs most for).
 //!
@@ -31,7 +31,8 @@
 //! * `read`: the fleet file into a [`Cluster`].
 //! * `read_and_plan`: that, then a plan of Qwen2.5-0.5B-Instruct Q4_K_M on llama-box over all
 //!   800,000 GPUs.
-//! * `read_config`: the facts of the 60 MB `config.json`'s directory, as `inspect` reads them.
+//! * `read_config`: the 58 MB `config.json`'s directory as `inspect` opens it (the typed
+//!   config; no weights).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -39,6 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use divan::Bencher;
+use inferkit::hf::HfModel;
 use inferkit::{
     Cluster, ModelFacts, ModelSpec, PlacementMode, PlanOptions, default_registry, plan_with_facts,
 };
@@ -134,9 +136,9 @@ fn read_and_plan() -> inferkit::DeploymentPlan {
     plan
 }
 
-fn read_config() -> ModelFacts {
-    let spec = ModelSpec::local(CONFIG_DIR.as_path());
-    ModelFacts::read(&spec.source).expect("the config")
+/// The model directory of the big `config.json`, as `inspect` opens it.
+fn read_config() -> HfModel {
+    HfModel::open(&CONFIG_DIR).expect("the config")
 }
 
 fn print_peak_memory() {
