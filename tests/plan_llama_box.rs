@@ -10,6 +10,7 @@ use serde_json::json;
 
 const QWEN_05B: &str = "tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf";
 const LLAMA_1B_F16: &str = "tests/fixtures/gguf/llama-3.2-1b-F16.header.gguf";
+const GEMMA_2B_F16: &str = "tests/fixtures/gguf/gemma-2-2b-F16.header.gguf";
 const DEEPSEEK_V3_Q8: &str = "benches/fixtures/deepseek-v3-Q8_0.header.gguf";
 
 fn worker(name: &str, ram_gib: u64, devices: serde_json::Value) -> serde_json::Value {
@@ -292,4 +293,52 @@ fn the_thousand_worker_fleet_places_small_and_deepseek_class_models() {
     assert_within_allocatable(&big, &fleet, &options);
     // The refusals are summarised per device class, not listed per GPU.
     assert!(big.rejected.len() < 40, "{} rejections", big.rejected.len());
+}
+
+/// NVIDIA's captured MIG node (seven 1g.5gb instances of an A100 under GPU Feature Discovery's
+/// single strategy, `probe/tests/fixtures/kubernetes`): a model that fits one instance takes
+/// one; one that needs two is not split over a node's instances (a CUDA process enumerates one
+/// MIG instance), and across two such nodes every process holds one instance.
+#[cfg(feature = "probe")]
+#[test]
+fn a_process_gets_one_mig_instance_of_a_gpu_feature_discovery_node() {
+    let fixture = repo("probe/tests/fixtures/kubernetes/nodes-gfd-a100-mig-single.json");
+    let node = inferkit::probe::kubernetes::load(&fixture, None)
+        .unwrap()
+        .cluster;
+    let options = PlanOptions::default();
+    let plan = plan_model(QWEN_05B, &node, &options, |_| {}).unwrap();
+    assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
+    assert_eq!(main_process(&plan).env["CUDA_VISIBLE_DEVICES"].len(), 1);
+
+    let no_offload = |spec: &mut inferkit::ModelSpec| spec.cpu_offloading = Some(false);
+    let err = plan_model(GEMMA_2B_F16, &node, &options, no_offload).unwrap_err();
+    let Error::NoPlacement { rejected, .. } = err else {
+        panic!("{err:?}")
+    };
+    let mig: Vec<String> = rejected
+        .iter()
+        .filter(|r| {
+            r.reason
+                .contains("CUDA enumerates one MIG instance per process")
+        })
+        .map(|r| r.describe_candidate())
+        .collect();
+    assert_eq!(mig, ["dgx-a100-mig-single"], "{rejected:?}");
+
+    let mut two = node.clone();
+    let mut second = two.workers[0].clone();
+    second.name = format!("{}-2", second.name);
+    two.workers.push(second);
+    let plan = plan_model(GEMMA_2B_F16, &two, &options, no_offload).unwrap();
+    assert_eq!(plan.placement.mode, PlacementMode::MultiWorker);
+    assert_within_allocatable(&plan, &two, &options);
+    for process in &plan.processes {
+        let visible = &process.env["CUDA_VISIBLE_DEVICES"];
+        assert!(
+            !visible.contains(','),
+            "{}: {visible}",
+            process.command_line()
+        );
+    }
 }

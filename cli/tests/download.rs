@@ -73,6 +73,72 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// `plan REFERENCE --format kubernetes` for llama-box on the laptop cluster against the fake
+/// hub (also the Ollama registry; Ollama's store in `ollama/`), with `args` added: the
+/// Deployment, the script of its download init container, and what was printed on stderr
+/// (the export's notes).
+fn kubernetes_download(
+    hub: &FakeHub,
+    caches: &Path,
+    reference: &str,
+    args: &[&str],
+) -> (Value, String, String) {
+    let mut all = vec![
+        "plan",
+        reference,
+        "--format",
+        "kubernetes",
+        "--backend",
+        "llama-box",
+        "--cluster",
+        "examples/clusters/laptop.json",
+        "--image",
+        "llama-box=gpustack/llama-box:v0.0.140",
+    ];
+    all.extend_from_slice(args);
+    let output = run(hub, caches, &all);
+    assert!(output.status.success(), "{}", text(&output));
+    let yaml = String::from_utf8(output.stdout.clone()).unwrap();
+    let deployment = serde_yaml_ng::Deserializer::from_str(&yaml)
+        .map(|document| Value::deserialize(document).unwrap())
+        .find(|object| object["kind"] == "Deployment")
+        .unwrap();
+    let init = &deployment["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["name"], "download-model");
+    let script = init["command"][2].as_str().unwrap().to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (deployment, script, stderr)
+}
+
+/// The init container's script run as the container runs it (`sh`, `curl`, `sha256sum`),
+/// stopped after two minutes.
+fn init_container(script: &str) -> std::process::Command {
+    let mut sh = std::process::Command::new("timeout");
+    sh.args(["120", "sh", "-c", script]);
+    sh
+}
+
+/// The main container's `--model` argument.
+fn model_arg(deployment: &Value) -> String {
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap();
+    let at = args.iter().position(|a| a == "--model").unwrap();
+    args[at + 1].as_str().unwrap().to_string()
+}
+
+/// Files in `folder` named `*.incomplete`.
+fn leftovers(folder: &Path) -> Vec<String> {
+    std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".incomplete"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hub_gguf_is_planned_with_a_download_that_serve_performs_first() {
     let hub = FakeHub::start(Duration::ZERO).await;
@@ -483,8 +549,8 @@ async fn the_kubernetes_download_init_container_fetches_the_files_the_backend_re
     );
     let script = init["command"][2].as_str().unwrap();
     let container = || {
-        let mut sh = std::process::Command::new("sh");
-        sh.arg("-c").arg(script).env("HF_TOKEN", TOKEN);
+        let mut sh = init_container(script);
+        sh.env("HF_TOKEN", TOKEN);
         sh
     };
     let first = container().output().unwrap();
@@ -529,4 +595,145 @@ async fn the_kubernetes_download_init_container_fetches_the_files_the_backend_re
     let refused = container().env_remove("HF_TOKEN").output().unwrap();
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(!snapshot.join(MODEL).exists());
+}
+
+/// `plan ollama://... --format kubernetes`: the init container fetches the registry's manifest
+/// (checked against the plan's digest), every blob (each checked against its digest) into
+/// Ollama's store, and writes the manifest last. Run here against the loopback registry, whose
+/// blobs redirect to another host as Ollama's do.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kubernetes_init_container_fetches_an_ollama_model_into_ollamas_store() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    let model = read_fixture("gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf");
+    let repo = ollama_model("0.5b", model.clone(), None);
+    let manifest = repo.files["manifests/0.5b"].clone();
+    hub.add("library/qwen2.5", repo.clone());
+    let caches = tempfile::tempdir().unwrap();
+    let (deployment, script, notes) =
+        kubernetes_download(&hub, caches.path(), "ollama://qwen2.5:0.5b", &[]);
+    assert!(notes.contains("the manifest's digests"), "{notes}");
+    let store = caches.path().join("ollama");
+    let model_blob = store
+        .join("blobs")
+        .join(format!("sha256-{}", sha256_hex(&model)));
+    assert_eq!(model_arg(&deployment), model_blob.display().to_string());
+
+    let first = init_container(&script).output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(std::fs::read(&model_blob).unwrap(), model);
+    for (name, bytes) in repo.files.iter().filter(|(n, _)| n.starts_with("sha256-")) {
+        assert_eq!(
+            &std::fs::read(store.join("blobs").join(name)).unwrap(),
+            bytes
+        );
+    }
+    let host = hub.hub.url().replace("http://", "");
+    let written = store.join("manifests").join(&host).join("library/qwen2.5");
+    assert_eq!(std::fs::read(written.join("0.5b")).unwrap(), manifest);
+    assert!(leftovers(&written).is_empty() && leftovers(&store.join("blobs")).is_empty());
+
+    hub.reset();
+    let second = init_container(&script).output().unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(
+        hub.requests(),
+        0,
+        "the model was there: nothing fetched again"
+    );
+
+    // A blob whose bytes are not its digest is removed, and the manifest is not written.
+    std::fs::remove_dir_all(&store).unwrap();
+    let mut corrupt = repo.clone();
+    let template = format!("sha256-{}", sha256_hex(b"{{ .Prompt }}"));
+    corrupt
+        .files
+        .insert(template.clone(), b"{{ .Other }}".to_vec());
+    hub.add("library/qwen2.5", corrupt);
+    let refused = init_container(&script).output().unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("SHA-256 differs"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!store.join("blobs").join(&template).exists());
+    assert!(!written.join("0.5b").exists());
+
+    // A tag moved since planning fails before any blob is fetched.
+    std::fs::remove_dir_all(&store).unwrap();
+    let mut moved = repo.clone();
+    let text_manifest = String::from_utf8(manifest.clone()).unwrap();
+    moved.files.insert(
+        "manifests/0.5b".into(),
+        text_manifest
+            .replace("\"schemaVersion\":2", "\"schemaVersion\": 2")
+            .into_bytes(),
+    );
+    hub.add("library/qwen2.5", moved);
+    let refused = init_container(&script).output().unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(text(&refused).contains("plan again"), "{}", text(&refused));
+    assert!(!store.join("blobs").join(&template).exists());
+    assert!(!written.join("0.5b").exists());
+}
+
+/// `plan URL --format kubernetes` of a split model: the init container fetches every shard
+/// into the versioned folder the backend reads, resuming a partial file, checking sizes; the
+/// notes say a URL's files are not verified (no checksum is published).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kubernetes_init_container_fetches_a_url_model_into_its_versioned_folder() {
+    let hub = FakeHub::start(Duration::ZERO).await;
+    let mut repo = Repo::new("files");
+    let mut shards = Vec::new();
+    for n in 1..=3 {
+        let name = format!("qwen2.5-0.5b-instruct-Q8_0-0000{n}-of-00003.gguf");
+        let bytes = read_fixture(&format!("gguf/{name}"));
+        shards.push((name.clone(), bytes.clone()));
+        repo = repo.file(&name, bytes);
+    }
+    hub.add("files/x", repo.clone());
+    let caches = tempfile::tempdir().unwrap();
+    let url = format!("{}/blob/files/x/{}?download=1", hub.cdn.url(), shards[0].0);
+    let (deployment, script, notes) = kubernetes_download(&hub, caches.path(), &url, &[]);
+    assert!(notes.contains("a URL publishes no checksum"), "{notes}");
+    let model = std::path::PathBuf::from(model_arg(&deployment));
+    let folder = model.parent().unwrap();
+    assert!(
+        folder.starts_with(caches.path().join("headers/models")),
+        "{folder:?}"
+    );
+
+    std::fs::create_dir_all(folder).unwrap();
+    let partial = folder.join(format!("{}.incomplete", shards[1].0));
+    std::fs::write(&partial, &shards[1].1[..1000]).unwrap();
+    hub.reset();
+    let first = init_container(&script).output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    for (name, bytes) in &shards {
+        assert_eq!(&std::fs::read(folder.join(name)).unwrap(), bytes);
+    }
+    assert!(leftovers(folder).is_empty());
+    let ranges: Vec<String> = hub
+        .cdn
+        .requests_log()
+        .iter()
+        .filter(|r| r.path().ends_with(&shards[1].0))
+        .filter_map(|r| r.header("range").map(String::from))
+        .collect();
+    assert_eq!(ranges, ["bytes=1000-"], "resumed where it stopped");
+
+    // A file of another size at the address is removed, not used.
+    std::fs::remove_file(folder.join(&shards[2].0)).unwrap();
+    let mut changed = repo;
+    changed.files.insert(shards[2].0.clone(), vec![0; 100]);
+    hub.add("files/x", changed);
+    let refused = init_container(&script).output().unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("bytes; removed"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!folder.join(&shards[2].0).exists());
+    assert!(leftovers(folder).is_empty());
 }

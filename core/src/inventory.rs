@@ -434,6 +434,13 @@ impl Device {
         }
     }
 
+    /// Whether this device is an NVIDIA MIG instance: NVML reports its partition, GPU Feature
+    /// Discovery and `probe --kubernetes` mark its name ([`Vendor::is_mig_instance`]).
+    pub fn is_mig_instance(&self) -> bool {
+        self.vendor == Vendor::Nvidia
+            && (self.partition.is_some() || self.vendor.is_mig_instance(&self.name))
+    }
+
     /// Why placement must not use this device, when its probe reported it unavailable.
     pub fn unavailable_reason(&self) -> Option<&str> {
         self.health

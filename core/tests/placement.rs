@@ -741,3 +741,100 @@ fn absurd_memory_sizes_do_not_overflow() {
     let plan = plan_on(&backend, &cluster(vec![w]), &spec, &PlanOptions::default());
     assert_eq!(plan.unwrap().placement.mode, PlacementMode::MultiDevice);
 }
+
+// ---- MIG: one instance per process ------------------------------------------------------------
+
+/// A node of seven 1g.5gb instances of an A100-SXM4-40GB, named as GPU Feature Discovery's
+/// single strategy names them (`nvidia.com/gpu.product`).
+fn mig_worker(name: &str) -> inferkit_core::WorkerInventory {
+    let devices = (0..7)
+        .map(|i| gpu(i, Vendor::Nvidia, "A100-SXM4-40GB-MIG-1g.5gb", 5, 0))
+        .collect();
+    worker(name, 512, devices)
+}
+
+#[test]
+fn a_model_that_fits_one_mig_instance_takes_one() {
+    let backend = MockBackend::llama(MockModel::layered(2));
+    let cluster = cluster(vec![mig_worker("a")]);
+    let plan = plan_on(&backend, &cluster, &spec("m.gguf"), &PlanOptions::default()).unwrap();
+    assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
+    assert_eq!(plan.placement.workers[0].devices.len(), 1);
+}
+
+/// A model larger than one instance is not split over a node's instances (one process would
+/// hold them); across nodes, the main process holds one instance and every RPC server one.
+#[test]
+fn a_model_needing_several_mig_instances_never_gives_a_process_two() {
+    let backend = MockBackend::llama(MockModel::layered(6));
+    let mut spec = spec("m.gguf");
+    spec.cpu_offloading = Some(false);
+    let options = PlanOptions::default();
+    let err = plan_on(&backend, &cluster(vec![mig_worker("a")]), &spec, &options).unwrap_err();
+    let Error::NoPlacement { rejected, .. } = err else {
+        panic!("{err:?}")
+    };
+    let text = rejected_text(&rejected);
+    assert!(
+        text.contains("a => several devices of one worker: their MIG instances are not grouped"),
+        "{text}"
+    );
+    assert!(
+        text.contains("CUDA enumerates one MIG instance per process"),
+        "{text}"
+    );
+
+    let two = cluster(vec![mig_worker("a"), mig_worker("b")]);
+    let plan = plan_on(&backend, &two, &spec, &options).unwrap();
+    assert_eq!(plan.placement.mode, PlacementMode::MultiWorker);
+    // Workers are listed main first.
+    assert_eq!(
+        plan.placement.workers[0].devices.len(),
+        1,
+        "{:?}",
+        plan.placement
+    );
+    let rpc_servers = plan
+        .processes
+        .iter()
+        .filter(|p| p.role != ProcessRole::Main)
+        .count();
+    let remote_devices: usize = plan.placement.workers[1..]
+        .iter()
+        .map(|w| w.devices.len())
+        .sum();
+    assert!(remote_devices >= 1);
+    assert_eq!(rpc_servers, remote_devices, "one RPC server per instance");
+    assert_no_overclaim(&plan, &two, &options);
+}
+
+/// A backend whose subordinate takes a whole worker (Ray) cannot use a node of instances for
+/// a model larger than one; instances picked by hand are refused the same way.
+#[test]
+fn ray_workers_and_hand_picked_groups_of_mig_instances_are_refused_with_the_reason() {
+    let backend = MockBackend::vllm(MockModel::tensor_parallel(6, 32));
+    let two = cluster(vec![mig_worker("a"), mig_worker("b")]);
+    let mut ray = spec("m");
+    ray.distributed_inference_across_workers = Some(true);
+    let err = plan_on(&backend, &two, &ray, &PlanOptions::default()).unwrap_err();
+    let Error::NoPlacement { rejected, .. } = err else {
+        panic!("{err:?}")
+    };
+    let text = rejected_text(&rejected);
+    assert!(
+        text.contains("a, b => several workers: one process would hold")
+            && text.contains("one process would hold each worker's MIG instances"),
+        "{text}"
+    );
+
+    let llama = MockBackend::llama(MockModel::layered(2));
+    let mut picked = spec("m.gguf");
+    picked.device_selector = vec![device_id("a", 0), device_id("a", 1)];
+    picked.cpu_offloading = Some(false);
+    let err = plan_on(&llama, &two, &picked, &PlanOptions::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("one process on a would hold 2 devices, among them MIG instance"),
+        "{err}"
+    );
+}

@@ -17,10 +17,15 @@ use libfuzzer_sys::fuzz_target;
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(default_registry);
 
+/// A mixture-of-experts GGUF of 4 layers (71 tensors): the expert parameters (`--cpu-moe`,
+/// `--n-cpu-moe`) apply to it, and the drivers' per-tensor work is a quarter of a 24-layer
+/// model's, so more parameters are tried per second.
+const MOE_GGUF: &str = "gguf/qwen1.5-moe-a2.7b-4layer-Q4_K_M.header.gguf";
+
 /// (backend, model fixture, example cluster): every driver with a model it serves.
 const CASES: [(&str, &str, &str); 5] = [
-    ("llama-box", "gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf", "h100x8"),
-    ("llama-server", "gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf", "h100x8"),
+    ("llama-box", MOE_GGUF, "h100x8"),
+    ("llama-server", MOE_GGUF, "h100x8"),
     ("vllm", "hf/Qwen2.5-72B-Instruct", "h100x8"),
     ("ascend-mindie", "hf/Qwen2.5-72B-Instruct", "ascend-910b"),
     ("vox-box", "vox-box/faster-whisper-large-v3", "h100x8"),

@@ -1,26 +1,37 @@
-//! The download step of a plan ([`DownloadStep`]) as an init container: the model's files are
-//! fetched into a Hugging Face cache in the pod before the backend starts.
+//! The download steps of a plan ([`DownloadStep`]) as an init container: the model's files are
+//! fetched into the cache the plan names, in that cache's layout, before the backend starts.
 //!
 //! The container runs a POSIX shell script with `curl` and `sha256sum` (the default image,
-//! `curlimages/curl`, has both; [`KubernetesOptions::download_image`] names another). Per file:
+//! `curlimages/curl`, has both; [`KubernetesOptions::download_image`] names another). A file
+//! grows as `NAME.incomplete`, resumed with `curl --continue-at -` after a restart, is checked,
+//! then renamed into place; a file already in place was checked when it was renamed and is
+//! kept. By the step's hub:
 //!
-//! - an LFS file grows as `blobs/SHA256.incomplete` (resumed with `curl --continue-at -` after
-//!   a restart), is checked against the hub's SHA-256, then renamed to `blobs/SHA256` and
-//!   linked from `snapshots/COMMIT/PATH`, the layout `huggingface_hub` and
-//!   `inferkit serve` write; a blob already there was verified when it was renamed and is
-//!   kept. A small file the hub lists without SHA-256 is written into the snapshot and
-//!   checked by size.
-//! - the token is read from the user's Secret into the step's variable (`HF_TOKEN`) and handed
-//!   to curl on its standard input, not its command line (which `ps` shows). curl sends such
-//!   an `Authorization` header to the hub only: it drops it when a redirect leads to another
-//!   host (the CDN that serves LFS files), since the script does not pass
-//!   `--location-trusted`.
+//! - Hugging Face, ModelScope: an LFS file goes to `blobs/SHA256`, checked against the hub's
+//!   SHA-256, and is linked from `snapshots/COMMIT/PATH`, the layout `huggingface_hub` and
+//!   `inferkit serve` write. A small file the hub lists without SHA-256 is written into the
+//!   snapshot and checked by size.
+//! - Ollama: the registry's manifest (`GET {registry}/v2/{repo}/manifests/{tag}`) first,
+//!   checked against the digest the plan was made from (a tag that moved fails before any
+//!   blob is fetched: plan again); then every blob of it from `{registry}/v2/{repo}/blobs/
+//!   sha256:HEX` into `blobs/sha256-HEX`, each checked against its digest; the manifest is
+//!   renamed into `manifests/HOST/{repo}/{tag}` last, so that `ollama` never sees half a
+//!   model. The layout is Ollama's store (`OLLAMA_MODELS`), as `inferkit serve` writes it.
+//! - A URL: each file into `KEY/VERSION/NAME` (the version a digest of the files' sizes and
+//!   ETags at planning, so a file changed at the same address goes to a new folder), checked
+//!   by size only: a URL publishes no checksum, so its content is not verified.
+//!
+//! The token is read from the user's Secret into the step's variable (`HF_TOKEN`) and handed
+//! to curl on its standard input, not its command line (which `ps` shows). curl sends such an
+//! `Authorization` header to the hub only: it drops it when a redirect leads to another host
+//! (the CDN that serves LFS files and Ollama blobs), since the script does not pass
+//! `--location-trusted`. A URL's files get no token.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use inferkit_core::launch::shell_quote;
-use inferkit_core::{DownloadFile, DownloadStep, Error, Result};
+use inferkit_core::{DownloadStep, Error, Result};
 use k8s_openapi::api::core::v1::{Container, EnvVar, SecurityContext, VolumeMount};
 
 use crate::{KubernetesOptions, ModelVolume, secret_env};
@@ -36,6 +47,9 @@ pub(crate) fn init_container(
 ) -> Result<Container> {
     let mut env: BTreeMap<String, EnvVar> = BTreeMap::new();
     let mut script = vec![FETCH.trim().to_string()];
+    if steps.iter().any(|step| step.hub == "ollama") {
+        script.push(MANIFEST.trim().to_string());
+    }
     for step in steps {
         if let Some(variable) = &step.token_env {
             let secret = options.secret.as_ref().ok_or_else(|| {
@@ -95,16 +109,59 @@ fetch() {
 }
 "#;
 
-/// The lines of one step: the repository's folders, every file, the links, the ref.
+/// `manifest URL DESTINATION SHA256`: the registry's manifest as `DESTINATION.incomplete`,
+/// checked against the digest the plan was made from (renamed to DESTINATION once the blobs
+/// are in); nothing is fetched when DESTINATION is there with that digest. The Accept header
+/// is the one the Ollama client sends.
+const MANIFEST: &str = r#"
+manifest() {
+  if [ -f "$2" ] && echo "$3  $2" | sha256sum -c - >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$(dirname "$2")"
+  echo "fetching the manifest $1"
+  auth=""
+  [ -n "$token" ] && auth="header = \"Authorization: Bearer $token\""
+  printf '%s\n' "$auth" 'header = "Accept: application/vnd.docker.distribution.manifest.v2+json"' \
+    | curl --config - --fail --location --retry 5 --retry-delay 10 --max-filesize 1048576 \
+      --output "$2.incomplete" "$1"
+  echo "$3  $2.incomplete" | sha256sum -c - >/dev/null || { rm -f "$2.incomplete"; echo "$1: the registry's manifest is no longer sha256:$3, the one the plan was made from; plan again" >&2; exit 1; }
+}
+"#;
+
+/// The lines of one step: its token, then the hub's layout.
 fn step_script(step: &DownloadStep) -> Result<Vec<String>> {
-    if !matches!(step.hub.as_str(), "hf" | "ms") {
-        return Err(Error::unsupported(format!(
-            "the plan downloads {} from {} ({}), which the export writes no init container for \
-             (Hugging Face and ModelScope repositories only): put the files on a model volume \
-             (`--model-pvc`, `--model-host-path`) and plan with their path",
-            step.repo, step.endpoint, step.hub
-        )));
-    }
+    let token = match step.token_env.as_deref() {
+        Some(variable) if is_variable_name(variable) => format!("token=\"${{{variable}:-}}\""),
+        Some(variable) => {
+            return Err(Error::unsupported(format!(
+                "the download's token variable `{variable}` is no environment variable name"
+            )));
+        }
+        None => "token=''".to_string(),
+    };
+    let mut lines = vec![token];
+    lines.extend(match step.hub.as_str() {
+        "hf" | "ms" => hub_lines(step)?,
+        "ollama" => ollama_lines(step)?,
+        "url" => url_lines(step)?,
+        other => {
+            return Err(Error::unsupported(format!(
+                "the plan downloads {} from {} ({other}), which the export writes no init \
+                 container for (Hugging Face, ModelScope, Ollama registries and URLs only): put \
+                 the files on a model volume (`--model-pvc`, `--model-host-path`) and plan with \
+                 their path",
+                step.repo, step.endpoint
+            )));
+        }
+    });
+    lines.push(format!(
+        "echo {}",
+        shell_quote(&format!("{} is in {}", step.repo, step.snapshot.display()))
+    ));
+    Ok(lines)
+}
+
+/// A Hugging Face or ModelScope repository: the folders, every file, the links, the ref.
+fn hub_lines(step: &DownloadStep) -> Result<Vec<String>> {
     let folder = step
         .snapshot
         .parent()
@@ -115,20 +172,12 @@ fn step_script(step: &DownloadStep) -> Result<Vec<String>> {
                 step.snapshot.display()
             ))
         })?;
-    let token = match step.token_env.as_deref() {
-        Some(variable) if is_variable_name(variable) => format!("token=\"${{{variable}:-}}\""),
-        Some(variable) => {
-            return Err(Error::unsupported(format!(
-                "the download's token variable `{variable}` is no environment variable name"
-            )));
-        }
-        None => "token=''".to_string(),
-    };
     let blobs = folder.join("blobs");
-    let mut lines = vec![
-        token,
-        format!("mkdir -p {} {}", quote(&blobs), quote(&step.snapshot)),
-    ];
+    let mut lines = vec![format!(
+        "mkdir -p {} {}",
+        quote(&blobs),
+        quote(&step.snapshot)
+    )];
     for file in &step.files {
         if !is_relative_plain(&file.path) {
             return Err(Error::unsupported(format!(
@@ -142,7 +191,7 @@ fn step_script(step: &DownloadStep) -> Result<Vec<String>> {
         let url = shell_quote(&step.file_url(&file.path));
         match &file.sha256 {
             Some(sha) => {
-                let sha = checked_sha(sha, file)?;
+                let sha = checked_hex(sha, &file.path)?;
                 let blob = blobs.join(sha);
                 lines.push(format!("fetch {url} {} {} {sha}", quote(&blob), file.size));
                 lines.push(format!(
@@ -169,22 +218,109 @@ fn step_script(step: &DownloadStep) -> Result<Vec<String>> {
             quote(&reference)
         ));
     }
+    Ok(lines)
+}
+
+/// An Ollama model: the manifest (checked), every blob (each checked), the manifest renamed
+/// into place last.
+fn ollama_lines(step: &DownloadStep) -> Result<Vec<String>> {
+    let tag = step.revision.as_deref().unwrap_or("latest");
+    if !is_relative_plain(&step.repo) || !is_relative_plain(tag) || tag.contains('/') {
+        return Err(Error::unsupported(format!(
+            "the Ollama model `{}:{tag}` is no plain name and tag",
+            step.repo
+        )));
+    }
+    let digest = checked_hex(&step.commit, "the manifest's digest")?;
+    let registry = step.endpoint.trim_end_matches('/');
+    // Ollama files a registry's manifests under its host (with the port, when it has one).
+    let host = registry
+        .split_once("://")
+        .map_or(registry, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    if !is_relative_plain(host) {
+        return Err(Error::unsupported(format!(
+            "the Ollama registry `{}` names no host",
+            step.endpoint
+        )));
+    }
+    let manifest = step
+        .cache
+        .join("manifests")
+        .join(host)
+        .join(&step.repo)
+        .join(tag);
+    let mut lines = vec![
+        format!(
+            "manifest {} {} {digest}",
+            shell_quote(&format!("{registry}/v2/{}/manifests/{tag}", step.repo)),
+            quote(&manifest)
+        ),
+        format!("mkdir -p {}", quote(&step.snapshot)),
+    ];
+    for file in &step.files {
+        let sha = file.sha256.as_deref().unwrap_or_default();
+        let sha = checked_hex(sha, &file.path)?;
+        if file.path != format!("sha256-{sha}") {
+            return Err(Error::unsupported(format!(
+                "the Ollama blob `{}` is not named by its digest sha256:{sha}",
+                file.path
+            )));
+        }
+        let url = format!("{registry}/v2/{}/blobs/sha256:{sha}", step.repo);
+        lines.push(format!(
+            "fetch {} {} {} {sha}",
+            shell_quote(&url),
+            quote(&step.snapshot.join(&file.path)),
+            file.size
+        ));
+    }
+    let pending = format!("{}.incomplete", manifest.display());
     lines.push(format!(
-        "echo {}",
-        shell_quote(&format!("{} is in {}", step.repo, step.snapshot.display()))
+        "if [ -f {pending} ]; then mv {pending} {}; fi",
+        quote(&manifest),
+        pending = shell_quote(&pending)
     ));
     Ok(lines)
 }
 
-/// The hub's SHA-256, which names the blob: 64 hex digits, or the step is refused (it would
-/// name a path, or never verify).
-fn checked_sha<'a>(sha: &'a str, file: &DownloadFile) -> Result<&'a str> {
+/// A URL's files: each into the step's versioned folder, resumed, checked by size (a URL
+/// publishes no checksum).
+fn url_lines(step: &DownloadStep) -> Result<Vec<String>> {
+    let mut lines = vec![format!("mkdir -p {}", quote(&step.snapshot))];
+    for file in &step.files {
+        if !is_relative_plain(&file.path) || file.path.contains('/') {
+            return Err(Error::unsupported(format!(
+                "the download of {} names `{}`, not a file name",
+                step.repo, file.path
+            )));
+        }
+        let url = file.url.as_deref().ok_or_else(|| {
+            Error::unsupported(format!(
+                "the download of {} has no address for `{}`",
+                step.repo, file.path
+            ))
+        })?;
+        lines.push(format!(
+            "fetch {} {} {} ''",
+            shell_quote(url),
+            quote(&step.snapshot.join(&file.path)),
+            file.size
+        ));
+    }
+    Ok(lines)
+}
+
+/// A SHA-256 of the plan (a hub's, a blob's, a manifest's digest), which names a file or
+/// checks one: 64 hex digits, or the step is refused (it would name a path, or never verify).
+fn checked_hex<'a>(sha: &'a str, what: &str) -> Result<&'a str> {
     if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(sha)
     } else {
         Err(Error::unsupported(format!(
-            "the SHA-256 of {} is `{sha}`, not 64 hexadecimal digits",
-            file.path
+            "the SHA-256 of {what} is `{sha}`, not 64 hexadecimal digits"
         )))
     }
 }
@@ -211,6 +347,21 @@ fn is_variable_name(name: &str) -> bool {
 
 fn quote(path: &Path) -> String {
     shell_quote(&path.display().to_string())
+}
+
+/// How the files of `steps` are checked, for the export's notes.
+pub(crate) fn checks(steps: &[DownloadStep]) -> String {
+    let mut checks = Vec::new();
+    if steps.iter().any(|s| s.hub != "url") {
+        checks.push("checked against the hub's SHA-256 (Ollama: the manifest's digests)");
+    }
+    if steps.iter().any(|s| s.hub == "url") {
+        checks.push(
+            "a URL's files by size only (a URL publishes no checksum: their content is not \
+             verified)",
+        );
+    }
+    checks.join("; ")
 }
 
 /// Where a step's cache lives in the pod: in the user's model volume when the cache is inside

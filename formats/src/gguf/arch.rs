@@ -297,6 +297,12 @@ impl GgufModel {
         self.arch_u64("rope.scaling.original_context_length")
     }
 
+    /// `<arch>.attention.temperature_scale`: Llama-4-style attention temperature tuning
+    /// (Ministral 3's `llama_4_scaling_beta`); 0 or absent when off.
+    pub fn attention_temperature_scale(&self) -> Result<Option<f64>> {
+        self.arch_f64("attention.temperature_scale")
+    }
+
     // ----- sliding window -----
 
     /// `<arch>.attention.sliding_window`: the window in tokens (an array gives its first

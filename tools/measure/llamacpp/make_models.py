@@ -112,6 +112,26 @@ SPECS = [
         **{"attention.head_count": 32, "attention.head_count_kv": 8, "rope.freq_base": 50000.0,
            "attention.layer_norm_epsilon": 1e-5, "attention.sliding_window": 4096}),
       drop=[NO_BIAS], source="CohereForAI/c4ai-command-r7b-12-2024"),
+    # transformers' CohereConfig defaults are c4ai-command-r-v01's shape (hidden 8192, 64
+    # heads and KV heads, FFN 22528, logit scale 0.0625); its config.json adds rope_theta 8e6
+    # and model_max_length 131072, the context the converter writes.
+    M("command-r-v01-2layer", "command-r", 2, 256000, dict(
+        context_length=131072, embedding_length=8192, feed_forward_length=22528, logit_scale=0.0625,
+        **{"attention.head_count": 64, "attention.head_count_kv": 64, "rope.freq_base": 8e6,
+           "attention.layer_norm_epsilon": 1e-5, "rope.scaling.type": "none"}),
+      drop=[NO_BIAS, r"attn_(q|k)_norm"], source="CohereForAI/c4ai-command-r-v01"),
+    # transformers' Ministral3Config defaults are Ministral 3 8B's text model (hidden 4096,
+    # 32 heads, 8 KV heads, head 128, FFN 14336, untied); YaRN factor 16 over 16384 positions
+    # and llama_4_scaling_beta 0.1, written as conversion/mistral3.py writes them.
+    M("ministral-3-8b-2512", "mistral3", 4, 131072, dict(
+        context_length=262144, embedding_length=4096, feed_forward_length=14336,
+        **{"attention.head_count": 32, "attention.head_count_kv": 8, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.dimension_count": 128, "rope.freq_base": 1e6,
+           "attention.layer_norm_rms_epsilon": 1e-5, "rope.scaling.type": "yarn",
+           "rope.scaling.factor": 16.0, "rope.scaling.original_context_length": 16384,
+           "rope.scaling.yarn_beta_fast": 32.0, "rope.scaling.yarn_beta_slow": 1.0,
+           "rope.scaling.yarn_log_multiplier": 1.0, "attention.temperature_scale": 0.1}),
+      tied=False, drop=[NO_BIAS, r"exps|gate_inp|shexp"], source="mistralai/Ministral-3-8B-Instruct-2512"),
     M("olmo-2-0425-1b", "olmo2", 4, 100352, dict(
         context_length=4096, embedding_length=2048, feed_forward_length=8192,
         **{"attention.head_count": 16, "attention.head_count_kv": 16, "rope.freq_base": 500000.0,

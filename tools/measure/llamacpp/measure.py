@@ -100,12 +100,10 @@ def parse_model(lines):
 # worker
 # ---------------------------------------------------------------------------
 
-def worker(job_path):
-    job = json.load(open(job_path))
-    import llama_cpp
-
-    buf = []
-    lines = []
+def capture_log(llama_cpp):
+    """Route llama.cpp's log into a list of complete lines (returned; the caller clears it
+    between phases) and initialise the backends."""
+    buf, lines = [], []
 
     @llama_cpp.llama_log_callback
     def cb(level, text, user):
@@ -114,13 +112,41 @@ def worker(job_path):
         joined = "".join(buf)
         if "\n" in joined:
             parts = joined.split("\n")
-            lines.extend(p for p in parts[:-1])
+            lines.extend(parts[:-1])
             buf.clear()
             if parts[-1]:
                 buf.append(parts[-1])
 
     llama_cpp.llama_log_set(cb, None)
+    capture_log.keep = cb  # the callback must outlive this frame
     llama_cpp.llama_backend_init()
+    return lines
+
+
+def context_params(llama_cpp, s):
+    """llama_context_params for one setting of the grid (2 threads)."""
+    cp = llama_cpp.llama_context_default_params()
+    cp.n_ctx = s["n_ctx"]
+    cp.n_batch = s["n_batch"]
+    cp.n_ubatch = s["n_ubatch"]
+    cp.n_seq_max = s["n_seq_max"]
+    cp.type_k = GGML_TYPES[s["type_k"]]
+    cp.type_v = GGML_TYPES[s["type_v"]]
+    cp.flash_attn_type = FA[s["flash_attn"]]
+    cp.swa_full = s["swa_full"]
+    cp.kv_unified = s["kv_unified"]
+    cp.embeddings = s.get("embeddings", False)
+    cp.offload_kqv = s.get("offload_kqv", True)
+    cp.n_threads = 2
+    cp.n_threads_batch = 2
+    return cp
+
+
+def worker(job_path):
+    job = json.load(open(job_path))
+    import llama_cpp
+
+    lines = capture_log(llama_cpp)
 
     mp = llama_cpp.llama_model_default_params()
     mp.n_gpu_layers = 0
@@ -152,20 +178,7 @@ def worker(job_path):
 
     for i, s in enumerate(job["contexts"]):
         lines.clear()
-        cp = llama_cpp.llama_context_default_params()
-        cp.n_ctx = s["n_ctx"]
-        cp.n_batch = s["n_batch"]
-        cp.n_ubatch = s["n_ubatch"]
-        cp.n_seq_max = s["n_seq_max"]
-        cp.type_k = GGML_TYPES[s["type_k"]]
-        cp.type_v = GGML_TYPES[s["type_v"]]
-        cp.flash_attn_type = FA[s["flash_attn"]]
-        cp.swa_full = s["swa_full"]
-        cp.kv_unified = s["kv_unified"]
-        cp.embeddings = s.get("embeddings", False)
-        cp.offload_kqv = True
-        cp.n_threads = 2
-        cp.n_threads_batch = 2
+        cp = context_params(llama_cpp, s)
         r0 = rss()
         t0 = time.time()
         ctx = llama_cpp.llama_init_from_model(model, cp)
@@ -320,6 +333,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "ground-truth.jsonl"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--arch-grid", action="store_true", help="arch_grid(), one mmap load per file")
+    ap.add_argument("--no-extra-bufts", action="store_true",
+                    help="no extra CPU buffer types: on a CPU with AMX tiles llama.cpp otherwise copies "
+                         "F16 matmul weights into an AMX buffer beside the mapped file")
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker)
@@ -343,7 +359,8 @@ def main():
             base = {"model": name, "architecture": arch, "file": path, "file_size": os.path.getsize(path),
                     "file_type": quant, "general.file_type": ftype, "llama_cpp": ver}
             if args.arch_grid:
-                jobs = [dict(path=path, use_mmap=True, use_extra_bufts=True, contexts=arch_grid(arch))]
+                jobs = [dict(path=path, use_mmap=True, use_extra_bufts=not args.no_extra_bufts,
+                             contexts=arch_grid(arch))]
             elif name == "llama-3.1-8b" and quant == "F16":
                 jobs = [dict(path=path, use_mmap=True, use_extra_bufts=True, contexts=[S(4096)])]
             else:

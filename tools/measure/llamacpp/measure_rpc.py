@@ -20,31 +20,20 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+# The log parsing, log capture and context parameters are measure.py's (one copy of each);
+# RE_MIB there also matches the recurrent state's `RS buffer size` lines, per device.
+from make_models import SPECS  # noqa: E402
+from measure import RE_CTX_KV, RE_GT, RE_GT_KV, RE_MIB, capture_log, context_params, rss  # noqa: E402
+
 BIN = os.environ.get("LLAMA_CPP_LIB_PATH", os.path.join(HERE, "build", "bin"))
 MODELS = os.environ.get("MODELS_DIR", os.path.join(HERE, "models"))  # the files make_models.py writes
 SERVERS = ["127.0.0.1:50052", "127.0.0.1:50053"]
-FA = {"auto": -1, "off": 0, "on": 1}
-GGML_TYPES = {"f32": 0, "f16": 1, "q8_0": 8}
 
-RE_GT = re.compile(r"^(\w+): GT_BYTES (model|kv|output|compute) (\S+) (\d+)$")
-RE_GT_KV = re.compile(r"GT_BYTES kv_detail cells=(\d+) layers=(\d+) seqs=(\d+) streams=(\d+) k=(\d+) v=(\d+)")
-RE_MIB = re.compile(r"^(\w+):\s+(\S+)\s+(model|KV|output|compute) buffer size =\s+([\d.]+) MiB")
-RE_CTX_KV = re.compile(r"^llama_context: (\w+)\s+= (.+)$")
 RE_GRAPH = re.compile(r"graph(?: \(pp bs=\d+, tg bs=\d+\))?: nodes = ([\d /]+), splits = ([\d /]+), input")
 RE_KVDEV = re.compile(r"^llama_kv_cache(?:_iswa)?: layer\s+(\d+): dev = (\S+)")
 RE_SCHED = re.compile(r"reserve took [\d.]+ ms, sched copies = (\d+)")
 RE_LAYER = re.compile(r"layer\s+(\d+) assigned to device (\S+), is_swa = (\d)")
-RE_COPIES = re.compile(r"\(with n_copies = (\d+)\)|n_copies = (\d+)")
-
-
-def rss():
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                k, v, _ = line.split()
-                out[k[:-1]] = int(v) * 1024
-    return out
 
 
 def parse(lines):
@@ -111,22 +100,7 @@ def worker(job_path):
     job = json.load(open(job_path))
     import llama_cpp
 
-    buf, lines = [], []
-
-    @llama_cpp.llama_log_callback
-    def cb(level, text, user):
-        s = text.decode("utf-8", "replace") if text else ""
-        buf.append(s)
-        joined = "".join(buf)
-        if "\n" in joined:
-            parts = joined.split("\n")
-            lines.extend(parts[:-1])
-            buf.clear()
-            if parts[-1]:
-                buf.append(parts[-1])
-
-    llama_cpp.llama_log_set(cb, None)
-    llama_cpp.llama_backend_init()
+    lines = capture_log(llama_cpp)
 
     ggml = ctypes.CDLL(os.path.join(BIN, "libggml.so"), mode=ctypes.RTLD_GLOBAL)
     ggml_rpc = ctypes.CDLL(os.path.join(BIN, "libggml-rpc.so"), mode=ctypes.RTLD_GLOBAL)
@@ -198,19 +172,7 @@ def worker(job_path):
 
     for i, s in enumerate(job["contexts"]):
         lines.clear()
-        cp = llama_cpp.llama_context_default_params()
-        cp.n_ctx = s["n_ctx"]
-        cp.n_batch = s["n_batch"]
-        cp.n_ubatch = s["n_ubatch"]
-        cp.n_seq_max = s["n_seq_max"]
-        cp.type_k = GGML_TYPES[s["type_k"]]
-        cp.type_v = GGML_TYPES[s["type_v"]]
-        cp.flash_attn_type = FA[s["flash_attn"]]
-        cp.swa_full = s["swa_full"]
-        cp.kv_unified = s["kv_unified"]
-        cp.offload_kqv = s["offload_kqv"]
-        cp.n_threads = 2
-        cp.n_threads_batch = 2
+        cp = context_params(llama_cpp, s)
         r0 = rss()
         t0 = time.time()
         ctx = llama_cpp.llama_init_from_model(model, cp)
@@ -271,13 +233,6 @@ def subset(n_layer):
             dict(servers=SERVERS, n_gpu_layers=L, tensor_split=[3, 1])]
 
 
-def block_count(path):
-    import gguf
-    rd = gguf.GGUFReader(path)
-    arch = bytes(rd.fields["general.architecture"].parts[-1]).decode()
-    return int(rd.fields[f"{arch}.block_count"].parts[-1][0])
-
-
 def run_job(job, timeout=600):
     jp = os.path.join(tempfile.gettempdir(), f"measure-job.{os.getpid()}.json")
     json.dump(job, open(jp, "w"))
@@ -319,8 +274,9 @@ def main():
         for m in args.models:
             path = os.path.join(MODELS, m + ".gguf")
             name, quant = m.rsplit("-", 1)
-            # The architecture set's files have fewer layers than the published models.
-            n_layer = block_count(path) if args.subset else N_LAYER[name]
+            # The architecture set's files have fewer layers than the published models
+            # (make_models.py's SPECS; reading them back with GGUFReader parses the tokenizer).
+            n_layer = SPECS[m[:-len("-F16")]]["layers"] if args.subset else N_LAYER[name]
             for ld in (loads(n_layer) if not args.subset else subset(n_layer)):
                 if args.deadline and time.time() > args.deadline:
                     print("deadline reached, stopping", flush=True)

@@ -85,6 +85,15 @@ def rpc_row(rec, prefix):
         k = f"{kind}:{device_of(name, load['rpc_servers'])}"
         buffers[k] = buffers.get(k, 0) + n
     row["buffers"] = buffers
+    rs = {}
+    for key, mibs in rec.get("buffers_mib_printed", {}).items():
+        kind, name = key.split(":", 1)
+        if kind == "rs":
+            # Recurrent state per device: only the printed MiB (two decimals) is logged.
+            dev = device_of(name, load["rpc_servers"])
+            rs[dev] = round(rs.get(dev, 0) + sum(mibs), 2)
+    if rs:
+        row["rs_mib_printed"] = rs
     row["pipeline_copies"] = rec.get("sched_copies", 1)
     return row
 

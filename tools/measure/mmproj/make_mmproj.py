@@ -414,6 +414,25 @@ def voxtral():
     return kv, ts, dict(name="ministral-3b-text-stub", n_embd=3072, n_head=32)
 
 
+@spec("qwen2.5-omni-7b")
+def qwen25omni7b():
+    # Qwen/Qwen2.5-Omni-7B (thinker_config): Qwen2.5-VL-7B's vision tower (1280 wide, 3420 FFN,
+    # 32 layers, full attention at 7/15/23/31) and a Whisper-large-v3-shaped audio encoder (the
+    # converter adds its sinusoidal positions, 1500 x 1280), both projected to the 3584-wide
+    # text model; one file, projector type qwen2.5o (conversion/qwenvl.py Qwen25OmniModel)
+    E, F, L, P, OUT = 1280, 3420, 32, 14, 3584
+    vision = qwen_vl_kv("Qwen2.5-Omni-7B", "qwen2.5o", E, F, L, OUT,
+                        flags={"clip.use_silu": True}, u={"clip.vision.n_wa_pattern": 8})
+    audio = audio_kv("Qwen2.5-Omni-7B", "qwen2.5o", OUT)
+    kv = {k: vision[k] | audio[k] for k in vision}
+    ts = [("v.patch_embd.weight", (P, P, 3, E), F16), ("v.patch_embd.weight.1", (P, P, 3, E), F16)]
+    for i in range(L):
+        ts += vit_block(i, E, F, ln_bias=False, gated=True)
+    ts += norm("v.post_ln", E, bias=False) + linear("mm.0", 4 * E, 4 * E) + linear("mm.2", 4 * E, OUT)
+    ts += whisper_encoder() + linear("mm.a.fc", 1280, OUT)
+    return kv, ts, dict(name="qwen2.5-7b-text-stub", n_embd=OUT, n_head=28)
+
+
 def write_sparse(path, w, tensors):
     for tname, shape, qt in tensors:
         npdt = np.float16 if qt == F16 else np.float32

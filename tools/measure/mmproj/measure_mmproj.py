@@ -11,16 +11,23 @@ OUT = os.path.join(WORK, "ground-truth-mmproj.jsonl")
 LOGS = os.path.join(WORK, "logs")
 
 def parse(log):
-    r = {"buffers": {}, "buffers_all": [], "hparams": {}, "warmup_image_size": None}
+    r = {"buffers": {}, "buffers_all": [], "hparams": {}, "warmup_image_size": None, "encoders": []}
     for line in log.splitlines():
         m = re.search(r"EXACT model weights buffer: buft=(\S+) bytes=(\d+) n_tensors=(\d+)", line)
         if m:
-            r["buffers"][f"clip_weights:{m[1].lower()}"] = int(m[2]); r["n_tensors_loaded"] = int(m[3])
+            # Each encoder (clip context) loads its own weights first: a file with a vision and
+            # an audio encoder (Qwen2.5-Omni) has two contexts, whose buffers add up.
+            r["encoders"].append({"weights": int(m[2]), "compute_reserve": None})
+            key = f"clip_weights:{m[1].lower()}"
+            r["buffers"][key] = sum(e["weights"] for e in r["encoders"]); r["n_tensors_loaded"] = int(m[3])
             r["buffers_all"].append({"kind": "clip_weights", "buft": m[1], "bytes": int(m[2])})
         m = re.search(r"EXACT compute buffer: buft=(\S+) bytes=(\d+)", line)
         if m:
-            # last reserve wins (auto-FA may reserve twice)
-            r["buffers"][f"clip_compute_reserve:{m[1].lower()}"] = int(m[2])
+            # within an encoder the last reserve wins (auto-FA may reserve twice)
+            if r["encoders"]:
+                r["encoders"][-1]["compute_reserve"] = int(m[2])
+            r["buffers"][f"clip_compute_reserve:{m[1].lower()}"] = sum(
+                e["compute_reserve"] or 0 for e in r["encoders"]) or int(m[2])
             r["buffers_all"].append({"kind": "clip_compute_reserve", "buft": m[1], "bytes": int(m[2])})
         m = re.search(r"EXACT encode compute buffer: buft=(\S+) bytes=(\d+) \(image (\d+) x (\d+), n_batch (\d+)\)", line)
         if m:
@@ -34,10 +41,13 @@ def parse(log):
             r["hparams"][m[1]] = m[2]
         m = re.search(r"warmup with image size = (\d+) x (\d+)", line)
         if m: r["warmup_image_size"] = [int(m[1]), int(m[2])]
+        if m and r["encoders"]: r["encoders"][-1]["warmup_image_size"] = [int(m[1]), int(m[2])]
         m = re.search(r"warmup with audio size = (\d+)", line)
         if m: r["warmup_audio_frames"] = int(m[1])
+        if m and r["encoders"]: r["encoders"][-1]["warmup_audio_frames"] = int(m[1])
         m = re.search(r"warmup: flash attention is (\w+)", line)
         if m: r["flash_attn_effective"] = m[1]
+        if m and r["encoders"]: r["encoders"][-1]["flash_attn_effective"] = m[1]
         m = re.search(r"graph splits = (\d+), nodes = (\d+)", line)
         if m: r["graph_nodes"] = int(m[2])
         m = re.search(r"PROBE: image chunk n_tokens=(\d+)", line)

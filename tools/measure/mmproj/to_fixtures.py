@@ -47,7 +47,9 @@ def main():
                      "settings": settings, "ok": True, "buffers": run["buffers"],
                      "hparams": run["hparams"], "warmup_image_size": run["warmup_image_size"],
                      "warmup_audio_frames": run.get("warmup_audio_frames"),
-                     "flash_attn_effective": run.get("flash_attn_effective")})
+                     "flash_attn_effective": run.get("flash_attn_effective")}
+                    # per encoder, where the file has more than one (vision and audio)
+                    | ({"encoders": run["encoders"]} if len(run.get("encoders", [])) > 1 else {}))
     with open(table, "a") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")

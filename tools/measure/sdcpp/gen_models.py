@@ -359,6 +359,9 @@ def build(name, out):
     elif name == "sd3.5_medium":  # stabilityai/stable-diffusion-3.5-medium: MMDiT-X, 24 blocks, 13 dual
         mmdit(w, "model.diffusion_model.", 24, x_self_layers=13, pos_embed_max=384)
         vae(w, "first_stage_model.", z=16, quant_conv=False)  # SD3's 16-channel VAE
+    elif name == "sd3_medium":  # stabilityai/stable-diffusion-3-medium: 24 blocks, no Q/K norms
+        mmdit(w, "model.diffusion_model.", 24, qk_norm=False)
+        vae(w, "first_stage_model.", z=16, quant_conv=False)
     elif name == "sd3.5_large":  # stabilityai/stable-diffusion-3.5-large: 38 blocks
         mmdit(w, "model.diffusion_model.", 38)
         vae(w, "first_stage_model.", z=16, quant_conv=False)

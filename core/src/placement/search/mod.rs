@@ -18,6 +18,10 @@ use crate::{Error, Result};
 mod modes;
 mod report;
 
+/// Why a process holds one MIG instance only, for refusals.
+const MIG_ONE_PER_PROCESS: &str =
+    "CUDA enumerates one MIG instance per process, so a model is not split over instances";
+
 /// How many of the best-scored candidates of a mode are re-fitted exactly before the mode is
 /// given up. Class probing makes a failure here rare; the bound keeps a pathological estimator
 /// from costing a fit per device.
@@ -424,6 +428,9 @@ impl<'a> Search<'a> {
     }
 
     fn fit(&self, group: &Group, host: HostSlot, allow_offload: bool) -> Result<ResourceEstimate> {
+        if let Some(refusal) = self.mig_refusal(group) {
+            return Err(Error::unsupported(refusal));
+        }
         let request = FitRequest {
             devices: self.slots(group),
             host,
@@ -442,6 +449,43 @@ impl<'a> Search<'a> {
         }
         estimate.check_fits(&request.devices, &request.host)?;
         Ok(estimate)
+    }
+
+    /// Why `group` cannot run: it gives one process a MIG instance and another device. CUDA
+    /// enumerates one MIG instance per process, however many are visible (NVIDIA MIG User
+    /// Guide, "CUDA Device Enumeration"). The main process holds the main worker's devices; a
+    /// subordinate holds a remote worker's (Ray, MindIE) or one remote device (RPC servers).
+    /// The modes build no such group; this is the rule every fit passes (manual selection
+    /// included).
+    fn mig_refusal(&self, group: &Group) -> Option<String> {
+        if group.members.len() < 2 {
+            return None;
+        }
+        let per_device = self.caps.subordinates == SubordinateGrouping::PerRemoteDevice;
+        let mut workers: Vec<usize> = group
+            .members
+            .iter()
+            .map(|m| m.0)
+            .filter(|&v| v == group.main || !per_device)
+            .collect();
+        workers.sort_unstable();
+        workers.dedup();
+        workers.into_iter().find_map(|v| {
+            let held: Vec<(usize, usize)> =
+                group.members.iter().copied().filter(|m| m.0 == v).collect();
+            let mig = held.iter().copied().find(|&m| self.is_mig(m))?;
+            (held.len() > 1).then(|| {
+                let view = &self.views[v];
+                format!(
+                    "one process on {} would hold {} devices, among them MIG instance {} ({}): \
+                     a CUDA process uses one MIG instance ({MIG_ONE_PER_PROCESS})",
+                    view.worker.name,
+                    held.len(),
+                    self.device(mig).index,
+                    view.device_name(self.device(mig))
+                )
+            })
+        })
     }
 
     fn verify(&self, group: &Group, estimate: ResourceEstimate) -> Result<ResourceEstimate> {
@@ -579,6 +623,21 @@ impl<'a> Search<'a> {
         let mut members: Vec<(usize, usize)> = (0..k).map(|d| (v, d)).collect();
         members.sort_by_key(|&m| self.device(m).index);
         members
+    }
+
+    /// Whether a member is a MIG instance.
+    fn is_mig(&self, (v, d): (usize, usize)) -> bool {
+        let view = &self.views[v];
+        view.worker.devices[view.devices[d].position].is_mig_instance()
+    }
+
+    /// How many of worker `v`'s devices, largest free first, one process may hold together:
+    /// those before its first MIG instance, or that instance alone.
+    fn one_process_devices(&self, v: usize) -> usize {
+        let devices = self.views[v].devices.len();
+        (0..devices)
+            .position(|d| self.is_mig((v, d)))
+            .map_or(devices, |first| first.max(1))
     }
 
     /// Free device memory of a group (host RAM for CPU-only groups).

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Chosen, Group, Members, Refused, Scored, Search, reason};
+use super::{Chosen, Group, MIG_ONE_PER_PROCESS, Members, Refused, Scored, Search, reason};
 use crate::backend::PlacementMode::{CpuOffload, CpuOnly, MultiDevice, MultiWorker, SingleDevice};
 use crate::backend::SubordinateGrouping;
 use crate::estimate::Layout;
@@ -66,6 +66,18 @@ impl Search<'_> {
             self.reject(Refused::Mode { mode: MultiDevice }, reason);
             return None;
         }
+        let split_mig: Vec<String> = (0..self.views.len())
+            .filter(|&v| self.one_process_devices(v) < self.views[v].devices.len())
+            .filter(|&v| self.views[v].devices.len() > 1)
+            .map(|v| self.views[v].worker.name.clone())
+            .collect();
+        if !split_mig.is_empty() {
+            let reason = format!(
+                "{}: their MIG instances are not grouped with other devices ({MIG_ONE_PER_PROCESS})",
+                MultiDevice.describe()
+            );
+            self.reject(Refused::Workers { names: split_mig }, reason);
+        }
         // GPUStack tries k = 2, 3, ... up to the worker's device count; each try sizes k
         // devices, so trying every k is quadratic in devices per worker. Past the counts real
         // nodes have, the count doubles until a group fits, and a binary search between the
@@ -90,7 +102,7 @@ impl Search<'_> {
     fn largest_devices_per_worker(&mut self, k: usize) -> Option<Chosen> {
         let mut buckets: BTreeMap<Vec<u32>, Vec<Group>> = BTreeMap::new();
         for (v, view) in self.views.iter().enumerate() {
-            if view.devices.len() < k {
+            if self.one_process_devices(v) < k {
                 continue;
             }
             let mut key: Vec<u32> = view.devices[..k].iter().map(|d| d.class).collect();
@@ -159,7 +171,9 @@ impl Search<'_> {
             remote.truncate(keep);
         }
         remote.sort_by_key(order);
-        let local = self.largest_by_index(main, self.views[main].devices.len());
+        // The main process holds the main worker's devices: one of them when it has MIG
+        // instances.
+        let local = self.largest_by_index(main, self.one_process_devices(main));
         let attempts = (1..=remote.len()).map(|n| Group {
             main,
             members: remote[..n].iter().chain(&local).copied().collect(),
@@ -178,13 +192,24 @@ impl Search<'_> {
     /// workers, MindIE nodes: every device of a worker takes part).
     fn grow_remote_workers(&mut self) -> Option<Group> {
         let mut by_count: BTreeMap<std::cmp::Reverse<usize>, Vec<usize>> = BTreeMap::new();
+        let mut split_mig = Vec::new();
         for (v, view) in self.views.iter().enumerate() {
-            if !view.devices.is_empty() {
+            if self.one_process_devices(v) < view.devices.len() {
+                split_mig.push(view.worker.name.clone());
+            } else if !view.devices.is_empty() {
                 by_count
                     .entry(std::cmp::Reverse(view.devices.len()))
                     .or_default()
                     .push(v);
             }
+        }
+        if !split_mig.is_empty() {
+            let reason = format!(
+                "{}: one process would hold each worker's MIG instances and other devices \
+                 ({MIG_ONE_PER_PROCESS})",
+                MultiWorker.describe()
+            );
+            self.reject(Refused::Workers { names: split_mig }, reason);
         }
         let max_workers = self.req.options.max_workers as usize;
         for (_, mut workers) in by_count {
@@ -239,7 +264,7 @@ impl Search<'_> {
     fn offload_on(&mut self, v: usize) -> Option<Scored> {
         let mut best: Option<Scored> = None;
         let (mut tried, mut fewer) = (0, 0);
-        for k in device_counts(1, self.views[v].devices.len()) {
+        for k in device_counts(1, self.one_process_devices(v)) {
             let candidate = self.offload_candidate(v, k);
             match candidate {
                 Some(c) if best.as_ref().is_some_and(|b| b.layers >= c.layers) => break,

@@ -11,6 +11,7 @@ use inferkit_core::gguf::{GgufModel, TensorInfo};
 use inferkit_core::{Error, ErrorBand, FigureBasis, Result};
 use serde::{Deserialize, Serialize};
 
+use super::mmdit::Mmdit;
 use crate::params::ImageSettings;
 
 /// sd.cpp's VAE tile: 32×32 latents, 256×256 pixels.
@@ -81,14 +82,16 @@ impl DiffusionEstimate {
                     }
                 })
             });
-            own.chain(given).map(resident_bytes).sum::<u64>()
+            own.chain(given)
+                .map(|t| resident_bytes(t, family))
+                .sum::<u64>()
         };
         let pixels = u64::from(image.width) * u64::from(image.height);
         let mut estimate = DiffusionEstimate {
             family,
             diffusion: StageBytes {
                 weights: bytes(is_diffusion_tensor),
-                compute: diffusion_compute(model, family, pixels, flash_attn),
+                compute: diffusion_compute(model, family, image, flash_attn),
             },
             vae: StageBytes {
                 weights: bytes(is_vae_decoder_tensor),
@@ -118,14 +121,38 @@ impl DiffusionEstimate {
     }
 }
 
-/// Bytes a tensor takes once loaded: its size in the file, except the MMDiT's learned
-/// positions, which sd.cpp always holds in F32 (`MMDiT::init_params`), whatever the file's type.
-fn resident_bytes(t: &TensorInfo) -> u64 {
+/// Bytes a tensor takes once loaded: its size in the file, except where sd.cpp picks the type
+/// itself (`ggml_extend.hpp`'s `init_params`), whatever the file's types: the VAE decoder's 1-D
+/// tensors (convolution biases, norm weights) are F32; the MMDiT's learned positions are F32
+/// (`MMDiT::init_params`), and so, in SD3's MMDiT, are every 1-D tensor and the linears built
+/// with `force_f32` (the timestep, pooled-text and context embedders, the final projection),
+/// while its patch convolution is F16 (measured: off by the buffer's alignment padding at most).
+fn resident_bytes(t: &TensorInfo, family: DiffusionFamily) -> u64 {
+    let elements = t.dims.iter().product::<u64>();
     if t.name.ends_with("diffusion_model.pos_embed") {
-        return t.dims.iter().product::<u64>() * 4;
+        return elements * 4;
+    }
+    if is_vae_decoder_tensor(&t.name) && t.dims.len() == 1 {
+        return elements * 4;
+    }
+    if family == DiffusionFamily::Sd3 && t.name.starts_with("model.diffusion_model.") {
+        if t.dims.len() == 1 || MMDIT_F32_LINEARS.iter().any(|l| t.name.contains(l)) {
+            return elements * 4;
+        }
+        if t.name.ends_with("x_embedder.proj.weight") {
+            return elements * 2;
+        }
     }
     t.bytes
 }
+
+/// SD3's MMDiT linears sd.cpp builds with `force_f32` (`mmdit.hpp`).
+const MMDIT_F32_LINEARS: [&str; 4] = [
+    "diffusion_model.t_embedder.",
+    "diffusion_model.y_embedder.",
+    "diffusion_model.context_embedder.",
+    "diffusion_model.final_layer.linear.",
+];
 
 /// Whether a separate component file is a VAE (it has a decoder); any other is a text encoder.
 fn is_vae_file(model: &GgufModel) -> bool {
@@ -212,14 +239,16 @@ const FLUX_TEXT_TOKENS: u64 = 512;
 /// QKV-and-MLP projection (`(3·3072 + 12288) × tokens × 4`), within 1.7 %; with it, linear in
 /// the image tokens: 732.5 B per pixel and 51.1 MB (fitted at 512², 768², 1024², within 0.6 %).
 ///
-/// SD3/3.5 (MMDiT): sd.cpp sizes the DiT by its depth (hidden 64·depth, one 64-wide head per
-/// block) and attends jointly over pixels/256 image patches and 154 text tokens. Without flash
-/// attention, the score matrix (depth × tokens² × 4) beside 6 hidden-wide activations per
-/// token (7 with SD3.5's second, image-only attention, MMDiT-X) and 4,500 bytes per hidden
-/// unit (within 0.3 % for SD3.5 medium and large, 512² to 1536²). With it, sd.cpp pads the
-/// keys to 256 and builds an F32 mask and its F16 copy per attention, so the buffer keeps a
-/// term in tokens²: fitted per variant on the same runs (within 1.3 %, see [`Mmdit`]).
-fn diffusion_compute(model: &GgufModel, family: DiffusionFamily, pixels: u64, fa: bool) -> u64 {
+/// SD3/3.5 (MMDiT): the graph replayed with ggml's allocator, see [`Mmdit`] (SD3 medium, SD3.5
+/// medium and large, 512² to 1536², flash attention on and off: exact on all 24 rows).
+fn diffusion_compute(
+    model: &GgufModel,
+    family: DiffusionFamily,
+    image: &ImageSettings,
+    fa: bool,
+) -> u64 {
+    let (width, height) = (u64::from(image.width), u64::from(image.height));
+    let pixels = width * height;
     let x = pixels as f64;
     let activation = unet_channels(model) * (pixels / 64) * 4;
     let unet = |heads: u64, downscale: u64, per_pixel: f64, constant: f64| {
@@ -245,60 +274,7 @@ fn diffusion_compute(model: &GgufModel, family: DiffusionFamily, pixels: u64, fa
             let tokens = pixels / 256 + FLUX_TEXT_TOKENS;
             24 * tokens * tokens * 4 + (3 * 3072 + 12288) * tokens * 4
         }
-        DiffusionFamily::Sd3 => Mmdit::read(model).compute(pixels, fa),
-    }
-}
-
-/// Text tokens SD3's MMDiT attends over beside the image: 77 CLIP (L and G side by side) and
-/// 77 T5 tokens (`SD3CLIPEmbedder`, one 77-token chunk).
-const SD3_TEXT_TOKENS: u64 = 154;
-
-/// The shape of an SD3 MMDiT as sd.cpp reads it (`MMDiT::MMDiT`): depth from the highest
-/// joint block (at least 24), MMDiT-X when image blocks carry a second attention (`attn2`).
-struct Mmdit {
-    depth: u64,
-    dual_attention: bool,
-}
-
-impl Mmdit {
-    fn read(model: &GgufModel) -> Mmdit {
-        let mut depth = 24;
-        let mut dual_attention = false;
-        for t in model.tensors() {
-            let Some(rest) = t.name.split("joint_blocks.").nth(1) else {
-                continue;
-            };
-            if let Some(block) = rest.split('.').next().and_then(|b| b.parse::<u64>().ok()) {
-                depth = depth.max(block + 1);
-            }
-            dual_attention |= rest.contains(".attn2.");
-        }
-        Mmdit {
-            depth,
-            dual_attention,
-        }
-    }
-
-    /// The DiT's compute buffer for an image of `pixels`.
-    fn compute(&self, pixels: u64, fa: bool) -> u64 {
-        let tokens = pixels / 256 + SD3_TEXT_TOKENS;
-        let hidden = 64 * self.depth;
-        if !fa {
-            let activations = if self.dual_attention { 7 } else { 6 };
-            return self.depth * tokens * tokens * 4
-                + activations * hidden * tokens * 4
-                + 4_500 * hidden;
-        }
-        // Least squares over SD3.5 medium (MMDiT-X, depth 24) and large (depth 38) at 512² to
-        // 1536²: bytes per token², activations per token and bytes per hidden unit.
-        let (per_token_squared, activations, per_hidden) = if self.dual_attention {
-            (9.366, 2.618, 37_766.0)
-        } else {
-            (5.745, 6.582, 9_560.0)
-        };
-        let t = tokens as f64;
-        let h = hidden as f64;
-        (per_token_squared * t * t + activations * h * t * 4.0 + per_hidden * h) as u64
+        DiffusionFamily::Sd3 => Mmdit::read(model).compute(width, height, fa),
     }
 }
 

@@ -110,6 +110,7 @@ pub(crate) fn compute_peaks(
         buffer: 0,
         opening: None,
         closing: None,
+        next_recurrent: None,
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -118,6 +119,8 @@ pub(crate) fn compute_peaks(
 #[derive(Default)]
 struct Inputs {
     pos: Option<TensorId>,
+    /// The per-token attention temperature (`inp_attn_scale`).
+    attn_scale: Option<TensorId>,
     out_ids: Option<TensorId>,
     /// Per cache kind (full, swa).
     attn: [Option<AttnInputs>; 2],
@@ -172,6 +175,10 @@ struct Builder<'a> {
     /// The split the current (host) layer's closing ops without weights run in, and the
     /// residual they add once the FFN block knows it.
     closing: Option<(Split, Option<TensorId>)>,
+    /// The device of the next layer when it is a recurrent layer on another device than the
+    /// current one: its state reads join the graph before the current layer's tail (see
+    /// `recurrent::gate_input`).
+    next_recurrent: Option<usize>,
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -180,6 +187,8 @@ struct Builder<'a> {
 struct Split {
     buffer: usize,
     kinds: Option<[bool; 2]>,
+    /// The split runs the last layer, which reads the output ids (`inp_out_ids`).
+    outputs: bool,
 }
 
 impl Builder<'_> {
@@ -214,6 +223,9 @@ impl Builder<'_> {
         if self.shape.positional {
             self.pos();
         }
+        if self.shape.attn_temperature {
+            self.inputs.attn_scale = Some(self.input(self.r.n_tokens * F32));
+        }
         if self.shape.t5_encoder {
             self.t5_inputs();
         } else if self.shape.causal {
@@ -245,10 +257,12 @@ impl Builder<'_> {
             Some(&(_, buffer)) => Split {
                 buffer,
                 kinds: Some(self.attention_kinds(&placement.layers[k..], buffer)),
+                outputs: placement.layers[k..].iter().all(|&(_, b)| b == buffer),
             },
             None => Split {
                 buffer: placement.output,
                 kinds: None,
+                outputs: false,
             },
         };
         let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
@@ -260,6 +274,16 @@ impl Builder<'_> {
             let next = splits[k + 1];
             self.closing =
                 (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
+            self.next_recurrent = placement
+                .layers
+                .get(k + 1)
+                .filter(|&&(l, b)| {
+                    self.shape.layers[l].recurrent
+                        && self.shape.layers[l].n_head_kv == 0
+                        && !self.has_ffn(layer)
+                        && b != splits[k].buffer
+                })
+                .map(|&(_, b)| b);
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
             } else if self.shape.causal {
@@ -367,7 +391,9 @@ impl Builder<'_> {
         } else {
             inp
         };
-        let embd = self.norm(inp, self.names.contains_key("output_norm.bias"));
+        // Command-R and Cohere2 norm with `ggml_norm` (LLM_NORM) without a bias: not in place.
+        let layer_norm = self.names.contains_key("output_norm.bias") || self.parallel_blocks();
+        let embd = self.norm(inp, layer_norm);
         self.g.mark_output(embd);
         // An output cannot be overwritten in place: a scale of it is a tensor of its own.
         let head_input = match self.shape.scaled_head_input {

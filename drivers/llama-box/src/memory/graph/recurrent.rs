@@ -3,7 +3,7 @@
 //! hybrids: Granite 4.0-H, Jamba, Nemotron-H); beside attention (Falcon-H1), the Mamba-2 mixer
 //! follows `build_mamba2_layer` tensor by tensor.
 
-use super::{Builder, F32};
+use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
@@ -103,8 +103,7 @@ impl Builder<'_> {
     /// by a contiguous z, the grouped RMS norm and the output projection.
     fn mamba2_output(&mut self, il: usize, scan: Mamba2Scan) -> TensorId {
         let bytes = scan.d_inner * self.r.n_tokens * F32;
-        let z = self.g.view(scan.zx_bc_dt, true);
-        let z = self.op(bytes, &[z]);
+        let z = self.gate_input(scan.zx_bc_dt, bytes);
         let x_d = self.op(bytes, &[scan.x]);
         let y = self.g.view(scan.scan, true);
         let y = self.inplace_sized(bytes, &[y, x_d], 2);
@@ -131,20 +130,54 @@ impl Builder<'_> {
             .max(1);
         let state = (self.shape.recurrent.s / inner).max(1);
         let kernel = (self.shape.recurrent.r / inner.max(1)).max(1);
+        // build_mamba_layer shapes the ubatch as {n_seq_tokens, n_seqs}: the worst-case
+        // ubatch holds every one of `n_seq_max` sequences (llama_context::sched_reserve), a
+        // unified cache or not, and each keeps its own conv window and state.
+        let seqs = self.r.n_seqs.max(1);
         let xz = self.linear(cur, in_rows, t, false);
         let x = self.g.view(xz, true);
-        let window = self.op((kernel + t) * inner * F32, &[x]);
+        let window = self.op((kernel * seqs + t) * inner * F32, &[x]);
         let conv = self.op(inner * t * F32, &[window]);
         let conv = self.inplace(&[conv], 1);
-        let scan = self.op(
-            (inner * t + state * inner * self.r.n_stream.max(1)) * F32,
-            &[conv],
-        );
+        let scan = self.op((inner * t + state * inner * seqs) * F32, &[conv]);
         let y = self.g.view(scan, true);
-        let z = self.g.view(xz, false);
-        let gate = self.op(inner * t * F32, &[z]);
+        let gate = self.gate_input(xz, inner * t * F32);
         let y = self.op(inner * t * F32, &[y, gate]);
         self.linear(y, e, t, false)
+    }
+
+    /// The contiguous z of a mixer's gate (`ggml_cont` of a view of the input projection
+    /// `projection`), the first op of the layer's tail without weights.
+    ///
+    /// When the next layer is recurrent and on another device, its state reads (`build_rs`:
+    /// the conv state's `get_rows` and copies) join the graph before this layer's tail, which
+    /// only joins when the next layer's ops that read it are expanded (graph order dumped at
+    /// 0c1e57098, `GGML_SCHED_DEBUG=2`). The scheduler then gives this cont the next device
+    /// (it follows that device's ops), which copies the projection in, and the rest of the
+    /// tail comes back here and copies the cont back: with pipeline parallelism both copies
+    /// stay allocated once per scheduler copy.
+    fn gate_input(&mut self, projection: TensorId, bytes: u64) -> TensorId {
+        let z = self.g.view(projection, false);
+        let Some(next) = self.next_recurrent.filter(|&b| b != HOST) else {
+            return self.op(bytes, &[z]);
+        };
+        let here = Split {
+            buffer: self.buffer,
+            kinds: None,
+            outputs: false,
+        };
+        self.enter(
+            Split {
+                buffer: next,
+                kinds: None,
+                outputs: false,
+            },
+            &[projection],
+            &[],
+        );
+        let z = self.op(bytes, &[projection]);
+        self.enter(here, &[z], &[]);
+        z
     }
 }
 

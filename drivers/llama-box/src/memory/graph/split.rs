@@ -34,7 +34,7 @@ impl Builder<'_> {
     /// Starts a split on `split.buffer`: the scheduler copies all the split's inputs at its
     /// start, in the order its nodes first read them: the activations its first node reads
     /// (`first`), the attention inputs of the cache kinds its layers read (`split.kinds`,
-    /// when it holds layers), then the activations read later (`later`: the residual of a
+    /// when it holds layers), the output ids when it runs the last layer, then the activations read later (`later`: the residual of a
     /// layer whose norm ran on the previous device).
     pub(super) fn enter(&mut self, split: Split, first: &[TensorId], later: &[TensorId]) {
         if split.buffer == self.buffer {
@@ -45,6 +45,11 @@ impl Builder<'_> {
         let mut needed = first.to_vec();
         if let Some(kinds) = split.kinds {
             self.attention_inputs_for(kinds, &mut needed);
+        }
+        if split.outputs {
+            // The last layer's row selection reads the output ids: copied with the rest of
+            // the split's inputs at its start.
+            needed.extend(self.inputs.out_ids);
         }
         needed.extend(later);
         for src in needed {
@@ -107,6 +112,7 @@ impl Builder<'_> {
     fn attention_inputs_for(&self, kinds: [bool; 2], needed: &mut Vec<TensorId>) {
         let buffer = self.buffer;
         needed.extend(self.inputs.pos);
+        needed.extend(self.inputs.attn_scale);
         // With the cache on the host only the host reads the row indices (the stores run
         // there), and a device reads the mask only from the split its flash attention starts,
         // so the copy is made there (`cached_attention`).

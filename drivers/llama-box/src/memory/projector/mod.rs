@@ -71,11 +71,19 @@ impl Projector {
                 model.path().display()
             )));
         }
-        let weights = model
-            .tensors()
+        let padded = |bytes: u64| bytes.div_ceil(CPU_ALIGNMENT) * CPU_ALIGNMENT;
+        let all: u64 = model.tensors().iter().map(|t| padded(t.bytes)).sum();
+        // Every context loads the patch embedding's fixed (vision) names whatever its modality
+        // (`clip_model_loader::load_tensors`: `TN_CLASS_EMBD`, `TN_PATCH_BIAS`, `TN_PATCH_EMBD`,
+        // `TN_PATCH_EMBD_1`, `TN_NORM_EMBD`), so the audio context of a file with both
+        // encoders holds its own copy (Qwen2.5-Omni-7B: its two patch kernels, 3,010,560 bytes).
+        let copies = towers.len() as u64 - 1;
+        let shared: u64 = SHARED_TENSORS
             .iter()
-            .map(|t| t.bytes.div_ceil(CPU_ALIGNMENT) * CPU_ALIGNMENT)
+            .filter_map(|name| model.tensor(name))
+            .map(|t| padded(t.bytes))
             .sum();
+        let weights = all + copies * shared;
         let mut projector = Projector {
             weights,
             compute_fa: 0,
@@ -108,6 +116,16 @@ impl Projector {
         }
     }
 }
+
+/// Tensors clip.cpp reads by fixed name in every context it loads from a file.
+const SHARED_TENSORS: [&str; 6] = [
+    "v.class_embd",
+    "v.patch_embd.bias",
+    "v.patch_embd.weight",
+    "v.patch_embd.weight.1",
+    "v.norm_embd.weight",
+    "v.norm_embd.bias",
+];
 
 /// The declared error of the compute figure. Types replayed from their clip.cpp builder and
 /// measured (`tests/fixtures/llamacpp-memory/measurements-mmproj.jsonl`) keep within the
