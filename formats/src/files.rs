@@ -56,15 +56,19 @@ fn file_kind(meta: &std::fs::Metadata) -> &'static str {
 }
 
 /// Reads the UTF-8 text of the regular file at `path` (opened by [`open_regular_file`]),
-/// refusing more than `max` bytes. The limit applies to what is read, not to the length the
-/// file reports, so a file that grows while it is read cannot make the read unbounded.
+/// refusing more than `max` bytes: a file reported longer is refused before it is read, and
+/// the limit also applies to what is read, so a file that grows while it is read cannot make
+/// the read unbounded.
 ///
-/// The text is read into a buffer of the length the file reports (at most `max`), so that a
+/// The text is read into a buffer of the length the file reports, so that a
 /// large file costs its size once: a buffer grown as it is filled ends up to twice as large
 /// (a 152 MB cluster file took 268 MB).
 pub fn read_text_file(path: &Path, max: u64) -> Result<String> {
     let (file, len) = open_regular_file(path)?;
-    let reported = usize::try_from(len.min(max)).unwrap_or(0);
+    if len > max {
+        return Err(too_long(path, max));
+    }
+    let reported = usize::try_from(len).unwrap_or(0);
     let mut text = String::new();
     text.try_reserve_exact(reported)
         .map_err(|e| Error::io_with(path, std::io::ErrorKind::OutOfMemory, e.to_string()))?;
@@ -135,4 +139,34 @@ pub fn json_error(text: &str, origin: &Path, err: &serde_json::Error) -> Error {
         .sum::<u64>()
         + err.column().saturating_sub(1) as u64;
     Error::parse(origin, offset, err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file longer than the limit is refused, naming the limit as the offset, whether the
+    /// text is read whole or parsed as it is read.
+    #[test]
+    fn a_file_longer_than_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, "{\"a\": [1, 2]}").unwrap();
+        assert_eq!(read_text_file(&path, 13).unwrap(), "{\"a\": [1, 2]}");
+        let parse = |input: &mut JsonFileReader| -> serde_json::Result<serde_json::Value> {
+            serde::Deserialize::deserialize(input)
+        };
+        let error = |text: &str, e: &serde_json::Error| json_error(text, &path, e);
+        assert!(read_json_file(&path, 13, parse, error).is_ok());
+        for refused in [
+            read_text_file(&path, 12).map(drop),
+            read_json_file(&path, 12, parse, error).map(drop),
+        ] {
+            let Err(Error::Parse { offset, what, .. }) = refused else {
+                panic!("not refused: {refused:?}");
+            };
+            assert_eq!(offset, 12);
+            assert!(what.starts_with("longer than the 12 bytes"), "{what}");
+        }
+    }
 }
