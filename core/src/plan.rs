@@ -232,6 +232,17 @@ pub fn plan_with_facts(
     for process in &mut processes {
         let table = prepared.flag_table(&process.program);
         explanation.extend(secret::redact(process, table));
+        explanation.extend(process.run_time_files.iter().map(|file| {
+            format!(
+                "{} of the {} process on {} is written at run time by {}: the plan does not \
+                 carry it, and `inferkit serve` starts the process only when it is already in \
+                 the run directory",
+                file.path.display(),
+                process.role.as_str(),
+                process.worker,
+                file.written_by
+            )
+        }));
     }
     Ok(assemble(&choice.spec, explanation, placement, processes))
 }

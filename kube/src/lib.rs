@@ -104,7 +104,8 @@ impl Export {
 /// Fails with a parameter error naming the option to set (`images`, `secret`, `name`), or
 /// `Unsupported` when the plan cannot run as pods (different devices on one node, workers
 /// whose pods would need different templates, symbolic-link launch files, a rank table on
-/// chips Ascend Operator does not write one for).
+/// chips Ascend Operator does not write one for, a file written at run time other than an
+/// AscendJob's rank table).
 pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Export> {
     let name = object_name(plan, options)?;
     let image = options.images.get(&plan.backend).ok_or_else(|| {

@@ -120,6 +120,22 @@ impl<'a> PodBuilder<'a> {
             (false, None) => Workload::LeaderWorkerSet,
             (false, Some(_)) => Workload::AscendJob,
         };
+        // A file written at run time has a writer on Kubernetes only where it is the rank
+        // table of an AscendJob (Ascend Operator's).
+        let unprovided = plan.processes.iter().find_map(|p| {
+            p.run_time_files.iter().find(|f| {
+                workload != Workload::AscendJob
+                    || Some(f.path.to_string_lossy().as_ref()) != rank_table
+            })
+        });
+        if let Some(file) = unprovided {
+            return Err(Error::unsupported(format!(
+                "the plan expects {} to be written at run time by {}: the Kubernetes export \
+                 provides only the HCCL rank table of an AscendJob",
+                file.path.display(),
+                file.written_by
+            )));
+        }
         let mut builder = PodBuilder {
             plan,
             options,

@@ -792,9 +792,8 @@ fn export_error(plan: &DeploymentPlan, options: &KubernetesOptions) -> String {
     export(plan, options).unwrap_err().to_string()
 }
 
-/// MindIE across two Atlas 800I A2 nodes (2 × 8 Ascend910B4, Qwen2.5-72B), planned by the real
-/// driver with the NPUs' RoCE addresses configured, as `inferkit serve` needs them.
-fn mindie_across_two_nodes() -> (DeploymentPlan, KubernetesOptions) {
+/// Two Atlas 800I A2 nodes of 8 Ascend910B4 each.
+fn atlas_2x8() -> Cluster {
     let node = |name: &str, address: &str| {
         let npus: Vec<_> = (0..8)
             .map(|i| {
@@ -805,10 +804,16 @@ fn mindie_across_two_nodes() -> (DeploymentPlan, KubernetesOptions) {
         json!({"name": name, "address": address, "os": "linux", "arch": "arm64",
                "cpu_cores": 192, "ram": {"total": 1024 * GIB, "used": 0}, "devices": npus})
     };
-    let cluster: Cluster = serde_json::from_value(
+    serde_json::from_value(
         json!({"workers": [node("atlas-01", "10.0.1.1"), node("atlas-02", "10.0.1.2")]}),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// MindIE across two Atlas 800I A2 nodes (2 × 8 Ascend910B4, Qwen2.5-72B), planned by the real
+/// driver with the NPUs' RoCE addresses configured, as `inferkit serve` needs them.
+fn mindie_across_two_nodes() -> (DeploymentPlan, KubernetesOptions) {
+    let cluster = atlas_2x8();
     let mindie = cluster
         .workers
         .iter()
@@ -1027,6 +1032,42 @@ fn the_start_step_waits_for_the_completed_rank_table_then_starts_the_daemon() {
         "{output:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same plan with the rank table left to run time (what `plan --format kubernetes`
+/// registers, needing no NPU address) exports the same objects, byte for byte: the export
+/// never used the plan's own rank table. A file written at run time that is not an
+/// AscendJob's rank table has no writer on Kubernetes and is refused.
+#[test]
+fn mindie_with_the_rank_table_left_to_run_time_exports_the_same_ascend_job() {
+    let (with_ips, options) = mindie_across_two_nodes();
+    let cluster = atlas_2x8();
+    let registry = inferkit::Registry::new()
+        .with(inferkit::mindie::MindIe::new().with_rank_table_at_run_time());
+    let mut spec = ModelSpec::local(repo("tests/fixtures/hf/Qwen2.5-72B-Instruct"));
+    spec.distributed_inference_across_workers = Some(true);
+    let at_run_time = inferkit::plan(&registry, &spec, &cluster, &PlanOptions::default()).unwrap();
+    assert!(
+        at_run_time
+            .processes
+            .iter()
+            .all(|p| !p.run_time_files.is_empty())
+    );
+    let yaml = |plan: &DeploymentPlan| {
+        let export = export(plan, &options).unwrap();
+        (export.to_yaml().unwrap(), export.notes)
+    };
+    assert_eq!(yaml(&at_run_time), yaml(&with_ips));
+
+    let mut elsewhere = at_run_time.clone();
+    for process in &mut elsewhere.processes {
+        process.run_time_files[0].path = "hccl/other.json".into();
+    }
+    let error = export_error(&elsewhere, &options);
+    assert!(
+        error.contains("expects hccl/other.json to be written at run time by Ascend Operator"),
+        "{error}"
+    );
 }
 
 /// MindIE across nodes on 310P cards: Ascend Operator writes rank tables for the 910 family

@@ -33,7 +33,46 @@ struct Group {
     /// View index of the main worker.
     main: usize,
     /// (view index, position in that view's devices), in the backend's device order.
-    members: Vec<(usize, usize)>,
+    members: Members,
+}
+
+/// A group's members: one device held in place, else a list. Single-device mode makes a group
+/// per device of the cluster, and a list of one would be an allocation per device (800,000 on
+/// a 100,000-worker fleet, issue 18).
+#[derive(Debug, Clone)]
+enum Members {
+    One([(usize, usize); 1]),
+    Many(Vec<(usize, usize)>),
+}
+
+impl Members {
+    /// The one member `(view, device)`.
+    fn one(member: (usize, usize)) -> Self {
+        Members::One([member])
+    }
+}
+
+impl std::ops::Deref for Members {
+    type Target = [(usize, usize)];
+
+    fn deref(&self) -> &[(usize, usize)] {
+        match self {
+            Members::One(one) => one,
+            Members::Many(many) => many,
+        }
+    }
+}
+
+impl From<Vec<(usize, usize)>> for Members {
+    fn from(members: Vec<(usize, usize)>) -> Self {
+        Members::Many(members)
+    }
+}
+
+impl FromIterator<(usize, usize)> for Members {
+    fn from_iter<I: IntoIterator<Item = (usize, usize)>>(members: I) -> Self {
+        Members::Many(members.into_iter().collect())
+    }
 }
 
 /// A group known to fit, with its score.
@@ -170,7 +209,7 @@ impl<'a> Search<'a> {
         let mut classes = DeviceClasses::default();
         // Workers and devices filtered out, by reason.
         let mut refused: BTreeMap<String, (Vec<String>, Vec<DeviceRef>)> = BTreeMap::new();
-        let mut views = Vec::new();
+        let mut views = Vec::with_capacity(cluster.workers.len());
         for worker in &cluster.workers {
             if let Some(reason) = self.worker_refusal(worker) {
                 refused
