@@ -478,17 +478,20 @@ fn eligible_vendors(spec: &ModelSpec, cluster: &Cluster) -> BTreeSet<Vendor> {
                 .iter()
                 .any(|id| id.worker == worker && id.index == index)
     };
-    cluster
-        .workers
-        .iter()
-        .filter(|w| selector_admits(&spec.worker_selector, w))
-        .flat_map(|w| {
-            w.devices
-                .iter()
-                .filter(move |d| selected(&w.name, d.index))
-                .map(|d| d.vendor.clone())
-        })
-        .collect()
+    // Inserted one by one, not collected: collecting gathers (and clones) every device's
+    // vendor before sorting them, 800k of them on a 100k-worker fleet, for a handful of vendors.
+    let mut vendors = BTreeSet::new();
+    for worker in &cluster.workers {
+        if !selector_admits(&spec.worker_selector, worker) {
+            continue;
+        }
+        for device in &worker.devices {
+            if selected(&worker.name, device.index) && !vendors.contains(&device.vendor) {
+                vendors.insert(device.vendor.clone());
+            }
+        }
+    }
+    vendors
 }
 
 /// Fills in what the user left to the backend and refuses what the backend cannot do
