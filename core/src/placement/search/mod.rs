@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use crate::backend::{Capabilities, Platform, SubordinateGrouping};
 use crate::estimate::{DeviceSlot, FitRequest, HostSlot, ResourceEstimate};
@@ -789,6 +789,7 @@ fn check_inventory(cluster: &Cluster) -> Result<()> {
     // Membership only: a hash set reports the same first repeated name as an ordered one,
     // without a tree search per worker.
     let mut names = HashSet::with_capacity(cluster.workers.len());
+    let mut indices = HashSet::new();
     for worker in &cluster.workers {
         if worker.devices.len() > MAX_DEVICES_PER_WORKER {
             return Err(Error::invalid_parameter(
@@ -807,7 +808,8 @@ fn check_inventory(cluster: &Cluster) -> Result<()> {
                 format!("two workers are named `{}`", worker.name),
             ));
         }
-        let mut indices = BTreeSet::new();
+        // One set for all workers, emptied for each: no set allocated per worker.
+        indices.clear();
         if let Some(device) = worker.devices.iter().find(|d| !indices.insert(d.index)) {
             return Err(Error::invalid_parameter(
                 "devices",
