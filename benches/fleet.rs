@@ -1,54 +1,88 @@
-//! Planning on a fleet of 100,000 workers × 8 GPUs read from its file, as
-//! `inferkit plan --cluster FILE` does (issue 18: under 2 s, and peak memory under 3× the file).
+//! JSON documents at scale (issue 18, point 6): planning on a fleet of 100,000 workers × 8 GPUs
+//! read from its file, as `inferkit plan --cluster FILE` does (target: under 2 s), and the peak
+//! heap memory of reading a 152 MB fleet file and a 58 MB `config.json` (target: under 3× the
+//! file).
 //!
 //! ```text
 //! cargo bench --bench fleet
 //! ```
 //!
-//! The fleet is `examples/clusters/fleet-1000x8.json` (written by
-//! `examples/clusters/make_fleet.py`: H100, A100 and L40S nodes with realistic existing
-//! allocations) repeated 100 times under new worker names, written once to a temporary file
-//! of about 150 MB. `make_fleet.py --workers 100000 --out FILE` writes a fleet of the same mix
-//! for measuring the command itself, peak memory included:
+//! Before the timings, the peak heap memory of one run of each benchmark is printed with its
+//! ratio to the input's size (a counting global allocator around the system one; the process's
+//! resident memory adds the allocator's own overhead and the program).
+//!
+//! The inputs are written on each run to Cargo's temporary directory for benchmarks
+//! (`target/tmp/`), where they stay for measuring the command itself:
+//!
+//! * `fleet-100000x8.json` (152 MB): `examples/clusters/fleet-1000x8.json` (written by
+//!   `examples/clusters/make_fleet.py`: H100, A100 and L40S nodes with realistic existing
+//!   allocations) repeated 100 times under new worker names;
+//! * `config-60mb/config.json` (58 MB): Llama-3.1-8B-Instruct's `config.json` with an
+//!   `id2label` and a `label2id` of 1.2 million labels each, as classification models carry
+//!   them (objects of many small entries: what a parsed JSON tree costs most for).
 //!
 //! ```text
-//! /usr/bin/time -f "%e s %M KB" inferkit plan --cluster FILE \
+//! /usr/bin/time -f "%e s %U user %M KB" target/release/inferkit plan \
+//!     --cluster target/tmp/fleet-100000x8.json \
 //!     tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf
+//! /usr/bin/time -f "%e s %U user %M KB" target/release/inferkit inspect target/tmp/config-60mb
 //! ```
 //!
-//! * `read`: the cluster file into a [`Cluster`].
+//! * `read`: the fleet file into a [`Cluster`].
 //! * `read_and_plan`: that, then a plan of Qwen2.5-0.5B-Instruct Q4_K_M on llama-box over all
 //!   800,000 GPUs.
+//! * `read_config`: the 58 MB `config.json`'s directory as `inspect` opens it (the typed
+//!   config; no weights).
 
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use divan::Bencher;
+use inferkit::hf::HfModel;
 use inferkit::{
     Cluster, ModelFacts, ModelSpec, PlacementMode, PlanOptions, default_registry, plan_with_facts,
 };
 
+#[path = "support/peak_alloc.rs"]
+mod peak_alloc;
+use peak_alloc::{PeakAlloc, peak_extra};
+
+#[global_allocator]
+static ALLOC: divan::AllocProfiler<PeakAlloc> = divan::AllocProfiler::new(PeakAlloc);
+
 fn main() {
+    print_peak_memory();
     divan::main();
 }
 
 /// Copies of the 1,000-worker fleet.
 const COPIES: usize = 100;
 
-/// The fleet file, written on first use into a directory removed when the benchmark ends.
-static FLEET: LazyLock<(tempfile::TempDir, PathBuf)> = LazyLock::new(|| {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("fleet-100000x8.json");
+/// Labels in each of the big config's `id2label` and `label2id`.
+const LABELS: usize = 1_200_000;
+
+/// The fleet file, written on first use.
+static FLEET: LazyLock<PathBuf> = LazyLock::new(|| {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fleet-100000x8.json");
     write_fleet(&path);
-    (dir, path)
+    path
+});
+
+/// The directory of the big `config.json`, written on first use.
+static CONFIG_DIR: LazyLock<PathBuf> = LazyLock::new(|| {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("config-60mb");
+    std::fs::create_dir_all(&dir).expect("config directory");
+    write_config(&dir.join("config.json"));
+    dir
 });
 
 /// Writes [`COPIES`] copies of `fleet-1000x8.json`, worker names suffixed with the copy.
 fn write_fleet(path: &Path) {
     let base = Cluster::from_json_file(Path::new("examples/clusters/fleet-1000x8.json"))
         .expect("run examples/clusters/make_fleet.py");
-    let mut out = BufWriter::new(std::fs::File::create(path).expect("fleet file"));
+    let mut out = BufWriter::new(File::create(path).expect("fleet file"));
     out.write_all(b"{\"workers\": [\n").unwrap();
     for copy in 0..COPIES {
         for (n, worker) in base.workers.iter().enumerate() {
@@ -64,24 +98,81 @@ fn write_fleet(path: &Path) {
     out.flush().unwrap();
 }
 
-#[divan::bench(sample_count = 5, sample_size = 1)]
-fn read(bencher: Bencher) {
-    let path = &FLEET.1;
-    bencher.bench(|| Cluster::from_json_file(path).expect("the fleet"));
+/// Writes Llama-3.1-8B-Instruct's `config.json` with [`LABELS`] labels in `id2label` and
+/// `label2id`.
+fn write_config(path: &Path) {
+    let base = std::fs::read_to_string("tests/fixtures/hf/Llama-3.1-8B-Instruct/config.json")
+        .expect("fixture");
+    let head = base.trim_end().strip_suffix('}').expect("a JSON object");
+    let mut out = BufWriter::new(File::create(path).expect("config file"));
+    write!(out, "{head},\n  \"id2label\": {{").unwrap();
+    for n in 0..LABELS {
+        let sep = if n == 0 { "" } else { "," };
+        write!(out, "{sep}\"{n}\": \"LABEL_{n}\"").unwrap();
+    }
+    write!(out, "}},\n  \"label2id\": {{").unwrap();
+    for n in 0..LABELS {
+        let sep = if n == 0 { "" } else { "," };
+        write!(out, "{sep}\"LABEL_{n}\": {n}").unwrap();
+    }
+    out.write_all(b"}\n}\n").unwrap();
+    out.flush().unwrap();
 }
 
-#[divan::bench(sample_count = 5, sample_size = 1)]
-fn read_and_plan(bencher: Bencher) {
-    let path = &FLEET.1;
+fn read_fleet() -> Cluster {
+    Cluster::from_json_file(&FLEET).expect("the fleet")
+}
+
+/// Reads the fleet and plans Qwen2.5-0.5B-Instruct Q4_K_M on it with llama-box.
+fn read_and_plan() -> inferkit::DeploymentPlan {
     let registry = default_registry();
     let spec = ModelSpec::local("tests/fixtures/gguf/qwen2.5-0.5b-instruct-Q4_K_M.header.gguf");
     let facts = ModelFacts::read(&spec.source).expect("fixture");
-    let options = PlanOptions::default();
-    bencher.bench(|| {
-        let fleet = Cluster::from_json_file(path).expect("the fleet");
-        assert_eq!(fleet.workers.len(), COPIES * 1000);
-        let plan = plan_with_facts(&registry, &facts, &spec, &fleet, &options).expect("a plan");
-        assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
-        plan
-    });
+    let fleet = read_fleet();
+    assert_eq!(fleet.workers.len(), COPIES * 1000);
+    let plan =
+        plan_with_facts(&registry, &facts, &spec, &fleet, &PlanOptions::default()).expect("a plan");
+    assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
+    plan
+}
+
+/// The model directory of the big `config.json`, as `inspect` opens it.
+fn read_config() -> HfModel {
+    HfModel::open(&CONFIG_DIR).expect("the config")
+}
+
+fn print_peak_memory() {
+    let fleet = std::fs::metadata(&*FLEET).expect("fleet file").len();
+    let config = std::fs::metadata(CONFIG_DIR.join("config.json"))
+        .expect("config file")
+        .len();
+    println!("peak heap memory of one run, against its input (target: under 3x):");
+    let rows = [
+        ("read", fleet, peak_extra(read_fleet)),
+        ("read_and_plan", fleet, peak_extra(read_and_plan)),
+        ("read_config", config, peak_extra(read_config)),
+    ];
+    for (name, input, peak) in rows {
+        println!(
+            "  {name:<14} {:>7.1} MB of {:>6.1} MB: {:.2}x",
+            peak as f64 / 1e6,
+            input as f64 / 1e6,
+            peak as f64 / input as f64
+        );
+    }
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn read(bencher: Bencher) {
+    bencher.bench(read_fleet);
+}
+
+#[divan::bench(name = "read_and_plan", sample_count = 5, sample_size = 1)]
+fn plan(bencher: Bencher) {
+    bencher.bench(read_and_plan);
+}
+
+#[divan::bench(name = "read_config", sample_count = 5, sample_size = 1)]
+fn config(bencher: Bencher) {
+    bencher.bench(read_config);
 }

@@ -54,6 +54,11 @@ pub struct KubernetesArgs {
     /// volume when its mount path holds the plan's Hugging Face cache, else to an emptyDir.
     #[arg(long, value_name = "IMAGE", default_value = inferkit_kube::DEFAULT_DOWNLOAD_IMAGE)]
     pub download_image: String,
+
+    /// The Volcano queue of an AscendJob (MindIE across workers, which runs under
+    /// MindCluster's Ascend Operator and Volcano).
+    #[arg(long, value_name = "QUEUE", default_value = "default")]
+    pub volcano_queue: String,
 }
 
 impl KubernetesArgs {
@@ -77,6 +82,7 @@ impl KubernetesArgs {
             model_volume,
             secret: self.secret.clone(),
             download_image: self.download_image.clone(),
+            volcano_queue: self.volcano_queue.clone(),
         }
     }
 }

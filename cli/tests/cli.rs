@@ -456,6 +456,133 @@ fn plan_writes_kubernetes_manifests_and_says_what_it_dropped() {
     assert!(text(&no_image.stderr).contains("--image llama-box=IMAGE"));
 }
 
+const QWEN_72B: &str = "tests/fixtures/hf/Qwen2.5-72B-Instruct";
+const ASCEND_2X8: &str = "examples/clusters/ascend-910b.json";
+const MINDIE_IMAGE: &str = "ascend-mindie=swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.0.RC1-800I-A2-py311-openeuler24.03-lts";
+
+/// A JSON schema file of the kube crate's fixtures (`kube/tests/fixtures/schemas`), compiled;
+/// `$ref`s into Kubernetes' definitions resolve.
+fn schema(file: &str) -> (boon::Schemas, boon::SchemaIndex) {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kube/tests/fixtures/schemas");
+    let read = |path: std::path::PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource(
+            "https://kubernetes.io/api/_definitions.json",
+            read(dir.join("k8s-v1.37/_definitions.json")),
+        )
+        .unwrap();
+    let url = format!("https://inferkit.invalid/{file}");
+    compiler.add_resource(&url, read(dir.join(file))).unwrap();
+    let index = compiler.compile(&url, &mut schemas).unwrap();
+    (schemas, index)
+}
+
+/// MindIE across two nodes from the command line: with `--format kubernetes` Ascend Operator
+/// writes the rank table, so the plan needs no NPU addresses and comes out as an AscendJob of
+/// a Master and a Worker; without it the refusal says how to get that plan. Qwen2.5-72B
+/// (135 GiB of weights) with `--npu-memory-fraction 0.25` does not fit one node's 8 x 16 GiB.
+#[test]
+fn mindie_across_two_nodes_is_an_ascend_job_only_for_kubernetes() {
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan", QWEN_72B, "--cluster", ASCEND_2X8, "--backend"];
+        args.extend(["ascend-mindie", "--image", MINDIE_IMAGE]);
+        args.extend(extra);
+        args.extend(["--", "--npu-memory-fraction", "0.25"]);
+        run(&args)
+    };
+    let out = plan(&["--distributed", "--format", "kubernetes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    let objects: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&yaml)
+        .map(|document| serde::Deserialize::deserialize(document).unwrap())
+        .collect();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "ConfigMap",
+            "ConfigMap",
+            "AscendJob",
+            "Service"
+        ]
+    );
+    let job = &objects[3];
+    let (schemas, index) = schema("ascendjob-v1.json");
+    if let Err(error) = schemas.validate(job, index) {
+        panic!("the AscendJob does not match its CRD: {error:#}");
+    }
+    let (schemas, index) = schema("k8s-v1.37/podtemplatespec-v1.json");
+    for (replica, count) in [("Master", 1), ("Worker", 1)] {
+        let spec = &job["spec"]["replicaSpecs"][replica];
+        assert_eq!(spec["replicas"], count, "{replica}");
+        if let Err(error) = schemas.validate(&spec["template"], index) {
+            panic!("the {replica} template is no PodTemplateSpec: {error:#}");
+        }
+        let container = &spec["template"]["spec"]["containers"][0];
+        assert_eq!(
+            container["resources"]["requests"]["huawei.com/Ascend910"],
+            "8"
+        );
+        let env = container["env"].as_array().unwrap();
+        let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| &e["value"]);
+        let operators = "/user/serverid/devindex/config/hccl.json";
+        assert_eq!(value("RANK_TABLE_FILE").unwrap(), operators, "{replica}");
+        assert_eq!(value("WORLD_SIZE").unwrap(), "16", "{replica}");
+    }
+    assert_eq!(
+        objects[2]["metadata"]["name"],
+        "rings-config-qwen2-5-72b-instruct"
+    );
+    // The plan carries no rank table of its own: nothing names one, nor an NPU's address.
+    assert!(
+        !yaml.contains("ranktable.json") && !yaml.contains("device_ip"),
+        "{yaml}"
+    );
+    let notes = text(&out.stderr);
+    assert!(
+        notes.contains("note: an AscendJob of 1 Master and 1 Worker pod(s)"),
+        "{notes}"
+    );
+
+    // Without --format kubernetes MindIE stays on one node, and says how to span two.
+    let hint = "ascend-mindie runs this across 2 workers with --distributed --format kubernetes";
+    for extra in [&["--distributed"][..], &[], &["--format", "json"]] {
+        let refused = plan(extra);
+        assert_eq!(refused.status.code(), Some(1), "{extra:?}");
+        let stderr = text(&refused.stderr);
+        assert!(stderr.contains(hint), "{extra:?}: {stderr}");
+        assert!(stderr.contains("`inferkit serve` runs ascend-mindie on one node only"));
+    }
+    // Where one node holds it, --distributed is refused with the way to one node.
+    let refused = run(&[
+        "plan",
+        QWEN_72B,
+        "--cluster",
+        ASCEND_2X8,
+        "--backend",
+        "ascend-mindie",
+        "--distributed",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains(
+            "ascend-mindie runs this on one node: leave out --distributed (ascend-mindie spans \
+             workers only with --format kubernetes"
+        ),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
 /// Names from a cluster file reach the terminal escaped: a worker or device named with escape
 /// sequences (retitle the window, clear the screen, colour) prints `\x1b`, not ESC. The JSON
 /// output keeps the names as they are (JSON escapes control characters itself).

@@ -84,6 +84,48 @@ fn the_dry_run_refuses_what_the_real_run_refuses_and_hides_secrets() {
     );
 }
 
+/// A process reading a file written at run time (MindIE's rank table on Kubernetes) is not
+/// started, nor shown as startable, while the file is missing from the run directory.
+#[test]
+fn serve_refuses_a_plan_whose_run_time_file_is_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_plan(dir.path());
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    plan["processes"][0]["run_time_files"] =
+        serde_json::json!([{"path": "ranktable.json", "written_by": "Ascend Operator"}]);
+    std::fs::write(&path, plan.to_string()).unwrap();
+    let run_dir = dir.path().join("run");
+    let args = [
+        "serve",
+        path.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+    ];
+    for dry_run in [true, false] {
+        let mut args = args.to_vec();
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let refused = run(&args);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        let error = text(&refused.stderr);
+        assert!(
+            error.contains("ranktable.json is written at run time by Ascend Operator"),
+            "{error}"
+        );
+        assert!(!run_dir.exists(), "{args:?}");
+    }
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(run_dir.join("ranktable.json"), "{}").unwrap();
+    let mut dry_run = args.to_vec();
+    dry_run.push("--dry-run");
+    let shown = run(&dry_run);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+}
+
 #[test]
 fn stdout_write_errors_in_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();

@@ -148,6 +148,7 @@ mod tests {
             args: args.iter().map(|a| a.to_string()).collect(),
             env: BTreeMap::new(),
             files: Vec::new(),
+            run_time_files: Vec::new(),
             health: None,
         }
     }

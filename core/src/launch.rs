@@ -111,6 +111,18 @@ pub struct LaunchFile {
     pub link_to: Option<PathBuf>,
 }
 
+/// A file a process reads that the plan cannot write: something on the target writes it at
+/// run time (Ascend Operator writes the HCCL rank table of a MindIE job on Kubernetes). The
+/// launcher starts the process only when the file is already in the run directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RunTimeFile {
+    /// Path relative to the run directory, as the process's environment or config names it.
+    pub path: PathBuf,
+    /// What writes it, and where (for the user: `Ascend Operator, on Kubernetes`).
+    pub written_by: String,
+}
+
 /// How to tell that a process is ready to serve.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -140,6 +152,10 @@ pub struct LaunchSpec {
     /// Files to write into the run directory first.
     #[serde(default)]
     pub files: Vec<LaunchFile>,
+    /// Files the process reads that are written at run time by something else, not by the
+    /// launcher ([`RunTimeFile`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_time_files: Vec<RunTimeFile>,
     /// Readiness check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
@@ -161,6 +177,7 @@ impl LaunchSpec {
             args,
             env: BTreeMap::new(),
             files: Vec::new(),
+            run_time_files: Vec::new(),
             health: None,
         }
     }
@@ -227,6 +244,7 @@ mod tests {
             ],
             env: BTreeMap::new(),
             files: vec![],
+            run_time_files: vec![],
             health: None,
         };
         assert_eq!(

@@ -42,7 +42,7 @@ pub use inferkit_formats::{facts, files, gguf, hf};
 pub use inventory::{
     Allocation, ChipFamily, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory,
 };
-pub use launch::{HealthCheck, LaunchFile, LaunchSpec, ProcessRole};
+pub use launch::{HealthCheck, LaunchFile, LaunchSpec, ProcessRole, RunTimeFile};
 pub use model::{Category, ModelSource, ModelSpec};
 pub use placement::{
     Candidate, DeviceRef, Placement, PlacementOptions, PlacementRequest, PlacementStrategy,

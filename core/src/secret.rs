@@ -213,6 +213,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             files: Vec::new(),
+            run_time_files: Vec::new(),
             health: None,
         }
     }

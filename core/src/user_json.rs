@@ -11,7 +11,18 @@ use serde::de::DeserializeOwned;
 
 use crate::flags::suggest::closest;
 use crate::{Error, Result};
-use inferkit_formats::files::json_error;
+use inferkit_formats::files::{json_error, read_json_file};
+
+/// Reads the JSON file at `path` (at most `max` bytes) as a `T`, as it parses it: the text is
+/// not held whole ([`read_json_file`]).
+pub fn from_file<T: DeserializeOwned>(path: &Path, max: u64) -> Result<T> {
+    read_json_file(
+        path,
+        max,
+        |input| T::deserialize(input),
+        |text, e| parse_error(text, path, e),
+    )
+}
 
 /// Parses `text` as a `T`; `origin` names the source in errors.
 pub fn from_str<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {

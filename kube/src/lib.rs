@@ -6,8 +6,10 @@
 //! A plan on one worker becomes a Deployment (one replica) and a Service on the plan's port; a
 //! plan across workers becomes a [LeaderWorkerSet](lws::LeaderWorkerSet) whose leader pod runs
 //! the main worker's processes and whose worker pods run the subordinates (Ray nodes, RPC
-//! servers), plus a Service on the leader. Launch files become a ConfigMap mounted in the
-//! process's working directory.
+//! servers), plus a Service on the leader. A plan whose workers share an HCCL rank table
+//! (MindIE across nodes) becomes an [AscendJob](ascend_job::AscendJob) of MindCluster's Ascend
+//! Operator, which writes that table once the pods run, plus a Service on its Master pod.
+//! Launch files become a ConfigMap mounted in the process's working directory.
 //!
 //! Pods ask for accelerators by count (`nvidia.com/gpu: 2`): under a device plugin a pod cannot
 //! choose which of a node's devices it gets, so the plan's device indexes are dropped and the
@@ -27,6 +29,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod ascend_job;
 mod download;
 pub mod lws;
 mod options;
@@ -48,8 +51,11 @@ use serde::{Deserialize, Serialize};
 pub use k8s_openapi;
 pub use options::{DEFAULT_DOWNLOAD_IMAGE, KubernetesOptions, ModelVolume};
 
+use crate::ascend_job::{
+    AscendJob, AscendJobSpec, ReplicaSpec, ReplicaType, RunPolicy, SchedulingPolicy,
+};
 use crate::lws::{LeaderWorkerSet, LeaderWorkerSetSpec, LeaderWorkerTemplate, RestartPolicy};
-use crate::pod::{PodBuilder, PodRole};
+use crate::pod::{PodBuilder, PodRole, Workload};
 
 /// Label every object and pod carries with the deployment's name.
 const NAME_LABEL: &str = "app.kubernetes.io/name";
@@ -58,8 +64,10 @@ const NAME_LABEL: &str = "app.kubernetes.io/name";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Object {
-    /// Launch files of one pod template.
+    /// Launch files of one pod template, or the rank table Ascend Operator fills in.
     ConfigMap(Box<ConfigMap>),
+    /// The pods of a plan across workers that share an HCCL rank table.
+    AscendJob(Box<AscendJob>),
     /// The pods of a plan on one worker.
     Deployment(Box<Deployment>),
     /// The pods of a plan across workers.
@@ -95,9 +103,10 @@ impl Export {
 ///
 /// Fails with a parameter error naming the option to set (`images`, `secret`, `name`), or
 /// `Unsupported` when the plan cannot run as pods (different devices on one node, workers
-/// whose pods would need different templates, symbolic-link launch files).
+/// whose pods would need different templates, symbolic-link launch files, a rank table on
+/// chips Ascend Operator does not write one for, a file written at run time other than an
+/// AscendJob's rank table).
 pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Export> {
-    refuse_rank_table_across_nodes(plan)?;
     let name = object_name(plan, options)?;
     let image = options.images.get(&plan.backend).ok_or_else(|| {
         Error::invalid_parameter(
@@ -117,10 +126,32 @@ pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Expo
     let mut objects = Vec::new();
     let leader = builder.pod(PodRole::Leader)?;
     let service_port = main.health.as_ref().map_or(0, |h| h.port);
-    let (workload, service_name) = if builder.subordinates().is_empty() {
+    let (workload, service_name) = if builder.workload() == Workload::Deployment {
         objects.extend(leader.config_map.map(|c| Object::ConfigMap(Box::new(c))));
         let deployment = deployment(&name, options, leader.template);
         (Object::Deployment(Box::new(deployment)), name.clone())
+    } else if builder.workload() == Workload::AscendJob {
+        let worker = builder.pod(PodRole::Worker)?;
+        objects.extend(leader.config_map.map(|c| Object::ConfigMap(Box::new(c))));
+        objects.extend(worker.config_map.map(|c| Object::ConfigMap(Box::new(c))));
+        let workers = i32::try_from(builder.subordinates().len())
+            .map_err(|_| Error::unsupported("too many workers for one job"))?;
+        let ring_controller = builder.ring_controller()?;
+        objects.push(Object::ConfigMap(Box::new(rank_table_config_map(
+            &builder.rank_table_config_map(),
+            &name,
+            options,
+            ring_controller,
+        ))));
+        let job = ascend_job(
+            &name,
+            options,
+            ring_controller,
+            leader.template,
+            worker.template,
+            workers,
+        );
+        (Object::AscendJob(Box::new(job)), name.clone())
     } else {
         let worker = builder.pod(PodRole::Worker)?;
         objects.extend(leader.config_map.map(|c| Object::ConfigMap(Box::new(c))));
@@ -165,65 +196,6 @@ pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Expo
     })
 }
 
-/// The variable through which MindIE (and HCCL) read their rank table.
-const RANK_TABLE_VARIABLE: &str = "RANK_TABLE_FILE";
-
-/// Refuses a plan whose processes on several workers share an HCCL rank table (MindIE across
-/// nodes), naming what a cluster would have to provide and how to run it instead.
-///
-/// What the research found (sources in the message's order):
-/// - the table lists every NPU's physical `device_id` and RoCE `device_ip` per server, and
-///   MindIE matches its own server by `container_ip` against `MIES_CONTAINER_IP`, the pod's IP
-///   (MindIE Server installation guide, "多机推理" / "Multi-Node Inference", hiascend.com
-///   mindie_instg_0027; CANN HCCL guide, "ranktable文件配置资源信息"). Which NPUs and which pod
-///   IP a pod gets is known only once it runs.
-/// - in a cluster, MindCluster's ascend-device-plugin writes a pod's NPUs with their
-///   `device_ip` into its annotation `ascend.kubectl.kubernetes.io/ascend-910-configuration`,
-///   and MindCluster's Ascend Operator assembles them into `hccl.json` (a ConfigMap
-///   `rings-config-NAME`, or a file under `/user/mindx-dl/ranktable`, mounted at
-///   `/user/serverid/devindex/config`) for an AscendJob, a Volcano Job, or a Deployment or
-///   StatefulSet labelled `ring-controller.atlas` (gitee.com/ascend/mind-cluster,
-///   `component/ascend-operator/pkg/ranktable/plugins.go`, `controllers/v1/consts.go`).
-///   A LeaderWorkerSet runs its leader and its workers as separate StatefulSets, so no table
-///   would hold all the NPUs of a group.
-/// - the Operator numbers the pods' ranks as they are allocated, and MindIE's master, the
-///   only instance that takes requests, is the server holding `rank_id` 0 (the same MindIE
-///   guide): which pod serves is decided at run time, and no Service written beforehand can
-///   select it. MindIE's own Kubernetes deployment (MindIE Motor, an AscendJob whose boot
-///   script waits for `hccl.json` to be `completed`) routes requests through its coordinator.
-fn refuse_rank_table_across_nodes(plan: &DeploymentPlan) -> Result<()> {
-    let across = plan.processes.iter().any(|p| !p.role.is_main());
-    let rank_table = plan
-        .processes
-        .iter()
-        .any(|p| p.env.contains_key(RANK_TABLE_VARIABLE));
-    if !(across && rank_table) {
-        return Ok(());
-    }
-    Err(Error::unsupported(format!(
-        "{} across {} workers reads an HCCL rank table ({RANK_TABLE_VARIABLE}) naming every \
-         NPU's physical device_id and RoCE device_ip and each server's pod IP \
-         (MIES_CONTAINER_IP); under Kubernetes these are known only once the pods run, and the \
-         export cannot write them. What provides them: MindCluster's ascend-device-plugin \
-         (the pod annotation ascend.kubectl.kubernetes.io/ascend-910-configuration) and Ascend \
-         Operator, which writes hccl.json into /user/serverid/devindex/config for an \
-         AscendJob, Volcano Job, Deployment or StatefulSet labelled ring-controller.atlas, not \
-         for a LeaderWorkerSet; and MindIE's master (rank_id 0, the only instance taking \
-         requests) is then chosen at run time, so no Service can name it beforehand. Install \
-         MindCluster (ascend-device-plugin, Ascend Operator, Volcano) and deploy MindIE across \
-         nodes as MindIE documents it (MindIE Motor, an AscendJob), or run this plan with \
-         `inferkit serve` on workers {}; a plan on one worker exports as a Deployment",
-        plan.backend,
-        plan.placement.workers.len(),
-        plan.placement
-            .workers
-            .iter()
-            .map(|w| w.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    )))
-}
-
 /// The objects' name: the user's, or the model's made a DNS label. LeaderWorkerSet pods are
 /// named `NAME-GROUP-INDEX`, which must stay a DNS label too, hence the 50-character limit.
 fn object_name(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<String> {
@@ -261,6 +233,79 @@ fn object_name(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Str
         ));
     }
     Ok(name)
+}
+
+/// The ConfigMap Ascend Operator writes the rank table into, created as MindCluster's guide
+/// creates it: `hccl.json` holding `{"status":"initializing"}`, labelled with the chip product.
+fn rank_table_config_map(
+    config_map: &str,
+    name: &str,
+    options: &KubernetesOptions,
+    ring_controller: &str,
+) -> ConfigMap {
+    let mut meta = metadata(name, options);
+    meta.name = Some(config_map.to_string());
+    meta.labels.get_or_insert_default().insert(
+        ascend_job::RING_CONTROLLER_LABEL.to_string(),
+        ring_controller.to_string(),
+    );
+    ConfigMap {
+        metadata: meta,
+        data: Some(BTreeMap::from([(
+            ascend_job::RANK_TABLE_KEY.to_string(),
+            "{\"status\":\"initializing\"}\n".to_string(),
+        )])),
+        ..ConfigMap::default()
+    }
+}
+
+/// A MindIE Server AscendJob as MindCluster's guide writes one: the PyTorch framework label,
+/// MindIE Motor's `app` and `jobID` (so the operator injects no training variables), Volcano
+/// placing the whole gang, one Master pod and `workers` Worker pods, restarted in place
+/// (`Always`, as the guide's MindIE Server jobs are).
+fn ascend_job(
+    name: &str,
+    options: &KubernetesOptions,
+    ring_controller: &str,
+    master: PodTemplateSpec,
+    worker: PodTemplateSpec,
+    workers: i32,
+) -> AscendJob {
+    let mut meta = metadata(name, options);
+    meta.labels.get_or_insert_default().extend([
+        ("framework".to_string(), "pytorch".to_string()),
+        (
+            ascend_job::APP_LABEL.to_string(),
+            ascend_job::MINDIE_SERVER_APP.to_string(),
+        ),
+        (ascend_job::JOB_ID_LABEL.to_string(), name.to_string()),
+        (
+            ascend_job::RING_CONTROLLER_LABEL.to_string(),
+            ring_controller.to_string(),
+        ),
+    ]);
+    let replicas = |count: i32, template: PodTemplateSpec| ReplicaSpec {
+        replicas: Some(count),
+        restart_policy: Some("Always".to_string()),
+        template,
+    };
+    AscendJob::new(
+        meta,
+        AscendJobSpec {
+            run_policy: RunPolicy {
+                scheduling_policy: Some(SchedulingPolicy {
+                    min_available: Some(workers + 1),
+                    queue: Some(options.volcano_queue.clone()),
+                }),
+            },
+            success_policy: Some("AllWorkers".to_string()),
+            scheduler_name: Some("volcano".to_string()),
+            replica_specs: BTreeMap::from([
+                (ReplicaType::Master, replicas(1, master)),
+                (ReplicaType::Worker, replicas(workers, worker)),
+            ]),
+        },
+    )
 }
 
 /// Metadata of a top-level object.

@@ -33,6 +33,8 @@ pub struct KubernetesOptions {
     /// `downloads`) before the backend starts; it needs `sh`, `curl`, `sha256sum` and `stat`.
     /// Default [`DEFAULT_DOWNLOAD_IMAGE`].
     pub download_image: String,
+    /// The Volcano queue of an AscendJob (MindIE across nodes; default `default`).
+    pub volcano_queue: String,
 }
 
 /// The public image with `curl`, a shell and `sha256sum` (Alpine's BusyBox) the download init
@@ -51,6 +53,7 @@ impl Default for KubernetesOptions {
             model_volume: None,
             secret: None,
             download_image: DEFAULT_DOWNLOAD_IMAGE.to_string(),
+            volcano_queue: "default".to_string(),
         }
     }
 }

@@ -20,6 +20,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::ascend_job::{self, CONTAINER_NAME, RANK_TABLE_DIR, RANK_TABLE_KEY};
 use crate::download;
 use crate::lws::{LEADER_ADDRESS_VARIABLE, SET_NAME_LABEL, WORKER_INDEX_LABEL};
 use crate::{KubernetesOptions, ModelVolume, NAME_LABEL, name_labels, secret_env};
@@ -37,6 +38,26 @@ const RAY_WORKER: &str = "ray_worker";
 const POD_IP_VARIABLE: &str = "INFERKIT_POD_IP";
 /// Annotation saying which devices a pod asks for, and that any identical ones will do.
 const DEVICES_ANNOTATION: &str = "inferkit.dev/devices";
+/// Label telling the pod that serves the API (`server`) from the others (`worker`).
+const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+/// The variable through which MindIE (and HCCL) read their rank table.
+pub(crate) const RANK_TABLE_VARIABLE: &str = "RANK_TABLE_FILE";
+/// MindIE's variable for the address of a server on bare metal, which a container deployment
+/// must not set (MindIE install guide, "多机推理", hiascend `mindie_instg_0026`/`0027`: "容器部署时
+/// 不配置"); a pod's address is `MIES_CONTAINER_IP`.
+const HOST_IP_VARIABLE: &str = "HOST_IP";
+
+/// The workload a plan becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Workload {
+    /// One worker: a Deployment of one pod.
+    Deployment,
+    /// Several workers that find each other by address: a LeaderWorkerSet.
+    LeaderWorkerSet,
+    /// Several workers sharing an HCCL rank table (MindIE across nodes): an AscendJob, whose
+    /// operator writes the table.
+    AscendJob,
+}
 
 /// Which pod template to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +92,9 @@ pub(crate) struct PodBuilder<'a> {
     main_worker: &'a str,
     leader: Vec<&'a LaunchSpec>,
     subordinates: Vec<&'a LaunchSpec>,
+    workload: Workload,
+    /// The rank table the plan's processes read ([`RANK_TABLE_VARIABLE`]), as the plan names it.
+    rank_table: Option<&'a str>,
     /// The plan's `(address, port)` of every process in a multi-pod plan → where it is reached
     /// from a pod.
     endpoints: BTreeMap<(String, u16), Endpoint>,
@@ -86,6 +110,32 @@ impl<'a> PodBuilder<'a> {
     ) -> Result<Self> {
         let (leader, subordinates): (Vec<_>, Vec<_>) =
             plan.processes.iter().partition(|p| p.worker == main_worker);
+        let rank_table = plan
+            .processes
+            .iter()
+            .find_map(|p| p.env.get(RANK_TABLE_VARIABLE))
+            .map(String::as_str);
+        let workload = match (subordinates.is_empty(), rank_table) {
+            (true, _) => Workload::Deployment,
+            (false, None) => Workload::LeaderWorkerSet,
+            (false, Some(_)) => Workload::AscendJob,
+        };
+        // A file written at run time has a writer on Kubernetes only where it is the rank
+        // table of an AscendJob (Ascend Operator's).
+        let unprovided = plan.processes.iter().find_map(|p| {
+            p.run_time_files.iter().find(|f| {
+                workload != Workload::AscendJob
+                    || Some(f.path.to_string_lossy().as_ref()) != rank_table
+            })
+        });
+        if let Some(file) = unprovided {
+            return Err(Error::unsupported(format!(
+                "the plan expects {} to be written at run time by {}: the Kubernetes export \
+                 provides only the HCCL rank table of an AscendJob",
+                file.path.display(),
+                file.written_by
+            )));
+        }
         let mut builder = PodBuilder {
             plan,
             options,
@@ -94,9 +144,12 @@ impl<'a> PodBuilder<'a> {
             main_worker,
             leader,
             subordinates,
+            workload,
+            rank_table,
             endpoints: BTreeMap::new(),
         };
-        if !builder.subordinates.is_empty() {
+        // The pods of an AscendJob find each other through the rank table, not by address.
+        if builder.workload == Workload::LeaderWorkerSet {
             builder.endpoints = builder.endpoints()?;
         }
         Ok(builder)
@@ -107,16 +160,47 @@ impl<'a> PodBuilder<'a> {
         &self.subordinates
     }
 
-    /// Labels selecting the pod that serves the API.
+    /// The workload the plan becomes.
+    pub fn workload(&self) -> Workload {
+        self.workload
+    }
+
+    /// Labels selecting the pod that serves the API. In an AscendJob that is the Master pod,
+    /// which the operator ranks 0, making it MindIE's master node (see [`ascend_job`]).
     pub fn leader_selector(&self) -> BTreeMap<String, String> {
-        if self.subordinates.is_empty() {
-            BTreeMap::from([(NAME_LABEL.to_string(), self.name.to_string())])
-        } else {
-            BTreeMap::from([
+        match self.workload {
+            Workload::Deployment => {
+                BTreeMap::from([(NAME_LABEL.to_string(), self.name.to_string())])
+            }
+            Workload::LeaderWorkerSet => BTreeMap::from([
                 (SET_NAME_LABEL.to_string(), self.name.to_string()),
                 (WORKER_INDEX_LABEL.to_string(), "0".to_string()),
-            ])
+            ]),
+            Workload::AscendJob => BTreeMap::from([
+                (NAME_LABEL.to_string(), self.name.to_string()),
+                (COMPONENT_LABEL.to_string(), "server".to_string()),
+            ]),
         }
+    }
+
+    /// The `ring-controller.atlas` label of the plan's NPUs, for an AscendJob.
+    pub fn ring_controller(&self) -> Result<&'static str> {
+        let chip = self
+            .plan
+            .placement
+            .workers
+            .iter()
+            .flat_map(|w| &w.devices)
+            .map(|d| d.name.as_str())
+            .next()
+            .unwrap_or_default();
+        ascend_job::ring_controller(chip).ok_or_else(|| {
+            Error::unsupported(format!(
+                "the plan shares an HCCL rank table across workers on {chip:?}, which \
+                 MindCluster's Ascend Operator writes rank tables for only on Ascend 910 \
+                 products (ring-controller.atlas ascend-910 or ascend-910b)"
+            ))
+        })
     }
 
     /// Leader processes are reached at `$(LWS_LEADER_ADDRESS)` on their own ports; worker `i`
@@ -205,6 +289,25 @@ impl<'a> PodBuilder<'a> {
         container.resources = resources(role, claim, devices, resource.as_deref());
         let mut volumes = Vec::new();
         let mut mounts = Vec::new();
+        if self.workload == Workload::AscendJob {
+            // The operator reads NPU *requests* from the job's templates, which no API server
+            // defaults from limits (a custom resource), to rank the Master pod 0.
+            if let Some(resources) = &mut container.resources {
+                let limits = resources.limits.clone().unwrap_or_default();
+                resources.requests.get_or_insert_default().extend(limits);
+            }
+            // The whole ConfigMap as a directory: the kubelet updates such a mount when the
+            // operator rewrites the table (it never updates a subPath mount).
+            volumes.push(Volume {
+                name: "rank-table".to_string(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: self.rank_table_config_map(),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+            mounts.push(mount("rank-table", RANK_TABLE_DIR, true));
+        }
         let uses_ray = processes
             .iter()
             .any(|p| p.role.is_subordinate(RAY_HEAD) || p.role.is_subordinate(RAY_WORKER));
@@ -276,8 +379,14 @@ impl<'a> PodBuilder<'a> {
             init_containers.push(self.wait_container(&waits));
         }
         let mut labels = name_labels(self.name);
+        if self.workload == Workload::AscendJob {
+            labels.insert(
+                ascend_job::RING_CONTROLLER_LABEL.to_string(),
+                self.ring_controller()?.to_string(),
+            );
+        }
         labels.insert(
-            "app.kubernetes.io/component".to_string(),
+            COMPONENT_LABEL.to_string(),
             match role {
                 PodRole::Leader => "server",
                 PodRole::Worker => "worker",
@@ -462,6 +571,19 @@ impl<'a> PodBuilder<'a> {
             )
         };
         let words: Vec<String> = command.iter().chain(&args).cloned().collect();
+        let (command, args) = match self.workload {
+            // `sh -c SCRIPT PROGRAM ARGS...`: the script waits for the rank table, then runs
+            // `"$0" "$@"`.
+            Workload::AscendJob => (
+                vec![
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    ascend_job::WAIT_SCRIPT.to_string(),
+                ],
+                command.into_iter().chain(args).collect(),
+            ),
+            _ => (command, args),
+        };
         let health = last.health.as_ref();
         let ports: Vec<ContainerPort> = processes
             .iter()
@@ -474,9 +596,10 @@ impl<'a> PodBuilder<'a> {
             })
             .collect();
         Ok(Container {
-            name: match role {
-                PodRole::Leader => self.plan.backend.clone(),
-                PodRole::Worker => port_name(&last.role),
+            name: match (self.workload, role) {
+                (Workload::AscendJob, _) => CONTAINER_NAME.to_string(),
+                (_, PodRole::Leader) => self.plan.backend.clone(),
+                (_, PodRole::Worker) => port_name(&last.role),
             },
             image: Some(self.image.to_string()),
             command: Some(command),
@@ -638,15 +761,44 @@ impl<'a> PodBuilder<'a> {
         if pod_ip_used {
             env.push(pod_ip_env(POD_IP_VARIABLE.to_string()));
         }
+        let rank_table_path = format!("{RANK_TABLE_DIR}/{RANK_TABLE_KEY}");
+        let ascend_job = self.workload == Workload::AscendJob;
         for (name, value) in merged {
-            if secrets.contains_key(&name) {
+            if secrets.contains_key(&name) || (ascend_job && name == HOST_IP_VARIABLE) {
                 continue;
             }
             env.push(if value == own {
                 pod_ip_env(name)
+            } else if ascend_job && Some(value.as_str()) == self.rank_table {
+                // Every variable naming the plan's rank table (MindIE reads two) names the
+                // operator's instead.
+                plain_env(name, rank_table_path.clone())
             } else {
                 plain_env(name, value)
             });
+        }
+        if ascend_job {
+            env.push(plain_env(
+                ascend_job::WAIT_VARIABLE.to_string(),
+                ascend_job::DEFAULT_WAIT_SECONDS.to_string(),
+            ));
+            if let Some(resource) = self.ascend_resource() {
+                // Ascend Docker Runtime mounts the NPUs this variable lists, which Volcano
+                // writes into the pod's annotation of the resource (MindCluster YAML
+                // parameter table, `ASCEND_VISIBLE_DEVICES` ... `fieldRef`; a MindIE job gets
+                // no such variable from the operator).
+                env.push(EnvVar {
+                    name: "ASCEND_VISIBLE_DEVICES".to_string(),
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: format!("metadata.annotations['{resource}']"),
+                            ..ObjectFieldSelector::default()
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                    ..EnvVar::default()
+                });
+            }
         }
         if let Some(secret) = &self.options.secret {
             env.extend(
@@ -681,7 +833,15 @@ impl<'a> PodBuilder<'a> {
         volumes: &mut Vec<Volume>,
         mounts: &mut Vec<VolumeMount>,
     ) -> Result<Option<ConfigMap>> {
-        let files: Vec<_> = processes.iter().flat_map(|p| &p.files).collect();
+        // The plan's own rank table names the plan's nodes: an AscendJob mounts the operator's.
+        let files: Vec<_> = processes
+            .iter()
+            .flat_map(|p| &p.files)
+            .filter(|f| {
+                self.workload != Workload::AscendJob
+                    || Some(f.path.to_string_lossy().as_ref()) != self.rank_table
+            })
+            .collect();
         if files.is_empty() {
             return Ok(None);
         }
@@ -780,7 +940,11 @@ impl<'a> PodBuilder<'a> {
                 required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
                     label_selector: Some(LabelSelector {
                         match_labels: Some(BTreeMap::from([(
-                            SET_NAME_LABEL.to_string(),
+                            match self.workload {
+                                Workload::AscendJob => NAME_LABEL,
+                                _ => SET_NAME_LABEL,
+                            }
+                            .to_string(),
                             self.name.to_string(),
                         )])),
                         ..LabelSelector::default()
@@ -831,12 +995,29 @@ impl<'a> PodBuilder<'a> {
                 pinned.join("; ")
             ));
         }
-        if !self.subordinates.is_empty() {
-            notes.push(format!(
+        match self.workload {
+            Workload::Deployment => {}
+            Workload::LeaderWorkerSet => notes.push(format!(
                 "{} worker pod(s) reach the leader at $({LEADER_ADDRESS_VARIABLE}) and are \
                  reached at their stable pod names; the plan's worker addresses are not used",
                 self.subordinates.len()
-            ));
+            )),
+            Workload::AscendJob => notes.push(format!(
+                "an AscendJob of 1 Master and {} Worker pod(s) sharing the HCCL rank table \
+                 that Ascend Operator writes into the ConfigMap {}, mounted at \
+                 {RANK_TABLE_DIR}/{RANK_TABLE_KEY}: each pod waits (at most {}s) until it is \
+                 completed, then starts with RANK_TABLE_FILE naming it and MIES_CONTAINER_IP set \
+                 to its pod IP; the plan's rank table, worker addresses and NPU device_ip are \
+                 not used. The cluster needs MindCluster: Ascend Operator (the AscendJob \
+                 resource and the rank table), Volcano (gang scheduling, the schedulerName of \
+                 the job, in the queue {}, which must exist), Ascend Device Plugin (the NPUs and their device_ip) and Ascend \
+                 Docker Runtime. The Service selects the Master pod, which the operator ranks 0 \
+                 and MindIE makes its master node, the one that takes requests",
+                self.subordinates.len(),
+                self.rank_table_config_map(),
+                ascend_job::DEFAULT_WAIT_SECONDS,
+                self.options.volcano_queue,
+            )),
         }
         if !self.plan.downloads.is_empty() {
             let model = self.options.model_volume.as_ref();
@@ -866,6 +1047,25 @@ impl<'a> PodBuilder<'a> {
             );
         }
         notes
+    }
+}
+
+impl PodBuilder<'_> {
+    /// The ConfigMap Ascend Operator writes this job's rank table into.
+    pub fn rank_table_config_map(&self) -> String {
+        format!("{}{}", ascend_job::RANK_TABLE_CONFIG_MAP_PREFIX, self.name)
+    }
+
+    /// The device-plugin resource of the plan's Ascend NPUs.
+    fn ascend_resource(&self) -> Option<String> {
+        let device = self
+            .plan
+            .placement
+            .workers
+            .iter()
+            .flat_map(|w| &w.devices)
+            .find(|d| d.vendor == Some(Vendor::Ascend))?;
+        device_resource(device).ok()
     }
 }
 

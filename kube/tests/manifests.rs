@@ -1,6 +1,6 @@
 //! Every kind of plan the export handles, planned by the real drivers from the repository's
 //! model fixtures, written as manifests, validated against the strict Kubernetes 1.37 schemas
-//! and the LeaderWorkerSet v1 CRD schema, and snapshotted.
+//! and the LeaderWorkerSet and AscendJob v1 CRD schemas, and snapshotted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,6 +119,11 @@ impl Validator {
             "LeaderWorkerSet",
             compiler.compile(url, &mut schemas).unwrap(),
         );
+        let mut ascend_job = read_json(&repo(SCHEMAS).join("ascendjob-v1.json"));
+        close_objects(&mut ascend_job);
+        let url = "https://mindxdl.gitee.com/v1/ascendjob.json";
+        compiler.add_resource(url, ascend_job).unwrap();
+        kinds.insert("AscendJob", compiler.compile(url, &mut schemas).unwrap());
         Validator { schemas, kinds }
     }
 
@@ -133,6 +138,12 @@ impl Validator {
                 let templates = &value["spec"]["leaderWorkerTemplate"];
                 self.validate("PodTemplateSpec", &templates["leaderTemplate"]);
                 self.validate("PodTemplateSpec", &templates["workerTemplate"]);
+            }
+            if matches!(object, Object::AscendJob(_)) {
+                for replica in ["Master", "Worker"] {
+                    let template = &value["spec"]["replicaSpecs"][replica]["template"];
+                    self.validate("PodTemplateSpec", template);
+                }
             }
         }
         let yaml = export.to_yaml().unwrap();
@@ -192,6 +203,29 @@ fn the_validator_refuses_an_unknown_field_and_a_wrong_type() {
         validator
             .schemas
             .validate(&set, validator.kinds["LeaderWorkerSet"])
+            .is_err()
+    );
+    let mut job = json!({"apiVersion": "mindxdl.gitee.com/v1", "kind": "AscendJob",
+        "metadata": {"name": "x"}, "spec": {"runPolicy": {}, "replicaSpecs": {"Master":
+        {"replicas": 1, "template": {"spec": {"containers": []}}}}}});
+    validator.validate("AscendJob", &job);
+    job["spec"]["replicaSpecs"]["Master"]["replica"] = json!(1);
+    assert!(
+        validator
+            .schemas
+            .validate(&job, validator.kinds["AscendJob"])
+            .is_err()
+    );
+    job["spec"]["replicaSpecs"]["Master"]
+        .as_object_mut()
+        .unwrap()
+        .remove("replica");
+    job["spec"]["replicaSpecs"]["Master"]["template"]["spec"]["containers"] =
+        json!([{"name": "ascend", "gpus": 1}]);
+    assert!(
+        validator
+            .schemas
+            .validate(&job, validator.kinds["AscendJob"])
             .is_err()
     );
 }
@@ -758,12 +792,8 @@ fn export_error(plan: &DeploymentPlan, options: &KubernetesOptions) -> String {
     export(plan, options).unwrap_err().to_string()
 }
 
-/// MindIE across two Atlas 800I A2 nodes (2 × 8 NPUs, the RoCE addresses configured on the
-/// driver, as `inferkit serve` needs them): the rank table would name each NPU's device_ip and
-/// each pod's IP, which only the cluster knows at run time, so the export refuses, naming what
-/// provides them and how to run the plan instead.
-#[test]
-fn mindie_across_two_nodes_is_refused_naming_what_the_cluster_must_provide() {
+/// Two Atlas 800I A2 nodes of 8 Ascend910B4 each.
+fn atlas_2x8() -> Cluster {
     let node = |name: &str, address: &str| {
         let npus: Vec<_> = (0..8)
             .map(|i| {
@@ -774,10 +804,16 @@ fn mindie_across_two_nodes_is_refused_naming_what_the_cluster_must_provide() {
         json!({"name": name, "address": address, "os": "linux", "arch": "arm64",
                "cpu_cores": 192, "ram": {"total": 1024 * GIB, "used": 0}, "devices": npus})
     };
-    let cluster: Cluster = serde_json::from_value(
+    serde_json::from_value(
         json!({"workers": [node("atlas-01", "10.0.1.1"), node("atlas-02", "10.0.1.2")]}),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// MindIE across two Atlas 800I A2 nodes (2 × 8 Ascend910B4, Qwen2.5-72B), planned by the real
+/// driver with the NPUs' RoCE addresses configured, as `inferkit serve` needs them.
+fn mindie_across_two_nodes() -> (DeploymentPlan, KubernetesOptions) {
+    let cluster = atlas_2x8();
     let mindie = cluster
         .workers
         .iter()
@@ -796,21 +832,258 @@ fn mindie_across_two_nodes_is_refused_naming_what_the_cluster_must_provide() {
     let plan = inferkit::plan(&registry, &spec, &cluster, &PlanOptions::default()).unwrap();
     assert_eq!(plan.backend, "ascend-mindie");
     assert_eq!(plan.placement.workers.len(), 2, "{:?}", plan.placement);
-    let options = options(
+    let mut options = options(
         "ascend-mindie",
         "swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.0.RC1-800I-A2-py311-openeuler24.03-lts",
     );
-    let error = export(&plan, &options).unwrap_err().to_string();
-    for needed in [
-        "device_ip",
-        "MIES_CONTAINER_IP",
-        "ascend.kubectl.kubernetes.io/ascend-910-configuration",
-        "Ascend Operator",
-        "/user/serverid/devindex/config",
-        "not for a LeaderWorkerSet",
-        "rank_id 0",
-        "inferkit serve` on workers atlas-01, atlas-02",
-    ] {
-        assert!(error.contains(needed), "{needed}: {error}");
+    options.name = Some("qwen2-5-72b".to_string());
+    (plan, options)
+}
+
+fn env_of(container: &Value, name: &str) -> Value {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The AscendJob MindCluster documents for MindIE Server: one Master and one Worker pod of 8
+/// NPUs (requested, so that the operator ranks the Master 0), the operator's rank table
+/// mounted in place of the plan's, the pod IP as MIES_CONTAINER_IP, and the Service on the
+/// Master pod.
+#[test]
+fn mindie_across_two_nodes_is_an_ascend_job_whose_master_serves() {
+    let (plan, options) = mindie_across_two_nodes();
+    let export = export(&plan, &options).unwrap();
+    assert_eq!(
+        kinds(&export),
+        [
+            "ConfigMap",
+            "ConfigMap",
+            "ConfigMap",
+            "AscendJob",
+            "Service"
+        ]
+    );
+    let yaml = Validator::new().check(&export);
+    let job = serde_json::to_value(&export.objects[3]).unwrap();
+    let labels = &job["metadata"]["labels"];
+    assert_eq!(labels["app"], "mindie-ms-server");
+    assert_eq!(labels["jobID"], "qwen2-5-72b");
+    assert_eq!(labels["framework"], "pytorch");
+    assert_eq!(labels["ring-controller.atlas"], "ascend-910b");
+    assert_eq!(job["spec"]["schedulerName"], "volcano");
+    assert_eq!(
+        job["spec"]["runPolicy"]["schedulingPolicy"]["minAvailable"],
+        2
+    );
+    let rank_table = serde_json::to_value(&export.objects[2]).unwrap();
+    assert_eq!(rank_table["metadata"]["name"], "rings-config-qwen2-5-72b");
+    assert_eq!(
+        rank_table["data"]["hccl.json"],
+        "{\"status\":\"initializing\"}\n"
+    );
+    for (replica, count) in [("Master", 1), ("Worker", 1)] {
+        let spec = &job["spec"]["replicaSpecs"][replica];
+        assert_eq!(spec["replicas"], count, "{replica}");
+        let pod = &spec["template"]["spec"];
+        let container = &pod["containers"][0];
+        assert_eq!(container["name"], "ascend", "{replica}");
+        for side in ["requests", "limits"] {
+            assert_eq!(
+                container["resources"][side]["huawei.com/Ascend910"], "8",
+                "{replica} {side}"
+            );
+        }
+        assert_eq!(
+            env_of(container, "RANK_TABLE_FILE")["value"],
+            "/user/serverid/devindex/config/hccl.json"
+        );
+        assert_eq!(
+            env_of(container, "RANKTABLEFILE")["value"],
+            "/user/serverid/devindex/config/hccl.json"
+        );
+        assert_eq!(
+            env_of(container, "MIES_CONTAINER_IP")["valueFrom"]["fieldRef"]["fieldPath"],
+            "status.podIP"
+        );
+        assert_eq!(
+            env_of(container, "ASCEND_VISIBLE_DEVICES")["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.annotations['huawei.com/Ascend910']"
+        );
+        assert_eq!(env_of(container, "HOST_IP"), Value::Null, "{replica}");
+        assert_eq!(env_of(container, "WORLD_SIZE")["value"], "16");
+        assert_eq!(container["command"][0], "sh");
+        assert!(
+            container["args"][0]
+                .as_str()
+                .unwrap()
+                .ends_with("/mindie-service/bin/mindieservice_daemon")
+        );
+        let mounts = container["volumeMounts"].as_array().unwrap();
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["mountPath"] == "/user/serverid/devindex/config"
+                    && m.get("subPath").is_none())
+        );
+        assert!(
+            !mounts
+                .iter()
+                .any(|m| m["mountPath"].as_str().unwrap().ends_with("ranktable.json"))
+        );
     }
+    let master = &job["spec"]["replicaSpecs"]["Master"]["template"];
+    let service = serde_json::to_value(&export.objects[4]).unwrap();
+    for (key, value) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&master["metadata"]["labels"][key], value, "{key}");
+    }
+    let worker = &job["spec"]["replicaSpecs"]["Worker"]["template"];
+    assert_eq!(
+        worker["metadata"]["labels"]["app.kubernetes.io/component"],
+        "worker"
+    );
+    assert!(master["spec"]["containers"][0]["readinessProbe"].is_object());
+    // The config both pods read is the driver's, with its multi-node fields.
+    for config_map in &export.objects[..2] {
+        let config_map = serde_json::to_value(config_map).unwrap();
+        let config: Value =
+            serde_json::from_str(config_map["data"]["mindie-config.json"].as_str().unwrap())
+                .unwrap();
+        assert_eq!(config["BackendConfig"]["multiNodesInferEnabled"], true);
+        assert!(config["BackendConfig"]["multiNodesInferPort"].is_u64());
+        assert_eq!(config_map["data"].as_object().unwrap().len(), 1);
+    }
+    for note in [
+        "Ascend Operator",
+        "Volcano",
+        "Ascend Device Plugin",
+        "rings-config-qwen2-5-72b",
+        "in the queue default, which must exist",
+    ] {
+        assert!(export.notes.iter().any(|n| n.contains(note)), "{note}");
+    }
+    assert!(!yaml.contains("10.0.1."), "{yaml}");
+    assert!(!yaml.contains("192.168."), "{yaml}");
+    insta::assert_snapshot!(redact_repo(&yaml));
+}
+
+/// The start step of both pods, run by `sh` with a stand-in for the daemon: it waits while the
+/// operator's ConfigMap says `initializing`, starts the daemon once the table (in the compact
+/// form Ascend Operator marshals) is `completed`, and gives up after its bound with a message
+/// naming what writes the table.
+#[test]
+fn the_start_step_waits_for_the_completed_rank_table_then_starts_the_daemon() {
+    let (plan, options) = mindie_across_two_nodes();
+    let export = export(&plan, &options).unwrap();
+    let job = serde_json::to_value(&export.objects[3]).unwrap();
+    let container = &job["spec"]["replicaSpecs"]["Worker"]["template"]["spec"]["containers"][0];
+    let command: Vec<String> = serde_json::from_value(container["command"].clone()).unwrap();
+    assert_eq!(command[..2], ["sh", "-c"]);
+    let script = &command[2];
+    // The kubelet expands `$(NAME)` in a command; the script must reach `sh` as written.
+    assert!(!script.contains("$("), "{script}");
+    let initial = serde_json::to_value(&export.objects[2]).unwrap()["data"]["hccl.json"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let completed =
+        std::fs::read_to_string(repo("kube/tests/fixtures/ascend/hccl-2x8-completed.json"))
+            .unwrap();
+    let dir = std::env::temp_dir().join(format!("inferkit-kube-rank-table-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let table = dir.join("hccl.json");
+    let run = |wait_seconds: &str| {
+        std::process::Command::new("timeout")
+            .args(["60", "sh", "-c", script, "sh", "-c"])
+            .arg("echo daemon started with \"$RANK_TABLE_FILE\" $(grep -o rank_id \"$RANK_TABLE_FILE\" | wc -l)")
+            .env("RANK_TABLE_FILE", &table)
+            .env("INFERKIT_RANK_TABLE_WAIT_SECONDS", wait_seconds)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    std::fs::write(&table, &initial).unwrap();
+    let child = run("60");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::fs::write(&table, &completed).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("waiting for Ascend Operator to complete"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with(&format!("daemon started with {} 16\n", table.display())),
+        "{stdout}"
+    );
+    std::fs::write(&table, &initial).unwrap();
+    let output = run("2").wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(stderr.contains("is not completed after 2s"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("daemon started"),
+        "{output:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same plan with the rank table left to run time (what `plan --format kubernetes`
+/// registers, needing no NPU address) exports the same objects, byte for byte: the export
+/// never used the plan's own rank table. A file written at run time that is not an
+/// AscendJob's rank table has no writer on Kubernetes and is refused.
+#[test]
+fn mindie_with_the_rank_table_left_to_run_time_exports_the_same_ascend_job() {
+    let (with_ips, options) = mindie_across_two_nodes();
+    let cluster = atlas_2x8();
+    let registry = inferkit::Registry::new()
+        .with(inferkit::mindie::MindIe::new().with_rank_table_at_run_time());
+    let mut spec = ModelSpec::local(repo("tests/fixtures/hf/Qwen2.5-72B-Instruct"));
+    spec.distributed_inference_across_workers = Some(true);
+    let at_run_time = inferkit::plan(&registry, &spec, &cluster, &PlanOptions::default()).unwrap();
+    assert!(
+        at_run_time
+            .processes
+            .iter()
+            .all(|p| !p.run_time_files.is_empty())
+    );
+    let yaml = |plan: &DeploymentPlan| {
+        let export = export(plan, &options).unwrap();
+        (export.to_yaml().unwrap(), export.notes)
+    };
+    assert_eq!(yaml(&at_run_time), yaml(&with_ips));
+
+    let mut elsewhere = at_run_time.clone();
+    for process in &mut elsewhere.processes {
+        process.run_time_files[0].path = "hccl/other.json".into();
+    }
+    let error = export_error(&elsewhere, &options);
+    assert!(
+        error.contains("expects hccl/other.json to be written at run time by Ascend Operator"),
+        "{error}"
+    );
+}
+
+/// MindIE across nodes on 310P cards: Ascend Operator writes rank tables for the 910 family
+/// only, so the export refuses and says so.
+#[test]
+fn a_rank_table_on_chips_the_operator_does_not_cover_is_refused() {
+    let (mut plan, options) = mindie_across_two_nodes();
+    for device in plan
+        .placement
+        .workers
+        .iter_mut()
+        .flat_map(|w| w.devices.iter_mut())
+    {
+        device.name = "Ascend310P3".to_string();
+    }
+    let error = export_error(&plan, &options);
+    assert!(error.contains("ascend-910b"), "{error}");
+    assert!(error.contains("\"Ascend310P3\""), "{error}");
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use inferkit_core::launch::LaunchFile;
+use inferkit_core::launch::{LaunchFile, RunTimeFile};
 use inferkit_core::{Error, Result};
 
 /// Writes every file (after checking all their paths, so that a bad path writes nothing).
@@ -33,6 +33,25 @@ pub(super) fn check_all<'f>(
         let path = target(run_dir, &file.path)?;
         if run_dir.exists() {
             ensure_inside(run_dir, path.parent().unwrap_or(run_dir), &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every file something else writes at run time is in `run_dir` already: a
+/// process started without it would fail in its own terms, far from the cause.
+pub(super) fn check_run_time(run_dir: &Path, files: &[RunTimeFile]) -> Result<()> {
+    for file in files {
+        let path = target(run_dir, &file.path)?;
+        if !path.is_file() {
+            return Err(Error::unsupported(format!(
+                "{} is written at run time by {}, and it is not in the run directory {}: the \
+                 process that reads it cannot start without it (put the file there and pass \
+                 that directory as the run directory, or deploy the plan where it is written)",
+                file.path.display(),
+                file.written_by,
+                run_dir.display(),
+            )));
         }
     }
     Ok(())

@@ -305,12 +305,15 @@ impl Launcher {
     /// writing or starting anything (what a dry run applies): the run directory, when it
     /// exists, is a directory of this user's, not a link, that others cannot write into; every
     /// launch file stays inside it; every health-check path is a plain HTTP path; every secret
-    /// placeholder names a variable set in this process's environment.
+    /// placeholder names a variable set in this process's environment; every file a process
+    /// expects to be written at run time by something else ([`LaunchSpec::run_time_files`])
+    /// is already in the run directory.
     pub fn check(&self, specs: &[LaunchSpec], run_dir: &Path) -> Result<()> {
         run_dir::check(run_dir)?;
         for spec in specs {
             health::validate(spec.health.as_ref())?;
             secret::resolve(&mut spec.clone(), environment)?;
+            files::check_run_time(run_dir, &spec.run_time_files)?;
         }
         files::check_all(run_dir, specs.iter().flat_map(|spec| &spec.files))
     }

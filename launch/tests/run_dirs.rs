@@ -5,7 +5,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use inferkit_core::{Error, LaunchFile, LaunchSpec, ProcessRole};
+use inferkit_core::{Error, LaunchFile, LaunchSpec, ProcessRole, RunTimeFile};
 use inferkit_launch::{Launcher, run_dir};
 
 const STANDIN: &str = env!("CARGO_BIN_EXE_inferkit-standin");
@@ -178,4 +178,56 @@ fn a_launch_file_leaving_the_run_directory_is_refused_by_the_check_alone() {
         assert!(reason.contains("escape.json"), "{reason}");
     }
     assert!(empty(base.path()));
+}
+
+/// A process reading a file something else writes at run time (MindIE's rank table, which
+/// Ascend Operator writes on Kubernetes) is refused while the file is missing, before the run
+/// directory is even made; once the file is there, it starts and finds it.
+#[tokio::test]
+async fn a_process_whose_run_time_file_is_missing_is_refused_until_it_is_there() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("run");
+    let mut spec = LaunchSpec::new(
+        "worker-0",
+        ProcessRole::Main,
+        STANDIN,
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--require-file".into(),
+            "ranktable.json".into(),
+        ],
+    );
+    spec.run_time_files = vec![RunTimeFile {
+        path: PathBuf::from("ranktable.json"),
+        written_by: "Ascend Operator".into(),
+    }];
+    let launcher = Launcher::default();
+    for error in [
+        launcher.check(&[spec.clone()], &dir).unwrap_err(),
+        launcher.start(vec![spec.clone()], &dir).await.unwrap_err(),
+    ] {
+        let Error::Unsupported { reason } = error else {
+            panic!("expected an unsupported plan, got {error:?}");
+        };
+        assert!(
+            reason.starts_with(
+                "ranktable.json is written at run time by Ascend Operator, and it is not in the \
+                 run directory"
+            ),
+            "{reason}"
+        );
+    }
+    assert!(
+        !dir.exists(),
+        "nothing is made for a process that cannot start"
+    );
+
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(dir.join("ranktable.json"), r#"{"status":"completed"}"#).unwrap();
+    launcher.check(&[spec.clone()], &dir).unwrap();
+    let supervisor = launcher.start(vec![spec], &dir).await.unwrap();
+    supervisor.wait_ready().await.unwrap();
+    supervisor.stop().await;
 }

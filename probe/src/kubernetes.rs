@@ -297,6 +297,14 @@ fn devices(node: &Node) -> std::result::Result<(Vec<Device>, Vec<String>), Strin
     if amd > 0 {
         return Ok((amd_devices(labels, amd)?, notes));
     }
+    for (resource, value) in allocatable {
+        if resource.starts_with(ASCEND_RESOURCE_PREFIX)
+            && !ASCEND_RESOURCES.contains(&resource.as_str())
+            && count(resource)? > 0
+        {
+            notes.push(format!("{resource} ({value}) left out: {NPU_SHARES}"));
+        }
+    }
     for resource in ASCEND_RESOURCES {
         let npus = count(resource)?;
         if npus > 0 {
@@ -351,6 +359,17 @@ fn compute_capability(labels: &BTreeMap<String, String>) -> Option<String> {
     let minor = labels.get("nvidia.com/gpu.compute.minor")?;
     Some(format!("{major}.{minor}"))
 }
+
+/// What every Ascend resource name starts with.
+const ASCEND_RESOURCE_PREFIX: &str = "huawei.com/Ascend";
+
+/// Why an Ascend resource other than whole NPUs is no device to plan with: MindCluster's
+/// device plugin offers a vNPU template as `huawei.com/Ascend910-5c.1cpu.8g` (a slice of an
+/// NPU made from a template), and HAMi's plugin its virtual NPUs as `huawei.com/Ascend910B4`
+/// (several per chip); both are shares whose memory is their template's or the pod's request,
+/// as the captured node in `tests/fixtures/kubernetes` shows.
+const NPU_SHARES: &str = "shares of NPUs (a vNPU template of the Ascend device plugin, or \
+    HAMi's virtual NPUs), not whole devices";
 
 /// The Ascend device plugin's resources, by chip family.
 const ASCEND_RESOURCES: [&str; 3] = [

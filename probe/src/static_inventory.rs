@@ -14,14 +14,20 @@ use serde::de::{DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visi
 
 use inferkit_core::inventory::{Cluster, MAX_CLUSTER_FILE, WorkerInventory};
 use inferkit_core::{Error, Result, user_json};
-use inferkit_formats::files::read_text_file;
+use inferkit_formats::files::read_json_file;
 
 use super::DeviceProbe;
 
-/// Reads a cluster from a JSON file holding either `{"workers": [...]}` or one worker object.
+/// Reads a cluster from a JSON file holding either `{"workers": [...]}` or one worker object,
+/// as it parses it: the file's text is not held whole (a 152 MB fleet file costs the
+/// cluster, not that and 152 MB more).
 pub fn load_cluster(path: &Path) -> Result<Cluster> {
-    let text = read_text_file(path, MAX_CLUSTER_FILE)?;
-    parse_cluster(&text, path)
+    read_json_file(
+        path,
+        MAX_CLUSTER_FILE,
+        |input| ClusterOrWorker.deserialize(input),
+        |text, e| user_json::parse_error(text, path, e),
+    )
 }
 
 /// Parses [`load_cluster`]'s formats from text, in one pass; `origin` names the source in

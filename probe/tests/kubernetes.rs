@@ -256,3 +256,79 @@ fn time_sliced_gpus_are_left_out_with_the_reason() {
         assert!(reason.contains("without limit"), "{reason}");
     }
 }
+
+/// A real Ascend 910B4 node (`kubectl get node -o yaml`, README): MindCluster's device plugin
+/// offers six whole 910B4 NPUs as `huawei.com/Ascend910` (two more chips are cut into vNPUs,
+/// `huawei.com/Ascend910-5c.1cpu.8g`) and HAMi's plugin 32 virtual NPUs as
+/// `huawei.com/Ascend910B4`. The whole NPUs are devices of the 910B4's 32 GiB; the shares are
+/// left out with a note; the captured pod holding one NPU is an allocation.
+#[test]
+fn an_ascend_node_offers_its_whole_npus_and_leaves_out_the_shares() {
+    let read = load(
+        &fixture("nodes-ascend-910b4-hami.json"),
+        Some(&fixture("pods-ascend-910b4-hami.json")),
+    )
+    .unwrap();
+    assert!(read.excluded.is_empty(), "{:?}", read.excluded);
+    let [worker] = &read.cluster.workers[..] else {
+        panic!("{:?}", read.cluster.workers)
+    };
+    assert_eq!(worker.name, "wenxue-master");
+    assert_eq!(worker.address.as_deref(), Some("10.0.6.149"));
+    assert_eq!(
+        (worker.os.as_str(), worker.arch.as_str()),
+        ("linux", "arm64")
+    );
+    assert_eq!(worker.cpu_cores, 256);
+    assert_eq!(worker.ram.total, 526_904_468 * 1024);
+    assert_eq!(worker.devices.len(), 6);
+    for (index, npu) in worker.devices.iter().enumerate() {
+        assert_eq!(npu.index as usize, index);
+        assert_eq!(npu.vendor, Vendor::Ascend);
+        assert_eq!(npu.name, "Ascend910B4");
+        assert_eq!(npu.memory.total, 32 * GIB);
+        assert_eq!(
+            npu.vendor.device_plugin_resource(&npu.name).as_deref(),
+            Some("huawei.com/Ascend910")
+        );
+    }
+    for share in [
+        "huawei.com/Ascend910-5c.1cpu.8g (2)",
+        "huawei.com/Ascend910B4 (32)",
+    ] {
+        assert!(
+            read.notes
+                .iter()
+                .any(|n| n.contains(share) && n.contains("not whole devices")),
+            "{share}: {:?}",
+            read.notes
+        );
+    }
+    let [held] = &worker.allocations[..] else {
+        panic!("{:?}", worker.allocations)
+    };
+    assert_eq!(held.name, "default/emb-model-server");
+    let claimed: Vec<(&str, u64)> = held.devices.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(claimed, [("0", 32 * GIB)]);
+}
+
+/// An MI300X node under AMD's GPU Operator (its node labeller's labels and `amd.com/gpu: 8` as
+/// Red Hat's guide prints them, README): eight GPUs of the labelled 191 GiB, named by the
+/// device id the labeller gives (it writes no product name).
+#[test]
+fn an_amd_node_offers_its_gpus_with_the_labelled_memory() {
+    let read = load(&fixture("nodes-amd-mi300x-labeller.json"), None).unwrap();
+    let [worker] = &read.cluster.workers[..] else {
+        panic!("{:?} {:?}", read.cluster.workers, read.excluded)
+    };
+    assert_eq!(worker.devices.len(), 8);
+    for gpu in &worker.devices {
+        assert_eq!(gpu.vendor, Vendor::Amd);
+        assert_eq!(gpu.name, "AMD GPU 74b5");
+        assert_eq!(gpu.memory.total, 191 * GIB);
+        assert_eq!(
+            gpu.vendor.device_plugin_resource(&gpu.name).as_deref(),
+            Some("amd.com/gpu")
+        );
+    }
+}

@@ -235,3 +235,58 @@ async fn a_failing_vendor_probe_fails_the_composite_and_is_named() {
         other => panic!("expected a probe error, got {other:?}"),
     }
 }
+
+/// The file is parsed as it is read (its text is never held whole, issue 18): the result is
+/// that of parsing its text, and what follows the cluster and errors after the first buffer
+/// are still found at their offset.
+#[test]
+fn a_file_read_as_it_is_parsed_is_the_text_parsed() {
+    let fleet =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clusters/fleet-1000x8.json");
+    let text = std::fs::read_to_string(&fleet).unwrap();
+    let cluster = load_cluster(&fleet).unwrap();
+    assert_eq!(cluster.workers.len(), 1000);
+    assert_eq!(cluster, parse_cluster(&text, &fleet).unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.json");
+    // Past the first 64 KiB read: a misspelt key in the last worker, then text after the end.
+    let at = text.rfind("\"cpu_cores\"").unwrap();
+    let mut misspelt = text.clone();
+    misspelt.replace_range(at..at + 11, "\"cpu_core\"");
+    std::fs::write(&path, &misspelt).unwrap();
+    let at = at as u64;
+    match load_cluster(&path).unwrap_err() {
+        Error::Parse { offset, what, .. } => {
+            assert!((at..at + 12).contains(&offset), "{offset} vs {at}");
+            assert!(what.contains("did you mean `cpu_cores`"), "{what}");
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    std::fs::write(&path, format!("{text} {{}}")).unwrap();
+    match load_cluster(&path).unwrap_err() {
+        Error::Parse { offset, what, .. } => {
+            assert_eq!(offset, text.len() as u64 + 1, "{what}");
+            assert!(what.contains("trailing characters"), "{what}");
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+/// A file longer than a cluster file may be is refused before it is read (a sparse file of
+/// 256 MiB and one byte reads as that many zeros).
+#[test]
+fn a_file_over_the_limit_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.json");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(inferkit_core::inventory::MAX_CLUSTER_FILE + 1)
+        .unwrap();
+    match load_cluster(&path).unwrap_err() {
+        Error::Parse { offset, what, .. } => {
+            assert_eq!(offset, inferkit_core::inventory::MAX_CLUSTER_FILE);
+            assert!(what.starts_with("longer than the"), "{what}");
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}

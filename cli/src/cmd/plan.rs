@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use inferkit::launch::shell_quote;
 use inferkit::llama_box::TextDetails;
+use inferkit::mindie::MindIe;
 use inferkit::units::GIB;
 use inferkit::vllm::{Vllm, VllmDetails};
 use inferkit::{
-    Cluster, DeploymentPlan, DeviceEstimate, LaunchSpec, ModelSpec, PlacementOptions,
-    PlacementStrategy, PlanOptions, Result, WorkerClaim, default_registry, plan_with_facts,
+    Backend, Cluster, DeploymentPlan, DeviceEstimate, Error, LaunchSpec, ModelFacts, ModelSpec,
+    PlacementOptions, PlacementStrategy, PlanOptions, Result, WorkerClaim, default_registry,
+    plan_with_facts,
 };
 
 use crate::cluster_arg::ClusterArgs;
@@ -175,9 +177,23 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
     if args.gpustack_ray_bundles {
         registry.register(Arc::new(Vllm::new().with_gpustack_placement_bundles()));
     }
-    let mut plan = {
+    // On Kubernetes Ascend Operator writes MindIE's rank table when the pods start (the
+    // AscendJob of `inferkit_kube`), so MindIE may span workers without the NPUs' addresses.
+    if args.format == Format::Kubernetes {
+        registry.register(Arc::new(MindIe::new().with_rank_table_at_run_time()));
+    }
+    let planned = {
         let _waiting = Waiting::start("planning");
-        plan_with_facts(&registry, &facts, &spec, &cluster, &options)?
+        plan_with_facts(&registry, &facts, &spec, &cluster, &options)
+    };
+    let mut plan = match planned {
+        Ok(plan) => plan,
+        Err(error) if args.format != Format::Kubernetes => {
+            return Err(mindie_across_workers_hint(
+                error, &facts, &spec, &cluster, &options,
+            ));
+        }
+        Err(error) => return Err(error),
     };
     if let Some(download) = model.download {
         download.attach(&mut plan);
@@ -196,6 +212,66 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
         .chain(warnings::empty_devices(&plan.estimate));
     messages.extend(found.map(|w| format!("warning: {w}")));
     Ok((plan, messages))
+}
+
+/// A refusal that MindIE across workers would answer, with how to get that plan: `serve`
+/// cannot write MindIE's rank table (it needs each NPU's RoCE address, which no cluster file
+/// carries), but on Kubernetes Ascend Operator writes it. The hint is added only when that
+/// plan exists: the same request, across workers, with the rank table left to run time.
+fn mindie_across_workers_hint(
+    error: Error,
+    facts: &ModelFacts,
+    spec: &ModelSpec,
+    cluster: &Cluster,
+    options: &PlanOptions,
+) -> Error {
+    if !matches!(
+        error,
+        Error::NoPlacement { .. } | Error::InvalidParameter { .. }
+    ) {
+        return error;
+    }
+    let mindie = MindIe::new().with_rank_table_at_run_time();
+    let id = mindie.id();
+    let mut registry = default_registry();
+    registry.register(Arc::new(mindie));
+    let mut across = spec.clone();
+    across.distributed_inference_across_workers = Some(true);
+    let workers = match plan_with_facts(&registry, facts, &across, cluster, options) {
+        Ok(plan) if plan.backend == id => plan.placement.workers.len(),
+        _ => return error,
+    };
+    let hint = match workers {
+        1 => format!(
+            "{id} runs this on one node: leave out --distributed ({id} spans workers only \
+             with --format kubernetes, where Ascend Operator writes its HCCL rank table)"
+        ),
+        _ => format!(
+            "{id} runs this across {workers} workers with --distributed --format kubernetes: \
+             an AscendJob, whose HCCL rank table Ascend Operator writes when the pods start; \
+             `inferkit serve` runs {id} on one node only (its rank table needs every NPU's \
+             RoCE address, which a cluster file does not carry)"
+        ),
+    };
+    match error {
+        Error::NoPlacement {
+            reason,
+            mut explanation,
+            rejected,
+        } => {
+            explanation.push(format!("hint: {hint}"));
+            Error::NoPlacement {
+                reason,
+                explanation,
+                rejected,
+            }
+        }
+        Error::InvalidParameter { name, reason } => Error::InvalidParameter {
+            name,
+            reason: format!("{reason}; {hint}"),
+        },
+        other => other,
+    }
 }
 
 fn print_human(

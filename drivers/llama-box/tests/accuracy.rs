@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{Components, DeviceId, DeviceSlot, FigureBasis, HostSlot, Layout, Vendor};
 use inferkit_llama_box::llamacpp::{CacheType, FlashAttn, LlamaSettings};
-use inferkit_llama_box::llamacpp::{LlamaCppModel, architecture_band};
+use inferkit_llama_box::llamacpp::{LlamaCppModel, architecture_band, offloaded_band};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -57,13 +57,18 @@ fn settings_of(row: &Value) -> LlamaSettings {
 const MEASURED: (f64, f64) = (0.05, 0.02);
 
 /// Compute and total tolerances of an architecture's rows: `measured` for an architecture the
-/// estimator declares measured; an architecture declared only graph derived must keep every
-/// total within the band it declares (the band is a claim about the total; its compute error
-/// is reported in the table).
-fn tolerances(arch: &str, measured: (f64, f64)) -> (f64, f64) {
-    let band = architecture_band(arch);
+/// estimator declares measured; an architecture declared only graph derived (or, offloaded,
+/// with a wider band than its host rows') must keep every total within the band it declares
+/// (the band is a claim about the total; its compute error is reported in the table).
+fn tolerances(arch: &str, measured: (f64, f64), offloaded: bool) -> (f64, f64) {
+    let host = architecture_band(arch);
+    let band = if offloaded {
+        offloaded_band(arch)
+    } else {
+        host
+    };
     match band.basis {
-        FigureBasis::MeasuredArchitecture => measured,
+        FigureBasis::MeasuredArchitecture if band == host => measured,
         _ => (f64::INFINITY, f64::from(band.percent) / 100.0),
     }
 }
@@ -257,7 +262,7 @@ fn cpu_rows_match(file: &str) {
             buffer(&row, "output:CPU"),
             0.001,
         );
-        let (compute_tolerance, total_tolerance) = tolerances(&table.arch, MEASURED);
+        let (compute_tolerance, total_tolerance) = tolerances(&table.arch, MEASURED, false);
         table.check(
             "compute",
             &name,
@@ -349,7 +354,7 @@ fn offloaded_rows_match(file: &str, measured: (f64, f64)) {
             table.check("weights", &at, got.weights, weights, 0.001);
             table.check("kv", &at, got.kv, kv, 0.001);
             table.check("output", &at, got.output, output, 0.001);
-            let (compute_tolerance, total_tolerance) = tolerances(&table.arch, measured);
+            let (compute_tolerance, total_tolerance) = tolerances(&table.arch, measured, ngl > 0);
             table.check("compute", &at, got.compute, compute, compute_tolerance);
             table.check(
                 "device total",
@@ -526,19 +531,28 @@ fn diffusion_measurements_match() {
                 .filter_map(|d| row["compute_buffer_max_by_component"][*d].as_u64())
                 .max()
                 .expect("compute");
+            // The VAE decoder's and SD3's MMDiT's resident types are sd.cpp's own: exact but
+            // for the buffer's alignment padding (tens of bytes).
+            let exact_weights = stage == "vae" || (family == "sd3" && stage == "diffusion");
             table.check(
                 &format!("{family} {stage} weights"),
                 &name,
                 got[stage]["weights"].as_u64().unwrap_or(0),
                 weights,
-                0.01,
+                if exact_weights { 1e-6 } else { 0.01 },
             );
+            // SD3's MMDiT is a replay of sd.cpp's graph, exact on every measured row.
+            let tolerance = if family == "sd3" && stage == "diffusion" {
+                0.0
+            } else {
+                0.10
+            };
             table.check(
                 &format!("{family} {stage} compute"),
                 &name,
                 got[stage]["compute"].as_u64().unwrap_or(0),
                 compute,
-                0.10,
+                tolerance,
             );
         }
     }

@@ -17,7 +17,10 @@
 //!   it is in Huawei's MindIE container images.
 //! * Multi-node instances need the RoCE address of every NPU for the HCCL rank table; device
 //!   probes do not report them, so they are configured with [`MindIe::with_device_ip`], and
-//!   without them the driver declares no multi-worker capability.
+//!   without them the driver declares no multi-worker capability. Where something else writes
+//!   the rank table when the instance starts (Ascend Operator, for the AscendJob that
+//!   `inferkit-kube` exports), [`MindIe::with_rank_table_at_run_time`] plans across workers
+//!   without the addresses; such a plan cannot be run by `inferkit serve` alone.
 //!
 //! ```no_run
 //! use inferkit_core::{Backend, ModelFacts, ModelSpec};
@@ -48,6 +51,7 @@ use inferkit_core::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use launch::RANK_TABLE_FILE;
 pub use memory::shape::{Chip, Shape};
 pub use memory::{HOST_BASE_RAM, MindieDetails, MindieEstimator, NPU_WORKSPACE};
 pub use params::{MAX_DERIVED_SEQ_LEN, Params, RunDtype};
@@ -62,14 +66,18 @@ pub const DEFAULT_ASCEND_ROOT: &str = "/usr/local/Ascend";
 ///
 /// A plain value: the Ascend root MindIE is installed under and, for multi-node instances, the
 /// RoCE address of each NPU (the HCCL rank table needs them and device probes do not report
-/// them). Without addresses the driver serves one worker only and says so in its
-/// capabilities.
+/// them), or the choice to leave the rank table to whatever writes it at run time. With
+/// neither, the driver serves one worker only and says so in its capabilities.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MindIe {
     /// The Ascend root holding `mindie/<version>/mindie-service`.
     pub ascend_root: String,
     /// RoCE address of each NPU (`hccn_tool -i <id> -ip -g`), by worker and device index.
     pub device_ips: BTreeMap<DeviceId, String>,
+    /// Multi-node instances read a rank table written at run time by Ascend Operator instead
+    /// of one the plan carries ([`MindIe::with_rank_table_at_run_time`]).
+    #[serde(default)]
+    pub rank_table_at_run_time: bool,
 }
 
 impl Default for MindIe {
@@ -77,6 +85,7 @@ impl Default for MindIe {
         MindIe {
             ascend_root: DEFAULT_ASCEND_ROOT.to_string(),
             device_ips: BTreeMap::new(),
+            rank_table_at_run_time: false,
         }
     }
 }
@@ -100,6 +109,18 @@ impl MindIe {
         self
     }
 
+    /// The same driver planning across workers without the NPUs' RoCE addresses, for targets
+    /// where Ascend Operator writes the HCCL rank table when the pods start (an AscendJob on
+    /// Kubernetes, `inferkit plan --format kubernetes`). A multi-node plan then carries no
+    /// rank table: each process names [`RANK_TABLE_FILE`] in its environment and lists it
+    /// among its [run-time files](inferkit_core::LaunchSpec::run_time_files), so `inferkit
+    /// serve` refuses to start it until the file is in the run directory. Addresses given with
+    /// [`MindIe::with_device_ip`] are then not used.
+    pub fn with_rank_table_at_run_time(mut self) -> Self {
+        self.rank_table_at_run_time = true;
+        self
+    }
+
     /// The user's parameters, parsed and checked.
     pub fn params(spec: &ModelSpec) -> Result<Params> {
         Params::parse(&spec.backend_parameters)
@@ -114,9 +135,9 @@ impl Backend for MindIe {
     fn capabilities(&self) -> &Capabilities {
         static SINGLE_WORKER: LazyLock<Capabilities> = LazyLock::new(|| capabilities(false));
         static MULTI_WORKER: LazyLock<Capabilities> = LazyLock::new(|| capabilities(true));
-        match self.device_ips.is_empty() {
-            true => &SINGLE_WORKER,
-            false => &MULTI_WORKER,
+        match self.rank_table_at_run_time || !self.device_ips.is_empty() {
+            true => &MULTI_WORKER,
+            false => &SINGLE_WORKER,
         }
     }
 
@@ -148,7 +169,8 @@ impl Backend for MindIe {
     }
 }
 
-/// What MindIE can do: multi-node only when the driver knows the NPUs' RoCE addresses.
+/// What MindIE can do: multi-node only when the driver knows the NPUs' RoCE addresses or
+/// leaves the rank table to run time.
 fn capabilities(multi_worker: bool) -> Capabilities {
     let mut caps = Capabilities::default();
     caps.formats = vec![ModelFormat::Safetensors];
@@ -186,9 +208,13 @@ impl Prepared for PreparedMindIe<'_> {
     }
 
     fn launch(&self, assignment: &Assignment) -> Result<Vec<LaunchSpec>> {
+        let rank_table = match self.backend.rank_table_at_run_time {
+            true => launch::RankTable::AtRunTime,
+            false => launch::RankTable::Planned(&self.backend.device_ips),
+        };
         let install = launch::Install {
             root: &self.backend.ascend_root,
-            device_ips: &self.backend.device_ips,
+            rank_table,
         };
         launch::launch_specs(&install, self.facts, self.spec, assignment)
     }

@@ -4,7 +4,7 @@ mod common;
 
 use common::{a2, assign, facts, npu, render, spec, warnings};
 use inferkit_core::{Backend, DeviceId, Error, ProcessRole};
-use inferkit_mindie::MindIe;
+use inferkit_mindie::{MindIe, RANK_TABLE_FILE};
 
 fn launch_text(
     backend: &MindIe,
@@ -292,10 +292,66 @@ fn multi_node_needs_every_npu_address() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unsupported: MindIE across workers needs the RoCE address of NPU a2-1:1 for its rank table; configure it with MindIe::with_device_ip"
+        "unsupported: MindIE across workers needs the RoCE address of NPU a2-1:1 for its rank table; configure it with MindIe::with_device_ip, or plan for Kubernetes (`inferkit plan --format kubernetes`), where Ascend Operator writes the rank table"
     );
     assert!(!MindIe::new().capabilities().multi_worker);
     assert!(backend.capabilities().multi_worker);
+}
+
+/// With the rank table left to run time the two nodes get the same processes as with every
+/// NPU's address, less the rank table itself: each still names it in its environment, and
+/// lists it as a file something else writes (Ascend Operator).
+#[test]
+fn a_rank_table_left_to_run_time_is_named_but_not_written() {
+    let devices: Vec<_> = a2("a2-1", 0..4)
+        .into_iter()
+        .chain(a2("a2-2", 0..4))
+        .collect();
+    let at_run_time = MindIe::new().with_rank_table_at_run_time();
+    assert!(at_run_time.capabilities().multi_worker);
+    let with_ips = devices.iter().fold(MindIe::new(), |b, d| {
+        b.with_device_ip(d.id.clone(), format!("192.168.1.{}", d.id.index))
+    });
+    let spec = spec("Qwen2.5-72B-Instruct", &[]);
+    let facts = facts(&spec);
+    let launch = |backend: &MindIe| {
+        let assignment = assign(backend, &spec, &facts, &devices);
+        backend
+            .prepare(&facts, &spec)
+            .and_then(|p| p.launch(&assignment))
+            .unwrap()
+    };
+    let (left, planned) = (launch(&at_run_time), launch(&with_ips));
+    assert_eq!(left.len(), 2);
+    for (left, planned) in left.iter().zip(&planned) {
+        assert_eq!(left.env, planned.env, "{}", left.worker);
+        assert_eq!(left.env["RANK_TABLE_FILE"], RANK_TABLE_FILE);
+        assert_eq!(left.env["RANKTABLEFILE"], RANK_TABLE_FILE);
+        let paths: Vec<_> = planned.files.iter().map(|f| f.path.clone()).collect();
+        assert!(paths.contains(&RANK_TABLE_FILE.into()), "{paths:?}");
+        let kept: Vec<_> = planned
+            .files
+            .iter()
+            .filter(|f| f.path.as_os_str() != RANK_TABLE_FILE)
+            .cloned()
+            .collect();
+        assert_eq!(left.files, kept, "{}", left.worker);
+        assert!(planned.run_time_files.is_empty());
+        let [table] = left.run_time_files.as_slice() else {
+            panic!("{:?}", left.run_time_files);
+        };
+        assert_eq!(table.path.as_os_str(), RANK_TABLE_FILE);
+        assert!(table.written_by.starts_with("Ascend Operator"), "{table:?}");
+    }
+    // One node needs no rank table, so none is named.
+    let one = a2("a2-1", 0..8);
+    let assignment = assign(&at_run_time, &spec, &facts, &one);
+    let single = at_run_time
+        .prepare(&facts, &spec)
+        .and_then(|p| p.launch(&assignment))
+        .unwrap();
+    assert!(single[0].run_time_files.is_empty());
+    assert!(!single[0].env.contains_key("RANK_TABLE_FILE"));
 }
 
 #[test]

@@ -252,7 +252,7 @@ fn dtype_at(doc: &JsonDoc, path: &[&str]) -> Result<Option<String>> {
 /// The first of `paths` that holds an object; a non-object there is a type error.
 fn find_section<'p>(doc: &JsonDoc, paths: &[&'p [&'p str]]) -> Result<Option<&'p [&'p str]>> {
     for path in paths {
-        if doc.get::<Map<String, Value>>(path)?.is_some() {
+        if doc.is_object(path)? {
             return Ok(Some(path));
         }
     }

@@ -1,18 +1,27 @@
 //! Typed look-ups in the JSON files of a model directory, with errors that name the file, the
 //! key and the byte offset.
 //!
-//! Files are parsed once into a [`serde_json::Value`]; keys are then read by path. `Value` keeps
-//! no positions, so when a key has the wrong type the text is deserialised a second time along
-//! that path only, and serde_json's own error (with line and column) gives the offset. That
-//! second pass runs only on the error path.
+//! A file is checked for syntax once and kept as text; nothing else of it is built up front.
+//! A look-up by key path indexes the objects it goes through (each key with the position of
+//! its value in the text, kept for later look-ups) and deserialises the value it ends at from
+//! its text. Values no look-up goes into (a 60 MB `id2label`, a long list) cost nothing beyond
+//! the text, so a file costs about its size in memory; a [`serde_json::Value`] of the whole
+//! file costs 5 to 10 times that (issue 18).
+//!
+//! When a key has the wrong type, the text is deserialised a second time along that path
+//! only, and serde_json's own error (with line and column) gives the offset. That second pass
+//! runs only on the error path.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::files::{json_error, read_text_file};
 use crate::{Error, Result};
@@ -21,11 +30,24 @@ use crate::{Error, Result};
 /// 91,000 tensors in under 10 MB.
 pub(crate) const MAX_JSON_FILE: u64 = 64 << 20;
 
-/// A parsed JSON file that remembers its text and origin for error reporting.
+/// A JSON file checked for syntax, kept as text, with its origin for error reporting.
 pub(crate) struct JsonDoc {
     text: String,
     origin: PathBuf,
-    value: Value,
+    /// The entries of each object a look-up went into, by the object's position in `text`.
+    objects: RefCell<Vec<(usize, Vec<Entry>)>>,
+}
+
+/// One key of an indexed object and where its value is in the text.
+struct Entry {
+    key: Key,
+    value: Range<usize>,
+}
+
+/// An object key: where it is in the text, or decoded when it has escapes.
+enum Key {
+    At(Range<usize>),
+    Escaped(Box<str>),
 }
 
 impl JsonDoc {
@@ -35,19 +57,19 @@ impl JsonDoc {
         Self::parse(text, path)
     }
 
-    /// Parses `text`, reporting syntax errors against `origin`.
+    /// Checks the syntax of `text`, reporting errors against `origin`.
     pub(crate) fn parse(text: String, origin: &Path) -> Result<Self> {
-        let value = serde_json::from_str(&text).map_err(|e| json_error(&text, origin, &e))?;
+        serde_json::from_str::<IgnoredAny>(&text).map_err(|e| json_error(&text, origin, &e))?;
         Ok(JsonDoc {
             text,
             origin: origin.to_path_buf(),
-            value,
+            objects: RefCell::new(Vec::new()),
         })
     }
 
-    /// The whole document, without the text.
-    pub(crate) fn into_value(self) -> Value {
-        self.value
+    /// The whole document as a [`Value`] (which costs several times the text).
+    pub(crate) fn into_value(self) -> Result<Value> {
+        serde_json::from_str(&self.text).map_err(|e| json_error(&self.text, &self.origin, &e))
     }
 
     /// The file the document came from.
@@ -60,12 +82,47 @@ impl JsonDoc {
         key_offset(&self.text, key).unwrap_or(0)
     }
 
-    /// The value at `path`, treating JSON `null` as absent.
-    pub(crate) fn at(&self, path: &[&str]) -> Option<&Value> {
-        let value = path
-            .iter()
-            .try_fold(&self.value, |value, key| value.get(key))?;
-        (!value.is_null()).then_some(value)
+    /// The text of the value at `path`, treating JSON `null` as absent. A path through a
+    /// value that is not an object ends there, absent.
+    pub(crate) fn at(&self, path: &[&str]) -> Option<&str> {
+        let whole = self.text.trim_ascii();
+        let start = self.text.len() - self.text.trim_ascii_start().len();
+        let mut value = start..start + whole.len();
+        for key in path {
+            value = self.lookup(value, key)?;
+        }
+        let text = &self.text[value];
+        (text != "null").then_some(text)
+    }
+
+    /// The value of `key` in the object at `object` (the text's range), indexing the object
+    /// on its first look-up. The last of duplicate keys counts, as in a [`Value`].
+    fn lookup(&self, object: Range<usize>, key: &str) -> Option<Range<usize>> {
+        if !self.text[object.clone()].starts_with('{') {
+            return None;
+        }
+        let mut objects = self.objects.borrow_mut();
+        let at = match objects.iter().position(|(start, _)| *start == object.start) {
+            Some(at) => at,
+            None => {
+                objects.push((object.start, self.index(object)));
+                objects.len() - 1
+            }
+        };
+        let entries = &objects[at].1;
+        let entry = entries.iter().rev().find(|e| match &e.key {
+            Key::At(range) => &self.text[range.clone()] == key,
+            Key::Escaped(decoded) => &**decoded == key,
+        })?;
+        Some(entry.value.clone())
+    }
+
+    /// The entries of the object at `object`; none when it does not parse as one (the whole
+    /// text was checked, so that does not happen).
+    fn index(&self, object: Range<usize>) -> Vec<Entry> {
+        let mut de = serde_json::Deserializer::from_str(&self.text[object]);
+        de.deserialize_map(Indexer { text: &self.text })
+            .unwrap_or_default()
     }
 
     /// The value at `path` as a `T`; `None` when absent or `null`, [`Error::Parse`] naming the
@@ -74,9 +131,19 @@ impl JsonDoc {
         let Some(value) = self.at(path) else {
             return Ok(None);
         };
-        T::deserialize(value)
+        serde_json::from_str(value)
             .map(Some)
             .map_err(|_| self.type_error::<T>(path))
+    }
+
+    /// Whether the value at `path` is an object; `false` when absent or `null`, an
+    /// [`Error::Parse`] naming the key and its offset when present with another type.
+    pub(crate) fn is_object(&self, path: &[&str]) -> Result<bool> {
+        match self.at(path) {
+            None => Ok(false),
+            Some(value) if value.starts_with('{') => Ok(true),
+            Some(_) => Err(self.type_error::<serde_json::Map<String, Value>>(path)),
+        }
     }
 
     /// An [`Error::Parse`] for a problem with the value at `path` that is not a type error
@@ -120,6 +187,67 @@ impl JsonDoc {
                 format!("`{}` has an unexpected value", path.join(".")),
             ),
         }
+    }
+}
+
+/// Reads an object's keys and the positions of their values in `text` (which the
+/// deserialiser reads a part of).
+struct Indexer<'t> {
+    text: &'t str,
+}
+
+impl Indexer<'_> {
+    /// Where `part`, a slice of the text, starts in it.
+    fn range_of(&self, part: &str) -> Range<usize> {
+        let start = part.as_ptr() as usize - self.text.as_ptr() as usize;
+        start..start + part.len()
+    }
+}
+
+impl<'de> Visitor<'de> for Indexer<'de> {
+    type Value = Vec<Entry>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Vec<Entry>, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed(&self))? {
+            let value: &RawValue = map.next_value()?;
+            entries.push(Entry {
+                key,
+                value: self.range_of(value.get()),
+            });
+        }
+        Ok(entries)
+    }
+}
+
+/// An object key: its position when the text holds it as it is, else decoded.
+struct KeySeed<'a, 't>(&'a Indexer<'t>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, 'de> {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_, 'de> {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> std::result::Result<Key, E> {
+        Ok(Key::At(self.0.range_of(key)))
+    }
+
+    fn visit_str<E>(self, key: &str) -> std::result::Result<Key, E> {
+        Ok(Key::Escaped(key.into()))
     }
 }
 
@@ -221,6 +349,35 @@ mod tests {
         let d = doc(r#"{"q_lora_rank": null}"#);
         assert_eq!(d.get::<u64>(&["q_lora_rank"]).unwrap(), None);
         assert_eq!(d.get::<u64>(&["kv_lora_rank"]).unwrap(), None);
+    }
+
+    #[test]
+    fn look_ups_read_escaped_and_duplicate_keys_as_a_value_does() {
+        let text = r#"{"a\u0062": {"c": 1, "c": 2}, "s": "{\"c\": 3}", "n": [1, {"c": 4}]}"#;
+        let d = doc(text);
+        let whole: Value = serde_json::from_str(text).unwrap();
+        for path in [&["ab", "c"][..], &["s", "c"], &["n", "c"], &["ab"], &["x"]] {
+            let by_value = path.iter().try_fold(&whole, |v, k| v.get(k)).cloned();
+            assert_eq!(d.get::<Value>(path).unwrap(), by_value, "{path:?}");
+        }
+        assert!(d.is_object(&["ab"]).unwrap());
+        assert!(!d.is_object(&["x"]).unwrap());
+        let Err(Error::Parse { offset, what, .. }) = d.is_object(&["n"]) else {
+            panic!("an array is not an object");
+        };
+        assert!(what.starts_with("`n`: invalid type: sequence"), "{what}");
+        let value_at = text.find('[').unwrap() as u64;
+        assert!((value_at - 1..=value_at).contains(&offset), "{offset}");
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_value_no_look_up_reads_is_reported() {
+        let text = "{\"hidden_size\": 1,\n \"id2label\": {\"0\": \"a\" \"1\": \"b\"}}";
+        let Err(Error::Parse { offset, .. }) = JsonDoc::parse(text.into(), Path::new("c.json"))
+        else {
+            panic!("malformed JSON accepted");
+        };
+        assert_eq!(offset, text.find("\"1\"").unwrap() as u64);
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl HfModel {
     /// `config.json` read again, whole: for a launcher that writes a changed copy (the typed
     /// [`HfConfig`] keeps only the keys the estimators read).
     pub fn config_document(&self) -> Result<serde_json::Value> {
-        Ok(json::JsonDoc::read(&self.dir.join(CONFIG_FILE))?.into_value())
+        json::JsonDoc::read(&self.dir.join(CONFIG_FILE))?.into_value()
     }
 
     /// `generation_config.json` read again, whole, when the directory has one.
@@ -115,7 +115,7 @@ impl HfModel {
             return Ok(None);
         }
         let doc = json::JsonDoc::read(&self.dir.join(GENERATION_CONFIG_FILE))?;
-        Ok(Some(doc.into_value()))
+        doc.into_value().map(Some)
     }
 
     /// The safetensors weights, when the directory has them.

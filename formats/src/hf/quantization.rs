@@ -137,8 +137,8 @@ fn first_present<T: DeserializeOwned>(doc: &JsonDoc, paths: &[Vec<&str>]) -> Res
 
 /// Name of the first (in key order) compressed-tensors config group.
 fn first_config_group(doc: &JsonDoc, path: &[&str]) -> Option<String> {
-    doc.at(&[path, &["config_groups"]].concat())?
-        .as_object()?
+    doc.get::<Map<String, Value>>(&[path, &["config_groups"]].concat())
+        .ok()??
         .keys()
         .next()
         .cloned()

@@ -7,6 +7,7 @@ Reads the per-architecture tables the test prints for each measurement file (CPU
 RPC device rows), and prints one table per architecture family and one per architecture:
 rows, largest compute error, largest total (device-total) error, the declared band.
 """
+import os
 import re
 import sys
 
@@ -19,7 +20,7 @@ for line in sys.stdin:
     if cur and len(p) == 6 and p[2].isdigit():
         t.setdefault(cur, []).append((p[1], int(p[2]), float(p[3][:-1]), float(p[4][:-1])))
 fam = {
-    'dense decoders': 'arcee cohere2 ernie4_5 exaone exaone4 gemma gemma2 gemma3 gemma3n glm4 gptneox granite internlm2 llama minicpm olmo olmo2 phi2 phi3 qwen2 qwen3 seed_oss smollm3 stablelm starcoder starcoder2'.split(),
+    'dense decoders': 'arcee cohere2 command-r ernie4_5 exaone exaone4 gemma gemma2 gemma3 gemma3n glm4 gptneox granite internlm2 llama minicpm mistral3 olmo olmo2 phi2 phi3 qwen2 qwen3 seed_oss smollm3 stablelm starcoder starcoder2'.split(),
     'mixture of experts': 'bailingmoe dots1 ernie4_5-moe glm4moe gpt-oss granitemoe hunyuan-moe llama4 olmoe phimoe qwen2moe qwen3moe'.split(),
     'latent attention': ['deepseek2', 'minicpm3'],
     'recurrent': ['mamba', 'mamba2', 'rwkv6', 'rwkv7'],
@@ -42,8 +43,16 @@ for name, archs in fam.items():
 print()
 print('| architecture | CPU rows | max compute error | max total error | RPC device rows | max compute error | max device-total error | declared band |')
 print('|---|---|---|---|---|---|---|---|')
-# The architectures drivers/llama-box/src/memory/architecture.rs declares graph derived.
-derived = set()
+# The bands drivers/llama-box/src/memory/architecture.rs declares: graph derived (DERIVED),
+# and measured with a wider band on offloaded layouts (OFFLOAD_GAPS).
+src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        '../../../drivers/llama-box/src/memory/architecture.rs')).read()
+def listed(name):
+    body = re.search(r'const ' + name + r': &\[[^\]]*\] = &\[(.*?)\];', src, re.S).group(1)
+    return set(re.findall(r'^\s*\(?"([\w.-]+)"', body, re.M))
+derived, gaps = listed('DERIVED'), listed('OFFLOAD_GAPS')
 for a in sorted(set(r[0] for r in cpu)):
     band = '15%, graph derived' if a in derived else '5%, measured'
+    if a in gaps:
+        band = '5%, measured; 25% offloaded'
     print(f"| {a} | {cells(agg([r for r in cpu if r[0]==a]))} | {cells(agg([r for r in rpc if r[0]==a]))} | {band} |")

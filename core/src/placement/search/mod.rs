@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use crate::backend::{Capabilities, Platform, SubordinateGrouping};
 use crate::estimate::{DeviceSlot, FitRequest, HostSlot, ResourceEstimate};
@@ -33,7 +33,46 @@ struct Group {
     /// View index of the main worker.
     main: usize,
     /// (view index, position in that view's devices), in the backend's device order.
-    members: Vec<(usize, usize)>,
+    members: Members,
+}
+
+/// A group's members: one device held in place, else a list. Single-device mode makes a group
+/// per device of the cluster, and a list of one would be an allocation per device (800,000 on
+/// a 100,000-worker fleet, issue 18).
+#[derive(Debug, Clone)]
+enum Members {
+    One([(usize, usize); 1]),
+    Many(Vec<(usize, usize)>),
+}
+
+impl Members {
+    /// The one member `(view, device)`.
+    fn one(member: (usize, usize)) -> Self {
+        Members::One([member])
+    }
+}
+
+impl std::ops::Deref for Members {
+    type Target = [(usize, usize)];
+
+    fn deref(&self) -> &[(usize, usize)] {
+        match self {
+            Members::One(one) => one,
+            Members::Many(many) => many,
+        }
+    }
+}
+
+impl From<Vec<(usize, usize)>> for Members {
+    fn from(members: Vec<(usize, usize)>) -> Self {
+        Members::Many(members)
+    }
+}
+
+impl FromIterator<(usize, usize)> for Members {
+    fn from_iter<I: IntoIterator<Item = (usize, usize)>>(members: I) -> Self {
+        Members::Many(members.into_iter().collect())
+    }
 }
 
 /// A group known to fit, with its score.
@@ -170,7 +209,7 @@ impl<'a> Search<'a> {
         let mut classes = DeviceClasses::default();
         // Workers and devices filtered out, by reason.
         let mut refused: BTreeMap<String, (Vec<String>, Vec<DeviceRef>)> = BTreeMap::new();
-        let mut views = Vec::new();
+        let mut views = Vec::with_capacity(cluster.workers.len());
         for worker in &cluster.workers {
             if let Some(reason) = self.worker_refusal(worker) {
                 refused
@@ -726,10 +765,18 @@ fn saturating_sum(bytes: impl Iterator<Item = u64>) -> u64 {
 
 /// The rank of each view's worker name in name order.
 fn name_ranks(views: &[WorkerView<'_>]) -> Vec<u32> {
-    let mut order: Vec<usize> = (0..views.len()).collect();
-    order.sort_by(|&a, &b| views[a].worker.name.cmp(&views[b].worker.name));
+    // The names sit beside their view numbers: a comparison reads the two names only, not
+    // the views and workers that hold them (the largest single cost of planning a 100k-worker
+    // fleet, by `perf`).
+    // Names are unique (`check_inventory`), so an unstable sort gives the one order.
+    let mut order: Vec<(&str, usize)> = views
+        .iter()
+        .enumerate()
+        .map(|(v, view)| (view.worker.name.as_str(), v))
+        .collect();
+    order.sort_unstable();
     let mut ranks = vec![0; views.len()];
-    for (rank, v) in order.into_iter().enumerate() {
+    for (rank, (_, v)) in order.into_iter().enumerate() {
         ranks[v] = u32::try_from(rank).unwrap_or(u32::MAX);
     }
     ranks
@@ -739,7 +786,10 @@ fn name_ranks(views: &[WorkerView<'_>]) -> Vec<u32> {
 /// claims land on one device unseen. A worker with more than [`MAX_DEVICES_PER_WORKER`] devices
 /// is refused before any search.
 fn check_inventory(cluster: &Cluster) -> Result<()> {
-    let mut names = BTreeSet::new();
+    // Membership only: a hash set reports the same first repeated name as an ordered one,
+    // without a tree search per worker.
+    let mut names = HashSet::with_capacity(cluster.workers.len());
+    let mut indices = HashSet::new();
     for worker in &cluster.workers {
         if worker.devices.len() > MAX_DEVICES_PER_WORKER {
             return Err(Error::invalid_parameter(
@@ -758,7 +808,8 @@ fn check_inventory(cluster: &Cluster) -> Result<()> {
                 format!("two workers are named `{}`", worker.name),
             ));
         }
-        let mut indices = BTreeSet::new();
+        // One set for all workers, emptied for each: no set allocated per worker.
+        indices.clear();
         if let Some(device) = worker.devices.iter().find(|d| !indices.insert(d.index)) {
             return Err(Error::invalid_parameter(
                 "devices",

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Chosen, Group, MIG_ONE_PER_PROCESS, Refused, Scored, Search, reason};
+use super::{Chosen, Group, MIG_ONE_PER_PROCESS, Members, Refused, Scored, Search, reason};
 use crate::backend::PlacementMode::{CpuOffload, CpuOnly, MultiDevice, MultiWorker, SingleDevice};
 use crate::backend::SubordinateGrouping;
 use crate::estimate::Layout;
@@ -21,12 +21,22 @@ const LINEAR_DEVICE_COUNTS: usize = 16;
 
 impl Search<'_> {
     pub(super) fn single_device(&mut self) -> Option<Chosen> {
-        let mut buckets: BTreeMap<u32, Vec<Group>> = BTreeMap::new();
+        // Each class's list is allocated at its final size: grown as it fills, a list of
+        // 800,000 devices ends up to twice as large, and the lists it outgrew stay in the
+        // process's memory (issue 18: a 100,000-worker fleet).
+        let mut sizes: BTreeMap<u32, usize> = BTreeMap::new();
+        for device in self.views.iter().flat_map(|view| &view.devices) {
+            *sizes.entry(device.class).or_default() += 1;
+        }
+        let mut buckets: BTreeMap<u32, Vec<Group>> = sizes
+            .into_iter()
+            .map(|(class, size)| (class, Vec::with_capacity(size)))
+            .collect();
         for (v, view) in self.views.iter().enumerate() {
             for (d, device) in view.devices.iter().enumerate() {
                 let group = Group {
                     main: v,
-                    members: vec![(v, d)],
+                    members: Members::one((v, d)),
                 };
                 buckets.entry(device.class).or_default().push(group);
             }
@@ -98,10 +108,10 @@ impl Search<'_> {
             let mut key: Vec<u32> = view.devices[..k].iter().map(|d| d.class).collect();
             key.sort_unstable();
             let members = self.largest_by_index(v, k);
-            buckets
-                .entry(key)
-                .or_default()
-                .push(Group { main: v, members });
+            buckets.entry(key).or_default().push(Group {
+                main: v,
+                members: members.into(),
+            });
         }
         self.search_classes(buckets, true)
     }
@@ -280,7 +290,7 @@ impl Search<'_> {
     fn offload_candidate(&mut self, v: usize, k: usize) -> Option<Scored> {
         let group = Group {
             main: v,
-            members: self.largest_by_index(v, k),
+            members: self.largest_by_index(v, k).into(),
         };
         let estimate = match self.fit(&group, self.views[v].host(), true) {
             Ok(estimate) => estimate,
@@ -319,7 +329,7 @@ impl Search<'_> {
         let hosts: Vec<Group> = (0..self.views.len())
             .map(|v| Group {
                 main: v,
-                members: Vec::new(),
+                members: Vec::new().into(),
             })
             .collect();
         if hosts.is_empty() {

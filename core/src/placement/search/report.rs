@@ -131,7 +131,7 @@ impl Search<'_> {
         let worker = main.worker.name.clone();
         let allocatable = self.free_in(group);
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        match (group.members.as_slice(), self.workers_of(group)) {
+        match (&*group.members, self.workers_of(group)) {
             ([], _) => Refused::Host {
                 worker,
                 ram_allocatable: main.ram_allocatable,

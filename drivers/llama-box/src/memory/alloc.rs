@@ -77,6 +77,23 @@ impl Graph {
         self.node(bytes, srcs, parents, buffer)
     }
 
+    /// An op that ggml-alloc may run in place on one of `parents` (some of `srcs`, in the order
+    /// it tries them), producing `bytes`.
+    pub fn inplace_on(
+        &mut self,
+        bytes: u64,
+        srcs: &[TensorId],
+        parents: &[TensorId],
+        buffer: usize,
+    ) -> TensorId {
+        self.node(bytes, srcs, parents.to_vec(), buffer)
+    }
+
+    /// Whether a tensor is a view of another.
+    pub fn is_view(&self, id: TensorId) -> bool {
+        self.tensors[id].view_src.is_some()
+    }
+
     /// A view (reshape, permute, transpose, view) of `of`.
     pub fn view(&mut self, of: TensorId, offset_zero: bool) -> TensorId {
         let root = self.tensors[of].view_src.unwrap_or(of);

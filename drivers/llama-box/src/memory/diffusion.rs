@@ -82,7 +82,9 @@ impl DiffusionEstimate {
                     }
                 })
             });
-            own.chain(given).map(resident_bytes).sum::<u64>()
+            own.chain(given)
+                .map(|t| resident_bytes(t, family))
+                .sum::<u64>()
         };
         let pixels = u64::from(image.width) * u64::from(image.height);
         let mut estimate = DiffusionEstimate {
@@ -119,14 +121,38 @@ impl DiffusionEstimate {
     }
 }
 
-/// Bytes a tensor takes once loaded: its size in the file, except the MMDiT's learned
-/// positions, which sd.cpp always holds in F32 (`MMDiT::init_params`), whatever the file's type.
-fn resident_bytes(t: &TensorInfo) -> u64 {
+/// Bytes a tensor takes once loaded: its size in the file, except where sd.cpp picks the type
+/// itself (`ggml_extend.hpp`'s `init_params`), whatever the file's types: the VAE decoder's 1-D
+/// tensors (convolution biases, norm weights) are F32; the MMDiT's learned positions are F32
+/// (`MMDiT::init_params`), and so, in SD3's MMDiT, are every 1-D tensor and the linears built
+/// with `force_f32` (the timestep, pooled-text and context embedders, the final projection),
+/// while its patch convolution is F16 (measured: off by the buffer's alignment padding at most).
+fn resident_bytes(t: &TensorInfo, family: DiffusionFamily) -> u64 {
+    let elements = t.dims.iter().product::<u64>();
     if t.name.ends_with("diffusion_model.pos_embed") {
-        return t.dims.iter().product::<u64>() * 4;
+        return elements * 4;
+    }
+    if is_vae_decoder_tensor(&t.name) && t.dims.len() == 1 {
+        return elements * 4;
+    }
+    if family == DiffusionFamily::Sd3 && t.name.starts_with("model.diffusion_model.") {
+        if t.dims.len() == 1 || MMDIT_F32_LINEARS.iter().any(|l| t.name.contains(l)) {
+            return elements * 4;
+        }
+        if t.name.ends_with("x_embedder.proj.weight") {
+            return elements * 2;
+        }
     }
     t.bytes
 }
+
+/// SD3's MMDiT linears sd.cpp builds with `force_f32` (`mmdit.hpp`).
+const MMDIT_F32_LINEARS: [&str; 4] = [
+    "diffusion_model.t_embedder.",
+    "diffusion_model.y_embedder.",
+    "diffusion_model.context_embedder.",
+    "diffusion_model.final_layer.linear.",
+];
 
 /// Whether a separate component file is a VAE (it has a decoder); any other is a text encoder.
 fn is_vae_file(model: &GgufModel) -> bool {
@@ -213,9 +239,8 @@ const FLUX_TEXT_TOKENS: u64 = 512;
 /// QKV-and-MLP projection (`(3·3072 + 12288) × tokens × 4`), within 1.7 %; with it, linear in
 /// the image tokens: 732.5 B per pixel and 51.1 MB (fitted at 512², 768², 1024², within 0.6 %).
 ///
-/// SD3/3.5 (MMDiT): the graph replayed with ggml's allocator, see [`Mmdit`] (SD3.5 medium and
-/// large, 512² to 1536²: with flash attention within 3.2 %, exact to 2 KB on 6 of 8 rows;
-/// without it 0.7-4 % under).
+/// SD3/3.5 (MMDiT): the graph replayed with ggml's allocator, see [`Mmdit`] (SD3 medium, SD3.5
+/// medium and large, 512² to 1536², flash attention on and off: exact on all 24 rows).
 fn diffusion_compute(
     model: &GgufModel,
     family: DiffusionFamily,

@@ -9,6 +9,10 @@
 //! F32 zero block, an F32 −∞ block and their F32 concatenation, cast to F16: that, and not
 //! the score matrix, is the term in tokens² (none when the tokens are already a multiple of
 //! 256, as MMDiT-X's image-only attention is at 512² to 1536²).
+//!
+//! Checked against sd.cpp's own allocation trace (an instrumented `ggml-alloc.c`: every tensor's
+//! offset) and its measured buffers: exact to the byte on all 24 SD3 medium, SD3.5 medium and
+//! large rows (`tests/fixtures/llamacpp-memory/sdcpp/measurements.jsonl`).
 
 use inferkit_core::gguf::GgufModel;
 
@@ -78,7 +82,7 @@ impl Mmdit {
             image: patches_w * patches_h,
             flash_attn,
             one: 0,
-            c: 0,
+            c: None,
         };
         // sd.cpp's built-in tensors, `one` (F32) and `zero_int` (I32), expanded into every graph.
         b.one = b.g.input(F32, 0);
@@ -151,8 +155,8 @@ struct Builder {
     flash_attn: bool,
     /// sd.cpp's built-in one-element tensor (`ggml_runner_build_in_tensor:one`).
     one: TensorId,
-    /// The conditioning vector (timestep and pooled text embeddings).
-    c: TensorId,
+    /// The conditioning vector (timestep and pooled text embeddings), once emitted.
+    c: Option<TensorId>,
 }
 
 impl Builder {
@@ -160,9 +164,29 @@ impl Builder {
         self.g.op(bytes, srcs, 0)
     }
 
-    /// An op ggml-alloc may run in place on one of its first `same_layout` sources.
-    fn inplace(&mut self, srcs: &[TensorId], same_layout: usize) -> TensorId {
-        self.g.inplace(srcs, same_layout, 0)
+    /// An op of `bytes` that ggml-alloc may run in place on one of `candidates` (the sources
+    /// with its layout). A view never hands its memory on: ggml-alloc never marks a view
+    /// `allocated` in its hash table, so `ggml_gallocr_is_own` refuses it (sd.cpp's allocation
+    /// trace agrees), and every linear's output is one (its bias is added in place).
+    fn inplace(&mut self, bytes: u64, srcs: &[TensorId], candidates: &[TensorId]) -> TensorId {
+        let parents: Vec<TensorId> = candidates
+            .iter()
+            .copied()
+            .filter(|&t| !self.g.is_view(t))
+            .collect();
+        self.g.inplace_on(bytes, srcs, &parents, 0)
+    }
+
+    /// `ggml_add` of two tensors of the same shape.
+    fn add(&mut self, a: TensorId, b: TensorId) -> TensorId {
+        let bytes = self.g.bytes(a);
+        self.inplace(bytes, &[a, b], &[a, b])
+    }
+
+    /// `ggml_mul` or `ggml_add` of `x` and a broadcast row (a modulation chunk).
+    fn broadcast(&mut self, x: TensorId, row: TensorId) -> TensorId {
+        let bytes = self.g.bytes(x);
+        self.inplace(bytes, &[x, row], &[x])
     }
 
     /// A reshape, permute or view at offset 0, or an `_inplace` op (a view of its source).
@@ -182,10 +206,33 @@ impl Builder {
         self.hidden * tokens * F32
     }
 
-    /// `ggml_ext_linear` with its bias (every MMDiT linear has one), `rows` wide.
+    /// `ggml_ext_linear` with its bias (every MMDiT linear has one, added by
+    /// `ggml_add_inplace`: a view of the product), `rows` wide.
     fn linear(&mut self, x: TensorId, rows: u64, tokens: u64) -> TensorId {
         let y = self.op(rows * tokens * F32, &[x]);
-        self.inplace(&[y], 1)
+        self.view(y)
+    }
+
+    /// The conditioning vector `c`: timestep and pooled text (2048 wide) embeddings, each
+    /// through a 2-layer MLP with SiLU in place, added; the graph reaches it through the first
+    /// modulation.
+    fn conditioning(&mut self) -> TensorId {
+        if let Some(c) = self.c {
+            return c;
+        }
+        let hidden = self.hidden;
+        let t = self.g.input(F32, 0);
+        let frequencies = self.op(256 * F32, &[t]);
+        let te = self.linear(frequencies, hidden, 1);
+        let te = self.view(te);
+        let te = self.linear(te, hidden, 1);
+        let y = self.g.input(2048 * F32, 0);
+        let ye = self.linear(y, hidden, 1);
+        let ye = self.view(ye);
+        let ye = self.linear(ye, hidden, 1);
+        let c = self.add(te, ye);
+        self.c = Some(c);
+        c
     }
 
     /// The next chunk of a modulation (`ggml_ext_chunk` makes each contiguous), reshaped.
@@ -193,7 +240,8 @@ impl Builder {
         let m = match modulation.m {
             Some(m) => m,
             None => {
-                let silu = self.op(self.hidden * F32, &[self.c]);
+                let c = self.conditioning();
+                let silu = self.op(self.hidden * F32, &[c]);
                 let m = self.linear(silu, modulation.chunks * self.hidden, 1);
                 modulation.m = Some(m);
                 m
@@ -205,14 +253,12 @@ impl Builder {
     }
 
     /// `modulate`: `x + x·scale`, then `+ shift`.
-    fn modulate(&mut self, x: TensorId, modulation: &mut Modulation, tokens: u64) -> TensorId {
+    fn modulate(&mut self, x: TensorId, modulation: &mut Modulation) -> TensorId {
         let scale = self.chunk(modulation);
-        let scaled = self
-            .g
-            .inplace_sized(self.activation(tokens), &[x, scale], 1, 0);
-        let sum = self.inplace(&[x, scaled], 1);
+        let scaled = self.broadcast(x, scale);
+        let sum = self.add(x, scaled);
         let shift = self.chunk(modulation);
-        self.inplace(&[sum, shift], 1)
+        self.broadcast(sum, shift)
     }
 
     /// `DismantledBlock::pre_attention` for one stream: norm (no affine), modulation, fused
@@ -220,7 +266,7 @@ impl Builder {
     fn stream(&mut self, input: TensorId, tokens: u64, chunks: u64) -> Stream {
         let mut modulation = Modulation { chunks, m: None };
         let norm = self.op(self.activation(tokens), &[input]);
-        let modulated = self.modulate(norm, &mut modulation, tokens);
+        let modulated = self.modulate(norm, &mut modulation);
         let qkv = self.qkv(modulated, tokens);
         Stream {
             input,
@@ -237,17 +283,15 @@ impl Builder {
     }
 
     /// Q (0), K (1) or V (2) of a stream: a view of its QKV, with Q and K RMS-normed per head
-    /// when the model has `ln_q`/`ln_k` (a new tensor: the QKV has other views; the norm's
-    /// weight then multiplies in place).
+    /// when the model has `ln_q`/`ln_k` (a new tensor: its source is a view), the norm's weight
+    /// multiplied in place.
     fn part(&mut self, qkv: Qkv, which: u64) -> TensorId {
         let view = self.g.view(qkv.cont, which == 0);
         if !self.shape.qk_norm || which == 2 {
             return view;
         }
         let heads = self.view(view);
-        let normed = self
-            .g
-            .inplace_sized(self.activation(qkv.tokens), &[heads], 1, 0);
+        let normed = self.inplace(self.activation(qkv.tokens), &[heads], &[heads]);
         let weighted = self.view(normed);
         self.view(weighted)
     }
@@ -333,20 +377,20 @@ impl Builder {
     ) -> TensorId {
         let projected = self.linear(attn, self.hidden, tokens);
         let gate = self.chunk(modulation);
-        let gated = self.inplace(&[projected, gate], 1);
-        self.inplace(&[residual, gated], 1)
+        let gated = self.broadcast(projected, gate);
+        self.add(residual, gated)
     }
 
     /// `norm2`, modulation, the 4× GELU MLP, gated, added to `x`.
     fn mlp(&mut self, x: TensorId, modulation: &mut Modulation, tokens: u64) -> TensorId {
         let norm = self.op(self.activation(tokens), &[x]);
-        let modulated = self.modulate(norm, modulation, tokens);
+        let modulated = self.modulate(norm, modulation);
         let up = self.linear(modulated, 4 * self.hidden, tokens);
         let gelu = self.view(up);
         let down = self.linear(gelu, self.hidden, tokens);
         let gate = self.chunk(modulation);
-        let gated = self.inplace(&[down, gate], 1);
-        self.inplace(&[x, gated], 1)
+        let gated = self.broadcast(down, gate);
+        self.add(x, gated)
     }
 
     /// The text stream's input tensor, emitting what the graph reaches through it.
@@ -389,7 +433,7 @@ impl Builder {
         let image_attn = self.g.view(attn, false);
         let mut x = self.post_attention(image_attn, image.input, &mut image.modulation, self.image);
         if dual {
-            let modulated = self.modulate(image.norm, &mut image.modulation, self.image);
+            let modulated = self.modulate(image.norm, &mut image.modulation);
             let qkv = self.qkv(modulated, self.image);
             let attn2 = self.attention(Streams::Image(qkv), self.image);
             x = self.post_attention(attn2, x, &mut image.modulation, self.image);
@@ -426,18 +470,7 @@ impl Builder {
         let rows = self.op(hidden * grid * patches_h * F32, &[]);
         let positions = self.cont(rows, self.activation(n));
         let positions = self.view(positions);
-        let mut x = self.inplace(&[patches, positions], 2);
-        // c: timestep embedding and pooled text (2048 wide), each through a 2-layer MLP.
-        let t = self.g.input(F32, 0);
-        let frequencies = self.op(256 * F32, &[t]);
-        let te = self.linear(frequencies, hidden, 1);
-        let te = self.view(te);
-        let te = self.linear(te, hidden, 1);
-        let y = self.g.input(2048 * F32, 0);
-        let ye = self.linear(y, hidden, 1);
-        let ye = self.view(ye);
-        let ye = self.linear(ye, hidden, 1);
-        self.c = self.inplace(&[te, ye], 2);
+        let mut x = self.add(patches, positions);
         let mut context = Context::Embedder(self.g.input(TEXT_TOKENS * 4096 * F32, 0));
         for index in 0..self.shape.depth {
             (x, context) = self.block(index, x, context);
@@ -445,7 +478,7 @@ impl Builder {
         // Final layer and unpatchify.
         let mut modulation = Modulation { chunks: 2, m: None };
         let norm = self.op(self.activation(n), &[x]);
-        let modulated = self.modulate(norm, &mut modulation, n);
+        let modulated = self.modulate(norm, &mut modulation);
         let out = PATCH * PATCH * LATENT_CHANNELS;
         let projected = self.linear(modulated, out, n);
         self.cont(projected, out * n * F32)

@@ -452,12 +452,29 @@ fn tensor_layer(name: &str, n_layer: usize) -> Option<TensorLayer> {
         return (index < n_layer).then_some(TensorLayer::Repeating(index));
     }
     let output = name.starts_with("output") || name.starts_with("cls");
-    Some(if output {
+    let base = name.split('.').next().unwrap_or(name);
+    Some(if output || OUTPUT_LAYER_TENSORS.contains(&base) {
         TensorLayer::Output
+    } else if FIRST_LAYER_TENSORS.contains(&base) {
+        TensorLayer::Repeating(0)
     } else {
         TensorLayer::Input
     })
 }
+
+/// Tensors outside `blk.N` that llama.cpp puts on the output layer's device
+/// (`LLM_TENSOR_LAYER_OUTPUT` in `src/llama-arch.cpp` at 0c1e57098): Gemma 3n's AltUp
+/// projections.
+const OUTPUT_LAYER_TENSORS: [&str; 2] = ["altup_proj", "altup_unembd_proj"];
+
+/// Tensors outside `blk.N` created as layer 0's (`LLM_TENSOR_LAYER_REPEATING` with block 0):
+/// the token-embedding norm ("do the norms on the first layer") and Gemma 3n's per-layer
+/// input projection and its norm.
+const FIRST_LAYER_TENSORS: [&str; 3] = [
+    "token_embd_norm",
+    "per_layer_model_proj",
+    "per_layer_proj_norm",
+];
 
 #[cfg(test)]
 mod tests {

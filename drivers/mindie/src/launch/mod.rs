@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use inferkit_core::{
     Assignment, DeviceId, Error, HealthCheck, LaunchArgument, LaunchFile, LaunchSpec, ModelFacts,
-    ModelSpec, ProcessRole, Result,
+    ModelSpec, ProcessRole, Result, RunTimeFile,
 };
 use serde_json::{Value, json};
 
@@ -26,20 +26,36 @@ use crate::params::Params;
 /// The service config, relative to the run directory.
 pub(crate) const CONFIG_FILE: &str = "mindie-config.json";
 
-/// The rank table of a multi-node instance, relative to the run directory.
-pub(crate) const RANK_TABLE_FILE: &str = "ranktable.json";
+/// The HCCL rank table of a multi-node instance, relative to the run directory: what
+/// `RANK_TABLE_FILE` and `RANKTABLEFILE` name in every process's environment.
+pub const RANK_TABLE_FILE: &str = "ranktable.json";
+
+/// What writes the rank table of a plan made with [`crate::MindIe::with_rank_table_at_run_time`]
+/// (MindCluster's Ascend Operator writes it into the `rings-config-` ConfigMap of an AscendJob
+/// once every pod has its NPUs).
+const RANK_TABLE_WRITER: &str =
+    "Ascend Operator, for an AscendJob on Kubernetes (`inferkit plan --format kubernetes`)";
 
 /// MindIE's readiness endpoint on the management port (hiascend `mindie_service0080`,
 /// Triton-compatible health API: 200 once every node serves).
 pub(crate) const HEALTH_PATH: &str = "/v2/health/ready";
 
-/// Where MindIE is installed and which NPU addresses the rank table uses.
+/// Where MindIE is installed and where a multi-node rank table comes from.
 #[derive(Debug, Clone)]
 pub(crate) struct Install<'a> {
     /// The Ascend root holding `mindie/<version>/` (`/usr/local/Ascend`).
     pub root: &'a str,
-    /// RoCE address of each NPU, for multi-node rank tables.
-    pub device_ips: &'a BTreeMap<DeviceId, String>,
+    /// The rank table of multi-node instances.
+    pub rank_table: RankTable<'a>,
+}
+
+/// Where the rank table of a multi-node instance comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum RankTable<'a> {
+    /// The plan writes it, from the RoCE address of each NPU.
+    Planned(&'a BTreeMap<DeviceId, String>),
+    /// Ascend Operator writes it when the pods start; the plan names it only.
+    AtRunTime,
 }
 
 /// The role of a node other than the main one: a MindIE daemon serving part of the model.
@@ -65,8 +81,9 @@ struct Instance<'a> {
     /// The model directory MindIE loads: the user's, or the overlay.
     weight_path: String,
     overlay: Vec<LaunchFile>,
-    /// Rank table and inter-node port, for multi-node instances.
-    multi_node: Option<(Value, u16)>,
+    /// Rank table (`None`: written at run time) and inter-node port, for multi-node
+    /// instances.
+    multi_node: Option<(Option<Value>, u16)>,
     world_size: usize,
 }
 
@@ -103,9 +120,12 @@ impl<'a> Instance<'a> {
             Some(_) => OVERLAY_DIR.to_string(),
             None => overlay::absolute(&hf.dir)?.display().to_string(),
         };
-        let multi_node = match assignment.subordinates.first() {
-            Some(first) => Some((rank_table(install, nodes)?, first.port)),
-            None => None,
+        let multi_node = match (assignment.subordinates.first(), &install.rank_table) {
+            (Some(first), RankTable::Planned(device_ips)) => {
+                Some((Some(rank_table(device_ips, nodes)?), first.port))
+            }
+            (Some(first), RankTable::AtRunTime) => Some((None, first.port)),
+            (None, _) => None,
         };
         let version = spec.backend_version.as_deref().unwrap_or("latest");
         Ok(Instance {
@@ -131,6 +151,12 @@ impl<'a> Instance<'a> {
         );
         process.env = self.env(node)?;
         process.files = self.files(node);
+        if let Some((None, _)) = self.multi_node {
+            process.run_time_files = vec![RunTimeFile {
+                path: RANK_TABLE_FILE.into(),
+                written_by: RANK_TABLE_WRITER.to_string(),
+            }];
+        }
         process.health = node.role.is_main().then(|| HealthCheck {
             port: node.port,
             path: Some(HEALTH_PATH.to_string()),
@@ -152,7 +178,7 @@ impl<'a> Instance<'a> {
             },
         );
         let mut files = vec![text_file(CONFIG_FILE, &config)];
-        if let Some((table, _)) = &self.multi_node {
+        if let Some((Some(table), _)) = &self.multi_node {
             files.push(text_file(RANK_TABLE_FILE, table));
         }
         files.extend(self.overlay.iter().cloned());
@@ -219,7 +245,7 @@ fn nodes(assignment: &Assignment) -> Vec<Node<'_>> {
 /// The HCCL rank table: main server first, ranks numbered across servers in that order.
 /// Every NPU needs its RoCE address (`hccn_tool -i <id> -ip -g`), which device probes do not
 /// report; they are configured on the driver ([`crate::MindIe::with_device_ip`]).
-fn rank_table(install: &Install, nodes: &[Node]) -> Result<Value> {
+fn rank_table(device_ips: &BTreeMap<DeviceId, String>, nodes: &[Node]) -> Result<Value> {
     let servers: Vec<&Node> = nodes
         .iter()
         .filter(|n| n.role.is_main())
@@ -234,10 +260,12 @@ fn rank_table(install: &Install, nodes: &[Node]) -> Result<Value> {
                 worker: server.worker.to_string(),
                 index,
             };
-            let ip = install.device_ips.get(&id).ok_or_else(|| {
+            let ip = device_ips.get(&id).ok_or_else(|| {
                 Error::unsupported(format!(
                     "MindIE across workers needs the RoCE address of NPU {id} for its rank \
-                     table; configure it with MindIe::with_device_ip"
+                     table; configure it with MindIe::with_device_ip, or plan for Kubernetes \
+                     (`inferkit plan --format kubernetes`), where Ascend Operator writes the \
+                     rank table"
                 ))
             })?;
             devices.push(json!({

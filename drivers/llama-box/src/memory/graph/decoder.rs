@@ -15,6 +15,9 @@ impl Builder<'_> {
                 _ => self.parallel_hybrid_layer(il, inp, last),
             };
         }
+        if self.parallel_blocks() {
+            return self.parallel_block_layer(il, inp, last);
+        }
         if layer.n_head_kv == 0 {
             // An FFN-only layer (Nemotron-H): norm, FFN, residual.
             let cur = self.norm(inp, false);
@@ -41,6 +44,44 @@ impl Builder<'_> {
             return self.residual(cur, inp, last);
         }
         self.ffn_block(il, cur, inp, last)
+    }
+
+    /// A Command-R / Cohere2 layer (`src/models/command-r.cpp`, `cohere2.cpp` at 0c1e57098):
+    /// one layer norm (`ggml_norm`, a tensor of its own) feeds the attention and the FFN; the
+    /// output is (FFN + residual) + attention output. The attention joins the graph up to
+    /// `kqv_out` (its K/V stores), the rest only with the layer's output, whose first source
+    /// is the FFN sum: the FFN and its residual add come before the attention's output
+    /// projection. The last layer selects the output rows of the norm (for the FFN), the
+    /// residual and the projected attention output.
+    fn parallel_block_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
+        let normed = self.norm(inp, true);
+        let (mut attn, ffn_sum) = self.self_attention_beside(il, normed, |b| {
+            let (mut ffn_inp, mut residual) = (normed, inp);
+            if last {
+                let ids = b.out_ids();
+                let e = b.e();
+                ffn_inp = b.op(e, &[ffn_inp, ids]);
+                residual = b.op(e, &[residual, ids]);
+            }
+            let out = b.ffn(il, ffn_inp);
+            b.inplace(&[out, residual], 2)
+        });
+        if last {
+            let ids = self.out_ids();
+            let e = self.e();
+            attn = self.op(e, &[attn, ids]);
+        }
+        if let Some((split, _)) = self.closing.take() {
+            // A host layer's closing add runs on the next device, which copies its operands.
+            self.enter(split, &[ffn_sum, attn], &[]);
+        }
+        self.inplace(&[ffn_sum, attn], 2)
+    }
+
+    /// Whether the architecture's layers run the attention and the FFN side by side
+    /// ([`PARALLEL_BLOCKS`]).
+    pub(super) fn parallel_blocks(&self) -> bool {
+        PARALLEL_BLOCKS.contains(&self.shape.arch.as_str())
     }
 
     /// Whether layer `il` has an FFN of its own (Nemotron-H's attention and Mamba layers have
@@ -219,6 +260,10 @@ impl Builder<'_> {
         OUTPUTS_AFTER_LAYERS.contains(&self.shape.arch.as_str())
     }
 }
+
+/// Architectures whose layers run the attention and the FFN side by side on one norm
+/// (`parallel_block_layer`).
+const PARALLEL_BLOCKS: [&str; 2] = ["command-r", "cohere2"];
 
 /// Architectures whose `post_attention_norm` weight norms the FFN input (after the attention
 /// residual) in place of an `ffn_norm`: gpt-oss (`src/models/openai-moe.cpp` at 0c1e57098).

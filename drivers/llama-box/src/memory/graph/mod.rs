@@ -277,7 +277,12 @@ impl Builder<'_> {
             self.next_recurrent = placement
                 .layers
                 .get(k + 1)
-                .filter(|&&(l, b)| self.shape.layers[l].recurrent && b != splits[k].buffer)
+                .filter(|&&(l, b)| {
+                    self.shape.layers[l].recurrent
+                        && self.shape.layers[l].n_head_kv == 0
+                        && !self.has_ffn(layer)
+                        && b != splits[k].buffer
+                })
                 .map(|&(_, b)| b);
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
@@ -386,7 +391,9 @@ impl Builder<'_> {
         } else {
             inp
         };
-        let embd = self.norm(inp, self.names.contains_key("output_norm.bias"));
+        // Command-R and Cohere2 norm with `ggml_norm` (LLM_NORM) without a bias: not in place.
+        let layer_norm = self.names.contains_key("output_norm.bias") || self.parallel_blocks();
+        let embd = self.norm(inp, layer_norm);
         self.g.mark_output(embd);
         // An output cannot be overwritten in place: a scale of it is a tensor of its own.
         let head_input = match self.shape.scaled_head_input {

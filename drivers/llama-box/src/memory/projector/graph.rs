@@ -23,6 +23,8 @@ pub(super) fn compute(tower: &Tower, flash_attn: bool) -> u64 {
         side,
         patches: side * side,
         window_f16: None,
+        last_block: false,
+        final_weight: FinalWeight::None,
     };
     let out = match tower.kind {
         ProjectorKind::Qwen2Vl | ProjectorKind::Qwen25Vl | ProjectorKind::Qwen3Vl => b.qwen(),
@@ -63,6 +65,18 @@ struct Attention {
     keys: u64,
 }
 
+/// A weight copy the output op reads as its first source. Every layer's Q, K and V are put
+/// in the graph as `build_attn` orders them (`ggml_build_forward_order`), so the final
+/// `ggml_build_forward_expand` reaches this copy right after the last layer's V, before that
+/// layer's attention, and that is where ggml-alloc places it.
+#[derive(Clone, Copy)]
+enum FinalWeight {
+    None,
+    /// Bytes of the copy, still to emit.
+    Pending(u64),
+    Emitted(TensorId),
+}
+
 /// The attention mask of a layer.
 #[derive(Clone, Copy)]
 enum Mask {
@@ -80,6 +94,11 @@ struct Builder<'a> {
     patches: u64,
     /// The F16 copy of the window mask, once made.
     window_f16: Option<TensorId>,
+    /// Whether the block being built is the ViT's last.
+    last_block: bool,
+    /// A copy of a weight that the output op reads first (Gemma 3's transposed input
+    /// projection).
+    final_weight: FinalWeight,
 }
 
 impl Builder<'_> {
@@ -241,9 +260,11 @@ impl Builder<'_> {
         }
         let mut inp_l = self.view(cur);
         inp_l = self.own_norm(inp_l, "pre_ln", self.t.norm);
-        for _ in 0..self.t.n_layer {
+        for layer in 0..self.t.n_layer {
+            self.last_block = layer + 1 == self.t.n_layer;
             inp_l = self.block(inp_l, n_pos, rope, Mask::None);
         }
+        self.last_block = false;
         if matches!(
             self.t.kind,
             ProjectorKind::Qwen2Audio | ProjectorKind::Voxtral
@@ -284,6 +305,9 @@ impl Builder<'_> {
             }
             (qkv[0], qkv[1], qkv[2])
         };
+        if let (true, FinalWeight::Pending(bytes)) = (self.last_block, self.final_weight) {
+            self.final_weight = FinalWeight::Emitted(self.op(bytes, &[]));
+        }
         let attn = self.attention(q, k, v, n_pos, mask);
         let out_bias = self.t.block_has("attn_out.bias");
         let mut cur = self.linear(attn, e, n_pos, out_bias);
@@ -703,6 +727,9 @@ impl Builder<'_> {
     /// `clip_graph_siglip::build` (`gemma3`, `idefics3`).
     fn siglip(&mut self) -> TensorId {
         let e = self.t.n_embd;
+        if self.t.kind == ProjectorKind::Gemma3 {
+            self.final_weight = FinalWeight::Pending(self.projection_copy());
+        }
         let inp = self.build_inp();
         let cur = self.vit(inp, self.patches, None, Rope::None);
         let scale = self.t.n_merge;
@@ -712,8 +739,8 @@ impl Builder<'_> {
             let out = self.t.dim("mm.model.fc.weight", 1).unwrap_or(0);
             return self.matmul(cur, out, tokens);
         }
-        // Gemma 3: average pooling, RMS norm, then the transposed input projection (a
-        // contiguous copy of the weight in the compute buffer).
+        // Gemma 3: average pooling, RMS norm, then the transposed input projection (its copy
+        // emitted where the graph reaches it, see [`FinalWeight`]).
         let transposed = self.view(cur);
         let grid = self.op(e * self.patches * F32, &[transposed]);
         let pooled = self.op(e * tokens * F32, &[grid]);
@@ -721,13 +748,23 @@ impl Builder<'_> {
         let cur = self.op(e * tokens * F32, &[transposed]);
         let cur = self.norm(cur, Norm::Rms, false);
         let out = self.t.dim("mm.input_projection.weight", 0).unwrap_or(0);
-        let weight_bytes = if self.t.is_f32("mm.input_projection.weight") {
-            F32
-        } else {
-            F16
+        let weight = match self.final_weight {
+            FinalWeight::Emitted(weight) => weight,
+            // A tower without layers: the copy comes first.
+            FinalWeight::Pending(_) | FinalWeight::None => {
+                let bytes = self.projection_copy();
+                self.op(bytes, &[])
+            }
         };
-        let weight = self.op(e * out * weight_bytes, &[]);
         self.op(out * tokens * F32, &[cur, weight])
+    }
+
+    /// Bytes of Gemma 3's transposed input projection copied into the compute buffer.
+    fn projection_copy(&self) -> u64 {
+        let name = "mm.input_projection.weight";
+        let out = self.t.dim(name, 0).unwrap_or(0);
+        let element = if self.t.is_f32(name) { F32 } else { F16 };
+        self.t.n_embd * out * element
     }
 
     /// `clip_graph_pixtral::build`.
