@@ -20,14 +20,16 @@
 //!
 //! Run: `cargo bench --bench gguf_parse --features bench-gguf-rs` (the feature brings in gguf-rs).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::io::{BufReader, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use inferkit_core::gguf::{GgufHeader, ReadOptions};
+
+#[path = "support/peak_alloc.rs"]
+mod peak_alloc;
+use peak_alloc::{PeakAlloc, peak_extra};
 
 const INPUTS: [&str; 2] = ["qwen2.5-1.5b", "qwen2.5-0.5b"];
 
@@ -54,45 +56,12 @@ fn bytes(input: &str) -> &'static [u8] {
     &BYTES[index]
 }
 
-/// Counts live heap bytes and their peak.
-struct PeakAlloc;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only counters are added.
-unsafe impl GlobalAlloc for PeakAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
 static ALLOC: divan::AllocProfiler<PeakAlloc> = divan::AllocProfiler::new(PeakAlloc);
 
 fn main() {
     print_peak_memory();
     divan::main();
-}
-
-/// Peak heap bytes above the baseline while `parse` runs and its result is alive.
-fn peak_extra<T>(parse: impl FnOnce() -> T) -> usize {
-    let baseline = LIVE.load(Ordering::Relaxed);
-    PEAK.store(baseline, Ordering::Relaxed);
-    let result = black_box(parse());
-    let peak = PEAK.load(Ordering::Relaxed);
-    drop(result);
-    peak - baseline
 }
 
 fn print_peak_memory() {
