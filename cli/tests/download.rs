@@ -139,6 +139,33 @@ fn leftovers(folder: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The three shards of the split Q8_0 fixture as one repository, and their names and bytes.
+fn split_model_files() -> (Repo, Vec<(String, Vec<u8>)>) {
+    let shards: Vec<(String, Vec<u8>)> = (1..=3)
+        .map(|n| {
+            let name = format!("qwen2.5-0.5b-instruct-Q8_0-0000{n}-of-00003.gguf");
+            let bytes = read_fixture(&format!("gguf/{name}"));
+            (name, bytes)
+        })
+        .collect();
+    let repo = shards
+        .iter()
+        .fold(Repo::new("files"), |repo, (name, bytes)| {
+            repo.file(name, bytes.clone())
+        });
+    (repo, shards)
+}
+
+/// `repo` with its `0.5b` tag moved to another manifest: the same layers, other bytes.
+fn with_moved_tag(mut repo: Repo) -> Repo {
+    let manifest = String::from_utf8(repo.files["manifests/0.5b"].clone()).unwrap();
+    let moved = manifest.replace("\"schemaVersion\":2", "\"schemaVersion\": 2");
+    assert_ne!(moved, manifest, "the manifest's bytes change");
+    repo.files
+        .insert("manifests/0.5b".into(), moved.into_bytes());
+    repo
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hub_gguf_is_planned_with_a_download_that_serve_performs_first() {
     let hub = FakeHub::start(Duration::ZERO).await;
@@ -333,14 +360,7 @@ async fn an_ollama_manifest_changed_since_planning_is_not_written() {
     let caches = tempfile::tempdir().unwrap();
     let (_, plan_arg) = plan_llama_box(&hub, caches.path(), "ollama://qwen2.5:0.5b");
     // The tag moves to another manifest (the same model, a different template).
-    let mut moved = ollama_model("0.5b", model, None);
-    let text_manifest = String::from_utf8(moved.files["manifests/0.5b"].clone()).unwrap();
-    moved.files.insert(
-        "manifests/0.5b".into(),
-        text_manifest
-            .replace("\"schemaVersion\":2", "\"schemaVersion\": 2")
-            .into_bytes(),
-    );
+    let moved = with_moved_tag(ollama_model("0.5b", model, None));
     hub.add("library/qwen2.5", moved);
     let served = run(&hub, caches.path(), &["serve", &plan_arg]);
     assert!(!served.status.success());
@@ -351,14 +371,7 @@ async fn an_ollama_manifest_changed_since_planning_is_not_written() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_url_model_downloads_into_a_folder_keyed_by_its_address_and_version() {
     let hub = FakeHub::start(Duration::ZERO).await;
-    let mut repo = Repo::new("files");
-    let mut shards = Vec::new();
-    for n in 1..=3 {
-        let name = format!("qwen2.5-0.5b-instruct-Q8_0-0000{n}-of-00003.gguf");
-        let bytes = read_fixture(&format!("gguf/{name}"));
-        shards.push((name.clone(), bytes.clone()));
-        repo = repo.file(&name, bytes);
-    }
+    let (repo, shards) = split_model_files();
     hub.add("files/x", repo);
     let caches = tempfile::tempdir().unwrap();
     let url = format!("{}/blob/files/x/{}?download=1", hub.cdn.url(), shards[0].0);
@@ -661,14 +674,7 @@ async fn the_kubernetes_init_container_fetches_an_ollama_model_into_ollamas_stor
 
     // A tag moved since planning fails before any blob is fetched.
     std::fs::remove_dir_all(&store).unwrap();
-    let mut moved = repo.clone();
-    let text_manifest = String::from_utf8(manifest.clone()).unwrap();
-    moved.files.insert(
-        "manifests/0.5b".into(),
-        text_manifest
-            .replace("\"schemaVersion\":2", "\"schemaVersion\": 2")
-            .into_bytes(),
-    );
+    let moved = with_moved_tag(repo.clone());
     hub.add("library/qwen2.5", moved);
     let refused = init_container(&script).output().unwrap();
     assert!(!refused.status.success(), "{}", text(&refused));
@@ -683,14 +689,7 @@ async fn the_kubernetes_init_container_fetches_an_ollama_model_into_ollamas_stor
 #[tokio::test(flavor = "multi_thread")]
 async fn the_kubernetes_init_container_fetches_a_url_model_into_its_versioned_folder() {
     let hub = FakeHub::start(Duration::ZERO).await;
-    let mut repo = Repo::new("files");
-    let mut shards = Vec::new();
-    for n in 1..=3 {
-        let name = format!("qwen2.5-0.5b-instruct-Q8_0-0000{n}-of-00003.gguf");
-        let bytes = read_fixture(&format!("gguf/{name}"));
-        shards.push((name.clone(), bytes.clone()));
-        repo = repo.file(&name, bytes);
-    }
+    let (repo, shards) = split_model_files();
     hub.add("files/x", repo.clone());
     let caches = tempfile::tempdir().unwrap();
     let url = format!("{}/blob/files/x/{}?download=1", hub.cdn.url(), shards[0].0);
