@@ -10,27 +10,30 @@ use inferkit_launch::{Launcher, run_dir};
 
 const STANDIN: &str = env!("CARGO_BIN_EXE_inferkit-standin");
 
+/// A stand-in that does not start without `file` in its working directory.
+fn standin_requiring(file: &str) -> LaunchSpec {
+    LaunchSpec::new(
+        "worker-0",
+        ProcessRole::Main,
+        STANDIN,
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--require-file".into(),
+            file.into(),
+        ],
+    )
+}
+
 /// A stand-in that needs its config file, like MindIE.
 fn spec_with_config() -> LaunchSpec {
-    {
-        let mut process = LaunchSpec::new(
-            "worker-0",
-            ProcessRole::Main,
-            STANDIN,
-            vec![
-                "--port".into(),
-                "0".into(),
-                "--require-file".into(),
-                "conf/config.json".into(),
-            ],
-        );
-        process.files = vec![LaunchFile {
-            path: PathBuf::from("conf/config.json"),
-            content: r#"{"ServerConfig":{"port":1025}}"#.into(),
-            link_to: None,
-        }];
-        process
-    }
+    let mut process = standin_requiring("conf/config.json");
+    process.files = vec![LaunchFile {
+        path: PathBuf::from("conf/config.json"),
+        content: r#"{"ServerConfig":{"port":1025}}"#.into(),
+        link_to: None,
+    }];
+    process
 }
 
 fn mode(path: &Path) -> u32 {
@@ -187,17 +190,7 @@ fn a_launch_file_leaving_the_run_directory_is_refused_by_the_check_alone() {
 async fn a_process_whose_run_time_file_is_missing_is_refused_until_it_is_there() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("run");
-    let mut spec = LaunchSpec::new(
-        "worker-0",
-        ProcessRole::Main,
-        STANDIN,
-        vec![
-            "--port".into(),
-            "0".into(),
-            "--require-file".into(),
-            "ranktable.json".into(),
-        ],
-    );
+    let mut spec = standin_requiring("ranktable.json");
     spec.run_time_files = vec![RunTimeFile {
         path: PathBuf::from("ranktable.json"),
         written_by: "Ascend Operator".into(),
