@@ -122,7 +122,7 @@ const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     ("gemma3n", 74, 11),
     // Sized with the Mamba template: its time-mix (token-shift lerps, LoRAs, WKV) is larger
     // than the template on a device without the LM head.
-    ("rwkv6", 61, 5),
+    ("rwkv6", 61, 6),
     ("rwkv7", 72, 8),
 ];
 
@@ -196,8 +196,9 @@ impl Coverage {
     }
 }
 
-/// The measured errors of `arch`'s offloaded layouts, when in [`OFFLOAD_GAPS`].
-fn offload_gap(arch: &str) -> Option<(u32, u32)> {
+/// The measured errors of `arch`'s offloaded layouts (compute, device total, in percent),
+/// when in [`OFFLOAD_GAPS`].
+pub(crate) fn offload_gap(arch: &str) -> Option<(u32, u32)> {
     OFFLOAD_GAPS
         .iter()
         .find(|(name, ..)| *name == arch)

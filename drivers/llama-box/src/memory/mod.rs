@@ -52,6 +52,14 @@ pub fn offloaded_band(arch: &str) -> inferkit_core::ErrorBand {
     Coverage::of(arch).offloaded_band(arch)
 }
 
+/// The largest compute and device-total errors (in percent) measured on the devices of an
+/// offloaded layout of `arch`, for the measured architectures whose offloaded layouts are
+/// beyond their [`architecture_band`] (and carry the wider [`offloaded_band`]); `None` for the
+/// others.
+pub fn offload_gap(arch: &str) -> Option<(u32, u32)> {
+    architecture::offload_gap(arch)
+}
+
 /// A GGUF model bound to llama.cpp settings, ready to estimate layouts: a text model
 /// (llama.cpp) or an image model (stable-diffusion.cpp), as llama-box runs either.
 #[derive(Debug, Clone)]
