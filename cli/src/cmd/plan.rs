@@ -11,8 +11,8 @@ use inferkit::units::GIB;
 use inferkit::vllm::{Vllm, VllmDetails};
 use inferkit::{
     Backend, Cluster, DeploymentPlan, DeviceEstimate, Error, LaunchSpec, ModelFacts, ModelSpec,
-    PlacementOptions, PlacementStrategy, PlanOptions, Result, WorkerClaim, default_registry,
-    plan_with_facts,
+    PlacementOptions, PlacementStrategy, PlanOptions, Registry, Result, Vendor, WorkerClaim,
+    default_registry, plan_with_facts,
 };
 
 use crate::cluster_arg::ClusterArgs;
@@ -173,15 +173,9 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
         };
         plan_options
     };
-    let mut registry = default_registry();
-    if args.gpustack_ray_bundles {
-        registry.register(Arc::new(Vllm::new().with_gpustack_placement_bundles()));
-    }
     // On Kubernetes Ascend Operator writes MindIE's rank table when the pods start (the
     // AscendJob of `inferkit_kube`), so MindIE may span workers without the NPUs' addresses.
-    if args.format == Format::Kubernetes {
-        registry.register(Arc::new(MindIe::new().with_rank_table_at_run_time()));
-    }
+    let registry = registry(args, args.format == Format::Kubernetes);
     let planned = {
         let _waiting = Waiting::start("planning");
         plan_with_facts(&registry, &facts, &spec, &cluster, &options)
@@ -190,7 +184,7 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
         Ok(plan) => plan,
         Err(error) if args.format != Format::Kubernetes => {
             return Err(mindie_across_workers_hint(
-                error, &facts, &spec, &cluster, &options,
+                error, args, &facts, &spec, &cluster, &options,
             ));
         }
         Err(error) => return Err(error),
@@ -218,26 +212,33 @@ fn make_plan(args: &Args) -> Result<(DeploymentPlan, Vec<String>)> {
 /// cannot write MindIE's rank table (it needs each NPU's RoCE address, which no cluster file
 /// carries), but on Kubernetes Ascend Operator writes it. The hint is added only when that
 /// plan exists: the same request, across workers, with the rank table left to run time.
+///
+/// Only a refusal MindIE could answer is planned again: no placement or a parameter refused,
+/// MindIE chosen or no backend named, and Ascend NPUs in the cluster.
 fn mindie_across_workers_hint(
-    error: Error,
+    mut error: Error,
+    args: &Args,
     facts: &ModelFacts,
     spec: &ModelSpec,
     cluster: &Cluster,
     options: &PlanOptions,
 ) -> Error {
-    if !matches!(
+    let id = MindIe::new().id();
+    let answerable = matches!(
         error,
         Error::NoPlacement { .. } | Error::InvalidParameter { .. }
-    ) {
+    ) && spec.backend.as_deref().is_none_or(|backend| backend == id)
+        && cluster
+            .workers
+            .iter()
+            .flat_map(|worker| &worker.devices)
+            .any(|device| device.vendor == Vendor::Ascend);
+    if !answerable {
         return error;
     }
-    let mindie = MindIe::new().with_rank_table_at_run_time();
-    let id = mindie.id();
-    let mut registry = default_registry();
-    registry.register(Arc::new(mindie));
     let mut across = spec.clone();
     across.distributed_inference_across_workers = Some(true);
-    let workers = match plan_with_facts(&registry, facts, &across, cluster, options) {
+    let workers = match plan_with_facts(&registry(args, true), facts, &across, cluster, options) {
         Ok(plan) if plan.backend == id => plan.placement.workers.len(),
         _ => return error,
     };
@@ -253,25 +254,26 @@ fn mindie_across_workers_hint(
              RoCE address, which a cluster file does not carry)"
         ),
     };
-    match error {
-        Error::NoPlacement {
-            reason,
-            mut explanation,
-            rejected,
-        } => {
-            explanation.push(format!("hint: {hint}"));
-            Error::NoPlacement {
-                reason,
-                explanation,
-                rejected,
-            }
-        }
-        Error::InvalidParameter { name, reason } => Error::InvalidParameter {
-            name,
-            reason: format!("{reason}; {hint}"),
-        },
-        other => other,
+    match &mut error {
+        Error::NoPlacement { explanation, .. } => explanation.push(format!("hint: {hint}")),
+        Error::InvalidParameter { reason, .. } => *reason = format!("{reason}; {hint}"),
+        _ => {}
     }
+    error
+}
+
+/// The backends a plan chooses from: the default drivers, vLLM with GPUStack's placement
+/// bundles when asked for, and MindIE with its rank table left to run time when the plan is
+/// for Kubernetes (`rank_table_at_run_time`).
+fn registry(args: &Args, rank_table_at_run_time: bool) -> Registry {
+    let mut registry = default_registry();
+    if args.gpustack_ray_bundles {
+        registry.register(Arc::new(Vllm::new().with_gpustack_placement_bundles()));
+    }
+    if rank_table_at_run_time {
+        registry.register(Arc::new(MindIe::new().with_rank_table_at_run_time()));
+    }
+    registry
 }
 
 fn print_human(
