@@ -100,6 +100,9 @@ pub(crate) struct WorkerView<'c> {
     pub current: u32,
     /// Existing instances of other models on the worker.
     pub others: u32,
+    /// How many of [`Self::devices`], from the first, one process may hold together: those
+    /// before the first MIG instance, or that instance alone (a CUDA process enumerates one).
+    pub one_process_devices: usize,
 }
 
 impl<'c> WorkerView<'c> {
@@ -141,6 +144,10 @@ impl<'c> WorkerView<'c> {
                 .cmp(&a.allocatable)
                 .then(a.index.cmp(&b.index))
         });
+        let one_process_devices = devices
+            .iter()
+            .position(|d| worker.devices[d.position].is_mig_instance())
+            .map_or(devices.len(), |first| first.max(1));
         Ok(WorkerView {
             worker,
             ram_allocatable,
@@ -148,6 +155,7 @@ impl<'c> WorkerView<'c> {
             devices,
             current: counts.current,
             others: counts.others,
+            one_process_devices,
         })
     }
 

@@ -631,15 +631,6 @@ impl<'a> Search<'a> {
         view.worker.devices[view.devices[d].position].is_mig_instance()
     }
 
-    /// How many of worker `v`'s devices, largest free first, one process may hold together:
-    /// those before its first MIG instance, or that instance alone.
-    fn one_process_devices(&self, v: usize) -> usize {
-        let devices = self.views[v].devices.len();
-        (0..devices)
-            .position(|d| self.is_mig((v, d)))
-            .map_or(devices, |first| first.max(1))
-    }
-
     /// Free device memory of a group (host RAM for CPU-only groups).
     fn free_in(&self, group: &Group) -> u64 {
         if group.members.is_empty() {

@@ -67,7 +67,7 @@ impl Search<'_> {
             return None;
         }
         let split_mig: Vec<String> = (0..self.views.len())
-            .filter(|&v| self.one_process_devices(v) < self.views[v].devices.len())
+            .filter(|&v| self.views[v].one_process_devices < self.views[v].devices.len())
             .filter(|&v| self.views[v].devices.len() > 1)
             .map(|v| self.views[v].worker.name.clone())
             .collect();
@@ -102,7 +102,7 @@ impl Search<'_> {
     fn largest_devices_per_worker(&mut self, k: usize) -> Option<Chosen> {
         let mut buckets: BTreeMap<Vec<u32>, Vec<Group>> = BTreeMap::new();
         for (v, view) in self.views.iter().enumerate() {
-            if self.one_process_devices(v) < k {
+            if self.views[v].one_process_devices < k {
                 continue;
             }
             let mut key: Vec<u32> = view.devices[..k].iter().map(|d| d.class).collect();
@@ -173,7 +173,7 @@ impl Search<'_> {
         remote.sort_by_key(order);
         // The main process holds the main worker's devices: one of them when it has MIG
         // instances.
-        let local = self.largest_by_index(main, self.one_process_devices(main));
+        let local = self.largest_by_index(main, self.views[main].one_process_devices);
         let attempts = (1..=remote.len()).map(|n| Group {
             main,
             members: remote[..n].iter().chain(&local).copied().collect(),
@@ -194,7 +194,7 @@ impl Search<'_> {
         let mut by_count: BTreeMap<std::cmp::Reverse<usize>, Vec<usize>> = BTreeMap::new();
         let mut split_mig = Vec::new();
         for (v, view) in self.views.iter().enumerate() {
-            if self.one_process_devices(v) < view.devices.len() {
+            if self.views[v].one_process_devices < view.devices.len() {
                 split_mig.push(view.worker.name.clone());
             } else if !view.devices.is_empty() {
                 by_count
@@ -264,7 +264,7 @@ impl Search<'_> {
     fn offload_on(&mut self, v: usize) -> Option<Scored> {
         let mut best: Option<Scored> = None;
         let (mut tried, mut fewer) = (0, 0);
-        for k in device_counts(1, self.one_process_devices(v)) {
+        for k in device_counts(1, self.views[v].one_process_devices) {
             let candidate = self.offload_candidate(v, k);
             match candidate {
                 Some(c) if best.as_ref().is_some_and(|b| b.layers >= c.layers) => break,
