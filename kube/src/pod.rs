@@ -285,7 +285,7 @@ impl<'a> PodBuilder<'a> {
                 claim.name, device.name
             )));
         }
-        let mut container = self.container(&processes, role)?;
+        let mut container = self.container(&processes, role, resource.as_deref())?;
         container.resources = resources(role, claim, devices, resource.as_deref());
         let mut volumes = Vec::new();
         let mut mounts = Vec::new();
@@ -537,7 +537,13 @@ impl<'a> PodBuilder<'a> {
 
     /// The one container of a pod. Several processes (a Ray head before `vllm serve`) run in
     /// one shell, each non-final one without `--block` so that it returns once it is up.
-    fn container(&self, processes: &[&LaunchSpec], role: PodRole) -> Result<Container> {
+    /// `resource` is the device-plugin resource the pod asks for.
+    fn container(
+        &self,
+        processes: &[&LaunchSpec],
+        role: PodRole,
+        resource: Option<&str>,
+    ) -> Result<Container> {
         let Some((last, before)) = processes.split_last() else {
             return Err(Error::unsupported("a pod without a process"));
         };
@@ -604,7 +610,7 @@ impl<'a> PodBuilder<'a> {
             image: Some(self.image.to_string()),
             command: Some(command),
             args: (!args.is_empty()).then_some(args),
-            env: self.env(processes, &words)?,
+            env: self.env(processes, &words, resource)?,
             ports: (!ports.is_empty()).then_some(ports),
             startup_probe: health.map(|h| probe(h, 10, 360)),
             readiness_probe: health.map(|h| probe(h, 10, 3)),
@@ -706,7 +712,12 @@ impl<'a> PodBuilder<'a> {
     /// The processes' environment: the visible-devices variable left to the device plugin,
     /// the worker's address replaced by the pod's IP, secret placeholders read from the user's
     /// Secret, and `HF_TOKEN` from it too when a Secret is named.
-    fn env(&self, processes: &[&LaunchSpec], args: &[String]) -> Result<Option<Vec<EnvVar>>> {
+    fn env(
+        &self,
+        processes: &[&LaunchSpec],
+        args: &[String],
+        resource: Option<&str>,
+    ) -> Result<Option<Vec<EnvVar>>> {
         let visible = self.vendor_variables();
         let mut merged: BTreeMap<String, String> = BTreeMap::new();
         for process in processes {
@@ -782,7 +793,7 @@ impl<'a> PodBuilder<'a> {
                 ascend_job::WAIT_VARIABLE.to_string(),
                 ascend_job::DEFAULT_WAIT_SECONDS.to_string(),
             ));
-            if let Some(resource) = self.ascend_resource() {
+            if let Some(resource) = resource {
                 // Ascend Docker Runtime mounts the NPUs this variable lists, which Volcano
                 // writes into the pod's annotation of the resource (MindCluster YAML
                 // parameter table, `ASCEND_VISIBLE_DEVICES` ... `fieldRef`; a MindIE job gets
@@ -1054,18 +1065,6 @@ impl PodBuilder<'_> {
     /// The ConfigMap Ascend Operator writes this job's rank table into.
     pub fn rank_table_config_map(&self) -> String {
         format!("{}{}", ascend_job::RANK_TABLE_CONFIG_MAP_PREFIX, self.name)
-    }
-
-    /// The device-plugin resource of the plan's Ascend NPUs.
-    fn ascend_resource(&self) -> Option<String> {
-        let device = self
-            .plan
-            .placement
-            .workers
-            .iter()
-            .flat_map(|w| &w.devices)
-            .find(|d| d.vendor == Some(Vendor::Ascend))?;
-        device_resource(device).ok()
     }
 }
 
