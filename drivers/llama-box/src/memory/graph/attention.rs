@@ -58,11 +58,21 @@ impl Builder<'_> {
         let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
         let source = if cache_on_host && self.r.flash_attn {
             self.buffer = device;
-            self.cache_copies(n_kv, heads.1)
+            // The split's inputs in the order flash attention reads them: K, V, the mask.
+            let copies = self.cache_copies(n_kv, heads.1);
+            self.local(mask);
+            self.resume_outputs(il);
+            copies
         } else {
             KvSource::Cache
         };
-        let out = self.attention(q, source, mask, n_kv, heads);
+        let mut out = self.attention(q, source, mask, n_kv, heads);
+        if cache_on_host && !self.r.flash_attn {
+            // The device split resumes with the attention output computed on the host.
+            self.buffer = device;
+            out = self.local(out);
+            self.resume_outputs(il);
+        }
         self.buffer = device;
         out
     }
@@ -130,6 +140,23 @@ impl Builder<'_> {
         let out = self.attention(q, source, mask, n_kv, heads);
         self.buffer = HOST;
         out
+    }
+
+    /// The output ids, copied with the other inputs of the device split resuming after layer
+    /// `il`'s host split when that split selects the output rows ([`Builder::outputs_resume`]).
+    fn resume_outputs(&mut self, il: usize) {
+        if self.outputs_resume == Some(il) {
+            let ids = self.out_ids();
+            self.local(ids);
+        }
+    }
+
+    /// Whether layer `il` reads and writes the KV cache through [`Builder::cached_attention`]
+    /// (latent attention keeps its own cache path).
+    pub(super) fn reads_cache(&self, il: usize) -> bool {
+        let layer = self.shape.layers[il];
+        let latent = self.shape.mla.is_some() && self.has(il, "attn_kv_a_mqa.weight");
+        self.shape.causal && !self.shape.t5_encoder && layer.n_head_kv > 0 && !latent
     }
 
     /// Copies, in the current buffer, of one layer's K and V cache views (`get_k`/`get_v`:

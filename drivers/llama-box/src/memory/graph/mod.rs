@@ -111,6 +111,8 @@ pub(crate) fn compute_peaks(
         opening: None,
         closing: None,
         next_recurrent: None,
+        outputs_resume: None,
+        norms_pinned: false,
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -180,6 +182,15 @@ struct Builder<'a> {
     /// ([`Builder::state_reads_after`]; see `recurrent::gate_input` and
     /// `attention::cached_attention`).
     next_recurrent: Option<usize>,
+    /// With the cache on the host, the layer whose attention the last device split resumes
+    /// from: the output ids are copied with that split's inputs, not at the start of the
+    /// device's first split (see `cached_attention`).
+    outputs_resume: Option<usize>,
+    /// A layer's norms run on the layer's device: llama.cpp's graph callback
+    /// (`llama_context::graph_get_cb` at 0c1e57098) pins every tensor named `norm` there at
+    /// full offload (every layer and the output on devices) or with under 32 tokens, so a
+    /// device's split starts with the residual, not with its first layer's normed input.
+    norms_pinned: bool,
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -267,6 +278,10 @@ impl Builder<'_> {
             },
         };
         let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
+        self.outputs_resume = self.outputs_resume(&placement.layers);
+        let full_offload =
+            placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
+        self.norms_pinned = full_offload || self.r.n_tokens < 32;
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
             self.enter_layer(splits[k], cur, self.opens_with_norm(layer));
             if self.opening.is_none() {

@@ -46,7 +46,7 @@ impl Builder<'_> {
         if let Some(kinds) = split.kinds {
             self.attention_inputs_for(kinds, &mut needed);
         }
-        if split.outputs {
+        if split.outputs && self.outputs_resume.is_none() {
             // The last layer's row selection reads the output ids: copied with the rest of
             // the split's inputs at its start.
             needed.extend(self.inputs.out_ids);
@@ -68,11 +68,7 @@ impl Builder<'_> {
         if split.buffer == self.buffer {
             return;
         }
-        // With pipeline parallelism (pinned copies) the measured device buffers match a split
-        // that starts with the residual (within 0.6%, `accuracy.rs`); the boundary is not
-        // replayed op by op there.
-        let pipelined = self.r.n_copies > 1;
-        if opens_with_norm && !pipelined && self.buffer != HOST && split.buffer != HOST {
+        if opens_with_norm && !self.norms_pinned && self.buffer != HOST && split.buffer != HOST {
             self.opening = Some(split);
         } else {
             self.enter(split, &[cur], &[]);
@@ -106,6 +102,24 @@ impl Builder<'_> {
         if let Some((_, pending)) = self.closing.as_mut() {
             *pending = Some(residual);
         }
+    }
+
+    /// With the cache on the host, the last layer's device split ends at the last layer whose
+    /// attention reads the cache ([`Builder::cached_attention`]): its K/V stores run on the
+    /// host, and the device split that follows them, which selects the output rows, copies the
+    /// output ids at its start. `None` when the last layers run on the host or none of them
+    /// reads the cache on their device.
+    pub(super) fn outputs_resume(&self, layers: &[(usize, usize)]) -> Option<usize> {
+        let &(_, buffer) = layers.last()?;
+        if !self.r.kv_on_host || buffer == HOST {
+            return None;
+        }
+        layers
+            .iter()
+            .rev()
+            .take_while(|&&(_, b)| b == buffer)
+            .map(|&(l, _)| l)
+            .find(|&l| self.reads_cache(l))
     }
 
     /// The attention inputs a split reading the cache kinds `kinds` copies.
