@@ -182,9 +182,10 @@ struct Builder<'a> {
     /// The split the current (host) layer's closing ops without weights run in, and the
     /// residual they add once the FFN block knows it.
     closing: Option<(Split, Option<TensorId>)>,
-    /// The device of the next layer when it is a recurrent layer on another device than the
-    /// current one: its state reads join the graph before the current layer's tail (see
-    /// `recurrent::gate_input`).
+    /// The device of the next recurrent layer when it is on another device than the current
+    /// layer and its state reads join the graph before the current layer's tail
+    /// ([`Builder::state_reads_after`]; see `recurrent::gate_input` and
+    /// `attention::cached_attention`).
     next_recurrent: Option<usize>,
     /// A Mamba layer's conv-state rows read before the previous layer's tail (`build_rs`
     /// joins the graph first): (layer, rows).
@@ -319,16 +320,7 @@ impl Builder<'_> {
             let next = splits[k + 1];
             self.closing =
                 (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
-            self.next_recurrent = placement
-                .layers
-                .get(k + 1)
-                .filter(|&&(l, b)| {
-                    self.shape.layers[l].recurrent
-                        && self.shape.layers[l].n_head_kv == 0
-                        && !self.has_ffn(layer)
-                        && b != splits[k].buffer
-                })
-                .map(|&(_, b)| b);
+            self.next_recurrent = self.state_reads_after(&placement.layers[k..]);
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
             } else if self.shape.causal {
@@ -345,6 +337,34 @@ impl Builder<'_> {
             cur = self.local(cur);
         }
         self.output(cur);
+    }
+
+    /// The buffer of the next recurrent layer when its state reads join the graph right after
+    /// what the first of `layers` expands, before that layer's tail, and it is another buffer
+    /// than that layer's.
+    ///
+    /// A recurrent layer (without attention beside it) expands its state reads (`build_rs`)
+    /// before anything that reads its input, and a layer with only a dense FFN expands
+    /// nothing (Nemotron-H's): the tail of the current layer (after its last expanded node:
+    /// the state stores, or `kqv_out` of an attention) joins the graph only when the
+    /// recurrent layer's conv-state store pulls in its input. A layer that expands nodes
+    /// reading its input (attention, routed experts) pulls the tail in first.
+    fn state_reads_after(&self, layers: &[(usize, usize)]) -> Option<usize> {
+        let (&(current, buffer), rest) = layers.split_first()?;
+        let routed = |il: usize| self.has(il, "ffn_down_exps.weight");
+        if routed(current) {
+            return None;
+        }
+        for &(il, b) in rest {
+            let layer = self.shape.layers[il];
+            if layer.recurrent && layer.n_head_kv == 0 {
+                return (b != buffer).then_some(b);
+            }
+            if layer.recurrent || layer.n_head_kv > 0 || routed(il) {
+                return None;
+            }
+        }
+        None
     }
 
     fn op(&mut self, bytes: u64, srcs: &[TensorId]) -> TensorId {

@@ -1,8 +1,8 @@
 //! Recurrent layers: Mamba-1 layers op by op ([`Builder::mamba_layer`]); the others sized
 //! with the Mamba template (`build_mamba_layer` /
 //! `build_mamba2_layer` of `src/models/mamba-base.cpp`), alone or followed by an FFN (the
-//! hybrids: Granite 4.0-H, Jamba, Nemotron-H); beside attention (Falcon-H1), the Mamba-2 mixer
-//! follows `build_mamba2_layer` tensor by tensor.
+//! hybrids: Granite 4.0-H, Jamba); beside attention (Falcon-H1) and alone in Nemotron-H's
+//! Mamba layers, the Mamba-2 mixer follows `build_mamba2_layer` tensor by tensor.
 
 use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
@@ -205,10 +205,18 @@ impl Builder<'_> {
     }
 
     /// A recurrent layer: norm, the Mamba mixer, then the FFN block when the layer has one
-    /// (hybrids), else the residual.
+    /// (hybrids), else the residual. Nemotron-H's layers run the Mamba-2 mixer as
+    /// `build_mamba2_layer` builds it (`src/models/nemotron-h.cpp`): its state reads join the
+    /// graph before the norm, so a host layer's tail before them moves to their device
+    /// (`state_reads_after`).
     pub(super) fn recurrent_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
-        let cur = self.norm(inp, false);
-        let out = self.mamba_mixer(il, cur);
+        let out = if MAMBA2_MIXER.contains(&self.shape.arch.as_str()) {
+            let scan = self.mamba2_scan(il, inp);
+            self.mamba2_output(il, scan)
+        } else {
+            let cur = self.norm(inp, false);
+            self.mamba_mixer(il, cur)
+        };
         if self.has_ffn(il) {
             return self.ffn_block(il, out, inp, last);
         }
@@ -352,7 +360,8 @@ impl Builder<'_> {
     /// 0c1e57098, `GGML_SCHED_DEBUG=2`). The scheduler then gives this cont the next device
     /// (it follows that device's ops), which copies the projection in, and the rest of the
     /// tail comes back here and copies the cont back: with pipeline parallelism both copies
-    /// stay allocated once per scheduler copy.
+    /// stay allocated once per scheduler copy. The copy is of the view the cont reads (the
+    /// whole projection): once copied, nothing here reads it any more.
     fn gate_input(&mut self, projection: TensorId, bytes: u64) -> TensorId {
         let z = self.g.view(projection, false);
         let Some(next) = self.next_recurrent.filter(|&b| b != HOST) else {
@@ -369,14 +378,18 @@ impl Builder<'_> {
                 kinds: None,
                 outputs: false,
             },
-            &[projection],
+            &[z],
             &[],
         );
-        let z = self.op(bytes, &[projection]);
+        let z = self.op(bytes, &[z]);
         self.enter(here, &[z], &[]);
         z
     }
 }
+
+/// Architectures whose recurrent layers (without attention beside them) run the Mamba-2 mixer
+/// ([`Builder::mamba2_scan`] and [`Builder::mamba2_output`]) rather than the Mamba template.
+const MAMBA2_MIXER: [&str; 1] = ["nemotron_h"];
 
 /// The tensors of a Mamba-2 mixer that outlive its scan.
 struct Mamba2Scan {
