@@ -13,8 +13,8 @@
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
 //! - `t5`: the T5 encoder (relative-position bias, never flash attention);
-//! - `recurrent`: Mamba-1 layers op by op, with their state reads and stores where the
-//!   states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
+//! - `recurrent`: the layers of Mamba models (Mamba-1 and Mamba-2) op by op, with their
+//!   state reads and stores where the states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
 //!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
