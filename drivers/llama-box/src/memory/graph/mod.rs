@@ -13,7 +13,8 @@
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
 //! - `t5`: the T5 encoder (relative-position bias, never flash attention);
-//! - `recurrent`: recurrent layers (sized with a Mamba template) alone, before an FFN
+//! - `recurrent`: Mamba-1 layers op by op, with their state reads and stores where the
+//!   states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
 //!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
@@ -111,6 +112,7 @@ pub(crate) fn compute_peaks(
         opening: None,
         closing: None,
         next_recurrent: None,
+        state_rows: None,
         outputs_resume: None,
         norms_pinned: false,
         defer_residual: false,
@@ -130,6 +132,9 @@ struct Inputs {
     attn: [Option<AttnInputs>; 2],
     /// The T5 encoder's relative-position buckets.
     pos_buckets: Option<TensorId>,
+    /// The recurrent state's row indices (`rs_s_copy`): its views of the ubatch's rows and of
+    /// the extra rows (`s_copy_main`, `s_copy_extra`).
+    state_copy: Option<(TensorId, TensorId)>,
 }
 
 /// Where attention reads K and V from.
@@ -184,6 +189,9 @@ struct Builder<'a> {
     /// ([`Builder::state_reads_after`]; see `recurrent::gate_input` and
     /// `attention::cached_attention`).
     next_recurrent: Option<usize>,
+    /// A Mamba layer's conv-state rows read before the previous layer's tail (`build_rs`
+    /// joins the graph first): (layer, rows).
+    state_rows: Option<(usize, TensorId)>,
     /// With the cache on the host, the layer whose attention the last device split resumes
     /// from: the output ids are copied with that split's inputs, not at the start of the
     /// device's first split (see `cached_attention`).
@@ -242,7 +250,8 @@ impl Builder<'_> {
         // the unused embeddings input is a leaf that is never freed.
         self.input(self.e());
         // llama.cpp creates every graph input before the layers (build_inp_*).
-        if self.shape.positional {
+        // Positions are an input of the attention layers (none in Mamba or RWKV).
+        if self.shape.positional && self.shape.layers.iter().any(|l| l.n_head_kv > 0) {
             self.pos();
         }
         if self.shape.attn_temperature {
@@ -265,6 +274,14 @@ impl Builder<'_> {
         }
         self.out_ids();
         let mut cur = self.g.op(self.e(), &[tokens], 0);
+        if placement
+            .layers
+            .iter()
+            .any(|&(l, _)| self.shape.layers[l].recurrent)
+        {
+            // Its views join the graph after the token embeddings.
+            self.state_copy_input();
+        }
         if !self.shape.causal {
             cur = self.encoder_embeddings(cur);
         } else if self.names.contains_key("position_embd.weight") {
@@ -293,6 +310,19 @@ impl Builder<'_> {
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
         self.norms_pinned = full_offload || self.r.n_tokens < 32;
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
+            if self.is_mamba(layer) {
+                // A Mamba layer makes its own splits around its state reads and stores.
+                let next = placement.layers.get(k + 1).copied();
+                // With the states on the host, the host's stores split the next device's
+                // layers: its split does not run to the end.
+                let mut next_split = splits[k + 1];
+                next_split.outputs &= !self.r.kv_on_host;
+                self.closing = (splits[k].buffer == HOST && next_split.buffer != HOST)
+                    .then_some((next_split, None));
+                cur = self.mamba_layer(layer, cur, k == last, splits[k], next);
+                self.closing = None;
+                continue;
+            }
             self.enter_layer(splits[k], cur, self.opens_with_norm(layer));
             if self.opening.is_none() {
                 cur = self.local(cur);
