@@ -121,7 +121,6 @@ const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     ("gemma3n", 74, 11),
     // Sized with the Mamba template: its time-mix (token-shift lerps, LoRAs, WKV) is larger
     // than the template on a device without the LM head.
-    ("rwkv6", 62, 6),
     ("rwkv7", 72, 9),
 ];
 

@@ -16,6 +16,7 @@
 //! - `recurrent`: the layers of Mamba models (Mamba-1 and Mamba-2) op by op, with their
 //!   state reads and stores where the states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
 //!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
+//! - `rwkv`: RWKV-6 layers op by op (time mix, channel mix, token-shift and WKV states);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
 //!
@@ -40,6 +41,7 @@ mod inputs;
 mod low_rank;
 mod mla;
 mod recurrent;
+mod rwkv;
 mod split;
 mod t5;
 
@@ -113,6 +115,7 @@ pub(crate) fn compute_peaks(
         closing: None,
         next_recurrent: None,
         state_rows: None,
+        pending_mix: None,
         outputs_resume: None,
         norms_pinned: false,
         defer_residual: false,
@@ -192,6 +195,8 @@ struct Builder<'a> {
     /// A Mamba layer's conv-state rows read before the previous layer's tail (`build_rs`
     /// joins the graph first): (layer, rows).
     state_rows: Option<(usize, TensorId)>,
+    /// An RWKV-6 layer's channel mix, built after the next layer's state reads.
+    pending_mix: Option<rwkv::ChannelMix>,
     /// With the cache on the host, the layer whose attention the last device split resumes
     /// from: the output ids are copied with that split's inputs, not at the start of the
     /// device's first split (see `cached_attention`).
@@ -310,6 +315,10 @@ impl Builder<'_> {
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
         self.norms_pinned = full_offload || self.r.n_tokens < 32;
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
+            if self.is_rwkv6(layer) {
+                cur = self.rwkv6_layer(layer, cur, k == last, splits[k]);
+                continue;
+            }
             if self.is_mamba(layer) {
                 // A Mamba layer makes its own splits around its state reads and stores.
                 let next = placement.layers.get(k + 1).copied();
