@@ -113,6 +113,8 @@ pub(crate) fn compute_peaks(
         next_recurrent: None,
         outputs_resume: None,
         norms_pinned: false,
+        residual_after_stores: false,
+        resume_inputs: Vec::new(),
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -190,6 +192,13 @@ struct Builder<'a> {
     /// full offload (every layer and the output on devices) or with under 32 tokens, so a
     /// device's split starts with the residual, not with its first layer's normed input.
     norms_pinned: bool,
+    /// The current layer runs on a device and stores into a cache on the host: the split its
+    /// opening norm starts on the device ends at those stores, and the residual is first read
+    /// (and copied) in the split after them.
+    residual_after_stores: bool,
+    /// Activations from another buffer that the device split resuming after the current
+    /// layer's host cache stores copies at its start (see `cached_attention`).
+    resume_inputs: Vec<TensorId>,
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -282,6 +291,8 @@ impl Builder<'_> {
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
         self.norms_pinned = full_offload || self.r.n_tokens < 32;
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
+            self.residual_after_stores =
+                self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
             self.enter_layer(splits[k], cur, self.opens_with_norm(layer));
             if self.opening.is_none() {
                 cur = self.local(cur);
@@ -347,9 +358,16 @@ impl Builder<'_> {
             self.inplace(&[x], 1)
         };
         if let Some(split) = self.opening.take() {
-            // The output layer reads only the norm; a layer reads its residual later.
-            let later: &[TensorId] = if split.kinds.is_some() { &[x] } else { &[] };
-            self.enter(split, &[n], later);
+            // The output layer reads only the norm; a layer reads its residual later: at the
+            // split's start, or after its cache stores when those run on the host.
+            let mut later = Vec::new();
+            if split.kinds.is_some() {
+                match self.residual_after_stores {
+                    true => self.resume_inputs.push(x),
+                    false => later.push(x),
+                }
+            }
+            self.enter(split, &[n], &later);
         }
         let n = self.inplace(&[n], 1);
         if layer_norm { self.inplace(&[n], 1) } else { n }
