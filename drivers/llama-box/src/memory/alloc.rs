@@ -105,6 +105,14 @@ impl Graph {
         id
     }
 
+    /// A view of `bytes` (a strided view spans what `ggml_nbytes` counts: what a copy of it
+    /// takes) of `of`.
+    pub fn view_sized(&mut self, of: TensorId, bytes: u64, offset_zero: bool) -> TensorId {
+        let id = self.view(of, offset_zero);
+        self.tensors[id].bytes = bytes;
+        id
+    }
+
     /// An op writing into memory outside the graph (`set_rows` into the KV cache): it keeps
     /// its sources alive until it runs but takes no compute memory.
     pub fn store(&mut self, srcs: &[TensorId], buffer: usize) -> TensorId {

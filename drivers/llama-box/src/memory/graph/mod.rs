@@ -13,7 +13,8 @@
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
 //! - `t5`: the T5 encoder (relative-position bias, never flash attention);
-//! - `recurrent`: recurrent layers (sized with a Mamba template) alone, before an FFN
+//! - `recurrent`: Mamba-1 layers op by op, with their state reads and stores where the
+//!   states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
 //!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
@@ -111,6 +112,7 @@ pub(crate) fn compute_peaks(
         opening: None,
         closing: None,
         next_recurrent: None,
+        state_rows: None,
         outputs_resume: None,
         norms_pinned: false,
         residual_after_stores: false,
@@ -130,6 +132,9 @@ struct Inputs {
     attn: [Option<AttnInputs>; 2],
     /// The T5 encoder's relative-position buckets.
     pos_buckets: Option<TensorId>,
+    /// The recurrent state's row indices (`rs_s_copy`): its views of the ubatch's rows and of
+    /// the extra rows (`s_copy_main`, `s_copy_extra`).
+    state_copy: Option<(TensorId, TensorId)>,
 }
 
 /// Where attention reads K and V from.
@@ -179,10 +184,14 @@ struct Builder<'a> {
     /// The split the current (host) layer's closing ops without weights run in, and the
     /// residual they add once the FFN block knows it.
     closing: Option<(Split, Option<TensorId>)>,
-    /// The device of the next layer when it is a recurrent layer on another device than the
-    /// current one: its state reads join the graph before the current layer's tail (see
-    /// `recurrent::gate_input`).
+    /// The device of the next recurrent layer when it is on another device than the current
+    /// layer and its state reads join the graph before the current layer's tail
+    /// ([`Builder::state_reads_after`]; see `recurrent::gate_input` and
+    /// `attention::cached_attention`).
     next_recurrent: Option<usize>,
+    /// A Mamba layer's conv-state rows read before the previous layer's tail (`build_rs`
+    /// joins the graph first): (layer, rows).
+    state_rows: Option<(usize, TensorId)>,
     /// With the cache on the host, the layer whose attention the last device split resumes
     /// from: the output ids are copied with that split's inputs, not at the start of the
     /// device's first split (see `cached_attention`).
@@ -240,7 +249,8 @@ impl Builder<'_> {
         // the unused embeddings input is a leaf that is never freed.
         self.input(self.e());
         // llama.cpp creates every graph input before the layers (build_inp_*).
-        if self.shape.positional {
+        // Positions are an input of the attention layers (none in Mamba or RWKV).
+        if self.shape.positional && self.shape.layers.iter().any(|l| l.n_head_kv > 0) {
             self.pos();
         }
         if self.shape.attn_temperature {
@@ -263,6 +273,14 @@ impl Builder<'_> {
         }
         self.out_ids();
         let mut cur = self.g.op(self.e(), &[tokens], 0);
+        if placement
+            .layers
+            .iter()
+            .any(|&(l, _)| self.shape.layers[l].recurrent)
+        {
+            // Its views join the graph after the token embeddings.
+            self.state_copy_input();
+        }
         if !self.shape.causal {
             cur = self.encoder_embeddings(cur);
         } else if self.names.contains_key("position_embd.weight") {
@@ -293,6 +311,19 @@ impl Builder<'_> {
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
             self.residual_after_stores =
                 self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
+            if self.is_mamba(layer) {
+                // A Mamba layer makes its own splits around its state reads and stores.
+                let next = placement.layers.get(k + 1).copied();
+                // With the states on the host, the host's stores split the next device's
+                // layers: its split does not run to the end.
+                let mut next_split = splits[k + 1];
+                next_split.outputs &= !self.r.kv_on_host;
+                self.closing = (splits[k].buffer == HOST && next_split.buffer != HOST)
+                    .then_some((next_split, None));
+                cur = self.mamba_layer(layer, cur, k == last, splits[k], next);
+                self.closing = None;
+                continue;
+            }
             self.enter_layer(splits[k], cur, self.opens_with_norm(layer));
             if self.opening.is_none() {
                 cur = self.local(cur);
@@ -300,16 +331,7 @@ impl Builder<'_> {
             let next = splits[k + 1];
             self.closing =
                 (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
-            self.next_recurrent = placement
-                .layers
-                .get(k + 1)
-                .filter(|&&(l, b)| {
-                    self.shape.layers[l].recurrent
-                        && self.shape.layers[l].n_head_kv == 0
-                        && !self.has_ffn(layer)
-                        && b != splits[k].buffer
-                })
-                .map(|&(_, b)| b);
+            self.next_recurrent = self.state_reads_after(&placement.layers[k..]);
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
             } else if self.shape.causal {
@@ -326,6 +348,34 @@ impl Builder<'_> {
             cur = self.local(cur);
         }
         self.output(cur);
+    }
+
+    /// The buffer of the next recurrent layer when its state reads join the graph right after
+    /// what the first of `layers` expands, before that layer's tail, and it is another buffer
+    /// than that layer's.
+    ///
+    /// A recurrent layer (without attention beside it) expands its state reads (`build_rs`)
+    /// before anything that reads its input, and a layer with only a dense FFN expands
+    /// nothing (Nemotron-H's): the tail of the current layer (after its last expanded node:
+    /// the state stores, or `kqv_out` of an attention) joins the graph only when the
+    /// recurrent layer's conv-state store pulls in its input. A layer that expands nodes
+    /// reading its input (attention, routed experts) pulls the tail in first.
+    fn state_reads_after(&self, layers: &[(usize, usize)]) -> Option<usize> {
+        let (&(current, buffer), rest) = layers.split_first()?;
+        let routed = |il: usize| self.has(il, "ffn_down_exps.weight");
+        if routed(current) {
+            return None;
+        }
+        for &(il, b) in rest {
+            let layer = self.shape.layers[il];
+            if layer.recurrent && layer.n_head_kv == 0 {
+                return (b != buffer).then_some(b);
+            }
+            if layer.recurrent || layer.n_head_kv > 0 || routed(il) {
+                return None;
+            }
+        }
+        None
     }
 
     fn op(&mut self, bytes: u64, srcs: &[TensorId]) -> TensorId {

@@ -80,10 +80,30 @@ impl Builder<'_> {
     /// scheduler gives it: the next device's when this layer runs on the host (`closing`),
     /// which then copies both operands.
     pub(super) fn residual_add(&mut self, first: TensorId, second: TensorId) -> TensorId {
+        self.residual_add_reusing(first, second, true)
+    }
+
+    /// [`Self::residual_add`], in place on `second` only unless `first_too` (or `first` is
+    /// copied in from another buffer). A Mamba layer's
+    /// state rows read before the add (see [`super::Builder::state_rows`]) are copied with
+    /// the add's operands.
+    pub(super) fn residual_add_reusing(
+        &mut self,
+        first: TensorId,
+        second: TensorId,
+        first_too: bool,
+    ) -> TensorId {
         if let Some((split, _)) = self.closing.take() {
-            self.enter(split, &[first, second], &[]);
+            let rows: Vec<TensorId> = self.state_rows.map(|(_, rows)| rows).into_iter().collect();
+            self.enter(split, &[first, second], &rows);
         }
-        self.inplace(&[first, second], 2)
+        // A copy from another buffer is a tensor of its own, which the add may take.
+        if first_too || self.g.buffer(first) != self.buffer {
+            return self.inplace(&[first, second], 2);
+        }
+        let srcs = [self.local(first), self.local(second)];
+        let bytes = self.g.bytes(srcs[0]);
+        self.g.inplace_on(bytes, &srcs, &srcs[1..], self.buffer)
     }
 
     /// Where a host layer's trailing ops without weights start before its residual add (the
@@ -152,6 +172,8 @@ impl Builder<'_> {
         }
         let bytes = self.g.bytes(src);
         let copy = if self.r.n_copies > 1 {
+            // ggml_backend_sched adds the dependency with any number of copies.
+            self.g.dependency(src, buffer);
             let mut last = 0;
             for _ in 0..self.r.n_copies {
                 last = self.g.pinned_input(bytes, buffer);
