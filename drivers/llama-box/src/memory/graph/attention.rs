@@ -143,11 +143,16 @@ impl Builder<'_> {
     }
 
     /// The output ids, copied with the other inputs of the device split resuming after layer
-    /// `il`'s host split when that split selects the output rows ([`Builder::outputs_resume`]).
+    /// `il`'s host split when that split selects the output rows ([`Builder::outputs_resume`]),
+    /// then the residual the layer's opening norm left to this split
+    /// ([`Builder::deferred_residual`]).
     fn resume_outputs(&mut self, il: usize) {
         if self.outputs_resume == Some(il) {
             let ids = self.out_ids();
             self.local(ids);
+        }
+        if let Some(residual) = self.deferred_residual.take() {
+            self.local(residual);
         }
     }
 
