@@ -370,8 +370,24 @@ impl ChipFamily {
 }
 
 impl<'de> Deserialize<'de> for Vendor {
+    /// Reads the name in place, without a string of its own: a fleet file names a vendor for
+    /// each of its hundreds of thousands of devices (issue 18).
     fn deserialize<D: serde::Deserializer<'de>>(input: D) -> Result<Vendor, D::Error> {
-        String::deserialize(input).map(|name| Vendor::from_name(&name))
+        struct Name;
+
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Vendor;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Vendor, E> {
+                Ok(Vendor::from_name(name))
+            }
+        }
+
+        input.deserialize_str(Name)
     }
 }
 

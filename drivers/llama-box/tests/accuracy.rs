@@ -292,9 +292,10 @@ fn cpu_rows_match(file: &str) {
     );
 }
 
+/// The first four models' rows (one and two RPC devices, every split and offload count): the
+/// issue's tolerances on every device.
 #[test]
 fn offloaded_measurements_match() {
-    // The first four models' rows: the tolerances on every device.
     offloaded_rows_match("measurements-offload.jsonl", MEASURED);
 }
 

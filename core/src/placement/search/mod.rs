@@ -581,13 +581,12 @@ impl<'a> Search<'a> {
         let main = &self.views[group.main];
         match self.req.options.strategy {
             PlacementStrategy::Spread => {
-                let devices: Vec<&DeviceView> = group
+                let devices = group
                     .members
                     .iter()
                     .filter(|m| m.0 == group.main)
-                    .map(|&m| self.device(m))
-                    .collect();
-                score::spread(main, &devices)
+                    .map(|&m| self.device(m));
+                score::spread(main, devices)
             }
             PlacementStrategy::Binpack => {
                 let mut per_worker: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();

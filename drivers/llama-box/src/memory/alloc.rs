@@ -252,7 +252,14 @@ impl DynAllocator {
                 return;
             }
         }
-        let at = self.free.partition_point(|&(o, _)| o < offset);
+        // ggml_dyn_tallocr_insert_block: before the first block at or after `offset`, found
+        // by a linear scan (a freed zero-size tensor can leave an empty block inside another,
+        // so the list is not always sorted and a binary search would place it elsewhere).
+        let at = self
+            .free
+            .iter()
+            .position(|&(o, _)| o >= offset)
+            .unwrap_or(self.free.len());
         self.free.insert(at, (offset, size));
     }
 }

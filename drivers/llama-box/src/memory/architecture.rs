@@ -105,12 +105,11 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// layouts (the RPC device rows of `measurements-archs-offload.jsonl`) are not on every device,
 /// with the largest compute and device-total errors measured there (percent). For the
 /// recurrent ones the scheduler splits their layers around the state reads and stores (and,
-/// with the cache on the host, runs those on the host), which the replay follows for Mamba-1
-/// layers only (`graph::recurrent`): offloaded, every device carries
+/// with the cache on the host, runs those on the host), which the replay follows for the
+/// models of Mamba layers only (`graph::recurrent`): offloaded, every device carries
 /// [`OFFLOAD_GAP_PERCENT`].
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // The rows over 5% keep the state on the host (`--no-kv-offload`), except a 3:1 split.
-    ("mamba2", 41, 12),
     ("falcon-h1", 34, 9),
     ("granitehybrid", 27, 5),
     // The rows over 5% keep the states on the host (`--no-kv-offload`: the Mamba-2 layers on

@@ -61,7 +61,7 @@ impl Builder<'_> {
             // The split's inputs in the order flash attention reads them: K, V, the mask.
             let copies = self.cache_copies(n_kv, heads.1);
             self.local(mask);
-            self.resume(il);
+            self.resume_outputs(il);
             copies
         } else {
             KvSource::Cache
@@ -71,7 +71,7 @@ impl Builder<'_> {
             // The device split resumes with the attention output computed on the host.
             self.buffer = device;
             out = self.local(out);
-            self.resume(il);
+            self.resume_outputs(il);
         }
         self.buffer = device;
         out
@@ -142,17 +142,17 @@ impl Builder<'_> {
         out
     }
 
-    /// The rest of the inputs of the device split resuming after layer `il`'s host split, in
-    /// the order its nodes read them: the output ids when it selects the output rows
-    /// ([`Builder::outputs_resume`]), then the residual from the previous device
-    /// ([`Builder::resume_inputs`]).
-    fn resume(&mut self, il: usize) {
+    /// The output ids, copied with the other inputs of the device split resuming after layer
+    /// `il`'s host split when that split selects the output rows ([`Builder::outputs_resume`]),
+    /// then the residual the layer's opening norm left to this split
+    /// ([`Builder::deferred_residual`]).
+    fn resume_outputs(&mut self, il: usize) {
         if self.outputs_resume == Some(il) {
             let ids = self.out_ids();
             self.local(ids);
         }
-        for t in std::mem::take(&mut self.resume_inputs) {
-            self.local(t);
+        if let Some(residual) = self.deferred_residual.take() {
+            self.local(residual);
         }
     }
 

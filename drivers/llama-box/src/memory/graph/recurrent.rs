@@ -1,4 +1,5 @@
-//! Recurrent layers: Mamba-1 layers op by op ([`Builder::mamba_layer`]); the others sized
+//! Recurrent layers: those of Mamba models (Mamba-1 and Mamba-2, no attention) op by op
+//! ([`Builder::mamba_layer`]); the others sized
 //! with the Mamba template (`build_mamba_layer` /
 //! `build_mamba2_layer` of `src/models/mamba-base.cpp`), alone or followed by an FFN (the
 //! hybrids: Granite 4.0-H, Jamba); beside attention (Falcon-H1) and alone in Nemotron-H's
@@ -8,30 +9,38 @@ use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
-    /// Whether layer `il` is a Mamba-1 layer without an FFN (`ssm_x`: the Mamba and
-    /// Falcon-Mamba architectures), which [`Self::mamba_layer`] builds op by op.
+    /// Whether layer `il` is a Mamba layer of a model without attention layers or FFNs (the
+    /// Mamba, Falcon-Mamba and Mamba-2 architectures), which [`Self::mamba_layer`] builds op
+    /// by op.
     pub(super) fn is_mamba(&self, il: usize) -> bool {
         let layer = self.shape.layers[il];
-        layer.recurrent && layer.n_head_kv == 0 && self.has(il, "ssm_x.weight") && !self.has_ffn(il)
+        layer.recurrent
+            && self.has(il, "ssm_in.weight")
+            && self.shape.layers.iter().all(|l| l.n_head_kv == 0)
+            && !self.has_ffn(il)
     }
 
-    /// A Mamba-1 layer (`build_mamba_layer` of `src/models/mamba-base.cpp` at 0c1e57098) on
-    /// `split`, in the order its ops join the graph and the splits `ggml_backend_sched` makes
-    /// of them (graph and allocations dumped from 0c1e57098, `GGML_SCHED_DEBUG=2`):
+    /// A Mamba layer (`build_mamba_layer` / `build_mamba2_layer` of
+    /// `src/models/mamba-base.cpp` at 0c1e57098) on `split`, in the order its ops join the
+    /// graph and the splits `ggml_backend_sched` makes of them (graph and allocations dumped
+    /// from 0c1e57098, `GGML_SCHED_DEBUG=2`):
     /// - `build_rs` reads the conv states first (`get_rows` of the ubatch's rows; the extra
     ///   rows, none at reserve, are stored back), where the states live: the layer's device,
     ///   or the host with `--no-kv-offload`. The next layer's reads join the graph before this
     ///   layer's tail (its ops only join when the next layer's norm reads the output);
-    /// - norm, input projection (x and z), the conv window (states, then x) whose last columns
-    ///   are stored, the convolution with its bias and SiLU, `ssm_x` (dt, B, C), the
-    ///   contiguous dt through `ssm_dt` with its bias, and the scan (its output carries y and
-    ///   the new states, stored; the extra state rows are read and stored back);
+    /// - norm, input projection (z, x or xBC, and Mamba-2's dt), the conv window (states,
+    ///   then x) whose last columns are stored, the convolution with its bias and SiLU; then
+    ///   Mamba-1's `ssm_x` (dt, B, C) and contiguous dt through `ssm_dt`, Mamba-2's contiguous
+    ///   dt, each with its bias; the scan (its output carries y and the new states, stored;
+    ///   the extra state rows are read and stored back);
     /// - the tail: the contiguous z (on the next layer's device when its reads moved the
-    ///   graph there), y + x·D, the SwiGLU gate, the output projection and the residual.
+    ///   graph there), y + x·D, the SwiGLU gate, Mamba-2's grouped norm, the output projection
+    ///   and the residual.
     ///
     /// Stores into host states run in host splits, which copy what they store; the device
     /// then copies the host's state rows, and for the scan both views of the host's states
-    /// and the row indices.
+    /// and the row indices. ggml-alloc never hands a view's memory to an in-place op
+    /// (`ggml_gallocr_is_own` is false for views), so ops reading views take new memory.
     pub(super) fn mamba_layer(
         &mut self,
         il: usize,
@@ -49,9 +58,14 @@ impl Builder<'_> {
             .dims(il, "ssm_out.weight")
             .map_or(1, |(cols, _)| cols)
             .max(1);
-        let d_conv = self.shape.recurrent.r / d_inner;
+        let mamba2 = !self.has(il, "ssm_x.weight");
+        // The convolved width: x (Mamba-1), xBC (Mamba-2).
+        let conv_dim = self
+            .dims(il, "ssm_conv1d.weight")
+            .map_or(d_inner, |(_, rows)| rows)
+            .max(1);
+        let d_conv = self.shape.recurrent.r / conv_dim;
         let d_state = self.shape.recurrent.s / d_inner;
-        let dt_rank = self.dims(il, "ssm_dt.weight").map_or(1, |(cols, _)| cols);
         // A device split that runs to the end reads the output ids last.
         let mut inputs = vec![inp];
         if split.outputs && state == device {
@@ -73,13 +87,13 @@ impl Builder<'_> {
         let cur = self.norm(inp, false);
         let xz_rows = self.out_rows(il, "ssm_in.weight", 2 * d_inner);
         let xz = self.linear(cur, xz_rows, t, false);
-        let x = self.g.view(xz, true);
+        let x = self.g.view(xz, !mamba2);
         let window = d_conv + seq_tokens;
-        let conv_x = self.op(window * d_inner * seqs * F32, &[rows, x]);
+        let conv_x = self.op(window * conv_dim * seqs * F32, &[rows, x]);
         // The last d_conv - 1 columns of every row: a strided view.
         let last_conv = self.g.view_sized(
             conv_x,
-            (d_conv + (d_inner * seqs).saturating_sub(1) * window) * F32,
+            (d_conv + (conv_dim * seqs).saturating_sub(1) * window) * F32,
             false,
         );
         self.store_states(state, &[last_conv]);
@@ -93,15 +107,25 @@ impl Builder<'_> {
             self.local(extra);
             (scan_view, extra_view)
         });
-        let conv = self.op(d_inner * t * F32, &[conv_x]);
+        let conv = self.op(conv_dim * t * F32, &[conv_x]);
         let conv = self.inplace(&[conv], 1);
-        let x = self.inplace(&[conv], 1);
-        let x_db = self.linear(x, self.out_rows(il, "ssm_x.weight", 1), t, false);
-        let dt = self.g.view(x_db, true);
-        let dt = self.op(dt_rank * t * F32, &[dt]);
-        let dt = self.linear(dt, d_inner, t, false);
-        let dt = self.inplace(&[dt], 1);
-        let bc = self.g.view(x_db, false);
+        let conv = self.inplace(&[conv], 1);
+        let (x, dt, bc) = if mamba2 {
+            // dt is the projection's last n_head columns.
+            let n_head = xz_rows.saturating_sub(d_inner + conv_dim).max(1);
+            let dt = self.g.view(xz, false);
+            let dt = self.op(n_head * t * F32, &[dt]);
+            let dt = self.inplace(&[dt], 1);
+            (self.g.view(conv, true), dt, self.g.view(conv, false))
+        } else {
+            let dt_rank = self.dims(il, "ssm_dt.weight").map_or(1, |(cols, _)| cols);
+            let x_db = self.linear(conv, self.out_rows(il, "ssm_x.weight", 1), t, false);
+            let dt = self.g.view(x_db, true);
+            let dt = self.op(dt_rank * t * F32, &[dt]);
+            let dt = self.linear(dt, d_inner, t, false);
+            let dt = self.inplace(&[dt], 1);
+            (conv, dt, self.g.view(x_db, false))
+        };
         // Sources in ggml's order (they are released in it): the states, x, dt, B and C,
         // the row indices.
         let mut srcs: Vec<TensorId> = host_states
@@ -149,16 +173,28 @@ impl Builder<'_> {
         }
         self.switch(device, &inputs);
         let z = if moved { z } else { self.op(bytes, &[z]) };
-        let x_d = self.inplace(&[x], 1);
-        // ggml-alloc never hands a view's memory to an in-place op: the add takes x·D's.
+        // x·D: in place on Mamba-1's x, new memory for Mamba-2's (a view of xBC).
+        let x_d = if mamba2 {
+            self.op(bytes, &[x])
+        } else {
+            self.inplace(&[x], 1)
+        };
         let y = self.g.view(scan, true);
         let y = self.g.inplace_on(bytes, &[y, x_d], &[x_d], device);
-        let y = self.op(bytes, &[z, y]);
+        let mut y = self.op(bytes, &[z, y]);
+        if self.has(il, "ssm_norm.weight") {
+            // The grouped RMS norm reads a reshape (new memory); its weight is applied in
+            // place.
+            let grouped = self.g.view(y, true);
+            let normed = self.op(bytes, &[grouped]);
+            y = self.inplace(&[normed], 1);
+        }
+        let y = self.g.view(y, true);
         let out = self.linear(y, self.shape.n_embd, t, false);
         let (out, residual) = self.select_outputs(out, inp, last);
-        // The projection is added through a reshape (a view): the add takes the residual's
-        // memory, except on the last layer, whose output rows are copies.
-        self.residual_add_reusing(out, residual, last)
+        // Mamba-1 adds its projection through a reshape (a view): the add takes the
+        // residual's memory, except on the last layer, whose output rows are copies.
+        self.residual_add_reusing(out, residual, mamba2 || last)
     }
 
     /// Where layer states live: the host with `--no-kv-offload`, else the layer's buffer.
