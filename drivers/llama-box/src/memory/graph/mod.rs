@@ -16,6 +16,8 @@
 //! - `recurrent`: the layers of Mamba models (Mamba-1 and Mamba-2) op by op, with their
 //!   state reads and stores where the states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
 //!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
+//! - `altup`: Gemma 3n's whole graph (the AltUp stack predicted and corrected around every
+//!   layer, LAuReL, the per-layer inputs, the sparsified FFN gate, layers sharing a cache);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
 //!
@@ -32,6 +34,7 @@ use super::alloc::{Graph, TensorId};
 use super::shape::ModelShape;
 use crate::params::CacheType;
 
+mod altup;
 mod attention;
 mod decoder;
 mod encoder;
@@ -244,6 +247,9 @@ impl Builder<'_> {
     }
 
     fn build(&mut self, placement: &Placement) {
+        if self.altup() {
+            return self.build_altup(placement);
+        }
         let tokens = self.input(self.r.n_tokens * 4);
         // build_inp_embd keeps both inputs (token ids and an f32 embeddings input) in the
         // graph so that its topology does not depend on the batch (ggml_build_forward_select);
