@@ -311,13 +311,16 @@ impl Chunks<'_> {
 /// Turns a serde_json error on `text` (read from `origin`) into an [`Error::Parse`] with the
 /// byte offset of the line and column serde_json reports.
 pub fn json_error(text: &str, origin: &Path, err: &serde_json::Error) -> Error {
-    let offset = text
-        .split_inclusive('\n')
+    Error::parse(origin, json_offset(text, err), err.to_string())
+}
+
+/// The byte offset in `text` of the line and column of serde_json's error `err` on it.
+pub fn json_offset(text: &str, err: &serde_json::Error) -> u64 {
+    text.split_inclusive('\n')
         .take(err.line().saturating_sub(1))
         .map(|l| l.len() as u64)
         .sum::<u64>()
-        + err.column().saturating_sub(1) as u64;
-    Error::parse(origin, offset, err.to_string())
+        + err.column().saturating_sub(1) as u64
 }
 
 #[cfg(test)]

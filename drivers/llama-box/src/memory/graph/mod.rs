@@ -17,6 +17,8 @@
 //!   state reads and stores where the states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
 //!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
 //! - `rwkv`: RWKV-6 layers op by op (time mix, channel mix, token-shift and WKV states);
+//! - `altup`: Gemma 3n's whole graph (the AltUp stack predicted and corrected around every
+//!   layer, LAuReL, the per-layer inputs, the sparsified FFN gate, layers sharing a cache);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
 //!
@@ -33,6 +35,7 @@ use super::alloc::{Graph, TensorId};
 use super::shape::ModelShape;
 use crate::params::CacheType;
 
+mod altup;
 mod attention;
 mod decoder;
 mod encoder;
@@ -249,6 +252,9 @@ impl Builder<'_> {
     }
 
     fn build(&mut self, placement: &Placement) {
+        if self.altup() {
+            return self.build_altup(placement);
+        }
         let tokens = self.input(self.r.n_tokens * 4);
         // build_inp_embd keeps both inputs (token ids and an f32 embeddings input) in the
         // graph so that its topology does not depend on the batch (ggml_build_forward_select);
