@@ -10,7 +10,7 @@
 //! down", the host excluded), after the host that of the op after them ("expand gpu up"), and
 //! llama.cpp pins a layer's norms to its device at full offload.
 
-use super::{Builder, F32, HOST, KvSource, Placement};
+use super::{Builder, F32, HOST, KvSource, Placement, Split};
 use crate::memory::alloc::TensorId;
 
 /// Gemma 3n's layers that sparsify their FFN gate (`n_layer_sparsity` in `src/models/models.h`
@@ -73,9 +73,18 @@ impl Builder<'_> {
         let all_layers = self.per_token(widths.per_layer * n_layer);
         let layer_rows = self.g.op(all_layers, &[layer_tokens], HOST);
         // The ops up to `altup_proj` (on the output layer's device) take its device ("expand gpu
-        // up" from the host's token rows).
-        self.buffer = output;
+        // up" from the host's token rows), in a split that goes on into the layers there.
+        let splits = self.altup_splits(placement);
         let rows = self.g.view(layer_rows, true);
+        let stacking = match splits.first() {
+            Some(&split) if split.buffer == output => split,
+            _ => Split {
+                buffer: output,
+                kinds: None,
+                outputs: false,
+            },
+        };
+        self.enter(stacking, &[rows, embd], &[]);
         let selected = self.inplace(&[rows], 1);
         let scaled = self.inplace(&[embd], 1);
         let stacked = self.stack(scaled, widths);
@@ -86,16 +95,63 @@ impl Builder<'_> {
             first,
             bytes: all_layers,
             inputs: None,
+            slices: vec![None; self.shape.layers.len()],
         };
         let full_offload = output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
-        for &(il, device) in &placement.layers {
-            let predictions = self.predict(cur, device, full_offload, widths);
+        for (k, &(il, device)) in placement.layers.iter().enumerate() {
+            let later = self.split_reads(&placement.layers[k..], device, &mut per_layer, widths);
+            let predictions = self.predict(cur, splits[k], &later, full_offload, widths);
             let active = self.g.view_sized(predictions, e, true);
             let corrected = self.altup_layer(il, active, predictions, widths);
             cur = self.add_per_layer_input(il, corrected, &mut per_layer, widths);
         }
-        self.buffer = output;
-        self.unstack(cur, widths);
+        self.unstack(cur, output, widths);
+    }
+
+    /// What the split starting at `layers[0]` on `device` reads from other buffers besides
+    /// its first nodes' inputs, copied at its start all the same: with layer 0, the scaled
+    /// embeddings and the selected token rows its per-layer inputs are built from; after it,
+    /// the slice of the per-layer inputs of each of its layers.
+    fn split_reads(
+        &mut self,
+        layers: &[(usize, usize)],
+        device: usize,
+        per_layer: &mut PerLayer,
+        widths: AltUp,
+    ) -> Vec<TensorId> {
+        if self.buffer == device {
+            return Vec::new();
+        }
+        let Some(inputs) = per_layer.inputs else {
+            return vec![per_layer.scaled, per_layer.selected];
+        };
+        let slice = self.per_token(widths.per_layer);
+        layers
+            .iter()
+            .take_while(|&&(_, b)| b == device)
+            .map(|&(il, _)| {
+                let view = self.g.view_sized(inputs, slice, false);
+                per_layer.slices[il] = Some(view);
+                view
+            })
+            .collect()
+    }
+
+    /// The split of each layer: its device, the cache kinds the layers from it on that device
+    /// read, and whether that split also runs the output (which reads the output ids).
+    fn altup_splits(&self, placement: &Placement) -> Vec<Split> {
+        let layers = &placement.layers;
+        (0..layers.len())
+            .map(|k| {
+                let buffer = layers[k].1;
+                Split {
+                    buffer,
+                    kinds: Some(self.attention_kinds(&layers[k..], buffer)),
+                    outputs: placement.output == buffer
+                        && layers[k..].iter().all(|&(_, b)| b == buffer),
+                }
+            })
+            .collect()
     }
 
     /// The AltUp stack before the first layer: the scaled embeddings, then `n - 1` copies
@@ -133,29 +189,31 @@ impl Builder<'_> {
     /// The permuted stack is the layer's first op and has no weights: it stays on the device
     /// of the layer before (after the host, it goes to this layer's device), as does the
     /// router's norm unless llama.cpp pins the layer's norms to its device.
+    ///
+    /// A new split copies, at its start, what its first nodes read from the device before
+    /// (the permuted stack, the active copy or its norm, the stack), then the attention
+    /// inputs of its layers and, when it runs the output, the output ids.
     fn predict(
         &mut self,
         cur: TensorId,
-        device: usize,
+        split: Split,
+        later: &[TensorId],
         full_offload: bool,
         widths: AltUp,
     ) -> TensorId {
         let e = self.e();
         let stack = e * widths.n;
-        let before = if self.buffer == HOST {
-            device
-        } else {
-            self.buffer
-        };
-        self.buffer = before;
         let transposed = self.g.view(cur, false);
+        let active = self.g.view_sized(cur, e, true);
+        if self.buffer == HOST {
+            self.enter(split, &[transposed, active, cur], later);
+        }
         let permuted = self.op(stack, &[transposed]);
         if full_offload {
-            self.buffer = device;
+            self.enter(split, &[active, permuted, cur], later);
         }
-        let active = self.g.view_sized(cur, e, true);
         let normed = self.inplace(&[active], 1);
-        self.buffer = device;
+        self.enter(split, &[normed, permuted, cur], later);
         let normed = self.inplace(&[normed], 1);
         let modalities = self.modalities(normed, widths);
         let coefs = self.op(self.per_token(widths.n * widths.n), &[modalities]);
@@ -325,7 +383,10 @@ impl Builder<'_> {
         let gate = self.inplace(&[gate], 1);
         let inputs = self.per_layer_inputs(per_layer);
         let slice = self.per_token(widths.per_layer);
-        let this_layer = self.g.view_sized(inputs, slice, il == 0);
+        let this_layer = match per_layer.slices[il] {
+            Some(view) => view,
+            None => self.g.view_sized(inputs, slice, il == 0),
+        };
         let gated = self.inplace(&[gate, this_layer], 2);
         let projected = self.linear(gated, self.shape.n_embd, t, false);
         let projected = self.norm(projected, false);
@@ -338,17 +399,24 @@ impl Builder<'_> {
     /// After the last layer, on the output device: the other copies projected by
     /// `altup_unembd_proj` and rescaled to the active copy's magnitude, summed with it and
     /// averaged, the output rows, the output norm and the LM head with its soft-capping.
-    fn unstack(&mut self, cur: TensorId, widths: AltUp) {
+    fn unstack(&mut self, cur: TensorId, output: usize, widths: AltUp) {
         let e = self.e();
         let rest_bytes = e * (widths.n - 1);
         let rest = self.g.view_sized(cur, rest_bytes, false);
-        let unembedded = self.op(rest_bytes, &[rest]);
         let active = self.g.view_sized(cur, e, true);
+        let first = self.g.view_sized(cur, e, true);
+        let split = Split {
+            buffer: output,
+            kinds: None,
+            outputs: true,
+        };
+        self.enter(split, &[rest, active, first], &[]);
+        let unembedded = self.op(rest_bytes, &[rest]);
         let target = self.magnitude(active, 1);
         let matched = self.inplace(&[unembedded, target], 1);
         let magnitude = self.magnitude(unembedded, widths.n - 1);
         let merged = self.inplace(&[matched, magnitude], 1);
-        let mut sum = self.g.view_sized(cur, e, true);
+        let mut sum = first;
         for _ in 1..widths.n {
             let copy = self.g.view_sized(merged, e, true);
             sum = self.inplace(&[sum, copy], 2);
@@ -377,6 +445,8 @@ struct PerLayer {
     /// Bytes of every layer's inputs.
     bytes: u64,
     inputs: Option<TensorId>,
+    /// The views of layers' slices a split copied at its start.
+    slices: Vec<Option<TensorId>>,
 }
 
 /// Architectures whose residual stream is an AltUp stack ([`Builder::build_altup`]).
