@@ -169,6 +169,7 @@ fn read_array_in_chunks<T: DeserializeOwned>(
         start: 0,
         end: 0,
         eof: false,
+        limit: usize::try_from(max).unwrap_or(usize::MAX).saturating_add(1),
     };
     let opening = format!("\"{key}\"");
     if input.token()? != Some(b'{')
@@ -213,11 +214,15 @@ struct Chunks<'p> {
     end: usize,
     /// The file has no more bytes.
     eof: bool,
+    /// Most bytes the buffer grows to: one more than the file may give, so that a buffer of
+    /// that size is never full and the end of the file is always seen.
+    limit: usize,
 }
 
 impl Chunks<'_> {
     /// Reads more of the file after the unconsumed bytes, which move to the front of the
-    /// buffer; the buffer doubles when they fill it. `false` at the end of the file.
+    /// buffer; the buffer doubles when they fill it, up to its limit. `false` at the end of
+    /// the file.
     fn fill(&mut self) -> Result<bool> {
         if self.eof {
             return Ok(false);
@@ -226,11 +231,13 @@ impl Chunks<'_> {
         self.end -= self.start;
         self.start = 0;
         if self.end == self.buf.len() {
-            let more = self.buf.len();
+            // The file gave as many bytes as the buffer holds, fewer than `limit`.
+            let len = self.buf.len().saturating_mul(2).min(self.limit);
+            let more = len - self.buf.len();
             self.buf.try_reserve_exact(more).map_err(|e| {
                 Error::io_with(self.path, std::io::ErrorKind::OutOfMemory, e.to_string())
             })?;
-            self.buf.resize(2 * more, 0);
+            self.buf.resize(len, 0);
         }
         let before = self.end;
         while self.end < self.buf.len() {
@@ -377,6 +384,15 @@ mod tests {
                 "chunk {chunk}"
             );
         }
+        // A buffer that may grow to one byte more than the file only.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        std::fs::write(&path, text).unwrap();
+        let read: Vec<serde_json::Value> =
+            read_array_in_chunks(&path, text.len() as u64, "workers", 1)
+                .unwrap()
+                .unwrap();
+        assert_eq!(read, whole["workers"].as_array().unwrap()[..]);
         let empty: Vec<u32> = array_of("{\"workers\": [ ]}", "workers", 1).unwrap();
         assert!(empty.is_empty());
     }
