@@ -16,6 +16,9 @@
 //! - `recurrent`: the layers of Mamba models (Mamba-1 and Mamba-2) op by op, with their
 //!   state reads and stores where the states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
 //!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
+//! - `rwkv`: RWKV-6 layers op by op (time mix, channel mix, token-shift and WKV states);
+//! - `altup`: Gemma 3n's whole graph (the AltUp stack predicted and corrected around every
+//!   layer, LAuReL, the per-layer inputs, the sparsified FFN gate, layers sharing a cache);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
 //!
@@ -32,6 +35,7 @@ use super::alloc::{Graph, TensorId};
 use super::shape::ModelShape;
 use crate::params::CacheType;
 
+mod altup;
 mod attention;
 mod decoder;
 mod encoder;
@@ -40,6 +44,7 @@ mod inputs;
 mod low_rank;
 mod mla;
 mod recurrent;
+mod rwkv;
 mod split;
 mod t5;
 
@@ -113,6 +118,7 @@ pub(crate) fn compute_peaks(
         closing: None,
         next_recurrent: None,
         state_rows: None,
+        pending_mix: None,
         outputs_resume: None,
         norms_pinned: false,
         defer_residual: false,
@@ -192,6 +198,8 @@ struct Builder<'a> {
     /// A Mamba layer's conv-state rows read before the previous layer's tail (`build_rs`
     /// joins the graph first): (layer, rows).
     state_rows: Option<(usize, TensorId)>,
+    /// An RWKV-6 layer's channel mix, built after the next layer's state reads.
+    pending_mix: Option<rwkv::ChannelMix>,
     /// With the cache on the host, the layer whose attention the last device split resumes
     /// from: the output ids are copied with that split's inputs, not at the start of the
     /// device's first split (see `cached_attention`).
@@ -244,6 +252,9 @@ impl Builder<'_> {
     }
 
     fn build(&mut self, placement: &Placement) {
+        if self.altup() {
+            return self.build_altup(placement);
+        }
         let tokens = self.input(self.r.n_tokens * 4);
         // build_inp_embd keeps both inputs (token ids and an f32 embeddings input) in the
         // graph so that its topology does not depend on the batch (ggml_build_forward_select);
@@ -310,6 +321,10 @@ impl Builder<'_> {
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
         self.norms_pinned = full_offload || self.r.n_tokens < 32;
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
+            if self.is_rwkv6(layer) {
+                cur = self.rwkv6_layer(layer, cur, k == last, splits[k]);
+                continue;
+            }
             if self.is_mamba(layer) {
                 // A Mamba layer makes its own splits around its state reads and stores.
                 let next = placement.layers.get(k + 1).copied();

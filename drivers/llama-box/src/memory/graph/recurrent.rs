@@ -79,7 +79,7 @@ impl Builder<'_> {
                 } else {
                     Vec::new()
                 };
-                self.conv_state_rows(state, &after)
+                self.state_rows(state, self.shape.recurrent.r, &after)
             }
         };
         inputs.insert(1, rows);
@@ -158,7 +158,7 @@ impl Builder<'_> {
             let state = self.state_buffer(buffer);
             moved = state != device && state != HOST;
             let after = if moved { vec![z] } else { Vec::new() };
-            let rows = self.conv_state_rows(state, &after);
+            let rows = self.state_rows(state, self.shape.recurrent.r, &after);
             self.state_rows = Some((layer, rows));
         }
         let z = if moved { self.op(bytes, &[z]) } else { z };
@@ -198,7 +198,7 @@ impl Builder<'_> {
     }
 
     /// Where layer states live: the host with `--no-kv-offload`, else the layer's buffer.
-    fn state_buffer(&self, layer_buffer: usize) -> usize {
+    pub(super) fn state_buffer(&self, layer_buffer: usize) -> usize {
         if self.r.kv_on_host {
             HOST
         } else {
@@ -208,7 +208,7 @@ impl Builder<'_> {
 
     /// Moves the graph to a split on `buffer` (nothing when it runs there already), which
     /// copies `inputs` in at its start.
-    fn switch(&mut self, buffer: usize, inputs: &[TensorId]) {
+    pub(super) fn switch(&mut self, buffer: usize, inputs: &[TensorId]) {
         let split = Split {
             buffer,
             kinds: None,
@@ -217,14 +217,15 @@ impl Builder<'_> {
         self.enter(split, inputs, &[]);
     }
 
-    /// `build_rs` of a conv state on `state`: the ubatch's rows (`get_rows` by the row
-    /// indices) and the extra rows, stored back. A split it starts also copies `after`.
-    fn conv_state_rows(&mut self, state: usize, after: &[TensorId]) -> TensorId {
+    /// `build_rs` of a state of `size` values per sequence on `state`: the ubatch's rows
+    /// (`get_rows` by the row indices) and the extra rows, stored back. A split it starts
+    /// also copies `after`.
+    pub(super) fn state_rows(&mut self, state: usize, size: u64, after: &[TensorId]) -> TensorId {
         let (main, extra) = self.state_copy_input();
         let mut inputs = vec![main, extra];
         inputs.extend(after);
         self.switch(state, &inputs);
-        let rows = self.op(self.shape.recurrent.r * self.r.n_seqs.max(1) * F32, &[main]);
+        let rows = self.op(size * self.r.n_seqs.max(1) * F32, &[main]);
         let extra_rows = self.op(0, &[extra]);
         self.g.store(&[extra_rows], self.buffer);
         rows
@@ -232,7 +233,7 @@ impl Builder<'_> {
 
     /// Copies into the states on `state` (`ggml_cpy` into a view of the cache): they run
     /// where the cache is, in a split that copies `srcs` in when they are elsewhere.
-    fn store_states(&mut self, state: usize, srcs: &[TensorId]) {
+    pub(super) fn store_states(&mut self, state: usize, srcs: &[TensorId]) {
         self.switch(state, srcs);
         for &src in srcs {
             let src = self.local(src);
