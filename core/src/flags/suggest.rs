@@ -1,5 +1,7 @@
 //! "Did you mean ...?" for misspelled names (flags, parameters, environment variables).
 
+use serde::{Deserialize, Serialize};
+
 /// The candidate closest to `written` by edit distance, ignoring leading dashes, when it is
 /// close enough to be a plausible misspelling (at most a third of its length, and at least 2,
 /// edits away). Ties go to the earlier candidate.
@@ -36,6 +38,105 @@ pub fn closest<'a>(
     best_match(written, candidates, |_| usize::MAX)
 }
 
+/// Spellings prepared for many [`closest`] searches over the same list (a flag table's): the
+/// spellings nearest in length to the written name are measured first, and the search stops
+/// once the difference in length alone, a lower bound of the edit distance, exceeds the best
+/// distance found. The answer is [`closest`]'s over the spellings in the order given.
+///
+/// ```
+/// use inferkit_core::flags::suggest::{SpellingIndex, closest};
+///
+/// let flags = ["--model", "--data-dir", "--max-model-len"];
+/// let index = SpellingIndex::new(flags);
+/// assert_eq!(index.closest("--model-dir"), Some("--model"));
+/// assert_eq!(index.closest("--model-dir"), closest("--model-dir", flags));
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "Vec<String>", into = "Vec<String>")]
+pub struct SpellingIndex {
+    /// The spellings in the order given: ties go to the earlier.
+    spellings: Vec<String>,
+    /// `(length in chars without leading dashes, position in spellings)`, sorted.
+    by_length: Vec<(usize, usize)>,
+}
+
+impl SpellingIndex {
+    /// Indexes `spellings` (their order decides ties).
+    pub fn new<S: Into<String>>(spellings: impl IntoIterator<Item = S>) -> Self {
+        let spellings: Vec<String> = spellings.into_iter().map(Into::into).collect();
+        let mut by_length: Vec<(usize, usize)> = spellings
+            .iter()
+            .enumerate()
+            .map(|(position, s)| (char_len(without_dashes(s)), position))
+            .collect();
+        by_length.sort_unstable();
+        SpellingIndex {
+            spellings,
+            by_length,
+        }
+    }
+
+    /// The spelling closest to `written`, as [`closest`] finds it; `None` only when there are
+    /// no spellings.
+    pub fn closest(&self, written: &str) -> Option<&str> {
+        let wanted = Name::new(without_dashes(written));
+        // Spellings shorter than the written name lie before `longer`, the others from it; the
+        // search walks out from there both ways, in increasing difference of length.
+        let longer = self.by_length.partition_point(|(len, _)| *len < wanted.len);
+        let (mut below, mut above) = (longer, longer);
+        let mut best: Option<(usize, usize)> = None;
+        loop {
+            let shorter = below
+                .checked_sub(1)
+                .map(|i| (wanted.len - self.by_length[i].0, i));
+            let longer = self
+                .by_length
+                .get(above)
+                .map(|(len, _)| (len - wanted.len, above));
+            let (difference, i) = match (shorter, longer) {
+                (Some(s), Some(l)) => s.min(l),
+                (Some(s), None) => s,
+                (None, Some(l)) => l,
+                (None, None) => break,
+            };
+            if i < below {
+                below = i;
+            } else {
+                above = i + 1;
+            }
+            // Every spelling left differs in length by at least `difference`.
+            if best.is_some_and(|(distance, _)| difference > distance) {
+                break;
+            }
+            let position = self.by_length[i].1;
+            let max = match best {
+                None => usize::MAX,
+                // An earlier spelling wins a tie, a later one must be nearer.
+                Some((distance, first)) if position < first => distance,
+                Some((0, _)) => continue,
+                Some((distance, _)) => distance - 1,
+            };
+            let bare = without_dashes(&self.spellings[position]);
+            if let Some(distance) = distance_within(&wanted, bare, max) {
+                best = Some((distance, position));
+            }
+        }
+        best.map(|(_, position)| self.spellings[position].as_str())
+    }
+}
+
+impl From<Vec<String>> for SpellingIndex {
+    fn from(spellings: Vec<String>) -> Self {
+        SpellingIndex::new(spellings)
+    }
+}
+
+impl From<SpellingIndex> for Vec<String> {
+    fn from(index: SpellingIndex) -> Self {
+        index.spellings
+    }
+}
+
 /// The candidate at the smallest edit distance among those within `bound` (given the candidate
 /// without leading dashes) edits; ties go to the earlier candidate.
 ///
@@ -46,10 +147,10 @@ fn best_match<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
     bound: impl Fn(&str) -> usize,
 ) -> Option<&'a str> {
-    let wanted = Name::new(written.trim_start_matches('-'));
+    let wanted = Name::new(without_dashes(written));
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
-        let bare = candidate.trim_start_matches('-');
+        let bare = without_dashes(candidate);
         let max = match best {
             // Nothing beats an exact match.
             Some((0, _)) => break,
@@ -61,6 +162,22 @@ fn best_match<'a>(
         }
     }
     best.map(|(_, candidate)| candidate)
+}
+
+/// `name` without its leading dashes (a byte scan: this runs once per candidate spelling).
+fn without_dashes(name: &str) -> &str {
+    let dashes = name.bytes().take_while(|b| *b == b'-').count();
+    // Dashes are one byte each, so `dashes` is a char boundary.
+    &name[dashes..]
+}
+
+/// The number of chars of `text`: its length in bytes when it is ASCII, as flag spellings are.
+fn char_len(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    }
 }
 
 /// Levenshtein distance over chars.
@@ -80,7 +197,7 @@ impl<'a> Name<'a> {
     fn new(text: &'a str) -> Self {
         Name {
             text,
-            len: text.chars().count(),
+            len: char_len(text),
             pattern: Pattern::new(text),
         }
     }
@@ -110,7 +227,7 @@ impl Pattern {
 
 /// The edit distance between `a` and `b` when it is at most `max`.
 fn distance_within(a: &Name, b: &str, max: usize) -> Option<usize> {
-    let b_len = b.chars().count();
+    let b_len = char_len(b);
     // Every char of the longer name beyond the shorter's length costs one edit.
     if a.len.abs_diff(b_len) > max {
         return None;
@@ -134,11 +251,27 @@ fn distance_within(a: &Name, b: &str, max: usize) -> Option<usize> {
 /// table is kept as vertical +1/-1 bit vectors over the pattern (at most 64 ASCII bytes), so
 /// each char of `text` (of `text_len` chars) costs a few word operations.
 fn bit_parallel(pattern: &Pattern, text: &str, text_len: usize, max: usize) -> Option<usize> {
+    // `text_len` counts chars: it equals the byte length only for ASCII text, which is then
+    // read byte by byte rather than decoded.
+    if text_len == text.len() {
+        bit_parallel_over(pattern, text.bytes().map(u32::from), text_len, max)
+    } else {
+        bit_parallel_over(pattern, text.chars().map(u32::from), text_len, max)
+    }
+}
+
+/// [`bit_parallel`] over the code points of a text of `text_len` chars.
+fn bit_parallel_over(
+    pattern: &Pattern,
+    text: impl Iterator<Item = u32>,
+    text_len: usize,
+    max: usize,
+) -> Option<usize> {
     let last = 1u64 << (pattern.len - 1);
     let mut plus = u64::MAX;
     let mut minus = 0u64;
     let mut score = pattern.len;
-    for (i, ch) in text.chars().enumerate() {
+    for (i, ch) in text.enumerate() {
         // The pattern is ASCII: a non-ASCII char matches nothing.
         let eq = pattern.equal.get(ch as usize).copied().unwrap_or(0);
         let xv = eq | minus;
@@ -275,6 +408,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The index walks the spellings in another order and stops early: it must still give
+    /// `closest`'s answer, ties to the earlier spelling included.
+    #[test]
+    fn the_spelling_index_finds_what_closest_finds() {
+        let names = names();
+        let lists: Vec<Vec<&str>> = vec![
+            names.iter().map(String::as_str).collect(),
+            names.iter().rev().map(String::as_str).collect(),
+            names.iter().step_by(7).map(String::as_str).collect(),
+            vec!["--bat", "--hat", "--cat", "--bat"],
+            vec![],
+        ];
+        for list in &lists {
+            let index = SpellingIndex::new(list.iter().copied());
+            for written in names
+                .iter()
+                .map(String::as_str)
+                .chain(["--cat", "-", "--bt"])
+            {
+                let dashed = format!("--{written}");
+                for written in [written, dashed.as_str()] {
+                    assert_eq!(
+                        index.closest(written),
+                        closest(written, list.iter().copied()),
+                        "{written:?} in {list:?}"
+                    );
+                }
+            }
+        }
+        let json = serde_json::to_string(&SpellingIndex::new(["--b", "--a"])).unwrap();
+        assert_eq!(json, r#"["--b","--a"]"#);
+        let read: SpellingIndex = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.closest("--x"), Some("--b"));
     }
 
     #[test]
