@@ -203,24 +203,39 @@ impl<'a> Name<'a> {
     }
 }
 
-/// The positions of each ASCII byte in a name of 1 to 64 ASCII bytes, as bit masks.
+/// The positions of each ASCII char in a non-empty name, as bit masks over its chars: 64
+/// positions a block. A non-ASCII char of the name has no bit, so the pattern matches it with
+/// nothing: exact against an ASCII text, and against any text when the name is ASCII.
 struct Pattern {
-    equal: [u64; 128],
+    /// `blocks[b][c]`: bit `i` is set when char `64 b + i` of the name is the ASCII char `c`.
+    blocks: Vec<[u64; 128]>,
+    /// The name's length in chars.
     len: usize,
+    ascii: bool,
 }
 
 impl Pattern {
     fn new(name: &str) -> Option<Self> {
-        if name.is_empty() || name.len() > 64 || !name.is_ascii() {
+        if name.is_empty() {
             return None;
         }
-        let mut equal = [0u64; 128];
-        for (i, byte) in name.bytes().enumerate() {
-            equal[usize::from(byte)] |= 1 << i;
+        let mut blocks = Vec::new();
+        let mut len = 0;
+        for (i, ch) in name.chars().enumerate() {
+            if i % 64 == 0 {
+                blocks.push([0u64; 128]);
+            }
+            if let (Some(block), Some(code)) = (blocks.last_mut(), u8::try_from(ch).ok())
+                && let Some(mask) = block.get_mut(usize::from(code))
+            {
+                *mask |= 1 << (i % 64);
+            }
+            len = i + 1;
         }
         Some(Pattern {
-            equal,
-            len: name.len(),
+            blocks,
+            len,
+            ascii: name.is_ascii(),
         })
     }
 }
@@ -235,21 +250,19 @@ fn distance_within(a: &Name, b: &str, max: usize) -> Option<usize> {
     if a.len == 0 || b_len == 0 {
         return Some(a.len.max(b_len));
     }
-    // The distance is symmetric: the pattern is whichever name has one, `a`'s (built once for
-    // all candidates) first.
-    if let Some(pattern) = &a.pattern {
-        bit_parallel(pattern, b, b_len, max)
-    } else if let Some(pattern) = Pattern::new(b) {
-        bit_parallel(&pattern, a.text, a.len, max)
-    } else {
-        dynamic_programming(a.text, b, max)
+    match &a.pattern {
+        // `a`'s pattern, built once for all candidates, sees every char two names can share
+        // when one of them is ASCII.
+        Some(pattern) if pattern.ascii || b_len == b.len() => bit_parallel(pattern, b, b_len, max),
+        _ => dynamic_programming(a.text, b, max),
     }
 }
 
 /// Hyyrö's bit-parallel Levenshtein distance ("A bit-vector algorithm for computing Levenshtein
-/// and Damerau edit distances", 2003; Myers 1999 for the search form): one column of the edit
-/// table is kept as vertical +1/-1 bit vectors over the pattern (at most 64 ASCII bytes), so
-/// each char of `text` (of `text_len` chars) costs a few word operations.
+/// and Damerau edit distances", 2003), in Myers' blocks of 64 pattern chars ("A fast
+/// bit-vector algorithm for approximate string matching based on dynamic programming", 1999,
+/// section 4): one column of the edit table is kept as vertical +1/-1 bit vectors over the
+/// pattern, so each char of `text` (of `text_len` chars) costs a few word operations a block.
 fn bit_parallel(pattern: &Pattern, text: &str, text_len: usize, max: usize) -> Option<usize> {
     // `text_len` counts chars: it equals the byte length only for ASCII text, which is then
     // read byte by byte rather than decoded.
@@ -267,37 +280,72 @@ fn bit_parallel_over(
     text_len: usize,
     max: usize,
 ) -> Option<usize> {
-    let last = 1u64 << (pattern.len - 1);
-    let mut plus = u64::MAX;
-    let mut minus = 0u64;
+    // Per block, the vertical +1 and -1 vectors of the current column (column 0: all +1).
+    let mut one = [(u64::MAX, 0u64)];
+    let mut many;
+    let vertical: &mut [(u64, u64)] = if pattern.blocks.len() == 1 {
+        &mut one
+    } else {
+        many = vec![(u64::MAX, 0u64); pattern.blocks.len()];
+        &mut many
+    };
+    // The pattern's last char is bit `last` of the last block.
+    let last = (pattern.len - 1) % 64;
     let mut score = pattern.len;
     for (i, ch) in text.enumerate() {
-        // The pattern is ASCII: a non-ASCII char matches nothing.
-        let eq = pattern.equal.get(ch as usize).copied().unwrap_or(0);
-        let xv = eq | minus;
-        let xh = ((eq & plus).wrapping_add(plus) ^ plus) | eq;
-        let mut horizontal_plus = minus | !(xh | plus);
-        let mut horizontal_minus = plus & xh;
-        if horizontal_plus & last != 0 {
+        // Row 0 of the table grows by one per char of `text`: the carry into block 0.
+        let mut carry = Carry::Plus;
+        // The last block's horizontal vectors, before the shift.
+        let mut last_plus = 0;
+        let mut last_minus = 0;
+        for (block, (plus, minus)) in pattern.blocks.iter().zip(vertical.iter_mut()) {
+            // A non-ASCII char matches nothing.
+            let mut eq = block.get(ch as usize).copied().unwrap_or(0);
+            let xv = eq | *minus;
+            if carry == Carry::Minus {
+                eq |= 1;
+            }
+            let xh = ((eq & *plus).wrapping_add(*plus) ^ *plus) | eq;
+            let horizontal_plus = *minus | !(xh | *plus);
+            let horizontal_minus = *plus & xh;
+            let incoming = carry;
+            carry = if horizontal_plus >> 63 != 0 {
+                Carry::Plus
+            } else if horizontal_minus >> 63 != 0 {
+                Carry::Minus
+            } else {
+                Carry::Zero
+            };
+            (last_plus, last_minus) = (horizontal_plus, horizontal_minus);
+            let horizontal_plus = (horizontal_plus << 1) | u64::from(incoming == Carry::Plus);
+            let horizontal_minus = (horizontal_minus << 1) | u64::from(incoming == Carry::Minus);
+            *plus = horizontal_minus | !(xv | horizontal_plus);
+            *minus = horizontal_plus & xv;
+        }
+        // The score is the last row: the pattern's last char, in the last block.
+        if (last_plus >> last) & 1 != 0 {
             score += 1;
-        } else if horizontal_minus & last != 0 {
+        } else if (last_minus >> last) & 1 != 0 {
             score -= 1;
         }
         // Each char of `text` left can lower the distance by one at most.
         if score.saturating_sub(text_len - i - 1) > max {
             return None;
         }
-        // Row 0 of the table grows by one per char of `text`.
-        horizontal_plus = (horizontal_plus << 1) | 1;
-        horizontal_minus <<= 1;
-        plus = horizontal_minus | !(xv | horizontal_plus);
-        minus = horizontal_plus & xv;
     }
     (score <= max).then_some(score)
 }
 
-/// The textbook one-row table, for names the bit-parallel form does not take (non-ASCII or over
-/// 64 bytes); given up once a whole row exceeds `max`.
+/// The horizontal difference carried from one block of the pattern to the next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Carry {
+    Plus,
+    Zero,
+    Minus,
+}
+
+/// The textbook one-row table, for two names that both have non-ASCII chars; given up once a
+/// whole row exceeds `max`.
 fn dynamic_programming(a: &str, b: &str, max: usize) -> Option<usize> {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
@@ -379,6 +427,13 @@ mod tests {
             state
         };
         let mut names = vec![String::new(), "max-model-len".to_string()];
+        // Patterns of two to four blocks of 64 chars (one non-ASCII).
+        for (len, ascii_only) in [(65, true), (128, true), (129, false), (200, true)] {
+            let name: String = (0..len)
+                .map(|_| alphabet[(next() % if ascii_only { 4 } else { 5 }) as usize])
+                .collect();
+            names.push(name);
+        }
         for n in 0..60u64 {
             let len = (next() % 81) as usize;
             let ascii_only = n % 3 != 0;
