@@ -413,7 +413,7 @@ impl TextModel {
             replays: ReplayCache::default(),
             flash_attn: self.flash_attn,
             projector: self.projector.clone(),
-            coverage: self.coverage.clone(),
+            coverage: self.coverage,
         })
     }
 
