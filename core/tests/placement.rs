@@ -753,15 +753,6 @@ fn mig_worker(name: &str) -> inferkit_core::WorkerInventory {
     worker(name, 512, devices)
 }
 
-#[test]
-fn a_model_that_fits_one_mig_instance_takes_one() {
-    let backend = MockBackend::llama(MockModel::layered(2));
-    let cluster = cluster(vec![mig_worker("a")]);
-    let plan = plan_on(&backend, &cluster, &spec("m.gguf"), &PlanOptions::default()).unwrap();
-    assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
-    assert_eq!(plan.placement.workers[0].devices.len(), 1);
-}
-
 /// A model larger than one instance is not split over a node's instances (one process would
 /// hold them); across nodes, the main process holds one instance and every RPC server one.
 #[test]

@@ -44,3 +44,21 @@ fn a_spec_reads_back_what_it_writes() {
         user_json::from_str(&json, Path::new("spec.json")).unwrap();
     assert_eq!(back, spec);
 }
+
+/// A device's vendor is read by name in any letter case, also when the JSON escapes it (the
+/// name is then decoded, not borrowed from the text); other names are kept as written, and a
+/// vendor that is not a string is refused.
+#[test]
+fn vendors_are_read_by_name_whether_borrowed_or_decoded() {
+    use inferkit_core::Vendor;
+    for (json, vendor) in [
+        (r#""NVIDIA""#, Vendor::Nvidia),
+        (r#""amd""#, Vendor::Amd),
+        (r#""Asc\u0065nd""#, Vendor::Ascend),
+        (r#""Hygon""#, Vendor::Other("Hygon".into())),
+    ] {
+        let read: Vendor = user_json::from_str(json, Path::new("v.json")).unwrap();
+        assert_eq!(read, vendor, "{json}");
+    }
+    assert!(refusal::<Vendor>("7").starts_with("invalid type: integer `7`, expected a string"));
+}

@@ -126,58 +126,44 @@ pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Expo
     let mut objects = Vec::new();
     let leader = builder.pod(PodRole::Leader)?;
     let service_port = main.health.as_ref().map_or(0, |h| h.port);
-    let (workload, service_name) = if builder.workload() == Workload::Deployment {
-        objects.extend(leader.config_map.map(|c| Object::ConfigMap(Box::new(c))));
-        let deployment = deployment(&name, options, leader.template);
-        (Object::Deployment(Box::new(deployment)), name.clone())
-    } else if builder.workload() == Workload::AscendJob {
-        let worker = builder.pod(PodRole::Worker)?;
-        objects.extend(leader.config_map.map(|c| Object::ConfigMap(Box::new(c))));
-        objects.extend(worker.config_map.map(|c| Object::ConfigMap(Box::new(c))));
-        let workers = i32::try_from(builder.subordinates().len())
-            .map_err(|_| Error::unsupported("too many workers for one job"))?;
-        let ring_controller = builder.ring_controller()?;
-        objects.push(Object::ConfigMap(Box::new(rank_table_config_map(
-            &builder.rank_table_config_map(),
-            &name,
-            options,
-            ring_controller,
-        ))));
-        let job = ascend_job(
-            &name,
-            options,
-            ring_controller,
-            leader.template,
-            worker.template,
-            workers,
-        );
-        (Object::AscendJob(Box::new(job)), name.clone())
-    } else {
-        let worker = builder.pod(PodRole::Worker)?;
-        objects.extend(leader.config_map.map(|c| Object::ConfigMap(Box::new(c))));
-        objects.extend(worker.config_map.map(|c| Object::ConfigMap(Box::new(c))));
-        let size = i32::try_from(builder.subordinates().len() + 1)
-            .map_err(|_| Error::unsupported("too many workers for one group"))?;
-        let set = LeaderWorkerSet::new(
-            metadata(&name, options),
-            LeaderWorkerSetSpec {
-                replicas: Some(1),
-                leader_worker_template: LeaderWorkerTemplate {
-                    leader_template: Some(leader.template),
-                    worker_template: worker.template,
-                    size: Some(size),
-                    restart_policy: Some(RestartPolicy::RecreateGroupOnPodRestart),
-                },
-                // Both sides wait for each other (the leader for its RPC servers or Ray nodes,
-                // a Ray node for its head), so the workers must not wait for a ready leader.
-                startup_policy: lws::StartupPolicy::LeaderCreated,
-            },
-        );
-        // The LeaderWorkerSet controller names its own headless Service after the set.
-        (
-            Object::LeaderWorkerSet(Box::new(set)),
-            format!("{name}-leader"),
-        )
+    objects.extend(leader.config_map.map(|c| Object::ConfigMap(Box::new(c))));
+    let (workload, service_name) = match builder.workload() {
+        Workload::Deployment => {
+            let deployment = deployment(&name, options, leader.template);
+            (Object::Deployment(Box::new(deployment)), name.clone())
+        }
+        kind @ (Workload::AscendJob | Workload::LeaderWorkerSet) => {
+            let worker = builder.pod(PodRole::Worker)?;
+            objects.extend(worker.config_map.map(|c| Object::ConfigMap(Box::new(c))));
+            let workers = i32::try_from(builder.subordinates().len())
+                .map_err(|_| Error::unsupported("too many workers for one group"))?;
+            if kind == Workload::AscendJob {
+                let ring_controller = builder.ring_controller()?;
+                objects.push(Object::ConfigMap(Box::new(rank_table_config_map(
+                    &builder.rank_table_config_map(),
+                    &name,
+                    options,
+                    ring_controller,
+                ))));
+                let job = ascend_job(
+                    &name,
+                    options,
+                    ring_controller,
+                    leader.template,
+                    worker.template,
+                    workers,
+                );
+                (Object::AscendJob(Box::new(job)), name.clone())
+            } else {
+                let set =
+                    leader_worker_set(&name, options, leader.template, worker.template, workers);
+                // The LeaderWorkerSet controller names its own headless Service after the set.
+                (
+                    Object::LeaderWorkerSet(Box::new(set)),
+                    format!("{name}-leader"),
+                )
+            }
+        }
     };
     objects.push(workload);
     if service_port != 0 {
@@ -194,6 +180,31 @@ pub fn export(plan: &DeploymentPlan, options: &KubernetesOptions) -> Result<Expo
         objects,
         notes: builder.notes(),
     })
+}
+
+/// One group of a leader pod and `workers` worker pods, recreated whole when one restarts.
+fn leader_worker_set(
+    name: &str,
+    options: &KubernetesOptions,
+    leader: PodTemplateSpec,
+    worker: PodTemplateSpec,
+    workers: i32,
+) -> LeaderWorkerSet {
+    LeaderWorkerSet::new(
+        metadata(name, options),
+        LeaderWorkerSetSpec {
+            replicas: Some(1),
+            leader_worker_template: LeaderWorkerTemplate {
+                leader_template: Some(leader),
+                worker_template: worker,
+                size: Some(workers + 1),
+                restart_policy: Some(RestartPolicy::RecreateGroupOnPodRestart),
+            },
+            // Both sides wait for each other (the leader for its RPC servers or Ray nodes, a
+            // Ray node for its head), so the workers must not wait for a ready leader.
+            startup_policy: lws::StartupPolicy::LeaderCreated,
+        },
+    )
 }
 
 /// The objects' name: the user's, or the model's made a DNS label. LeaderWorkerSet pods are

@@ -123,10 +123,9 @@ impl<'a> PodBuilder<'a> {
         // A file written at run time has a writer on Kubernetes only where it is the rank
         // table of an AscendJob (Ascend Operator's).
         let unprovided = plan.processes.iter().find_map(|p| {
-            p.run_time_files.iter().find(|f| {
-                workload != Workload::AscendJob
-                    || Some(f.path.to_string_lossy().as_ref()) != rank_table
-            })
+            p.run_time_files
+                .iter()
+                .find(|f| !operator_writes(workload, rank_table, &f.path))
         });
         if let Some(file) = unprovided {
             return Err(Error::unsupported(format!(
@@ -848,10 +847,7 @@ impl<'a> PodBuilder<'a> {
         let files: Vec<_> = processes
             .iter()
             .flat_map(|p| &p.files)
-            .filter(|f| {
-                self.workload != Workload::AscendJob
-                    || Some(f.path.to_string_lossy().as_ref()) != self.rank_table
-            })
+            .filter(|f| !operator_writes(self.workload, self.rank_table, &f.path))
             .collect();
         if files.is_empty() {
             return Ok(None);
@@ -1066,6 +1062,13 @@ impl PodBuilder<'_> {
     pub fn rank_table_config_map(&self) -> String {
         format!("{}{}", ascend_job::RANK_TABLE_CONFIG_MAP_PREFIX, self.name)
     }
+}
+
+/// Whether `path` is the HCCL rank table that Ascend Operator writes into an AscendJob's pods,
+/// which the export mounts in place of the plan's own (that names the plan's nodes) and which
+/// needs no other writer at run time.
+fn operator_writes(workload: Workload, rank_table: Option<&str>, path: &std::path::Path) -> bool {
+    workload == Workload::AscendJob && Some(path.to_string_lossy().as_ref()) == rank_table
 }
 
 /// Accelerators by count, and on the leader the host memory the plan claims as a request

@@ -20,8 +20,13 @@ use super::DeviceProbe;
 
 /// Reads a cluster from a JSON file holding either `{"workers": [...]}` or one worker object,
 /// as it parses it: the file's text is not held whole (a 152 MB fleet file costs the
-/// cluster, not that and 152 MB more).
+/// cluster, not that and 152 MB more). A cluster file is read by
+/// [`Cluster::read_worker_list`]; one worker object, and a malformed file for its error, by a
+/// parser of the whole document.
 pub fn load_cluster(path: &Path) -> Result<Cluster> {
+    if let Some(cluster) = Cluster::read_worker_list(path)? {
+        return Ok(cluster);
+    }
     read_json_file(
         path,
         MAX_CLUSTER_FILE,

@@ -273,6 +273,42 @@ fn a_file_read_as_it_is_parsed_is_the_text_parsed() {
     }
 }
 
+/// A fleet file is read in chunks, each worker parsed from the chunk's bytes (issue 18): a
+/// value of the wrong type in its 700th worker, past the first chunk, is reported by both
+/// readers with the file, the byte offset of that value and serde's message, as the parser of
+/// the whole document reports it.
+#[test]
+fn an_error_in_the_nth_worker_names_the_file_and_its_offset() {
+    let fleet =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clusters/fleet-1000x8.json");
+    let text = std::fs::read_to_string(&fleet).unwrap();
+    let worker = text.match_indices("{\"name\":\"node-").nth(699).unwrap().0;
+    assert!(worker > inferkit_core::files::CHUNK, "past the first chunk");
+    let value = worker + text[worker..].find("\"cpu_cores\":").unwrap() + 12;
+    let end = value + text[value..].find(',').unwrap();
+    let mut bad = text.clone();
+    bad.replace_range(value..end, "\"many\"");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.json");
+    std::fs::write(&path, &bad).unwrap();
+    let whole = parse_cluster(&bad, &path).unwrap_err();
+    for read in [
+        load_cluster(&path).unwrap_err(),
+        inferkit_core::Cluster::from_json_file(&path).unwrap_err(),
+    ] {
+        let Error::Parse { file, offset, what } = &read else {
+            panic!("expected a parse error, got {read:?}");
+        };
+        assert_eq!(file, &path);
+        assert!(
+            (value as u64..=value as u64 + 6).contains(offset),
+            "{offset}, value at {value}"
+        );
+        assert!(what.starts_with("invalid type: string \"many\""), "{what}");
+        assert_eq!(read, whole);
+    }
+}
+
 /// A file longer than a cluster file may be is refused before it is read (a sparse file of
 /// 256 MiB and one byte reads as that many zeros).
 #[test]

@@ -19,7 +19,7 @@
 //! Unified memory (Apple silicon): the device memory is host memory, so a device's allocatable
 //! is capped by the host's, and the final check counts device claims against host RAM too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::estimate::{DeviceSlot, HostSlot, ResourceEstimate};
 use crate::inventory::{Cluster, Device, DeviceId, Vendor, WorkerInventory};
@@ -124,7 +124,11 @@ impl<'c> WorkerView<'c> {
             .filter(|(_, d)| eligible(d))
             .map(|(position, d)| {
                 let (current, others) = counts.on_device(d.index);
-                let mut allocatable = device_uncommitted(worker, d, reserves.device);
+                // `device_uncommitted`, from the claims counted above rather than a search of
+                // the allocations by the index's name for every device.
+                let allocated = counts.allocated_on(d.index);
+                let mut allocatable =
+                    uncommitted(d.memory.total, d.memory.used, allocated, reserves.device);
                 // Unlike `device_allocatable`, the cap keeps the RAM reserve: it is host RAM.
                 if unified {
                     allocatable = allocatable.min(ram_allocatable);
@@ -199,7 +203,9 @@ impl<'c> WorkerView<'c> {
 pub(crate) struct DeviceClasses {
     /// By total memory: (vendor, product name, compute capability) and the class id. Ids are
     /// handed out in order of first appearance, so they do not depend on hashing.
-    by_total: HashMap<u64, Vec<ClassEntry>>,
+    /// (A tree, not a hash map: a fleet has a handful of totals, and the tree finds one in
+    /// fewer steps than hashing takes.)
+    by_total: BTreeMap<u64, Vec<ClassEntry>>,
     count: u32,
 }
 
@@ -270,6 +276,15 @@ impl InstanceCounts {
         Ok(counts)
     }
 
+    /// Bytes the allocations claim on device `index`: [`WorkerInventory::allocated_on_device`]
+    /// (each allocation names a device once, by the key parsed here).
+    fn allocated_on(&self, index: u32) -> u64 {
+        self.claims
+            .iter()
+            .filter(|(i, _, _)| *i == index)
+            .fold(0u64, |acc, (_, bytes, _)| acc.saturating_add(*bytes))
+    }
+
     fn on_device(&self, index: u32) -> (u32, u32) {
         self.claims
             .iter()
@@ -283,11 +298,13 @@ impl InstanceCounts {
     }
 }
 
-/// A device index spelled as `u32::to_string` spells it.
+/// A device index spelled as `u32::to_string` spells it: decimal digits only (no sign, no
+/// space), no leading zero. Checked on the text, without spelling the index again: a fleet's
+/// allocations name hundreds of thousands of devices (issue 18).
 fn parse_device_key(key: &str) -> Option<u32> {
-    key.parse::<u32>()
-        .ok()
-        .filter(|index| index.to_string() == key)
+    let canonical =
+        key.bytes().all(|b| b.is_ascii_digit()) && (key == "0" || !key.starts_with('0'));
+    if canonical { key.parse().ok() } else { None }
 }
 
 /// Whether an allocation named `instance` is an instance of the model `model` (`qwen` owns
@@ -433,12 +450,56 @@ mod tests {
     fn allocation_keys_must_be_device_indices_as_the_allocatable_rule_spells_them() {
         let mut w = worker_with(4 * GIB, 4 * GIB);
         assert_eq!(InstanceCounts::of(&w, "qwen").unwrap().on_device(0), (0, 1));
-        for key in ["01", "+0", "gpu0"] {
+        for key in ["01", "+0", "gpu0", " 0", "", "4294967296"] {
             w.allocations[0].devices = [(key.to_string(), 4 * GIB)].into();
             let err = InstanceCounts::of(&w, "qwen").err().expect(key);
             assert!(
                 err.to_string().contains(&format!("device `{key}`")),
                 "{err}"
+            );
+        }
+    }
+
+    /// The search's view of a worker finds each device's claims from the allocations it
+    /// counted, and gets the allocatable memory of the rule itself.
+    #[test]
+    fn a_worker_view_has_the_allocatable_memory_of_the_rule() {
+        let mut w = worker_with(4 * GIB, 4 * GIB);
+        let mut second = w.devices[0].clone();
+        second.index = 3;
+        second.memory.used = GIB;
+        w.devices.push(second);
+        w.allocations[0].devices = [("0".into(), 6 * GIB), ("3".into(), 2 * GIB)].into();
+        w.allocations.push(Allocation {
+            name: "qwen-1".into(),
+            devices: [("3".to_string(), 5 * GIB)].into(),
+            ram: GIB,
+        });
+        let reserves = Reserves {
+            device: GIB,
+            ram: 2 * GIB,
+        };
+        let view = WorkerView::new(
+            &w,
+            |_| true,
+            reserves,
+            "qwen",
+            &mut DeviceClasses::default(),
+        )
+        .unwrap();
+        let allocatable: Vec<(u32, u64)> = view
+            .devices
+            .iter()
+            .map(|d| (d.index, d.allocatable))
+            .collect();
+        assert_eq!(allocatable, [(0, 17 * GIB), (3, 16 * GIB)]);
+        for d in &view.devices {
+            let device = w.device(d.index).unwrap();
+            assert_eq!(
+                d.allocatable,
+                device_allocatable(&w, device, GIB),
+                "{}",
+                d.index
             );
         }
     }

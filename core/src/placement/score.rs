@@ -30,19 +30,23 @@ impl PlacementStrategy {
 /// GPUStack's maximum score.
 const MAX_SCORE: f64 = 100.0;
 
-/// The spread score of placing on `devices` of `worker` (none: CPU only).
-pub(crate) fn spread(worker: &WorkerView<'_>, devices: &[&DeviceView]) -> f64 {
+/// The spread score of placing on `devices` of `worker` (none: CPU only). The devices are
+/// an iterator, not a list: single-device placement scores every device of a fleet.
+pub(crate) fn spread<'d>(
+    worker: &WorkerView<'_>,
+    devices: impl IntoIterator<Item = &'d DeviceView>,
+) -> f64 {
     if worker.current == 0 && worker.others == 0 {
         return MAX_SCORE;
     }
     let base = base_score(worker.current, worker.others);
-    if devices.is_empty() {
+    let mut devices = devices.into_iter().peekable();
+    if devices.peek().is_none() {
         return base + instance_share(10.0, worker.current, worker.others);
     }
     // Each device weighs 10 / (devices + 1), so a worker with instances never reaches 100.
     let per_device = 10.0 / (worker.worker.devices.len() as f64 + 1.0);
     base + devices
-        .iter()
         .map(|d| instance_share(per_device, d.current, d.others))
         .sum::<f64>()
 }

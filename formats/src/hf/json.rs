@@ -1,20 +1,18 @@
 //! Typed look-ups in the JSON files of a model directory, with errors that name the file, the
 //! key and the byte offset.
 //!
-//! A file is checked for syntax once and kept as text; nothing else of it is built up front.
-//! A look-up by key path indexes the objects it goes through (each key with the position of
-//! its value in the text, kept for later look-ups) and deserialises the value it ends at from
-//! its text. Values no look-up goes into (a 60 MB `id2label`, a long list) cost nothing beyond
-//! the text, so a file costs about its size in memory; a [`serde_json::Value`] of the whole
-//! file costs 5 to 10 times that (issue 18).
+//! A file is read once and kept as text: the pass that checks its syntax also indexes its
+//! top-level object (each key with the position of its value in the text). A look-up by key
+//! path indexes the nested objects it goes through (kept for later look-ups) and deserialises
+//! the value it ends at from its text. Values no look-up goes into (a 60 MB `id2label`, a long
+//! list) cost nothing beyond the text, so a file costs about its size in memory; a
+//! [`serde_json::Value`] of the whole file costs 5 to 10 times that (issue 18).
 //!
-//! When a key has the wrong type, the text is deserialised a second time along that path
-//! only, and serde_json's own error (with line and column) gives the offset. That second pass
-//! runs only on the error path.
+//! When a value has the wrong type, serde_json's error on the value's text, shifted by the
+//! value's position, gives the offset in the file: nothing is parsed again.
 
 use std::cell::RefCell;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +21,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::files::{json_error, read_text_file};
+use crate::files::{json_error, json_offset, read_text_file};
 use crate::{Error, Result};
 
 /// Largest JSON file read. The largest files are shard indexes: DeepSeek-V3's maps about
@@ -57,13 +55,24 @@ impl JsonDoc {
         Self::parse(text, path)
     }
 
-    /// Checks the syntax of `text`, reporting errors against `origin`.
+    /// Checks the syntax of `text`, reporting errors against `origin`. A top-level object is
+    /// indexed in the same pass: every look-up starts there.
     pub(crate) fn parse(text: String, origin: &Path) -> Result<Self> {
-        serde_json::from_str::<IgnoredAny>(&text).map_err(|e| json_error(&text, origin, &e))?;
+        let start = text.len() - text.trim_ascii_start().len();
+        let mut de = serde_json::Deserializer::from_str(&text);
+        let objects = if text[start..].starts_with('{') {
+            de.deserialize_map(Indexer { text: &text })
+                .map(|entries| vec![(start, entries)])
+        } else {
+            IgnoredAny::deserialize(&mut de).map(|_| Vec::new())
+        };
+        let objects = objects
+            .and_then(|objects| de.end().map(|()| objects))
+            .map_err(|e| json_error(&text, origin, &e))?;
         Ok(JsonDoc {
             text,
             origin: origin.to_path_buf(),
-            objects: RefCell::new(Vec::new()),
+            objects: RefCell::new(objects),
         })
     }
 
@@ -85,14 +94,18 @@ impl JsonDoc {
     /// The text of the value at `path`, treating JSON `null` as absent. A path through a
     /// value that is not an object ends there, absent.
     pub(crate) fn at(&self, path: &[&str]) -> Option<&str> {
+        self.text_at(path).filter(|text| *text != "null")
+    }
+
+    /// The text of the value at `path`, `null` included.
+    fn text_at(&self, path: &[&str]) -> Option<&str> {
         let whole = self.text.trim_ascii();
         let start = self.text.len() - self.text.trim_ascii_start().len();
         let mut value = start..start + whole.len();
         for key in path {
             value = self.lookup(value, key)?;
         }
-        let text = &self.text[value];
-        (text != "null").then_some(text)
+        Some(&self.text[value])
     }
 
     /// The value of `key` in the object at `object` (the text's range), indexing the object
@@ -133,7 +146,7 @@ impl JsonDoc {
         };
         serde_json::from_str(value)
             .map(Some)
-            .map_err(|_| self.type_error::<T>(path))
+            .map_err(|e| self.value_error(path, value, &e))
     }
 
     /// Whether the value at `path` is an object; `false` when absent or `null`, an
@@ -142,51 +155,55 @@ impl JsonDoc {
         match self.at(path) {
             None => Ok(false),
             Some(value) if value.starts_with('{') => Ok(true),
-            Some(_) => Err(self.type_error::<serde_json::Map<String, Value>>(path)),
+            Some(value) => match serde_json::from_str::<serde_json::Map<String, Value>>(value) {
+                Err(e) => Err(self.value_error(path, value, &e)),
+                Ok(_) => Ok(true),
+            },
         }
     }
 
     /// An [`Error::Parse`] for a problem with the value at `path` that is not a type error
-    /// (a count of zero, an inconsistent array); the offset is that of the value.
+    /// (a count of zero, an inconsistent array); the offset is that of the value (0 when
+    /// absent).
     pub(crate) fn invalid(&self, path: &[&str], what: impl fmt::Display) -> Error {
-        let offset = match self.locate::<Reject>(path) {
-            Error::Parse { offset, .. } => offset,
-            _ => 0,
-        };
+        let offset = self.text_at(path).map_or(0, |value| self.offset_of(value));
         Error::parse(
             &self.origin,
-            offset,
+            offset as u64,
             format!("`{}`: {what}", path.join(".")),
         )
     }
 
-    /// The parse error serde_json reports when the value at `path` is read as a `T`.
-    fn type_error<T: DeserializeOwned>(&self, path: &[&str]) -> Error {
-        match self.locate::<T>(path) {
-            Error::Parse { file, offset, what } => Error::Parse {
-                file,
-                offset,
-                what: format!("`{}`: {what}", path.join(".")),
-            },
-            other => other,
-        }
+    /// Where `part`, a slice of the text, starts in it.
+    fn offset_of(&self, part: &str) -> usize {
+        part.as_ptr() as usize - self.text.as_ptr() as usize
     }
 
-    /// Deserialises the text along `path` only, as a `T` at its end, and returns the error.
-    fn locate<T: DeserializeOwned>(&self, path: &[&str]) -> Error {
-        let mut de = serde_json::Deserializer::from_str(&self.text);
-        let seed = AlongPath::<T> {
-            path,
-            leaf: PhantomData,
+    /// serde_json's error `e` on `value` (the text of the value at `path`) as an error on the
+    /// file: the offset and the line and column in its message are moved by the value's
+    /// position.
+    fn value_error(&self, path: &[&str], value: &str, e: &serde_json::Error) -> Error {
+        let start = self.offset_of(value);
+        let what = e.to_string();
+        let what = match what.strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+        {
+            Some(message) if e.line() > 0 => {
+                let before = &self.text[..start];
+                let line = before.matches('\n').count() + e.line();
+                let column = if e.line() == 1 {
+                    start - before.rfind('\n').map_or(0, |at| at + 1) + e.column()
+                } else {
+                    e.column()
+                };
+                format!("{message} at line {line} column {column}")
+            }
+            _ => what,
         };
-        match seed.deserialize(&mut de) {
-            Err(e) => json_error(&self.text, &self.origin, &e),
-            Ok(()) => Error::parse(
-                &self.origin,
-                0,
-                format!("`{}` has an unexpected value", path.join(".")),
-            ),
-        }
+        Error::parse(
+            &self.origin,
+            start as u64 + json_offset(value, e),
+            format!("`{}`: {what}", path.join(".")),
+        )
     }
 }
 
@@ -251,56 +268,6 @@ impl<'de> Visitor<'de> for KeySeed<'_, 'de> {
     }
 }
 
-/// A leaf type that refuses any value, used to find a value's offset.
-struct Reject;
-
-impl<'de> Deserialize<'de> for Reject {
-    fn deserialize<D: Deserializer<'de>>(_: D) -> std::result::Result<Self, D::Error> {
-        Err(serde::de::Error::custom("rejected"))
-    }
-}
-
-/// Walks nested objects along `path` and deserialises the value at its end as `T`; every other
-/// value is skipped without allocation.
-struct AlongPath<'p, T> {
-    path: &'p [&'p str],
-    leaf: PhantomData<T>,
-}
-
-impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for AlongPath<'_, T> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
-        if self.path.is_empty() {
-            T::deserialize(d).map(drop)
-        } else {
-            d.deserialize_map(self)
-        }
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for AlongPath<'_, T> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "an object with key `{}`", self.path[0])
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            if key == self.path[0] {
-                map.next_value_seed(AlongPath::<T> {
-                    path: &self.path[1..],
-                    leaf: PhantomData,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Byte offset of the object key `key` in `text` (the first occurrence of the key as JSON
 /// writes it, followed by a colon), or `None` when it cannot be found. Used for errors about
 /// entries of flat objects (safetensors headers, index weight maps) found after parsing.
@@ -342,6 +309,42 @@ mod tests {
             (value_at..=value_at + 6).contains(&offset),
             "offset {offset}, value at {value_at}"
         );
+    }
+
+    /// A type error found in a value's text reads as serde_json's error on the whole file:
+    /// the same offset, and the line and column of the file in its message, whether the error
+    /// is on the value's first line or a later one.
+    #[test]
+    fn a_type_error_is_reported_as_on_the_whole_file() {
+        #[derive(Debug, Deserialize)]
+        struct Section {
+            #[serde(rename = "layers")]
+            _layers: Option<Vec<u64>>,
+        }
+        #[derive(Debug, Deserialize)]
+        struct File {
+            #[serde(rename = "text_config")]
+            _text_config: Section,
+        }
+        let text =
+            "{\n  \"a\": 1,\n  \"text_config\": {\"b\": 2, \"layers\": [1,\n    2, \"x\"]}\n}";
+        let whole = serde_json::from_str::<File>(text).unwrap_err();
+        let Err(Error::Parse { offset, what, .. }) =
+            doc(text).get::<Vec<u64>>(&["text_config", "layers"])
+        else {
+            panic!("a string in a list of numbers");
+        };
+        assert_eq!(what, format!("`text_config.layers`: {whole}"));
+        assert_eq!(offset, json_offset(text, &whole));
+        let text = "{\n  \"text_config\": {\"b\": 2, \"layers\": 7}}";
+        let whole = serde_json::from_str::<File>(text).unwrap_err();
+        let Err(Error::Parse { offset, what, .. }) =
+            doc(text).get::<Vec<u64>>(&["text_config", "layers"])
+        else {
+            panic!("a number for a list");
+        };
+        assert_eq!(what, format!("`text_config.layers`: {whole}"));
+        assert_eq!(offset, json_offset(text, &whole));
     }
 
     #[test]

@@ -34,7 +34,10 @@ type row struct {
 	TensorSplit []float64         `json:"tensor_split"`
 	OK          bool              `json:"ok"`
 	Buffers     map[string]uint64 `json:"buffers"`
-	Settings    struct {
+	// The recurrent state, logged only as printed MiB (two decimals): one figure on CPU rows,
+	// one per device on RPC rows.
+	StateMiB json.RawMessage `json:"rs_mib_printed"`
+	Settings struct {
 		NCtx       int32  `json:"n_ctx"`
 		NSeqMax    int32  `json:"n_seq_max"`
 		TypeK      string `json:"type_k"`
@@ -57,7 +60,7 @@ type device struct {
 	KV      uint64 `json:"kv"`
 	Compute uint64 `json:"compute"`
 	Total   uint64 `json:"total"`
-	// Measured buffers: compute, and weights + KV + output + compute.
+	// Measured buffers: compute, and weights + KV (with the recurrent state) + output + compute.
 	MeasuredCompute uint64 `json:"measured_compute"`
 	MeasuredTotal   uint64 `json:"measured_total"`
 }
@@ -158,12 +161,35 @@ func sumPrefix(buffers map[string]uint64, kind, device string) uint64 {
 			continue
 		}
 		name := strings.ToLower(parts[1])
-		// The host's weights: CPU, CPU_REPACK and CPU_Mapped buffers.
-		if name == device || (device == "cpu" && strings.HasPrefix(name, "cpu")) {
+		// The host's weights: CPU, CPU_REPACK and CPU_Mapped buffers, and the AMX buffer a
+		// CPU with AMX tiles adds (RPC rows: the host's F16 matmul weights).
+		host := strings.HasPrefix(name, "cpu") || name == "amx"
+		if name == device || (device == "cpu" && host) {
 			total += v
 		}
 	}
 	return total
+}
+
+// stateBytes is the recurrent state measured on a device (0 without one), from the MiB
+// llama.cpp prints: within 0.005 MiB of the buffer.
+func stateBytes(r *row, device string) uint64 {
+	if len(r.StateMiB) == 0 {
+		return 0
+	}
+	var mib float64
+	if err := json.Unmarshal(r.StateMiB, &mib); err == nil {
+		if device != "cpu" {
+			return 0
+		}
+	} else {
+		var perDevice map[string]float64
+		if err := json.Unmarshal(r.StateMiB, &perDevice); err != nil {
+			panic(fmt.Sprintf("rs_mib_printed: %v", err))
+		}
+		mib = perDevice[device]
+	}
+	return uint64(math.Round(mib * (1 << 20)))
 }
 
 func estimate(r *row, gf *ggp.GGUFFile) []device {
@@ -185,7 +211,7 @@ func estimate(r *row, gf *ggp.GGUFFile) []device {
 		kv := uint64(d.KVCache.Sum())
 		measuredCompute := sumPrefix(r.Buffers, "compute", name)
 		measured := sumPrefix(r.Buffers, "model", name) + sumPrefix(r.Buffers, "kv", name) +
-			sumPrefix(r.Buffers, "output", name) + measuredCompute
+			stateBytes(r, name) + sumPrefix(r.Buffers, "output", name) + measuredCompute
 		out = append(out, device{
 			Name:            name,
 			Weights:         weights,

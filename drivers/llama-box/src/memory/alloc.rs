@@ -105,6 +105,14 @@ impl Graph {
         id
     }
 
+    /// A view of `bytes` (a strided view spans what `ggml_nbytes` counts: what a copy of it
+    /// takes) of `of`.
+    pub fn view_sized(&mut self, of: TensorId, bytes: u64, offset_zero: bool) -> TensorId {
+        let id = self.view(of, offset_zero);
+        self.tensors[id].bytes = bytes;
+        id
+    }
+
     /// An op writing into memory outside the graph (`set_rows` into the KV cache): it keeps
     /// its sources alive until it runs but takes no compute memory.
     pub fn store(&mut self, srcs: &[TensorId], buffer: usize) -> TensorId {
@@ -244,7 +252,14 @@ impl DynAllocator {
                 return;
             }
         }
-        let at = self.free.partition_point(|&(o, _)| o < offset);
+        // ggml_dyn_tallocr_insert_block: before the first block at or after `offset`, found
+        // by a linear scan (a freed zero-size tensor can leave an empty block inside another,
+        // so the list is not always sorted and a binary search would place it elsewhere).
+        let at = self
+            .free
+            .iter()
+            .position(|&(o, _)| o >= offset)
+            .unwrap_or(self.free.len());
         self.free.insert(at, (offset, size));
     }
 }

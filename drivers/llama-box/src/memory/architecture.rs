@@ -105,25 +105,31 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// layouts (the RPC device rows of `measurements-archs-offload.jsonl`) are not on every device,
 /// with the largest compute and device-total errors measured there (percent). For the
 /// recurrent ones the scheduler splits their layers around the state reads and stores (and,
-/// with the cache on the host, runs those on the host), which the replay does not follow
-/// yet: offloaded, every device carries [`OFFLOAD_GAP_PERCENT`].
+/// with the cache on the host, runs those on the host), which the replay follows for the
+/// models of Mamba layers only (`graph::recurrent`): offloaded, every device carries
+/// [`OFFLOAD_GAP_PERCENT`].
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // The rows over 5% keep the state on the host (`--no-kv-offload`), except a 3:1 split.
-    ("mamba", 34, 4),
-    ("mamba2", 41, 12),
     ("falcon-h1", 34, 9),
     ("granitehybrid", 27, 5),
-    // Its attention layer on the host at a partial offload: llama.cpp runs the attention on
-    // the device (the host's compute is 4.3x over, the device's 60% under at 8192 cells
-    // without flash attention).
-    ("nemotron_h", 326, 24),
-    // Every buffer under, most where a device holds few of its 30 layers (AltUp and the
-    // per-layer inputs across devices); not diagnosed.
-    ("gemma3n", 74, 11),
+    // Its gated delta-net layers are sized with the Mamba template: devices within 7.6%; with
+    // the states on the host at full offload (`--no-kv-offload`) the host's compute is 50% under:
+    // its splits copy in the conv window whose last columns they store (the copy of that
+    // strided view is the whole 16 MiB window) and the new states, which the template leaves
+    // on the device.
+    ("qwen3next", 51, 2),
+    // The rows over 5% keep the states on the host (`--no-kv-offload`: the Mamba-2 layers on
+    // a device run their state reads and stores on the host, up to 42% off), and the first
+    // device of the 3:1 split (up to 8.7%).
+    ("nemotron_h", 42, 3),
+    // Replayed with its AltUp stack and per-layer inputs (`graph::altup`): the rows over 5%
+    // are devices that hold the LM head (where the logits land after the small tensors
+    // still alive; up to 10.4%), the 3:1 split's first device (7.7%) and the 1:1 split's
+    // first device without flash attention (5.1%).
+    ("gemma3n", 11, 3),
     // Sized with the Mamba template: its time-mix (token-shift lerps, LoRAs, WKV) is larger
     // than the template on a device without the LM head.
-    ("rwkv6", 61, 6),
-    ("rwkv7", 72, 8),
+    ("rwkv7", 72, 9),
 ];
 
 /// How an architecture's compute graph is covered.

@@ -27,6 +27,9 @@ impl Builder<'_> {
         let layer = self.shape.layers[il];
         let inputs = self.attn_inputs(layer.swa);
         let device = self.buffer;
+        if let Some(next) = self.attention_pulled_to() {
+            return self.attention_on(next, il, q, k, v);
+        }
         let cache_on_host = self.r.kv_on_host && device != HOST;
         let (mut k, mut v, mut q) = (self.g.view(k, true), self.g.view(v, true), q);
         if cache_on_host {
@@ -55,25 +58,129 @@ impl Builder<'_> {
         let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
         let source = if cache_on_host && self.r.flash_attn {
             self.buffer = device;
-            self.cache_copies(n_kv, heads.1)
+            // The split's inputs in the order flash attention reads them: K, V, the mask.
+            let copies = self.cache_copies(n_kv, heads.1);
+            self.local(mask);
+            self.resume_outputs(il);
+            copies
         } else {
             KvSource::Cache
         };
-        let out = self.attention(q, source, mask, n_kv, heads);
+        let mut out = self.attention(q, source, mask, n_kv, heads);
+        if cache_on_host && !self.r.flash_attn {
+            // The device split resumes with the attention output computed on the host.
+            self.buffer = device;
+            out = self.local(out);
+            self.resume_outputs(il);
+        }
         self.buffer = device;
         out
+    }
+
+    /// The device a host layer's attention runs on: the next recurrent layer's, when that
+    /// layer's state reads (on its device) follow `kqv_out` in the graph
+    /// ([`Builder::state_reads_after`]).
+    ///
+    /// `ggml_backend_sched_split_graph` (0c1e57098) gives the attention ops no backend in
+    /// pass 1 (no weights; the cache views are not weights), then "expand gpu up" assigns
+    /// them the backend of the next assigned node below, the state reads' in-place scale of
+    /// a cache on that device, up to the K/V stores on the host (graph order and assignments
+    /// dumped with `GGML_SCHED_DEBUG=2` on Nemotron-H). With the cache in host memory
+    /// (`--no-kv-offload`) the recurrent states are there too: their reads run on the host
+    /// and nothing moves.
+    fn attention_pulled_to(&self) -> Option<usize> {
+        let next = self.next_recurrent?;
+        (self.buffer == HOST && next != HOST && !self.r.kv_on_host).then_some(next)
+    }
+
+    /// `build_attn` of a host layer whose attention runs on `device`: the K/V stores in the
+    /// host's cache, then a split on `device` that copies the cache views, Q and the mask (in
+    /// the order its first nodes read them) and attends; the output projection copies the
+    /// result back to the host.
+    fn attention_on(
+        &mut self,
+        device: usize,
+        il: usize,
+        q: TensorId,
+        k: TensorId,
+        v: TensorId,
+    ) -> TensorId {
+        let layer = self.shape.layers[il];
+        let inputs = self.attn_inputs(layer.swa);
+        let (k, v) = (self.g.view(k, true), self.g.view(v, true));
+        if let Some((k_idxs, v_idxs)) = inputs.idxs {
+            self.g.store(&[k, k_idxs], HOST);
+            if let Some(v_idxs) = v_idxs {
+                self.g.store(&[v, v_idxs], HOST);
+            }
+        }
+        let n_kv = if layer.swa {
+            self.r.n_kv_swa
+        } else {
+            self.r.n_kv
+        };
+        let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
+        let mask = self.mask_for(usize::from(layer.swa));
+        self.buffer = device;
+        // Flash attention reads Q, K, V and the mask; KQ reads K and Q, the softmax the mask,
+        // KQV V.
+        let (q, source) = if self.r.flash_attn {
+            let q = self.local(q);
+            let k = self.cache_copy(n_kv, heads.1, false);
+            let v = self.cache_copy(n_kv, heads.1, true);
+            self.local(mask);
+            (q, KvSource::CacheCopies(k, v))
+        } else {
+            let k = self.cache_copy(n_kv, heads.1, false);
+            let q = self.local(q);
+            self.local(mask);
+            let v = self.cache_copy(n_kv, heads.1, true);
+            (q, KvSource::CacheCopies(k, v))
+        };
+        let out = self.attention(q, source, mask, n_kv, heads);
+        self.buffer = HOST;
+        out
+    }
+
+    /// The output ids, copied with the other inputs of the device split resuming after layer
+    /// `il`'s host split when that split selects the output rows ([`Builder::outputs_resume`]),
+    /// then the residual the layer's opening norm left to this split
+    /// ([`Builder::deferred_residual`]).
+    fn resume_outputs(&mut self, il: usize) {
+        if self.outputs_resume == Some(il) {
+            let ids = self.out_ids();
+            self.local(ids);
+        }
+        if let Some(residual) = self.deferred_residual.take() {
+            self.local(residual);
+        }
+    }
+
+    /// Whether layer `il` reads and writes the KV cache through [`Builder::cached_attention`]
+    /// (latent attention keeps its own cache path).
+    pub(super) fn reads_cache(&self, il: usize) -> bool {
+        let layer = self.shape.layers[il];
+        let latent = self.shape.mla.is_some() && self.has(il, "attn_kv_a_mqa.weight");
+        self.shape.causal && !self.shape.t5_encoder && layer.n_head_kv > 0 && !latent
     }
 
     /// Copies, in the current buffer, of one layer's K and V cache views (`get_k`/`get_v`:
     /// `n_kv` cells of every stream) held in another backend's buffer.
     pub(super) fn cache_copies(&mut self, n_kv: u64, n_head_kv: u64) -> KvSource {
+        let k = self.cache_copy(n_kv, n_head_kv, false);
+        let v = self.cache_copy(n_kv, n_head_kv, true);
+        KvSource::CacheCopies(k, v)
+    }
+
+    /// The copy of one layer's K (or V) cache view in the current buffer.
+    fn cache_copy(&mut self, n_kv: u64, n_head_kv: u64, v: bool) -> TensorId {
         let (type_k, type_v) = self.r.cache_types;
         let cells = n_kv * self.r.n_stream.max(1);
-        let k_bytes = type_k.row_bytes(n_head_kv * self.shape.head_k) * cells;
-        let v_bytes = type_v.row_bytes(n_head_kv * self.shape.head_v) * cells;
-        let k = self.g.op(k_bytes, &[], self.buffer);
-        let v = self.g.op(v_bytes, &[], self.buffer);
-        KvSource::CacheCopies(k, v)
+        let bytes = match v {
+            false => type_k.row_bytes(n_head_kv * self.shape.head_k) * cells,
+            true => type_v.row_bytes(n_head_kv * self.shape.head_v) * cells,
+        };
+        self.g.op(bytes, &[], self.buffer)
     }
 
     /// `build_attn_mha`: flash attention, or KQ + softmax + KQV, reading K and V from

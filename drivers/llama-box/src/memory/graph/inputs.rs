@@ -14,6 +14,20 @@ impl Builder<'_> {
         p
     }
 
+    /// `build_rs_inp`: the state's row indices (`rs_s_copy`, one i32 per state row: the
+    /// worst-case ubatch holds every sequence, so no extra rows) and its two views.
+    pub(super) fn state_copy_input(&mut self) -> (TensorId, TensorId) {
+        if let Some(views) = self.inputs.state_copy {
+            return views;
+        }
+        let rows = self.r.n_seqs.max(1) * 4;
+        let copy = self.input(rows);
+        let main = self.g.view_sized(copy, rows, true);
+        let extra = self.g.view_sized(copy, 0, false);
+        self.inputs.state_copy = Some((main, extra));
+        (main, extra)
+    }
+
     pub(super) fn out_ids(&mut self) -> TensorId {
         if let Some(o) = self.inputs.out_ids {
             return o;

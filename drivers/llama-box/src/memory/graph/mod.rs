@@ -13,8 +13,12 @@
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
 //! - `t5`: the T5 encoder (relative-position bias, never flash attention);
-//! - `recurrent`: recurrent layers (sized with a Mamba template) alone, before an FFN
+//! - `recurrent`: the layers of Mamba models (Mamba-1 and Mamba-2) op by op, with their
+//!   state reads and stores where the states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
 //!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
+//! - `rwkv`: RWKV-6 layers op by op (time mix, channel mix, token-shift and WKV states);
+//! - `altup`: Gemma 3n's whole graph (the AltUp stack predicted and corrected around every
+//!   layer, LAuReL, the per-layer inputs, the sparsified FFN gate, layers sharing a cache);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
 //!   devices.
 //!
@@ -31,6 +35,7 @@ use super::alloc::{Graph, TensorId};
 use super::shape::ModelShape;
 use crate::params::CacheType;
 
+mod altup;
 mod attention;
 mod decoder;
 mod encoder;
@@ -39,6 +44,7 @@ mod inputs;
 mod low_rank;
 mod mla;
 mod recurrent;
+mod rwkv;
 mod split;
 mod t5;
 
@@ -111,6 +117,12 @@ pub(crate) fn compute_peaks(
         opening: None,
         closing: None,
         next_recurrent: None,
+        state_rows: None,
+        pending_mix: None,
+        outputs_resume: None,
+        norms_pinned: false,
+        defer_residual: false,
+        deferred_residual: None,
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -126,6 +138,9 @@ struct Inputs {
     attn: [Option<AttnInputs>; 2],
     /// The T5 encoder's relative-position buckets.
     pos_buckets: Option<TensorId>,
+    /// The recurrent state's row indices (`rs_s_copy`): its views of the ubatch's rows and of
+    /// the extra rows (`s_copy_main`, `s_copy_extra`).
+    state_copy: Option<(TensorId, TensorId)>,
 }
 
 /// Where attention reads K and V from.
@@ -175,10 +190,33 @@ struct Builder<'a> {
     /// The split the current (host) layer's closing ops without weights run in, and the
     /// residual they add once the FFN block knows it.
     closing: Option<(Split, Option<TensorId>)>,
-    /// The device of the next layer when it is a recurrent layer on another device than the
-    /// current one: its state reads join the graph before the current layer's tail (see
-    /// `recurrent::gate_input`).
+    /// The device of the next recurrent layer when it is on another device than the current
+    /// layer and its state reads join the graph before the current layer's tail
+    /// ([`Builder::state_reads_after`]; see `recurrent::gate_input` and
+    /// `attention::cached_attention`).
     next_recurrent: Option<usize>,
+    /// A Mamba layer's conv-state rows read before the previous layer's tail (`build_rs`
+    /// joins the graph first): (layer, rows).
+    state_rows: Option<(usize, TensorId)>,
+    /// An RWKV-6 layer's channel mix, built after the next layer's state reads.
+    pending_mix: Option<rwkv::ChannelMix>,
+    /// With the cache on the host, the layer whose attention the last device split resumes
+    /// from: the output ids are copied with that split's inputs, not at the start of the
+    /// device's first split (see `cached_attention`).
+    outputs_resume: Option<usize>,
+    /// A layer's norms run on the layer's device: llama.cpp's graph callback
+    /// (`llama_context::graph_get_cb` at 0c1e57098) pins every tensor named `norm` there at
+    /// full offload (every layer and the output on devices) or with under 32 tokens, so a
+    /// device's split starts with the residual, not with its first layer's normed input.
+    norms_pinned: bool,
+    /// The current layer runs on a device and reads the cache in host memory: its split is cut
+    /// by the host split of its K/V stores, and the residual its opening norm leaves to be
+    /// read later is copied by the device split that resumes after them (after the output
+    /// ids), not by the split the norm starts (measured: Qwen1.5-MoE's output device, 6.6%
+    /// over before).
+    defer_residual: bool,
+    /// That residual, until `cached_attention` resumes the device split.
+    deferred_residual: Option<TensorId>,
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -214,13 +252,17 @@ impl Builder<'_> {
     }
 
     fn build(&mut self, placement: &Placement) {
+        if self.altup() {
+            return self.build_altup(placement);
+        }
         let tokens = self.input(self.r.n_tokens * 4);
         // build_inp_embd keeps both inputs (token ids and an f32 embeddings input) in the
         // graph so that its topology does not depend on the batch (ggml_build_forward_select);
         // the unused embeddings input is a leaf that is never freed.
         self.input(self.e());
         // llama.cpp creates every graph input before the layers (build_inp_*).
-        if self.shape.positional {
+        // Positions are an input of the attention layers (none in Mamba or RWKV).
+        if self.shape.positional && self.shape.layers.iter().any(|l| l.n_head_kv > 0) {
             self.pos();
         }
         if self.shape.attn_temperature {
@@ -243,6 +285,14 @@ impl Builder<'_> {
         }
         self.out_ids();
         let mut cur = self.g.op(self.e(), &[tokens], 0);
+        if placement
+            .layers
+            .iter()
+            .any(|&(l, _)| self.shape.layers[l].recurrent)
+        {
+            // Its views join the graph after the token embeddings.
+            self.state_copy_input();
+        }
         if !self.shape.causal {
             cur = self.encoder_embeddings(cur);
         } else if self.names.contains_key("position_embd.weight") {
@@ -266,7 +316,28 @@ impl Builder<'_> {
             },
         };
         let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
+        self.outputs_resume = self.outputs_resume(&placement.layers);
+        let full_offload =
+            placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
+        self.norms_pinned = full_offload || self.r.n_tokens < 32;
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
+            if self.is_rwkv6(layer) {
+                cur = self.rwkv6_layer(layer, cur, k == last, splits[k]);
+                continue;
+            }
+            if self.is_mamba(layer) {
+                // A Mamba layer makes its own splits around its state reads and stores.
+                let next = placement.layers.get(k + 1).copied();
+                // With the states on the host, the host's stores split the next device's
+                // layers: its split does not run to the end.
+                let mut next_split = splits[k + 1];
+                next_split.outputs &= !self.r.kv_on_host;
+                self.closing = (splits[k].buffer == HOST && next_split.buffer != HOST)
+                    .then_some((next_split, None));
+                cur = self.mamba_layer(layer, cur, k == last, splits[k], next);
+                self.closing = None;
+                continue;
+            }
             self.enter_layer(splits[k], cur, self.opens_with_norm(layer));
             if self.opening.is_none() {
                 cur = self.local(cur);
@@ -274,16 +345,9 @@ impl Builder<'_> {
             let next = splits[k + 1];
             self.closing =
                 (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
-            self.next_recurrent = placement
-                .layers
-                .get(k + 1)
-                .filter(|&&(l, b)| {
-                    self.shape.layers[l].recurrent
-                        && self.shape.layers[l].n_head_kv == 0
-                        && !self.has_ffn(layer)
-                        && b != splits[k].buffer
-                })
-                .map(|&(_, b)| b);
+            self.next_recurrent = self.state_reads_after(&placement.layers[k..]);
+            self.defer_residual =
+                self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
             } else if self.shape.causal {
@@ -293,6 +357,7 @@ impl Builder<'_> {
             };
             // A layer that does not close with a residual add leaves the boundary as it is.
             self.closing = None;
+            self.deferred_residual = None;
         }
         let output = splits[placement.layers.len()];
         self.enter_layer(output, cur, self.shape.causal);
@@ -300,6 +365,34 @@ impl Builder<'_> {
             cur = self.local(cur);
         }
         self.output(cur);
+    }
+
+    /// The buffer of the next recurrent layer when its state reads join the graph right after
+    /// what the first of `layers` expands, before that layer's tail, and it is another buffer
+    /// than that layer's.
+    ///
+    /// A recurrent layer (without attention beside it) expands its state reads (`build_rs`)
+    /// before anything that reads its input, and a layer with only a dense FFN expands
+    /// nothing (Nemotron-H's): the tail of the current layer (after its last expanded node:
+    /// the state stores, or `kqv_out` of an attention) joins the graph only when the
+    /// recurrent layer's conv-state store pulls in its input. A layer that expands nodes
+    /// reading its input (attention, routed experts) pulls the tail in first.
+    fn state_reads_after(&self, layers: &[(usize, usize)]) -> Option<usize> {
+        let (&(current, buffer), rest) = layers.split_first()?;
+        let routed = |il: usize| self.has(il, "ffn_down_exps.weight");
+        if routed(current) {
+            return None;
+        }
+        for &(il, b) in rest {
+            let layer = self.shape.layers[il];
+            if layer.recurrent && layer.n_head_kv == 0 {
+                return (b != buffer).then_some(b);
+            }
+            if layer.recurrent || layer.n_head_kv > 0 || routed(il) {
+                return None;
+            }
+        }
+        None
     }
 
     fn op(&mut self, bytes: u64, srcs: &[TensorId]) -> TensorId {
@@ -333,7 +426,14 @@ impl Builder<'_> {
         };
         if let Some(split) = self.opening.take() {
             // The output layer reads only the norm; a layer reads its residual later.
-            let later: &[TensorId] = if split.kinds.is_some() { &[x] } else { &[] };
+            let later: &[TensorId] = match split.kinds {
+                Some(_) if self.defer_residual => {
+                    self.deferred_residual = Some(x);
+                    &[]
+                }
+                Some(_) => &[x],
+                None => &[],
+            };
             self.enter(split, &[n], later);
         }
         let n = self.inplace(&[n], 1);

@@ -1,17 +1,259 @@
-//! Recurrent layers, sized with the Mamba template (`build_mamba_layer` /
+//! Recurrent layers: those of Mamba models (Mamba-1 and Mamba-2, no attention) op by op
+//! ([`Builder::mamba_layer`]); the others sized
+//! with the Mamba template (`build_mamba_layer` /
 //! `build_mamba2_layer` of `src/models/mamba-base.cpp`), alone or followed by an FFN (the
-//! hybrids: Granite 4.0-H, Jamba, Nemotron-H); beside attention (Falcon-H1), the Mamba-2 mixer
-//! follows `build_mamba2_layer` tensor by tensor.
+//! hybrids: Granite 4.0-H, Jamba); beside attention (Falcon-H1) and alone in Nemotron-H's
+//! Mamba layers, the Mamba-2 mixer follows `build_mamba2_layer` tensor by tensor.
 
 use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
-    /// A recurrent layer: norm, the Mamba mixer, then the FFN block when the layer has one
-    /// (hybrids), else the residual.
-    pub(super) fn recurrent_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
+    /// Whether layer `il` is a Mamba layer of a model without attention layers or FFNs (the
+    /// Mamba, Falcon-Mamba and Mamba-2 architectures), which [`Self::mamba_layer`] builds op
+    /// by op.
+    pub(super) fn is_mamba(&self, il: usize) -> bool {
+        let layer = self.shape.layers[il];
+        layer.recurrent
+            && self.has(il, "ssm_in.weight")
+            && self.shape.layers.iter().all(|l| l.n_head_kv == 0)
+            && !self.has_ffn(il)
+    }
+
+    /// A Mamba layer (`build_mamba_layer` / `build_mamba2_layer` of
+    /// `src/models/mamba-base.cpp` at 0c1e57098) on `split`, in the order its ops join the
+    /// graph and the splits `ggml_backend_sched` makes of them (graph and allocations dumped
+    /// from 0c1e57098, `GGML_SCHED_DEBUG=2`):
+    /// - `build_rs` reads the conv states first (`get_rows` of the ubatch's rows; the extra
+    ///   rows, none at reserve, are stored back), where the states live: the layer's device,
+    ///   or the host with `--no-kv-offload`. The next layer's reads join the graph before this
+    ///   layer's tail (its ops only join when the next layer's norm reads the output);
+    /// - norm, input projection (z, x or xBC, and Mamba-2's dt), the conv window (states,
+    ///   then x) whose last columns are stored, the convolution with its bias and SiLU; then
+    ///   Mamba-1's `ssm_x` (dt, B, C) and contiguous dt through `ssm_dt`, Mamba-2's contiguous
+    ///   dt, each with its bias; the scan (its output carries y and the new states, stored;
+    ///   the extra state rows are read and stored back);
+    /// - the tail: the contiguous z (on the next layer's device when its reads moved the
+    ///   graph there), y + x·D, the SwiGLU gate, Mamba-2's grouped norm, the output projection
+    ///   and the residual.
+    ///
+    /// Stores into host states run in host splits, which copy what they store; the device
+    /// then copies the host's state rows, and for the scan both views of the host's states
+    /// and the row indices. ggml-alloc never hands a view's memory to an in-place op
+    /// (`ggml_gallocr_is_own` is false for views), so ops reading views take new memory.
+    pub(super) fn mamba_layer(
+        &mut self,
+        il: usize,
+        inp: TensorId,
+        last: bool,
+        split: Split,
+        next: Option<(usize, usize)>,
+    ) -> TensorId {
+        let device = split.buffer;
+        let state = self.state_buffer(device);
+        let t = self.r.n_tokens;
+        let seqs = self.r.n_seqs.max(1);
+        let seq_tokens = t / seqs;
+        let d_inner = self
+            .dims(il, "ssm_out.weight")
+            .map_or(1, |(cols, _)| cols)
+            .max(1);
+        let mamba2 = !self.has(il, "ssm_x.weight");
+        // The convolved width: x (Mamba-1), xBC (Mamba-2).
+        let conv_dim = self
+            .dims(il, "ssm_conv1d.weight")
+            .map_or(d_inner, |(_, rows)| rows)
+            .max(1);
+        let d_conv = self.shape.recurrent.r / conv_dim;
+        let d_state = self.shape.recurrent.s / d_inner;
+        // A device split that runs to the end reads the output ids last.
+        let mut inputs = vec![inp];
+        if split.outputs && state == device {
+            inputs.push(self.out_ids());
+        }
+        let rows = match self.state_rows.take() {
+            Some((layer, rows)) if layer == il => rows,
+            _ => {
+                let after = if state == device {
+                    inputs.clone()
+                } else {
+                    Vec::new()
+                };
+                self.state_rows(state, self.shape.recurrent.r, &after)
+            }
+        };
+        inputs.insert(1, rows);
+        self.switch(device, &inputs);
         let cur = self.norm(inp, false);
-        let out = self.mamba_mixer(il, cur);
+        let xz_rows = self.out_rows(il, "ssm_in.weight", 2 * d_inner);
+        let xz = self.linear(cur, xz_rows, t, false);
+        let x = self.g.view(xz, !mamba2);
+        let window = d_conv + seq_tokens;
+        let conv_x = self.op(window * conv_dim * seqs * F32, &[rows, x]);
+        // The last d_conv - 1 columns of every row: a strided view.
+        let last_conv = self.g.view_sized(
+            conv_x,
+            (d_conv + (conv_dim * seqs).saturating_sub(1) * window) * F32,
+            false,
+        );
+        self.store_states(state, &[last_conv]);
+        let (main, extra) = self.state_copy_input();
+        let host_states = (state != device).then(|| {
+            self.switch(device, &[]);
+            let bytes = self.shape.recurrent.s * seqs * F32;
+            let scan_view = self.g.op(bytes, &[], device);
+            self.local(main);
+            let extra_view = self.g.op(bytes, &[], device);
+            self.local(extra);
+            (scan_view, extra_view)
+        });
+        let conv = self.op(conv_dim * t * F32, &[conv_x]);
+        let conv = self.inplace(&[conv], 1);
+        let conv = self.inplace(&[conv], 1);
+        let (x, dt, bc) = if mamba2 {
+            // dt is the projection's last n_head columns.
+            let n_head = xz_rows.saturating_sub(d_inner + conv_dim).max(1);
+            let dt = self.g.view(xz, false);
+            let dt = self.op(n_head * t * F32, &[dt]);
+            let dt = self.inplace(&[dt], 1);
+            (self.g.view(conv, true), dt, self.g.view(conv, false))
+        } else {
+            let dt_rank = self.dims(il, "ssm_dt.weight").map_or(1, |(cols, _)| cols);
+            let x_db = self.linear(conv, self.out_rows(il, "ssm_x.weight", 1), t, false);
+            let dt = self.g.view(x_db, true);
+            let dt = self.op(dt_rank * t * F32, &[dt]);
+            let dt = self.linear(dt, d_inner, t, false);
+            let dt = self.inplace(&[dt], 1);
+            (conv, dt, self.g.view(x_db, false))
+        };
+        // Sources in ggml's order (they are released in it): the states, x, dt, B and C,
+        // the row indices.
+        let mut srcs: Vec<TensorId> = host_states
+            .map(|(scan_view, _)| scan_view)
+            .into_iter()
+            .collect();
+        srcs.extend([x, dt, bc, main]);
+        let scan = self.op((d_inner * t + d_state * d_inner * seqs) * F32, &srcs);
+        let mut srcs: Vec<TensorId> = host_states
+            .map(|(_, extra_view)| extra_view)
+            .into_iter()
+            .collect();
+        srcs.push(extra);
+        let extra_rows = self.op(0, &srcs);
+        let states = self
+            .g
+            .view_sized(scan, d_state * d_inner * seqs * F32, false);
+        self.store_states(state, &[extra_rows, states]);
+        // The tail, after the next layer's reads.
+        let bytes = d_inner * t * F32;
+        // z: a strided view of the projection.
+        let z = self
+            .g
+            .view_sized(xz, (d_inner + t.saturating_sub(1) * xz_rows) * F32, false);
+        let next = next.filter(|&(layer, _)| self.is_mamba(layer));
+        // The gate's cont follows the reads onto another device (not onto the host, the
+        // scheduler's last resort), whose split copies z in with the row indices.
+        let mut moved = false;
+        if let Some((layer, buffer)) = next {
+            let state = self.state_buffer(buffer);
+            moved = state != device && state != HOST;
+            let after = if moved { vec![z] } else { Vec::new() };
+            let rows = self.state_rows(state, self.shape.recurrent.r, &after);
+            self.state_rows = Some((layer, rows));
+        }
+        let z = if moved { self.op(bytes, &[z]) } else { z };
+        let mut inputs = vec![z];
+        if let (Some((_, buffer)), Some((_, rows))) = (next, self.state_rows)
+            && buffer == device
+        {
+            inputs.push(rows);
+        }
+        if last {
+            inputs.push(self.out_ids());
+        }
+        self.switch(device, &inputs);
+        let z = if moved { z } else { self.op(bytes, &[z]) };
+        // x·D: in place on Mamba-1's x, new memory for Mamba-2's (a view of xBC).
+        let x_d = if mamba2 {
+            self.op(bytes, &[x])
+        } else {
+            self.inplace(&[x], 1)
+        };
+        let y = self.g.view(scan, true);
+        let y = self.g.inplace_on(bytes, &[y, x_d], &[x_d], device);
+        let mut y = self.op(bytes, &[z, y]);
+        if self.has(il, "ssm_norm.weight") {
+            // The grouped RMS norm reads a reshape (new memory); its weight is applied in
+            // place.
+            let grouped = self.g.view(y, true);
+            let normed = self.op(bytes, &[grouped]);
+            y = self.inplace(&[normed], 1);
+        }
+        let y = self.g.view(y, true);
+        let out = self.linear(y, self.shape.n_embd, t, false);
+        let (out, residual) = self.select_outputs(out, inp, last);
+        // Mamba-1 adds its projection through a reshape (a view): the add takes the
+        // residual's memory, except on the last layer, whose output rows are copies.
+        self.residual_add_reusing(out, residual, mamba2 || last)
+    }
+
+    /// Where layer states live: the host with `--no-kv-offload`, else the layer's buffer.
+    pub(super) fn state_buffer(&self, layer_buffer: usize) -> usize {
+        if self.r.kv_on_host {
+            HOST
+        } else {
+            layer_buffer
+        }
+    }
+
+    /// Moves the graph to a split on `buffer` (nothing when it runs there already), which
+    /// copies `inputs` in at its start.
+    pub(super) fn switch(&mut self, buffer: usize, inputs: &[TensorId]) {
+        let split = Split {
+            buffer,
+            kinds: None,
+            outputs: false,
+        };
+        self.enter(split, inputs, &[]);
+    }
+
+    /// `build_rs` of a state of `size` values per sequence on `state`: the ubatch's rows
+    /// (`get_rows` by the row indices) and the extra rows, stored back. A split it starts
+    /// also copies `after`.
+    pub(super) fn state_rows(&mut self, state: usize, size: u64, after: &[TensorId]) -> TensorId {
+        let (main, extra) = self.state_copy_input();
+        let mut inputs = vec![main, extra];
+        inputs.extend(after);
+        self.switch(state, &inputs);
+        let rows = self.op(size * self.r.n_seqs.max(1) * F32, &[main]);
+        let extra_rows = self.op(0, &[extra]);
+        self.g.store(&[extra_rows], self.buffer);
+        rows
+    }
+
+    /// Copies into the states on `state` (`ggml_cpy` into a view of the cache): they run
+    /// where the cache is, in a split that copies `srcs` in when they are elsewhere.
+    pub(super) fn store_states(&mut self, state: usize, srcs: &[TensorId]) {
+        self.switch(state, srcs);
+        for &src in srcs {
+            let src = self.local(src);
+            self.g.store(&[src], self.buffer);
+        }
+    }
+
+    /// A recurrent layer: norm, the Mamba mixer, then the FFN block when the layer has one
+    /// (hybrids), else the residual. Nemotron-H's layers run the Mamba-2 mixer as
+    /// `build_mamba2_layer` builds it (`src/models/nemotron-h.cpp`): its state reads join the
+    /// graph before the norm, so a host layer's tail before them moves to their device
+    /// (`state_reads_after`).
+    pub(super) fn recurrent_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
+        let out = if MAMBA2_MIXER.contains(&self.shape.arch.as_str()) {
+            let scan = self.mamba2_scan(il, inp);
+            self.mamba2_output(il, scan)
+        } else {
+            let cur = self.norm(inp, false);
+            self.mamba_mixer(il, cur)
+        };
         if self.has_ffn(il) {
             return self.ffn_block(il, out, inp, last);
         }
@@ -155,7 +397,8 @@ impl Builder<'_> {
     /// 0c1e57098, `GGML_SCHED_DEBUG=2`). The scheduler then gives this cont the next device
     /// (it follows that device's ops), which copies the projection in, and the rest of the
     /// tail comes back here and copies the cont back: with pipeline parallelism both copies
-    /// stay allocated once per scheduler copy.
+    /// stay allocated once per scheduler copy. The copy is of the view the cont reads (the
+    /// whole projection): once copied, nothing here reads it any more.
     fn gate_input(&mut self, projection: TensorId, bytes: u64) -> TensorId {
         let z = self.g.view(projection, false);
         let Some(next) = self.next_recurrent.filter(|&b| b != HOST) else {
@@ -172,14 +415,18 @@ impl Builder<'_> {
                 kinds: None,
                 outputs: false,
             },
-            &[projection],
+            &[z],
             &[],
         );
-        let z = self.op(bytes, &[projection]);
+        let z = self.op(bytes, &[z]);
         self.enter(here, &[z], &[]);
         z
     }
 }
+
+/// Architectures whose recurrent layers (without attention beside them) run the Mamba-2 mixer
+/// ([`Builder::mamba2_scan`] and [`Builder::mamba2_output`]) rather than the Mamba template.
+const MAMBA2_MIXER: [&str; 1] = ["nemotron_h"];
 
 /// The tensors of a Mamba-2 mixer that outlive its scan.
 struct Mamba2Scan {

@@ -46,7 +46,7 @@ impl Builder<'_> {
         if let Some(kinds) = split.kinds {
             self.attention_inputs_for(kinds, &mut needed);
         }
-        if split.outputs {
+        if split.outputs && self.outputs_resume.is_none() {
             // The last layer's row selection reads the output ids: copied with the rest of
             // the split's inputs at its start.
             needed.extend(self.inputs.out_ids);
@@ -68,11 +68,7 @@ impl Builder<'_> {
         if split.buffer == self.buffer {
             return;
         }
-        // With pipeline parallelism (pinned copies) the measured device buffers match a split
-        // that starts with the residual (within 0.6%, `accuracy.rs`); the boundary is not
-        // replayed op by op there.
-        let pipelined = self.r.n_copies > 1;
-        if opens_with_norm && !pipelined && self.buffer != HOST && split.buffer != HOST {
+        if opens_with_norm && !self.norms_pinned && self.buffer != HOST && split.buffer != HOST {
             self.opening = Some(split);
         } else {
             self.enter(split, &[cur], &[]);
@@ -84,10 +80,30 @@ impl Builder<'_> {
     /// scheduler gives it: the next device's when this layer runs on the host (`closing`),
     /// which then copies both operands.
     pub(super) fn residual_add(&mut self, first: TensorId, second: TensorId) -> TensorId {
+        self.residual_add_reusing(first, second, true)
+    }
+
+    /// [`Self::residual_add`], in place on `second` only unless `first_too` (or `first` is
+    /// copied in from another buffer). A Mamba layer's
+    /// state rows read before the add (see [`super::Builder::state_rows`]) are copied with
+    /// the add's operands.
+    pub(super) fn residual_add_reusing(
+        &mut self,
+        first: TensorId,
+        second: TensorId,
+        first_too: bool,
+    ) -> TensorId {
         if let Some((split, _)) = self.closing.take() {
-            self.enter(split, &[first, second], &[]);
+            let rows: Vec<TensorId> = self.state_rows.map(|(_, rows)| rows).into_iter().collect();
+            self.enter(split, &[first, second], &rows);
         }
-        self.inplace(&[first, second], 2)
+        // A copy from another buffer is a tensor of its own, which the add may take.
+        if first_too || self.g.buffer(first) != self.buffer {
+            return self.inplace(&[first, second], 2);
+        }
+        let srcs = [self.local(first), self.local(second)];
+        let bytes = self.g.bytes(srcs[0]);
+        self.g.inplace_on(bytes, &srcs, &srcs[1..], self.buffer)
     }
 
     /// Where a host layer's trailing ops without weights start before its residual add (the
@@ -106,6 +122,24 @@ impl Builder<'_> {
         if let Some((_, pending)) = self.closing.as_mut() {
             *pending = Some(residual);
         }
+    }
+
+    /// With the cache on the host, the last layer's device split ends at the last layer whose
+    /// attention reads the cache ([`Builder::cached_attention`]): its K/V stores run on the
+    /// host, and the device split that follows them, which selects the output rows, copies the
+    /// output ids at its start. `None` when the last layers run on the host or none of them
+    /// reads the cache on their device.
+    pub(super) fn outputs_resume(&self, layers: &[(usize, usize)]) -> Option<usize> {
+        let &(_, buffer) = layers.last()?;
+        if !self.r.kv_on_host || buffer == HOST {
+            return None;
+        }
+        layers
+            .iter()
+            .rev()
+            .take_while(|&&(_, b)| b == buffer)
+            .map(|&(l, _)| l)
+            .find(|&l| self.reads_cache(l))
     }
 
     /// The attention inputs a split reading the cache kinds `kinds` copies.
@@ -138,6 +172,8 @@ impl Builder<'_> {
         }
         let bytes = self.g.bytes(src);
         let copy = if self.r.n_copies > 1 {
+            // ggml_backend_sched adds the dependency with any number of copies.
+            self.g.dependency(src, buffer);
             let mut last = 0;
             for _ in 0..self.r.n_copies {
                 last = self.g.pinned_input(bytes, buffer);

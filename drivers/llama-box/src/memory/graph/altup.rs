@@ -1,0 +1,453 @@
+//! Gemma 3n (`src/models/gemma3n.cpp` at 0c1e57098): the residual stream is a stack of
+//! `n_altup` copies of the hidden state (AltUp), predicted and corrected around every layer,
+//! each layer adds LAuReL's low-rank branch beside its attention and a per-layer input (a
+//! slice of one tensor computed before the first layer), its first layers sparsify the FFN
+//! gate (`gaussian_topk`), and its last layers attend through an earlier layer's cache.
+//!
+//! Nodes join the graph in the order `ggml_build_forward_expand` meets them (dumped with
+//! `GGML_SCHED_DEBUG=2`); the scheduler's assignment of the ops without weights follows
+//! `ggml_backend_sched_split_graph`: they take the backend of the op before them ("expand gpu
+//! down", the host excluded), after the host that of the op after them ("expand gpu up"), and
+//! llama.cpp pins a layer's norms to its device at full offload.
+
+use super::{Builder, F32, HOST, KvSource, Placement, Split};
+use crate::memory::alloc::TensorId;
+
+/// Gemma 3n's layers that sparsify their FFN gate (`n_layer_sparsity` in `src/models/models.h`
+/// at 0c1e57098, a constant of the builder).
+const SPARSE_LAYERS: usize = 10;
+
+/// The AltUp widths of a Gemma 3n model, from its tensors.
+#[derive(Clone, Copy)]
+struct AltUp {
+    /// Stacked copies of the hidden state (`altup.num_inputs`: `altup_router`'s rows).
+    n: u64,
+    /// Width of one layer's per-layer input (`embedding_length_per_layer_input`).
+    per_layer: u64,
+}
+
+impl Builder<'_> {
+    /// Whether the architecture is built by [`Builder::build_altup`].
+    pub(super) fn altup(&self) -> bool {
+        ALTUP.contains(&self.shape.arch.as_str())
+    }
+
+    fn altup_widths(&self) -> AltUp {
+        let n = self
+            .dims(0, "altup_router.weight")
+            .map_or(4, |(_, rows)| rows)
+            .max(2);
+        let per_layer = self.dims(0, "inp_gate.weight").map_or(1, |(_, rows)| rows);
+        AltUp { n, per_layer }
+    }
+
+    /// Bytes of `rows` f32 values per token.
+    fn per_token(&self, rows: u64) -> u64 {
+        rows * self.r.n_tokens * F32
+    }
+
+    /// The whole graph of an AltUp model on `placement`.
+    pub(super) fn build_altup(&mut self, placement: &Placement) {
+        let widths = self.altup_widths();
+        let e = self.e();
+        let n_layer = self.shape.layers.len() as u64;
+        let output = placement.output;
+        let first = placement.layers.first().map_or(output, |&(_, b)| b);
+        let tokens = self.input(self.r.n_tokens * 4);
+        self.input(e);
+        self.pos();
+        for swa in [false, true] {
+            let used = placement
+                .layers
+                .iter()
+                .any(|&(l, _)| !self.shape.layers[l].shares_kv && self.shape.layers[l].swa == swa);
+            if used {
+                self.attn_inputs(swa);
+            }
+        }
+        let layer_tokens = self.input(self.r.n_tokens * 4);
+        self.out_ids();
+        // Token rows of the embedding tables (host weights).
+        self.buffer = HOST;
+        let embd = self.g.op(e, &[tokens], HOST);
+        let all_layers = self.per_token(widths.per_layer * n_layer);
+        let layer_rows = self.g.op(all_layers, &[layer_tokens], HOST);
+        // The ops up to `altup_proj` (on the output layer's device) take its device ("expand gpu
+        // up" from the host's token rows), in a split that goes on into the layers there.
+        let splits = self.altup_splits(placement);
+        let rows = self.g.view(layer_rows, true);
+        let stacking = match splits.first() {
+            Some(&split) if split.buffer == output => split,
+            _ => Split {
+                buffer: output,
+                kinds: None,
+                outputs: false,
+            },
+        };
+        self.enter(stacking, &[rows, embd], &[]);
+        let selected = self.inplace(&[rows], 1);
+        let scaled = self.inplace(&[embd], 1);
+        let stacked = self.stack(scaled, widths);
+        let mut cur = stacked;
+        let mut per_layer = PerLayer {
+            scaled,
+            selected,
+            first,
+            bytes: all_layers,
+            inputs: None,
+            slices: vec![None; self.shape.layers.len()],
+        };
+        let full_offload = output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
+        for (k, &(il, device)) in placement.layers.iter().enumerate() {
+            let later = self.split_reads(&placement.layers[k..], device, &mut per_layer, widths);
+            let predictions = self.predict(cur, splits[k], &later, full_offload, widths);
+            let active = self.g.view_sized(predictions, e, true);
+            let corrected = self.altup_layer(il, active, predictions, widths);
+            cur = self.add_per_layer_input(il, corrected, &mut per_layer, widths);
+        }
+        self.unstack(cur, output, widths);
+    }
+
+    /// What the split starting at `layers[0]` on `device` reads from other buffers besides
+    /// its first nodes' inputs, copied at its start all the same: with layer 0, the scaled
+    /// embeddings and the selected token rows its per-layer inputs are built from; after it,
+    /// the slice of the per-layer inputs of each of its layers.
+    fn split_reads(
+        &mut self,
+        layers: &[(usize, usize)],
+        device: usize,
+        per_layer: &mut PerLayer,
+        widths: AltUp,
+    ) -> Vec<TensorId> {
+        if self.buffer == device {
+            return Vec::new();
+        }
+        let Some(inputs) = per_layer.inputs else {
+            return vec![per_layer.scaled, per_layer.selected];
+        };
+        let slice = self.per_token(widths.per_layer);
+        layers
+            .iter()
+            .take_while(|&&(_, b)| b == device)
+            .map(|&(il, _)| {
+                let view = self.g.view_sized(inputs, slice, false);
+                per_layer.slices[il] = Some(view);
+                view
+            })
+            .collect()
+    }
+
+    /// The split of each layer: its device, the cache kinds the layers from it on that device
+    /// read, and whether that split also runs the output (which reads the output ids).
+    fn altup_splits(&self, placement: &Placement) -> Vec<Split> {
+        let layers = &placement.layers;
+        (0..layers.len())
+            .map(|k| {
+                let buffer = layers[k].1;
+                Split {
+                    buffer,
+                    kinds: Some(self.attention_kinds(&layers[k..], buffer)),
+                    outputs: placement.output == buffer
+                        && layers[k..].iter().all(|&(_, b)| b == buffer),
+                }
+            })
+            .collect()
+    }
+
+    /// The AltUp stack before the first layer: the scaled embeddings, then `n - 1` copies
+    /// projected by `altup_proj` and rescaled to their magnitude, concatenated.
+    fn stack(&mut self, scaled: TensorId, widths: AltUp) -> TensorId {
+        let e = self.e();
+        let rest = e * (widths.n - 1);
+        let repeated = self.op(rest, &[scaled]);
+        let projected = self.op(rest, &[repeated]);
+        let target = self.magnitude(scaled, 1);
+        let matched = self.inplace(&[projected, target], 1);
+        let magnitude = self.magnitude(projected, widths.n - 1);
+        let divided = self.inplace(&[matched, magnitude], 1);
+        self.op(e * widths.n, &[scaled, divided])
+    }
+
+    /// `calc_magnitude` of `x` (`rows` hidden states per token): square, row sums, root.
+    fn magnitude(&mut self, x: TensorId, rows: u64) -> TensorId {
+        let squared = self.inplace(&[x], 1);
+        let sums = self.op(self.per_token(rows), &[squared]);
+        self.inplace(&[sums], 1)
+    }
+
+    /// `altup_compute_router_modalities` on a normed hidden state: scale, router, tanh.
+    fn modalities(&mut self, normed: TensorId, widths: AltUp) -> TensorId {
+        let scaled = self.inplace(&[normed], 1);
+        let routed = self.op(self.per_token(widths.n), &[scaled]);
+        self.inplace(&[routed], 1)
+    }
+
+    /// `altup_predict` of a layer on `device` from the stack `cur`: the stack permuted into
+    /// a contiguous tensor, the router on the active copy, the coefficients, their product with
+    /// the permuted stack (made contiguous again) plus the stack.
+    ///
+    /// The permuted stack is the layer's first op and has no weights: it stays on the device
+    /// of the layer before (after the host, it goes to this layer's device), as does the
+    /// router's norm unless llama.cpp pins the layer's norms to its device.
+    ///
+    /// A new split copies, at its start, what its first nodes read from the device before
+    /// (the permuted stack, the active copy or its norm, the stack), then the attention
+    /// inputs of its layers and, when it runs the output, the output ids.
+    fn predict(
+        &mut self,
+        cur: TensorId,
+        split: Split,
+        later: &[TensorId],
+        full_offload: bool,
+        widths: AltUp,
+    ) -> TensorId {
+        let e = self.e();
+        let stack = e * widths.n;
+        let transposed = self.g.view(cur, false);
+        let active = self.g.view_sized(cur, e, true);
+        if self.buffer == HOST {
+            self.enter(split, &[transposed, active, cur], later);
+        }
+        let permuted = self.op(stack, &[transposed]);
+        if full_offload {
+            self.enter(split, &[active, permuted, cur], later);
+        }
+        let normed = self.inplace(&[active], 1);
+        self.enter(split, &[normed, permuted, cur], later);
+        let normed = self.inplace(&[normed], 1);
+        let modalities = self.modalities(normed, widths);
+        let coefs = self.op(self.per_token(widths.n * widths.n), &[modalities]);
+        let coefs = self.g.view(coefs, true);
+        let product = self.op(stack, &[permuted, coefs]);
+        let product = self.g.view(product, false);
+        let product = self.op(stack, &[product]);
+        self.inplace(&[product, cur], 2)
+    }
+
+    /// The layer between prediction and correction: attention and LAuReL on the normed active
+    /// copy, the FFN, and `altup_correct`, which returns the corrected stack.
+    fn altup_layer(
+        &mut self,
+        il: usize,
+        active: TensorId,
+        predictions: TensorId,
+        widths: AltUp,
+    ) -> TensorId {
+        let e = self.e();
+        let t = self.r.n_tokens;
+        let normed = self.norm(active, false);
+        let attn = self.altup_attention(il, normed);
+        let attn = self.norm(attn, false);
+        let gated = self.inplace(&[attn, active], 2);
+        let low = self.linear(normed, self.out_rows(il, "laurel_l.weight", 1), t, false);
+        let laurel = self.linear(low, self.shape.n_embd, t, false);
+        let laurel = self.norm(laurel, false);
+        let laurel = self.inplace(&[laurel, normed], 2);
+        let sum = self.inplace(&[gated, laurel], 2);
+        let attn_laurel = self.inplace(&[sum], 1);
+        let ffn_in = self.norm(attn_laurel, false);
+        let ffn = self.sparse_ffn(il, ffn_in);
+        let ffn = self.norm(ffn, false);
+        let activated = self.inplace(&[ffn, attn_laurel], 2);
+        // altup_correct: the innovation repeated over the stack, times the coefficients of
+        // the router on the layer's output, plus the predictions.
+        let predicted = self.g.view_sized(predictions, e, true);
+        let innovation = self.inplace(&[activated, predicted], 2);
+        let repeated = self.op(e * widths.n, &[innovation]);
+        let normed = self.norm(activated, false);
+        let modalities = self.modalities(normed, widths);
+        let coefs = self.op(self.per_token(widths.n), &[modalities]);
+        let coefs = self.inplace(&[coefs], 1);
+        let coefs = self.g.view(coefs, false);
+        let coefs = self.op(self.per_token(widths.n), &[coefs]);
+        let corrected = self.inplace(&[repeated, coefs], 1);
+        self.inplace(&[corrected, predictions], 2)
+    }
+
+    /// Attention of a Gemma 3n layer on its normed input: Q with its norm and RoPE, and unless
+    /// the layer shares an earlier layer's cache, K (norm, RoPE) and V (RMS norm without
+    /// weight), stored; then the cached attention and the output projection.
+    fn altup_attention(&mut self, il: usize, x: TensorId) -> TensorId {
+        let shape = self.shape;
+        let layer = shape.layers[il];
+        let t = self.r.n_tokens;
+        let pos = self.pos();
+        let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
+        let q_rows = self.out_rows(il, "attn_q.weight", heads.0 * shape.head_k);
+        let q = self.linear(x, q_rows, t, false);
+        let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", Some(pos));
+        let out = if layer.shares_kv {
+            self.shared_attention(il, q, heads)
+        } else {
+            let k_rows = self.out_rows(il, "attn_k.weight", heads.1 * shape.head_k);
+            let k = self.linear(x, k_rows, t, false);
+            let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", Some(pos));
+            let v_rows = self.out_rows(il, "attn_v.weight", heads.1 * shape.head_v);
+            let v = self.linear(x, v_rows, t, false);
+            let v = self.inplace(&[v], 1);
+            self.attend(il, q, k, v, true)
+        };
+        self.linear(out, shape.n_embd, t, false)
+    }
+
+    /// The attention of a layer without a cache of its own (`build_attn` without K and V):
+    /// Q over the cache an earlier layer of the same kind wrote. With the cache in host memory
+    /// flash attention copies the cache views to the device; without flash attention the
+    /// attention runs on the host (its output is pinned there) and Q is copied to it.
+    fn shared_attention(&mut self, il: usize, q: TensorId, heads: (u64, u64)) -> TensorId {
+        let layer = self.shape.layers[il];
+        let device = self.buffer;
+        let n_kv = if layer.swa {
+            self.r.n_kv_swa
+        } else {
+            self.r.n_kv
+        };
+        let mask = self.mask_for(usize::from(layer.swa));
+        let cache_on_host = self.r.kv_on_host && device != HOST;
+        let source = match cache_on_host {
+            true if self.r.flash_attn => self.cache_copies(n_kv, heads.1),
+            true => {
+                self.buffer = HOST;
+                KvSource::Cache
+            }
+            false => KvSource::Cache,
+        };
+        let out = self.attention(q, source, mask, n_kv, heads);
+        self.buffer = device;
+        out
+    }
+
+    /// Gemma 3n's FFN: up and gate, the gate sparsified on the first layers (mean and standard
+    /// deviation per token, the values over a cutoff kept), GELU, the product, down.
+    fn sparse_ffn(&mut self, il: usize, x: TensorId) -> TensorId {
+        let t = self.r.n_tokens;
+        let ff = self.shape.layers[il].n_ff.max(1);
+        let up = self.linear(x, self.out_rows(il, "ffn_up.weight", ff), t, false);
+        let mut gate = self.linear(x, self.out_rows(il, "ffn_gate.weight", ff), t, false);
+        if il < SPARSE_LAYERS {
+            let per_token = self.per_token(1);
+            let mean = self.op(per_token, &[gate]);
+            let centered = self.inplace(&[gate, mean], 1);
+            let squared = self.inplace(&[centered], 1);
+            let sums = self.op(per_token, &[squared]);
+            let std = self.inplace(&[sums], 1);
+            let std = self.inplace(&[std], 1);
+            let std = self.inplace(&[std], 1);
+            let cutoff = self.inplace(&[mean, std], 2);
+            let kept = self.inplace(&[gate, cutoff], 1);
+            gate = self.inplace(&[kept], 1);
+        }
+        let gate = self.inplace(&[gate], 1);
+        let product = self.inplace(&[up, gate], 2);
+        self.linear(product, self.shape.n_embd, t, false)
+    }
+
+    /// The per-layer inputs (`project_per_layer_inputs`), built where the first layer reads
+    /// its slice, on the device of layer 0: the scaled embeddings projected by
+    /// `per_layer_model_proj`, scaled, RMS-normed, added to the selected token rows, scaled,
+    /// permuted into one contiguous tensor of every layer's input.
+    fn per_layer_inputs(&mut self, per_layer: &mut PerLayer) -> TensorId {
+        if let Some(inputs) = per_layer.inputs {
+            return inputs;
+        }
+        let device = self.buffer;
+        self.buffer = per_layer.first;
+        let projected = self.op(per_layer.bytes, &[per_layer.scaled]);
+        let projected = self.inplace(&[projected], 1);
+        let projected = self.g.view(projected, true);
+        let normed = self.norm(projected, false);
+        let sum = self.inplace(&[normed, per_layer.selected], 2);
+        let sum = self.inplace(&[sum], 1);
+        let permuted = self.g.view(sum, false);
+        let inputs = self.op(per_layer.bytes, &[permuted]);
+        self.buffer = device;
+        per_layer.inputs = Some(inputs);
+        inputs
+    }
+
+    /// The end of a layer: the active copy of the corrected stack scaled, gated down to the
+    /// per-layer width, times this layer's slice of the per-layer inputs, projected back and
+    /// normed, added to the other copies, and the stack concatenated again.
+    fn add_per_layer_input(
+        &mut self,
+        il: usize,
+        corrected: TensorId,
+        per_layer: &mut PerLayer,
+        widths: AltUp,
+    ) -> TensorId {
+        let e = self.e();
+        let t = self.r.n_tokens;
+        let active = self.g.view_sized(corrected, e, true);
+        let scaled = self.inplace(&[active], 1);
+        let gate = self.linear(scaled, widths.per_layer, t, false);
+        let gate = self.inplace(&[gate], 1);
+        let inputs = self.per_layer_inputs(per_layer);
+        let slice = self.per_token(widths.per_layer);
+        let this_layer = match per_layer.slices[il] {
+            Some(view) => view,
+            None => self.g.view_sized(inputs, slice, il == 0),
+        };
+        let gated = self.inplace(&[gate, this_layer], 2);
+        let projected = self.linear(gated, self.shape.n_embd, t, false);
+        let projected = self.norm(projected, false);
+        let rest = self.g.view_sized(corrected, e * (widths.n - 1), false);
+        let rest = self.op(e * (widths.n - 1), &[rest, projected]);
+        let first = self.g.view_sized(corrected, e, true);
+        self.op(e * widths.n, &[first, rest])
+    }
+
+    /// After the last layer, on the output device: the other copies projected by
+    /// `altup_unembd_proj` and rescaled to the active copy's magnitude, summed with it and
+    /// averaged, the output rows, the output norm and the LM head with its soft-capping.
+    fn unstack(&mut self, cur: TensorId, output: usize, widths: AltUp) {
+        let e = self.e();
+        let rest_bytes = e * (widths.n - 1);
+        let rest = self.g.view_sized(cur, rest_bytes, false);
+        let active = self.g.view_sized(cur, e, true);
+        let first = self.g.view_sized(cur, e, true);
+        let split = Split {
+            buffer: output,
+            kinds: None,
+            outputs: true,
+        };
+        self.enter(split, &[rest, active, first], &[]);
+        let unembedded = self.op(rest_bytes, &[rest]);
+        let target = self.magnitude(active, 1);
+        let matched = self.inplace(&[unembedded, target], 1);
+        let magnitude = self.magnitude(unembedded, widths.n - 1);
+        let merged = self.inplace(&[matched, magnitude], 1);
+        let mut sum = first;
+        for _ in 1..widths.n {
+            let copy = self.g.view_sized(merged, e, true);
+            sum = self.inplace(&[sum, copy], 2);
+        }
+        let mean = self.inplace(&[sum], 1);
+        let ids = self.out_ids();
+        let rows = self.op(e, &[mean, ids]);
+        let normed = self.norm(rows, false);
+        self.g.mark_output(normed);
+        let logits = self.op(self.shape.n_vocab * self.r.n_tokens * F32, &[normed]);
+        let logits = self.inplace(&[logits], 1);
+        let logits = self.inplace(&[logits], 1);
+        let logits = self.inplace(&[logits], 1);
+        self.g.mark_output(logits);
+    }
+}
+
+/// What the per-layer inputs are built from, and once built, the tensor of every layer's.
+struct PerLayer {
+    /// The scaled token embeddings.
+    scaled: TensorId,
+    /// The scaled token rows of `per_layer_token_embd`.
+    selected: TensorId,
+    /// The buffer of layer 0, where `per_layer_model_proj` lives.
+    first: usize,
+    /// Bytes of every layer's inputs.
+    bytes: u64,
+    inputs: Option<TensorId>,
+    /// The views of layers' slices a split copied at its start.
+    slices: Vec<Option<TensorId>>,
+}
+
+/// Architectures whose residual stream is an AltUp stack ([`Builder::build_altup`]).
+const ALTUP: [&str; 1] = ["gemma3n"];

@@ -1,0 +1,307 @@
+//! RWKV-6 layers (`src/models/rwkv6.cpp` and `rwkv6-base.cpp` at 0c1e57098), op by op in the
+//! order llama.cpp's graph holds them (dumped with `GGML_SCHED_DEBUG=2` and the allocator's
+//! allocations): a layer's token-shift and WKV state reads (`build_rs`) join the graph
+//! first, then the previous layer's channel mix (its output only joins when this layer's
+//! norm reads it), then the layer's time mix up to the WKV state store, its FFN norm and the
+//! token-shift store. The last layer's channel mix follows it, on its output rows.
+
+use super::{Builder, F32, HOST, Split};
+use crate::memory::alloc::TensorId;
+
+/// A layer's channel mix, built once the next layer's state reads joined the graph.
+#[derive(Clone, Copy)]
+pub(super) struct ChannelMix {
+    layer: usize,
+    device: usize,
+    /// The time mix's output plus the layer input (the channel mix's residual).
+    ffn_inp: TensorId,
+    ffn_norm: TensorId,
+    /// The layer's token-shift rows (the channel mix reads their second half).
+    shift: TensorId,
+}
+
+impl Builder<'_> {
+    /// Whether layer `il` is an RWKV-6 layer with fused token-shift lerps (the form the
+    /// converter writes), which [`Self::rwkv6_layer`] builds op by op.
+    pub(super) fn is_rwkv6(&self, il: usize) -> bool {
+        [
+            "time_mix_first",
+            "time_mix_lerp_fused",
+            "time_mix_w2",
+            "time_mix_decay_w1",
+        ]
+        .iter()
+        .all(|name| self.has(il, &format!("{name}.weight")))
+    }
+
+    /// An element-wise op on `srcs` (the output has the first's size), in place on the first
+    /// of `parents` (indices into `srcs`) ggml-alloc may take: never a view.
+    fn elementwise(&mut self, srcs: &[TensorId], parents: &[usize]) -> TensorId {
+        let srcs: Vec<TensorId> = srcs.iter().map(|&s| self.local(s)).collect();
+        let bytes = self.g.bytes(srcs[0]);
+        let parents: Vec<TensorId> = parents
+            .iter()
+            .map(|&i| srcs[i])
+            .filter(|&p| !self.g.is_view(p))
+            .collect();
+        self.g.inplace_on(bytes, &srcs, &parents, self.buffer)
+    }
+
+    /// `build_norm` with `LLM_NORM` and a bias: `ggml_norm` (never in place), then the weight
+    /// and the bias in place.
+    fn biased_layer_norm(&mut self, x: TensorId) -> TensorId {
+        let bytes = self.g.bytes(x);
+        let n = self.op(bytes, &[x]);
+        let n = self.elementwise(&[n], &[0]);
+        self.elementwise(&[n], &[0])
+    }
+
+    /// An RWKV-6 layer on `split` (see the module's documentation). `inp` is the token
+    /// embeddings for the first layer (normed here, `token_embd_norm`); later layers take
+    /// their input from the previous layer's channel mix.
+    ///
+    /// Splits, as `ggml_backend_sched` makes them: the state reads run where the states live
+    /// (the host with `--no-kv-offload`). The previous layer's channel mix starts (its
+    /// concat and difference, without weights) on the reads' device when that is another
+    /// device, else on its own; its weighted ops run on its own device, its closing product
+    /// and residual add there too unless that is the host (then on this layer's device).
+    /// A split's inputs are copied at its start, in the order its ops read them: the
+    /// token-shift halves and the WKV state rows this layer reads from the host among them.
+    pub(super) fn rwkv6_layer(
+        &mut self,
+        il: usize,
+        inp: TensorId,
+        last: bool,
+        split: Split,
+    ) -> TensorId {
+        let device = split.buffer;
+        let state = self.state_buffer(device);
+        let t = self.r.n_tokens;
+        let seqs = self.r.n_seqs.max(1);
+        let e = self.shape.n_embd;
+        let big = e * t * F32;
+        let pending = self.pending_mix.take();
+        // The previous layer's channel mix starts on the reads' device when that is another
+        // device than its own.
+        let head = pending.map(|mix| {
+            if state != HOST && state != mix.device {
+                state
+            } else {
+                mix.device
+            }
+        });
+        let mix_views = pending.map(|mix| self.mix_views(mix));
+        let mut after = Vec::new();
+        match (pending, mix_views) {
+            (Some(mix), Some(views)) if head == Some(state) && state != mix.device => {
+                after.extend(views);
+            }
+            (None, _) => {
+                after.push(inp);
+                if split.outputs && state == device {
+                    after.push(self.out_ids());
+                }
+            }
+            _ => {}
+        }
+        let shift = self.state_rows(state, self.shape.recurrent.r, &after);
+        let wkv_state = self.state_rows(state, self.shape.recurrent.s, &[]);
+        // The first half of the token shift (the time mix's last token).
+        let att_shift = self.g.view_sized(shift, e * (2 * seqs - 1) * F32, true);
+        // What this layer's split copies in: the host's state rows when the states are
+        // there, else the output ids when the split runs to the end.
+        let reads: Vec<TensorId> = if state != device {
+            vec![att_shift, wkv_state]
+        } else if split.outputs {
+            vec![self.out_ids()]
+        } else {
+            Vec::new()
+        };
+        let inp = match (pending, mix_views) {
+            (Some(mix), Some(views)) => {
+                let head = head.unwrap_or(mix.device);
+                self.channel_mix(mix, views, head, device, &reads, false)
+            }
+            _ => {
+                let mut inputs = vec![inp];
+                inputs.extend(&reads);
+                self.switch(device, &inputs);
+                self.biased_layer_norm(inp)
+            }
+        };
+        // The layer reads its input through a reshape: a split on another device copies that.
+        let inp_2d = self.g.view(inp, true);
+        let mut inputs = vec![inp_2d];
+        inputs.extend(&reads);
+        self.switch(device, &inputs);
+        let att_norm = self.biased_layer_norm(inp_2d);
+        // x_prev: the state's last token, then every token but the last.
+        let att_prev = self.g.view(att_norm, true);
+        let x_prev = self.op(big, &[att_shift, att_prev]);
+        let sx = self.elementwise(&[x_prev, att_norm], &[0]);
+        let sx_2d = self.g.view(sx, true);
+        let att_2d = self.g.view(att_norm, true);
+        let xxx = self.elementwise(&[sx_2d], &[0]);
+        let xxx = self.elementwise(&[xxx, att_2d], &[0]);
+        let lora_rows = self.out_rows(il, "time_mix_w1.weight", 1);
+        let lora = self.linear(xxx, lora_rows, t, false);
+        let lora = self.elementwise(&[lora], &[0]);
+        let permuted = self.g.view(lora, false);
+        let lora = self.op(lora_rows * t * F32, &[permuted]);
+        // Five lerps, one per fused slice (w, k, v, r, g): `time_mix_w1->ne[1] / 5`.
+        let mixed = self.linear(lora, 5 * e, t, false);
+        let mixed = self.elementwise(&[mixed], &[0]);
+        let sx_3d = self.g.view(sx, true);
+        let mixed = self.elementwise(&[mixed, sx_3d], &[0]);
+        let att_3d = self.g.view(att_norm, true);
+        let mixed = self.elementwise(&[mixed, att_3d], &[0]);
+        // k, v, r (their biases in place when present), then the decay w.
+        let mut krv = Vec::new();
+        for name in ["key", "value", "receptance"] {
+            let x = self.g.view(mixed, false);
+            let rows = self.out_rows(il, &format!("time_mix_{name}.weight"), e);
+            let bias = self.has(il, &format!("time_mix_{name}.bias"));
+            krv.push(self.linear(x, rows, t, bias));
+        }
+        let xw = self.g.view(mixed, true);
+        let decay_rows = self.out_rows(il, "time_mix_decay_w1.weight", 1);
+        let w = self.linear(xw, decay_rows, t, false);
+        let w = self.elementwise(&[w], &[0]);
+        let w = self.linear(w, e, t, false);
+        let mut w = w;
+        for _ in 0..4 {
+            // + decay, exp, neg, exp.
+            w = self.elementwise(&[w], &[0]);
+        }
+        let mut srcs: Vec<TensorId> = krv.iter().map(|&x| self.g.view(x, true)).collect();
+        srcs.push(self.g.view(w, true));
+        srcs.push(wkv_state);
+        let state_bytes = self.shape.recurrent.s * seqs * F32;
+        let wkv = self.op(big + state_bytes, &srcs);
+        let new_state = self.g.view_sized(wkv, state_bytes, false);
+        self.store_states(state, &[new_state]);
+        self.switch(device, &[]);
+        // The group norm over heads (a reshape: new memory), its weight and bias, the gate.
+        let heads = self.g.view(wkv, true);
+        let normed = self.op(big, &[heads]);
+        let normed = self.g.view(normed, true);
+        let cur = self.op(big, &[normed]);
+        let cur = self.elementwise(&[cur], &[0]);
+        let xg = self.g.view(mixed, false);
+        let g = self.linear(xg, e, t, false);
+        let g = self.elementwise(&[g], &[0]);
+        let cur = self.elementwise(&[cur, g], &[0, 1]);
+        let out = self.linear(cur, e, t, false);
+        let out = self.g.view(out, true);
+        let residual = inp_2d;
+        let ffn_inp = self.op(big, &[out, residual]);
+        let ffn_norm = self.biased_layer_norm(ffn_inp);
+        // The token-shift store: both norms' last token.
+        let last_att = self.g.view_sized(att_norm, e * seqs * F32, false);
+        let last_ffn = self.g.view_sized(ffn_norm, e * seqs * F32, false);
+        let shift_bytes = self.shape.recurrent.r * seqs * F32;
+        let shifted = self.op(shift_bytes, &[last_att, last_ffn]);
+        self.store_states(state, &[shifted]);
+        let mix = ChannelMix {
+            layer: il,
+            device,
+            ffn_inp,
+            ffn_norm,
+            shift,
+        };
+        if last {
+            let views = self.mix_views(mix);
+            return self.channel_mix(mix, views, device, device, &[], true);
+        }
+        self.pending_mix = Some(mix);
+        ffn_inp
+    }
+
+    /// The views of a layer's tensors its channel mix reads first: the second half of the
+    /// token shift, the FFN norm but its last token (x_prev's tail: a strided view) and the
+    /// FFN norm.
+    fn mix_views(&mut self, mix: ChannelMix) -> [TensorId; 3] {
+        let e = self.shape.n_embd;
+        let seqs = self.r.n_seqs.max(1);
+        let t = self.r.n_tokens;
+        let shift = self
+            .g
+            .view_sized(mix.shift, e * (2 * seqs - 1) * F32, false);
+        let tail = self
+            .g
+            .view_sized(mix.ffn_norm, e * t.saturating_sub(1) * F32, true);
+        let norm = self.g.view(mix.ffn_norm, true);
+        [shift, tail, norm]
+    }
+
+    /// A layer's channel mix (`build_rwkv6_channel_mix`) and residual: x_prev from the
+    /// token-shift rows and the FFN norm, the receptance and key lerps, the squared-ReLU key
+    /// and the value. Its concat and difference run on `head`, the weighted ops on the
+    /// layer's device, the closing product and add there unless that is the host (then on
+    /// `next`, whose split also copies `reads`). The last layer works on its output rows.
+    fn channel_mix(
+        &mut self,
+        mix: ChannelMix,
+        [shift, tail, norm]: [TensorId; 3],
+        head: usize,
+        next: usize,
+        reads: &[TensorId],
+        last: bool,
+    ) -> TensorId {
+        let t = self.r.n_tokens;
+        let e = self.shape.n_embd;
+        let big = e * t * F32;
+        let il = mix.layer;
+        let mut inputs = vec![shift, tail];
+        if last {
+            inputs.push(self.out_ids());
+        }
+        if head == next && mix.device == next {
+            inputs.extend(reads);
+        }
+        self.switch(head, &inputs);
+        let x_prev = self.op(big, &[shift, tail]);
+        let x_prev = self.g.view(x_prev, true);
+        let (x_prev, ffn_norm) = if last {
+            let ids = self.out_ids();
+            let x_prev = self.op(big, &[x_prev, ids]);
+            let ffn_norm = self.op(big, &[norm, ids]);
+            (x_prev, ffn_norm)
+        } else {
+            (x_prev, norm)
+        };
+        // A copy of the FFN norm from another device is memory of its own: the difference
+        // may take it.
+        let sx = self.elementwise(&[x_prev, ffn_norm], &[0, 1]);
+        self.switch(mix.device, &[sx]);
+        let xr = self.elementwise(&[sx], &[0]);
+        let xr = self.elementwise(&[xr, ffn_norm], &[0]);
+        let r = self.linear(xr, e, t, false);
+        let r = self.elementwise(&[r], &[0]);
+        let xk = self.elementwise(&[sx], &[0]);
+        let xk = self.elementwise(&[xk, ffn_norm], &[0]);
+        let n_ff = self.out_rows(il, "channel_mix_key.weight", e);
+        let k = self.linear(xk, n_ff, t, false);
+        let k = self.elementwise(&[k], &[0]);
+        let k = self.elementwise(&[k], &[0]);
+        let v = self.linear(k, e, t, false);
+        let residual = self.g.view(mix.ffn_inp, true);
+        let tail_device = if mix.device == HOST { next } else { mix.device };
+        let mut inputs = vec![r, v];
+        if !last {
+            inputs.push(residual);
+        }
+        if tail_device == next {
+            inputs.extend(reads);
+        }
+        self.switch(tail_device, &inputs);
+        let cur = self.elementwise(&[r, v], &[0, 1]);
+        let residual = if last {
+            let ids = self.out_ids();
+            self.op(big, &[residual, ids])
+        } else {
+            residual
+        };
+        self.elementwise(&[cur, residual], &[0, 1])
+    }
+}
