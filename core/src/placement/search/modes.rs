@@ -23,22 +23,24 @@ impl Search<'_> {
     pub(super) fn single_device(&mut self) -> Option<Chosen> {
         // Each class's list is allocated at its final size: grown as it fills, a list of
         // 800,000 devices ends up to twice as large, and the lists it outgrew stay in the
-        // process's memory (issue 18: a 100,000-worker fleet).
-        let mut sizes: BTreeMap<u32, usize> = BTreeMap::new();
+        // process's memory (issue 18: a 100,000-worker fleet). Class ids are numbered from 0,
+        // so the lists are found by position, not by a search per device.
+        let mut sizes: Vec<usize> = Vec::new();
         for device in self.views.iter().flat_map(|view| &view.devices) {
-            *sizes.entry(device.class).or_default() += 1;
+            let class = device.class as usize;
+            if sizes.len() <= class {
+                sizes.resize(class + 1, 0);
+            }
+            sizes[class] += 1;
         }
-        let mut buckets: BTreeMap<u32, Vec<Group>> = sizes
-            .into_iter()
-            .map(|(class, size)| (class, Vec::with_capacity(size)))
-            .collect();
+        let mut buckets: Vec<Vec<Group>> = sizes.into_iter().map(Vec::with_capacity).collect();
         for (v, view) in self.views.iter().enumerate() {
             for (d, device) in view.devices.iter().enumerate() {
                 let group = Group {
                     main: v,
                     members: Members::one((v, d)),
                 };
-                buckets.entry(device.class).or_default().push(group);
+                buckets[device.class as usize].push(group);
             }
         }
         if buckets.is_empty() {
@@ -113,7 +115,7 @@ impl Search<'_> {
                 members: members.into(),
             });
         }
-        self.search_classes(buckets, true)
+        self.search_classes(buckets.into_values().collect(), true)
     }
 
     pub(super) fn multi_worker(&mut self) -> Option<Chosen> {
@@ -335,16 +337,15 @@ impl Search<'_> {
         if hosts.is_empty() {
             return None;
         }
-        self.search_classes(BTreeMap::from([((), hosts)]), false)
+        self.search_classes(vec![hosts], false)
     }
 
     /// Sorts each class of groups best first, probes it, and fits the best candidates exactly.
-    fn search_classes<K>(
+    fn search_classes(
         &mut self,
-        classes: BTreeMap<K, Vec<Group>>,
+        mut buckets: Vec<Vec<Group>>,
         with_largest_host: bool,
     ) -> Option<Chosen> {
-        let mut buckets: Vec<Vec<Group>> = classes.into_values().collect();
         for bucket in &mut buckets {
             self.sort_by_weakest_device(bucket);
         }
