@@ -293,8 +293,8 @@ impl Chunks<'_> {
     /// The next JSON value as a `T`, consumed; `None` when it does not parse. A value cut by
     /// the end of the bytes read is parsed again with more of the file: serde_json reports a
     /// value cut short as such (an end-of-file error), and a number that ends where the bytes
-    /// do may continue after them. Should a cut value give another error, the general parser
-    /// [`read_json_array_file`] leaves the file to reads it right.
+    /// do may continue after them. Should a cut value give another error, this gives `None`
+    /// and the caller's general parser (see [`read_json_array_file`]) reads the file right.
     fn value<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
         loop {
             let bytes = &self.buf[self.start..self.end];
