@@ -106,12 +106,12 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// with the largest compute and device-total errors measured there (percent). For the
 /// recurrent ones the scheduler splits their layers around the state reads and stores (and,
 /// with the cache on the host, runs those on the host), which the replay follows for the
-/// models of Mamba layers (`graph::recurrent`) and RWKV-6/7 (`graph::rwkv`) only: offloaded,
-/// every device carries [`OFFLOAD_GAP_PERCENT`].
+/// models of Mamba layers and Granite 4.0-H's Mamba layers with their FFN (`graph::recurrent`)
+/// and RWKV-6/7 (`graph::rwkv`) only: offloaded, every device carries
+/// [`OFFLOAD_GAP_PERCENT`].
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // The rows over 5% keep the state on the host (`--no-kv-offload`), except a 3:1 split.
     ("falcon-h1", 34, 9),
-    ("granitehybrid", 27, 5),
     // Its gated delta-net layers are sized with the Mamba template: devices within 7.6%; with
     // the states on the host at full offload (`--no-kv-offload`) the host's compute is 50% under:
     // its splits copy in the conv window whose last columns they store (the copy of that

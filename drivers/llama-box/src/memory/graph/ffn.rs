@@ -9,6 +9,7 @@ impl Builder<'_> {
         if self.has(il, "ffn_gate_inp.weight") {
             let routed = self.moe(il, x);
             if self.has(il, "ffn_up_shexp.weight") {
+                self.read_next_states();
                 let shared = self.shared_expert(il, x, routed);
                 return self.inplace(&[routed, shared], 2);
             }
@@ -116,5 +117,23 @@ impl Builder<'_> {
                 out
             }
         }
+    }
+
+    /// The next layer's state reads ([`Builder::next_state_reads`]), where its states live
+    /// (the layer's buffer, or the host with `--no-kv-offload`), then back to this split,
+    /// which copies in the rows it will read itself when they were read elsewhere.
+    fn read_next_states(&mut self) {
+        let Some((layer, buffer)) = self.next_state_reads.take() else {
+            return;
+        };
+        let here = self.buffer;
+        let state = self.state_buffer(buffer);
+        let rows = self.state_rows(state, self.shape.recurrent.r, &[]);
+        self.state_rows = Some((layer, rows));
+        let inputs: Vec<TensorId> = (buffer == here && state != here)
+            .then_some(rows)
+            .into_iter()
+            .collect();
+        self.switch(here, &inputs);
     }
 }

@@ -119,6 +119,7 @@ pub(crate) fn compute_peaks(
         closing: None,
         next_recurrent: None,
         state_rows: None,
+        next_state_reads: None,
         pending_mix: None,
         first_value: None,
         outputs_resume: None,
@@ -200,6 +201,10 @@ struct Builder<'a> {
     /// A Mamba layer's conv-state rows read before the previous layer's tail (`build_rs`
     /// joins the graph first): (layer, rows).
     state_rows: Option<(usize, TensorId)>,
+    /// The next layer, a hybrid's Mamba layer ([`Builder::is_hybrid_mamba`]), and its buffer,
+    /// whose state reads join the graph after the current layer's routed experts (see
+    /// [`Builder::ffn`]).
+    next_state_reads: Option<(usize, usize)>,
     /// An RWKV-6 layer's channel mix, built after the next layer's state reads.
     pending_mix: Option<rwkv::ChannelMix>,
     /// RWKV-7's first layer's value, which every later layer mixes in.
@@ -325,11 +330,12 @@ impl Builder<'_> {
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
         self.norms_pinned = full_offload || self.r.n_tokens < 32;
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
+            self.next_state_reads = self.hybrid_reads_after(&placement.layers[k..]);
             if self.is_rwkv(layer) {
                 cur = self.rwkv_layer(layer, cur, k == last, splits[k]);
                 continue;
             }
-            if self.is_mamba(layer) {
+            if self.is_mamba(layer) || self.is_hybrid_mamba(layer) {
                 // A Mamba layer makes its own splits around its state reads and stores.
                 let next = placement.layers.get(k + 1).copied();
                 // With the states on the host, the host's stores split the next device's
@@ -381,6 +387,17 @@ impl Builder<'_> {
     /// the state stores, or `kqv_out` of an attention) joins the graph only when the
     /// recurrent layer's conv-state store pulls in its input. A layer that expands nodes
     /// reading its input (attention, routed experts) pulls the tail in first.
+    /// The next layer and its buffer when it is a hybrid's Mamba layer whose state reads
+    /// (`build_rs`) join the graph inside the first of `layers`: after its routed experts'
+    /// sum, the last node `build_moe_ffn` expands, and before its shared expert and residual
+    /// (Granite 4.0-H: graph order dumped from 0c1e57098's allocator).
+    fn hybrid_reads_after(&self, layers: &[(usize, usize)]) -> Option<(usize, usize)> {
+        let (&(current, _), rest) = layers.split_first()?;
+        let &(next, buffer) = rest.first()?;
+        (self.is_hybrid_mamba(next) && self.has(current, "ffn_up_shexp.weight"))
+            .then_some((next, buffer))
+    }
+
     fn state_reads_after(&self, layers: &[(usize, usize)]) -> Option<usize> {
         let (&(current, buffer), rest) = layers.split_first()?;
         let routed = |il: usize| self.has(il, "ffn_down_exps.weight");

@@ -1,9 +1,9 @@
-//! Recurrent layers: those of Mamba models (Mamba-1 and Mamba-2, no attention) op by op
-//! ([`Builder::mamba_layer`]); the others sized
-//! with the Mamba template (`build_mamba_layer` /
-//! `build_mamba2_layer` of `src/models/mamba-base.cpp`), alone or followed by an FFN (the
-//! hybrids: Granite 4.0-H, Jamba); beside attention (Falcon-H1) and alone in Nemotron-H's
-//! Mamba layers, the Mamba-2 mixer follows `build_mamba2_layer` tensor by tensor.
+//! Recurrent layers: those of Mamba models (Mamba-1 and Mamba-2, no attention) and Granite
+//! 4.0-H's (Mamba-2, each followed by an FFN) op by op ([`Builder::mamba_layer`]); the others
+//! sized with the Mamba template (`build_mamba_layer` / `build_mamba2_layer` of
+//! `src/models/mamba-base.cpp`), alone or followed by an FFN (Jamba); beside attention
+//! (Falcon-H1) and alone in Nemotron-H's Mamba layers, the Mamba-2 mixer follows
+//! `build_mamba2_layer` tensor by tensor.
 
 use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
@@ -18,6 +18,17 @@ impl Builder<'_> {
             && self.has(il, "ssm_in.weight")
             && self.shape.layers.iter().all(|l| l.n_head_kv == 0)
             && !self.has_ffn(il)
+    }
+
+    /// Whether layer `il` is a Mamba layer followed by an FFN in a hybrid whose Mamba-2
+    /// mixer [`Self::mamba_layer`] builds op by op ([`HYBRID_MAMBA`]).
+    pub(super) fn is_hybrid_mamba(&self, il: usize) -> bool {
+        let layer = self.shape.layers[il];
+        HYBRID_MAMBA.contains(&self.shape.arch.as_str())
+            && layer.recurrent
+            && layer.n_head_kv == 0
+            && self.has(il, "ssm_in.weight")
+            && self.has_ffn(il)
     }
 
     /// A Mamba layer (`build_mamba_layer` / `build_mamba2_layer` of
@@ -35,7 +46,8 @@ impl Builder<'_> {
     ///   the extra state rows are read and stored back);
     /// - the tail: the contiguous z (on the next layer's device when its reads moved the
     ///   graph there), y + x·D, the SwiGLU gate, Mamba-2's grouped norm, the output projection
-    ///   and the residual.
+    ///   and the residual; in a hybrid ([`Self::is_hybrid_mamba`]) the FFN block instead,
+    ///   with the next Mamba layer's reads after its routed experts (`Builder::ffn`).
     ///
     /// Stores into host states run in host splits, which copy what they store; the device
     /// then copies the host's state rows, and for the scan both views of the host's states
@@ -73,6 +85,18 @@ impl Builder<'_> {
         }
         let rows = match self.state_rows.take() {
             Some((layer, rows)) if layer == il => rows,
+            _ if self.is_hybrid_mamba(il) && state == device => {
+                // The split copies the state row indices, the attention inputs of its layers
+                // and the output ids; the scaled embeddings come first.
+                let (main, extra) = self.state_copy_input();
+                let first = if il == 0 && self.shape.embeddings_scaled {
+                    [inp, main, extra]
+                } else {
+                    [main, extra, inp]
+                };
+                self.enter(split, &first, &[]);
+                self.state_rows(state, self.shape.recurrent.r, &[])
+            }
             _ => {
                 let after = if state == device {
                     inputs.clone()
@@ -191,6 +215,9 @@ impl Builder<'_> {
         }
         let y = self.g.view(y, true);
         let out = self.linear(y, self.shape.n_embd, t, false);
+        if self.has_ffn(il) {
+            return self.ffn_block(il, out, inp, last);
+        }
         let (out, residual) = self.select_outputs(out, inp, last);
         // Mamba-1 adds its projection through a reshape (a view): the add takes the
         // residual's memory, except on the last layer, whose output rows are copies.
@@ -423,6 +450,10 @@ impl Builder<'_> {
         z
     }
 }
+
+/// Hybrids whose Mamba layers, each followed by an FFN, run the Mamba-2 mixer op by op
+/// ([`Builder::mamba_layer`]): Granite 4.0-H (`src/models/granite-hybrid.cpp` at 0c1e57098).
+const HYBRID_MAMBA: [&str; 1] = ["granitehybrid"];
 
 /// Architectures whose recurrent layers (without attention beside them) run the Mamba-2 mixer
 /// ([`Builder::mamba2_scan`] and [`Builder::mamba2_output`]) rather than the Mamba template.
