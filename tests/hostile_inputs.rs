@@ -159,6 +159,20 @@ fn integers_beyond_a_c_int_are_refused_with_the_bound() {
     }
 }
 
+/// Found by the `backend_params` fuzzer: a vLLM size whose last char is several bytes long
+/// (a byte the lossy UTF-8 reading made U+FFFD) panicked where the suffix (`k`, `K`...) was
+/// cut off; it is a refusal naming the flag.
+#[test]
+fn a_vllm_size_ending_in_a_multibyte_char_is_refused() {
+    for value in ["327\u{FFFD}", "4\u{212A}"] {
+        let why = refusal("vllm", &["--max-model-len", value]);
+        assert!(
+            why.starts_with(&format!("--max-model-len: `{value}` is not an integer")),
+            "{why}"
+        );
+    }
+}
+
 /// Upstream llama.cpp takes fewer tensor-split values than its 16 devices; llama-box's build
 /// raises that to 128.
 #[test]

@@ -397,6 +397,61 @@ mod tests {
         assert!(empty.is_empty());
     }
 
+    /// A JSON value of numbers (with signs, fractions, exponents), strings (with escapes) and
+    /// nested lists.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e6f64..1e6).prop_map(serde_json::Value::from),
+            "[a-z\"\\\\\\u{e9}\\n ]{0,6}".prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            proptest::collection::vec(inner, 0..4).prop_map(serde_json::Value::from)
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Read in chunks of any size, a document gives the array the parser of the whole text
+        /// gives, and one byte changed anywhere gives that parser's array or none: never an
+        /// array the whole text does not hold.
+        #[test]
+        fn chunked_reads_agree_with_the_whole_text(
+            items in proptest::collection::vec(json_value(), 0..8),
+            spaces in 0usize..3,
+            chunk in 1usize..48,
+            at in 0usize..1000,
+            byte in proptest::sample::select(b"{}[],:\" \\-+.0e9tn".to_vec()),
+        ) {
+            let pad = " ".repeat(spaces);
+            let array = serde_json::to_string(&items).unwrap();
+            let text = format!("{pad}{{{pad}\"workers\"{pad}:{pad}{array}{pad}}}{pad}");
+            // The array the parser of the whole text reads (numbers as it rounds them).
+            let whole = |text: &str| {
+                serde_json::from_str::<std::collections::BTreeMap<String, serde_json::Value>>(text)
+                    .ok()
+                    .filter(|doc| doc.len() == 1)
+                    .and_then(|mut doc| doc.remove("workers"))
+                    .and_then(|workers| workers.as_array().cloned())
+            };
+            let read: Option<Vec<serde_json::Value>> = array_of(&text, "workers", chunk);
+            proptest::prop_assert_eq!(read.as_ref().map(Vec::len), Some(items.len()));
+            proptest::prop_assert_eq!(read, whole(&text));
+            let mut changed = text.into_bytes();
+            let at = at % changed.len();
+            changed[at] = byte;
+            let Ok(changed) = String::from_utf8(changed) else {
+                return Ok(());
+            };
+            if let Some(read) = array_of::<serde_json::Value>(&changed, "workers", chunk) {
+                proptest::prop_assert_eq!(Some(read), whole(&changed));
+            }
+        }
+    }
+
     /// A document of any other layout, or one that does not parse, is left to the general
     /// parser: no error, no partial array.
     #[test]

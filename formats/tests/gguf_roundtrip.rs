@@ -831,6 +831,15 @@ fn audio_clip_and_diffusion_markers() {
         ]
     );
     assert!(sd.architecture().is_err());
+    // The markers are found when the model is built and found again when it is read back
+    // from its serialized form, which does not carry them.
+    let json = serde_json::to_value(&sd).unwrap();
+    let mut keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["metadata", "shards", "tensors"]);
+    let read_back: GgufModel = serde_json::from_value(json).unwrap();
+    assert_eq!(read_back, sd);
+    assert_eq!(read_back.diffusion_markers(), sd.diffusion_markers());
     let text = model_of(
         &[],
         &[(

@@ -347,6 +347,15 @@ impl FlagTable {
         })
     }
 
+    /// Whether a spelling starts with `prefix`: one binary search, as the spellings are sorted
+    /// and those starting with `prefix` follow it directly.
+    fn some_spelling_starts_with(&self, prefix: &str) -> bool {
+        let at = self.spellings.partition_point(|s| s.text < prefix);
+        self.spellings
+            .get(at)
+            .is_some_and(|s| s.text.starts_with(prefix))
+    }
+
     /// Resolves `written` (already [`Syntax::normalise`]d, without `=value`) as the backend
     /// would: the exact spelling, else, where `syntax` allows abbreviations, the one flag whose
     /// long spellings it is a prefix of. Spellings of one flag with the same polarity count once.
@@ -354,7 +363,7 @@ impl FlagTable {
         if let Some(found) = self.lookup(written) {
             return Resolution::Flag(found);
         }
-        if !syntax.abbreviations {
+        if !syntax.abbreviations || !self.some_spelling_starts_with(written) {
             return Resolution::Unknown;
         }
         let options = self

@@ -266,7 +266,9 @@ pub fn parse_human_int(value: &str) -> Option<i64> {
     if let Ok(n) = value.parse::<i64>() {
         return Some(n);
     }
-    let (number, suffix) = value.split_at(value.len().checked_sub(1)?);
+    // The suffix is the last char, which may be several bytes long.
+    let (last, _) = value.char_indices().next_back()?;
+    let (number, suffix) = value.split_at(last);
     let decimal = match suffix {
         "k" => 1e3,
         "m" => 1e6,
@@ -355,6 +357,22 @@ mod tests {
         assert_eq!(size.violation(0.0), None);
         assert_eq!(size.violation(100.0), Some(Violation::MinIfNonzero(224.0)));
         assert_eq!(size.violation(230.0), Some(Violation::MultipleOf(14)));
+    }
+
+    /// Found by the `backend_params` fuzzer: `--max-model-len 327\u{FFFD}` (a lossy-decoded
+    /// byte at the end) cut the value inside that char to read the suffix, and panicked.
+    #[test]
+    fn human_ints_ending_in_a_multibyte_char_are_refused() {
+        for value in ["327\u{FFFD}", "\u{FFFD}", "32\u{212A}", "é"] {
+            assert_eq!(parse_human_int(value), None, "{value}");
+        }
+        let len = spec(Arity::One(ValueKind::HumanInt), &[], Range::NONE);
+        assert_eq!(
+            len.check(0, "327\u{FFFD}"),
+            Err(ValueError::Kind(ValueKind::HumanInt))
+        );
+        assert_eq!(parse_human_int("32K"), Some(32_768));
+        assert_eq!(parse_human_int("1.5k"), Some(1_500));
     }
 
     #[test]

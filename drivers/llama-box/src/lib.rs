@@ -276,6 +276,16 @@ impl LlamaBoxEstimator {
         })
     }
 
+    /// The same estimator with `--ctx-size` `ctx_size` (`gguf` is the model it was built
+    /// from): equal to [`LlamaBoxEstimator::new`] with that context, without building again
+    /// what the context does not change.
+    pub fn with_ctx_size(&self, gguf: &GgufModel, ctx_size: u32) -> Result<LlamaBoxEstimator> {
+        Ok(LlamaBoxEstimator {
+            model: self.model.with_ctx_size(gguf, ctx_size)?,
+            fixed_offload: self.fixed_offload,
+        })
+    }
+
     /// Repeating layers + the output layer: the `--gpu-layers` of a full offload.
     pub fn total_layers(&self) -> u32 {
         self.model.total_layers()

@@ -10,7 +10,7 @@ use inferkit_core::{
     FitRequest, HostSlot, Layout, ModelFacts, ModelFormat, ModelSource, ModelSpec, PlacementMode,
     ResourceEstimate, ResourceEstimator, Subordinate, Vendor,
 };
-use inferkit_llama_box::llamacpp::LlamaSettings;
+use inferkit_llama_box::llamacpp::{LlamaSettings, TensorOverride};
 use inferkit_llama_box::{Invocation, LlamaBox, LlamaBoxEstimator, TextDetails};
 use serde_json::Value;
 
@@ -648,4 +648,81 @@ fn split_gguf_is_sized_from_every_shard_and_launched_from_the_first() {
             .any(|w| w[0] == "--model" && Path::new(&w[1]) == first),
         "{argv:?}"
     );
+}
+
+/// llama-server's search for the largest context that keeps every layer on the accelerators
+/// asks for the same model at many contexts: `with_ctx_size` gives what building it again
+/// with that context gives (the weight table with its override rules, the projector and the
+/// tensors are not read again), for every layout and context tried.
+#[test]
+fn another_context_estimates_as_a_model_built_with_it() {
+    let cpu_moe = TensorOverride {
+        pattern: r"\.ffn_(up|down|gate)_exps".into(),
+        buffer_type: "CPU".into(),
+    };
+    let mmproj = fixtures().join("gguf/vlm/gemma-3-4b/mmproj-gemma-3-4b-f16.gguf");
+    let mmproj = Some(mmproj.to_string_lossy().into_owned());
+    let cases = [
+        (
+            "qwen1.5-moe-a2.7b-4layer-Q4_K_M.header.gguf",
+            Vec::new(),
+            None,
+        ),
+        (
+            "qwen1.5-moe-a2.7b-4layer-Q4_K_M.header.gguf",
+            vec![cpu_moe],
+            None,
+        ),
+        ("qwen2.5-0.5b-instruct-Q4_K_M.header.gguf", Vec::new(), None),
+        ("gemma-2-2b-F16.header.gguf", Vec::new(), None),
+        (
+            "vlm/gemma-3-4b/gemma-3-4b-text-stub-F16.header.gguf",
+            Vec::new(),
+            mmproj,
+        ),
+    ];
+    let layouts = [
+        Layout::CpuOnly,
+        Layout::Single,
+        Layout::Layers {
+            offload_layers: 2,
+            total_layers: 5,
+            split: Vec::new(),
+        },
+    ];
+    for (name, override_tensors, mmproj) in cases {
+        let model = gguf(name);
+        let settings = LlamaSettings {
+            n_parallel: 2,
+            override_tensors,
+            mmproj,
+            ..LlamaSettings::default()
+        };
+        let base = LlamaBoxEstimator::new(&model, &settings).expect("model");
+        for ctx_size in [256, 4096, 8192, 32768] {
+            let rebuilt = LlamaBoxEstimator::new(
+                &model,
+                &LlamaSettings {
+                    ctx_size,
+                    ..settings.clone()
+                },
+            )
+            .expect("model");
+            let reused = base.with_ctx_size(&model, ctx_size).expect("model");
+            assert_eq!(reused.context(), rebuilt.context(), "{name} {ctx_size}");
+            for layout in &layouts {
+                let request = EstimateRequest {
+                    devices: vec![device("w1", 0, false, 20 * GIB)],
+                    host: host(),
+                    layout: layout.clone(),
+                };
+                let (reused, rebuilt) = (reused.estimate(&request), rebuilt.estimate(&request));
+                assert_eq!(
+                    serde_json::to_value(reused.expect("estimate")).unwrap(),
+                    serde_json::to_value(rebuilt.expect("estimate")).unwrap(),
+                    "{name} {ctx_size} {layout:?}"
+                );
+            }
+        }
+    }
 }

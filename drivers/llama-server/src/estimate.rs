@@ -21,7 +21,6 @@ const CONTEXT_STEP: u32 = 256;
 pub struct LlamaServerEstimator<'a> {
     model: LlamaBoxEstimator,
     gguf: &'a GgufModel,
-    settings: LlamaSettings,
     /// The context is the model's training context (no `--ctx-size`).
     context_from_model: bool,
     /// Host bytes the prompt cache may hold (0 when it is off).
@@ -53,7 +52,6 @@ impl<'a> LlamaServerEstimator<'a> {
         Ok(LlamaServerEstimator {
             model,
             gguf,
-            settings: settings.clone(),
             context_from_model: settings.ctx_size == 0,
             prompt_cache,
         })
@@ -120,11 +118,7 @@ impl<'a> LlamaServerEstimator<'a> {
 
     /// Whether the model with a context of `ctx` fits `request` with every layer offloaded.
     fn fits_with_context(&self, ctx: u32, request: &FitRequest) -> Result<bool> {
-        let settings = LlamaSettings {
-            ctx_size: ctx,
-            ..self.settings.clone()
-        };
-        let model = LlamaBoxEstimator::new(self.gguf, &settings)?;
+        let model = self.model.with_ctx_size(self.gguf, ctx)?;
         let request = self.without_prompt_cache(request);
         let estimate = model.estimate(&EstimateRequest {
             devices: request.devices.clone(),

@@ -73,7 +73,7 @@ fn select_hf(facts: &ModelFacts, spec: &ModelSpec) -> Selection {
 /// Architectures from `--hf-overrides` (GPUStack reads them there for vLLM), else the config's.
 fn architectures(config: &HfConfig, spec: &ModelSpec) -> Vec<String> {
     let overridden = VllmVersion::from_spec(spec.backend_version.as_deref())
-        .and_then(|v| Params::parse(v, &spec.backend_parameters))
+        .and_then(|v| Params::parse_without_suggestions(v, &spec.backend_parameters))
         .ok()
         .and_then(|p| {
             let json = p.json_object(HF_OVERRIDES).ok()??;

@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::GgufModel;
 use super::metadata::MAX_LAYERS;
+use super::{GgufModel, TensorInfo};
 use crate::{Error, Result};
 
 /// Tensor-name prefixes of stable-diffusion.cpp model files: UNet/DiT
@@ -514,16 +514,39 @@ impl GgufModel {
     /// Whether the tensors are those of a stable-diffusion.cpp model (UNet/DiT, VAE or text
     /// encoder prefixes).
     pub fn is_diffusion(&self) -> bool {
-        !self.diffusion_markers().is_empty()
+        self.diffusion().0 != 0
     }
 
     /// The diffusion tensor-name prefixes present (e.g. `model.diffusion_model.`,
     /// `first_stage_model.`), in a fixed order.
     pub fn diffusion_markers(&self) -> Vec<&'static str> {
+        let found = self.diffusion().0;
         DIFFUSION_PREFIXES
             .into_iter()
-            .filter(|prefix| self.tensors().iter().any(|t| t.name.starts_with(prefix)))
+            .enumerate()
+            .filter(|(i, _)| found & (1 << i) != 0)
+            .map(|(_, prefix)| prefix)
             .collect()
+    }
+}
+
+/// The [`DIFFUSION_PREFIXES`] that some tensor name starts with, one bit each (bit `i` for
+/// prefix `i`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DiffusionMarkers(u8);
+
+impl DiffusionMarkers {
+    /// The prefixes `tensors` carry, in one pass over their names.
+    pub(crate) fn of(tensors: &[TensorInfo]) -> Self {
+        let mut found = 0u8;
+        for tensor in tensors {
+            for (i, prefix) in DIFFUSION_PREFIXES.iter().enumerate() {
+                if tensor.name.starts_with(prefix) {
+                    found |= 1 << i;
+                }
+            }
+        }
+        DiffusionMarkers(found)
     }
 }
 

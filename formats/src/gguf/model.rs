@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::arch::DiffusionMarkers;
 use super::reader::{TensorTotals, first_duplicate, totals_overflow};
 use super::split::parse_split_name;
 use super::{ByteOrder, GgufHeader, Metadata, ReadOptions, TensorInfo};
@@ -34,10 +35,35 @@ pub struct ShardInfo {
 
 /// A GGUF model: the metadata of its (first) file and the tensors of all its files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ModelParts")]
 pub struct GgufModel {
     metadata: Metadata,
     tensors: Vec<TensorInfo>,
     shards: Vec<ShardInfo>,
+    /// Which diffusion tensor-name prefixes the tensors carry, found once when the model is
+    /// built (planning asks several times per plan): derived from `tensors`, so neither
+    /// serialized nor read back.
+    #[serde(skip)]
+    diffusion: DiffusionMarkers,
+}
+
+/// What a serialized [`GgufModel`] holds; the derived fields are computed again on reading.
+#[derive(Deserialize)]
+struct ModelParts {
+    metadata: Metadata,
+    tensors: Vec<TensorInfo>,
+    shards: Vec<ShardInfo>,
+}
+
+impl From<ModelParts> for GgufModel {
+    fn from(parts: ModelParts) -> Self {
+        GgufModel {
+            diffusion: DiffusionMarkers::of(&parts.tensors),
+            metadata: parts.metadata,
+            tensors: parts.tensors,
+            shards: parts.shards,
+        }
+    }
 }
 
 impl GgufModel {
@@ -120,13 +146,18 @@ impl GgufModel {
             metadata.get_or_insert(header.metadata);
         }
         let metadata = metadata.unwrap_or_else(|| Metadata::new(PathBuf::new(), Vec::new()));
-        let model = GgufModel {
+        let model = GgufModel::from(ModelParts {
             metadata,
             tensors,
             shards: infos,
-        };
+        });
         model.check_tensor_total()?;
         Ok(model)
+    }
+
+    /// The diffusion prefixes found in the tensor names when the model was built.
+    pub(crate) fn diffusion(&self) -> DiffusionMarkers {
+        self.diffusion
     }
 
     /// The metadata (of the first shard for split models).

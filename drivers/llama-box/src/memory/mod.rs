@@ -99,6 +99,25 @@ impl LlamaCppModel {
         Ok(LlamaCppModel { kind })
     }
 
+    /// The same model with `--ctx-size` `ctx_size`: as [`LlamaCppModel::new`] with that
+    /// context gives, without reading the tensors, the projector or the component files again
+    /// (a text model keeps what does not depend on the context: its shape, weights and
+    /// projector).
+    pub fn with_ctx_size(&self, gguf: &GgufModel, ctx_size: u32) -> Result<LlamaCppModel> {
+        match &self.kind {
+            Kind::Text(text) => Ok(LlamaCppModel {
+                kind: Kind::Text(Box::new(text.with_ctx_size(ctx_size)?)),
+            }),
+            Kind::Image(image) => {
+                let settings = LlamaSettings {
+                    ctx_size,
+                    ..image.settings.clone()
+                };
+                LlamaCppModel::new(gguf, &settings)
+            }
+        }
+    }
+
     /// Adds the multimodal projector read from `mmproj` (the file `--mmproj` names): its
     /// weights and warm-up compute go to the first local GPU (llama-box offloads the projector
     /// unless `--no-mmproj-offload`), else to the host.
@@ -372,6 +391,30 @@ impl TextModel {
             Some(path) => model.with_projector(&GgufModel::open(path)?),
             None => Ok(model),
         }
+    }
+
+    /// [`TextModel::new`] with `--ctx-size` `ctx_size`: the context and what it sizes (KV
+    /// cache, output buffer, compute graphs) are resolved again; the shape, the weight table
+    /// (override rules, mmap, repacking) and the projector do not depend on it.
+    fn with_ctx_size(&self, ctx_size: u32) -> Result<TextModel> {
+        let settings = LlamaSettings {
+            ctx_size,
+            ..self.settings.clone()
+        };
+        let context = ContextSize::resolve(&self.shape, &settings)?;
+        Ok(TextModel {
+            shape: self.shape.clone(),
+            layer_kv: kv::layer_bytes(&self.shape, &context, &settings),
+            output_buffer: output_buffer_bytes(&self.shape, &settings, &context),
+            context,
+            settings,
+            weights: self.weights.clone(),
+            layer_classes: self.layer_classes.clone(),
+            replays: ReplayCache::default(),
+            flash_attn: self.flash_attn,
+            projector: self.projector.clone(),
+            coverage: self.coverage,
+        })
     }
 
     /// Adds the multimodal projector read from `mmproj` (the file `--mmproj` names): its

@@ -7,9 +7,11 @@
 //! (`allow_abbrev`), `--x.key` addresses a key of a JSON flag, and short aliases of one letter
 //! take an attached value (`-O3`).
 
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 
-use inferkit_core::flags::suggest::closest;
+use inferkit_core::flags::suggest::SpellingIndex;
 use inferkit_core::flags::{FlagSpec, FlagTable, Found, Resolution, Syntax, ValueError};
 use inferkit_core::{Error, Result};
 
@@ -156,12 +158,25 @@ pub(crate) fn resolve(version: VllmVersion, option: &str) -> Result<Option<Found
 
 /// The valid long option closest to `option` by edit distance, for "did you mean" messages.
 pub(crate) fn nearest(version: VllmVersion, option: &str) -> &'static str {
-    let long_options = version
-        .table()
-        .spellings_in_order()
-        .map(|(o, ..)| o)
-        .filter(|o| o.starts_with("--"));
-    closest(option, long_options).unwrap_or("--help")
+    long_options(version).closest(option).unwrap_or("--help")
+}
+
+/// The long options (`--x`) of `version`'s table in table order, indexed once.
+fn long_options(version: VllmVersion) -> &'static SpellingIndex {
+    fn index(version: VllmVersion) -> SpellingIndex {
+        let spellings = version.table().spellings_in_order();
+        SpellingIndex::new(
+            spellings
+                .map(|(option, ..)| option)
+                .filter(|option| option.starts_with("--")),
+        )
+    }
+    static OLD: LazyLock<SpellingIndex> = LazyLock::new(|| index(VllmVersion::V0_10_1_1));
+    static NEW: LazyLock<SpellingIndex> = LazyLock::new(|| index(VllmVersion::V0_33_0));
+    match version {
+        VllmVersion::V0_10_1_1 => &OLD,
+        VllmVersion::V0_33_0 => &NEW,
+    }
 }
 
 /// Checks one value against the flag's type and choices.
@@ -223,6 +238,36 @@ mod tests {
             VllmVersion::V0_33_0.default_of("--gpu-memory-utilization"),
             Some("0.92")
         );
+    }
+
+    /// The index of long options gives what `closest` gives over them in table order, for a
+    /// misspelling of every option (a char dropped, doubled, or a word appended).
+    #[test]
+    fn the_nearest_flag_is_the_closest_in_table_order() {
+        use inferkit_core::flags::suggest::closest;
+        for version in VllmVersion::ALL {
+            let long: Vec<&str> = version
+                .table()
+                .spellings_in_order()
+                .map(|(o, ..)| o)
+                .filter(|o| o.starts_with("--"))
+                .collect();
+            for option in &long {
+                let cut = &option[..option.len() - 1];
+                for written in [
+                    cut.to_string(),
+                    format!("{option}{}", &option[2..3]),
+                    format!("{option}-size"),
+                    format!("-{}", &option[3..]),
+                ] {
+                    assert_eq!(
+                        nearest(version, &written),
+                        closest(&written, long.iter().copied()).unwrap(),
+                        "{version} {written}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -146,9 +146,27 @@ const RULES: &[(VllmVersion, &str, Translation)] = &[
     ),
 ];
 
+/// Whether a refusal of an unknown flag names the nearest valid one: a search over every flag
+/// of the version, wasted where the caller drops the error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suggest {
+    Nearest,
+    Nothing,
+}
+
 impl Params {
     /// Parses, translates and checks `raw` for `version`.
     pub(crate) fn parse(version: VllmVersion, raw: &[String]) -> Result<Self> {
+        Self::parse_with(version, raw, Suggest::Nearest)
+    }
+
+    /// [`Params::parse`] for a caller that only uses parameters that parse and drops the
+    /// error: an unknown flag is refused without naming the nearest valid one.
+    pub(crate) fn parse_without_suggestions(version: VllmVersion, raw: &[String]) -> Result<Self> {
+        Self::parse_with(version, raw, Suggest::Nothing)
+    }
+
+    fn parse_with(version: VllmVersion, raw: &[String], suggest: Suggest) -> Result<Self> {
         let mut params = Params {
             version,
             args: Vec::new(),
@@ -175,7 +193,7 @@ impl Params {
                 continue;
             }
             let mut values: Vec<String> = attached.into_iter().collect();
-            let (found, sub_key) = params.lookup(&written)?;
+            let (found, sub_key) = params.lookup(&written, suggest)?;
             let arity = if sub_key.is_some() {
                 Arity::One(ValueKind::Text)
             } else {
@@ -202,10 +220,14 @@ impl Params {
 
     /// Resolves what the user wrote to a flag of the target version, or of the other version
     /// with the translation rule to apply.
-    fn lookup(&self, written: &str) -> Result<(Found, Option<String>)> {
+    fn lookup(&self, written: &str, suggest: Suggest) -> Result<(Found, Option<String>)> {
         let normalised = flags::normalise_option(written);
         let (option, sub_key) = split_sub_key(&normalised);
         let version = self.version;
+        let nearest = |prefix: &str, suffix: &str| match suggest {
+            Suggest::Nearest => format!("{prefix}{}{suffix}", flags::nearest(version, option)),
+            Suggest::Nothing => String::new(),
+        };
         if let Some(found) = flags::resolve(version, option)? {
             return Ok((Found::direct(version, found), sub_key));
         }
@@ -226,8 +248,8 @@ impl Params {
                 Error::invalid_parameter(
                     written,
                     format!(
-                        "removed in vLLM {version} (it exists in {other}); nearest valid flag: {}",
-                        flags::nearest(version, option)
+                        "removed in vLLM {version} (it exists in {other}){}",
+                        nearest("; nearest valid flag: ", "")
                     ),
                 )
             })?;
@@ -243,8 +265,8 @@ impl Params {
         Err(Error::invalid_parameter(
             written,
             format!(
-                "unknown vLLM {version} flag; did you mean {}?",
-                flags::nearest(version, option)
+                "unknown vLLM {version} flag{}",
+                nearest("; did you mean ", "?")
             ),
         ))
     }
@@ -655,6 +677,49 @@ mod tests {
         assert!(
             err.to_string().contains("did you mean --max-model-len"),
             "{err}"
+        );
+    }
+
+    /// Selection parses only to read `--hf-overrides` and drops any error: it gets the same
+    /// parameters and the same refusals, less the search for the nearest flag.
+    #[test]
+    fn parsing_without_suggestions_differs_only_in_the_message() {
+        let cases: [&[&str]; 5] = [
+            &["--max-model-len", "8192", "--enforce-eager"],
+            &[
+                "--hf-overrides",
+                "{\"architectures\": [\"LlamaForCausalLM\"]}",
+            ],
+            &["--max-model-length", "4096"],
+            &["--tensor-parallel-size", "two"],
+            &["--task=embed"],
+        ];
+        for version in VllmVersion::ALL {
+            for case in cases {
+                let raw: Vec<String> = case.iter().map(|s| s.to_string()).collect();
+                let (full, quiet) = (
+                    Params::parse(version, &raw),
+                    Params::parse_without_suggestions(version, &raw),
+                );
+                match (full, quiet) {
+                    (Ok(full), Ok(quiet)) => {
+                        assert_eq!(full.tokens(), quiet.tokens(), "{case:?}");
+                        assert_eq!(full.notes, quiet.notes, "{case:?}");
+                    }
+                    (Err(full), Err(quiet)) => {
+                        let (full, quiet) = (full.to_string(), quiet.to_string());
+                        assert!(full.starts_with(&quiet), "{full} / {quiet}");
+                        assert!(!quiet.contains("did you mean"), "{quiet}");
+                    }
+                    other => panic!("{version} {case:?}: {other:?}"),
+                }
+            }
+        }
+        let raw = vec!["--max-model-length".to_string()];
+        let quiet = Params::parse_without_suggestions(VllmVersion::V0_33_0, &raw).unwrap_err();
+        assert_eq!(
+            quiet.to_string(),
+            "invalid parameter --max-model-length: unknown vLLM 0.33.0 flag"
         );
     }
 
