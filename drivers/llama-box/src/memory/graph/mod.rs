@@ -14,9 +14,10 @@
 //! - `encoder`: the BERT-style encoder;
 //! - `t5`: the T5 encoder (relative-position bias, never flash attention);
 //! - `recurrent`: the layers of Mamba models (Mamba-1 and Mamba-2) op by op, with their
-//!   state reads and stores where the states live; other recurrent layers (sized with a Mamba template) alone, before an FFN
-//!   (Granite 4.0-H, Jamba) or beside attention (Falcon-H1);
-//! - `rwkv`: RWKV-6 layers op by op (time mix, channel mix, token-shift and WKV states);
+//!   state reads and stores where the states live; other recurrent layers (sized with a
+//!   Mamba template) alone, before an FFN (Granite 4.0-H, Jamba) or beside attention
+//!   (Falcon-H1);
+//! - `rwkv`: RWKV-6 and RWKV-7 layers op by op (time mix, channel mix, token-shift and WKV states);
 //! - `altup`: Gemma 3n's whole graph (the AltUp stack predicted and corrected around every
 //!   layer, LAuReL, the per-layer inputs, the sparsified FFN gate, layers sharing a cache);
 //! - `inputs` and `split`: the graph inputs, and the copies the scheduler makes between
@@ -119,6 +120,7 @@ pub(crate) fn compute_peaks(
         next_recurrent: None,
         state_rows: None,
         pending_mix: None,
+        first_value: None,
         outputs_resume: None,
         norms_pinned: false,
         defer_residual: false,
@@ -200,6 +202,8 @@ struct Builder<'a> {
     state_rows: Option<(usize, TensorId)>,
     /// An RWKV-6 layer's channel mix, built after the next layer's state reads.
     pending_mix: Option<rwkv::ChannelMix>,
+    /// RWKV-7's first layer's value, which every later layer mixes in.
+    first_value: Option<TensorId>,
     /// With the cache on the host, the layer whose attention the last device split resumes
     /// from: the output ids are copied with that split's inputs, not at the start of the
     /// device's first split (see `cached_attention`).
@@ -307,7 +311,8 @@ impl Builder<'_> {
             Some(&(_, buffer)) => Split {
                 buffer,
                 kinds: Some(self.attention_kinds(&placement.layers[k..], buffer)),
-                outputs: placement.layers[k..].iter().all(|&(_, b)| b == buffer),
+                outputs: placement.layers[k..].iter().all(|&(_, b)| b == buffer)
+                    && (placement.output == buffer || !self.rows_after_output_norm()),
             },
             None => Split {
                 buffer: placement.output,
@@ -321,8 +326,8 @@ impl Builder<'_> {
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
         self.norms_pinned = full_offload || self.r.n_tokens < 32;
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
-            if self.is_rwkv6(layer) {
-                cur = self.rwkv6_layer(layer, cur, k == last, splits[k]);
+            if self.is_rwkv(layer) {
+                cur = self.rwkv_layer(layer, cur, k == last, splits[k]);
                 continue;
             }
             if self.is_mamba(layer) {
@@ -351,7 +356,7 @@ impl Builder<'_> {
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
             } else if self.shape.causal {
-                self.decoder_layer(layer, cur, k == last)
+                self.decoder_layer(layer, cur, k == last && !self.rows_after_output_norm())
             } else {
                 self.encoder_layer(layer, cur, k == last)
             };
@@ -493,8 +498,15 @@ impl Builder<'_> {
         };
         // Command-R and Cohere2 norm with `ggml_norm` (LLM_NORM) without a bias: not in place.
         let layer_norm = self.names.contains_key("output_norm.bias") || self.parallel_blocks();
-        let embd = self.norm(inp, layer_norm);
+        let mut embd = self.norm(inp, layer_norm);
         self.g.mark_output(embd);
+        if self.rows_after_output_norm() {
+            // The normed output is the graph's `t_h_nextn`, an output; the output rows are
+            // selected from it into `t_embd`, another.
+            let ids = self.out_ids();
+            embd = self.op(self.e(), &[embd, ids]);
+            self.g.mark_output(embd);
+        }
         // An output cannot be overwritten in place: a scale of it is a tensor of its own.
         let head_input = match self.shape.scaled_head_input {
             true => self.op(self.e(), &[embd]),

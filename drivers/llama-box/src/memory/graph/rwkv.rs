@@ -21,17 +21,30 @@ pub(super) struct ChannelMix {
 }
 
 impl Builder<'_> {
-    /// Whether layer `il` is an RWKV-6 layer with fused token-shift lerps (the form the
-    /// converter writes), which [`Self::rwkv6_layer`] builds op by op.
-    pub(super) fn is_rwkv6(&self, il: usize) -> bool {
-        [
-            "time_mix_first",
-            "time_mix_lerp_fused",
-            "time_mix_w2",
-            "time_mix_decay_w1",
-        ]
-        .iter()
-        .all(|name| self.has(il, &format!("{name}.weight")))
+    /// Whether layer `il` is an RWKV-6 or RWKV-7 layer with fused token-shift lerps (the
+    /// form the converter writes), which [`Self::rwkv_layer`] builds op by op.
+    pub(super) fn is_rwkv(&self, il: usize) -> bool {
+        let v6 = ["time_mix_first", "time_mix_w2", "time_mix_decay_w1"];
+        self.has(il, "time_mix_lerp_fused.weight") && (self.has_all(il, &v6) || self.is_rwkv7(il))
+    }
+
+    /// Whether layer `il` is an RWKV-7 layer (decay, in-context learning rate and value
+    /// LoRAs).
+    fn is_rwkv7(&self, il: usize) -> bool {
+        let v7 = [
+            "time_mix_w1",
+            "time_mix_a1",
+            "time_mix_v1",
+            "time_mix_k_k",
+            "time_mix_r_k",
+        ];
+        self.has_all(il, &v7)
+    }
+
+    fn has_all(&self, il: usize, names: &[&str]) -> bool {
+        names
+            .iter()
+            .all(|name| self.has(il, &format!("{name}.weight")))
     }
 
     /// An element-wise op on `srcs` (the output has the first's size), in place on the first
@@ -56,7 +69,7 @@ impl Builder<'_> {
         self.elementwise(&[n], &[0])
     }
 
-    /// An RWKV-6 layer on `split` (see the module's documentation). `inp` is the token
+    /// An RWKV-6 or RWKV-7 layer on `split` (see the module's documentation). `inp` is the token
     /// embeddings for the first layer (normed here, `token_embd_norm`); later layers take
     /// their input from the previous layer's channel mix.
     ///
@@ -67,7 +80,7 @@ impl Builder<'_> {
     /// and residual add there too unless that is the host (then on this layer's device).
     /// A split's inputs are copied at its start, in the order its ops read them: the
     /// token-shift halves and the WKV state rows this layer reads from the host among them.
-    pub(super) fn rwkv6_layer(
+    pub(super) fn rwkv_layer(
         &mut self,
         il: usize,
         inp: TensorId,
@@ -110,12 +123,14 @@ impl Builder<'_> {
         let att_shift = self.g.view_sized(shift, e * (2 * seqs - 1) * F32, true);
         // What this layer's split copies in: the host's state rows when the states are
         // there, else the output ids when the split runs to the end.
+        // RWKV-7 also reads the first layer's value (before the WKV state).
+        let first: Vec<TensorId> = self.first_value.into_iter().collect();
         let reads: Vec<TensorId> = if state != device {
-            vec![att_shift, wkv_state]
+            [vec![att_shift], first, vec![wkv_state]].concat()
         } else if split.outputs {
-            vec![self.out_ids()]
+            [first, vec![self.out_ids()]].concat()
         } else {
-            Vec::new()
+            first
         };
         let inp = match (pending, mix_views) {
             (Some(mix), Some(views)) => {
@@ -139,6 +154,53 @@ impl Builder<'_> {
         let att_prev = self.g.view(att_norm, true);
         let x_prev = self.op(big, &[att_shift, att_prev]);
         let sx = self.elementwise(&[x_prev, att_norm], &[0]);
+        let out = if self.is_rwkv7(il) {
+            self.rwkv7_time_mix(il, att_norm, sx, wkv_state, state, device)
+        } else {
+            self.rwkv6_time_mix(il, att_norm, sx, wkv_state, state, device)
+        };
+        let out = self.g.view(out, true);
+        let residual = inp_2d;
+        // In place on the input when a split copied it in (a copy is memory of its own).
+        let ffn_inp = self.elementwise(&[out, residual], &[0, 1]);
+        let ffn_norm = self.biased_layer_norm(ffn_inp);
+        // The token-shift store: both norms' last token.
+        let last_att = self.g.view_sized(att_norm, e * seqs * F32, false);
+        let last_ffn = self.g.view_sized(ffn_norm, e * seqs * F32, false);
+        let shift_bytes = self.shape.recurrent.r * seqs * F32;
+        let shifted = self.op(shift_bytes, &[last_att, last_ffn]);
+        self.store_states(state, &[shifted]);
+        let mix = ChannelMix {
+            layer: il,
+            device,
+            ffn_inp,
+            ffn_norm,
+            shift,
+        };
+        if last {
+            let views = self.mix_views(mix);
+            return self.channel_mix(mix, views, device, device, &[], true);
+        }
+        self.pending_mix = Some(mix);
+        ffn_inp
+    }
+
+    /// `build_rwkv6_time_mix` from x_prev - x (`sx`) to the output projection: the fused
+    /// lerps through their LoRA, k, v and r, the decay, the WKV (its new state stored where
+    /// the states live), the group norm and the SiLU gate.
+    fn rwkv6_time_mix(
+        &mut self,
+        il: usize,
+        att_norm: TensorId,
+        sx: TensorId,
+        wkv_state: TensorId,
+        state: usize,
+        device: usize,
+    ) -> TensorId {
+        let t = self.r.n_tokens;
+        let seqs = self.r.n_seqs.max(1);
+        let e = self.shape.n_embd;
+        let big = e * t * F32;
         let sx_2d = self.g.view(sx, true);
         let att_2d = self.g.view(att_norm, true);
         let xxx = self.elementwise(&[sx_2d], &[0]);
@@ -191,30 +253,129 @@ impl Builder<'_> {
         let g = self.linear(xg, e, t, false);
         let g = self.elementwise(&[g], &[0]);
         let cur = self.elementwise(&[cur, g], &[0, 1]);
-        let out = self.linear(cur, e, t, false);
-        let out = self.g.view(out, true);
-        let residual = inp_2d;
-        let ffn_inp = self.op(big, &[out, residual]);
-        let ffn_norm = self.biased_layer_norm(ffn_inp);
-        // The token-shift store: both norms' last token.
-        let last_att = self.g.view_sized(att_norm, e * seqs * F32, false);
-        let last_ffn = self.g.view_sized(ffn_norm, e * seqs * F32, false);
-        let shift_bytes = self.shape.recurrent.r * seqs * F32;
-        let shifted = self.op(shift_bytes, &[last_att, last_ffn]);
-        self.store_states(state, &[shifted]);
-        let mix = ChannelMix {
-            layer: il,
-            device,
-            ffn_inp,
-            ffn_norm,
-            shift,
-        };
-        if last {
-            let views = self.mix_views(mix);
-            return self.channel_mix(mix, views, device, device, &[], true);
+        self.linear(cur, e, t, false)
+    }
+
+    /// `build_rwkv7_time_mix` from x_prev - x (`sx`) to the output projection, in the order
+    /// its ops join the graph (the WKV's sources r, w, k, v, -kk, kk·a): sx repeated once
+    /// per fused lerp, r, the decay w through its LoRA, k with the in-context learning rate a
+    /// (k + a·ka - ka), v (mixed with the first layer's v from the second layer on: that v
+    /// stays alive until the last layer), the normalised kk, the WKV (its new state stored
+    /// where the states live), the group norm, the bonus v·sum(k·r·r_k) and the gate.
+    fn rwkv7_time_mix(
+        &mut self,
+        il: usize,
+        att_norm: TensorId,
+        sx: TensorId,
+        wkv_state: TensorId,
+        state: usize,
+        device: usize,
+    ) -> TensorId {
+        let t = self.r.n_tokens;
+        let seqs = self.r.n_seqs.max(1);
+        let e = self.shape.n_embd;
+        let big = e * t * F32;
+        let gated = self.has(il, "time_mix_g1.weight") && self.has(il, "time_mix_g2.weight");
+        // r, w, k, v, a and, when gated, g (`ggml_repeat` to one slice per lerp).
+        let lerps = if gated { 6 } else { 5 };
+        let repeated = self.op(lerps * big, &[sx]);
+        let mixed = self.elementwise(&[repeated], &[0]);
+        let mixed = self.elementwise(&[mixed, att_norm], &[0]);
+        let slice = |b: &mut Self| b.g.view(mixed, false);
+        let xr = self.g.view(mixed, true);
+        let r = self.linear(xr, e, t, false);
+        let xw = slice(self);
+        let w = self.lora(il, xw, ["time_mix_w1", "time_mix_w2"], true);
+        let mut w = w;
+        for _ in 0..4 {
+            // + w0, sigmoid, scale, exp.
+            w = self.elementwise(&[w], &[0]);
         }
-        self.pending_mix = Some(mix);
-        ffn_inp
+        let xk = slice(self);
+        let k = self.linear(xk, e, t, false);
+        let xa = slice(self);
+        let a = self.lora(il, xa, ["time_mix_a1", "time_mix_a2"], false);
+        let a = self.elementwise(&[a], &[0]);
+        let a = self.elementwise(&[a], &[0]);
+        let ka = self.elementwise(&[k], &[0]);
+        let a_ka = self.elementwise(&[a, ka], &[0, 1]);
+        let diff = self.elementwise(&[a_ka, ka], &[0, 1]);
+        let k_mixed = self.elementwise(&[k, diff], &[0, 1]);
+        let xv = slice(self);
+        let mut v = self.linear(xv, e, t, false);
+        match self.first_value {
+            None => self.first_value = Some(v),
+            Some(first) => {
+                let to_first = self.elementwise(&[first, v], &[0, 1]);
+                let gate = self.lora(il, xv, ["time_mix_v1", "time_mix_v2"], false);
+                let gate = self.elementwise(&[gate], &[0]);
+                let gate = self.elementwise(&[gate], &[0]);
+                let mixed_v = self.elementwise(&[to_first, gate], &[0, 1]);
+                v = self.elementwise(&[v, mixed_v], &[0, 1]);
+            }
+        }
+        // kk = l2_norm(k·k_k) (through a reshape: new memory), then -kk and kk·a.
+        let kk = self.elementwise(&[k], &[0]);
+        let kk = self.g.view(kk, true);
+        let kk = self.op(big, &[kk]);
+        let neg = self.elementwise(&[kk], &[0]);
+        let a_3d = self.g.view(a, true);
+        let kk_a = self.elementwise(&[kk, a_3d], &[0, 1]);
+        let mut srcs: Vec<TensorId> = [r, w, k_mixed, v]
+            .iter()
+            .map(|&x| self.g.view(x, true))
+            .collect();
+        srcs.extend([neg, kk_a, wkv_state]);
+        let state_bytes = self.shape.recurrent.s * seqs * F32;
+        let wkv = self.op(big + state_bytes, &srcs);
+        let new_state = self.g.view_sized(wkv, state_bytes, false);
+        self.store_states(state, &[new_state]);
+        self.switch(device, &[]);
+        let heads = self.g.view(wkv, true);
+        let mut cur = heads;
+        if self.has(il, "time_mix_ln.weight") {
+            // The group norm over heads (a reshape: new memory), its weight and bias.
+            let normed = self.op(big, &[heads]);
+            let normed = self.g.view(normed, true);
+            cur = self.op(big, &[normed]);
+            cur = self.elementwise(&[cur], &[0]);
+        }
+        // The bonus: v · sum over each head of k·r·r_k.
+        let k_3d = self.g.view(k_mixed, true);
+        let r_3d = self.g.view(r, true);
+        let kr = self.op(big, &[k_3d, r_3d]);
+        let kr = self.elementwise(&[kr], &[0]);
+        let head_size = (self.shape.recurrent.s / e.max(1)).max(1);
+        let rk = self.op(e / head_size * t * F32, &[kr]);
+        let v_3d = self.g.view(v, true);
+        let bonus = self.op(big, &[v_3d, rk]);
+        let bonus = self.g.view(bonus, true);
+        cur = self.elementwise(&[cur, bonus], &[0, 1]);
+        if gated {
+            let xg = slice(self);
+            let g = self.lora(il, xg, ["time_mix_g1", "time_mix_g2"], true);
+            cur = self.elementwise(&[cur, g], &[0, 1]);
+        }
+        self.linear(cur, e, t, false)
+    }
+
+    /// A low-rank projection `second · act(first · x)`: the activation (tanh or sigmoid),
+    /// when there is one, in place between the two matmuls.
+    fn lora(
+        &mut self,
+        il: usize,
+        x: TensorId,
+        [first, second]: [&str; 2],
+        activation: bool,
+    ) -> TensorId {
+        let t = self.r.n_tokens;
+        let rank = self.out_rows(il, &format!("{first}.weight"), 1);
+        let mut h = self.linear(x, rank, t, false);
+        if activation {
+            h = self.elementwise(&[h], &[0]);
+        }
+        let rows = self.out_rows(il, &format!("{second}.weight"), self.shape.n_embd);
+        self.linear(h, rows, t, false)
     }
 
     /// The views of a layer's tensors its channel mix reads first: the second half of the
@@ -274,10 +435,14 @@ impl Builder<'_> {
         // may take it.
         let sx = self.elementwise(&[x_prev, ffn_norm], &[0, 1]);
         self.switch(mix.device, &[sx]);
-        let xr = self.elementwise(&[sx], &[0]);
-        let xr = self.elementwise(&[xr, ffn_norm], &[0]);
-        let r = self.linear(xr, e, t, false);
-        let r = self.elementwise(&[r], &[0]);
+        // RWKV-6 gates the value by the receptance's sigmoid; RWKV-7 has no receptance.
+        let receptance = self.has(il, "channel_mix_receptance.weight");
+        let r = receptance.then(|| {
+            let xr = self.elementwise(&[sx], &[0]);
+            let xr = self.elementwise(&[xr, ffn_norm], &[0]);
+            let r = self.linear(xr, e, t, false);
+            self.elementwise(&[r], &[0])
+        });
         let xk = self.elementwise(&[sx], &[0]);
         let xk = self.elementwise(&[xk, ffn_norm], &[0]);
         let n_ff = self.out_rows(il, "channel_mix_key.weight", e);
@@ -287,7 +452,8 @@ impl Builder<'_> {
         let v = self.linear(k, e, t, false);
         let residual = self.g.view(mix.ffn_inp, true);
         let tail_device = if mix.device == HOST { next } else { mix.device };
-        let mut inputs = vec![r, v];
+        let mut inputs: Vec<TensorId> = r.into_iter().collect();
+        inputs.push(v);
         if !last {
             inputs.push(residual);
         }
@@ -295,7 +461,10 @@ impl Builder<'_> {
             inputs.extend(reads);
         }
         self.switch(tail_device, &inputs);
-        let cur = self.elementwise(&[r, v], &[0, 1]);
+        let cur = match r {
+            Some(r) => self.elementwise(&[r, v], &[0, 1]),
+            None => v,
+        };
         let residual = if last {
             let ids = self.out_ids();
             self.op(big, &[residual, ids])
