@@ -259,6 +259,12 @@ impl Builder<'_> {
     pub(super) fn outputs_after_layers(&self) -> bool {
         OUTPUTS_AFTER_LAYERS.contains(&self.shape.arch.as_str())
     }
+
+    /// Whether the output rows are selected after the output norm ([`ROWS_AFTER_OUTPUT_NORM`]):
+    /// the last layer and the split running it read no output ids.
+    pub(super) fn rows_after_output_norm(&self) -> bool {
+        ROWS_AFTER_OUTPUT_NORM.contains(&self.shape.arch.as_str())
+    }
 }
 
 /// Architectures whose layers run the attention and the FFN side by side on one norm
@@ -276,3 +282,8 @@ const FFN_ADDED_ONTO_RESIDUAL: [&str; 1] = ["phi3"];
 /// Architectures that select the output rows after the last layer (`openai-moe.cpp`: unless
 /// `embeddings_nextn_masked`, which is off by default).
 const OUTPUTS_AFTER_LAYERS: [&str; 1] = ["gpt-oss"];
+
+/// Architectures that select the output rows from the normed output, itself a graph output
+/// (`t_h_nextn`): Nemotron-H (`src/models/nemotron-h.cpp`, unless `embeddings_nextn_masked`,
+/// off by default).
+const ROWS_AFTER_OUTPUT_NORM: [&str; 1] = ["nemotron_h"];

@@ -316,7 +316,8 @@ impl Builder<'_> {
             Some(&(_, buffer)) => Split {
                 buffer,
                 kinds: Some(self.attention_kinds(&placement.layers[k..], buffer)),
-                outputs: placement.layers[k..].iter().all(|&(_, b)| b == buffer),
+                outputs: placement.layers[k..].iter().all(|&(_, b)| b == buffer)
+                    && (placement.output == buffer || !self.rows_after_output_norm()),
             },
             None => Split {
                 buffer: placement.output,
@@ -361,7 +362,7 @@ impl Builder<'_> {
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
             } else if self.shape.causal {
-                self.decoder_layer(layer, cur, k == last)
+                self.decoder_layer(layer, cur, k == last && !self.rows_after_output_norm())
             } else {
                 self.encoder_layer(layer, cur, k == last)
             };
@@ -514,8 +515,15 @@ impl Builder<'_> {
         };
         // Command-R and Cohere2 norm with `ggml_norm` (LLM_NORM) without a bias: not in place.
         let layer_norm = self.names.contains_key("output_norm.bias") || self.parallel_blocks();
-        let embd = self.norm(inp, layer_norm);
+        let mut embd = self.norm(inp, layer_norm);
         self.g.mark_output(embd);
+        if self.rows_after_output_norm() {
+            // The normed output is the graph's `t_h_nextn`, an output; the output rows are
+            // selected from it into `t_embd`, another.
+            let ids = self.out_ids();
+            embd = self.op(self.e(), &[embd, ids]);
+            self.g.mark_output(embd);
+        }
         // An output cannot be overwritten in place: a scale of it is a tensor of its own.
         let head_input = match self.shape.scaled_head_input {
             true => self.op(self.e(), &[embd]),

@@ -368,18 +368,21 @@ impl Builder<'_> {
         }
     }
 
-    /// The rest of `build_mamba2_layer`: y + x·D (in place over the scan's output), the gate
-    /// by a contiguous z, the grouped RMS norm and the output projection.
+    /// The rest of `build_mamba2_layer`: y + x·D (in place over x·D: ggml-alloc never hands a
+    /// view's memory, here the scan's output, to an in-place op), the gate by a contiguous z,
+    /// the grouped RMS norm (new memory: it reads a reshape; its weight in place) and the
+    /// output projection (allocations compared with ggml's offsets on Nemotron-H).
     fn mamba2_output(&mut self, il: usize, scan: Mamba2Scan) -> TensorId {
         let bytes = scan.d_inner * self.r.n_tokens * F32;
         let z = self.gate_input(scan.zx_bc_dt, bytes);
         let x_d = self.op(bytes, &[scan.x]);
         let y = self.g.view(scan.scan, true);
-        let y = self.inplace_sized(bytes, &[y, x_d], 2);
+        let y = self.g.inplace_on(bytes, &[y, x_d], &[x_d], self.buffer);
         let mut y = self.op(bytes, &[z, y]);
         if self.has(il, "ssm_norm.weight") {
             let grouped = self.g.view(y, true);
-            y = self.norm(grouped, false);
+            let normed = self.op(bytes, &[grouped]);
+            y = self.inplace(&[normed], 1);
         }
         let y = self.g.view(y, true);
         self.linear(y, self.shape.n_embd, self.r.n_tokens, false)
