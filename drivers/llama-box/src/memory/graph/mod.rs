@@ -13,10 +13,10 @@
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
 //! - `t5`: the T5 encoder (relative-position bias, never flash attention);
-//! - `recurrent`: the layers of Mamba models (Mamba-1 and Mamba-2) op by op, with their
-//!   state reads and stores where the states live; other recurrent layers (sized with a
-//!   Mamba template) alone, before an FFN (Granite 4.0-H, Jamba) or beside attention
-//!   (Falcon-H1);
+//! - `recurrent`: the Mamba layers of Mamba models (Mamba-1 and Mamba-2), Granite 4.0-H
+//!   (before an FFN) and Falcon-H1 (beside attention) op by op, with their state reads and
+//!   stores where the states live; Nemotron-H's Mamba-2 mixer; Jamba's recurrent layers
+//!   (sized with a Mamba template) before an FFN;
 //! - `rwkv`: RWKV-6 and RWKV-7 layers op by op (time mix, channel mix, token-shift and WKV states);
 //! - `altup`: Gemma 3n's whole graph (the AltUp stack predicted and corrected around every
 //!   layer, LAuReL, the per-layer inputs, the sparsified FFN gate, layers sharing a cache);
