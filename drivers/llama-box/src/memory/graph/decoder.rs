@@ -114,6 +114,21 @@ impl Builder<'_> {
         cur: TensorId,
         beside: impl FnOnce(&mut Self) -> T,
     ) -> (TensorId, T) {
+        let attn = self.attention_core(il, cur);
+        let beside = beside(self);
+        let out = self.attention_output(il, attn);
+        (out, beside)
+    }
+
+    /// The output projection of an attention's output (`kqv_out`).
+    pub(super) fn attention_output(&mut self, il: usize, attn: TensorId) -> TensorId {
+        let bias = self.has(il, "attn_output.bias");
+        self.linear(attn, self.shape.n_embd, self.r.n_tokens, bias)
+    }
+
+    /// The attention of a layer on its normed input up to `kqv_out`, before its output
+    /// projection.
+    pub(super) fn attention_core(&mut self, il: usize, cur: TensorId) -> TensorId {
         let shape = self.shape;
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
@@ -148,10 +163,7 @@ impl Builder<'_> {
             let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
             (q, k, v, true)
         };
-        let attn = self.attend(il, q, k, v, v_contiguous);
-        let beside = beside(self);
-        let out = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
-        (out, beside)
+        self.attend(il, q, k, v, v_contiguous)
     }
 
     /// `build_attn` from Q, K and V: the rotation of a quantized cache, cached attention, and
