@@ -117,12 +117,14 @@ impl Builder<'_> {
 
     /// Where a host layer's trailing ops without weights start before its residual add (the
     /// routed experts' weighting and sum): they move to the next device with the closing
-    /// add, which copies `srcs` and the residual to come (see [`Builder::residual_add`]).
+    /// add, which copies `srcs` and the residual to come (see [`Builder::residual_add`]),
+    /// then the next Mamba layer's state rows read before them.
     pub(super) fn close_early(&mut self, srcs: &[TensorId]) {
         if let Some((split, residual)) = self.closing.take() {
             let mut first = srcs.to_vec();
             first.extend(residual);
-            self.enter(split, &first, &[]);
+            let rows: Vec<TensorId> = self.state_rows.map(|(_, rows)| rows).into_iter().collect();
+            self.enter(split, &first, &rows);
         }
     }
 
