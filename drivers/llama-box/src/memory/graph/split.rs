@@ -138,19 +138,23 @@ impl Builder<'_> {
     /// With the cache on the host, the last layer's device split ends at the last layer whose
     /// attention reads the cache ([`Builder::cached_attention`]): its K/V stores run on the
     /// host, and the device split that follows them, which selects the output rows, copies the
-    /// output ids at its start. `None` when the last layers run on the host or none of them
-    /// reads the cache on their device.
+    /// output ids at its start. `None` when the last layers run on the host, none of them
+    /// reads the cache on their device, or a hybrid's Mamba layer stores its states on the
+    /// host after the last that does.
     pub(super) fn outputs_resume(&self, layers: &[(usize, usize)]) -> Option<usize> {
         let &(_, buffer) = layers.last()?;
         if !self.r.kv_on_host || buffer == HOST {
             return None;
         }
+        // A Mamba layer replayed with its splits ([`Builder::mamba_layer`]) after it stores its
+        // states on the host too, and copies the output ids itself when it is the last.
         layers
             .iter()
             .rev()
             .take_while(|&&(_, b)| b == buffer)
             .map(|&(l, _)| l)
-            .find(|&l| self.reads_cache(l))
+            .find(|&l| self.reads_cache(l) || self.is_hybrid_mamba(l))
+            .filter(|&l| self.reads_cache(l))
     }
 
     /// The attention inputs a split reading the cache kinds `kinds` copies.
