@@ -106,18 +106,17 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// with the largest compute and device-total errors measured there (percent). For the
 /// recurrent ones the scheduler splits their layers around the state reads and stores (and,
 /// with the cache on the host, runs those on the host), which the replay follows for the
-/// models of Mamba layers and Granite 4.0-H's Mamba layers with their FFN (`graph::recurrent`)
-/// and RWKV-6/7 (`graph::rwkv`) only: offloaded, every device carries
-/// [`OFFLOAD_GAP_PERCENT`].
+/// models of Mamba layers and Granite 4.0-H's Mamba layers with their FFN (`graph::recurrent`),
+/// RWKV-6/7 (`graph::rwkv`) and Qwen3-Next's gated delta-net layers (`graph::delta_net`)
+/// only: offloaded, every device carries [`OFFLOAD_GAP_PERCENT`].
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // The rows over 5% keep the state on the host (`--no-kv-offload`), except a 3:1 split.
     ("falcon-h1", 34, 9),
-    // Its gated delta-net layers are sized with the Mamba template: devices within 7.6%; with
-    // the states on the host at full offload (`--no-kv-offload`) the host's compute is 50% under:
-    // its splits copy in the conv window whose last columns they store (the copy of that
-    // strided view is the whole 16 MiB window) and the new states, which the template leaves
-    // on the device.
-    ("qwen3next", 51, 2),
+    // Its gated delta-net layers are replayed op by op (`graph::delta_net`): the host rows
+    // are exact; the rows over 5% are the first device of the 3:1 split, which runs the
+    // last layer without the LM head (up to 7.6%, 8 MiB over without flash attention,
+    // already so with the Mamba template).
+    ("qwen3next", 8, 1),
     // The rows over 5% keep the states on the host (`--no-kv-offload`: the Mamba-2 layers on
     // a device run their state reads and stores on the host, up to 42% off, 3.2% of the device
     // total), and the first device of the 3:1 split (up to 8.7%).

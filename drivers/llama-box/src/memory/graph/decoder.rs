@@ -9,6 +9,9 @@ impl Builder<'_> {
     pub(super) fn decoder_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
         let shape = self.shape;
         let layer = shape.layers[il];
+        if self.is_delta_net(il) {
+            return self.delta_net_layer(il, inp);
+        }
         if layer.recurrent {
             return match layer.n_head_kv {
                 0 => self.recurrent_layer(il, inp, last),
@@ -222,6 +225,12 @@ impl Builder<'_> {
             cur = self.norm(cur, false);
         }
         let ffn_inp = self.inplace(&[cur, residual], 2);
+        self.ffn_from(il, ffn_inp)
+    }
+
+    /// The FFN half of a layer from its input `ffn_inp` (the attention residual): the FFN
+    /// norm, the FFN, its post-norm and residual.
+    pub(super) fn ffn_from(&mut self, il: usize, ffn_inp: TensorId) -> TensorId {
         self.expect_residual(ffn_inp);
         let normed = if self.post_norm_only(il) {
             ffn_inp
@@ -272,8 +281,9 @@ impl Builder<'_> {
 const PARALLEL_BLOCKS: [&str; 2] = ["command-r", "cohere2"];
 
 /// Architectures whose `post_attention_norm` weight norms the FFN input (after the attention
-/// residual) in place of an `ffn_norm`: gpt-oss (`src/models/openai-moe.cpp` at 0c1e57098).
-const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 1] = ["gpt-oss"];
+/// residual) in place of an `ffn_norm`: gpt-oss and Qwen3-Next (`src/models/openai-moe.cpp`,
+/// `qwen3next.cpp` at 0c1e57098).
+const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 2] = ["gpt-oss", "qwen3next"];
 
 /// Architectures whose FFN residual add reads the residual first (`ggml_add(ctx0, residual,
 /// cur)` in `src/models/phi3.cpp` at 0c1e57098; the others add the FFN output first).
@@ -284,6 +294,6 @@ const FFN_ADDED_ONTO_RESIDUAL: [&str; 1] = ["phi3"];
 const OUTPUTS_AFTER_LAYERS: [&str; 1] = ["gpt-oss"];
 
 /// Architectures that select the output rows from the normed output, itself a graph output
-/// (`t_h_nextn`): Nemotron-H (`src/models/nemotron-h.cpp`, unless `embeddings_nextn_masked`,
-/// off by default).
-const ROWS_AFTER_OUTPUT_NORM: [&str; 1] = ["nemotron_h"];
+/// (`t_h_nextn`): Nemotron-H and Qwen3-Next (`src/models/nemotron-h.cpp`, `qwen3next.cpp`,
+/// unless `embeddings_nextn_masked`, off by default).
+const ROWS_AFTER_OUTPUT_NORM: [&str; 2] = ["nemotron_h", "qwen3next"];
