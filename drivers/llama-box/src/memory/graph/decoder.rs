@@ -125,6 +125,8 @@ impl Builder<'_> {
         let kv_heads = layer.n_head_kv.max(1);
         let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);
         let pos = self.shape.positional.then(|| self.pos());
+        let gated = GATED_QUERY.contains(&shape.arch.as_str());
+        let mut q_gate = None;
         let (q, k, v, v_contiguous) = if self.has(il, "attn_qkv.weight") {
             // One matmul; Q, K and V are views into its result.
             let rows = self.out_rows(il, "attn_qkv.weight", q_rows + k_rows + v_rows);
@@ -137,9 +139,14 @@ impl Builder<'_> {
             (q, k, v, false)
         } else {
             // build_attn expands Q, then V, then K (K last for RoPE fusion into the cache).
-            let q_rows = self.out_rows(il, "attn_q.weight", q_rows);
-            let q = self.linear(cur, q_rows, t, self.has(il, "attn_q.bias"));
-            let mut q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", pos);
+            let q_out = self.out_rows(il, "attn_q.weight", q_rows);
+            let q = self.linear(cur, q_out, t, self.has(il, "attn_q.bias"));
+            let mut q = if gated {
+                q_gate = Some(q);
+                self.gated_query(il, q, q_rows * t * F32, pos)
+            } else {
+                self.qk_rope(il, q, q_out * t * F32, "attn_q_norm.weight", pos)
+            };
             if let Some(scale) = self.inputs.attn_scale {
                 // Temperature tuning: Q times the per-token scale, in place.
                 q = self.inplace(&[q, scale], 1);
@@ -151,7 +158,15 @@ impl Builder<'_> {
             let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
             (q, k, v, true)
         };
-        let attn = self.attend(il, q, k, v, v_contiguous);
+        let mut attn = self.attend(il, q, k, v, v_contiguous);
+        if let Some(q_full) = q_gate {
+            // The gate half of the query projection, made contiguous and passed through a
+            // sigmoid after the attention, multiplies its output.
+            let gate = self.g.view(q_full, false);
+            let gate = self.op(q_rows * t * F32, &[gate]);
+            let gate = self.inplace(&[gate], 1);
+            attn = self.elementwise(&[attn, gate], &[0, 1]);
+        }
         let beside = beside(self);
         let out = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         (out, beside)
@@ -185,6 +200,32 @@ impl Builder<'_> {
         let bytes = self.g.bytes(x);
         let x = if contiguous { x } else { self.op(bytes, &[x]) };
         self.op(bytes, &[x, rot])
+    }
+
+    /// The query half of a projection holding each head's query and gate side by side
+    /// ([`GATED_QUERY`]): a strided view, whose norm is new memory (ggml-alloc never runs an
+    /// op in place over a view), its weight applied in place, then RoPE.
+    fn gated_query(
+        &mut self,
+        il: usize,
+        q_full: TensorId,
+        bytes: u64,
+        pos: Option<TensorId>,
+    ) -> TensorId {
+        let view = self.g.view(q_full, true);
+        if !self.has(il, "attn_q_norm.weight") {
+            return match pos {
+                Some(pos) => self.op(bytes, &[view, pos]),
+                None => view,
+            };
+        }
+        let normed = self.op(bytes, &[view]);
+        let q = self.inplace(&[normed], 1);
+        // RoPE runs in place over the normed query, a tensor of its own.
+        match pos {
+            Some(pos) => self.inplace(&[q, pos], 1),
+            None => q,
+        }
     }
 
     /// Optional per-head norm, then RoPE (when the model has positions), on a reshaped view.
@@ -297,3 +338,9 @@ const OUTPUTS_AFTER_LAYERS: [&str; 1] = ["gpt-oss"];
 /// (`t_h_nextn`): Nemotron-H and Qwen3-Next (`src/models/nemotron-h.cpp`, `qwen3next.cpp`,
 /// unless `embeddings_nextn_masked`, off by default).
 const ROWS_AFTER_OUTPUT_NORM: [&str; 2] = ["nemotron_h", "qwen3next"];
+
+/// Architectures whose query projection holds each head's query and an output gate side by
+/// side (`build_layer_attn` of `src/models/qwen3next.cpp` at 0c1e57098): the query is a view
+/// of it, and the gate's contiguous copy and sigmoid multiply the attention output before the
+/// output projection, keeping the projection alive through the attention.
+const GATED_QUERY: [&str; 1] = ["qwen3next"];
