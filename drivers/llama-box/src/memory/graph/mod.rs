@@ -13,10 +13,10 @@
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
 //! - `t5`: the T5 encoder (relative-position bias, never flash attention);
-//! - `recurrent`: the layers of Mamba models (Mamba-1 and Mamba-2) op by op, with their
-//!   state reads and stores where the states live; other recurrent layers (sized with a
-//!   Mamba template) alone, before an FFN (Granite 4.0-H, Jamba) or beside attention
-//!   (Falcon-H1);
+//! - `recurrent`: the Mamba layers of Mamba models (Mamba-1 and Mamba-2), Granite 4.0-H
+//!   (before an FFN) and Falcon-H1 (beside attention) op by op, with their state reads and
+//!   stores where the states live; Nemotron-H's Mamba-2 mixer; Jamba's recurrent layers
+//!   (sized with a Mamba template) before an FFN;
 //! - `delta_net`: Qwen3-Next's gated delta-net layers op by op (conv and delta-net states
 //!   read and stored where they live, the fused gated delta-net op, the gated norm);
 //! - `rwkv`: RWKV-6 and RWKV-7 layers op by op (time mix, channel mix, token-shift and WKV states);

@@ -1,9 +1,9 @@
-//! Recurrent layers: those of Mamba models (Mamba-1 and Mamba-2, no attention) and Granite
-//! 4.0-H's (Mamba-2, each followed by an FFN) op by op ([`Builder::mamba_layer`]); the others
-//! sized with the Mamba template (`build_mamba_layer` / `build_mamba2_layer` of
-//! `src/models/mamba-base.cpp`), alone or followed by an FFN (Jamba); beside attention
-//! (Falcon-H1) and alone in Nemotron-H's Mamba layers, the Mamba-2 mixer follows
-//! `build_mamba2_layer` tensor by tensor.
+//! Recurrent layers: those of Mamba models (Mamba-1 and Mamba-2, no attention), Granite
+//! 4.0-H's (Mamba-2, each followed by an FFN) and Falcon-H1's (Mamba-2 beside attention) op
+//! by op with the scheduler's splits ([`Builder::mamba_layer`],
+//! [`Builder::parallel_hybrid_layer`]); Jamba's sized with the Mamba template
+//! (`build_mamba_layer` of `src/models/mamba-base.cpp`) followed by an FFN; in Nemotron-H's
+//! Mamba layers the Mamba-2 mixer follows `build_mamba2_layer` tensor by tensor.
 
 use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
@@ -61,6 +61,49 @@ impl Builder<'_> {
         split: Split,
         next: Option<(usize, usize)>,
     ) -> TensorId {
+        let device = split.buffer;
+        let head = self.mamba_head(il, inp, split);
+        // The tail, after the next layer's reads.
+        let bytes = head.d_inner * self.r.n_tokens * F32;
+        // z: a strided view of the projection.
+        let z = self.gate_view(&head);
+        let next = next.filter(|&(layer, _)| self.is_mamba(layer));
+        // The gate's cont follows the reads onto another device (not onto the host, the
+        // scheduler's last resort), whose split copies z in with the row indices.
+        let mut moved = false;
+        if let Some((layer, buffer)) = next {
+            let state = self.state_buffer(buffer);
+            moved = state != device && state != HOST;
+            let after = if moved { vec![z] } else { Vec::new() };
+            let rows = self.state_rows(state, self.shape.recurrent.r, &after);
+            self.state_rows = Some((layer, rows));
+        }
+        let z = if moved { self.op(bytes, &[z]) } else { z };
+        let mut inputs = vec![z];
+        if let (Some((_, buffer)), Some((_, rows))) = (next, self.state_rows)
+            && buffer == device
+        {
+            inputs.push(rows);
+        }
+        if last {
+            inputs.push(self.out_ids());
+        }
+        self.switch(device, &inputs);
+        let z = if moved { z } else { self.op(bytes, &[z]) };
+        let out = self.mamba_tail(il, &head, z);
+        if self.has_ffn(il) {
+            return self.ffn_block(il, out, inp, last);
+        }
+        let (out, residual) = self.select_outputs(out, inp, last);
+        // Mamba-1 adds its projection through a reshape (a view): the add takes the
+        // residual's memory, except on the last layer, whose output rows are copies.
+        self.residual_add_reusing(out, residual, head.mamba2 || last)
+    }
+
+    /// The head of [`Self::mamba_layer`] on `split`: the state reads, the norm, the input
+    /// projection, the conv window and its store, the convolution, dt and the scan with its
+    /// stores (in host splits when the states live on the host).
+    fn mamba_head(&mut self, il: usize, inp: TensorId, split: Split) -> MambaHead {
         let device = split.buffer;
         let state = self.state_buffer(device);
         let t = self.r.n_tokens;
@@ -168,37 +211,36 @@ impl Builder<'_> {
             .g
             .view_sized(scan, d_state * d_inner * seqs * F32, false);
         self.store_states(state, &[extra_rows, states]);
-        // The tail, after the next layer's reads.
-        let bytes = d_inner * t * F32;
-        // z: a strided view of the projection.
-        let z = self
-            .g
-            .view_sized(xz, (d_inner + t.saturating_sub(1) * xz_rows) * F32, false);
-        let next = next.filter(|&(layer, _)| self.is_mamba(layer));
-        // The gate's cont follows the reads onto another device (not onto the host, the
-        // scheduler's last resort), whose split copies z in with the row indices.
-        let mut moved = false;
-        if let Some((layer, buffer)) = next {
-            let state = self.state_buffer(buffer);
-            moved = state != device && state != HOST;
-            let after = if moved { vec![z] } else { Vec::new() };
-            let rows = self.state_rows(state, self.shape.recurrent.r, &after);
-            self.state_rows = Some((layer, rows));
+        MambaHead {
+            xz,
+            xz_rows,
+            x,
+            scan,
+            d_inner,
+            mamba2,
         }
-        let z = if moved { self.op(bytes, &[z]) } else { z };
-        let mut inputs = vec![z];
-        if let (Some((_, buffer)), Some((_, rows))) = (next, self.state_rows)
-            && buffer == device
-        {
-            inputs.push(rows);
-        }
-        if last {
-            inputs.push(self.out_ids());
-        }
-        self.switch(device, &inputs);
-        let z = if moved { z } else { self.op(bytes, &[z]) };
+    }
+
+    /// The strided view of the input projection that holds z.
+    fn gate_view(&mut self, head: &MambaHead) -> TensorId {
+        let t = self.r.n_tokens;
+        self.g.view_sized(
+            head.xz,
+            (head.d_inner + t.saturating_sub(1) * head.xz_rows) * F32,
+            false,
+        )
+    }
+
+    /// The tail of [`Self::mamba_layer`] from the contiguous z: y + x·D, the SwiGLU gate,
+    /// Mamba-2's grouped norm and the output projection.
+    fn mamba_tail(&mut self, il: usize, head: &MambaHead, z: TensorId) -> TensorId {
+        let device = self.buffer;
+        let t = self.r.n_tokens;
+        let bytes = head.d_inner * t * F32;
+        let x = head.x;
+        let scan = head.scan;
         // x·D: in place on Mamba-1's x, new memory for Mamba-2's (a view of xBC).
-        let x_d = if mamba2 {
+        let x_d = if head.mamba2 {
             self.op(bytes, &[x])
         } else {
             self.inplace(&[x], 1)
@@ -214,14 +256,7 @@ impl Builder<'_> {
             y = self.inplace(&[normed], 1);
         }
         let y = self.g.view(y, true);
-        let out = self.linear(y, self.shape.n_embd, t, false);
-        if self.has_ffn(il) {
-            return self.ffn_block(il, out, inp, last);
-        }
-        let (out, residual) = self.select_outputs(out, inp, last);
-        // Mamba-1 adds its projection through a reshape (a view): the add takes the
-        // residual's memory, except on the last layer, whose output rows are copies.
-        self.residual_add_reusing(out, residual, mamba2 || last)
+        self.linear(y, self.shape.n_embd, t, false)
     }
 
     /// Where layer states live: the host with `--no-kv-offload`, else the layer's buffer.
@@ -292,19 +327,35 @@ impl Builder<'_> {
     /// output rows, then the FFN.
     ///
     /// The mixer stores its states with `ggml_build_forward_expand` while the layer is built,
-    /// so llama.cpp's graph holds its projection, convolution and scan between the attention
-    /// (up to `kqv_out`) and the attention's output projection (node order dumped from
-    /// 0c1e57098's allocator); the projection (z is read by the gate), the convolved x and
-    /// the scan's output stay alive until the gate.
+    /// so llama.cpp's graph holds the mixer's head ([`Self::mamba_head`]: state reads,
+    /// projection, convolution, scan and stores) between the attention (up to `kqv_out`) and
+    /// the attention's output projection, then the mixer's tail (graph order and splits
+    /// dumped from 0c1e57098, `GGML_SCHED_DEBUG=2`). With the states and the cache on the
+    /// host the attention runs in the host split of the K/V stores, which goes on with the
+    /// state reads; the output projection's split on the device copies its output after the
+    /// state stores.
     pub(super) fn parallel_hybrid_layer(
         &mut self,
         il: usize,
         inp: TensorId,
         last: bool,
     ) -> TensorId {
+        let device = self.buffer;
         let cur = self.norm(inp, false);
-        let (attn, scan) = self.self_attention_beside(il, cur, |b| b.mamba2_scan(il, inp));
-        let ssm = self.mamba2_output(il, scan);
+        let (attn, head) = self.self_attention_beside(il, cur, |b| {
+            let split = Split {
+                buffer: device,
+                kinds: None,
+                outputs: false,
+            };
+            let head = b.mamba_head(il, inp, split);
+            b.switch(device, &[]);
+            b.resume_outputs(il);
+            head
+        });
+        let z = self.gate_view(&head);
+        let z = self.op(head.d_inner * self.r.n_tokens * F32, &[z]);
+        let ssm = self.mamba_tail(il, &head, z);
         let mixed = self.inplace(&[attn, ssm], 2);
         let mut ffn_inp = self.inplace(&[mixed, inp], 2);
         if last {
@@ -461,6 +512,22 @@ const HYBRID_MAMBA: [&str; 1] = ["granitehybrid"];
 /// Architectures whose recurrent layers (without attention beside them) run the Mamba-2 mixer
 /// ([`Builder::mamba2_scan`] and [`Builder::mamba2_output`]) rather than the Mamba template.
 const MAMBA2_MIXER: [&str; 1] = ["nemotron_h"];
+
+/// The tensors of [`Builder::mamba_head`] its tail reads.
+struct MambaHead {
+    /// The input projection (z, x or xBC, Mamba-2's dt).
+    xz: TensorId,
+    /// Its width.
+    xz_rows: u64,
+    /// The convolved x (Mamba-2: a view of xBC), read again for x·D.
+    x: TensorId,
+    /// The scan's output: y, then the new states.
+    scan: TensorId,
+    /// Width of the mixer (`ssm.inner_size`).
+    d_inner: u64,
+    /// Mamba-2 (no `ssm_x`).
+    mamba2: bool,
+}
 
 /// The tensors of a Mamba-2 mixer that outlive its scan.
 struct Mamba2Scan {

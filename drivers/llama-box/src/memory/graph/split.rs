@@ -3,6 +3,7 @@
 
 use super::{Builder, HOST, Split};
 use crate::memory::alloc::TensorId;
+use crate::memory::shape::PARALLEL_HYBRIDS;
 
 impl Builder<'_> {
     /// A graph input; inputs live on the host and are copied to devices that use them.
@@ -34,7 +35,8 @@ impl Builder<'_> {
     /// Starts a split on `split.buffer`: the scheduler copies all the split's inputs at its
     /// start, in the order its nodes first read them: the activations its first node reads
     /// (`first`), the attention inputs of the cache kinds its layers read (`split.kinds`,
-    /// when it holds layers), the output ids when it runs the last layer, then the activations read later (`later`: the residual of a
+    /// when it holds layers), a parallel hybrid's state row indices when its states are
+    /// there, the output ids when it runs the last layer, then the activations read later (`later`: the residual of a
     /// layer whose norm ran on the previous device).
     pub(super) fn enter(&mut self, split: Split, first: &[TensorId], later: &[TensorId]) {
         if split.buffer == self.buffer {
@@ -49,6 +51,13 @@ impl Builder<'_> {
         }
         if let Some(kinds) = split.kinds {
             self.attention_inputs_for(kinds, &mut needed);
+            if PARALLEL_HYBRIDS.contains(&self.shape.arch.as_str())
+                && self.state_buffer(buffer) == buffer
+            {
+                // Every layer of a parallel hybrid reads its states here, by the row indices.
+                let (main, extra) = self.state_copy_input();
+                needed.extend([main, extra]);
+            }
         }
         if split.outputs && self.outputs_resume.is_none() {
             // The last layer's row selection reads the output ids: copied with the rest of
