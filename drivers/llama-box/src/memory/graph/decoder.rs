@@ -117,6 +117,21 @@ impl Builder<'_> {
         cur: TensorId,
         beside: impl FnOnce(&mut Self) -> T,
     ) -> (TensorId, T) {
+        let attn = self.attention_core(il, cur);
+        let beside = beside(self);
+        let out = self.attention_output(il, attn);
+        (out, beside)
+    }
+
+    /// The output projection of an attention's output (`kqv_out`).
+    pub(super) fn attention_output(&mut self, il: usize, attn: TensorId) -> TensorId {
+        let bias = self.has(il, "attn_output.bias");
+        self.linear(attn, self.shape.n_embd, self.r.n_tokens, bias)
+    }
+
+    /// The attention of a layer on its normed input up to `kqv_out` (times the gate of a
+    /// [`GATED_QUERY`]), before its output projection.
+    pub(super) fn attention_core(&mut self, il: usize, cur: TensorId) -> TensorId {
         let shape = self.shape;
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
@@ -158,18 +173,16 @@ impl Builder<'_> {
             let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
             (q, k, v, true)
         };
-        let mut attn = self.attend(il, q, k, v, v_contiguous);
-        if let Some(q_full) = q_gate {
-            // The gate half of the query projection, made contiguous and passed through a
-            // sigmoid after the attention, multiplies its output.
-            let gate = self.g.view(q_full, false);
-            let gate = self.op(q_rows * t * F32, &[gate]);
-            let gate = self.inplace(&[gate], 1);
-            attn = self.elementwise(&[attn, gate], &[0, 1]);
-        }
-        let beside = beside(self);
-        let out = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
-        (out, beside)
+        let attn = self.attend(il, q, k, v, v_contiguous);
+        let Some(q_full) = q_gate else {
+            return attn;
+        };
+        // The gate half of the query projection, made contiguous and passed through a sigmoid
+        // after the attention, multiplies its output.
+        let gate = self.g.view(q_full, false);
+        let gate = self.op(q_rows * t * F32, &[gate]);
+        let gate = self.inplace(&[gate], 1);
+        self.elementwise(&[attn, gate], &[0, 1])
     }
 
     /// `build_attn` from Q, K and V: the rotation of a quantized cache, cached attention, and

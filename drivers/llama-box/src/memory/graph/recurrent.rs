@@ -342,17 +342,18 @@ impl Builder<'_> {
     ) -> TensorId {
         let device = self.buffer;
         let cur = self.norm(inp, false);
-        let (attn, head) = self.self_attention_beside(il, cur, |b| {
-            let split = Split {
-                buffer: device,
-                kinds: None,
-                outputs: false,
-            };
-            let head = b.mamba_head(il, inp, split);
-            b.switch(device, &[]);
-            b.resume_outputs(il);
-            head
-        });
+        let attn = self.attention_core(il, cur);
+        let split = Split {
+            buffer: device,
+            kinds: None,
+            outputs: false,
+        };
+        let head = self.mamba_head(il, inp, split);
+        // The split resuming on the device copies the attention output, then the output
+        // ids when it selects the output rows.
+        self.switch(device, &[attn]);
+        self.resume_outputs(il);
+        let attn = self.attention_output(il, attn);
         let z = self.gate_view(&head);
         let z = self.op(head.d_inner * self.r.n_tokens * F32, &[z]);
         let ssm = self.mamba_tail(il, &head, z);
