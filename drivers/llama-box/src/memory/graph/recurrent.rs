@@ -63,6 +63,7 @@ impl Builder<'_> {
     ) -> TensorId {
         let device = split.buffer;
         let head = self.mamba_head(il, inp, split);
+        let inp = head.input;
         // The tail, after the next layer's reads.
         let bytes = head.d_inner * self.r.n_tokens * F32;
         // z: a strided view of the projection.
@@ -103,7 +104,7 @@ impl Builder<'_> {
     /// The head of [`Self::mamba_layer`] on `split`: the state reads, the norm, the input
     /// projection, the conv window and its store, the convolution, dt and the scan with its
     /// stores (in host splits when the states live on the host).
-    fn mamba_head(&mut self, il: usize, inp: TensorId, split: Split) -> MambaHead {
+    fn mamba_head(&mut self, il: usize, mut inp: TensorId, split: Split) -> MambaHead {
         let device = split.buffer;
         let state = self.state_buffer(device);
         let t = self.r.n_tokens;
@@ -138,6 +139,11 @@ impl Builder<'_> {
                     [main, extra, inp]
                 };
                 self.enter(split, &first, &[]);
+                if il == 0 && self.shape.embeddings_scaled {
+                    // The scale runs here, in place on the copy of the embeddings unless
+                    // that is a pipeline copy (pinned), and becomes the layer's input.
+                    inp = self.inplace(&[inp], 1);
+                }
                 self.state_rows(state, self.shape.recurrent.r, &[])
             }
             _ => {
@@ -212,6 +218,7 @@ impl Builder<'_> {
             .view_sized(scan, d_state * d_inner * seqs * F32, false);
         self.store_states(state, &[extra_rows, states]);
         MambaHead {
+            input: inp,
             xz,
             xz_rows,
             x,
@@ -516,6 +523,9 @@ const MAMBA2_MIXER: [&str; 1] = ["nemotron_h"];
 
 /// The tensors of [`Builder::mamba_head`] its tail reads.
 struct MambaHead {
+    /// The layer's input as the head read it (Granite 4.0-H's first layer: the scaled
+    /// embeddings).
+    input: TensorId,
     /// The input projection (z, x or xBC, Mamba-2's dt).
     xz: TensorId,
     /// Its width.
