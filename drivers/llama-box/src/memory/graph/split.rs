@@ -121,12 +121,14 @@ impl Builder<'_> {
 
     /// Where a host layer's trailing ops without weights start before its residual add (the
     /// routed experts' weighting and sum): they move to the next device with the closing
-    /// add, which copies `srcs` and the residual to come (see [`Builder::residual_add`]).
+    /// add, which copies `srcs` and the residual to come (see [`Builder::residual_add`]),
+    /// then the next Mamba layer's state rows read before them.
     pub(super) fn close_early(&mut self, srcs: &[TensorId]) {
         if let Some((split, residual)) = self.closing.take() {
             let mut first = srcs.to_vec();
             first.extend(residual);
-            self.enter(split, &first, &[]);
+            let rows: Vec<TensorId> = self.state_rows.map(|(_, rows)| rows).into_iter().collect();
+            self.enter(split, &first, &rows);
         }
     }
 
@@ -140,19 +142,23 @@ impl Builder<'_> {
     /// With the cache on the host, the last layer's device split ends at the last layer whose
     /// attention reads the cache ([`Builder::cached_attention`]): its K/V stores run on the
     /// host, and the device split that follows them, which selects the output rows, copies the
-    /// output ids at its start. `None` when the last layers run on the host or none of them
-    /// reads the cache on their device.
+    /// output ids at its start. `None` when the last layers run on the host, none of them
+    /// reads the cache on their device, or a hybrid's Mamba layer stores its states on the
+    /// host after the last that does.
     pub(super) fn outputs_resume(&self, layers: &[(usize, usize)]) -> Option<usize> {
         let &(_, buffer) = layers.last()?;
         if !self.r.kv_on_host || buffer == HOST {
             return None;
         }
+        // A Mamba layer replayed with its splits ([`Builder::mamba_layer`]) after it stores its
+        // states on the host too, and copies the output ids itself when it is the last.
         layers
             .iter()
             .rev()
             .take_while(|&&(_, b)| b == buffer)
             .map(|&(l, _)| l)
-            .find(|&l| self.reads_cache(l))
+            .find(|&l| self.reads_cache(l) || self.is_hybrid_mamba(l))
+            .filter(|&l| self.reads_cache(l))
     }
 
     /// The attention inputs a split reading the cache kinds `kinds` copies.
