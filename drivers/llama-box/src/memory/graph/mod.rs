@@ -17,6 +17,8 @@
 //!   (before an FFN) and Falcon-H1 (beside attention) op by op, with their state reads and
 //!   stores where the states live; Nemotron-H's Mamba-2 mixer; Jamba's recurrent layers
 //!   (sized with a Mamba template) before an FFN;
+//! - `delta_net`: Qwen3-Next's gated delta-net layers op by op (conv and delta-net states
+//!   read and stored where they live, the fused gated delta-net op, the gated norm);
 //! - `rwkv`: RWKV-6 and RWKV-7 layers op by op (time mix, channel mix, token-shift and WKV states);
 //! - `altup`: Gemma 3n's whole graph (the AltUp stack predicted and corrected around every
 //!   layer, LAuReL, the per-layer inputs, the sparsified FFN gate, layers sharing a cache);
@@ -39,6 +41,7 @@ use crate::params::CacheType;
 mod altup;
 mod attention;
 mod decoder;
+mod delta_net;
 mod encoder;
 mod ffn;
 mod inputs;
@@ -126,6 +129,7 @@ pub(crate) fn compute_peaks(
         norms_pinned: false,
         defer_residual: false,
         deferred_residual: None,
+        split_reads_states: false,
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -226,6 +230,10 @@ struct Builder<'a> {
     defer_residual: bool,
     /// That residual, until `cached_attention` resumes the device split.
     deferred_residual: Option<TensorId>,
+    /// The split the next layer starts holds gated delta-net layers reading their states on
+    /// its own device: their state reads (`build_rs`) are its first nodes after the opening
+    /// norm, so it copies the state row indices right after the norm's input.
+    split_reads_states: bool,
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -349,6 +357,11 @@ impl Builder<'_> {
                 self.closing = None;
                 continue;
             }
+            self.split_reads_states = !self.r.kv_on_host
+                && placement.layers[k..]
+                    .iter()
+                    .take_while(|&&(_, b)| b == splits[k].buffer)
+                    .any(|&(l, _)| self.is_delta_net(l));
             self.enter_layer(splits[k], cur, self.opens_with_norm(layer));
             if self.opening.is_none() {
                 cur = self.local(cur);

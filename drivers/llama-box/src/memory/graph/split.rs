@@ -45,6 +45,10 @@ impl Builder<'_> {
         let buffer = split.buffer;
         self.buffer = buffer;
         let mut needed = first.to_vec();
+        if split.kinds.is_some() && self.split_reads_states {
+            let (main, extra) = self.state_copy_input();
+            needed.extend([main, extra]);
+        }
         if let Some(kinds) = split.kinds {
             self.attention_inputs_for(kinds, &mut needed);
             if PARALLEL_HYBRIDS.contains(&self.shape.arch.as_str())
