@@ -16,7 +16,8 @@ impl Builder<'_> {
         let layer = self.shape.layers[il];
         layer.recurrent
             && self.has(il, "ssm_in.weight")
-            && self.shape.layers.iter().all(|l| l.n_head_kv == 0)
+            && (self.shape.layers.iter().all(|l| l.n_head_kv == 0)
+                || MAMBA2_MIXER.contains(&self.shape.arch.as_str()))
             && !self.has_ffn(il)
     }
 
@@ -29,6 +30,12 @@ impl Builder<'_> {
             && layer.n_head_kv == 0
             && self.has(il, "ssm_in.weight")
             && self.has_ffn(il)
+    }
+
+    /// Whether Mamba layer `il` is a hybrid's (Granite 4.0-H's, Nemotron-H's): the split
+    /// its state reads start also copies the attention inputs of its layers.
+    fn beside_attention(&self, il: usize) -> bool {
+        self.is_hybrid_mamba(il) || self.shape.layers.iter().any(|l| l.n_head_kv > 0)
     }
 
     /// A Mamba layer (`build_mamba_layer` / `build_mamba2_layer` of
@@ -86,7 +93,7 @@ impl Builder<'_> {
         {
             inputs.push(rows);
         }
-        if last {
+        if last && split.outputs {
             inputs.push(self.out_ids());
         }
         self.switch(device, &inputs);
@@ -95,7 +102,7 @@ impl Builder<'_> {
         if self.has_ffn(il) {
             return self.ffn_block(il, out, inp, last);
         }
-        let (out, residual) = self.select_outputs(out, inp, last);
+        let (out, residual) = self.select_outputs(out, inp, last && !self.rows_after_output_norm());
         // Mamba-1 adds its projection through a reshape (a view): the add takes the
         // residual's memory, except on the last layer, whose output rows are copies.
         self.residual_add_reusing(out, residual, head.mamba2 || last)
@@ -129,7 +136,7 @@ impl Builder<'_> {
         }
         let rows = match self.state_rows.take() {
             Some((layer, rows)) if layer == il => rows,
-            _ if self.is_hybrid_mamba(il) && state == device => {
+            _ if self.beside_attention(il) && state == device => {
                 // The split copies the state row indices, the attention inputs of its layers
                 // and the output ids; the scaled embeddings come first.
                 let (main, extra) = self.state_copy_input();
@@ -314,7 +321,7 @@ impl Builder<'_> {
     /// (hybrids), else the residual. Nemotron-H's layers run the Mamba-2 mixer as
     /// `build_mamba2_layer` builds it (`src/models/nemotron-h.cpp`): its state reads join the
     /// graph before the norm, so a host layer's tail before them moves to their device
-    /// (`state_reads_after`).
+    /// (`recurrent_reads_after`).
     pub(super) fn recurrent_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
         let out = if MAMBA2_MIXER.contains(&self.shape.arch.as_str()) {
             let scan = self.mamba2_scan(il, inp);
