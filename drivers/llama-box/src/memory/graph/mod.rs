@@ -356,7 +356,9 @@ impl Builder<'_> {
             }
             if self.is_mamba(layer) || self.is_hybrid_mamba(layer) {
                 // A Mamba layer makes its own splits around its state reads and stores.
-                let next = placement.layers.get(k + 1).copied();
+                // The next Mamba layer (past FFN-only layers) reads its states before this
+                // layer's tail.
+                let next = self.recurrent_reads_after(&placement.layers[k..]);
                 // With the states on the host, the host's stores split the next device's
                 // layers: its split does not run to the end.
                 let mut next_split = splits[k + 1];

@@ -44,7 +44,8 @@ impl Builder<'_> {
     /// from 0c1e57098, `GGML_SCHED_DEBUG=2`):
     /// - `build_rs` reads the conv states first (`get_rows` of the ubatch's rows; the extra
     ///   rows, none at reserve, are stored back), where the states live: the layer's device,
-    ///   or the host with `--no-kv-offload`. The next layer's reads join the graph before this
+    ///   or the host with `--no-kv-offload`. The next Mamba layer's reads (`next`, past
+    ///   Nemotron-H's FFN-only layers, which expand nothing) join the graph before this
     ///   layer's tail (its ops only join when the next layer's norm reads the output);
     /// - norm, input projection (z, x or xBC, and Mamba-2's dt), the conv window (states,
     ///   then x) whose last columns are stored, the convolution with its bias and SiLU; then
