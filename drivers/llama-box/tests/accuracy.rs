@@ -315,12 +315,6 @@ fn offloaded_rows_match(file: &str, measured: (f64, f64)) {
             .entry(header.clone())
             .or_insert_with(|| open(&header));
         let name = label(&row);
-        if let Ok(m) = std::env::var("DBG_MATCH") {
-            if !m.split('|').all(|p| name.contains(p)) {
-                continue;
-            }
-            eprintln!("DBGROW {name}");
-        }
         table.arch = architecture(gguf);
         let model =
             LlamaCppModel::new(gguf, &settings_of(&row)).unwrap_or_else(|e| panic!("{name}: {e}"));

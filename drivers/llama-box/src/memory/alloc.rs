@@ -360,9 +360,6 @@ impl<'g> Run<'g> {
                 self.state[root].allocated = false;
                 self.state[id].offset = offset;
                 self.state[id].buffer = buffer;
-                if std::env::var_os("DBG_GRAPH").is_some() {
-                    eprintln!("REUSE b{} t{id} <- t{root} size={}", buffer, tensor.bytes);
-                }
                 let extra = self.graph.tensors[root].bytes;
                 let allocator = &mut self.allocators[buffer];
                 let (old, new) = (allocator.align(extra), allocator.align(tensor.bytes));
@@ -375,16 +372,6 @@ impl<'g> Run<'g> {
         let buffer = tensor.buffer;
         self.state[id].buffer = buffer;
         self.state[id].offset = self.allocators[buffer].alloc(tensor.bytes);
-        if std::env::var_os("DBG_GRAPH").is_some() {
-            eprintln!(
-                "ALLOC b{buffer} t{id} size={} off={} max={} in={}",
-                tensor.bytes, self.state[id].offset, self.allocators[buffer].max_size, tensor.input
-            );
-            eprintln!(
-                "FREELIST b{buffer} {:?}",
-                &self.allocators[buffer].free[..self.allocators[buffer].free.len().min(12)]
-            );
-        }
     }
 
     /// The tensor whose memory `parent` can hand over, if the in-place rules allow it.
@@ -415,12 +402,6 @@ impl<'g> Run<'g> {
         }
         let state = self.state[id];
         self.allocators[state.buffer].free_bytes(state.offset, self.graph.tensors[id].bytes);
-        if std::env::var_os("DBG_GRAPH").is_some() {
-            eprintln!(
-                "FREE b{} t{id} size={} off={}",
-                state.buffer, self.graph.tensors[id].bytes, state.offset
-            );
-        }
         self.state[id].allocated = false;
     }
 }
