@@ -75,11 +75,14 @@ impl Builder<'_> {
             KvSource::Cache
         };
         let mut out = self.attention(q, source, mask, n_kv, heads);
-        if let Some(next) = reads_after {
+        let mut rows = None;
+        if let Some((next, buffer)) = reads_after {
             // The conv-state rows, read in the host split; the device running `next` copies
-            // them at the start of the split that reads them.
-            let rows = self.state_rows(HOST, self.shape.recurrent.r, &[]);
-            self.state_rows = Some((next, rows));
+            // them at the start of the split that reads them: the one resuming here when
+            // `next` runs on this device (graph splits dumped from 0c1e57098).
+            let read = self.state_rows(HOST, self.shape.recurrent.r, &[]);
+            self.state_rows = Some((next, read));
+            rows = (buffer == device).then_some(read);
         }
         if stays_on_host && layer.recurrent {
             return out;
@@ -88,6 +91,9 @@ impl Builder<'_> {
             // The device split resumes with the attention output computed on the host.
             self.buffer = device;
             out = self.local(out);
+            if let Some(rows) = rows {
+                self.local(rows);
+            }
             self.resume_outputs(il);
         }
         self.buffer = device;

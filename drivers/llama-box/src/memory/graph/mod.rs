@@ -211,10 +211,10 @@ struct Builder<'a> {
     /// [`Builder::ffn`]).
     next_state_reads: Option<(usize, usize)>,
     /// With the states on the host, the next Mamba layer replayed op by op
-    /// ([`Builder::is_mamba`]) whose state reads join the graph right after the current
-    /// layer's attention ([`Builder::recurrent_reads_after`]): they run in the attention's host
-    /// split (see `cached_attention`).
-    host_reads_after: Option<usize>,
+    /// ([`Builder::is_mamba`]) and its buffer, when its state reads join the graph right after
+    /// the current layer's attention ([`Builder::recurrent_reads_after`]): they run in the
+    /// attention's host split (see `cached_attention`).
+    host_reads_after: Option<(usize, usize)>,
     /// An RWKV-6 layer's channel mix, built after the next layer's state reads.
     pending_mix: Option<rwkv::ChannelMix>,
     /// RWKV-7's first layer's value, which every later layer mixes in.
@@ -399,8 +399,7 @@ impl Builder<'_> {
                 .map(|(_, b)| b);
             self.host_reads_after = self
                 .recurrent_reads_after(&placement.layers[k..])
-                .filter(|&(l, _)| self.r.kv_on_host && self.is_mamba(l))
-                .map(|(l, _)| l);
+                .filter(|&(l, _)| self.r.kv_on_host && self.is_mamba(l));
             self.defer_residual =
                 self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
             cur = if self.shape.t5_encoder {
