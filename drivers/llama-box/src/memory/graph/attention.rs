@@ -37,8 +37,9 @@ impl Builder<'_> {
         // So does the attention of a layer after which the next Mamba layer's state reads
         // join the graph (Nemotron-H with `--no-kv-offload`, dumped with
         // `GGML_SCHED_DEBUG=2`): they run on the host and the attention follows them there.
-        let reads_after = self.host_reads_after.take();
-        let stays_on_host = cache_on_host && (layer.recurrent || reads_after.is_some());
+        let reads_after = self.reads_after.take();
+        let host_reads = reads_after.filter(|_| self.r.kv_on_host);
+        let stays_on_host = cache_on_host && (layer.recurrent || host_reads.is_some());
         let (mut k, mut v, mut q) = (self.g.view(k, true), self.g.view(v, true), q);
         if cache_on_host {
             // The host split's inputs are all copied at its start, in the order nodes use them.
@@ -76,7 +77,7 @@ impl Builder<'_> {
         };
         let mut out = self.attention(q, source, mask, n_kv, heads);
         let mut rows = None;
-        if let Some((next, buffer)) = reads_after {
+        if let Some((next, buffer)) = host_reads {
             // The conv-state rows, read in the host split; the device running `next` copies
             // them at the start of the split that reads them: the one resuming here when
             // `next` runs on this device (graph splits dumped from 0c1e57098).
@@ -97,6 +98,14 @@ impl Builder<'_> {
             self.resume_outputs(il);
         }
         self.buffer = device;
+        if let Some((next, buffer)) = reads_after.filter(|_| !self.r.kv_on_host) {
+            // The next Mamba layer's conv-state rows, read on its device in a split of their
+            // own before this layer's tail, which comes back here (graph splits dumped from
+            // 0c1e57098: Nemotron-H over two devices).
+            let read = self.state_rows(buffer, self.shape.recurrent.r, &[]);
+            self.state_rows = Some((next, read));
+            self.switch(device, &[]);
+        }
         out
     }
 

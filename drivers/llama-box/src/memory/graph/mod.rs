@@ -123,7 +123,7 @@ pub(crate) fn compute_peaks(
         next_recurrent: None,
         state_rows: None,
         next_state_reads: None,
-        host_reads_after: None,
+        reads_after: None,
         pending_mix: None,
         first_value: None,
         outputs_resume: None,
@@ -210,11 +210,12 @@ struct Builder<'a> {
     /// whose state reads join the graph after the current layer's routed experts (see
     /// [`Builder::ffn`]).
     next_state_reads: Option<(usize, usize)>,
-    /// With the states on the host, the next Mamba layer replayed op by op
-    /// ([`Builder::is_mamba`]) and its buffer, when its state reads join the graph right after
-    /// the current layer's attention ([`Builder::recurrent_reads_after`]): they run in the
-    /// attention's host split (see `cached_attention`).
-    host_reads_after: Option<(usize, usize)>,
+    /// The next Mamba layer replayed op by op ([`Builder::is_mamba`]) and its buffer, when
+    /// its state reads join the graph right after the current layer's attention
+    /// ([`Builder::recurrent_reads_after`]) and run elsewhere: on the host with the states
+    /// there, in the attention's host split, else on that layer's device (see
+    /// `cached_attention`).
+    reads_after: Option<(usize, usize)>,
     /// An RWKV-6 layer's channel mix, built after the next layer's state reads.
     pending_mix: Option<rwkv::ChannelMix>,
     /// RWKV-7's first layer's value, which every later layer mixes in.
@@ -397,9 +398,12 @@ impl Builder<'_> {
                 .recurrent_reads_after(&placement.layers[k..])
                 .filter(|&(_, b)| b != splits[k].buffer)
                 .map(|(_, b)| b);
-            self.host_reads_after = self
-                .recurrent_reads_after(&placement.layers[k..])
-                .filter(|&(l, _)| self.r.kv_on_host && self.is_mamba(l));
+            self.reads_after =
+                self.recurrent_reads_after(&placement.layers[k..])
+                    .filter(|&(l, b)| {
+                        self.is_mamba(l)
+                            && (self.r.kv_on_host || (b != splits[k].buffer && b != HOST))
+                    });
             self.defer_residual =
                 self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
             cur = if self.shape.t5_encoder {
