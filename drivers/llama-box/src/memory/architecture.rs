@@ -106,20 +106,16 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// with the largest compute and device-total errors measured there (percent). For the
 /// recurrent ones the scheduler splits their layers around the state reads and stores (and,
 /// with the cache on the host, runs those on the host), which the replay follows for the
-/// models of Mamba layers, Granite 4.0-H's Mamba layers with their FFN and Falcon-H1's
-/// attention and Mamba-2 side by side (`graph::recurrent`), RWKV-6/7 (`graph::rwkv`) and
-/// Qwen3-Next's gated delta-net layers (`graph::delta_net`) only: offloaded, every device
-/// carries [`OFFLOAD_GAP_PERCENT`].
+/// models of Mamba layers, Granite 4.0-H's Mamba layers with their FFN, Nemotron-H's Mamba
+/// layers and Falcon-H1's attention and Mamba-2 side by side (`graph::recurrent`), RWKV-6/7
+/// (`graph::rwkv`) and Qwen3-Next's gated delta-net layers (`graph::delta_net`) only:
+/// offloaded, every device carries [`OFFLOAD_GAP_PERCENT`].
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // Its gated delta-net layers are replayed op by op (`graph::delta_net`) and its gated
     // query (`decoder::GATED_QUERY`): host rows exact, device rows within 5% but one, the
     // device running the last layer and the LM head at 8192 tokens of context without flash
     // attention (6.3% under, 21 MiB).
     ("qwen3next", 7, 1),
-    // The rows over 5% keep the states on the host (`--no-kv-offload`: the Mamba-2 layers on
-    // a device run their state reads and stores on the host, up to 42% off, 3.2% of the device
-    // total), and the first device of the 3:1 split (up to 8.7%).
-    ("nemotron_h", 42, 4),
     // Replayed with its AltUp stack and per-layer inputs (`graph::altup`): the rows over 5%
     // are devices that hold the LM head (where the logits land after the small tensors
     // still alive; up to 10.4%) and the 1:1 split's first device without flash attention

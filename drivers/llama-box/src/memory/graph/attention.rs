@@ -34,7 +34,11 @@ impl Builder<'_> {
         // A Falcon-H1 layer's state reads follow its attention: with the cache (and the
         // states) on the host, the attention stays in the host split (see
         // `parallel_hybrid_layer`), whatever the kernel.
-        let stays_on_host = cache_on_host && layer.recurrent;
+        // So does the attention of a layer after which the next Mamba layer's state reads
+        // join the graph (Nemotron-H with `--no-kv-offload`, dumped with
+        // `GGML_SCHED_DEBUG=2`): they run on the host and the attention follows them there.
+        let reads_after = self.host_reads_after.take();
+        let stays_on_host = cache_on_host && (layer.recurrent || reads_after.is_some());
         let (mut k, mut v, mut q) = (self.g.view(k, true), self.g.view(v, true), q);
         if cache_on_host {
             // The host split's inputs are all copied at its start, in the order nodes use them.
@@ -71,13 +75,25 @@ impl Builder<'_> {
             KvSource::Cache
         };
         let mut out = self.attention(q, source, mask, n_kv, heads);
-        if stays_on_host {
+        let mut rows = None;
+        if let Some((next, buffer)) = reads_after {
+            // The conv-state rows, read in the host split; the device running `next` copies
+            // them at the start of the split that reads them: the one resuming here when
+            // `next` runs on this device (graph splits dumped from 0c1e57098).
+            let read = self.state_rows(HOST, self.shape.recurrent.r, &[]);
+            self.state_rows = Some((next, read));
+            rows = (buffer == device).then_some(read);
+        }
+        if stays_on_host && layer.recurrent {
             return out;
         }
-        if cache_on_host && !self.r.flash_attn {
+        if cache_on_host && (!self.r.flash_attn || stays_on_host) {
             // The device split resumes with the attention output computed on the host.
             self.buffer = device;
             out = self.local(out);
+            if let Some(rows) = rows {
+                self.local(rows);
+            }
             self.resume_outputs(il);
         }
         self.buffer = device;
@@ -86,7 +102,7 @@ impl Builder<'_> {
 
     /// The device a host layer's attention runs on: the next recurrent layer's, when that
     /// layer's state reads (on its device) follow `kqv_out` in the graph
-    /// ([`Builder::state_reads_after`]).
+    /// ([`Builder::recurrent_reads_after`]).
     ///
     /// `ggml_backend_sched_split_graph` (0c1e57098) gives the attention ops no backend in
     /// pass 1 (no weights; the cache views are not weights), then "expand gpu up" assigns

@@ -124,6 +124,7 @@ pub(crate) fn compute_peaks(
         next_recurrent: None,
         state_rows: None,
         next_state_reads: None,
+        host_reads_after: None,
         pending_mix: None,
         first_value: None,
         outputs_resume: None,
@@ -200,7 +201,7 @@ struct Builder<'a> {
     closing: Option<(Split, Option<TensorId>)>,
     /// The device of the next recurrent layer when it is on another device than the current
     /// layer and its state reads join the graph before the current layer's tail
-    /// ([`Builder::state_reads_after`]; see `recurrent::gate_input` and
+    /// ([`Builder::recurrent_reads_after`]; see `recurrent::gate_input` and
     /// `attention::cached_attention`).
     next_recurrent: Option<usize>,
     /// A Mamba layer's conv-state rows read before the previous layer's tail (`build_rs`
@@ -210,6 +211,11 @@ struct Builder<'a> {
     /// whose state reads join the graph after the current layer's routed experts (see
     /// [`Builder::ffn`]).
     next_state_reads: Option<(usize, usize)>,
+    /// With the states on the host, the next Mamba layer replayed op by op
+    /// ([`Builder::is_mamba`]) and its buffer, when its state reads join the graph right after
+    /// the current layer's attention ([`Builder::recurrent_reads_after`]): they run in the
+    /// attention's host split (see `cached_attention`).
+    host_reads_after: Option<(usize, usize)>,
     /// An RWKV-6 layer's channel mix, built after the next layer's state reads.
     pending_mix: Option<rwkv::ChannelMix>,
     /// RWKV-7's first layer's value, which every later layer mixes in.
@@ -326,7 +332,11 @@ impl Builder<'_> {
                 buffer,
                 kinds: Some(self.attention_kinds(&placement.layers[k..], buffer)),
                 outputs: placement.layers[k..].iter().all(|&(_, b)| b == buffer)
-                    && (placement.output == buffer || !self.rows_after_output_norm()),
+                    && (placement.output == buffer || !self.rows_after_output_norm())
+                    && !(self.r.kv_on_host
+                        && placement.layers[k..]
+                            .iter()
+                            .any(|&(l, _)| self.is_mamba(l) || self.is_hybrid_mamba(l))),
             },
             None => Split {
                 buffer: placement.output,
@@ -347,7 +357,9 @@ impl Builder<'_> {
             }
             if self.is_mamba(layer) || self.is_hybrid_mamba(layer) {
                 // A Mamba layer makes its own splits around its state reads and stores.
-                let next = placement.layers.get(k + 1).copied();
+                // The next Mamba layer (past FFN-only layers) reads its states before this
+                // layer's tail.
+                let next = self.recurrent_reads_after(&placement.layers[k..]);
                 // With the states on the host, the host's stores split the next device's
                 // layers: its split does not run to the end.
                 let mut next_split = splits[k + 1];
@@ -363,14 +375,32 @@ impl Builder<'_> {
                     .iter()
                     .take_while(|&&(_, b)| b == splits[k].buffer)
                     .any(|&(l, _)| self.is_delta_net(l));
-            self.enter_layer(splits[k], cur, self.opens_with_norm(layer));
+            // State rows read on the host for a Mamba layer on this split's device are copied
+            // at its start, after the layer input.
+            let rows = self.state_rows.filter(|&(l, _)| {
+                placement.layers[k..]
+                    .iter()
+                    .any(|&(pl, b)| pl == l && b == splits[k].buffer)
+            });
+            match rows {
+                Some((_, rows)) if splits[k].buffer != self.buffer => {
+                    self.enter(splits[k], &[cur], &[rows]);
+                }
+                _ => self.enter_layer(splits[k], cur, self.opens_with_norm(layer)),
+            }
             if self.opening.is_none() {
                 cur = self.local(cur);
             }
             let next = splits[k + 1];
             self.closing =
                 (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
-            self.next_recurrent = self.state_reads_after(&placement.layers[k..]);
+            self.next_recurrent = self
+                .recurrent_reads_after(&placement.layers[k..])
+                .filter(|&(_, b)| b != splits[k].buffer)
+                .map(|(_, b)| b);
+            self.host_reads_after = self
+                .recurrent_reads_after(&placement.layers[k..])
+                .filter(|&(l, _)| self.r.kv_on_host && self.is_mamba(l));
             self.defer_residual =
                 self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
             cur = if self.shape.t5_encoder {
@@ -392,16 +422,6 @@ impl Builder<'_> {
         self.output(cur);
     }
 
-    /// The buffer of the next recurrent layer when its state reads join the graph right after
-    /// what the first of `layers` expands, before that layer's tail, and it is another buffer
-    /// than that layer's.
-    ///
-    /// A recurrent layer (without attention beside it) expands its state reads (`build_rs`)
-    /// before anything that reads its input, and a layer with only a dense FFN expands
-    /// nothing (Nemotron-H's): the tail of the current layer (after its last expanded node:
-    /// the state stores, or `kqv_out` of an attention) joins the graph only when the
-    /// recurrent layer's conv-state store pulls in its input. A layer that expands nodes
-    /// reading its input (attention, routed experts) pulls the tail in first.
     /// The next layer and its buffer when it is a hybrid's Mamba layer whose state reads
     /// (`build_rs`) join the graph inside the first of `layers`: after its routed experts'
     /// sum, the last node `build_moe_ffn` expands, and before its shared expert and residual
@@ -413,8 +433,17 @@ impl Builder<'_> {
             .then_some((next, buffer))
     }
 
-    fn state_reads_after(&self, layers: &[(usize, usize)]) -> Option<usize> {
-        let (&(current, buffer), rest) = layers.split_first()?;
+    /// The next recurrent layer and its buffer when its state reads join the graph right after
+    /// what the first of `layers` expands, before that layer's tail.
+    ///
+    /// A recurrent layer (without attention beside it) expands its state reads (`build_rs`)
+    /// before anything that reads its input, and a layer with only a dense FFN expands
+    /// nothing (Nemotron-H's): the tail of the current layer (after its last expanded node:
+    /// the state stores, or `kqv_out` of an attention) joins the graph only when the
+    /// recurrent layer's conv-state store pulls in its input. A layer that expands nodes
+    /// reading its input (attention, routed experts) pulls the tail in first.
+    fn recurrent_reads_after(&self, layers: &[(usize, usize)]) -> Option<(usize, usize)> {
+        let (&(current, _), rest) = layers.split_first()?;
         let routed = |il: usize| self.has(il, "ffn_down_exps.weight");
         if routed(current) {
             return None;
@@ -422,7 +451,7 @@ impl Builder<'_> {
         for &(il, b) in rest {
             let layer = self.shape.layers[il];
             if layer.recurrent && layer.n_head_kv == 0 {
-                return (b != buffer).then_some(b);
+                return Some((il, b));
             }
             if layer.recurrent || layer.n_head_kv > 0 || routed(il) {
                 return None;

@@ -2,21 +2,22 @@
 //! 4.0-H's (Mamba-2, each followed by an FFN) and Falcon-H1's (Mamba-2 beside attention) op
 //! by op with the scheduler's splits ([`Builder::mamba_layer`],
 //! [`Builder::parallel_hybrid_layer`]); Jamba's sized with the Mamba template
-//! (`build_mamba_layer` of `src/models/mamba-base.cpp`) followed by an FFN; in Nemotron-H's
-//! Mamba layers the Mamba-2 mixer follows `build_mamba2_layer` tensor by tensor.
+//! (`build_mamba_layer` of `src/models/mamba-base.cpp`) followed by an FFN. Nemotron-H's
+//! Mamba layers (Mamba-2, between attention and FFN-only layers) take the op-by-op path too.
 
 use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
-    /// Whether layer `il` is a Mamba layer of a model without attention layers or FFNs (the
-    /// Mamba, Falcon-Mamba and Mamba-2 architectures), which [`Self::mamba_layer`] builds op
-    /// by op.
+    /// Whether layer `il` is a Mamba layer without an FFN, of a model without attention layers
+    /// (the Mamba, Falcon-Mamba and Mamba-2 architectures) or of Nemotron-H
+    /// ([`MAMBA_BESIDE_ATTENTION`]), which [`Self::mamba_layer`] builds op by op.
     pub(super) fn is_mamba(&self, il: usize) -> bool {
         let layer = self.shape.layers[il];
         layer.recurrent
             && self.has(il, "ssm_in.weight")
-            && self.shape.layers.iter().all(|l| l.n_head_kv == 0)
+            && (self.shape.layers.iter().all(|l| l.n_head_kv == 0)
+                || MAMBA_BESIDE_ATTENTION.contains(&self.shape.arch.as_str()))
             && !self.has_ffn(il)
     }
 
@@ -31,13 +32,20 @@ impl Builder<'_> {
             && self.has_ffn(il)
     }
 
+    /// Whether Mamba layer `il` is a hybrid's (Granite 4.0-H's, Nemotron-H's): the split
+    /// its state reads start also copies the attention inputs of its layers.
+    fn beside_attention(&self, il: usize) -> bool {
+        self.is_hybrid_mamba(il) || self.shape.layers.iter().any(|l| l.n_head_kv > 0)
+    }
+
     /// A Mamba layer (`build_mamba_layer` / `build_mamba2_layer` of
     /// `src/models/mamba-base.cpp` at 0c1e57098) on `split`, in the order its ops join the
     /// graph and the splits `ggml_backend_sched` makes of them (graph and allocations dumped
     /// from 0c1e57098, `GGML_SCHED_DEBUG=2`):
     /// - `build_rs` reads the conv states first (`get_rows` of the ubatch's rows; the extra
     ///   rows, none at reserve, are stored back), where the states live: the layer's device,
-    ///   or the host with `--no-kv-offload`. The next layer's reads join the graph before this
+    ///   or the host with `--no-kv-offload`. The next Mamba layer's reads (`next`, past
+    ///   Nemotron-H's FFN-only layers, which expand nothing) join the graph before this
     ///   layer's tail (its ops only join when the next layer's norm reads the output);
     /// - norm, input projection (z, x or xBC, and Mamba-2's dt), the conv window (states,
     ///   then x) whose last columns are stored, the convolution with its bias and SiLU; then
@@ -86,7 +94,7 @@ impl Builder<'_> {
         {
             inputs.push(rows);
         }
-        if last {
+        if last && split.outputs {
             inputs.push(self.out_ids());
         }
         self.switch(device, &inputs);
@@ -95,7 +103,7 @@ impl Builder<'_> {
         if self.has_ffn(il) {
             return self.ffn_block(il, out, inp, last);
         }
-        let (out, residual) = self.select_outputs(out, inp, last);
+        let (out, residual) = self.select_outputs(out, inp, last && !self.rows_after_output_norm());
         // Mamba-1 adds its projection through a reshape (a view): the add takes the
         // residual's memory, except on the last layer, whose output rows are copies.
         self.residual_add_reusing(out, residual, head.mamba2 || last)
@@ -129,7 +137,7 @@ impl Builder<'_> {
         }
         let rows = match self.state_rows.take() {
             Some((layer, rows)) if layer == il => rows,
-            _ if self.is_hybrid_mamba(il) && state == device => {
+            _ if self.beside_attention(il) && state == device => {
                 // The split copies the state row indices, the attention inputs of its layers
                 // and the output ids; the scaled embeddings come first.
                 let (main, extra) = self.state_copy_input();
@@ -310,19 +318,11 @@ impl Builder<'_> {
         }
     }
 
-    /// A recurrent layer: norm, the Mamba mixer, then the FFN block when the layer has one
-    /// (hybrids), else the residual. Nemotron-H's layers run the Mamba-2 mixer as
-    /// `build_mamba2_layer` builds it (`src/models/nemotron-h.cpp`): its state reads join the
-    /// graph before the norm, so a host layer's tail before them moves to their device
-    /// (`state_reads_after`).
+    /// A recurrent layer sized with the Mamba template (Jamba's): norm, the Mamba mixer, then
+    /// the FFN block when the layer has one, else the residual.
     pub(super) fn recurrent_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
-        let out = if MAMBA2_MIXER.contains(&self.shape.arch.as_str()) {
-            let scan = self.mamba2_scan(il, inp);
-            self.mamba2_output(il, scan)
-        } else {
-            let cur = self.norm(inp, false);
-            self.mamba_mixer(il, cur)
-        };
+        let cur = self.norm(inp, false);
+        let out = self.mamba_mixer(il, cur);
         if self.has_ffn(il) {
             return self.ffn_block(il, out, inp, last);
         }
@@ -375,76 +375,6 @@ impl Builder<'_> {
         let normed = self.norm(ffn_inp, false);
         let out = self.ffn(il, normed);
         self.residual_add(out, ffn_inp)
-    }
-
-    /// `build_mamba2_layer` (`src/models/mamba-base.cpp`) up to its state stores, in the
-    /// order they join the graph: the conv states read for the ubatch's sequences, the norm
-    /// of the layer input, the input projection (z, xBC, dt), the conv window (states then
-    /// xBC) whose last columns are stored, the convolution with its bias and SiLU, dt with
-    /// its bias, and the scan, whose output carries y and then the new states (stored).
-    fn mamba2_scan(&mut self, il: usize, inp: TensorId) -> Mamba2Scan {
-        let t = self.r.n_tokens;
-        // The worst-case ubatch holds one row of tokens per parallel sequence.
-        let seqs = self.r.n_seqs.max(1);
-        let d_inner = self.dims(il, "ssm_out.weight").map_or(1, |(cols, _)| cols);
-        let conv_dim = self
-            .dims(il, "ssm_conv1d.weight")
-            .map_or(1, |(_, rows)| rows);
-        let projection = self.out_rows(il, "ssm_in.weight", 2 * d_inner);
-        let n_head = projection.saturating_sub(d_inner + conv_dim).max(1);
-        let d_state = (self.shape.recurrent.s / d_inner.max(1)).max(1);
-        let window = self.shape.recurrent.r / conv_dim.max(1);
-        let conv_states = self.op(self.shape.recurrent.r * seqs * F32, &[]);
-        let cur = self.norm(inp, false);
-        let zx_bc_dt = self.linear(cur, projection, t, false);
-        let x_bc = self.g.view(zx_bc_dt, false);
-        let conv_x = self.op(
-            (window + t / seqs) * conv_dim * seqs * F32,
-            &[conv_states, x_bc],
-        );
-        let last_conv = self.g.view(conv_x, false);
-        self.g.store(&[last_conv], self.buffer);
-        let conv = self.op(conv_dim * t * F32, &[conv_x]);
-        let conv = if self.has(il, "ssm_conv1d.bias") {
-            self.inplace(&[conv], 1)
-        } else {
-            conv
-        };
-        let conv = self.inplace(&[conv], 1);
-        let x = self.g.view(conv, true);
-        let bc = self.g.view(conv, false);
-        let dt = self.g.view(zx_bc_dt, false);
-        let dt = self.op(n_head * t * F32, &[dt]);
-        let dt = self.inplace(&[dt], 1);
-        let scan = self.op((d_inner * t + d_state * d_inner * seqs) * F32, &[x, dt, bc]);
-        let states = self.g.view(scan, false);
-        self.g.store(&[states], self.buffer);
-        Mamba2Scan {
-            zx_bc_dt,
-            x,
-            scan,
-            d_inner,
-        }
-    }
-
-    /// The rest of `build_mamba2_layer`: y + x·D (in place over x·D: ggml-alloc never hands a
-    /// view's memory, here the scan's output, to an in-place op), the gate by a contiguous z,
-    /// the grouped RMS norm (new memory: it reads a reshape; its weight in place) and the
-    /// output projection (allocations compared with ggml's offsets on Nemotron-H).
-    fn mamba2_output(&mut self, il: usize, scan: Mamba2Scan) -> TensorId {
-        let bytes = scan.d_inner * self.r.n_tokens * F32;
-        let z = self.gate_input(scan.zx_bc_dt, bytes);
-        let x_d = self.op(bytes, &[scan.x]);
-        let y = self.g.view(scan.scan, true);
-        let y = self.g.inplace_on(bytes, &[y, x_d], &[x_d], self.buffer);
-        let mut y = self.op(bytes, &[z, y]);
-        if self.has(il, "ssm_norm.weight") {
-            let grouped = self.g.view(y, true);
-            let normed = self.op(bytes, &[grouped]);
-            y = self.inplace(&[normed], 1);
-        }
-        let y = self.g.view(y, true);
-        self.linear(y, self.shape.n_embd, self.r.n_tokens, false)
     }
 
     /// The Mamba mixer on a normed input: input projection to x and z, the causal convolution
@@ -517,9 +447,10 @@ impl Builder<'_> {
 /// ([`Builder::mamba_layer`]): Granite 4.0-H (`src/models/granite-hybrid.cpp` at 0c1e57098).
 const HYBRID_MAMBA: [&str; 1] = ["granitehybrid"];
 
-/// Architectures whose recurrent layers (without attention beside them) run the Mamba-2 mixer
-/// ([`Builder::mamba2_scan`] and [`Builder::mamba2_output`]) rather than the Mamba template.
-const MAMBA2_MIXER: [&str; 1] = ["nemotron_h"];
+/// Hybrids whose Mamba layers, without an FFN, sit between attention and FFN-only layers and
+/// run op by op ([`Builder::mamba_layer`]): Nemotron-H (`src/models/nemotron-h.cpp` at
+/// 0c1e57098).
+const MAMBA_BESIDE_ATTENTION: [&str; 1] = ["nemotron_h"];
 
 /// The tensors of [`Builder::mamba_head`] its tail reads.
 struct MambaHead {
@@ -538,16 +469,4 @@ struct MambaHead {
     d_inner: u64,
     /// Mamba-2 (no `ssm_x`).
     mamba2: bool,
-}
-
-/// The tensors of a Mamba-2 mixer that outlive its scan.
-struct Mamba2Scan {
-    /// The input projection (z, xBC, dt): z is read by the gate.
-    zx_bc_dt: TensorId,
-    /// The convolved x (a view), read again for the skip term x·D.
-    x: TensorId,
-    /// The scan's output: y, then the new states.
-    scan: TensorId,
-    /// Width of the mixer (`ssm.inner_size`).
-    d_inner: u64,
 }

@@ -157,7 +157,7 @@ impl Builder<'_> {
             .rev()
             .take_while(|&&(_, b)| b == buffer)
             .map(|&(l, _)| l)
-            .find(|&l| self.reads_cache(l) || self.is_hybrid_mamba(l))
+            .find(|&l| self.reads_cache(l) || self.is_mamba(l) || self.is_hybrid_mamba(l))
             .filter(|&l| self.reads_cache(l))
     }
 
