@@ -39,6 +39,7 @@ use super::shape::ModelShape;
 use crate::params::CacheType;
 
 mod altup;
+pub(crate) use altup::replays_whole_runs;
 mod attention;
 mod decoder;
 mod delta_net;

@@ -50,7 +50,7 @@ impl Builder<'_> {
             needed.extend([main, extra]);
         }
         if let Some(kinds) = split.kinds {
-            self.attention_inputs_for(kinds, &mut needed);
+            self.attention_inputs_for(kinds, buffer, &mut needed);
             if PARALLEL_HYBRIDS.contains(&self.shape.arch.as_str())
                 && self.state_buffer(buffer) == buffer
             {
@@ -161,9 +161,13 @@ impl Builder<'_> {
             .filter(|&l| self.reads_cache(l))
     }
 
-    /// The attention inputs a split reading the cache kinds `kinds` copies.
-    fn attention_inputs_for(&self, kinds: [bool; 2], needed: &mut Vec<TensorId>) {
-        let buffer = self.buffer;
+    /// The attention inputs a split on `buffer` reading the cache kinds `kinds` copies.
+    pub(super) fn attention_inputs_for(
+        &self,
+        kinds: [bool; 2],
+        buffer: usize,
+        needed: &mut Vec<TensorId>,
+    ) {
         needed.extend(self.inputs.pos);
         needed.extend(self.inputs.attn_scale);
         // With the cache on the host only the host reads the row indices (the stores run
