@@ -3,6 +3,9 @@
 //! that keeps every layer on the accelerators offered when that default does not; and the host
 //! prompt cache (`--cache-ram`) in host memory.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
     Error, EstimateRequest, FitRequest, HostSlot, Layout, ResourceEstimate, ResourceEstimator,
@@ -25,6 +28,42 @@ pub struct LlamaServerEstimator<'a> {
     context_from_model: bool,
     /// Host bytes the prompt cache may hold (0 when it is off).
     prompt_cache: u64,
+    /// The model at each context the search for the largest fitting context tried.
+    contexts: ContextModels,
+}
+
+/// The model at the contexts tried, kept with their compute replays: placement asks for a fit
+/// on many device groups, and each one's search tries mostly the same contexts.
+#[derive(Debug, Default)]
+struct ContextModels(Mutex<HashMap<u32, Arc<LlamaBoxEstimator>>>);
+
+impl ContextModels {
+    /// Contexts kept; past it the cache starts over (each model holds its weight table).
+    const CAPACITY: usize = 64;
+
+    fn get_or_build(
+        &self,
+        ctx: u32,
+        build: impl FnOnce() -> Result<LlamaBoxEstimator>,
+    ) -> Result<Arc<LlamaBoxEstimator>> {
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(model) = lock().get(&ctx) {
+            return Ok(Arc::clone(model));
+        }
+        let model = Arc::new(build()?);
+        let mut models = lock();
+        if models.len() >= Self::CAPACITY {
+            models.clear();
+        }
+        models.insert(ctx, Arc::clone(&model));
+        Ok(model)
+    }
+}
+
+impl Clone for ContextModels {
+    fn clone(&self) -> Self {
+        ContextModels::default()
+    }
 }
 
 impl<'a> LlamaServerEstimator<'a> {
@@ -54,6 +93,7 @@ impl<'a> LlamaServerEstimator<'a> {
             gguf,
             context_from_model: settings.ctx_size == 0,
             prompt_cache,
+            contexts: ContextModels::default(),
         })
     }
 
@@ -118,7 +158,9 @@ impl<'a> LlamaServerEstimator<'a> {
 
     /// Whether the model with a context of `ctx` fits `request` with every layer offloaded.
     fn fits_with_context(&self, ctx: u32, request: &FitRequest) -> Result<bool> {
-        let model = self.model.with_ctx_size(self.gguf, ctx)?;
+        let model = self
+            .contexts
+            .get_or_build(ctx, || self.model.with_ctx_size(self.gguf, ctx))?;
         let request = self.without_prompt_cache(request);
         let estimate = model.estimate(&EstimateRequest {
             devices: request.devices.clone(),

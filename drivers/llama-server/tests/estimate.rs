@@ -80,6 +80,36 @@ fn a_128k_default_context_is_explained_and_the_largest_fitting_one_offered() {
     assert!(offered_context(&fits).is_none() && !fits.notes.is_empty());
 }
 
+/// Placement asks one estimator for fits on many device sets; the models it keeps for the
+/// contexts it tried give each set the offer a fresh estimator gives.
+#[test]
+fn one_estimator_offers_each_device_set_what_a_fresh_one_offers() {
+    const MODEL: &str = "llama-3.2-1b-F16.header.gguf";
+    let (facts, spec) = model(MODEL, &[]);
+    let backend = LlamaServer::new();
+    let prepared = backend.prepare(&facts, &spec).unwrap();
+    let shared = prepared.estimator();
+    let mut offers = Vec::new();
+    for gib in [5, 6, 4, 6, 3, 7, 5] {
+        let devices = [gpu("w1", 0, gib)];
+        let reused = shared
+            .fit(&FitRequest {
+                devices: devices.to_vec(),
+                host: host("w1", 64),
+                allow_cpu_offload: true,
+            })
+            .unwrap();
+        let fresh = fit(&backend, MODEL, &[], &devices).unwrap();
+        assert_eq!(reused.notes, fresh.notes, "{gib} GiB");
+        offers.push(offered_context(&reused));
+    }
+    // The device sets differ enough for the offers to differ.
+    assert!(
+        offers.iter().flatten().any(|o| Some(*o) != offers[0]),
+        "{offers:?}"
+    );
+}
+
 #[test]
 fn an_explicit_context_gets_no_offer() {
     let estimate = fit(

@@ -639,7 +639,12 @@ impl TextModel {
             && !self.settings.no_kv_offload
             && self.settings.override_tensors.is_empty();
         let copies = if pipelined { PIPELINE_COPIES } else { 1 };
-        let replay = map.replay(&self.layer_classes, SIMULATED_LAYERS);
+        let max_run = if graph::replays_whole_runs(&self.shape, self.settings.no_kv_offload) {
+            self.layer_classes.len()
+        } else {
+            SIMULATED_LAYERS
+        };
+        let replay = map.replay(&self.layer_classes, max_run);
         let peaks = self
             .replays
             .peaks(replay.placement.clone(), copies, |placement| {

@@ -159,6 +159,10 @@ pub(crate) struct ModelShape {
     /// (`inp_attn_scale` of `src/models/mistral3.cpp` at 0c1e57098, when
     /// `attention.temperature_scale` is set).
     pub attn_temperature: bool,
+    /// The token embeddings are scaled (`<arch>.embedding_scale` set and not 0:
+    /// `build_inp_embd` in `src/llama-graph.cpp` at 0c1e57098), the graph's first node: a
+    /// device running the first layer reads the embeddings before anything else.
+    pub embeddings_scaled: bool,
     /// The T5 encoder (`t5encoder`): its own graph, layers named `enc.blk.N`.
     pub t5_encoder: bool,
     /// Prefix of repeating layers' tensor names: `blk`, or `enc.blk` (T5 encoder).
@@ -299,6 +303,10 @@ impl ModelShape {
                 && model
                     .attention_temperature_scale()?
                     .is_some_and(|scale| scale != 0.0),
+            embeddings_scaled: model
+                .metadata()
+                .get_f64(&format!("{arch}.embedding_scale"))?
+                .is_some_and(|scale| scale != 0.0),
             t5_encoder: arch == "t5encoder",
             layer_prefix: if arch == "t5encoder" {
                 "enc.blk"

@@ -12,6 +12,7 @@
 
 use super::{Builder, F32, HOST, KvSource, Placement, Split};
 use crate::memory::alloc::TensorId;
+use crate::memory::shape::ModelShape;
 
 /// Gemma 3n's layers that sparsify their FFN gate (`n_layer_sparsity` in `src/models/models.h`
 /// at 0c1e57098, a constant of the builder).
@@ -24,6 +25,15 @@ struct AltUp {
     n: u64,
     /// Width of one layer's per-layer input (`embedding_length_per_layer_input`).
     per_layer: u64,
+}
+
+/// Whether every layer of a run on one buffer must be replayed, not the first few: with the
+/// cache on the devices (`kv_on_host` false), the split that starts an AltUp model's run on a
+/// device copies one slice of the per-layer inputs per layer of the run at its start, so the
+/// inputs it holds, and where the later tensors land, grow with the run's length. (With the
+/// cache on the host, the K/V stores split every layer.)
+pub(crate) fn replays_whole_runs(shape: &ModelShape, kv_on_host: bool) -> bool {
+    ALTUP.contains(&shape.arch.as_str()) && !kv_on_host
 }
 
 impl Builder<'_> {
@@ -98,43 +108,63 @@ impl Builder<'_> {
             slices: vec![None; self.shape.layers.len()],
         };
         let full_offload = output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
-        for (k, &(il, device)) in placement.layers.iter().enumerate() {
-            let later = self.split_reads(&placement.layers[k..], device, &mut per_layer, widths);
-            let predictions = self.predict(cur, splits[k], &later, full_offload, widths);
+        for (k, &(il, _)) in placement.layers.iter().enumerate() {
+            let later = self.split_reads(&placement.layers[k..], splits[k], &mut per_layer, widths);
+            let predictions =
+                self.predict(cur, splits[k].reads_listed(), &later, full_offload, widths);
             let active = self.g.view_sized(predictions, e, true);
             let corrected = self.altup_layer(il, active, predictions, widths);
-            cur = self.add_per_layer_input(il, corrected, &mut per_layer, widths);
+            let next = splits
+                .get(k + 1)
+                .map(|&split| (split, &placement.layers[k + 1..]));
+            cur = self.add_per_layer_input(il, corrected, &mut per_layer, widths, next);
         }
         self.unstack(cur, output, widths);
     }
 
-    /// What the split starting at `layers[0]` on `device` reads from other buffers besides
-    /// its first nodes' inputs, copied at its start all the same: with layer 0, the scaled
-    /// embeddings and the selected token rows its per-layer inputs are built from; after it,
-    /// the slice of the per-layer inputs of each of its layers.
+    /// What the split starting at `layers[0]` on `device` (`split`) reads from other buffers
+    /// besides its first nodes' inputs, copied at its start all the same, in the order its
+    /// nodes first read them (`ggml_backend_sched_split_graph` lists a split's inputs so): per
+    /// layer, the attention inputs of its kind when it is the first of that kind, then where
+    /// the layer ends, with layer 0 the scaled embeddings and the selected token rows its
+    /// per-layer inputs are built from, after it the layer's slice of the per-layer inputs;
+    /// last, the output ids when the split runs the output.
     fn split_reads(
         &mut self,
         layers: &[(usize, usize)],
-        device: usize,
+        split: Split,
         per_layer: &mut PerLayer,
         widths: AltUp,
     ) -> Vec<TensorId> {
+        let device = split.buffer;
         if self.buffer == device {
             return Vec::new();
         }
-        let Some(inputs) = per_layer.inputs else {
-            return vec![per_layer.scaled, per_layer.selected];
-        };
         let slice = self.per_token(widths.per_layer);
-        layers
-            .iter()
-            .take_while(|&&(_, b)| b == device)
-            .map(|&(il, _)| {
-                let view = self.g.view_sized(inputs, slice, false);
-                per_layer.slices[il] = Some(view);
-                view
-            })
-            .collect()
+        let mut reads = Vec::new();
+        let mut seen = [false; 2];
+        for &(il, _) in layers.iter().take_while(|&&(_, b)| b == device) {
+            let layer = self.shape.layers[il];
+            let kind = usize::from(layer.swa);
+            if layer.n_head_kv > 0 && !seen[kind] {
+                seen[kind] = true;
+                let mut kinds = [false; 2];
+                kinds[kind] = true;
+                self.attention_inputs_for(kinds, device, &mut reads);
+            }
+            match per_layer.inputs {
+                None => reads.extend([per_layer.scaled, per_layer.selected]),
+                Some(inputs) => {
+                    let view = self.g.view_sized(inputs, slice, false);
+                    per_layer.slices[il] = Some(view);
+                    reads.push(view);
+                }
+            }
+        }
+        if split.outputs && self.outputs_resume.is_none() {
+            reads.extend(self.inputs.out_ids);
+        }
+        reads
     }
 
     /// The split of each layer: its device, the cache kinds the layers from it on that device
@@ -191,8 +221,8 @@ impl Builder<'_> {
     /// router's norm unless llama.cpp pins the layer's norms to its device.
     ///
     /// A new split copies, at its start, what its first nodes read from the device before
-    /// (the permuted stack, the active copy or its norm, the stack), then the attention
-    /// inputs of its layers and, when it runs the output, the output ids.
+    /// (the permuted stack, the active copy or its norm, the stack), then what
+    /// [`Builder::split_reads`] listed (`later`).
     fn predict(
         &mut self,
         cur: TensorId,
@@ -367,13 +397,17 @@ impl Builder<'_> {
 
     /// The end of a layer: the active copy of the corrected stack scaled, gated down to the
     /// per-layer width, times this layer's slice of the per-layer inputs, projected back and
-    /// normed, added to the other copies, and the stack concatenated again.
+    /// normed, added to the other copies, and the stack concatenated again. On the host
+    /// before a device layer (`next`: its split and the layers from it on), that add and
+    /// concatenation have no weights and run on the device ("expand gpu up"), whose split
+    /// copies the other copies, the projection and the active copy at its start.
     fn add_per_layer_input(
         &mut self,
         il: usize,
         corrected: TensorId,
         per_layer: &mut PerLayer,
         widths: AltUp,
+        next: Option<(Split, &[(usize, usize)])>,
     ) -> TensorId {
         let e = self.e();
         let t = self.r.n_tokens;
@@ -391,8 +425,16 @@ impl Builder<'_> {
         let projected = self.linear(gated, self.shape.n_embd, t, false);
         let projected = self.norm(projected, false);
         let rest = self.g.view_sized(corrected, e * (widths.n - 1), false);
-        let rest = self.op(e * (widths.n - 1), &[rest, projected]);
         let first = self.g.view_sized(corrected, e, true);
+        if let Some((split, layers)) =
+            next.filter(|&(split, _)| self.buffer == HOST && split.buffer != HOST)
+        {
+            let later = self.split_reads(layers, split, per_layer, widths);
+            self.enter(split.reads_listed(), &[rest, projected, first], &later);
+        }
+        // In place only over a split's copy of the other copies (its own tensor): on one
+        // buffer `rest` is a view, whose memory ggml-alloc never hands over.
+        let rest = self.inplace(&[rest, projected], 1);
         self.op(e * widths.n, &[first, rest])
     }
 
@@ -431,6 +473,18 @@ impl Builder<'_> {
         let logits = self.inplace(&[logits], 1);
         let logits = self.inplace(&[logits], 1);
         self.g.mark_output(logits);
+    }
+}
+
+impl Split {
+    /// This split with its attention inputs and output ids left out: [`Builder::split_reads`]
+    /// lists them, in the order the split reads them.
+    fn reads_listed(self) -> Split {
+        Split {
+            kinds: None,
+            outputs: false,
+            ..self
+        }
     }
 }
 

@@ -31,13 +31,22 @@ impl Builder<'_> {
             return self.attention_on(next, il, q, k, v);
         }
         let cache_on_host = self.r.kv_on_host && device != HOST;
+        // A Falcon-H1 layer's state reads follow its attention: with the cache (and the
+        // states) on the host, the attention stays in the host split (see
+        // `parallel_hybrid_layer`), whatever the kernel.
+        // So does the attention of a layer after which the next Mamba layer's state reads
+        // join the graph (Nemotron-H with `--no-kv-offload`, dumped with
+        // `GGML_SCHED_DEBUG=2`): they run on the host and the attention follows them there.
+        let reads_after = self.reads_after.take();
+        let host_reads = reads_after.filter(|_| self.r.kv_on_host);
+        let stays_on_host = cache_on_host && (layer.recurrent || host_reads.is_some());
         let (mut k, mut v, mut q) = (self.g.view(k, true), self.g.view(v, true), q);
         if cache_on_host {
             // The host split's inputs are all copied at its start, in the order nodes use them.
             self.buffer = HOST;
             k = self.local(k);
             v = self.local(v);
-            if !self.r.flash_attn {
+            if !self.r.flash_attn || stays_on_host {
                 q = self.local(q);
             }
         }
@@ -56,7 +65,7 @@ impl Builder<'_> {
         };
         let mask = self.mask_for(usize::from(layer.swa));
         let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
-        let source = if cache_on_host && self.r.flash_attn {
+        let source = if cache_on_host && self.r.flash_attn && !stays_on_host {
             self.buffer = device;
             // The split's inputs in the order flash attention reads them: K, V, the mask.
             let copies = self.cache_copies(n_kv, heads.1);
@@ -67,19 +76,42 @@ impl Builder<'_> {
             KvSource::Cache
         };
         let mut out = self.attention(q, source, mask, n_kv, heads);
-        if cache_on_host && !self.r.flash_attn {
+        let mut rows = None;
+        if let Some((next, buffer)) = host_reads {
+            // The conv-state rows, read in the host split; the device running `next` copies
+            // them at the start of the split that reads them: the one resuming here when
+            // `next` runs on this device (graph splits dumped from 0c1e57098).
+            let read = self.state_rows(HOST, self.shape.recurrent.r, &[]);
+            self.state_rows = Some((next, read));
+            rows = (buffer == device).then_some(read);
+        }
+        if stays_on_host && layer.recurrent {
+            return out;
+        }
+        if cache_on_host && (!self.r.flash_attn || stays_on_host) {
             // The device split resumes with the attention output computed on the host.
             self.buffer = device;
             out = self.local(out);
+            if let Some(rows) = rows {
+                self.local(rows);
+            }
             self.resume_outputs(il);
         }
         self.buffer = device;
+        if let Some((next, buffer)) = reads_after.filter(|_| !self.r.kv_on_host) {
+            // The next Mamba layer's conv-state rows, read on its device in a split of their
+            // own before this layer's tail, which comes back here (graph splits dumped from
+            // 0c1e57098: Nemotron-H over two devices).
+            let read = self.state_rows(buffer, self.shape.recurrent.r, &[]);
+            self.state_rows = Some((next, read));
+            self.switch(device, &[]);
+        }
         out
     }
 
     /// The device a host layer's attention runs on: the next recurrent layer's, when that
     /// layer's state reads (on its device) follow `kqv_out` in the graph
-    /// ([`Builder::state_reads_after`]).
+    /// ([`Builder::recurrent_reads_after`]).
     ///
     /// `ggml_backend_sched_split_graph` (0c1e57098) gives the attention ops no backend in
     /// pass 1 (no weights; the cache views are not weights), then "expand gpu up" assigns
@@ -146,7 +178,7 @@ impl Builder<'_> {
     /// `il`'s host split when that split selects the output rows ([`Builder::outputs_resume`]),
     /// then the residual the layer's opening norm left to this split
     /// ([`Builder::deferred_residual`]).
-    fn resume_outputs(&mut self, il: usize) {
+    pub(super) fn resume_outputs(&mut self, il: usize) {
         if self.outputs_resume == Some(il) {
             let ids = self.out_ids();
             self.local(ids);

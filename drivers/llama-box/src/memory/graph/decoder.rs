@@ -9,6 +9,9 @@ impl Builder<'_> {
     pub(super) fn decoder_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
         let shape = self.shape;
         let layer = shape.layers[il];
+        if self.is_delta_net(il) {
+            return self.delta_net_layer(il, inp);
+        }
         if layer.recurrent {
             return match layer.n_head_kv {
                 0 => self.recurrent_layer(il, inp, last),
@@ -114,6 +117,21 @@ impl Builder<'_> {
         cur: TensorId,
         beside: impl FnOnce(&mut Self) -> T,
     ) -> (TensorId, T) {
+        let attn = self.attention_core(il, cur);
+        let beside = beside(self);
+        let out = self.attention_output(il, attn);
+        (out, beside)
+    }
+
+    /// The output projection of an attention's output (`kqv_out`).
+    pub(super) fn attention_output(&mut self, il: usize, attn: TensorId) -> TensorId {
+        let bias = self.has(il, "attn_output.bias");
+        self.linear(attn, self.shape.n_embd, self.r.n_tokens, bias)
+    }
+
+    /// The attention of a layer on its normed input up to `kqv_out` (times the gate of a
+    /// [`GATED_QUERY`]), before its output projection.
+    pub(super) fn attention_core(&mut self, il: usize, cur: TensorId) -> TensorId {
         let shape = self.shape;
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
@@ -122,6 +140,8 @@ impl Builder<'_> {
         let kv_heads = layer.n_head_kv.max(1);
         let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);
         let pos = self.shape.positional.then(|| self.pos());
+        let gated = GATED_QUERY.contains(&shape.arch.as_str());
+        let mut q_gate = None;
         let (q, k, v, v_contiguous) = if self.has(il, "attn_qkv.weight") {
             // One matmul; Q, K and V are views into its result.
             let rows = self.out_rows(il, "attn_qkv.weight", q_rows + k_rows + v_rows);
@@ -134,9 +154,14 @@ impl Builder<'_> {
             (q, k, v, false)
         } else {
             // build_attn expands Q, then V, then K (K last for RoPE fusion into the cache).
-            let q_rows = self.out_rows(il, "attn_q.weight", q_rows);
-            let q = self.linear(cur, q_rows, t, self.has(il, "attn_q.bias"));
-            let mut q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", pos);
+            let q_out = self.out_rows(il, "attn_q.weight", q_rows);
+            let q = self.linear(cur, q_out, t, self.has(il, "attn_q.bias"));
+            let mut q = if gated {
+                q_gate = Some(q);
+                self.gated_query(il, q, q_rows * t * F32, pos)
+            } else {
+                self.qk_rope(il, q, q_out * t * F32, "attn_q_norm.weight", pos)
+            };
             if let Some(scale) = self.inputs.attn_scale {
                 // Temperature tuning: Q times the per-token scale, in place.
                 q = self.inplace(&[q, scale], 1);
@@ -149,9 +174,15 @@ impl Builder<'_> {
             (q, k, v, true)
         };
         let attn = self.attend(il, q, k, v, v_contiguous);
-        let beside = beside(self);
-        let out = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
-        (out, beside)
+        let Some(q_full) = q_gate else {
+            return attn;
+        };
+        // The gate half of the query projection, made contiguous and passed through a sigmoid
+        // after the attention, multiplies its output.
+        let gate = self.g.view(q_full, false);
+        let gate = self.op(q_rows * t * F32, &[gate]);
+        let gate = self.inplace(&[gate], 1);
+        self.elementwise(&[attn, gate], &[0, 1])
     }
 
     /// `build_attn` from Q, K and V: the rotation of a quantized cache, cached attention, and
@@ -182,6 +213,32 @@ impl Builder<'_> {
         let bytes = self.g.bytes(x);
         let x = if contiguous { x } else { self.op(bytes, &[x]) };
         self.op(bytes, &[x, rot])
+    }
+
+    /// The query half of a projection holding each head's query and gate side by side
+    /// ([`GATED_QUERY`]): a strided view, whose norm is new memory (ggml-alloc never runs an
+    /// op in place over a view), its weight applied in place, then RoPE.
+    fn gated_query(
+        &mut self,
+        il: usize,
+        q_full: TensorId,
+        bytes: u64,
+        pos: Option<TensorId>,
+    ) -> TensorId {
+        let view = self.g.view(q_full, true);
+        if !self.has(il, "attn_q_norm.weight") {
+            return match pos {
+                Some(pos) => self.op(bytes, &[view, pos]),
+                None => view,
+            };
+        }
+        let normed = self.op(bytes, &[view]);
+        let q = self.inplace(&[normed], 1);
+        // RoPE runs in place over the normed query, a tensor of its own.
+        match pos {
+            Some(pos) => self.inplace(&[q, pos], 1),
+            None => q,
+        }
     }
 
     /// Optional per-head norm, then RoPE (when the model has positions), on a reshaped view.
@@ -222,6 +279,12 @@ impl Builder<'_> {
             cur = self.norm(cur, false);
         }
         let ffn_inp = self.inplace(&[cur, residual], 2);
+        self.ffn_from(il, ffn_inp)
+    }
+
+    /// The FFN half of a layer from its input `ffn_inp` (the attention residual): the FFN
+    /// norm, the FFN, its post-norm and residual.
+    pub(super) fn ffn_from(&mut self, il: usize, ffn_inp: TensorId) -> TensorId {
         self.expect_residual(ffn_inp);
         let normed = if self.post_norm_only(il) {
             ffn_inp
@@ -259,6 +322,12 @@ impl Builder<'_> {
     pub(super) fn outputs_after_layers(&self) -> bool {
         OUTPUTS_AFTER_LAYERS.contains(&self.shape.arch.as_str())
     }
+
+    /// Whether the output rows are selected after the output norm ([`ROWS_AFTER_OUTPUT_NORM`]):
+    /// the last layer and the split running it read no output ids.
+    pub(super) fn rows_after_output_norm(&self) -> bool {
+        ROWS_AFTER_OUTPUT_NORM.contains(&self.shape.arch.as_str())
+    }
 }
 
 /// Architectures whose layers run the attention and the FFN side by side on one norm
@@ -266,8 +335,9 @@ impl Builder<'_> {
 const PARALLEL_BLOCKS: [&str; 2] = ["command-r", "cohere2"];
 
 /// Architectures whose `post_attention_norm` weight norms the FFN input (after the attention
-/// residual) in place of an `ffn_norm`: gpt-oss (`src/models/openai-moe.cpp` at 0c1e57098).
-const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 1] = ["gpt-oss"];
+/// residual) in place of an `ffn_norm`: gpt-oss and Qwen3-Next (`src/models/openai-moe.cpp`,
+/// `qwen3next.cpp` at 0c1e57098).
+const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 2] = ["gpt-oss", "qwen3next"];
 
 /// Architectures whose FFN residual add reads the residual first (`ggml_add(ctx0, residual,
 /// cur)` in `src/models/phi3.cpp` at 0c1e57098; the others add the FFN output first).
@@ -276,3 +346,14 @@ const FFN_ADDED_ONTO_RESIDUAL: [&str; 1] = ["phi3"];
 /// Architectures that select the output rows after the last layer (`openai-moe.cpp`: unless
 /// `embeddings_nextn_masked`, which is off by default).
 const OUTPUTS_AFTER_LAYERS: [&str; 1] = ["gpt-oss"];
+
+/// Architectures that select the output rows from the normed output, itself a graph output
+/// (`t_h_nextn`): Nemotron-H and Qwen3-Next (`src/models/nemotron-h.cpp`, `qwen3next.cpp`,
+/// unless `embeddings_nextn_masked`, off by default).
+const ROWS_AFTER_OUTPUT_NORM: [&str; 2] = ["nemotron_h", "qwen3next"];
+
+/// Architectures whose query projection holds each head's query and an output gate side by
+/// side (`build_layer_attn` of `src/models/qwen3next.cpp` at 0c1e57098): the query is a view
+/// of it, and the gate's contiguous copy and sigmoid multiply the attention output before the
+/// output projection, keeping the projection alive through the attention.
+const GATED_QUERY: [&str; 1] = ["qwen3next"];

@@ -1,14 +1,16 @@
 //! Feed-forward blocks (`build_ffn`, `build_moe_ffn`): dense gated, fused gate-up or
 //! sequential FFNs, routed experts and the optional shared expert.
 
-use super::{Builder, F32};
+use super::{Builder, F32, HOST};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
     pub(super) fn ffn(&mut self, il: usize, x: TensorId) -> TensorId {
         if self.has(il, "ffn_gate_inp.weight") {
+            let here = self.buffer;
             let routed = self.moe(il, x);
             if self.has(il, "ffn_up_shexp.weight") {
+                self.read_next_states(here);
                 let shared = self.shared_expert(il, x, routed);
                 return self.inplace(&[routed, shared], 2);
             }
@@ -72,6 +74,12 @@ impl Builder<'_> {
         if !self.has(il, "ffn_up_shexp.weight") {
             self.close_early(&[experts, weights]);
         }
+        if let Some(buffer) = self.next_reads_elsewhere() {
+            // The weighting and sum run where the next layer's state reads follow them, a
+            // split that copies them in with the row indices.
+            let (main, extra) = self.state_copy_input();
+            self.switch(buffer, &[experts, weights, main, extra]);
+        }
         let experts = self.inplace(&[experts, weights], 1);
         let first = self.g.view(experts, true);
         let e = self.e();
@@ -116,5 +124,32 @@ impl Builder<'_> {
                 out
             }
         }
+    }
+
+    /// The device the next layer's state reads ([`Builder::next_state_reads`]) run on when
+    /// the current split is the host's: the ops without weights before them follow them
+    /// there ("expand gpu up"; a device's stay on it).
+    fn next_reads_elsewhere(&self) -> Option<usize> {
+        let (_, buffer) = self.next_state_reads?;
+        let state = self.state_buffer(buffer);
+        (self.buffer == HOST && state != HOST).then_some(state)
+    }
+
+    /// The next layer's state reads ([`Builder::next_state_reads`]), where its states live
+    /// (the layer's buffer, or the host with `--no-kv-offload`), then back to the split of
+    /// the layer's buffer `here`, which copies in the rows it will read itself when they
+    /// were read elsewhere.
+    fn read_next_states(&mut self, here: usize) {
+        let Some((layer, buffer)) = self.next_state_reads.take() else {
+            return;
+        };
+        let state = self.state_buffer(buffer);
+        let rows = self.state_rows(state, self.shape.recurrent.r, &[]);
+        self.state_rows = Some((layer, rows));
+        let inputs: Vec<TensorId> = (buffer == here && state != here)
+            .then_some(rows)
+            .into_iter()
+            .collect();
+        self.switch(here, &inputs);
     }
 }

@@ -13,10 +13,12 @@
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
 //! - `t5`: the T5 encoder (relative-position bias, never flash attention);
-//! - `recurrent`: the layers of Mamba models (Mamba-1 and Mamba-2) op by op, with their
-//!   state reads and stores where the states live; other recurrent layers (sized with a
-//!   Mamba template) alone, before an FFN (Granite 4.0-H, Jamba) or beside attention
-//!   (Falcon-H1);
+//! - `recurrent`: the Mamba layers of Mamba models (Mamba-1 and Mamba-2), Granite 4.0-H
+//!   (before an FFN) and Falcon-H1 (beside attention) op by op, with their state reads and
+//!   stores where the states live; Nemotron-H's Mamba-2 mixer; Jamba's recurrent layers
+//!   (sized with a Mamba template) before an FFN;
+//! - `delta_net`: Qwen3-Next's gated delta-net layers op by op (conv and delta-net states
+//!   read and stored where they live, the fused gated delta-net op, the gated norm);
 //! - `rwkv`: RWKV-6 and RWKV-7 layers op by op (time mix, channel mix, token-shift and WKV states);
 //! - `altup`: Gemma 3n's whole graph (the AltUp stack predicted and corrected around every
 //!   layer, LAuReL, the per-layer inputs, the sparsified FFN gate, layers sharing a cache);
@@ -37,8 +39,10 @@ use super::shape::ModelShape;
 use crate::params::CacheType;
 
 mod altup;
+pub(crate) use altup::replays_whole_runs;
 mod attention;
 mod decoder;
+mod delta_net;
 mod encoder;
 mod ffn;
 mod inputs;
@@ -119,12 +123,15 @@ pub(crate) fn compute_peaks(
         closing: None,
         next_recurrent: None,
         state_rows: None,
+        next_state_reads: None,
+        reads_after: None,
         pending_mix: None,
         first_value: None,
         outputs_resume: None,
         norms_pinned: false,
         defer_residual: false,
         deferred_residual: None,
+        split_reads_states: false,
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -194,12 +201,22 @@ struct Builder<'a> {
     closing: Option<(Split, Option<TensorId>)>,
     /// The device of the next recurrent layer when it is on another device than the current
     /// layer and its state reads join the graph before the current layer's tail
-    /// ([`Builder::state_reads_after`]; see `recurrent::gate_input` and
+    /// ([`Builder::recurrent_reads_after`]; see `recurrent::gate_input` and
     /// `attention::cached_attention`).
     next_recurrent: Option<usize>,
     /// A Mamba layer's conv-state rows read before the previous layer's tail (`build_rs`
     /// joins the graph first): (layer, rows).
     state_rows: Option<(usize, TensorId)>,
+    /// The next layer, a hybrid's Mamba layer ([`Builder::is_hybrid_mamba`]), and its buffer,
+    /// whose state reads join the graph after the current layer's routed experts (see
+    /// [`Builder::ffn`]).
+    next_state_reads: Option<(usize, usize)>,
+    /// The next Mamba layer replayed op by op ([`Builder::is_mamba`]) and its buffer, when
+    /// its state reads join the graph right after the current layer's attention
+    /// ([`Builder::recurrent_reads_after`]) and run elsewhere: on the host with the states
+    /// there, in the attention's host split, else on that layer's device (see
+    /// `cached_attention`).
+    reads_after: Option<(usize, usize)>,
     /// An RWKV-6 layer's channel mix, built after the next layer's state reads.
     pending_mix: Option<rwkv::ChannelMix>,
     /// RWKV-7's first layer's value, which every later layer mixes in.
@@ -221,6 +238,10 @@ struct Builder<'a> {
     defer_residual: bool,
     /// That residual, until `cached_attention` resumes the device split.
     deferred_residual: Option<TensorId>,
+    /// The split the next layer starts holds gated delta-net layers reading their states on
+    /// its own device: their state reads (`build_rs`) are its first nodes after the opening
+    /// norm, so it copies the state row indices right after the norm's input.
+    split_reads_states: bool,
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -311,7 +332,12 @@ impl Builder<'_> {
             Some(&(_, buffer)) => Split {
                 buffer,
                 kinds: Some(self.attention_kinds(&placement.layers[k..], buffer)),
-                outputs: placement.layers[k..].iter().all(|&(_, b)| b == buffer),
+                outputs: placement.layers[k..].iter().all(|&(_, b)| b == buffer)
+                    && (placement.output == buffer || !self.rows_after_output_norm())
+                    && !(self.r.kv_on_host
+                        && placement.layers[k..]
+                            .iter()
+                            .any(|&(l, _)| self.is_mamba(l) || self.is_hybrid_mamba(l))),
             },
             None => Split {
                 buffer: placement.output,
@@ -325,13 +351,16 @@ impl Builder<'_> {
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
         self.norms_pinned = full_offload || self.r.n_tokens < 32;
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
+            self.next_state_reads = self.hybrid_reads_after(&placement.layers[k..]);
             if self.is_rwkv(layer) {
                 cur = self.rwkv_layer(layer, cur, k == last, splits[k]);
                 continue;
             }
-            if self.is_mamba(layer) {
+            if self.is_mamba(layer) || self.is_hybrid_mamba(layer) {
                 // A Mamba layer makes its own splits around its state reads and stores.
-                let next = placement.layers.get(k + 1).copied();
+                // The next Mamba layer (past FFN-only layers) reads its states before this
+                // layer's tail.
+                let next = self.recurrent_reads_after(&placement.layers[k..]);
                 // With the states on the host, the host's stores split the next device's
                 // layers: its split does not run to the end.
                 let mut next_split = splits[k + 1];
@@ -342,20 +371,46 @@ impl Builder<'_> {
                 self.closing = None;
                 continue;
             }
-            self.enter_layer(splits[k], cur, self.opens_with_norm(layer));
+            self.split_reads_states = !self.r.kv_on_host
+                && placement.layers[k..]
+                    .iter()
+                    .take_while(|&&(_, b)| b == splits[k].buffer)
+                    .any(|&(l, _)| self.is_delta_net(l));
+            // State rows read on the host for a Mamba layer on this split's device are copied
+            // at its start, after the layer input.
+            let rows = self.state_rows.filter(|&(l, _)| {
+                placement.layers[k..]
+                    .iter()
+                    .any(|&(pl, b)| pl == l && b == splits[k].buffer)
+            });
+            match rows {
+                Some((_, rows)) if splits[k].buffer != self.buffer => {
+                    self.enter(splits[k], &[cur], &[rows]);
+                }
+                _ => self.enter_layer(splits[k], cur, self.opens_with_norm(layer)),
+            }
             if self.opening.is_none() {
                 cur = self.local(cur);
             }
             let next = splits[k + 1];
             self.closing =
                 (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
-            self.next_recurrent = self.state_reads_after(&placement.layers[k..]);
+            self.next_recurrent = self
+                .recurrent_reads_after(&placement.layers[k..])
+                .filter(|&(_, b)| b != splits[k].buffer)
+                .map(|(_, b)| b);
+            self.reads_after =
+                self.recurrent_reads_after(&placement.layers[k..])
+                    .filter(|&(l, b)| {
+                        self.is_mamba(l)
+                            && (self.r.kv_on_host || (b != splits[k].buffer && b != HOST))
+                    });
             self.defer_residual =
                 self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
             cur = if self.shape.t5_encoder {
                 self.t5_encoder_layer(layer, cur, k == last)
             } else if self.shape.causal {
-                self.decoder_layer(layer, cur, k == last)
+                self.decoder_layer(layer, cur, k == last && !self.rows_after_output_norm())
             } else {
                 self.encoder_layer(layer, cur, k == last)
             };
@@ -371,9 +426,19 @@ impl Builder<'_> {
         self.output(cur);
     }
 
-    /// The buffer of the next recurrent layer when its state reads join the graph right after
-    /// what the first of `layers` expands, before that layer's tail, and it is another buffer
-    /// than that layer's.
+    /// The next layer and its buffer when it is a hybrid's Mamba layer whose state reads
+    /// (`build_rs`) join the graph inside the first of `layers`: after its routed experts'
+    /// sum, the last node `build_moe_ffn` expands, and before its shared expert and residual
+    /// (Granite 4.0-H: graph order dumped from 0c1e57098's allocator).
+    fn hybrid_reads_after(&self, layers: &[(usize, usize)]) -> Option<(usize, usize)> {
+        let (&(current, _), rest) = layers.split_first()?;
+        let &(next, buffer) = rest.first()?;
+        (self.is_hybrid_mamba(next) && self.has(current, "ffn_up_shexp.weight"))
+            .then_some((next, buffer))
+    }
+
+    /// The next recurrent layer and its buffer when its state reads join the graph right after
+    /// what the first of `layers` expands, before that layer's tail.
     ///
     /// A recurrent layer (without attention beside it) expands its state reads (`build_rs`)
     /// before anything that reads its input, and a layer with only a dense FFN expands
@@ -381,8 +446,8 @@ impl Builder<'_> {
     /// the state stores, or `kqv_out` of an attention) joins the graph only when the
     /// recurrent layer's conv-state store pulls in its input. A layer that expands nodes
     /// reading its input (attention, routed experts) pulls the tail in first.
-    fn state_reads_after(&self, layers: &[(usize, usize)]) -> Option<usize> {
-        let (&(current, buffer), rest) = layers.split_first()?;
+    fn recurrent_reads_after(&self, layers: &[(usize, usize)]) -> Option<(usize, usize)> {
+        let (&(current, _), rest) = layers.split_first()?;
         let routed = |il: usize| self.has(il, "ffn_down_exps.weight");
         if routed(current) {
             return None;
@@ -390,7 +455,7 @@ impl Builder<'_> {
         for &(il, b) in rest {
             let layer = self.shape.layers[il];
             if layer.recurrent && layer.n_head_kv == 0 {
-                return (b != buffer).then_some(b);
+                return Some((il, b));
             }
             if layer.recurrent || layer.n_head_kv > 0 || routed(il) {
                 return None;
@@ -497,8 +562,15 @@ impl Builder<'_> {
         };
         // Command-R and Cohere2 norm with `ggml_norm` (LLM_NORM) without a bias: not in place.
         let layer_norm = self.names.contains_key("output_norm.bias") || self.parallel_blocks();
-        let embd = self.norm(inp, layer_norm);
+        let mut embd = self.norm(inp, layer_norm);
         self.g.mark_output(embd);
+        if self.rows_after_output_norm() {
+            // The normed output is the graph's `t_h_nextn`, an output; the output rows are
+            // selected from it into `t_embd`, another.
+            let ids = self.out_ids();
+            embd = self.op(self.e(), &[embd, ids]);
+            self.g.mark_output(embd);
+        }
         // An output cannot be overwritten in place: a scale of it is a tensor of its own.
         let head_input = match self.shape.scaled_head_input {
             true => self.op(self.e(), &[embd]),

@@ -1,23 +1,41 @@
-//! Recurrent layers: those of Mamba models (Mamba-1 and Mamba-2, no attention) op by op
-//! ([`Builder::mamba_layer`]); the others sized
-//! with the Mamba template (`build_mamba_layer` /
-//! `build_mamba2_layer` of `src/models/mamba-base.cpp`), alone or followed by an FFN (the
-//! hybrids: Granite 4.0-H, Jamba); beside attention (Falcon-H1) and alone in Nemotron-H's
-//! Mamba layers, the Mamba-2 mixer follows `build_mamba2_layer` tensor by tensor.
+//! Recurrent layers: those of Mamba models (Mamba-1 and Mamba-2, no attention), Granite
+//! 4.0-H's (Mamba-2, each followed by an FFN) and Falcon-H1's (Mamba-2 beside attention) op
+//! by op with the scheduler's splits ([`Builder::mamba_layer`],
+//! [`Builder::parallel_hybrid_layer`]); Jamba's sized with the Mamba template
+//! (`build_mamba_layer` of `src/models/mamba-base.cpp`) followed by an FFN. Nemotron-H's
+//! Mamba layers (Mamba-2, between attention and FFN-only layers) take the op-by-op path too.
 
 use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
-    /// Whether layer `il` is a Mamba layer of a model without attention layers or FFNs (the
-    /// Mamba, Falcon-Mamba and Mamba-2 architectures), which [`Self::mamba_layer`] builds op
-    /// by op.
+    /// Whether layer `il` is a Mamba layer without an FFN, of a model without attention layers
+    /// (the Mamba, Falcon-Mamba and Mamba-2 architectures) or of Nemotron-H
+    /// ([`MAMBA_BESIDE_ATTENTION`]), which [`Self::mamba_layer`] builds op by op.
     pub(super) fn is_mamba(&self, il: usize) -> bool {
         let layer = self.shape.layers[il];
         layer.recurrent
             && self.has(il, "ssm_in.weight")
-            && self.shape.layers.iter().all(|l| l.n_head_kv == 0)
+            && (self.shape.layers.iter().all(|l| l.n_head_kv == 0)
+                || MAMBA_BESIDE_ATTENTION.contains(&self.shape.arch.as_str()))
             && !self.has_ffn(il)
+    }
+
+    /// Whether layer `il` is a Mamba layer followed by an FFN in a hybrid whose Mamba-2
+    /// mixer [`Self::mamba_layer`] builds op by op ([`HYBRID_MAMBA`]).
+    pub(super) fn is_hybrid_mamba(&self, il: usize) -> bool {
+        let layer = self.shape.layers[il];
+        HYBRID_MAMBA.contains(&self.shape.arch.as_str())
+            && layer.recurrent
+            && layer.n_head_kv == 0
+            && self.has(il, "ssm_in.weight")
+            && self.has_ffn(il)
+    }
+
+    /// Whether Mamba layer `il` is a hybrid's (Granite 4.0-H's, Nemotron-H's): the split
+    /// its state reads start also copies the attention inputs of its layers.
+    fn beside_attention(&self, il: usize) -> bool {
+        self.is_hybrid_mamba(il) || self.shape.layers.iter().any(|l| l.n_head_kv > 0)
     }
 
     /// A Mamba layer (`build_mamba_layer` / `build_mamba2_layer` of
@@ -26,7 +44,8 @@ impl Builder<'_> {
     /// from 0c1e57098, `GGML_SCHED_DEBUG=2`):
     /// - `build_rs` reads the conv states first (`get_rows` of the ubatch's rows; the extra
     ///   rows, none at reserve, are stored back), where the states live: the layer's device,
-    ///   or the host with `--no-kv-offload`. The next layer's reads join the graph before this
+    ///   or the host with `--no-kv-offload`. The next Mamba layer's reads (`next`, past
+    ///   Nemotron-H's FFN-only layers, which expand nothing) join the graph before this
     ///   layer's tail (its ops only join when the next layer's norm reads the output);
     /// - norm, input projection (z, x or xBC, and Mamba-2's dt), the conv window (states,
     ///   then x) whose last columns are stored, the convolution with its bias and SiLU; then
@@ -35,7 +54,8 @@ impl Builder<'_> {
     ///   the extra state rows are read and stored back);
     /// - the tail: the contiguous z (on the next layer's device when its reads moved the
     ///   graph there), y + x·D, the SwiGLU gate, Mamba-2's grouped norm, the output projection
-    ///   and the residual.
+    ///   and the residual; in a hybrid ([`Self::is_hybrid_mamba`]) the FFN block instead,
+    ///   with the next Mamba layer's reads after its routed experts (`Builder::ffn`).
     ///
     /// Stores into host states run in host splits, which copy what they store; the device
     /// then copies the host's state rows, and for the scan both views of the host's states
@@ -49,6 +69,50 @@ impl Builder<'_> {
         split: Split,
         next: Option<(usize, usize)>,
     ) -> TensorId {
+        let device = split.buffer;
+        let head = self.mamba_head(il, inp, split);
+        let inp = head.input;
+        // The tail, after the next layer's reads.
+        let bytes = head.d_inner * self.r.n_tokens * F32;
+        // z: a strided view of the projection.
+        let z = self.gate_view(&head);
+        let next = next.filter(|&(layer, _)| self.is_mamba(layer));
+        // The gate's cont follows the reads onto another device (not onto the host, the
+        // scheduler's last resort), whose split copies z in with the row indices.
+        let mut moved = false;
+        if let Some((layer, buffer)) = next {
+            let state = self.state_buffer(buffer);
+            moved = state != device && state != HOST;
+            let after = if moved { vec![z] } else { Vec::new() };
+            let rows = self.state_rows(state, self.shape.recurrent.r, &after);
+            self.state_rows = Some((layer, rows));
+        }
+        let z = if moved { self.op(bytes, &[z]) } else { z };
+        let mut inputs = vec![z];
+        if let (Some((_, buffer)), Some((_, rows))) = (next, self.state_rows)
+            && buffer == device
+        {
+            inputs.push(rows);
+        }
+        if last && split.outputs {
+            inputs.push(self.out_ids());
+        }
+        self.switch(device, &inputs);
+        let z = if moved { z } else { self.op(bytes, &[z]) };
+        let out = self.mamba_tail(il, &head, z);
+        if self.has_ffn(il) {
+            return self.ffn_block(il, out, inp, last);
+        }
+        let (out, residual) = self.select_outputs(out, inp, last && !self.rows_after_output_norm());
+        // Mamba-1 adds its projection through a reshape (a view): the add takes the
+        // residual's memory, except on the last layer, whose output rows are copies.
+        self.residual_add_reusing(out, residual, head.mamba2 || last)
+    }
+
+    /// The head of [`Self::mamba_layer`] on `split`: the state reads, the norm, the input
+    /// projection, the conv window and its store, the convolution, dt and the scan with its
+    /// stores (in host splits when the states live on the host).
+    fn mamba_head(&mut self, il: usize, mut inp: TensorId, split: Split) -> MambaHead {
         let device = split.buffer;
         let state = self.state_buffer(device);
         let t = self.r.n_tokens;
@@ -73,6 +137,23 @@ impl Builder<'_> {
         }
         let rows = match self.state_rows.take() {
             Some((layer, rows)) if layer == il => rows,
+            _ if self.beside_attention(il) && state == device => {
+                // The split copies the state row indices, the attention inputs of its layers
+                // and the output ids; the scaled embeddings come first.
+                let (main, extra) = self.state_copy_input();
+                let first = if il == 0 && self.shape.embeddings_scaled {
+                    [inp, main, extra]
+                } else {
+                    [main, extra, inp]
+                };
+                self.enter(split, &first, &[]);
+                if il == 0 && self.shape.embeddings_scaled {
+                    // The scale runs here, in place on the copy of the embeddings unless
+                    // that is a pipeline copy (pinned), and becomes the layer's input.
+                    inp = self.inplace(&[inp], 1);
+                }
+                self.state_rows(state, self.shape.recurrent.r, &[])
+            }
             _ => {
                 let after = if state == device {
                     inputs.clone()
@@ -144,37 +225,37 @@ impl Builder<'_> {
             .g
             .view_sized(scan, d_state * d_inner * seqs * F32, false);
         self.store_states(state, &[extra_rows, states]);
-        // The tail, after the next layer's reads.
-        let bytes = d_inner * t * F32;
-        // z: a strided view of the projection.
-        let z = self
-            .g
-            .view_sized(xz, (d_inner + t.saturating_sub(1) * xz_rows) * F32, false);
-        let next = next.filter(|&(layer, _)| self.is_mamba(layer));
-        // The gate's cont follows the reads onto another device (not onto the host, the
-        // scheduler's last resort), whose split copies z in with the row indices.
-        let mut moved = false;
-        if let Some((layer, buffer)) = next {
-            let state = self.state_buffer(buffer);
-            moved = state != device && state != HOST;
-            let after = if moved { vec![z] } else { Vec::new() };
-            let rows = self.state_rows(state, self.shape.recurrent.r, &after);
-            self.state_rows = Some((layer, rows));
+        MambaHead {
+            input: inp,
+            xz,
+            xz_rows,
+            x,
+            scan,
+            d_inner,
+            mamba2,
         }
-        let z = if moved { self.op(bytes, &[z]) } else { z };
-        let mut inputs = vec![z];
-        if let (Some((_, buffer)), Some((_, rows))) = (next, self.state_rows)
-            && buffer == device
-        {
-            inputs.push(rows);
-        }
-        if last {
-            inputs.push(self.out_ids());
-        }
-        self.switch(device, &inputs);
-        let z = if moved { z } else { self.op(bytes, &[z]) };
+    }
+
+    /// The strided view of the input projection that holds z.
+    fn gate_view(&mut self, head: &MambaHead) -> TensorId {
+        let t = self.r.n_tokens;
+        self.g.view_sized(
+            head.xz,
+            (head.d_inner + t.saturating_sub(1) * head.xz_rows) * F32,
+            false,
+        )
+    }
+
+    /// The tail of [`Self::mamba_layer`] from the contiguous z: y + x·D, the SwiGLU gate,
+    /// Mamba-2's grouped norm and the output projection.
+    fn mamba_tail(&mut self, il: usize, head: &MambaHead, z: TensorId) -> TensorId {
+        let device = self.buffer;
+        let t = self.r.n_tokens;
+        let bytes = head.d_inner * t * F32;
+        let x = head.x;
+        let scan = head.scan;
         // x·D: in place on Mamba-1's x, new memory for Mamba-2's (a view of xBC).
-        let x_d = if mamba2 {
+        let x_d = if head.mamba2 {
             self.op(bytes, &[x])
         } else {
             self.inplace(&[x], 1)
@@ -190,11 +271,7 @@ impl Builder<'_> {
             y = self.inplace(&[normed], 1);
         }
         let y = self.g.view(y, true);
-        let out = self.linear(y, self.shape.n_embd, t, false);
-        let (out, residual) = self.select_outputs(out, inp, last);
-        // Mamba-1 adds its projection through a reshape (a view): the add takes the
-        // residual's memory, except on the last layer, whose output rows are copies.
-        self.residual_add_reusing(out, residual, mamba2 || last)
+        self.linear(y, self.shape.n_embd, t, false)
     }
 
     /// Where layer states live: the host with `--no-kv-offload`, else the layer's buffer.
@@ -241,19 +318,11 @@ impl Builder<'_> {
         }
     }
 
-    /// A recurrent layer: norm, the Mamba mixer, then the FFN block when the layer has one
-    /// (hybrids), else the residual. Nemotron-H's layers run the Mamba-2 mixer as
-    /// `build_mamba2_layer` builds it (`src/models/nemotron-h.cpp`): its state reads join the
-    /// graph before the norm, so a host layer's tail before them moves to their device
-    /// (`state_reads_after`).
+    /// A recurrent layer sized with the Mamba template (Jamba's): norm, the Mamba mixer, then
+    /// the FFN block when the layer has one, else the residual.
     pub(super) fn recurrent_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
-        let out = if MAMBA2_MIXER.contains(&self.shape.arch.as_str()) {
-            let scan = self.mamba2_scan(il, inp);
-            self.mamba2_output(il, scan)
-        } else {
-            let cur = self.norm(inp, false);
-            self.mamba_mixer(il, cur)
-        };
+        let cur = self.norm(inp, false);
+        let out = self.mamba_mixer(il, cur);
         if self.has_ffn(il) {
             return self.ffn_block(il, out, inp, last);
         }
@@ -265,19 +334,36 @@ impl Builder<'_> {
     /// output rows, then the FFN.
     ///
     /// The mixer stores its states with `ggml_build_forward_expand` while the layer is built,
-    /// so llama.cpp's graph holds its projection, convolution and scan between the attention
-    /// (up to `kqv_out`) and the attention's output projection (node order dumped from
-    /// 0c1e57098's allocator); the projection (z is read by the gate), the convolved x and
-    /// the scan's output stay alive until the gate.
+    /// so llama.cpp's graph holds the mixer's head ([`Self::mamba_head`]: state reads,
+    /// projection, convolution, scan and stores) between the attention (up to `kqv_out`) and
+    /// the attention's output projection, then the mixer's tail (graph order and splits
+    /// dumped from 0c1e57098, `GGML_SCHED_DEBUG=2`). With the states and the cache on the
+    /// host the attention runs in the host split of the K/V stores, which goes on with the
+    /// state reads; the output projection's split on the device copies its output after the
+    /// state stores.
     pub(super) fn parallel_hybrid_layer(
         &mut self,
         il: usize,
         inp: TensorId,
         last: bool,
     ) -> TensorId {
+        let device = self.buffer;
         let cur = self.norm(inp, false);
-        let (attn, scan) = self.self_attention_beside(il, cur, |b| b.mamba2_scan(il, inp));
-        let ssm = self.mamba2_output(il, scan);
+        let attn = self.attention_core(il, cur);
+        let split = Split {
+            buffer: device,
+            kinds: None,
+            outputs: false,
+        };
+        let head = self.mamba_head(il, inp, split);
+        // The split resuming on the device copies the attention output, then the output
+        // ids when it selects the output rows.
+        self.switch(device, &[attn]);
+        self.resume_outputs(il);
+        let attn = self.attention_output(il, attn);
+        let z = self.gate_view(&head);
+        let z = self.op(head.d_inner * self.r.n_tokens * F32, &[z]);
+        let ssm = self.mamba_tail(il, &head, z);
         let mixed = self.inplace(&[attn, ssm], 2);
         let mut ffn_inp = self.inplace(&[mixed, inp], 2);
         if last {
@@ -289,73 +375,6 @@ impl Builder<'_> {
         let normed = self.norm(ffn_inp, false);
         let out = self.ffn(il, normed);
         self.residual_add(out, ffn_inp)
-    }
-
-    /// `build_mamba2_layer` (`src/models/mamba-base.cpp`) up to its state stores, in the
-    /// order they join the graph: the conv states read for the ubatch's sequences, the norm
-    /// of the layer input, the input projection (z, xBC, dt), the conv window (states then
-    /// xBC) whose last columns are stored, the convolution with its bias and SiLU, dt with
-    /// its bias, and the scan, whose output carries y and then the new states (stored).
-    fn mamba2_scan(&mut self, il: usize, inp: TensorId) -> Mamba2Scan {
-        let t = self.r.n_tokens;
-        // The worst-case ubatch holds one row of tokens per parallel sequence.
-        let seqs = self.r.n_seqs.max(1);
-        let d_inner = self.dims(il, "ssm_out.weight").map_or(1, |(cols, _)| cols);
-        let conv_dim = self
-            .dims(il, "ssm_conv1d.weight")
-            .map_or(1, |(_, rows)| rows);
-        let projection = self.out_rows(il, "ssm_in.weight", 2 * d_inner);
-        let n_head = projection.saturating_sub(d_inner + conv_dim).max(1);
-        let d_state = (self.shape.recurrent.s / d_inner.max(1)).max(1);
-        let window = self.shape.recurrent.r / conv_dim.max(1);
-        let conv_states = self.op(self.shape.recurrent.r * seqs * F32, &[]);
-        let cur = self.norm(inp, false);
-        let zx_bc_dt = self.linear(cur, projection, t, false);
-        let x_bc = self.g.view(zx_bc_dt, false);
-        let conv_x = self.op(
-            (window + t / seqs) * conv_dim * seqs * F32,
-            &[conv_states, x_bc],
-        );
-        let last_conv = self.g.view(conv_x, false);
-        self.g.store(&[last_conv], self.buffer);
-        let conv = self.op(conv_dim * t * F32, &[conv_x]);
-        let conv = if self.has(il, "ssm_conv1d.bias") {
-            self.inplace(&[conv], 1)
-        } else {
-            conv
-        };
-        let conv = self.inplace(&[conv], 1);
-        let x = self.g.view(conv, true);
-        let bc = self.g.view(conv, false);
-        let dt = self.g.view(zx_bc_dt, false);
-        let dt = self.op(n_head * t * F32, &[dt]);
-        let dt = self.inplace(&[dt], 1);
-        let scan = self.op((d_inner * t + d_state * d_inner * seqs) * F32, &[x, dt, bc]);
-        let states = self.g.view(scan, false);
-        self.g.store(&[states], self.buffer);
-        Mamba2Scan {
-            zx_bc_dt,
-            x,
-            scan,
-            d_inner,
-        }
-    }
-
-    /// The rest of `build_mamba2_layer`: y + x·D (in place over the scan's output), the gate
-    /// by a contiguous z, the grouped RMS norm and the output projection.
-    fn mamba2_output(&mut self, il: usize, scan: Mamba2Scan) -> TensorId {
-        let bytes = scan.d_inner * self.r.n_tokens * F32;
-        let z = self.gate_input(scan.zx_bc_dt, bytes);
-        let x_d = self.op(bytes, &[scan.x]);
-        let y = self.g.view(scan.scan, true);
-        let y = self.inplace_sized(bytes, &[y, x_d], 2);
-        let mut y = self.op(bytes, &[z, y]);
-        if self.has(il, "ssm_norm.weight") {
-            let grouped = self.g.view(y, true);
-            y = self.norm(grouped, false);
-        }
-        let y = self.g.view(y, true);
-        self.linear(y, self.shape.n_embd, self.r.n_tokens, false)
     }
 
     /// The Mamba mixer on a normed input: input projection to x and z, the causal convolution
@@ -424,18 +443,30 @@ impl Builder<'_> {
     }
 }
 
-/// Architectures whose recurrent layers (without attention beside them) run the Mamba-2 mixer
-/// ([`Builder::mamba2_scan`] and [`Builder::mamba2_output`]) rather than the Mamba template.
-const MAMBA2_MIXER: [&str; 1] = ["nemotron_h"];
+/// Hybrids whose Mamba layers, each followed by an FFN, run the Mamba-2 mixer op by op
+/// ([`Builder::mamba_layer`]): Granite 4.0-H (`src/models/granite-hybrid.cpp` at 0c1e57098).
+const HYBRID_MAMBA: [&str; 1] = ["granitehybrid"];
 
-/// The tensors of a Mamba-2 mixer that outlive its scan.
-struct Mamba2Scan {
-    /// The input projection (z, xBC, dt): z is read by the gate.
-    zx_bc_dt: TensorId,
-    /// The convolved x (a view), read again for the skip term x·D.
+/// Hybrids whose Mamba layers, without an FFN, sit between attention and FFN-only layers and
+/// run op by op ([`Builder::mamba_layer`]): Nemotron-H (`src/models/nemotron-h.cpp` at
+/// 0c1e57098).
+const MAMBA_BESIDE_ATTENTION: [&str; 1] = ["nemotron_h"];
+
+/// The tensors of [`Builder::mamba_head`] its tail reads.
+struct MambaHead {
+    /// The layer's input as the head read it (Granite 4.0-H's first layer: the scaled
+    /// embeddings).
+    input: TensorId,
+    /// The input projection (z, x or xBC, Mamba-2's dt).
+    xz: TensorId,
+    /// Its width.
+    xz_rows: u64,
+    /// The convolved x (Mamba-2: a view of xBC), read again for x·D.
     x: TensorId,
     /// The scan's output: y, then the new states.
     scan: TensorId,
     /// Width of the mixer (`ssm.inner_size`).
     d_inner: u64,
+    /// Mamba-2 (no `ssm_x`).
+    mamba2: bool,
 }

@@ -49,7 +49,7 @@ impl Builder<'_> {
 
     /// An element-wise op on `srcs` (the output has the first's size), in place on the first
     /// of `parents` (indices into `srcs`) ggml-alloc may take: never a view.
-    fn elementwise(&mut self, srcs: &[TensorId], parents: &[usize]) -> TensorId {
+    pub(super) fn elementwise(&mut self, srcs: &[TensorId], parents: &[usize]) -> TensorId {
         let srcs: Vec<TensorId> = srcs.iter().map(|&s| self.local(s)).collect();
         let bytes = self.g.bytes(srcs[0]);
         let parents: Vec<TensorId> = parents

@@ -3,6 +3,7 @@
 
 use super::{Builder, HOST, Split};
 use crate::memory::alloc::TensorId;
+use crate::memory::shape::PARALLEL_HYBRIDS;
 
 impl Builder<'_> {
     /// A graph input; inputs live on the host and are copied to devices that use them.
@@ -34,7 +35,8 @@ impl Builder<'_> {
     /// Starts a split on `split.buffer`: the scheduler copies all the split's inputs at its
     /// start, in the order its nodes first read them: the activations its first node reads
     /// (`first`), the attention inputs of the cache kinds its layers read (`split.kinds`,
-    /// when it holds layers), the output ids when it runs the last layer, then the activations read later (`later`: the residual of a
+    /// when it holds layers), a parallel hybrid's state row indices when its states are
+    /// there, the output ids when it runs the last layer, then the activations read later (`later`: the residual of a
     /// layer whose norm ran on the previous device).
     pub(super) fn enter(&mut self, split: Split, first: &[TensorId], later: &[TensorId]) {
         if split.buffer == self.buffer {
@@ -43,8 +45,19 @@ impl Builder<'_> {
         let buffer = split.buffer;
         self.buffer = buffer;
         let mut needed = first.to_vec();
+        if split.kinds.is_some() && self.split_reads_states {
+            let (main, extra) = self.state_copy_input();
+            needed.extend([main, extra]);
+        }
         if let Some(kinds) = split.kinds {
-            self.attention_inputs_for(kinds, &mut needed);
+            self.attention_inputs_for(kinds, buffer, &mut needed);
+            if PARALLEL_HYBRIDS.contains(&self.shape.arch.as_str())
+                && self.state_buffer(buffer) == buffer
+            {
+                // Every layer of a parallel hybrid reads its states here, by the row indices.
+                let (main, extra) = self.state_copy_input();
+                needed.extend([main, extra]);
+            }
         }
         if split.outputs && self.outputs_resume.is_none() {
             // The last layer's row selection reads the output ids: copied with the rest of
@@ -108,12 +121,14 @@ impl Builder<'_> {
 
     /// Where a host layer's trailing ops without weights start before its residual add (the
     /// routed experts' weighting and sum): they move to the next device with the closing
-    /// add, which copies `srcs` and the residual to come (see [`Builder::residual_add`]).
+    /// add, which copies `srcs` and the residual to come (see [`Builder::residual_add`]),
+    /// then the next Mamba layer's state rows read before them.
     pub(super) fn close_early(&mut self, srcs: &[TensorId]) {
         if let Some((split, residual)) = self.closing.take() {
             let mut first = srcs.to_vec();
             first.extend(residual);
-            self.enter(split, &first, &[]);
+            let rows: Vec<TensorId> = self.state_rows.map(|(_, rows)| rows).into_iter().collect();
+            self.enter(split, &first, &rows);
         }
     }
 
@@ -127,24 +142,32 @@ impl Builder<'_> {
     /// With the cache on the host, the last layer's device split ends at the last layer whose
     /// attention reads the cache ([`Builder::cached_attention`]): its K/V stores run on the
     /// host, and the device split that follows them, which selects the output rows, copies the
-    /// output ids at its start. `None` when the last layers run on the host or none of them
-    /// reads the cache on their device.
+    /// output ids at its start. `None` when the last layers run on the host, none of them
+    /// reads the cache on their device, or a hybrid's Mamba layer stores its states on the
+    /// host after the last that does.
     pub(super) fn outputs_resume(&self, layers: &[(usize, usize)]) -> Option<usize> {
         let &(_, buffer) = layers.last()?;
         if !self.r.kv_on_host || buffer == HOST {
             return None;
         }
+        // A Mamba layer replayed with its splits ([`Builder::mamba_layer`]) after it stores its
+        // states on the host too, and copies the output ids itself when it is the last.
         layers
             .iter()
             .rev()
             .take_while(|&&(_, b)| b == buffer)
             .map(|&(l, _)| l)
-            .find(|&l| self.reads_cache(l))
+            .find(|&l| self.reads_cache(l) || self.is_mamba(l) || self.is_hybrid_mamba(l))
+            .filter(|&l| self.reads_cache(l))
     }
 
-    /// The attention inputs a split reading the cache kinds `kinds` copies.
-    fn attention_inputs_for(&self, kinds: [bool; 2], needed: &mut Vec<TensorId>) {
-        let buffer = self.buffer;
+    /// The attention inputs a split on `buffer` reading the cache kinds `kinds` copies.
+    pub(super) fn attention_inputs_for(
+        &self,
+        kinds: [bool; 2],
+        buffer: usize,
+        needed: &mut Vec<TensorId>,
+    ) {
         needed.extend(self.inputs.pos);
         needed.extend(self.inputs.attn_scale);
         // With the cache on the host only the host reads the row indices (the stores run
