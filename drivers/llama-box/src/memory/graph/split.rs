@@ -34,10 +34,12 @@ impl Builder<'_> {
 
     /// Starts a split on `split.buffer`: the scheduler copies all the split's inputs at its
     /// start, in the order its nodes first read them: the activations its first node reads
-    /// (`first`), the attention inputs of the cache kinds its layers read (`split.kinds`,
-    /// when it holds layers), a parallel hybrid's state row indices when its states are
-    /// there, the output ids when it runs the last layer, then the activations read later (`later`: the residual of a
-    /// layer whose norm ran on the previous device).
+    /// (`first`); the state row indices, when its gated delta-net layers read their states
+    /// first ([`Builder::split_reads_states`]); the attention inputs of the cache kinds its
+    /// layers read (`split.kinds`, when it holds layers); a parallel hybrid's state row
+    /// indices, when its states are there (Falcon-H1 reads them after its attention inputs);
+    /// the output ids when it runs the last layer; then the activations read later (`later`:
+    /// the residual of a layer whose norm ran on the previous device).
     pub(super) fn enter(&mut self, split: Split, first: &[TensorId], later: &[TensorId]) {
         if split.buffer == self.buffer {
             return;
@@ -107,8 +109,8 @@ impl Builder<'_> {
         first_too: bool,
     ) -> TensorId {
         if let Some((split, _)) = self.closing.take() {
-            let rows: Vec<TensorId> = self.state_rows.map(|(_, rows)| rows).into_iter().collect();
-            self.enter(split, &[first, second], &rows);
+            let rows = self.state_rows.map(|(_, rows)| rows);
+            self.enter(split, &[first, second], rows.as_slice());
         }
         // A copy from another buffer is a tensor of its own, which the add may take.
         if first_too || self.g.buffer(first) != self.buffer {
@@ -127,8 +129,8 @@ impl Builder<'_> {
         if let Some((split, residual)) = self.closing.take() {
             let mut first = srcs.to_vec();
             first.extend(residual);
-            let rows: Vec<TensorId> = self.state_rows.map(|(_, rows)| rows).into_iter().collect();
-            self.enter(split, &first, &rows);
+            let rows = self.state_rows.map(|(_, rows)| rows);
+            self.enter(split, &first, rows.as_slice());
         }
     }
 
