@@ -2,18 +2,27 @@
 """Measure llama.cpp per-device buffer sizes with layers offloaded to ggml RPC servers (127.0.0.1).
 
 Driver:  python measure_rpc.py [--models NAME ...] [--out ground-truth-rpc.jsonl]
+             [--rpc-server BIN [--ports P1 P2]]
 Worker:  python measure_rpc.py --worker JOB.json   (one process per model load; one JSON line per context)
 
 Uses llama-cpp-python 0.3.36's ctypes bindings (from the earlier venv) against the libllama.so built
 here (LLAMA_CPP_LIB_PATH=build/bin), registers RPC servers via ggml_backend_rpc_add_server +
 ggml_backend_register (what llama.cpp's --rpc does), then loads the model with n_gpu_layers /
 tensor_split and creates contexts. Nothing is generated.
+
+The RPC servers are the ones already listening on 127.0.0.1:50052/50053 (started by hand, the
+normal `ggml-rpc-server`), unless --rpc-server BIN (or $RPC_SERVER_BIN) names a server binary:
+then measure_rpc.py starts two of them on --ports for the run and stops them at the end. With
+rpc_nocommit.sh's `ggml-rpc-server-nocommit` the servers hold no weight memory (zero-weight files
+only), which lets models larger than the host's RAM be measured; the sizes are the same
+(README: "A server that does not commit weights").
 """
 import argparse
 import ctypes
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +37,53 @@ from measure import RE_CTX_KV, RE_GT, RE_GT_KV, RE_MIB, capture_log, context_par
 
 BIN = os.environ.get("LLAMA_CPP_LIB_PATH", os.path.join(HERE, "build", "bin"))
 MODELS = os.environ.get("MODELS_DIR", os.path.join(HERE, "models"))  # the files make_models.py writes
-SERVERS = ["127.0.0.1:50052", "127.0.0.1:50053"]
+SERVERS = ["127.0.0.1:50052", "127.0.0.1:50053"]  # --ports replaces them (set_ports)
+
+
+def set_ports(ports):
+    """Measure against servers on these loopback ports (the layouts take SERVERS[:1] / SERVERS)."""
+    SERVERS[:] = [f"127.0.0.1:{p}" for p in ports]
+
+
+def start_servers(binary, timeout=30):
+    """Start one `binary -p PORT` per endpoint of SERVERS and wait until each accepts a
+    connection; returns the processes (stop_servers ends them)."""
+    procs = []
+    for ep in SERVERS:
+        host, port = ep.rsplit(":", 1)
+        procs.append(subprocess.Popen([binary, "-H", host, "-p", port], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    for ep, p in zip(SERVERS, procs):
+        host, port = ep.rsplit(":", 1)
+        t0 = time.time()
+        while True:
+            if p.poll() is not None:
+                stop_servers(procs)
+                raise SystemExit(f"{binary} on {ep} exited with {p.returncode}")
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                break
+            except OSError:
+                if time.time() - t0 > timeout:
+                    stop_servers(procs)
+                    raise SystemExit(f"{binary} on {ep} did not listen within {timeout}s")
+                time.sleep(0.2)
+    return procs
+
+
+def stop_servers(procs):
+    for ep, p in zip(SERVERS, procs):
+        if p.poll() is None:
+            # The server's peak resident memory (what a no-commit server saves shows here).
+            with open(f"/proc/{p.pid}/status") as f:
+                hwm = next((ln.split()[1] for ln in f if ln.startswith("VmHWM:")), "?")
+            print(f"rpc server {ep}: peak RSS (VmHWM) {hwm} kB", flush=True)
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 RE_GRAPH = re.compile(r"graph(?: \(pp bs=\d+, tg bs=\d+\))?: nodes = ([\d /]+), splits = ([\d /]+), input")
 RE_KVDEV = re.compile(r"^llama_kv_cache(?:_iswa)?: layer\s+(\d+): dev = (\S+)")
@@ -267,9 +322,22 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "ground-truth-rpc.jsonl"))
     ap.add_argument("--subset", action="store_true", help="subset() of the layouts")
     ap.add_argument("--deadline", type=float, default=0, help="unix time after which no new load starts")
+    ap.add_argument("--rpc-server", default=os.environ.get("RPC_SERVER_BIN"),
+                    help="start two servers from this binary for the run (default: use running ones)")
+    ap.add_argument("--ports", nargs=2, type=int, default=[50052, 50053], help="the two servers' ports")
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker)
+    set_ports(args.ports)
+    procs = start_servers(args.rpc_server) if args.rpc_server else []
+    try:
+        measure(args)
+    finally:
+        stop_servers(procs)
+
+
+def measure(args):
+    server = os.path.basename(args.rpc_server) if args.rpc_server else "ggml-rpc-server (running)"
     with open(args.out, "a") as out:
         for m in args.models:
             path = os.path.join(MODELS, m + ".gguf")
@@ -294,7 +362,7 @@ def main():
                                       "build": "cmake GGML_RPC=ON GGML_NATIVE=ON Release (CPU + RPC backends)"},
                         "load": {"n_gpu_layers": ld["n_gpu_layers"], "tensor_split": ld["tensor_split"],
                                  "split_mode": "layer", "use_mmap": False, "use_extra_bufts": True,
-                                 "rpc_servers": ld["servers"]},
+                                 "rpc_servers": ld["servers"], "rpc_server_binary": server},
                         "devices": mi["devices"] if mi else None,
                         "model_info": mi}
                 if not results:
