@@ -149,8 +149,8 @@ pub(crate) struct ModelShape {
     /// (the compressed latent and the RoPE part) and reads V as a view of it
     /// (`llama_hparams::is_mla`: both MLA head sizes set).
     pub mla: Option<Mla>,
-    /// Attention layers rotate Q and K by position (RoPE); Nemotron-H and Granite 4.0-H
-    /// (`rope.scaling.finetuned` false: `hparams.has_rope`) attend without positions.
+    /// Attention layers rotate Q and K by position (RoPE); Nemotron-H, Jamba and Granite
+    /// 4.0-H (`rope.scaling.finetuned` false: `hparams.has_rope`) attend without positions.
     pub positional: bool,
     /// The LM head reads a scaled copy of the normed output (MiniCPM3's `lm_head scaling`,
     /// `src/models/minicpm3.cpp`).
@@ -314,7 +314,8 @@ impl ModelShape {
                 "blk"
             },
             positional: match arch.as_str() {
-                "nemotron_h" | "t5encoder" => false,
+                // Jamba's attention layers take no positions ("No RoPE", `src/models/jamba.cpp`).
+                "nemotron_h" | "t5encoder" | "jamba" => false,
                 "granitehybrid" => model
                     .metadata()
                     .get_bool(&format!("{arch}.rope.scaling.finetuned"))?

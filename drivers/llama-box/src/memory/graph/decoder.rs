@@ -278,7 +278,11 @@ impl Builder<'_> {
         if self.has(il, "post_attention_norm.weight") && !post_norm_feeds_ffn {
             cur = self.norm(cur, false);
         }
-        let ffn_inp = self.inplace(&[cur, residual], 2);
+        let ffn_inp = if self.residual_first() {
+            self.inplace(&[residual, cur], 2)
+        } else {
+            self.inplace(&[cur, residual], 2)
+        };
         self.ffn_from(il, ffn_inp)
     }
 
@@ -295,12 +299,17 @@ impl Builder<'_> {
         if self.has(il, "post_ffw_norm.weight") {
             out = self.norm(out, false);
         }
-        if FFN_ADDED_ONTO_RESIDUAL.contains(&self.shape.arch.as_str()) {
+        if FFN_ADDED_ONTO_RESIDUAL.contains(&self.shape.arch.as_str()) || self.residual_first() {
             // The residual is the add's first source: its memory, not the FFN output's, is
             // reused in place, which moves where the final norm and the logits land.
             return self.residual_add(ffn_inp, out);
         }
         self.residual_add(out, ffn_inp)
+    }
+
+    /// Whether both residual adds of a layer read the residual first ([`RESIDUAL_FIRST`]).
+    pub(super) fn residual_first(&self) -> bool {
+        RESIDUAL_FIRST.contains(&self.shape.arch.as_str())
     }
 
     /// Whether layer `il` starts with a norm without weights of its own (`ggml_rms_norm` or
@@ -342,6 +351,12 @@ const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 2] = ["gpt-oss", "qwen3next"];
 /// Architectures whose FFN residual add reads the residual first (`ggml_add(ctx0, residual,
 /// cur)` in `src/models/phi3.cpp` at 0c1e57098; the others add the FFN output first).
 const FFN_ADDED_ONTO_RESIDUAL: [&str; 1] = ["phi3"];
+
+/// Architectures whose two residual adds both read the residual first (`ggml_add(ctx0,
+/// inpL, cur)` and `ggml_add(ctx0, ffn_inp, cur)` in `src/models/jamba.cpp` at 0c1e57098):
+/// ggml-alloc then runs each add in place on the residual, not on the block's output (a
+/// Mamba-1 mixer's output is a reshape, whose memory the add would take otherwise).
+const RESIDUAL_FIRST: [&str; 1] = ["jamba"];
 
 /// Architectures that select the output rows after the last layer (`openai-moe.cpp`: unless
 /// `embeddings_nextn_masked`, which is off by default).

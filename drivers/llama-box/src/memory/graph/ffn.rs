@@ -9,8 +9,10 @@ impl Builder<'_> {
         if self.has(il, "ffn_gate_inp.weight") {
             let here = self.buffer;
             let routed = self.moe(il, x);
+            // The next hybrid Mamba layer's state reads join after the routed experts' sum
+            // (Granite 4.0-H: before the shared expert; Jamba: before the residual add).
+            self.read_next_states(here);
             if self.has(il, "ffn_up_shexp.weight") {
-                self.read_next_states(here);
                 let shared = self.shared_expert(il, x, routed);
                 return self.inplace(&[routed, shared], 2);
             }

@@ -13,10 +13,10 @@
 //!   cache, `wv_b` after attention);
 //! - `encoder`: the BERT-style encoder;
 //! - `t5`: the T5 encoder (relative-position bias, never flash attention);
-//! - `recurrent`: the Mamba layers of Mamba models (Mamba-1 and Mamba-2), Granite 4.0-H
-//!   (before an FFN) and Falcon-H1 (beside attention) op by op, with their state reads and
-//!   stores where the states live; Nemotron-H's Mamba-2 mixer; Jamba's recurrent layers
-//!   (sized with a Mamba template) before an FFN;
+//! - `recurrent`: the Mamba layers of Mamba models (Mamba-1 and Mamba-2), Granite 4.0-H and
+//!   Jamba (before an FFN; Jamba's Mamba-1 with dt/B/C norms) and Falcon-H1 (beside
+//!   attention) op by op, with their state reads and stores where the states live;
+//!   Nemotron-H's Mamba-2 mixer;
 //! - `delta_net`: Qwen3-Next's gated delta-net layers op by op (conv and delta-net states
 //!   read and stored where they live, the fused gated delta-net op, the gated norm);
 //! - `rwkv`: RWKV-6 and RWKV-7 layers op by op (time mix, channel mix, token-shift and WKV states);
@@ -429,11 +429,12 @@ impl Builder<'_> {
     /// The next layer and its buffer when it is a hybrid's Mamba layer whose state reads
     /// (`build_rs`) join the graph inside the first of `layers`: after its routed experts'
     /// sum, the last node `build_moe_ffn` expands, and before its shared expert and residual
-    /// (Granite 4.0-H: graph order dumped from 0c1e57098's allocator).
+    /// (Granite 4.0-H: graph order dumped from 0c1e57098's allocator; Jamba, without a
+    /// shared expert: before the residual).
     fn hybrid_reads_after(&self, layers: &[(usize, usize)]) -> Option<(usize, usize)> {
         let (&(current, _), rest) = layers.split_first()?;
         let &(next, buffer) = rest.first()?;
-        (self.is_hybrid_mamba(next) && self.has(current, "ffn_up_shexp.weight"))
+        (self.is_hybrid_mamba(next) && self.has(current, "ffn_down_exps.weight"))
             .then_some((next, buffer))
     }
 

@@ -1,9 +1,10 @@
 //! Recurrent layers: those of Mamba models (Mamba-1 and Mamba-2, no attention), Granite
-//! 4.0-H's (Mamba-2, each followed by an FFN) and Falcon-H1's (Mamba-2 beside attention) op
-//! by op with the scheduler's splits ([`Builder::mamba_layer`],
-//! [`Builder::parallel_hybrid_layer`]); Jamba's sized with the Mamba template
-//! (`build_mamba_layer` of `src/models/mamba-base.cpp`) followed by an FFN. Nemotron-H's
-//! Mamba layers (Mamba-2, between attention and FFN-only layers) take the op-by-op path too.
+//! 4.0-H's (Mamba-2, each followed by an FFN), Jamba's (Mamba-1 with dt/B/C norms, each
+//! followed by an FFN) and Falcon-H1's (Mamba-2 beside attention) op by op with the
+//! scheduler's splits ([`Builder::mamba_layer`], [`Builder::parallel_hybrid_layer`]).
+//! Nemotron-H's Mamba layers (Mamba-2, between attention and FFN-only layers) take the
+//! op-by-op path too; [`Builder::recurrent_layer`], the Mamba template, sizes what is left
+//! (none of the modelled architectures).
 
 use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
@@ -21,8 +22,8 @@ impl Builder<'_> {
             && !self.has_ffn(il)
     }
 
-    /// Whether layer `il` is a Mamba layer followed by an FFN in a hybrid whose Mamba-2
-    /// mixer [`Self::mamba_layer`] builds op by op ([`HYBRID_MAMBA`]).
+    /// Whether layer `il` is a Mamba layer followed by an FFN in a hybrid whose mixer
+    /// [`Self::mamba_layer`] builds op by op ([`HYBRID_MAMBA`]).
     pub(super) fn is_hybrid_mamba(&self, il: usize) -> bool {
         let layer = self.shape.layers[il];
         HYBRID_MAMBA.contains(&self.shape.arch.as_str())
@@ -32,7 +33,7 @@ impl Builder<'_> {
             && self.has_ffn(il)
     }
 
-    /// Whether Mamba layer `il` is a hybrid's (Granite 4.0-H's, Nemotron-H's): the split
+    /// Whether Mamba layer `il` is a hybrid's (Granite 4.0-H's, Jamba's, Nemotron-H's): the split
     /// its state reads start also copies the attention inputs of its layers.
     fn beside_attention(&self, il: usize) -> bool {
         self.is_hybrid_mamba(il) || self.shape.layers.iter().any(|l| l.n_head_kv > 0)
@@ -98,8 +99,22 @@ impl Builder<'_> {
             inputs.push(self.out_ids());
         }
         self.switch(device, &inputs);
+        // Jamba's last layer: the residual add reads the residual's output rows first, so
+        // they join the graph before the tail.
+        let residual_rows = (last && self.residual_first() && self.has_ffn(il)).then(|| {
+            let ids = self.out_ids();
+            let e = self.e();
+            self.op(e, &[inp, ids])
+        });
         let z = if moved { z } else { self.op(bytes, &[z]) };
         let out = self.mamba_tail(il, &head, z);
+        if let Some(residual) = residual_rows {
+            let ids = self.out_ids();
+            let e = self.e();
+            let out = self.op(e, &[out, ids]);
+            let ffn_inp = self.inplace(&[residual, out], 2);
+            return self.ffn_from(il, ffn_inp);
+        }
         if self.has_ffn(il) {
             return self.ffn_block(il, out, inp, last);
         }
@@ -197,15 +212,30 @@ impl Builder<'_> {
             let dt = self.g.view(xz, false);
             let dt = self.op(n_head * t * F32, &[dt]);
             let dt = self.inplace(&[dt], 1);
-            (self.g.view(conv, true), dt, self.g.view(conv, false))
+            (self.g.view(conv, true), dt, vec![self.g.view(conv, false)])
         } else {
             let dt_rank = self.dims(il, "ssm_dt.weight").map_or(1, |(cols, _)| cols);
             let x_db = self.linear(conv, self.out_rows(il, "ssm_x.weight", 1), t, false);
             let dt = self.g.view(x_db, true);
+            // dt's contiguous copy, or its RMS norm (Jamba's dt/B/C norms), whose weight
+            // applies in place.
             let dt = self.op(dt_rank * t * F32, &[dt]);
+            let normed = self.has(il, "ssm_dt_norm.weight");
+            let dt = if normed { self.inplace(&[dt], 1) } else { dt };
             let dt = self.linear(dt, d_inner, t, false);
             let dt = self.inplace(&[dt], 1);
-            (conv, dt, self.g.view(x_db, false))
+            let bc = if normed {
+                // B and C, each normed out of its view of the projection.
+                let [b, c] = [(); 2].map(|()| {
+                    let view = self.g.view(x_db, false);
+                    let n = self.op(d_state * t * F32, &[view]);
+                    self.inplace(&[n], 1)
+                });
+                vec![b, c]
+            } else {
+                vec![self.g.view(x_db, false)]
+            };
+            (conv, dt, bc)
         };
         // Sources in ggml's order (they are released in it): the states, x, dt, B and C,
         // the row indices.
@@ -213,7 +243,9 @@ impl Builder<'_> {
             .map(|(scan_view, _)| scan_view)
             .into_iter()
             .collect();
-        srcs.extend([x, dt, bc, main]);
+        srcs.extend([x, dt]);
+        srcs.extend(bc);
+        srcs.push(main);
         let scan = self.op((d_inner * t + d_state * d_inner * seqs) * F32, &srcs);
         let mut srcs: Vec<TensorId> = host_states
             .map(|(_, extra_view)| extra_view)
@@ -318,8 +350,9 @@ impl Builder<'_> {
         }
     }
 
-    /// A recurrent layer sized with the Mamba template (Jamba's): norm, the Mamba mixer, then
-    /// the FFN block when the layer has one, else the residual.
+    /// A recurrent layer sized with the Mamba template: norm, the Mamba mixer, then the FFN
+    /// block when the layer has one, else the residual. The modelled architectures' recurrent
+    /// layers all take their own paths; this sizes those of architectures that are not.
     pub(super) fn recurrent_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
         let cur = self.norm(inp, false);
         let out = self.mamba_mixer(il, cur);
@@ -443,9 +476,11 @@ impl Builder<'_> {
     }
 }
 
-/// Hybrids whose Mamba layers, each followed by an FFN, run the Mamba-2 mixer op by op
-/// ([`Builder::mamba_layer`]): Granite 4.0-H (`src/models/granite-hybrid.cpp` at 0c1e57098).
-const HYBRID_MAMBA: [&str; 1] = ["granitehybrid"];
+/// Hybrids whose Mamba layers, each followed by an FFN, run op by op
+/// ([`Builder::mamba_layer`]): Granite 4.0-H's Mamba-2 mixer (`src/models/granite-hybrid.cpp`
+/// at 0c1e57098) and Jamba's Mamba-1 mixer with dt/B/C norms (`src/models/jamba.cpp`,
+/// `build_mamba_layer` of `mamba-base.cpp`).
+const HYBRID_MAMBA: [&str; 2] = ["granitehybrid", "jamba"];
 
 /// Hybrids whose Mamba layers, without an FFN, sit between attention and FFN-only layers and
 /// run op by op ([`Builder::mamba_layer`]): Nemotron-H (`src/models/nemotron-h.cpp` at
