@@ -325,6 +325,7 @@ def main():
     ap.add_argument("--rpc-server", default=os.environ.get("RPC_SERVER_BIN"),
                     help="start two servers from this binary for the run (default: use running ones)")
     ap.add_argument("--ports", nargs=2, type=int, default=[50052, 50053], help="the two servers' ports")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds one load and its contexts may take")
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker)
@@ -351,7 +352,7 @@ def measure(args):
                     return
                 job = dict(ld, path=path, contexts=contexts())
                 t0 = time.time()
-                mi, results, errors = run_job(job)
+                mi, results, errors = run_job(job, args.timeout)
                 n_ok = sum(1 for r in results if r.get("ok"))
                 print(f"{m} servers={len(ld['servers'])} ngl={ld['n_gpu_layers']} ts={ld['tensor_split']}: "
                       f"{n_ok}/{len(results)} ok in {time.time()-t0:.1f}s", flush=True)

@@ -8,9 +8,10 @@
 #
 # The client commits what it loads too (use_mmap = false: it reads the CPU layers' weights into
 # its host buffers and every offloaded tensor into a staging buffer, then the RPC client copies
-# that into its message): a libllama whose loader does not read the file (loader_noread.patch)
-# leaves those pages untouched as well. Both only change where zeros come from; every buffer is
-# allocated, placed and sized as before (README: "A server that does not commit weights").
+# that into its message): a libllama whose loader neither reads the file nor sends offloaded
+# weights (loader_noread.patch) leaves those pages untouched as well, and loads in seconds.
+# Neither changes a size: every buffer is allocated, placed and sized before any weight is
+# written (README: "A server that does not commit weights").
 #
 # Usage: rpc_nocommit.sh LLAMA_CPP_SRC BUILD_DIR OUT_DIR
 #   LLAMA_CPP_SRC  the llama.cpp tree of the measurement build (vendor/llama.cpp of the sdist)
