@@ -296,15 +296,25 @@ impl<'g> Run<'g> {
     fn allocate(&mut self) {
         let graph = self.graph;
         // Leafs come in the order the graph's nodes first read them (`ggml_build_forward_expand`
-        // meets them on its way to the nodes); one that no node reads is not in ggml's graph
-        // but is kept in front here.
+        // meets them on its way to the nodes). One that no node reads follows the leaf created
+        // before it: `build_inp_embd`'s embeddings input, which `ggml_build_forward_select`
+        // expands right after the token ids it stands beside. The pinned copies of pipeline
+        // parallelism, which no node reads either, come first (`ggml_backend_sched_split_graph`
+        // puts them before the graph's leafs).
         let read: std::collections::HashSet<TensorId> = graph
             .nodes
             .iter()
             .flat_map(|&n| graph.tensors[n].srcs.iter().copied())
             .collect();
+        let mut followers: std::collections::HashMap<TensorId, Vec<TensorId>> =
+            std::collections::HashMap::new();
+        let mut last_read = None;
         for &leaf in &graph.leafs {
-            if !read.contains(&leaf) {
+            if read.contains(&leaf) {
+                last_read = Some(leaf);
+            } else if let (Some(before), false) = (last_read, graph.tensors[leaf].output) {
+                followers.entry(before).or_default().push(leaf);
+            } else {
                 self.allocate_tensor(leaf);
             }
         }
@@ -316,6 +326,9 @@ impl<'g> Run<'g> {
                 self.state[src].children += 1;
                 if graph.tensors[src].input {
                     self.allocate_tensor(src);
+                    for &leaf in followers.get(&src).into_iter().flatten() {
+                        self.allocate_tensor(leaf);
+                    }
                 }
             }
         }
