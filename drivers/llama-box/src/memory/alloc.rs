@@ -13,8 +13,6 @@ struct Tensor {
     bytes: u64,
     /// The non-view tensor whose memory this one views.
     view_src: Option<TensorId>,
-    /// Views at offset 0 may hand their memory to an in-place consumer.
-    view_offset_zero: bool,
     srcs: Vec<TensorId>,
     /// Parents whose memory this op may take over (`ggml_op_can_inplace` and same layout).
     inplace_parents: Vec<TensorId>,
@@ -95,20 +93,19 @@ impl Graph {
     }
 
     /// A view (reshape, permute, transpose, view) of `of`.
-    pub fn view(&mut self, of: TensorId, offset_zero: bool) -> TensorId {
+    pub fn view(&mut self, of: TensorId) -> TensorId {
         let root = self.tensors[of].view_src.unwrap_or(of);
         let buffer = self.tensors[of].buffer;
         let bytes = self.tensors[of].bytes;
         let id = self.push(bytes, Some(root), vec![of], Vec::new(), buffer);
-        self.tensors[id].view_offset_zero = offset_zero && self.tensors[of].view_offset_zero;
         self.nodes.push(id);
         id
     }
 
     /// A view of `bytes` (a strided view spans what `ggml_nbytes` counts: what a copy of it
     /// takes) of `of`.
-    pub fn view_sized(&mut self, of: TensorId, bytes: u64, offset_zero: bool) -> TensorId {
-        let id = self.view(of, offset_zero);
+    pub fn view_sized(&mut self, of: TensorId, bytes: u64) -> TensorId {
+        let id = self.view(of);
         self.tensors[id].bytes = bytes;
         id
     }
@@ -167,7 +164,6 @@ impl Graph {
         self.tensors.push(Tensor {
             bytes,
             view_src,
-            view_offset_zero: true,
             srcs,
             inplace_parents,
             input: false,
@@ -367,13 +363,12 @@ impl<'g> Run<'g> {
         self.state[id].allocated = true;
         let tensor = &self.graph.tensors[id];
         for &parent in &tensor.inplace_parents {
-            if let Some(root) = self.reusable_parent(parent) {
-                let (offset, buffer) = (self.state[root].offset, self.state[root].buffer);
+            if self.can_lend(parent) {
+                let (offset, buffer) = (self.state[parent].offset, self.state[parent].buffer);
                 self.state[parent].allocated = false;
-                self.state[root].allocated = false;
                 self.state[id].offset = offset;
                 self.state[id].buffer = buffer;
-                let extra = self.graph.tensors[root].bytes;
+                let extra = self.graph.tensors[parent].bytes;
                 let allocator = &mut self.allocators[buffer];
                 let (old, new) = (allocator.align(extra), allocator.align(tensor.bytes));
                 if old > new {
@@ -387,26 +382,20 @@ impl<'g> Run<'g> {
         self.state[id].offset = self.allocators[buffer].alloc(tensor.bytes);
     }
 
-    /// The tensor whose memory `parent` can hand over, if the in-place rules allow it.
-    fn reusable_parent(&self, parent: TensorId) -> Option<TensorId> {
-        let tensors = &self.graph.tensors;
-        let p = &tensors[parent];
-        let root = p.view_src.unwrap_or(parent);
-        if tensors[root].output || tensors[root].input {
-            return None;
-        }
-        let p_state = &self.state[parent];
-        if p_state.children != 1 || p_state.views != 0 {
-            return None;
-        }
-        match p.view_src {
-            Some(src) => {
-                let s = &self.state[src];
-                (s.allocated && s.views == 1 && s.children == 0 && p.view_offset_zero)
-                    .then_some(src)
-            }
-            None => p_state.allocated.then_some(parent),
-        }
+    /// Whether `parent` can hand its memory to an in-place consumer. A view never does:
+    /// ggml-alloc asks `ggml_gallocr_is_own(parent)`, and a view's hash node is never marked
+    /// allocated (`ggml_gallocr_allocate_node` skips views), so its "reusing view parent"
+    /// branch is never taken at 0c1e57098 (no such line in any allocator trace of
+    /// `tools/measure/llamacpp/trace_run.py`).
+    fn can_lend(&self, parent: TensorId) -> bool {
+        let p = &self.graph.tensors[parent];
+        let state = &self.state[parent];
+        p.view_src.is_none()
+            && !p.output
+            && !p.input
+            && state.allocated
+            && state.children == 1
+            && state.views == 0
     }
 
     fn free_tensor(&mut self, id: TensorId) {

@@ -85,7 +85,7 @@ impl Builder<'_> {
         // The ops up to `altup_proj` (on the output layer's device) take its device ("expand gpu
         // up" from the host's token rows), in a split that goes on into the layers there.
         let splits = self.altup_splits(placement);
-        let rows = self.g.view(layer_rows, true);
+        let rows = self.g.view(layer_rows);
         let stacking = match splits.first() {
             Some(&split) if split.buffer == output => split,
             _ => Split {
@@ -112,7 +112,7 @@ impl Builder<'_> {
             let later = self.split_reads(&placement.layers[k..], splits[k], &mut per_layer, widths);
             let predictions =
                 self.predict(cur, splits[k].reads_listed(), &later, full_offload, widths);
-            let active = self.g.view_sized(predictions, e, true);
+            let active = self.g.view_sized(predictions, e);
             let corrected = self.altup_layer(il, active, predictions, widths);
             let next = splits
                 .get(k + 1)
@@ -155,7 +155,7 @@ impl Builder<'_> {
             match per_layer.inputs {
                 None => reads.extend([per_layer.scaled, per_layer.selected]),
                 Some(inputs) => {
-                    let view = self.g.view_sized(inputs, slice, false);
+                    let view = self.g.view_sized(inputs, slice);
                     per_layer.slices[il] = Some(view);
                     reads.push(view);
                 }
@@ -233,8 +233,8 @@ impl Builder<'_> {
     ) -> TensorId {
         let e = self.e();
         let stack = e * widths.n;
-        let transposed = self.g.view(cur, false);
-        let active = self.g.view_sized(cur, e, true);
+        let transposed = self.g.view(cur);
+        let active = self.g.view_sized(cur, e);
         if self.buffer == HOST {
             self.enter(split, &[transposed, active, cur], later);
         }
@@ -247,9 +247,9 @@ impl Builder<'_> {
         let normed = self.inplace(&[normed], 1);
         let modalities = self.modalities(normed, widths);
         let coefs = self.op(self.per_token(widths.n * widths.n), &[modalities]);
-        let coefs = self.g.view(coefs, true);
+        let coefs = self.g.view(coefs);
         let product = self.op(stack, &[permuted, coefs]);
-        let product = self.g.view(product, false);
+        let product = self.g.view(product);
         let product = self.op(stack, &[product]);
         self.inplace(&[product, cur], 2)
     }
@@ -281,14 +281,14 @@ impl Builder<'_> {
         let activated = self.inplace(&[ffn, attn_laurel], 2);
         // altup_correct: the innovation repeated over the stack, times the coefficients of
         // the router on the layer's output, plus the predictions.
-        let predicted = self.g.view_sized(predictions, e, true);
+        let predicted = self.g.view_sized(predictions, e);
         let innovation = self.inplace(&[activated, predicted], 2);
         let repeated = self.op(e * widths.n, &[innovation]);
         let normed = self.norm(activated, false);
         let modalities = self.modalities(normed, widths);
         let coefs = self.op(self.per_token(widths.n), &[modalities]);
         let coefs = self.inplace(&[coefs], 1);
-        let coefs = self.g.view(coefs, false);
+        let coefs = self.g.view(coefs);
         let coefs = self.op(self.per_token(widths.n), &[coefs]);
         let corrected = self.inplace(&[repeated, coefs], 1);
         self.inplace(&[corrected, predictions], 2)
@@ -384,11 +384,11 @@ impl Builder<'_> {
         self.buffer = per_layer.first;
         let projected = self.op(per_layer.bytes, &[per_layer.scaled]);
         let projected = self.inplace(&[projected], 1);
-        let projected = self.g.view(projected, true);
+        let projected = self.g.view(projected);
         let normed = self.norm(projected, false);
         let sum = self.inplace(&[normed, per_layer.selected], 2);
         let sum = self.inplace(&[sum], 1);
-        let permuted = self.g.view(sum, false);
+        let permuted = self.g.view(sum);
         let inputs = self.op(per_layer.bytes, &[permuted]);
         self.buffer = device;
         per_layer.inputs = Some(inputs);
@@ -411,7 +411,7 @@ impl Builder<'_> {
     ) -> TensorId {
         let e = self.e();
         let t = self.r.n_tokens;
-        let active = self.g.view_sized(corrected, e, true);
+        let active = self.g.view_sized(corrected, e);
         let scaled = self.inplace(&[active], 1);
         let gate = self.linear(scaled, widths.per_layer, t, false);
         let gate = self.inplace(&[gate], 1);
@@ -419,13 +419,13 @@ impl Builder<'_> {
         let slice = self.per_token(widths.per_layer);
         let this_layer = match per_layer.slices[il] {
             Some(view) => view,
-            None => self.g.view_sized(inputs, slice, il == 0),
+            None => self.g.view_sized(inputs, slice),
         };
         let gated = self.inplace(&[gate, this_layer], 2);
         let projected = self.linear(gated, self.shape.n_embd, t, false);
         let projected = self.norm(projected, false);
-        let rest = self.g.view_sized(corrected, e * (widths.n - 1), false);
-        let first = self.g.view_sized(corrected, e, true);
+        let rest = self.g.view_sized(corrected, e * (widths.n - 1));
+        let first = self.g.view_sized(corrected, e);
         if let Some((split, layers)) =
             next.filter(|&(split, _)| self.buffer == HOST && split.buffer != HOST)
         {
@@ -444,9 +444,9 @@ impl Builder<'_> {
     fn unstack(&mut self, cur: TensorId, output: usize, widths: AltUp) {
         let e = self.e();
         let rest_bytes = e * (widths.n - 1);
-        let rest = self.g.view_sized(cur, rest_bytes, false);
-        let active = self.g.view_sized(cur, e, true);
-        let first = self.g.view_sized(cur, e, true);
+        let rest = self.g.view_sized(cur, rest_bytes);
+        let active = self.g.view_sized(cur, e);
+        let first = self.g.view_sized(cur, e);
         let split = Split {
             buffer: output,
             kinds: None,
@@ -460,7 +460,7 @@ impl Builder<'_> {
         let merged = self.inplace(&[matched, magnitude], 1);
         let mut sum = first;
         for _ in 1..widths.n {
-            let copy = self.g.view_sized(merged, e, true);
+            let copy = self.g.view_sized(merged, e);
             sum = self.inplace(&[sum, copy], 2);
         }
         let mean = self.inplace(&[sum], 1);

@@ -40,7 +40,7 @@ impl Builder<'_> {
         let reads_after = self.reads_after.take();
         let host_reads = reads_after.filter(|_| self.r.kv_on_host);
         let stays_on_host = cache_on_host && (layer.recurrent || host_reads.is_some());
-        let (mut k, mut v, mut q) = (self.g.view(k, true), self.g.view(v, true), q);
+        let (mut k, mut v, mut q) = (self.g.view(k), self.g.view(v), q);
         if cache_on_host {
             // The host split's inputs are all copied at its start, in the order nodes use them.
             self.buffer = HOST;
@@ -139,7 +139,7 @@ impl Builder<'_> {
     ) -> TensorId {
         let layer = self.shape.layers[il];
         let inputs = self.attn_inputs(layer.swa);
-        let (k, v) = (self.g.view(k, true), self.g.view(v, true));
+        let (k, v) = (self.g.view(k), self.g.view(v));
         if let Some((k_idxs, v_idxs)) = inputs.idxs {
             self.g.store(&[k, k_idxs], HOST);
             if let Some(v_idxs) = v_idxs {
@@ -227,7 +227,7 @@ impl Builder<'_> {
     ) -> TensorId {
         let t = self.r.n_tokens;
         let (hk, hv) = (self.shape.head_k, self.shape.head_v);
-        let q = self.g.view(q, true);
+        let q = self.g.view(q);
         if self.r.flash_attn {
             let mut srcs = vec![q, mask];
             match source {
@@ -241,7 +241,7 @@ impl Builder<'_> {
                 }
             }
             let out = self.op(hv * n_head * t * F32, &srcs);
-            return self.g.view(out, true);
+            return self.g.view(out);
         }
         let mut kq_srcs = vec![q];
         let mut kqv_srcs = Vec::new();
@@ -254,7 +254,7 @@ impl Builder<'_> {
             KvSource::Uncached(k, v) => {
                 // Uncached V is made contiguous after the transpose. It is KQV's first source,
                 // so the graph computes it before KQ, which nothing else expanded earlier.
-                let vt = self.g.view(v, false);
+                let vt = self.g.view(v);
                 kqv_srcs.push(self.op(n_head_kv * hv * t * F32, &[vt]));
                 kq_srcs.push(k);
             }
@@ -263,7 +263,7 @@ impl Builder<'_> {
         let kq = self.inplace(&[kq, mask], 1);
         kqv_srcs.push(kq);
         let kqv = self.op(hv * t * n_head * F32, &kqv_srcs);
-        let permuted = self.g.view(kqv, false);
+        let permuted = self.g.view(kqv);
         self.op(hv * n_head * t * F32, &[permuted])
     }
 }

@@ -66,7 +66,6 @@ impl Builder<'_> {
         let last_conv = self.g.view_sized(
             conv_input,
             (kept + (conv_dim * seqs).saturating_sub(1) * window) * F32,
-            false,
         );
         self.store_states(state, &[last_conv]);
         let states = self.state_rows(state, self.shape.recurrent.s, &[]);
@@ -75,8 +74,8 @@ impl Builder<'_> {
         let conv = self.inplace(&[conv], 1);
         let repeated = s_v * h_v * t * F32;
         let mut qk = [conv; 2];
-        for (i, x) in qk.iter_mut().enumerate() {
-            let view = self.g.view(conv, i == 0);
+        for x in &mut qk {
+            let view = self.g.view(conv);
             let normed = self.op(key_dim * t * F32, &[view]);
             let scaled = self.inplace(&[normed], 1);
             *x = if h_k == h_v {
@@ -85,14 +84,14 @@ impl Builder<'_> {
                 self.op(repeated, &[scaled])
             };
         }
-        let v = self.g.view(conv, false);
+        let v = self.g.view(conv);
         let ba = self.linear(cur, 2 * h_v, t, false);
-        let a = self.g.view(ba, false);
+        let a = self.g.view(ba);
         let alpha = self.op(h_v * t * F32, &[a]);
         let alpha = self.inplace(&[alpha], 1);
         let alpha = self.inplace(&[alpha], 1);
         let gate = self.inplace(&[alpha], 1);
-        let b = self.g.view(ba, true);
+        let b = self.g.view(ba);
         let beta = self.op(h_v * t * F32, &[b]);
         let beta = self.inplace(&[beta], 1);
         let state_bytes = s_v * s_v * h_v * seqs * F32;
@@ -100,19 +99,19 @@ impl Builder<'_> {
             s_v * h_v * t * F32 + state_bytes,
             &[qk[0], qk[1], v, gate, beta, states],
         );
-        let new_state = self.g.view_sized(out, state_bytes, false);
+        let new_state = self.g.view_sized(out, state_bytes);
         self.store_states(state, &[new_state]);
         self.switch(device, &[]);
         // The tail.
-        let output = self.g.view_sized(out, s_v * h_v * t * F32, true);
+        let output = self.g.view_sized(out, s_v * h_v * t * F32);
         let normed = self.op(s_v * h_v * t * F32, &[output]);
         let normed = self.inplace(&[normed], 1);
         let z = self.linear(cur, d_inner, t, false);
         let z = self.inplace(&[z], 1);
         let gated = self.elementwise(&[normed, z], &[0, 1]);
-        let gated = self.g.view(gated, true);
+        let gated = self.g.view(gated);
         let projected = self.linear(gated, self.shape.n_embd, t, false);
-        let projected = self.g.view(projected, true);
+        let projected = self.g.view(projected);
         let ffn_inp = self.elementwise(&[projected, inp], &[0, 1]);
         self.ffn_from(il, ffn_inp)
     }

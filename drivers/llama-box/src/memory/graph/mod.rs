@@ -544,7 +544,7 @@ impl Builder<'_> {
         if !self.shape.causal {
             self.g.mark_output(inp);
             if self.r.pooled {
-                let transposed = self.g.view(inp, false);
+                let transposed = self.g.view(inp);
                 let cont = self.op(self.e(), &[transposed]);
                 let pooled = self.op(self.shape.n_embd * self.r.n_stream.max(1) * F32, &[cont]);
                 self.g.mark_output(pooled);

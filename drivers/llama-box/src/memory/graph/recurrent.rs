@@ -168,14 +168,13 @@ impl Builder<'_> {
         let cur = self.norm(inp, false);
         let xz_rows = self.out_rows(il, "ssm_in.weight", 2 * d_inner);
         let xz = self.linear(cur, xz_rows, t, false);
-        let x = self.g.view(xz, !mamba2);
+        let x = self.g.view(xz);
         let window = d_conv + seq_tokens;
         let conv_x = self.op(window * conv_dim * seqs * F32, &[rows, x]);
         // The last d_conv - 1 columns of every row: a strided view.
         let last_conv = self.g.view_sized(
             conv_x,
             (d_conv + (conv_dim * seqs).saturating_sub(1) * window) * F32,
-            false,
         );
         self.store_states(state, &[last_conv]);
         let (main, extra) = self.state_copy_input();
@@ -194,18 +193,18 @@ impl Builder<'_> {
         let (x, dt, bc) = if mamba2 {
             // dt is the projection's last n_head columns.
             let n_head = xz_rows.saturating_sub(d_inner + conv_dim).max(1);
-            let dt = self.g.view(xz, false);
+            let dt = self.g.view(xz);
             let dt = self.op(n_head * t * F32, &[dt]);
             let dt = self.inplace(&[dt], 1);
-            (self.g.view(conv, true), dt, self.g.view(conv, false))
+            (self.g.view(conv), dt, self.g.view(conv))
         } else {
             let dt_rank = self.dims(il, "ssm_dt.weight").map_or(1, |(cols, _)| cols);
             let x_db = self.linear(conv, self.out_rows(il, "ssm_x.weight", 1), t, false);
-            let dt = self.g.view(x_db, true);
+            let dt = self.g.view(x_db);
             let dt = self.op(dt_rank * t * F32, &[dt]);
             let dt = self.linear(dt, d_inner, t, false);
             let dt = self.inplace(&[dt], 1);
-            (conv, dt, self.g.view(x_db, false))
+            (conv, dt, self.g.view(x_db))
         };
         // Sources in ggml's order (they are released in it): the states, x, dt, B and C,
         // the row indices.
@@ -221,9 +220,7 @@ impl Builder<'_> {
             .collect();
         srcs.push(extra);
         let extra_rows = self.op(0, &srcs);
-        let states = self
-            .g
-            .view_sized(scan, d_state * d_inner * seqs * F32, false);
+        let states = self.g.view_sized(scan, d_state * d_inner * seqs * F32);
         self.store_states(state, &[extra_rows, states]);
         MambaHead {
             input: inp,
@@ -242,7 +239,6 @@ impl Builder<'_> {
         self.g.view_sized(
             head.xz,
             (head.d_inner + t.saturating_sub(1) * head.xz_rows) * F32,
-            false,
         )
     }
 
@@ -260,17 +256,17 @@ impl Builder<'_> {
         } else {
             self.inplace(&[x], 1)
         };
-        let y = self.g.view(scan, true);
+        let y = self.g.view(scan);
         let y = self.g.inplace_on(bytes, &[y, x_d], &[x_d], device);
         let mut y = self.op(bytes, &[z, y]);
         if self.has(il, "ssm_norm.weight") {
             // The grouped RMS norm reads a reshape (new memory); its weight is applied in
             // place.
-            let grouped = self.g.view(y, true);
+            let grouped = self.g.view(y);
             let normed = self.op(bytes, &[grouped]);
             y = self.inplace(&[normed], 1);
         }
-        let y = self.g.view(y, true);
+        let y = self.g.view(y);
         self.linear(y, self.shape.n_embd, t, false)
     }
 
@@ -396,12 +392,12 @@ impl Builder<'_> {
         // unified cache or not, and each keeps its own conv window and state.
         let seqs = self.r.n_seqs.max(1);
         let xz = self.linear(cur, in_rows, t, false);
-        let x = self.g.view(xz, true);
+        let x = self.g.view(xz);
         let window = self.op((kernel * seqs + t) * inner * F32, &[x]);
         let conv = self.op(inner * t * F32, &[window]);
         let conv = self.inplace(&[conv], 1);
         let scan = self.op((inner * t + state * inner * seqs) * F32, &[conv]);
-        let y = self.g.view(scan, true);
+        let y = self.g.view(scan);
         let gate = self.gate_input(xz, inner * t * F32);
         let y = self.op(inner * t * F32, &[y, gate]);
         self.linear(y, e, t, false)
@@ -419,7 +415,7 @@ impl Builder<'_> {
     /// stay allocated once per scheduler copy. The copy is of the view the cont reads (the
     /// whole projection): once copied, nothing here reads it any more.
     fn gate_input(&mut self, projection: TensorId, bytes: u64) -> TensorId {
-        let z = self.g.view(projection, false);
+        let z = self.g.view(projection);
         let Some(next) = self.next_recurrent.filter(|&b| b != HOST) else {
             return self.op(bytes, &[z]);
         };
