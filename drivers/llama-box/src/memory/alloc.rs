@@ -118,6 +118,14 @@ impl Graph {
         id
     }
 
+    /// A tensor of `bytes` in `buffer` outside the graph's memory (a view of the KV cache
+    /// that another buffer copies): never allocated by the graph.
+    pub fn external(&mut self, bytes: u64, buffer: usize) -> TensorId {
+        let id = self.push(bytes, None, Vec::new(), Vec::new(), buffer);
+        self.tensors[id].external = true;
+        id
+    }
+
     /// The dependency `ggml_backend_sched` puts before each split-input copy
     /// (`ggml_view_tensor` of the source, left at `GGML_OP_NONE`): it keeps `src` alive until
     /// the copy and allocates nothing. ggml-alloc does not count `GGML_OP_NONE` nodes as views,

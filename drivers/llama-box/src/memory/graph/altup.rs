@@ -106,6 +106,8 @@ impl Builder<'_> {
             bytes: all_layers,
             inputs: None,
             slices: vec![None; self.shape.layers.len()],
+            cache_buffers: self.cache_buffers(placement),
+            cache_views: vec![None; self.shape.layers.len()],
         };
         let full_offload = output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
         for (k, &(il, _)) in placement.layers.iter().enumerate() {
@@ -113,7 +115,8 @@ impl Builder<'_> {
             let predictions =
                 self.predict(cur, splits[k].reads_listed(), &later, full_offload, widths);
             let active = self.g.view_sized(predictions, e);
-            let corrected = self.altup_layer(il, active, predictions, widths);
+            let cache = per_layer.cache_views[il];
+            let corrected = self.altup_layer(il, active, predictions, widths, cache);
             let next = splits
                 .get(k + 1)
                 .map(|&split| (split, &placement.layers[k + 1..]));
@@ -146,7 +149,17 @@ impl Builder<'_> {
         for &(il, _) in layers.iter().take_while(|&&(_, b)| b == device) {
             let layer = self.shape.layers[il];
             let kind = usize::from(layer.swa);
-            if layer.n_head_kv > 0 && !seen[kind] {
+            if let Some((k, v)) = self.remote_cache_views(il, device, per_layer) {
+                // The positions (Q's RoPE), then the cache views and the mask in the order
+                // the attention reads them.
+                reads.extend(self.inputs.pos);
+                let mask = (!seen[kind]).then(|| self.mask_for(kind));
+                seen[kind] = true;
+                match self.r.flash_attn {
+                    true => reads.extend([k, v].into_iter().chain(mask)),
+                    false => reads.extend([k].into_iter().chain(mask).chain([v])),
+                }
+            } else if layer.n_head_kv > 0 && !seen[kind] {
                 seen[kind] = true;
                 let mut kinds = [false; 2];
                 kinds[kind] = true;
@@ -165,6 +178,57 @@ impl Builder<'_> {
             reads.extend(self.inputs.out_ids);
         }
         reads
+    }
+
+    /// The buffer of each layer's cache (the host's without KV offload).
+    fn cache_buffers(&self, placement: &Placement) -> Vec<usize> {
+        let mut buffers = vec![HOST; self.shape.layers.len()];
+        if !self.r.kv_on_host {
+            for &(il, b) in &placement.layers {
+                buffers[il] = b;
+            }
+        }
+        buffers
+    }
+
+    /// For a layer that attends through an earlier layer's cache held in another device's
+    /// buffer than `device` (with the cache on the devices), views of that cache's K and V
+    /// (in its buffer), which the split copies at its start; they are kept for the layer's
+    /// attention. The layer reads the cache of the last layer of its kind that has one
+    /// (`llama_kv_cache`'s layer reuse for Gemma 3n at 0c1e57098: `n_layer_kv_from_start`
+    /// minus 1 for full attention, minus 2 for sliding window).
+    fn remote_cache_views(
+        &mut self,
+        il: usize,
+        device: usize,
+        per_layer: &mut PerLayer,
+    ) -> Option<(TensorId, TensorId)> {
+        let layers = &self.shape.layers;
+        let layer = layers[il];
+        if !layer.shares_kv || self.r.kv_on_host {
+            return None;
+        }
+        let source = (0..il)
+            .rev()
+            .find(|&l| !layers[l].shares_kv && layers[l].swa == layer.swa)?;
+        let buffer = per_layer.cache_buffers[source];
+        if buffer == device {
+            return None;
+        }
+        let n_kv = if layer.swa {
+            self.r.n_kv_swa
+        } else {
+            self.r.n_kv
+        };
+        let heads = layer.n_head_kv.max(1);
+        let k = self
+            .g
+            .external(self.cache_view_bytes(n_kv, heads, false), buffer);
+        let v = self
+            .g
+            .external(self.cache_view_bytes(n_kv, heads, true), buffer);
+        per_layer.cache_views[il] = Some((k, v));
+        Some((k, v))
     }
 
     /// The split of each layer: its device, the cache kinds the layers from it on that device
@@ -262,11 +326,12 @@ impl Builder<'_> {
         active: TensorId,
         predictions: TensorId,
         widths: AltUp,
+        cache: Option<(TensorId, TensorId)>,
     ) -> TensorId {
         let e = self.e();
         let t = self.r.n_tokens;
         let normed = self.norm(active, false);
-        let attn = self.altup_attention(il, normed);
+        let attn = self.altup_attention(il, normed, cache);
         let attn = self.norm(attn, false);
         let gated = self.inplace(&[attn, active], 2);
         let low = self.linear(normed, self.out_rows(il, "laurel_l.weight", 1), t, false);
@@ -296,8 +361,14 @@ impl Builder<'_> {
 
     /// Attention of a Gemma 3n layer on its normed input: Q with its norm and RoPE, and unless
     /// the layer shares an earlier layer's cache, K (norm, RoPE) and V (RMS norm without
-    /// weight), stored; then the cached attention and the output projection.
-    fn altup_attention(&mut self, il: usize, x: TensorId) -> TensorId {
+    /// weight), stored; then the cached attention and the output projection. `cache`: the
+    /// views of a shared cache in another device's buffer ([`Builder::remote_cache_views`]).
+    fn altup_attention(
+        &mut self,
+        il: usize,
+        x: TensorId,
+        cache: Option<(TensorId, TensorId)>,
+    ) -> TensorId {
         let shape = self.shape;
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
@@ -307,7 +378,7 @@ impl Builder<'_> {
         let q = self.linear(x, q_rows, t, false);
         let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", Some(pos));
         let out = if layer.shares_kv {
-            self.shared_attention(il, q, heads)
+            self.shared_attention(il, q, heads, cache)
         } else {
             let k_rows = self.out_rows(il, "attn_k.weight", heads.1 * shape.head_k);
             let k = self.linear(x, k_rows, t, false);
@@ -323,8 +394,15 @@ impl Builder<'_> {
     /// The attention of a layer without a cache of its own (`build_attn` without K and V):
     /// Q over the cache an earlier layer of the same kind wrote. With the cache in host memory
     /// flash attention copies the cache views to the device; without flash attention the
-    /// attention runs on the host (its output is pinned there) and Q is copied to it.
-    fn shared_attention(&mut self, il: usize, q: TensorId, heads: (u64, u64)) -> TensorId {
+    /// attention runs on the host (its output is pinned there) and Q is copied to it. With
+    /// the cache in another device's buffer, it reads the split's copies of `cache`.
+    fn shared_attention(
+        &mut self,
+        il: usize,
+        q: TensorId,
+        heads: (u64, u64),
+        cache: Option<(TensorId, TensorId)>,
+    ) -> TensorId {
         let layer = self.shape.layers[il];
         let device = self.buffer;
         let n_kv = if layer.swa {
@@ -335,6 +413,9 @@ impl Builder<'_> {
         let mask = self.mask_for(usize::from(layer.swa));
         let cache_on_host = self.r.kv_on_host && device != HOST;
         let source = match cache_on_host {
+            false if let Some((k, v)) = cache => {
+                KvSource::CacheCopies(self.local(k), self.local(v))
+            }
             true if self.r.flash_attn => self.cache_copies(n_kv, heads.1),
             true => {
                 self.buffer = HOST;
@@ -501,6 +582,11 @@ struct PerLayer {
     inputs: Option<TensorId>,
     /// The views of layers' slices a split copied at its start.
     slices: Vec<Option<TensorId>>,
+    /// The buffer of each layer's cache.
+    cache_buffers: Vec<usize>,
+    /// The views of a shared cache in another device's buffer a split copied at its start,
+    /// per layer reading it.
+    cache_views: Vec<Option<(TensorId, TensorId)>>,
 }
 
 /// Architectures whose residual stream is an AltUp stack ([`Builder::build_altup`]).

@@ -206,13 +206,18 @@ impl Builder<'_> {
 
     /// The copy of one layer's K (or V) cache view in the current buffer.
     fn cache_copy(&mut self, n_kv: u64, n_head_kv: u64, v: bool) -> TensorId {
+        let bytes = self.cache_view_bytes(n_kv, n_head_kv, v);
+        self.g.op(bytes, &[], self.buffer)
+    }
+
+    /// Bytes of one layer's K (or V) cache view: `n_kv` cells of every stream.
+    pub(super) fn cache_view_bytes(&self, n_kv: u64, n_head_kv: u64, v: bool) -> u64 {
         let (type_k, type_v) = self.r.cache_types;
         let cells = n_kv * self.r.n_stream.max(1);
-        let bytes = match v {
+        match v {
             false => type_k.row_bytes(n_head_kv * self.shape.head_k) * cells,
             true => type_v.row_bytes(n_head_kv * self.shape.head_v) * cells,
-        };
-        self.g.op(bytes, &[], self.buffer)
+        }
     }
 
     /// `build_attn_mha`: flash attention, or KQ + softmax + KQV, reading K and V from
