@@ -23,10 +23,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-# The log parsing, log capture and context parameters are measure.py's (one copy of each);
-# RE_MIB there also matches the recurrent state's `RS buffer size` lines, per device.
+# The log parsing of buffer and context lines, log capture and context parameters are
+# measure.py's (one copy of each); its RE_MIB also matches the recurrent state's
+# `RS buffer size` lines, per device.
 from make_models import SPECS  # noqa: E402
-from measure import RE_CTX_KV, RE_GT, RE_GT_KV, RE_MIB, capture_log, context_params, rss  # noqa: E402
+from measure import capture_log, context_params, parse_buffer_line, parse_ctx_line, rss  # noqa: E402
 
 BIN = os.environ.get("LLAMA_CPP_LIB_PATH", os.path.join(HERE, "build", "bin"))
 MODELS = os.environ.get("MODELS_DIR", os.path.join(HERE, "models"))  # the files make_models.py writes
@@ -54,27 +55,11 @@ def parse(lines):
         if m:
             r["sched_copies"] = int(m.group(1))
             continue
-        m = RE_GT.match(ln)
-        if m:
-            kind, name, n = m.group(2), m.group(3), int(m.group(4))
-            key = f"{kind}:{name}"
-            r["buffers_bytes"][key] = r["buffers_bytes"].get(key, 0) + n
-            r["gt_lines"].append([kind, name, n])
-            continue
-        m = RE_GT_KV.search(ln)
-        if m:
-            c, l, s, st, k, v = map(int, m.groups())
-            r["kv_caches"].append(dict(cells=c, layers=l, seqs=s, streams=st, k_bytes=k, v_bytes=v))
-            continue
         m = RE_LAYER.search(ln)
         if m:
             layers.setdefault(m.group(2), []).append(int(m.group(1)))
             continue
-        m = RE_MIB.match(ln)
-        if m:
-            key = f"{m.group(3).lower()}:{m.group(2)}"
-            r["buffers_mib_printed"].setdefault(key, []).append(float(m.group(4)))
-            r["raw"].append(ln)
+        if parse_buffer_line(r, ln, r["gt_lines"]):
             continue
         m = RE_GRAPH.search(ln)
         if m:
@@ -84,9 +69,7 @@ def parse(lines):
         if "offload" in ln or "using device" in ln or "pipeline" in ln or "n_copies" in ln:
             r["offload_log"].append(ln)
             continue
-        m = RE_CTX_KV.match(ln)
-        if m:
-            r["ctx_log"][m.group(1)] = m.group(2).strip()
+        if parse_ctx_line(r, ln):
             continue
         if ("llama_kv_cache" in ln and ("size =" in ln or "layer" in ln)) or "SWA" in ln or "flash" in ln.lower() \
                 or "error" in ln.lower() or "failed" in ln.lower() or "warn" in ln.lower() or "RPC" in ln:
