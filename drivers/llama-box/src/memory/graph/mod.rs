@@ -131,7 +131,7 @@ pub(crate) fn compute_peaks(
         norms_pinned: false,
         defer_residual: false,
         deferred_residual: None,
-        split_reads_states: false,
+        delta_net_state_buffers: Vec::new(),
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -238,10 +238,12 @@ struct Builder<'a> {
     defer_residual: bool,
     /// That residual, until `cached_attention` resumes the device split.
     deferred_residual: Option<TensorId>,
-    /// The split the next layer starts holds gated delta-net layers reading their states on
-    /// its own device: their state reads (`build_rs`) are its first nodes after the opening
-    /// norm, so it copies the state row indices right after the norm's input.
-    split_reads_states: bool,
+    /// The buffers holding gated delta-net layers that read their states there (not the host
+    /// with `--no-kv-offload`): their state reads (`build_rs`) are the first nodes of the
+    /// buffer's split after the opening norm, so it copies the state row indices right after
+    /// the norm's input. A property of the split entered, not of the layer being built: the
+    /// host layer before a device closes with an add in the device's split.
+    delta_net_state_buffers: Vec<usize>,
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -346,6 +348,12 @@ impl Builder<'_> {
             },
         };
         let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
+        self.delta_net_state_buffers = placement
+            .layers
+            .iter()
+            .filter(|&&(l, b)| self.is_delta_net(l) && self.state_buffer(b) == b)
+            .map(|&(_, b)| b)
+            .collect();
         self.outputs_resume = self.outputs_resume(&placement.layers);
         let full_offload =
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
@@ -371,11 +379,6 @@ impl Builder<'_> {
                 self.closing = None;
                 continue;
             }
-            self.split_reads_states = !self.r.kv_on_host
-                && placement.layers[k..]
-                    .iter()
-                    .take_while(|&&(_, b)| b == splits[k].buffer)
-                    .any(|&(l, _)| self.is_delta_net(l));
             // State rows read on the host for a Mamba layer on this split's device are copied
             // at its start, after the layer input.
             let rows = self.state_rows.filter(|&(l, _)| {

@@ -35,7 +35,7 @@ impl Builder<'_> {
     /// Starts a split on `split.buffer`: the scheduler copies all the split's inputs at its
     /// start, in the order its nodes first read them: the activations its first node reads
     /// (`first`); the state row indices, when its gated delta-net layers read their states
-    /// first ([`Builder::split_reads_states`]); the attention inputs of the cache kinds its
+    /// first ([`Builder::delta_net_state_buffers`]); the attention inputs of the cache kinds its
     /// layers read (`split.kinds`, when it holds layers); a parallel hybrid's state row
     /// indices, when its states are there (Falcon-H1 reads them after its attention inputs);
     /// the output ids when it runs the last layer; then the activations read later (`later`:
@@ -47,7 +47,7 @@ impl Builder<'_> {
         let buffer = split.buffer;
         self.buffer = buffer;
         let mut needed = first.to_vec();
-        if split.kinds.is_some() && self.split_reads_states {
+        if split.kinds.is_some() && self.delta_net_state_buffers.contains(&buffer) {
             let (main, extra) = self.state_copy_input();
             needed.extend([main, extra]);
         }
