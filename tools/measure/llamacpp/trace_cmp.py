@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compare llama.cpp's allocator trace (trace_run.py's LOG) with the estimator's replay, buffer by
+"""Compare llama.cpp's allocator trace (the log of `measure_rpc.py --trace`) with the estimator's replay, buffer by
 buffer, and print the first allocation where they part.
 
     python trace_cmp.py LOG LLAMA_BUF REPLAY REPLAY_BUF [--context N]
@@ -7,15 +7,15 @@ buffer, and print the first allocation where they part.
 LOG: the last graph reservation of the log (the worst-case ubatch) is read; LLAMA_BUF is the
 scheduler's buffer index (`buf B:`: the devices in order, then the host). REPLAY: the replay's
 lines, `R buf B: alloc ID (SIZE bytes) at OFFSET ...`, `R buf B: reuse P for ID ...` and
-`R buf B: free ID at OFFSET (SIZE bytes)` (the allocator's log a replay patch prints; its
-buffer 0 is the host, then the devices). Allocations are matched in order by size; the
+`R buf B: free ID at OFFSET (SIZE bytes)` (what `alloc.rs` prints with `replay_trace.patch`
+applied and REPLAY_TRACE=1; its buffer 0 is the host, then the devices). Allocations are matched in order by size; the
 first whose size or offset differs is printed with the events of both sides before it.
 """
 import re
 import sys
 
 RE_ALLOC = re.compile(r"^buf (\d+): ggml_dyn_tallocr_alloc: allocating (.*?) \((\d+) bytes\) - block \d+, offset (\d+)")
-RE_FREE = re.compile(r"^ggml_gallocr_free_node: freeing (.*?) at \{chunk=\d+, offset=(\d+)\} \((\d+) bytes\)")
+RE_FREE = re.compile(r"^(?:buf (\d+): )?ggml_gallocr_free_node: freeing (.*?) at \{chunk=\d+, offset=(\d+)\} \((\d+) bytes\)")
 RE_REUSE = re.compile(r"^reusing parent (.*) for (.*)$")
 RE_EXEC = re.compile(r"^exec: (\S+) \((\S*)\) <= (.*)")
 R_ALLOC = re.compile(r"^R buf (\d+): alloc (\d+) \((\d+) bytes\) at (\d+)(.*)")
@@ -44,8 +44,8 @@ def llama_events(path, buf):
                 events.append(("reuse", f"{m.group(1)} -> {m.group(2)}", 0, 0))
             continue
         m = RE_FREE.match(ln)
-        if m and where.get(m.group(1)) == buf:
-            events.append(("free", m.group(1), int(m.group(3)), int(m.group(2))))
+        if m and (int(m.group(1)) if m.group(1) else where.get(m.group(2))) == buf:
+            events.append(("free", m.group(2), int(m.group(4)), int(m.group(3))))
     return events
 
 
