@@ -191,10 +191,12 @@ impl Builder<'_> {
         buffers
     }
 
-    /// For a layer that attends through an earlier layer's cache held in another device's
-    /// buffer than `device` (with the cache on the devices), views of that cache's K and V
-    /// (in its buffer), which the split copies at its start; they are kept for the layer's
-    /// attention. The layer reads the cache of the last layer of its kind that has one
+    /// For a layer on `device` that attends through an earlier layer's cache held in another
+    /// buffer (another device's, or the host's without KV offload when flash attention keeps
+    /// the attention on the device), views of that cache's K and V (in its buffer), which the
+    /// split copies at its start (a run of such layers has no host op to split it); they are
+    /// kept for the layer's attention. The layer reads the cache of the last layer of its
+    /// kind that has one
     /// (`llama_kv_cache`'s layer reuse for Gemma 3n at 0c1e57098: `n_layer_kv_from_start`
     /// minus 1 for full attention, minus 2 for sliding window).
     fn remote_cache_views(
@@ -205,7 +207,7 @@ impl Builder<'_> {
     ) -> Option<(TensorId, TensorId)> {
         let layers = &self.shape.layers;
         let layer = layers[il];
-        if !layer.shares_kv || self.r.kv_on_host {
+        if !layer.shares_kv || (self.r.kv_on_host && !self.r.flash_attn) {
             return None;
         }
         let source = (0..il)
@@ -394,8 +396,8 @@ impl Builder<'_> {
     /// The attention of a layer without a cache of its own (`build_attn` without K and V):
     /// Q over the cache an earlier layer of the same kind wrote. With the cache in host memory
     /// flash attention copies the cache views to the device; without flash attention the
-    /// attention runs on the host (its output is pinned there) and Q is copied to it. With
-    /// the cache in another device's buffer, it reads the split's copies of `cache`.
+    /// attention runs on the host (its output is pinned there) and Q is copied to it. Given
+    /// `cache` ([`Builder::remote_cache_views`]), it reads the split's copies of those views.
     fn shared_attention(
         &mut self,
         il: usize,
@@ -413,9 +415,7 @@ impl Builder<'_> {
         let mask = self.mask_for(usize::from(layer.swa));
         let cache_on_host = self.r.kv_on_host && device != HOST;
         let source = match cache_on_host {
-            false if let Some((k, v)) = cache => {
-                KvSource::CacheCopies(self.local(k), self.local(v))
-            }
+            _ if let Some((k, v)) = cache => KvSource::CacheCopies(self.local(k), self.local(v)),
             true if self.r.flash_attn => self.cache_copies(n_kv, heads.1),
             true => {
                 self.buffer = HOST;
