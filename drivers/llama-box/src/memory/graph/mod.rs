@@ -51,6 +51,7 @@ mod mla;
 mod recurrent;
 mod rwkv;
 mod split;
+mod state;
 mod t5;
 
 const F32: u64 = 4;
