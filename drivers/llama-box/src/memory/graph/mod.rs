@@ -51,6 +51,7 @@ mod mla;
 mod recurrent;
 mod rwkv;
 mod split;
+mod state;
 mod t5;
 
 const F32: u64 = 4;
@@ -131,7 +132,7 @@ pub(crate) fn compute_peaks(
         norms_pinned: false,
         defer_residual: false,
         deferred_residual: None,
-        delta_net_state_buffers: Vec::new(),
+        state_read_buffers: Vec::new(),
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -238,12 +239,12 @@ struct Builder<'a> {
     defer_residual: bool,
     /// That residual, until `cached_attention` resumes the device split.
     deferred_residual: Option<TensorId>,
-    /// The buffers holding gated delta-net layers that read their states there (not the host
-    /// with `--no-kv-offload`): their state reads (`build_rs`) are the first nodes of the
-    /// buffer's split after the opening norm, so it copies the state row indices right after
-    /// the norm's input. A property of the split entered, not of the layer being built: the
-    /// host layer before a device closes with an add in the device's split.
-    delta_net_state_buffers: Vec<usize>,
+    /// The buffers holding layers that read their states there by the row indices within
+    /// the split they start (not the host with `--no-kv-offload`,
+    /// [`Builder::reads_states_by_rows`]): that split copies the row indices among its
+    /// inputs ([`Builder::enter`]). A property of the split entered, not of the layer being
+    /// built: the host layer before a device closes with an add in the device's split.
+    state_read_buffers: Vec<usize>,
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -348,10 +349,10 @@ impl Builder<'_> {
             },
         };
         let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
-        self.delta_net_state_buffers = placement
+        self.state_read_buffers = placement
             .layers
             .iter()
-            .filter(|&&(l, b)| self.is_delta_net(l) && self.state_buffer(b) == b)
+            .filter(|&&(l, b)| self.reads_states_by_rows(l) && self.state_buffer(b) == b)
             .map(|&(_, b)| b)
             .collect();
         self.outputs_resume = self.outputs_resume(&placement.layers);

@@ -117,7 +117,6 @@ impl Builder<'_> {
         let state = self.state_buffer(device);
         let t = self.r.n_tokens;
         let seqs = self.r.n_seqs.max(1);
-        let seq_tokens = t / seqs;
         let d_inner = self
             .dims(il, "ssm_out.weight")
             .map_or(1, |(cols, _)| cols)
@@ -128,7 +127,6 @@ impl Builder<'_> {
             .dims(il, "ssm_conv1d.weight")
             .map_or(d_inner, |(_, rows)| rows)
             .max(1);
-        let d_conv = self.shape.recurrent.r / conv_dim;
         let d_state = self.shape.recurrent.s / d_inner;
         // A device split that runs to the end reads the output ids last.
         let mut inputs = vec![inp];
@@ -169,14 +167,7 @@ impl Builder<'_> {
         let xz_rows = self.out_rows(il, "ssm_in.weight", 2 * d_inner);
         let xz = self.linear(cur, xz_rows, t, false);
         let x = self.g.view(xz);
-        let window = d_conv + seq_tokens;
-        let conv_x = self.op(window * conv_dim * seqs * F32, &[rows, x]);
-        // The last d_conv - 1 columns of every row: a strided view.
-        let last_conv = self.g.view_sized(
-            conv_x,
-            (d_conv + (conv_dim * seqs).saturating_sub(1) * window) * F32,
-        );
-        self.store_states(state, &[last_conv]);
+        let conv_x = self.conv_window(rows, x, conv_dim, state);
         let (main, extra) = self.state_copy_input();
         let host_states = (state != device).then(|| {
             self.switch(device, &[]);
@@ -268,50 +259,6 @@ impl Builder<'_> {
         }
         let y = self.g.view(y);
         self.linear(y, self.shape.n_embd, t, false)
-    }
-
-    /// Where layer states live: the host with `--no-kv-offload`, else the layer's buffer.
-    pub(super) fn state_buffer(&self, layer_buffer: usize) -> usize {
-        if self.r.kv_on_host {
-            HOST
-        } else {
-            layer_buffer
-        }
-    }
-
-    /// Moves the graph to a split on `buffer` (nothing when it runs there already), which
-    /// copies `inputs` in at its start.
-    pub(super) fn switch(&mut self, buffer: usize, inputs: &[TensorId]) {
-        let split = Split {
-            buffer,
-            kinds: None,
-            outputs: false,
-        };
-        self.enter(split, inputs, &[]);
-    }
-
-    /// `build_rs` of a state of `size` values per sequence on `state`: the ubatch's rows
-    /// (`get_rows` by the row indices) and the extra rows, stored back. A split it starts
-    /// also copies `after`.
-    pub(super) fn state_rows(&mut self, state: usize, size: u64, after: &[TensorId]) -> TensorId {
-        let (main, extra) = self.state_copy_input();
-        let mut inputs = vec![main, extra];
-        inputs.extend(after);
-        self.switch(state, &inputs);
-        let rows = self.op(size * self.r.n_seqs.max(1) * F32, &[main]);
-        let extra_rows = self.op(0, &[extra]);
-        self.g.store(&[extra_rows], self.buffer);
-        rows
-    }
-
-    /// Copies into the states on `state` (`ggml_cpy` into a view of the cache): they run
-    /// where the cache is, in a split that copies `srcs` in when they are elsewhere.
-    pub(super) fn store_states(&mut self, state: usize, srcs: &[TensorId]) {
-        self.switch(state, srcs);
-        for &src in srcs {
-            let src = self.local(src);
-            self.g.store(&[src], self.buffer);
-        }
     }
 
     /// A recurrent layer sized with the Mamba template (Jamba's): norm, the Mamba mixer, then
