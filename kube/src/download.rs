@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use inferkit_core::launch::shell_quote;
-use inferkit_core::{DownloadStep, Error, Result};
+use inferkit_core::{DownloadStep, Error, Result, ollama};
 use k8s_openapi::api::core::v1::{Container, EnvVar, SecurityContext, VolumeMount};
 
 use crate::{KubernetesOptions, ModelVolume, secret_env};
@@ -232,30 +232,19 @@ fn ollama_lines(step: &DownloadStep) -> Result<Vec<String>> {
         )));
     }
     let digest = checked_hex(&step.commit, "the manifest's digest")?;
-    let registry = step.endpoint.trim_end_matches('/');
-    // Ollama files a registry's manifests under its host (with the port, when it has one).
-    let host = registry
-        .split_once("://")
-        .map_or(registry, |(_, rest)| rest)
-        .split('/')
-        .next()
-        .unwrap_or_default();
+    let registry = step.endpoint.as_str();
+    let host = ollama::registry_host(registry);
     if !is_relative_plain(host) {
         return Err(Error::unsupported(format!(
             "the Ollama registry `{}` names no host",
             step.endpoint
         )));
     }
-    let manifest = step
-        .cache
-        .join("manifests")
-        .join(host)
-        .join(&step.repo)
-        .join(tag);
+    let manifest = ollama::manifest_path(&step.cache, host, &step.repo, tag);
     let mut lines = vec![
         format!(
             "manifest {} {} {digest}",
-            shell_quote(&format!("{registry}/v2/{}/manifests/{tag}", step.repo)),
+            shell_quote(&ollama::manifest_url(registry, &step.repo, tag)),
             quote(&manifest)
         ),
         format!("mkdir -p {}", quote(&step.snapshot)),
@@ -263,13 +252,14 @@ fn ollama_lines(step: &DownloadStep) -> Result<Vec<String>> {
     for file in &step.files {
         let sha = file.sha256.as_deref().unwrap_or_default();
         let sha = checked_hex(sha, &file.path)?;
-        if file.path != format!("sha256-{sha}") {
+        let blob = format!("sha256:{sha}");
+        if file.path != ollama::blob_file_name(&blob) {
             return Err(Error::unsupported(format!(
-                "the Ollama blob `{}` is not named by its digest sha256:{sha}",
+                "the Ollama blob `{}` is not named by its digest {blob}",
                 file.path
             )));
         }
-        let url = format!("{registry}/v2/{}/blobs/sha256:{sha}", step.repo);
+        let url = ollama::blob_url(registry, &step.repo, &blob);
         lines.push(format!(
             "fetch {} {} {} {sha}",
             shell_quote(&url),

@@ -273,12 +273,15 @@ fn a_file_read_as_it_is_parsed_is_the_text_parsed() {
     }
 }
 
-/// A fleet file is read in chunks, each worker parsed from the chunk's bytes (issue 18): a
-/// value of the wrong type in its 700th worker, past the first chunk, is reported by both
-/// readers with the file, the byte offset of that value and serde's message, as the parser of
-/// the whole document reports it.
+/// A fleet file is read in chunks, each worker parsed from the chunk's bytes (issue 18). The
+/// chunked reader ([`Cluster::read_worker_list`](inferkit_core::Cluster::read_worker_list))
+/// reads all 1000 workers itself, the 700th (past the first chunk) included, and a value of
+/// the wrong type there makes it give up (`None`) rather than return the workers before it;
+/// the readers that fall back to the parser of the whole document then report the file, the
+/// byte offset of that value and serde's message, as that parser reports it.
 #[test]
 fn an_error_in_the_nth_worker_names_the_file_and_its_offset() {
+    use inferkit_core::Cluster;
     let fleet =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clusters/fleet-1000x8.json");
     let text = std::fs::read_to_string(&fleet).unwrap();
@@ -286,15 +289,32 @@ fn an_error_in_the_nth_worker_names_the_file_and_its_offset() {
     assert!(worker > inferkit_core::files::CHUNK, "past the first chunk");
     let value = worker + text[worker..].find("\"cpu_cores\":").unwrap() + 12;
     let end = value + text[value..].find(',').unwrap();
-    let mut bad = text.clone();
-    bad.replace_range(value..end, "\"many\"");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fleet.json");
+
+    // The chunked reader itself reads the whole fleet, and the 700th worker's value.
+    let whole = parse_cluster(&text, &fleet).unwrap();
+    let chunked = Cluster::read_worker_list(&fleet).unwrap();
+    assert_eq!(
+        chunked.as_ref(),
+        Some(&whole),
+        "the chunked reader reads the fleet"
+    );
+    let mut other = text.clone();
+    other.replace_range(value..end, "7");
+    std::fs::write(&path, &other).unwrap();
+    let chunked = Cluster::read_worker_list(&path).unwrap().unwrap();
+    assert_eq!(chunked.workers[699].cpu_cores, 7);
+    assert_eq!(chunked, parse_cluster(&other, &path).unwrap());
+
+    let mut bad = text.clone();
+    bad.replace_range(value..end, "\"many\"");
     std::fs::write(&path, &bad).unwrap();
+    assert_eq!(Cluster::read_worker_list(&path).unwrap(), None);
     let whole = parse_cluster(&bad, &path).unwrap_err();
     for read in [
         load_cluster(&path).unwrap_err(),
-        inferkit_core::Cluster::from_json_file(&path).unwrap_err(),
+        Cluster::from_json_file(&path).unwrap_err(),
     ] {
         let Error::Parse { file, offset, what } = &read else {
             panic!("expected a parse error, got {read:?}");

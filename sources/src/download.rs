@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use inferkit_formats::ollama;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -104,7 +105,7 @@ pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
 /// model's `KEY/VERSION`.
 pub fn files_folder(model: &RemoteModel, cache: &Path) -> PathBuf {
     match model.hub.as_str() {
-        "ollama" => cache.join("blobs"),
+        "ollama" => ollama::blobs_folder(cache),
         "url" => cache.join(url_key(&model.repo)).join(&model.commit),
         _ => cache
             .join(hf_repo_folder(&model.repo))
@@ -306,16 +307,8 @@ impl<'a> Layout<'a> {
                 write_file(&refs, model.commit.as_bytes(), label)
             }
             (Layout::Ollama { tag }, Some(manifest)) => {
-                let host = model
-                    .endpoint
-                    .split_once("://")
-                    .map_or(model.endpoint.as_str(), |(_, rest)| rest);
-                let host = host.split('/').next().unwrap_or(host);
-                let path = cache
-                    .join("manifests")
-                    .join(host)
-                    .join(&model.repo)
-                    .join(tag);
+                let host = ollama::registry_host(&model.endpoint);
+                let path = ollama::manifest_path(cache, host, &model.repo, tag);
                 write_file(&path, manifest, label)
             }
             _ => Ok(()),

@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use inferkit_formats::ollama;
 use serde::{Deserialize, Serialize};
 
 use crate::listing::{RepoFile, RepoListing};
@@ -198,7 +199,7 @@ pub struct OllamaLayer {
 impl OllamaLayer {
     /// The blob's file name in Ollama's store (`sha256-HEX`).
     pub fn blob_name(&self) -> String {
-        self.digest.replacen(':', "-", 1)
+        ollama::blob_file_name(&self.digest)
     }
 
     /// The hex SHA-256 of the blob.
@@ -269,14 +270,10 @@ pub fn ollama_local(
     default_host: &str,
 ) -> Option<(OllamaModel, PathBuf)> {
     let host = reference.host.as_deref().unwrap_or(default_host);
-    let manifest = store
-        .join("manifests")
-        .join(host)
-        .join(&reference.name)
-        .join(&reference.tag);
+    let manifest = ollama::manifest_path(store, host, &reference.name, &reference.tag);
     let text = std::fs::read_to_string(manifest).ok()?;
     let model = parse_ollama_manifest(&text)?;
-    let blob = store.join("blobs").join(model.model.blob_name());
+    let blob = ollama::blobs_folder(store).join(model.model.blob_name());
     blob.is_file().then_some((model, blob))
 }
 

@@ -52,13 +52,10 @@ impl HubEndpoint {
         }
     }
 
-    /// The host part of the URL (names the endpoint in the header cache).
+    /// The host part of the URL, with its port (names the endpoint in the header cache; for
+    /// an Ollama registry, the folder of Ollama's store its manifests are filed under).
     pub fn host(&self) -> &str {
-        let rest = self
-            .url
-            .split_once("://")
-            .map_or(self.url.as_str(), |(_, r)| r);
-        rest.split('/').next().unwrap_or(rest)
+        inferkit_formats::ollama::registry_host(&self.url)
     }
 
     #[cfg(feature = "http")]

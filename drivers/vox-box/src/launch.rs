@@ -58,14 +58,16 @@ impl Launcher<'_> {
         assignment: &Assignment,
     ) -> Result<LaunchSpec> {
         let gpu = gpu_index(assignment)?;
-        // Verbatim, as GPUStack passes them. (GPUStack's `{data_dir}` placeholder has nothing
-        // to fill: every flag of vox-box 0.0.21 that takes a value is the platform's.)
-        parse_parameters(&spec.backend_parameters)?;
+        // As GPUStack passes them, but read as every driver reads a parameter list (entries
+        // trimmed, blank ones dropped, `--flag value` in one entry split), so that argparse
+        // reads what was checked. (GPUStack's `{data_dir}` placeholder has nothing to fill:
+        // every flag of vox-box 0.0.21 that takes a value is the platform's.)
+        let params = parse_parameters(&spec.backend_parameters)?;
 
         let mut args = vec!["start".to_string()];
         args.extend(model_source(facts, spec)?);
         args.extend(["--data-dir".into(), self.data_dir.into()]);
-        args.extend(spec.backend_parameters.iter().cloned());
+        args.extend(params);
         if let Some(index) = gpu {
             args.extend(["--device".into(), format!("cuda:{index}")]);
         }

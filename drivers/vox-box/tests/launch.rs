@@ -106,6 +106,18 @@ fn cosyvoice2_on_cpu_with_debug_and_own_data_dir() {
     insta::assert_snapshot!(launch(&vox, &facts, &spec, vec![]));
 }
 
+/// A parameter list is read as every driver reads one: what argparse gets is the entries
+/// trimmed, without the blank ones.
+#[test]
+fn padded_and_blank_entries_launch_as_the_flag_alone() {
+    let vox = VoxBox::new();
+    let (facts, mut spec) = local("CosyVoice2-0.5B");
+    spec.backend_parameters = vec!["--debug".into()];
+    let plain = launch(&vox, &facts, &spec, vec![]);
+    spec.backend_parameters = vec![" --debug\t".into(), String::new(), "  ".into()];
+    assert_eq!(launch(&vox, &facts, &spec, vec![]), plain);
+}
+
 #[test]
 fn remote_repositories_are_downloaded_by_vox_box() {
     let vox = VoxBox::new();
@@ -138,6 +150,11 @@ fn unknown_and_platform_owned_flags_are_refused() {
             vec!["--model-dir", "/x"],
             "--model-dir",
             "did you mean --model",
+        ),
+        (
+            vec!["--data-dir /x"],
+            "--data-dir",
+            "--data-dir is set by the platform",
         ),
     ] {
         spec.backend_parameters = params.iter().map(|p| p.to_string()).collect();

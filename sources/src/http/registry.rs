@@ -8,6 +8,7 @@
 //!   to it): the first [`FIRST_READ`](super::header::FIRST_READ) bytes give the size
 //!   (`Content-Range`) and ETag, which key the header cache.
 
+use inferkit_formats::ollama;
 use sha2::{Digest, Sha256};
 
 use super::client::{Http, Request, Target};
@@ -69,7 +70,7 @@ pub(crate) async fn manifest_bytes(
     token: Option<&str>,
     target: &Target,
 ) -> Result<(Vec<u8>, String), SourceError> {
-    let url = format!("{registry}/v2/{name}/manifests/{tag}");
+    let url = ollama::manifest_url(registry, name, tag);
     let request = Request {
         headers: &[("Accept", MANIFEST_TYPE)],
         ..Request::get(&url, token)
@@ -82,8 +83,7 @@ pub(crate) async fn manifest_bytes(
 /// The URL of the blob a listing path names (`[mmproj-]sha256-HEX.gguf`, see
 /// [`ollama_listing`](crate::resolve::ollama_listing)).
 pub(crate) fn blob_url(registry: &str, name: &str, path: &str) -> String {
-    let digest = ollama_blob_name(path).replacen('-', ":", 1);
-    format!("{registry}/v2/{name}/blobs/{digest}")
+    ollama::blob_url(registry, name, &ollama::blob_digest(ollama_blob_name(path)))
 }
 
 /// The shards of the GGUF file at `url`: itself, or every sibling of a split model.

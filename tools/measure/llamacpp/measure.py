@@ -46,37 +46,52 @@ RE_INFO = re.compile(r"^print_info: ([\w ]+?)\s+= (.+)$")
 RE_GRAPH = re.compile(r"graph nodes\s+= (\d+).*graph splits = (\d+)")
 
 
+def parse_buffer_line(r, ln, gt_lines=None):
+    """Records `ln` in `r` when it is a buffer line: a GT_BYTES size (summed per
+    `kind:buffer`, several KV caches such as SWA and non-SWA print separately; each also
+    appended to `gt_lines` as [kind, buffer, bytes] when a list is given), a KV cache's
+    GT_BYTES detail (`kv_caches`) or a printed MiB size (`buffers_mib_printed`, the line kept
+    in `raw`). Returns whether it was one. measure_rpc.py's parser shares it."""
+    m = RE_GT.match(ln)
+    if m:
+        kind, name, n = m.group(2), m.group(3), int(m.group(4))
+        key = f"{kind}:{name}"
+        r["buffers_bytes"][key] = r["buffers_bytes"].get(key, 0) + n
+        if gt_lines is not None:
+            gt_lines.append([kind, name, n])
+        return True
+    m = RE_GT_KV.search(ln)
+    if m:
+        c, l, s, st, k, v = map(int, m.groups())
+        r["kv_caches"].append(dict(cells=c, layers=l, seqs=s, streams=st, k_bytes=k, v_bytes=v))
+        return True
+    m = RE_MIB.match(ln)
+    if m:
+        key = f"{m.group(3).lower()}:{m.group(2)}"
+        r["buffers_mib_printed"].setdefault(key, []).append(float(m.group(4)))
+        r["raw"].append(ln)
+        return True
+    return False
+
+
+def parse_ctx_line(r, ln):
+    """Records a `llama_context: key = value` line in `r["ctx_log"]`; returns whether it was one."""
+    m = RE_CTX_KV.match(ln)
+    if m:
+        r["ctx_log"][m.group(1)] = m.group(2).strip()
+    return bool(m)
+
+
 def parse(lines):
     r = {"buffers_bytes": {}, "buffers_mib_printed": {}, "kv_caches": [], "ctx_log": {}, "raw": []}
     for ln in lines:
-        m = RE_GT.match(ln)
-        if m:
-            kind, name, n = m.group(2), m.group(3), int(m.group(4))
-            key = f"{kind}:{name}"
-            # several KV caches (e.g. SWA + non-SWA) print separately: sum and keep list
-            if key in r["buffers_bytes"]:
-                r["buffers_bytes"][key] += n
-            else:
-                r["buffers_bytes"][key] = n
-            continue
-        m = RE_GT_KV.search(ln)
-        if m:
-            c, l, s, st, k, v = map(int, m.groups())
-            r["kv_caches"].append(dict(cells=c, layers=l, seqs=s, streams=st, k_bytes=k, v_bytes=v))
-            continue
-        m = RE_MIB.match(ln)
-        if m:
-            key = f"{m.group(3).lower()}:{m.group(2)}"
-            r["buffers_mib_printed"].setdefault(key, []).append(float(m.group(4)))
-            r["raw"].append(ln)
+        if parse_buffer_line(r, ln):
             continue
         m = RE_GRAPH.search(ln)
         if m:
             r["graph_nodes"], r["graph_splits"] = int(m.group(1)), int(m.group(2))
             continue
-        m = RE_CTX_KV.match(ln)
-        if m:
-            r["ctx_log"][m.group(1)] = m.group(2).strip()
+        if parse_ctx_line(r, ln):
             continue
         if re.search(r"(flash.?attn|flash attention).*(enabled|disabled)$", ln, re.I) and "llama_context: flash_attn" not in ln:
             r["flash_attn_auto_resolved"] = ln.rsplit(" ", 1)[-1]
@@ -100,14 +115,18 @@ def parse_model(lines):
 # worker
 # ---------------------------------------------------------------------------
 
-def capture_log(llama_cpp):
+def capture_log(llama_cpp, echo=False):
     """Route llama.cpp's log into a list of complete lines (returned; the caller clears it
-    between phases) and initialise the backends."""
+    between phases) and initialise the backends. With echo, every piece is also written to fd 2
+    as it arrives, so it keeps its place among what the C code prints there itself (the traced
+    ggml-base's ALLOC_DBG lines)."""
     buf, lines = [], []
 
     @llama_cpp.llama_log_callback
     def cb(level, text, user):
         s = text.decode("utf-8", "replace") if text else ""
+        if echo:
+            os.write(2, s.encode())
         buf.append(s)
         joined = "".join(buf)
         if "\n" in joined:

@@ -4,6 +4,8 @@
 Driver:  python measure_rpc.py [--models NAME ...] [--out ground-truth-rpc.jsonl]
              [--rpc-server BIN [--ports P1 P2]]
 Worker:  python measure_rpc.py --worker JOB.json   (one process per model load; one JSON line per context)
+Trace:   python measure_rpc.py --trace --models NAME --rpc HOST:PORT --ngl N [--ts 3,1] [--n-ctx ...]
+         (one layout, one context, in this process; llama.cpp's log on stderr: README, "Tracing")
 
 Uses llama-cpp-python 0.3.36's ctypes bindings (from the earlier venv) against the libllama.so built
 here (LLAMA_CPP_LIB_PATH=build/bin), registers RPC servers via ggml_backend_rpc_add_server +
@@ -30,10 +32,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-# The log parsing, log capture and context parameters are measure.py's (one copy of each);
-# RE_MIB there also matches the recurrent state's `RS buffer size` lines, per device.
+# The log parsing of buffer and context lines, log capture and context parameters are
+# measure.py's (one copy of each); its RE_MIB also matches the recurrent state's
+# `RS buffer size` lines, per device.
 from make_models import SPECS  # noqa: E402
-from measure import RE_CTX_KV, RE_GT, RE_GT_KV, RE_MIB, capture_log, context_params, rss  # noqa: E402
+from measure import capture_log, context_params, parse_buffer_line, parse_ctx_line, rss  # noqa: E402
 
 BIN = os.environ.get("LLAMA_CPP_LIB_PATH", os.path.join(HERE, "build", "bin"))
 MODELS = os.environ.get("MODELS_DIR", os.path.join(HERE, "models"))  # the files make_models.py writes
@@ -107,27 +110,11 @@ def parse(lines):
         if m:
             r["sched_copies"] = int(m.group(1))
             continue
-        m = RE_GT.match(ln)
-        if m:
-            kind, name, n = m.group(2), m.group(3), int(m.group(4))
-            key = f"{kind}:{name}"
-            r["buffers_bytes"][key] = r["buffers_bytes"].get(key, 0) + n
-            r["gt_lines"].append([kind, name, n])
-            continue
-        m = RE_GT_KV.search(ln)
-        if m:
-            c, l, s, st, k, v = map(int, m.groups())
-            r["kv_caches"].append(dict(cells=c, layers=l, seqs=s, streams=st, k_bytes=k, v_bytes=v))
-            continue
         m = RE_LAYER.search(ln)
         if m:
             layers.setdefault(m.group(2), []).append(int(m.group(1)))
             continue
-        m = RE_MIB.match(ln)
-        if m:
-            key = f"{m.group(3).lower()}:{m.group(2)}"
-            r["buffers_mib_printed"].setdefault(key, []).append(float(m.group(4)))
-            r["raw"].append(ln)
+        if parse_buffer_line(r, ln, r["gt_lines"]):
             continue
         m = RE_GRAPH.search(ln)
         if m:
@@ -137,9 +124,7 @@ def parse(lines):
         if "offload" in ln or "using device" in ln or "pipeline" in ln or "n_copies" in ln:
             r["offload_log"].append(ln)
             continue
-        m = RE_CTX_KV.match(ln)
-        if m:
-            r["ctx_log"][m.group(1)] = m.group(2).strip()
+        if parse_ctx_line(r, ln):
             continue
         if ("llama_kv_cache" in ln and ("size =" in ln or "layer" in ln)) or "SWA" in ln or "flash" in ln.lower() \
                 or "error" in ln.lower() or "failed" in ln.lower() or "warn" in ln.lower() or "RPC" in ln:
@@ -151,11 +136,10 @@ def parse(lines):
     return r
 
 
-def worker(job_path):
-    job = json.load(open(job_path))
+def worker(job):
     import llama_cpp
 
-    lines = capture_log(llama_cpp)
+    lines = capture_log(llama_cpp, echo=job.get("echo_log", False))
 
     ggml = ctypes.CDLL(os.path.join(BIN, "libggml.so"), mode=ctypes.RTLD_GLOBAL)
     ggml_rpc = ctypes.CDLL(os.path.join(BIN, "libggml-rpc.so"), mode=ctypes.RTLD_GLOBAL)
@@ -288,6 +272,17 @@ def subset(n_layer):
             dict(servers=SERVERS, n_gpu_layers=L, tensor_split=[3, 1])]
 
 
+def trace(args):
+    """One layout and one context, run here with the log on stderr (fd 2) as it comes: with
+    alloc_trace.sh's ggml-base first on LD_LIBRARY_PATH and ALLOC_DBG=1 GGML_SCHED_DEBUG=2, that
+    log holds the scheduler's splits and every allocation of each compute buffer, in order
+    (alloc_trace_view.py reads it). The JSON lines on stdout are the worker's, as measured."""
+    ts = [float(x) for x in args.ts.split(",")] if args.ts else None
+    ctx = S(args.n_ctx, args.n_seq, args.fa, offload_kqv=not args.no_kv_offload, tag="trace")
+    worker(dict(servers=args.rpc, n_gpu_layers=args.ngl, tensor_split=ts, echo_log=True, contexts=[ctx],
+                path=os.path.join(MODELS, args.models[0] + ".gguf")))
+
+
 def run_job(job, timeout=600):
     jp = os.path.join(tempfile.gettempdir(), f"measure-job.{os.getpid()}.json")
     json.dump(job, open(jp, "w"))
@@ -322,13 +317,24 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "ground-truth-rpc.jsonl"))
     ap.add_argument("--subset", action="store_true", help="subset() of the layouts")
     ap.add_argument("--deadline", type=float, default=0, help="unix time after which no new load starts")
+    ap.add_argument("--trace", action="store_true",
+                    help="one load and one context in this process, llama.cpp's log echoed to stderr")
+    ap.add_argument("--rpc", nargs="*", default=SERVERS, help="--trace: the RPC servers (host:port)")
+    ap.add_argument("--ngl", type=int, default=0, help="--trace: n_gpu_layers")
+    ap.add_argument("--ts", help="--trace: tensor split, e.g. 3,1")
+    ap.add_argument("--n-ctx", type=int, default=4096, help="--trace: context")
+    ap.add_argument("--n-seq", type=int, default=1, help="--trace: parallel sequences")
+    ap.add_argument("--fa", default="on", choices=["on", "off", "auto"], help="--trace: flash attention")
+    ap.add_argument("--no-kv-offload", action="store_true", help="--trace: cache on the host")
     ap.add_argument("--rpc-server", default=os.environ.get("RPC_SERVER_BIN"),
                     help="start two servers from this binary for the run (default: use running ones)")
     ap.add_argument("--ports", nargs=2, type=int, default=[50052, 50053], help="the two servers' ports")
     ap.add_argument("--timeout", type=int, default=600, help="seconds one load and its contexts may take")
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker)
+        return worker(json.load(open(args.worker)))
+    if args.trace:
+        return trace(args)
     set_ports(args.ports)
     procs = start_servers(args.rpc_server) if args.rpc_server else []
     try:

@@ -7,7 +7,7 @@
 //! (`allow_abbrev` is on by default).
 
 use inferkit_core::flags::suggest::closest;
-use inferkit_core::flags::{FlagSpec, Resolution, Syntax, ValueError, is_option};
+use inferkit_core::flags::{FlagSpec, Resolution, Syntax, Tokens, ValueError, is_option};
 use inferkit_core::{Error, Result};
 
 #[rustfmt::skip]
@@ -16,29 +16,23 @@ mod table;
 pub(crate) use table::TABLE;
 
 /// Checks `params` the way vox-box's argparse would, and refuses platform-owned flags.
-/// Returns the long name of each flag given, abbreviations resolved.
-pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
-    let mut parsed = Vec::new();
-    let mut rest = params.iter();
+/// `params` is a parameter list as every driver reads one (core's [`Tokens::entries`]): each
+/// entry trimmed, blank entries skipped, and `--flag=value` or `--flag value` in one entry read
+/// as the flag with its value. Returns the argv to launch: each flag as written, followed by
+/// its value in a token of its own.
+pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<String>> {
+    let mut argv = Vec::new();
+    let mut rest = Tokens::entries(params);
     while let Some(token) = rest.next() {
-        if token.is_empty() {
-            // An empty word has no spelling to name; it would still reach argv.
-            return Err(Error::invalid_parameter(
-                "backend_parameters",
-                "an empty entry is a positional argument to vox-box, which takes none \
-                 (argparse: unrecognized arguments)",
-            ));
-        }
         if !is_option(token) {
             return Err(Error::invalid_parameter(
-                token.as_str(),
+                token,
                 "vox-box takes no positional arguments (argparse: unrecognized arguments)",
             ));
         }
-        let (written, inline) = match token.split_once('=') {
-            Some((name, value)) if token.starts_with("--") => (name, Some(value.to_string())),
-            _ => (token.as_str(), None),
-        };
+        // argparse reads `--flag=value` (and a form's `--flag value`) as the flag with its
+        // value whatever the flag: the name is looked up after the split.
+        let (written, inline) = rest.split_inline(token, |_| false);
         let flag = resolve(written)?;
         if let Some(why) = flag.platform_owned {
             return Err(Error::invalid_parameter(
@@ -46,16 +40,17 @@ pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
                 format!("{} is set by the platform: {why}", flag.name),
             ));
         }
+        argv.push(written.to_string());
         if !flag.is_switch() {
             let value = match inline {
                 Some(value) => value,
                 None => rest
                     .next()
                     .filter(|next| !is_option(next))
-                    .ok_or_else(|| Error::invalid_parameter(written, "expected one argument"))?
-                    .clone(),
+                    .ok_or_else(|| Error::invalid_parameter(written, "expected one argument"))?,
             };
-            check_value(flag, written, &value)?;
+            check_value(flag, written, value)?;
+            argv.push(value.to_string());
         } else if inline.is_some() {
             return Err(Error::invalid_parameter(
                 written,
@@ -65,9 +60,8 @@ pub(crate) fn parse_parameters(params: &[String]) -> Result<Vec<&'static str>> {
                 ),
             ));
         }
-        parsed.push(flag.name);
     }
-    Ok(parsed)
+    Ok(argv)
 }
 
 /// Finds the flag `written` names: exactly, or as the unique prefix of a long flag.
@@ -138,8 +132,28 @@ mod tests {
     fn debug_is_accepted_in_every_spelling() {
         for spelling in ["--debug", "-d", "--deb"] {
             let parsed = parse_parameters(&params(&[spelling])).unwrap();
-            assert_eq!(parsed, ["--debug"], "{spelling}");
+            assert_eq!(parsed, [spelling], "{spelling}");
         }
+    }
+
+    /// A parameter list is read as every driver reads one: entries trimmed, blank ones
+    /// skipped, and a flag with its value in one entry split, so a platform-owned flag written
+    /// that way is refused by its name.
+    #[test]
+    fn entries_are_trimmed_and_a_flag_with_its_value_is_split() {
+        let parsed = parse_parameters(&params(&[" --debug\t", "", "  "])).unwrap();
+        assert_eq!(parsed, ["--debug"]);
+        for entry in ["--data-dir /x", "--data-dir\u{3000}/x", " --data-dir=/x "] {
+            let (name, reason) = refused(&[entry]);
+            assert_eq!(name, "--data-dir", "{entry:?}");
+            assert!(
+                reason.starts_with("--data-dir is set by the platform"),
+                "{reason}"
+            );
+        }
+        let (name, reason) = refused(&["--debug 1"]);
+        assert_eq!(name, "--debug");
+        assert!(reason.contains("takes no value"), "{reason}");
     }
 
     #[test]
@@ -185,9 +199,6 @@ mod tests {
         assert!(reason.contains("takes no value"), "{reason}");
         let (name, _) = refused(&["cuda:0"]);
         assert_eq!(name, "cuda:0");
-        let (name, reason) = refused(&["--debug", ""]);
-        assert_eq!(name, "backend_parameters");
-        assert!(reason.contains("empty entry"), "{reason}");
     }
 
     #[test]
