@@ -115,14 +115,18 @@ def parse_model(lines):
 # worker
 # ---------------------------------------------------------------------------
 
-def capture_log(llama_cpp):
+def capture_log(llama_cpp, echo=False):
     """Route llama.cpp's log into a list of complete lines (returned; the caller clears it
-    between phases) and initialise the backends."""
+    between phases) and initialise the backends. With echo, every piece is also written to fd 2
+    as it arrives, so it keeps its place among what the C code prints there itself (the traced
+    ggml-base's ALLOC_DBG lines)."""
     buf, lines = [], []
 
     @llama_cpp.llama_log_callback
     def cb(level, text, user):
         s = text.decode("utf-8", "replace") if text else ""
+        if echo:
+            os.write(2, s.encode())
         buf.append(s)
         joined = "".join(buf)
         if "\n" in joined:

@@ -3,6 +3,8 @@
 
 Driver:  python measure_rpc.py [--models NAME ...] [--out ground-truth-rpc.jsonl]
 Worker:  python measure_rpc.py --worker JOB.json   (one process per model load; one JSON line per context)
+Trace:   python measure_rpc.py --trace --models NAME --rpc HOST:PORT --ngl N [--ts 3,1] [--n-ctx ...]
+         (one layout, one context, in this process; llama.cpp's log on stderr: README, "Tracing")
 
 Uses llama-cpp-python 0.3.36's ctypes bindings (from the earlier venv) against the libllama.so built
 here (LLAMA_CPP_LIB_PATH=build/bin), registers RPC servers via ggml_backend_rpc_add_server +
@@ -79,11 +81,10 @@ def parse(lines):
     return r
 
 
-def worker(job_path):
-    job = json.load(open(job_path))
+def worker(job):
     import llama_cpp
 
-    lines = capture_log(llama_cpp)
+    lines = capture_log(llama_cpp, echo=job.get("echo_log", False))
 
     ggml = ctypes.CDLL(os.path.join(BIN, "libggml.so"), mode=ctypes.RTLD_GLOBAL)
     ggml_rpc = ctypes.CDLL(os.path.join(BIN, "libggml-rpc.so"), mode=ctypes.RTLD_GLOBAL)
@@ -216,6 +217,17 @@ def subset(n_layer):
             dict(servers=SERVERS, n_gpu_layers=L, tensor_split=[3, 1])]
 
 
+def trace(args):
+    """One layout and one context, run here with the log on stderr (fd 2) as it comes: with
+    alloc_trace.sh's ggml-base first on LD_LIBRARY_PATH and ALLOC_DBG=1 GGML_SCHED_DEBUG=2, that
+    log holds the scheduler's splits and every allocation of each compute buffer, in order
+    (alloc_trace_view.py reads it). The JSON lines on stdout are the worker's, as measured."""
+    ts = [float(x) for x in args.ts.split(",")] if args.ts else None
+    ctx = S(args.n_ctx, args.n_seq, args.fa, offload_kqv=not args.no_kv_offload, tag="trace")
+    worker(dict(servers=args.rpc, n_gpu_layers=args.ngl, tensor_split=ts, echo_log=True, contexts=[ctx],
+                path=os.path.join(MODELS, args.models[0] + ".gguf")))
+
+
 def run_job(job, timeout=600):
     jp = os.path.join(tempfile.gettempdir(), f"measure-job.{os.getpid()}.json")
     json.dump(job, open(jp, "w"))
@@ -250,9 +262,20 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "ground-truth-rpc.jsonl"))
     ap.add_argument("--subset", action="store_true", help="subset() of the layouts")
     ap.add_argument("--deadline", type=float, default=0, help="unix time after which no new load starts")
+    ap.add_argument("--trace", action="store_true",
+                    help="one load and one context in this process, llama.cpp's log echoed to stderr")
+    ap.add_argument("--rpc", nargs="*", default=SERVERS, help="--trace: the RPC servers (host:port)")
+    ap.add_argument("--ngl", type=int, default=0, help="--trace: n_gpu_layers")
+    ap.add_argument("--ts", help="--trace: tensor split, e.g. 3,1")
+    ap.add_argument("--n-ctx", type=int, default=4096, help="--trace: context")
+    ap.add_argument("--n-seq", type=int, default=1, help="--trace: parallel sequences")
+    ap.add_argument("--fa", default="on", choices=["on", "off", "auto"], help="--trace: flash attention")
+    ap.add_argument("--no-kv-offload", action="store_true", help="--trace: cache on the host")
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker)
+        return worker(json.load(open(args.worker)))
+    if args.trace:
+        return trace(args)
     with open(args.out, "a") as out:
         for m in args.models:
             path = os.path.join(MODELS, m + ".gguf")

@@ -13,8 +13,6 @@ struct Tensor {
     bytes: u64,
     /// The non-view tensor whose memory this one views.
     view_src: Option<TensorId>,
-    /// Views at offset 0 may hand their memory to an in-place consumer.
-    view_offset_zero: bool,
     srcs: Vec<TensorId>,
     /// Parents whose memory this op may take over (`ggml_op_can_inplace` and same layout).
     inplace_parents: Vec<TensorId>,
@@ -95,20 +93,19 @@ impl Graph {
     }
 
     /// A view (reshape, permute, transpose, view) of `of`.
-    pub fn view(&mut self, of: TensorId, offset_zero: bool) -> TensorId {
+    pub fn view(&mut self, of: TensorId) -> TensorId {
         let root = self.tensors[of].view_src.unwrap_or(of);
         let buffer = self.tensors[of].buffer;
         let bytes = self.tensors[of].bytes;
         let id = self.push(bytes, Some(root), vec![of], Vec::new(), buffer);
-        self.tensors[id].view_offset_zero = offset_zero && self.tensors[of].view_offset_zero;
         self.nodes.push(id);
         id
     }
 
     /// A view of `bytes` (a strided view spans what `ggml_nbytes` counts: what a copy of it
     /// takes) of `of`.
-    pub fn view_sized(&mut self, of: TensorId, bytes: u64, offset_zero: bool) -> TensorId {
-        let id = self.view(of, offset_zero);
+    pub fn view_sized(&mut self, of: TensorId, bytes: u64) -> TensorId {
+        let id = self.view(of);
         self.tensors[id].bytes = bytes;
         id
     }
@@ -117,6 +114,14 @@ impl Graph {
     /// its sources alive until it runs but takes no compute memory.
     pub fn store(&mut self, srcs: &[TensorId], buffer: usize) -> TensorId {
         let id = self.node(0, srcs, Vec::new(), buffer);
+        self.tensors[id].external = true;
+        id
+    }
+
+    /// A tensor of `bytes` in `buffer` outside the graph's memory (a view of the KV cache
+    /// that another buffer copies): never allocated by the graph.
+    pub fn external(&mut self, bytes: u64, buffer: usize) -> TensorId {
+        let id = self.push(bytes, None, Vec::new(), Vec::new(), buffer);
         self.tensors[id].external = true;
         id
     }
@@ -167,7 +172,6 @@ impl Graph {
         self.tensors.push(Tensor {
             bytes,
             view_src,
-            view_offset_zero: true,
             srcs,
             inplace_parents,
             input: false,
@@ -296,15 +300,25 @@ impl<'g> Run<'g> {
     fn allocate(&mut self) {
         let graph = self.graph;
         // Leafs come in the order the graph's nodes first read them (`ggml_build_forward_expand`
-        // meets them on its way to the nodes); one that no node reads is not in ggml's graph
-        // but is kept in front here.
+        // meets them on its way to the nodes). One that no node reads follows the leaf created
+        // before it: `build_inp_embd`'s embeddings input, which `ggml_build_forward_select`
+        // expands right after the token ids it stands beside. The pinned copies of pipeline
+        // parallelism, which no node reads either, come first (`ggml_backend_sched_split_graph`
+        // puts them before the graph's leafs).
         let read: std::collections::HashSet<TensorId> = graph
             .nodes
             .iter()
             .flat_map(|&n| graph.tensors[n].srcs.iter().copied())
             .collect();
+        let mut followers: std::collections::HashMap<TensorId, Vec<TensorId>> =
+            std::collections::HashMap::new();
+        let mut last_read = None;
         for &leaf in &graph.leafs {
-            if !read.contains(&leaf) {
+            if read.contains(&leaf) {
+                last_read = Some(leaf);
+            } else if let (Some(before), false) = (last_read, graph.tensors[leaf].output) {
+                followers.entry(before).or_default().push(leaf);
+            } else {
                 self.allocate_tensor(leaf);
             }
         }
@@ -316,6 +330,9 @@ impl<'g> Run<'g> {
                 self.state[src].children += 1;
                 if graph.tensors[src].input {
                     self.allocate_tensor(src);
+                    for &leaf in followers.get(&src).into_iter().flatten() {
+                        self.allocate_tensor(leaf);
+                    }
                 }
             }
         }
@@ -354,13 +371,12 @@ impl<'g> Run<'g> {
         self.state[id].allocated = true;
         let tensor = &self.graph.tensors[id];
         for &parent in &tensor.inplace_parents {
-            if let Some(root) = self.reusable_parent(parent) {
-                let (offset, buffer) = (self.state[root].offset, self.state[root].buffer);
+            if self.can_lend(parent) {
+                let (offset, buffer) = (self.state[parent].offset, self.state[parent].buffer);
                 self.state[parent].allocated = false;
-                self.state[root].allocated = false;
                 self.state[id].offset = offset;
                 self.state[id].buffer = buffer;
-                let extra = self.graph.tensors[root].bytes;
+                let extra = self.graph.tensors[parent].bytes;
                 let allocator = &mut self.allocators[buffer];
                 let (old, new) = (allocator.align(extra), allocator.align(tensor.bytes));
                 if old > new {
@@ -374,26 +390,20 @@ impl<'g> Run<'g> {
         self.state[id].offset = self.allocators[buffer].alloc(tensor.bytes);
     }
 
-    /// The tensor whose memory `parent` can hand over, if the in-place rules allow it.
-    fn reusable_parent(&self, parent: TensorId) -> Option<TensorId> {
-        let tensors = &self.graph.tensors;
-        let p = &tensors[parent];
-        let root = p.view_src.unwrap_or(parent);
-        if tensors[root].output || tensors[root].input {
-            return None;
-        }
-        let p_state = &self.state[parent];
-        if p_state.children != 1 || p_state.views != 0 {
-            return None;
-        }
-        match p.view_src {
-            Some(src) => {
-                let s = &self.state[src];
-                (s.allocated && s.views == 1 && s.children == 0 && p.view_offset_zero)
-                    .then_some(src)
-            }
-            None => p_state.allocated.then_some(parent),
-        }
+    /// Whether `parent` can hand its memory to an in-place consumer. A view never does:
+    /// ggml-alloc asks `ggml_gallocr_is_own(parent)`, and a view's hash node is never marked
+    /// allocated (`ggml_gallocr_allocate_node` skips views), so its "reusing view parent"
+    /// branch is never taken at 0c1e57098 (no such line in any allocator trace of
+    /// `tools/measure/llamacpp/trace_run.py`).
+    fn can_lend(&self, parent: TensorId) -> bool {
+        let p = &self.graph.tensors[parent];
+        let state = &self.state[parent];
+        p.view_src.is_none()
+            && !p.output
+            && !p.input
+            && state.allocated
+            && state.children == 1
+            && state.views == 0
     }
 
     fn free_tensor(&mut self, id: TensorId) {

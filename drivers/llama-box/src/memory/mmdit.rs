@@ -191,7 +191,7 @@ impl Builder {
 
     /// A reshape, permute or view at offset 0, or an `_inplace` op (a view of its source).
     fn view(&mut self, x: TensorId) -> TensorId {
-        self.g.view(x, true)
+        self.g.view(x)
     }
 
     /// A permute made contiguous.
@@ -286,7 +286,7 @@ impl Builder {
     /// when the model has `ln_q`/`ln_k` (a new tensor: its source is a view), the norm's weight
     /// multiplied in place.
     fn part(&mut self, qkv: Qkv, which: u64) -> TensorId {
-        let view = self.g.view(qkv.cont, which == 0);
+        let view = self.g.view(qkv.cont);
         if !self.shape.qk_norm || which == 2 {
             return view;
         }
@@ -430,7 +430,7 @@ impl Builder {
             first: (first, cat),
         };
         let attn = self.attention(streams, tokens);
-        let image_attn = self.g.view(attn, false);
+        let image_attn = self.g.view(attn);
         let mut x = self.post_attention(image_attn, image.input, &mut image.modulation, self.image);
         if dual {
             let modulated = self.modulate(image.norm, &mut image.modulation);

@@ -85,7 +85,7 @@ impl Builder<'_> {
         // The ops up to `altup_proj` (on the output layer's device) take its device ("expand gpu
         // up" from the host's token rows), in a split that goes on into the layers there.
         let splits = self.altup_splits(placement);
-        let rows = self.g.view(layer_rows, true);
+        let rows = self.g.view(layer_rows);
         let stacking = match splits.first() {
             Some(&split) if split.buffer == output => split,
             _ => Split {
@@ -106,14 +106,17 @@ impl Builder<'_> {
             bytes: all_layers,
             inputs: None,
             slices: vec![None; self.shape.layers.len()],
+            cache_buffers: self.cache_buffers(placement),
+            cache_views: vec![None; self.shape.layers.len()],
         };
         let full_offload = output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
         for (k, &(il, _)) in placement.layers.iter().enumerate() {
             let later = self.split_reads(&placement.layers[k..], splits[k], &mut per_layer, widths);
             let predictions =
                 self.predict(cur, splits[k].reads_listed(), &later, full_offload, widths);
-            let active = self.g.view_sized(predictions, e, true);
-            let corrected = self.altup_layer(il, active, predictions, widths);
+            let active = self.g.view_sized(predictions, e);
+            let cache = per_layer.cache_views[il];
+            let corrected = self.altup_layer(il, active, predictions, widths, cache);
             let next = splits
                 .get(k + 1)
                 .map(|&split| (split, &placement.layers[k + 1..]));
@@ -146,7 +149,17 @@ impl Builder<'_> {
         for &(il, _) in layers.iter().take_while(|&&(_, b)| b == device) {
             let layer = self.shape.layers[il];
             let kind = usize::from(layer.swa);
-            if layer.n_head_kv > 0 && !seen[kind] {
+            if let Some((k, v)) = self.remote_cache_views(il, device, per_layer) {
+                // The positions (Q's RoPE), then the cache views and the mask in the order
+                // the attention reads them.
+                reads.extend(self.inputs.pos);
+                let mask = (!seen[kind]).then(|| self.mask_for(kind));
+                seen[kind] = true;
+                match self.r.flash_attn {
+                    true => reads.extend([k, v].into_iter().chain(mask)),
+                    false => reads.extend([k].into_iter().chain(mask).chain([v])),
+                }
+            } else if layer.n_head_kv > 0 && !seen[kind] {
                 seen[kind] = true;
                 let mut kinds = [false; 2];
                 kinds[kind] = true;
@@ -155,7 +168,7 @@ impl Builder<'_> {
             match per_layer.inputs {
                 None => reads.extend([per_layer.scaled, per_layer.selected]),
                 Some(inputs) => {
-                    let view = self.g.view_sized(inputs, slice, false);
+                    let view = self.g.view_sized(inputs, slice);
                     per_layer.slices[il] = Some(view);
                     reads.push(view);
                 }
@@ -165,6 +178,59 @@ impl Builder<'_> {
             reads.extend(self.inputs.out_ids);
         }
         reads
+    }
+
+    /// The buffer of each layer's cache (the host's without KV offload).
+    fn cache_buffers(&self, placement: &Placement) -> Vec<usize> {
+        let mut buffers = vec![HOST; self.shape.layers.len()];
+        if !self.r.kv_on_host {
+            for &(il, b) in &placement.layers {
+                buffers[il] = b;
+            }
+        }
+        buffers
+    }
+
+    /// For a layer on `device` that attends through an earlier layer's cache held in another
+    /// buffer (another device's, or the host's without KV offload when flash attention keeps
+    /// the attention on the device), views of that cache's K and V (in its buffer), which the
+    /// split copies at its start (a run of such layers has no host op to split it); they are
+    /// kept for the layer's attention. The layer reads the cache of the last layer of its
+    /// kind that has one
+    /// (`llama_kv_cache`'s layer reuse for Gemma 3n at 0c1e57098: `n_layer_kv_from_start`
+    /// minus 1 for full attention, minus 2 for sliding window).
+    fn remote_cache_views(
+        &mut self,
+        il: usize,
+        device: usize,
+        per_layer: &mut PerLayer,
+    ) -> Option<(TensorId, TensorId)> {
+        let layers = &self.shape.layers;
+        let layer = layers[il];
+        if !layer.shares_kv || (self.r.kv_on_host && !self.r.flash_attn) {
+            return None;
+        }
+        let source = (0..il)
+            .rev()
+            .find(|&l| !layers[l].shares_kv && layers[l].swa == layer.swa)?;
+        let buffer = per_layer.cache_buffers[source];
+        if buffer == device {
+            return None;
+        }
+        let n_kv = if layer.swa {
+            self.r.n_kv_swa
+        } else {
+            self.r.n_kv
+        };
+        let heads = layer.n_head_kv.max(1);
+        let k = self
+            .g
+            .external(self.cache_view_bytes(n_kv, heads, false), buffer);
+        let v = self
+            .g
+            .external(self.cache_view_bytes(n_kv, heads, true), buffer);
+        per_layer.cache_views[il] = Some((k, v));
+        Some((k, v))
     }
 
     /// The split of each layer: its device, the cache kinds the layers from it on that device
@@ -233,8 +299,8 @@ impl Builder<'_> {
     ) -> TensorId {
         let e = self.e();
         let stack = e * widths.n;
-        let transposed = self.g.view(cur, false);
-        let active = self.g.view_sized(cur, e, true);
+        let transposed = self.g.view(cur);
+        let active = self.g.view_sized(cur, e);
         if self.buffer == HOST {
             self.enter(split, &[transposed, active, cur], later);
         }
@@ -247,9 +313,9 @@ impl Builder<'_> {
         let normed = self.inplace(&[normed], 1);
         let modalities = self.modalities(normed, widths);
         let coefs = self.op(self.per_token(widths.n * widths.n), &[modalities]);
-        let coefs = self.g.view(coefs, true);
+        let coefs = self.g.view(coefs);
         let product = self.op(stack, &[permuted, coefs]);
-        let product = self.g.view(product, false);
+        let product = self.g.view(product);
         let product = self.op(stack, &[product]);
         self.inplace(&[product, cur], 2)
     }
@@ -262,11 +328,12 @@ impl Builder<'_> {
         active: TensorId,
         predictions: TensorId,
         widths: AltUp,
+        cache: Option<(TensorId, TensorId)>,
     ) -> TensorId {
         let e = self.e();
         let t = self.r.n_tokens;
         let normed = self.norm(active, false);
-        let attn = self.altup_attention(il, normed);
+        let attn = self.altup_attention(il, normed, cache);
         let attn = self.norm(attn, false);
         let gated = self.inplace(&[attn, active], 2);
         let low = self.linear(normed, self.out_rows(il, "laurel_l.weight", 1), t, false);
@@ -281,14 +348,14 @@ impl Builder<'_> {
         let activated = self.inplace(&[ffn, attn_laurel], 2);
         // altup_correct: the innovation repeated over the stack, times the coefficients of
         // the router on the layer's output, plus the predictions.
-        let predicted = self.g.view_sized(predictions, e, true);
+        let predicted = self.g.view_sized(predictions, e);
         let innovation = self.inplace(&[activated, predicted], 2);
         let repeated = self.op(e * widths.n, &[innovation]);
         let normed = self.norm(activated, false);
         let modalities = self.modalities(normed, widths);
         let coefs = self.op(self.per_token(widths.n), &[modalities]);
         let coefs = self.inplace(&[coefs], 1);
-        let coefs = self.g.view(coefs, false);
+        let coefs = self.g.view(coefs);
         let coefs = self.op(self.per_token(widths.n), &[coefs]);
         let corrected = self.inplace(&[repeated, coefs], 1);
         self.inplace(&[corrected, predictions], 2)
@@ -296,8 +363,14 @@ impl Builder<'_> {
 
     /// Attention of a Gemma 3n layer on its normed input: Q with its norm and RoPE, and unless
     /// the layer shares an earlier layer's cache, K (norm, RoPE) and V (RMS norm without
-    /// weight), stored; then the cached attention and the output projection.
-    fn altup_attention(&mut self, il: usize, x: TensorId) -> TensorId {
+    /// weight), stored; then the cached attention and the output projection. `cache`: the
+    /// views of a shared cache in another device's buffer ([`Builder::remote_cache_views`]).
+    fn altup_attention(
+        &mut self,
+        il: usize,
+        x: TensorId,
+        cache: Option<(TensorId, TensorId)>,
+    ) -> TensorId {
         let shape = self.shape;
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
@@ -307,7 +380,7 @@ impl Builder<'_> {
         let q = self.linear(x, q_rows, t, false);
         let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", Some(pos));
         let out = if layer.shares_kv {
-            self.shared_attention(il, q, heads)
+            self.shared_attention(il, q, heads, cache)
         } else {
             let k_rows = self.out_rows(il, "attn_k.weight", heads.1 * shape.head_k);
             let k = self.linear(x, k_rows, t, false);
@@ -323,8 +396,15 @@ impl Builder<'_> {
     /// The attention of a layer without a cache of its own (`build_attn` without K and V):
     /// Q over the cache an earlier layer of the same kind wrote. With the cache in host memory
     /// flash attention copies the cache views to the device; without flash attention the
-    /// attention runs on the host (its output is pinned there) and Q is copied to it.
-    fn shared_attention(&mut self, il: usize, q: TensorId, heads: (u64, u64)) -> TensorId {
+    /// attention runs on the host (its output is pinned there) and Q is copied to it. Given
+    /// `cache` ([`Builder::remote_cache_views`]), it reads the split's copies of those views.
+    fn shared_attention(
+        &mut self,
+        il: usize,
+        q: TensorId,
+        heads: (u64, u64),
+        cache: Option<(TensorId, TensorId)>,
+    ) -> TensorId {
         let layer = self.shape.layers[il];
         let device = self.buffer;
         let n_kv = if layer.swa {
@@ -335,6 +415,7 @@ impl Builder<'_> {
         let mask = self.mask_for(usize::from(layer.swa));
         let cache_on_host = self.r.kv_on_host && device != HOST;
         let source = match cache_on_host {
+            _ if let Some((k, v)) = cache => KvSource::CacheCopies(self.local(k), self.local(v)),
             true if self.r.flash_attn => self.cache_copies(n_kv, heads.1),
             true => {
                 self.buffer = HOST;
@@ -384,11 +465,11 @@ impl Builder<'_> {
         self.buffer = per_layer.first;
         let projected = self.op(per_layer.bytes, &[per_layer.scaled]);
         let projected = self.inplace(&[projected], 1);
-        let projected = self.g.view(projected, true);
+        let projected = self.g.view(projected);
         let normed = self.norm(projected, false);
         let sum = self.inplace(&[normed, per_layer.selected], 2);
         let sum = self.inplace(&[sum], 1);
-        let permuted = self.g.view(sum, false);
+        let permuted = self.g.view(sum);
         let inputs = self.op(per_layer.bytes, &[permuted]);
         self.buffer = device;
         per_layer.inputs = Some(inputs);
@@ -411,7 +492,7 @@ impl Builder<'_> {
     ) -> TensorId {
         let e = self.e();
         let t = self.r.n_tokens;
-        let active = self.g.view_sized(corrected, e, true);
+        let active = self.g.view_sized(corrected, e);
         let scaled = self.inplace(&[active], 1);
         let gate = self.linear(scaled, widths.per_layer, t, false);
         let gate = self.inplace(&[gate], 1);
@@ -419,13 +500,13 @@ impl Builder<'_> {
         let slice = self.per_token(widths.per_layer);
         let this_layer = match per_layer.slices[il] {
             Some(view) => view,
-            None => self.g.view_sized(inputs, slice, il == 0),
+            None => self.g.view_sized(inputs, slice),
         };
         let gated = self.inplace(&[gate, this_layer], 2);
         let projected = self.linear(gated, self.shape.n_embd, t, false);
         let projected = self.norm(projected, false);
-        let rest = self.g.view_sized(corrected, e * (widths.n - 1), false);
-        let first = self.g.view_sized(corrected, e, true);
+        let rest = self.g.view_sized(corrected, e * (widths.n - 1));
+        let first = self.g.view_sized(corrected, e);
         if let Some((split, layers)) =
             next.filter(|&(split, _)| self.buffer == HOST && split.buffer != HOST)
         {
@@ -444,9 +525,9 @@ impl Builder<'_> {
     fn unstack(&mut self, cur: TensorId, output: usize, widths: AltUp) {
         let e = self.e();
         let rest_bytes = e * (widths.n - 1);
-        let rest = self.g.view_sized(cur, rest_bytes, false);
-        let active = self.g.view_sized(cur, e, true);
-        let first = self.g.view_sized(cur, e, true);
+        let rest = self.g.view_sized(cur, rest_bytes);
+        let active = self.g.view_sized(cur, e);
+        let first = self.g.view_sized(cur, e);
         let split = Split {
             buffer: output,
             kinds: None,
@@ -460,7 +541,7 @@ impl Builder<'_> {
         let merged = self.inplace(&[matched, magnitude], 1);
         let mut sum = first;
         for _ in 1..widths.n {
-            let copy = self.g.view_sized(merged, e, true);
+            let copy = self.g.view_sized(merged, e);
             sum = self.inplace(&[sum, copy], 2);
         }
         let mean = self.inplace(&[sum], 1);
@@ -501,6 +582,11 @@ struct PerLayer {
     inputs: Option<TensorId>,
     /// The views of layers' slices a split copied at its start.
     slices: Vec<Option<TensorId>>,
+    /// The buffer of each layer's cache.
+    cache_buffers: Vec<usize>,
+    /// The views of a shared cache in another device's buffer a split copied at its start,
+    /// per layer reading it.
+    cache_views: Vec<Option<(TensorId, TensorId)>>,
 }
 
 /// Architectures whose residual stream is an AltUp stack ([`Builder::build_altup`]).

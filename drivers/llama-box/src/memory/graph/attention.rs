@@ -40,7 +40,7 @@ impl Builder<'_> {
         let reads_after = self.reads_after.take();
         let host_reads = reads_after.filter(|_| self.r.kv_on_host);
         let stays_on_host = cache_on_host && (layer.recurrent || host_reads.is_some());
-        let (mut k, mut v, mut q) = (self.g.view(k, true), self.g.view(v, true), q);
+        let (mut k, mut v, mut q) = (self.g.view(k), self.g.view(v), q);
         if cache_on_host {
             // The host split's inputs are all copied at its start, in the order nodes use them.
             self.buffer = HOST;
@@ -139,7 +139,7 @@ impl Builder<'_> {
     ) -> TensorId {
         let layer = self.shape.layers[il];
         let inputs = self.attn_inputs(layer.swa);
-        let (k, v) = (self.g.view(k, true), self.g.view(v, true));
+        let (k, v) = (self.g.view(k), self.g.view(v));
         if let Some((k_idxs, v_idxs)) = inputs.idxs {
             self.g.store(&[k, k_idxs], HOST);
             if let Some(v_idxs) = v_idxs {
@@ -206,13 +206,18 @@ impl Builder<'_> {
 
     /// The copy of one layer's K (or V) cache view in the current buffer.
     fn cache_copy(&mut self, n_kv: u64, n_head_kv: u64, v: bool) -> TensorId {
+        let bytes = self.cache_view_bytes(n_kv, n_head_kv, v);
+        self.g.op(bytes, &[], self.buffer)
+    }
+
+    /// Bytes of one layer's K (or V) cache view: `n_kv` cells of every stream.
+    pub(super) fn cache_view_bytes(&self, n_kv: u64, n_head_kv: u64, v: bool) -> u64 {
         let (type_k, type_v) = self.r.cache_types;
         let cells = n_kv * self.r.n_stream.max(1);
-        let bytes = match v {
+        match v {
             false => type_k.row_bytes(n_head_kv * self.shape.head_k) * cells,
             true => type_v.row_bytes(n_head_kv * self.shape.head_v) * cells,
-        };
-        self.g.op(bytes, &[], self.buffer)
+        }
     }
 
     /// `build_attn_mha`: flash attention, or KQ + softmax + KQV, reading K and V from
@@ -227,7 +232,7 @@ impl Builder<'_> {
     ) -> TensorId {
         let t = self.r.n_tokens;
         let (hk, hv) = (self.shape.head_k, self.shape.head_v);
-        let q = self.g.view(q, true);
+        let q = self.g.view(q);
         if self.r.flash_attn {
             let mut srcs = vec![q, mask];
             match source {
@@ -241,7 +246,7 @@ impl Builder<'_> {
                 }
             }
             let out = self.op(hv * n_head * t * F32, &srcs);
-            return self.g.view(out, true);
+            return self.g.view(out);
         }
         let mut kq_srcs = vec![q];
         let mut kqv_srcs = Vec::new();
@@ -254,7 +259,7 @@ impl Builder<'_> {
             KvSource::Uncached(k, v) => {
                 // Uncached V is made contiguous after the transpose. It is KQV's first source,
                 // so the graph computes it before KQ, which nothing else expanded earlier.
-                let vt = self.g.view(v, false);
+                let vt = self.g.view(v);
                 kqv_srcs.push(self.op(n_head_kv * hv * t * F32, &[vt]));
                 kq_srcs.push(k);
             }
@@ -263,7 +268,7 @@ impl Builder<'_> {
         let kq = self.inplace(&[kq, mask], 1);
         kqv_srcs.push(kq);
         let kqv = self.op(hv * t * n_head * F32, &kqv_srcs);
-        let permuted = self.g.view(kqv, false);
+        let permuted = self.g.view(kqv);
         self.op(hv * n_head * t * F32, &[permuted])
     }
 }

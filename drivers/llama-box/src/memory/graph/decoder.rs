@@ -146,9 +146,9 @@ impl Builder<'_> {
             // One matmul; Q, K and V are views into its result.
             let rows = self.out_rows(il, "attn_qkv.weight", q_rows + k_rows + v_rows);
             let qkv = self.linear(cur, rows, t, self.has(il, "attn_qkv.bias"));
-            let q = self.g.view(qkv, true);
-            let k = self.g.view(qkv, false);
-            let v = self.g.view(qkv, false);
+            let q = self.g.view(qkv);
+            let k = self.g.view(qkv);
+            let v = self.g.view(qkv);
             let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", pos);
             let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
             (q, k, v, false)
@@ -179,7 +179,7 @@ impl Builder<'_> {
         };
         // The gate half of the query projection, made contiguous and passed through a sigmoid
         // after the attention, multiplies its output.
-        let gate = self.g.view(q_full, false);
+        let gate = self.g.view(q_full);
         let gate = self.op(q_rows * t * F32, &[gate]);
         let gate = self.inplace(&[gate], 1);
         self.elementwise(&[attn, gate], &[0, 1])
@@ -199,7 +199,7 @@ impl Builder<'_> {
         let q = self.rotate(q, rot.k, true);
         let k = self.rotate(k, rot.k, true);
         let v = self.rotate(v, rot.v, v_contiguous);
-        let v = self.g.view(v, true);
+        let v = self.g.view(v);
         let attn = self.cached_attention(il, q, k, v);
         self.rotate(attn, rot.v, true)
     }
@@ -225,7 +225,7 @@ impl Builder<'_> {
         bytes: u64,
         pos: Option<TensorId>,
     ) -> TensorId {
-        let view = self.g.view(q_full, true);
+        let view = self.g.view(q_full);
         if !self.has(il, "attn_q_norm.weight") {
             return match pos {
                 Some(pos) => self.op(bytes, &[view, pos]),
@@ -242,8 +242,8 @@ impl Builder<'_> {
     }
 
     /// Optional per-head norm, then RoPE (when the model has positions), on a reshaped view.
-    /// RoPE gets its own tensor: the measured buffers show no in-place reuse for it at this
-    /// llama.cpp version.
+    /// Both may run in place, but not over the view (ggml-alloc never lends a view's memory):
+    /// the norm gets its own tensor and RoPE runs over it; without a norm RoPE gets its own.
     pub(super) fn qk_rope(
         &mut self,
         il: usize,
@@ -252,12 +252,12 @@ impl Builder<'_> {
         norm: &str,
         pos: Option<TensorId>,
     ) -> TensorId {
-        let mut x = self.g.view(x, true);
+        let mut x = self.g.view(x);
         if self.has(il, norm) {
             x = self.norm(x, false);
         }
         match pos {
-            Some(pos) => self.op(bytes, &[x, pos]),
+            Some(pos) => self.inplace_sized(bytes, &[x, pos], 1),
             None => x,
         }
     }

@@ -44,7 +44,6 @@ impl Builder<'_> {
         let state = self.state_buffer(device);
         let t = self.r.n_tokens;
         let seqs = self.r.n_seqs.max(1);
-        let seq_tokens = t / seqs;
         let conv_dim = self
             .dims(il, "ssm_conv1d.weight")
             .map_or(1, |(_, rows)| rows)
@@ -55,28 +54,18 @@ impl Builder<'_> {
         let s_v = d_inner / h_v;
         let key_dim = conv_dim.saturating_sub(d_inner) / 2;
         let h_k = (key_dim / s_v.max(1)).max(1);
-        // The conv window keeps d_conv - 1 columns per channel.
-        let kept = self.shape.recurrent.r / conv_dim;
         let rows = self.state_rows(state, self.shape.recurrent.r, &[]);
         self.switch(device, &[rows]);
         let qkv = self.linear(cur, conv_dim, t, false);
-        let window = kept + seq_tokens;
-        let conv_input = self.op(window * conv_dim * seqs * F32, &[rows, qkv]);
-        // The last d_conv - 1 columns of every channel: a strided view.
-        let last_conv = self.g.view_sized(
-            conv_input,
-            (kept + (conv_dim * seqs).saturating_sub(1) * window) * F32,
-            false,
-        );
-        self.store_states(state, &[last_conv]);
+        let conv_input = self.conv_window(rows, qkv, conv_dim, state);
         let states = self.state_rows(state, self.shape.recurrent.s, &[]);
         self.switch(device, &[states]);
         let conv = self.op(conv_dim * t * F32, &[conv_input]);
         let conv = self.inplace(&[conv], 1);
         let repeated = s_v * h_v * t * F32;
         let mut qk = [conv; 2];
-        for (i, x) in qk.iter_mut().enumerate() {
-            let view = self.g.view(conv, i == 0);
+        for x in &mut qk {
+            let view = self.g.view(conv);
             let normed = self.op(key_dim * t * F32, &[view]);
             let scaled = self.inplace(&[normed], 1);
             *x = if h_k == h_v {
@@ -85,34 +74,32 @@ impl Builder<'_> {
                 self.op(repeated, &[scaled])
             };
         }
-        let v = self.g.view(conv, false);
+        let v = self.g.view(conv);
         let ba = self.linear(cur, 2 * h_v, t, false);
-        let a = self.g.view(ba, false);
+        let a = self.g.view(ba);
         let alpha = self.op(h_v * t * F32, &[a]);
         let alpha = self.inplace(&[alpha], 1);
         let alpha = self.inplace(&[alpha], 1);
         let gate = self.inplace(&[alpha], 1);
-        let b = self.g.view(ba, true);
+        let b = self.g.view(ba);
         let beta = self.op(h_v * t * F32, &[b]);
         let beta = self.inplace(&[beta], 1);
-        let state_bytes = s_v * s_v * h_v * seqs * F32;
-        let out = self.op(
-            s_v * h_v * t * F32 + state_bytes,
+        let out = self.fused_state_op(
             &[qk[0], qk[1], v, gate, beta, states],
+            s_v * h_v * t * F32,
+            s_v * s_v * h_v * seqs * F32,
+            (state, device),
         );
-        let new_state = self.g.view_sized(out, state_bytes, false);
-        self.store_states(state, &[new_state]);
-        self.switch(device, &[]);
         // The tail.
-        let output = self.g.view_sized(out, s_v * h_v * t * F32, true);
+        let output = self.g.view_sized(out, s_v * h_v * t * F32);
         let normed = self.op(s_v * h_v * t * F32, &[output]);
         let normed = self.inplace(&[normed], 1);
         let z = self.linear(cur, d_inner, t, false);
         let z = self.inplace(&[z], 1);
         let gated = self.elementwise(&[normed, z], &[0, 1]);
-        let gated = self.g.view(gated, true);
+        let gated = self.g.view(gated);
         let projected = self.linear(gated, self.shape.n_embd, t, false);
-        let projected = self.g.view(projected, true);
+        let projected = self.g.view(projected);
         let ffn_inp = self.elementwise(&[projected, inp], &[0, 1]);
         self.ffn_from(il, ffn_inp)
     }

@@ -37,24 +37,20 @@ impl Builder<'_> {
             // `build_qkv`'s fused path: one matmul, Q, K and V are views into it.
             let rows = self.out_rows(il, "attn_qkv.weight", q_rows + k_rows + v_rows);
             let qkv = self.linear(inp, rows, t, self.has(il, "attn_qkv.bias"));
-            let q = self.g.view(qkv, true);
-            (q, self.g.view(qkv, false), self.g.view(qkv, false))
+            let q = self.g.view(qkv);
+            (q, self.g.view(qkv), self.g.view(qkv))
         } else {
             let q = self.linear(inp, q_rows, t, self.has(il, "attn_q.bias"));
             let k = self.linear(inp, k_rows, t, self.has(il, "attn_k.bias"));
             let v = self.linear(inp, v_rows, t, self.has(il, "attn_v.bias"));
-            (
-                self.g.view(q, true),
-                self.g.view(k, true),
-                self.g.view(v, true),
-            )
+            (self.g.view(q), self.g.view(k), self.g.view(v))
         };
         if ROPE_ENCODERS.contains(&shape.arch.as_str()) {
             let pos = self.pos();
             q = self.op(q_rows * t * F32, &[q, pos]);
             k = self.op(k_rows * t * F32, &[k, pos]);
         }
-        let k = self.g.view(k, false);
+        let k = self.g.view(k);
         let mask = self.mask_for(0);
         let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
         let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));

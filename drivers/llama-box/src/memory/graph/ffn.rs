@@ -63,10 +63,10 @@ impl Builder<'_> {
         let logits = self.op(n * t * F32, &[x]);
         let probs = self.inplace(&[logits], 1);
         let order = self.op(n * t * 4, &[probs]);
-        let selected = self.g.view(order, true);
-        let probs_view = self.g.view(probs, true);
+        let selected = self.g.view(order);
+        let probs_view = self.g.view(probs);
         let weights = self.op(k * t * F32, &[probs_view, selected]);
-        let xv = self.g.view(x, true);
+        let xv = self.g.view(x);
         let gate = self.op(ff * k * t * F32, &[xv, selected]);
         let up = self.op(ff * k * t * F32, &[xv, selected]);
         let act = self.op(ff * k * t * F32, &[gate, up]);
@@ -81,14 +81,14 @@ impl Builder<'_> {
             self.switch(buffer, &[experts, weights, main, extra]);
         }
         let experts = self.inplace(&[experts, weights], 1);
-        let first = self.g.view(experts, true);
+        let first = self.g.view(experts);
         let e = self.e();
         if k == 1 {
             return self.op(e, &[first]);
         }
         let mut sum = first;
         for i in 1..k {
-            let view = self.g.view(experts, false);
+            let view = self.g.view(experts);
             sum = if i == 1 {
                 self.op(e, &[sum, view])
             } else {

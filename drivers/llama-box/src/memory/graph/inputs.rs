@@ -22,8 +22,8 @@ impl Builder<'_> {
         }
         let rows = self.r.n_seqs.max(1) * 4;
         let copy = self.input(rows);
-        let main = self.g.view_sized(copy, rows, true);
-        let extra = self.g.view_sized(copy, 0, false);
+        let main = self.g.view_sized(copy, rows);
+        let extra = self.g.view_sized(copy, 0);
         self.inputs.state_copy = Some((main, extra));
         (main, extra)
     }

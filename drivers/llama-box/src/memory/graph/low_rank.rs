@@ -33,16 +33,16 @@ impl Builder<'_> {
         let nope = hk.saturating_sub(rope);
         let kv_pe = self.linear(cur, latent, t, false);
         // The latent's RMS norm reads a view, so it gets a tensor of its own.
-        let kv = self.g.view(kv_pe, true);
+        let kv = self.g.view(kv_pe);
         let kv = self.op(kv_lora * t * F32, &[kv]);
         let kv = self.inplace(&[kv], 1);
         let kv = self.linear(kv, n_head * (nope + hv), t, false);
-        let v = self.g.view(kv, false);
+        let v = self.g.view(kv);
         let v = self.op(n_head * hv * t * F32, &[v]);
-        let k_pe = self.g.view(kv_pe, false);
+        let k_pe = self.g.view(kv_pe);
         let k_pe = self.op(rope * t * F32, &[k_pe, pos]);
         let repeated = self.op(rope * n_head * t * F32, &[k_pe]);
-        let k_nope = self.g.view(kv, true);
+        let k_nope = self.g.view(kv);
         let k = self.op(n_head * hk * t * F32, &[k_nope, repeated]);
         let attn = self.attend(il, q, k, v, true);
         self.linear(attn, shape.n_embd, t, false)

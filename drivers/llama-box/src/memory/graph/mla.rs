@@ -29,20 +29,20 @@ impl Builder<'_> {
         let latent = mla.kv_lora + mla.rope;
         let rows = self.out_rows(il, "attn_kv_a_mqa.weight", latent);
         let kv_pe = self.linear(cur, rows, t, false);
-        let k_pe = self.g.view(kv_pe, false);
+        let k_pe = self.g.view(kv_pe);
         let k_pe = self.op(mla.rope * t * F32, &[k_pe, pos]);
         // The latent's RMS norm reads a view, so it gets a tensor of its own.
-        let kv_cmpr = self.g.view(kv_pe, true);
+        let kv_cmpr = self.g.view(kv_pe);
         let kv_cmpr = self.op(mla.kv_lora * t * F32, &[kv_cmpr]);
         let kv_cmpr = self.inplace(&[kv_cmpr], 1);
-        let q_nope = self.g.view(q, true);
-        let q_pe = self.g.view(q, false);
+        let q_nope = self.g.view(q);
+        let q_pe = self.g.view(q);
         let q_pe = self.op(n_head * mla.rope * t * F32, &[q_pe, pos]);
-        let q_nope = self.g.view(q_nope, false);
+        let q_nope = self.g.view(q_nope);
         let absorbed = self.op(n_head * mla.kv_lora * t * F32, &[q_nope]);
-        let absorbed = self.g.view(absorbed, false);
+        let absorbed = self.g.view(absorbed);
         let q = self.op(n_head * latent * t * F32, &[absorbed, q_pe]);
-        let kv_cmpr = self.g.view(kv_cmpr, true);
+        let kv_cmpr = self.g.view(kv_cmpr);
         let k = self.op(latent * t * F32, &[kv_cmpr, k_pe]);
         let inputs = self.attn_inputs(layer.swa);
         if let Some((k_idxs, _)) = inputs.idxs {
@@ -55,10 +55,10 @@ impl Builder<'_> {
         } else {
             self.r.n_kv
         };
-        let q = self.g.view(q, false);
+        let q = self.g.view(q);
         let latent_out = if self.r.flash_attn {
             let out = self.op(mla.kv_lora * n_head * t * F32, &[q, mask]);
-            self.g.view(out, false)
+            self.g.view(out)
         } else {
             let kq = self.op(n_kv * t * n_head * F32, &[q]);
             let kq = self.inplace(&[kq, mask], 1);
@@ -68,7 +68,7 @@ impl Builder<'_> {
             self.op(mla.kv_lora * t * n_head * F32, &[v, kq])
         };
         let decompressed = self.op(mla.head_v * n_head * t * F32, &[latent_out]);
-        let permuted = self.g.view(decompressed, false);
+        let permuted = self.g.view(decompressed);
         self.op(mla.head_v * n_head * t * F32, &[permuted])
     }
 }

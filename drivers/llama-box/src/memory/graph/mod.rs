@@ -51,6 +51,7 @@ mod mla;
 mod recurrent;
 mod rwkv;
 mod split;
+mod state;
 mod t5;
 
 const F32: u64 = 4;
@@ -131,7 +132,7 @@ pub(crate) fn compute_peaks(
         norms_pinned: false,
         defer_residual: false,
         deferred_residual: None,
-        split_reads_states: false,
+        state_read_buffers: Vec::new(),
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -238,10 +239,12 @@ struct Builder<'a> {
     defer_residual: bool,
     /// That residual, until `cached_attention` resumes the device split.
     deferred_residual: Option<TensorId>,
-    /// The split the next layer starts holds gated delta-net layers reading their states on
-    /// its own device: their state reads (`build_rs`) are its first nodes after the opening
-    /// norm, so it copies the state row indices right after the norm's input.
-    split_reads_states: bool,
+    /// The buffers holding layers that read their states there by the row indices within
+    /// the split they start (not the host with `--no-kv-offload`,
+    /// [`Builder::reads_states_by_rows`]): that split copies the row indices among its
+    /// inputs ([`Builder::enter`]). A property of the split entered, not of the layer being
+    /// built: the host layer before a device closes with an add in the device's split.
+    state_read_buffers: Vec<usize>,
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -346,6 +349,12 @@ impl Builder<'_> {
             },
         };
         let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
+        self.state_read_buffers = placement
+            .layers
+            .iter()
+            .filter(|&&(l, b)| self.reads_states_by_rows(l) && self.state_buffer(b) == b)
+            .map(|&(_, b)| b)
+            .collect();
         self.outputs_resume = self.outputs_resume(&placement.layers);
         let full_offload =
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
@@ -371,11 +380,6 @@ impl Builder<'_> {
                 self.closing = None;
                 continue;
             }
-            self.split_reads_states = !self.r.kv_on_host
-                && placement.layers[k..]
-                    .iter()
-                    .take_while(|&&(_, b)| b == splits[k].buffer)
-                    .any(|&(l, _)| self.is_delta_net(l));
             // State rows read on the host for a Mamba layer on this split's device are copied
             // at its start, after the layer input.
             let rows = self.state_rows.filter(|&(l, _)| {
@@ -544,7 +548,7 @@ impl Builder<'_> {
         if !self.shape.causal {
             self.g.mark_output(inp);
             if self.r.pooled {
-                let transposed = self.g.view(inp, false);
+                let transposed = self.g.view(inp);
                 let cont = self.op(self.e(), &[transposed]);
                 let pooled = self.op(self.shape.n_embd * self.r.n_stream.max(1) * F32, &[cont]);
                 self.g.mark_output(pooled);

@@ -117,7 +117,6 @@ impl Builder<'_> {
         let state = self.state_buffer(device);
         let t = self.r.n_tokens;
         let seqs = self.r.n_seqs.max(1);
-        let seq_tokens = t / seqs;
         let d_inner = self
             .dims(il, "ssm_out.weight")
             .map_or(1, |(cols, _)| cols)
@@ -128,7 +127,6 @@ impl Builder<'_> {
             .dims(il, "ssm_conv1d.weight")
             .map_or(d_inner, |(_, rows)| rows)
             .max(1);
-        let d_conv = self.shape.recurrent.r / conv_dim;
         let d_state = self.shape.recurrent.s / d_inner;
         // A device split that runs to the end reads the output ids last.
         let mut inputs = vec![inp];
@@ -168,16 +166,8 @@ impl Builder<'_> {
         let cur = self.norm(inp, false);
         let xz_rows = self.out_rows(il, "ssm_in.weight", 2 * d_inner);
         let xz = self.linear(cur, xz_rows, t, false);
-        let x = self.g.view(xz, !mamba2);
-        let window = d_conv + seq_tokens;
-        let conv_x = self.op(window * conv_dim * seqs * F32, &[rows, x]);
-        // The last d_conv - 1 columns of every row: a strided view.
-        let last_conv = self.g.view_sized(
-            conv_x,
-            (d_conv + (conv_dim * seqs).saturating_sub(1) * window) * F32,
-            false,
-        );
-        self.store_states(state, &[last_conv]);
+        let x = self.g.view(xz);
+        let conv_x = self.conv_window(rows, x, conv_dim, state);
         let (main, extra) = self.state_copy_input();
         let host_states = (state != device).then(|| {
             self.switch(device, &[]);
@@ -194,18 +184,18 @@ impl Builder<'_> {
         let (x, dt, bc) = if mamba2 {
             // dt is the projection's last n_head columns.
             let n_head = xz_rows.saturating_sub(d_inner + conv_dim).max(1);
-            let dt = self.g.view(xz, false);
+            let dt = self.g.view(xz);
             let dt = self.op(n_head * t * F32, &[dt]);
             let dt = self.inplace(&[dt], 1);
-            (self.g.view(conv, true), dt, self.g.view(conv, false))
+            (self.g.view(conv), dt, self.g.view(conv))
         } else {
             let dt_rank = self.dims(il, "ssm_dt.weight").map_or(1, |(cols, _)| cols);
             let x_db = self.linear(conv, self.out_rows(il, "ssm_x.weight", 1), t, false);
-            let dt = self.g.view(x_db, true);
+            let dt = self.g.view(x_db);
             let dt = self.op(dt_rank * t * F32, &[dt]);
             let dt = self.linear(dt, d_inner, t, false);
             let dt = self.inplace(&[dt], 1);
-            (conv, dt, self.g.view(x_db, false))
+            (conv, dt, self.g.view(x_db))
         };
         // Sources in ggml's order (they are released in it): the states, x, dt, B and C,
         // the row indices.
@@ -221,9 +211,7 @@ impl Builder<'_> {
             .collect();
         srcs.push(extra);
         let extra_rows = self.op(0, &srcs);
-        let states = self
-            .g
-            .view_sized(scan, d_state * d_inner * seqs * F32, false);
+        let states = self.g.view_sized(scan, d_state * d_inner * seqs * F32);
         self.store_states(state, &[extra_rows, states]);
         MambaHead {
             input: inp,
@@ -242,7 +230,6 @@ impl Builder<'_> {
         self.g.view_sized(
             head.xz,
             (head.d_inner + t.saturating_sub(1) * head.xz_rows) * F32,
-            false,
         )
     }
 
@@ -260,62 +247,18 @@ impl Builder<'_> {
         } else {
             self.inplace(&[x], 1)
         };
-        let y = self.g.view(scan, true);
+        let y = self.g.view(scan);
         let y = self.g.inplace_on(bytes, &[y, x_d], &[x_d], device);
         let mut y = self.op(bytes, &[z, y]);
         if self.has(il, "ssm_norm.weight") {
             // The grouped RMS norm reads a reshape (new memory); its weight is applied in
             // place.
-            let grouped = self.g.view(y, true);
+            let grouped = self.g.view(y);
             let normed = self.op(bytes, &[grouped]);
             y = self.inplace(&[normed], 1);
         }
-        let y = self.g.view(y, true);
+        let y = self.g.view(y);
         self.linear(y, self.shape.n_embd, t, false)
-    }
-
-    /// Where layer states live: the host with `--no-kv-offload`, else the layer's buffer.
-    pub(super) fn state_buffer(&self, layer_buffer: usize) -> usize {
-        if self.r.kv_on_host {
-            HOST
-        } else {
-            layer_buffer
-        }
-    }
-
-    /// Moves the graph to a split on `buffer` (nothing when it runs there already), which
-    /// copies `inputs` in at its start.
-    pub(super) fn switch(&mut self, buffer: usize, inputs: &[TensorId]) {
-        let split = Split {
-            buffer,
-            kinds: None,
-            outputs: false,
-        };
-        self.enter(split, inputs, &[]);
-    }
-
-    /// `build_rs` of a state of `size` values per sequence on `state`: the ubatch's rows
-    /// (`get_rows` by the row indices) and the extra rows, stored back. A split it starts
-    /// also copies `after`.
-    pub(super) fn state_rows(&mut self, state: usize, size: u64, after: &[TensorId]) -> TensorId {
-        let (main, extra) = self.state_copy_input();
-        let mut inputs = vec![main, extra];
-        inputs.extend(after);
-        self.switch(state, &inputs);
-        let rows = self.op(size * self.r.n_seqs.max(1) * F32, &[main]);
-        let extra_rows = self.op(0, &[extra]);
-        self.g.store(&[extra_rows], self.buffer);
-        rows
-    }
-
-    /// Copies into the states on `state` (`ggml_cpy` into a view of the cache): they run
-    /// where the cache is, in a split that copies `srcs` in when they are elsewhere.
-    pub(super) fn store_states(&mut self, state: usize, srcs: &[TensorId]) {
-        self.switch(state, srcs);
-        for &src in srcs {
-            let src = self.local(src);
-            self.g.store(&[src], self.buffer);
-        }
     }
 
     /// A recurrent layer sized with the Mamba template (Jamba's): norm, the Mamba mixer, then
@@ -396,12 +339,12 @@ impl Builder<'_> {
         // unified cache or not, and each keeps its own conv window and state.
         let seqs = self.r.n_seqs.max(1);
         let xz = self.linear(cur, in_rows, t, false);
-        let x = self.g.view(xz, true);
+        let x = self.g.view(xz);
         let window = self.op((kernel * seqs + t) * inner * F32, &[x]);
         let conv = self.op(inner * t * F32, &[window]);
         let conv = self.inplace(&[conv], 1);
         let scan = self.op((inner * t + state * inner * seqs) * F32, &[conv]);
-        let y = self.g.view(scan, true);
+        let y = self.g.view(scan);
         let gate = self.gate_input(xz, inner * t * F32);
         let y = self.op(inner * t * F32, &[y, gate]);
         self.linear(y, e, t, false)
@@ -419,7 +362,7 @@ impl Builder<'_> {
     /// stay allocated once per scheduler copy. The copy is of the view the cont reads (the
     /// whole projection): once copied, nothing here reads it any more.
     fn gate_input(&mut self, projection: TensorId, bytes: u64) -> TensorId {
-        let z = self.g.view(projection, false);
+        let z = self.g.view(projection);
         let Some(next) = self.next_recurrent.filter(|&b| b != HOST) else {
             return self.op(bytes, &[z]);
         };

@@ -120,7 +120,7 @@ impl Builder<'_> {
         let shift = self.state_rows(state, self.shape.recurrent.r, &after);
         let wkv_state = self.state_rows(state, self.shape.recurrent.s, &[]);
         // The first half of the token shift (the time mix's last token).
-        let att_shift = self.g.view_sized(shift, e * (2 * seqs - 1) * F32, true);
+        let att_shift = self.g.view_sized(shift, e * (2 * seqs - 1) * F32);
         // What this layer's split copies in: the host's state rows when the states are
         // there, else the output ids when the split runs to the end.
         // RWKV-7 also reads the first layer's value (before the WKV state).
@@ -145,13 +145,13 @@ impl Builder<'_> {
             }
         };
         // The layer reads its input through a reshape: a split on another device copies that.
-        let inp_2d = self.g.view(inp, true);
+        let inp_2d = self.g.view(inp);
         let mut inputs = vec![inp_2d];
         inputs.extend(&reads);
         self.switch(device, &inputs);
         let att_norm = self.biased_layer_norm(inp_2d);
         // x_prev: the state's last token, then every token but the last.
-        let att_prev = self.g.view(att_norm, true);
+        let att_prev = self.g.view(att_norm);
         let x_prev = self.op(big, &[att_shift, att_prev]);
         let sx = self.elementwise(&[x_prev, att_norm], &[0]);
         let out = if self.is_rwkv7(il) {
@@ -159,14 +159,14 @@ impl Builder<'_> {
         } else {
             self.rwkv6_time_mix(il, att_norm, sx, wkv_state, state, device)
         };
-        let out = self.g.view(out, true);
+        let out = self.g.view(out);
         let residual = inp_2d;
         // In place on the input when a split copied it in (a copy is memory of its own).
         let ffn_inp = self.elementwise(&[out, residual], &[0, 1]);
         let ffn_norm = self.biased_layer_norm(ffn_inp);
         // The token-shift store: both norms' last token.
-        let last_att = self.g.view_sized(att_norm, e * seqs * F32, false);
-        let last_ffn = self.g.view_sized(ffn_norm, e * seqs * F32, false);
+        let last_att = self.g.view_sized(att_norm, e * seqs * F32);
+        let last_ffn = self.g.view_sized(ffn_norm, e * seqs * F32);
         let shift_bytes = self.shape.recurrent.r * seqs * F32;
         let shifted = self.op(shift_bytes, &[last_att, last_ffn]);
         self.store_states(state, &[shifted]);
@@ -201,31 +201,31 @@ impl Builder<'_> {
         let seqs = self.r.n_seqs.max(1);
         let e = self.shape.n_embd;
         let big = e * t * F32;
-        let sx_2d = self.g.view(sx, true);
-        let att_2d = self.g.view(att_norm, true);
+        let sx_2d = self.g.view(sx);
+        let att_2d = self.g.view(att_norm);
         let xxx = self.elementwise(&[sx_2d], &[0]);
         let xxx = self.elementwise(&[xxx, att_2d], &[0]);
         let lora_rows = self.out_rows(il, "time_mix_w1.weight", 1);
         let lora = self.linear(xxx, lora_rows, t, false);
         let lora = self.elementwise(&[lora], &[0]);
-        let permuted = self.g.view(lora, false);
+        let permuted = self.g.view(lora);
         let lora = self.op(lora_rows * t * F32, &[permuted]);
         // Five lerps, one per fused slice (w, k, v, r, g): `time_mix_w1->ne[1] / 5`.
         let mixed = self.linear(lora, 5 * e, t, false);
         let mixed = self.elementwise(&[mixed], &[0]);
-        let sx_3d = self.g.view(sx, true);
+        let sx_3d = self.g.view(sx);
         let mixed = self.elementwise(&[mixed, sx_3d], &[0]);
-        let att_3d = self.g.view(att_norm, true);
+        let att_3d = self.g.view(att_norm);
         let mixed = self.elementwise(&[mixed, att_3d], &[0]);
         // k, v, r (their biases in place when present), then the decay w.
         let mut krv = Vec::new();
         for name in ["key", "value", "receptance"] {
-            let x = self.g.view(mixed, false);
+            let x = self.g.view(mixed);
             let rows = self.out_rows(il, &format!("time_mix_{name}.weight"), e);
             let bias = self.has(il, &format!("time_mix_{name}.bias"));
             krv.push(self.linear(x, rows, t, bias));
         }
-        let xw = self.g.view(mixed, true);
+        let xw = self.g.view(mixed);
         let decay_rows = self.out_rows(il, "time_mix_decay_w1.weight", 1);
         let w = self.linear(xw, decay_rows, t, false);
         let w = self.elementwise(&[w], &[0]);
@@ -235,21 +235,18 @@ impl Builder<'_> {
             // + decay, exp, neg, exp.
             w = self.elementwise(&[w], &[0]);
         }
-        let mut srcs: Vec<TensorId> = krv.iter().map(|&x| self.g.view(x, true)).collect();
-        srcs.push(self.g.view(w, true));
+        let mut srcs: Vec<TensorId> = krv.iter().map(|&x| self.g.view(x)).collect();
+        srcs.push(self.g.view(w));
         srcs.push(wkv_state);
         let state_bytes = self.shape.recurrent.s * seqs * F32;
-        let wkv = self.op(big + state_bytes, &srcs);
-        let new_state = self.g.view_sized(wkv, state_bytes, false);
-        self.store_states(state, &[new_state]);
-        self.switch(device, &[]);
+        let wkv = self.fused_state_op(&srcs, big, state_bytes, (state, device));
         // The group norm over heads (a reshape: new memory), its weight and bias, the gate.
-        let heads = self.g.view(wkv, true);
+        let heads = self.g.view(wkv);
         let normed = self.op(big, &[heads]);
-        let normed = self.g.view(normed, true);
+        let normed = self.g.view(normed);
         let cur = self.op(big, &[normed]);
         let cur = self.elementwise(&[cur], &[0]);
-        let xg = self.g.view(mixed, false);
+        let xg = self.g.view(mixed);
         let g = self.linear(xg, e, t, false);
         let g = self.elementwise(&[g], &[0]);
         let cur = self.elementwise(&[cur, g], &[0, 1]);
@@ -281,8 +278,8 @@ impl Builder<'_> {
         let repeated = self.op(lerps * big, &[sx]);
         let mixed = self.elementwise(&[repeated], &[0]);
         let mixed = self.elementwise(&[mixed, att_norm], &[0]);
-        let slice = |b: &mut Self| b.g.view(mixed, false);
-        let xr = self.g.view(mixed, true);
+        let slice = |b: &mut Self| b.g.view(mixed);
+        let xr = self.g.view(mixed);
         let r = self.linear(xr, e, t, false);
         let xw = slice(self);
         let w = self.lora(il, xw, ["time_mix_w1", "time_mix_w2"], true);
@@ -316,40 +313,34 @@ impl Builder<'_> {
         }
         // kk = l2_norm(k·k_k) (through a reshape: new memory), then -kk and kk·a.
         let kk = self.elementwise(&[k], &[0]);
-        let kk = self.g.view(kk, true);
+        let kk = self.g.view(kk);
         let kk = self.op(big, &[kk]);
         let neg = self.elementwise(&[kk], &[0]);
-        let a_3d = self.g.view(a, true);
+        let a_3d = self.g.view(a);
         let kk_a = self.elementwise(&[kk, a_3d], &[0, 1]);
-        let mut srcs: Vec<TensorId> = [r, w, k_mixed, v]
-            .iter()
-            .map(|&x| self.g.view(x, true))
-            .collect();
+        let mut srcs: Vec<TensorId> = [r, w, k_mixed, v].iter().map(|&x| self.g.view(x)).collect();
         srcs.extend([neg, kk_a, wkv_state]);
         let state_bytes = self.shape.recurrent.s * seqs * F32;
-        let wkv = self.op(big + state_bytes, &srcs);
-        let new_state = self.g.view_sized(wkv, state_bytes, false);
-        self.store_states(state, &[new_state]);
-        self.switch(device, &[]);
-        let heads = self.g.view(wkv, true);
+        let wkv = self.fused_state_op(&srcs, big, state_bytes, (state, device));
+        let heads = self.g.view(wkv);
         let mut cur = heads;
         if self.has(il, "time_mix_ln.weight") {
             // The group norm over heads (a reshape: new memory), its weight and bias.
             let normed = self.op(big, &[heads]);
-            let normed = self.g.view(normed, true);
+            let normed = self.g.view(normed);
             cur = self.op(big, &[normed]);
             cur = self.elementwise(&[cur], &[0]);
         }
         // The bonus: v · sum over each head of k·r·r_k.
-        let k_3d = self.g.view(k_mixed, true);
-        let r_3d = self.g.view(r, true);
+        let k_3d = self.g.view(k_mixed);
+        let r_3d = self.g.view(r);
         let kr = self.op(big, &[k_3d, r_3d]);
         let kr = self.elementwise(&[kr], &[0]);
         let head_size = (self.shape.recurrent.s / e.max(1)).max(1);
         let rk = self.op(e / head_size * t * F32, &[kr]);
-        let v_3d = self.g.view(v, true);
+        let v_3d = self.g.view(v);
         let bonus = self.op(big, &[v_3d, rk]);
-        let bonus = self.g.view(bonus, true);
+        let bonus = self.g.view(bonus);
         cur = self.elementwise(&[cur, bonus], &[0, 1]);
         if gated {
             let xg = slice(self);
@@ -385,13 +376,11 @@ impl Builder<'_> {
         let e = self.shape.n_embd;
         let seqs = self.r.n_seqs.max(1);
         let t = self.r.n_tokens;
-        let shift = self
-            .g
-            .view_sized(mix.shift, e * (2 * seqs - 1) * F32, false);
+        let shift = self.g.view_sized(mix.shift, e * (2 * seqs - 1) * F32);
         let tail = self
             .g
-            .view_sized(mix.ffn_norm, e * t.saturating_sub(1) * F32, true);
-        let norm = self.g.view(mix.ffn_norm, true);
+            .view_sized(mix.ffn_norm, e * t.saturating_sub(1) * F32);
+        let norm = self.g.view(mix.ffn_norm);
         [shift, tail, norm]
     }
 
@@ -422,7 +411,7 @@ impl Builder<'_> {
         }
         self.switch(head, &inputs);
         let x_prev = self.op(big, &[shift, tail]);
-        let x_prev = self.g.view(x_prev, true);
+        let x_prev = self.g.view(x_prev);
         let (x_prev, ffn_norm) = if last {
             let ids = self.out_ids();
             let x_prev = self.op(big, &[x_prev, ids]);
@@ -450,7 +439,7 @@ impl Builder<'_> {
         let k = self.elementwise(&[k], &[0]);
         let k = self.elementwise(&[k], &[0]);
         let v = self.linear(k, e, t, false);
-        let residual = self.g.view(mix.ffn_inp, true);
+        let residual = self.g.view(mix.ffn_inp);
         let tail_device = if mix.device == HOST { next } else { mix.device };
         let mut inputs: Vec<TensorId> = r.into_iter().collect();
         inputs.push(v);

@@ -34,12 +34,12 @@ impl Builder<'_> {
 
     /// Starts a split on `split.buffer`: the scheduler copies all the split's inputs at its
     /// start, in the order its nodes first read them: the activations its first node reads
-    /// (`first`); the state row indices, when its gated delta-net layers read their states
-    /// first ([`Builder::split_reads_states`]); the attention inputs of the cache kinds its
-    /// layers read (`split.kinds`, when it holds layers); a parallel hybrid's state row
-    /// indices, when its states are there (Falcon-H1 reads them after its attention inputs);
-    /// the output ids when it runs the last layer; then the activations read later (`later`:
-    /// the residual of a layer whose norm ran on the previous device).
+    /// (`first`); the state row indices when its layers read their states there
+    /// ([`Builder::state_read_buffers`]), before the attention inputs of the cache kinds its
+    /// layers read (`split.kinds`, when it holds layers), as gated delta-net layers read them
+    /// first, or after them, as a parallel hybrid (Falcon-H1) reads its attention inputs
+    /// first; the output ids when it runs the last layer; then the activations read later
+    /// (`later`: the residual of a layer whose norm ran on the previous device).
     pub(super) fn enter(&mut self, split: Split, first: &[TensorId], later: &[TensorId]) {
         if split.buffer == self.buffer {
             return;
@@ -47,19 +47,20 @@ impl Builder<'_> {
         let buffer = split.buffer;
         self.buffer = buffer;
         let mut needed = first.to_vec();
-        if split.kinds.is_some() && self.split_reads_states {
-            let (main, extra) = self.state_copy_input();
-            needed.extend([main, extra]);
+        let rows =
+            (split.kinds.is_some() && self.state_read_buffers.contains(&buffer)).then(|| {
+                let (main, extra) = self.state_copy_input();
+                [main, extra]
+            });
+        let attention_first = PARALLEL_HYBRIDS.contains(&self.shape.arch.as_str());
+        if !attention_first {
+            needed.extend(rows.iter().flatten());
         }
         if let Some(kinds) = split.kinds {
             self.attention_inputs_for(kinds, buffer, &mut needed);
-            if PARALLEL_HYBRIDS.contains(&self.shape.arch.as_str())
-                && self.state_buffer(buffer) == buffer
-            {
-                // Every layer of a parallel hybrid reads its states here, by the row indices.
-                let (main, extra) = self.state_copy_input();
-                needed.extend([main, extra]);
-            }
+        }
+        if attention_first {
+            needed.extend(rows.iter().flatten());
         }
         if split.outputs && self.outputs_resume.is_none() {
             // The last layer's row selection reads the output ids: copied with the rest of
@@ -70,6 +71,16 @@ impl Builder<'_> {
         for src in needed {
             self.copy_to(src, buffer);
         }
+    }
+
+    /// Whether layer `il` reads its states by the row indices within the split its layers
+    /// start, which then copies them ([`Builder::enter`]): a gated delta-net layer (its
+    /// `build_rs` right after the opening norm) and a parallel hybrid's (Falcon-H1's Mamba-2
+    /// head, after the attention). Mamba and RWKV layers make their own splits around their
+    /// state reads.
+    pub(super) fn reads_states_by_rows(&self, il: usize) -> bool {
+        let layer = self.shape.layers[il];
+        self.is_delta_net(il) || (layer.recurrent && layer.n_head_kv > 0)
     }
 
     /// Enters the split of `split.buffer` for the layer reading `cur` (or the output layer),

@@ -36,17 +36,17 @@ impl Builder<'_> {
         // KQ; the bias, which the graph orders after KQ (it is the second operand of their
         // sum), added in place; the mask and softmax in place; V made contiguous after its
         // transpose; KQV permuted back into a new tensor.
-        let q = self.g.view(q, true);
-        let k = self.g.view(k, true);
+        let q = self.g.view(q);
+        let k = self.g.view(k);
         let kq = self.op(t * t * n_head * F32, &[q, k]);
         let bias = self.position_bias(n_head);
         let kq = self.inplace(&[kq, bias], 1);
         let mask = self.mask_for(0);
         let kq = self.inplace(&[kq, mask], 1);
-        let vt = self.g.view(v, false);
+        let vt = self.g.view(v);
         let v = self.op(n_head_kv * hv * t * F32, &[vt]);
         let kqv = self.op(hv * t * n_head * F32, &[v, kq]);
-        let permuted = self.g.view(kqv, false);
+        let permuted = self.g.view(kqv);
         let attn = self.op(hv * n_head * t * F32, &[permuted]);
         let cur = self.linear(attn, shape.n_embd, t, false);
         self.ffn_block(il, cur, inp, last)
@@ -58,7 +58,7 @@ impl Builder<'_> {
         let t = self.r.n_tokens;
         let buckets = self.pos_buckets();
         let rows = self.op(n_head * t * t * F32, &[buckets]);
-        let permuted = self.g.view(rows, false);
+        let permuted = self.g.view(rows);
         self.op(n_head * t * t * F32, &[permuted])
     }
 }

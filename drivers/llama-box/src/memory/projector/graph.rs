@@ -124,7 +124,7 @@ impl Builder<'_> {
 
     /// A reshape, permute or transpose.
     fn view(&mut self, x: TensorId) -> TensorId {
-        self.g.view(x, true)
+        self.g.view(x)
     }
 
     /// A permute or transpose made contiguous: a new tensor of the same size.
@@ -286,11 +286,11 @@ impl Builder<'_> {
         let (q, k, v) = if self.t.block_has("attn_qkv.weight") {
             let bias = self.t.block_has("attn_qkv.bias");
             let qkv = self.linear(cur, 3 * e, n_pos, bias);
-            let q = self.g.view(qkv, true);
+            let q = self.g.view(qkv);
             let q = self.rope(q, rope, e * n_pos * F32);
-            let k = self.g.view(qkv, false);
+            let k = self.g.view(qkv);
             let k = self.rope(k, rope, e * n_pos * F32);
-            (q, k, self.g.view(qkv, false))
+            (q, k, self.g.view(qkv))
         } else {
             let mut qkv = [0; 3];
             for (i, name) in ["attn_q", "attn_k", "attn_v"].into_iter().enumerate() {
@@ -795,7 +795,7 @@ impl Builder<'_> {
             let breaks = self.inplace(breaks);
             let breaks = self.inplace(breaks);
             let joined = self.op(out * (tokens + rows) * F32, &[grid, breaks]);
-            cur = self.g.view(joined, true);
+            cur = self.g.view(joined);
         }
         cur
     }
