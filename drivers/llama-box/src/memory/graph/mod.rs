@@ -132,6 +132,7 @@ pub(crate) fn compute_peaks(
         norms_pinned: false,
         defer_residual: false,
         deferred_residual: None,
+        resume_reads: Vec::new(),
         state_read_buffers: Vec::new(),
         delta_net_resume: [false; 2],
     };
@@ -240,6 +241,10 @@ struct Builder<'a> {
     defer_residual: bool,
     /// That residual, until `cached_attention` resumes the device split.
     deferred_residual: Option<TensorId>,
+    /// What the device split resuming after a layer's host split reads besides the cache
+    /// views and the mask, in order (an AltUp model's per-layer slices and the cache views of
+    /// the cache-sharing layers that follow: [`Builder::split_reads`]).
+    resume_reads: Vec<TensorId>,
     /// The buffers holding layers that read their states there by the row indices within
     /// the split they start (not the host with `--no-kv-offload`,
     /// [`Builder::reads_states_by_rows`]): that split copies the row indices among its
