@@ -34,6 +34,9 @@
 //!   800,000 GPUs.
 //! * `read_config`: the 58 MB `config.json`'s directory as `inspect` opens it (the typed
 //!   config; no weights).
+//! * `plan_llama_server`: a plan of Llama-3.2-1B F16 on llama-server at its default context
+//!   (the model's 131,072 tokens, which adds the context note) over the fleet, read beforehand
+//!   and not timed.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -159,6 +162,18 @@ fn read_and_plan() -> inferkit::DeploymentPlan {
     plan
 }
 
+/// Plans Llama-3.2-1B F16 with llama-server at its default context on `fleet`.
+fn plan_llama_server(fleet: &Cluster) -> inferkit::DeploymentPlan {
+    let registry = default_registry();
+    let mut spec = ModelSpec::local("tests/fixtures/gguf/llama-3.2-1b-F16.header.gguf");
+    spec.backend = Some("llama-server".into());
+    let facts = ModelFacts::read(&spec.source).expect("fixture");
+    let plan =
+        plan_with_facts(&registry, &facts, &spec, fleet, &PlanOptions::default()).expect("a plan");
+    assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
+    plan
+}
+
 /// The model directory of the big `config.json`, as `inspect` opens it.
 fn read_config() -> HfModel {
     HfModel::open(&CONFIG_DIR).expect("the config")
@@ -198,4 +213,11 @@ fn plan(bencher: Bencher) {
 #[divan::bench(name = "read_config", sample_count = 5, sample_size = 1)]
 fn config(bencher: Bencher) {
     bencher.bench(read_config);
+}
+
+#[divan::bench(name = "plan_llama_server", sample_count = 5, sample_size = 1)]
+fn llama_server(bencher: Bencher) {
+    bencher
+        .with_inputs(read_fleet)
+        .bench_refs(|fleet| plan_llama_server(fleet));
 }

@@ -503,6 +503,16 @@ pub trait ResourceEstimator: Send + Sync {
         estimate.check_fits(&request.devices, &request.host)?;
         Ok(estimate)
     }
+
+    /// Completes `estimate`, the one placement chose ([`fit`](Self::fit)'s answer to
+    /// `request`), with notes worth computing once rather than for every device group
+    /// placement tries (one that costs estimates of its own: the llama-server driver's largest
+    /// context that keeps every layer on the devices). Placement calls it once, on the
+    /// estimate of the assignment it returns; the default adds nothing.
+    fn annotate_chosen(&self, request: &FitRequest, estimate: &mut ResourceEstimate) -> Result<()> {
+        let _ = (request, estimate);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -235,13 +235,9 @@ impl ResourceEstimator for LlamaServerEstimator<'_> {
     fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
         let fitted = self.model.fit(&self.without_prompt_cache(request));
         match fitted {
-            Ok(mut estimate) => {
-                if self.context_from_model {
-                    let note = self.context_note(Some(&estimate), request)?;
-                    estimate.notes.push(note);
-                }
-                Ok(self.with_prompt_cache(estimate))
-            }
+            // The default context's note, a search of estimates where layers stay off the
+            // devices, is added to the chosen estimate only (`annotate_chosen`).
+            Ok(estimate) => Ok(self.with_prompt_cache(estimate)),
             Err(Error::DoesNotFit {
                 needed,
                 available,
@@ -265,5 +261,21 @@ impl ResourceEstimator for LlamaServerEstimator<'_> {
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// The default context's cost, and the context to ask for when it keeps layers off the
+    /// accelerators: among the notes of llama.cpp's memory, before the prompt cache's, which
+    /// [`with_prompt_cache`](Self::with_prompt_cache) puts last.
+    fn annotate_chosen(&self, request: &FitRequest, estimate: &mut ResourceEstimate) -> Result<()> {
+        if !self.context_from_model {
+            return Ok(());
+        }
+        let note = self.context_note(Some(estimate), request)?;
+        let at = estimate
+            .notes
+            .len()
+            .saturating_sub(usize::from(self.prompt_cache > 0));
+        estimate.notes.insert(at, note);
+        Ok(())
     }
 }

@@ -6,8 +6,12 @@
 use std::path::Path;
 
 use inferkit_core::testkit::{gpu, host};
+use std::sync::Arc;
+
+use inferkit_core::plan::{PlanOptions, plan_with_facts};
 use inferkit_core::{
-    Backend, DeviceSlot, FitRequest, Layout, ModelFacts, ModelSpec, ResourceEstimate,
+    Backend, Cluster, DeviceSlot, FitRequest, Layout, ModelFacts, ModelSpec, Registry,
+    ResourceEstimate, ResourceEstimator,
 };
 use inferkit_llama_box::LlamaBox;
 use inferkit_llama_server::LlamaServer;
@@ -22,6 +26,8 @@ fn model(name: &str, params: &[&str]) -> (ModelFacts, ModelSpec) {
     (facts, spec)
 }
 
+/// The estimate of `name` on `devices` as placement returns it when it chooses them: fitted,
+/// then annotated.
 fn fit(
     backend: &dyn Backend,
     name: &str,
@@ -30,11 +36,22 @@ fn fit(
 ) -> inferkit_core::Result<ResourceEstimate> {
     let (facts, spec) = model(name, params);
     let prepared = backend.prepare(&facts, &spec)?;
-    prepared.estimator().fit(&FitRequest {
+    chosen(prepared.estimator(), devices)
+}
+
+/// `estimator`'s fit on `devices`, annotated as placement annotates the one it chooses.
+fn chosen(
+    estimator: &dyn ResourceEstimator,
+    devices: &[DeviceSlot],
+) -> inferkit_core::Result<ResourceEstimate> {
+    let request = FitRequest {
         devices: devices.to_vec(),
         host: host("w1", 64),
         allow_cpu_offload: true,
-    })
+    };
+    let mut estimate = estimator.fit(&request)?;
+    estimator.annotate_chosen(&request, &mut estimate)?;
+    Ok(estimate)
 }
 
 fn offloaded(estimate: &ResourceEstimate) -> u32 {
@@ -92,13 +109,7 @@ fn one_estimator_offers_each_device_set_what_a_fresh_one_offers() {
     let mut offers = Vec::new();
     for gib in [5, 6, 4, 6, 3, 7, 5] {
         let devices = [gpu("w1", 0, gib)];
-        let reused = shared
-            .fit(&FitRequest {
-                devices: devices.to_vec(),
-                host: host("w1", 64),
-                allow_cpu_offload: true,
-            })
-            .unwrap();
+        let reused = chosen(shared, &devices).unwrap();
         let fresh = fit(&backend, MODEL, &[], &devices).unwrap();
         assert_eq!(reused.notes, fresh.notes, "{gib} GiB");
         offers.push(offered_context(&reused));
@@ -107,6 +118,53 @@ fn one_estimator_offers_each_device_set_what_a_fresh_one_offers() {
     assert!(
         offers.iter().flatten().any(|o| Some(*o) != offers[0]),
         "{offers:?}"
+    );
+}
+
+/// The offer costs a search of estimates, so placement asks for it once, on the estimate it
+/// chooses, not with every fit: the plan carries it, in its estimate and its explanation, and
+/// a fit alone does not.
+#[test]
+fn the_plan_carries_the_offer_and_a_fit_alone_does_not() {
+    const MODEL: &str = "llama-3.2-1b-F16.header.gguf";
+    let cluster = Cluster::from_json_str(
+        r#"{"workers": [{"name": "w1", "os": "linux", "arch": "amd64", "cpu_cores": 16,
+            "ram": {"total": "64GiB", "used": 0},
+            "devices": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA RTX A2000",
+                         "memory": {"total": "6GiB", "used": 0}, "compute_capability": "8.6"}]}]}"#,
+        Path::new("cluster.json"),
+    )
+    .unwrap();
+    let mut registry = Registry::new();
+    registry.register(Arc::new(LlamaServer::new()));
+    let (facts, mut spec) = model(MODEL, &[]);
+    spec.backend = Some("llama-server".into());
+    let plan = plan_with_facts(&registry, &facts, &spec, &cluster, &PlanOptions::default())
+        .expect("a plan with part of the model in host memory");
+    let offered = offered_context(&plan.estimate).expect("the plan offers a context");
+    let offer = format!("pass `-c {offered}`");
+    assert!(
+        plan.explanation.iter().any(|line| line.contains(&offer)),
+        "{:#?}",
+        plan.explanation
+    );
+    // The note comes before the prompt cache's, as llama.cpp's memory before the server's.
+    assert!(plan.estimate.notes.last().unwrap().contains("--cache-ram"));
+
+    let backend = LlamaServer::new();
+    let prepared = backend.prepare(&facts, &spec).unwrap();
+    let fitted = prepared
+        .estimator()
+        .fit(&FitRequest {
+            devices: vec![gpu("w1", 0, 6)],
+            host: host("w1", 64),
+            allow_cpu_offload: true,
+        })
+        .unwrap();
+    assert!(
+        !fitted.notes.iter().any(|n| n.contains("training context")),
+        "{:?}",
+        fitted.notes
     );
 }
 

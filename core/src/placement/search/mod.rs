@@ -105,6 +105,8 @@ impl From<Vec<Scored>> for Shortlist {
 struct Chosen {
     group: Group,
     estimate: ResourceEstimate,
+    /// The estimate was fitted with part of the model allowed in host memory.
+    allow_offload: bool,
     score: f64,
     /// Candidates of the winning mode that fit.
     fitting: usize,
@@ -402,6 +404,7 @@ impl<'a> Search<'a> {
                     return Some(Chosen {
                         group: candidate.group,
                         estimate,
+                        allow_offload,
                         score: candidate.score,
                         fitting,
                     });
