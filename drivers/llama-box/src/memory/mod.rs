@@ -639,7 +639,7 @@ impl TextModel {
             && !self.settings.no_kv_offload
             && self.settings.override_tensors.is_empty();
         let copies = if pipelined { PIPELINE_COPIES } else { 1 };
-        let max_run = if graph::replays_whole_runs(&self.shape, self.settings.no_kv_offload) {
+        let max_run = if graph::replays_whole_runs(&self.shape) {
             self.layer_classes.len()
         } else {
             SIMULATED_LAYERS

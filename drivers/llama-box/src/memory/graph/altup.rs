@@ -27,13 +27,13 @@ struct AltUp {
     per_layer: u64,
 }
 
-/// Whether every layer of a run on one buffer must be replayed, not the first few: with the
-/// cache on the devices (`kv_on_host` false), the split that starts an AltUp model's run on a
-/// device copies one slice of the per-layer inputs per layer of the run at its start, so the
-/// inputs it holds, and where the later tensors land, grow with the run's length. (With the
-/// cache on the host, the K/V stores split every layer.)
-pub(crate) fn replays_whole_runs(shape: &ModelShape, kv_on_host: bool) -> bool {
-    ALTUP.contains(&shape.arch.as_str()) && !kv_on_host
+/// Whether every layer of a run on one buffer must be replayed, not the first few: the split
+/// that starts (or resumes) an AltUp model's run on a device copies the per-layer input
+/// slices, and the cache views of the cache-sharing layers, of every layer up to where it ends
+/// at its start, so the inputs it holds, and where the later tensors land, grow with the run's
+/// length.
+pub(crate) fn replays_whole_runs(shape: &ModelShape) -> bool {
+    ALTUP.contains(&shape.arch.as_str())
 }
 
 impl Builder<'_> {
@@ -87,7 +87,16 @@ impl Builder<'_> {
         let splits = self.altup_splits(placement);
         let rows = self.g.view(layer_rows);
         let stacking = match splits.first() {
-            Some(&split) if split.buffer == output => split,
+            // When a layer of the run splits at its stores on the host, the output ids are
+            // read by the split resuming after the last such layer ([`Builder::split_reads`]).
+            Some(&split) if split.buffer == output => Split {
+                outputs: split.outputs
+                    && !placement
+                        .layers
+                        .iter()
+                        .any(|&(il, b)| self.resumes_after_stores(il, b)),
+                ..split
+            },
             _ => Split {
                 buffer: output,
                 kinds: None,
@@ -110,8 +119,23 @@ impl Builder<'_> {
             cache_views: vec![None; self.shape.layers.len()],
         };
         let full_offload = output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
-        for (k, &(il, _)) in placement.layers.iter().enumerate() {
-            let later = self.split_reads(&placement.layers[k..], splits[k], &mut per_layer, widths);
+        for (k, &(il, device)) in placement.layers.iter().enumerate() {
+            let later = self.split_reads(
+                &placement.layers[k..],
+                splits[k],
+                false,
+                &mut per_layer,
+                widths,
+            );
+            if self.resumes_after_stores(il, device) {
+                self.resume_reads = self.split_reads(
+                    &placement.layers[k..],
+                    splits[k],
+                    true,
+                    &mut per_layer,
+                    widths,
+                );
+            }
             let predictions =
                 self.predict(cur, splits[k].reads_listed(), &later, full_offload, widths);
             let active = self.g.view_sized(predictions, e);
@@ -131,25 +155,41 @@ impl Builder<'_> {
     /// layer, the attention inputs of its kind when it is the first of that kind, then where
     /// the layer ends, with layer 0 the scaled embeddings and the selected token rows its
     /// per-layer inputs are built from, after it the layer's slice of the per-layer inputs;
-    /// last, the output ids when the split runs the output.
+    /// last, the output ids when the split runs the output. A layer that attends through a
+    /// cache in another buffer reads that cache's views instead of the attention inputs
+    /// ([`Builder::remote_cache_views`]). With the cache on the host the split ends at the
+    /// first layer with stores there (after its attention inputs); `resumed`: the reads of the
+    /// split that resumes after `layers[0]`'s stores (graph splits dumped from 0c1e57098 with
+    /// `--no-kv-offload`: the cache views and the mask, then the layer's slice and what the
+    /// cache-sharing layers after it read).
     fn split_reads(
         &mut self,
         layers: &[(usize, usize)],
         split: Split,
+        resumed: bool,
         per_layer: &mut PerLayer,
         widths: AltUp,
     ) -> Vec<TensorId> {
         let device = split.buffer;
-        if self.buffer == device {
+        if self.buffer == device && !resumed {
             return Vec::new();
         }
         let slice = self.per_token(widths.per_layer);
         let mut reads = Vec::new();
         let mut seen = [false; 2];
-        for &(il, _) in layers.iter().take_while(|&&(_, b)| b == device) {
+        for (i, &(il, _)) in layers.iter().take_while(|&&(_, b)| b == device).enumerate() {
             let layer = self.shape.layers[il];
             let kind = usize::from(layer.swa);
-            if let Some((k, v)) = self.remote_cache_views(il, device, per_layer) {
+            if resumed && i == 0 {
+                // The split resumes after this layer's stores: its attention inputs are read.
+            } else if self.resumes_after_stores(il, device) {
+                // The split ends at this layer's stores on the host; the one resuming after
+                // them reads the rest ([`Builder::resume_reads`]).
+                let mut kinds = [false; 2];
+                kinds[kind] = true;
+                self.attention_inputs_for(kinds, device, &mut reads);
+                return reads;
+            } else if let Some((k, v)) = self.remote_cache_views(il, device, per_layer) {
                 // The positions (Q's RoPE), then the cache views and the mask in the order
                 // the attention reads them.
                 reads.extend(self.inputs.pos);
@@ -178,6 +218,19 @@ impl Builder<'_> {
             reads.extend(self.inputs.out_ids);
         }
         reads
+    }
+
+    /// Whether the split running layer `il` on `device` ends at its K/V stores on the host and a
+    /// new one resumes after them: with the cache on the host, a layer with a cache of its
+    /// own on a device (with flash attention; without it the attention runs on the host, and
+    /// its splits are made where it is built).
+    fn resumes_after_stores(&self, il: usize, device: usize) -> bool {
+        let layer = self.shape.layers[il];
+        self.r.kv_on_host
+            && self.r.flash_attn
+            && device != HOST
+            && layer.n_head_kv > 0
+            && !layer.shares_kv
     }
 
     /// The buffer of each layer's cache (the host's without KV offload).
@@ -510,7 +563,7 @@ impl Builder<'_> {
         if let Some((split, layers)) =
             next.filter(|&(split, _)| self.buffer == HOST && split.buffer != HOST)
         {
-            let later = self.split_reads(layers, split, per_layer, widths);
+            let later = self.split_reads(layers, split, false, per_layer, widths);
             self.enter(split.reads_listed(), &[rest, projected, first], &later);
         }
         // In place only over a split's copy of the other copies (its own tensor): on one

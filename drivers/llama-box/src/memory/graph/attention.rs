@@ -186,6 +186,9 @@ impl Builder<'_> {
         if let Some(residual) = self.deferred_residual.take() {
             self.local(residual);
         }
+        for read in std::mem::take(&mut self.resume_reads) {
+            self.local(read);
+        }
     }
 
     /// Whether layer `il` reads and writes the KV cache through [`Builder::cached_attention`]

@@ -3,7 +3,7 @@
 //! by op in the order llama.cpp's graph holds them, with the fused gated delta-net op
 //! (`ggml_gated_delta_net`: `fused_gdn_ch`, which the CPU and RPC backends resolve to on).
 
-use super::{Builder, F32};
+use super::{Builder, F32, Split};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
@@ -88,8 +88,16 @@ impl Builder<'_> {
             &[qk[0], qk[1], v, gate, beta, states],
             s_v * h_v * t * F32,
             s_v * s_v * h_v * seqs * F32,
-            (state, device),
+            state,
         );
+        // Back on the device after host stores, the split copies the attention inputs of the
+        // layers up to its end (the next delta-net layer's stores or the next device).
+        let split = Split {
+            buffer: device,
+            kinds: Some(self.delta_net_resume),
+            outputs: false,
+        };
+        self.enter(split, &[], &[]);
         // The tail.
         let output = self.g.view_sized(out, s_v * h_v * t * F32);
         let normed = self.op(s_v * h_v * t * F32, &[output]);

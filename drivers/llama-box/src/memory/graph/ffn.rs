@@ -99,7 +99,12 @@ impl Builder<'_> {
     }
 
     /// The shared expert, whose output (gated or not) is added to `routed`. Its ops after the
-    /// down projection have no weights (see [`Builder::close_early`]).
+    /// down projection have no weights (see [`Builder::close_early`]). A gated one
+    /// (`ffn_gate_inp_shexp`: Qwen2-MoE, Qwen3-Next) multiplies the FFN's output by the
+    /// sigmoid of its gate: `ggml_mul` visits the FFN first, so the gate's matmul joins the
+    /// graph after it (reading the FFN input last) and its sigmoid, without weights, runs
+    /// with the closing ops, whose split copies the gate first (`qwen3next.cpp`,
+    /// `qwen2moe.cpp` at 0c1e57098; llama.cpp's allocation trace).
     pub(super) fn shared_expert(&mut self, il: usize, x: TensorId, routed: TensorId) -> TensorId {
         let t = self.r.n_tokens;
         let ff = if self.shape.experts.shared_ff > 0 {
@@ -107,23 +112,15 @@ impl Builder<'_> {
         } else {
             self.shape.layers[il].n_ff.max(1)
         };
-        let gate = if self.has(il, "ffn_gate_inp_shexp.weight") {
-            let g = self.op(t * F32, &[x]);
-            Some(self.inplace(&[g], 1))
-        } else {
-            None
-        };
         let out = self.dense_ffn(il, x, ff, "_shexp");
-        match gate {
-            Some(g) => {
-                self.close_early(&[out, g, routed]);
-                self.inplace(&[out, g], 1)
-            }
-            None => {
-                self.close_early(&[routed, out]);
-                out
-            }
+        if !self.has(il, "ffn_gate_inp_shexp.weight") {
+            self.close_early(&[routed, out]);
+            return out;
         }
+        let gate = self.op(t * F32, &[x]);
+        self.close_early(&[gate, out, routed]);
+        let gate = self.inplace(&[gate], 1);
+        self.inplace(&[out, gate], 1)
     }
 
     /// The device the next layer's state reads ([`Builder::next_state_reads`]) run on when

@@ -132,7 +132,9 @@ pub(crate) fn compute_peaks(
         norms_pinned: false,
         defer_residual: false,
         deferred_residual: None,
+        resume_reads: Vec::new(),
         state_read_buffers: Vec::new(),
+        delta_net_resume: [false; 2],
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -239,12 +241,20 @@ struct Builder<'a> {
     defer_residual: bool,
     /// That residual, until `cached_attention` resumes the device split.
     deferred_residual: Option<TensorId>,
+    /// What the device split resuming after a layer's host split reads besides the cache
+    /// views and the mask, in order (an AltUp model's per-layer slices and the cache views of
+    /// the cache-sharing layers that follow: [`Builder::split_reads`]).
+    resume_reads: Vec<TensorId>,
     /// The buffers holding layers that read their states there by the row indices within
     /// the split they start (not the host with `--no-kv-offload`,
     /// [`Builder::reads_states_by_rows`]): that split copies the row indices among its
     /// inputs ([`Builder::enter`]). A property of the split entered, not of the layer being
     /// built: the host layer before a device closes with an add in the device's split.
     state_read_buffers: Vec<usize>,
+    /// The attention kinds the device split resuming after the current gated delta-net
+    /// layer's state stores reads (when the states live on the host): those of the layers
+    /// after it up to the split's end ([`Builder::attention_kinds`]).
+    delta_net_resume: [bool; 2],
 }
 
 /// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
@@ -380,6 +390,8 @@ impl Builder<'_> {
                 self.closing = None;
                 continue;
             }
+            self.delta_net_resume =
+                self.attention_kinds(&placement.layers[k + 1..], splits[k].buffer);
             // State rows read on the host for a Mamba layer on this split's device are copied
             // at its start, after the layer input.
             let rows = self.state_rows.filter(|&(l, _)| {

@@ -239,7 +239,8 @@ impl Builder<'_> {
         srcs.push(self.g.view(w));
         srcs.push(wkv_state);
         let state_bytes = self.shape.recurrent.s * seqs * F32;
-        let wkv = self.fused_state_op(&srcs, big, state_bytes, (state, device));
+        let wkv = self.fused_state_op(&srcs, big, state_bytes, state);
+        self.switch(device, &[]);
         // The group norm over heads (a reshape: new memory), its weight and bias, the gate.
         let heads = self.g.view(wkv);
         let normed = self.op(big, &[heads]);
@@ -321,7 +322,8 @@ impl Builder<'_> {
         let mut srcs: Vec<TensorId> = [r, w, k_mixed, v].iter().map(|&x| self.g.view(x)).collect();
         srcs.extend([neg, kk_a, wkv_state]);
         let state_bytes = self.shape.recurrent.s * seqs * F32;
-        let wkv = self.fused_state_op(&srcs, big, state_bytes, (state, device));
+        let wkv = self.fused_state_op(&srcs, big, state_bytes, state);
+        self.switch(device, &[]);
         let heads = self.g.view(wkv);
         let mut cur = heads;
         if self.has(il, "time_mix_ln.weight") {

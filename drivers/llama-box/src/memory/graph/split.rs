@@ -20,10 +20,16 @@ impl Builder<'_> {
     }
 
     /// Which attention inputs (full, sliding) the split starting with `layers[0]` on
-    /// `buffer` reads: the layers up to the next buffer change.
+    /// `buffer` reads: the layers up to the next buffer change, or up to a gated delta-net
+    /// layer on a device whose states live on the host: its state stores run in host splits,
+    /// and the device split resuming after the last of them reads the next layers' inputs
+    /// ([`Builder::delta_net_resume`]).
     pub(super) fn attention_kinds(&self, layers: &[(usize, usize)], buffer: usize) -> [bool; 2] {
         let mut kinds = [false; 2];
         for &(l, _) in layers.iter().take_while(|&&(_, b)| b == buffer) {
+            if self.is_delta_net(l) && self.state_buffer(buffer) != buffer {
+                break;
+            }
             let layer = self.shape.layers[l];
             if layer.n_head_kv > 0 {
                 kinds[usize::from(layer.swa)] = true;
@@ -174,15 +180,19 @@ impl Builder<'_> {
             .filter(|&l| self.reads_cache(l))
     }
 
-    /// The attention inputs a split on `buffer` reading the cache kinds `kinds` copies.
+    /// The attention inputs a split on `buffer` reading the cache kinds `kinds` copies: none
+    /// when its layers have no attention.
     pub(super) fn attention_inputs_for(
         &self,
         kinds: [bool; 2],
         buffer: usize,
         needed: &mut Vec<TensorId>,
     ) {
-        needed.extend(self.inputs.pos);
-        needed.extend(self.inputs.attn_scale);
+        // Only attention layers read the positions (RoPE) and the attention scale.
+        if kinds.contains(&true) {
+            needed.extend(self.inputs.pos);
+            needed.extend(self.inputs.attn_scale);
+        }
         // With the cache on the host only the host reads the row indices (the stores run
         // there), and a device reads the mask only from the split its flash attention starts,
         // so the copy is made there (`cached_attention`).

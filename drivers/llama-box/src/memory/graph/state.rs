@@ -79,19 +79,18 @@ impl Builder<'_> {
 
     /// A fused op over the states read from `state` (RWKV's WKV, the gated delta net) on
     /// `srcs`: its output carries the tokens' `out_bytes`, then the new states (`state_bytes`),
-    /// which are stored where the states live, in a split of their own when that is not
-    /// `device`; the graph then goes on on `device`.
+    /// which are stored where the states live, in a split of their own when that is not the
+    /// layer's device (the caller goes back to it).
     pub(super) fn fused_state_op(
         &mut self,
         srcs: &[TensorId],
         out_bytes: u64,
         state_bytes: u64,
-        (state, device): (usize, usize),
+        state: usize,
     ) -> TensorId {
         let out = self.op(out_bytes + state_bytes, srcs);
         let new_state = self.g.view_sized(out, state_bytes);
         self.store_states(state, &[new_state]);
-        self.switch(device, &[]);
         out
     }
 }
