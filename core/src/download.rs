@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
+use inferkit_formats::hub::Hub;
 use serde::{Deserialize, Serialize};
 
 use crate::launch::LaunchSpec;
@@ -79,23 +80,13 @@ pub struct DownloadFile {
 }
 
 impl DownloadStep {
-    /// The address of the file at `path` of the repository, at [`DownloadStep::commit`]:
-    /// `{endpoint}/{repo}/resolve/{commit}/{path}` on Hugging Face (LFS files redirect from
-    /// there to a CDN host), `{endpoint}/api/v1/models/{repo}/repo?Revision=..&FilePath=..` on
-    /// ModelScope.
+    /// The address of the file at `path` of the repository, at [`DownloadStep::commit`], by
+    /// the hub's rule ([`Hub::file_url`]): `{endpoint}/{repo}/resolve/{commit}/{path}` on
+    /// Hugging Face (LFS files redirect from there to a CDN host),
+    /// `{endpoint}/api/v1/models/{repo}/repo?Revision=..&FilePath=..` on ModelScope (`ms`).
     pub fn file_url(&self, path: &str) -> String {
-        let base = self.endpoint.trim_end_matches('/');
-        let (repo, commit) = (&self.repo, percent_encode(&self.commit, false));
-        match self.hub.as_str() {
-            "ms" => format!(
-                "{base}/api/v1/models/{repo}/repo?Revision={commit}&FilePath={}",
-                percent_encode(path, false)
-            ),
-            _ => format!(
-                "{base}/{repo}/resolve/{commit}/{}",
-                percent_encode(path, true)
-            ),
-        }
+        let hub = Hub::from_scheme(&self.hub).unwrap_or(Hub::HuggingFace);
+        hub.file_url(&self.endpoint, &self.repo, &self.commit, path)
     }
 
     /// Points the processes at the downloaded files: every argument under `planned_from` (the
@@ -118,19 +109,6 @@ impl DownloadStep {
             }
         }
     }
-}
-
-/// Percent-encodes `text` for a URL path or query value (`/` kept when `keep_slash`).
-fn percent_encode(text: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

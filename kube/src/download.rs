@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use inferkit_core::launch::shell_quote;
-use inferkit_core::{DownloadStep, Error, Result, ollama};
+use inferkit_core::{DownloadStep, Error, Result, hub, ollama};
 use k8s_openapi::api::core::v1::{Container, EnvVar, SecurityContext, VolumeMount};
 
 use crate::{KubernetesOptions, ModelVolume, secret_env};
@@ -162,17 +162,13 @@ fn step_script(step: &DownloadStep) -> Result<Vec<String>> {
 
 /// A Hugging Face or ModelScope repository: the folders, every file, the links, the ref.
 fn hub_lines(step: &DownloadStep) -> Result<Vec<String>> {
-    let folder = step
-        .snapshot
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| {
-            Error::unsupported(format!(
-                "the download snapshot {} is not in a models--ORG--NAME/snapshots folder",
-                step.snapshot.display()
-            ))
-        })?;
-    let blobs = folder.join("blobs");
+    let folder = hub::snapshot_repo_folder(&step.snapshot).ok_or_else(|| {
+        Error::unsupported(format!(
+            "the download snapshot {} is not in a models--ORG--NAME/snapshots folder",
+            step.snapshot.display()
+        ))
+    })?;
+    let blobs = hub::blobs_folder(folder);
     let mut lines = vec![format!(
         "mkdir -p {} {}",
         quote(&blobs),
@@ -196,7 +192,7 @@ fn hub_lines(step: &DownloadStep) -> Result<Vec<String>> {
                 lines.push(format!("fetch {url} {} {} {sha}", quote(&blob), file.size));
                 lines.push(format!(
                     "ln -sfn {} {}",
-                    shell_quote(&blob_link(&file.path, sha)),
+                    shell_quote(&hub::blob_link(&file.path, sha)),
                     quote(&link)
                 ));
             }
@@ -204,7 +200,7 @@ fn hub_lines(step: &DownloadStep) -> Result<Vec<String>> {
         }
     }
     if let Some(revision) = &step.revision {
-        let reference = folder.join("refs").join(revision);
+        let reference = hub::ref_path(folder, revision);
         if !is_relative_plain(revision) {
             return Err(Error::unsupported(format!(
                 "the revision `{revision}` of {} is no plain name",
@@ -313,13 +309,6 @@ fn checked_hex<'a>(sha: &'a str, what: &str) -> Result<&'a str> {
             "the SHA-256 of {what} is `{sha}`, not 64 hexadecimal digits"
         )))
     }
-}
-
-/// `snapshots/COMMIT/PATH` → `../../blobs/SHA256`, relative as `huggingface_hub` links, one
-/// more `..` per folder in PATH.
-fn blob_link(path: &str, sha: &str) -> String {
-    let depth = path.matches('/').count() + 2;
-    format!("{}blobs/{sha}", "../".repeat(depth))
 }
 
 /// A relative path of plain names (no `..`, no leading `/`, no empty part).

@@ -26,18 +26,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use inferkit_formats::hub::{self, Hub};
 use inferkit_formats::ollama;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{SourceError, SourceErrorKind};
-use crate::http::hub::file_url;
 use crate::http::registry::{blob_url, manifest_bytes};
 use crate::http::{Http, HttpOptions, Target};
 use crate::listing::RepoFile;
-use crate::local_cache::hf_repo_folder;
-use crate::options::{HubEndpoint, Secret};
-use crate::resolve::{HubKind, RemoteModel, url_key};
+use crate::options::Secret;
+use crate::resolve::{RemoteModel, url_key};
 
 /// How to download.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,10 +106,7 @@ pub fn files_folder(model: &RemoteModel, cache: &Path) -> PathBuf {
     match model.hub.as_str() {
         "ollama" => ollama::blobs_folder(cache),
         "url" => cache.join(url_key(&model.repo)).join(&model.commit),
-        _ => cache
-            .join(hf_repo_folder(&model.repo))
-            .join("snapshots")
-            .join(&model.commit),
+        _ => hub::snapshot_folder(&hub::repo_folder(cache, &model.repo), &model.commit),
     }
 }
 
@@ -188,13 +184,8 @@ async fn ollama_manifest(
 
 /// How a hub's files are named, addressed and stored.
 enum Layout<'a> {
-    Hub {
-        hub: HubKind,
-        revision: Option<&'a str>,
-    },
-    Ollama {
-        tag: &'a str,
-    },
+    Hub { hub: Hub, revision: Option<&'a str> },
+    Ollama { tag: &'a str },
     Url,
 }
 
@@ -204,15 +195,10 @@ impl<'a> Layout<'a> {
         revision: Option<&'a str>,
         cache: &Path,
     ) -> Result<Layout<'a>, SourceError> {
+        if let Some(hub) = Hub::from_scheme(&model.hub) {
+            return Ok(Layout::Hub { hub, revision });
+        }
         match model.hub.as_str() {
-            "hf" => Ok(Layout::Hub {
-                hub: HubKind::HuggingFace,
-                revision,
-            }),
-            "ms" => Ok(Layout::Hub {
-                hub: HubKind::ModelScope,
-                revision,
-            }),
             "ollama" => Ok(Layout::Ollama {
                 tag: revision.unwrap_or("latest"),
             }),
@@ -241,15 +227,10 @@ impl<'a> Layout<'a> {
         file: &RepoFile,
         label: &str,
     ) -> Result<String, SourceError> {
-        let endpoint = || HubEndpoint::new(model.endpoint.clone());
         match self {
-            Layout::Hub { hub, .. } => Ok(file_url(
-                *hub,
-                &endpoint(),
-                &model.repo,
-                &model.commit,
-                &file.path,
-            )),
+            Layout::Hub { hub, .. } => {
+                Ok(hub.file_url(&model.endpoint, &model.repo, &model.commit, &file.path))
+            }
             Layout::Ollama { .. } => Ok(blob_url(
                 model.endpoint.trim_end_matches('/'),
                 &model.repo,
@@ -273,11 +254,7 @@ impl<'a> Layout<'a> {
     fn place(&self, cache: &Path, folder: &Path, path: &str) -> Place {
         match self {
             Layout::Hub { .. } => Place::HubCache {
-                blobs: folder
-                    .parent()
-                    .and_then(Path::parent)
-                    .unwrap_or(cache)
-                    .join("blobs"),
+                blobs: hub::blobs_folder(hub::snapshot_repo_folder(folder).unwrap_or(cache)),
                 link: folder.join(path),
             },
             Layout::Ollama { .. } | Layout::Url => Place::File(folder.join(path)),
@@ -300,10 +277,7 @@ impl<'a> Layout<'a> {
                 },
                 _,
             ) if *revision != model.commit => {
-                let refs = cache
-                    .join(hf_repo_folder(&model.repo))
-                    .join("refs")
-                    .join(revision);
+                let refs = hub::ref_path(&hub::repo_folder(cache, &model.repo), revision);
                 write_file(&refs, model.commit.as_bytes(), label)
             }
             (Layout::Ollama { tag }, Some(manifest)) => {
@@ -543,15 +517,9 @@ impl FileJob {
         let fail = |e| io_error(&self.target.reference, link, e);
         let parent = link.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(fail)?;
-        let depth = self.file.path.matches('/').count() + 2;
-        let mut relative = PathBuf::new();
-        for _ in 0..depth {
-            relative.push("..");
-        }
-        relative.push("blobs");
-        relative.push(blob_id);
+        let relative = hub::blob_link(&self.file.path, blob_id);
         let _ = std::fs::remove_file(link);
-        symlink(&relative, link).map_err(fail)
+        symlink(Path::new(&relative), link).map_err(fail)
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use inferkit_formats::ollama;
+use inferkit_formats::{hub, ollama};
 use serde::{Deserialize, Serialize};
 
 use crate::listing::{RepoFile, RepoListing};
@@ -71,17 +71,14 @@ pub struct LocalSnapshot {
     pub listing: RepoListing,
 }
 
-/// Hugging Face's folder name for a repository: `models--ORG--NAME`.
-pub fn hf_repo_folder(repo: &str) -> String {
-    format!("models--{}", repo.replace('/', "--"))
-}
+pub use inferkit_formats::hub::repo_folder_name as hf_repo_folder;
 
 /// The snapshot of `repo` in the Hugging Face hub cache `cache`: the commit its revision
 /// (default `main`) points to, or the revision itself when it is a commit hash with a snapshot.
 pub fn hf_snapshot(cache: &Path, repo: &RepoRef) -> Option<LocalSnapshot> {
-    let folder = cache.join(hf_repo_folder(&repo.repo));
+    let folder = hub::repo_folder(cache, &repo.repo);
     let revision = repo.revision.as_deref().unwrap_or("main");
-    let commit = match std::fs::read_to_string(folder.join("refs").join(revision)) {
+    let commit = match std::fs::read_to_string(hub::ref_path(&folder, revision)) {
         Ok(commit) => commit.trim().to_string(),
         Err(_) if is_commit_hash(revision) => revision.to_string(),
         Err(_) => return None,
@@ -89,7 +86,7 @@ pub fn hf_snapshot(cache: &Path, repo: &RepoRef) -> Option<LocalSnapshot> {
     if !is_commit_hash(&commit) {
         return None;
     }
-    snapshot_at(folder.join("snapshots").join(&commit), commit)
+    snapshot_at(hub::snapshot_folder(&folder, &commit), commit)
 }
 
 /// The download location of `repo` in the ModelScope cache, when present. ModelScope keeps one

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use inferkit_formats::hub::Hub;
 use serde::{Deserialize, Serialize};
 
 use crate::local_cache::CacheDirs;
@@ -105,6 +106,14 @@ pub struct SourceOptions {
 }
 
 impl SourceOptions {
+    /// The endpoint of `hub`.
+    pub(crate) fn hub_endpoint(&self, hub: Hub) -> &HubEndpoint {
+        match hub {
+            Hub::HuggingFace => &self.huggingface,
+            Hub::ModelScope => &self.modelscope,
+        }
+    }
+
     /// The settings of this environment: endpoints and tokens from the usual variables, the
     /// tools' caches where they keep them, the header cache under `~/.cache/inferkit`, online,
     /// refs trusted for ten minutes.

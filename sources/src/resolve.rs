@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use inferkit_formats::hub::Hub;
 use inferkit_formats::{DirectoryFacts, ModelFacts, ModelSource};
 use serde::{Deserialize, Serialize};
 
@@ -84,36 +85,6 @@ pub(crate) fn ollama_blob_name(listed: &str) -> &str {
     name.strip_suffix(".gguf").unwrap_or(name)
 }
 
-/// Which hub a repository reference names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HubKind {
-    HuggingFace,
-    ModelScope,
-}
-
-impl HubKind {
-    pub(crate) fn scheme(self) -> &'static str {
-        match self {
-            HubKind::HuggingFace => "hf",
-            HubKind::ModelScope => "ms",
-        }
-    }
-
-    pub(crate) fn default_revision(self) -> &'static str {
-        match self {
-            HubKind::HuggingFace => "main",
-            HubKind::ModelScope => "master",
-        }
-    }
-
-    pub(crate) fn endpoint(self, options: &SourceOptions) -> &crate::options::HubEndpoint {
-        match self {
-            HubKind::HuggingFace => &options.huggingface,
-            HubKind::ModelScope => &options.modelscope,
-        }
-    }
-}
-
 /// Resolves `reference` from local paths and caches only: `Ok(None)` when the network would
 /// be needed (in offline mode, an error naming what is missing instead).
 pub fn resolve_cached(
@@ -122,8 +93,8 @@ pub fn resolve_cached(
 ) -> Result<Option<Resolved>, SourceError> {
     match reference {
         ModelRef::Local { path } => resolve_local(path, reference).map(Some),
-        ModelRef::HuggingFace(repo) => repo_cached(HubKind::HuggingFace, repo, reference, options),
-        ModelRef::ModelScope(repo) => repo_cached(HubKind::ModelScope, repo, reference, options),
+        ModelRef::HuggingFace(repo) => repo_cached(Hub::HuggingFace, repo, reference, options),
+        ModelRef::ModelScope(repo) => repo_cached(Hub::ModelScope, repo, reference, options),
         ModelRef::Ollama(model) => ollama_cached(model, reference, options),
         ModelRef::Url { url } => url_cached(url, options),
     }
@@ -147,7 +118,7 @@ fn resolve_local(path: &Path, reference: &ModelRef) -> Result<Resolved, SourceEr
 
 /// The model source a hub reference yields in the facts, the files read at `commit`.
 pub(crate) fn hub_source(
-    hub: HubKind,
+    hub: Hub,
     repo: &RepoRef,
     commit: &str,
     selection: &Selection,
@@ -158,12 +129,12 @@ pub(crate) fn hub_source(
         Selection::Folder { dir } => Some(dir.clone()),
     };
     match hub {
-        HubKind::HuggingFace => ModelSource::Huggingface {
+        Hub::HuggingFace => ModelSource::Huggingface {
             repo_id: repo.repo.clone(),
             filename: file,
             revision: served_revision(hub, repo, commit),
         },
-        HubKind::ModelScope => ModelSource::ModelScope {
+        Hub::ModelScope => ModelSource::ModelScope {
             model_id: repo.repo.clone(),
             file_path: file,
             revision: served_revision(hub, repo, commit),
@@ -174,25 +145,21 @@ pub(crate) fn hub_source(
 /// The revision a backend that downloads the repository itself is given: none for the
 /// default branch; on Hugging Face the commit a named revision resolved to (a branch may
 /// move after planning); on ModelScope, which names no commit, the revision as named.
-fn served_revision(hub: HubKind, repo: &RepoRef, commit: &str) -> Option<String> {
+fn served_revision(hub: Hub, repo: &RepoRef, commit: &str) -> Option<String> {
     let named = repo.revision.as_ref()?;
     Some(match hub {
-        HubKind::HuggingFace => commit.to_string(),
-        HubKind::ModelScope => named.clone(),
+        Hub::HuggingFace => commit.to_string(),
+        Hub::ModelScope => named.clone(),
     })
 }
 
-pub(crate) fn repo_cache(
-    hub: HubKind,
-    repo: &RepoRef,
-    options: &SourceOptions,
-) -> Option<RepoCache> {
+pub(crate) fn repo_cache(hub: Hub, repo: &RepoRef, options: &SourceOptions) -> Option<RepoCache> {
     let root = options.header_cache.as_ref()?;
-    Some(HeaderCache::new(root).repo(hub.scheme(), hub.endpoint(options).host(), &repo.repo))
+    Some(HeaderCache::new(root).repo(hub.scheme(), options.hub_endpoint(hub).host(), &repo.repo))
 }
 
 fn repo_cached(
-    hub: HubKind,
+    hub: Hub,
     repo: &RepoRef,
     reference: &ModelRef,
     options: &SourceOptions,
@@ -507,7 +474,7 @@ pub(crate) fn select_in(
 
 /// The files a download of the selection fetches.
 pub(crate) fn remote_model(
-    hub: HubKind,
+    hub: Hub,
     repo: &RepoRef,
     options: &SourceOptions,
     listing: &RepoListing,
@@ -526,7 +493,7 @@ pub(crate) fn remote_model(
         hub: hub.scheme().into(),
         repo: repo.repo.clone(),
         commit: listing.commit.clone(),
-        endpoint: hub.endpoint(options).url.clone(),
+        endpoint: options.hub_endpoint(hub).url.clone(),
         files,
     }
 }
@@ -534,18 +501,18 @@ pub(crate) fn remote_model(
 /// The model in the Hugging Face or ModelScope cache of this machine, when every file its
 /// facts need is there.
 fn tool_cache(
-    hub: HubKind,
+    hub: Hub,
     repo: &RepoRef,
     options: &SourceOptions,
     label: &str,
 ) -> Result<Option<Resolved>, SourceError> {
     let snapshot = match hub {
-        HubKind::HuggingFace => options
+        Hub::HuggingFace => options
             .caches
             .huggingface
             .as_deref()
             .and_then(|c| hf_snapshot(c, repo)),
-        HubKind::ModelScope => options
+        Hub::ModelScope => options
             .caches
             .modelscope
             .as_deref()

@@ -1,13 +1,14 @@
-//! The hubs' own endpoints: listing a repository at a revision, and the address of a file.
+//! The hubs' own endpoints: listing a repository at a revision.
 //!
 //! - Hugging Face: `GET {endpoint}/api/models/{repo}/revision/{revision}` (the commit),
 //!   `GET {endpoint}/api/models/{repo}/tree/{revision}?recursive=true` (files with sizes and
-//!   LFS SHA-256, paginated by `Link: <...>; rel="next"`), files at
-//!   `{endpoint}/{repo}/resolve/{commit}/{path}` (LFS files redirect to a CDN host).
+//!   LFS SHA-256, paginated by `Link: <...>; rel="next"`).
 //! - ModelScope: `GET {endpoint}/api/v1/models/{repo}/repo/files?Revision=..&Recursive=true`
-//!   (files with sizes and SHA-256), files at
-//!   `{endpoint}/api/v1/models/{repo}/repo?Revision=..&FilePath=..`.
+//!   (files with sizes and SHA-256).
+//!
+//! A file's address is the hub's rule, [`Hub::file_url`].
 
+use inferkit_formats::hub::{Hub, percent_encode as encode};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -16,34 +17,10 @@ use crate::error::{SourceError, SourceErrorKind};
 use crate::header_cache::is_safe_path;
 use crate::listing::{RepoFile, RepoListing};
 use crate::options::HubEndpoint;
-use crate::resolve::HubKind;
-
-/// The URL of `path` at `commit`.
-pub(crate) fn file_url(
-    hub: HubKind,
-    endpoint: &HubEndpoint,
-    repo: &str,
-    commit: &str,
-    path: &str,
-) -> String {
-    let base = endpoint.url.trim_end_matches('/');
-    match hub {
-        HubKind::HuggingFace => format!(
-            "{base}/{repo}/resolve/{}/{}",
-            encode(commit, false),
-            encode(path, true)
-        ),
-        HubKind::ModelScope => format!(
-            "{base}/api/v1/models/{repo}/repo?Revision={}&FilePath={}",
-            encode(commit, false),
-            encode(path, false)
-        ),
-    }
-}
 
 /// The commit `revision` points to and the files there.
 pub(crate) async fn list(
-    hub: HubKind,
+    hub: Hub,
     http: &Http,
     endpoint: &HubEndpoint,
     repo: &str,
@@ -51,14 +28,14 @@ pub(crate) async fn list(
     target: &Target,
 ) -> Result<RepoListing, SourceError> {
     let mut listing = match hub {
-        HubKind::HuggingFace => {
+        Hub::HuggingFace => {
             let (commit, files) = tokio::try_join!(
                 hf_commit(http, endpoint, repo, revision, target),
                 hf_tree(http, endpoint, repo, revision, target)
             )?;
             RepoListing { commit, files }
         }
-        HubKind::ModelScope => ms_files(http, endpoint, repo, revision, target).await?,
+        Hub::ModelScope => ms_files(http, endpoint, repo, revision, target).await?,
     };
     if let Some(bad) = listing.files.iter().find(|f| !is_safe_path(&f.path)) {
         return Err(target.error(
@@ -71,19 +48,6 @@ pub(crate) async fn list(
     }
     listing.sort();
     Ok(listing)
-}
-
-/// Percent-encodes `text` for a URL path or query (`/` kept when `keep_slash`).
-pub(crate) fn encode(text: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Largest listing page or manifest accepted.

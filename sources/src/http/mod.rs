@@ -8,6 +8,7 @@ pub(crate) mod registry;
 
 use std::sync::Arc;
 
+use inferkit_formats::hub::Hub;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -24,9 +25,9 @@ use crate::model_files::{Needed, Portion, facts_from_files, needed_files};
 use crate::options::SourceOptions;
 use crate::reference::{FileChoice, ModelRef, OllamaRef, RepoRef};
 use crate::resolve::{
-    HubKind, Origin, Resolved, URL_REVISION, cached_resolution, hub_source, is_cached,
-    ollama_cache, ollama_listing, ollama_registry, ollama_remote, ollama_source, remote_model,
-    repo_cache, resolve_cached, select_in, url_cache, url_remote, url_source,
+    Origin, Resolved, URL_REVISION, cached_resolution, hub_source, is_cached, ollama_cache,
+    ollama_listing, ollama_registry, ollama_remote, ollama_source, remote_model, repo_cache,
+    resolve_cached, select_in, url_cache, url_remote, url_source,
 };
 
 /// Files fetched at once.
@@ -64,21 +65,16 @@ impl Resolver {
         }
         let label = reference.to_string();
         match reference {
-            ModelRef::HuggingFace(repo) => self.repo(HubKind::HuggingFace, repo, &label).await,
-            ModelRef::ModelScope(repo) => self.repo(HubKind::ModelScope, repo, &label).await,
+            ModelRef::HuggingFace(repo) => self.repo(Hub::HuggingFace, repo, &label).await,
+            ModelRef::ModelScope(repo) => self.repo(Hub::ModelScope, repo, &label).await,
             ModelRef::Ollama(model) => self.ollama(model, &label).await,
             ModelRef::Url { url } => self.url(url, &label).await,
             ModelRef::Local { .. } => unreachable!("resolve_cached reads local paths"),
         }
     }
 
-    async fn repo(
-        &self,
-        hub: HubKind,
-        repo: &RepoRef,
-        label: &str,
-    ) -> Result<Resolved, SourceError> {
-        let endpoint = hub.endpoint(&self.options);
+    async fn repo(&self, hub: Hub, repo: &RepoRef, label: &str) -> Result<Resolved, SourceError> {
+        let endpoint = self.options.hub_endpoint(hub);
         let revision = repo.revision.as_deref().unwrap_or(hub.default_revision());
         let target = Target::new(label, None);
         let listing = hub::list(hub, &self.http, endpoint, &repo.repo, revision, &target).await?;
@@ -90,7 +86,7 @@ impl Resolver {
         let selection = select_in(&listing, &repo.file, label)?;
         let needed = needed_files(&listing, &selection);
         let files = |path: &str| RemoteFile {
-            url: hub::file_url(hub, endpoint, &repo.repo, &listing.commit, path),
+            url: hub.file_url(&endpoint.url, &repo.repo, &listing.commit, path),
             token: endpoint.token().map(Into::into),
             size: 0,
         };
