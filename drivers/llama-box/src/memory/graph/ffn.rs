@@ -7,8 +7,15 @@ use crate::memory::alloc::TensorId;
 impl Builder<'_> {
     pub(super) fn ffn(&mut self, il: usize, x: TensorId) -> TensorId {
         if self.has(il, "ffn_gate_inp.weight") {
-            let here = self.buffer;
+            let closing = self.closing.is_some();
+            let mut here = self.buffer;
             let routed = self.moe(il, x);
+            if closing && self.closing.is_none() {
+                // A host layer's weighting and sum moved to the next device with its closing
+                // add ([`Builder::close_early`]): what follows runs there (Jamba's 3:1 split at
+                // 0c1e57098: `l_out-0` in place on the copied residual on the device).
+                here = self.buffer;
+            }
             // The next hybrid Mamba layer's state reads join after the routed experts' sum
             // (Granite 4.0-H: before the shared expert; Jamba: before the residual add).
             self.read_next_states(here);

@@ -141,10 +141,21 @@ impl Builder<'_> {
     /// Where a host layer's trailing ops without weights start before its residual add (the
     /// routed experts' weighting and sum): they move to the next device with the closing
     /// add, which copies `srcs` and the residual to come (see [`Builder::residual_add`]),
-    /// then the next Mamba layer's state rows read before them.
+    /// then the next Mamba layer's state rows read before them. When the next hybrid Mamba
+    /// layer reads its states there right after the experts' sum
+    /// ([`Builder::next_state_reads`]), the split copies the state row indices between
+    /// `srcs` and the residual, the order its nodes read them (Jamba's 3:1 split at 0c1e57098:
+    /// `ffn_moe_down-0`, `ffn_moe_weights-0`, both `rs_s_copy` views, then the residual).
     pub(super) fn close_early(&mut self, srcs: &[TensorId]) {
         if let Some((split, residual)) = self.closing.take() {
             let mut first = srcs.to_vec();
+            let reads_here = self
+                .next_state_reads
+                .is_some_and(|(_, b)| self.state_buffer(b) == split.buffer);
+            if reads_here {
+                let (main, extra) = self.state_copy_input();
+                first.extend([main, extra]);
+            }
             first.extend(residual);
             let rows = self.state_rows.map(|(_, rows)| rows);
             self.enter(split, &first, rows.as_slice());
