@@ -122,6 +122,37 @@ const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // offload, 5.9% under at 8192 tokens, 4 sequences, without flash attention; device totals
     // within 0.1%.
     ("llama4", 6, 1),
+    // Measured offloaded with the no-commit RPC server (session 8; 90 device rows each). Every
+    // device within 5% but the first device of the 3:1 split with the host keeping the LM head
+    // (ngl 4), 6.5% under (8 MiB) with flash attention at one sequence; device totals within
+    // 0.6%.
+    ("cohere2", 7, 1),
+    // The host of the partial offloads (one device at ngl 1, the 3:1 split at ngl 3) at 4
+    // sequences: 5.2% over (4 MiB) with flash attention, 6.8% under (6.3 MiB) without at 4096
+    // tokens; device totals within 0.6%.
+    ("deepseek2", 7, 1),
+    // With flash attention: the host of the partial offloads (ngl 2, and the 3:1 split's ngl 4)
+    // 10-12.1% under (4 MiB), the first device of the 3:1 split up to 12.5% and of the 1:1 full
+    // offload up to 8.3% under (4 MiB); device totals within 1.1%.
+    ("gptneox", 13, 2),
+    // The second device of the 1:1 full offload (ngl 5): up to 11.2% under (20 MiB) without
+    // flash attention at 4 sequences, 8.7% (12 MiB) with it; its device total up to 3.7% under.
+    ("olmo", 12, 4),
+    // With flash attention: the host of the partial offloads (ngl 2, and the 3:1 split's ngl 4)
+    // 9.4-10.9% under (5 MiB), the first device of the 3:1 split up to 20.8% under (10 MiB, 8192
+    // tokens, one sequence) and of the 1:1 full offload up to 7.8% (5 MiB); totals within 1.4%.
+    ("phi2", 21, 2),
+    // The device of the one-device partial offload (ngl 1) 18.5% under (16 MiB) on every
+    // setting (device total 4.7% under); the 1:1 full offload's first device up to 5.9% under
+    // (8 MiB) with flash attention and its second 11.3% over (8 MiB) with the cache on the host.
+    ("phimoe", 19, 5),
+    // The first device of the 3:1 split (ngl 4) 5.4% over (4 MiB) with flash attention at 4
+    // sequences; device totals within 0.7%.
+    ("smollm3", 6, 1),
+    // The first device of the 1:1 full offload (ngl 5) up to 31.2% under (20 MiB; its device
+    // total 6.4% under) at 4 sequences with flash attention; with it, the host of the partial
+    // offloads up to 12.1% and the 3:1 split's first device up to 12.5% under (4 MiB).
+    ("starcoder", 32, 7),
 ];
 
 /// How an architecture's compute graph is covered.
