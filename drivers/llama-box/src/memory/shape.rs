@@ -51,6 +51,9 @@ pub(crate) struct LayerShape {
     /// Attends through an earlier layer's cache and has none of its own
     /// (`llama_hparams::has_kv` false: Gemma 3n's last layers).
     pub shares_kv: bool,
+    /// Attends without RoPE in a model whose other layers rotate (Llama 4's every
+    /// `n_no_rope_layer_step`-th layer; its Q is scaled by the attention temperature instead).
+    pub no_rope: bool,
 }
 
 /// Mixture-of-experts shape.
@@ -155,9 +158,10 @@ pub(crate) struct ModelShape {
     /// The LM head reads a scaled copy of the normed output (MiniCPM3's `lm_head scaling`,
     /// `src/models/minicpm3.cpp`).
     pub scaled_head_input: bool,
-    /// Every layer multiplies Q by a per-token attention temperature, a graph input
-    /// (`inp_attn_scale` of `src/models/mistral3.cpp` at 0c1e57098, when
-    /// `attention.temperature_scale` is set).
+    /// Q is multiplied by a per-token attention temperature, a graph input (`inp_attn_scale`
+    /// at 0c1e57098): in every layer of `src/models/mistral3.cpp` when
+    /// `attention.temperature_scale` is set, in the layers without RoPE of
+    /// `src/models/llama4.cpp` ([`LayerShape::no_rope`]).
     pub attn_temperature: bool,
     /// The token embeddings are scaled (`<arch>.embedding_scale` set and not 0:
     /// `build_inp_embd` in `src/llama-graph.cpp` at 0c1e57098), the graph's first node: a
@@ -249,7 +253,15 @@ impl ModelShape {
             .get_u64(&format!("{arch}.full_attention_interval"))?
             .unwrap_or(4)
             .max(1);
-        let layers = (0..n_layer)
+        // Llama 4 (`src/models/llama4.cpp` at 0c1e57098): every 4th layer attends without RoPE
+        // (`n_no_rope_layer_step`, 4 by default in `llama-hparams.h`), only the last one when
+        // the model has no chunked attention (the step is then `n_layer`).
+        let no_rope_step = match arch.as_str() {
+            "llama4" if swa_layers.iter().any(|&swa| swa) => Some(4),
+            "llama4" => Some(n_layer),
+            _ => None,
+        };
+        let layers: Vec<LayerShape> = (0..n_layer)
             .map(|i| {
                 let n_head_kv = heads_kv.get(i).copied().unwrap_or(0);
                 let n_ff = ff.get(i).copied().unwrap_or(0);
@@ -267,9 +279,11 @@ impl ModelShape {
                     recurrent,
                     n_ff,
                     shares_kv: i >= kv_layers,
+                    no_rope: no_rope_step.is_some_and(|step| (i + 1) % step.max(1) == 0),
                 }
             })
             .collect();
+        let no_rope_layers = layers.iter().any(|l| l.no_rope);
         let weights = classify_weights(model, n_layer)?;
         let token_embd = model
             .tensor("token_embd.weight")
@@ -299,10 +313,13 @@ impl ModelShape {
             recurrent,
             mla: Mla::from_gguf(model)?,
             scaled_head_input: arch == "minicpm3",
-            attn_temperature: arch == "mistral3"
+            // Llama 4 builds the input whatever its hyper-parameters; only its layers without
+            // RoPE read it.
+            attn_temperature: (arch == "mistral3"
                 && model
                     .attention_temperature_scale()?
-                    .is_some_and(|scale| scale != 0.0),
+                    .is_some_and(|scale| scale != 0.0))
+                || no_rope_layers,
             embeddings_scaled: model
                 .metadata()
                 .get_f64(&format!("{arch}.embedding_scale"))?
