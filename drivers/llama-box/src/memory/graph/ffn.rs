@@ -69,17 +69,30 @@ impl Builder<'_> {
             self.shape.layers[il].n_ff.max(1)
         };
         let ff = self.out_rows(il, "ffn_up_exps.weight", fallback);
+        // Llama 4 (`weight_before_ffn` of `build_moe_ffn` at 0c1e57098): the experts are
+        // picked from the logits, so the sigmoid gets its own tensor, and the input,
+        // repeated per used expert, is weighted before the experts, not their outputs.
+        let weight_before = self.shape.arch == "llama4";
         let logits = self.op(n * t * F32, &[x]);
-        let probs = self.inplace(&[logits], 1);
-        let order = self.op(n * t * 4, &[probs]);
+        let (probs, order) = if weight_before {
+            let probs = self.op(n * t * F32, &[logits]);
+            (probs, self.op(n * t * 4, &[logits]))
+        } else {
+            let probs = self.inplace(&[logits], 1);
+            (probs, self.op(n * t * 4, &[probs]))
+        };
         let selected = self.g.view(order);
         let probs_view = self.g.view(probs);
         let weights = self.op(k * t * F32, &[probs_view, selected]);
-        let xv = self.g.view(x);
-        let gate = self.op(ff * k * t * F32, &[xv, selected]);
-        let up = self.op(ff * k * t * F32, &[xv, selected]);
+        let mut input = self.g.view(x);
+        if weight_before {
+            let repeated = self.op(self.shape.n_embd * k * t * F32, &[input]);
+            input = self.inplace(&[repeated, weights], 1);
+        }
+        let gate = self.op(ff * k * t * F32, &[input, selected]);
+        let up = self.op(ff * k * t * F32, &[input, selected]);
         let act = self.op(ff * k * t * F32, &[gate, up]);
-        let experts = self.op(self.shape.n_embd * k * t * F32, &[act, selected]);
+        let mut experts = self.op(self.shape.n_embd * k * t * F32, &[act, selected]);
         if !self.has(il, "ffn_up_shexp.weight") {
             self.close_early(&[experts, weights]);
         }
@@ -89,7 +102,9 @@ impl Builder<'_> {
             let (main, extra) = self.state_copy_input();
             self.switch(buffer, &[experts, weights, main, extra]);
         }
-        let experts = self.inplace(&[experts, weights], 1);
+        if !weight_before {
+            experts = self.inplace(&[experts, weights], 1);
+        }
         let first = self.g.view(experts);
         let e = self.e();
         if k == 1 {
