@@ -117,7 +117,9 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// puts them (the 3:1 split at ngl 6: layer 0 on the host), and Llama 4's (every row exact),
 /// once its routed experts weighted their input (`weight_before_ffn`), its layers without
 /// RoPE read the attention-temperature input and its sliding-window attention expanded Q, K
-/// and V each with its rotation.
+/// and V each with its rotation. GPT-NeoX (parallel residual) and Phi-2 left it in session 8
+/// too, once their layers ran the attention and the FFN side by side in llama.cpp's graph
+/// order (`graph::decoder`'s `ParallelBlock`): every offloaded device row within 0.1%.
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // Measured offloaded with the no-commit RPC server (session 8; 90 device rows each). Every
     // device within 5% but the first device of the 3:1 split with the host keeping the LM head
@@ -128,17 +130,9 @@ const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // sequences: 5.2% over (4 MiB) with flash attention, 6.8% under (6.3 MiB) without at 4096
     // tokens; device totals within 0.6%.
     ("deepseek2", 7, 1),
-    // With flash attention: the host of the partial offloads (ngl 2, and the 3:1 split's ngl 4)
-    // 10-12.1% under (4 MiB), the first device of the 3:1 split up to 12.5% and of the 1:1 full
-    // offload up to 8.3% under (4 MiB); device totals within 1.1%.
-    ("gptneox", 13, 2),
     // The second device of the 1:1 full offload (ngl 5): up to 11.2% under (20 MiB) without
     // flash attention at 4 sequences, 8.7% (12 MiB) with it; its device total up to 3.7% under.
     ("olmo", 12, 4),
-    // With flash attention: the host of the partial offloads (ngl 2, and the 3:1 split's ngl 4)
-    // 9.4-10.9% under (5 MiB), the first device of the 3:1 split up to 20.8% under (10 MiB, 8192
-    // tokens, one sequence) and of the 1:1 full offload up to 7.8% (5 MiB); totals within 1.4%.
-    ("phi2", 21, 2),
     // The device of the one-device partial offload (ngl 1) 18.5% under (16 MiB) on every
     // setting (device total 4.7% under); the 1:1 full offload's first device up to 5.9% under
     // (8 MiB) with flash attention and its second 11.3% over (8 MiB) with the cache on the host.

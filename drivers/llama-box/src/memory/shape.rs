@@ -163,6 +163,9 @@ pub(crate) struct ModelShape {
     /// `attention.temperature_scale` is set, in the layers without RoPE of
     /// `src/models/llama4.cpp` ([`LayerShape::no_rope`]).
     pub attn_temperature: bool,
+    /// GPT-NeoX layers with `use_parallel_residual` set run the attention and the FFN side by
+    /// side, each on its own norm of the layer input (`src/models/gptneox.cpp` at 0c1e57098).
+    pub parallel_residual: bool,
     /// The token embeddings are scaled (`<arch>.embedding_scale` set and not 0:
     /// `build_inp_embd` in `src/llama-graph.cpp` at 0c1e57098), the graph's first node: a
     /// device running the first layer reads the embeddings before anything else.
@@ -313,6 +316,11 @@ impl ModelShape {
             recurrent,
             mla: Mla::from_gguf(model)?,
             scaled_head_input: arch == "minicpm3",
+            parallel_residual: arch == "gptneox"
+                && model
+                    .metadata()
+                    .get_bool(&format!("{arch}.use_parallel_residual"))?
+                    .unwrap_or(false),
             // Llama 4 builds the input whatever its hyper-parameters; only its layers without
             // RoPE read it.
             attn_temperature: (arch == "mistral3"

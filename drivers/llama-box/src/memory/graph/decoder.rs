@@ -18,8 +18,8 @@ impl Builder<'_> {
                 _ => self.parallel_hybrid_layer(il, inp, last),
             };
         }
-        if self.parallel_blocks() {
-            return self.parallel_block_layer(il, inp, last);
+        if let Some(kind) = self.parallel_block() {
+            return self.parallel_block_layer(il, inp, last, kind);
         }
         if layer.n_head_kv == 0 {
             // An FFN-only layer (Nemotron-H): norm, FFN, residual.
@@ -49,22 +49,32 @@ impl Builder<'_> {
         self.ffn_block(il, cur, inp, last)
     }
 
-    /// A Command-R / Cohere2 layer (`src/models/command-r.cpp`, `cohere2.cpp` at 0c1e57098):
-    /// one layer norm (`ggml_norm`, a tensor of its own) feeds the attention and the FFN; the
-    /// output is (FFN + residual) + attention output. The attention joins the graph up to
-    /// `kqv_out` (its K/V stores), the rest only with the layer's output, whose first source
-    /// is the FFN sum: the FFN and its residual add come before the attention's output
-    /// projection. The last layer selects the output rows of the norm (for the FFN), the
-    /// residual and the projected attention output.
-    fn parallel_block_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
+    /// A layer that runs the attention and the FFN side by side on one input, in llama.cpp's
+    /// graph order ([`ParallelBlock`]). The attention joins the graph up to `kqv_out` (its K/V
+    /// stores); where the output projection comes depends on the layer's first add.
+    fn parallel_block_layer(
+        &mut self,
+        il: usize,
+        inp: TensorId,
+        last: bool,
+        kind: ParallelBlock,
+    ) -> TensorId {
         let normed = self.norm(inp, true);
+        if kind == ParallelBlock::FfnOntoAttention {
+            return self.ffn_onto_attention(il, inp, normed, last);
+        }
         let (mut attn, ffn_sum) = self.self_attention_beside(il, normed, |b| {
             let (mut ffn_inp, mut residual) = (normed, inp);
             if last {
                 let ids = b.out_ids();
                 let e = b.e();
-                ffn_inp = b.op(e, &[ffn_inp, ids]);
+                if kind == ParallelBlock::SharedNorm {
+                    ffn_inp = b.op(e, &[ffn_inp, ids]);
+                }
                 residual = b.op(e, &[residual, ids]);
+            }
+            if kind == ParallelBlock::OwnFfnNorm {
+                ffn_inp = b.norm(residual, b.has(il, "ffn_norm.bias"));
             }
             let out = b.ffn(il, ffn_inp);
             b.inplace(&[out, residual], 2)
@@ -81,10 +91,39 @@ impl Builder<'_> {
         self.inplace(&[ffn_sum, attn], 2)
     }
 
-    /// Whether the architecture's layers run the attention and the FFN side by side
-    /// ([`PARALLEL_BLOCKS`]).
-    pub(super) fn parallel_blocks(&self) -> bool {
-        PARALLEL_BLOCKS.contains(&self.shape.arch.as_str())
+    /// A Phi-2 layer (`src/models/phi2.cpp` at 0c1e57098): the first add reads the projected
+    /// attention output first, so the projection (and on the last layer its output rows)
+    /// comes before the FFN on the shared norm, which stays alive through the attention; the
+    /// residual (its rows on the last layer) is added last.
+    fn ffn_onto_attention(
+        &mut self,
+        il: usize,
+        inp: TensorId,
+        normed: TensorId,
+        last: bool,
+    ) -> TensorId {
+        let attn = self.self_attention(il, normed);
+        let (attn, ffn_inp) = self.select_outputs(attn, normed, last);
+        let out = self.ffn(il, ffn_inp);
+        let sum = self.inplace(&[attn, out], 2);
+        let residual = if last {
+            let ids = self.out_ids();
+            let e = self.e();
+            self.op(e, &[inp, ids])
+        } else {
+            inp
+        };
+        self.residual_add(sum, residual)
+    }
+
+    /// How the architecture's layers run the attention and the FFN side by side, if they do.
+    pub(super) fn parallel_block(&self) -> Option<ParallelBlock> {
+        match self.shape.arch.as_str() {
+            "command-r" | "cohere2" => Some(ParallelBlock::SharedNorm),
+            "gptneox" if self.shape.parallel_residual => Some(ParallelBlock::OwnFfnNorm),
+            "phi2" => Some(ParallelBlock::FfnOntoAttention),
+            _ => None,
+        }
     }
 
     /// Whether layer `il` has an FFN of its own (Nemotron-H's attention and Mamba layers have
@@ -374,9 +413,24 @@ impl Builder<'_> {
     }
 }
 
-/// Architectures whose layers run the attention and the FFN side by side on one norm
-/// (`parallel_block_layer`).
-const PARALLEL_BLOCKS: [&str; 2] = ["command-r", "cohere2"];
+/// How a layer runs the attention and the FFN side by side (`parallel_block_layer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ParallelBlock {
+    /// Command-R / Cohere2 (`src/models/command-r.cpp`, `cohere2.cpp` at 0c1e57098): one
+    /// layer norm (`ggml_norm`, a tensor of its own) feeds the attention and the FFN; the
+    /// output is (FFN + residual) + attention output, whose first source, the FFN sum, puts
+    /// the FFN and its residual add before the attention's output projection. The last layer
+    /// selects the output rows of the norm (for the FFN), the residual and the projected
+    /// attention output.
+    SharedNorm,
+    /// GPT-NeoX with `use_parallel_residual` (`src/models/gptneox.cpp` at 0c1e57098): as
+    /// [`Self::SharedNorm`], but the FFN reads a norm of its own (`ffn_norm`) of the layer
+    /// input (its output rows on the last layer).
+    OwnFfnNorm,
+    /// Phi-2 (`src/models/phi2.cpp` at 0c1e57098): (attention output + FFN) + residual, the
+    /// FFN on the attention's norm.
+    FfnOntoAttention,
+}
 
 /// Architectures whose `post_attention_norm` weight norms the FFN input (after the attention
 /// residual) in place of an `ffn_norm`: gpt-oss and Qwen3-Next (`src/models/openai-moe.cpp`,

@@ -577,8 +577,10 @@ impl Builder<'_> {
         } else {
             inp
         };
-        // Command-R and Cohere2 norm with `ggml_norm` (LLM_NORM) without a bias: not in place.
-        let layer_norm = self.names.contains_key("output_norm.bias") || self.parallel_blocks();
+        // Parallel-block layers (Command-R, Cohere2) norm with `ggml_norm` (LLM_NORM), with or
+        // without a bias: not in place.
+        let layer_norm =
+            self.names.contains_key("output_norm.bias") || self.parallel_block().is_some();
         let mut embd = self.norm(inp, layer_norm);
         self.g.mark_output(embd);
         if self.rows_after_output_norm() {
