@@ -133,10 +133,6 @@ const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // The second device of the 1:1 full offload (ngl 5): up to 11.2% under (20 MiB) without
     // flash attention at 4 sequences, 8.7% (12 MiB) with it; its device total up to 3.7% under.
     ("olmo", 12, 4),
-    // The device of the one-device partial offload (ngl 1) 18.5% under (16 MiB) on every
-    // setting (device total 4.7% under); the 1:1 full offload's first device up to 5.9% under
-    // (8 MiB) with flash attention and its second 11.3% over (8 MiB) with the cache on the host.
-    ("phimoe", 19, 5),
     // The first device of the 3:1 split (ngl 4) 5.4% over (4 MiB) with flash attention at 4
     // sequences; device totals within 0.7%.
     ("smollm3", 6, 1),

@@ -30,7 +30,7 @@ impl Builder<'_> {
         let cur = if self.post_norm_only(il) {
             inp
         } else {
-            self.norm(inp, self.has(il, "attn_norm.bias"))
+            self.biased_norm(inp, self.has(il, "attn_norm.bias"))
         };
         if let Some(mla) = shape.mla.filter(|_| self.has(il, "attn_kv_a_mqa.weight")) {
             let attn = self.mla_attention(il, cur, mla);
@@ -367,7 +367,7 @@ impl Builder<'_> {
         let normed = if self.post_norm_only(il) {
             ffn_inp
         } else {
-            self.norm(ffn_inp, self.has(il, "ffn_norm.bias"))
+            self.biased_norm(ffn_inp, self.has(il, "ffn_norm.bias"))
         };
         let mut out = self.ffn(il, normed);
         if self.has(il, "post_ffw_norm.weight") {
@@ -438,8 +438,9 @@ pub(super) enum ParallelBlock {
 const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 2] = ["gpt-oss", "qwen3next"];
 
 /// Architectures whose FFN residual add reads the residual first (`ggml_add(ctx0, residual,
-/// cur)` in `src/models/phi3.cpp` at 0c1e57098; the others add the FFN output first).
-const FFN_ADDED_ONTO_RESIDUAL: [&str; 1] = ["phi3"];
+/// cur)` in `src/models/phi3.cpp` at 0c1e57098, which builds Phi-3 and PhiMoE; the others add
+/// the FFN output first).
+const FFN_ADDED_ONTO_RESIDUAL: [&str; 2] = ["phi3", "phimoe"];
 
 /// Architectures whose two residual adds both read the residual first (`ggml_add(ctx0,
 /// inpL, cur)` and `ggml_add(ctx0, ffn_inp, cur)` in `src/models/jamba.cpp` at 0c1e57098):
