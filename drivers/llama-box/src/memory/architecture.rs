@@ -120,6 +120,9 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// and V each with its rotation. GPT-NeoX (parallel residual) and Phi-2 left it in session 8
 /// too, once their layers ran the attention and the FFN side by side in llama.cpp's graph
 /// order (`graph::decoder`'s `ParallelBlock`): every offloaded device row within 0.1%.
+/// PhiMoE left it in session 8 once its norms with a bias were in-place RMS norms (every row
+/// exact), and StarCoder once its attention took no RoPE (learned positions) and its embedding
+/// add ran with the first layer (every row within 0.1%).
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // Measured offloaded with the no-commit RPC server (session 8; 90 device rows each). Every
     // device within 5% but the first device of the 3:1 split with the host keeping the LM head
@@ -136,10 +139,6 @@ const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // The first device of the 3:1 split (ngl 4) 5.4% over (4 MiB) with flash attention at 4
     // sequences; device totals within 0.7%.
     ("smollm3", 6, 1),
-    // The first device of the 1:1 full offload (ngl 5) up to 31.2% under (20 MiB; its device
-    // total 6.4% under) at 4 sequences with flash attention; with it, the host of the partial
-    // offloads up to 12.1% and the 3:1 split's first device up to 12.5% under (4 MiB).
-    ("starcoder", 32, 7),
 ];
 
 /// How an architecture's compute graph is covered.

@@ -178,7 +178,7 @@ impl Builder<'_> {
         let q_rows = layer.n_head.max(1) * hk;
         let kv_heads = layer.n_head_kv.max(1);
         let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);
-        let pos = (self.shape.positional && !layer.no_rope).then(|| self.pos());
+        let pos = (self.rotates() && !layer.no_rope).then(|| self.pos());
         let gated = GATED_QUERY.contains(&shape.arch.as_str());
         let mut q_gate = None;
         let (q, k, v, v_contiguous) = if self.has(il, "attn_qkv.weight") {
@@ -379,6 +379,13 @@ impl Builder<'_> {
             return self.residual_add(ffn_inp, out);
         }
         self.residual_add(out, ffn_inp)
+    }
+
+    /// Whether the attention rotates Q and K by position (RoPE): not with learned positions
+    /// (GPT-2, StarCoder: `position_embd` added to the token embeddings, `starcoder.cpp` at
+    /// 0c1e57098), whose attention reads the positions only through that table.
+    pub(super) fn rotates(&self) -> bool {
+        self.shape.positional && !self.names.contains_key("position_embd.weight")
     }
 
     /// Whether both residual adds of a layer read the residual first ([`RESIDUAL_FIRST`]).

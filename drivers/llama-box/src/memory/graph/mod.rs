@@ -336,14 +336,15 @@ impl Builder<'_> {
             // Its views join the graph after the token embeddings.
             self.state_copy_input();
         }
+        let mut positions = None;
         if !self.shape.causal {
             cur = self.encoder_embeddings(cur);
         } else if self.names.contains_key("position_embd.weight") {
-            // Learned positions (GPT-2, StarCoder): get_rows of the position table, added.
+            // Learned positions (GPT-2, StarCoder): get_rows of the position table, added
+            // below, once the first layer's split is known.
             let pos = self.pos();
             let e = self.e();
-            let p = self.op(e, &[pos]);
-            cur = self.inplace(&[cur, p], 2);
+            positions = Some(self.op(e, &[pos]));
         }
         let last = placement.layers.len().saturating_sub(1);
         let split_at = |k: usize| match placement.layers.get(k) {
@@ -364,6 +365,15 @@ impl Builder<'_> {
             },
         };
         let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
+        if let Some(p) = positions {
+            // The add has no weights: the scheduler runs it with the first layer ("expand gpu
+            // up"), whose split on a device copies both embeddings first (StarCoder's 1:1
+            // full offload at 0c1e57098: `embd`, `pos_embd`, then the attention inputs).
+            if splits[0].buffer != HOST {
+                self.enter(splits[0], &[cur, p], &[]);
+            }
+            cur = self.inplace(&[cur, p], 2);
+        }
         self.state_read_buffers = placement
             .layers
             .iter()
