@@ -106,6 +106,10 @@ const HOST: usize = 0;
 /// are `ggml_norm` (LLM_NORM).
 const RMS_NORM_WITH_BIAS: [&str; 2] = ["phi3", "phimoe"];
 
+/// Architectures whose norms are `ggml_norm` (LLM_NORM) without weight or bias, not in place
+/// (OLMo: `build_norm(cur, NULL, NULL, LLM_NORM, il)` in `src/models/olmo.cpp` at 0c1e57098).
+const PARAMETERLESS_NORM: [&str; 1] = ["olmo"];
+
 /// Compute-buffer peak per buffer for this reserve and placement.
 pub(crate) fn compute_peaks(
     shape: &ModelShape,
@@ -383,7 +387,9 @@ impl Builder<'_> {
         self.outputs_resume = self.outputs_resume(&placement.layers);
         let full_offload =
             placement.output != HOST && placement.layers.iter().all(|&(_, b)| b != HOST);
-        self.norms_pinned = full_offload || self.r.n_tokens < 32;
+        // `build_norm` names its result `norm` only when the norm has a weight or a bias.
+        self.norms_pinned = (full_offload || self.r.n_tokens < 32)
+            && !PARAMETERLESS_NORM.contains(&self.shape.arch.as_str());
         for (k, &(layer, _)) in placement.layers.iter().enumerate() {
             self.next_state_reads = self.hybrid_reads_after(&placement.layers[k..]);
             if self.is_rwkv(layer) {
@@ -523,9 +529,11 @@ impl Builder<'_> {
 
     /// `build_norm` of a norm with a bias of its own (`bias`): `ggml_norm` (LLM_NORM), except
     /// for the architectures of [`RMS_NORM_WITH_BIAS`], whose in-place `ggml_rms_norm` is
-    /// followed by the weight and the bias.
+    /// followed by the weight and the bias; always `ggml_norm` for [`PARAMETERLESS_NORM`].
     fn biased_norm(&mut self, x: TensorId, bias: bool) -> TensorId {
-        let layer_norm = bias && !RMS_NORM_WITH_BIAS.contains(&self.shape.arch.as_str());
+        let arch = self.shape.arch.as_str();
+        let layer_norm =
+            (bias && !RMS_NORM_WITH_BIAS.contains(&arch)) || PARAMETERLESS_NORM.contains(&arch);
         self.norm_with(x, layer_norm, bias)
     }
 
