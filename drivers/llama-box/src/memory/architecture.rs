@@ -117,7 +117,9 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// puts them (the 3:1 split at ngl 6: layer 0 on the host). GPT-NeoX (parallel residual) and
 /// Phi-2 left it in session 8 too, once their layers ran the attention and the FFN side by
 /// side in llama.cpp's graph order (`graph::decoder`'s `ParallelBlock`): every offloaded
-/// device row within 0.1%.
+/// device row within 0.1%. So did Cohere2 once its global (non-sliding) layers ran without
+/// RoPE and without reading the positions, and a parallel block's last layer selected the
+/// residual's output rows after the FFN: every offloaded device row exact.
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // Measured offloaded with the no-commit RPC server (session 8; 90 device rows): every
     // device within 5% (the 3:1 split's host and first device within 2 KiB since the routed
@@ -125,11 +127,6 @@ const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // offload, 5.9% under at 8192 tokens, 4 sequences, without flash attention; device totals
     // within 0.1%.
     ("llama4", 6, 1),
-    // Measured offloaded with the no-commit RPC server (session 8; 90 device rows each). Every
-    // device within 5% but the first device of the 3:1 split with the host keeping the LM head
-    // (ngl 4), 6.5% under (8 MiB) with flash attention at one sequence; device totals within
-    // 0.6%.
-    ("cohere2", 7, 1),
     // The host of the partial offloads (one device at ngl 1, the 3:1 split at ngl 3) at 4
     // sequences: 5.2% over (4 MiB) with flash attention, 6.8% under (6.3 MiB) without at 4096
     // tokens; device totals within 0.6%.

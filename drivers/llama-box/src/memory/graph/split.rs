@@ -199,9 +199,13 @@ impl Builder<'_> {
         buffer: usize,
         needed: &mut Vec<TensorId>,
     ) {
-        // Only attention layers read the positions (RoPE) and the attention scale.
-        if kinds.contains(&true) {
+        // Only attention layers read the positions (those that rotate: RoPE) and the attention
+        // scale.
+        let rotating = (kinds[0] && self.rotates(false)) || (kinds[1] && self.rotates(true));
+        if rotating {
             needed.extend(self.inputs.pos);
+        }
+        if kinds.contains(&true) {
             needed.extend(self.inputs.attn_scale);
         }
         // With the cache on the host only the host reads the row indices (the stores run
