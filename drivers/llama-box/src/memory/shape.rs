@@ -51,6 +51,10 @@ pub(crate) struct LayerShape {
     /// Attends through an earlier layer's cache and has none of its own
     /// (`llama_hparams::has_kv` false: Gemma 3n's last layers).
     pub shares_kv: bool,
+    /// Attends without RoPE in a model whose other layers rotate (Llama 4's every
+    /// `n_no_rope_layer_step`-th layer, its Q scaled by the attention temperature instead;
+    /// Cohere2's global layers).
+    pub no_rope: bool,
 }
 
 /// Mixture-of-experts shape.
@@ -155,9 +159,10 @@ pub(crate) struct ModelShape {
     /// The LM head reads a scaled copy of the normed output (MiniCPM3's `lm_head scaling`,
     /// `src/models/minicpm3.cpp`).
     pub scaled_head_input: bool,
-    /// Every layer multiplies Q by a per-token attention temperature, a graph input
-    /// (`inp_attn_scale` of `src/models/mistral3.cpp` at 0c1e57098, when
-    /// `attention.temperature_scale` is set).
+    /// Q is multiplied by a per-token attention temperature, a graph input (`inp_attn_scale`
+    /// at 0c1e57098): in every layer of `src/models/mistral3.cpp` when
+    /// `attention.temperature_scale` is set, in the layers without RoPE of
+    /// `src/models/llama4.cpp` ([`LayerShape::no_rope`]).
     pub attn_temperature: bool,
     /// GPT-NeoX layers with `use_parallel_residual` set run the attention and the FFN side by
     /// side, each on its own norm of the layer input (`src/models/gptneox.cpp` at 0c1e57098).
@@ -252,7 +257,15 @@ impl ModelShape {
             .get_u64(&format!("{arch}.full_attention_interval"))?
             .unwrap_or(4)
             .max(1);
-        let layers = (0..n_layer)
+        // Llama 4 (`src/models/llama4.cpp` at 0c1e57098): every 4th layer attends without RoPE
+        // (`n_no_rope_layer_step`, 4 by default in `llama-hparams.h`), only the last one when
+        // the model has no chunked attention (the step is then `n_layer`).
+        let no_rope_step = match arch.as_str() {
+            "llama4" if swa_layers.iter().any(|&swa| swa) => Some(4),
+            "llama4" => Some(n_layer),
+            _ => None,
+        };
+        let layers: Vec<LayerShape> = (0..n_layer)
             .map(|i| {
                 let n_head_kv = heads_kv.get(i).copied().unwrap_or(0);
                 let n_ff = ff.get(i).copied().unwrap_or(0);
@@ -270,9 +283,14 @@ impl ModelShape {
                     recurrent,
                     n_ff,
                     shares_kv: i >= kv_layers,
+                    // Cohere2 rotates on its sliding-window layers only (`src/models/cohere2.cpp`
+                    // at 0c1e57098).
+                    no_rope: no_rope_step.is_some_and(|step| (i + 1) % step.max(1) == 0)
+                        || (arch == "cohere2" && !swa_layers.get(i).copied().unwrap_or(false)),
                 }
             })
             .collect();
+        let no_rope_layers = layers.iter().any(|l| l.no_rope);
         let weights = classify_weights(model, n_layer)?;
         let token_embd = model
             .tensor("token_embd.weight")
@@ -307,10 +325,13 @@ impl ModelShape {
                     .metadata()
                     .get_bool(&format!("{arch}.use_parallel_residual"))?
                     .unwrap_or(false),
-            attn_temperature: arch == "mistral3"
+            // Llama 4 builds the input whatever its hyper-parameters; only its layers without
+            // RoPE read it.
+            attn_temperature: (arch == "mistral3"
                 && model
                     .attention_temperature_scale()?
-                    .is_some_and(|scale| scale != 0.0),
+                    .is_some_and(|scale| scale != 0.0))
+                || (arch == "llama4" && no_rope_layers),
             embeddings_scaled: model
                 .metadata()
                 .get_f64(&format!("{arch}.embedding_scale"))?

@@ -185,7 +185,7 @@ impl Builder<'_> {
         let q_rows = layer.n_head.max(1) * hk;
         let kv_heads = layer.n_head_kv.max(1);
         let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);
-        let pos = self.rotates(layer.swa).then(|| self.pos());
+        let pos = (self.shape.positional && !layer.no_rope).then(|| self.pos());
         let gated = GATED_QUERY.contains(&shape.arch.as_str());
         let mut q_gate = None;
         let (q, k, v, v_contiguous) = if self.has(il, "attn_qkv.weight") {
@@ -199,7 +199,6 @@ impl Builder<'_> {
             let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
             (q, k, v, false)
         } else {
-            // build_attn expands Q, then V, then K (K last for RoPE fusion into the cache).
             let q_out = self.out_rows(il, "attn_q.weight", q_rows);
             let q = self.linear(cur, q_out, t, self.has(il, "attn_q.bias"));
             let mut q = if gated {
@@ -208,18 +207,47 @@ impl Builder<'_> {
             } else {
                 self.qk_rope(il, q, q_out * t * F32, "attn_q_norm.weight", pos)
             };
-            if let Some(scale) = self.inputs.attn_scale {
-                // Temperature tuning: Q times the per-token scale, in place.
+            // Temperature tuning: Q times the per-token scale, in place (over a view: on its
+            // own), in every layer, or only in those without RoPE when the model has some.
+            let scaled = layer.no_rope || !shape.layers.iter().any(|l| l.no_rope);
+            if let Some(scale) = self.inputs.attn_scale.filter(|_| scaled) {
                 q = self.inplace(&[q, scale], 1);
             }
             let v_rows = self.out_rows(il, "attn_v.weight", v_rows);
-            let v = self.linear(cur, v_rows, t, self.has(il, "attn_v.bias"));
             let k_rows = self.out_rows(il, "attn_k.weight", k_rows);
-            let k = self.linear(cur, k_rows, t, self.has(il, "attn_k.bias"));
-            let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
-            (q, k, v, true)
+            let build_k = |b: &mut Self| {
+                let k = b.linear(cur, k_rows, t, b.has(il, "attn_k.bias"));
+                b.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos)
+            };
+            if shape.layers.iter().any(|l| l.swa) {
+                // With sliding-window caches `build_attn` (`llm_graph_input_attn_kv_iswa`,
+                // `src/llama-graph.cpp` at 0c1e57098) expands Q, then K, then V, each with its
+                // rotation (a quantized cache's Hadamard matmul) right after it.
+                let rot = self.attn_inputs(layer.swa).rot;
+                let q = self.rotate(q, rot.k, true);
+                let k = build_k(self);
+                let k = self.rotate(k, rot.k, true);
+                let v = self.linear(cur, v_rows, t, self.has(il, "attn_v.bias"));
+                let v = self.rotate(v, rot.v, true);
+                let attn = self.attend_rotated(il, q, k, v);
+                return self.attention_gate(q_gate, q_rows, attn);
+            }
+            // build_attn expands Q, then V, then K (K last for RoPE fusion into the cache).
+            let v = self.linear(cur, v_rows, t, self.has(il, "attn_v.bias"));
+            (q, build_k(self), v, true)
         };
         let attn = self.attend(il, q, k, v, v_contiguous);
+        self.attention_gate(q_gate, q_rows, attn)
+    }
+
+    /// The gate of a [`GATED_QUERY`] over the attention's output `attn` (none: `attn`).
+    fn attention_gate(
+        &mut self,
+        q_gate: Option<TensorId>,
+        q_rows: u64,
+        attn: TensorId,
+    ) -> TensorId {
+        let t = self.r.n_tokens;
         let Some(q_full) = q_gate else {
             return attn;
         };
@@ -245,6 +273,13 @@ impl Builder<'_> {
         let q = self.rotate(q, rot.k, true);
         let k = self.rotate(k, rot.k, true);
         let v = self.rotate(v, rot.v, v_contiguous);
+        self.attend_rotated(il, q, k, v)
+    }
+
+    /// [`Self::attend`] once Q, K and V are rotated: cached attention, and the rotation of its
+    /// output back.
+    fn attend_rotated(&mut self, il: usize, q: TensorId, k: TensorId, v: TensorId) -> TensorId {
+        let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
         let v = self.g.view(v);
         let attn = self.cached_attention(il, q, k, v);
         self.rotate(attn, rot.v, true)
@@ -285,12 +320,6 @@ impl Builder<'_> {
             Some(pos) => self.inplace(&[q, pos], 1),
             None => q,
         }
-    }
-
-    /// Whether a layer (sliding-window or not) rotates Q and K by position: Cohere2 rotates on
-    /// its sliding-window layers only (`src/models/cohere2.cpp` at 0c1e57098).
-    pub(super) fn rotates(&self, swa: bool) -> bool {
-        self.shape.positional && (swa || self.shape.arch != "cohere2")
     }
 
     /// Optional per-head norm, then RoPE (when the model has positions), on a reshaped view.

@@ -3,7 +3,7 @@
 
 use super::{Builder, HOST, Split};
 use crate::memory::alloc::TensorId;
-use crate::memory::shape::PARALLEL_HYBRIDS;
+use crate::memory::shape::{LayerShape, PARALLEL_HYBRIDS};
 
 impl Builder<'_> {
     /// A graph input; inputs live on the host and are copied to devices that use them.
@@ -199,21 +199,39 @@ impl Builder<'_> {
         buffer: usize,
         needed: &mut Vec<TensorId>,
     ) {
-        // Only attention layers read the positions (those that rotate: RoPE) and the attention
-        // scale.
-        let rotating = (kinds[0] && self.rotates(false)) || (kinds[1] && self.rotates(true));
-        if rotating {
+        // Only attention layers read the positions (RoPE) and the attention scale. With layers
+        // without RoPE (Llama 4's: its full-attention layers, the chunked ones rotate), a kind's
+        // layers read the positions only if they rotate, the scale only if they do not, each
+        // copied before the kind's inputs, the chunked kind first, the order its layers open a
+        // period of 4 in (a split starting at a full-attention layer followed by chunked ones
+        // reads them the other way round, which sizes alike when the masks do).
+        let layers = &self.shape.layers;
+        let per_kind = layers.iter().any(|l| l.n_head_kv > 0 && l.no_rope);
+        if kinds.contains(&true) && !per_kind {
             needed.extend(self.inputs.pos);
-        }
-        if kinds.contains(&true) {
             needed.extend(self.inputs.attn_scale);
         }
         // With the cache on the host only the host reads the row indices (the stores run
         // there), and a device reads the mask only from the split its flash attention starts,
         // so the copy is made there (`cached_attention`).
         let cache_here = !self.r.kv_on_host || buffer == HOST;
-        let used = self.inputs.attn.iter().zip(kinds);
-        for a in used.filter_map(|(a, used)| a.filter(|_| used)) {
+        let order: [usize; 2] = if per_kind { [1, 0] } else { [0, 1] };
+        for kind in order.into_iter().filter(|&kind| kinds[kind]) {
+            let Some(a) = self.inputs.attn[kind] else {
+                continue;
+            };
+            if per_kind {
+                let of_kind = |l: &&LayerShape| l.n_head_kv > 0 && usize::from(l.swa) == kind;
+                if layers.iter().filter(of_kind).any(|l| !l.no_rope) {
+                    needed.extend(self.inputs.pos);
+                }
+                // With the cache on the host a device's split for those layers starts after
+                // the previous layer's stores, and copies the scale there (Llama 4's 3:1
+                // split at 0c1e57098: `inp_attn_scale` in the split resuming before layer 3).
+                if cache_here && layers.iter().filter(of_kind).any(|l| l.no_rope) {
+                    needed.extend(self.inputs.attn_scale);
+                }
+            }
             if let Some((k_idxs, v_idxs)) = a.idxs.filter(|_| cache_here) {
                 needed.push(k_idxs);
                 needed.extend(v_idxs);
