@@ -30,7 +30,7 @@ impl Builder<'_> {
         let cur = if self.post_norm_only(il) {
             inp
         } else {
-            self.norm(inp, self.has(il, "attn_norm.bias"))
+            self.biased_norm(inp, self.has(il, "attn_norm.bias"))
         };
         if let Some(mla) = shape.mla.filter(|_| self.has(il, "attn_kv_a_mqa.weight")) {
             let attn = self.mla_attention(il, cur, mla);
@@ -185,7 +185,7 @@ impl Builder<'_> {
         let q_rows = layer.n_head.max(1) * hk;
         let kv_heads = layer.n_head_kv.max(1);
         let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);
-        let pos = (self.shape.positional && !layer.no_rope).then(|| self.pos());
+        let pos = (self.rotates() && !layer.no_rope).then(|| self.pos());
         let gated = GATED_QUERY.contains(&shape.arch.as_str());
         let mut q_gate = None;
         let (q, k, v, v_contiguous) = if self.has(il, "attn_qkv.weight") {
@@ -374,7 +374,7 @@ impl Builder<'_> {
         let normed = if self.post_norm_only(il) {
             ffn_inp
         } else {
-            self.norm(ffn_inp, self.has(il, "ffn_norm.bias"))
+            self.biased_norm(ffn_inp, self.has(il, "ffn_norm.bias"))
         };
         let mut out = self.ffn(il, normed);
         if self.has(il, "post_ffw_norm.weight") {
@@ -386,6 +386,13 @@ impl Builder<'_> {
             return self.residual_add(ffn_inp, out);
         }
         self.residual_add(out, ffn_inp)
+    }
+
+    /// Whether the attention rotates Q and K by position (RoPE): not with learned positions
+    /// (GPT-2, StarCoder: `position_embd` added to the token embeddings, `starcoder.cpp` at
+    /// 0c1e57098), whose attention reads the positions only through that table.
+    pub(super) fn rotates(&self) -> bool {
+        self.shape.positional && !self.names.contains_key("position_embd.weight")
     }
 
     /// Whether both residual adds of a layer read the residual first ([`RESIDUAL_FIRST`]).
@@ -445,8 +452,9 @@ pub(super) enum ParallelBlock {
 const POST_ATTENTION_NORM_FEEDS_FFN: [&str; 2] = ["gpt-oss", "qwen3next"];
 
 /// Architectures whose FFN residual add reads the residual first (`ggml_add(ctx0, residual,
-/// cur)` in `src/models/phi3.cpp` at 0c1e57098; the others add the FFN output first).
-const FFN_ADDED_ONTO_RESIDUAL: [&str; 1] = ["phi3"];
+/// cur)` in `src/models/phi3.cpp` at 0c1e57098, which builds Phi-3 and PhiMoE; the others add
+/// the FFN output first).
+const FFN_ADDED_ONTO_RESIDUAL: [&str; 2] = ["phi3", "phimoe"];
 
 /// Architectures whose two residual adds both read the residual first (`ggml_add(ctx0,
 /// inpL, cur)` and `ggml_add(ctx0, ffn_inp, cur)` in `src/models/jamba.cpp` at 0c1e57098):

@@ -101,6 +101,11 @@ pub(crate) const CPU_ALIGNMENT: u64 = 32;
 /// The host's buffer: graph inputs, the CPU backend's ops and, without KV offload, the cache.
 const HOST: usize = 0;
 
+/// Architectures whose norms with a bias are RMS norms (`LLM_NORM_RMS` with the bias, in
+/// place: `src/models/phi3.cpp` at 0c1e57098, which builds Phi-3 and PhiMoE); the others'
+/// are `ggml_norm` (LLM_NORM).
+const RMS_NORM_WITH_BIAS: [&str; 2] = ["phi3", "phimoe"];
+
 /// Compute-buffer peak per buffer for this reserve and placement.
 pub(crate) fn compute_peaks(
     shape: &ModelShape,
@@ -331,14 +336,15 @@ impl Builder<'_> {
             // Its views join the graph after the token embeddings.
             self.state_copy_input();
         }
+        let mut positions = None;
         if !self.shape.causal {
             cur = self.encoder_embeddings(cur);
         } else if self.names.contains_key("position_embd.weight") {
-            // Learned positions (GPT-2, StarCoder): get_rows of the position table, added.
+            // Learned positions (GPT-2, StarCoder): get_rows of the position table, added
+            // below, once the first layer's split is known.
             let pos = self.pos();
             let e = self.e();
-            let p = self.op(e, &[pos]);
-            cur = self.inplace(&[cur, p], 2);
+            positions = Some(self.op(e, &[pos]));
         }
         let last = placement.layers.len().saturating_sub(1);
         let split_at = |k: usize| match placement.layers.get(k) {
@@ -359,6 +365,15 @@ impl Builder<'_> {
             },
         };
         let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
+        if let Some(p) = positions {
+            // The add has no weights: the scheduler runs it with the first layer ("expand gpu
+            // up"), whose split on a device copies both embeddings first (StarCoder's 1:1
+            // full offload at 0c1e57098: `embd`, `pos_embd`, then the attention inputs).
+            if splits[0].buffer != HOST {
+                self.enter(splits[0], &[cur, p], &[]);
+            }
+            cur = self.inplace(&[cur, p], 2);
+        }
         self.state_read_buffers = placement
             .layers
             .iter()
@@ -503,6 +518,19 @@ impl Builder<'_> {
     /// starts with its result (its weight is on the new device), reading `x`, the residual,
     /// later.
     fn norm(&mut self, x: TensorId, layer_norm: bool) -> TensorId {
+        self.norm_with(x, layer_norm, layer_norm)
+    }
+
+    /// `build_norm` of a norm with a bias of its own (`bias`): `ggml_norm` (LLM_NORM), except
+    /// for the architectures of [`RMS_NORM_WITH_BIAS`], whose in-place `ggml_rms_norm` is
+    /// followed by the weight and the bias.
+    fn biased_norm(&mut self, x: TensorId, bias: bool) -> TensorId {
+        let layer_norm = bias && !RMS_NORM_WITH_BIAS.contains(&self.shape.arch.as_str());
+        self.norm_with(x, layer_norm, bias)
+    }
+
+    /// [`Self::norm`], with the in-place bias add when `bias`.
+    fn norm_with(&mut self, x: TensorId, layer_norm: bool, bias: bool) -> TensorId {
         let n = if layer_norm {
             // GGML_OP_NORM is not in ggml_op_can_inplace.
             let bytes = self.g.bytes(x);
@@ -523,7 +551,7 @@ impl Builder<'_> {
             self.enter(split, &[n], later);
         }
         let n = self.inplace(&[n], 1);
-        if layer_norm { self.inplace(&[n], 1) } else { n }
+        if bias { self.inplace(&[n], 1) } else { n }
     }
 
     /// A matmul with an optional in-place bias add.
@@ -579,9 +607,11 @@ impl Builder<'_> {
         };
         // Parallel-block layers (Command-R, Cohere2) norm with `ggml_norm` (LLM_NORM), with or
         // without a bias: not in place.
-        let layer_norm =
-            self.names.contains_key("output_norm.bias") || self.parallel_block().is_some();
-        let mut embd = self.norm(inp, layer_norm);
+        let mut embd = if self.parallel_block().is_some() {
+            self.norm(inp, true)
+        } else {
+            self.biased_norm(inp, self.names.contains_key("output_norm.bias"))
+        };
         self.g.mark_output(embd);
         if self.rows_after_output_norm() {
             // The normed output is the graph's `t_h_nextn`, an output; the output rows are

@@ -208,7 +208,7 @@ impl Builder<'_> {
         let layers = &self.shape.layers;
         let per_kind = layers.iter().any(|l| l.n_head_kv > 0 && l.no_rope);
         if kinds.contains(&true) && !per_kind {
-            needed.extend(self.inputs.pos);
+            needed.extend(self.inputs.pos.filter(|_| self.rotates()));
             needed.extend(self.inputs.attn_scale);
         }
         // With the cache on the host only the host reads the row indices (the stores run
