@@ -279,6 +279,7 @@ def trace(args):
     (alloc_trace_view.py reads it). The JSON lines on stdout are the worker's, as measured."""
     ts = [float(x) for x in args.ts.split(",")] if args.ts else None
     ctx = S(args.n_ctx, args.n_seq, args.fa, offload_kqv=not args.no_kv_offload, tag="trace")
+    ctx.update(type_k=args.cache_type, type_v=args.cache_type)
     worker(dict(servers=args.rpc, n_gpu_layers=args.ngl, tensor_split=ts, echo_log=True, contexts=[ctx],
                 path=os.path.join(MODELS, args.models[0] + ".gguf")))
 
@@ -326,6 +327,7 @@ def main():
     ap.add_argument("--n-seq", type=int, default=1, help="--trace: parallel sequences")
     ap.add_argument("--fa", default="on", choices=["on", "off", "auto"], help="--trace: flash attention")
     ap.add_argument("--no-kv-offload", action="store_true", help="--trace: cache on the host")
+    ap.add_argument("--cache-type", default="f16", help="--trace: the K and V cache type (f16, q8_0, ...)")
     ap.add_argument("--rpc-server", default=os.environ.get("RPC_SERVER_BIN"),
                     help="start two servers from this binary for the run (default: use running ones)")
     ap.add_argument("--ports", nargs=2, type=int, default=[50052, 50053], help="the two servers' ports")

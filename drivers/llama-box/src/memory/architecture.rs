@@ -124,13 +124,10 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// exact), and StarCoder once its attention took no RoPE (learned positions) and its embedding
 /// add ran with the first layer (every row within 0.1%), and OLMo once its norms without
 /// weight or bias were `ggml_norm`, not in place and not pinned to the layer's device (every
-/// row within 1.8%).
+/// row within 1.8%). Cohere2 left it too once its global (non-sliding) layers ran without RoPE
+/// (`LayerShape::no_rope`) and a parallel block's last layer selected the residual's output
+/// rows after the FFN (every row exact).
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
-    // Measured offloaded with the no-commit RPC server (session 8; 90 device rows each). Every
-    // device within 5% but the first device of the 3:1 split with the host keeping the LM head
-    // (ngl 4), 6.5% under (8 MiB) with flash attention at one sequence; device totals within
-    // 0.6%.
-    ("cohere2", 7, 1),
     // The host of the partial offloads (one device at ngl 1, the 3:1 split at ngl 3) at 4
     // sequences: 5.2% over (4 MiB) with flash attention, 6.8% under (6.3 MiB) without at 4096
     // tokens; device totals within 0.6%.

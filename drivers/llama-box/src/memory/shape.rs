@@ -52,7 +52,8 @@ pub(crate) struct LayerShape {
     /// (`llama_hparams::has_kv` false: Gemma 3n's last layers).
     pub shares_kv: bool,
     /// Attends without RoPE in a model whose other layers rotate (Llama 4's every
-    /// `n_no_rope_layer_step`-th layer; its Q is scaled by the attention temperature instead).
+    /// `n_no_rope_layer_step`-th layer, its Q scaled by the attention temperature instead;
+    /// Cohere2's global layers).
     pub no_rope: bool,
 }
 
@@ -282,7 +283,10 @@ impl ModelShape {
                     recurrent,
                     n_ff,
                     shares_kv: i >= kv_layers,
-                    no_rope: no_rope_step.is_some_and(|step| (i + 1) % step.max(1) == 0),
+                    // Cohere2 rotates on its sliding-window layers only (`src/models/cohere2.cpp`
+                    // at 0c1e57098).
+                    no_rope: no_rope_step.is_some_and(|step| (i + 1) % step.max(1) == 0)
+                        || (arch == "cohere2" && !swa_layers.get(i).copied().unwrap_or(false)),
                 }
             })
             .collect();
@@ -327,7 +331,7 @@ impl ModelShape {
                 && model
                     .attention_temperature_scale()?
                     .is_some_and(|scale| scale != 0.0))
-                || no_rope_layers,
+                || (arch == "llama4" && no_rope_layers),
             embeddings_scaled: model
                 .metadata()
                 .get_f64(&format!("{arch}.embedding_scale"))?

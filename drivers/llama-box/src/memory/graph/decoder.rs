@@ -64,19 +64,26 @@ impl Builder<'_> {
             return self.ffn_onto_attention(il, inp, normed, last);
         }
         let (mut attn, ffn_sum) = self.self_attention_beside(il, normed, |b| {
-            let (mut ffn_inp, mut residual) = (normed, inp);
-            if last {
+            let rows = |b: &mut Self, x: TensorId| {
+                if !last {
+                    return x;
+                }
                 let ids = b.out_ids();
                 let e = b.e();
-                if kind == ParallelBlock::SharedNorm {
-                    ffn_inp = b.op(e, &[ffn_inp, ids]);
+                b.op(e, &[x, ids])
+            };
+            // The FFN joins the graph before the residual it is added to: a shared norm's
+            // output rows, then the FFN, then the residual's rows; an FFN norm of its own
+            // reads the residual's rows first.
+            let (ffn_inp, residual) = match kind {
+                ParallelBlock::OwnFfnNorm => {
+                    let residual = rows(b, inp);
+                    (b.norm(residual, b.has(il, "ffn_norm.bias")), Some(residual))
                 }
-                residual = b.op(e, &[residual, ids]);
-            }
-            if kind == ParallelBlock::OwnFfnNorm {
-                ffn_inp = b.norm(residual, b.has(il, "ffn_norm.bias"));
-            }
+                _ => (rows(b, normed), None),
+            };
             let out = b.ffn(il, ffn_inp);
+            let residual = residual.unwrap_or_else(|| rows(b, inp));
             b.inplace(&[out, residual], 2)
         });
         if last {
@@ -427,8 +434,8 @@ pub(super) enum ParallelBlock {
     /// layer norm (`ggml_norm`, a tensor of its own) feeds the attention and the FFN; the
     /// output is (FFN + residual) + attention output, whose first source, the FFN sum, puts
     /// the FFN and its residual add before the attention's output projection. The last layer
-    /// selects the output rows of the norm (for the FFN), the residual and the projected
-    /// attention output.
+    /// selects the output rows of the norm (for the FFN), then, after the FFN, of the residual,
+    /// then of the projected attention output.
     SharedNorm,
     /// GPT-NeoX with `use_parallel_residual` (`src/models/gptneox.cpp` at 0c1e57098): as
     /// [`Self::SharedNorm`], but the FFN reads a norm of its own (`ffn_norm`) of the layer
