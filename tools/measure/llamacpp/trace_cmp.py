@@ -14,9 +14,9 @@ first whose size or offset differs is printed with the events of both sides befo
 import re
 import sys
 
-RE_ALLOC = re.compile(r"^buf (\d+): ggml_dyn_tallocr_alloc: allocating (.*?) \((\d+) bytes\) - block \d+, offset (\d+)")
-RE_FREE = re.compile(r"^(?:buf (\d+): )?ggml_gallocr_free_node: freeing (.*?) at \{chunk=\d+, offset=(\d+)\} \((\d+) bytes\)")
-RE_REUSE = re.compile(r"^reusing parent (.*) for (.*)$")
+# llama.cpp's allocator log is read with the patterns of its viewer (one copy of its format).
+from alloc_trace_view import RE_ALLOC, RE_FREE, RE_REUSE
+
 RE_EXEC = re.compile(r"^exec: (\S+) \((\S*)\) <= (.*)")
 R_ALLOC = re.compile(r"^R buf (\d+): alloc (\d+) \((\d+) bytes\) at (\d+)(.*)")
 R_REUSE = re.compile(r"^R buf (\d+): reuse (\d+) for (\d+)(.*)")
@@ -44,8 +44,8 @@ def llama_events(path, buf):
                 events.append(("reuse", f"{m.group(1)} -> {m.group(2)}", 0, 0))
             continue
         m = RE_FREE.match(ln)
-        if m and (int(m.group(1)) if m.group(1) else where.get(m.group(2))) == buf:
-            events.append(("free", m.group(2), int(m.group(4)), int(m.group(3))))
+        if m and int(m.group(1)) == buf:
+            events.append(("free", m.group(2), int(m.group(5)), int(m.group(4))))
     return events
 
 
