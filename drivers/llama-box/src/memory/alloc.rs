@@ -394,7 +394,7 @@ impl<'g> Run<'g> {
     /// ggml-alloc asks `ggml_gallocr_is_own(parent)`, and a view's hash node is never marked
     /// allocated (`ggml_gallocr_allocate_node` skips views), so its "reusing view parent"
     /// branch is never taken at 0c1e57098 (no such line in any allocator trace of
-    /// `tools/measure/llamacpp/trace_run.py`).
+    /// `tools/measure/llamacpp/alloc_trace.sh`, run through `measure_rpc.py --trace`).
     fn can_lend(&self, parent: TensorId) -> bool {
         let p = &self.graph.tensors[parent];
         let state = &self.state[parent];

@@ -255,13 +255,20 @@ mod tests {
         // keep theirs.
         assert_eq!(Coverage::of("llama").offloaded_band("llama"), measured);
         assert!(Coverage::of("llama").offload_note("llama").is_none());
-        for &(arch, compute, _) in OFFLOAD_GAPS {
+        for &(arch, _, _) in OFFLOAD_GAPS {
             let coverage = Coverage::of(arch);
             assert_eq!(coverage.band(), measured);
             assert_eq!(coverage.offloaded_band(arch).percent, OFFLOAD_GAP_PERCENT);
-            let note = coverage.offload_note(arch).expect("offload note");
-            assert!(note.contains(&format!("{compute}%")), "{note}");
         }
+        // The note names the measured figures of a declared architecture (deepseek2: 6.8%
+        // compute, 0.6% device total, measured in session 8), not the table's own echo.
+        let note = Coverage::of("deepseek2")
+            .offload_note("deepseek2")
+            .expect("offload note");
+        assert!(
+            note.contains("compute up to 7%") && note.contains("totals up to 1%"),
+            "{note}"
+        );
         // Replayed with their splits, the hybrids of Mamba-2 layers, Qwen3-Next's gated
         // delta-net layers, Gemma 3n's AltUp layers, Jamba's and Llama 4's keep the measured
         // band.

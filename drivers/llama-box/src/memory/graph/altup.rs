@@ -39,7 +39,7 @@ pub(crate) fn replays_whole_runs(shape: &ModelShape) -> bool {
 impl Builder<'_> {
     /// Whether the architecture is built by [`Builder::build_altup`].
     pub(super) fn altup(&self) -> bool {
-        ALTUP.contains(&self.shape.arch.as_str())
+        replays_whole_runs(self.shape)
     }
 
     fn altup_widths(&self) -> AltUp {

@@ -432,16 +432,13 @@ impl Builder<'_> {
             let next = splits[k + 1];
             self.closing =
                 (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
-            self.next_recurrent = self
-                .recurrent_reads_after(&placement.layers[k..])
+            let reads_after = self.recurrent_reads_after(&placement.layers[k..]);
+            self.next_recurrent = reads_after
                 .filter(|&(_, b)| b != splits[k].buffer)
                 .map(|(_, b)| b);
-            self.reads_after =
-                self.recurrent_reads_after(&placement.layers[k..])
-                    .filter(|&(l, b)| {
-                        self.is_mamba(l)
-                            && (self.r.kv_on_host || (b != splits[k].buffer && b != HOST))
-                    });
+            self.reads_after = reads_after.filter(|&(l, b)| {
+                self.is_mamba(l) && (self.r.kv_on_host || (b != splits[k].buffer && b != HOST))
+            });
             self.defer_residual =
                 self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
             cur = if self.shape.t5_encoder {

@@ -20,6 +20,18 @@ pub(super) struct ChannelMix {
     shift: TensorId,
 }
 
+/// What a layer's time mix reads: the layer, its attention norm, x_prev - x (`sx`), the WKV
+/// state rows, the buffer the states live in and the layer's device.
+#[derive(Clone, Copy)]
+struct TimeMix {
+    il: usize,
+    att_norm: TensorId,
+    sx: TensorId,
+    wkv_state: TensorId,
+    state: usize,
+    device: usize,
+}
+
 impl Builder<'_> {
     /// Whether layer `il` is an RWKV-6 or RWKV-7 layer with fused token-shift lerps (the
     /// form the converter writes), which [`Self::rwkv_layer`] builds op by op.
@@ -93,29 +105,26 @@ impl Builder<'_> {
         let seqs = self.r.n_seqs.max(1);
         let e = self.shape.n_embd;
         let big = e * t * F32;
-        let pending = self.pending_mix.take();
-        // The previous layer's channel mix starts on the reads' device when that is another
-        // device than its own.
-        let head = pending.map(|mix| {
-            if state != HOST && state != mix.device {
+        // The previous layer's channel mix, with the views it reads first. It starts on the
+        // reads' device when that is another device than its own.
+        let pending = self.pending_mix.take().map(|mix| {
+            let head = if state != HOST && state != mix.device {
                 state
             } else {
                 mix.device
-            }
+            };
+            (mix, self.mix_views(mix), head)
         });
-        let mix_views = pending.map(|mix| self.mix_views(mix));
         let mut after = Vec::new();
-        match (pending, mix_views) {
-            (Some(mix), Some(views)) if head == Some(state) && state != mix.device => {
-                after.extend(views);
-            }
-            (None, _) => {
+        match pending {
+            Some((mix, views, head)) if head != mix.device => after.extend(views),
+            Some(_) => {}
+            None => {
                 after.push(inp);
                 if split.outputs && state == device {
                     after.push(self.out_ids());
                 }
             }
-            _ => {}
         }
         let shift = self.state_rows(state, self.shape.recurrent.r, &after);
         let wkv_state = self.state_rows(state, self.shape.recurrent.s, &[]);
@@ -132,12 +141,9 @@ impl Builder<'_> {
         } else {
             first
         };
-        let inp = match (pending, mix_views) {
-            (Some(mix), Some(views)) => {
-                let head = head.unwrap_or(mix.device);
-                self.channel_mix(mix, views, head, device, &reads, false)
-            }
-            _ => {
+        let inp = match pending {
+            Some((mix, views, head)) => self.channel_mix(mix, views, head, device, &reads, false),
+            None => {
                 let mut inputs = vec![inp];
                 inputs.extend(&reads);
                 self.switch(device, &inputs);
@@ -154,10 +160,18 @@ impl Builder<'_> {
         let att_prev = self.g.view(att_norm);
         let x_prev = self.op(big, &[att_shift, att_prev]);
         let sx = self.elementwise(&[x_prev, att_norm], &[0]);
+        let mix = TimeMix {
+            il,
+            att_norm,
+            sx,
+            wkv_state,
+            state,
+            device,
+        };
         let out = if self.is_rwkv7(il) {
-            self.rwkv7_time_mix(il, att_norm, sx, wkv_state, state, device)
+            self.rwkv7_time_mix(mix)
         } else {
-            self.rwkv6_time_mix(il, att_norm, sx, wkv_state, state, device)
+            self.rwkv6_time_mix(mix)
         };
         let out = self.g.view(out);
         let residual = inp_2d;
@@ -188,17 +202,11 @@ impl Builder<'_> {
     /// `build_rwkv6_time_mix` from x_prev - x (`sx`) to the output projection: the fused
     /// lerps through their LoRA, k, v and r, the decay, the WKV (its new state stored where
     /// the states live), the group norm and the SiLU gate.
-    fn rwkv6_time_mix(
-        &mut self,
-        il: usize,
-        att_norm: TensorId,
-        sx: TensorId,
-        wkv_state: TensorId,
-        state: usize,
-        device: usize,
-    ) -> TensorId {
+    fn rwkv6_time_mix(&mut self, mix: TimeMix) -> TensorId {
+        let TimeMix {
+            il, att_norm, sx, ..
+        } = mix;
         let t = self.r.n_tokens;
-        let seqs = self.r.n_seqs.max(1);
         let e = self.shape.n_embd;
         let big = e * t * F32;
         let sx_2d = self.g.view(sx);
@@ -226,21 +234,14 @@ impl Builder<'_> {
             krv.push(self.linear(x, rows, t, bias));
         }
         let xw = self.g.view(mixed);
-        let decay_rows = self.out_rows(il, "time_mix_decay_w1.weight", 1);
-        let w = self.linear(xw, decay_rows, t, false);
-        let w = self.elementwise(&[w], &[0]);
-        let w = self.linear(w, e, t, false);
-        let mut w = w;
+        let mut w = self.lora(il, xw, ["time_mix_decay_w1", "time_mix_decay_w2"], true);
         for _ in 0..4 {
             // + decay, exp, neg, exp.
             w = self.elementwise(&[w], &[0]);
         }
         let mut srcs: Vec<TensorId> = krv.iter().map(|&x| self.g.view(x)).collect();
         srcs.push(self.g.view(w));
-        srcs.push(wkv_state);
-        let state_bytes = self.shape.recurrent.s * seqs * F32;
-        let wkv = self.fused_state_op(&srcs, big, state_bytes, state);
-        self.switch(device, &[]);
+        let wkv = self.wkv(mix, srcs);
         // The group norm over heads (a reshape: new memory), its weight and bias, the gate.
         let heads = self.g.view(wkv);
         let normed = self.op(big, &[heads]);
@@ -260,17 +261,11 @@ impl Builder<'_> {
     /// (k + a·ka - ka), v (mixed with the first layer's v from the second layer on: that v
     /// stays alive until the last layer), the normalised kk, the WKV (its new state stored
     /// where the states live), the group norm, the bonus v·sum(k·r·r_k) and the gate.
-    fn rwkv7_time_mix(
-        &mut self,
-        il: usize,
-        att_norm: TensorId,
-        sx: TensorId,
-        wkv_state: TensorId,
-        state: usize,
-        device: usize,
-    ) -> TensorId {
+    fn rwkv7_time_mix(&mut self, mix: TimeMix) -> TensorId {
+        let TimeMix {
+            il, att_norm, sx, ..
+        } = mix;
         let t = self.r.n_tokens;
-        let seqs = self.r.n_seqs.max(1);
         let e = self.shape.n_embd;
         let big = e * t * F32;
         let gated = self.has(il, "time_mix_g1.weight") && self.has(il, "time_mix_g2.weight");
@@ -283,8 +278,7 @@ impl Builder<'_> {
         let xr = self.g.view(mixed);
         let r = self.linear(xr, e, t, false);
         let xw = slice(self);
-        let w = self.lora(il, xw, ["time_mix_w1", "time_mix_w2"], true);
-        let mut w = w;
+        let mut w = self.lora(il, xw, ["time_mix_w1", "time_mix_w2"], true);
         for _ in 0..4 {
             // + w0, sigmoid, scale, exp.
             w = self.elementwise(&[w], &[0]);
@@ -320,10 +314,8 @@ impl Builder<'_> {
         let a_3d = self.g.view(a);
         let kk_a = self.elementwise(&[kk, a_3d], &[0, 1]);
         let mut srcs: Vec<TensorId> = [r, w, k_mixed, v].iter().map(|&x| self.g.view(x)).collect();
-        srcs.extend([neg, kk_a, wkv_state]);
-        let state_bytes = self.shape.recurrent.s * seqs * F32;
-        let wkv = self.fused_state_op(&srcs, big, state_bytes, state);
-        self.switch(device, &[]);
+        srcs.extend([neg, kk_a]);
+        let wkv = self.wkv(mix, srcs);
         let heads = self.g.view(wkv);
         let mut cur = heads;
         if self.has(il, "time_mix_ln.weight") {
@@ -350,6 +342,17 @@ impl Builder<'_> {
             cur = self.elementwise(&[cur, g], &[0, 1]);
         }
         self.linear(cur, e, t, false)
+    }
+
+    /// The fused WKV op over `srcs` and the state rows: the tokens' output and the new states,
+    /// which are stored where the states live; the layer goes on on its device.
+    fn wkv(&mut self, mix: TimeMix, mut srcs: Vec<TensorId>) -> TensorId {
+        srcs.push(mix.wkv_state);
+        let big = self.shape.n_embd * self.r.n_tokens * F32;
+        let state_bytes = self.shape.recurrent.s * self.r.n_seqs.max(1) * F32;
+        let wkv = self.fused_state_op(&srcs, big, state_bytes, mix.state);
+        self.switch(mix.device, &[]);
+        wkv
     }
 
     /// A low-rank projection `second · act(first · x)`: the activation (tanh or sigmoid),
