@@ -77,7 +77,10 @@ pub use inferkit_formats::hub::repo_folder_name as hf_repo_folder;
 /// (default `main`) points to, or the revision itself when it is a commit hash with a snapshot.
 pub fn hf_snapshot(cache: &Path, repo: &RepoRef) -> Option<LocalSnapshot> {
     let folder = hub::repo_folder(cache, &repo.repo);
-    let revision = repo.revision.as_deref().unwrap_or("main");
+    let revision = repo
+        .revision
+        .as_deref()
+        .unwrap_or(hub::Hub::HuggingFace.default_revision());
     let commit = match std::fs::read_to_string(hub::ref_path(&folder, revision)) {
         Ok(commit) => commit.trim().to_string(),
         Err(_) if is_commit_hash(revision) => revision.to_string(),

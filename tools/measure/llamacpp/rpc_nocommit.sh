@@ -1,8 +1,9 @@
 #!/bin/sh
 # Build a measurement-only ggml RPC server that does not commit weight memory: its set_tensor
 # checks the tensor and the bounds as usual and then drops the payload (rpc_nocommit.patch), so
-# the buffers it allocates (ggml_aligned_malloc, never written: weight buffers are not cleared;
-# only KV, recurrent-state and output buffers are, and those are small) stay uncommitted. Only
+# the buffers it allocates (MAP_NORESERVE mappings, never written: weight buffers are not
+# cleared; only KV, recurrent-state and output buffers are, and those are small) stay
+# uncommitted. Only
 # for zero-weight models whose sizes do not depend on weight values (make_models.py's files):
 # the server then holds a 34 GB model in a few hundred MB of RAM. Never serve a model with it.
 #

@@ -17,7 +17,6 @@ import sys
 # llama.cpp's allocator log is read with the patterns of its viewer (one copy of its format).
 from alloc_trace_view import RE_ALLOC, RE_FREE, RE_REUSE
 
-RE_EXEC = re.compile(r"^exec: (\S+) \((\S*)\) <= (.*)")
 R_ALLOC = re.compile(r"^R buf (\d+): alloc (\d+) \((\d+) bytes\) at (\d+)(.*)")
 R_REUSE = re.compile(r"^R buf (\d+): reuse (\d+) for (\d+)(.*)")
 R_FREE = re.compile(r"^R buf (\d+): free (\d+) at (\d+) \((\d+) bytes\)")
