@@ -88,6 +88,9 @@ const MEASURED: &[&str] = &[
     "mistral3",
     // Attention and FFN side by side on one norm, as cohere2 without its sliding window.
     "command-r",
+    // Pre-norm encoder: fused QKV, RoPE, global and sliding-window layers (a second mask),
+    // GeGLU FFN, final norm (`src/models/modern-bert.cpp`).
+    "modern-bert",
 ];
 
 /// Architectures whose llama.cpp builder (`src/models/<arch>.cpp` at 0c1e57098) is the

@@ -36,7 +36,7 @@ use std::collections::HashMap;
 
 use super::alloc::{Graph, TensorId};
 use super::shape::ModelShape;
-use crate::params::CacheType;
+use crate::params::{CacheType, Pooling};
 
 mod altup;
 pub(crate) use altup::replays_whole_runs;
@@ -78,8 +78,8 @@ pub(crate) struct Reserve {
     pub v_trans: bool,
     /// Pipeline-parallel scheduler copies (1, or 4 with several devices at full offload).
     pub n_copies: u64,
-    /// Pooled embeddings requested (encoders).
-    pub pooled: bool,
+    /// The pooling an encoder's graph ends with (`None` without one).
+    pub pooling: Pooling,
     /// The KV cache stays in host memory (`--no-kv-offload`, `offload_kqv = false`).
     pub kv_on_host: bool,
     /// K and V cache element types.
@@ -453,7 +453,8 @@ impl Builder<'_> {
             self.deferred_residual = None;
         }
         let output = splits[placement.layers.len()];
-        self.enter_layer(output, cur, self.shape.causal);
+        let final_norm = self.shape.causal || self.names.contains_key("output_norm.weight");
+        self.enter_layer(output, cur, final_norm);
         if self.opening.is_none() {
             cur = self.local(cur);
         }
@@ -582,6 +583,66 @@ impl Builder<'_> {
         (cur, residual)
     }
 
+    /// `build_pooling` (`src/llama-graph.cpp` at 0c1e57098): the pooled rows of an encoder's
+    /// embeddings. Each pooling's input is created where it is read, the graph's last leaf:
+    /// mean pooling's weights (`inp_mean`, one f32 per token and sequence) multiply the
+    /// transposed embeddings made contiguous; CLS and last-token pooling take one row per
+    /// sequence (`inp_cls`); a reranker's classifier head follows CLS pooling, or mean
+    /// pooling where the file says so (ModernBERT's default).
+    fn pool(&mut self, embd: TensorId) {
+        let seqs = self.r.n_stream.max(1);
+        let rows = self.shape.n_embd * seqs * F32;
+        let pooled = match self.r.pooling {
+            Pooling::None | Pooling::Unspecified => return,
+            Pooling::Mean => self.mean_pool(embd, rows),
+            Pooling::Cls | Pooling::Last => self.cls_pool(embd, rows),
+            Pooling::Rank if self.shape.classifier_mean_pooling => {
+                let pooled = self.mean_pool(embd, rows);
+                self.classifier_head(pooled)
+            }
+            Pooling::Rank => {
+                let pooled = self.cls_pool(embd, rows);
+                self.classifier_head(pooled)
+            }
+        };
+        self.g.mark_output(pooled);
+    }
+
+    fn mean_pool(&mut self, embd: TensorId, rows: u64) -> TensorId {
+        let weights = self.input(self.r.n_tokens * self.r.n_stream.max(1) * F32);
+        let transposed = self.g.view(embd);
+        let cont = self.op(self.e(), &[transposed]);
+        self.op(rows, &[cont, weights])
+    }
+
+    fn cls_pool(&mut self, embd: TensorId, rows: u64) -> TensorId {
+        let ids = self.input(self.r.n_stream.max(1) * 4);
+        self.op(rows, &[embd, ids])
+    }
+
+    /// The reranker's head: `cls` (with its bias and activation, in place), its norm, then
+    /// the score projection `cls.output`, each present or not.
+    fn classifier_head(&mut self, pooled: TensorId) -> TensorId {
+        let seqs = self.r.n_stream.max(1);
+        let mut cur = pooled;
+        if let Some(&(_, width)) = self.names.get("cls.weight") {
+            cur = self.linear(cur, width, seqs, self.names.contains_key("cls.bias"));
+            cur = self.inplace(&[cur], 1);
+            if self.names.contains_key("cls.norm.weight") {
+                cur = self.norm_with(cur, true, false);
+            }
+        }
+        if let Some(&(_, labels)) = self.names.get("cls.output.weight") {
+            cur = self.linear(
+                cur,
+                labels,
+                seqs,
+                self.names.contains_key("cls.output.bias"),
+            );
+        }
+        cur
+    }
+
     /// Output norm and LM head (decoders), or pooling (encoders).
     fn output(&mut self, inp: TensorId) {
         let t = self.r.n_tokens;
@@ -592,13 +653,14 @@ impl Builder<'_> {
             return;
         }
         if !self.shape.causal {
-            self.g.mark_output(inp);
-            if self.r.pooled {
-                let transposed = self.g.view(inp);
-                let cont = self.op(self.e(), &[transposed]);
-                let pooled = self.op(self.shape.n_embd * self.r.n_stream.max(1) * F32, &[cont]);
-                self.g.mark_output(pooled);
-            }
+            // ModernBERT's final norm (`final_norm_out`): the embeddings are its output.
+            let embd = if self.names.contains_key("output_norm.weight") {
+                self.norm_with(inp, true, self.names.contains_key("output_norm.bias"))
+            } else {
+                inp
+            };
+            self.g.mark_output(embd);
+            self.pool(embd);
             return;
         }
         let inp = if self.outputs_after_layers() {
