@@ -126,15 +126,14 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// weight or bias were `ggml_norm`, not in place and not pinned to the layer's device (every
 /// row within 1.8%). Cohere2 left it too once its global (non-sliding) layers ran without RoPE
 /// (`LayerShape::no_rope`) and a parallel block's last layer selected the residual's output
-/// rows after the FFN (every row exact).
+/// rows after the FFN (every row exact). SmolLM3 left it in session 9 once its every 4th layer
+/// attended without RoPE and a split copied the positions only when some of its layers rotate
+/// (every row exact).
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // The host of the partial offloads (one device at ngl 1, the 3:1 split at ngl 3) at 4
     // sequences: 5.2% over (4 MiB) with flash attention, 6.8% under (6.3 MiB) without at 4096
     // tokens; device totals within 0.6%.
     ("deepseek2", 7, 1),
-    // The first device of the 3:1 split (ngl 4) 5.4% over (4 MiB) with flash attention at 4
-    // sequences; device totals within 0.7%.
-    ("smollm3", 6, 1),
 ];
 
 /// How an architecture's compute graph is covered.
@@ -270,8 +269,8 @@ mod tests {
             "{note}"
         );
         // Replayed with their splits, the hybrids of Mamba-2 layers, Qwen3-Next's gated
-        // delta-net layers, Gemma 3n's AltUp layers, Jamba's and Llama 4's keep the measured
-        // band.
+        // delta-net layers, Gemma 3n's AltUp layers, Jamba's, Llama 4's and SmolLM3's (layers
+        // without RoPE) keep the measured band.
         for arch in [
             "falcon-h1",
             "granitehybrid",
@@ -279,6 +278,7 @@ mod tests {
             "gemma3n",
             "jamba",
             "llama4",
+            "smollm3",
         ] {
             assert_eq!(Coverage::of(arch).offloaded_band(arch), measured);
             assert!(Coverage::of(arch).offload_note(arch).is_none());
