@@ -554,7 +554,7 @@ mod tests {
         // `src/models/smollm3.cpp` at 0c1e57098: layer `il` rotates iff `(il + 1) % 4 != 0`,
         // and no layer reads an attention-temperature input.
         let path = format!(
-            "{}/../../tests/fixtures/gguf/archs/smollm3-3b-F16.header.gguf",
+            "{}/testdata/smollm3-3b-F16.header.gguf",
             env!("CARGO_MANIFEST_DIR")
         );
         let model = GgufModel::open(path).expect("fixture");
