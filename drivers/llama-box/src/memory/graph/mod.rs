@@ -161,7 +161,7 @@ struct Inputs {
     pos_buckets: Option<TensorId>,
     /// The recurrent state's row indices (`rs_s_copy`): its views of the ubatch's rows and of
     /// the extra rows (`s_copy_main`, `s_copy_extra`).
-    state_copy: Option<(TensorId, TensorId)>,
+    state_copy: Option<[TensorId; 2]>,
 }
 
 /// Where attention reads K and V from.

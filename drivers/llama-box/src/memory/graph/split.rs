@@ -55,11 +55,8 @@ impl Builder<'_> {
         let buffer = split.buffer;
         self.buffer = buffer;
         let mut needed = first.to_vec();
-        let rows =
-            (split.kinds.is_some() && self.state_read_buffers.contains(&buffer)).then(|| {
-                let (main, extra) = self.state_copy_input();
-                [main, extra]
-            });
+        let rows = (split.kinds.is_some() && self.state_read_buffers.contains(&buffer))
+            .then(|| self.state_copy_input());
         let attention_first = PARALLEL_HYBRIDS.contains(&self.shape.arch.as_str());
         if !attention_first {
             needed.extend(rows.iter().flatten());
@@ -155,8 +152,7 @@ impl Builder<'_> {
                 .next_state_reads
                 .is_some_and(|(_, b)| self.state_buffer(b) == split.buffer);
             if reads_here {
-                let (main, extra) = self.state_copy_input();
-                first.extend([main, extra]);
+                first.extend(self.state_copy_input());
             }
             first.extend(residual);
             let rows = self.state_rows.map(|(_, rows)| rows);
