@@ -306,11 +306,17 @@ impl Builder<'_> {
     /// Back on the encoder layer's device after its merged heads ran on the host: the split
     /// copies them, the next layer's bucket view (T5), and, in the last layer, the output ids
     /// and the pooling's input.
-    pub(super) fn resume_after_heads(&mut self, device: usize, heads: TensorId, last: bool) {
+    pub(super) fn resume_after_heads(
+        &mut self,
+        il: usize,
+        device: usize,
+        heads: TensorId,
+        last: bool,
+    ) {
         if self.buffer != device {
             let resume = Split {
                 buffer: device,
-                kinds: Some([true, false]),
+                kinds: Some(self.attention_kinds(&[(il, device)], device)),
                 outputs: last,
             };
             self.enter(resume, &[heads], &[]);
