@@ -2,7 +2,7 @@
 
 use super::{Chosen, Group, Search};
 use crate::backend::{Assignment, PlacementMode, Subordinate, SubordinateGrouping};
-use crate::estimate::{FitRequest, Layout, ResourceEstimate};
+use crate::estimate::{Layout, ResourceEstimate};
 use crate::placement::{Candidate as Refused, DeviceRef, Placement};
 use crate::{Error, Result};
 
@@ -11,16 +11,10 @@ impl Search<'_> {
         let mode = self.mode_of(&chosen.group, &chosen.estimate);
         let subordinates = self.subordinates(&chosen.group)?;
         let main = &self.views[chosen.group.main];
-        // The request the estimate was fitted to (see `pick`).
-        let request = FitRequest {
-            devices: self.slots(&chosen.group),
-            host: main.host(),
-            allow_cpu_offload: chosen.allow_offload,
-        };
         self.req
             .prepared
             .estimator()
-            .annotate_chosen(&request, &mut chosen.estimate)?;
+            .annotate_chosen(&chosen.request, &mut chosen.estimate)?;
         self.explanation.push(format!(
             "{}: {} fit; chose {} ({} score {:.1})",
             mode.describe(),
@@ -33,8 +27,8 @@ impl Search<'_> {
             mode,
             worker: main.worker.name.clone(),
             address: main.worker.address().to_string(),
-            devices: request.devices,
-            host: request.host,
+            devices: chosen.request.devices,
+            host: chosen.request.host,
             estimate: chosen.estimate,
             port: self.req.options.port,
             subordinates,
