@@ -136,8 +136,9 @@ pub(crate) struct Search<'a> {
     name_rank: Vec<u32>,
     explanation: Vec<String>,
     rejected: Vec<Rejection>,
-    /// The refused group with the most devices and free memory: ((devices, bytes), why).
-    largest: Option<((usize, u64), Rejection)>,
+    /// The refused group with the most devices and free memory: ((devices, bytes), the group,
+    /// why).
+    largest: Option<((usize, u64), Group, Rejection)>,
     /// Estimator fits asked so far, counted for the `place` span.
     fits: &'a Cell<u32>,
 }
@@ -679,9 +680,9 @@ impl<'a> Search<'a> {
         if self
             .largest
             .as_ref()
-            .is_none_or(|(largest, _)| size > *largest)
+            .is_none_or(|(largest, _, _)| size > *largest)
         {
-            self.largest = Some((size, rejection.clone()));
+            self.largest = Some((size, group.clone(), rejection.clone()));
         }
         self.rejected.push(rejection);
     }

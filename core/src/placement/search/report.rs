@@ -40,13 +40,22 @@ impl Search<'_> {
         })
     }
 
+    /// The error when no mode fits: the largest option refused and why, completed by the
+    /// estimator's [`explain_refusal`](crate::ResourceEstimator::explain_refusal) of it.
     pub(super) fn nothing_fits(self) -> Error {
         let largest = match &self.largest {
-            Some((_, r)) => format!(
-                "; the largest option, {}, was refused: {}",
-                r.describe_candidate(),
-                r.reason
-            ),
+            Some((_, group, r)) => {
+                let note = match self.refusal_note(group) {
+                    Ok(Some(note)) => format!("; {note}"),
+                    Ok(None) => String::new(),
+                    Err(e) => return e,
+                };
+                format!(
+                    "; the largest option, {}, was refused: {}{note}",
+                    r.describe_candidate(),
+                    r.reason
+                )
+            }
             None => String::new(),
         };
         Error::NoPlacement {
@@ -58,6 +67,17 @@ impl Search<'_> {
             explanation: self.explanation,
             rejected: self.rejected,
         }
+    }
+
+    /// The estimator's note on why `group` was refused, for a group that could run at all
+    /// (one refused for its MIG instances gets none).
+    fn refusal_note(&self, group: &Group) -> Result<Option<String>> {
+        if self.mig_refusal(group).is_some() {
+            return Ok(None);
+        }
+        let host = self.views[group.main].host();
+        let request = self.request(group, host, self.offload);
+        self.req.prepared.estimator().explain_refusal(&request)
     }
 
     fn mode_of(&self, group: &Group, estimate: &ResourceEstimate) -> PlacementMode {
