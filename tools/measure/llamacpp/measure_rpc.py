@@ -177,7 +177,7 @@ def worker(job):
     mp.n_gpu_layers = job["n_gpu_layers"]
     mp.split_mode = llama_cpp.LLAMA_SPLIT_MODE_LAYER
     mp.load_mode = 0  # use_mmap = false
-    mp.use_extra_bufts = True
+    mp.use_extra_bufts = job.get("use_extra_bufts", True)
     ts = None
     if job.get("tensor_split"):
         ts = (ctypes.c_float * llama_cpp.LLAMA_MAX_DEVICES)(*([float(x) for x in job["tensor_split"]] +
@@ -281,7 +281,7 @@ def trace(args):
     ctx = S(args.n_ctx, args.n_seq, args.fa, offload_kqv=not args.no_kv_offload, tag="trace")
     ctx.update(type_k=args.cache_type, type_v=args.cache_type)
     worker(dict(servers=args.rpc, n_gpu_layers=args.ngl, tensor_split=ts, echo_log=True, contexts=[ctx],
-                path=os.path.join(MODELS, args.models[0] + ".gguf")))
+                use_extra_bufts=not args.no_extra_bufts, path=os.path.join(MODELS, args.models[0] + ".gguf")))
 
 
 def run_job(job, timeout=600):
@@ -327,6 +327,9 @@ def main():
     ap.add_argument("--n-seq", type=int, default=1, help="--trace: parallel sequences")
     ap.add_argument("--fa", default="on", choices=["on", "off", "auto"], help="--trace: flash attention")
     ap.add_argument("--no-kv-offload", action="store_true", help="--trace: cache on the host")
+    ap.add_argument("--no-extra-bufts", action="store_true",
+                    help="no extra CPU buffer types (AMX, CPU_REPACK) for the host's weights "
+                         "(llama-box's --no-repack); on a CPU with AMX tiles they are on by default")
     ap.add_argument("--cache-type", default="f16", help="--trace: the K and V cache type (f16, q8_0, ...)")
     ap.add_argument("--rpc-server", default=os.environ.get("RPC_SERVER_BIN"),
                     help="start two servers from this binary for the run (default: use running ones)")
@@ -358,7 +361,7 @@ def measure(args):
                 if args.deadline and time.time() > args.deadline:
                     print("deadline reached, stopping", flush=True)
                     return
-                job = dict(ld, path=path, contexts=contexts())
+                job = dict(ld, path=path, contexts=contexts(), use_extra_bufts=not args.no_extra_bufts)
                 t0 = time.time()
                 mi, results, errors = run_job(job, args.timeout)
                 n_ok = sum(1 for r in results if r.get("ok"))
@@ -370,7 +373,7 @@ def measure(args):
                         "llama_cpp": {"llama_cpp_python": "0.3.36", "llama_cpp_commit": "0c1e57098",
                                       "build": "cmake GGML_RPC=ON GGML_NATIVE=ON Release (CPU + RPC backends)"},
                         "load": {"n_gpu_layers": ld["n_gpu_layers"], "tensor_split": ld["tensor_split"],
-                                 "split_mode": "layer", "use_mmap": False, "use_extra_bufts": True,
+                                 "split_mode": "layer", "use_mmap": False, "use_extra_bufts": job["use_extra_bufts"],
                                  "rpc_servers": ld["servers"], "rpc_server_binary": server},
                         "devices": mi["devices"] if mi else None,
                         "model_info": mi}

@@ -72,7 +72,7 @@ def rpc_row(rec, prefix):
     row = {
         "model": rec["model"], "file_type": rec["file_type"],
         "header": f"{prefix}{rec['model']}-{rec['file_type']}.header.gguf", "llama_cpp_commit": "0c1e57098",
-        "use_mmap": False, "cpu_repack": True, "rpc_servers": len(load["rpc_servers"]),
+        "use_mmap": False, "cpu_repack": load.get("use_extra_bufts", True), "rpc_servers": len(load["rpc_servers"]),
         "n_gpu_layers": load["n_gpu_layers"], "tensor_split": load["tensor_split"],
         "settings": settings_of(rec, RPC_KEYS), "ok": bool(rec.get("ok")),
     }

@@ -126,15 +126,22 @@ const OFFLOAD_GAP_PERCENT: u32 = 25;
 /// weight or bias were `ggml_norm`, not in place and not pinned to the layer's device (every
 /// row within 1.8%). Cohere2 left it too once its global (non-sliding) layers ran without RoPE
 /// (`LayerShape::no_rope`) and a parallel block's last layer selected the residual's output
-/// rows after the FFN (every row exact).
+/// rows after the FFN (every row exact). SmolLM3 left it in session 9 once its every 4th layer
+/// attended without RoPE and a split copied the positions only when some of its layers rotate
+/// (every row exact). DeepSeek-V2's latent attention runs in llama.cpp's graph order since
+/// session 9 (Q, then V, then K; without flash attention V's contiguous copy before KQ), which
+/// made its rows without flash attention exact (were 6.8% under); what it keeps here comes
+/// from the measuring host's AMX buffer (below).
 const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
-    // The host of the partial offloads (one device at ngl 1, the 3:1 split at ngl 3) at 4
-    // sequences: 5.2% over (4 MiB) with flash attention, 6.8% under (6.3 MiB) without at 4096
-    // tokens; device totals within 0.6%.
-    ("deepseek2", 7, 1),
-    // The first device of the 3:1 split (ngl 4) 5.4% over (4 MiB) with flash attention at 4
-    // sequences; device totals within 0.7%.
-    ("smollm3", 6, 1),
+    // The host of the partial offloads (one device at ngl 1, the 3:1 split at ngl 3) with
+    // flash attention: up to 5.2% over (4 MiB) at 4 sequences; device totals within 0.63%.
+    // The measuring host's CPU has AMX tiles: llama.cpp copies its F16 matmul weights into
+    // the AMX buffer type, whose matmul takes no permuted input, so `wk_b`'s and `wv_b`'s
+    // products run on the first device (weights copied), and the flash-attention output is
+    // freed on the host before `wv_b`'s result comes back. Measured without extra buffer
+    // types (no AMX buffer, as on a CPU or build without AMX), the same 36 contexts and
+    // layouts are exact on every device but one (1.2% under, the cache on the host).
+    ("deepseek2", 6, 1),
 ];
 
 /// How an architecture's compute graph is covered.
@@ -260,18 +267,18 @@ mod tests {
             assert_eq!(coverage.band(), measured);
             assert_eq!(coverage.offloaded_band(arch).percent, OFFLOAD_GAP_PERCENT);
         }
-        // The note names the measured figures of a declared architecture (deepseek2: 6.8%
-        // compute, 0.6% device total, measured in session 8), not the table's own echo.
+        // The note names the measured figures of a declared architecture (deepseek2: 5.2%
+        // compute, 0.63% device total, session 9), not the table's own echo.
         let note = Coverage::of("deepseek2")
             .offload_note("deepseek2")
             .expect("offload note");
         assert!(
-            note.contains("compute up to 7%") && note.contains("totals up to 1%"),
+            note.contains("compute up to 6%") && note.contains("totals up to 1%"),
             "{note}"
         );
         // Replayed with their splits, the hybrids of Mamba-2 layers, Qwen3-Next's gated
-        // delta-net layers, Gemma 3n's AltUp layers, Jamba's and Llama 4's keep the measured
-        // band.
+        // delta-net layers, Gemma 3n's AltUp layers, Jamba's, Llama 4's and SmolLM3's (layers
+        // without RoPE) keep the measured band.
         for arch in [
             "falcon-h1",
             "granitehybrid",
@@ -279,6 +286,7 @@ mod tests {
             "gemma3n",
             "jamba",
             "llama4",
+            "smollm3",
         ] {
             assert_eq!(Coverage::of(arch).offloaded_band(arch), measured);
             assert!(Coverage::of(arch).offload_note(arch).is_none());

@@ -53,7 +53,7 @@ pub(crate) struct LayerShape {
     pub shares_kv: bool,
     /// Attends without RoPE in a model whose other layers rotate (Llama 4's every
     /// `n_no_rope_layer_step`-th layer, its Q scaled by the attention temperature instead;
-    /// Cohere2's global layers).
+    /// SmolLM3's every 4th; Cohere2's global layers).
     pub no_rope: bool,
 }
 
@@ -259,9 +259,11 @@ impl ModelShape {
             .max(1);
         // Llama 4 (`src/models/llama4.cpp` at 0c1e57098): every 4th layer attends without RoPE
         // (`n_no_rope_layer_step`, 4 by default in `llama-hparams.h`), only the last one when
-        // the model has no chunked attention (the step is then `n_layer`).
+        // the model has no chunked attention (the step is then `n_layer`). SmolLM3
+        // (`src/models/smollm3.cpp`): every 4th, the step set to 4 whatever the GGUF holds.
         let no_rope_step = match arch.as_str() {
             "llama4" if swa_layers.iter().any(|&swa| swa) => Some(4),
+            "smollm3" => Some(4),
             "llama4" => Some(n_layer),
             _ => None,
         };
@@ -545,5 +547,20 @@ mod tests {
             tensor_layer("token_embd.weight", 4),
             Some(TensorLayer::Input)
         );
+    }
+
+    #[test]
+    fn smollm3_every_fourth_layer_attends_without_rope() {
+        // `src/models/smollm3.cpp` at 0c1e57098: layer `il` rotates iff `(il + 1) % 4 != 0`,
+        // and no layer reads an attention-temperature input.
+        let path = format!(
+            "{}/testdata/smollm3-3b-F16.header.gguf",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let model = GgufModel::open(path).expect("fixture");
+        let shape = ModelShape::from_gguf(&model).expect("shape");
+        let no_rope: Vec<bool> = shape.layers.iter().map(|l| l.no_rope).collect();
+        assert_eq!(no_rope, [false, false, false, true]);
+        assert!(shape.positional && !shape.attn_temperature);
     }
 }

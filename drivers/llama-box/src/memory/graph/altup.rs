@@ -185,8 +185,7 @@ impl Builder<'_> {
             } else if self.resumes_after_stores(il, device) {
                 // The split ends at this layer's stores on the host; the one resuming after
                 // them reads the rest ([`Builder::resume_reads`]).
-                let mut kinds = [false; 2];
-                kinds[kind] = true;
+                let kinds = self.attention_kinds(&layers[i..=i], device);
                 self.attention_inputs_for(kinds, device, &mut reads);
                 return reads;
             } else if let Some((k, v)) = self.remote_cache_views(il, device, per_layer) {
@@ -201,8 +200,7 @@ impl Builder<'_> {
                 }
             } else if layer.n_head_kv > 0 && !seen[kind] {
                 seen[kind] = true;
-                let mut kinds = [false; 2];
-                kinds[kind] = true;
+                let kinds = self.attention_kinds(&layers[i..=i], device);
                 self.attention_inputs_for(kinds, device, &mut reads);
             }
             match per_layer.inputs {

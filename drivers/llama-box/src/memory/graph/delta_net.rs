@@ -44,11 +44,7 @@ impl Builder<'_> {
         let state = self.state_buffer(device);
         let t = self.r.n_tokens;
         let seqs = self.r.n_seqs.max(1);
-        let conv_dim = self
-            .dims(il, "ssm_conv1d.weight")
-            .map_or(1, |(_, rows)| rows)
-            .max(1);
-        let d_inner = self.dims(il, "ssm_out.weight").map_or(1, |(cols, _)| cols);
+        let (d_inner, conv_dim) = self.ssm_widths(il);
         // The beta/alpha projection: two values per value head.
         let h_v = (self.out_rows(il, "ssm_ba.weight", 2) / 2).max(1);
         let s_v = d_inner / h_v;

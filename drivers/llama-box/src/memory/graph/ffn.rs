@@ -99,7 +99,7 @@ impl Builder<'_> {
         if let Some(buffer) = self.next_reads_elsewhere() {
             // The weighting and sum run where the next layer's state reads follow them, a
             // split that copies them in with the row indices.
-            let (main, extra) = self.state_copy_input();
+            let [main, extra] = self.state_copy_input();
             self.switch(buffer, &[experts, weights, main, extra]);
         }
         if !weight_before {

@@ -15,17 +15,17 @@ impl Builder<'_> {
     }
 
     /// `build_rs_inp`: the state's row indices (`rs_s_copy`, one i32 per state row: the
-    /// worst-case ubatch holds every sequence, so no extra rows) and its two views.
-    pub(super) fn state_copy_input(&mut self) -> (TensorId, TensorId) {
+    /// worst-case ubatch holds every sequence, so no extra rows) and its two views, `[main,
+    /// extra]`, which a split reading states by them copies in that order.
+    pub(super) fn state_copy_input(&mut self) -> [TensorId; 2] {
         if let Some(views) = self.inputs.state_copy {
             return views;
         }
         let rows = self.r.n_seqs.max(1) * 4;
         let copy = self.input(rows);
-        let main = self.g.view_sized(copy, rows);
-        let extra = self.g.view_sized(copy, 0);
-        self.inputs.state_copy = Some((main, extra));
-        (main, extra)
+        let views = [self.g.view_sized(copy, rows), self.g.view_sized(copy, 0)];
+        self.inputs.state_copy = Some(views);
+        views
     }
 
     pub(super) fn out_ids(&mut self) -> TensorId {

@@ -27,21 +27,24 @@ impl Builder<'_> {
         };
         let pos = self.pos();
         let latent = mla.kv_lora + mla.rope;
+        // `build_attn` for a K-only cache expands Q, then V, then K (llama-graph.cpp at
+        // 0c1e57098), so the graph, in ggml's depth-first order, runs the query's absorption
+        // and RoPE first, then the latent projection and its norm (V), then the key's RoPE
+        // part and the concatenated K: not deepseek2.cpp's statement order.
+        let q_nope = self.g.view(q);
+        let absorbed = self.op(n_head * mla.kv_lora * t * F32, &[q_nope]);
+        let absorbed = self.g.view(absorbed);
+        let q_pe = self.g.view(q);
+        let q_pe = self.op(n_head * mla.rope * t * F32, &[q_pe, pos]);
+        let q = self.op(n_head * latent * t * F32, &[absorbed, q_pe]);
         let rows = self.out_rows(il, "attn_kv_a_mqa.weight", latent);
         let kv_pe = self.linear(cur, rows, t, false);
-        let k_pe = self.g.view(kv_pe);
-        let k_pe = self.op(mla.rope * t * F32, &[k_pe, pos]);
         // The latent's RMS norm reads a view, so it gets a tensor of its own.
         let kv_cmpr = self.g.view(kv_pe);
         let kv_cmpr = self.op(mla.kv_lora * t * F32, &[kv_cmpr]);
         let kv_cmpr = self.inplace(&[kv_cmpr], 1);
-        let q_nope = self.g.view(q);
-        let q_pe = self.g.view(q);
-        let q_pe = self.op(n_head * mla.rope * t * F32, &[q_pe, pos]);
-        let q_nope = self.g.view(q_nope);
-        let absorbed = self.op(n_head * mla.kv_lora * t * F32, &[q_nope]);
-        let absorbed = self.g.view(absorbed);
-        let q = self.op(n_head * latent * t * F32, &[absorbed, q_pe]);
+        let k_pe = self.g.view(kv_pe);
+        let k_pe = self.op(mla.rope * t * F32, &[k_pe, pos]);
         let kv_cmpr = self.g.view(kv_cmpr);
         let k = self.op(latent * t * F32, &[kv_cmpr, k_pe]);
         let inputs = self.attn_inputs(layer.swa);
@@ -60,11 +63,13 @@ impl Builder<'_> {
             let out = self.op(mla.kv_lora * n_head * t * F32, &[q, mask]);
             self.g.view(out)
         } else {
-            let kq = self.op(n_kv * t * n_head * F32, &[q]);
-            let kq = self.inplace(&[kq, mask], 1);
-            // V, a view of the K cache, made contiguous after the transpose.
+            // V, a view of the K cache, made contiguous after the transpose (`v_cont` in
+            // `build_attn_mha`): the first source of the product, so the graph runs it
+            // before KQ and its softmax.
             let cells = n_kv * self.r.n_stream.max(1);
             let v = self.op(self.r.cache_types.0.row_bytes(mla.kv_lora) * cells, &[]);
+            let kq = self.op(n_kv * t * n_head * F32, &[q]);
+            let kq = self.inplace(&[kq, mask], 1);
             self.op(mla.kv_lora * t * n_head * F32, &[v, kq])
         };
         let decompressed = self.op(mla.head_v * n_head * t * F32, &[latent_out]);

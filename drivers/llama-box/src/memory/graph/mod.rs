@@ -143,7 +143,7 @@ pub(crate) fn compute_peaks(
         deferred_residual: None,
         resume_reads: Vec::new(),
         state_read_buffers: Vec::new(),
-        delta_net_resume: [false; 2],
+        delta_net_resume: Kinds::default(),
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -161,7 +161,7 @@ struct Inputs {
     pos_buckets: Option<TensorId>,
     /// The recurrent state's row indices (`rs_s_copy`): its views of the ubatch's rows and of
     /// the extra rows (`s_copy_main`, `s_copy_extra`).
-    state_copy: Option<(TensorId, TensorId)>,
+    state_copy: Option<[TensorId; 2]>,
 }
 
 /// Where attention reads K and V from.
@@ -263,15 +263,35 @@ struct Builder<'a> {
     /// The attention kinds the device split resuming after the current gated delta-net
     /// layer's state stores reads (when the states live on the host): those of the layers
     /// after it up to the split's end ([`Builder::attention_kinds`]).
-    delta_net_resume: [bool; 2],
+    delta_net_resume: Kinds,
 }
 
-/// A scheduler split: the buffer it runs on and, when it holds layers, the cache kinds (full,
-/// sliding) their attention reads.
+/// The attention layers of one cache kind (full or sliding) a split holds: whether some of
+/// them rotate Q and K (they read the positions) and whether some attend without RoPE
+/// ([`super::shape::LayerShape::no_rope`]: they read the attention scale, when the model has
+/// one). Neither: the split reads nothing of that kind.
+#[derive(Clone, Copy, Default)]
+struct KindLayers {
+    rope: bool,
+    no_rope: bool,
+}
+
+impl KindLayers {
+    /// Whether the split holds attention layers of this kind.
+    fn any(self) -> bool {
+        self.rope || self.no_rope
+    }
+}
+
+/// The attention layers of each cache kind (full, sliding) a split holds.
+type Kinds = [KindLayers; 2];
+
+/// A scheduler split: the buffer it runs on and, when it holds layers, the attention layers
+/// of each cache kind (full, sliding) it runs.
 #[derive(Clone, Copy)]
 struct Split {
     buffer: usize,
-    kinds: Option<[bool; 2]>,
+    kinds: Option<Kinds>,
     /// The split runs the last layer, which reads the output ids (`inp_out_ids`).
     outputs: bool,
 }

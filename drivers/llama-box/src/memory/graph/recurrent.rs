@@ -132,16 +132,8 @@ impl Builder<'_> {
         let state = self.state_buffer(device);
         let t = self.r.n_tokens;
         let seqs = self.r.n_seqs.max(1);
-        let d_inner = self
-            .dims(il, "ssm_out.weight")
-            .map_or(1, |(cols, _)| cols)
-            .max(1);
+        let (d_inner, conv_dim) = self.ssm_widths(il);
         let mamba2 = !self.has(il, "ssm_x.weight");
-        // The convolved width: x (Mamba-1), xBC (Mamba-2).
-        let conv_dim = self
-            .dims(il, "ssm_conv1d.weight")
-            .map_or(d_inner, |(_, rows)| rows)
-            .max(1);
         let d_state = self.shape.recurrent.s / d_inner;
         // A device split that runs to the end reads the output ids last.
         let mut inputs = vec![inp];
@@ -153,7 +145,7 @@ impl Builder<'_> {
             _ if self.beside_attention(il) && state == device => {
                 // The split copies the state row indices, the attention inputs of its layers
                 // and the output ids; the scaled embeddings come first.
-                let (main, extra) = self.state_copy_input();
+                let [main, extra] = self.state_copy_input();
                 let first = if il == 0 && self.shape.embeddings_scaled {
                     [inp, main, extra]
                 } else {
@@ -183,7 +175,7 @@ impl Builder<'_> {
         let xz = self.linear(cur, xz_rows, t, false);
         let x = self.g.view(xz);
         let conv_x = self.conv_window(rows, x, conv_dim, state);
-        let (main, extra) = self.state_copy_input();
+        let [main, extra] = self.state_copy_input();
         let host_states = (state != device).then(|| {
             self.switch(device, &[]);
             let bytes = self.shape.recurrent.s * seqs * F32;

@@ -208,7 +208,6 @@ impl Builder<'_> {
         } = mix;
         let t = self.r.n_tokens;
         let e = self.shape.n_embd;
-        let big = e * t * F32;
         let sx_2d = self.g.view(sx);
         let att_2d = self.g.view(att_norm);
         let xxx = self.elementwise(&[sx_2d], &[0]);
@@ -242,12 +241,9 @@ impl Builder<'_> {
         let mut srcs: Vec<TensorId> = krv.iter().map(|&x| self.g.view(x)).collect();
         srcs.push(self.g.view(w));
         let wkv = self.wkv(mix, srcs);
-        // The group norm over heads (a reshape: new memory), its weight and bias, the gate.
         let heads = self.g.view(wkv);
-        let normed = self.op(big, &[heads]);
-        let normed = self.g.view(normed);
-        let cur = self.op(big, &[normed]);
-        let cur = self.elementwise(&[cur], &[0]);
+        let cur = self.group_norm(heads);
+        // The gate.
         let xg = self.g.view(mixed);
         let g = self.linear(xg, e, t, false);
         let g = self.elementwise(&[g], &[0]);
@@ -319,11 +315,7 @@ impl Builder<'_> {
         let heads = self.g.view(wkv);
         let mut cur = heads;
         if self.has(il, "time_mix_ln.weight") {
-            // The group norm over heads (a reshape: new memory), its weight and bias.
-            let normed = self.op(big, &[heads]);
-            let normed = self.g.view(normed);
-            cur = self.op(big, &[normed]);
-            cur = self.elementwise(&[cur], &[0]);
+            cur = self.group_norm(heads);
         }
         // The bonus: v · sum over each head of k·r·r_k.
         let k_3d = self.g.view(k_mixed);
@@ -342,6 +334,17 @@ impl Builder<'_> {
             cur = self.elementwise(&[cur, g], &[0, 1]);
         }
         self.linear(cur, e, t, false)
+    }
+
+    /// The group norm of the WKV output `heads` (its per-head reshape): `ggml_norm` of a view
+    /// (new memory), the reshape back, the weight (on a view: new memory) and the bias in
+    /// place.
+    fn group_norm(&mut self, heads: TensorId) -> TensorId {
+        let big = self.shape.n_embd * self.r.n_tokens * F32;
+        let normed = self.op(big, &[heads]);
+        let normed = self.g.view(normed);
+        let cur = self.op(big, &[normed]);
+        self.elementwise(&[cur], &[0])
     }
 
     /// The fused WKV op over `srcs` and the state rows: the tokens' output and the new states,

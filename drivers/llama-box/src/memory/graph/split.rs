@@ -1,9 +1,9 @@
 //! Multi-device graphs as `ggml_backend_sched` splits them: graph inputs, and the copies a
 //! split makes of what it reads from another buffer.
 
-use super::{Builder, HOST, Split};
+use super::{Builder, HOST, Kinds, Split};
 use crate::memory::alloc::TensorId;
-use crate::memory::shape::{LayerShape, PARALLEL_HYBRIDS};
+use crate::memory::shape::PARALLEL_HYBRIDS;
 
 impl Builder<'_> {
     /// A graph input; inputs live on the host and are copied to devices that use them.
@@ -19,20 +19,22 @@ impl Builder<'_> {
         }
     }
 
-    /// Which attention inputs (full, sliding) the split starting with `layers[0]` on
-    /// `buffer` reads: the layers up to the next buffer change, or up to a gated delta-net
-    /// layer on a device whose states live on the host: its state stores run in host splits,
-    /// and the device split resuming after the last of them reads the next layers' inputs
-    /// ([`Builder::delta_net_resume`]).
-    pub(super) fn attention_kinds(&self, layers: &[(usize, usize)], buffer: usize) -> [bool; 2] {
-        let mut kinds = [false; 2];
+    /// The attention layers of each kind (full, sliding) the split starting with `layers[0]`
+    /// on `buffer` runs, whose inputs it reads: the layers up to the next buffer change, or up
+    /// to a gated delta-net layer on a device whose states live on the host: its state stores
+    /// run in host splits, and the device split resuming after the last of them reads the
+    /// next layers' inputs ([`Builder::delta_net_resume`]).
+    pub(super) fn attention_kinds(&self, layers: &[(usize, usize)], buffer: usize) -> Kinds {
+        let mut kinds = Kinds::default();
         for &(l, _) in layers.iter().take_while(|&&(_, b)| b == buffer) {
             if self.is_delta_net(l) && self.state_buffer(buffer) != buffer {
                 break;
             }
             let layer = self.shape.layers[l];
             if layer.n_head_kv > 0 {
-                kinds[usize::from(layer.swa)] = true;
+                let kind = &mut kinds[usize::from(layer.swa)];
+                kind.rope |= !layer.no_rope;
+                kind.no_rope |= layer.no_rope;
             }
         }
         kinds
@@ -53,11 +55,8 @@ impl Builder<'_> {
         let buffer = split.buffer;
         self.buffer = buffer;
         let mut needed = first.to_vec();
-        let rows =
-            (split.kinds.is_some() && self.state_read_buffers.contains(&buffer)).then(|| {
-                let (main, extra) = self.state_copy_input();
-                [main, extra]
-            });
+        let rows = (split.kinds.is_some() && self.state_read_buffers.contains(&buffer))
+            .then(|| self.state_copy_input());
         let attention_first = PARALLEL_HYBRIDS.contains(&self.shape.arch.as_str());
         if !attention_first {
             needed.extend(rows.iter().flatten());
@@ -153,8 +152,7 @@ impl Builder<'_> {
                 .next_state_reads
                 .is_some_and(|(_, b)| self.state_buffer(b) == split.buffer);
             if reads_here {
-                let (main, extra) = self.state_copy_input();
-                first.extend([main, extra]);
+                first.extend(self.state_copy_input());
             }
             first.extend(residual);
             let rows = self.state_rows.map(|(_, rows)| rows);
@@ -191,23 +189,28 @@ impl Builder<'_> {
             .filter(|&l| self.reads_cache(l))
     }
 
-    /// The attention inputs a split on `buffer` reading the cache kinds `kinds` copies: none
-    /// when its layers have no attention.
+    /// The attention inputs a split on `buffer` running the attention layers `kinds` copies:
+    /// none when its layers have no attention.
     pub(super) fn attention_inputs_for(
         &self,
-        kinds: [bool; 2],
+        kinds: Kinds,
         buffer: usize,
         needed: &mut Vec<TensorId>,
     ) {
-        // Only attention layers read the positions (RoPE) and the attention scale. With layers
-        // without RoPE (Llama 4's: its full-attention layers, the chunked ones rotate), a kind's
-        // layers read the positions only if they rotate, the scale only if they do not, each
-        // copied before the kind's inputs, the chunked kind first, the order its layers open a
-        // period of 4 in (a split starting at a full-attention layer followed by chunked ones
-        // reads them the other way round, which sizes alike when the masks do).
-        let layers = &self.shape.layers;
-        let per_kind = layers.iter().any(|l| l.n_head_kv > 0 && l.no_rope);
-        if kinds.contains(&true) && !per_kind {
+        // Only attention layers read the positions (RoPE) and the attention scale. In a model
+        // with layers without RoPE (Llama 4's full-attention layers, Cohere2's global ones,
+        // SmolLM3's every 4th), the split's layers of a kind read the positions only if some
+        // of them rotate, the scale only if some do not, each copied before the kind's inputs,
+        // the sliding (chunked) kind first, the order Llama 4's layers open a period of 4 in (a
+        // split starting at a full-attention layer followed by chunked ones reads them the
+        // other way round, which sizes alike when the masks do). SmolLM3's one-device split at
+        // ngl 2 (layer 3, without RoPE, and the LM head) copies no `inp_pos` at 0c1e57098.
+        let per_kind = self
+            .shape
+            .layers
+            .iter()
+            .any(|l| l.n_head_kv > 0 && l.no_rope);
+        if kinds.iter().any(|k| k.any()) && !per_kind {
             needed.extend(self.inputs.pos.filter(|_| self.rotates()));
             needed.extend(self.inputs.attn_scale);
         }
@@ -216,19 +219,18 @@ impl Builder<'_> {
         // so the copy is made there (`cached_attention`).
         let cache_here = !self.r.kv_on_host || buffer == HOST;
         let order: [usize; 2] = if per_kind { [1, 0] } else { [0, 1] };
-        for kind in order.into_iter().filter(|&kind| kinds[kind]) {
+        for kind in order.into_iter().filter(|&kind| kinds[kind].any()) {
             let Some(a) = self.inputs.attn[kind] else {
                 continue;
             };
             if per_kind {
-                let of_kind = |l: &&LayerShape| l.n_head_kv > 0 && usize::from(l.swa) == kind;
-                if layers.iter().filter(of_kind).any(|l| !l.no_rope) {
+                if kinds[kind].rope {
                     needed.extend(self.inputs.pos);
                 }
                 // With the cache on the host a device's split for those layers starts after
                 // the previous layer's stores, and copies the scale there (Llama 4's 3:1
                 // split at 0c1e57098: `inp_attn_scale` in the split resuming before layer 3).
-                if cache_here && layers.iter().filter(of_kind).any(|l| l.no_rope) {
+                if cache_here && kinds[kind].no_rope {
                     needed.extend(self.inputs.attn_scale);
                 }
             }

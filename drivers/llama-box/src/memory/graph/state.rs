@@ -8,6 +8,22 @@ use super::{Builder, F32, HOST, Split};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
+    /// The opening widths of a layer with a conv state (a Mamba layer, a gated delta net),
+    /// from its tensors: the inner width (`ssm_out`'s input columns) and the convolved width
+    /// (`ssm_conv1d`'s rows: x for Mamba-1, xBC for Mamba-2, QKV for the gated delta net; the
+    /// inner width without one). Both at least 1.
+    pub(super) fn ssm_widths(&self, il: usize) -> (u64, u64) {
+        let d_inner = self
+            .dims(il, "ssm_out.weight")
+            .map_or(1, |(cols, _)| cols)
+            .max(1);
+        let conv_dim = self
+            .dims(il, "ssm_conv1d.weight")
+            .map_or(d_inner, |(_, rows)| rows)
+            .max(1);
+        (d_inner, conv_dim)
+    }
+
     /// Where layer states live: the host with `--no-kv-offload`, else the layer's buffer.
     pub(super) fn state_buffer(&self, layer_buffer: usize) -> usize {
         if self.r.kv_on_host {
@@ -32,7 +48,7 @@ impl Builder<'_> {
     /// (`get_rows` by the row indices) and the extra rows, stored back. A split it starts
     /// also copies `after`.
     pub(super) fn state_rows(&mut self, state: usize, size: u64, after: &[TensorId]) -> TensorId {
-        let (main, extra) = self.state_copy_input();
+        let [main, extra] = self.state_copy_input();
         let mut inputs = vec![main, extra];
         inputs.extend(after);
         self.switch(state, &inputs);
