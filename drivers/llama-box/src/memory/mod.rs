@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::params::{FlashAttn, LlamaSettings};
 use architecture::Coverage;
 pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
-use graph::{Placement, Reserve};
+use graph::{Placement, Pooling, Reserve};
 pub use kv::ContextSize;
 use placement::LayerMap;
 use projector::Projector;
@@ -441,7 +441,11 @@ impl TextModel {
             flash_attn: self.flash_attn,
             v_trans: !self.flash_attn,
             n_copies,
-            pooled: self.settings.embeddings || self.settings.reranking || !self.shape.causal,
+            pooling: if self.settings.embeddings || self.settings.reranking || !self.shape.causal {
+                Pooling::of(self.settings.pooling, self.shape.pooling_type)
+            } else {
+                Pooling::None
+            },
             kv_on_host: self.settings.no_kv_offload,
             cache_types: (self.settings.type_k, self.settings.type_v),
         }

@@ -180,6 +180,9 @@ pub(crate) struct ModelShape {
     pub tied_output: bool,
     /// Bytes of `token_embd.weight` (the tied LM head's copy) and its type.
     pub token_embd: Option<(u64, GgmlType, u64)>,
+    /// `<arch>.pooling_type` (llama.cpp's `llama_pooling_type`: 0 none, the default, 1 mean,
+    /// 2 cls, 3 last, 4 rank): what pools an encoder's embeddings unless `--pooling` says.
+    pub pooling_type: u64,
     pub weights: Vec<Weight>,
 }
 
@@ -345,8 +348,10 @@ impl ModelShape {
                 "blk"
             },
             positional: match arch.as_str() {
-                // Jamba's attention layers take no positions ("No RoPE", `src/models/jamba.cpp`).
-                "nemotron_h" | "t5encoder" | "jamba" => false,
+                // Jamba's attention layers take no positions ("No RoPE", `src/models/jamba.cpp`);
+                // jina-bert-v2 attends with ALiBi, and `src/models/bert.cpp` builds no position
+                // input for it.
+                "nemotron_h" | "t5encoder" | "jamba" | "jina-bert-v2" => false,
                 "granitehybrid" => model
                     .metadata()
                     .get_bool(&format!("{arch}.rope.scaling.finetuned"))?
@@ -355,6 +360,7 @@ impl ModelShape {
             },
             tied_output: causal && model.tensor("output.weight").is_none(),
             token_embd,
+            pooling_type: model.pooling_type()?.unwrap_or(0),
             weights,
             arch,
         })
