@@ -36,7 +36,7 @@ sys.path.insert(0, HERE)
 # measure.py's (one copy of each); its RE_MIB also matches the recurrent state's
 # `RS buffer size` lines, per device.
 from make_models import SPECS  # noqa: E402
-from measure import capture_log, context_params, parse_buffer_line, parse_ctx_line, rss  # noqa: E402
+from measure import ENCODERS, arch_grid, capture_log, context_params, parse_buffer_line, parse_ctx_line, rss  # noqa: E402
 
 BIN = os.environ.get("LLAMA_CPP_LIB_PATH", os.path.join(HERE, "build", "bin"))
 MODELS = os.environ.get("MODELS_DIR", os.path.join(HERE, "models"))  # the files make_models.py writes
@@ -237,7 +237,16 @@ def S(n_ctx=4096, n_seq_max=1, flash_attn="on", offload_kqv=True, tag="grid"):
                 n_batch=2048, n_ubatch=512, swa_full=False, kv_unified=False, offload_kqv=offload_kqv, tag=tag)
 
 
-def contexts():
+def contexts(arch):
+    """The contexts of one load. Decoders: 4096 and 8192 tokens, 1 and 4 sequences, flash
+    attention on and off, and the cache on the host. Encoders (measure.ENCODERS): measure.py's
+    encoder grid (embeddings, n_ubatch = n_batch: a non-causal batch must hold whole sequences),
+    and its first two settings (flash attention on, off) with the cache on the host, which
+    without flash attention moves the merged attention heads to the host."""
+    if arch in ENCODERS:
+        out = [dict(s, offload_kqv=True) for s in arch_grid(arch)]
+        out += [dict(s, offload_kqv=False, tag="no_kv_offload") for s in out[:2]]
+        return out
     out = [S(c, n, fa) for c in (4096, 8192) for n in (1, 4) for fa in ("on", "off")]
     out.append(S(4096, 1, "on", offload_kqv=False, tag="no_kv_offload"))
     return out
@@ -280,6 +289,9 @@ def trace(args):
     ts = [float(x) for x in args.ts.split(",")] if args.ts else None
     ctx = S(args.n_ctx, args.n_seq, args.fa, offload_kqv=not args.no_kv_offload, tag="trace")
     ctx.update(type_k=args.cache_type, type_v=args.cache_type)
+    if model_of(args.models[0])[0] in ENCODERS:
+        # As the encoder grid: embeddings, one ubatch holds the whole context.
+        ctx.update(embeddings=True, n_batch=args.n_ctx, n_ubatch=args.n_ctx)
     worker(dict(servers=args.rpc, n_gpu_layers=args.ngl, tensor_split=ts, echo_log=True, contexts=[ctx],
                 use_extra_bufts=not args.no_extra_bufts, path=os.path.join(MODELS, args.models[0] + ".gguf")))
 
@@ -307,8 +319,21 @@ def run_job(job, timeout=600):
     return model_info, results, errors
 
 
-N_LAYER = {"llama-3.2-1b": 16, "qwen2.5-0.5b-instruct": 24, "gemma-2-2b": 26, "llama-3.1-8b": 32,
-           "granite-3.1-1b-a400m": 24, "phi-3-mini-4k-instruct": 32, "qwen1.5-moe-a2.7b-4layer": 4}
+# The models of shared/reference/llamacpp-memory (its make_models.py): architecture, layers.
+REFERENCE = {"llama-3.2-1b": ("llama", 16), "qwen2.5-0.5b-instruct": ("qwen2", 24), "gemma-2-2b": ("gemma2", 26),
+             "llama-3.1-8b": ("llama", 32), "granite-3.1-1b-a400m": ("granitemoe", 24),
+             "phi-3-mini-4k-instruct": ("phi3", 32), "qwen1.5-moe-a2.7b-4layer": ("qwen2moe", 4),
+             "bge-small-en-v1.5": ("bert", 12)}
+
+
+def model_of(m):
+    """(architecture, layers) of the file named m (`NAME-QUANT`): the architecture set's from
+    make_models.py's SPECS (its files have fewer layers than the published models; reading them
+    back with GGUFReader parses the tokenizer), the reference models' from REFERENCE."""
+    name = m.rsplit("-", 1)[0]
+    if name in SPECS:
+        return SPECS[name]["arch"], SPECS[name]["layers"]
+    return REFERENCE[name]
 
 
 def main():
@@ -354,14 +379,12 @@ def measure(args):
         for m in args.models:
             path = os.path.join(MODELS, m + ".gguf")
             name, quant = m.rsplit("-", 1)
-            # The architecture set's files have fewer layers than the published models
-            # (make_models.py's SPECS; reading them back with GGUFReader parses the tokenizer).
-            n_layer = SPECS[m[:-len("-F16")]]["layers"] if args.subset else N_LAYER[name]
+            arch, n_layer = model_of(m)
             for ld in (loads(n_layer) if not args.subset else subset(n_layer)):
                 if args.deadline and time.time() > args.deadline:
                     print("deadline reached, stopping", flush=True)
                     return
-                job = dict(ld, path=path, contexts=contexts(), use_extra_bufts=not args.no_extra_bufts)
+                job = dict(ld, path=path, contexts=contexts(arch), use_extra_bufts=not args.no_extra_bufts)
                 t0 = time.time()
                 mi, results, errors = run_job(job, args.timeout)
                 n_ok = sum(1 for r in results if r.get("ok"))

@@ -28,7 +28,7 @@ def settings_of(rec, keys):
 
 CPU_KEYS = ["n_ctx", "n_seq_max", "type_k", "type_v", "flash_attn", "n_batch", "n_ubatch", "swa_full",
             "kv_unified", "embeddings"]
-RPC_KEYS = CPU_KEYS[:-1] + ["offload_kqv"]
+RPC_KEYS = CPU_KEYS + ["offload_kqv"]  # embeddings: the encoders' rows only (decoders' settings lack it)
 
 
 def device_of(name, servers):

@@ -28,10 +28,10 @@ use inferkit_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::params::{FlashAttn, LlamaSettings, Pooling};
+use crate::params::{FlashAttn, LlamaSettings};
 use architecture::Coverage;
 pub use diffusion::{DiffusionEstimate, DiffusionFamily, StageBytes};
-use graph::{Placement, Reserve};
+use graph::{Placement, Pooling, Reserve};
 pub use kv::ContextSize;
 use placement::LayerMap;
 use projector::Projector;
@@ -430,17 +430,6 @@ impl TextModel {
         u32::try_from(self.shape.n_layer() + 1).unwrap_or(u32::MAX)
     }
 
-    /// The pooling an encoder's graph ends with when embeddings are pooled (requested, or an
-    /// encoder): `--pooling`, else the file's.
-    fn graph_pooling(&self) -> Pooling {
-        let pooled = self.settings.embeddings || self.settings.reranking || !self.shape.causal;
-        match self.settings.pooling {
-            _ if !pooled => Pooling::None,
-            Pooling::Unspecified => self.shape.pooling,
-            chosen => chosen,
-        }
-    }
-
     fn reserve(&self, n_copies: u64) -> Reserve {
         let c = &self.context;
         Reserve {
@@ -452,7 +441,11 @@ impl TextModel {
             flash_attn: self.flash_attn,
             v_trans: !self.flash_attn,
             n_copies,
-            pooling: self.graph_pooling(),
+            pooling: if self.settings.embeddings || self.settings.reranking || !self.shape.causal {
+                Pooling::of(self.settings.pooling, self.shape.pooling_type)
+            } else {
+                Pooling::None
+            },
             kv_on_host: self.settings.no_kv_offload,
             cache_types: (self.settings.type_k, self.settings.type_v),
         }

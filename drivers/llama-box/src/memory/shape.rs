@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use inferkit_core::gguf::{GgmlType, GgufModel};
 use inferkit_core::{Error, Result};
 
-use crate::params::{Pooling, RopeScaling};
+use crate::params::RopeScaling;
 
 /// Where a tensor belongs in llama.cpp's layer model (`llm_tensor_info` layer kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,14 +178,15 @@ pub(crate) struct ModelShape {
     /// No `output.weight`: the LM head reads the token embedding (duplicated on the output
     /// device).
     pub tied_output: bool,
-    /// The file's pooling (`<arch>.pooling_type`; none when absent, llama.cpp's default).
-    pub pooling: Pooling,
     /// A reranker's classifier head reads mean-pooled rows (`<arch>.classifier.pooling_type`
     /// 1, or absent on ModernBERT: `src/models/modern-bert.cpp` at 0c1e57098), not the CLS
     /// row.
     pub classifier_mean_pooling: bool,
     /// Bytes of `token_embd.weight` (the tied LM head's copy) and its type.
     pub token_embd: Option<(u64, GgmlType, u64)>,
+    /// `<arch>.pooling_type` (llama.cpp's `llama_pooling_type`: 0 none, the default, 1 mean,
+    /// 2 cls, 3 last, 4 rank): what pools an encoder's embeddings unless `--pooling` says.
+    pub pooling_type: u64,
     pub weights: Vec<Weight>,
 }
 
@@ -358,7 +359,8 @@ impl ModelShape {
             },
             positional: match arch.as_str() {
                 // Jamba's attention layers take no positions ("No RoPE", `src/models/jamba.cpp`);
-                // Jina-BERT-v2 attends with ALiBi (`src/models/bert.cpp` builds no `inp_pos`).
+                // jina-bert-v2 attends with ALiBi, and `src/models/bert.cpp` builds no position
+                // input for it.
                 "nemotron_h" | "t5encoder" | "jamba" | "jina-bert-v2" => false,
                 "granitehybrid" => model
                     .metadata()
@@ -367,13 +369,6 @@ impl ModelShape {
                 _ => true,
             },
             tied_output: causal && model.tensor("output.weight").is_none(),
-            pooling: match model.pooling_type()? {
-                Some(1) => Pooling::Mean,
-                Some(2) => Pooling::Cls,
-                Some(3) => Pooling::Last,
-                Some(4) => Pooling::Rank,
-                _ => Pooling::None,
-            },
             classifier_mean_pooling: match model
                 .metadata()
                 .get_u64(&format!("{arch}.classifier.pooling_type"))?
@@ -382,6 +377,7 @@ impl ModelShape {
                 None => arch == "modern-bert",
             },
             token_embd,
+            pooling_type: model.pooling_type()?.unwrap_or(0),
             weights,
             arch,
         })
@@ -569,7 +565,7 @@ mod tests {
         assert_eq!(global, [0, 3, 6, 9, 12, 15, 18, 21]);
         assert_eq!(shape.n_swa, 128);
         assert!(!shape.causal && shape.positional);
-        assert_eq!(shape.pooling, Pooling::Mean);
+        assert_eq!(shape.pooling_type, 1);
         assert!(shape.classifier_mean_pooling);
     }
 

@@ -2,7 +2,7 @@
 //! K/V stores, flash attention or KQ + softmax + KQV, and the host/device split llama.cpp's
 //! scheduler makes when the cache stays in host memory.
 
-use super::{Builder, F16, F32, HOST, KvSource};
+use super::{Builder, F16, F32, HOST, KvSource, Split};
 use crate::memory::alloc::TensorId;
 
 impl Builder<'_> {
@@ -191,12 +191,12 @@ impl Builder<'_> {
         }
     }
 
-    /// Whether layer `il` reads and writes the KV cache through [`Builder::cached_attention`]
-    /// (latent attention keeps its own cache path).
+    /// Whether layer `il` reads and writes the KV cache, through [`Builder::cached_attention`]
+    /// or latent attention's own path (`mla_attention`), which split the same way with the
+    /// cache on the host.
     pub(super) fn reads_cache(&self, il: usize) -> bool {
         let layer = self.shape.layers[il];
-        let latent = self.shape.mla.is_some() && self.has(il, "attn_kv_a_mqa.weight");
-        self.shape.causal && !self.shape.t5_encoder && layer.n_head_kv > 0 && !latent
+        self.shape.causal && !self.shape.t5_encoder && layer.n_head_kv > 0
     }
 
     /// Copies, in the current buffer, of one layer's K and V cache views (`get_k`/`get_v`:
@@ -271,7 +271,55 @@ impl Builder<'_> {
         let kq = self.inplace(&[kq, mask], 1);
         kqv_srcs.push(kq);
         let kqv = self.op(hv * t * n_head * F32, &kqv_srcs);
+        self.merge_heads(kqv)
+    }
+
+    /// `build_attn_mha`'s merged heads: KQV permuted back and made contiguous
+    /// (`ggml_cont_2d`). Without KV offload and without flash attention llama.cpp pins them to
+    /// the CPU (`ggml_backend_sched_set_tensor_backend`, 0c1e57098); an encoder's layer on a
+    /// device, which reads no cache, then runs only them on the host: the host's split copies
+    /// the permuted KQV, and the device copies the merged heads back for the output projection
+    /// ([`Builder::resume_after_heads`]). A decoder's attention is already on the host there
+    /// ([`Builder::cached_attention`]).
+    pub(super) fn merge_heads(&mut self, kqv: TensorId) -> TensorId {
         let permuted = self.g.view(kqv);
-        self.op(hv * n_head * t * F32, &[permuted])
+        let bytes = self.g.bytes(kqv);
+        if self.heads_merged_on_host() && self.buffer != HOST {
+            let host = Split {
+                buffer: HOST,
+                kinds: None,
+                outputs: false,
+            };
+            self.enter(host, &[permuted], &[]);
+        }
+        self.op(bytes, &[permuted])
+    }
+
+    /// Whether an encoder's merged attention heads run on the host ([`Builder::merge_heads`]):
+    /// without KV offload, for the T5 encoder (never flash attention: its KQ bias) and the
+    /// BERT-style encoders without flash attention.
+    pub(super) fn heads_merged_on_host(&self) -> bool {
+        let encoder = self.shape.t5_encoder || !self.shape.causal;
+        self.r.kv_on_host && encoder && (self.shape.t5_encoder || !self.r.flash_attn)
+    }
+
+    /// Back on the encoder layer's device after its merged heads ran on the host: the split
+    /// copies them, the next layer's bucket view (T5), and, in the last layer, the output ids
+    /// and the pooling's input.
+    pub(super) fn resume_after_heads(
+        &mut self,
+        il: usize,
+        device: usize,
+        heads: TensorId,
+        last: bool,
+    ) {
+        if self.buffer != device {
+            let resume = Split {
+                buffer: device,
+                kinds: Some(self.attention_kinds(&[(il, device)], device)),
+                outputs: last,
+            };
+            self.enter(resume, &[heads], &[]);
+        }
     }
 }

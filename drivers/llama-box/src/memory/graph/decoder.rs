@@ -169,14 +169,24 @@ impl Builder<'_> {
         (out, beside)
     }
 
-    /// The output projection of an attention's output (`kqv_out`).
+    /// The output projection of an attention's output (`kqv_out`), after the rotation back of
+    /// a quantized cache's V (`build_attn` makes it after the attention, which
+    /// `build_attn_mha` expands, so it joins the graph with the projection that reads it:
+    /// after whatever the layer expands in between, Falcon-H1's Mamba-2 mixer or a parallel
+    /// block's FFN). A [`GATED_QUERY`]'s output is rotated back before its gate.
     pub(super) fn attention_output(&mut self, il: usize, attn: TensorId) -> TensorId {
+        let attn = if GATED_QUERY.contains(&self.shape.arch.as_str()) {
+            attn
+        } else {
+            self.rotate_back(il, attn)
+        };
         let bias = self.has(il, "attn_output.bias");
         self.linear(attn, self.shape.n_embd, self.r.n_tokens, bias)
     }
 
     /// The attention of a layer on its normed input up to `kqv_out` (times the gate of a
-    /// [`GATED_QUERY`]), before its output projection.
+    /// [`GATED_QUERY`]), before its output projection and the rotation back that comes with
+    /// it ([`Self::attention_output`]).
     pub(super) fn attention_core(&mut self, il: usize, cur: TensorId) -> TensorId {
         let shape = self.shape;
         let layer = shape.layers[il];
@@ -187,17 +197,31 @@ impl Builder<'_> {
         let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);
         let pos = (self.rotates() && !layer.no_rope).then(|| self.pos());
         let gated = GATED_QUERY.contains(&shape.arch.as_str());
+        // `build_attn` (`src/llama-graph.cpp` at 0c1e57098) expands each of Q, K and V with
+        // its rotation (a quantized cache's Hadamard matmul; a view is made contiguous first)
+        // right after it: with sliding-window caches (`llm_graph_input_attn_kv_iswa`) Q, then
+        // K, then V; otherwise Q, then V, then K (K last for RoPE fusion into the cache).
+        let rot = self.attn_inputs(layer.swa).rot;
+        let k_before_v = shape.layers.iter().any(|l| l.swa);
         let mut q_gate = None;
-        let (q, k, v, v_contiguous) = if self.has(il, "attn_qkv.weight") {
+        let (q, k, v) = if self.has(il, "attn_qkv.weight") {
             // One matmul; Q, K and V are views into its result.
             let rows = self.out_rows(il, "attn_qkv.weight", q_rows + k_rows + v_rows);
             let qkv = self.linear(cur, rows, t, self.has(il, "attn_qkv.bias"));
             let q = self.g.view(qkv);
-            let k = self.g.view(qkv);
-            let v = self.g.view(qkv);
             let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", pos);
-            let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
-            (q, k, v, false)
+            let q = self.rotate(q, rot.k, true);
+            let build_k = |b: &mut Self| {
+                let k = b.g.view(qkv);
+                let k = b.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
+                b.rotate(k, rot.k, true)
+            };
+            let build_v = |b: &mut Self| {
+                let v = b.g.view(qkv);
+                b.rotate(v, rot.v, false)
+            };
+            let (k, v) = self.k_and_v(k_before_v, build_k, build_v);
+            (q, k, v)
         } else {
             let q_out = self.out_rows(il, "attn_q.weight", q_rows);
             let q = self.linear(cur, q_out, t, self.has(il, "attn_q.bias"));
@@ -213,31 +237,44 @@ impl Builder<'_> {
             if let Some(scale) = self.inputs.attn_scale.filter(|_| scaled) {
                 q = self.inplace(&[q, scale], 1);
             }
+            let q = self.rotate(q, rot.k, true);
             let v_rows = self.out_rows(il, "attn_v.weight", v_rows);
             let k_rows = self.out_rows(il, "attn_k.weight", k_rows);
             let build_k = |b: &mut Self| {
                 let k = b.linear(cur, k_rows, t, b.has(il, "attn_k.bias"));
-                b.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos)
+                let k = b.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
+                b.rotate(k, rot.k, true)
             };
-            if shape.layers.iter().any(|l| l.swa) {
-                // With sliding-window caches `build_attn` (`llm_graph_input_attn_kv_iswa`,
-                // `src/llama-graph.cpp` at 0c1e57098) expands Q, then K, then V, each with its
-                // rotation (a quantized cache's Hadamard matmul) right after it.
-                let rot = self.attn_inputs(layer.swa).rot;
-                let q = self.rotate(q, rot.k, true);
-                let k = build_k(self);
-                let k = self.rotate(k, rot.k, true);
-                let v = self.linear(cur, v_rows, t, self.has(il, "attn_v.bias"));
-                let v = self.rotate(v, rot.v, true);
-                let attn = self.attend_rotated(il, q, k, v);
-                return self.attention_gate(q_gate, q_rows, attn);
-            }
-            // build_attn expands Q, then V, then K (K last for RoPE fusion into the cache).
-            let v = self.linear(cur, v_rows, t, self.has(il, "attn_v.bias"));
-            (q, build_k(self), v, true)
+            let build_v = |b: &mut Self| {
+                let v = b.linear(cur, v_rows, t, b.has(il, "attn_v.bias"));
+                b.rotate(v, rot.v, true)
+            };
+            let (k, v) = self.k_and_v(k_before_v, build_k, build_v);
+            (q, k, v)
         };
-        let attn = self.attend(il, q, k, v, v_contiguous);
+        let v = self.g.view(v);
+        let attn = self.cached_attention(il, q, k, v);
+        if !gated {
+            return attn;
+        }
+        let attn = self.rotate_back(il, attn);
         self.attention_gate(q_gate, q_rows, attn)
+    }
+
+    /// K and V, each with its rotation, in the order `build_attn` expands them.
+    fn k_and_v(
+        &mut self,
+        k_before_v: bool,
+        build_k: impl FnOnce(&mut Self) -> TensorId,
+        build_v: impl FnOnce(&mut Self) -> TensorId,
+    ) -> (TensorId, TensorId) {
+        if k_before_v {
+            let k = build_k(self);
+            (k, build_v(self))
+        } else {
+            let v = build_v(self);
+            (build_k(self), v)
+        }
     }
 
     /// The gate of a [`GATED_QUERY`] over the attention's output `attn` (none: `attn`).
@@ -279,9 +316,14 @@ impl Builder<'_> {
     /// [`Self::attend`] once Q, K and V are rotated: cached attention, and the rotation of its
     /// output back.
     fn attend_rotated(&mut self, il: usize, q: TensorId, k: TensorId, v: TensorId) -> TensorId {
-        let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
         let v = self.g.view(v);
         let attn = self.cached_attention(il, q, k, v);
+        self.rotate_back(il, attn)
+    }
+
+    /// The rotation back of an attention's output by a quantized cache's V rotation.
+    fn rotate_back(&mut self, il: usize, attn: TensorId) -> TensorId {
+        let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
         self.rotate(attn, rot.v, true)
     }
 

@@ -3,7 +3,7 @@
 //! rotated or not; `src/models/modern-bert.cpp`: pre-norm layers with fused QKV, RoPE, global
 //! and sliding-window layers, a GeGLU FFN and a final norm.
 
-use super::{Builder, F32, KvSource};
+use super::{Builder, F32, HOST, KvSource, Pooling, Split};
 use crate::memory::alloc::TensorId;
 
 /// Encoders that rotate Q and K (RoPE) instead of adding position embeddings
@@ -15,23 +15,135 @@ const ROPE_ENCODERS: [&str; 3] = ["nomic-bert", "nomic-bert-moe", "jina-bert-v3"
 const PRE_NORM_ENCODERS: [&str; 1] = ["modern-bert"];
 
 impl Builder<'_> {
-    /// BERT input: token + type (row 0, added in place) + position embeddings, then a layer
-    /// norm.
-    pub(super) fn encoder_embeddings(&mut self, tokens_embd: TensorId) -> TensorId {
+    /// BERT input: token + type + position embeddings, then a layer norm, on the first
+    /// layer's buffer. The token and position tables are the input layer's (the host's, which
+    /// looks their rows up); the norm's weights are the first layer's
+    /// (`LLM_TENSOR_TOKEN_EMBD_NORM` is a repeating-layer tensor in `src/llama-arch.cpp` at
+    /// 0c1e57098), so when that layer runs on a device the adds and the norm run there too:
+    /// its split copies the token rows, the type row (a view of the host's table) and the
+    /// position rows first (bge-small's 1:1 full offload: `embd`, `token_types.weight
+    /// (view)`, the position rows, then the mask).
+    pub(super) fn encoder_embeddings(&mut self, tokens_embd: TensorId, first: Split) -> TensorId {
+        let type_row = self
+            .shape
+            .weights
+            .iter()
+            .find(|w| w.name == "token_types.weight")
+            .map(|w| w.bytes / w.rows.max(1))
+            .map(|bytes| self.g.external(bytes, HOST));
+        let learned_positions = self.names.contains_key("position_embd.weight");
         let mut cur = tokens_embd;
-        if self.names.contains_key("token_types.weight") {
-            cur = self.inplace(&[cur], 1);
-        }
-        if self.names.contains_key("position_embd.weight") {
-            let pos = self.pos();
-            let e = self.e();
-            let p = self.op(e, &[pos]);
-            cur = self.inplace(&[cur, p], 2);
+        if first.buffer == HOST {
+            if let Some(row) = type_row {
+                cur = self.inplace(&[cur, row], 1);
+            }
+            if learned_positions {
+                let p = self.position_rows();
+                cur = self.inplace(&[cur, p], 2);
+            }
+        } else {
+            let positions = learned_positions.then(|| self.position_rows());
+            let copied: Vec<TensorId> = [Some(cur), type_row, positions]
+                .into_iter()
+                .flatten()
+                .collect();
+            self.enter(first, &copied, &[]);
+            if let Some(row) = type_row {
+                cur = self.inplace(&[cur, row], 1);
+            }
+            if let Some(p) = positions {
+                cur = self.inplace(&[cur, p], 2);
+            }
         }
         if self.names.contains_key("token_embd_norm.weight") {
             cur = self.norm(cur, true);
         }
         cur
+    }
+
+    /// `get_rows` of the learned position table (BERT): on the host, which holds it.
+    fn position_rows(&mut self) -> TensorId {
+        let pos = self.pos();
+        let e = self.e();
+        self.g.op(e, &[pos], HOST)
+    }
+
+    /// The pooling's graph input, created after the output ids (`build_inp_mean`,
+    /// `build_inp_cls` at 0c1e57098: one f32 weight per token and sequence, one i32 row index
+    /// per sequence).
+    pub(super) fn pooling_input(&mut self) {
+        let (t, seqs) = (self.r.n_tokens, self.r.n_seqs.max(1));
+        self.inputs.pooling = match self.r.pooling {
+            Pooling::None => None,
+            _ if self.mean_pooled() => Some(self.input(t * seqs * F32)),
+            Pooling::Mean | Pooling::Rows | Pooling::Rank => Some(self.input(seqs * 4)),
+        };
+    }
+
+    /// Whether the pooling averages the tokens: mean pooling, or a reranker whose classifier
+    /// reads mean-pooled rows (`pooling_type_cls`, ModernBERT's default:
+    /// [`crate::memory::shape::ModelShape::classifier_mean_pooling`]).
+    fn mean_pooled(&self) -> bool {
+        match self.r.pooling {
+            Pooling::Mean => true,
+            Pooling::Rank => self.shape.classifier_mean_pooling,
+            Pooling::None | Pooling::Rows => false,
+        }
+    }
+
+    /// A BERT-style encoder's outputs: the last layer's embeddings, then their pooling, in
+    /// the last layer's split; a reranker's classifier head, whose weights are the output
+    /// layer's (`cls` is an output-layer tensor), on the output layer's buffer.
+    pub(super) fn encoder_output(&mut self, embd: TensorId, output: Split) {
+        self.g.mark_output(embd);
+        let Some(mut pooled) = self.pool(embd) else {
+            return;
+        };
+        let head = ["cls.weight", "cls.output.weight"]
+            .iter()
+            .any(|name| self.names.contains_key(name));
+        if self.r.pooling == Pooling::Rank && head {
+            self.enter(output, &[pooled], &[]);
+            pooled = self.classifier_head(pooled);
+        }
+        self.g.mark_output(pooled);
+    }
+
+    /// The reranker's head (`build_pooling`'s `RANK` case): `cls` with its bias and a tanh
+    /// (GELU for modern-bert, the same size) and the head norm when there is one, then
+    /// `cls.output` with its bias, one row per sequence.
+    fn classifier_head(&mut self, pooled: TensorId) -> TensorId {
+        let seqs = self.r.n_seqs.max(1);
+        let mut cur = pooled;
+        if let Some(&(_, rows)) = self.names.get("cls.weight") {
+            cur = self.linear(cur, rows, seqs, self.names.contains_key("cls.bias"));
+            cur = self.inplace(&[cur], 1);
+            if self.names.contains_key("cls.norm.weight") {
+                let bytes = self.g.bytes(cur);
+                let n = self.op(bytes, &[cur]);
+                cur = self.inplace(&[n], 1);
+            }
+        }
+        if let Some(&(_, rows)) = self.names.get("cls.output.weight") {
+            cur = self.linear(cur, rows, seqs, self.names.contains_key("cls.output.bias"));
+        }
+        cur
+    }
+
+    /// `build_pooling`'s mean or row selection (`[n_embd, n_seqs]`), when the embeddings
+    /// are pooled.
+    pub(super) fn pool(&mut self, embd: TensorId) -> Option<TensorId> {
+        let input = self.inputs.pooling?;
+        let pooled_bytes = self.shape.n_embd * self.r.n_seqs.max(1) * F32;
+        Some(match self.r.pooling {
+            Pooling::None => return None,
+            _ if self.mean_pooled() => {
+                let transposed = self.g.view(embd);
+                let cont = self.op(self.e(), &[transposed]);
+                self.op(pooled_bytes, &[cont, input])
+            }
+            Pooling::Mean | Pooling::Rows | Pooling::Rank => self.op(pooled_bytes, &[embd, input]),
+        })
     }
 
     /// Whether the encoder's layers are pre-norm ([`PRE_NORM_ENCODERS`]).
@@ -69,11 +181,19 @@ impl Builder<'_> {
         }
         let k = self.g.view(k);
         let mask = self.mask_for(0);
+        let device = self.buffer;
         let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
+        self.resume_after_heads(il, device, attn, last);
         let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         let (cur, residual) = self.select_outputs(cur, inp, last);
         let cur = self.inplace(&[cur, residual], 2);
-        let ffn_inp = self.norm(cur, true);
+        let mut ffn_inp = self.norm(cur, true);
+        if self.has(il, "attn_norm_2.weight") {
+            // jina-bert-v2 adds the layer input once more and norms again (`attn_norm_2`):
+            // the input stays live until then.
+            let cur = self.inplace(&[ffn_inp, residual], 2);
+            ffn_inp = self.norm(cur, true);
+        }
         let out = self.dense_ffn(il, ffn_inp, layer.n_ff.max(1), "");
         let cur = self.inplace(&[out, ffn_inp], 2);
         self.norm(cur, true)
@@ -108,7 +228,9 @@ impl Builder<'_> {
         let k = self.op(k_rows * t * F32, &[k, pos]);
         let k = self.g.view(k);
         let mask = self.mask_for(usize::from(layer.swa));
+        let device = self.buffer;
         let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
+        self.resume_after_heads(il, device, attn, last);
         let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         let (cur, residual) = self.select_outputs(cur, inp, last);
         let ffn_inp = self.inplace(&[cur, residual], 2);

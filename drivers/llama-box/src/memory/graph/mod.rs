@@ -36,7 +36,7 @@ use std::collections::HashMap;
 
 use super::alloc::{Graph, TensorId};
 use super::shape::ModelShape;
-use crate::params::{CacheType, Pooling};
+use crate::params::CacheType;
 
 mod altup;
 pub(crate) use altup::replays_whole_runs;
@@ -78,12 +78,46 @@ pub(crate) struct Reserve {
     pub v_trans: bool,
     /// Pipeline-parallel scheduler copies (1, or 4 with several devices at full offload).
     pub n_copies: u64,
-    /// The pooling an encoder's graph ends with (`None` without one).
+    /// What pools an encoder's embeddings.
     pub pooling: Pooling,
     /// The KV cache stays in host memory (`--no-kv-offload`, `offload_kqv = false`).
     pub kv_on_host: bool,
     /// K and V cache element types.
     pub cache_types: (CacheType, CacheType),
+}
+
+/// What `build_pooling` adds after an encoder's layers (`src/llama-graph.cpp` at 0c1e57098).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pooling {
+    /// No pooling (`NONE`, or embeddings not requested): the token embeddings are the output.
+    None,
+    /// `MEAN`: the transposed embeddings, made contiguous, times the `mean` input
+    /// (`[n_tokens, n_seqs]` f32).
+    Mean,
+    /// `CLS` and `LAST`: the rows the `cls` input (`n_seqs` i32) names.
+    Rows,
+    /// `RANK`: the `cls` rows, then the classifier head (`cls`, `cls.output`).
+    Rank,
+}
+
+impl Pooling {
+    /// The pooling llama.cpp applies: `--pooling` when given, else the model's
+    /// `pooling_type` (`cparams.pooling_type` at context creation).
+    pub(crate) fn of(requested: crate::params::Pooling, model_type: u64) -> Pooling {
+        use crate::params::Pooling as P;
+        match requested {
+            P::Unspecified => match model_type {
+                1 => Pooling::Mean,
+                2 | 3 => Pooling::Rows,
+                4 => Pooling::Rank,
+                _ => Pooling::None,
+            },
+            P::None => Pooling::None,
+            P::Mean => Pooling::Mean,
+            P::Cls | P::Last => Pooling::Rows,
+            P::Rank => Pooling::Rank,
+        }
+    }
 }
 
 /// Which buffer runs what: `layers[k] = (model layer, buffer)`, in order; the input layer is
@@ -159,6 +193,11 @@ struct Inputs {
     attn: [Option<AttnInputs>; 2],
     /// The T5 encoder's relative-position buckets.
     pos_buckets: Option<TensorId>,
+    /// The pooling's input (`mean` or `cls`, [`Pooling`]).
+    pooling: Option<TensorId>,
+    /// The T5 encoder's per-layer views of its buckets (`pos_bucket_1d`, made by each
+    /// layer's `build_pos_bias`): (layer, its buffer, view), in layer order.
+    bucket_views: Vec<(usize, usize, TensorId)>,
     /// The recurrent state's row indices (`rs_s_copy`): its views of the ubatch's rows and of
     /// the extra rows (`s_copy_main`, `s_copy_extra`).
     state_copy: Option<[TensorId; 2]>,
@@ -336,7 +375,7 @@ impl Builder<'_> {
             self.inputs.attn_scale = Some(self.input(self.r.n_tokens * F32));
         }
         if self.shape.t5_encoder {
-            self.t5_inputs();
+            self.t5_inputs(&placement.layers);
         } else if self.shape.causal {
             for swa in [false, true] {
                 let used = placement.layers.iter().any(|&(l, _)| {
@@ -351,6 +390,10 @@ impl Builder<'_> {
             self.encoder_mask();
         }
         self.out_ids();
+        if !self.shape.causal || self.shape.t5_encoder {
+            // `build_pooling` runs after the layers, its input is the graph's last leaf.
+            self.pooling_input();
+        }
         let mut cur = self.g.op(self.e(), &[tokens], 0);
         if placement
             .layers
@@ -361,9 +404,7 @@ impl Builder<'_> {
             self.state_copy_input();
         }
         let mut positions = None;
-        if !self.shape.causal {
-            cur = self.encoder_embeddings(cur);
-        } else if self.names.contains_key("position_embd.weight") {
+        if self.shape.causal && self.names.contains_key("position_embd.weight") {
             // Learned positions (GPT-2, StarCoder): get_rows of the position table, added
             // below, once the first layer's split is known.
             let pos = self.pos();
@@ -380,7 +421,10 @@ impl Builder<'_> {
                     && !(self.r.kv_on_host
                         && placement.layers[k..]
                             .iter()
-                            .any(|&(l, _)| self.is_mamba(l) || self.is_hybrid_mamba(l))),
+                            .any(|&(l, _)| self.is_mamba(l) || self.is_hybrid_mamba(l)))
+                    // A device split of an encoder ends at each attention whose merged heads
+                    // run on the host; the last layer's resumes with the output ids.
+                    && !(self.heads_merged_on_host() && buffer != HOST),
             },
             None => Split {
                 buffer: placement.output,
@@ -389,6 +433,9 @@ impl Builder<'_> {
             },
         };
         let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
+        if !self.shape.causal {
+            cur = self.encoder_embeddings(cur, splits[0]);
+        }
         if let Some(p) = positions {
             // The add has no weights: the scheduler runs it with the first layer ("expand gpu
             // up"), whose split on a device copies both embeddings first (StarCoder's 1:1
@@ -473,8 +520,30 @@ impl Builder<'_> {
             self.deferred_residual = None;
         }
         let output = splits[placement.layers.len()];
-        let final_norm = self.shape.causal || self.names.contains_key("output_norm.weight");
-        self.enter_layer(output, cur, final_norm);
+        if !self.shape.causal {
+            // A BERT-style encoder's output layer holds no weights but a reranker's head: the
+            // pooling runs where the last layer does, and an output device runs at most that
+            // head (nomic-bert's 3:1 split at 0c1e57098: no compute buffer on the second
+            // device).
+            if self.names.contains_key("output_norm.weight") {
+                // ModernBERT's final norm (`final_norm_out`): its weight is the output layer's,
+                // so the norm opens the output split, which the pooling then runs in.
+                self.enter_layer(output, cur, true);
+                if self.opening.is_none() {
+                    cur = self.local(cur);
+                }
+                cur = self.norm_with(cur, true, self.names.contains_key("output_norm.bias"));
+            }
+            return self.encoder_output(cur, output);
+        }
+        if self.shape.t5_encoder {
+            // The output norm runs on the output device, which copies the pooling's input
+            // after the layers' output.
+            let pooling: Vec<TensorId> = self.inputs.pooling.into_iter().collect();
+            self.enter(output, &[cur], &pooling);
+        } else {
+            self.enter_layer(output, cur, self.shape.causal);
+        }
         if self.opening.is_none() {
             cur = self.local(cur);
         }
@@ -603,66 +672,6 @@ impl Builder<'_> {
         (cur, residual)
     }
 
-    /// `build_pooling` (`src/llama-graph.cpp` at 0c1e57098): the pooled rows of an encoder's
-    /// embeddings. Each pooling's input is created where it is read, the graph's last leaf:
-    /// mean pooling's weights (`inp_mean`, one f32 per token and sequence) multiply the
-    /// transposed embeddings made contiguous; CLS and last-token pooling take one row per
-    /// sequence (`inp_cls`); a reranker's classifier head follows CLS pooling, or mean
-    /// pooling where the file says so (ModernBERT's default).
-    fn pool(&mut self, embd: TensorId) {
-        let seqs = self.r.n_stream.max(1);
-        let rows = self.shape.n_embd * seqs * F32;
-        let pooled = match self.r.pooling {
-            Pooling::None | Pooling::Unspecified => return,
-            Pooling::Mean => self.mean_pool(embd, rows),
-            Pooling::Cls | Pooling::Last => self.cls_pool(embd, rows),
-            Pooling::Rank if self.shape.classifier_mean_pooling => {
-                let pooled = self.mean_pool(embd, rows);
-                self.classifier_head(pooled)
-            }
-            Pooling::Rank => {
-                let pooled = self.cls_pool(embd, rows);
-                self.classifier_head(pooled)
-            }
-        };
-        self.g.mark_output(pooled);
-    }
-
-    fn mean_pool(&mut self, embd: TensorId, rows: u64) -> TensorId {
-        let weights = self.input(self.r.n_tokens * self.r.n_stream.max(1) * F32);
-        let transposed = self.g.view(embd);
-        let cont = self.op(self.e(), &[transposed]);
-        self.op(rows, &[cont, weights])
-    }
-
-    fn cls_pool(&mut self, embd: TensorId, rows: u64) -> TensorId {
-        let ids = self.input(self.r.n_stream.max(1) * 4);
-        self.op(rows, &[embd, ids])
-    }
-
-    /// The reranker's head: `cls` (with its bias and activation, in place), its norm, then
-    /// the score projection `cls.output`, each present or not.
-    fn classifier_head(&mut self, pooled: TensorId) -> TensorId {
-        let seqs = self.r.n_stream.max(1);
-        let mut cur = pooled;
-        if let Some(&(_, width)) = self.names.get("cls.weight") {
-            cur = self.linear(cur, width, seqs, self.names.contains_key("cls.bias"));
-            cur = self.inplace(&[cur], 1);
-            if self.names.contains_key("cls.norm.weight") {
-                cur = self.norm_with(cur, true, false);
-            }
-        }
-        if let Some(&(_, labels)) = self.names.get("cls.output.weight") {
-            cur = self.linear(
-                cur,
-                labels,
-                seqs,
-                self.names.contains_key("cls.output.bias"),
-            );
-        }
-        cur
-    }
-
     /// Output norm and LM head (decoders), or pooling (encoders).
     fn output(&mut self, inp: TensorId) {
         let t = self.r.n_tokens;
@@ -670,17 +679,9 @@ impl Builder<'_> {
             // The T5 encoder ends with its output norm: no LM head.
             let embd = self.norm(inp, false);
             self.g.mark_output(embd);
-            return;
-        }
-        if !self.shape.causal {
-            // ModernBERT's final norm (`final_norm_out`): the embeddings are its output.
-            let embd = if self.names.contains_key("output_norm.weight") {
-                self.norm_with(inp, true, self.names.contains_key("output_norm.bias"))
-            } else {
-                inp
-            };
-            self.g.mark_output(embd);
-            self.pool(embd);
+            if let Some(pooled) = self.pool(embd) {
+                self.g.mark_output(pooled);
+            }
             return;
         }
         let inp = if self.outputs_after_layers() {

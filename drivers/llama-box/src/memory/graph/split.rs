@@ -62,15 +62,24 @@ impl Builder<'_> {
             needed.extend(rows.iter().flatten());
         }
         if let Some(kinds) = split.kinds {
+            // A T5 layer's bias reads its own view of the buckets: the split copies the first
+            // layer's before the mask, the others' after it (the order its layers read them).
+            let views = self.bucket_views_for(buffer);
+            needed.extend(views.first());
             self.attention_inputs_for(kinds, buffer, &mut needed);
+            needed.extend(views.iter().skip(1));
         }
         if attention_first {
             needed.extend(rows.iter().flatten());
         }
         if split.outputs && self.outputs_resume.is_none() {
             // The last layer's row selection reads the output ids: copied with the rest of
-            // the split's inputs at its start.
+            // the split's inputs at its start; an encoder's pooling, in the same split,
+            // reads its input after them.
             needed.extend(self.inputs.out_ids);
+            if !self.shape.causal {
+                needed.extend(self.inputs.pooling);
+            }
         }
         needed.extend(later);
         for src in needed {
