@@ -183,7 +183,7 @@ impl Builder<'_> {
         let mask = self.mask_for(0);
         let device = self.buffer;
         let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
-        self.resume_after_heads(il, device, attn, last);
+        self.resume_after_heads(device, attn, last);
         let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         let (cur, residual) = self.select_outputs(cur, inp, last);
         let cur = self.inplace(&[cur, residual], 2);
@@ -230,7 +230,7 @@ impl Builder<'_> {
         let mask = self.mask_for(usize::from(layer.swa));
         let device = self.buffer;
         let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
-        self.resume_after_heads(il, device, attn, last);
+        self.resume_after_heads(device, attn, last);
         let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         let (cur, residual) = self.select_outputs(cur, inp, last);
         let ffn_inp = self.inplace(&[cur, residual], 2);
