@@ -88,6 +88,9 @@ const MEASURED: &[&str] = &[
     "mistral3",
     // Attention and FFN side by side on one norm, as cohere2 without its sliding window.
     "command-r",
+    // Attention and FFN side by side, the residual added last; Falcon-40B's attention on a
+    // norm of its own (`attn_norm_2`).
+    "falcon",
 ];
 
 /// Architectures whose llama.cpp builder (`src/models/<arch>.cpp` at 0c1e57098) is the
