@@ -35,8 +35,8 @@
 //! * `read_config`: the 58 MB `config.json`'s directory as `inspect` opens it (the typed
 //!   config; no weights).
 //! * `plan_llama_server`: a plan of Llama-3.2-1B F16 on llama-server at its default context
-//!   (the model's 131,072 tokens, which adds the context note) over the fleet, read beforehand
-//!   and not timed.
+//!   (the model's 131,072 tokens, which adds the context note) over the fleet; the fleet, the
+//!   registry and the GGUF header are read beforehand and not timed.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -46,7 +46,8 @@ use std::sync::LazyLock;
 use divan::Bencher;
 use inferkit::hf::HfModel;
 use inferkit::{
-    Cluster, ModelFacts, ModelSpec, PlacementMode, PlanOptions, default_registry, plan_with_facts,
+    Cluster, ModelFacts, ModelSpec, PlacementMode, PlanOptions, Registry, default_registry,
+    plan_with_facts,
 };
 
 #[path = "support/peak_alloc.rs"]
@@ -162,16 +163,34 @@ fn read_and_plan() -> inferkit::DeploymentPlan {
     plan
 }
 
-/// Plans Llama-3.2-1B F16 with llama-server at its default context on `fleet`.
-fn plan_llama_server(fleet: &Cluster) -> inferkit::DeploymentPlan {
-    let registry = default_registry();
-    let mut spec = ModelSpec::local("tests/fixtures/gguf/llama-3.2-1b-F16.header.gguf");
-    spec.backend = Some("llama-server".into());
-    let facts = ModelFacts::read(&spec.source).expect("fixture");
-    let plan =
-        plan_with_facts(&registry, &facts, &spec, fleet, &PlanOptions::default()).expect("a plan");
-    assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
-    plan
+/// Llama-3.2-1B F16 with llama-server at its default context, and the registry: built and
+/// read once, so that `plan_llama_server` times the plan alone.
+struct LlamaServerCase {
+    registry: Registry,
+    spec: ModelSpec,
+    facts: ModelFacts,
+}
+
+impl LlamaServerCase {
+    fn new() -> Self {
+        let mut spec = ModelSpec::local("tests/fixtures/gguf/llama-3.2-1b-F16.header.gguf");
+        spec.backend = Some("llama-server".into());
+        let facts = ModelFacts::read(&spec.source).expect("fixture");
+        LlamaServerCase {
+            registry: default_registry(),
+            spec,
+            facts,
+        }
+    }
+
+    /// Plans the model on `fleet`.
+    fn plan(&self, fleet: &Cluster) -> inferkit::DeploymentPlan {
+        let options = PlanOptions::default();
+        let plan = plan_with_facts(&self.registry, &self.facts, &self.spec, fleet, &options)
+            .expect("a plan");
+        assert_eq!(plan.placement.mode, PlacementMode::SingleDevice);
+        plan
+    }
 }
 
 /// The model directory of the big `config.json`, as `inspect` opens it.
@@ -217,7 +236,8 @@ fn config(bencher: Bencher) {
 
 #[divan::bench(name = "plan_llama_server", sample_count = 5, sample_size = 1)]
 fn llama_server(bencher: Bencher) {
+    let case = LlamaServerCase::new();
     bencher
         .with_inputs(read_fleet)
-        .bench_refs(|fleet| plan_llama_server(fleet));
+        .bench_refs(|fleet| case.plan(fleet));
 }

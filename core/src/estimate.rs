@@ -513,6 +513,16 @@ pub trait ResourceEstimator: Send + Sync {
         let _ = (request, estimate);
         Ok(())
     }
+
+    /// What to add to the refusal when no placement fits, computed once rather than for every
+    /// device group refused (the llama-server driver's largest context that keeps every layer
+    /// on the devices). Placement calls it once, with the request of the largest group it
+    /// refused, and appends the note to its [`Error::NoPlacement`] reason; the default adds
+    /// nothing.
+    fn explain_refusal(&self, request: &FitRequest) -> Result<Option<String>> {
+        let _ = request;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub use estimate::{
 };
 pub use inferkit_error::{Error, ErrorKind, Result};
 pub use inferkit_formats::{DirectoryFacts, ModelFacts, ModelFormat};
-pub use inferkit_formats::{facts, files, gguf, hf, hub, ollama};
+pub use inferkit_formats::{facts, files, gguf, hf, hub, ollama, source};
 pub use inventory::{
     Allocation, ChipFamily, Cluster, Device, DeviceId, Memory, Vendor, WorkerInventory,
 };

@@ -184,6 +184,38 @@ fn hard_case_2_reserve_per_device_refuses_a_split_that_only_fits_without_margin(
     assert!(text.contains("CPU offloading is off"), "{text}");
 }
 
+/// When nothing fits, the estimator explains the refusal of the largest group once (a note that
+/// may cost a search of its own: llama-server's context offer), not for every group refused;
+/// a placement that fits asks for no explanation.
+#[test]
+fn the_largest_refusal_is_explained_once() {
+    let backend = MockBackend::llama(MockModel::layered(46));
+    let cluster = cluster(vec![nvidia_worker("a", 1, 24), nvidia_worker("b", 2, 16)]);
+    let mut spec = spec("m.gguf");
+    spec.cpu_offloading = Some(false);
+    spec.distributed_inference_across_workers = Some(false);
+    let options = PlanOptions::default();
+    let err = plan_on(&backend, &cluster, &spec, &options).unwrap_err();
+    let Error::NoPlacement {
+        reason, rejected, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(rejected.len() > 1, "{rejected:?}");
+    assert!(backend.fit_count() > 1);
+    assert_eq!(backend.refusal_count(), 1);
+    assert!(
+        reason.contains("the largest option, b devices 0,1")
+            && reason.ends_with("; explained for [b:0 b:1] on b"),
+        "{reason}"
+    );
+
+    spec.cpu_offloading = None;
+    plan_on(&backend, &cluster, &spec, &options).expect("a plan with offloading");
+    assert_eq!(backend.refusal_count(), 1);
+}
+
 // ---- hard case 3: unclaimed measured usage ---------------------------------------------------
 
 #[test]

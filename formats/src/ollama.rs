@@ -41,23 +41,8 @@ pub fn blob_url(registry: &str, name: &str, digest: &str) -> String {
     )
 }
 
-/// The host (with its port) of a registry's base URL: the folder its manifests are filed
-/// under in the store.
-///
-/// ```
-/// use inferkit_formats::ollama::registry_host;
-///
-/// assert_eq!(registry_host("https://registry.ollama.ai"), "registry.ollama.ai");
-/// assert_eq!(registry_host("http://127.0.0.1:8080/"), "127.0.0.1:8080");
-/// ```
-pub fn registry_host(registry: &str) -> &str {
-    let rest = registry
-        .split_once("://")
-        .map_or(registry, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest)
-}
-
-/// The manifest of `name:tag` from the registry at `host` in the store at `store`.
+/// The manifest of `name:tag` from the registry at `host` (the host of its base URL, with its
+/// port: [`url_host`](crate::source::url_host)) in the store at `store`.
 pub fn manifest_path(store: &Path, host: &str, name: &str, tag: &str) -> PathBuf {
     store.join("manifests").join(host).join(name).join(tag)
 }
@@ -87,7 +72,7 @@ mod tests {
     fn a_model_is_filed_under_its_registrys_host_and_its_blobs_by_digest() {
         let digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let store = Path::new("/root/.ollama/models");
-        let host = registry_host("https://registry.ollama.ai/");
+        let host = crate::source::url_host("https://registry.ollama.ai/");
         assert_eq!(
             manifest_path(store, host, "library/qwen2.5", "0.5b"),
             Path::new("/root/.ollama/models/manifests/registry.ollama.ai/library/qwen2.5/0.5b")
@@ -105,6 +90,5 @@ mod tests {
             blob_url("https://registry.ollama.ai", "library/qwen2.5", digest),
             format!("https://registry.ollama.ai/v2/library/qwen2.5/blobs/{digest}")
         );
-        assert_eq!(registry_host("registry.ollama.ai"), "registry.ollama.ai");
     }
 }

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use inferkit_core::launch::shell_quote;
+use inferkit_core::source::url_host;
 use inferkit_core::{DownloadStep, Error, Result, hub, ollama};
 use k8s_openapi::api::core::v1::{Container, EnvVar, SecurityContext, VolumeMount};
 
@@ -229,7 +230,7 @@ fn ollama_lines(step: &DownloadStep) -> Result<Vec<String>> {
     }
     let digest = checked_hex(&step.commit, "the manifest's digest")?;
     let registry = step.endpoint.as_str();
-    let host = ollama::registry_host(registry);
+    let host = url_host(registry);
     if !is_relative_plain(host) {
         return Err(Error::unsupported(format!(
             "the Ollama registry `{}` names no host",

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use inferkit_formats::hub::{self, Hub};
 use inferkit_formats::ollama;
+use inferkit_formats::source::url_host;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -165,9 +166,9 @@ async fn ollama_manifest(
     token: Option<&Secret>,
     label: &str,
 ) -> Result<Vec<u8>, SourceError> {
-    let registry = model.endpoint.trim_end_matches('/');
     let target = Target::new(label, Some("manifest"));
     let token = token.map(|t| t.0.as_str());
+    let registry = &model.endpoint;
     let (bytes, digest) = manifest_bytes(http, registry, &model.repo, tag, token, &target).await?;
     if digest != model.commit {
         return Err(target.error(
@@ -231,11 +232,7 @@ impl<'a> Layout<'a> {
             Layout::Hub { hub, .. } => {
                 Ok(hub.file_url(&model.endpoint, &model.repo, &model.commit, &file.path))
             }
-            Layout::Ollama { .. } => Ok(blob_url(
-                model.endpoint.trim_end_matches('/'),
-                &model.repo,
-                &file.path,
-            )),
+            Layout::Ollama { .. } => Ok(blob_url(&model.endpoint, &model.repo, &file.path)),
             Layout::Url => file.url.clone().ok_or_else(|| {
                 SourceError::new(SourceErrorKind::Io, label, "the file has no address")
                     .in_file(&file.path)
@@ -281,7 +278,7 @@ impl<'a> Layout<'a> {
                 write_file(&refs, model.commit.as_bytes(), label)
             }
             (Layout::Ollama { tag }, Some(manifest)) => {
-                let host = ollama::registry_host(&model.endpoint);
+                let host = url_host(&model.endpoint);
                 let path = ollama::manifest_path(cache, host, &model.repo, tag);
                 write_file(&path, manifest, label)
             }

@@ -56,7 +56,7 @@ impl HubEndpoint {
     /// The host part of the URL, with its port (names the endpoint in the header cache; for
     /// an Ollama registry, the folder of Ollama's store its manifests are filed under).
     pub fn host(&self) -> &str {
-        inferkit_formats::ollama::registry_host(&self.url)
+        inferkit_formats::source::url_host(&self.url)
     }
 
     #[cfg(feature = "http")]

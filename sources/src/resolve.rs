@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use inferkit_formats::hub::Hub;
+use inferkit_formats::source::url_host;
 use inferkit_formats::{DirectoryFacts, ModelFacts, ModelSource};
 use serde::{Deserialize, Serialize};
 
@@ -315,12 +316,7 @@ pub(crate) fn ollama_cache(model: &OllamaRef, options: &SourceOptions) -> Option
 
 pub(crate) fn url_cache(url: &str, options: &SourceOptions) -> Option<RepoCache> {
     let root = options.header_cache.as_ref()?;
-    let host = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .split('/')
-        .next()
-        .unwrap_or("");
+    let host = url_host(url);
     Some(HeaderCache::new(root).repo("url", host, &url_key(url)))
 }
 

@@ -64,7 +64,8 @@ impl MockModel {
     }
 }
 
-/// The mock backend. `fits` counts estimator fits (to check the search stays bounded).
+/// The mock backend. `fits` counts estimator fits (to check the search stays bounded),
+/// `refusals` the refusals it was asked to explain.
 #[derive(Clone)]
 pub struct MockBackend {
     pub id: &'static str,
@@ -77,6 +78,7 @@ pub struct MockBackend {
     /// CPU architectures this model runs on (empty: any), as vox-box restricts some families.
     pub model_arches: Vec<String>,
     pub fits: Arc<AtomicUsize>,
+    pub refusals: Arc<AtomicUsize>,
 }
 
 /// What the llama-box-like backend can do.
@@ -107,6 +109,7 @@ impl MockBackend {
             unsupported_cc: vec![],
             model_arches: vec![],
             fits: Arc::default(),
+            refusals: Arc::default(),
         }
     }
 
@@ -141,6 +144,10 @@ impl MockBackend {
 
     pub fn fit_count(&self) -> usize {
         self.fits.load(Ordering::Relaxed)
+    }
+
+    pub fn refusal_count(&self) -> usize {
+        self.refusals.load(Ordering::Relaxed)
     }
 }
 
@@ -182,6 +189,7 @@ impl Backend for MockBackend {
             estimator: MockEstimator {
                 model: self.model.clone(),
                 fits: self.fits.clone(),
+                refusals: self.refusals.clone(),
             },
         }))
     }
@@ -277,6 +285,7 @@ impl Prepared for MockPrepared<'_> {
 pub struct MockEstimator {
     model: MockModel,
     fits: Arc<AtomicUsize>,
+    refusals: Arc<AtomicUsize>,
 }
 
 impl MockEstimator {
@@ -463,6 +472,17 @@ impl ResourceEstimator for MockEstimator {
                 available: request.host.allocatable,
                 reason: "not even CPU-only fits the host".into(),
             })
+    }
+
+    /// Names the devices and host of the request it is given.
+    fn explain_refusal(&self, request: &FitRequest) -> Result<Option<String>> {
+        self.refusals.fetch_add(1, Ordering::Relaxed);
+        let devices: Vec<String> = request.devices.iter().map(|d| d.id.to_string()).collect();
+        Ok(Some(format!(
+            "explained for [{}] on {}",
+            devices.join(" "),
+            request.host.worker
+        )))
     }
 }
 

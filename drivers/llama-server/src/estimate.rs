@@ -3,9 +3,6 @@
 //! that keeps every layer on the accelerators offered when that default does not; and the host
 //! prompt cache (`--cache-ram`) in host memory.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{
     Error, EstimateRequest, FitRequest, HostSlot, Layout, ResourceEstimate, ResourceEstimator,
@@ -24,46 +21,11 @@ const CONTEXT_STEP: u32 = 256;
 pub struct LlamaServerEstimator<'a> {
     model: LlamaBoxEstimator,
     gguf: &'a GgufModel,
-    /// The context is the model's training context (no `--ctx-size`).
-    context_from_model: bool,
+    /// When the context is the model's training context (no `--ctx-size`): its KV cache's
+    /// bytes, wherever it sits.
+    default_context_kv: Option<u64>,
     /// Host bytes the prompt cache may hold (0 when it is off).
     prompt_cache: u64,
-    /// The model at each context the search for the largest fitting context tried.
-    contexts: ContextModels,
-}
-
-/// The model at the contexts tried, kept with their compute replays: placement asks for a fit
-/// on many device groups, and each one's search tries mostly the same contexts.
-#[derive(Debug, Default)]
-struct ContextModels(Mutex<HashMap<u32, Arc<LlamaBoxEstimator>>>);
-
-impl ContextModels {
-    /// Contexts kept; past it the cache starts over (each model holds its weight table).
-    const CAPACITY: usize = 64;
-
-    fn get_or_build(
-        &self,
-        ctx: u32,
-        build: impl FnOnce() -> Result<LlamaBoxEstimator>,
-    ) -> Result<Arc<LlamaBoxEstimator>> {
-        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(model) = lock().get(&ctx) {
-            return Ok(Arc::clone(model));
-        }
-        let model = Arc::new(build()?);
-        let mut models = lock();
-        if models.len() >= Self::CAPACITY {
-            models.clear();
-        }
-        models.insert(ctx, Arc::clone(&model));
-        Ok(model)
-    }
-}
-
-impl Clone for ContextModels {
-    fn clone(&self) -> Self {
-        ContextModels::default()
-    }
 }
 
 impl<'a> LlamaServerEstimator<'a> {
@@ -75,25 +37,33 @@ impl<'a> LlamaServerEstimator<'a> {
         prompt_cache: PromptCache,
     ) -> Result<Self> {
         let model = LlamaBoxEstimator::new(gguf, settings)?;
+        // The whole KV cache: all of it in host memory, where nothing else holds a part.
+        let whole_kv = || -> Result<u64> {
+            let all_on_host = model.estimate(&EstimateRequest {
+                devices: Vec::new(),
+                host: HostSlot::default(),
+                layout: Layout::CpuOnly,
+            })?;
+            Ok(all_on_host.host.kv)
+        };
+        let default_context_kv = match settings.ctx_size {
+            0 => Some(whole_kv()?),
+            _ => None,
+        };
         let prompt_cache = match prompt_cache {
             PromptCache::Off => 0,
             PromptCache::UpTo(bytes) => bytes,
-            // A context's worth of prompt tokens: the whole KV cache, wherever it sits.
-            PromptCache::Context => {
-                let all_on_host = model.estimate(&EstimateRequest {
-                    devices: Vec::new(),
-                    host: HostSlot::default(),
-                    layout: Layout::CpuOnly,
-                })?;
-                all_on_host.host.kv
-            }
+            // A context's worth of prompt tokens: the whole KV cache.
+            PromptCache::Context => match default_context_kv {
+                Some(kv) => kv,
+                None => whole_kv()?,
+            },
         };
         Ok(LlamaServerEstimator {
             model,
             gguf,
-            context_from_model: settings.ctx_size == 0,
+            default_context_kv,
             prompt_cache,
-            contexts: ContextModels::default(),
         })
     }
 
@@ -158,9 +128,7 @@ impl<'a> LlamaServerEstimator<'a> {
 
     /// Whether the model with a context of `ctx` fits `request` with every layer offloaded.
     fn fits_with_context(&self, ctx: u32, request: &FitRequest) -> Result<bool> {
-        let model = self
-            .contexts
-            .get_or_build(ctx, || self.model.with_ctx_size(self.gguf, ctx))?;
+        let model = self.model.with_ctx_size(self.gguf, ctx)?;
         let request = self.without_prompt_cache(request);
         let estimate = model.estimate(&EstimateRequest {
             devices: request.devices.clone(),
@@ -189,41 +157,25 @@ impl<'a> LlamaServerEstimator<'a> {
         Ok((low > 0).then_some(low * CONTEXT_STEP))
     }
 
-    /// What the default context costs, and the context to ask for when it keeps layers off the
-    /// accelerators.
-    fn context_note(
-        &self,
-        estimate: Option<&ResourceEstimate>,
-        request: &FitRequest,
-    ) -> Result<String> {
-        let trained = self.context_size().unwrap_or(0);
-        let layout = match request.devices.is_empty() {
-            true => Layout::CpuOnly,
-            false => self.full_offload(),
-        };
-        let whole = self.model.estimate(&EstimateRequest {
-            devices: request.devices.clone(),
-            host: request.host.clone(),
-            layout,
-        })?;
-        let kv = whole.host.kv + whole.devices.iter().map(|d| d.components.kv).sum::<u64>();
-        let mut note = format!(
-            "context: llama-server's default (-c 0) is the model's training context, \
-             {trained} tokens, whose KV cache takes {} MiB",
+    /// What the default context costs, when the context is the default.
+    fn context_cost(&self) -> Option<String> {
+        let kv = self.default_context_kv?;
+        Some(format!(
+            "context: llama-server's default (-c 0) is the model's training context, {} \
+             tokens, whose KV cache takes {} MiB",
+            self.context_size().unwrap_or(0),
             kv >> 20
-        );
-        let offloaded = estimate.is_some_and(|e| self.fully_offloaded(e));
-        if request.devices.is_empty() || offloaded {
-            return Ok(note);
+        ))
+    }
+
+    /// The context to offer instead of the default one, when that is in use and there are
+    /// devices: `Some(None)` when no context keeps every layer on them. A search of estimates
+    /// ([`Self::largest_fitting_context`]).
+    fn context_offer(&self, request: &FitRequest) -> Result<Option<Option<u32>>> {
+        if self.default_context_kv.is_none() || request.devices.is_empty() {
+            return Ok(None);
         }
-        match self.largest_fitting_context(request)? {
-            Some(ctx) => note.push_str(&format!(
-                "; it keeps layers off the accelerators: the largest context with every layer \
-                 on them is {ctx} tokens (pass `-c {ctx}`)"
-            )),
-            None => note.push_str("; no context keeps every layer on the accelerators"),
-        }
-        Ok(note)
+        self.largest_fitting_context(request).map(Some)
     }
 }
 
@@ -235,8 +187,9 @@ impl ResourceEstimator for LlamaServerEstimator<'_> {
     fn fit(&self, request: &FitRequest) -> Result<ResourceEstimate> {
         let fitted = self.model.fit(&self.without_prompt_cache(request));
         match fitted {
-            // The default context's note, a search of estimates where layers stay off the
-            // devices, is added to the chosen estimate only (`annotate_chosen`).
+            // The context to ask for instead of the default, a search of estimates, is offered
+            // once: on the chosen estimate (`annotate_chosen`), or when nothing fits
+            // (`explain_refusal`).
             Ok(estimate) => Ok(self.with_prompt_cache(estimate)),
             Err(Error::DoesNotFit {
                 needed,
@@ -250,8 +203,8 @@ impl ResourceEstimator for LlamaServerEstimator<'_> {
                         self.prompt_cache >> 20
                     ));
                 }
-                if self.context_from_model {
-                    reason = format!("{reason}; {}", self.context_note(None, request)?);
+                if let Some(cost) = self.context_cost() {
+                    reason = format!("{reason}; {cost}");
                 }
                 Err(Error::DoesNotFit {
                     needed,
@@ -267,15 +220,37 @@ impl ResourceEstimator for LlamaServerEstimator<'_> {
     /// accelerators: among the notes of llama.cpp's memory, before the prompt cache's, which
     /// [`with_prompt_cache`](Self::with_prompt_cache) puts last.
     fn annotate_chosen(&self, request: &FitRequest, estimate: &mut ResourceEstimate) -> Result<()> {
-        if !self.context_from_model {
+        let Some(mut note) = self.context_cost() else {
             return Ok(());
+        };
+        if !self.fully_offloaded(estimate) {
+            match self.context_offer(request)? {
+                Some(Some(ctx)) => note.push_str(&format!(
+                    "; it keeps layers off the accelerators: the largest context with every \
+                     layer on them is {ctx} tokens (pass `-c {ctx}`)"
+                )),
+                Some(None) => note.push_str("; no context keeps every layer on the accelerators"),
+                None => {}
+            }
         }
-        let note = self.context_note(Some(estimate), request)?;
         let at = estimate
             .notes
             .len()
             .saturating_sub(usize::from(self.prompt_cache > 0));
         estimate.notes.insert(at, note);
         Ok(())
+    }
+
+    /// The context to ask for so that every layer fits on the largest device group placement
+    /// refused: the search of estimates runs once per placement that finds nothing, not with
+    /// every refused fit.
+    fn explain_refusal(&self, request: &FitRequest) -> Result<Option<String>> {
+        Ok(self.context_offer(request)?.map(|offer| match offer {
+            Some(ctx) => format!(
+                "the largest context that fits with every layer on the accelerators is {ctx} \
+                 tokens (pass `-c {ctx}`)"
+            ),
+            None => "no context fits with every layer on the accelerators".to_string(),
+        }))
     }
 }

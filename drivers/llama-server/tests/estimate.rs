@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use inferkit_core::plan::{PlanOptions, plan_with_facts};
 use inferkit_core::{
-    Backend, Cluster, DeviceSlot, FitRequest, Layout, ModelFacts, ModelSpec, Registry,
+    Backend, Cluster, DeviceSlot, Error, FitRequest, Layout, ModelFacts, ModelSpec, Registry,
     ResourceEstimate, ResourceEstimator,
 };
 use inferkit_llama_box::LlamaBox;
@@ -97,28 +97,62 @@ fn a_128k_default_context_is_explained_and_the_largest_fitting_one_offered() {
     assert!(offered_context(&fits).is_none() && !fits.notes.is_empty());
 }
 
-/// Placement asks one estimator for fits on many device sets; the models it keeps for the
-/// contexts it tried give each set the offer a fresh estimator gives.
+/// A refused fit states what the default context's KV cache costs, and no offer: placement
+/// refuses many device groups, and the offer's search of estimates runs once, for the largest
+/// of them, when nothing fits. It offers there what the chosen estimate would offer.
 #[test]
-fn one_estimator_offers_each_device_set_what_a_fresh_one_offers() {
+fn a_refusal_states_the_default_contexts_cost_and_the_placement_offers_once() {
     const MODEL: &str = "llama-3.2-1b-F16.header.gguf";
-    let (facts, spec) = model(MODEL, &[]);
-    let backend = LlamaServer::new();
-    let prepared = backend.prepare(&facts, &spec).unwrap();
-    let shared = prepared.estimator();
-    let mut offers = Vec::new();
-    for gib in [5, 6, 4, 6, 3, 7, 5] {
-        let devices = [gpu("w1", 0, gib)];
-        let reused = chosen(shared, &devices).unwrap();
-        let fresh = fit(&backend, MODEL, &[], &devices).unwrap();
-        assert_eq!(reused.notes, fresh.notes, "{gib} GiB");
-        offers.push(offered_context(&reused));
-    }
-    // The device sets differ enough for the offers to differ.
+    let (facts, mut spec) = model(MODEL, &[]);
+    spec.backend = Some("llama-server".into());
+    let refused = LlamaServer::new()
+        .prepare(&facts, &spec)
+        .unwrap()
+        .estimator()
+        .fit(&FitRequest {
+            devices: vec![gpu("w1", 0, 6)],
+            host: host("w1", 64),
+            allow_cpu_offload: false,
+        })
+        .unwrap_err()
+        .to_string();
     assert!(
-        offers.iter().flatten().any(|o| Some(*o) != offers[0]),
-        "{offers:?}"
+        refused.contains("training context, 131072 tokens, whose KV cache takes 4096 MiB"),
+        "{refused}"
     );
+    assert!(!refused.contains("pass `-c "), "{refused}");
+
+    // Offloading off, one 6 GiB GPU: nothing fits, and the refusal offers a context.
+    let cluster = Cluster::from_json_str(
+        r#"{"workers": [{"name": "w1", "os": "linux", "arch": "amd64", "cpu_cores": 16,
+            "ram": {"total": "64GiB", "used": 0},
+            "devices": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA RTX A2000",
+                         "memory": {"total": "6GiB", "used": 0}, "compute_capability": "8.6"}]}]}"#,
+        Path::new("cluster.json"),
+    )
+    .unwrap();
+    let mut registry = Registry::new();
+    registry.register(Arc::new(LlamaServer::new()));
+    spec.cpu_offloading = Some(false);
+    let err = plan_with_facts(&registry, &facts, &spec, &cluster, &PlanOptions::default())
+        .expect_err("nothing fits without offloading");
+    let Error::NoPlacement { reason, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(reason.matches("pass `-c ").count(), 1, "{reason}");
+    assert!(reason.contains("KV cache takes 4096 MiB"), "{reason}");
+    let offered: u32 = reason
+        .split("pass `-c ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .and_then(|n| n.parse().ok())
+        .expect("an offered context");
+    // The device the plan sees (allocatable less the reserve) with part of the model in host
+    // memory: its chosen estimate offers the same context.
+    spec.cpu_offloading = None;
+    let plan = plan_with_facts(&registry, &facts, &spec, &cluster, &PlanOptions::default())
+        .expect("a plan with part of the model in host memory");
+    assert_eq!(offered_context(&plan.estimate), Some(offered), "{reason}");
 }
 
 /// The offer costs a search of estimates, so placement asks for it once, on the estimate it

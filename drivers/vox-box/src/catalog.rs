@@ -1,6 +1,8 @@
 //! Models known by repository id: GPUStack's vox-box supported-model table, plus the Systran
 //! and suno repositories whose weight sizes GPUStack's vox-box selector lists.
 
+use inferkit_core::hub::Hub;
+
 use crate::family::Family;
 
 /// A model known by name and repository id.
@@ -223,18 +225,11 @@ pub(crate) const KNOWN_MODELS: &[KnownModel] = &[
     },
 ];
 
-/// Which hub a repository id belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Hub {
-    Huggingface,
-    ModelScope,
-}
-
 /// The known model with this repository id (case-insensitive, as both hubs resolve ids).
 pub(crate) fn by_id(hub: Hub, id: &str) -> Option<&'static KnownModel> {
     KNOWN_MODELS.iter().find(|model| {
         let ids = match hub {
-            Hub::Huggingface => model.huggingface,
+            Hub::HuggingFace => model.huggingface,
             Hub::ModelScope => model.model_scope,
         };
         ids.iter().any(|known| known.eq_ignore_ascii_case(id))
@@ -299,7 +294,7 @@ mod tests {
 
     #[test]
     fn ids_match_case_insensitively_and_per_hub() {
-        let model = by_id(Hub::Huggingface, "systran/FASTER-whisper-tiny.en").unwrap();
+        let model = by_id(Hub::HuggingFace, "systran/FASTER-whisper-tiny.en").unwrap();
         assert_eq!(model.name, "faster-whisper-tiny.en");
         assert!(by_id(Hub::ModelScope, "Systran/faster-whisper-tiny.en").is_none());
         assert_eq!(

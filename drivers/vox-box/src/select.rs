@@ -9,10 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use inferkit_core::files::json_error;
+use inferkit_core::hub::Hub;
 use inferkit_core::{DirectoryFacts, Error, ModelFacts, ModelFormat, ModelSource};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{self, Hub, KnownModel};
+use crate::catalog::{self, KnownModel};
 use crate::family::{Family, Task};
 
 /// A recognised speech model.
@@ -69,7 +70,7 @@ pub fn recognise(facts: &ModelFacts) -> Result<Recognition, Unrecognised> {
     }
     match (&facts.directory, &facts.source) {
         (Some(dir), source) => Files::new(dir, facts.path.as_deref(), source).recognise(),
-        (None, ModelSource::Huggingface { repo_id, .. }) => by_id(Hub::Huggingface, repo_id),
+        (None, ModelSource::Huggingface { repo_id, .. }) => by_id(Hub::HuggingFace, repo_id),
         (None, ModelSource::ModelScope { model_id, .. }) => by_id(Hub::ModelScope, model_id),
         (None, ModelSource::LocalPath { path }) => Err(Unrecognised {
             reasons: vec![format!("the directory {} was not read", path.display())],
@@ -128,7 +129,7 @@ fn whisper_owner_rule(hub: Hub, id: &str) -> Option<String> {
         return None;
     }
     let matches = match hub {
-        Hub::Huggingface => owner.eq_ignore_ascii_case("systran"),
+        Hub::HuggingFace => owner.eq_ignore_ascii_case("systran"),
         Hub::ModelScope => {
             owner.eq_ignore_ascii_case("gpustack") && name.to_lowercase().contains("whisper")
         }
@@ -151,7 +152,7 @@ type Rule = Result<Recognition, String>;
 impl<'a> Files<'a> {
     fn new(dir: &'a DirectoryFacts, path: Option<&'a Path>, source: &'a ModelSource) -> Self {
         let remote = match source {
-            ModelSource::Huggingface { repo_id, .. } => Some((Hub::Huggingface, repo_id.as_str())),
+            ModelSource::Huggingface { repo_id, .. } => Some((Hub::HuggingFace, repo_id.as_str())),
             ModelSource::ModelScope { model_id, .. } => Some((Hub::ModelScope, model_id.as_str())),
             ModelSource::LocalPath { .. }
             | ModelSource::Ollama { .. }
@@ -455,10 +456,10 @@ mod tests {
 
     #[test]
     fn owner_rules_need_exactly_owner_and_name() {
-        assert!(whisper_owner_rule(Hub::Huggingface, "SYSTRAN/faster-whisper-x").is_some());
-        assert!(whisper_owner_rule(Hub::Huggingface, "Systran/a/b").is_none());
+        assert!(whisper_owner_rule(Hub::HuggingFace, "SYSTRAN/faster-whisper-x").is_some());
+        assert!(whisper_owner_rule(Hub::HuggingFace, "Systran/a/b").is_none());
         assert!(whisper_owner_rule(Hub::ModelScope, "gpustack/Whisper-x").is_some());
         assert!(whisper_owner_rule(Hub::ModelScope, "gpustack/cosyvoice").is_none());
-        assert!(whisper_owner_rule(Hub::Huggingface, "gpustack/faster-whisper-tiny").is_none());
+        assert!(whisper_owner_rule(Hub::HuggingFace, "gpustack/faster-whisper-tiny").is_none());
     }
 }

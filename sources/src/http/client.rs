@@ -10,6 +10,8 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, RANGE, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use inferkit_formats::source::url_host;
+
 use crate::error::{SourceError, SourceErrorKind};
 use crate::options::HttpOptions;
 
@@ -68,17 +70,12 @@ impl Body {
         requested: &str,
         token: Option<&str>,
     ) -> (String, Option<String>) {
-        let same_host = host(requested) == host(&self.url);
+        let same_host = url_host(requested) == url_host(&self.url);
         (
             self.url.clone(),
             token.filter(|_| same_host).map(Into::into),
         )
     }
-}
-
-fn host(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split(['/', '?']).next().unwrap_or(rest)
 }
 
 /// The shared client.

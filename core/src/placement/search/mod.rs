@@ -104,9 +104,9 @@ impl From<Vec<Scored>> for Shortlist {
 /// The chosen group and its exact estimate.
 struct Chosen {
     group: Group,
+    /// The request the estimate answers: its devices and host are the assignment's.
+    request: FitRequest,
     estimate: ResourceEstimate,
-    /// The estimate was fitted with part of the model allowed in host memory.
-    allow_offload: bool,
     score: f64,
     /// Candidates of the winning mode that fit.
     fitting: usize,
@@ -136,8 +136,9 @@ pub(crate) struct Search<'a> {
     name_rank: Vec<u32>,
     explanation: Vec<String>,
     rejected: Vec<Rejection>,
-    /// The refused group with the most devices and free memory: ((devices, bytes), why).
-    largest: Option<((usize, u64), Rejection)>,
+    /// The refused group with the most devices and free memory: ((devices, bytes), the group,
+    /// why).
+    largest: Option<((usize, u64), Group, Rejection)>,
     /// Estimator fits asked so far, counted for the `place` span.
     fits: &'a Cell<u32>,
 }
@@ -396,15 +397,16 @@ impl<'a> Search<'a> {
         candidates.sort_by(|a, b| self.by_preference(a, b));
         for candidate in candidates {
             let host = self.views[candidate.group.main].host();
+            let request = self.request(&candidate.group, host, allow_offload);
             let exact = self
-                .fit(&candidate.group, host, allow_offload)
+                .fit_request(&candidate.group, &request)
                 .and_then(|estimate| self.verify(&candidate.group, estimate));
             match exact {
                 Ok(estimate) => {
                     return Some(Chosen {
                         group: candidate.group,
+                        request,
                         estimate,
-                        allow_offload,
                         score: candidate.score,
                         fitting,
                     });
@@ -431,17 +433,26 @@ impl<'a> Search<'a> {
     }
 
     fn fit(&self, group: &Group, host: HostSlot, allow_offload: bool) -> Result<ResourceEstimate> {
-        if let Some(refusal) = self.mig_refusal(group) {
-            return Err(Error::unsupported(refusal));
-        }
-        let request = FitRequest {
+        self.fit_request(group, &self.request(group, host, allow_offload))
+    }
+
+    /// What the estimator is asked about `group` with `host`.
+    fn request(&self, group: &Group, host: HostSlot, allow_offload: bool) -> FitRequest {
+        FitRequest {
             devices: self.slots(group),
             host,
             allow_cpu_offload: allow_offload,
-        };
+        }
+    }
+
+    /// The estimator's fit of `request`, built for `group` by [`Self::request`], checked.
+    fn fit_request(&self, group: &Group, request: &FitRequest) -> Result<ResourceEstimate> {
+        if let Some(refusal) = self.mig_refusal(group) {
+            return Err(Error::unsupported(refusal));
+        }
         self.fits.set(self.fits.get().saturating_add(1));
         let _span = tracing::trace_span!("estimate", devices = request.devices.len()).entered();
-        let estimate = self.req.prepared.estimator().fit(&request)?;
+        let estimate = self.req.prepared.estimator().fit(request)?;
         if estimate.devices.len() != request.devices.len() {
             return Err(Error::unsupported(format!(
                 "the {} estimator answered for {} devices when asked about {}",
@@ -669,9 +680,9 @@ impl<'a> Search<'a> {
         if self
             .largest
             .as_ref()
-            .is_none_or(|(largest, _)| size > *largest)
+            .is_none_or(|(largest, _, _)| size > *largest)
         {
-            self.largest = Some((size, rejection.clone()));
+            self.largest = Some((size, group.clone(), rejection.clone()));
         }
         self.rejected.push(rejection);
     }

@@ -2,7 +2,7 @@
 
 use super::{Chosen, Group, Search};
 use crate::backend::{Assignment, PlacementMode, Subordinate, SubordinateGrouping};
-use crate::estimate::{FitRequest, Layout, ResourceEstimate};
+use crate::estimate::{Layout, ResourceEstimate};
 use crate::placement::{Candidate as Refused, DeviceRef, Placement};
 use crate::{Error, Result};
 
@@ -11,16 +11,10 @@ impl Search<'_> {
         let mode = self.mode_of(&chosen.group, &chosen.estimate);
         let subordinates = self.subordinates(&chosen.group)?;
         let main = &self.views[chosen.group.main];
-        // The request the estimate was fitted to (see `pick`).
-        let request = FitRequest {
-            devices: self.slots(&chosen.group),
-            host: main.host(),
-            allow_cpu_offload: chosen.allow_offload,
-        };
         self.req
             .prepared
             .estimator()
-            .annotate_chosen(&request, &mut chosen.estimate)?;
+            .annotate_chosen(&chosen.request, &mut chosen.estimate)?;
         self.explanation.push(format!(
             "{}: {} fit; chose {} ({} score {:.1})",
             mode.describe(),
@@ -33,8 +27,8 @@ impl Search<'_> {
             mode,
             worker: main.worker.name.clone(),
             address: main.worker.address().to_string(),
-            devices: request.devices,
-            host: request.host,
+            devices: chosen.request.devices,
+            host: chosen.request.host,
             estimate: chosen.estimate,
             port: self.req.options.port,
             subordinates,
@@ -46,13 +40,22 @@ impl Search<'_> {
         })
     }
 
+    /// The error when no mode fits: the largest option refused and why, completed by the
+    /// estimator's [`explain_refusal`](crate::ResourceEstimator::explain_refusal) of it.
     pub(super) fn nothing_fits(self) -> Error {
         let largest = match &self.largest {
-            Some((_, r)) => format!(
-                "; the largest option, {}, was refused: {}",
-                r.describe_candidate(),
-                r.reason
-            ),
+            Some((_, group, r)) => {
+                let note = match self.refusal_note(group) {
+                    Ok(Some(note)) => format!("; {note}"),
+                    Ok(None) => String::new(),
+                    Err(e) => return e,
+                };
+                format!(
+                    "; the largest option, {}, was refused: {}{note}",
+                    r.describe_candidate(),
+                    r.reason
+                )
+            }
             None => String::new(),
         };
         Error::NoPlacement {
@@ -64,6 +67,17 @@ impl Search<'_> {
             explanation: self.explanation,
             rejected: self.rejected,
         }
+    }
+
+    /// The estimator's note on why `group` was refused, for a group that could run at all
+    /// (one refused for its MIG instances gets none).
+    fn refusal_note(&self, group: &Group) -> Result<Option<String>> {
+        if self.mig_refusal(group).is_some() {
+            return Ok(None);
+        }
+        let host = self.views[group.main].host();
+        let request = self.request(group, host, self.offload);
+        self.req.prepared.estimator().explain_refusal(&request)
     }
 
     fn mode_of(&self, group: &Group, estimate: &ResourceEstimate) -> PlacementMode {
