@@ -88,6 +88,12 @@ const MEASURED: &[&str] = &[
     "mistral3",
     // Attention and FFN side by side on one norm, as cohere2 without its sliding window.
     "command-r",
+    // DeepSeek-V1 MoE: dense leading layers, then softmax-routed experts beside two shared
+    // experts without a gate (`src/models/deepseek.cpp`).
+    "deepseek",
+    // Fused QKV with its bias, RoPE on half the head, fused gate-up SwiGLU
+    // (`src/models/chatglm.cpp`): ChatGLM3 and GLM-4 in their original layout.
+    "chatglm",
 ];
 
 /// Architectures whose llama.cpp builder (`src/models/<arch>.cpp` at 0c1e57098) is the
@@ -139,8 +145,9 @@ const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
     // the AMX buffer type, whose matmul takes no permuted input, so `wk_b`'s and `wv_b`'s
     // products run on the first device (weights copied), and the flash-attention output is
     // freed on the host before `wv_b`'s result comes back. Measured without extra buffer
-    // types (no AMX buffer, as on a CPU or build without AMX), the same 36 contexts and
-    // layouts are exact on every device but one (1.2% under, the cache on the host).
+    // types (no AMX buffer, as on a CPU or build without AMX: llama-box's release builds,
+    // `GGML_NATIVE=off` with AVX2 or AVX-512), the same 36 contexts and layouts are exact on
+    // every device.
     ("deepseek2", 6, 1),
 ];
 

@@ -191,12 +191,12 @@ impl Builder<'_> {
         }
     }
 
-    /// Whether layer `il` reads and writes the KV cache through [`Builder::cached_attention`]
-    /// (latent attention keeps its own cache path).
+    /// Whether layer `il` reads and writes the KV cache, through [`Builder::cached_attention`]
+    /// or latent attention's own path (`mla_attention`), which split the same way with the
+    /// cache on the host.
     pub(super) fn reads_cache(&self, il: usize) -> bool {
         let layer = self.shape.layers[il];
-        let latent = self.shape.mla.is_some() && self.has(il, "attn_kv_a_mqa.weight");
-        self.shape.causal && !self.shape.t5_encoder && layer.n_head_kv > 0 && !latent
+        self.shape.causal && !self.shape.t5_encoder && layer.n_head_kv > 0
     }
 
     /// Copies, in the current buffer, of one layer's K and V cache views (`get_k`/`get_v`:

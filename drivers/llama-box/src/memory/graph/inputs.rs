@@ -79,20 +79,21 @@ impl Builder<'_> {
     }
 
     /// The rotation matrices of a quantized cache (`build_input_k_rot` / `build_input_v_rot`):
-    /// K's is the largest power of two (from 64) dividing the head size, V's always 64.
+    /// K's is the largest power of two (from 64) dividing the head size, V's always 64. Latent
+    /// attention's K-only cache (`build_attn_inp_k_impl` at 0c1e57098) builds neither.
     fn rotation_inputs(&mut self) -> Rotation {
         let (type_k, type_v) = self.r.cache_types;
         let (hk, hv) = (self.shape.head_k, self.shape.head_v);
-        let k = (type_k.is_quantized() && hk > 0 && hk.is_multiple_of(64)).then(|| {
+        let latent = self.shape.mla.is_some();
+        let k = (!latent && type_k.is_quantized() && hk > 0 && hk.is_multiple_of(64)).then(|| {
             let mut n = 64;
             while hk.is_multiple_of(n * 2) {
                 n *= 2;
             }
             self.input(n * n * F32)
         });
-        let v =
-            (self.shape.mla.is_none() && type_v.is_quantized() && hv > 0 && hv.is_multiple_of(64))
-                .then(|| self.input(64 * 64 * F32));
+        let v = (!latent && type_v.is_quantized() && hv > 0 && hv.is_multiple_of(64))
+            .then(|| self.input(64 * 64 * F32));
         Rotation { k, v }
     }
 
