@@ -370,6 +370,33 @@ SPECS = [
         **{"attention.head_count": 32, "attention.head_count_kv": 32, "attention.key_length": 128,
            "attention.value_length": 128, "rope.freq_base": 1e6, "attention.layer_norm_rms_epsilon": 1e-5}),
       tied=False, drop=[NO_BIAS], layout_experts=6, source="rednote-hilab/dots.llm1.inst"),
+    # DeepSeek-V1 MoE (`deepseek`): a dense first layer (first_k_dense_replace 1), then routed
+    # experts with two shared ones, softmax gating without normalising the top-k weights;
+    # written as conversion/deepseek.py's DeepseekModel writes them (rope dimension = head
+    # size, no rope scaling, expert weights scale 1.0).
+    M("deepseek-moe-16b-3layer", "deepseek", 3, 102400, dict(
+        context_length=4096, embedding_length=2048, feed_forward_length=10944, expert_feed_forward_length=1408,
+        expert_count=64, expert_used_count=6, expert_shared_count=2, leading_dense_block_count=1,
+        expert_weights_scale=1.0,
+        **{"attention.head_count": 16, "attention.head_count_kv": 16, "rope.dimension_count": 128,
+           "rope.freq_base": 10000.0, "attention.layer_norm_rms_epsilon": 1e-6, "rope.scaling.type": "none"}),
+      tied=False, drop=[NO_BIAS], source="deepseek-ai/deepseek-moe-16b-base"),
+    # ChatGLM3 (`chatglm`): fused QKV with its bias (add_qkv_bias), 2 KV groups
+    # (multi_query_group_num), RoPE on half the head (conversion/chatglm.py: partial rotary
+    # factor 0.5 of hidden/heads = 64), fused gate-up FFN (dense_h_to_4h, 2 x 13696), untied
+    # output_layer, seq_length 8192, no rope_ratio (base 10000).
+    M("chatglm3-6b", "chatglm", 4, 65024, dict(
+        context_length=8192, embedding_length=4096, feed_forward_length=13696,
+        **{"attention.head_count": 32, "attention.head_count_kv": 2, "rope.dimension_count": 64,
+           "rope.freq_base": 10000.0, "attention.layer_norm_rms_epsilon": 1e-5}),
+      tied=False, drop=[r"attn_output\.bias", r"ffn_.*\.bias"], fuse_qkv=True, source="THUDM/chatglm3-6b"),
+    # GLM-4-9B-Chat in its original (not -hf) layout: the same `chatglm` builder, vocabulary
+    # 151552 (padded_vocab_size), seq_length 131072, rope_ratio 500 (base 5e6), eps 1.5625e-07.
+    M("glm-4-9b-chat", "chatglm", 4, 151552, dict(
+        context_length=131072, embedding_length=4096, feed_forward_length=13696,
+        **{"attention.head_count": 32, "attention.head_count_kv": 2, "rope.dimension_count": 64,
+           "rope.freq_base": 5e6, "attention.layer_norm_rms_epsilon": 1.5625e-07}),
+      tied=False, drop=[r"attn_output\.bias", r"ffn_.*\.bias"], fuse_qkv=True, source="THUDM/glm-4-9b-chat"),
     M("t5-v1.1-xxl-encoder-4layer", "t5encoder", 4, 32128, dict(
         context_length=512, embedding_length=4096, feed_forward_length=10240,
         **{"attention.head_count": 64, "attention.key_length": 64, "attention.value_length": 64,

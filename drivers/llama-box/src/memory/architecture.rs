@@ -91,6 +91,12 @@ const MEASURED: &[&str] = &[
     // Attention and FFN side by side, the residual added last; Falcon-40B's attention on a
     // norm of its own (`attn_norm_2`).
     "falcon",
+    // DeepSeek-V1 MoE: dense leading layers, then softmax-routed experts beside two shared
+    // experts without a gate (`src/models/deepseek.cpp`).
+    "deepseek",
+    // Fused QKV with its bias, RoPE on half the head, fused gate-up SwiGLU
+    // (`src/models/chatglm.cpp`): ChatGLM3 and GLM-4 in their original layout.
+    "chatglm",
 ];
 
 /// Architectures whose llama.cpp builder (`src/models/<arch>.cpp` at 0c1e57098) is the
