@@ -208,17 +208,21 @@ impl Builder<'_> {
             // One matmul; Q, K and V are views into its result.
             let rows = self.out_rows(il, "attn_qkv.weight", q_rows + k_rows + v_rows);
             let qkv = self.linear(cur, rows, t, self.has(il, "attn_qkv.bias"));
-            let q = self.g.view(qkv);
+            // `build_qkv`'s views ([head, heads, tokens], each token's row of `rows` apart)
+            // span what `ggml_nbytes` counts, up to their last element: what the scheduler
+            // copies when another backend reads one (V, unroped, into a cache on the host).
+            let span = |width: u64| (t.saturating_sub(1) * rows + width) * F32;
+            let q = self.g.view_sized(qkv, span(q_rows));
             let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", pos);
-            let q = self.rotate(q, rot.k, true);
+            let q = self.rotate(q, rot.k, None);
             let build_k = |b: &mut Self| {
-                let k = b.g.view(qkv);
+                let k = b.g.view_sized(qkv, span(k_rows));
                 let k = b.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
-                b.rotate(k, rot.k, true)
+                b.rotate(k, rot.k, None)
             };
             let build_v = |b: &mut Self| {
-                let v = b.g.view(qkv);
-                b.rotate(v, rot.v, false)
+                let v = b.g.view_sized(qkv, span(v_rows));
+                b.rotate(v, rot.v, Some(v_rows * t * F32))
             };
             let (k, v) = self.k_and_v(k_before_v, build_k, build_v);
             (q, k, v)
@@ -237,17 +241,17 @@ impl Builder<'_> {
             if let Some(scale) = self.inputs.attn_scale.filter(|_| scaled) {
                 q = self.inplace(&[q, scale], 1);
             }
-            let q = self.rotate(q, rot.k, true);
+            let q = self.rotate(q, rot.k, None);
             let v_rows = self.out_rows(il, "attn_v.weight", v_rows);
             let k_rows = self.out_rows(il, "attn_k.weight", k_rows);
             let build_k = |b: &mut Self| {
                 let k = b.linear(cur, k_rows, t, b.has(il, "attn_k.bias"));
                 let k = b.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", pos);
-                b.rotate(k, rot.k, true)
+                b.rotate(k, rot.k, None)
             };
             let build_v = |b: &mut Self| {
                 let v = b.linear(cur, v_rows, t, b.has(il, "attn_v.bias"));
-                b.rotate(v, rot.v, true)
+                b.rotate(v, rot.v, None)
             };
             let (k, v) = self.k_and_v(k_before_v, build_k, build_v);
             (q, k, v)
@@ -298,18 +302,11 @@ impl Builder<'_> {
 
     /// `build_attn` from Q, K and V: the rotation of a quantized cache, cached attention, and
     /// the rotation of its output back.
-    pub(super) fn attend(
-        &mut self,
-        il: usize,
-        q: TensorId,
-        k: TensorId,
-        v: TensorId,
-        v_contiguous: bool,
-    ) -> TensorId {
+    pub(super) fn attend(&mut self, il: usize, q: TensorId, k: TensorId, v: TensorId) -> TensorId {
         let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
-        let q = self.rotate(q, rot.k, true);
-        let k = self.rotate(k, rot.k, true);
-        let v = self.rotate(v, rot.v, v_contiguous);
+        let q = self.rotate(q, rot.k, None);
+        let k = self.rotate(k, rot.k, None);
+        let v = self.rotate(v, rot.v, None);
         self.attend_rotated(il, q, k, v)
     }
 
@@ -324,17 +321,20 @@ impl Builder<'_> {
     /// The rotation back of an attention's output by a quantized cache's V rotation.
     fn rotate_back(&mut self, il: usize, attn: TensorId) -> TensorId {
         let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
-        self.rotate(attn, rot.v, true)
+        self.rotate(attn, rot.v, None)
     }
 
     /// `llama_mul_mat_hadamard`: a matmul by the rotation matrix into a new tensor of the same
-    /// size (a non-contiguous input is made contiguous first).
-    fn rotate(&mut self, x: TensorId, rot: Option<TensorId>, contiguous: bool) -> TensorId {
+    /// size; a strided view (`strided`: the bytes of its elements, contiguous) is made
+    /// contiguous first (`ggml_cont`).
+    fn rotate(&mut self, x: TensorId, rot: Option<TensorId>, strided: Option<u64>) -> TensorId {
         let Some(rot) = rot else {
             return x;
         };
-        let bytes = self.g.bytes(x);
-        let x = if contiguous { x } else { self.op(bytes, &[x]) };
+        let (x, bytes) = match strided {
+            Some(bytes) => (self.op(bytes, &[x]), bytes),
+            None => (x, self.g.bytes(x)),
+        };
         self.op(bytes, &[x, rot])
     }
 
