@@ -5,7 +5,8 @@
 #
 # Usage: alloc_trace.sh LLAMA_CPP_SRC BUILD_DIR OUT_DIR
 #   LLAMA_CPP_SRC  the llama.cpp tree of the measurement build (vendor/llama.cpp of the sdist)
-#   BUILD_DIR      its configured and built cmake directory (objects of ggml-base are reused)
+#   BUILD_DIR      its configured and built cmake directory (objects of ggml-base are reused; the
+#                  copy is compiled with its compile_commands.json's flags: compile_as_built.py)
 #   OUT_DIR        gets libggml-base.so.0; put it first: LD_LIBRARY_PATH=OUT_DIR ALLOC_DBG=1 ...
 # Lines look like `buf 1: ggml_dyn_tallocr_alloc: allocating NAME (SIZE bytes) - block B, offset O,
 # chunk C`, `reusing parent P for N` (N takes P's place), `buf 1: freeing extra E bytes from parent
@@ -15,6 +16,7 @@
 # layout with it; alloc_trace_view.py reads the log.
 set -eu
 src=$1 build=$2 out=$3
+here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 sed -e 's|^#define AT_PRINTF(...)$|#include <stdio.h>\nstatic int at_enabled(void) { static int e = -1; if (e < 0) { e = getenv("ALLOC_DBG") != NULL; } return e; }\n#define AT_PRINTF(...) do { if (at_enabled()) { fprintf(stderr, __VA_ARGS__); } } while (0)|' \
     -e 's|^\(        hn->addr = ggml_dyn_tallocr_alloc(alloc, size, node);\)$|        AT_PRINTF("buf %d: ", buffer_id);\n\1|' \
@@ -23,9 +25,8 @@ sed -e 's|^#define AT_PRINTF(...)$|#include <stdio.h>\nstatic int at_enabled(voi
     "$src/ggml/src/ggml-alloc.c" > "$out/ggml-alloc.c"
 [ "$(grep -c '"buf %d: "' "$out/ggml-alloc.c")" = 3 ] && grep -q at_enabled "$out/ggml-alloc.c" ||
     { echo "alloc_trace.sh: ggml-alloc.c did not take the patch (another llama.cpp commit?)" >&2; exit 1; }
-cc -DGGML_BUILD -DGGML_SCHED_MAX_COPIES=4 -DGGML_SHARED -DGGML_USE_OPENMP -D_GNU_SOURCE -D_XOPEN_SOURCE=600 \
-    -Dggml_base_EXPORTS -I"$src/ggml/src" -I"$build/ggml/src" -I"$src/ggml/include" -O3 -DNDEBUG -std=gnu11 \
-    -fPIC -fopenmp -c "$out/ggml-alloc.c" -o "$out/ggml-alloc.c.o"
+python3 "$here/compile_as_built.py" "$build" "$src/ggml/src/ggml-alloc.c" "$out/ggml-alloc.c" \
+    "$out/ggml-alloc.c.o"
 objs=$(ls "$build"/ggml/src/CMakeFiles/ggml-base.dir/*.o | grep -v '/ggml-alloc\.c\.o$')
 c++ -fPIC -O3 -shared -Wl,-soname,libggml-base.so.0 -o "$out/libggml-base.so.0" $objs "$out/ggml-alloc.c.o" \
     -fopenmp -lpthread -lm

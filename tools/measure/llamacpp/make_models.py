@@ -423,6 +423,20 @@ SPECS = [
         **{"attention.head_count": 64, "attention.key_length": 64, "attention.value_length": 64,
            "attention.layer_norm_rms_epsilon": 1e-6, "attention.relative_buckets_count": 32}),
       tied=False, drop=[NO_BIAS], source="google/t5-v1_1-xxl"),
+    # Falcon as conversion/falcon.py writes it: context 2048 ("not in config.json"), FFN 4x
+    # hidden, head count and KV head count (`n_head_kv`, default 1: multi-query), the layer
+    # norm epsilon; no linear biases (`bias: false`); lm_head is in the checkpoint (untied).
+    # falcon-7b: one layer norm per layer (ln_attn feeds attention and MLP).
+    M("falcon-7b", "falcon", 4, 65024, dict(
+        context_length=2048, embedding_length=4544, feed_forward_length=18176, tensor_data_layout="jploski",
+        **{"attention.head_count": 71, "attention.head_count_kv": 1, "attention.layer_norm_epsilon": 1e-5}),
+      tied=False, drop=[r"attn_norm_2"], source="tiiuae/falcon-7b"),
+    # falcon-40b, the new decoder architecture: 8 KV heads (`num_kv_heads`), ln_attn and ln_mlp
+    # (attn_norm_2 and attn_norm in llama.cpp's tensor names).
+    M("falcon-40b-2layer", "falcon", 2, 65024, dict(
+        context_length=2048, embedding_length=8192, feed_forward_length=32768, tensor_data_layout="jploski",
+        **{"attention.head_count": 128, "attention.head_count_kv": 8, "attention.layer_norm_epsilon": 1e-5}),
+      tied=False, source="tiiuae/falcon-40b"),
 ]
 SPECS = {s["name"]: s for s in SPECS}
 

@@ -24,8 +24,9 @@
 #                  ggml-rpc-server-nocommit, whose runpath
 #                  names OUT_DIR before BUILD_DIR/bin; it links the patched library directly (first,
 #                  --no-as-needed), so libggml's own lookup of libggml-rpc.so.0 finds it loaded
-# The flags are those of BUILD_DIR/compile_commands.json for ggml-rpc.cpp and llama-model-loader.cpp
-# at 0c1e57098 (whose libllama objects carry gt_bytes.patch already; the loader is not in it).
+# The patched ggml-rpc.cpp and llama-model-loader.cpp are compiled with the flags BUILD_DIR's
+# compile_commands.json gives the originals (compile_as_built.py); at 0c1e57098 BUILD_DIR's
+# libllama objects carry gt_bytes.patch already (the loader is not in it).
 set -eu
 src=$1 build=$2 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,9 +34,8 @@ mkdir -p "$out"
 cp "$src/ggml/src/ggml-rpc/ggml-rpc.cpp" "$out/ggml-rpc.cpp"
 patch --quiet "$out/ggml-rpc.cpp" "$here/rpc_nocommit.patch" ||
     { echo "rpc_nocommit.sh: ggml-rpc.cpp did not take the patch (another llama.cpp commit?)" >&2; exit 1; }
-c++ -DGGML_BACKEND_BUILD -DGGML_BACKEND_SHARED -DGGML_SCHED_MAX_COPIES=4 -DGGML_SHARED -D_GNU_SOURCE \
-    -D_XOPEN_SOURCE=600 -Dggml_rpc_EXPORTS -I"$src/ggml/src/ggml-rpc" -I"$src/ggml/src" -I"$src/ggml/include" \
-    -O3 -DNDEBUG -std=gnu++17 -fPIC -c "$out/ggml-rpc.cpp" -o "$out/ggml-rpc.cpp.o"
+python3 "$here/compile_as_built.py" "$build" "$src/ggml/src/ggml-rpc/ggml-rpc.cpp" "$out/ggml-rpc.cpp" \
+    "$out/ggml-rpc.cpp.o"
 c++ -fPIC -O3 -shared -Wl,-soname,libggml-rpc.so.0 -o "$out/libggml-rpc.so.0" "$out/ggml-rpc.cpp.o" \
     "$build/ggml/src/ggml-rpc/CMakeFiles/ggml-rpc.dir/transport.cpp.o" \
     -Wl,-rpath,"$build/bin" "$build/bin/libggml-base.so.0"
@@ -46,9 +46,8 @@ mkdir -p "$out/client"
 cp "$src/src/llama-model-loader.cpp" "$out/client/llama-model-loader.cpp"
 patch --quiet "$out/client/llama-model-loader.cpp" "$here/loader_noread.patch" ||
     { echo "rpc_nocommit.sh: llama-model-loader.cpp did not take the patch" >&2; exit 1; }
-c++ -DGGML_BACKEND_SHARED -DGGML_SHARED -DGGML_USE_CPU -DGGML_USE_RPC -DLLAMA_BUILD -DLLAMA_SHARED \
-    -Dllama_EXPORTS -I"$src/src" -I"$build/src" -I"$src/include" -I"$src/ggml/include" -O3 -DNDEBUG -fPIC \
-    -c "$out/client/llama-model-loader.cpp" -o "$out/client/llama-model-loader.cpp.o"
+python3 "$here/compile_as_built.py" "$build" "$src/src/llama-model-loader.cpp" \
+    "$out/client/llama-model-loader.cpp" "$out/client/llama-model-loader.cpp.o"
 objs=$(find "$build/src/CMakeFiles/llama.dir" -name '*.o' ! -name 'llama-model-loader.cpp.o' | sort)
 c++ -fPIC -O3 -shared -Wl,-soname,libllama.so.0 -o "$out/client/libllama.so.0" $objs \
     "$out/client/llama-model-loader.cpp.o" -Wl,-rpath,"$build/bin" "$build/bin/libggml.so.0" \

@@ -88,6 +88,9 @@ const MEASURED: &[&str] = &[
     "mistral3",
     // Attention and FFN side by side on one norm, as cohere2 without its sliding window.
     "command-r",
+    // Attention and FFN side by side, the residual added last; Falcon-40B's attention on a
+    // norm of its own (`attn_norm_2`).
+    "falcon",
     // DeepSeek-V1 MoE: dense leading layers, then softmax-routed experts beside two shared
     // experts without a gate (`src/models/deepseek.cpp`).
     "deepseek",

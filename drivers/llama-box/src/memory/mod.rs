@@ -993,6 +993,36 @@ mod tests {
         assert_eq!(estimate.details["flash_attn"], true);
     }
 
+    /// ChatGLM3's fused QKV at full offload with the cache on the host: the host stores V, an
+    /// unroped view of the device's QKV output, and the scheduler copies what `ggml_nbytes`
+    /// counts of it (511 token rows of 4608 floats and 256 floats), not the whole QKV output.
+    /// llama.cpp's compute buffer on the host: 22,541,312 bytes (`measurements-archs-offload`,
+    /// chatglm3-6b, ngl 5, flash attention, 4096 tokens, one sequence, measured at 0c1e57098);
+    /// a copy of the whole output put it 17,408 bytes over.
+    #[test]
+    fn a_fused_qkv_view_is_copied_to_the_host_cache_as_far_as_it_spans() {
+        let settings = LlamaSettings {
+            ctx_size: 4096,
+            n_parallel: 1,
+            flash_attn: FlashAttn::On,
+            no_kv_offload: true,
+            use_mmap: false,
+            ..LlamaSettings::default()
+        };
+        let model =
+            LlamaCppModel::new(&fixture("chatglm3-6b-F16.header.gguf"), &settings).expect("model");
+        let layout = Layout::Layers {
+            offload_layers: 5,
+            total_layers: 5,
+            split: Vec::new(),
+        };
+        let estimate = model
+            .estimate(&[device(0, true, 16 << 30)], &host(), &layout)
+            .expect("estimate");
+        assert_eq!(estimate.host.compute, 22_541_312);
+        assert_eq!(estimate.devices[0].components.compute, 141_557_760);
+    }
+
     #[test]
     fn devices_are_named_rpc_first_and_the_output_layer_counts() {
         let model = llama(&LlamaSettings::default());

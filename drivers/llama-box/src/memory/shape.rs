@@ -64,7 +64,31 @@ pub(crate) struct Experts {
     pub used: u64,
     pub ff: u64,
     pub shared_ff: u64,
+    /// `build_moe_ffn`'s `norm_w`: the selected experts' weights are divided by their sum.
+    pub weights_norm: bool,
+    /// `build_moe_ffn`'s `w_scale` is neither 0 nor 1: the weights are scaled.
+    pub weights_scaled: bool,
 }
+
+/// Architectures whose builder normalizes the selected experts' weights (`build_moe_ffn`'s
+/// `norm_w` is `true` in `src/models/{qwen3moe,qwen3next,granite,granite-hybrid,phi3,
+/// ernie4-5-moe,hunyuan-moe}.cpp` at 0c1e57098).
+const EXPERT_WEIGHTS_NORMED: [&str; 7] = [
+    "qwen3moe",
+    "qwen3next",
+    "granitemoe",
+    "granitehybrid",
+    "phimoe",
+    "ernie4_5-moe",
+    "hunyuan-moe",
+];
+
+/// Architectures whose loader reads `expert_weights_norm` and `expert_weights_scale` and whose
+/// builder passes them to `build_moe_ffn` (`src/models/{bailingmoe,deepseek2,dots1,glm4-moe,
+/// nemotron-h}.cpp` at 0c1e57098; `deepseek.cpp` reads the scale only). Elsewhere the
+/// hyper-parameters keep their defaults (no norm, scale 0: none).
+const EXPERT_WEIGHTS_KEYS: [&str; 5] =
+    ["bailingmoe", "deepseek2", "dots1", "glm4moe", "nemotron_h"];
 
 /// The widths of multi-head latent attention (`src/models/deepseek2.cpp`).
 #[derive(Debug, Clone, Copy)]
@@ -331,6 +355,18 @@ impl ModelShape {
                 used: model.expert_used_count()?.unwrap_or(0),
                 ff: model.expert_feed_forward_length()?.unwrap_or(0),
                 shared_ff: model.expert_shared_feed_forward_length()?.unwrap_or(0),
+                weights_norm: EXPERT_WEIGHTS_NORMED.contains(&arch.as_str())
+                    || (EXPERT_WEIGHTS_KEYS.contains(&arch.as_str())
+                        && model
+                            .metadata()
+                            .get_bool(&format!("{arch}.expert_weights_norm"))?
+                            .unwrap_or(false)),
+                weights_scaled: (EXPERT_WEIGHTS_KEYS.contains(&arch.as_str())
+                    || arch == "deepseek")
+                    && model
+                        .metadata()
+                        .get_f64(&format!("{arch}.expert_weights_scale"))?
+                        .is_some_and(|scale| scale != 0.0 && scale != 1.0),
             },
             recurrent,
             mla: Mla::from_gguf(model)?,

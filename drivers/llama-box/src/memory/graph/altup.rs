@@ -439,7 +439,7 @@ impl Builder<'_> {
             let v_rows = self.out_rows(il, "attn_v.weight", heads.1 * shape.head_v);
             let v = self.linear(x, v_rows, t, false);
             let v = self.inplace(&[v], 1);
-            self.attend(il, q, k, v, true)
+            self.attend(il, q, k, v)
         };
         self.linear(out, shape.n_embd, t, false)
     }

@@ -44,7 +44,7 @@ impl Builder<'_> {
         let repeated = self.op(rope * n_head * t * F32, &[k_pe]);
         let k_nope = self.g.view(kv);
         let k = self.op(n_head * hk * t * F32, &[k_nope, repeated]);
-        let attn = self.attend(il, q, k, v, true);
+        let attn = self.attend(il, q, k, v);
         self.linear(attn, shape.n_embd, t, false)
     }
 }

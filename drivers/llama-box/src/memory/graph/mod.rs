@@ -693,8 +693,8 @@ impl Builder<'_> {
         } else {
             inp
         };
-        // Parallel-block layers (Command-R, Cohere2) norm with `ggml_norm` (LLM_NORM), with or
-        // without a bias: not in place.
+        // Parallel-block layers (Command-R, Cohere2, GPT-NeoX, Phi-2, Falcon) norm with
+        // `ggml_norm` (LLM_NORM), with or without a bias: not in place.
         let mut embd = if self.parallel_block().is_some() {
             self.norm(inp, true)
         } else {

@@ -111,12 +111,17 @@ impl Builder<'_> {
     /// another, "expand gpu down" keeps the layer's opening norm on the device before
     /// (`norm` makes that split when it runs: see [`Builder::opening`]); leaving the host,
     /// "expand gpu up" already moved the previous layer's closing residual add onto this
-    /// device ([`Builder::closing`]).
+    /// device ([`Builder::closing`]). The output norm is never pinned
+    /// ([`Builder::norms_pinned`]: the graph callback pins the norms of layers, `il != -1`):
+    /// on an output device of its own it runs on the device before (Falcon-40B and
+    /// Command-R over two devices at 0c1e57098, the cache on the host: the output device's
+    /// split copies `norm`, not the residual).
     pub(super) fn enter_layer(&mut self, split: Split, cur: TensorId, opens_with_norm: bool) {
         if split.buffer == self.buffer {
             return;
         }
-        if opens_with_norm && !self.norms_pinned && self.buffer != HOST && split.buffer != HOST {
+        let pinned = self.norms_pinned && split.kinds.is_some();
+        if opens_with_norm && !pinned && self.buffer != HOST && split.buffer != HOST {
             self.opening = Some(split);
         } else {
             self.enter(split, &[cur], &[]);
