@@ -590,8 +590,10 @@ mod tests {
 
     #[test]
     fn modern_bert_slides_all_but_every_third_layer_from_the_first() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/gguf/archs/modernbert-base-F16.header.gguf");
+        let path = format!(
+            "{}/testdata/modernbert-base-F16.header.gguf",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let shape = ModelShape::from_gguf(&GgufModel::open(path).expect("fixture")).expect("shape");
         // transformers' ModernBERT: `full_attention` iff `i % global_attn_every_n_layers == 0`;
         // llama.cpp's `set_swa_pattern(3, dense_first)`.
