@@ -236,6 +236,8 @@ impl Builder<'_> {
         let ffn_inp = self.inplace(&[cur, residual], 2);
         let normed = self.norm_with(ffn_inp, true, self.has(il, "ffn_norm.bias"));
         let out = self.dense_ffn(il, normed, layer.n_ff.max(1), "");
-        self.inplace(&[out, ffn_inp], 2)
+        // A host layer's closing add runs on the next device, which copies both operands
+        // first (split inputs `node_26`, `ffn_inp-0` of the 3:1 split at ngl 22).
+        self.residual_add(out, ffn_inp)
     }
 }
