@@ -25,7 +25,7 @@ fam = {
     'latent attention': ['deepseek2', 'minicpm3'],
     'recurrent': ['mamba', 'mamba2', 'rwkv6', 'rwkv7'],
     'hybrid (attention + recurrent)': ['falcon-h1', 'granitehybrid', 'jamba', 'nemotron_h', 'qwen3next'],
-    'encoders': ['bert', 'jina-bert-v2', 'nomic-bert', 't5encoder'],
+    'encoders': ['bert', 'jina-bert-v2', 'modern-bert', 'nomic-bert', 't5encoder'],
 }
 cpu = [r for (k,f),rs in t.items() if k=='CPU backend' for r in rs]
 unknown = sorted({r[0] for r in cpu} - {a for archs in fam.values() for a in archs})

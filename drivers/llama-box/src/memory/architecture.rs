@@ -97,6 +97,9 @@ const MEASURED: &[&str] = &[
     // Fused QKV with its bias, RoPE on half the head, fused gate-up SwiGLU
     // (`src/models/chatglm.cpp`): ChatGLM3 and GLM-4 in their original layout.
     "chatglm",
+    // Pre-norm encoder: fused QKV, RoPE, global and sliding-window layers (a second mask),
+    // GeGLU FFN, final norm (`src/models/modern-bert.cpp`).
+    "modern-bert",
 ];
 
 /// Architectures whose llama.cpp builder (`src/models/<arch>.cpp` at 0c1e57098) is the

@@ -488,7 +488,8 @@ impl Builder<'_> {
     /// `ggml_norm`, its weight applied by the next op), which the scheduler may run on the
     /// previous device.
     pub(super) fn opens_with_norm(&self, il: usize) -> bool {
-        self.shape.causal && !self.post_norm_only(il)
+        (self.shape.causal && !self.post_norm_only(il))
+            || (self.pre_norm_encoder() && self.has(il, "attn_norm.weight"))
     }
 
     /// OLMo-2 and EXAONE-4 layers norm only the attention and FFN outputs: no norm before the

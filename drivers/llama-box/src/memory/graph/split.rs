@@ -23,7 +23,12 @@ impl Builder<'_> {
     /// on `buffer` runs, whose inputs it reads: the layers up to the next buffer change, or up
     /// to a gated delta-net layer on a device whose states live on the host: its state stores
     /// run in host splits, and the device split resuming after the last of them reads the
-    /// next layers' inputs ([`Builder::delta_net_resume`]).
+    /// next layers' inputs ([`Builder::resume_kinds`]); or only the first attention layer of
+    /// an encoder whose merged heads run on the host ([`Builder::heads_merged_on_host`]): the
+    /// split ends at them, and the one resuming after them reads the next layer's (ModernBERT
+    /// over one device at full offload without KV offload: its sliding-window mask is copied
+    /// after layer 0's heads, so the host's copy of those heads does not fit where the mask
+    /// was; the host's compute was 23% under).
     pub(super) fn attention_kinds(&self, layers: &[(usize, usize)], buffer: usize) -> Kinds {
         let mut kinds = Kinds::default();
         for &(l, _) in layers.iter().take_while(|&&(_, b)| b == buffer) {
@@ -35,6 +40,9 @@ impl Builder<'_> {
                 let kind = &mut kinds[usize::from(layer.swa)];
                 kind.rope |= !layer.no_rope;
                 kind.no_rope |= layer.no_rope;
+                if self.heads_merged_on_host() {
+                    break;
+                }
             }
         }
         kinds
