@@ -135,16 +135,6 @@ impl Builder<'_> {
         self.enter(split, &first, &[]);
     }
 
-    /// The output rows (`inp_out_ids`) of `x` on the last layer; `x` on the others.
-    fn output_rows(&mut self, x: TensorId, last: bool) -> TensorId {
-        if !last {
-            return x;
-        }
-        let ids = self.out_ids();
-        let e = self.e();
-        self.op(e, &[x, ids])
-    }
-
     /// A Phi-2 layer (`src/models/phi2.cpp` at 0c1e57098): the first add reads the projected
     /// attention output first, so the projection (and on the last layer its output rows)
     /// comes before the FFN on the shared norm, which stays alive through the attention; the

@@ -655,21 +655,25 @@ impl Builder<'_> {
         if bias { self.inplace(&[y], 1) } else { y }
     }
 
-    /// The last layer keeps only the output rows (`inp_out_ids`) of both streams.
+    /// The output rows of `x` (`get_rows` by `inp_out_ids`) when `last`; `x` otherwise.
+    fn output_rows(&mut self, x: TensorId, last: bool) -> TensorId {
+        if !last {
+            return x;
+        }
+        let ids = self.out_ids();
+        let e = self.e();
+        self.op(e, &[x, ids])
+    }
+
+    /// The last layer keeps only the output rows of both streams, `cur`'s first.
     fn select_outputs(
         &mut self,
         cur: TensorId,
         residual: TensorId,
         last: bool,
     ) -> (TensorId, TensorId) {
-        if !last {
-            return (cur, residual);
-        }
-        let ids = self.out_ids();
-        let e = self.e();
-        let cur = self.op(e, &[cur, ids]);
-        let residual = self.op(e, &[residual, ids]);
-        (cur, residual)
+        let cur = self.output_rows(cur, last);
+        (cur, self.output_rows(residual, last))
     }
 
     /// Output norm and LM head (decoders), or pooling (encoders).
@@ -688,8 +692,7 @@ impl Builder<'_> {
             // The last layer's output is the graph's `t_h_nextn` (`openai-moe.cpp`), an output
             // that keeps its memory; the output rows are selected from it.
             self.g.mark_output(inp);
-            let ids = self.out_ids();
-            self.op(self.e(), &[inp, ids])
+            self.output_rows(inp, true)
         } else {
             inp
         };
@@ -704,8 +707,7 @@ impl Builder<'_> {
         if self.rows_after_output_norm() {
             // The normed output is the graph's `t_h_nextn`, an output; the output rows are
             // selected from it into `t_embd`, another.
-            let ids = self.out_ids();
-            embd = self.op(self.e(), &[embd, ids]);
+            embd = self.output_rows(embd, true);
             self.g.mark_output(embd);
         }
         // An output cannot be overwritten in place: a scale of it is a tensor of its own.
