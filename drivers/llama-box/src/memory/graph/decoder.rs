@@ -332,19 +332,16 @@ impl Builder<'_> {
         self.elementwise(&[attn, gate], &[0, 1])
     }
 
-    /// `build_attn` from Q, K and V: the rotation of a quantized cache, cached attention, and
-    /// the rotation of its output back.
+    /// `build_attn` from Q, K and V built beforehand (low-rank attention, Gemma 3n): the
+    /// rotations of a quantized cache, cached attention, and the rotation of its output back.
+    /// Q, K, V is `build_attn`'s order with sliding-window caches; without them it expands V
+    /// before K ([`Self::attention_core`]), which differs only where K has a rotation of its
+    /// own (MiniCPM3's 96-wide K heads have none).
     pub(super) fn attend(&mut self, il: usize, q: TensorId, k: TensorId, v: TensorId) -> TensorId {
         let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
         let q = self.rotate(q, rot.k, None);
         let k = self.rotate(k, rot.k, None);
         let v = self.rotate(v, rot.v, None);
-        self.attend_rotated(il, q, k, v)
-    }
-
-    /// [`Self::attend`] once Q, K and V are rotated: cached attention, and the rotation of its
-    /// output back.
-    fn attend_rotated(&mut self, il: usize, q: TensorId, k: TensorId, v: TensorId) -> TensorId {
         let v = self.g.view(v);
         let attn = self.cached_attention(il, q, k, v);
         self.rotate_back(il, attn)
