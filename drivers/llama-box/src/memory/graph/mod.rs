@@ -362,39 +362,7 @@ impl Builder<'_> {
         if self.altup() {
             return self.build_altup(placement);
         }
-        let tokens = self.input(self.r.n_tokens * 4);
-        // build_inp_embd keeps both inputs (token ids and an f32 embeddings input) in the
-        // graph so that its topology does not depend on the batch (ggml_build_forward_select);
-        // the unused embeddings input is a leaf that is never freed.
-        self.input(self.e());
-        // llama.cpp creates every graph input before the layers (build_inp_*).
-        // Positions are an input of the attention layers (none in Mamba or RWKV).
-        if self.shape.positional && self.shape.layers.iter().any(|l| l.n_head_kv > 0) {
-            self.pos();
-        }
-        if self.shape.attn_temperature {
-            self.inputs.attn_scale = Some(self.input(self.r.n_tokens * F32));
-        }
-        if self.shape.t5_encoder {
-            self.t5_inputs(&placement.layers);
-        } else if self.shape.causal {
-            for swa in [false, true] {
-                let used = placement.layers.iter().any(|&(l, _)| {
-                    let layer = self.shape.layers[l];
-                    layer.n_head_kv > 0 && layer.swa == swa
-                });
-                if used {
-                    self.attn_inputs(swa);
-                }
-            }
-        } else {
-            self.encoder_mask();
-        }
-        self.out_ids();
-        if !self.shape.causal || self.shape.t5_encoder {
-            // `build_pooling` runs after the layers, its input is the graph's last leaf.
-            self.pooling_input();
-        }
+        let tokens = self.graph_inputs(placement);
         let mut cur = self.g.op(self.e(), &[tokens], 0);
         if placement
             .layers
@@ -519,7 +487,51 @@ impl Builder<'_> {
             self.closing = None;
             self.deferred_residual = None;
         }
-        let output = splits[placement.layers.len()];
+        self.finish(cur, splits[placement.layers.len()]);
+    }
+
+    /// The graph inputs that llama.cpp's `build_inp_*` create before the token embeddings,
+    /// in their order; returns the token ids.
+    fn graph_inputs(&mut self, placement: &Placement) -> TensorId {
+        let tokens = self.input(self.r.n_tokens * 4);
+        // build_inp_embd keeps both inputs (token ids and an f32 embeddings input) in the
+        // graph so that its topology does not depend on the batch (ggml_build_forward_select);
+        // the unused embeddings input is a leaf that is never freed.
+        self.input(self.e());
+        // llama.cpp creates every graph input before the layers (build_inp_*).
+        // Positions are an input of the attention layers (none in Mamba or RWKV).
+        if self.shape.positional && self.shape.layers.iter().any(|l| l.n_head_kv > 0) {
+            self.pos();
+        }
+        if self.shape.attn_temperature {
+            self.inputs.attn_scale = Some(self.input(self.r.n_tokens * F32));
+        }
+        if self.shape.t5_encoder {
+            self.t5_inputs(&placement.layers);
+        } else if self.shape.causal {
+            for swa in [false, true] {
+                let used = placement.layers.iter().any(|&(l, _)| {
+                    let layer = self.shape.layers[l];
+                    layer.n_head_kv > 0 && layer.swa == swa
+                });
+                if used {
+                    self.attn_inputs(swa);
+                }
+            }
+        } else {
+            self.encoder_mask();
+        }
+        self.out_ids();
+        if !self.shape.causal || self.shape.t5_encoder {
+            // `build_pooling` runs after the layers, its input is the graph's last leaf.
+            self.pooling_input();
+        }
+        tokens
+    }
+
+    /// After the layers: the output layer's split (`output`), then the graph's outputs (the
+    /// output norm and LM head, or an encoder's pooling).
+    fn finish(&mut self, mut cur: TensorId, output: Split) {
         if !self.shape.causal {
             // A BERT-style encoder's output layer holds no weights but a reranker's head: the
             // pooling runs where the last layer does, and an output device runs at most that
