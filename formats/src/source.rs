@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::hub::Hub;
+
 /// Where a model comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -57,6 +59,17 @@ impl ModelSource {
         match self {
             ModelSource::LocalPath { path } => Some(path),
             _ => None,
+        }
+    }
+
+    /// The hub and repository id, when the model is a Hugging Face or ModelScope repository.
+    pub fn hub_repository(&self) -> Option<(Hub, &str)> {
+        match self {
+            ModelSource::Huggingface { repo_id, .. } => Some((Hub::HuggingFace, repo_id)),
+            ModelSource::ModelScope { model_id, .. } => Some((Hub::ModelScope, model_id)),
+            ModelSource::LocalPath { .. }
+            | ModelSource::Ollama { .. }
+            | ModelSource::Url { .. } => None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The launcher and supervisor end to end, with `inferkit-standin` (launch/tests/standins/) playing
 //! each backend: slow start, crash on start, never healthy, exit later, ignore SIGTERM, helper
-//! processes left in the group. Ports come from binding port 0; every wait has a generous
+//! processes left in the group. Ports come from [`free_port`]; every wait has a generous
 //! limit so that a loaded machine slows the tests down rather than failing them.
 #![cfg(unix)]
 
@@ -29,9 +29,26 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
+/// A port no other test of this run is given and nothing listens on now. It is drawn below
+/// Linux's ephemeral range (32768 and up), where the kernel also picks the local ports of
+/// outgoing connections and of `bind(0)`: a port taken from `bind(0)` and released could be
+/// given to the launcher's own health probe (or another test's) before the stand-in binds it,
+/// and the stand-in then fails with "address in use". Each test binary starts at an offset of
+/// its process id, so that test binaries run side by side rarely meet.
 fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    listener.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % COUNT;
+    for _ in 0..COUNT {
+        let index = (offset + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) % COUNT;
+        let port = u16::try_from(FIRST + index).expect("below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// A stand-in serving `/health` on a fresh port, with extra stand-in flags.
@@ -40,14 +57,12 @@ fn http_backend(role: ProcessRole, flags: &[&str]) -> LaunchSpec {
     let mut args = vec!["--port".to_string(), port.to_string()];
     args.extend(["--health".to_string(), "/health".to_string()]);
     args.extend(flags.iter().map(|f| f.to_string()));
-    {
-        let mut process = LaunchSpec::new("worker-0", role, STANDIN, args);
-        process.health = Some(HealthCheck {
-            port,
-            path: Some("/health".into()),
-        });
-        process
-    }
+    let mut process = LaunchSpec::new("worker-0", role, STANDIN, args);
+    process.health = Some(HealthCheck {
+        port,
+        path: Some("/health".into()),
+    });
+    process
 }
 
 /// A stand-in that only accepts TCP connections, like a llama.cpp RPC server.
@@ -55,12 +70,14 @@ fn rpc_server(flags: &[&str]) -> LaunchSpec {
     let port = free_port();
     let mut args = vec!["--port".to_string(), port.to_string()];
     args.extend(flags.iter().map(|f| f.to_string()));
-    {
-        let mut process = http_backend(ProcessRole::subordinate("rpc_server"), &[]);
-        process.args = args;
-        process.health = Some(HealthCheck { port, path: None });
-        process
-    }
+    let mut process = LaunchSpec::new(
+        "worker-0",
+        ProcessRole::subordinate("rpc_server"),
+        STANDIN,
+        args,
+    );
+    process.health = Some(HealthCheck { port, path: None });
+    process
 }
 
 /// Quick probing, a 2 s stop grace, no restarts.

@@ -68,15 +68,18 @@ pub fn recognise(facts: &ModelFacts) -> Result<Recognition, Unrecognised> {
             errors: Vec::new(),
         });
     }
-    match (&facts.directory, &facts.source) {
-        (Some(dir), source) => Files::new(dir, facts.path.as_deref(), source).recognise(),
-        (None, ModelSource::Huggingface { repo_id, .. }) => by_id(Hub::HuggingFace, repo_id),
-        (None, ModelSource::ModelScope { model_id, .. }) => by_id(Hub::ModelScope, model_id),
-        (None, ModelSource::LocalPath { path }) => Err(Unrecognised {
+    if let Some(dir) = &facts.directory {
+        return Files::new(dir, facts.path.as_deref(), &facts.source).recognise();
+    }
+    if let Some((hub, id)) = facts.source.hub_repository() {
+        return by_id(hub, id);
+    }
+    match &facts.source {
+        ModelSource::LocalPath { path } => Err(Unrecognised {
             reasons: vec![format!("the directory {} was not read", path.display())],
             errors: Vec::new(),
         }),
-        (None, ModelSource::Ollama { .. } | ModelSource::Url { .. }) => Err(Unrecognised {
+        _ => Err(Unrecognised {
             reasons: vec!["Ollama models and URLs are GGUF files, served by llama-box".into()],
             errors: Vec::new(),
         }),
@@ -151,17 +154,10 @@ type Rule = Result<Recognition, String>;
 
 impl<'a> Files<'a> {
     fn new(dir: &'a DirectoryFacts, path: Option<&'a Path>, source: &'a ModelSource) -> Self {
-        let remote = match source {
-            ModelSource::Huggingface { repo_id, .. } => Some((Hub::HuggingFace, repo_id.as_str())),
-            ModelSource::ModelScope { model_id, .. } => Some((Hub::ModelScope, model_id.as_str())),
-            ModelSource::LocalPath { .. }
-            | ModelSource::Ollama { .. }
-            | ModelSource::Url { .. } => None,
-        };
         Files {
             dir,
             path,
-            remote,
+            remote: source.hub_repository(),
             errors: Vec::new(),
         }
     }

@@ -269,6 +269,27 @@ SPECS = [
         context_length=8192, embedding_length=768, feed_forward_length=3072, pooling_type=1,
         **{"attention.head_count": 12, "attention.layer_norm_epsilon": 1e-12, "attention.causal": False}),
       tok="bert", drop=[r"^cls", r"attn_(q|k)_norm", r"ffn_(gate|up)\.bias"], source="jinaai/jina-embeddings-v2-base-en"),
+    # BAAI/bge-m3 (XLMRobertaModel) at full depth as conversion/bert.py's XLMRobertaModel writes it:
+    # architecture `bert`, the XLM-R (UGM) tokenizer with one token type, 8194 positions less
+    # XLM-R's two padding rows (8192), biases everywhere, CLS pooling (its sentence-transformers
+    # pooling config).
+    M("bge-m3", "bert", 24, 250002, dict(
+        context_length=8192, embedding_length=1024, feed_forward_length=4096, pooling_type=2,
+        **{"attention.head_count": 16, "attention.layer_norm_epsilon": 1e-5, "attention.causal": False}),
+      tok="ugm", source="BAAI/bge-m3"),
+    # ModernBERT-base at full depth (transformers' ModernBertConfig defaults, which are its
+    # config.json's shapes): 22 layers, every 3rd global from layer 0 (`global_attn_every_n_layers`),
+    # the others over a 128-token window, RoPE bases 160000 / 10000, GeGLU FFN fused in `ffn_up`
+    # (2 x 1152 rows), no biases, no norm before layer 0's attention (identity in the checkpoint),
+    # keys as conversion/bert.py's ModernBertModel writes them. The checkpoint ships no
+    # sentence-transformers pooling config; mean pooling (1) as the other encoders of the set.
+    M("modernbert-base", "modern-bert", 22, 50368, dict(
+        context_length=8192, embedding_length=768, feed_forward_length=1152, pooling_type=1,
+        hidden_activation="gelu",
+        **{"attention.head_count": 12, "attention.layer_norm_epsilon": 1e-5, "attention.causal": False,
+           "attention.sliding_window": 128, "attention.sliding_window_pattern": 3,
+           "rope.freq_base": 160000.0, "rope.freq_base_swa": 10000.0, "rope.scaling.type": "none"}),
+      drop=[r"^blk\.0\.attn_norm\."], source="answerdotai/ModernBERT-base"),
     M("starcoderbase-1b", "starcoder", 4, 49152, dict(
         context_length=8192, embedding_length=2048, feed_forward_length=8192,
         **{"attention.head_count": 16, "attention.head_count_kv": 1, "attention.layer_norm_epsilon": 1e-5}),
@@ -429,6 +450,20 @@ SPECS = [
         **{"attention.head_count": 64, "attention.key_length": 64, "attention.value_length": 64,
            "attention.layer_norm_rms_epsilon": 1e-6, "attention.relative_buckets_count": 32}),
       tied=False, drop=[NO_BIAS], source="google/t5-v1_1-xxl"),
+    # Falcon as conversion/falcon.py writes it: context 2048 ("not in config.json"), FFN 4x
+    # hidden, head count and KV head count (`n_head_kv`, default 1: multi-query), the layer
+    # norm epsilon; no linear biases (`bias: false`); lm_head is in the checkpoint (untied).
+    # falcon-7b: one layer norm per layer (ln_attn feeds attention and MLP).
+    M("falcon-7b", "falcon", 4, 65024, dict(
+        context_length=2048, embedding_length=4544, feed_forward_length=18176, tensor_data_layout="jploski",
+        **{"attention.head_count": 71, "attention.head_count_kv": 1, "attention.layer_norm_epsilon": 1e-5}),
+      tied=False, drop=[r"attn_norm_2"], source="tiiuae/falcon-7b"),
+    # falcon-40b, the new decoder architecture: 8 KV heads (`num_kv_heads`), ln_attn and ln_mlp
+    # (attn_norm_2 and attn_norm in llama.cpp's tensor names).
+    M("falcon-40b-2layer", "falcon", 2, 65024, dict(
+        context_length=2048, embedding_length=8192, feed_forward_length=32768, tensor_data_layout="jploski",
+        **{"attention.head_count": 128, "attention.head_count_kv": 8, "attention.layer_norm_epsilon": 1e-5}),
+      tied=False, source="tiiuae/falcon-40b"),
 ]
 SPECS = {s["name"]: s for s in SPECS}
 
@@ -461,6 +496,19 @@ def tokenizer(w, kind, n_vocab, special):
         w.add_token_type_count(2)
         w.add_unk_token_id(100); w.add_sep_token_id(102); w.add_pad_token_id(0)
         w.add_bos_token_id(101); w.add_mask_token_id(103)
+        return
+    if kind == "ugm":
+        # XLM-RoBERTa's sentencepiece vocabulary as the converter writes it (`t5`, UGM): <s>,
+        # <pad>, </s>, <unk> first, <mask> last, one token type.
+        special = {0: "<s>", 1: "<pad>", 2: "</s>", 3: "<unk>", n_vocab - 1: "<mask>"}
+        w.add_tokenizer_model("t5")
+        w.add_tokenizer_pre("default")
+        w.add_token_list([special.get(i, f"\u2581tok{i}") for i in range(n_vocab)])
+        w.add_token_scores([0.0 if i in special else -float(i) for i in range(n_vocab)])
+        w.add_token_types([2 if i == 3 else 3 if i in special else 1 for i in range(n_vocab)])
+        w.add_token_type_count(1)
+        w.add_bos_token_id(0); w.add_pad_token_id(1); w.add_eos_token_id(2); w.add_unk_token_id(3)
+        w.add_mask_token_id(n_vocab - 1)
         return
     tokens, types = [], []
     for i in range(n_vocab):

@@ -240,7 +240,11 @@ def arch_grid(arch):
     if arch in ENCODERS:
         return [S(512, 1, flash_attn=fa, n_batch=512, n_ubatch=512, embeddings=True) for fa in ("on", "off")] + [
             S(512, 4, n_batch=512, n_ubatch=512, embeddings=True),
-            S(2048, 1, flash_attn="off", n_batch=2048, n_ubatch=2048, embeddings=True, tag="batch")]
+            S(2048, 1, flash_attn="off", n_batch=2048, n_ubatch=2048, embeddings=True, tag="batch")] + (
+            # ModernBERT's whole 8192-token training context in one ubatch, both kernels: its
+            # second (sliding-window) mask is as large as the first.
+            [S(8192, 1, flash_attn=fa, n_batch=8192, n_ubatch=8192, embeddings=True, tag="train_ctx")
+             for fa in ("on", "off")] if arch == "modern-bert" else [])
     out = [S(n_ctx, n_seq, flash_attn=fa) for n_ctx in (512, 4096) for n_seq in (1, 4) for fa in ("on", "off")]
     out += [S(4096, 1, "q8_0", "q8_0", "on", tag="kv_type"),
             S(4096, 1, flash_attn="on", n_batch=512, n_ubatch=128, tag="batch"),

@@ -20,12 +20,12 @@ for line in sys.stdin:
     if cur and len(p) == 6 and p[2].isdigit():
         t.setdefault(cur, []).append((p[1], int(p[2]), float(p[3][:-1]), float(p[4][:-1])))
 fam = {
-    'dense decoders': 'arcee chatglm cohere2 command-r ernie4_5 exaone exaone4 gemma gemma2 gemma3 gemma3n glm4 gptneox granite internlm2 llama minicpm mistral3 olmo olmo2 phi2 phi3 qwen2 qwen3 seed_oss smollm3 stablelm starcoder starcoder2'.split(),
+    'dense decoders': 'arcee chatglm cohere2 command-r ernie4_5 exaone exaone4 falcon gemma gemma2 gemma3 gemma3n glm4 gptneox granite internlm2 llama minicpm mistral3 olmo olmo2 phi2 phi3 qwen2 qwen3 seed_oss smollm3 stablelm starcoder starcoder2'.split(),
     'mixture of experts': 'bailingmoe deepseek dots1 ernie4_5-moe glm4moe gpt-oss granitemoe hunyuan-moe llama4 olmoe phimoe qwen2moe qwen3moe'.split(),
     'latent attention': ['deepseek2', 'minicpm3'],
     'recurrent': ['mamba', 'mamba2', 'rwkv6', 'rwkv7'],
     'hybrid (attention + recurrent)': ['falcon-h1', 'granitehybrid', 'jamba', 'nemotron_h', 'qwen3next'],
-    'encoders': ['bert', 'jina-bert-v2', 'nomic-bert', 't5encoder'],
+    'encoders': ['bert', 'jina-bert-v2', 'modern-bert', 'nomic-bert', 't5encoder'],
 }
 cpu = [r for (k,f),rs in t.items() if k=='CPU backend' for r in rs]
 unknown = sorted({r[0] for r in cpu} - {a for archs in fam.values() for a in archs})

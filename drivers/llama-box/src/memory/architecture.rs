@@ -88,12 +88,18 @@ const MEASURED: &[&str] = &[
     "mistral3",
     // Attention and FFN side by side on one norm, as cohere2 without its sliding window.
     "command-r",
+    // Attention and FFN side by side, the residual added last; Falcon-40B's attention on a
+    // norm of its own (`attn_norm_2`).
+    "falcon",
     // DeepSeek-V1 MoE: dense leading layers, then softmax-routed experts beside two shared
     // experts without a gate (`src/models/deepseek.cpp`).
     "deepseek",
     // Fused QKV with its bias, RoPE on half the head, fused gate-up SwiGLU
     // (`src/models/chatglm.cpp`): ChatGLM3 and GLM-4 in their original layout.
     "chatglm",
+    // Pre-norm encoder: fused QKV, RoPE, global and sliding-window layers (a second mask),
+    // GeGLU FFN, final norm (`src/models/modern-bert.cpp`).
+    "modern-bert",
 ];
 
 /// Architectures whose llama.cpp builder (`src/models/<arch>.cpp` at 0c1e57098) is the

@@ -64,7 +64,31 @@ pub(crate) struct Experts {
     pub used: u64,
     pub ff: u64,
     pub shared_ff: u64,
+    /// `build_moe_ffn`'s `norm_w`: the selected experts' weights are divided by their sum.
+    pub weights_norm: bool,
+    /// `build_moe_ffn`'s `w_scale` is neither 0 nor 1: the weights are scaled.
+    pub weights_scaled: bool,
 }
+
+/// Architectures whose builder normalizes the selected experts' weights (`build_moe_ffn`'s
+/// `norm_w` is `true` in `src/models/{qwen3moe,qwen3next,granite,granite-hybrid,phi3,
+/// ernie4-5-moe,hunyuan-moe}.cpp` at 0c1e57098).
+const EXPERT_WEIGHTS_NORMED: [&str; 7] = [
+    "qwen3moe",
+    "qwen3next",
+    "granitemoe",
+    "granitehybrid",
+    "phimoe",
+    "ernie4_5-moe",
+    "hunyuan-moe",
+];
+
+/// Architectures whose loader reads `expert_weights_norm` and `expert_weights_scale` and whose
+/// builder passes them to `build_moe_ffn` (`src/models/{bailingmoe,deepseek2,dots1,glm4-moe,
+/// nemotron-h}.cpp` at 0c1e57098; `deepseek.cpp` reads the scale only). Elsewhere the
+/// hyper-parameters keep their defaults (no norm, scale 0: none).
+const EXPERT_WEIGHTS_KEYS: [&str; 5] =
+    ["bailingmoe", "deepseek2", "dots1", "glm4moe", "nemotron_h"];
 
 /// The widths of multi-head latent attention (`src/models/deepseek2.cpp`).
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +202,10 @@ pub(crate) struct ModelShape {
     /// No `output.weight`: the LM head reads the token embedding (duplicated on the output
     /// device).
     pub tied_output: bool,
+    /// A reranker's classifier head reads mean-pooled rows (`<arch>.classifier.pooling_type`
+    /// 1, or absent on ModernBERT: `src/models/modern-bert.cpp` at 0c1e57098), not the CLS
+    /// row.
+    pub classifier_mean_pooling: bool,
     /// Bytes of `token_embd.weight` (the tied LM head's copy) and its type.
     pub token_embd: Option<(u64, GgmlType, u64)>,
     /// `<arch>.pooling_type` (llama.cpp's `llama_pooling_type`: 0 none, the default, 1 mean,
@@ -189,7 +217,7 @@ pub(crate) struct ModelShape {
 /// Architectures whose sliding-window layout llama.cpp hard-codes in `llm_load_hparams`
 /// (`hparams.set_swa_pattern(n)`: layer `i` slides iff `i % n < n - 1`), used when the GGUF
 /// has no `sliding_window_pattern` key. From `src/llama-model.cpp` at 0c1e57098.
-const SWA_PERIODS: [(&str, u64); 9] = [
+const SWA_PERIODS: [(&str, u64); 8] = [
     ("gemma2", 2),
     ("gemma3", 6),
     ("gemma3n", 5),
@@ -198,8 +226,14 @@ const SWA_PERIODS: [(&str, u64); 9] = [
     ("exaone4", 4),
     ("llama4", 4),
     ("olmo3", 4),
-    ("smallthinker", 4),
 ];
+
+/// Architectures whose sliding-window period starts with a global layer
+/// (`load_swa_pattern(ml, n, true)`, `set_swa_pattern(n, dense_first)`: layer `i` slides iff
+/// `n == 0 || i % n != 0`), with their default period; a scalar `sliding_window_pattern` key
+/// replaces the period, an array gives the layers. From `src/models/modern-bert.cpp` and
+/// `smallthinker.cpp` at 0c1e57098 (ModernBERT: `global_attn_every_n_layers`).
+const SWA_DENSE_FIRST: [(&str, u64); 2] = [("modern-bert", 3), ("smallthinker", 4)];
 
 /// Hybrids whose every layer runs attention and a Mamba-2 mixer side by side, each with its
 /// own memory (`filter_attn` and `filter_recr` both true in `llama_model::create_memory`).
@@ -321,6 +355,18 @@ impl ModelShape {
                 used: model.expert_used_count()?.unwrap_or(0),
                 ff: model.expert_feed_forward_length()?.unwrap_or(0),
                 shared_ff: model.expert_shared_feed_forward_length()?.unwrap_or(0),
+                weights_norm: EXPERT_WEIGHTS_NORMED.contains(&arch.as_str())
+                    || (EXPERT_WEIGHTS_KEYS.contains(&arch.as_str())
+                        && model
+                            .metadata()
+                            .get_bool(&format!("{arch}.expert_weights_norm"))?
+                            .unwrap_or(false)),
+                weights_scaled: (EXPERT_WEIGHTS_KEYS.contains(&arch.as_str())
+                    || arch == "deepseek")
+                    && model
+                        .metadata()
+                        .get_f64(&format!("{arch}.expert_weights_scale"))?
+                        .is_some_and(|scale| scale != 0.0 && scale != 1.0),
             },
             recurrent,
             mla: Mla::from_gguf(model)?,
@@ -359,6 +405,13 @@ impl ModelShape {
                 _ => true,
             },
             tied_output: causal && model.tensor("output.weight").is_none(),
+            classifier_mean_pooling: match model
+                .metadata()
+                .get_u64(&format!("{arch}.classifier.pooling_type"))?
+            {
+                Some(kind) => kind == 1,
+                None => arch == "modern-bert",
+            },
             token_embd,
             pooling_type: model.pooling_type()?.unwrap_or(0),
             weights,
@@ -420,6 +473,15 @@ fn sliding_window(model: &GgufModel, arch: &str) -> Result<u64> {
 fn swa_layers(model: &GgufModel, arch: &str, n_layer: usize, n_swa: u64) -> Result<Vec<bool>> {
     if n_swa == 0 {
         return Ok(vec![false; n_layer]);
+    }
+    if let Some(&(_, default)) = SWA_DENSE_FIRST.iter().find(|(name, _)| *name == arch) {
+        let key = format!("{arch}.attention.sliding_window_pattern");
+        let value = model.metadata().get(&key);
+        if let Some(period) = value.map_or(Some(default), |v| v.as_u64()) {
+            return Ok((0..n_layer as u64)
+                .map(|i| period == 0 || i % period != 0)
+                .collect());
+        }
     }
     if let Some(layers) = model.sliding_window_layers()? {
         return Ok(layers);
@@ -525,6 +587,25 @@ const FIRST_LAYER_TENSORS: [&str; 3] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modern_bert_slides_all_but_every_third_layer_from_the_first() {
+        let path = format!(
+            "{}/testdata/modernbert-base-F16.header.gguf",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let shape = ModelShape::from_gguf(&GgufModel::open(path).expect("fixture")).expect("shape");
+        // transformers' ModernBERT: `full_attention` iff `i % global_attn_every_n_layers == 0`;
+        // llama.cpp's `set_swa_pattern(3, dense_first)`.
+        let global: Vec<usize> = (0..shape.n_layer())
+            .filter(|&i| !shape.layers[i].swa)
+            .collect();
+        assert_eq!(global, [0, 3, 6, 9, 12, 15, 18, 21]);
+        assert_eq!(shape.n_swa, 128);
+        assert!(!shape.causal && shape.positional);
+        assert_eq!(shape.pooling_type, 1);
+        assert!(shape.classifier_mean_pooling);
+    }
 
     #[test]
     fn tensor_names_map_to_llama_cpp_layers() {

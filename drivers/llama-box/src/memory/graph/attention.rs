@@ -308,19 +308,14 @@ impl Builder<'_> {
     }
 
     /// Back on the encoder layer's device after its merged heads ran on the host: the split
-    /// copies them, the next layer's bucket view (T5), and, in the last layer, the output ids
-    /// and the pooling's input.
-    pub(super) fn resume_after_heads(
-        &mut self,
-        il: usize,
-        device: usize,
-        heads: TensorId,
-        last: bool,
-    ) {
+    /// copies them, the next layer's bucket view (T5) and attention inputs
+    /// ([`Builder::resume_kinds`]), and, in the last layer, the output ids and the pooling's
+    /// input.
+    pub(super) fn resume_after_heads(&mut self, device: usize, heads: TensorId, last: bool) {
         if self.buffer != device {
             let resume = Split {
                 buffer: device,
-                kinds: Some(self.attention_kinds(&[(il, device)], device)),
+                kinds: Some(self.resume_kinds),
                 outputs: last,
             };
             self.enter(resume, &[heads], &[]);

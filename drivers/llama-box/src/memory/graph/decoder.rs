@@ -1,6 +1,7 @@
 //! The pre-norm decoder layer of the llama family (llama, qwen2/3, mistral, gemma, phi3,
 //! granite...): norm, Q/K/V (separate or fused), optional Q/K norms, RoPE, cached attention,
-//! output projection, optional post-norms, then the FFN block.
+//! output projection, optional post-norms, then the FFN block; and the layers running the
+//! attention and the FFN side by side ([`ParallelBlock`]: Command-R, GPT-NeoX, Phi-2, Falcon).
 
 use super::{Builder, F32};
 use crate::memory::alloc::TensorId;
@@ -60,42 +61,88 @@ impl Builder<'_> {
         kind: ParallelBlock,
     ) -> TensorId {
         let normed = self.norm(inp, true);
-        if kind == ParallelBlock::FfnOntoAttention {
-            return self.ffn_onto_attention(il, inp, normed, last);
+        match kind {
+            ParallelBlock::FfnOntoAttention => {
+                return self.ffn_onto_attention(il, inp, normed, last);
+            }
+            ParallelBlock::ResidualLast => return self.residual_last(il, inp, normed, last),
+            _ => {}
         }
-        let (mut attn, ffn_sum) = self.self_attention_beside(il, normed, |b| {
-            let rows = |b: &mut Self, x: TensorId| {
-                if !last {
-                    return x;
-                }
-                let ids = b.out_ids();
-                let e = b.e();
-                b.op(e, &[x, ids])
-            };
+        let (attn, ffn_sum) = self.self_attention_beside(il, normed, |b| {
             // The FFN joins the graph before the residual it is added to: a shared norm's
             // output rows, then the FFN, then the residual's rows; an FFN norm of its own
             // reads the residual's rows first.
             let (ffn_inp, residual) = match kind {
                 ParallelBlock::OwnFfnNorm => {
-                    let residual = rows(b, inp);
+                    let residual = b.output_rows(inp, last);
                     (b.norm(residual, b.has(il, "ffn_norm.bias")), Some(residual))
                 }
-                _ => (rows(b, normed), None),
+                _ => (b.output_rows(normed, last), None),
             };
             let out = b.ffn(il, ffn_inp);
-            let residual = residual.unwrap_or_else(|| rows(b, inp));
+            let residual = residual.unwrap_or_else(|| b.output_rows(inp, last));
             b.inplace(&[out, residual], 2)
         });
-        if last {
-            let ids = self.out_ids();
-            let e = self.e();
-            attn = self.op(e, &[attn, ids]);
-        }
-        if let Some((split, _)) = self.closing.take() {
-            // A host layer's closing add runs on the next device, which copies its operands.
-            self.enter(split, &[ffn_sum, attn], &[]);
-        }
+        self.close_parallel(attn, last, &[ffn_sum, attn]);
+        let attn = self.output_rows(attn, last);
         self.inplace(&[ffn_sum, attn], 2)
+    }
+
+    /// A Falcon layer ([`ParallelBlock::ResidualLast`]): the FFN (on its norm's output rows
+    /// on the last layer) between the attention and its output projection, the projected
+    /// attention's rows, their sum, then the residual's rows and the residual add.
+    fn residual_last(
+        &mut self,
+        il: usize,
+        inp: TensorId,
+        normed: TensorId,
+        last: bool,
+    ) -> TensorId {
+        let (attn, ffn) = self.self_attention_beside(il, normed, |b| {
+            // Falcon-40B attends over `attn_norm_2`; the FFN's norm (`attn_norm`) of the
+            // same input joins the graph only with the FFN.
+            let ffn_inp = if b.has(il, "attn_norm_2.weight") {
+                b.norm(inp, true)
+            } else {
+                normed
+            };
+            let ffn_inp = b.output_rows(ffn_inp, last);
+            b.ffn(il, ffn_inp)
+        });
+        self.close_parallel(attn, last, &[ffn, attn, inp]);
+        let attn = self.output_rows(attn, last);
+        let sum = self.inplace(&[ffn, attn], 2);
+        let residual = self.output_rows(inp, last);
+        self.inplace(&[sum, residual], 2)
+    }
+
+    /// The split of a parallel block's ops after its output projection, the layer's last
+    /// matmul: on the host before a device ([`Builder::closing`]), "expand gpu up" runs them
+    /// on the device, which copies what they read in the order they read it: `reads` (the
+    /// adds' operands, `attn` the projected attention among them), except on the last layer,
+    /// whose first op there selects `attn`'s output rows, so `attn` and the output ids come
+    /// first (Falcon-40B and Command-R with the output alone offloaded at 0c1e57098: the
+    /// projection, `out_ids`, then the FFN's output or sum).
+    fn close_parallel(&mut self, attn: TensorId, last: bool, reads: &[TensorId]) {
+        let Some((split, _)) = self.closing.take() else {
+            return;
+        };
+        let mut first = Vec::new();
+        if last {
+            first.extend([attn, self.out_ids()]);
+        }
+        first.extend(reads.iter().filter(|&&t| !last || t != attn));
+        self.enter(split, &first, &[]);
+    }
+
+    /// The output rows (`inp_out_ids`) of `x` on the last layer; `x` on the others.
+    fn output_rows(&mut self, x: TensorId, last: bool) -> TensorId {
+        if !last {
+            return x;
+        }
+        let ids = self.out_ids();
+        let e = self.e();
+        self.op(e, &[x, ids])
     }
 
     /// A Phi-2 layer (`src/models/phi2.cpp` at 0c1e57098): the first add reads the projected
@@ -113,13 +160,7 @@ impl Builder<'_> {
         let (attn, ffn_inp) = self.select_outputs(attn, normed, last);
         let out = self.ffn(il, ffn_inp);
         let sum = self.inplace(&[attn, out], 2);
-        let residual = if last {
-            let ids = self.out_ids();
-            let e = self.e();
-            self.op(e, &[inp, ids])
-        } else {
-            inp
-        };
+        let residual = self.output_rows(inp, last);
         self.residual_add(sum, residual)
     }
 
@@ -129,6 +170,7 @@ impl Builder<'_> {
             "command-r" | "cohere2" => Some(ParallelBlock::SharedNorm),
             "gptneox" if self.shape.parallel_residual => Some(ParallelBlock::OwnFfnNorm),
             "phi2" => Some(ParallelBlock::FfnOntoAttention),
+            "falcon" => Some(ParallelBlock::ResidualLast),
             _ => None,
         }
     }
@@ -446,7 +488,8 @@ impl Builder<'_> {
     /// `ggml_norm`, its weight applied by the next op), which the scheduler may run on the
     /// previous device.
     pub(super) fn opens_with_norm(&self, il: usize) -> bool {
-        self.shape.causal && !self.post_norm_only(il)
+        (self.shape.causal && !self.post_norm_only(il))
+            || (self.pre_norm_encoder() && self.has(il, "attn_norm.weight"))
     }
 
     /// OLMo-2 and EXAONE-4 layers norm only the attention and FFN outputs: no norm before the
@@ -486,6 +529,11 @@ pub(super) enum ParallelBlock {
     /// Phi-2 (`src/models/phi2.cpp` at 0c1e57098): (attention output + FFN) + residual, the
     /// FFN on the attention's norm.
     FfnOntoAttention,
+    /// Falcon (`src/models/falcon.cpp` at 0c1e57098): (FFN + attention output) + residual.
+    /// The first add's first source, the FFN on the attention's norm (Falcon-40B: on a norm
+    /// of its own, `attn_norm`, while the attention reads `attn_norm_2`), joins the graph
+    /// before the attention's output projection; the residual is added last.
+    ResidualLast,
 }
 
 /// Architectures whose `post_attention_norm` weight norms the FFN input (after the attention

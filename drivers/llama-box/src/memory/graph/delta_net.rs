@@ -90,7 +90,7 @@ impl Builder<'_> {
         // layers up to its end (the next delta-net layer's stores or the next device).
         let split = Split {
             buffer: device,
-            kinds: Some(self.delta_net_resume),
+            kinds: Some(self.resume_kinds),
             outputs: false,
         };
         self.enter(split, &[], &[]);

@@ -1,6 +1,7 @@
-//! The BERT-style encoder (`src/models/bert.cpp`: bert, nomic-bert, jina-bert-v2): summed
+//! The BERT-style encoders: `src/models/bert.cpp` (bert, nomic-bert, jina-bert-v2): summed
 //! input embeddings and post-norm layers attending without a cache, Q/K/V separate or fused,
-//! rotated or not.
+//! rotated or not; `src/models/modern-bert.cpp`: pre-norm layers with fused QKV, RoPE, global
+//! and sliding-window layers, a GeGLU FFN and a final norm.
 
 use super::{Builder, F32, HOST, KvSource, Pooling, Split};
 use crate::memory::alloc::TensorId;
@@ -8,6 +9,10 @@ use crate::memory::alloc::TensorId;
 /// Encoders that rotate Q and K (RoPE) instead of adding position embeddings
 /// (`src/models/bert.cpp` at 0c1e57098).
 const ROPE_ENCODERS: [&str; 3] = ["nomic-bert", "nomic-bert-moe", "jina-bert-v3"];
+
+/// Encoders whose layers norm their input before the attention and the FFN
+/// (`src/models/modern-bert.cpp` at 0c1e57098).
+const PRE_NORM_ENCODERS: [&str; 1] = ["modern-bert"];
 
 impl Builder<'_> {
     /// BERT input: token + type + position embeddings, then a layer norm, on the first
@@ -70,9 +75,20 @@ impl Builder<'_> {
         let (t, seqs) = (self.r.n_tokens, self.r.n_seqs.max(1));
         self.inputs.pooling = match self.r.pooling {
             Pooling::None => None,
-            Pooling::Mean => Some(self.input(t * seqs * F32)),
-            Pooling::Rows | Pooling::Rank => Some(self.input(seqs * 4)),
+            _ if self.mean_pooled() => Some(self.input(t * seqs * F32)),
+            Pooling::Mean | Pooling::Rows | Pooling::Rank => Some(self.input(seqs * 4)),
         };
+    }
+
+    /// Whether the pooling averages the tokens: mean pooling, or a reranker whose classifier
+    /// reads mean-pooled rows (`pooling_type_cls`, ModernBERT's default:
+    /// [`crate::memory::shape::ModelShape::classifier_mean_pooling`]).
+    fn mean_pooled(&self) -> bool {
+        match self.r.pooling {
+            Pooling::Mean => true,
+            Pooling::Rank => self.shape.classifier_mean_pooling,
+            Pooling::None | Pooling::Rows => false,
+        }
     }
 
     /// A BERT-style encoder's outputs: the last layer's embeddings, then their pooling, in
@@ -121,17 +137,25 @@ impl Builder<'_> {
         let pooled_bytes = self.shape.n_embd * self.r.n_seqs.max(1) * F32;
         Some(match self.r.pooling {
             Pooling::None => return None,
-            Pooling::Mean => {
+            _ if self.mean_pooled() => {
                 let transposed = self.g.view(embd);
                 let cont = self.op(self.e(), &[transposed]);
                 self.op(pooled_bytes, &[cont, input])
             }
-            Pooling::Rows | Pooling::Rank => self.op(pooled_bytes, &[embd, input]),
+            Pooling::Mean | Pooling::Rows | Pooling::Rank => self.op(pooled_bytes, &[embd, input]),
         })
     }
 
-    /// A BERT-style post-norm encoder layer (attention without cache).
+    /// Whether the encoder's layers are pre-norm ([`PRE_NORM_ENCODERS`]).
+    pub(super) fn pre_norm_encoder(&self) -> bool {
+        !self.shape.causal && PRE_NORM_ENCODERS.contains(&self.shape.arch.as_str())
+    }
+
+    /// A BERT-style post-norm encoder layer (attention without cache), or a pre-norm one.
     pub(super) fn encoder_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
+        if self.pre_norm_encoder() {
+            return self.pre_norm_encoder_layer(il, inp, last);
+        }
         let shape = self.shape;
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
@@ -159,7 +183,7 @@ impl Builder<'_> {
         let mask = self.mask_for(0);
         let device = self.buffer;
         let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
-        self.resume_after_heads(il, device, attn, last);
+        self.resume_after_heads(device, attn, last);
         let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         let (cur, residual) = self.select_outputs(cur, inp, last);
         let cur = self.inplace(&[cur, residual], 2);
@@ -173,5 +197,47 @@ impl Builder<'_> {
         let out = self.dense_ffn(il, ffn_inp, layer.n_ff.max(1), "");
         let cur = self.inplace(&[out, ffn_inp], 2);
         self.norm(cur, true)
+    }
+
+    /// A ModernBERT layer (`src/models/modern-bert.cpp` at 0c1e57098): the attention norm
+    /// (none on layer 0, whose checkpoint has an identity there), the fused QKV split by
+    /// views, RoPE on Q and K, attention without a cache over the layer's mask (the
+    /// sliding-window one on local layers), the output projection, the residual, the FFN
+    /// norm, the FFN (GeGLU over the fused `ffn_up`), the residual. No biases; norms are
+    /// `ggml_norm` with a weight.
+    fn pre_norm_encoder_layer(&mut self, il: usize, inp: TensorId, last: bool) -> TensorId {
+        let shape = self.shape;
+        let layer = shape.layers[il];
+        let t = self.r.n_tokens;
+        let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
+        let cur = if self.has(il, "attn_norm.weight") {
+            self.norm_with(inp, true, self.has(il, "attn_norm.bias"))
+        } else {
+            inp
+        };
+        let (q_rows, k_rows) = (heads.0 * shape.head_k, heads.1 * shape.head_k);
+        let rows = self.out_rows(
+            il,
+            "attn_qkv.weight",
+            q_rows + k_rows + heads.1 * shape.head_v,
+        );
+        let qkv = self.linear(cur, rows, t, self.has(il, "attn_qkv.bias"));
+        let (q, k, v) = (self.g.view(qkv), self.g.view(qkv), self.g.view(qkv));
+        let pos = self.pos();
+        let q = self.op(q_rows * t * F32, &[q, pos]);
+        let k = self.op(k_rows * t * F32, &[k, pos]);
+        let k = self.g.view(k);
+        let mask = self.mask_for(usize::from(layer.swa));
+        let device = self.buffer;
+        let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
+        self.resume_after_heads(device, attn, last);
+        let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
+        let (cur, residual) = self.select_outputs(cur, inp, last);
+        let ffn_inp = self.inplace(&[cur, residual], 2);
+        let normed = self.norm_with(ffn_inp, true, self.has(il, "ffn_norm.bias"));
+        let out = self.dense_ffn(il, normed, layer.n_ff.max(1), "");
+        // A host layer's closing add runs on the next device, which copies both operands
+        // first (split inputs `node_26`, `ffn_inp-0` of the 3:1 split at ngl 22).
+        self.residual_add(out, ffn_inp)
     }
 }

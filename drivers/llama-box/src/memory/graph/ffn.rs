@@ -68,7 +68,14 @@ impl Builder<'_> {
         } else {
             self.shape.layers[il].n_ff.max(1)
         };
-        let ff = self.out_rows(il, "ffn_up_exps.weight", fallback);
+        // Experts with merged gate and up matrices (`ffn_gate_up_exps`) take one product of
+        // both halves, read through two views (`build_moe_ffn`'s merged path at 0c1e57098).
+        let merged = self.has(il, "ffn_gate_up_exps.weight");
+        let ff = if merged {
+            self.out_rows(il, "ffn_gate_up_exps.weight", 2 * fallback) / 2
+        } else {
+            self.out_rows(il, "ffn_up_exps.weight", fallback)
+        };
         // Llama 4 (`weight_before_ffn` of `build_moe_ffn` at 0c1e57098): the experts are
         // picked from the logits, so the sigmoid gets its own tensor, and the input,
         // repeated per used expert, is weighted before the experts, not their outputs.
@@ -79,18 +86,43 @@ impl Builder<'_> {
             (probs, self.op(n * t * 4, &[logits]))
         } else {
             let probs = self.inplace(&[logits], 1);
-            (probs, self.op(n * t * 4, &[probs]))
+            // A selection bias (`exp_probs_b`, DeepSeek-V3 style): the experts are picked from
+            // the biased probabilities, a tensor of their own, the unbiased ones weight them.
+            let selection = if self.has(il, "exp_probs_b.bias") {
+                self.op(n * t * F32, &[probs])
+            } else {
+                probs
+            };
+            (probs, self.op(n * t * 4, &[selection]))
         };
         let selected = self.g.view(order);
         let probs_view = self.g.view(probs);
-        let weights = self.op(k * t * F32, &[probs_view, selected]);
+        let mut weights = self.op(k * t * F32, &[probs_view, selected]);
+        // `build_moe_ffn` expands the weights before the experts: their sum over the selected
+        // experts, clamped in place, divides a view of them into a tensor of its own; a
+        // scale runs in place unless it follows that division (a view again).
+        if ex.weights_norm {
+            let rows = self.g.view(weights);
+            let sum = self.op(t * F32, &[rows]);
+            let sum = self.inplace(&[sum], 1);
+            let normed = self.inplace(&[rows, sum], 1);
+            weights = self.g.view(normed);
+        }
+        if ex.weights_scaled {
+            weights = self.inplace(&[weights], 1);
+        }
         let mut input = self.g.view(x);
         if weight_before {
             let repeated = self.op(self.shape.n_embd * k * t * F32, &[input]);
             input = self.inplace(&[repeated, weights], 1);
         }
-        let gate = self.op(ff * k * t * F32, &[input, selected]);
-        let up = self.op(ff * k * t * F32, &[input, selected]);
+        let (gate, up) = if merged {
+            let gate_up = self.op(2 * ff * k * t * F32, &[input, selected]);
+            (self.g.view(gate_up), self.g.view(gate_up))
+        } else {
+            let gate = self.op(ff * k * t * F32, &[input, selected]);
+            (gate, self.op(ff * k * t * F32, &[input, selected]))
+        };
         let act = self.op(ff * k * t * F32, &[gate, up]);
         let mut experts = self.op(self.shape.n_embd * k * t * F32, &[act, selected]);
         if !self.has(il, "ffn_up_shexp.weight") {

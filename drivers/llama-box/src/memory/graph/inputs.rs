@@ -67,15 +67,21 @@ impl Builder<'_> {
         inputs
     }
 
-    /// The encoder's mask input (`build_attn_inp_no_cache`).
+    /// The encoder's mask inputs (`build_attn_inp_no_cache`): one over every token pair, and
+    /// a second of the same size for the sliding-window layers when the model has any
+    /// (ModernBERT's local layers).
     pub(super) fn encoder_mask(&mut self) {
         let t = self.r.n_tokens;
-        let mask = self.input(t * t.div_ceil(KQ_MASK_PAD) * KQ_MASK_PAD * self.mask_type());
-        self.inputs.attn[0] = Some(AttnInputs {
-            mask,
-            idxs: None,
-            rot: Rotation::default(),
-        });
+        let bytes = t * t.div_ceil(KQ_MASK_PAD) * KQ_MASK_PAD * self.mask_type();
+        let sliding = self.shape.layers.iter().any(|l| l.swa);
+        for kind in 0..=usize::from(sliding) {
+            let mask = self.input(bytes);
+            self.inputs.attn[kind] = Some(AttnInputs {
+                mask,
+                idxs: None,
+                rot: Rotation::default(),
+            });
+        }
     }
 
     /// The rotation matrices of a quantized cache (`build_input_k_rot` / `build_input_v_rot`):

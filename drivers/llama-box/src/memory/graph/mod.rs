@@ -177,7 +177,7 @@ pub(crate) fn compute_peaks(
         deferred_residual: None,
         resume_reads: Vec::new(),
         state_read_buffers: Vec::new(),
-        delta_net_resume: Kinds::default(),
+        resume_kinds: Kinds::default(),
     };
     builder.build(placement);
     builder.g.peak(placement.buffers, CPU_ALIGNMENT)
@@ -299,10 +299,11 @@ struct Builder<'a> {
     /// inputs ([`Builder::enter`]). A property of the split entered, not of the layer being
     /// built: the host layer before a device closes with an add in the device's split.
     state_read_buffers: Vec<usize>,
-    /// The attention kinds the device split resuming after the current gated delta-net
-    /// layer's state stores reads (when the states live on the host): those of the layers
-    /// after it up to the split's end ([`Builder::attention_kinds`]).
-    delta_net_resume: Kinds,
+    /// The attention kinds the device split resuming after the current layer's host split
+    /// reads: after a gated delta-net layer's state stores (when the states live on the
+    /// host), or after an encoder layer's merged heads ([`Builder::heads_merged_on_host`]):
+    /// those of the layers after it up to the split's end ([`Builder::attention_kinds`]).
+    resume_kinds: Kinds,
 }
 
 /// The attention layers of one cache kind (full or sliding) a split holds: whether some of
@@ -478,8 +479,7 @@ impl Builder<'_> {
                 self.closing = None;
                 continue;
             }
-            self.delta_net_resume =
-                self.attention_kinds(&placement.layers[k + 1..], splits[k].buffer);
+            self.resume_kinds = self.attention_kinds(&placement.layers[k + 1..], splits[k].buffer);
             // State rows read on the host for a Mamba layer on this split's device are copied
             // at its start, after the layer input.
             let rows = self.state_rows.filter(|&(l, _)| {
@@ -525,6 +525,15 @@ impl Builder<'_> {
             // pooling runs where the last layer does, and an output device runs at most that
             // head (nomic-bert's 3:1 split at 0c1e57098: no compute buffer on the second
             // device).
+            if self.names.contains_key("output_norm.weight") {
+                // ModernBERT's final norm (`final_norm_out`): its weight is the output layer's,
+                // so the norm opens the output split, which the pooling then runs in.
+                self.enter_layer(output, cur, true);
+                if self.opening.is_none() {
+                    cur = self.local(cur);
+                }
+                cur = self.norm_with(cur, true, self.names.contains_key("output_norm.bias"));
+            }
             return self.encoder_output(cur, output);
         }
         if self.shape.t5_encoder {
@@ -684,8 +693,8 @@ impl Builder<'_> {
         } else {
             inp
         };
-        // Parallel-block layers (Command-R, Cohere2) norm with `ggml_norm` (LLM_NORM), with or
-        // without a bias: not in place.
+        // Parallel-block layers (Command-R, Cohere2, GPT-NeoX, Phi-2, Falcon) norm with
+        // `ggml_norm` (LLM_NORM), with or without a bias: not in place.
         let mut embd = if self.parallel_block().is_some() {
             self.norm(inp, true)
         } else {

@@ -23,7 +23,12 @@ impl Builder<'_> {
     /// on `buffer` runs, whose inputs it reads: the layers up to the next buffer change, or up
     /// to a gated delta-net layer on a device whose states live on the host: its state stores
     /// run in host splits, and the device split resuming after the last of them reads the
-    /// next layers' inputs ([`Builder::delta_net_resume`]).
+    /// next layers' inputs ([`Builder::resume_kinds`]); or only the first attention layer of
+    /// an encoder whose merged heads run on the host ([`Builder::heads_merged_on_host`]): the
+    /// split ends at them, and the one resuming after them reads the next layer's (ModernBERT
+    /// over one device at full offload without KV offload: its sliding-window mask is copied
+    /// after layer 0's heads, so the host's copy of those heads does not fit where the mask
+    /// was; the host's compute was 23% under).
     pub(super) fn attention_kinds(&self, layers: &[(usize, usize)], buffer: usize) -> Kinds {
         let mut kinds = Kinds::default();
         for &(l, _) in layers.iter().take_while(|&&(_, b)| b == buffer) {
@@ -35,6 +40,9 @@ impl Builder<'_> {
                 let kind = &mut kinds[usize::from(layer.swa)];
                 kind.rope |= !layer.no_rope;
                 kind.no_rope |= layer.no_rope;
+                if self.heads_merged_on_host() {
+                    break;
+                }
             }
         }
         kinds
@@ -103,12 +111,17 @@ impl Builder<'_> {
     /// another, "expand gpu down" keeps the layer's opening norm on the device before
     /// (`norm` makes that split when it runs: see [`Builder::opening`]); leaving the host,
     /// "expand gpu up" already moved the previous layer's closing residual add onto this
-    /// device ([`Builder::closing`]).
+    /// device ([`Builder::closing`]). The output norm is never pinned
+    /// ([`Builder::norms_pinned`]: the graph callback pins the norms of layers, `il != -1`):
+    /// on an output device of its own it runs on the device before (Falcon-40B and
+    /// Command-R over two devices at 0c1e57098, the cache on the host: the output device's
+    /// split copies `norm`, not the residual).
     pub(super) fn enter_layer(&mut self, split: Split, cur: TensorId, opens_with_norm: bool) {
         if split.buffer == self.buffer {
             return;
         }
-        if opens_with_norm && !self.norms_pinned && self.buffer != HOST && split.buffer != HOST {
+        let pinned = self.norms_pinned && split.kinds.is_some();
+        if opens_with_norm && !pinned && self.buffer != HOST && split.buffer != HOST {
             self.opening = Some(split);
         } else {
             self.enter(split, &[cur], &[]);

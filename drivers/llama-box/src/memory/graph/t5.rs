@@ -74,7 +74,7 @@ impl Builder<'_> {
         let kqv = self.op(hv * t * n_head * F32, &[v, kq]);
         let device = self.buffer;
         let attn = self.merge_heads(kqv);
-        self.resume_after_heads(il, device, attn, last);
+        self.resume_after_heads(device, attn, last);
         let cur = self.linear(attn, shape.n_embd, t, false);
         self.ffn_block(il, cur, inp, last)
     }
