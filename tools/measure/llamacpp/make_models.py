@@ -37,10 +37,10 @@ F32_NAMES = re.compile(r"(ffn_gate_inp|exp_probs_b|ssm_a|ssm_d|ssm_conv1d|ssm_dt
 
 
 def M(name, arch, layers, vocab, kv, tied=True, drop=(), tok="spm", source="", special=None, fuse_qkv=False,
-      layout_experts=None, dense_layers=()):
+      layout_experts=None, dense_layers=(), keep_cls=False):
     return dict(name=name, arch=arch, layers=layers, vocab=vocab, kv=kv, tied=tied, drop=list(drop),
                 tok=tok, source=source, special=special or {}, fuse_qkv=fuse_qkv, layout_experts=layout_experts,
-                dense_layers=list(dense_layers))
+                dense_layers=list(dense_layers), keep_cls=keep_cls)
 
 
 NO_BIAS = r"\.bias$"
@@ -290,6 +290,19 @@ SPECS = [
            "attention.sliding_window": 128, "attention.sliding_window_pattern": 3,
            "rope.freq_base": 160000.0, "rope.freq_base_swa": 10000.0, "rope.scaling.type": "none"}),
       drop=[r"^blk\.0\.attn_norm\."], source="answerdotai/ModernBERT-base"),
+    # A ModernBERT reranker (Alibaba-NLP/gte-reranker-modernbert-base: ModernBERT-base's shapes,
+    # ModernBertForSequenceClassification with one label): the head as the converter maps it
+    # (`head.dense` -> `cls`, no bias; `head.norm` -> `cls.norm`; `classifier` -> `cls.output`
+    # with its bias), rank pooling as `--reranking` sets it, and no `classifier.pooling_type`
+    # key, for which llama.cpp's loader picks mean pooling before the head.
+    M("gte-reranker-modernbert-base", "modern-bert", 22, 50368, dict(
+        context_length=8192, embedding_length=768, feed_forward_length=1152, pooling_type=4,
+        hidden_activation="gelu",
+        **{"attention.head_count": 12, "attention.layer_norm_epsilon": 1e-5, "attention.causal": False,
+           "attention.sliding_window": 128, "attention.sliding_window_pattern": 3,
+           "rope.freq_base": 160000.0, "rope.freq_base_swa": 10000.0, "rope.scaling.type": "none"}),
+      drop=[r"^blk\.0\.attn_norm\.", r"^cls\.bias$"], keep_cls=True,
+      source="Alibaba-NLP/gte-reranker-modernbert-base"),
     M("starcoderbase-1b", "starcoder", 4, 49152, dict(
         context_length=8192, embedding_length=2048, feed_forward_length=8192,
         **{"attention.head_count": 16, "attention.head_count_kv": 1, "attention.layer_norm_epsilon": 1e-5}),
@@ -605,7 +618,9 @@ def layout_worker(meta):
 
 
 def kept(spec, tensors):
-    common = [d for d in COMMON_DROP if not (d == r"^output\.bias" and spec["arch"] in OUTPUT_BIAS)]
+    # A reranker keeps its classifier head (`keep_cls`).
+    common = [d for d in COMMON_DROP if not (d == r"^output\.bias" and spec["arch"] in OUTPUT_BIAS)
+              and not (d == r"^cls" and spec["keep_cls"])]
     drop = [re.compile(d) for d in spec["drop"] + common]
     out, seen = [], set()
     for t in tensors:
