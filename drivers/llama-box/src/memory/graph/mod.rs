@@ -657,15 +657,14 @@ impl Builder<'_> {
         };
         if let Some(split) = self.opening.take() {
             // The output layer reads only the norm; a layer reads its residual later.
-            let later: &[TensorId] = match split.kinds {
+            match split.kinds {
                 Some(_) if self.defer_residual => {
                     self.deferred_residual = Some(x);
-                    &[]
+                    self.enter(split, &[n], &[]);
                 }
-                Some(_) => &[x],
-                None => &[],
-            };
-            self.enter(split, &[n], later);
+                Some(_) => self.enter_with_residual(split, &[n], x),
+                None => self.enter(split, &[n], &[]),
+            }
         }
         let n = self.inplace(&[n], 1);
         if bias { self.inplace(&[n], 1) } else { n }

@@ -1,7 +1,7 @@
 //! Multi-device graphs as `ggml_backend_sched` splits them: graph inputs, and the copies a
 //! split makes of what it reads from another buffer.
 
-use super::{Builder, HOST, Kinds, Split};
+use super::{Builder, HOST, KindLayers, Kinds, Split};
 use crate::memory::alloc::TensorId;
 use crate::memory::shape::PARALLEL_HYBRIDS;
 
@@ -62,6 +62,33 @@ impl Builder<'_> {
     /// first; the output ids when it runs the last layer; then the activations read later
     /// (`later`: the residual of a layer whose norm ran on the previous device).
     pub(super) fn enter(&mut self, split: Split, first: &[TensorId], later: &[TensorId]) {
+        self.enter_reading(split, first, None, later);
+    }
+
+    /// [`Self::enter`] for a layer whose opening norm ran on the previous device: the split
+    /// reads the layer's `residual` with its residual add, after the attention inputs of the
+    /// layer's kind and before those of the next layers' other kind and the last layer's
+    /// output ids (Llama 4's 1:4 split at ngl 8 of 8 layers at 0c1e57098: `norm-3`, the scale,
+    /// the full kind's indices and mask, `l_out-2`, then the positions, the chunked kind's
+    /// indices and mask, the output ids); when that layer is the last, after the output ids,
+    /// which its row selection reads first.
+    pub(super) fn enter_with_residual(
+        &mut self,
+        split: Split,
+        first: &[TensorId],
+        residual: TensorId,
+    ) {
+        self.enter_reading(split, first, Some(residual), &[]);
+    }
+
+    /// [`Self::enter`], reading a layer's `residual` as [`Self::enter_with_residual`] says.
+    fn enter_reading(
+        &mut self,
+        split: Split,
+        first: &[TensorId],
+        mut residual: Option<TensorId>,
+        later: &[TensorId],
+    ) {
         if split.buffer == self.buffer {
             return;
         }
@@ -79,7 +106,23 @@ impl Builder<'_> {
             // layer's before the mask, the others' after it (the order its layers read them).
             let views = self.bucket_views_for(buffer);
             needed.extend(views.first());
-            self.attention_inputs_for(kinds, buffer, &mut needed);
+            let last = self.shape.layers.len().saturating_sub(1);
+            let opening = (0..2)
+                .filter_map(|kind| kinds[kind].first.map(|il| (il, kind)))
+                .min()
+                .filter(|&(il, _)| il != last && residual.is_some());
+            match opening {
+                Some((_, kind)) => {
+                    let mut own = Kinds::default();
+                    own[kind] = kinds[kind];
+                    self.attention_inputs_for(own, buffer, &mut needed);
+                    needed.extend(residual.take());
+                    let mut rest = kinds;
+                    rest[kind] = KindLayers::default();
+                    self.attention_inputs_for(rest, buffer, &mut needed);
+                }
+                None => self.attention_inputs_for(kinds, buffer, &mut needed),
+            }
             needed.extend(views.iter().skip(1));
         }
         if attention_first {
@@ -94,6 +137,7 @@ impl Builder<'_> {
                 needed.extend(self.inputs.pooling);
             }
         }
+        needed.extend(residual);
         needed.extend(later);
         for src in needed {
             self.copy_to(src, buffer);
