@@ -3,7 +3,6 @@
 //! the parsers are exercised together.
 #![cfg(all(feature = "cli-probes", unix))]
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,10 +19,22 @@ fn fixture(name: &str) -> String {
 }
 
 /// Writes an executable shell script `name` into `dir`.
+///
+/// The executable is written by `install`, not by this process: tests run on several threads,
+/// and a child forked by one of them between this process opening a file for writing and
+/// closing it holds that descriptor until it execs, so running the file at that moment fails
+/// with "Text file busy". Only the draft, which is never run, is written here.
 fn fake_tool(dir: &Path, name: &str, script: &str) -> PathBuf {
+    let draft = dir.join(format!("{name}.draft"));
+    std::fs::write(&draft, format!("#!/bin/sh\n{script}\n")).unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let status = std::process::Command::new("install")
+        .args(["-m", "755"])
+        .arg(&draft)
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "install {}", path.display());
     path
 }
 

@@ -37,9 +37,10 @@ F32_NAMES = re.compile(r"(ffn_gate_inp|exp_probs_b|ssm_a|ssm_d|ssm_conv1d|ssm_dt
 
 
 def M(name, arch, layers, vocab, kv, tied=True, drop=(), tok="spm", source="", special=None, fuse_qkv=False,
-      layout_experts=None):
+      layout_experts=None, dense_layers=(), keep_cls=False):
     return dict(name=name, arch=arch, layers=layers, vocab=vocab, kv=kv, tied=tied, drop=list(drop),
-                tok=tok, source=source, special=special or {}, fuse_qkv=fuse_qkv, layout_experts=layout_experts)
+                tok=tok, source=source, special=special or {}, fuse_qkv=fuse_qkv, layout_experts=layout_experts,
+                dense_layers=list(dense_layers), keep_cls=keep_cls)
 
 
 NO_BIAS = r"\.bias$"
@@ -289,6 +290,19 @@ SPECS = [
            "attention.sliding_window": 128, "attention.sliding_window_pattern": 3,
            "rope.freq_base": 160000.0, "rope.freq_base_swa": 10000.0, "rope.scaling.type": "none"}),
       drop=[r"^blk\.0\.attn_norm\."], source="answerdotai/ModernBERT-base"),
+    # A ModernBERT reranker (Alibaba-NLP/gte-reranker-modernbert-base: ModernBERT-base's shapes,
+    # ModernBertForSequenceClassification with one label): the head as the converter maps it
+    # (`head.dense` -> `cls`, no bias; `head.norm` -> `cls.norm`; `classifier` -> `cls.output`
+    # with its bias), rank pooling as `--reranking` sets it, and no `classifier.pooling_type`
+    # key, for which llama.cpp's loader picks mean pooling before the head.
+    M("gte-reranker-modernbert-base", "modern-bert", 22, 50368, dict(
+        context_length=8192, embedding_length=768, feed_forward_length=1152, pooling_type=4,
+        hidden_activation="gelu",
+        **{"attention.head_count": 12, "attention.layer_norm_epsilon": 1e-5, "attention.causal": False,
+           "attention.sliding_window": 128, "attention.sliding_window_pattern": 3,
+           "rope.freq_base": 160000.0, "rope.freq_base_swa": 10000.0, "rope.scaling.type": "none"}),
+      drop=[r"^blk\.0\.attn_norm\.", r"^cls\.bias$"], keep_cls=True,
+      source="Alibaba-NLP/gte-reranker-modernbert-base"),
     M("starcoderbase-1b", "starcoder", 4, 49152, dict(
         context_length=8192, embedding_length=2048, feed_forward_length=8192,
         **{"attention.head_count": 16, "attention.head_count_kv": 1, "attention.layer_norm_epsilon": 1e-5}),
@@ -418,6 +432,32 @@ SPECS = [
         **{"attention.head_count": 32, "attention.head_count_kv": 2, "rope.dimension_count": 64,
            "rope.freq_base": 5e6, "attention.layer_norm_rms_epsilon": 1.5625e-07}),
       tied=False, drop=[r"attn_output\.bias", r"ffn_.*\.bias"], fuse_qkv=True, source="THUDM/glm-4-9b-chat"),
+    # Session 9's cuts for replay paths the cuts above leave out (issue 16). SmolLM3-3B with 8
+    # layers: its NoPE layers (every 4th, 3 and 7) start a device's split at ngl 5.
+    M("smollm3-3b-8layer", "smollm3", 8, 128256, dict(
+        context_length=65536, embedding_length=2048, feed_forward_length=11008,
+        **{"attention.head_count": 16, "attention.head_count_kv": 4, "rope.freq_base": 5e6,
+           "attention.layer_norm_rms_epsilon": 1e-6}),
+      drop=[NO_BIAS], source="HuggingFaceTB/SmolLM3-3B"),
+    # Llama 4 Scout with 8 layers: full attention (no RoPE) on every 4th layer (3 and 7), chunked
+    # on the others, so a split can start at a full-attention layer followed by chunked ones.
+    M("llama-4-scout-17b-16e-8layer", "llama4", 8, 202048, dict(
+        context_length=10485760, embedding_length=5120, feed_forward_length=16384, expert_feed_forward_length=8192,
+        expert_count=16, expert_used_count=1, interleave_moe_layer_step=1,
+        **{"attention.head_count": 40, "attention.head_count_kv": 8, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.dimension_count": 128, "rope.freq_base": 500000.0,
+           "attention.layer_norm_rms_epsilon": 1e-5}),
+      tied=False, drop=[NO_BIAS], layout_experts=2, source="meta-llama/Llama-4-Scout-17B-16E-Instruct"),
+    # Jamba Mini 1.6 as published: experts on every other layer (expert_layer_period 2,
+    # expert_layer_offset 1: layers 1, 3, 5), a dense FFN on the others; attention on layer 4
+    # (attn_layer_period 8, attn_layer_offset 4).
+    M("jamba-mini-1.6-alt-6layer", "jamba", 6, 65536, dict(
+        context_length=262144, embedding_length=4096, feed_forward_length=14336, expert_count=16,
+        expert_used_count=2,
+        **{"attention.head_count": 32, "attention.head_count_kv": [0, 0, 0, 0, 8, 0],
+           "attention.layer_norm_rms_epsilon": 1e-6, "ssm.conv_kernel": 4, "ssm.inner_size": 8192,
+           "ssm.state_size": 16, "ssm.time_step_rank": 256}),
+      tied=False, drop=[NO_PROJ_BIAS], layout_experts=2, dense_layers=[0, 2, 4], source="ai21labs/AI21-Jamba-Mini-1.6"),
     M("t5-v1.1-xxl-encoder-4layer", "t5encoder", 4, 32128, dict(
         context_length=512, embedding_length=4096, feed_forward_length=10240,
         **{"attention.head_count": 64, "attention.key_length": 64, "attention.value_length": 64,
@@ -578,7 +618,9 @@ def layout_worker(meta):
 
 
 def kept(spec, tensors):
-    common = [d for d in COMMON_DROP if not (d == r"^output\.bias" and spec["arch"] in OUTPUT_BIAS)]
+    # A reranker keeps its classifier head (`keep_cls`).
+    common = [d for d in COMMON_DROP if not (d == r"^output\.bias" and spec["arch"] in OUTPUT_BIAS)
+              and not (d == r"^cls" and spec["keep_cls"])]
     drop = [re.compile(d) for d in spec["drop"] + common]
     out, seen = [], set()
     for t in tensors:
@@ -611,6 +653,22 @@ def fused_qkv(tensors):
         rows = sum(ne[-1] for ne in parts)
         ne = [rows] if kind == "bias" else [parts[0][0], rows]
         out.append({"name": f"blk.{layer}.attn_qkv.{kind}", "ne": ne})
+    return out
+
+
+def dense_ffn(tensors, layers):
+    """A dense FFN in place of the router and experts on `layers`: for an architecture whose
+    router is optional (`ffn_gate_inp` TENSOR_NOT_REQUIRED, e.g. jamba.cpp's load_arch_tensors),
+    the virtual loader creates experts on every layer; a checkpoint whose config alternates them
+    has `ffn_gate`/`ffn_up` {n_embd, n_ff} and `ffn_down` {n_ff, n_embd} there instead, the
+    experts' shapes without the expert dimension (the loader's else branch)."""
+    out = []
+    for t in tensors:
+        m = re.match(r"blk\.(\d+)\.ffn_(gate_inp|gate_exps|up_exps|down_exps)\.weight$", t["name"])
+        if not m or int(m.group(1)) not in layers:
+            out.append(t)
+        elif m.group(2) != "gate_inp":
+            out.append({"name": f"blk.{m.group(1)}.ffn_{m.group(2)[:-5]}.weight", "ne": t["ne"][:2]})
     return out
 
 
@@ -663,6 +721,8 @@ def main():
             tensors = kept(spec, layout(spec, args.models_dir))
             if spec["fuse_qkv"]:
                 tensors = fused_qkv(tensors)
+            if spec["dense_layers"]:
+                tensors = dense_ffn(tensors, spec["dense_layers"])
         except Exception as e:  # report and go on with the next model
             print(f"FAILED {name}: {e}", flush=True)
             continue

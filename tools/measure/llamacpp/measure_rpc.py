@@ -237,19 +237,32 @@ def S(n_ctx=4096, n_seq_max=1, flash_attn="on", offload_kqv=True, tag="grid"):
                 n_batch=2048, n_ubatch=512, swa_full=False, kv_unified=False, offload_kqv=offload_kqv, tag=tag)
 
 
-def contexts(arch):
+def contexts(arch, nkvo_fa=("on",), only_nkvo=False):
     """The contexts of one load. Decoders: 4096 and 8192 tokens, 1 and 4 sequences, flash
-    attention on and off, and the cache on the host. Encoders (measure.ENCODERS): measure.py's
-    encoder grid (embeddings, n_ubatch = n_batch: a non-causal batch must hold whole sequences),
-    and its first two settings (flash attention on, off) with the cache on the host, which
-    without flash attention moves the merged attention heads to the host."""
+    attention on and off, and the cache on the host (4096 tokens, 1 sequence, with each flash
+    attention setting of `nkvo_fa`). Encoders (measure.ENCODERS): measure.py's encoder grid
+    (embeddings, n_ubatch = n_batch: a non-causal batch must hold whole sequences), and its first
+    two settings (flash attention on, off) with the cache on the host, which without flash
+    attention moves the merged attention heads to the host. `only_nkvo` keeps only the contexts
+    with the cache on the host."""
     if arch in ENCODERS:
         out = [dict(s, offload_kqv=True) for s in arch_grid(arch)]
         out += [dict(s, offload_kqv=False, tag="no_kv_offload") for s in out[:2]]
-        return out
-    out = [S(c, n, fa) for c in (4096, 8192) for n in (1, 4) for fa in ("on", "off")]
-    out.append(S(4096, 1, "on", offload_kqv=False, tag="no_kv_offload"))
-    return out
+    else:
+        out = [S(c, n, fa) for c in (4096, 8192) for n in (1, 4) for fa in ("on", "off")]
+        out += [S(4096, 1, fa, offload_kqv=False, tag="no_kv_offload") for fa in nkvo_fa]
+    return [s for s in out if not s["offload_kqv"]] if only_nkvo else out
+
+
+def parse_layout(text):
+    """`--layout DEVICES:NGL[:TS]` (e.g. `2:3:1,1`): that many of the servers, n_gpu_layers and
+    the tensor split (none: llama.cpp splits by reported free memory, or one device)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise SystemExit(f"--layout {text}: expected DEVICES:NGL[:TS]")
+    # Whole shares as integers, as the subset's and the fixtures' splits are written.
+    ts = [int(x) if float(x).is_integer() else float(x) for x in parts[2].split(",")] if len(parts) == 3 else None
+    return dict(servers=SERVERS[:int(parts[0])], n_gpu_layers=int(parts[1]), tensor_split=ts)
 
 
 def loads(n_layer):
@@ -342,6 +355,12 @@ def main():
     ap.add_argument("--models", nargs="*", default=["llama-3.2-1b-Q4_K_M"])
     ap.add_argument("--out", default=os.path.join(HERE, "ground-truth-rpc.jsonl"))
     ap.add_argument("--subset", action="store_true", help="subset() of the layouts")
+    ap.add_argument("--layout", action="append", default=[],
+                    help="DEVICES:NGL[:TS] (e.g. 2:3:1,1), repeatable: these layouts instead of loads()/subset()")
+    ap.add_argument("--no-kv-offload-fa", nargs="+", default=["on"], choices=["on", "off", "auto"],
+                    help="the flash attention settings of the context with the cache on the host (decoders)")
+    ap.add_argument("--only-no-kv-offload", action="store_true",
+                    help="measure only the contexts with the cache on the host")
     ap.add_argument("--deadline", type=float, default=0, help="unix time after which no new load starts")
     ap.add_argument("--trace", action="store_true",
                     help="one load and one context in this process, llama.cpp's log echoed to stderr")
@@ -380,11 +399,13 @@ def measure(args):
             path = os.path.join(MODELS, m + ".gguf")
             name, quant = m.rsplit("-", 1)
             arch, n_layer = model_of(m)
-            for ld in (loads(n_layer) if not args.subset else subset(n_layer)):
+            layouts = [parse_layout(t) for t in args.layout] or (subset(n_layer) if args.subset else loads(n_layer))
+            for ld in layouts:
                 if args.deadline and time.time() > args.deadline:
                     print("deadline reached, stopping", flush=True)
                     return
-                job = dict(ld, path=path, contexts=contexts(arch), use_extra_bufts=not args.no_extra_bufts)
+                job = dict(ld, path=path, contexts=contexts(arch, args.no_kv_offload_fa, args.only_no_kv_offload),
+                           use_extra_bufts=not args.no_extra_bufts)
                 t0 = time.time()
                 mi, results, errors = run_job(job, args.timeout)
                 n_ok = sum(1 for r in results if r.get("ok"))

@@ -182,12 +182,6 @@ impl Builder<'_> {
             let kind = usize::from(layer.swa);
             if resumed && i == 0 {
                 // The split resumes after this layer's stores: its attention inputs are read.
-            } else if self.resumes_after_stores(il, device) {
-                // The split ends at this layer's stores on the host; the one resuming after
-                // them reads the rest ([`Builder::resume_reads`]).
-                let kinds = self.attention_kinds(&layers[i..=i], device);
-                self.attention_inputs_for(kinds, device, &mut reads);
-                return reads;
             } else if let Some((k, v)) = self.remote_cache_views(il, device, per_layer) {
                 // The positions (Q's RoPE), then the cache views and the mask in the order
                 // the attention reads them.
@@ -198,6 +192,16 @@ impl Builder<'_> {
                     true => reads.extend([k, v].into_iter().chain(mask)),
                     false => reads.extend([k].into_iter().chain(mask).chain([v])),
                 }
+                if self.resumes_after_stores(il, device) {
+                    // Without flash attention the split ends at the merged heads, on the host.
+                    return reads;
+                }
+            } else if self.resumes_after_stores(il, device) {
+                // The split ends at this layer's stores on the host; the one resuming after
+                // them reads the rest ([`Builder::resume_reads`]).
+                let kinds = self.attention_kinds(&layers[i..=i], device);
+                self.attention_inputs_for(kinds, device, &mut reads);
+                return reads;
             } else if layer.n_head_kv > 0 && !seen[kind] {
                 seen[kind] = true;
                 let kinds = self.attention_kinds(&layers[i..=i], device);
@@ -218,17 +222,21 @@ impl Builder<'_> {
         reads
     }
 
-    /// Whether the split running layer `il` on `device` ends at its K/V stores on the host and a
-    /// new one resumes after them: with the cache on the host, a layer with a cache of its
-    /// own on a device (with flash attention; without it the attention runs on the host, and
-    /// its splits are made where it is built).
+    /// Whether the split running layer `il` on `device` ends at its attention on the host and
+    /// a new one resumes after it: with the cache on the host, a layer with a cache of its own
+    /// on a device (its K/V stores; without flash attention its whole attention, which
+    /// [`Builder::cached_attention`] runs there), and without flash attention a cache-sharing
+    /// layer too, whose merged heads `build_attn_mha` pins to the CPU while its KQ, softmax and
+    /// KQV stay on the device ([`Builder::merge_heads`]; graph splits of the 3:1 split dumped
+    /// from 0c1e57098 with `--no-kv-offload`, flash attention off: each resuming split copies
+    /// `kqv_out` and the layer's slice of the per-layer inputs, then what the next layer reads
+    /// before its own attention).
     fn resumes_after_stores(&self, il: usize, device: usize) -> bool {
         let layer = self.shape.layers[il];
         self.r.kv_on_host
-            && self.r.flash_attn
             && device != HOST
             && layer.n_head_kv > 0
-            && !layer.shares_kv
+            && (!layer.shares_kv || !self.r.flash_attn)
     }
 
     /// The buffer of each layer's cache (the host's without KV offload).
@@ -258,7 +266,7 @@ impl Builder<'_> {
     ) -> Option<(TensorId, TensorId)> {
         let layers = &self.shape.layers;
         let layer = layers[il];
-        if !layer.shares_kv || (self.r.kv_on_host && !self.r.flash_attn) {
+        if !layer.shares_kv {
             return None;
         }
         let source = (0..il)
@@ -446,9 +454,10 @@ impl Builder<'_> {
 
     /// The attention of a layer without a cache of its own (`build_attn` without K and V):
     /// Q over the cache an earlier layer of the same kind wrote. With the cache in host memory
-    /// flash attention copies the cache views to the device; without flash attention the
-    /// attention runs on the host (its output is pinned there) and Q is copied to it. Given
-    /// `cache` ([`Builder::remote_cache_views`]), it reads the split's copies of those views.
+    /// the attention on a device reads copies of the cache views; without flash attention
+    /// its merged heads run on the host (pinned there), and the split resuming after them
+    /// copies them back. Given `cache` ([`Builder::remote_cache_views`]), it reads the split's
+    /// copies of those views.
     fn shared_attention(
         &mut self,
         il: usize,
@@ -467,14 +476,17 @@ impl Builder<'_> {
         let cache_on_host = self.r.kv_on_host && device != HOST;
         let source = match cache_on_host {
             _ if let Some((k, v)) = cache => KvSource::CacheCopies(self.local(k), self.local(v)),
-            true if self.r.flash_attn => self.cache_copies(n_kv, heads.1),
-            true => {
-                self.buffer = HOST;
-                KvSource::Cache
-            }
+            true => self.cache_copies(n_kv, heads.1),
             false => KvSource::Cache,
         };
-        let out = self.attention(q, source, mask, n_kv, heads);
+        let mut out = self.attention(q, source, mask, n_kv, heads);
+        if self.buffer != device {
+            // The merged heads ran on the host ([`Builder::merge_heads`]): the device's split
+            // resuming after them copies them, then what it reads next.
+            self.buffer = device;
+            out = self.local(out);
+            self.resume_outputs(il);
+        }
         self.buffer = device;
         out
     }

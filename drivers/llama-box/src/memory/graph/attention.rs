@@ -284,7 +284,11 @@ impl Builder<'_> {
     pub(super) fn merge_heads(&mut self, kqv: TensorId) -> TensorId {
         let permuted = self.g.view(kqv);
         let bytes = self.g.bytes(kqv);
-        if self.heads_merged_on_host() && self.buffer != HOST {
+        // Without KV offload and flash attention llama.cpp pins a decoder's merged heads to
+        // the CPU as well: a layer attending on a device over copies of host cache views
+        // (Gemma 3n's cache-sharing layers) runs them on the host.
+        let pinned = self.heads_merged_on_host() || (self.r.kv_on_host && !self.r.flash_attn);
+        if pinned && self.buffer != HOST {
             let host = Split {
                 buffer: HOST,
                 kinds: None,

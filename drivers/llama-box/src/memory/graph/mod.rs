@@ -262,9 +262,10 @@ struct Builder<'a> {
     /// whose state reads join the graph after the current layer's routed experts (see
     /// [`Builder::ffn`]).
     next_state_reads: Option<(usize, usize)>,
-    /// The next Mamba layer replayed op by op ([`Builder::is_mamba`]) and its buffer, when
-    /// its state reads join the graph right after the current layer's attention
-    /// ([`Builder::recurrent_reads_after`]) and run elsewhere: on the host with the states
+    /// The next Mamba layer replayed op by op and its buffer, when its state reads join the
+    /// graph right after the current layer's attention ([`Builder::recurrent_reads_after`]):
+    /// a hybrid's ([`Builder::is_hybrid_mamba`]) wherever they run, a Mamba layer without an
+    /// FFN ([`Builder::is_mamba`]) when they run elsewhere: on the host with the states
     /// there, in the attention's host split, else on that layer's device (see
     /// `cached_attention`).
     reads_after: Option<(usize, usize)>,
@@ -503,8 +504,14 @@ impl Builder<'_> {
             self.next_recurrent = reads_after
                 .filter(|&(_, b)| b != splits[k].buffer)
                 .map(|(_, b)| b);
+            // A hybrid's Mamba layer after an attention layer with a dense FFN (Jamba Mini's
+            // layer 5 after layer 4) reads its states right after the attention wherever it
+            // runs: the conv-state rows then hold their place in the buffer through the FFN
+            // (Jamba's 1:1 split at 0c1e57098: `node_298` between `kqv_out-4` and `ffn_inp-4`).
             self.reads_after = reads_after.filter(|&(l, b)| {
-                self.is_mamba(l) && (self.r.kv_on_host || (b != splits[k].buffer && b != HOST))
+                self.is_hybrid_mamba(l)
+                    || (self.is_mamba(l)
+                        && (self.r.kv_on_host || (b != splits[k].buffer && b != HOST)))
             });
             self.defer_residual =
                 self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);

@@ -46,8 +46,9 @@ impl Builder<'_> {
     /// - `build_rs` reads the conv states first (`get_rows` of the ubatch's rows; the extra
     ///   rows, none at reserve, are stored back), where the states live: the layer's device,
     ///   or the host with `--no-kv-offload`. The next Mamba layer's reads (`next`, past
-    ///   Nemotron-H's FFN-only layers, which expand nothing) join the graph before this
-    ///   layer's tail (its ops only join when the next layer's norm reads the output);
+    ///   Nemotron-H's FFN-only layers, which expand nothing, or after a hybrid layer's dense
+    ///   FFN, which expands nothing either: Jamba Mini's layers 0 and 2) join the graph before
+    ///   this layer's tail (its ops only join when the next layer's norm reads the output);
     /// - norm, input projection (z, x or xBC, and Mamba-2's dt), the conv window (states,
     ///   then x) whose last columns are stored, the convolution with its bias and SiLU; then
     ///   Mamba-1's `ssm_x` (dt, B, C) and contiguous dt through `ssm_dt`, Mamba-2's contiguous
@@ -56,7 +57,8 @@ impl Builder<'_> {
     /// - the tail: the contiguous z (on the next layer's device when its reads moved the
     ///   graph there), y + x·D, the SwiGLU gate, Mamba-2's grouped norm, the output projection
     ///   and the residual; in a hybrid ([`Self::is_hybrid_mamba`]) the FFN block instead,
-    ///   with the next Mamba layer's reads after its routed experts (`Builder::ffn`).
+    ///   with the next Mamba layer's reads after its routed experts (`Builder::ffn`), or
+    ///   before the tail when the FFN is dense.
     ///
     /// Stores into host states run in host splits, which copy what they store; the device
     /// then copies the host's state rows, and for the scan both views of the host's states
@@ -77,7 +79,7 @@ impl Builder<'_> {
         let bytes = head.d_inner * self.r.n_tokens * F32;
         // z: a strided view of the projection.
         let z = self.gate_view(&head);
-        let next = next.filter(|&(layer, _)| self.is_mamba(layer));
+        let next = next.filter(|&(layer, _)| self.is_mamba(layer) || self.is_hybrid_mamba(layer));
         // The gate's cont follows the reads onto another device (not onto the host, the
         // scheduler's last resort), whose split copies z in with the row indices.
         let mut moved = false;
