@@ -64,9 +64,29 @@ fn offloaded(estimate: &ResourceEstimate) -> u32 {
 
 /// The number after "pass `-c " in the notes.
 fn offered_context(estimate: &ResourceEstimate) -> Option<u32> {
-    let note = estimate.notes.iter().find(|n| n.contains("pass `-c "))?;
-    let rest = note.split("pass `-c ").nth(1)?;
+    estimate.notes.iter().find_map(|note| offer_in(note))
+}
+
+/// The number after "pass `-c " in `text`.
+fn offer_in(text: &str) -> Option<u32> {
+    let rest = text.split("pass `-c ").nth(1)?;
     rest.split('`').next()?.parse().ok()
+}
+
+/// One worker with a 6 GiB GPU (an RTX A2000) and 64 GiB of RAM, and a registry of
+/// llama-server alone.
+fn one_small_gpu() -> (Cluster, Registry) {
+    let cluster = Cluster::from_json_str(
+        r#"{"workers": [{"name": "w1", "os": "linux", "arch": "amd64", "cpu_cores": 16,
+            "ram": {"total": "64GiB", "used": 0},
+            "devices": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA RTX A2000",
+                         "memory": {"total": "6GiB", "used": 0}, "compute_capability": "8.6"}]}]}"#,
+        Path::new("cluster.json"),
+    )
+    .unwrap();
+    let mut registry = Registry::new();
+    registry.register(Arc::new(LlamaServer::new()));
+    (cluster, registry)
 }
 
 #[test]
@@ -123,16 +143,7 @@ fn a_refusal_states_the_default_contexts_cost_and_the_placement_offers_once() {
     assert!(!refused.contains("pass `-c "), "{refused}");
 
     // Offloading off, one 6 GiB GPU: nothing fits, and the refusal offers a context.
-    let cluster = Cluster::from_json_str(
-        r#"{"workers": [{"name": "w1", "os": "linux", "arch": "amd64", "cpu_cores": 16,
-            "ram": {"total": "64GiB", "used": 0},
-            "devices": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA RTX A2000",
-                         "memory": {"total": "6GiB", "used": 0}, "compute_capability": "8.6"}]}]}"#,
-        Path::new("cluster.json"),
-    )
-    .unwrap();
-    let mut registry = Registry::new();
-    registry.register(Arc::new(LlamaServer::new()));
+    let (cluster, registry) = one_small_gpu();
     spec.cpu_offloading = Some(false);
     let err = plan_with_facts(&registry, &facts, &spec, &cluster, &PlanOptions::default())
         .expect_err("nothing fits without offloading");
@@ -141,12 +152,7 @@ fn a_refusal_states_the_default_contexts_cost_and_the_placement_offers_once() {
     };
     assert_eq!(reason.matches("pass `-c ").count(), 1, "{reason}");
     assert!(reason.contains("KV cache takes 4096 MiB"), "{reason}");
-    let offered: u32 = reason
-        .split("pass `-c ")
-        .nth(1)
-        .and_then(|rest| rest.split('`').next())
-        .and_then(|n| n.parse().ok())
-        .expect("an offered context");
+    let offered = offer_in(reason).expect("an offered context");
     // The device the plan sees (allocatable less the reserve) with part of the model in host
     // memory: its chosen estimate offers the same context.
     spec.cpu_offloading = None;
@@ -161,16 +167,7 @@ fn a_refusal_states_the_default_contexts_cost_and_the_placement_offers_once() {
 #[test]
 fn the_plan_carries_the_offer_and_a_fit_alone_does_not() {
     const MODEL: &str = "llama-3.2-1b-F16.header.gguf";
-    let cluster = Cluster::from_json_str(
-        r#"{"workers": [{"name": "w1", "os": "linux", "arch": "amd64", "cpu_cores": 16,
-            "ram": {"total": "64GiB", "used": 0},
-            "devices": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA RTX A2000",
-                         "memory": {"total": "6GiB", "used": 0}, "compute_capability": "8.6"}]}]}"#,
-        Path::new("cluster.json"),
-    )
-    .unwrap();
-    let mut registry = Registry::new();
-    registry.register(Arc::new(LlamaServer::new()));
+    let (cluster, registry) = one_small_gpu();
     let (facts, mut spec) = model(MODEL, &[]);
     spec.backend = Some("llama-server".into());
     let plan = plan_with_facts(&registry, &facts, &spec, &cluster, &PlanOptions::default())

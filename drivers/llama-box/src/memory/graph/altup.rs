@@ -608,8 +608,7 @@ impl Builder<'_> {
             sum = self.inplace(&[sum, copy], 2);
         }
         let mean = self.inplace(&[sum], 1);
-        let ids = self.out_ids();
-        let rows = self.op(e, &[mean, ids]);
+        let rows = self.output_rows(mean, true);
         let normed = self.norm(rows, false);
         self.g.mark_output(normed);
         let logits = self.op(self.shape.n_vocab * self.r.n_tokens * F32, &[normed]);

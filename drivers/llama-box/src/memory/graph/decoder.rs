@@ -135,16 +135,6 @@ impl Builder<'_> {
         self.enter(split, &first, &[]);
     }
 
-    /// The output rows (`inp_out_ids`) of `x` on the last layer; `x` on the others.
-    fn output_rows(&mut self, x: TensorId, last: bool) -> TensorId {
-        if !last {
-            return x;
-        }
-        let ids = self.out_ids();
-        let e = self.e();
-        self.op(e, &[x, ids])
-    }
-
     /// A Phi-2 layer (`src/models/phi2.cpp` at 0c1e57098): the first add reads the projected
     /// attention output first, so the projection (and on the last layer its output rows)
     /// comes before the FFN on the shared norm, which stays alive through the attention; the
@@ -342,19 +332,16 @@ impl Builder<'_> {
         self.elementwise(&[attn, gate], &[0, 1])
     }
 
-    /// `build_attn` from Q, K and V: the rotation of a quantized cache, cached attention, and
-    /// the rotation of its output back.
+    /// `build_attn` from Q, K and V built beforehand (low-rank attention, Gemma 3n): the
+    /// rotations of a quantized cache, cached attention, and the rotation of its output back.
+    /// Q, K, V is `build_attn`'s order with sliding-window caches; without them it expands V
+    /// before K ([`Self::attention_core`]), which differs only where K has a rotation of its
+    /// own (MiniCPM3's 96-wide K heads have none).
     pub(super) fn attend(&mut self, il: usize, q: TensorId, k: TensorId, v: TensorId) -> TensorId {
         let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
         let q = self.rotate(q, rot.k, None);
         let k = self.rotate(k, rot.k, None);
         let v = self.rotate(v, rot.v, None);
-        self.attend_rotated(il, q, k, v)
-    }
-
-    /// [`Self::attend`] once Q, K and V are rotated: cached attention, and the rotation of its
-    /// output back.
-    fn attend_rotated(&mut self, il: usize, q: TensorId, k: TensorId, v: TensorId) -> TensorId {
         let v = self.g.view(v);
         let attn = self.cached_attention(il, q, k, v);
         self.rotate_back(il, attn)

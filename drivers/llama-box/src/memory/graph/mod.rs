@@ -363,39 +363,7 @@ impl Builder<'_> {
         if self.altup() {
             return self.build_altup(placement);
         }
-        let tokens = self.input(self.r.n_tokens * 4);
-        // build_inp_embd keeps both inputs (token ids and an f32 embeddings input) in the
-        // graph so that its topology does not depend on the batch (ggml_build_forward_select);
-        // the unused embeddings input is a leaf that is never freed.
-        self.input(self.e());
-        // llama.cpp creates every graph input before the layers (build_inp_*).
-        // Positions are an input of the attention layers (none in Mamba or RWKV).
-        if self.shape.positional && self.shape.layers.iter().any(|l| l.n_head_kv > 0) {
-            self.pos();
-        }
-        if self.shape.attn_temperature {
-            self.inputs.attn_scale = Some(self.input(self.r.n_tokens * F32));
-        }
-        if self.shape.t5_encoder {
-            self.t5_inputs(&placement.layers);
-        } else if self.shape.causal {
-            for swa in [false, true] {
-                let used = placement.layers.iter().any(|&(l, _)| {
-                    let layer = self.shape.layers[l];
-                    layer.n_head_kv > 0 && layer.swa == swa
-                });
-                if used {
-                    self.attn_inputs(swa);
-                }
-            }
-        } else {
-            self.encoder_mask();
-        }
-        self.out_ids();
-        if !self.shape.causal || self.shape.t5_encoder {
-            // `build_pooling` runs after the layers, its input is the graph's last leaf.
-            self.pooling_input();
-        }
+        let tokens = self.graph_inputs(placement);
         let mut cur = self.g.op(self.e(), &[tokens], 0);
         if placement
             .layers
@@ -526,7 +494,51 @@ impl Builder<'_> {
             self.closing = None;
             self.deferred_residual = None;
         }
-        let output = splits[placement.layers.len()];
+        self.finish(cur, splits[placement.layers.len()]);
+    }
+
+    /// The graph inputs that llama.cpp's `build_inp_*` create before the token embeddings,
+    /// in their order; returns the token ids.
+    fn graph_inputs(&mut self, placement: &Placement) -> TensorId {
+        let tokens = self.input(self.r.n_tokens * 4);
+        // build_inp_embd keeps both inputs (token ids and an f32 embeddings input) in the
+        // graph so that its topology does not depend on the batch (ggml_build_forward_select);
+        // the unused embeddings input is a leaf that is never freed.
+        self.input(self.e());
+        // llama.cpp creates every graph input before the layers (build_inp_*).
+        // Positions are an input of the attention layers (none in Mamba or RWKV).
+        if self.shape.positional && self.shape.layers.iter().any(|l| l.n_head_kv > 0) {
+            self.pos();
+        }
+        if self.shape.attn_temperature {
+            self.inputs.attn_scale = Some(self.input(self.r.n_tokens * F32));
+        }
+        if self.shape.t5_encoder {
+            self.t5_inputs(&placement.layers);
+        } else if self.shape.causal {
+            for swa in [false, true] {
+                let used = placement.layers.iter().any(|&(l, _)| {
+                    let layer = self.shape.layers[l];
+                    layer.n_head_kv > 0 && layer.swa == swa
+                });
+                if used {
+                    self.attn_inputs(swa);
+                }
+            }
+        } else {
+            self.encoder_mask();
+        }
+        self.out_ids();
+        if !self.shape.causal || self.shape.t5_encoder {
+            // `build_pooling` runs after the layers, its input is the graph's last leaf.
+            self.pooling_input();
+        }
+        tokens
+    }
+
+    /// After the layers: the output layer's split (`output`), then the graph's outputs (the
+    /// output norm and LM head, or an encoder's pooling).
+    fn finish(&mut self, mut cur: TensorId, output: Split) {
         if !self.shape.causal {
             // A BERT-style encoder's output layer holds no weights but a reranker's head: the
             // pooling runs where the last layer does, and an output device runs at most that
@@ -662,21 +674,25 @@ impl Builder<'_> {
         if bias { self.inplace(&[y], 1) } else { y }
     }
 
-    /// The last layer keeps only the output rows (`inp_out_ids`) of both streams.
+    /// The output rows of `x` (`get_rows` by `inp_out_ids`) when `last`; `x` otherwise.
+    fn output_rows(&mut self, x: TensorId, last: bool) -> TensorId {
+        if !last {
+            return x;
+        }
+        let ids = self.out_ids();
+        let e = self.e();
+        self.op(e, &[x, ids])
+    }
+
+    /// The last layer keeps only the output rows of both streams, `cur`'s first.
     fn select_outputs(
         &mut self,
         cur: TensorId,
         residual: TensorId,
         last: bool,
     ) -> (TensorId, TensorId) {
-        if !last {
-            return (cur, residual);
-        }
-        let ids = self.out_ids();
-        let e = self.e();
-        let cur = self.op(e, &[cur, ids]);
-        let residual = self.op(e, &[residual, ids]);
-        (cur, residual)
+        let cur = self.output_rows(cur, last);
+        (cur, self.output_rows(residual, last))
     }
 
     /// Output norm and LM head (decoders), or pooling (encoders).
@@ -695,8 +711,7 @@ impl Builder<'_> {
             // The last layer's output is the graph's `t_h_nextn` (`openai-moe.cpp`), an output
             // that keeps its memory; the output rows are selected from it.
             self.g.mark_output(inp);
-            let ids = self.out_ids();
-            self.op(self.e(), &[inp, ids])
+            self.output_rows(inp, true)
         } else {
             inp
         };
@@ -711,8 +726,7 @@ impl Builder<'_> {
         if self.rows_after_output_norm() {
             // The normed output is the graph's `t_h_nextn`, an output; the output rows are
             // selected from it into `t_embd`, another.
-            let ids = self.out_ids();
-            embd = self.op(self.e(), &[embd, ids]);
+            embd = self.output_rows(embd, true);
             self.g.mark_output(embd);
         }
         // An output cannot be overwritten in place: a scale of it is a tensor of its own.

@@ -103,17 +103,12 @@ impl Builder<'_> {
         self.switch(device, &inputs);
         // Jamba's last layer: the residual add reads the residual's output rows first, so
         // they join the graph before the tail.
-        let residual_rows = (last && self.residual_first() && self.has_ffn(il)).then(|| {
-            let ids = self.out_ids();
-            let e = self.e();
-            self.op(e, &[inp, ids])
-        });
+        let residual_rows = (last && self.residual_first() && self.has_ffn(il))
+            .then(|| self.output_rows(inp, true));
         let z = if moved { z } else { self.op(bytes, &[z]) };
         let out = self.mamba_tail(il, &head, z);
         if let Some(residual) = residual_rows {
-            let ids = self.out_ids();
-            let e = self.e();
-            let out = self.op(e, &[out, ids]);
+            let out = self.output_rows(out, true);
             let ffn_inp = self.inplace(&[residual, out], 2);
             return self.ffn_from(il, ffn_inp);
         }
@@ -335,12 +330,8 @@ impl Builder<'_> {
         let z = self.op(head.d_inner * self.r.n_tokens * F32, &[z]);
         let ssm = self.mamba_tail(il, &head, z);
         let mixed = self.inplace(&[attn, ssm], 2);
-        let mut ffn_inp = self.inplace(&[mixed, inp], 2);
-        if last {
-            let ids = self.out_ids();
-            let e = self.e();
-            ffn_inp = self.op(e, &[ffn_inp, ids]);
-        }
+        let ffn_inp = self.inplace(&[mixed, inp], 2);
+        let ffn_inp = self.output_rows(ffn_inp, last);
         self.expect_residual(ffn_inp);
         let normed = self.norm(ffn_inp, false);
         let out = self.ffn(il, normed);

@@ -420,14 +420,7 @@ impl Builder<'_> {
         self.switch(head, &inputs);
         let x_prev = self.op(big, &[shift, tail]);
         let x_prev = self.g.view(x_prev);
-        let (x_prev, ffn_norm) = if last {
-            let ids = self.out_ids();
-            let x_prev = self.op(big, &[x_prev, ids]);
-            let ffn_norm = self.op(big, &[norm, ids]);
-            (x_prev, ffn_norm)
-        } else {
-            (x_prev, norm)
-        };
+        let (x_prev, ffn_norm) = self.select_outputs(x_prev, norm, last);
         // A copy of the FFN norm from another device is memory of its own: the difference
         // may take it.
         let sx = self.elementwise(&[x_prev, ffn_norm], &[0, 1]);
@@ -462,12 +455,7 @@ impl Builder<'_> {
             Some(r) => self.elementwise(&[r, v], &[0, 1]),
             None => v,
         };
-        let residual = if last {
-            let ids = self.out_ids();
-            self.op(big, &[residual, ids])
-        } else {
-            residual
-        };
+        let residual = self.output_rows(residual, last);
         self.elementwise(&[cur, residual], &[0, 1])
     }
 }
