@@ -57,18 +57,17 @@ impl Builder<'_> {
     /// start, in the order its nodes first read them: the activations its first node reads
     /// (`first`); the state row indices when its layers read their states there
     /// ([`Builder::state_read_buffers`]), before the attention inputs of the cache kinds its
-    /// layers read (`split.kinds`, when it holds layers), as gated delta-net layers read them
-    /// first, or after them, as a parallel hybrid (Falcon-H1) reads its attention inputs
-    /// first; the output ids when it runs the last layer; then the activations read later
-    /// (`later`: the residual of a layer whose norm ran on the previous device).
+    /// layers read (`split.kinds`, when it holds layers: the first attention layer's first),
+    /// as gated delta-net layers read them first, or after them, as a parallel hybrid
+    /// (Falcon-H1) reads its attention inputs first; the output ids when it runs the last
+    /// layer; then the activations read later (`later`: the next Mamba layer's state rows).
     pub(super) fn enter(&mut self, split: Split, first: &[TensorId], later: &[TensorId]) {
         self.enter_reading(split, first, None, later);
     }
 
     /// [`Self::enter`] for a layer whose opening norm ran on the previous device: the split
-    /// reads the layer's `residual` with its residual add, after the attention inputs of the
-    /// layer's kind and before those of the next layers' other kind and the last layer's
-    /// output ids (Llama 4's 1:4 split at ngl 8 of 8 layers at 0c1e57098: `norm-3`, the scale,
+    /// reads the layer's `residual` with its residual add, after the attention inputs the
+    /// layer reads and before those only the next layers read and the last layer's output ids (Llama 4's 1:4 split at ngl 8 of 8 layers at 0c1e57098: `norm-3`, the scale,
     /// the full kind's indices and mask, `l_out-2`, then the positions, the chunked kind's
     /// indices and mask, the output ids); when that layer is the last, after the output ids,
     /// which its row selection reads first.
@@ -106,23 +105,29 @@ impl Builder<'_> {
             // layer's before the mask, the others' after it (the order its layers read them).
             let views = self.bucket_views_for(buffer);
             needed.extend(views.first());
+            // What the split's first attention layer reads, then its residual (read by its
+            // add), then what the later layers read; each input is copied once, where it is
+            // first listed (SmolLM3's 1:4 split at ngl 8 of 8 layers at 0c1e57098, the second
+            // device from layer 3, without RoPE: `norm-3`, the indices and the mask, `l_out-2`,
+            // then `inp_pos` for layer 4).
             let last = self.shape.layers.len().saturating_sub(1);
-            let opening = (0..2)
+            let first = (0..2)
                 .filter_map(|kind| kinds[kind].first.map(|il| (il, kind)))
-                .min()
-                .filter(|&(il, _)| il != last && residual.is_some());
-            match opening {
-                Some((_, kind)) => {
-                    let mut own = Kinds::default();
-                    own[kind] = kinds[kind];
-                    self.attention_inputs_for(own, buffer, &mut needed);
+                .min();
+            if let Some((il, kind)) = first {
+                let layer = self.shape.layers[il];
+                let mut own = Kinds::default();
+                own[kind] = KindLayers {
+                    rope: !layer.no_rope,
+                    no_rope: layer.no_rope,
+                    first: Some(il),
+                };
+                self.attention_inputs_for(own, buffer, &mut needed);
+                if il != last {
                     needed.extend(residual.take());
-                    let mut rest = kinds;
-                    rest[kind] = KindLayers::default();
-                    self.attention_inputs_for(rest, buffer, &mut needed);
                 }
-                None => self.attention_inputs_for(kinds, buffer, &mut needed),
             }
+            self.attention_inputs_for(kinds, buffer, &mut needed);
             needed.extend(views.iter().skip(1));
         }
         if attention_first {
