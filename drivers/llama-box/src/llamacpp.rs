@@ -26,7 +26,7 @@ pub use crate::launch::{
 };
 pub use crate::memory::{
     ContextSize, DiffusionEstimate, DiffusionFamily, LlamaCppModel, StageBytes, WarmupAudio,
-    WarmupImage, architecture_band, offload_gap, offloaded_band,
+    WarmupImage, architecture_band,
 };
 pub use crate::params::{
     CacheType, FlashAttn, ImageComponents, ImageSettings, LlamaSettings, Pooling, RopeScaling,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use inferkit_core::gguf::GgufModel;
 use inferkit_core::{Components, DeviceId, DeviceSlot, FigureBasis, HostSlot, Layout, Vendor};
 use inferkit_llama_box::llamacpp::{CacheType, FlashAttn, LlamaSettings};
-use inferkit_llama_box::llamacpp::{LlamaCppModel, architecture_band, offload_gap, offloaded_band};
+use inferkit_llama_box::llamacpp::{LlamaCppModel, architecture_band};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -56,24 +56,15 @@ fn settings_of(row: &Value) -> LlamaSettings {
 /// The tolerances: compute within 5% and totals within 2% on every row.
 const MEASURED: (f64, f64) = (0.05, 0.02);
 
-/// Compute and total tolerances of an architecture's rows: `measured` for an architecture the
-/// estimator declares measured; offloaded rows of one whose offloaded layouts are declared
-/// beyond that (`offload_gap`) are held to the errors it declares, which its notes print;
-/// an architecture declared only graph derived must keep every total within the band it
-/// declares (the band is a claim about the total; its compute error is reported in the table).
-fn tolerances(arch: &str, measured: (f64, f64), offloaded: bool) -> (f64, f64) {
-    let percent = |p: u32| f64::from(p) / 100.0;
-    if let Some((compute, total)) = offload_gap(arch).filter(|_| offloaded) {
-        assert!(
-            total < offloaded_band(arch).percent,
-            "{arch}: declared device-total error beyond its offloaded band"
-        );
-        return (percent(compute), percent(total));
-    }
+/// Compute and total tolerances of an architecture's rows, host and devices alike: `measured`
+/// for an architecture the estimator declares measured; an architecture declared only graph
+/// derived must keep every total within the band it declares (the band is a claim about the
+/// total; its compute error is reported in the table).
+fn tolerances(arch: &str, measured: (f64, f64)) -> (f64, f64) {
     let band = architecture_band(arch);
     match band.basis {
         FigureBasis::MeasuredArchitecture => measured,
-        _ => (f64::INFINITY, percent(band.percent)),
+        _ => (f64::INFINITY, f64::from(band.percent) / 100.0),
     }
 }
 
@@ -266,7 +257,7 @@ fn cpu_rows_match(file: &str) {
             buffer(&row, "output:CPU"),
             0.001,
         );
-        let (compute_tolerance, total_tolerance) = tolerances(&table.arch, MEASURED, false);
+        let (compute_tolerance, total_tolerance) = tolerances(&table.arch, MEASURED);
         table.check(
             "compute",
             &name,
@@ -333,6 +324,16 @@ fn offloaded_rows_match(file: &str, measured: (f64, f64)) {
         let estimate = model
             .estimate(&devices, &HostSlot::default(), &layout)
             .expect("estimate");
+        // Every device of an offloaded layout carries the architecture's own band, the one its
+        // rows are held to here.
+        for device in &estimate.devices {
+            assert_eq!(
+                device.error_band,
+                Some(architecture_band(&table.arch)),
+                "{name} [{}]: error band",
+                device.name
+            );
+        }
         let mut parts: Vec<(String, Components)> = vec![("cpu".into(), estimate.host)];
         parts.extend(
             estimate
@@ -357,7 +358,7 @@ fn offloaded_rows_match(file: &str, measured: (f64, f64)) {
             table.check("weights", &at, got.weights, weights, 0.001);
             table.check("kv", &at, got.kv, kv, 0.001);
             table.check("output", &at, got.output, output, 0.001);
-            let (compute_tolerance, total_tolerance) = tolerances(&table.arch, measured, ngl > 0);
+            let (compute_tolerance, total_tolerance) = tolerances(&table.arch, measured);
             table.check("compute", &at, got.compute, compute, compute_tolerance);
             table.check(
                 "device total",

@@ -43,16 +43,14 @@ for name, archs in fam.items():
 print()
 print('| architecture | CPU rows | max compute error | max total error | RPC device rows | max compute error | max device-total error | declared band |')
 print('|---|---|---|---|---|---|---|---|')
-# The bands drivers/llama-box/src/memory/architecture.rs declares: graph derived (DERIVED),
-# and measured with a wider band on offloaded layouts (OFFLOAD_GAPS).
+# The bands drivers/llama-box/src/memory/architecture.rs declares: graph derived (DERIVED), else
+# measured (the same band on the host and on every device of an offloaded layout).
 src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                         '../../../drivers/llama-box/src/memory/architecture.rs')).read()
 def listed(name):
     body = re.search(r'const ' + name + r': &\[[^\]]*\] = &\[(.*?)\];', src, re.S).group(1)
-    return set(re.findall(r'^\s*\(?"([\w.-]+)"', body, re.M))
-derived, gaps = listed('DERIVED'), listed('OFFLOAD_GAPS')
+    return set(re.findall(r'^\s*"([\w.-]+)"', body, re.M))
+derived = listed('DERIVED')
 for a in sorted(set(r[0] for r in cpu)):
     band = '15%, graph derived' if a in derived else '5%, measured'
-    if a in gaps:
-        band = '5%, measured; 25% offloaded'
     print(f"| {a} | {cells(agg([r for r in cpu if r[0]==a]))} | {cells(agg([r for r in rpc if r[0]==a]))} | {band} |")

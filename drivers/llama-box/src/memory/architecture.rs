@@ -109,54 +109,6 @@ const MEASURED: &[&str] = &[
 /// from its builder before it is measured goes here.
 const DERIVED: &[&str] = &[];
 
-/// Band of the devices of an offloaded layout of an architecture in [`OFFLOAD_GAPS`]: the
-/// largest device-total error measured there, with headroom.
-const OFFLOAD_GAP_PERCENT: u32 = 25;
-
-/// Measured architectures whose host rows are within [`MEASURED_PERCENT`] but whose offloaded
-/// layouts (the RPC device rows of `measurements-archs-offload.jsonl`) are not on every device,
-/// with the largest compute and device-total errors measured there (percent). For the
-/// recurrent ones the scheduler splits their layers around the state reads and stores (and,
-/// with the cache on the host, runs those on the host), which the replay follows for the
-/// models of Mamba layers, Granite 4.0-H's Mamba layers with their FFN, Nemotron-H's Mamba
-/// layers and Falcon-H1's attention and Mamba-2 side by side (`graph::recurrent`), RWKV-6/7
-/// (`graph::rwkv`) and Qwen3-Next's gated delta-net layers (`graph::delta_net`) only:
-/// offloaded, every device carries [`OFFLOAD_GAP_PERCENT`]. Qwen3-Next's and Gemma 3n's
-/// (AltUp stack, per-layer inputs, cache-sharing layers: `graph::altup`) left it in session 8,
-/// when their device rows came within 5% compute and 2% device total, and so did Jamba's
-/// (Mamba-1 layers with routed experts, op by op), once a host layer's experts' weighting, the
-/// next layer's state reads and its residual add ran on the next device as the scheduler
-/// puts them (the 3:1 split at ngl 6: layer 0 on the host), and Llama 4's (every row exact),
-/// once its routed experts weighted their input (`weight_before_ffn`), its layers without
-/// RoPE read the attention-temperature input and its sliding-window attention expanded Q, K
-/// and V each with its rotation. GPT-NeoX (parallel residual) and Phi-2 left it in session 8
-/// too, once their layers ran the attention and the FFN side by side in llama.cpp's graph
-/// order (`graph::decoder`'s `ParallelBlock`): every offloaded device row within 0.1%.
-/// PhiMoE left it in session 8 once its norms with a bias were in-place RMS norms (every row
-/// exact), and StarCoder once its attention took no RoPE (learned positions) and its embedding
-/// add ran with the first layer (every row within 0.1%), and OLMo once its norms without
-/// weight or bias were `ggml_norm`, not in place and not pinned to the layer's device (every
-/// row within 1.8%). Cohere2 left it too once its global (non-sliding) layers ran without RoPE
-/// (`LayerShape::no_rope`) and a parallel block's last layer selected the residual's output
-/// rows after the FFN (every row exact). SmolLM3 left it in session 9 once its every 4th layer
-/// attended without RoPE and a split copied the positions only when some of its layers rotate
-/// (every row exact). DeepSeek-V2's latent attention runs in llama.cpp's graph order since
-/// session 9 (Q, then V, then K; without flash attention V's contiguous copy before KQ), which
-/// made its rows without flash attention exact (were 6.8% under); what it keeps here comes
-/// from the measuring host's AMX buffer (below).
-const OFFLOAD_GAPS: &[(&str, u32, u32)] = &[
-    // The host of the partial offloads (one device at ngl 1, the 3:1 split at ngl 3) with
-    // flash attention: up to 5.2% over (4 MiB) at 4 sequences; device totals within 0.63%.
-    // The measuring host's CPU has AMX tiles: llama.cpp copies its F16 matmul weights into
-    // the AMX buffer type, whose matmul takes no permuted input, so `wk_b`'s and `wv_b`'s
-    // products run on the first device (weights copied), and the flash-attention output is
-    // freed on the host before `wv_b`'s result comes back. Measured without extra buffer
-    // types (no AMX buffer, as on a CPU or build without AMX: llama-box's release builds,
-    // `GGML_NATIVE=off` with AVX2 or AVX-512), the same 36 contexts and layouts are exact on
-    // every device.
-    ("deepseek2", 6, 1),
-];
-
 /// How an architecture's compute graph is covered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Coverage {
@@ -190,27 +142,6 @@ impl Coverage {
         ErrorBand::new(percent, basis)
     }
 
-    /// The error band of every device of an offloaded layout of `arch`.
-    pub(crate) fn offloaded_band(self, arch: &str) -> ErrorBand {
-        match offload_gap(arch) {
-            Some(_) if self == Coverage::Measured => {
-                ErrorBand::new(OFFLOAD_GAP_PERCENT, FigureBasis::MeasuredArchitecture)
-            }
-            _ => self.band(),
-        }
-    }
-
-    /// A sentence for the estimate's notes when an offloaded layout of `arch` carries the
-    /// wider band of [`OFFLOAD_GAPS`].
-    pub(crate) fn offload_note(self, arch: &str) -> Option<String> {
-        let (compute, total) = offload_gap(arch).filter(|_| self == Coverage::Measured)?;
-        Some(format!(
-            "{arch}: offloaded layouts measured with compute up to {compute}% and device totals \
-             up to {total}% off (the host's rows are within {MEASURED_PERCENT}%); devices carry \
-             a {OFFLOAD_GAP_PERCENT}% band"
-        ))
-    }
-
     /// A sentence for the estimate's notes when the figure is not backed by a measurement.
     pub(crate) fn note(self, arch: &str) -> Option<String> {
         match self {
@@ -227,37 +158,15 @@ impl Coverage {
     }
 }
 
-/// The measured errors of `arch`'s offloaded layouts (compute, device total, in percent),
-/// when in [`OFFLOAD_GAPS`].
-pub(crate) fn offload_gap(arch: &str) -> Option<(u32, u32)> {
-    OFFLOAD_GAPS
-        .iter()
-        .find(|(name, ..)| *name == arch)
-        .map(|&(_, compute, total)| (compute, total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn lists_do_not_overlap() {
-        for arch in MEASURED {
-            assert!(!DERIVED.contains(arch), "{arch} is in both lists");
-        }
-        for (arch, compute, total) in OFFLOAD_GAPS {
-            assert!(
-                MEASURED.contains(arch),
-                "{arch}: offload gap of an unmeasured architecture"
-            );
-            assert!(
-                *compute > MEASURED_PERCENT || *total > 2,
-                "{arch}: within the measured band"
-            );
-            assert!(
-                *total < OFFLOAD_GAP_PERCENT,
-                "{arch}: beyond its offloaded band"
-            );
+    fn every_architecture_is_listed_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for arch in MEASURED.iter().chain(DERIVED) {
+            assert!(seen.insert(arch), "{arch} is listed twice");
         }
     }
 
@@ -271,39 +180,7 @@ mod tests {
         assert_eq!(unmodelled.basis, FigureBasis::UnmodelledArchitecture);
         assert!(measured.percent < derived.percent && derived.percent < unmodelled.percent);
         assert!(Coverage::of("llama").note("llama").is_none());
-        // Offloaded, an architecture measured beyond the band on devices widens it; the others
-        // keep theirs.
-        assert_eq!(Coverage::of("llama").offloaded_band("llama"), measured);
-        assert!(Coverage::of("llama").offload_note("llama").is_none());
-        for &(arch, _, _) in OFFLOAD_GAPS {
-            let coverage = Coverage::of(arch);
-            assert_eq!(coverage.band(), measured);
-            assert_eq!(coverage.offloaded_band(arch).percent, OFFLOAD_GAP_PERCENT);
-        }
-        // The note names the measured figures of a declared architecture (deepseek2: 5.2%
-        // compute, 0.63% device total, session 9), not the table's own echo.
-        let note = Coverage::of("deepseek2")
-            .offload_note("deepseek2")
-            .expect("offload note");
-        assert!(
-            note.contains("compute up to 6%") && note.contains("totals up to 1%"),
-            "{note}"
-        );
-        // Replayed with their splits, the hybrids of Mamba-2 layers, Qwen3-Next's gated
-        // delta-net layers, Gemma 3n's AltUp layers, Jamba's, Llama 4's and SmolLM3's (layers
-        // without RoPE) keep the measured band.
-        for arch in [
-            "falcon-h1",
-            "granitehybrid",
-            "qwen3next",
-            "gemma3n",
-            "jamba",
-            "llama4",
-            "smollm3",
-        ] {
-            assert_eq!(Coverage::of(arch).offloaded_band(arch), measured);
-            assert!(Coverage::of(arch).offload_note(arch).is_none());
-        }
+        assert!(Coverage::Derived.note("glm4").unwrap().contains("15% band"));
         assert!(Coverage::of("jais").note("jais").unwrap().contains("jais"));
     }
 }

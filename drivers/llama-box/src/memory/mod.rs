@@ -46,20 +46,6 @@ pub fn architecture_band(arch: &str) -> inferkit_core::ErrorBand {
     Coverage::of(arch).band()
 }
 
-/// The error band every device of an offloaded layout of architecture `arch` carries: the
-/// [`architecture_band`], or a wider one where offloaded layouts were measured beyond it.
-pub fn offloaded_band(arch: &str) -> inferkit_core::ErrorBand {
-    Coverage::of(arch).offloaded_band(arch)
-}
-
-/// The largest compute and device-total errors (in percent) measured on the devices of an
-/// offloaded layout of `arch`, for the measured architectures whose offloaded layouts are
-/// beyond their [`architecture_band`] (and carry the wider [`offloaded_band`]); `None` for the
-/// others.
-pub fn offload_gap(arch: &str) -> Option<(u32, u32)> {
-    architecture::offload_gap(arch)
-}
-
 /// A GGUF model bound to llama.cpp settings, ready to estimate layouts: a text model
 /// (llama.cpp) or an image model (stable-diffusion.cpp), as llama-box runs either.
 #[derive(Debug, Clone)]
@@ -476,10 +462,7 @@ impl TextModel {
             .zip(names)
             .enumerate()
             .map(|(i, ((slot, components), name))| {
-                let mut band = match offload {
-                    0 => self.coverage.band(),
-                    _ => self.coverage.offloaded_band(&self.shape.arch),
-                };
+                let mut band = self.coverage.band();
                 if let Some(p) = projector.as_ref().filter(|p| p.device == name) {
                     band = with_projector(band, components.total(), p);
                 }
@@ -501,11 +484,6 @@ impl TextModel {
         estimate.host = host;
         estimate.details = details_map(&self.details(projector));
         estimate.notes = self.coverage.note(&self.shape.arch).into_iter().collect();
-        if offload > 0 {
-            estimate
-                .notes
-                .extend(self.coverage.offload_note(&self.shape.arch));
-        }
         Ok(estimate)
     }
 

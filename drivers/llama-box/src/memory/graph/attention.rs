@@ -71,6 +71,7 @@ impl Builder<'_> {
             let copies = self.cache_copies(n_kv, heads.1);
             self.local(mask);
             self.resume_outputs(il);
+            self.resume_attention_inputs(device);
             copies
         } else {
             KvSource::Cache
@@ -187,6 +188,20 @@ impl Builder<'_> {
             self.local(residual);
         }
         for read in std::mem::take(&mut self.resume_reads) {
+            self.local(read);
+        }
+    }
+
+    /// The attention inputs the device split resuming after a layer's stores on the host
+    /// copies for the layers it runs up to the next stores ([`Builder::resume_kinds`]), after
+    /// what the layer itself reads: the positions when the next of them rotates (Llama 4's
+    /// 1:3 split at ngl 9 of 8 layers at 0c1e57098, flash attention, `--no-kv-offload`: the
+    /// split after layer 3's stores copies the cache views, the mask, then `inp_pos` for
+    /// layer 4).
+    fn resume_attention_inputs(&mut self, device: usize) {
+        let mut reads = Vec::new();
+        self.attention_inputs_for(self.resume_kinds, device, &mut reads);
+        for read in reads {
             self.local(read);
         }
     }

@@ -302,19 +302,22 @@ struct Builder<'a> {
     state_read_buffers: Vec<usize>,
     /// The attention kinds the device split resuming after the current layer's host split
     /// reads: after a gated delta-net layer's state stores (when the states live on the
-    /// host), or after an encoder layer's merged heads ([`Builder::heads_merged_on_host`]):
-    /// those of the layers after it up to the split's end ([`Builder::attention_kinds`]).
+    /// host), after an encoder layer's merged heads ([`Builder::heads_merged_on_host`]), or
+    /// after a layer's K/V stores in a cache on the host: those of the layers after it up to
+    /// the split's end ([`Builder::attention_kinds`]).
     resume_kinds: Kinds,
 }
 
 /// The attention layers of one cache kind (full or sliding) a split holds: whether some of
 /// them rotate Q and K (they read the positions) and whether some attend without RoPE
 /// ([`super::shape::LayerShape::no_rope`]: they read the attention scale, when the model has
-/// one). Neither: the split reads nothing of that kind.
+/// one). Neither: the split reads nothing of that kind. `first`: the first such layer, whose
+/// kind's inputs the split reads first.
 #[derive(Clone, Copy, Default)]
 struct KindLayers {
     rope: bool,
     no_rope: bool,
+    first: Option<usize>,
 }
 
 impl KindLayers {
@@ -654,15 +657,14 @@ impl Builder<'_> {
         };
         if let Some(split) = self.opening.take() {
             // The output layer reads only the norm; a layer reads its residual later.
-            let later: &[TensorId] = match split.kinds {
+            match split.kinds {
                 Some(_) if self.defer_residual => {
                     self.deferred_residual = Some(x);
-                    &[]
+                    self.enter(split, &[n], &[]);
                 }
-                Some(_) => &[x],
-                None => &[],
-            };
-            self.enter(split, &[n], later);
+                Some(_) => self.enter_with_residual(split, &[n], x),
+                None => self.enter(split, &[n], &[]),
+            }
         }
         let n = self.inplace(&[n], 1);
         if bias { self.inplace(&[n], 1) } else { n }

@@ -113,6 +113,11 @@ impl Builder<'_> {
             return self.ffn_from(il, ffn_inp);
         }
         if self.has_ffn(il) {
+            // Mamba-1's projection reaches the residual add through a reshape (a view), whose
+            // memory the add never takes: Jamba's first layer on a device, whose residual is
+            // the split's copy of the embeddings, adds into memory of its own (its 1:1 split
+            // at 0c1e57098: `node_64`, 8 MiB at a new offset).
+            let out = if head.mamba2 { out } else { self.g.view(out) };
             return self.ffn_block(il, out, inp, last);
         }
         let (out, residual) = self.select_outputs(out, inp, last && !self.rows_after_output_norm());

@@ -1,7 +1,7 @@
 //! Multi-device graphs as `ggml_backend_sched` splits them: graph inputs, and the copies a
 //! split makes of what it reads from another buffer.
 
-use super::{Builder, HOST, Kinds, Split};
+use super::{Builder, HOST, KindLayers, Kinds, Split};
 use crate::memory::alloc::TensorId;
 use crate::memory::shape::PARALLEL_HYBRIDS;
 
@@ -28,7 +28,9 @@ impl Builder<'_> {
     /// split ends at them, and the one resuming after them reads the next layer's (ModernBERT
     /// over one device at full offload without KV offload: its sliding-window mask is copied
     /// after layer 0's heads, so the host's copy of those heads does not fit where the mask
-    /// was; the host's compute was 23% under).
+    /// was; the host's compute was 23% under); or, with the cache on the host, only the first
+    /// layer reading it on a device: its K/V stores end the split, and the one resuming after
+    /// them reads the next layers' ([`Builder::resume_kinds`] in `cached_attention`).
     pub(super) fn attention_kinds(&self, layers: &[(usize, usize)], buffer: usize) -> Kinds {
         let mut kinds = Kinds::default();
         for &(l, _) in layers.iter().take_while(|&&(_, b)| b == buffer) {
@@ -40,7 +42,10 @@ impl Builder<'_> {
                 let kind = &mut kinds[usize::from(layer.swa)];
                 kind.rope |= !layer.no_rope;
                 kind.no_rope |= layer.no_rope;
-                if self.heads_merged_on_host() {
+                kind.first.get_or_insert(l);
+                if self.heads_merged_on_host()
+                    || (self.r.kv_on_host && buffer != HOST && self.reads_cache(l))
+                {
                     break;
                 }
             }
@@ -52,11 +57,37 @@ impl Builder<'_> {
     /// start, in the order its nodes first read them: the activations its first node reads
     /// (`first`); the state row indices when its layers read their states there
     /// ([`Builder::state_read_buffers`]), before the attention inputs of the cache kinds its
-    /// layers read (`split.kinds`, when it holds layers), as gated delta-net layers read them
-    /// first, or after them, as a parallel hybrid (Falcon-H1) reads its attention inputs
-    /// first; the output ids when it runs the last layer; then the activations read later
-    /// (`later`: the residual of a layer whose norm ran on the previous device).
+    /// layers read (`split.kinds`, when it holds layers: the first attention layer's first),
+    /// as gated delta-net layers read them first, or after them, as a parallel hybrid
+    /// (Falcon-H1) reads its attention inputs first; the output ids when it runs the last
+    /// layer; then the activations read later (`later`: the next Mamba layer's state rows).
     pub(super) fn enter(&mut self, split: Split, first: &[TensorId], later: &[TensorId]) {
+        self.enter_reading(split, first, None, later);
+    }
+
+    /// [`Self::enter`] for a layer whose opening norm ran on the previous device: the split
+    /// reads the layer's `residual` with its residual add, after the attention inputs the
+    /// layer reads and before those only the next layers read and the last layer's output ids (Llama 4's 1:4 split at ngl 8 of 8 layers at 0c1e57098: `norm-3`, the scale,
+    /// the full kind's indices and mask, `l_out-2`, then the positions, the chunked kind's
+    /// indices and mask, the output ids); when that layer is the last, after the output ids,
+    /// which its row selection reads first.
+    pub(super) fn enter_with_residual(
+        &mut self,
+        split: Split,
+        first: &[TensorId],
+        residual: TensorId,
+    ) {
+        self.enter_reading(split, first, Some(residual), &[]);
+    }
+
+    /// [`Self::enter`], reading a layer's `residual` as [`Self::enter_with_residual`] says.
+    fn enter_reading(
+        &mut self,
+        split: Split,
+        first: &[TensorId],
+        mut residual: Option<TensorId>,
+        later: &[TensorId],
+    ) {
         if split.buffer == self.buffer {
             return;
         }
@@ -74,6 +105,28 @@ impl Builder<'_> {
             // layer's before the mask, the others' after it (the order its layers read them).
             let views = self.bucket_views_for(buffer);
             needed.extend(views.first());
+            // What the split's first attention layer reads, then its residual (read by its
+            // add), then what the later layers read; each input is copied once, where it is
+            // first listed (SmolLM3's 1:4 split at ngl 8 of 8 layers at 0c1e57098, the second
+            // device from layer 3, without RoPE: `norm-3`, the indices and the mask, `l_out-2`,
+            // then `inp_pos` for layer 4).
+            let last = self.shape.layers.len().saturating_sub(1);
+            let first = (0..2)
+                .filter_map(|kind| kinds[kind].first.map(|il| (il, kind)))
+                .min();
+            if let Some((il, kind)) = first {
+                let layer = self.shape.layers[il];
+                let mut own = Kinds::default();
+                own[kind] = KindLayers {
+                    rope: !layer.no_rope,
+                    no_rope: layer.no_rope,
+                    first: Some(il),
+                };
+                self.attention_inputs_for(own, buffer, &mut needed);
+                if il != last {
+                    needed.extend(residual.take());
+                }
+            }
             self.attention_inputs_for(kinds, buffer, &mut needed);
             needed.extend(views.iter().skip(1));
         }
@@ -89,6 +142,7 @@ impl Builder<'_> {
                 needed.extend(self.inputs.pooling);
             }
         }
+        needed.extend(residual);
         needed.extend(later);
         for src in needed {
             self.copy_to(src, buffer);
@@ -223,10 +277,9 @@ impl Builder<'_> {
         // with layers without RoPE (Llama 4's full-attention layers, Cohere2's global ones,
         // SmolLM3's every 4th), the split's layers of a kind read the positions only if some
         // of them rotate, the scale only if some do not, each copied before the kind's inputs,
-        // the sliding (chunked) kind first, the order Llama 4's layers open a period of 4 in (a
-        // split starting at a full-attention layer followed by chunked ones reads them the
-        // other way round, which sizes alike when the masks do). SmolLM3's one-device split at
-        // ngl 2 (layer 3, without RoPE, and the LM head) copies no `inp_pos` at 0c1e57098.
+        // the kinds in the order the split's layers first read them. SmolLM3's one-device
+        // split at ngl 2 (layer 3, without RoPE, and the LM head) copies no `inp_pos` at
+        // 0c1e57098.
         let per_kind = self
             .shape
             .layers
@@ -240,7 +293,15 @@ impl Builder<'_> {
         // there), and a device reads the mask only from the split its flash attention starts,
         // so the copy is made there (`cached_attention`).
         let cache_here = !self.r.kv_on_host || buffer == HOST;
-        let order: [usize; 2] = if per_kind { [1, 0] } else { [0, 1] };
+        // Each kind's inputs where its first layer reads them: Llama 4's and Cohere2's
+        // periods open with sliding (chunked) layers, and a split starting at a full-attention
+        // layer reads that kind's first (Llama 4's 1:3 split at ngl 9 of 8 layers at
+        // 0c1e57098: the scale, the full kind's indices and mask, then the positions and the
+        // chunked kind's).
+        let order: [usize; 2] = match kinds.map(|k| k.first) {
+            [Some(full), Some(sliding)] if per_kind && sliding < full => [1, 0],
+            _ => [0, 1],
+        };
         for kind in order.into_iter().filter(|&kind| kinds[kind].any()) {
             let Some(a) = self.inputs.attn[kind] else {
                 continue;
@@ -249,10 +310,10 @@ impl Builder<'_> {
                 if kinds[kind].rope {
                     needed.extend(self.inputs.pos);
                 }
-                // With the cache on the host a device's split for those layers starts after
-                // the previous layer's stores, and copies the scale there (Llama 4's 3:1
-                // split at 0c1e57098: `inp_attn_scale` in the split resuming before layer 3).
-                if cache_here && kinds[kind].no_rope {
+                // With the cache on the host too: Llama 4's 3:1 split at 0c1e57098 copies
+                // `inp_attn_scale` in the split resuming before layer 3, its 1:3 split at ngl 9
+                // of 8 layers in the one starting at layer 3, before its Q.
+                if kinds[kind].no_rope {
                     needed.extend(self.inputs.attn_scale);
                 }
             }
