@@ -332,11 +332,11 @@ impl Builder<'_> {
         self.elementwise(&[attn, gate], &[0, 1])
     }
 
-    /// `build_attn` from Q, K and V built beforehand (low-rank attention, Gemma 3n): the
-    /// rotations of a quantized cache, cached attention, and the rotation of its output back.
-    /// Q, K, V is `build_attn`'s order with sliding-window caches; without them it expands V
-    /// before K ([`Self::attention_core`]), which differs only where K has a rotation of its
-    /// own (MiniCPM3's 96-wide K heads have none).
+    /// `build_attn` from Q, K and V built beforehand (Gemma 3n's layers): the rotations of a
+    /// quantized cache, cached attention, and the rotation of its output back. Q, K, V is
+    /// `build_attn`'s order with sliding-window caches, which Gemma 3n has; without them it
+    /// expands V before K, each rotation with what it rotates ([`Self::attention_core`],
+    /// `low_rank_attention`).
     pub(super) fn attend(&mut self, il: usize, q: TensorId, k: TensorId, v: TensorId) -> TensorId {
         let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
         let q = self.rotate(q, rot.k, None);
@@ -348,7 +348,7 @@ impl Builder<'_> {
     }
 
     /// The rotation back of an attention's output by a quantized cache's V rotation.
-    fn rotate_back(&mut self, il: usize, attn: TensorId) -> TensorId {
+    pub(super) fn rotate_back(&mut self, il: usize, attn: TensorId) -> TensorId {
         let rot = self.attn_inputs(self.shape.layers[il].swa).rot;
         self.rotate(attn, rot.v, None)
     }
@@ -356,7 +356,12 @@ impl Builder<'_> {
     /// `llama_mul_mat_hadamard`: a matmul by the rotation matrix into a new tensor of the same
     /// size; a strided view (`strided`: the bytes of its elements, contiguous) is made
     /// contiguous first (`ggml_cont`).
-    fn rotate(&mut self, x: TensorId, rot: Option<TensorId>, strided: Option<u64>) -> TensorId {
+    pub(super) fn rotate(
+        &mut self,
+        x: TensorId,
+        rot: Option<TensorId>,
+        strided: Option<u64>,
+    ) -> TensorId {
         let Some(rot) = rot else {
             return x;
         };
