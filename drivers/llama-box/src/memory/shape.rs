@@ -60,14 +60,43 @@ pub(crate) struct LayerShape {
 /// Mixture-of-experts shape.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Experts {
+    /// Experts per MoE layer (`expert_count`; 0 in a dense model).
     pub count: u64,
+    /// Experts each token is routed to (`expert_used_count`).
     pub used: u64,
+    /// An expert's FFN width (`expert_feed_forward_length`; 0: the layer's `n_ff`).
     pub ff: u64,
+    /// The shared experts' FFN width (`expert_shared_feed_forward_length`).
     pub shared_ff: u64,
     /// `build_moe_ffn`'s `norm_w`: the selected experts' weights are divided by their sum.
     pub weights_norm: bool,
     /// `build_moe_ffn`'s `w_scale` is neither 0 nor 1: the weights are scaled.
     pub weights_scaled: bool,
+}
+
+impl Experts {
+    /// The experts' counts and widths, and how their weights are normalized and scaled: by
+    /// the architecture's builder ([`EXPERT_WEIGHTS_NORMED`]) or its keys
+    /// ([`EXPERT_WEIGHTS_KEYS`]).
+    fn from_gguf(model: &GgufModel, arch: &str) -> Result<Experts> {
+        let keyed = EXPERT_WEIGHTS_KEYS.contains(&arch);
+        let metadata = model.metadata();
+        Ok(Experts {
+            count: model.expert_count()?.unwrap_or(0),
+            used: model.expert_used_count()?.unwrap_or(0),
+            ff: model.expert_feed_forward_length()?.unwrap_or(0),
+            shared_ff: model.expert_shared_feed_forward_length()?.unwrap_or(0),
+            weights_norm: EXPERT_WEIGHTS_NORMED.contains(&arch)
+                || (keyed
+                    && metadata
+                        .get_bool(&format!("{arch}.expert_weights_norm"))?
+                        .unwrap_or(false)),
+            weights_scaled: (keyed || arch == "deepseek")
+                && metadata
+                    .get_f64(&format!("{arch}.expert_weights_scale"))?
+                    .is_some_and(|scale| scale != 0.0 && scale != 1.0),
+        })
+    }
 }
 
 /// Architectures whose builder normalizes the selected experts' weights (`build_moe_ffn`'s
@@ -350,24 +379,7 @@ impl ModelShape {
             layers,
             n_swa,
             causal,
-            experts: Experts {
-                count: model.expert_count()?.unwrap_or(0),
-                used: model.expert_used_count()?.unwrap_or(0),
-                ff: model.expert_feed_forward_length()?.unwrap_or(0),
-                shared_ff: model.expert_shared_feed_forward_length()?.unwrap_or(0),
-                weights_norm: EXPERT_WEIGHTS_NORMED.contains(&arch.as_str())
-                    || (EXPERT_WEIGHTS_KEYS.contains(&arch.as_str())
-                        && model
-                            .metadata()
-                            .get_bool(&format!("{arch}.expert_weights_norm"))?
-                            .unwrap_or(false)),
-                weights_scaled: (EXPERT_WEIGHTS_KEYS.contains(&arch.as_str())
-                    || arch == "deepseek")
-                    && model
-                        .metadata()
-                        .get_f64(&format!("{arch}.expert_weights_scale"))?
-                        .is_some_and(|scale| scale != 0.0 && scale != 1.0),
-            },
+            experts: Experts::from_gguf(model, &arch)?,
             recurrent,
             mla: Mla::from_gguf(model)?,
             scaled_head_input: arch == "minicpm3",

@@ -94,7 +94,7 @@ impl Builder<'_> {
                     && !placement
                         .layers
                         .iter()
-                        .any(|&(il, b)| self.resumes_after_stores(il, b)),
+                        .any(|&(il, b)| self.resumes_after_host_attention(il, b)),
                 ..split
             },
             _ => Split {
@@ -127,7 +127,7 @@ impl Builder<'_> {
                 &mut per_layer,
                 widths,
             );
-            if self.resumes_after_stores(il, device) {
+            if self.resumes_after_host_attention(il, device) {
                 self.resume_reads = self.split_reads(
                     &placement.layers[k..],
                     splits[k],
@@ -192,11 +192,11 @@ impl Builder<'_> {
                     true => reads.extend([k, v].into_iter().chain(mask)),
                     false => reads.extend([k].into_iter().chain(mask).chain([v])),
                 }
-                if self.resumes_after_stores(il, device) {
+                if self.resumes_after_host_attention(il, device) {
                     // Without flash attention the split ends at the merged heads, on the host.
                     return reads;
                 }
-            } else if self.resumes_after_stores(il, device) {
+            } else if self.resumes_after_host_attention(il, device) {
                 // The split ends at this layer's stores on the host; the one resuming after
                 // them reads the rest ([`Builder::resume_reads`]).
                 let kinds = self.attention_kinds(&layers[i..=i], device);
@@ -231,7 +231,7 @@ impl Builder<'_> {
     /// from 0c1e57098 with `--no-kv-offload`, flash attention off: each resuming split copies
     /// `kqv_out` and the layer's slice of the per-layer inputs, then what the next layer reads
     /// before its own attention).
-    fn resumes_after_stores(&self, il: usize, device: usize) -> bool {
+    fn resumes_after_host_attention(&self, il: usize, device: usize) -> bool {
         let layer = self.shape.layers[il];
         self.r.kv_on_host
             && device != HOST

@@ -62,7 +62,7 @@ impl Builder<'_> {
     pub(super) fn moe(&mut self, il: usize, x: TensorId) -> TensorId {
         let ex = self.shape.experts;
         let t = self.r.n_tokens;
-        let (n, k) = (ex.count.max(1), ex.used.max(1));
+        let k = ex.used.max(1);
         let fallback = if ex.ff > 0 {
             ex.ff
         } else {
@@ -80,37 +80,7 @@ impl Builder<'_> {
         // picked from the logits, so the sigmoid gets its own tensor, and the input,
         // repeated per used expert, is weighted before the experts, not their outputs.
         let weight_before = self.shape.arch == "llama4";
-        let logits = self.op(n * t * F32, &[x]);
-        let (probs, order) = if weight_before {
-            let probs = self.op(n * t * F32, &[logits]);
-            (probs, self.op(n * t * 4, &[logits]))
-        } else {
-            let probs = self.inplace(&[logits], 1);
-            // A selection bias (`exp_probs_b`, DeepSeek-V3 style): the experts are picked from
-            // the biased probabilities, a tensor of their own, the unbiased ones weight them.
-            let selection = if self.has(il, "exp_probs_b.bias") {
-                self.op(n * t * F32, &[probs])
-            } else {
-                probs
-            };
-            (probs, self.op(n * t * 4, &[selection]))
-        };
-        let selected = self.g.view(order);
-        let probs_view = self.g.view(probs);
-        let mut weights = self.op(k * t * F32, &[probs_view, selected]);
-        // `build_moe_ffn` expands the weights before the experts: their sum over the selected
-        // experts, clamped in place, divides a view of them into a tensor of its own; a
-        // scale runs in place unless it follows that division (a view again).
-        if ex.weights_norm {
-            let rows = self.g.view(weights);
-            let sum = self.op(t * F32, &[rows]);
-            let sum = self.inplace(&[sum], 1);
-            let normed = self.inplace(&[rows, sum], 1);
-            weights = self.g.view(normed);
-        }
-        if ex.weights_scaled {
-            weights = self.inplace(&[weights], 1);
-        }
+        let (selected, weights) = self.moe_router(il, x, weight_before);
         let mut input = self.g.view(x);
         if weight_before {
             let repeated = self.op(self.shape.n_embd * k * t * F32, &[input]);
@@ -152,6 +122,50 @@ impl Builder<'_> {
             };
         }
         sum
+    }
+
+    /// `build_moe_ffn`'s router: the logits and probabilities over the experts, the top-k
+    /// selection (from the logits with `weight_before`, Llama 4's order) and the selected
+    /// experts' weights, normalized and scaled as the architecture asks ([`Experts`]).
+    /// Returns the selection (a view of the order) and the weights.
+    ///
+    /// [`Experts`]: crate::memory::shape::Experts
+    fn moe_router(&mut self, il: usize, x: TensorId, weight_before: bool) -> (TensorId, TensorId) {
+        let ex = self.shape.experts;
+        let t = self.r.n_tokens;
+        let (n, k) = (ex.count.max(1), ex.used.max(1));
+        let logits = self.op(n * t * F32, &[x]);
+        let (probs, order) = if weight_before {
+            let probs = self.op(n * t * F32, &[logits]);
+            (probs, self.op(n * t * 4, &[logits]))
+        } else {
+            let probs = self.inplace(&[logits], 1);
+            // A selection bias (`exp_probs_b`, DeepSeek-V3 style): the experts are picked from
+            // the biased probabilities, a tensor of their own, the unbiased ones weight them.
+            let selection = if self.has(il, "exp_probs_b.bias") {
+                self.op(n * t * F32, &[probs])
+            } else {
+                probs
+            };
+            (probs, self.op(n * t * 4, &[selection]))
+        };
+        let selected = self.g.view(order);
+        let probs_view = self.g.view(probs);
+        let mut weights = self.op(k * t * F32, &[probs_view, selected]);
+        // `build_moe_ffn` expands the weights before the experts: their sum over the selected
+        // experts, clamped in place, divides a view of them into a tensor of its own; a
+        // scale runs in place unless it follows that division (a view again).
+        if ex.weights_norm {
+            let rows = self.g.view(weights);
+            let sum = self.op(t * F32, &[rows]);
+            let sum = self.inplace(&[sum], 1);
+            let normed = self.inplace(&[rows, sum], 1);
+            weights = self.g.view(normed);
+        }
+        if ex.weights_scaled {
+            weights = self.inplace(&[weights], 1);
+        }
+        (selected, weights)
     }
 
     /// The shared expert, whose output (gated or not) is added to `routed`. Its ops after the

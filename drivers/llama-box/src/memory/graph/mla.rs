@@ -47,6 +47,34 @@ impl Builder<'_> {
         let k_pe = self.op(mla.rope * t * F32, &[k_pe, pos]);
         let kv_cmpr = self.g.view(kv_cmpr);
         let k = self.op(latent * t * F32, &[kv_cmpr, k_pe]);
+        let latent_out = self.latent_attention(il, q, k, mla);
+        let device = self.buffer;
+        let cache_on_host = self.r.kv_on_host && device != HOST;
+        // `wv_b`'s product runs where its weight is; without flash attention and with the
+        // cache on the host, `build_attn_mha` pins the attention's output (the contiguous
+        // copy) to the CPU: the host copies the product in, and the device copies the result
+        // back for the output projection.
+        let decompressed = self.op(mla.head_v * n_head * t * F32, &[latent_out]);
+        let permuted = self.g.view(decompressed);
+        if cache_on_host && !self.r.flash_attn {
+            self.buffer = HOST;
+            let out = self.op(mla.head_v * n_head * t * F32, &[permuted]);
+            self.buffer = device;
+            let out = self.local(out);
+            self.resume_outputs(il);
+            return out;
+        }
+        self.op(mla.head_v * n_head * t * F32, &[permuted])
+    }
+
+    /// The latent attention of layer `il` from its query `q` and new cache row `k` (the
+    /// latent and its RoPE part): K stored into the cache, then flash attention or KQ,
+    /// softmax and KQV over the cache, whose V is a view of K. Returns the attention's output
+    /// in the latent space, per head.
+    fn latent_attention(&mut self, il: usize, q: TensorId, k: TensorId, mla: Mla) -> TensorId {
+        let t = self.r.n_tokens;
+        let layer = self.shape.layers[il];
+        let n_head = layer.n_head.max(1);
         // With the cache on the host (`--no-kv-offload`) and the layer on a device, the K
         // store runs on the host, which copies the new K rows; the attention stays on the
         // device, whose split copies the cache views it reads (graph splits dumped with
@@ -72,7 +100,7 @@ impl Builder<'_> {
         };
         let cells = n_kv * self.r.n_stream.max(1);
         let q = self.g.view(q);
-        let latent_out = if self.r.flash_attn {
+        if self.r.flash_attn {
             // The split's inputs in the order flash attention reads them: K, V, the mask.
             let mut srcs = vec![q, mask];
             if cache_on_host {
@@ -97,22 +125,7 @@ impl Builder<'_> {
             let kq = self.op(n_kv * t * n_head * F32, &kq_srcs);
             let kq = self.inplace(&[kq, mask], 1);
             self.op(mla.kv_lora * t * n_head * F32, &[v, kq])
-        };
-        // `wv_b`'s product runs where its weight is; without flash attention and with the
-        // cache on the host, `build_attn_mha` pins the attention's output (the contiguous
-        // copy) to the CPU: the host copies the product in, and the device copies the result
-        // back for the output projection.
-        let decompressed = self.op(mla.head_v * n_head * t * F32, &[latent_out]);
-        let permuted = self.g.view(decompressed);
-        if cache_on_host && !self.r.flash_attn {
-            self.buffer = HOST;
-            let out = self.op(mla.head_v * n_head * t * F32, &[permuted]);
-            self.buffer = device;
-            let out = self.local(out);
-            self.resume_outputs(il);
-            return out;
         }
-        self.op(mla.head_v * n_head * t * F32, &[permuted])
     }
 
     /// Copies, in the current buffer, of one layer's latent cache views held in the host's
