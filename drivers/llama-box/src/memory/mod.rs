@@ -1001,6 +1001,84 @@ mod tests {
         assert_eq!(estimate.devices[0].components.compute, 141_557_760);
     }
 
+    /// The RPC devices of `split` (ngl `offload` of `total` layer slots) for a replay checked
+    /// byte for byte against one measured row of `measurements-archs-offload.jsonl`
+    /// (0c1e57098, 4096 tokens, one sequence, no mmap, measured with the host's extra buffer
+    /// types, as those rows are): the estimate of `header` with flash attention `fa` and the
+    /// cache on the host or not.
+    fn measured_layout(
+        header: &str,
+        fa: FlashAttn,
+        no_kv_offload: bool,
+        (offload, total): (u32, u32),
+        split: &[u64],
+    ) -> ResourceEstimate {
+        let settings = LlamaSettings {
+            ctx_size: 4096,
+            n_parallel: 1,
+            flash_attn: fa,
+            no_kv_offload,
+            use_mmap: false,
+            ..LlamaSettings::default()
+        };
+        let model = LlamaCppModel::new(&fixture(header), &settings).expect("model");
+        let devices: Vec<DeviceSlot> = (0..split.len().max(1) as u32)
+            .map(|i| device(i, true, 64 << 30))
+            .collect();
+        let layout = Layout::Layers {
+            offload_layers: offload,
+            total_layers: total,
+            split: split.to_vec(),
+        };
+        model
+            .estimate(&devices, &host(), &layout)
+            .expect("estimate")
+    }
+
+    /// OLMo's norms have no weight: nothing runs in place after them. The 1:1 split at full
+    /// offload (pipeline copies) reads layer 3's normed input as a copy on the second device;
+    /// a weight op there took 4 MiB of its own. Measured: 243,302,400 bytes.
+    #[test]
+    fn a_parameterless_norm_runs_no_weight_op_after_it() {
+        let e = measured_layout(
+            "olmo-1b-0724-F16.header.gguf",
+            FlashAttn::Off,
+            false,
+            (5, 5),
+            &[1, 1],
+        );
+        assert_eq!(e.devices[1].components.compute, 243_302_400);
+    }
+
+    /// Jamba (Mamba-1) adds its projection to the residual through a reshape, a view the add
+    /// never takes: the first layer on a device adds into new memory (1:1 split, first
+    /// device: 226,562,176 bytes measured). With the states on the host, the host layer's
+    /// experts' weighting and sum stay there, before the next layer's state reads, and only
+    /// the residual add moves (3:1 split at ngl 6, first device: 243,793,952 bytes).
+    #[test]
+    fn jamba_residual_adds_follow_llama_cpp() {
+        let header = "jamba-mini-1.6-6layer-F16.header.gguf";
+        let e = measured_layout(header, FlashAttn::On, false, (7, 7), &[1, 1]);
+        assert_eq!(e.devices[0].components.compute, 226_562_176);
+        let e = measured_layout(header, FlashAttn::On, true, (6, 7), &[3, 1]);
+        assert_eq!(e.devices[0].components.compute, 243_793_952);
+    }
+
+    /// With the cache on the host a device split ends at its first layer's K/V stores: Llama
+    /// 4's second device of the 1:3 split at ngl 9 (from layer 3, full attention, then chunked
+    /// layers) copies the positions for layer 4 after layer 3's cache views and mask, not at
+    /// its start (455,835,648 bytes measured; 464,128,000 before). And a split entered after
+    /// a layer's opening norm copies that layer's residual before the next kind's inputs (the
+    /// 1:4 split at ngl 8: 434,765,824 bytes; 464,148,480 before).
+    #[test]
+    fn llama4_splits_copy_inputs_where_their_layers_read_them() {
+        let header = "llama-4-scout-17b-16e-8layer-F16.header.gguf";
+        let e = measured_layout(header, FlashAttn::On, true, (9, 9), &[1, 3]);
+        assert_eq!(e.devices[1].components.compute, 455_835_648);
+        let e = measured_layout(header, FlashAttn::On, false, (8, 9), &[1, 4]);
+        assert_eq!(e.devices[1].components.compute, 434_765_824);
+    }
+
     #[test]
     fn devices_are_named_rpc_first_and_the_output_layer_counts() {
         let model = llama(&LlamaSettings::default());

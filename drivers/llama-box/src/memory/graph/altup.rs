@@ -446,6 +446,8 @@ impl Builder<'_> {
             let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", Some(pos));
             let v_rows = self.out_rows(il, "attn_v.weight", heads.1 * shape.head_v);
             let v = self.linear(x, v_rows, t, false);
+            // `build_qkv`'s V is a reshape (a view): its RMS norm takes memory of its own.
+            let v = self.g.view(v);
             let v = self.inplace(&[v], 1);
             self.attend(il, q, k, v)
         };

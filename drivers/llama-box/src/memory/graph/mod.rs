@@ -666,6 +666,12 @@ impl Builder<'_> {
                 None => self.enter(split, &[n], &[]),
             }
         }
+        if PARAMETERLESS_NORM.contains(&self.shape.arch.as_str()) {
+            // No weight to multiply by: the norm is the result (on a device whose split copies
+            // it from the previous one, an in-place op there would take new memory when the
+            // copy is a pipeline copy: OLMo's 1:1 split, 4 MiB over on the second device).
+            return n;
+        }
         let n = self.inplace(&[n], 1);
         if bias { self.inplace(&[n], 1) } else { n }
     }

@@ -215,13 +215,24 @@ impl Builder<'_> {
 
     /// Where a host layer's trailing ops without weights start before its residual add (the
     /// routed experts' weighting and sum): they move to the next device with the closing
-    /// add, which copies `srcs` and the residual to come (see [`Builder::residual_add`]),
+    /// add, unless the next Mamba layer's state reads follow them on the host (states there),
+    /// which copies `srcs` and the residual to come (see [`Builder::residual_add`]),
     /// then the next Mamba layer's state rows read before them. When the next hybrid Mamba
     /// layer reads its states there right after the experts' sum
     /// ([`Builder::next_state_reads`]), the split copies the state row indices between
     /// `srcs` and the residual, the order its nodes read them (Jamba's 3:1 split at 0c1e57098:
     /// `ffn_moe_down-0`, `ffn_moe_weights-0`, both `rs_s_copy` views, then the residual).
     pub(super) fn close_early(&mut self, srcs: &[TensorId]) {
+        if self
+            .next_state_reads
+            .is_some_and(|(_, b)| self.state_buffer(b) == HOST)
+        {
+            // The next layer's state reads run on the host right after these ops, which stay
+            // there with them; the closing add alone moves, copying the residual, the sum and
+            // the rows read (Jamba's 3:1 split at ngl 6 at 0c1e57098 with `--no-kv-offload`:
+            // `node_56`, `ffn_moe_out-0`, then the conv-state rows).
+            return;
+        }
         if let Some((split, residual)) = self.closing.take() {
             let mut first = srcs.to_vec();
             let reads_here = self
