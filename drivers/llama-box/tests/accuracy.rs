@@ -1,6 +1,7 @@
 //! Replays every measurement of real llama.cpp (commit 0c1e57098) in
-//! `tests/fixtures/llamacpp-memory/` against the memory model and checks the issue's
-//! tolerances. Run with `--nocapture` to see the error table.
+//! `tests/fixtures/llamacpp-memory/` against the memory model and checks it within the issue's
+//! tolerances, a measured architecture's rows within far less ([`MEASURED`]). Run with
+//! `--nocapture` to see the error table.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,8 +54,12 @@ fn settings_of(row: &Value) -> LlamaSettings {
     }
 }
 
-/// The issue's tolerances: compute within 5% and totals within 2% on every row.
-const MEASURED: (f64, f64) = (0.05, 0.02);
+/// Compute and total tolerances of a measured architecture's rows: 0.01%. The issue asks for
+/// compute within 5% and totals within 2%; every measured row is within 0.01% of llama.cpp's
+/// buffers (the replay follows its graph allocator allocation by allocation), and holding them
+/// there makes a fix undone fail here even where its rows would stay within the issue's band
+/// (without the MoE selection bias, `exp_probs_b`, rows move by up to 0.17%).
+const MEASURED: (f64, f64) = (0.0001, 0.0001);
 
 /// Compute and total tolerances of an architecture's rows, host and devices alike: `measured`
 /// for an architecture the estimator declares measured; an architecture declared only graph
@@ -283,15 +288,15 @@ fn cpu_rows_match(file: &str) {
     );
 }
 
-/// The first four models' rows (one and two RPC devices, every split and offload count): the
-/// issue's tolerances on every device.
+/// The first four models' rows (one and two RPC devices, every split and offload count):
+/// [`MEASURED`] on every device.
 #[test]
 fn offloaded_measurements_match() {
     offloaded_rows_match("measurements-offload.jsonl", MEASURED);
 }
 
 /// The architecture set over one and two RPC devices (partial and full offload, 1:1 and 3:1
-/// splits, the cache on the host): the issue's tolerances on every device.
+/// splits, the cache on the host): [`MEASURED`] on every device.
 #[test]
 fn offloaded_architecture_measurements_match() {
     offloaded_rows_match("measurements-archs-offload.jsonl", MEASURED);
