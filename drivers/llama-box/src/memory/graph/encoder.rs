@@ -33,27 +33,23 @@ impl Builder<'_> {
             .map(|bytes| self.g.external(bytes, HOST));
         let learned_positions = self.names.contains_key("position_embd.weight");
         let mut cur = tokens_embd;
-        if first.buffer == HOST {
-            if let Some(row) = type_row {
-                cur = self.inplace(&[cur, row], 1);
-            }
-            if learned_positions {
-                let p = self.position_rows();
-                cur = self.inplace(&[cur, p], 2);
-            }
-        } else {
-            let positions = learned_positions.then(|| self.position_rows());
+        // On the host the position rows join the graph with their add, after the type row's;
+        // a device's split copies them before either add.
+        let mut positions = None;
+        if first.buffer != HOST {
+            positions = learned_positions.then(|| self.position_rows());
             let copied: Vec<TensorId> = [Some(cur), type_row, positions]
                 .into_iter()
                 .flatten()
                 .collect();
             self.enter(first, &copied, &[]);
-            if let Some(row) = type_row {
-                cur = self.inplace(&[cur, row], 1);
-            }
-            if let Some(p) = positions {
-                cur = self.inplace(&[cur, p], 2);
-            }
+        }
+        if let Some(row) = type_row {
+            cur = self.inplace(&[cur, row], 1);
+        }
+        if learned_positions {
+            let p = positions.unwrap_or_else(|| self.position_rows());
+            cur = self.inplace(&[cur, p], 2);
         }
         if self.names.contains_key("token_embd_norm.weight") {
             cur = self.norm(cur, true);
@@ -133,17 +129,16 @@ impl Builder<'_> {
     /// `build_pooling`'s mean or row selection (`[n_embd, n_seqs]`), when the embeddings
     /// are pooled.
     pub(super) fn pool(&mut self, embd: TensorId) -> Option<TensorId> {
+        // No input without pooling ([`Self::pooling_input`]).
         let input = self.inputs.pooling?;
         let pooled_bytes = self.shape.n_embd * self.r.n_seqs.max(1) * F32;
-        Some(match self.r.pooling {
-            Pooling::None => return None,
-            _ if self.mean_pooled() => {
-                let transposed = self.g.view(embd);
-                let cont = self.op(self.e(), &[transposed]);
-                self.op(pooled_bytes, &[cont, input])
-            }
-            Pooling::Mean | Pooling::Rows | Pooling::Rank => self.op(pooled_bytes, &[embd, input]),
-        })
+        let rows = if self.mean_pooled() {
+            let transposed = self.g.view(embd);
+            self.op(self.e(), &[transposed])
+        } else {
+            embd
+        };
+        Some(self.op(pooled_bytes, &[rows, input]))
     }
 
     /// Whether the encoder's layers are pre-norm ([`PRE_NORM_ENCODERS`]).
