@@ -216,6 +216,30 @@ fn the_largest_refusal_is_explained_once() {
     assert_eq!(backend.refusal_count(), 1);
 }
 
+#[test]
+fn a_refusal_whose_explanation_fails_still_says_what_was_refused() {
+    let mut backend = MockBackend::llama(MockModel::layered(46));
+    backend.explaining_fails = true;
+    let cluster = cluster(vec![nvidia_worker("a", 1, 24), nvidia_worker("b", 2, 16)]);
+    let mut spec = spec("m.gguf");
+    spec.cpu_offloading = Some(false);
+    spec.distributed_inference_across_workers = Some(false);
+    let err = plan_on(&backend, &cluster, &spec, &PlanOptions::default()).unwrap_err();
+    let Error::NoPlacement {
+        reason, rejected, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(rejected.len() > 1, "{rejected:?}");
+    assert!(
+        reason.contains("the largest option, b devices 0,1")
+            && reason.contains("no further note")
+            && reason.contains("the offer's estimate failed"),
+        "{reason}"
+    );
+}
+
 // ---- hard case 3: unclaimed measured usage ---------------------------------------------------
 
 #[test]

@@ -91,8 +91,8 @@ impl ModelSource {
     }
 }
 
-/// The host, with its port, of an address: what follows the scheme (when there is one) up to
-/// the first `/`, `?` or `#`. It names a hub or registry endpoint (the header cache's folder of
+/// The host, with its port, of an address: what follows the scheme (when there is one) and
+/// any `user@` up to the first `/`, `?` or `#`. It names a hub or registry endpoint (the header cache's folder of
 /// it, the folder of Ollama's store its manifests are filed under) and decides whether a
 /// redirect stays on the host a token is for.
 ///
@@ -103,8 +103,12 @@ impl ModelSource {
 /// assert_eq!(url_host("http://127.0.0.1:8080/v2/x"), "127.0.0.1:8080");
 /// assert_eq!(url_host("https://example.com?file=a.gguf"), "example.com");
 /// assert_eq!(url_host("registry.ollama.ai"), "registry.ollama.ai");
+/// assert_eq!(url_host("https://user:secret@hub.local:8443/m"), "hub.local:8443");
 /// ```
 pub fn url_host(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
 }

@@ -79,6 +79,8 @@ pub struct MockBackend {
     pub model_arches: Vec<String>,
     pub fits: Arc<AtomicUsize>,
     pub refusals: Arc<AtomicUsize>,
+    /// Whether explaining a refusal fails (an estimator error while computing the note).
+    pub explaining_fails: bool,
 }
 
 /// What the llama-box-like backend can do.
@@ -110,6 +112,7 @@ impl MockBackend {
             model_arches: vec![],
             fits: Arc::default(),
             refusals: Arc::default(),
+            explaining_fails: false,
         }
     }
 
@@ -190,6 +193,7 @@ impl Backend for MockBackend {
                 model: self.model.clone(),
                 fits: self.fits.clone(),
                 refusals: self.refusals.clone(),
+                explaining_fails: self.explaining_fails,
             },
         }))
     }
@@ -286,6 +290,7 @@ pub struct MockEstimator {
     model: MockModel,
     fits: Arc<AtomicUsize>,
     refusals: Arc<AtomicUsize>,
+    explaining_fails: bool,
 }
 
 impl MockEstimator {
@@ -477,6 +482,12 @@ impl ResourceEstimator for MockEstimator {
     /// Names the devices and host of the request it is given.
     fn explain_refusal(&self, request: &FitRequest) -> Result<Option<String>> {
         self.refusals.fetch_add(1, Ordering::Relaxed);
+        if self.explaining_fails {
+            return Err(Error::InvalidParameter {
+                name: "ctx_size".into(),
+                reason: "the offer's estimate failed".into(),
+            });
+        }
         let devices: Vec<String> = request.devices.iter().map(|d| d.id.to_string()).collect();
         Ok(Some(format!(
             "explained for [{}] on {}",

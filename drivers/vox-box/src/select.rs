@@ -71,15 +71,14 @@ pub fn recognise(facts: &ModelFacts) -> Result<Recognition, Unrecognised> {
     if let Some(dir) = &facts.directory {
         return Files::new(dir, facts.path.as_deref(), &facts.source).recognise();
     }
-    if let Some((hub, id)) = facts.source.hub_repository() {
-        return by_id(hub, id);
-    }
     match &facts.source {
+        ModelSource::Huggingface { repo_id, .. } => by_id(Hub::HuggingFace, repo_id),
+        ModelSource::ModelScope { model_id, .. } => by_id(Hub::ModelScope, model_id),
         ModelSource::LocalPath { path } => Err(Unrecognised {
             reasons: vec![format!("the directory {} was not read", path.display())],
             errors: Vec::new(),
         }),
-        _ => Err(Unrecognised {
+        ModelSource::Ollama { .. } | ModelSource::Url { .. } => Err(Unrecognised {
             reasons: vec!["Ollama models and URLs are GGUF files, served by llama-box".into()],
             errors: Vec::new(),
         }),

@@ -41,14 +41,16 @@ impl Search<'_> {
     }
 
     /// The error when no mode fits: the largest option refused and why, completed by the
-    /// estimator's [`explain_refusal`](crate::ResourceEstimator::explain_refusal) of it.
+    /// estimator's [`explain_refusal`](crate::ResourceEstimator::explain_refusal) of it (or by
+    /// why that failed: the refusal and its rejected options are kept either way).
     pub(super) fn nothing_fits(self) -> Error {
         let largest = match &self.largest {
             Some((_, group, r)) => {
                 let note = match self.refusal_note(group) {
                     Ok(Some(note)) => format!("; {note}"),
                     Ok(None) => String::new(),
-                    Err(e) => return e,
+                    // The refusal stands without its note: the note only completes it.
+                    Err(e) => format!("; (no further note: {e})"),
                 };
                 format!(
                     "; the largest option, {}, was refused: {}{note}",
