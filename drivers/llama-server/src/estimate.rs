@@ -16,6 +16,19 @@ use crate::flags::PromptCache;
 /// Contexts offered are multiples of this (llama.cpp pads `n_ctx` to 256 cells).
 const CONTEXT_STEP: u32 = 256;
 
+/// What [`LlamaServerEstimator::context_offer`] found: the context to pass instead of the
+/// default one, the finding that none keeps every layer on the accelerators, or no search
+/// (the context was given, or there are no devices to fit on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContextOffer {
+    /// The default context is not in use, or there are no devices: nothing to offer.
+    NotAsked,
+    /// The largest context, in tokens, with which every layer fits on the accelerators.
+    Fits(u32),
+    /// No context keeps every layer on the accelerators.
+    NoneFits,
+}
+
 /// The llama.cpp memory model of one model with llama-server's settings.
 #[derive(Debug, Clone)]
 pub struct LlamaServerEstimator<'a> {
@@ -168,14 +181,17 @@ impl<'a> LlamaServerEstimator<'a> {
         ))
     }
 
-    /// The context to offer instead of the default one, when that is in use and there are
-    /// devices: `Some(None)` when no context keeps every layer on them. A search of estimates
-    /// ([`Self::largest_fitting_context`]).
-    fn context_offer(&self, request: &FitRequest) -> Result<Option<Option<u32>>> {
+    /// The context to offer instead of the default one. A search of estimates
+    /// ([`Self::largest_fitting_context`]), run only when the default context is in use and
+    /// there are devices.
+    fn context_offer(&self, request: &FitRequest) -> Result<ContextOffer> {
         if self.default_context_kv.is_none() || request.devices.is_empty() {
-            return Ok(None);
+            return Ok(ContextOffer::NotAsked);
         }
-        self.largest_fitting_context(request).map(Some)
+        Ok(match self.largest_fitting_context(request)? {
+            Some(tokens) => ContextOffer::Fits(tokens),
+            None => ContextOffer::NoneFits,
+        })
     }
 }
 
@@ -225,12 +241,14 @@ impl ResourceEstimator for LlamaServerEstimator<'_> {
         };
         if !self.fully_offloaded(estimate) {
             match self.context_offer(request)? {
-                Some(Some(ctx)) => note.push_str(&format!(
+                ContextOffer::Fits(ctx) => note.push_str(&format!(
                     "; it keeps layers off the accelerators: the largest context with every \
                      layer on them is {ctx} tokens (pass `-c {ctx}`)"
                 )),
-                Some(None) => note.push_str("; no context keeps every layer on the accelerators"),
-                None => {}
+                ContextOffer::NoneFits => {
+                    note.push_str("; no context keeps every layer on the accelerators")
+                }
+                ContextOffer::NotAsked => {}
             }
         }
         let at = estimate
@@ -245,12 +263,15 @@ impl ResourceEstimator for LlamaServerEstimator<'_> {
     /// refused: the search of estimates runs once per placement that finds nothing, not with
     /// every refused fit.
     fn explain_refusal(&self, request: &FitRequest) -> Result<Option<String>> {
-        Ok(self.context_offer(request)?.map(|offer| match offer {
-            Some(ctx) => format!(
+        Ok(match self.context_offer(request)? {
+            ContextOffer::Fits(ctx) => Some(format!(
                 "the largest context that fits with every layer on the accelerators is {ctx} \
                  tokens (pass `-c {ctx}`)"
-            ),
-            None => "no context fits with every layer on the accelerators".to_string(),
-        }))
+            )),
+            ContextOffer::NoneFits => {
+                Some("no context fits with every layer on the accelerators".to_string())
+            }
+            ContextOffer::NotAsked => None,
+        })
     }
 }

@@ -50,19 +50,8 @@ impl Builder<'_> {
                 q = self.local(q);
             }
         }
-        if let Some((k_idxs, v_idxs)) = inputs.idxs {
-            let k_idxs = self.local(k_idxs);
-            self.g.store(&[k, k_idxs], self.buffer);
-            if let Some(v_idxs) = v_idxs {
-                let v_idxs = self.local(v_idxs);
-                self.g.store(&[v, v_idxs], self.buffer);
-            }
-        }
-        let n_kv = if layer.swa {
-            self.r.n_kv_swa
-        } else {
-            self.r.n_kv
-        };
+        self.store_kv(inputs.idxs, k, v);
+        let n_kv = self.attended_cells(layer.swa);
         let mask = self.mask_for(usize::from(layer.swa));
         let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
         let source = if cache_on_host && self.r.flash_attn && !stays_on_host {
@@ -90,13 +79,7 @@ impl Builder<'_> {
             return out;
         }
         if cache_on_host && (!self.r.flash_attn || stays_on_host) {
-            // The device split resumes with the attention output computed on the host.
-            self.buffer = device;
-            out = self.local(out);
-            if let Some(rows) = rows {
-                self.local(rows);
-            }
-            self.resume_outputs(il);
+            out = self.resume_after_host_attention(device, il, out, rows);
         }
         self.buffer = device;
         if let Some((next, buffer)) = reads_after.filter(|_| !self.r.kv_on_host) {
@@ -107,6 +90,49 @@ impl Builder<'_> {
             self.state_rows = Some((next, read));
             self.switch(device, &[]);
         }
+        out
+    }
+
+    /// `cpy_k` / `cpy_v`: the step's K and V rows stored into the cache at the cells its
+    /// index inputs name (none for a cache-less layer; MLA caches no V), in the current
+    /// buffer, which first copies the index inputs it reads. A step of its own because the
+    /// stores are the nodes llama.cpp's scheduler pins to the cache's buffer: where they run
+    /// decides the host/device split around them.
+    fn store_kv(&mut self, idxs: Option<(TensorId, Option<TensorId>)>, k: TensorId, v: TensorId) {
+        let Some((k_idxs, v_idxs)) = idxs else {
+            return;
+        };
+        let k_idxs = self.local(k_idxs);
+        self.g.store(&[k, k_idxs], self.buffer);
+        if let Some(v_idxs) = v_idxs {
+            let v_idxs = self.local(v_idxs);
+            self.g.store(&[v, v_idxs], self.buffer);
+        }
+    }
+
+    /// The cache cells a layer attends over: the sliding-window cache's for a SWA layer, the
+    /// full cache's otherwise.
+    fn attended_cells(&self, swa: bool) -> u64 {
+        if swa { self.r.n_kv_swa } else { self.r.n_kv }
+    }
+
+    /// The device split that resumes after attention computed in the host split: it copies
+    /// the attention output (and the conv-state rows read there, when the next Mamba layer
+    /// runs on this device) at its start, then the layer's resumed outputs. Returns the
+    /// device's copy of the output.
+    fn resume_after_host_attention(
+        &mut self,
+        device: usize,
+        il: usize,
+        out: TensorId,
+        rows: Option<TensorId>,
+    ) -> TensorId {
+        self.buffer = device;
+        let out = self.local(out);
+        if let Some(rows) = rows {
+            self.local(rows);
+        }
+        self.resume_outputs(il);
         out
     }
 
@@ -147,11 +173,7 @@ impl Builder<'_> {
                 self.g.store(&[v, v_idxs], HOST);
             }
         }
-        let n_kv = if layer.swa {
-            self.r.n_kv_swa
-        } else {
-            self.r.n_kv
-        };
+        let n_kv = self.attended_cells(layer.swa);
         let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
         let mask = self.mask_for(usize::from(layer.swa));
         self.buffer = device;
