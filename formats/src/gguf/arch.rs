@@ -239,6 +239,26 @@ impl GgufModel {
         self.head_size("attention.value_length")
     }
 
+    /// `<arch>.attention.key_length_swa`: head size of K in the sliding-window layers;
+    /// defaults to [`Self::key_length`] (`llama_model::load_hparams`,
+    /// `src/llama-model.cpp` at 0c1e57098, reads it for every architecture;
+    /// Gemma 4 sets it).
+    pub fn key_length_swa(&self) -> Result<u64> {
+        match self.bounded_u64("attention.key_length_swa", MAX_WIDTH)? {
+            Some(v) => Ok(v),
+            None => self.key_length(),
+        }
+    }
+
+    /// `<arch>.attention.value_length_swa`: head size of V in the sliding-window layers;
+    /// defaults to [`Self::value_length`] (read as [`Self::key_length_swa`] is).
+    pub fn value_length_swa(&self) -> Result<u64> {
+        match self.bounded_u64("attention.value_length_swa", MAX_WIDTH)? {
+            Some(v) => Ok(v),
+            None => self.value_length(),
+        }
+    }
+
     fn head_size(&self, suffix: &str) -> Result<u64> {
         match self.bounded_u64(suffix, MAX_WIDTH)? {
             Some(v) => Ok(v),
@@ -654,6 +674,35 @@ mod tests {
         assert_eq!(model.tensor_layers().len(), 16);
         assert_eq!(model.head_count().unwrap(), 32);
         assert_eq!(model.key_length().unwrap(), 64);
+    }
+
+    /// The sliding layers' head sizes default to the full ones (the real header has no
+    /// `_swa` key), are read when present and bounded like `key_length`.
+    #[test]
+    fn sliding_head_sizes_default_to_the_full_ones() {
+        let model = llama_with(|_| {});
+        assert_eq!(model.key_length_swa().unwrap(), 64);
+        assert_eq!(model.value_length_swa().unwrap(), 64);
+        let own = llama_with(|e| {
+            if e.key == "llama.attention.key_length" {
+                e.key = "llama.attention.key_length_swa".into();
+                e.value = Value::U32(256);
+            }
+        });
+        // key_length is now absent: 2048 / 32 heads = 64; the sliding K head is 256.
+        assert_eq!(own.key_length().unwrap(), 64);
+        assert_eq!(own.key_length_swa().unwrap(), 256);
+        assert_eq!(own.value_length_swa().unwrap(), 64);
+        let huge = llama_with(|e| {
+            if e.key == "llama.attention.value_length" {
+                e.key = "llama.attention.value_length_swa".into();
+                e.value = Value::U64(1 << 62);
+            }
+        });
+        assert_names(
+            huge.value_length_swa().unwrap_err(),
+            "llama.attention.value_length_swa",
+        );
     }
 
     #[test]

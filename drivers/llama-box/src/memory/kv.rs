@@ -123,12 +123,23 @@ fn rope_customised(shape: &ModelShape, settings: &LlamaSettings) -> bool {
             && u64::from(user.yarn_orig_ctx) != train.n_ctx_orig_yarn)
 }
 
-/// KV (or recurrent state) bytes of each repeating layer, all streams together.
+/// KV (or recurrent state) bytes of each repeating layer, all streams together. A K row is
+/// the layer's KV heads times its own K head size (`n_embd_k_gqa(il)`); so is a V row, except
+/// in a transposed V cache (`v_trans`: flash attention off), where every layer's V row is the
+/// widest layer's (`n_embd_v_gqa_max()`, [TAG_V_CACHE_VARIABLE] in `llama_kv_cache`'s
+/// constructor, `src/llama-kv-cache.cpp` at 0c1e57098).
 pub(crate) fn layer_bytes(
     shape: &ModelShape,
     ctx: &ContextSize,
     settings: &LlamaSettings,
+    v_trans: bool,
 ) -> Vec<u64> {
+    let v_row_max = shape
+        .layers
+        .iter()
+        .map(|l| l.n_head_kv.saturating_mul(l.head_v))
+        .max()
+        .unwrap_or(0);
     shape
         .layers
         .iter()
@@ -153,13 +164,14 @@ pub(crate) fn layer_bytes(
             .saturating_mul(ctx.n_stream);
             let k = settings
                 .type_k
-                .row_bytes(layer.n_head_kv.saturating_mul(shape.head_k));
+                .row_bytes(layer.n_head_kv.saturating_mul(layer.head_k));
             // MLA's V is a view of the K cache: no V tensor (`has_v = !is_mla`).
             let v = match shape.mla {
                 Some(_) => 0,
-                None => settings
-                    .type_v
-                    .row_bytes(layer.n_head_kv.saturating_mul(shape.head_v)),
+                None => settings.type_v.row_bytes(match v_trans {
+                    true => v_row_max,
+                    false => layer.n_head_kv.saturating_mul(layer.head_v),
+                }),
             };
             k.saturating_add(v)
                 .saturating_mul(cells)

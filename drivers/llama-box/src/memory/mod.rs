@@ -356,7 +356,7 @@ impl TextModel {
         let flash_attn = resolve_flash_attn(settings)?;
         check_cache_blocks(&shape, settings)?;
         let context = ContextSize::resolve(&shape, settings)?;
-        let layer_kv = kv::layer_bytes(&shape, &context, settings);
+        let layer_kv = kv::layer_bytes(&shape, &context, settings, !flash_attn);
         let weights = WeightTable::new(&shape, settings)?;
         let output_buffer = output_buffer_bytes(&shape, settings, &context);
         let layer_classes = shape.layer_classes();
@@ -390,7 +390,7 @@ impl TextModel {
         let context = ContextSize::resolve(&self.shape, &settings)?;
         Ok(TextModel {
             shape: self.shape.clone(),
-            layer_kv: kv::layer_bytes(&self.shape, &context, &settings),
+            layer_kv: kv::layer_bytes(&self.shape, &context, &settings, !self.flash_attn),
             output_buffer: output_buffer_bytes(&self.shape, &settings, &context),
             context,
             settings,
@@ -818,10 +818,13 @@ fn check_cache_blocks(shape: &ModelShape, settings: &LlamaSettings) -> Result<()
     if matches!(settings.flash_attn, FlashAttn::Off) {
         return Ok(());
     }
-    let checks = [
-        ("--cache-type-k", "K", settings.type_k, shape.head_k),
-        ("--cache-type-v", "V", settings.type_v, shape.head_v),
-    ];
+    // Every layer's own head sizes (`n_embd_head_k(il)` / `n_embd_head_v(il)`).
+    let checks = shape.layers.iter().flat_map(|layer| {
+        [
+            ("--cache-type-k", "K", settings.type_k, layer.head_k),
+            ("--cache-type-v", "V", settings.type_v, layer.head_v),
+        ]
+    });
     for (flag, which, cache, head) in checks {
         let block = cache.block_size();
         if cache.is_quantized() && head % block != 0 {

@@ -44,6 +44,11 @@ pub(crate) struct LayerShape {
     pub n_head_kv: u64,
     /// Uses the sliding window.
     pub swa: bool,
+    /// Head size of K (`llama_hparams::n_embd_head_k(il)`): `attention.key_length_swa` on a
+    /// sliding layer, `attention.key_length` on the others.
+    pub head_k: u64,
+    /// Head size of V (`llama_hparams::n_embd_head_v(il)`), chosen as [`Self::head_k`] is.
+    pub head_v: u64,
     /// Holds recurrent state instead of (or besides) attention KV.
     pub recurrent: bool,
     /// Feed-forward width (dense), 0 when the layer is MoE-only.
@@ -195,6 +200,8 @@ pub(crate) struct ModelShape {
     pub n_vocab: u64,
     pub n_ctx_train: u64,
     pub rope: RopeTrain,
+    /// Head sizes of the full-attention layers (`n_embd_head_k_full` / `_v_full`); each layer's
+    /// own are [`LayerShape::head_k`] and [`LayerShape::head_v`].
     pub head_k: u64,
     pub head_v: u64,
     pub layers: Vec<LayerShape>,
@@ -291,6 +298,11 @@ impl ModelShape {
         let ff = model.feed_forward_length_per_layer()?.unwrap_or_default();
         let n_swa = sliding_window(model, &arch)?;
         let swa_layers = swa_layers(model, &arch, n_layer)?;
+        // `llama_hparams::n_embd_head_k(il)` / `n_embd_head_v(il)` (`src/llama-hparams.cpp` at
+        // 0c1e57098): a sliding layer's own head sizes, the full ones otherwise.
+        // The per-layer KV head counts multiply them unchanged (`n_embd_k_gqa(il)`).
+        let full_heads = (model.key_length()?, model.value_length()?);
+        let swa_heads = (model.key_length_swa()?, model.value_length_swa()?);
         let recurrent = recurrent_widths(model, n_embd)?;
         let is_recurrent_arch = recurrent.s > 0;
         let kv_layers = KV_FROM_START
@@ -318,6 +330,8 @@ impl ModelShape {
                 let n_ff = ff.get(i).copied().unwrap_or(0);
                 let recurrent = is_recurrent_arch
                     && is_recurrent_layer(&arch, i as u64, n_head_kv, n_ff, attention_interval);
+                let swa = swa_layers.get(i).copied().unwrap_or(false);
+                let (head_k, head_v) = if swa { swa_heads } else { full_heads };
                 LayerShape {
                     n_head: heads.get(i).copied().unwrap_or(0),
                     // Recurrent layers have no attention, except Falcon-H1's, which run both.
@@ -326,14 +340,16 @@ impl ModelShape {
                     } else {
                         n_head_kv
                     },
-                    swa: swa_layers.get(i).copied().unwrap_or(false),
+                    swa,
+                    head_k,
+                    head_v,
                     recurrent,
                     n_ff,
                     shares_kv: i >= kv_layers,
                     // Cohere2 rotates on its sliding-window layers only (`src/models/cohere2.cpp`
                     // at 0c1e57098).
                     no_rope: no_rope_step.is_some_and(|step| (i + 1) % step.max(1) == 0)
-                        || (arch == "cohere2" && !swa_layers.get(i).copied().unwrap_or(false)),
+                        || (arch == "cohere2" && !swa),
                 }
             })
             .collect();
@@ -353,8 +369,8 @@ impl ModelShape {
             n_vocab,
             n_ctx_train,
             rope: RopeTrain::from_gguf(model, n_ctx_train)?,
-            head_k: model.key_length()?,
-            head_v: model.value_length()?,
+            head_k: full_heads.0,
+            head_v: full_heads.1,
             layers,
             n_swa,
             causal,
@@ -893,7 +909,7 @@ mod tests {
         };
         let ctx = ContextSize::resolve(shape, &settings).expect("context");
         let swa = shape.layers.iter().map(|l| l.swa).collect();
-        (swa, layer_bytes(shape, &ctx, &settings))
+        (swa, layer_bytes(shape, &ctx, &settings, false))
     }
 
     // A full layer at 8192 cells: 8 KV heads x 128 dims x 2 bytes (f16) x 2 (K and V) x 8192
@@ -1058,6 +1074,72 @@ mod tests {
         }
         // Llama (no SWA in `load_arch_hparams`): the key is never read.
         assert_eq!(sliding_and_kv(&shaped("llama", 4, extra())).1, [FULL; 4]);
+    }
+
+    /// `llama_hparams::n_embd_head_k(il)` / `n_embd_head_v(il)`: a sliding layer's K and V
+    /// rows are its own KV heads (`head_count_kv[il]`) times `key_length_swa` /
+    /// `value_length_swa`, each defaulting to the full-attention size.
+    #[test]
+    fn sliding_layers_cache_their_own_head_sizes() {
+        let keys = |swa_heads: Vec<(&'static str, Kv)>| {
+            let mut keys = vec![
+                ("attention.sliding_window", Kv::U32(1024)),
+                (
+                    "attention.sliding_window_pattern",
+                    Kv::Bools(vec![true, false, false, true]),
+                ),
+                ("attention.head_count_kv", Kv::U32s(vec![8, 2, 2, 8])),
+                ("attention.key_length", Kv::U32(512)),
+                ("attention.value_length", Kv::U32(512)),
+            ];
+            keys.extend(swa_heads);
+            keys
+        };
+        let own = shaped(
+            "gemma4",
+            4,
+            keys(vec![
+                ("attention.key_length_swa", Kv::U32(256)),
+                ("attention.value_length_swa", Kv::U32(256)),
+            ]),
+        );
+        let heads: Vec<(u64, u64)> = own.layers.iter().map(|l| (l.head_k, l.head_v)).collect();
+        assert_eq!(heads, [(256, 256), (512, 512), (512, 512), (256, 256)]);
+        // Sliding: 8 KV heads x 256 dims x 2 bytes (f16) x 2 (K and V) = 8192 bytes a cell,
+        // 1024 + 512 = 1536 cells. Full: 2 x 512 x 2 x 2 = 4096 bytes a cell, 8192 cells.
+        let (sliding, full) = (8192 * 1536, 4096 * 8192);
+        assert_eq!(sliding_and_kv(&own).1, [sliding, full, full, sliding]);
+        // Flash attention off (a transposed V cache): every V row is the widest layer's,
+        // max(8 x 256, 2 x 512) = 2048 values. Full layers: K 2 x 512 x 2 = 2048 bytes plus V
+        // 2048 x 2 = 4096 bytes a cell; sliding ones unchanged (4096 + 4096).
+        let settings = crate::LlamaSettings {
+            ctx_size: 8192,
+            ..Default::default()
+        };
+        let ctx = crate::memory::kv::ContextSize::resolve(&own, &settings).expect("context");
+        let full_padded = 6144 * 8192;
+        assert_eq!(
+            crate::memory::kv::layer_bytes(&own, &ctx, &settings, true),
+            [sliding, full_padded, full_padded, sliding]
+        );
+        // Only K's sliding size set: V keeps the full 512. 8 x (256 + 512) x 2 = 12288 bytes.
+        let k_only = shaped(
+            "gemma4",
+            4,
+            keys(vec![("attention.key_length_swa", Kv::U32(256))]),
+        );
+        let sliding = 12288 * 1536;
+        assert_eq!(sliding_and_kv(&k_only).1, [sliding, full, full, sliding]);
+        // Neither key: the sliding layers take the full sizes, 8 x 512 x 2 x 2 = 16384 bytes.
+        let default = shaped("gemma4", 4, keys(vec![]));
+        assert!(
+            default
+                .layers
+                .iter()
+                .all(|l| (l.head_k, l.head_v) == (512, 512))
+        );
+        let sliding = 16384 * 1536;
+        assert_eq!(sliding_and_kv(&default).1, [sliding, full, full, sliding]);
     }
 
     #[test]

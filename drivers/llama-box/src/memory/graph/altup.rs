@@ -281,13 +281,12 @@ impl Builder<'_> {
         } else {
             self.r.n_kv
         };
-        let heads = layer.n_head_kv.max(1);
         let k = self
             .g
-            .external(self.cache_view_bytes(n_kv, heads, false), buffer);
+            .external(self.cache_view_bytes(n_kv, &layer, false), buffer);
         let v = self
             .g
-            .external(self.cache_view_bytes(n_kv, heads, true), buffer);
+            .external(self.cache_view_bytes(n_kv, &layer, true), buffer);
         per_layer.cache_views[il] = Some((k, v));
         Some((k, v))
     }
@@ -435,16 +434,16 @@ impl Builder<'_> {
         let t = self.r.n_tokens;
         let pos = self.pos();
         let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
-        let q_rows = self.out_rows(il, "attn_q.weight", heads.0 * shape.head_k);
+        let q_rows = self.out_rows(il, "attn_q.weight", heads.0 * layer.head_k);
         let q = self.linear(x, q_rows, t, false);
         let q = self.qk_rope(il, q, q_rows * t * F32, "attn_q_norm.weight", Some(pos));
         let out = if layer.shares_kv {
-            self.shared_attention(il, q, heads, cache)
+            self.shared_attention(il, q, cache)
         } else {
-            let k_rows = self.out_rows(il, "attn_k.weight", heads.1 * shape.head_k);
+            let k_rows = self.out_rows(il, "attn_k.weight", heads.1 * layer.head_k);
             let k = self.linear(x, k_rows, t, false);
             let k = self.qk_rope(il, k, k_rows * t * F32, "attn_k_norm.weight", Some(pos));
-            let v_rows = self.out_rows(il, "attn_v.weight", heads.1 * shape.head_v);
+            let v_rows = self.out_rows(il, "attn_v.weight", heads.1 * layer.head_v);
             let v = self.linear(x, v_rows, t, false);
             // `build_qkv`'s V is a reshape (a view): its RMS norm takes memory of its own.
             let v = self.g.view(v);
@@ -464,7 +463,6 @@ impl Builder<'_> {
         &mut self,
         il: usize,
         q: TensorId,
-        heads: (u64, u64),
         cache: Option<(TensorId, TensorId)>,
     ) -> TensorId {
         let layer = self.shape.layers[il];
@@ -478,10 +476,10 @@ impl Builder<'_> {
         let cache_on_host = self.r.kv_on_host && device != HOST;
         let source = match cache_on_host {
             _ if let Some((k, v)) = cache => KvSource::CacheCopies(self.local(k), self.local(v)),
-            true => self.cache_copies(n_kv, heads.1),
+            true => self.cache_copies(n_kv, &layer),
             false => KvSource::Cache,
         };
-        let mut out = self.attention(q, source, mask, n_kv, heads);
+        let mut out = self.attention(q, source, mask, n_kv, &layer);
         if self.buffer != device {
             // The merged heads ran on the host ([`Builder::merge_heads`]): the device's split
             // resuming after them copies them, then what it reads next.

@@ -4,6 +4,7 @@
 
 use super::{Builder, F16, F32, HOST, KvSource, Split};
 use crate::memory::alloc::TensorId;
+use crate::memory::shape::LayerShape;
 
 impl Builder<'_> {
     /// `build_attn` with a KV cache: store K/V, attend over the cache.
@@ -53,11 +54,10 @@ impl Builder<'_> {
         self.store_kv(inputs.idxs, k, v);
         let n_kv = self.attended_cells(layer.swa);
         let mask = self.mask_for(usize::from(layer.swa));
-        let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
         let source = if cache_on_host && self.r.flash_attn && !stays_on_host {
             self.buffer = device;
             // The split's inputs in the order flash attention reads them: K, V, the mask.
-            let copies = self.cache_copies(n_kv, heads.1);
+            let copies = self.cache_copies(n_kv, &layer);
             self.local(mask);
             self.resume_outputs(il);
             self.resume_attention_inputs(device);
@@ -65,7 +65,7 @@ impl Builder<'_> {
         } else {
             KvSource::Cache
         };
-        let mut out = self.attention(q, source, mask, n_kv, heads);
+        let mut out = self.attention(q, source, mask, n_kv, &layer);
         let mut rows = None;
         if let Some((next, buffer)) = host_reads {
             // The conv-state rows, read in the host split; the device running `next` copies
@@ -174,25 +174,24 @@ impl Builder<'_> {
             }
         }
         let n_kv = self.attended_cells(layer.swa);
-        let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
         let mask = self.mask_for(usize::from(layer.swa));
         self.buffer = device;
         // Flash attention reads Q, K, V and the mask; KQ reads K and Q, the softmax the mask,
         // KQV V.
         let (q, source) = if self.r.flash_attn {
             let q = self.local(q);
-            let k = self.cache_copy(n_kv, heads.1, false);
-            let v = self.cache_copy(n_kv, heads.1, true);
+            let k = self.cache_copy(n_kv, &layer, false);
+            let v = self.cache_copy(n_kv, &layer, true);
             self.local(mask);
             (q, KvSource::CacheCopies(k, v))
         } else {
-            let k = self.cache_copy(n_kv, heads.1, false);
+            let k = self.cache_copy(n_kv, &layer, false);
             let q = self.local(q);
             self.local(mask);
-            let v = self.cache_copy(n_kv, heads.1, true);
+            let v = self.cache_copy(n_kv, &layer, true);
             (q, KvSource::CacheCopies(k, v))
         };
-        let out = self.attention(q, source, mask, n_kv, heads);
+        let out = self.attention(q, source, mask, n_kv, &layer);
         self.buffer = HOST;
         out
     }
@@ -238,40 +237,43 @@ impl Builder<'_> {
 
     /// Copies, in the current buffer, of one layer's K and V cache views (`get_k`/`get_v`:
     /// `n_kv` cells of every stream) held in another backend's buffer.
-    pub(super) fn cache_copies(&mut self, n_kv: u64, n_head_kv: u64) -> KvSource {
-        let k = self.cache_copy(n_kv, n_head_kv, false);
-        let v = self.cache_copy(n_kv, n_head_kv, true);
+    pub(super) fn cache_copies(&mut self, n_kv: u64, layer: &LayerShape) -> KvSource {
+        let k = self.cache_copy(n_kv, layer, false);
+        let v = self.cache_copy(n_kv, layer, true);
         KvSource::CacheCopies(k, v)
     }
 
     /// The copy of one layer's K (or V) cache view in the current buffer.
-    fn cache_copy(&mut self, n_kv: u64, n_head_kv: u64, v: bool) -> TensorId {
-        let bytes = self.cache_view_bytes(n_kv, n_head_kv, v);
+    fn cache_copy(&mut self, n_kv: u64, layer: &LayerShape, v: bool) -> TensorId {
+        let bytes = self.cache_view_bytes(n_kv, layer, v);
         self.g.op(bytes, &[], self.buffer)
     }
 
-    /// Bytes of one layer's K (or V) cache view: `n_kv` cells of every stream.
-    pub(super) fn cache_view_bytes(&self, n_kv: u64, n_head_kv: u64, v: bool) -> u64 {
+    /// Bytes of one layer's K (or V) cache view: `n_kv` cells of every stream, each the
+    /// layer's KV heads of its own head size.
+    pub(super) fn cache_view_bytes(&self, n_kv: u64, layer: &LayerShape, v: bool) -> u64 {
         let (type_k, type_v) = self.r.cache_types;
         let cells = n_kv * self.r.n_stream.max(1);
+        let n_head_kv = layer.n_head_kv.max(1);
         match v {
-            false => type_k.row_bytes(n_head_kv * self.shape.head_k) * cells,
-            true => type_v.row_bytes(n_head_kv * self.shape.head_v) * cells,
+            false => type_k.row_bytes(n_head_kv * layer.head_k) * cells,
+            true => type_v.row_bytes(n_head_kv * layer.head_v) * cells,
         }
     }
 
-    /// `build_attn_mha`: flash attention, or KQ + softmax + KQV, reading K and V from
-    /// `source`.
+    /// `build_attn_mha`: flash attention, or KQ + softmax + KQV of `layer`'s heads (at least
+    /// one of each) and head sizes, reading K and V from `source`.
     pub(super) fn attention(
         &mut self,
         q: TensorId,
         source: KvSource,
         mask: TensorId,
         n_kv: u64,
-        (n_head, n_head_kv): (u64, u64),
+        layer: &LayerShape,
     ) -> TensorId {
         let t = self.r.n_tokens;
-        let (hk, hv) = (self.shape.head_k, self.shape.head_v);
+        let (n_head, n_head_kv) = (layer.n_head.max(1), layer.n_head_kv.max(1));
+        let (hk, hv) = (layer.head_k, layer.head_v);
         let q = self.g.view(q);
         if self.r.flash_attn {
             let mut srcs = vec![q, mask];

@@ -223,7 +223,7 @@ impl Builder<'_> {
         let shape = self.shape;
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
-        let (hk, hv) = (shape.head_k, shape.head_v);
+        let (hk, hv) = (layer.head_k, layer.head_v);
         let q_rows = layer.n_head.max(1) * hk;
         let kv_heads = layer.n_head_kv.max(1);
         let (k_rows, v_rows) = (kv_heads * hk, kv_heads * hv);

@@ -155,8 +155,8 @@ impl Builder<'_> {
         let layer = shape.layers[il];
         let t = self.r.n_tokens;
         let heads = (layer.n_head.max(1), layer.n_head_kv.max(1));
-        let (q_rows, k_rows) = (heads.0 * shape.head_k, heads.1 * shape.head_k);
-        let v_rows = heads.1 * shape.head_v;
+        let (q_rows, k_rows) = (heads.0 * layer.head_k, heads.1 * layer.head_k);
+        let v_rows = heads.1 * layer.head_v;
         let (mut q, mut k, v) = if self.has(il, "attn_qkv.weight") {
             // `build_qkv`'s fused path: one matmul, Q, K and V are views into it.
             let rows = self.out_rows(il, "attn_qkv.weight", q_rows + k_rows + v_rows);
@@ -177,7 +177,7 @@ impl Builder<'_> {
         let k = self.g.view(k);
         let mask = self.mask_for(0);
         let device = self.buffer;
-        let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
+        let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, &layer);
         self.resume_after_heads(device, attn, last);
         let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         let (cur, residual) = self.select_outputs(cur, inp, last);
@@ -210,11 +210,11 @@ impl Builder<'_> {
         } else {
             inp
         };
-        let (q_rows, k_rows) = (heads.0 * shape.head_k, heads.1 * shape.head_k);
+        let (q_rows, k_rows) = (heads.0 * layer.head_k, heads.1 * layer.head_k);
         let rows = self.out_rows(
             il,
             "attn_qkv.weight",
-            q_rows + k_rows + heads.1 * shape.head_v,
+            q_rows + k_rows + heads.1 * layer.head_v,
         );
         let qkv = self.linear(cur, rows, t, self.has(il, "attn_qkv.bias"));
         let (q, k, v) = (self.g.view(qkv), self.g.view(qkv), self.g.view(qkv));
@@ -224,7 +224,7 @@ impl Builder<'_> {
         let k = self.g.view(k);
         let mask = self.mask_for(usize::from(layer.swa));
         let device = self.buffer;
-        let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, heads);
+        let attn = self.attention(q, KvSource::Uncached(k, v), mask, t, &layer);
         self.resume_after_heads(device, attn, last);
         let cur = self.linear(attn, shape.n_embd, t, self.has(il, "attn_output.bias"));
         let (cur, residual) = self.select_outputs(cur, inp, last);

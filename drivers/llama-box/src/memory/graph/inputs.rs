@@ -3,6 +3,7 @@
 
 use super::{AttnInputs, Builder, F16, F32, KQ_MASK_PAD, Rotation};
 use crate::memory::alloc::TensorId;
+use crate::memory::shape::LayerShape;
 
 impl Builder<'_> {
     pub(super) fn pos(&mut self) -> TensorId {
@@ -57,7 +58,7 @@ impl Builder<'_> {
             None => Some(self.input(r.n_tokens * v_rows * 8)),
         };
         let mask = self.input(mask);
-        let rot = self.rotation_inputs();
+        let rot = self.rotation_inputs(swa);
         let inputs = AttnInputs {
             mask,
             idxs: Some((k_idxs, v_idxs)),
@@ -87,18 +88,39 @@ impl Builder<'_> {
     /// The rotation matrices of a quantized cache (`build_input_k_rot` / `build_input_v_rot`):
     /// K's is the largest power of two (from 64) dividing the head size, V's always 64. Latent
     /// attention's K-only cache (`build_attn_inp_k_impl` at 0c1e57098) builds neither.
-    fn rotation_inputs(&mut self) -> Rotation {
+    /// `llama_kv_cache`'s constructor (`src/llama-kv-cache.cpp` at 0c1e57098)
+    /// turns each on only when the layers of the cache (`swa` or full) with a cache of their
+    /// own share one head size (`n_embd_head_k_all`), which sizes K's matrix, and layer 0's
+    /// (`n_embd_head_k()`) is a multiple of 64.
+    fn rotation_inputs(&mut self, swa: bool) -> Rotation {
         let (type_k, type_v) = self.r.cache_types;
-        let (hk, hv) = (self.shape.head_k, self.shape.head_v);
-        let latent = self.shape.mla.is_some();
-        let k = (!latent && type_k.is_quantized() && hk > 0 && hk.is_multiple_of(64)).then(|| {
-            let mut n = 64;
-            while hk.is_multiple_of(n * 2) {
-                n *= 2;
+        let layers = &self.shape.layers;
+        let cached = || {
+            layers
+                .iter()
+                .filter(move |l| l.swa == swa && l.n_head_kv > 0 && !l.shares_kv)
+        };
+        // `n_embd_head_k_all`: the head size every such layer shares, 0 if they differ.
+        let common = |head: fn(&LayerShape) -> u64| {
+            let first = cached().next().map_or(0, head);
+            if cached().all(|l| head(l) == first) {
+                first
+            } else {
+                0
             }
-            self.input(n * n * F32)
-        });
-        let v = (!latent && type_v.is_quantized() && hv > 0 && hv.is_multiple_of(64))
+        };
+        let (hk, hv) = (common(|l| l.head_k), common(|l| l.head_v));
+        let layer0 = layers.first().copied().unwrap_or_default();
+        let latent = self.shape.mla.is_some();
+        let k = (!latent && type_k.is_quantized() && hk > 0 && layer0.head_k.is_multiple_of(64))
+            .then(|| {
+                let mut n = 64;
+                while hk.is_multiple_of(n * 2) {
+                    n *= 2;
+                }
+                self.input(n * n * F32)
+            });
+        let v = (!latent && type_v.is_quantized() && hv > 0 && layer0.head_v.is_multiple_of(64))
             .then(|| self.input(64 * 64 * F32));
         Rotation { k, v }
     }
@@ -113,14 +135,14 @@ impl Builder<'_> {
         self.inputs.attn[kind].map_or(0, |a| a.mask)
     }
 
+    /// `llama_hparams::n_embd_v_gqa_max`: the widest layer's V row (KV heads times its own
+    /// V head size).
     pub(super) fn max_v_gqa(&self) -> u64 {
-        let max_kv = self
-            .shape
+        self.shape
             .layers
             .iter()
-            .map(|l| l.n_head_kv)
+            .map(|l| l.n_head_kv * l.head_v)
             .max()
-            .unwrap_or(0);
-        max_kv * self.shape.head_v
+            .unwrap_or(0)
     }
 }
