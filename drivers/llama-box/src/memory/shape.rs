@@ -243,27 +243,6 @@ pub(crate) struct ModelShape {
     pub weights: Vec<Weight>,
 }
 
-/// Architectures whose sliding-window layout llama.cpp hard-codes in `llm_load_hparams`
-/// (`hparams.set_swa_pattern(n)`: layer `i` slides iff `i % n < n - 1`), used when the GGUF
-/// has no `sliding_window_pattern` key. From `src/llama-model.cpp` at 0c1e57098.
-const SWA_PERIODS: [(&str, u64); 8] = [
-    ("gemma2", 2),
-    ("gemma3", 6),
-    ("gemma3n", 5),
-    ("cohere2", 4),
-    ("gpt-oss", 2),
-    ("exaone4", 4),
-    ("llama4", 4),
-    ("olmo3", 4),
-];
-
-/// Architectures whose sliding-window period starts with a global layer
-/// (`load_swa_pattern(ml, n, true)`, `set_swa_pattern(n, dense_first)`: layer `i` slides iff
-/// `n == 0 || i % n != 0`), with their default period; a scalar `sliding_window_pattern` key
-/// replaces the period, an array gives the layers. From `src/models/modern-bert.cpp` and
-/// `smallthinker.cpp` at 0c1e57098 (ModernBERT: `global_attn_every_n_layers`).
-const SWA_DENSE_FIRST: [(&str, u64); 2] = [("modern-bert", 3), ("smallthinker", 4)];
-
 /// Hybrids whose every layer runs attention and a Mamba-2 mixer side by side, each with its
 /// own memory (`filter_attn` and `filter_recr` both true in `llama_model::create_memory`).
 pub(crate) const PARALLEL_HYBRIDS: [&str; 1] = ["falcon-h1"];
@@ -309,7 +288,7 @@ impl ModelShape {
         let n_embd = model.embedding_length()?;
         let counts = LayerCounts::from_gguf(model)?;
         let n_swa = sliding_window(model, &arch)?;
-        let swa_layers = swa_layers(model, &arch, n_layer, n_swa)?;
+        let swa_layers = swa_layers(model, &arch, n_layer)?;
         let recurrent = recurrent_widths(model, n_embd)?;
         let layers = layer_shapes(model, &arch, n_layer, &counts, &swa_layers, recurrent.s > 0)?;
         let no_rope_layers = layers.iter().any(|l| l.no_rope);
@@ -509,47 +488,217 @@ fn invalid(model: &GgufModel, what: &str) -> Error {
     Error::parse(model.path(), 0, what)
 }
 
-/// Architectures whose window llama.cpp sets itself, whatever the GGUF says, unless the GGUF
-/// turns it off with a window of 0: Llama 4's chunked attention over 8192 tokens
-/// (`src/models/llama4.cpp` at 0c1e57098).
-const FIXED_WINDOWS: [(&str, u64); 1] = [("llama4", 8192)];
+/// How an architecture's `load_arch_hparams` (`src/models/<arch>.cpp` at 0c1e57098) sets the
+/// window `hparams.n_swa` and whether it turns sliding-window attention on
+/// (`hparams.swa_type != LLAMA_SWA_TYPE_NONE`). "The key" is
+/// `<arch>.attention.sliding_window`. Where llama.cpp reads the key as required and it is
+/// absent, llama.cpp refuses the file; the estimate then sizes every layer as full attention
+/// (the larger cache).
+#[derive(Debug, Clone, Copy)]
+enum SwaWindow {
+    /// The key, on whenever present (`ml.get_key(LLM_KV_ATTENTION_SLIDING_WINDOW, n_swa)`,
+    /// `swa_type` set unconditionally): a window of 0 still makes the iSWA cache.
+    Key,
+    /// The key, on only when present and above 0 (`found_swa && hparams.n_swa > 0`).
+    KeyIfPositive,
+    /// The key, else this default; always on.
+    KeyOr(u64),
+    /// This window whenever the key is present and above 0, whatever its value; off otherwise.
+    FixedIfKeyPositive(u64),
+    /// This window unless the key is present and 0 (then off); the key's value is not read.
+    FixedUnlessKeyZero(u64),
+    /// On only at this layer count, with the key or else this default window.
+    KeyOrAtLayers(usize, u64),
+}
 
-/// The sliding window (`hparams.n_swa`): the GGUF's, or the one llama.cpp fixes.
-fn sliding_window(model: &GgufModel, arch: &str) -> Result<u64> {
+/// Which layers of an architecture with sliding-window attention on slide (`is_swa_impl`).
+#[derive(Debug, Clone, Copy)]
+enum SwaLayers {
+    /// `load_swa_pattern(ml, n)`: the GGUF's `sliding_window_pattern` array, else its scalar
+    /// in place of `n`; layer `i` slides iff `n == 0 || i % n < n - 1`.
+    Period(u64),
+    /// `load_swa_pattern(ml, n, true)`: as [`SwaLayers::Period`], but layer `i` slides iff
+    /// `n == 0 || i % n != 0` (each period opens with its full-attention layer).
+    DenseFirst(u64),
+    /// `ml.get_arr(LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN, is_swa_impl)`: the GGUF's array,
+    /// required (no array: none slide, see [`SwaWindow`]).
+    Array,
+    /// `set_swa_pattern(0)`: every layer.
+    All,
+    /// Every attention layer: `is_swa_impl[il] = !is_recr_impl[il]`, a layer being recurrent
+    /// iff it has no KV heads.
+    Attention,
+}
+
+/// Every architecture whose `load_arch_hparams` at 0c1e57098 sets a sliding window, with the
+/// file and the lines that set it. Every other architecture keeps llama.cpp's defaults
+/// (`swa_type` none, no layer sliding) whatever its GGUF says; Phi-3 reads the key and turns
+/// it off (`src/models/phi3.cpp`: "Phi SWA is currently disabled", `n_swa = 0`). DFlash
+/// (`src/models/dflash.cpp`) is a speculative-decoding draft whose rule depends on
+/// `hyper_connection_count`; it is not listed. The SWA type (standard, chunked for Llama 4,
+/// symmetric for ModernBERT and EmbeddingGemma) does not change the cache's size
+/// (`src/llama-kv-cache-iswa.cpp`: `size_swa` from `n_swa` alone).
+const SWA_RULES: [(&str, SwaWindow, SwaLayers); 28] = [
+    // afmoe.cpp: `get_key(SLIDING_WINDOW, n_swa, false); if (n_swa > 0) { ...
+    // load_swa_pattern(ml, 4);`
+    ("afmoe", SwaWindow::KeyIfPositive, SwaLayers::Period(4)),
+    // cohere2.cpp: `load_swa_pattern(ml, 4); ... get_key(SLIDING_WINDOW, n_swa);`
+    ("cohere2", SwaWindow::Key, SwaLayers::Period(4)),
+    // cohere2moe.cpp: `get_key(SLIDING_WINDOW, n_swa); ... load_swa_pattern(ml, 4, true);`
+    ("cohere2moe", SwaWindow::Key, SwaLayers::DenseFirst(4)),
+    // deepseek4.cpp: `get_key(SLIDING_WINDOW, n_swa); ... set_swa_pattern(0);`
+    ("deepseek4", SwaWindow::Key, SwaLayers::All),
+    // dots3note.cpp: `get_key(SLIDING_WINDOW, n_swa); ... get_arr(SLIDING_WINDOW_PATTERN, ..)`
+    ("dots3note", SwaWindow::Key, SwaLayers::Array),
+    // exaone-moe.cpp: `n_swa = 128; load_swa_pattern(ml, 4); ... get_key(SLIDING_WINDOW, n_swa);`
+    ("exaone-moe", SwaWindow::KeyOr(128), SwaLayers::Period(4)),
+    // exaone4.cpp: `if (n_layer() == 64) { n_swa = 4096; load_swa_pattern(ml, 4); }
+    // get_key(SLIDING_WINDOW, n_swa, false);` (the 1.2B, 30 layers, has none)
+    (
+        "exaone4",
+        SwaWindow::KeyOrAtLayers(64, 4096),
+        SwaLayers::Period(4),
+    ),
+    // gemma-embedding.cpp: `swa_type = SYMMETRIC; load_swa_pattern(ml, 6); ...
+    // get_key(SLIDING_WINDOW, n_swa);`
+    ("gemma-embedding", SwaWindow::Key, SwaLayers::Period(6)),
+    // gemma2.cpp: `n_swa = 4096; // default value of gemma 2`, `load_swa_pattern(ml, 2)`,
+    // `get_key(SLIDING_WINDOW, n_swa, false)`
+    ("gemma2", SwaWindow::KeyOr(4096), SwaLayers::Period(2)),
+    // gemma3.cpp: `if (found_swa && n_swa > 0) { ... load_swa_pattern(ml, 6);`
+    ("gemma3", SwaWindow::KeyIfPositive, SwaLayers::Period(6)),
+    // gemma3n.cpp: `load_swa_pattern(ml, 5); ... get_key(SLIDING_WINDOW, n_swa);`
+    ("gemma3n", SwaWindow::Key, SwaLayers::Period(5)),
+    // gemma4.cpp: `get_arr(SLIDING_WINDOW_PATTERN, is_swa_impl); ... get_key(SLIDING_WINDOW, n_swa);`
+    ("gemma4", SwaWindow::Key, SwaLayers::Array),
+    // gemma4-assistant.cpp: as gemma4.cpp.
+    ("gemma4-assistant", SwaWindow::Key, SwaLayers::Array),
+    // openai-moe.cpp (LLM_ARCH_OPENAI_MOE is "gpt-oss"): `get_key(SLIDING_WINDOW, n_swa); ...
+    // load_swa_pattern(ml, 2);`
+    ("gpt-oss", SwaWindow::Key, SwaLayers::Period(2)),
+    // granite-swa.cpp: `get_arr(SLIDING_WINDOW_PATTERN, is_swa_impl);
+    // get_key(SLIDING_WINDOW, n_swa);`
+    ("granite_swa", SwaWindow::Key, SwaLayers::Array),
+    // laguna.cpp: `n_swa = 0; get_key(SLIDING_WINDOW, n_swa, false); if (n_swa > 0) { ...
+    // load_swa_pattern(ml, 4, /*dense_first=*/true);`
+    ("laguna", SwaWindow::KeyIfPositive, SwaLayers::DenseFirst(4)),
+    // lfm2.cpp: `if (is_swa && n_swa > 0) { ... is_swa_impl[il] = !is_recr_impl[il];` with
+    // `is_recr_impl[il] = n_head_kv(il) == 0` (lfm2moe.cpp sets no window)
+    ("lfm2", SwaWindow::KeyIfPositive, SwaLayers::Attention),
+    // llama4.cpp: `if (found_swa && n_swa == 0) { swa_type = NONE; } else { swa_type =
+    // CHUNKED; n_swa = 8192; load_swa_pattern(ml, 4);`
+    (
+        "llama4",
+        SwaWindow::FixedUnlessKeyZero(8192),
+        SwaLayers::Period(4),
+    ),
+    // maple.cpp: `get_key(SLIDING_WINDOW, n_swa); ... get_arr(SLIDING_WINDOW_PATTERN, ..)`
+    ("maple", SwaWindow::Key, SwaLayers::Array),
+    // mellum.cpp: `get_key(SLIDING_WINDOW, n_swa, false); if (n_swa > 0) { ...
+    // load_swa_pattern(ml, 4);`
+    ("mellum", SwaWindow::KeyIfPositive, SwaLayers::Period(4)),
+    // mimo2.cpp: `get_key(SLIDING_WINDOW, n_swa); ... get_arr(SLIDING_WINDOW_PATTERN, ..)`
+    ("mimo2", SwaWindow::Key, SwaLayers::Array),
+    // modern-bert.cpp: `if (found_swa && n_swa > 0) { swa_type = SYMMETRIC; ...
+    // load_swa_pattern(ml, 3, true);` (transformers' `global_attn_every_n_layers`)
+    (
+        "modern-bert",
+        SwaWindow::KeyIfPositive,
+        SwaLayers::DenseFirst(3),
+    ),
+    // muse-glimmer.cpp: `get_key(SLIDING_WINDOW, n_swa); ... load_swa_pattern(ml, 4);`
+    ("muse-glimmer", SwaWindow::Key, SwaLayers::Period(4)),
+    // olmo2.cpp (OLMo 3 converts to "olmo2"): `if (found_swa && n_swa > 0) { ...
+    // load_swa_pattern(ml, 4);`
+    ("olmo2", SwaWindow::KeyIfPositive, SwaLayers::Period(4)),
+    // plamo3.cpp: `if (found_swa && n_swa > 0) { ... load_swa_pattern(ml, 8);`
+    ("plamo3", SwaWindow::KeyIfPositive, SwaLayers::Period(8)),
+    // smallthinker.cpp: `if (found_swa && n_swa > 0) { ... n_swa = 4096;
+    // load_swa_pattern(ml, 4, true);`
+    (
+        "smallthinker",
+        SwaWindow::FixedIfKeyPositive(4096),
+        SwaLayers::DenseFirst(4),
+    ),
+    // spark2-5.cpp (LLM_ARCH_SPARK2_5 is "spark2_5"): `get_key(SLIDING_WINDOW, n_swa); ...
+    // get_arr(SLIDING_WINDOW_PATTERN, is_swa_impl);`
+    ("spark2_5", SwaWindow::Key, SwaLayers::Array),
+    // step35.cpp: `get_key(SLIDING_WINDOW, n_swa); ... get_arr(SLIDING_WINDOW_PATTERN, ..)`
+    ("step35", SwaWindow::Key, SwaLayers::Array),
+];
+
+/// The architecture's rule, if llama.cpp gives it a sliding window.
+fn swa_rule(arch: &str) -> Option<(SwaWindow, SwaLayers)> {
+    SWA_RULES
+        .iter()
+        .find(|(name, _, _)| *name == arch)
+        .map(|&(_, window, layers)| (window, layers))
+}
+
+/// The window llama.cpp uses when sliding-window attention is on, `None` when it is off.
+fn swa_window(model: &GgufModel, arch: &str, n_layer: usize) -> Result<Option<u64>> {
     let key = model.sliding_window()?;
-    let fixed = FIXED_WINDOWS.iter().find(|(name, _)| *name == arch);
-    Ok(match fixed {
-        Some(&(_, window)) if key != Some(0) => window,
-        _ => key.unwrap_or(0),
+    let Some((window, _)) = swa_rule(arch) else {
+        return Ok(None);
+    };
+    Ok(match window {
+        SwaWindow::Key => key,
+        SwaWindow::KeyIfPositive => key.filter(|&w| w > 0),
+        SwaWindow::KeyOr(default) => Some(key.unwrap_or(default)),
+        SwaWindow::FixedIfKeyPositive(fixed) => key.filter(|&w| w > 0).map(|_| fixed),
+        SwaWindow::FixedUnlessKeyZero(fixed) => (key != Some(0)).then_some(fixed),
+        SwaWindow::KeyOrAtLayers(layers, default) => {
+            (n_layer == layers).then_some(key.unwrap_or(default))
+        }
     })
 }
 
-/// Which layers slide: the GGUF's pattern, else llama.cpp's per-architecture period, else
-/// none. Without a window there is nothing to slide.
-fn swa_layers(model: &GgufModel, arch: &str, n_layer: usize, n_swa: u64) -> Result<Vec<bool>> {
-    if n_swa == 0 {
+/// The sliding window (`hparams.n_swa`): llama.cpp's when it turns sliding-window attention
+/// on, else the GGUF's (no layer then uses it).
+fn sliding_window(model: &GgufModel, arch: &str) -> Result<u64> {
+    let n_layer = usize::try_from(model.block_count()?).unwrap_or(usize::MAX);
+    Ok(match swa_window(model, arch, n_layer)? {
+        Some(window) => window,
+        None => model.sliding_window()?.unwrap_or(0),
+    })
+}
+
+/// Which layers slide, by the architecture's rule in [`SWA_RULES`]; none where llama.cpp
+/// leaves sliding-window attention off.
+fn swa_layers(model: &GgufModel, arch: &str, n_layer: usize) -> Result<Vec<bool>> {
+    let (Some(_), Some((_, rule))) = (swa_window(model, arch, n_layer)?, swa_rule(arch)) else {
         return Ok(vec![false; n_layer]);
-    }
-    if let Some(&(_, default)) = SWA_DENSE_FIRST.iter().find(|(name, _)| *name == arch) {
-        let key = format!("{arch}.attention.sliding_window_pattern");
-        let value = model.metadata().get(&key);
-        if let Some(period) = value.map_or(Some(default), |v| v.as_u64()) {
-            return Ok((0..n_layer as u64)
-                .map(|i| period == 0 || i % period != 0)
-                .collect());
+    };
+    let key = format!("{arch}.attention.sliding_window_pattern");
+    let value = model.metadata().get(&key);
+    let array = match value.and_then(|v| v.as_array()) {
+        Some(_) => model.sliding_window_layers()?,
+        None => None,
+    };
+    // `load_swa_pattern`: the array wins, then the scalar, then the architecture's period.
+    let period = |default: u64| value.and_then(|v| v.as_u64()).unwrap_or(default);
+    let n = n_layer as u64;
+    Ok(match (rule, array) {
+        (SwaLayers::Period(_) | SwaLayers::DenseFirst(_) | SwaLayers::Array, Some(layers)) => {
+            layers
         }
-    }
-    if let Some(layers) = model.sliding_window_layers()? {
-        return Ok(layers);
-    }
-    let period = SWA_PERIODS
-        .iter()
-        .find(|(name, _)| *name == arch)
-        .map(|&(_, p)| p);
-    Ok(match period {
-        Some(p) => (0..n_layer as u64).map(|i| i % p < p - 1).collect(),
-        // A window without a known pattern (Mistral v0.1, Phi-3): llama.cpp ignores it.
-        None => vec![false; n_layer],
+        (SwaLayers::Array, None) => vec![false; n_layer],
+        (SwaLayers::Period(default), None) => {
+            let p = period(default);
+            (0..n).map(|i| p == 0 || i % p < p - 1).collect()
+        }
+        (SwaLayers::DenseFirst(default), None) => {
+            let p = period(default);
+            (0..n).map(|i| p == 0 || i % p != 0).collect()
+        }
+        (SwaLayers::All, _) => vec![true; n_layer],
+        (SwaLayers::Attention, _) => model
+            .head_count_kv_per_layer()?
+            .into_iter()
+            .chain(std::iter::repeat(0))
+            .take(n_layer)
+            .map(|kv| kv != 0)
+            .collect(),
     })
 }
 
@@ -705,5 +854,276 @@ mod tests {
         let no_rope: Vec<bool> = shape.layers.iter().map(|l| l.no_rope).collect();
         assert_eq!(no_rope, [false, false, false, true]);
         assert!(shape.positional && !shape.attn_temperature);
+    }
+
+    /// A GGUF header (version 3, no tensors) holding `kvs`: enough for `ModelShape`.
+    fn header(kvs: &[(String, Kv)]) -> GgufModel {
+        use inferkit_core::gguf::{GgufHeader, ReadOptions};
+        let mut bytes = b"GGUF".to_vec();
+        bytes.extend(3u32.to_le_bytes());
+        bytes.extend(0u64.to_le_bytes());
+        bytes.extend((kvs.len() as u64).to_le_bytes());
+        let string = |bytes: &mut Vec<u8>, s: &str| {
+            bytes.extend((s.len() as u64).to_le_bytes());
+            bytes.extend(s.as_bytes());
+        };
+        for (key, value) in kvs {
+            string(&mut bytes, key);
+            match value {
+                // GGUF value types: 4 u32, 7 bool, 8 string, 9 array.
+                Kv::U32(v) => {
+                    bytes.extend(4u32.to_le_bytes());
+                    bytes.extend(v.to_le_bytes());
+                }
+                Kv::Str(s) => {
+                    bytes.extend(8u32.to_le_bytes());
+                    string(&mut bytes, s);
+                }
+                Kv::Bools(v) => {
+                    bytes.extend(9u32.to_le_bytes());
+                    bytes.extend(7u32.to_le_bytes());
+                    bytes.extend((v.len() as u64).to_le_bytes());
+                    bytes.extend(v.iter().map(|&b| u8::from(b)));
+                }
+                Kv::U32s(v) => {
+                    bytes.extend(9u32.to_le_bytes());
+                    bytes.extend(4u32.to_le_bytes());
+                    bytes.extend((v.len() as u64).to_le_bytes());
+                    v.iter().for_each(|x| bytes.extend(x.to_le_bytes()));
+                }
+            }
+        }
+        let path = std::path::Path::new("swa.gguf");
+        let header = GgufHeader::from_slice(&bytes, path, &ReadOptions::default()).expect("header");
+        GgufModel::from_headers(vec![(path.into(), header)]).expect("model")
+    }
+
+    enum Kv {
+        U32(u32),
+        Str(&'static str),
+        Bools(Vec<bool>),
+        U32s(Vec<u32>),
+    }
+
+    /// The shape of an `arch` model with `n_layer` layers of `n_head_kv` KV heads of 128
+    /// dimensions (32 query heads, width 4096, trained on 32768 tokens), plus `extra` keys.
+    fn shaped(arch: &'static str, n_layer: u32, extra: Vec<(&str, Kv)>) -> ModelShape {
+        let base = [
+            ("block_count", Kv::U32(n_layer)),
+            ("embedding_length", Kv::U32(4096)),
+            ("context_length", Kv::U32(32768)),
+            ("attention.head_count", Kv::U32(32)),
+            ("attention.head_count_kv", Kv::U32(8)),
+            ("attention.key_length", Kv::U32(128)),
+            ("attention.value_length", Kv::U32(128)),
+        ];
+        // A key in `extra` replaces the base one.
+        let replaced: Vec<&str> = extra.iter().map(|(k, _)| *k).collect();
+        let base = base.into_iter().filter(|(k, _)| !replaced.contains(k));
+        let kvs: Vec<(String, Kv)> =
+            std::iter::once(("general.architecture".into(), Kv::Str(arch)))
+                .chain(base.chain(extra).map(|(k, v)| (format!("{arch}.{k}"), v)))
+                .collect();
+        ModelShape::from_gguf(&header(&kvs)).expect("shape")
+    }
+
+    /// The sliding layers and each layer's KV bytes at an 8192-token context, one sequence,
+    /// f16 K and V, ubatch 512 (llama-server's defaults otherwise).
+    fn sliding_and_kv(shape: &ModelShape) -> (Vec<bool>, Vec<u64>) {
+        use crate::memory::kv::{ContextSize, layer_bytes};
+        let settings = crate::LlamaSettings {
+            ctx_size: 8192,
+            ..Default::default()
+        };
+        let ctx = ContextSize::resolve(shape, &settings).expect("context");
+        let swa = shape.layers.iter().map(|l| l.swa).collect();
+        (swa, layer_bytes(shape, &ctx, &settings))
+    }
+
+    // A full layer at 8192 cells: 8 KV heads x 128 dims x 2 bytes (f16) x 2 (K and V) x 8192
+    // = 4096 x 8192 = 33554432 bytes. A sliding layer holds `GGML_PAD(min(8192, n_swa + 512),
+    // 256)` cells (`llama_kv_cache_iswa`), 4096 bytes each.
+    const FULL: u64 = 4096 * 8192;
+
+    fn cells(n: u64) -> u64 {
+        4096 * n
+    }
+
+    #[test]
+    fn afmoe_mellum_muse_glimmer_slide_three_of_four_from_the_first() {
+        for arch in ["afmoe", "mellum", "muse-glimmer"] {
+            let shape = shaped(arch, 8, vec![("attention.sliding_window", Kv::U32(2048))]);
+            let (swa, kv) = sliding_and_kv(&shape);
+            // `load_swa_pattern(ml, 4)`: layer i slides iff i % 4 < 3.
+            assert_eq!(
+                swa,
+                [true, true, true, false, true, true, true, false],
+                "{arch}"
+            );
+            // 2048 + 512 = 2560 cells, a multiple of 256.
+            let s = cells(2560);
+            assert_eq!(kv, [s, s, s, FULL, s, s, s, FULL], "{arch}");
+        }
+        // AFMoE and Mellum turn it off with a window of 0 or none; a full cache everywhere.
+        for arch in ["afmoe", "mellum"] {
+            let shape = shaped(arch, 4, vec![]);
+            assert_eq!(sliding_and_kv(&shape).1, [FULL; 4], "{arch}");
+        }
+    }
+
+    #[test]
+    fn cohere2moe_and_laguna_open_each_period_with_the_full_layer() {
+        for arch in ["cohere2moe", "laguna"] {
+            let shape = shaped(arch, 8, vec![("attention.sliding_window", Kv::U32(4096))]);
+            let (swa, kv) = sliding_and_kv(&shape);
+            // `load_swa_pattern(ml, 4, true)`: layer i slides iff i % 4 != 0.
+            assert_eq!(
+                swa,
+                [false, true, true, true, false, true, true, true],
+                "{arch}"
+            );
+            // 4096 + 512 = 4608 cells.
+            let s = cells(4608);
+            assert_eq!(kv, [FULL, s, s, s, FULL, s, s, s], "{arch}");
+        }
+        // Laguna M.1 has no window: full attention.
+        let m1 = shaped("laguna", 4, vec![]);
+        assert_eq!(sliding_and_kv(&m1).0, [false; 4]);
+    }
+
+    #[test]
+    fn exaone_moe_defaults_to_a_128_token_window() {
+        // `n_swa = 128` before the (required) key; an 8-layer model keeps period 4.
+        let shape = shaped("exaone-moe", 4, vec![]);
+        assert_eq!(shape.n_swa, 128);
+        let (swa, kv) = sliding_and_kv(&shape);
+        assert_eq!(swa, [true, true, true, false]);
+        // 128 + 512 = 640, padded to 768 cells.
+        assert_eq!(kv, [cells(768), cells(768), cells(768), FULL]);
+    }
+
+    #[test]
+    fn exaone4_slides_only_at_64_layers() {
+        // EXAONE 4.0 32B (64 layers, no key): 4096-token window, period 4.
+        let big = shaped("exaone4", 64, vec![]);
+        let (swa, kv) = sliding_and_kv(&big);
+        assert_eq!(big.n_swa, 4096);
+        assert_eq!(swa.iter().filter(|&&s| s).count(), 48);
+        assert_eq!(&kv[..4], [cells(4608), cells(4608), cells(4608), FULL]);
+        // Any other depth: swa_type stays none even with a window in the GGUF.
+        let small = shaped(
+            "exaone4",
+            30,
+            vec![("attention.sliding_window", Kv::U32(4096))],
+        );
+        assert_eq!(sliding_and_kv(&small).1, [FULL; 30]);
+    }
+
+    #[test]
+    fn gemma2_without_a_window_key_uses_4096() {
+        // `n_swa = 4096; // default value of gemma 2`, period 2.
+        let shape = shaped("gemma2", 4, vec![]);
+        let (swa, kv) = sliding_and_kv(&shape);
+        assert_eq!(swa, [true, false, true, false]);
+        assert_eq!(kv, [cells(4608), FULL, cells(4608), FULL]);
+    }
+
+    #[test]
+    fn plamo3_slides_seven_of_eight() {
+        let shape = shaped(
+            "plamo3",
+            8,
+            vec![("attention.sliding_window", Kv::U32(2048))],
+        );
+        let (swa, kv) = sliding_and_kv(&shape);
+        assert_eq!(swa, [true, true, true, true, true, true, true, false]);
+        assert_eq!(kv[..2], [cells(2560), cells(2560)]);
+        assert_eq!(kv[7], FULL);
+    }
+
+    #[test]
+    fn smallthinker_window_is_4096_whatever_the_gguf_says() {
+        // `n_swa = 4096` once the key is present and positive; dense first, period 4.
+        let shape = shaped(
+            "smallthinker",
+            4,
+            vec![("attention.sliding_window", Kv::U32(1024))],
+        );
+        assert_eq!(shape.n_swa, 4096);
+        let (swa, kv) = sliding_and_kv(&shape);
+        assert_eq!(swa, [false, true, true, true]);
+        assert_eq!(kv, [FULL, cells(4608), cells(4608), cells(4608)]);
+        // No key: no sliding at all.
+        assert_eq!(
+            sliding_and_kv(&shaped("smallthinker", 4, vec![])).1,
+            [FULL; 4]
+        );
+    }
+
+    #[test]
+    fn olmo2_slides_with_a_window_and_gemma_embedding_reads_its_pattern() {
+        let olmo = shaped(
+            "olmo2",
+            4,
+            vec![("attention.sliding_window", Kv::U32(4096))],
+        );
+        assert_eq!(sliding_and_kv(&olmo).0, [true, true, true, false]);
+        // A scalar pattern replaces the period: 2 gives alternate layers.
+        let gemma = shaped(
+            "gemma-embedding",
+            4,
+            vec![
+                ("attention.sliding_window", Kv::U32(512)),
+                ("attention.sliding_window_pattern", Kv::U32(2)),
+            ],
+        );
+        assert_eq!(
+            gemma.layers.iter().map(|l| l.swa).collect::<Vec<_>>(),
+            [true, false, true, false]
+        );
+    }
+
+    #[test]
+    fn an_array_pattern_wins_and_unlisted_architectures_ignore_it() {
+        let extra = || {
+            vec![
+                ("attention.sliding_window", Kv::U32(1024)),
+                (
+                    "attention.sliding_window_pattern",
+                    Kv::Bools(vec![true, false, false, true]),
+                ),
+            ]
+        };
+        for arch in ["step35", "gemma4", "afmoe"] {
+            let (swa, kv) = sliding_and_kv(&shaped(arch, 4, extra()));
+            assert_eq!(swa, [true, false, false, true], "{arch}");
+            // 1024 + 512 = 1536 cells.
+            assert_eq!(kv, [cells(1536), FULL, FULL, cells(1536)], "{arch}");
+        }
+        // Llama (no SWA in `load_arch_hparams`): the key is never read.
+        assert_eq!(sliding_and_kv(&shaped("llama", 4, extra())).1, [FULL; 4]);
+    }
+
+    #[test]
+    fn deepseek4_slides_every_layer_and_lfm2_every_attention_layer() {
+        let ds = shaped(
+            "deepseek4",
+            3,
+            vec![("attention.sliding_window", Kv::U32(128))],
+        );
+        // `set_swa_pattern(0)`: all; 128 + 512 = 640 -> 768 cells.
+        assert_eq!(sliding_and_kv(&ds).1, [cells(768); 3]);
+        let lfm2 = shaped(
+            "lfm2",
+            4,
+            vec![
+                ("attention.sliding_window", Kv::U32(1024)),
+                ("attention.head_count_kv", Kv::U32s(vec![0, 8, 0, 8])),
+            ],
+        );
+        assert_eq!(
+            lfm2.layers.iter().map(|l| l.swa).collect::<Vec<_>>(),
+            [false, true, false, true]
+        );
     }
 }
