@@ -53,6 +53,18 @@ COMMON_DROP = [r"^cls", r"^output\.bias", r"rope_factors", r"_s\.weight$", r"\.(
 # Architectures whose LM head has a bias (Phi-2, Phi-3.5-MoE).
 OUTPUT_BIAS = ("phi2", "phimoe")
 
+
+def llama4_scout(layers):
+    """Llama 4 Scout (published config.json values) with `layers` repeating layers: one spec for
+    the 4- and the 8-layer models, which differ only in their layer count."""
+    return M(f"llama-4-scout-17b-16e-{layers}layer", "llama4", layers, 202048, dict(
+        context_length=10485760, embedding_length=5120, feed_forward_length=16384, expert_feed_forward_length=8192,
+        expert_count=16, expert_used_count=1, interleave_moe_layer_step=1,
+        **{"attention.head_count": 40, "attention.head_count_kv": 8, "attention.key_length": 128,
+           "attention.value_length": 128, "rope.dimension_count": 128, "rope.freq_base": 500000.0,
+           "attention.layer_norm_rms_epsilon": 1e-5}),
+      tied=False, drop=[NO_BIAS], layout_experts=2, source="meta-llama/Llama-4-Scout-17B-16E-Instruct")
+
 SPECS = [
     M("qwen3-0.6b", "qwen3", 4, 151936, dict(
         context_length=40960, embedding_length=1024, feed_forward_length=3072,
@@ -308,13 +320,7 @@ SPECS = [
         **{"attention.head_count": 16, "attention.head_count_kv": 1, "attention.layer_norm_epsilon": 1e-5}),
       source="bigcode/starcoderbase-1b", fuse_qkv=True),
     # The architectures of issue 16's second batch (published config.json values).
-    M("llama-4-scout-17b-16e-4layer", "llama4", 4, 202048, dict(
-        context_length=10485760, embedding_length=5120, feed_forward_length=16384, expert_feed_forward_length=8192,
-        expert_count=16, expert_used_count=1, interleave_moe_layer_step=1,
-        **{"attention.head_count": 40, "attention.head_count_kv": 8, "attention.key_length": 128,
-           "attention.value_length": 128, "rope.dimension_count": 128, "rope.freq_base": 500000.0,
-           "attention.layer_norm_rms_epsilon": 1e-5}),
-      tied=False, drop=[NO_BIAS], layout_experts=2, source="meta-llama/Llama-4-Scout-17B-16E-Instruct"),
+    llama4_scout(4),
     M("gemma-3n-e2b", "gemma3n", 30, 262400, dict(
         context_length=32768, embedding_length=2048, feed_forward_length=8192, embedding_length_per_layer_input=256,
         **{"attention.head_count": 8, "attention.head_count_kv": 2, "attention.key_length": 256,
@@ -441,13 +447,7 @@ SPECS = [
       drop=[NO_BIAS], source="HuggingFaceTB/SmolLM3-3B"),
     # Llama 4 Scout with 8 layers: full attention (no RoPE) on every 4th layer (3 and 7), chunked
     # on the others, so a split can start at a full-attention layer followed by chunked ones.
-    M("llama-4-scout-17b-16e-8layer", "llama4", 8, 202048, dict(
-        context_length=10485760, embedding_length=5120, feed_forward_length=16384, expert_feed_forward_length=8192,
-        expert_count=16, expert_used_count=1, interleave_moe_layer_step=1,
-        **{"attention.head_count": 40, "attention.head_count_kv": 8, "attention.key_length": 128,
-           "attention.value_length": 128, "rope.dimension_count": 128, "rope.freq_base": 500000.0,
-           "attention.layer_norm_rms_epsilon": 1e-5}),
-      tied=False, drop=[NO_BIAS], layout_experts=2, source="meta-llama/Llama-4-Scout-17B-16E-Instruct"),
+    llama4_scout(8),
     # Jamba Mini 1.6 as published: experts on every other layer (expert_layer_period 2,
     # expert_layer_offset 1: layers 1, 3, 5), a dense FFN on the others; attention on layer 4
     # (attn_layer_period 8, attn_layer_offset 4).

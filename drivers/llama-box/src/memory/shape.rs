@@ -293,66 +293,12 @@ impl ModelShape {
             return Err(invalid(model, "block_count above 100000"));
         }
         let n_embd = model.embedding_length()?;
-        let heads = model.head_count_per_layer()?;
-        let heads_kv = model.head_count_kv_per_layer()?;
-        let ff = model.feed_forward_length_per_layer()?.unwrap_or_default();
+        let counts = LayerCounts::from_gguf(model)?;
         let n_swa = sliding_window(model, &arch)?;
         let swa_layers = swa_layers(model, &arch, n_layer)?;
-        // `llama_hparams::n_embd_head_k(il)` / `n_embd_head_v(il)` (`src/llama-hparams.cpp` at
-        // 0c1e57098): a sliding layer's own head sizes, the full ones otherwise.
-        // The per-layer KV head counts multiply them unchanged (`n_embd_k_gqa(il)`).
-        let full_heads = (model.key_length()?, model.value_length()?);
-        let swa_heads = (model.key_length_swa()?, model.value_length_swa()?);
         let recurrent = recurrent_widths(model, n_embd)?;
-        let is_recurrent_arch = recurrent.s > 0;
-        let kv_layers = KV_FROM_START
-            .iter()
-            .find(|(name, _)| *name == arch)
-            .map_or(n_layer, |&(_, n)| n);
-        let attention_interval = model
-            .metadata()
-            .get_u64(&format!("{arch}.full_attention_interval"))?
-            .unwrap_or(4)
-            .max(1);
-        // Llama 4 (`src/models/llama4.cpp` at 0c1e57098): every 4th layer attends without RoPE
-        // (`n_no_rope_layer_step`, 4 by default in `llama-hparams.h`), only the last one when
-        // the model has no chunked attention (the step is then `n_layer`). SmolLM3
-        // (`src/models/smollm3.cpp`): every 4th, the step set to 4 whatever the GGUF holds.
-        let no_rope_step = match arch.as_str() {
-            "llama4" if swa_layers.iter().any(|&swa| swa) => Some(4),
-            "smollm3" => Some(4),
-            "llama4" => Some(n_layer),
-            _ => None,
-        };
-        let layers: Vec<LayerShape> = (0..n_layer)
-            .map(|i| {
-                let n_head_kv = heads_kv.get(i).copied().unwrap_or(0);
-                let n_ff = ff.get(i).copied().unwrap_or(0);
-                let recurrent = is_recurrent_arch
-                    && is_recurrent_layer(&arch, i as u64, n_head_kv, n_ff, attention_interval);
-                let swa = swa_layers.get(i).copied().unwrap_or(false);
-                let (head_k, head_v) = if swa { swa_heads } else { full_heads };
-                LayerShape {
-                    n_head: heads.get(i).copied().unwrap_or(0),
-                    // Recurrent layers have no attention, except Falcon-H1's, which run both.
-                    n_head_kv: if recurrent && !PARALLEL_HYBRIDS.contains(&arch.as_str()) {
-                        0
-                    } else {
-                        n_head_kv
-                    },
-                    swa,
-                    head_k,
-                    head_v,
-                    recurrent,
-                    n_ff,
-                    shares_kv: i >= kv_layers,
-                    // Cohere2 rotates on its sliding-window layers only (`src/models/cohere2.cpp`
-                    // at 0c1e57098).
-                    no_rope: no_rope_step.is_some_and(|step| (i + 1) % step.max(1) == 0)
-                        || (arch == "cohere2" && !swa),
-                }
-            })
-            .collect();
+        let mut layers =
+            layer_shapes(model, &arch, n_layer, &counts, &swa_layers, recurrent.s > 0)?;
         let no_rope_layers = layers.iter().any(|l| l.no_rope);
         let weights = classify_weights(model, n_layer)?;
         let token_embd = model
@@ -364,13 +310,26 @@ impl ModelShape {
             .or_else(|| token_embd.map(|t| t.2))
             .unwrap_or(0);
         let n_ctx_train = model.context_length()?.unwrap_or(4096);
+        let rope = RopeTrain::from_gguf(model, n_ctx_train)?;
+        // `llama_hparams::n_embd_head_k(il)` / `n_embd_head_v(il)` (`src/llama-hparams.cpp` at
+        // 0c1e57098): a sliding layer's own head sizes, the full ones otherwise. The per-layer
+        // KV head counts multiply them unchanged (`n_embd_k_gqa(il)`).
+        let (head_k, head_v) = (model.key_length()?, model.value_length()?);
+        let swa_heads = (model.key_length_swa()?, model.value_length_swa()?);
+        for layer in &mut layers {
+            (layer.head_k, layer.head_v) = if layer.swa {
+                swa_heads
+            } else {
+                (head_k, head_v)
+            };
+        }
         Ok(ModelShape {
             n_embd,
             n_vocab,
             n_ctx_train,
-            rope: RopeTrain::from_gguf(model, n_ctx_train)?,
-            head_k: full_heads.0,
-            head_v: full_heads.1,
+            rope,
+            head_k,
+            head_v,
             layers,
             n_swa,
             causal,
@@ -400,25 +359,9 @@ impl ModelShape {
             } else {
                 "blk"
             },
-            positional: match arch.as_str() {
-                // Jamba's attention layers take no positions ("No RoPE", `src/models/jamba.cpp`);
-                // jina-bert-v2 attends with ALiBi, and `src/models/bert.cpp` builds no position
-                // input for it.
-                "nemotron_h" | "t5encoder" | "jamba" | "jina-bert-v2" => false,
-                "granitehybrid" => model
-                    .metadata()
-                    .get_bool(&format!("{arch}.rope.scaling.finetuned"))?
-                    .unwrap_or(true),
-                _ => true,
-            },
+            positional: positional(model, &arch)?,
             tied_output: causal && model.tensor("output.weight").is_none(),
-            classifier_mean_pooling: match model
-                .metadata()
-                .get_u64(&format!("{arch}.classifier.pooling_type"))?
-            {
-                Some(kind) => kind == 1,
-                None => arch == "modern-bert",
-            },
+            classifier_mean_pooling: classifier_mean_pooling(model, &arch)?,
             token_embd,
             pooling_type: model.pooling_type()?.unwrap_or(0),
             weights,
@@ -454,6 +397,115 @@ impl ModelShape {
             })
             .collect()
     }
+}
+
+/// A GGUF's per-layer values (its arrays, or a scalar for every layer): attention heads, KV
+/// heads and FFN widths, read together where the shape reads them.
+struct LayerCounts {
+    heads: Vec<u64>,
+    heads_kv: Vec<u64>,
+    ff: Vec<u64>,
+}
+
+impl LayerCounts {
+    fn from_gguf(model: &GgufModel) -> Result<LayerCounts> {
+        Ok(LayerCounts {
+            heads: model.head_count_per_layer()?,
+            heads_kv: model.head_count_kv_per_layer()?,
+            ff: model.feed_forward_length_per_layer()?.unwrap_or_default(),
+        })
+    }
+}
+
+/// The `n_layer` repeating layers' shapes: heads, KV heads and FFN width (`counts`), which
+/// layers slide (`swa_layers`), are recurrent (of an architecture with recurrent states,
+/// `is_recurrent_arch`), reuse an earlier layer's cache or attend without RoPE: the facts
+/// llama.cpp's builders read per layer.
+fn layer_shapes(
+    model: &GgufModel,
+    arch: &str,
+    n_layer: usize,
+    counts: &LayerCounts,
+    swa_layers: &[bool],
+    is_recurrent_arch: bool,
+) -> Result<Vec<LayerShape>> {
+    let kv_layers = KV_FROM_START
+        .iter()
+        .find(|(name, _)| *name == arch)
+        .map_or(n_layer, |&(_, n)| n);
+    let attention_interval = model
+        .metadata()
+        .get_u64(&format!("{arch}.full_attention_interval"))?
+        .unwrap_or(4)
+        .max(1);
+    // Llama 4 (`src/models/llama4.cpp` at 0c1e57098): every 4th layer attends without RoPE
+    // (`n_no_rope_layer_step`, 4 by default in `llama-hparams.h`), only the last one when
+    // the model has no chunked attention (the step is then `n_layer`). SmolLM3
+    // (`src/models/smollm3.cpp`): every 4th, the step set to 4 whatever the GGUF holds.
+    let no_rope_step = match arch {
+        "llama4" if swa_layers.iter().any(|&swa| swa) => Some(4),
+        "smollm3" => Some(4),
+        "llama4" => Some(n_layer),
+        _ => None,
+    };
+    let layers = (0..n_layer)
+        .map(|i| {
+            let n_head_kv = counts.heads_kv.get(i).copied().unwrap_or(0);
+            let n_ff = counts.ff.get(i).copied().unwrap_or(0);
+            let recurrent = is_recurrent_arch
+                && is_recurrent_layer(arch, i as u64, n_head_kv, n_ff, attention_interval);
+            LayerShape {
+                n_head: counts.heads.get(i).copied().unwrap_or(0),
+                // Recurrent layers have no attention, except Falcon-H1's, which run both.
+                n_head_kv: if recurrent && !PARALLEL_HYBRIDS.contains(&arch) {
+                    0
+                } else {
+                    n_head_kv
+                },
+                swa: swa_layers.get(i).copied().unwrap_or(false),
+                // Set by `ModelShape::from_gguf`, which reads the head sizes after the rest.
+                head_k: 0,
+                head_v: 0,
+                recurrent,
+                n_ff,
+                shares_kv: i >= kv_layers,
+                // Cohere2 rotates on its sliding-window layers only (`src/models/cohere2.cpp`
+                // at 0c1e57098).
+                no_rope: no_rope_step.is_some_and(|step| (i + 1) % step.max(1) == 0)
+                    || (arch == "cohere2" && !swa_layers.get(i).copied().unwrap_or(false)),
+            }
+        })
+        .collect();
+    Ok(layers)
+}
+
+/// Whether the graph takes a position input (RoPE or learned positions).
+fn positional(model: &GgufModel, arch: &str) -> Result<bool> {
+    Ok(match arch {
+        // Jamba's attention layers take no positions ("No RoPE", `src/models/jamba.cpp`);
+        // jina-bert-v2 attends with ALiBi, and `src/models/bert.cpp` builds no position
+        // input for it.
+        "nemotron_h" | "t5encoder" | "jamba" | "jina-bert-v2" => false,
+        "granitehybrid" => model
+            .metadata()
+            .get_bool(&format!("{arch}.rope.scaling.finetuned"))?
+            .unwrap_or(true),
+        _ => true,
+    })
+}
+
+/// Whether a classifier head pools by mean (`classifier.pooling_type` 1; ModernBERT's
+/// default when the key is absent).
+fn classifier_mean_pooling(model: &GgufModel, arch: &str) -> Result<bool> {
+    Ok(
+        match model
+            .metadata()
+            .get_u64(&format!("{arch}.classifier.pooling_type"))?
+        {
+            Some(kind) => kind == 1,
+            None => arch == "modern-bert",
+        },
+    )
 }
 
 fn invalid(model: &GgufModel, what: &str) -> Error {

@@ -63,20 +63,7 @@ impl Builder<'_> {
         let n_layer = self.shape.layers.len() as u64;
         let output = placement.output;
         let first = placement.layers.first().map_or(output, |&(_, b)| b);
-        let tokens = self.input(self.r.n_tokens * 4);
-        self.input(e);
-        self.pos();
-        for swa in [false, true] {
-            let used = placement
-                .layers
-                .iter()
-                .any(|&(l, _)| !self.shape.layers[l].shares_kv && self.shape.layers[l].swa == swa);
-            if used {
-                self.attn_inputs(swa);
-            }
-        }
-        let layer_tokens = self.input(self.r.n_tokens * 4);
-        self.out_ids();
+        let (tokens, layer_tokens) = self.altup_graph_inputs(placement);
         // Token rows of the embedding tables (host weights).
         self.buffer = HOST;
         let embd = self.g.op(e, &[tokens], HOST);
@@ -86,23 +73,7 @@ impl Builder<'_> {
         // up" from the host's token rows), in a split that goes on into the layers there.
         let splits = self.altup_splits(placement);
         let rows = self.g.view(layer_rows);
-        let stacking = match splits.first() {
-            // When a layer of the run splits at its stores on the host, the output ids are
-            // read by the split resuming after the last such layer ([`Builder::split_reads`]).
-            Some(&split) if split.buffer == output => Split {
-                outputs: split.outputs
-                    && !placement
-                        .layers
-                        .iter()
-                        .any(|&(il, b)| self.resumes_after_host_attention(il, b)),
-                ..split
-            },
-            _ => Split {
-                buffer: output,
-                kinds: None,
-                outputs: false,
-            },
-        };
+        let stacking = self.stacking_split(placement, &splits);
         self.enter(stacking, &[rows, embd], &[]);
         let selected = self.inplace(&[rows], 1);
         let scaled = self.inplace(&[embd], 1);
@@ -147,6 +118,50 @@ impl Builder<'_> {
             cur = self.add_per_layer_input(il, corrected, &mut per_layer, widths, next);
         }
         self.unstack(cur, output, widths);
+    }
+
+    /// The graph inputs Gemma 3n's builder creates before the token rows, in their order:
+    /// the token ids, the unused embeddings input, the positions, the attention inputs of
+    /// each cache kind a placed layer with a cache of its own uses, the per-layer token ids
+    /// and the output ids. Returns the two token-id inputs.
+    fn altup_graph_inputs(&mut self, placement: &Placement) -> (TensorId, TensorId) {
+        let tokens = self.input(self.r.n_tokens * 4);
+        self.input(self.e());
+        self.pos();
+        for swa in [false, true] {
+            let used = placement
+                .layers
+                .iter()
+                .any(|&(l, _)| !self.shape.layers[l].shares_kv && self.shape.layers[l].swa == swa);
+            if used {
+                self.attn_inputs(swa);
+            }
+        }
+        let layer_tokens = self.input(self.r.n_tokens * 4);
+        self.out_ids();
+        (tokens, layer_tokens)
+    }
+
+    /// The split the ops up to `altup_proj` run in: the first layer's when that runs on the
+    /// output layer's device (and runs to the output ids unless a layer splits at its stores
+    /// on the host, when the split resuming after the last such layer reads them,
+    /// [`Builder::split_reads`]), else one of the output layer's device of its own.
+    fn stacking_split(&self, placement: &Placement, splits: &[Split]) -> Split {
+        match splits.first() {
+            Some(&split) if split.buffer == placement.output => Split {
+                outputs: split.outputs
+                    && !placement
+                        .layers
+                        .iter()
+                        .any(|&(il, b)| self.resumes_after_host_attention(il, b)),
+                ..split
+            },
+            _ => Split {
+                buffer: placement.output,
+                kinds: None,
+                outputs: false,
+            },
+        }
     }
 
     /// What the split starting at `layers[0]` on `device` (`split`) reads from other buffers

@@ -362,6 +362,8 @@ impl Builder<'_> {
         self.shape.n_embd * self.r.n_tokens * F32
     }
 
+    /// The whole graph of one placement: inputs and embeddings, every placed layer in the
+    /// scheduler split it opens, then the output head ([`Builder::finish`]).
     fn build(&mut self, placement: &Placement) {
         if self.altup() {
             return self.build_altup(placement);
@@ -385,6 +387,38 @@ impl Builder<'_> {
             positions = Some(self.op(e, &[pos]));
         }
         let last = placement.layers.len().saturating_sub(1);
+        let splits = self.layer_splits(placement);
+        if !self.shape.causal {
+            cur = self.encoder_embeddings(cur, splits[0]);
+        }
+        if let Some(p) = positions {
+            // The add has no weights: the scheduler runs it with the first layer ("expand gpu
+            // up"), whose split on a device copies both embeddings first (StarCoder's 1:1
+            // full offload at 0c1e57098: `embd`, `pos_embd`, then the attention inputs).
+            if splits[0].buffer != HOST {
+                self.enter(splits[0], &[cur, p], &[]);
+            }
+            cur = self.inplace(&[cur, p], 2);
+        }
+        self.note_placement(placement);
+        for (k, &(layer, _)) in placement.layers.iter().enumerate() {
+            self.next_state_reads = self.hybrid_reads_after(&placement.layers[k..]);
+            if self.is_rwkv(layer) {
+                cur = self.rwkv_layer(layer, cur, k == last, splits[k]);
+            } else if self.is_mamba(layer) || self.is_hybrid_mamba(layer) {
+                cur = self.placed_mamba_layer(placement, &splits, k, cur);
+            } else {
+                cur = self.placed_layer(placement, &splits, k, cur);
+            }
+        }
+        self.finish(cur, splits[placement.layers.len()]);
+    }
+
+    /// The scheduler split each placed layer opens (one per layer, the same split again
+    /// when its neighbour shares the buffer), then the output's: which buffer runs it, the
+    /// attention layers of each cache kind it holds, and whether it runs to the output ids.
+    /// One place for the facts every layer builder reads about where its split ends.
+    fn layer_splits(&self, placement: &Placement) -> Vec<Split> {
         let split_at = |k: usize| match placement.layers.get(k) {
             Some(&(_, buffer)) => Split {
                 buffer,
@@ -405,19 +439,13 @@ impl Builder<'_> {
                 outputs: false,
             },
         };
-        let splits: Vec<Split> = (0..=placement.layers.len()).map(split_at).collect();
-        if !self.shape.causal {
-            cur = self.encoder_embeddings(cur, splits[0]);
-        }
-        if let Some(p) = positions {
-            // The add has no weights: the scheduler runs it with the first layer ("expand gpu
-            // up"), whose split on a device copies both embeddings first (StarCoder's 1:1
-            // full offload at 0c1e57098: `embd`, `pos_embd`, then the attention inputs).
-            if splits[0].buffer != HOST {
-                self.enter(splits[0], &[cur, p], &[]);
-            }
-            cur = self.inplace(&[cur, p], 2);
-        }
+        (0..=placement.layers.len()).map(split_at).collect()
+    }
+
+    /// What the layer builders read about the placement as a whole: the buffers whose
+    /// recurrent states are read by rows, the buffer where the output ids resume, and
+    /// whether `build_norm`'s results are pinned (named) nodes.
+    fn note_placement(&mut self, placement: &Placement) {
         self.state_read_buffers = placement
             .layers
             .iter()
@@ -430,74 +458,89 @@ impl Builder<'_> {
         // `build_norm` names its result `norm` only when the norm has a weight or a bias.
         self.norms_pinned = (full_offload || self.r.n_tokens < 32)
             && !PARAMETERLESS_NORM.contains(&self.shape.arch.as_str());
-        for (k, &(layer, _)) in placement.layers.iter().enumerate() {
-            self.next_state_reads = self.hybrid_reads_after(&placement.layers[k..]);
-            if self.is_rwkv(layer) {
-                cur = self.rwkv_layer(layer, cur, k == last, splits[k]);
-                continue;
+    }
+
+    /// The `k`-th placed layer, a Mamba (or hybrid Mamba) one, which makes its own splits
+    /// around its state reads and stores.
+    fn placed_mamba_layer(
+        &mut self,
+        placement: &Placement,
+        splits: &[Split],
+        k: usize,
+        cur: TensorId,
+    ) -> TensorId {
+        let layer = placement.layers[k].0;
+        let last = k + 1 == placement.layers.len();
+        // The next Mamba layer (past FFN-only layers) reads its states before this layer's
+        // tail.
+        let next = self.recurrent_reads_after(&placement.layers[k..]);
+        // With the states on the host, the host's stores split the next device's layers: its
+        // split does not run to the end.
+        let mut next_split = splits[k + 1];
+        next_split.outputs &= !self.r.kv_on_host;
+        self.closing =
+            (splits[k].buffer == HOST && next_split.buffer != HOST).then_some((next_split, None));
+        let cur = self.mamba_layer(layer, cur, last, splits[k], next);
+        self.closing = None;
+        cur
+    }
+
+    /// The `k`-th placed layer, one with attention (or an FFN only): it enters its split,
+    /// learns what the split's boundary and the next recurrent layer's state reads ask of it,
+    /// then builds the decoder, encoder or T5 encoder layer.
+    fn placed_layer(
+        &mut self,
+        placement: &Placement,
+        splits: &[Split],
+        k: usize,
+        mut cur: TensorId,
+    ) -> TensorId {
+        let layer = placement.layers[k].0;
+        let last = k + 1 == placement.layers.len();
+        self.resume_kinds = self.attention_kinds(&placement.layers[k + 1..], splits[k].buffer);
+        // State rows read on the host for a Mamba layer on this split's device are copied at
+        // its start, after the layer input.
+        let rows = self.state_rows.filter(|&(l, _)| {
+            placement.layers[k..]
+                .iter()
+                .any(|&(pl, b)| pl == l && b == splits[k].buffer)
+        });
+        match rows {
+            Some((_, rows)) if splits[k].buffer != self.buffer => {
+                self.enter(splits[k], &[cur], &[rows]);
             }
-            if self.is_mamba(layer) || self.is_hybrid_mamba(layer) {
-                // A Mamba layer makes its own splits around its state reads and stores.
-                // The next Mamba layer (past FFN-only layers) reads its states before this
-                // layer's tail.
-                let next = self.recurrent_reads_after(&placement.layers[k..]);
-                // With the states on the host, the host's stores split the next device's
-                // layers: its split does not run to the end.
-                let mut next_split = splits[k + 1];
-                next_split.outputs &= !self.r.kv_on_host;
-                self.closing = (splits[k].buffer == HOST && next_split.buffer != HOST)
-                    .then_some((next_split, None));
-                cur = self.mamba_layer(layer, cur, k == last, splits[k], next);
-                self.closing = None;
-                continue;
-            }
-            self.resume_kinds = self.attention_kinds(&placement.layers[k + 1..], splits[k].buffer);
-            // State rows read on the host for a Mamba layer on this split's device are copied
-            // at its start, after the layer input.
-            let rows = self.state_rows.filter(|&(l, _)| {
-                placement.layers[k..]
-                    .iter()
-                    .any(|&(pl, b)| pl == l && b == splits[k].buffer)
-            });
-            match rows {
-                Some((_, rows)) if splits[k].buffer != self.buffer => {
-                    self.enter(splits[k], &[cur], &[rows]);
-                }
-                _ => self.enter_layer(splits[k], cur, self.opens_with_norm(layer)),
-            }
-            if self.opening.is_none() {
-                cur = self.local(cur);
-            }
-            let next = splits[k + 1];
-            self.closing =
-                (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
-            let reads_after = self.recurrent_reads_after(&placement.layers[k..]);
-            self.next_recurrent = reads_after
-                .filter(|&(_, b)| b != splits[k].buffer)
-                .map(|(_, b)| b);
-            // A hybrid's Mamba layer after an attention layer with a dense FFN (Jamba Mini's
-            // layer 5 after layer 4) reads its states right after the attention wherever it
-            // runs: the conv-state rows then hold their place in the buffer through the FFN
-            // (Jamba's 1:1 split at 0c1e57098: `node_298` between `kqv_out-4` and `ffn_inp-4`).
-            self.reads_after = reads_after.filter(|&(l, b)| {
-                self.is_hybrid_mamba(l)
-                    || (self.is_mamba(l)
-                        && (self.r.kv_on_host || (b != splits[k].buffer && b != HOST)))
-            });
-            self.defer_residual =
-                self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
-            cur = if self.shape.t5_encoder {
-                self.t5_encoder_layer(layer, cur, k == last)
-            } else if self.shape.causal {
-                self.decoder_layer(layer, cur, k == last && !self.rows_after_output_norm())
-            } else {
-                self.encoder_layer(layer, cur, k == last)
-            };
-            // A layer that does not close with a residual add leaves the boundary as it is.
-            self.closing = None;
-            self.deferred_residual = None;
+            _ => self.enter_layer(splits[k], cur, self.opens_with_norm(layer)),
         }
-        self.finish(cur, splits[placement.layers.len()]);
+        if self.opening.is_none() {
+            cur = self.local(cur);
+        }
+        let next = splits[k + 1];
+        self.closing = (splits[k].buffer == HOST && next.buffer != HOST).then_some((next, None));
+        let reads_after = self.recurrent_reads_after(&placement.layers[k..]);
+        self.next_recurrent = reads_after
+            .filter(|&(_, b)| b != splits[k].buffer)
+            .map(|(_, b)| b);
+        // A hybrid's Mamba layer after an attention layer with a dense FFN (Jamba Mini's
+        // layer 5 after layer 4) reads its states right after the attention wherever it
+        // runs: the conv-state rows then hold their place in the buffer through the FFN
+        // (Jamba's 1:1 split at 0c1e57098: `node_298` between `kqv_out-4` and `ffn_inp-4`).
+        self.reads_after = reads_after.filter(|&(l, b)| {
+            self.is_hybrid_mamba(l)
+                || (self.is_mamba(l) && (self.r.kv_on_host || (b != splits[k].buffer && b != HOST)))
+        });
+        self.defer_residual =
+            self.r.kv_on_host && splits[k].buffer != HOST && self.reads_cache(layer);
+        let cur = if self.shape.t5_encoder {
+            self.t5_encoder_layer(layer, cur, last)
+        } else if self.shape.causal {
+            self.decoder_layer(layer, cur, last && !self.rows_after_output_norm())
+        } else {
+            self.encoder_layer(layer, cur, last)
+        };
+        // A layer that does not close with a residual add leaves the boundary as it is.
+        self.closing = None;
+        self.deferred_residual = None;
+        cur
     }
 
     /// The graph inputs that llama.cpp's `build_inp_*` create before the token embeddings,

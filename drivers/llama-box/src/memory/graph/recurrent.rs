@@ -142,34 +142,7 @@ impl Builder<'_> {
         if split.outputs && state == device {
             inputs.push(self.out_ids());
         }
-        let rows = match self.state_rows.take() {
-            Some((layer, rows)) if layer == il => rows,
-            _ if self.beside_attention(il) && state == device => {
-                // The split copies the state row indices, the attention inputs of its layers
-                // and the output ids; the scaled embeddings come first.
-                let [main, extra] = self.state_copy_input();
-                let first = if il == 0 && self.shape.embeddings_scaled {
-                    [inp, main, extra]
-                } else {
-                    [main, extra, inp]
-                };
-                self.enter(split, &first, &[]);
-                if il == 0 && self.shape.embeddings_scaled {
-                    // The scale runs here, in place on the copy of the embeddings unless
-                    // that is a pipeline copy (pinned), and becomes the layer's input.
-                    inp = self.inplace(&[inp], 1);
-                }
-                self.state_rows(state, self.shape.recurrent.r, &[])
-            }
-            _ => {
-                let after = if state == device {
-                    inputs.clone()
-                } else {
-                    Vec::new()
-                };
-                self.state_rows(state, self.shape.recurrent.r, &after)
-            }
-        };
+        let rows = self.conv_state_rows(il, &mut inp, split, state, &inputs);
         inputs.insert(1, rows);
         self.switch(device, &inputs);
         let cur = self.norm(inp, false);
@@ -198,27 +171,7 @@ impl Builder<'_> {
             let dt = self.inplace(&[dt], 1);
             (self.g.view(conv), dt, vec![self.g.view(conv)])
         } else {
-            let dt_rank = self.dims(il, "ssm_dt.weight").map_or(1, |(cols, _)| cols);
-            let x_db = self.linear(conv, self.out_rows(il, "ssm_x.weight", 1), t, false);
-            let dt = self.g.view(x_db);
-            // dt's contiguous copy, or its RMS norm (Jamba's dt/B/C norms), whose weight
-            // applies in place.
-            let dt = self.op(dt_rank * t * F32, &[dt]);
-            let normed = self.has(il, "ssm_dt_norm.weight");
-            let dt = if normed { self.inplace(&[dt], 1) } else { dt };
-            let dt = self.linear(dt, d_inner, t, false);
-            let dt = self.inplace(&[dt], 1);
-            let bc = if normed {
-                // B and C, each normed out of its view of the projection.
-                let [b, c] = [(); 2].map(|()| {
-                    let view = self.g.view(x_db);
-                    let n = self.op(d_state * t * F32, &[view]);
-                    self.inplace(&[n], 1)
-                });
-                vec![b, c]
-            } else {
-                vec![self.g.view(x_db)]
-            };
+            let (dt, bc) = self.mamba1_dt_bc(il, conv, d_inner, d_state);
             (conv, dt, bc)
         };
         // Sources in ggml's order (they are released in it): the states, x, dt, B and C,
@@ -248,6 +201,83 @@ impl Builder<'_> {
             d_inner,
             mamba2,
         }
+    }
+
+    /// The conv-state rows a Mamba layer reads (`build_rs`'s get_rows of the state cache),
+    /// wherever they come from: read earlier on the host for this layer (taken from
+    /// `state_rows`), read at the start of a split the layer opens beside attention layers
+    /// (which copies the row indices and the embeddings first, and may scale `inp` there),
+    /// or read in the current split after `inputs` when the states sit on the layer's
+    /// device.
+    fn conv_state_rows(
+        &mut self,
+        il: usize,
+        inp: &mut TensorId,
+        split: Split,
+        state: usize,
+        inputs: &[TensorId],
+    ) -> TensorId {
+        let device = split.buffer;
+        match self.state_rows.take() {
+            Some((layer, rows)) if layer == il => rows,
+            _ if self.beside_attention(il) && state == device => {
+                // The split copies the state row indices, the attention inputs of its layers
+                // and the output ids; the scaled embeddings come first.
+                let [main, extra] = self.state_copy_input();
+                let first = if il == 0 && self.shape.embeddings_scaled {
+                    [*inp, main, extra]
+                } else {
+                    [main, extra, *inp]
+                };
+                self.enter(split, &first, &[]);
+                if il == 0 && self.shape.embeddings_scaled {
+                    // The scale runs here, in place on the copy of the embeddings unless
+                    // that is a pipeline copy (pinned), and becomes the layer's input.
+                    *inp = self.inplace(&[*inp], 1);
+                }
+                self.state_rows(state, self.shape.recurrent.r, &[])
+            }
+            _ => {
+                let after = if state == device { inputs } else { &[] };
+                self.state_rows(state, self.shape.recurrent.r, after)
+            }
+        }
+    }
+
+    /// Mamba-1's dt, B and C, out of the `ssm_x` projection of the convolved `x`: dt through
+    /// its rank-`dt_rank` projection (RMS-normed first in Jamba, whose B and C are each normed
+    /// out of their view too; plain views otherwise). Mamba-2 reads them from the input
+    /// projection instead.
+    fn mamba1_dt_bc(
+        &mut self,
+        il: usize,
+        conv: TensorId,
+        d_inner: u64,
+        d_state: u64,
+    ) -> (TensorId, Vec<TensorId>) {
+        let t = self.r.n_tokens;
+        let dt_rank = self.dims(il, "ssm_dt.weight").map_or(1, |(cols, _)| cols);
+        let x_db = self.linear(conv, self.out_rows(il, "ssm_x.weight", 1), t, false);
+        let dt = self.g.view(x_db);
+        // dt's contiguous copy, or its RMS norm (Jamba's dt/B/C norms), whose weight applies
+        // in place.
+        let dt = self.op(dt_rank * t * F32, &[dt]);
+        let normed = self.has(il, "ssm_dt_norm.weight");
+        let dt = if normed { self.inplace(&[dt], 1) } else { dt };
+        let dt = self.linear(dt, d_inner, t, false);
+        let dt = self.inplace(&[dt], 1);
+        let bc = if normed {
+            // B and C, each normed out of its view of the projection.
+            let [b, c] = [(); 2].map(|()| {
+                let view = self.g.view(x_db);
+                let n = self.op(d_state * t * F32, &[view]);
+                self.inplace(&[n], 1)
+            });
+            vec![b, c]
+        } else {
+            vec![self.g.view(x_db)]
+        };
+        (dt, bc)
     }
 
     /// The strided view of the input projection that holds z.

@@ -105,16 +105,7 @@ impl Builder<'_> {
         let seqs = self.r.n_seqs.max(1);
         let e = self.shape.n_embd;
         let big = e * t * F32;
-        // The previous layer's channel mix, with the views it reads first. It starts on the
-        // reads' device when that is another device than its own.
-        let pending = self.pending_mix.take().map(|mix| {
-            let head = if state != HOST && state != mix.device {
-                state
-            } else {
-                mix.device
-            };
-            (mix, self.mix_views(mix), head)
-        });
+        let pending = self.take_pending_mix(state);
         let mut after = Vec::new();
         match pending {
             Some((mix, views, head)) if head != mix.device => after.extend(views),
@@ -130,26 +121,8 @@ impl Builder<'_> {
         let wkv_state = self.state_rows(state, self.shape.recurrent.s, &[]);
         // The first half of the token shift (the time mix's last token).
         let att_shift = self.g.view_sized(shift, e * (2 * seqs - 1) * F32);
-        // What this layer's split copies in: the host's state rows when the states are
-        // there, else the output ids when the split runs to the end.
-        // RWKV-7 also reads the first layer's value (before the WKV state).
-        let first: Vec<TensorId> = self.first_value.into_iter().collect();
-        let reads: Vec<TensorId> = if state != device {
-            [vec![att_shift], first, vec![wkv_state]].concat()
-        } else if split.outputs {
-            [first, vec![self.out_ids()]].concat()
-        } else {
-            first
-        };
-        let inp = match pending {
-            Some((mix, views, head)) => self.channel_mix(mix, views, head, device, &reads, false),
-            None => {
-                let mut inputs = vec![inp];
-                inputs.extend(&reads);
-                self.switch(device, &inputs);
-                self.biased_layer_norm(inp)
-            }
-        };
+        let reads = self.rwkv_split_reads(split, state, att_shift, wkv_state);
+        let inp = self.rwkv_input(pending, inp, device, &reads);
         // The layer reads its input through a reshape: a split on another device copies that.
         let inp_2d = self.g.view(inp);
         let mut inputs = vec![inp_2d];
@@ -178,12 +151,7 @@ impl Builder<'_> {
         // In place on the input when a split copied it in (a copy is memory of its own).
         let ffn_inp = self.elementwise(&[out, residual], &[0, 1]);
         let ffn_norm = self.biased_layer_norm(ffn_inp);
-        // The token-shift store: both norms' last token.
-        let last_att = self.g.view_sized(att_norm, e * seqs * F32);
-        let last_ffn = self.g.view_sized(ffn_norm, e * seqs * F32);
-        let shift_bytes = self.shape.recurrent.r * seqs * F32;
-        let shifted = self.op(shift_bytes, &[last_att, last_ffn]);
-        self.store_states(state, &[shifted]);
+        self.store_token_shift(state, att_norm, ffn_norm);
         let mix = ChannelMix {
             layer: il,
             device,
@@ -197,6 +165,73 @@ impl Builder<'_> {
         }
         self.pending_mix = Some(mix);
         ffn_inp
+    }
+
+    /// The previous layer's channel mix, waiting for this layer's state reads, with the
+    /// views it reads first and the device it starts on: the reads' device when the states
+    /// live on another device than the mix's, else its own.
+    fn take_pending_mix(&mut self, state: usize) -> Option<(ChannelMix, [TensorId; 3], usize)> {
+        let mix = self.pending_mix.take()?;
+        let head = if state != HOST && state != mix.device {
+            state
+        } else {
+            mix.device
+        };
+        Some((mix, self.mix_views(mix), head))
+    }
+
+    /// A layer's input: the previous layer's channel mix, finished with the layer's split
+    /// reads, or for the first layer the token embeddings normed (`token_embd_norm`) in the
+    /// layer's split, which copies them and `reads` in.
+    fn rwkv_input(
+        &mut self,
+        pending: Option<(ChannelMix, [TensorId; 3], usize)>,
+        inp: TensorId,
+        device: usize,
+        reads: &[TensorId],
+    ) -> TensorId {
+        match pending {
+            Some((mix, views, head)) => self.channel_mix(mix, views, head, device, reads, false),
+            None => {
+                let mut inputs = vec![inp];
+                inputs.extend(reads);
+                self.switch(device, &inputs);
+                self.biased_layer_norm(inp)
+            }
+        }
+    }
+
+    /// What a layer's split copies in at its start, in the order its ops read them: the
+    /// host's state rows (the first token-shift half, RWKV-7's first-layer value, the WKV
+    /// state) when the states live elsewhere than the layer's device, else RWKV-7's
+    /// first-layer value and the output ids when the split runs to the end.
+    fn rwkv_split_reads(
+        &mut self,
+        split: Split,
+        state: usize,
+        att_shift: TensorId,
+        wkv_state: TensorId,
+    ) -> Vec<TensorId> {
+        let first: Vec<TensorId> = self.first_value.into_iter().collect();
+        if state != split.buffer {
+            [vec![att_shift], first, vec![wkv_state]].concat()
+        } else if split.outputs {
+            [first, vec![self.out_ids()]].concat()
+        } else {
+            first
+        }
+    }
+
+    /// The token-shift store (`build_rwkv_token_shift_store`): both norms' last token per
+    /// sequence, concatenated into the state rows where the states live.
+    fn store_token_shift(&mut self, state: usize, att_norm: TensorId, ffn_norm: TensorId) {
+        let e = self.shape.n_embd;
+        let seqs = self.r.n_seqs.max(1);
+        let last_att = self.g.view_sized(att_norm, e * seqs * F32);
+        let last_ffn = self.g.view_sized(ffn_norm, e * seqs * F32);
+        let shift_bytes = self.shape.recurrent.r * seqs * F32;
+        let shifted = self.op(shift_bytes, &[last_att, last_ffn]);
+        self.store_states(state, &[shifted]);
     }
 
     /// `build_rwkv6_time_mix` from x_prev - x (`sx`) to the output projection: the fused
