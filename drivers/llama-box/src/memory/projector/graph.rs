@@ -643,30 +643,7 @@ impl Builder<'_> {
     /// `clip_graph_qwen2vl::build` and `clip_graph_qwen3vl::build`.
     fn qwen(&mut self) -> TensorId {
         let (e, n) = (self.t.n_embd, self.patches);
-        let qwen3 = self.t.kind == ProjectorKind::Qwen3Vl;
-        let image = self.image();
-        let c0 = self.conv_patches(image);
-        let c1 = self.conv_patches(image);
-        let mut inp = self.add(c0, c1);
-        // The 2×2 spatial regrouping: two contiguous copies.
-        for _ in 0..2 {
-            let v = self.view(inp);
-            inp = self.op(e * n * F32, &[v]);
-        }
-        if qwen3 {
-            if self.t.has("v.patch_embd.bias") {
-                inp = self.inplace(inp);
-            }
-            // The learned grid (interpolated when its side differs), regrouped 2×2 like the
-            // patches: two contiguous copies.
-            let grid = match self.resized_positions() {
-                Some(resized) => self.op(e * n * F32, &[resized]),
-                None => self.op(e * n * F32, &[]),
-            };
-            let regrouped = self.view(grid);
-            let pos = self.op(e * n * F32, &[regrouped]);
-            inp = self.add(inp, pos);
-        }
+        let inp = self.qwen_patch_embeddings();
         let positions = self.input(4 * n * I32);
         let mut cur = inp;
         cur = self.own_norm(cur, "pre_ln", self.t.norm);
@@ -704,8 +681,54 @@ impl Builder<'_> {
             let rows = self.op(out * merged * F32, &[v, index]);
             emb = self.view(rows);
         }
+        if let Some((features, width)) = self.deepstack_features(&taps, merged, out) {
+            emb = self.op((out + width) * merged * F32, &[emb, features]);
+        }
+        emb
+    }
+
+    /// Qwen-VL's patch embeddings: the two temporal patch convolutions summed, regrouped 2×2
+    /// (two contiguous copies); Qwen3-VL adds its bias and its learned position grid
+    /// (interpolated when its side differs), regrouped like the patches.
+    fn qwen_patch_embeddings(&mut self) -> TensorId {
+        let (e, n) = (self.t.n_embd, self.patches);
+        let image = self.image();
+        let c0 = self.conv_patches(image);
+        let c1 = self.conv_patches(image);
+        let mut inp = self.add(c0, c1);
+        // The 2×2 spatial regrouping: two contiguous copies.
+        for _ in 0..2 {
+            let v = self.view(inp);
+            inp = self.op(e * n * F32, &[v]);
+        }
+        if self.t.kind == ProjectorKind::Qwen3Vl {
+            if self.t.has("v.patch_embd.bias") {
+                inp = self.inplace(inp);
+            }
+            // The learned grid (interpolated when its side differs), regrouped 2×2 like the
+            // patches: two contiguous copies.
+            let grid = match self.resized_positions() {
+                Some(resized) => self.op(e * n * F32, &[resized]),
+                None => self.op(e * n * F32, &[]),
+            };
+            let regrouped = self.view(grid);
+            let pos = self.op(e * n * F32, &[regrouped]);
+            inp = self.add(inp, pos);
+        }
+        inp
+    }
+
+    /// Qwen3-VL's deepstack features: each tapped layer's output (`taps`, by layer) normed
+    /// and through its merger MLP (`out` wide per merged token), concatenated in layer
+    /// order; with the features' width. None without taps.
+    fn deepstack_features(
+        &mut self,
+        taps: &[(u64, TensorId)],
+        merged: u64,
+        out: u64,
+    ) -> Option<(TensorId, u64)> {
         let mut deepstack: Option<(TensorId, u64)> = None;
-        for (il, tap) in taps {
+        for &(il, tap) in taps {
             let feat = self.view(tap);
             let feat = self.norm(feat, Norm::Layer, true);
             let fc1 = format!("v.deepstack.{il}.fc1");
@@ -718,10 +741,7 @@ impl Builder<'_> {
                 ),
             });
         }
-        if let Some((features, width)) = deepstack {
-            emb = self.op((out + width) * merged * F32, &[emb, features]);
-        }
-        emb
+        deepstack
     }
 
     /// `clip_graph_siglip::build` (`gemma3`, `idefics3`).

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use inferkit_core::gguf::{GgmlType, GgufModel};
+use inferkit_core::gguf::{ClipEncoder, GgmlType, GgufModel};
 use inferkit_core::{Error, Result};
 
 use super::{WarmupAudio, WarmupImage};
@@ -196,10 +196,16 @@ pub(super) struct Tower {
     /// Audio: encoder frames stacked into one token (`clip.audio.projector.stack_factor`).
     pub stack_factor: u64,
     /// Block 0's tensors by suffix (`attn_q.bias`, `ffn_gate.weight`, ...), dims.
-    block: BTreeMap<String, Vec<u64>>,
+    block: BlockTensors,
     /// Every other tensor by name, dims and whether it is F32.
-    other: BTreeMap<String, (Vec<u64>, bool)>,
+    other: OtherTensors,
 }
+
+/// A tower's block 0 tensors: suffix to dims.
+type BlockTensors = BTreeMap<String, Vec<u64>>;
+
+/// The tensors outside a tower's blocks: name to dims and whether it is F32.
+type OtherTensors = BTreeMap<String, (Vec<u64>, bool)>;
 
 /// Mel frames of the warm-up audio: `clip_hparams::warmup_audio_size` (`clip-model.h`), 30 s
 /// of 10 ms hops, Whisper's full window.
@@ -208,12 +214,7 @@ const WARMUP_AUDIO_FRAMES: u64 = 3000;
 impl Tower {
     /// Reads the tower of `modality` (the file must have that encoder).
     pub fn read(model: &GgufModel, modality: Modality) -> Result<Tower> {
-        let unsupported = |what: &str| {
-            Error::unsupported(format!(
-                "{}: projector without {what}",
-                model.path().display()
-            ))
-        };
+        let unsupported = |what: &str| unsupported(model, what);
         let encoder = match modality {
             Modality::Vision => model.clip_vision()?,
             Modality::Audio => model.clip_audio()?,
@@ -226,22 +227,7 @@ impl Tower {
         let kind = ProjectorKind::from_name(&type_name, modality);
         let meta = model.metadata();
 
-        let (block_prefix, own_prefix) = match modality {
-            Modality::Vision => ("v.blk.0.", "v.blk."),
-            Modality::Audio => ("a.blk.0.", "a.blk."),
-        };
-        let mut block = BTreeMap::new();
-        let mut other = BTreeMap::new();
-        for t in model.tensors() {
-            if let Some(suffix) = t.name.strip_prefix(block_prefix) {
-                block.insert(suffix.to_owned(), t.dims.clone());
-            } else if !t.name.starts_with(own_prefix) {
-                other.insert(
-                    t.name.clone(),
-                    (t.dims.clone(), t.ggml_type == GgmlType::F32),
-                );
-            }
-        }
+        let (block, other) = tower_tensors(model, modality);
         // The FFN width from the tensors (some converters swap up/down names).
         let n_ff = ["ffn_up.weight", "ffn_down.weight"]
             .iter()
@@ -263,54 +249,9 @@ impl Tower {
         }
         .max(1);
 
-        // `is_feature_layer`/`max_feature_layer` in `clip_graph_llava::build`: LLaVA-type
-        // projectors stop one layer early unless feature layers are given.
-        let n_layer = if kind.is_llava() {
-            let deepest = meta
-                .get_array("clip.vision.feature_layer")?
-                .and_then(|a| a.to_u64_vec())
-                .and_then(|v| v.into_iter().max());
-            match deepest {
-                Some(l) => l.min(block_count),
-                None => block_count.saturating_sub(1),
-            }
-        } else {
-            block_count
-        };
-
-        let (warmup, patch) = match modality {
-            Modality::Vision => {
-                let patch = encoder
-                    .patch_size
-                    .filter(|&p| p > 0)
-                    .ok_or_else(|| unsupported("patch_size"))?;
-                let image_size = encoder
-                    .image_size
-                    .filter(|&s| s > 0)
-                    .ok_or_else(|| unsupported("image_size"))?;
-                let image = warmup_image(kind, image_size, patch, n_merge);
-                (Warmup::Image(image), patch)
-            }
-            Modality::Audio => {
-                let audio = WarmupAudio {
-                    frames: WARMUP_AUDIO_FRAMES,
-                    source: "clip.cpp warmup_audio_size (30 s of 10 ms mel frames)".into(),
-                };
-                (Warmup::Audio(audio), 1)
-            }
-        };
-        let mut deepstack: Vec<u64> = model
-            .tensors()
-            .iter()
-            .filter_map(|t| {
-                t.name
-                    .strip_prefix("v.deepstack.")?
-                    .strip_suffix(".fc1.weight")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        deepstack.sort_unstable();
+        let n_layer = layers_run(model, kind, block_count)?;
+        let (warmup, patch) = warmup(model, &encoder, kind, modality, n_merge)?;
+        let deepstack = deepstack_layers(model);
         Ok(Tower {
             kind,
             modality,
@@ -407,6 +348,105 @@ impl Tower {
 /// The warm-up image side (`hparams.warmup_image_size`): `image_size` by default; a token
 /// budget for the dynamic-resolution types (`set_warmup_n_tokens`: tokens per side × patch ×
 /// merge).
+/// The typed error of a projector whose file lacks `what`.
+fn unsupported(model: &GgufModel, what: &str) -> Error {
+    Error::unsupported(format!(
+        "{}: projector without {what}",
+        model.path().display()
+    ))
+}
+
+/// A tower's tensors, as [`Tower`] keeps them: block 0's by suffix, and every tensor outside
+/// the tower's blocks (embeddings, projection, merger...) by name, with whether it is F32.
+fn tower_tensors(model: &GgufModel, modality: Modality) -> (BlockTensors, OtherTensors) {
+    let (block_prefix, own_prefix) = match modality {
+        Modality::Vision => ("v.blk.0.", "v.blk."),
+        Modality::Audio => ("a.blk.0.", "a.blk."),
+    };
+    let mut block = BTreeMap::new();
+    let mut other = BTreeMap::new();
+    for t in model.tensors() {
+        if let Some(suffix) = t.name.strip_prefix(block_prefix) {
+            block.insert(suffix.to_owned(), t.dims.clone());
+        } else if !t.name.starts_with(own_prefix) {
+            other.insert(
+                t.name.clone(),
+                (t.dims.clone(), t.ggml_type == GgmlType::F32),
+            );
+        }
+    }
+    (block, other)
+}
+
+/// The layers the tower's graph runs of its `block_count`: `is_feature_layer` /
+/// `max_feature_layer` in `clip_graph_llava::build`: LLaVA-type projectors stop one layer
+/// early unless feature layers are given (then at the deepest one).
+fn layers_run(model: &GgufModel, kind: ProjectorKind, block_count: u64) -> Result<u64> {
+    if !kind.is_llava() {
+        return Ok(block_count);
+    }
+    let deepest = model
+        .metadata()
+        .get_array("clip.vision.feature_layer")?
+        .and_then(|a| a.to_u64_vec())
+        .and_then(|v| v.into_iter().max());
+    Ok(match deepest {
+        Some(l) => l.min(block_count),
+        None => block_count.saturating_sub(1),
+    })
+}
+
+/// The input clip.cpp warms the tower up with and the patch side: the warm-up image of the
+/// encoder's image size (a vision tower must give it and its patch size), or 30 s of audio
+/// (patch 1).
+fn warmup(
+    model: &GgufModel,
+    encoder: &ClipEncoder,
+    kind: ProjectorKind,
+    modality: Modality,
+    n_merge: u64,
+) -> Result<(Warmup, u64)> {
+    Ok(match modality {
+        Modality::Vision => {
+            let patch = encoder
+                .patch_size
+                .filter(|&p| p > 0)
+                .ok_or_else(|| unsupported(model, "patch_size"))?;
+            let image_size = encoder
+                .image_size
+                .filter(|&s| s > 0)
+                .ok_or_else(|| unsupported(model, "image_size"))?;
+            let image = warmup_image(kind, image_size, patch, n_merge);
+            (Warmup::Image(image), patch)
+        }
+        Modality::Audio => {
+            let audio = WarmupAudio {
+                frames: WARMUP_AUDIO_FRAMES,
+                source: "clip.cpp warmup_audio_size (30 s of 10 ms mel frames)".into(),
+            };
+            (Warmup::Audio(audio), 1)
+        }
+    })
+}
+
+/// The layers whose output feeds a Qwen3-VL deepstack merger (`v.deepstack.<il>.*`), in
+/// order.
+fn deepstack_layers(model: &GgufModel) -> Vec<u64> {
+    let mut deepstack: Vec<u64> = model
+        .tensors()
+        .iter()
+        .filter_map(|t| {
+            t.name
+                .strip_prefix("v.deepstack.")?
+                .strip_suffix(".fc1.weight")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    deepstack.sort_unstable();
+    deepstack
+}
+
 fn warmup_image(kind: ProjectorKind, image_size: u64, patch: u64, n_merge: u64) -> WarmupImage {
     let tokens_per_side = match kind {
         // "avoid OOM on warmup": 46×46 merged tokens.
