@@ -54,7 +54,8 @@ pub(crate) struct LayerShape {
     /// Feed-forward width (dense), 0 when the layer is MoE-only.
     pub n_ff: u64,
     /// Attends through an earlier layer's cache and has none of its own
-    /// (`llama_hparams::has_kv` false: Gemma 3n's last layers).
+    /// (`llama_hparams::has_kv` false: Gemma 3n's last layers, Gemma 4's
+    /// `attention.shared_kv_layers` last ones).
     pub shares_kv: bool,
     /// Attends without RoPE in a model whose other layers rotate (Llama 4's every
     /// `n_no_rope_layer_step`-th layer, its Q scaled by the attention temperature instead;
@@ -270,7 +271,8 @@ fn is_recurrent_layer(arch: &str, il: u64, n_head_kv: u64, n_ff: u64, interval: 
 
 /// Architectures whose layers from a fixed index on reuse an earlier layer's KV cache
 /// (`hparams.n_layer_kv_from_start`, hard-coded per architecture in `src/models/*.cpp` at
-/// 0c1e57098: gemma3n sets 20 whatever the layer count).
+/// 0c1e57098: gemma3n sets 20 whatever the layer count). Gemma 4 reads it from a key
+/// ([`layer_shapes`]).
 const KV_FROM_START: [(&str, usize); 1] = [("gemma3n", 20)];
 
 /// Encoder-only architectures: no KV cache, no LM head.
@@ -429,10 +431,23 @@ fn layer_shapes(
     swa_layers: &[bool],
     is_recurrent_arch: bool,
 ) -> Result<Vec<LayerShape>> {
-    let kv_layers = KV_FROM_START
-        .iter()
-        .find(|(name, _)| *name == arch)
-        .map_or(n_layer, |&(_, n)| n);
+    let kv_layers = match arch {
+        // Gemma 4 (`src/models/gemma4.cpp` at 0c1e57098): `n_layer_kv_from_start` is
+        // `n_layer_all - attention.shared_kv_layers` (an optional key, 0 by default).
+        "gemma4" => n_layer.saturating_sub(
+            usize::try_from(
+                model
+                    .metadata()
+                    .get_u64(&format!("{arch}.attention.shared_kv_layers"))?
+                    .unwrap_or(0),
+            )
+            .unwrap_or(usize::MAX),
+        ),
+        _ => KV_FROM_START
+            .iter()
+            .find(|(name, _)| *name == arch)
+            .map_or(n_layer, |&(_, n)| n),
+    };
     let attention_interval = model
         .metadata()
         .get_u64(&format!("{arch}.full_attention_interval"))?
@@ -1192,6 +1207,12 @@ mod tests {
         );
         let sliding = 16384 * 1536;
         assert_eq!(sliding_and_kv(&default).1, [sliding, full, full, sliding]);
+        // `attention.shared_kv_layers` 2: the last two layers (from 4 - 2, llama.cpp's
+        // `n_layer_kv_from_start`) attend through an earlier layer's cache and hold none.
+        let mut shared_keys = keys(vec![]);
+        shared_keys.push(("attention.shared_kv_layers", Kv::U32(2)));
+        let shared = shaped("gemma4", 4, shared_keys);
+        assert_eq!(sliding_and_kv(&shared).1, [sliding, full, 0, 0]);
     }
 
     #[test]
