@@ -4,10 +4,10 @@
 //! writes for `kubectl apply -f`.
 //!
 //! A plan on one worker becomes a Deployment (one replica) and a Service on the plan's port; a
-//! plan across workers becomes a [LeaderWorkerSet](lws::LeaderWorkerSet) whose leader pod runs
+//! plan across workers becomes a [LeaderWorkerSet] whose leader pod runs
 //! the main worker's processes and whose worker pods run the subordinates (Ray nodes, RPC
 //! servers), plus a Service on the leader. A plan whose workers share an HCCL rank table
-//! (MindIE across nodes) becomes an [AscendJob](ascend_job::AscendJob) of MindCluster's Ascend
+//! (MindIE across nodes) becomes an [AscendJob] of MindCluster's Ascend
 //! Operator, which writes that table once the pods run, plus a Service on its Master pod.
 //! Launch files become a ConfigMap mounted in the process's working directory.
 //!

@@ -26,9 +26,9 @@ const CONDITIONER_FLAGS: [&str; 3] = [
 ];
 
 /// The categories of a GGUF model, checked in GPUStack's order: reranker, embedding, image,
-/// else LLM. Refuses ([`Error::Unsupported`] with [`NOT_SUPPORTED`]) projector and adapter
-/// files, and diffusion models missing their autoencoder or text encoders (unless `args` give
-/// them as separate files).
+/// else LLM. Refuses ([`Error::Unsupported`], its reason opening with `NOT_SUPPORTED`)
+/// projector and adapter files, and diffusion models missing their autoencoder or text
+/// encoders (unless `args` give them as separate files).
 pub fn detect_categories(gguf: &GgufModel, args: &Args) -> Result<Vec<Category>> {
     if gguf.is_diffusion() {
         return diffusion_category(gguf, args);

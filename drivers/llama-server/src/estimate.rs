@@ -234,7 +234,7 @@ impl ResourceEstimator for LlamaServerEstimator<'_> {
 
     /// The default context's cost, and the context to ask for when it keeps layers off the
     /// accelerators: among the notes of llama.cpp's memory, before the prompt cache's, which
-    /// [`with_prompt_cache`](Self::with_prompt_cache) puts last.
+    /// `with_prompt_cache` puts last.
     fn annotate_chosen(&self, request: &FitRequest, estimate: &mut ResourceEstimate) -> Result<()> {
         let Some(mut note) = self.context_cost() else {
             return Ok(());

@@ -14,7 +14,7 @@
 //!   with an error band the claim holds as headroom.
 //! * Placement rules ([`VoxBox::capabilities`], [`check_platform`], [`check_gpu`],
 //!   [`check_device`]): one NVIDIA GPU with CUDA 12, or CPU; never split.
-//! * Launch ([`Prepared::launch`](inferkit_core::Prepared::launch) of a [`VoxBox`]
+//! * Launch ([`Prepared::launch`] of a [`VoxBox`]
 //!   deployment): `vox-box start` with user parameters checked against the 0.0.21 flag table.
 //!
 //! ```
