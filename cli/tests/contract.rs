@@ -65,6 +65,9 @@ fn estimate_json_lists_devices_with_their_components() {
         for key in ["weights", "kv", "compute", "output", "total"] {
             assert!(device[key].is_u64(), "estimate device lacks `{key}`");
         }
+        // Every device, the host included, says how sure its figure is (Qwen2 is measured).
+        assert_eq!(device["error_band"]["percent"], 5, "{device}");
+        assert_eq!(device["error_band"]["basis"], "measured_architecture");
     }
 }
 

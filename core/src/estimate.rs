@@ -393,6 +393,11 @@ pub struct ResourceEstimate {
     pub devices: Vec<DeviceEstimate>,
     /// Host RAM of the main worker, by component.
     pub host: Components,
+    /// How sure the host figure is, as for a device's
+    /// ([`DeviceEstimate::error_band`]); `None` where the estimator declares none. Shown, not
+    /// held as headroom: placement claims host RAM at the figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_error_band: Option<ErrorBand>,
     /// Backend parameters the launch must carry so that it matches this estimate (for example
     /// a lowered `--gpu-memory-utilization` or a computed `--max-model-len`). In JSON, the
     /// command-line tokens they stand for (`["--max-model-len", "8192"]`).
@@ -439,6 +444,7 @@ impl ResourceEstimate {
             layout,
             devices,
             host: Components::default(),
+            host_error_band: None,
             launch_parameters: Vec::new(),
             details: BTreeMap::new(),
             notes: Vec::new(),

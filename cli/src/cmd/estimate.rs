@@ -258,15 +258,22 @@ fn report(estimate: &ResourceEstimate, flags: &Flags) -> Value {
         } => (total_layers, offload_layers),
         _ => (0, 0),
     };
-    let devices: Vec<Value> = std::iter::once(row("cpu", &estimate.host))
-        .chain(estimate.devices.iter().map(|d| {
-            let mut row = row(&d.name, &d.components);
-            if let Some(band) = d.error_band {
-                row["error_band"] = json!(band);
-            }
-            row
-        }))
-        .collect();
+    let banded = |name: &str, components: &Components, band: Option<ErrorBand>| {
+        let mut row = row(name, components);
+        if let Some(band) = band {
+            row["error_band"] = json!(band);
+        }
+        row
+    };
+    let devices: Vec<Value> =
+        std::iter::once(banded("cpu", &estimate.host, estimate.host_error_band))
+            .chain(
+                estimate
+                    .devices
+                    .iter()
+                    .map(|d| banded(&d.name, &d.components, d.error_band)),
+            )
+            .collect();
     let mut out = json!({
         "layers": layers,
         "offload_layers": offload,

@@ -251,6 +251,7 @@ impl ImageModel {
             },
             estimates,
         );
+        estimate.host_error_band = (host.total() > 0).then_some(e.error_band);
         estimate.host = host;
         estimate.details = details_map(&details);
         Ok(estimate)
@@ -481,6 +482,7 @@ impl TextModel {
             split: split.iter().map(|&s| s as u64).collect(),
         };
         let mut estimate = ResourceEstimate::new(resolved, estimates);
+        estimate.host_error_band = Some(self.coverage.band());
         estimate.host = host;
         estimate.details = details_map(&self.details(projector));
         estimate.notes = self.coverage.note(&self.shape.arch).into_iter().collect();
