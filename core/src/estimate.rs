@@ -615,6 +615,7 @@ mod tests {
             layout: Layout::Single,
             devices,
             host: Components::default(),
+            host_error_band: None,
             launch_parameters: Vec::new(),
             details: BTreeMap::new(),
             notes: Vec::new(),
@@ -650,6 +651,7 @@ mod tests {
             layout: Layout::Single,
             devices: Vec::new(),
             host: Components::default(),
+            host_error_band: None,
             launch_parameters: vec![
                 LaunchArgument::new("--max-model-len", ["8192"]),
                 LaunchArgument::new("--enforce-eager", [] as [&str; 0]),

@@ -858,6 +858,7 @@ mod tests {
                     layout: Layout::Single,
                     devices: vec![],
                     host: Default::default(),
+                    host_error_band: None,
                     launch_parameters: vec![],
                     details: Default::default(),
                     notes: vec![format!("{item}")],
