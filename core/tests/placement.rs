@@ -184,25 +184,38 @@ fn hard_case_2_reserve_per_device_refuses_a_split_that_only_fits_without_margin(
     assert!(text.contains("CPU offloading is off"), "{text}");
 }
 
-/// When nothing fits, the estimator explains the refusal of the largest group once (a note that
-/// may cost a search of its own: llama-server's context offer), not for every group refused;
-/// a placement that fits asks for no explanation.
-#[test]
-fn the_largest_refusal_is_explained_once() {
+/// A 46-layer model that fits neither worker without offloading: every option is refused, the
+/// two-GPU worker's the largest.
+fn refused_everywhere() -> (MockBackend, Cluster, ModelSpec) {
     let backend = MockBackend::llama(MockModel::layered(46));
     let cluster = cluster(vec![nvidia_worker("a", 1, 24), nvidia_worker("b", 2, 16)]);
     let mut spec = spec("m.gguf");
     spec.cpu_offloading = Some(false);
     spec.distributed_inference_across_workers = Some(false);
-    let options = PlanOptions::default();
-    let err = plan_on(&backend, &cluster, &spec, &options).unwrap_err();
+    (backend, cluster, spec)
+}
+
+/// The refusal's reason, after checking it names several rejected options.
+fn refusal_reason(err: &Error) -> &str {
     let Error::NoPlacement {
         reason, rejected, ..
-    } = &err
+    } = err
     else {
         panic!("{err:?}")
     };
     assert!(rejected.len() > 1, "{rejected:?}");
+    reason
+}
+
+/// When nothing fits, the estimator explains the refusal of the largest group once (a note that
+/// may cost a search of its own: llama-server's context offer), not for every group refused;
+/// a placement that fits asks for no explanation.
+#[test]
+fn the_largest_refusal_is_explained_once() {
+    let (backend, cluster, mut spec) = refused_everywhere();
+    let options = PlanOptions::default();
+    let err = plan_on(&backend, &cluster, &spec, &options).unwrap_err();
+    let reason = refusal_reason(&err);
     assert!(backend.fit_count() > 1);
     assert_eq!(backend.refusal_count(), 1);
     assert!(
@@ -218,20 +231,10 @@ fn the_largest_refusal_is_explained_once() {
 
 #[test]
 fn a_refusal_whose_explanation_fails_still_says_what_was_refused() {
-    let mut backend = MockBackend::llama(MockModel::layered(46));
+    let (mut backend, cluster, spec) = refused_everywhere();
     backend.explaining_fails = true;
-    let cluster = cluster(vec![nvidia_worker("a", 1, 24), nvidia_worker("b", 2, 16)]);
-    let mut spec = spec("m.gguf");
-    spec.cpu_offloading = Some(false);
-    spec.distributed_inference_across_workers = Some(false);
     let err = plan_on(&backend, &cluster, &spec, &PlanOptions::default()).unwrap_err();
-    let Error::NoPlacement {
-        reason, rejected, ..
-    } = &err
-    else {
-        panic!("{err:?}")
-    };
-    assert!(rejected.len() > 1, "{rejected:?}");
+    let reason = refusal_reason(&err);
     assert!(
         reason.contains("the largest option, b devices 0,1")
             && reason.contains("no further note")

@@ -914,17 +914,19 @@ pub(crate) fn saturating_sum(values: &[u64]) -> u64 {
     values.iter().fold(0u64, |acc, v| acc.saturating_add(*v))
 }
 
+/// A header of the crate's `testdata/` (the committed fixtures it links to), for unit tests.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> GgufModel {
+    let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    GgufModel::open(path).expect("fixture")
+}
+
 #[cfg(test)]
 mod tests {
     use inferkit_core::{DeviceId, Vendor};
 
     use super::*;
     use crate::params::{CacheType, TensorOverride};
-
-    fn fixture(name: &str) -> GgufModel {
-        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-        GgufModel::open(path).expect("fixture")
-    }
 
     fn device(index: u32, remote: bool, allocatable: u64) -> DeviceSlot {
         DeviceSlot {
@@ -1261,11 +1263,7 @@ mod swa_tests {
 
     #[test]
     fn gemma2_sliding_layers_hold_window_plus_ubatch_cells() {
-        let path = format!(
-            "{}/testdata/gemma-2-2b-F16.header.gguf",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let gguf = GgufModel::open(path).expect("fixture");
+        let gguf = fixture("gemma-2-2b-F16.header.gguf");
         let settings = LlamaSettings {
             ctx_size: 8192,
             ..LlamaSettings::default()

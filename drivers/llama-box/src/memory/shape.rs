@@ -834,11 +834,8 @@ mod tests {
 
     #[test]
     fn modern_bert_slides_all_but_every_third_layer_from_the_first() {
-        let path = format!(
-            "{}/testdata/modernbert-base-F16.header.gguf",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let shape = ModelShape::from_gguf(&GgufModel::open(path).expect("fixture")).expect("shape");
+        let model = crate::memory::fixture("modernbert-base-F16.header.gguf");
+        let shape = ModelShape::from_gguf(&model).expect("shape");
         // transformers' ModernBERT: `full_attention` iff `i % global_attn_every_n_layers == 0`;
         // llama.cpp's `set_swa_pattern(3, dense_first)`.
         let global: Vec<usize> = (0..shape.n_layer())
@@ -884,11 +881,7 @@ mod tests {
     fn smollm3_every_fourth_layer_attends_without_rope() {
         // `src/models/smollm3.cpp` at 0c1e57098: layer `il` rotates iff `(il + 1) % 4 != 0`,
         // and no layer reads an attention-temperature input.
-        let path = format!(
-            "{}/testdata/smollm3-3b-F16.header.gguf",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let model = GgufModel::open(path).expect("fixture");
+        let model = crate::memory::fixture("smollm3-3b-F16.header.gguf");
         let shape = ModelShape::from_gguf(&model).expect("shape");
         let no_rope: Vec<bool> = shape.layers.iter().map(|l| l.no_rope).collect();
         assert_eq!(no_rope, [false, false, false, true]);
